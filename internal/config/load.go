@@ -1,0 +1,71 @@
+package config
+
+import (
+	"os"
+	"strings"
+
+	"tandem/internal/config/syntax"
+)
+
+// Options control how a configuration is read.
+type Options struct {
+	// ConfigID selects @ID lines; empty means the short host name, as
+	// keepalived's default for -i.
+	ConfigID string
+}
+
+// Diagnostics are the messages about a configuration.
+type Diagnostics = syntax.Diagnostics
+
+// Load reads, preprocesses, parses and validates the configuration at path.
+// The Config is usable only when the diagnostics hold no error.
+func Load(path string, opts Options) (*Config, Diagnostics) {
+	nodes, diags := syntax.ParseFile(path, syntax.Options{ConfigID: configID(opts)})
+	return build(nodes, diags)
+}
+
+// Parse is Load for configuration text held in memory; name is used in
+// positions and to resolve relative includes.
+func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
+	nodes, diags := syntax.ParseBytes(name, src, syntax.Options{ConfigID: configID(opts)})
+	return build(nodes, diags)
+}
+
+func configID(opts Options) string {
+	if opts.ConfigID != "" {
+		return opts.ConfigID
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	short, _, _ := strings.Cut(h, ".")
+	return short
+}
+
+func build(nodes []*syntax.Node, diags Diagnostics) (*Config, Diagnostics) {
+	p := &parser{diags: diags}
+	cfg := &Config{Global: defaultGlobal()}
+	p.block("keepalived.conf", nodes, p.rootHandlers(cfg))
+	p.finalize(cfg)
+	p.validate(cfg)
+	return cfg, p.diags
+}
+
+func (p *parser) rootHandlers(cfg *Config) map[string]handler {
+	with := func(f func(*node, *Config)) handler { return func(n *node) { f(n, cfg) } }
+	return map[string]handler{
+		"global_defs":          with(p.global),
+		"vrrp_script":          with(p.script),
+		"vrrp_track_file":      with(p.trackFile),
+		"track_file":           with(p.trackFile),
+		"vrrp_track_process":   with(p.trackProcess),
+		"vrrp_sync_group":      with(p.syncGroup),
+		"vrrp_instance":        with(p.instance),
+		"static_ipaddress":     p.addressBlock(&cfg.StaticAddresses, true),
+		"static_routes":        p.routeBlock(&cfg.StaticRoutes),
+		"static_rules":         p.ruleBlock(&cfg.StaticRules),
+		"virtual_server_group": with(p.serverGroup),
+		"virtual_server":       with(p.virtualServer),
+	}
+}

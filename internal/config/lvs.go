@@ -1,0 +1,571 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"tandem/internal/config/syntax"
+)
+
+// Schedulers are the IPVS scheduler names keepalived accepts
+// (check_parser.c, lvs_schedulers).
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq"}
+
+// Methods are the LVS forwarding methods.
+var Methods = []string{"NAT", "DR", "TUN"}
+
+const (
+	// maxWeight is IPVS's weight limit as keepalived reads it.
+	maxWeight = 65535
+	// maxPersistence is keepalived's LVS_MAX_TIMEOUT (31 days).
+	maxPersistence = 31 * 24 * time.Hour
+	// defaultPersistence is IPVS_SVC_PERSISTENT_TIMEOUT, used when
+	// persistence_timeout has no value.
+	defaultPersistence = 360 * time.Second
+	maxCheckTime       = 24 * time.Hour
+)
+
+// timingHandlers reads the timing keywords shared by virtual servers, real
+// servers and checkers.
+func (p *parser) timingHandlers(t *TimingDefaults) map[string]handler {
+	retry := p.setIntPtr(&t.Retry, 1, 1<<31-1)
+	return map[string]handler{
+		"delay_loop":         p.setDurPtr(&t.DelayLoop, time.Millisecond, maxCheckTime),
+		"connect_timeout":    p.setDurPtr(&t.ConnectTimeout, time.Millisecond, maxCheckTime),
+		"retry":              retry,
+		"delay_before_retry": p.setDurPtr(&t.DelayBeforeRetry, 0, maxCheckTime),
+		"warmup":             p.setDurPtr(&t.Warmup, 0, maxCheckTime),
+		"alpha":              p.setFlagPtr(&t.Alpha),
+		// nb_get_retry is keepalived's old name for retry (HTTP_GET and
+		// SSL_GET in 1.x; the seeds use it in TCP_CHECK too).
+		"nb_get_retry": func(n *node) {
+			p.warnf(n.Keyword.Pos, "nb_get_retry is deprecated; read as retry %s", strings.Join(tokenTexts(n.Args), " "))
+			retry(n)
+		},
+	}
+}
+
+func tokenTexts(ts []syntax.Token) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Text
+	}
+	return out
+}
+
+func (p *parser) serverGroup(n *node, cfg *Config) {
+	g := &ServerGroup{Pos: n.Keyword.Pos}
+	if !p.args(n, 1, 1) {
+		return
+	}
+	g.Name = n.Args[0].Text
+	kids, ok := p.blockOf(n)
+	if !ok {
+		return
+	}
+	for _, k := range kids {
+		if e, ok := p.groupEntry(k); ok {
+			g.Entries = append(g.Entries, e)
+		}
+	}
+	cfg.ServerGroups = append(cfg.ServerGroups, g)
+}
+
+// groupEntry reads "IP[-LAST] PORT" or "fwmark N" (keepalived
+// check_parser.c, vsg_handler: a range gives the last byte (IPv4) or last
+// 16-bit group (IPv6) of the final address).
+func (p *parser) groupEntry(k *node) (ServerGroupEntry, bool) {
+	e := ServerGroupEntry{Pos: k.Keyword.Pos}
+	if k.HasBlock {
+		p.errorf(k.Keyword.Pos, "virtual_server_group: unexpected block")
+		return e, false
+	}
+	if k.Keyword.Text == "fwmark" {
+		if !p.args(k, 1, 1) {
+			return e, false
+		}
+		v, ok := p.uintTok(k, k.Args[0], 1, 1<<32-1)
+		e.FWMark = uint32(v)
+		return e, ok
+	}
+	if !p.args(k, 0, 1) {
+		return e, false
+	}
+	first, last, hasRange := strings.Cut(k.Keyword.Text, "-")
+	a, ok := p.addrTok(k, syntax.Token{Text: first, Pos: k.Keyword.Pos})
+	if !ok {
+		return e, false
+	}
+	e.IP = a
+	if hasRange {
+		l, ok := rangeEnd(a, last)
+		if !ok {
+			p.errorf(k.Keyword.Pos, "virtual_server_group: bad address range %q", k.Keyword.Text)
+			return e, false
+		}
+		e.LastIP = l
+	}
+	if len(k.Args) == 1 {
+		v, ok := p.portTok(k, k.Args[0])
+		if !ok {
+			return e, false
+		}
+		e.Port = v
+	}
+	return e, true
+}
+
+// parseUintBase parses an unsigned number in base, at most hi.
+func parseUintBase(s string, base int, hi uint64) (uint64, error) {
+	v, err := strconv.ParseUint(s, base, 64)
+	if err == nil && v > hi {
+		err = fmt.Errorf("%s is above %d", s, hi)
+	}
+	return v, err
+}
+
+// rangeEnd builds the last address of "A-N": N replaces A's last byte (IPv4,
+// decimal) or last 16 bits (IPv6, hex), and must not be below it.
+func rangeEnd(a netip.Addr, last string) (netip.Addr, bool) {
+	if a.Is4() {
+		v, err := parseUintBase(last, 10, 255)
+		b := a.As4()
+		if err != nil || uint64(b[3]) > v {
+			return netip.Addr{}, false
+		}
+		b[3] = byte(v)
+		return netip.AddrFrom4(b), true
+	}
+	v, err := parseUintBase(last, 16, 0xffff)
+	b := a.As16()
+	if err != nil || uint64(b[14])<<8|uint64(b[15]) > v {
+		return netip.Addr{}, false
+	}
+	b[14], b[15] = byte(v>>8), byte(v)
+	return netip.AddrFrom16(b), true
+}
+
+func (p *parser) virtualServer(n *node, cfg *Config) {
+	vs := &VirtualServer{Pos: n.Keyword.Pos, Quorum: 1, Weight: 1}
+	if !p.args(n, 1, 2) {
+		return
+	}
+	switch n.Args[0].Text {
+	case "fwmark", "group":
+		if !p.args(n, 2, 2) {
+			return
+		}
+		if n.Args[0].Text == "group" {
+			vs.Group = n.Args[1].Text
+		} else {
+			v, ok := p.uintTok(n, n.Args[1], 1, 1<<32-1)
+			if !ok {
+				return
+			}
+			vs.FWMark = uint32(v)
+		}
+	default:
+		a, ok := p.addrTok(n, n.Args[0])
+		if !ok {
+			return
+		}
+		vs.IP = a
+		if len(n.Args) == 2 {
+			if vs.Port, ok = p.portTok(n, n.Args[1]); !ok {
+				return
+			}
+		}
+	}
+	kids, ok := p.blockOf(n)
+	if !ok {
+		return
+	}
+	u := &vs.unset
+	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
+		"ip_family":   p.setEnum(&vs.Family, "inet", "inet6"),
+		"lb_algo":     p.setEnum(&vs.Scheduler, Schedulers...),
+		"lvs_sched":   p.setEnum(&vs.Scheduler, Schedulers...),
+		"lb_kind":     p.methodTo(&vs.Method),
+		"lvs_method":  p.methodTo(&vs.Method),
+		"hashed":      p.schedFlag(vs, "hashed"),
+		"flag-1":      p.schedFlag(vs, "flag-1"),
+		"flag-2":      p.schedFlag(vs, "flag-2"),
+		"flag-3":      p.schedFlag(vs, "flag-3"),
+		"sh-port":     p.schedFlag(vs, "sh-port"),
+		"sh-fallback": p.schedFlag(vs, "sh-fallback"),
+		"mh-port":     p.schedFlag(vs, "mh-port"),
+		"mh-fallback": p.schedFlag(vs, "mh-fallback"),
+		"ops":         p.schedFlag(vs, "ops"),
+		"persistence_timeout": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 0, 1) {
+				return
+			}
+			if len(n.Args) == 0 {
+				vs.Persistence = Duration(defaultPersistence)
+				return
+			}
+			// keepalived rejects 0 (range 1..LVS_MAX_TIMEOUT) and keeps the
+			// service non-persistent; the seeds write 0 to mean exactly that.
+			if n.Args[0].Text == "0" {
+				p.warnf(n.Args[0].Pos, "persistence_timeout 0 is not valid in keepalived; read as no persistence (remove the line)")
+				vs.Persistence = 0
+				return
+			}
+			if v, ok := p.durTok(n, n.Args[0], time.Second, maxPersistence); ok {
+				vs.Persistence = v
+			}
+		},
+		"persistence_granularity": func(n *node) {
+			if p.noBlock(n) && p.args(n, 1, 1) {
+				vs.Granularity = n.Args[0].Text
+				u.granularityPos = n.Args[0].Pos
+			}
+		},
+		"persistence_engine": p.setStr(&vs.PersistenceEngine),
+		"protocol":           p.setEnum(&vs.Protocol, "TCP", "UDP", "SCTP"),
+		"ha_suspend":         p.setFlag(&vs.HASuspend),
+		"virtualhost":        p.setStr(&vs.Virtualhost),
+		"omega":              p.setFlag(&vs.Omega),
+		"quorum":             p.setInt(&vs.Quorum, 1, 1<<31-1),
+		"hysteresis":         p.setInt(&vs.Hysteresis, 0, 1<<31-1),
+		"quorum_up":          p.setCmd(&vs.QuorumUp),
+		"quorum_down":        p.setCmd(&vs.QuorumDown),
+		"inhibit_on_failure": p.setFlag(&vs.Inhibit),
+		"smtp_alert":         p.setFlagPtr(&u.smtpAlert),
+		"weight":             p.setInt(&vs.Weight, 1, maxWeight),
+		"sorry_server": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 1, 2) {
+				return
+			}
+			a, ok := p.addrTok(n, n.Args[0])
+			if !ok {
+				return
+			}
+			ss := &SorryServer{Pos: n.Keyword.Pos, IP: a}
+			if len(n.Args) == 2 {
+				if ss.Port, ok = p.portTok(n, n.Args[1]); !ok {
+					return
+				}
+			}
+			if vs.SorryServer != nil {
+				ss.Inhibit, ss.Method = vs.SorryServer.Inhibit, vs.SorryServer.Method
+			}
+			vs.SorryServer = ss
+		},
+		"sorry_server_inhibit": func(n *node) {
+			if v, ok := p.boolArgs(n); ok {
+				p.sorry(vs, n).Inhibit = v
+			}
+		},
+		"sorry_server_lvs_method": func(n *node) {
+			p.methodTo(&p.sorry(vs, n).Method)(n)
+		},
+		"real_server": func(n *node) { p.realServer(n, vs) },
+	})
+	p.block("virtual_server", kids, hs)
+	cfg.VirtualServers = append(cfg.VirtualServers, vs)
+}
+
+// sorry returns the virtual server's sorry server, creating an empty one
+// that validation reports if no sorry_server line gives its address.
+func (p *parser) sorry(vs *VirtualServer, n *node) *SorryServer {
+	if vs.SorryServer == nil {
+		vs.SorryServer = &SorryServer{Pos: n.Keyword.Pos}
+	}
+	return vs.SorryServer
+}
+
+func (p *parser) schedFlag(vs *VirtualServer, flag string) handler {
+	return func(n *node) {
+		if p.noBlock(n) && p.args(n, 0, 0) {
+			vs.SchedFlags = append(vs.SchedFlags, flag)
+		}
+	}
+}
+
+// methodTo reads NAT, DR or TUN. TUN may be followed by keepalived's tunnel
+// options ("type ipip|gue|gre [port N] [nocsum|csum|remcsum]"); Tandem only
+// does IPIP, so other tunnel types are errors.
+func (p *parser) methodTo(dst *string) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, -1) {
+			return
+		}
+		m, ok := p.enumTok(n, n.Args[0], Methods...)
+		if !ok {
+			return
+		}
+		rest := n.Args[1:]
+		if len(rest) > 0 {
+			if m != "TUN" {
+				p.errorf(rest[0].Pos, "%s %s takes no options", n.Keyword.Text, m)
+				return
+			}
+			if len(rest) != 2 || rest[0].Text != "type" || rest[1].Text != "ipip" {
+				p.errorf(rest[0].Pos, "%s TUN: only \"type ipip\" tunnels are supported by Tandem", n.Keyword.Text)
+				return
+			}
+		}
+		*dst = m
+	}
+}
+
+func (p *parser) realServer(n *node, vs *VirtualServer) {
+	rs := &RealServer{Pos: n.Keyword.Pos, Weight: -1}
+	if !p.args(n, 1, 2) {
+		return
+	}
+	a, ok := p.addrTok(n, n.Args[0])
+	if !ok {
+		return
+	}
+	rs.IP = a
+	if len(n.Args) == 2 {
+		if rs.Port, ok = p.portTok(n, n.Args[1]); !ok {
+			return
+		}
+	}
+	kids, ok := p.blockOf(n)
+	if !ok {
+		return
+	}
+	u := &rs.unset
+	hs := merge(p.timingHandlers(&rs.Defaults), map[string]handler{
+		"weight":             p.setInt(&rs.Weight, 0, maxWeight),
+		"lvs_method":         p.methodTo(&rs.Method),
+		"uthreshold":         p.setInt(&rs.UThreshold, 0, 1<<31-1),
+		"lthreshold":         p.setInt(&rs.LThreshold, 0, 1<<31-1),
+		"inhibit_on_failure": p.setFlagPtr(&u.inhibit),
+		"notify_up":          p.setCmd(&rs.NotifyUp),
+		"notify_down":        p.setCmd(&rs.NotifyDown),
+		"smtp_alert":         p.setFlagPtr(&u.smtpAlert),
+		"virtualhost":        p.setStr(&rs.Virtualhost),
+	})
+	for _, t := range []string{CheckTCP, CheckHTTP, CheckSSL, CheckMisc, CheckSMTP, CheckDNS, CheckUDP, CheckPing, CheckFile} {
+		hs[t] = func(n *node) { rs.Checkers = append(rs.Checkers, p.checker(n, t)...) }
+	}
+	p.block("real_server", kids, hs)
+	vs.RealServers = append(vs.RealServers, rs)
+}
+
+// checker reads one checker block. SMTP_CHECK's deprecated host { } blocks
+// each become a checker of their own, as keepalived treats them.
+func (p *parser) checker(n *node, typ string) []*Checker {
+	c := &Checker{Pos: n.Keyword.Pos, Type: typ}
+	if !p.args(n, 0, 0) {
+		return nil
+	}
+	kids := n.Block // a checker with no block uses every default
+	hs := merge(p.timingHandlers(&c.Set), p.connHandlers(c), map[string]handler{
+		"log_all_failures": p.setFlag(&c.LogAll),
+	})
+	ctx := typ
+	var hosts []*node
+	switch typ {
+	case CheckHTTP, CheckSSL:
+		c.HTTP = &HTTPCheck{Protocol: "1.0"}
+		hs = merge(hs, p.httpHandlers(c.HTTP))
+	case CheckMisc:
+		c.Misc = &MiscCheck{}
+		hs = merge(hs, map[string]handler{
+			"misc_path":    p.setCmd(&c.Misc.Command),
+			"misc_timeout": p.setDur(&c.Misc.Timeout, time.Second, maxCheckTime),
+			"misc_dynamic": p.setConst(&c.Misc.Dynamic, true),
+			"user":         p.userTo(&c.Misc.User, &c.Misc.Group),
+		})
+	case CheckSMTP:
+		c.SMTP = &SMTPCheck{HeloName: "smtpchecker.keepalived.org"} // check_smtp.h SMTP_DEFAULT_HELO
+		hs = merge(hs, map[string]handler{
+			"helo_name": p.setStr(&c.SMTP.HeloName),
+			"host": func(n *node) {
+				if p.args(n, 0, 0) {
+					if _, ok := p.blockOf(n); ok {
+						hosts = append(hosts, n)
+					}
+				}
+			},
+		})
+	case CheckDNS:
+		c.DNS = &DNSCheck{Type: "SOA", Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
+		hs = merge(hs, map[string]handler{
+			"type": p.setEnum(&c.DNS.Type, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"),
+			"name": p.setStr(&c.DNS.Name),
+		})
+	case CheckUDP:
+		c.UDP = &UDPCheck{MaxReply: 65535}
+		hs = merge(hs, p.udpHandlers(c.UDP))
+	case CheckFile:
+		c.File = &FileCheck{}
+		hs = merge(hs, map[string]handler{
+			"track_file": p.setStr(&c.File.TrackFile),
+			"weight":     p.weightTo(&c.File.Weight, &c.File.Reverse, &c.File.WeightSet),
+		})
+	}
+	p.block(ctx, kids, hs)
+	if typ == CheckMisc && len(c.Misc.Command) == 0 {
+		p.errorf(n.Keyword.Pos, "MISC_CHECK: misc_path is required")
+	}
+	if typ == CheckFile && c.File.TrackFile == "" {
+		p.errorf(n.Keyword.Pos, "FILE_CHECK: track_file is required")
+	}
+	if c.HTTP != nil && len(c.HTTP.URLs) == 0 {
+		p.errorf(n.Keyword.Pos, "%s: at least one url { path ... } is required", typ)
+	}
+	if len(hosts) == 0 {
+		return []*Checker{c}
+	}
+	p.warnf(hosts[0].Keyword.Pos, "SMTP_CHECK: host { } blocks are deprecated; each is run as an SMTP_CHECK of its own")
+	out := make([]*Checker, 0, len(hosts))
+	for _, h := range hosts {
+		hc := *c
+		hc.Pos = h.Keyword.Pos
+		smtp := *c.SMTP
+		hc.SMTP = &smtp
+		p.block("host", h.Block, p.connHandlers(&hc))
+		out = append(out, &hc)
+	}
+	return out
+}
+
+// connHandlers reads where a checker connects from and to (check_api.c).
+func (p *parser) connHandlers(c *Checker) map[string]handler {
+	return map[string]handler{
+		"connect_ip":   p.setAddr(&c.ConnectIP),
+		"connect_port": p.setPort(&c.ConnectPort),
+		"bindto":       p.setAddr(&c.BindTo),
+		"bind_port":    p.setPort(&c.BindPort),
+		"bind_if":      p.setStr(&c.BindIf),
+		"fwmark": func(n *node) {
+			if p.noBlock(n) && p.args(n, 1, 1) {
+				v, ok := p.uintTok(n, n.Args[0], 1, 1<<32-1)
+				if ok {
+					c.FWMark = uint32(v)
+				}
+			}
+		},
+	}
+}
+
+func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
+	return map[string]handler{
+		"http_protocol": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 1, 1) {
+				return
+			}
+			v := n.Args[0].Text
+			// check_http.c: "1.0", "1.1", and "1.0C"/"1.0c" (1.0 with
+			// Connection: close).
+			switch v {
+			case "1.0", "1.1", "1.0C":
+				h.Protocol = v
+			case "1.0c":
+				h.Protocol = "1.0C"
+			default:
+				p.errorf(n.Args[0].Pos, "http_protocol: %q is not 1.0, 1.0C or 1.1", v)
+			}
+		},
+		"virtualhost":   p.setStr(&h.Virtualhost),
+		"enable_sni":    p.setFlag(&h.EnableSNI),
+		"sni_name":      p.setStr(&h.SNIName),
+		"tls_compliant": p.setFlag(&h.TLSCompliant),
+		"fast_recovery": p.setFlag(&h.FastRecovery),
+		"url": func(n *node) {
+			if !p.args(n, 0, 0) {
+				return
+			}
+			kids, ok := p.blockOf(n)
+			if !ok {
+				return
+			}
+			u := &URL{Pos: n.Keyword.Pos}
+			p.block("url", kids, map[string]handler{
+				"path":        p.setStr(&u.Path),
+				"virtualhost": p.setStr(&u.Virtualhost),
+				"digest": func(n *node) {
+					if !p.noBlock(n) || !p.args(n, 1, 1) {
+						return
+					}
+					d := strings.ToLower(n.Args[0].Text)
+					if b, err := hex.DecodeString(d); err != nil || len(b) != 16 {
+						p.errorf(n.Args[0].Pos, "digest: %q is not an MD5 digest (32 hex digits)", n.Args[0].Text)
+						return
+					}
+					u.Digest = d
+				},
+				"status_code": func(n *node) {
+					if !p.noBlock(n) || !p.args(n, 1, -1) {
+						return
+					}
+					for _, t := range n.Args {
+						if r, ok := p.statusRange(n, t); ok {
+							u.StatusCodes = append(u.StatusCodes, r)
+						}
+					}
+				},
+			})
+			if u.Path == "" {
+				p.errorf(n.Keyword.Pos, "url: path is required")
+				return
+			}
+			if len(u.StatusCodes) == 0 {
+				// check_http.h: HTTP_DEFAULT_STATUS_CODE_MIN..MAX = 200..299.
+				u.StatusCodes = []StatusRange{{200, 299}}
+			}
+			h.URLs = append(h.URLs, u)
+		},
+	}
+}
+
+// statusRange reads "200" or "200-299" (status codes 100..999).
+func (p *parser) statusRange(n *node, t syntax.Token) (StatusRange, bool) {
+	lo, hi, isRange := strings.Cut(t.Text, "-")
+	a, ok := p.uintTok(n, syntax.Token{Text: lo, Pos: t.Pos}, 100, 999)
+	if !ok {
+		return StatusRange{}, false
+	}
+	b := a
+	if isRange {
+		if b, ok = p.uintTok(n, syntax.Token{Text: hi, Pos: t.Pos}, a, 999); !ok {
+			return StatusRange{}, false
+		}
+	}
+	return StatusRange{a, b}, true
+}
+
+func (p *parser) udpHandlers(u *UDPCheck) map[string]handler {
+	hexArg := func(n *node, t syntax.Token) ([]byte, bool) {
+		b, err := hex.DecodeString(t.Text)
+		if err != nil {
+			p.errorf(t.Pos, "%s: %q is not a hex string", n.Keyword.Text, t.Text)
+			return nil, false
+		}
+		return b, true
+	}
+	return map[string]handler{
+		"payload": func(n *node) {
+			if p.noBlock(n) && p.args(n, 1, 1) {
+				if b, ok := hexArg(n, n.Args[0]); ok {
+					u.Payload = b
+				}
+			}
+		},
+		// require_reply [HEX]: a reply is needed, starting with HEX if given.
+		"require_reply": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 0, 1) {
+				return
+			}
+			u.RequireReply = true
+			if len(n.Args) == 1 {
+				if b, ok := hexArg(n, n.Args[0]); ok {
+					u.Reply = b
+				}
+			}
+		},
+		"min_reply_length": p.setInt(&u.MinReply, 0, 65535),
+		"max_reply_length": p.setInt(&u.MaxReply, 0, 65535),
+	}
+}

@@ -1,0 +1,568 @@
+// Package config reads a keepalived.conf into one typed, validated model with
+// keepalived's defaults filled in. Package syntax does the text (lexer,
+// preprocessor, blocks); this package gives the keywords their meaning.
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"tandem/internal/config/syntax"
+)
+
+// Pos is a position in a configuration file.
+type Pos = syntax.Pos
+
+// Config is a whole keepalived.conf.
+type Config struct {
+	Global          Global           `json:"global"`
+	Scripts         []*Script        `json:"vrrp_scripts"`
+	TrackFiles      []*TrackFile     `json:"vrrp_track_files"`
+	TrackProcesses  []*TrackProcess  `json:"vrrp_track_processes"`
+	SyncGroups      []*SyncGroup     `json:"vrrp_sync_groups"`
+	Instances       []*Instance      `json:"vrrp_instances"`
+	StaticAddresses []*IPAddress     `json:"static_ipaddress"`
+	StaticRoutes    []*Route         `json:"static_routes"`
+	StaticRules     []*Rule          `json:"static_rules"`
+	ServerGroups    []*ServerGroup   `json:"virtual_server_groups"`
+	VirtualServers  []*VirtualServer `json:"virtual_servers"`
+}
+
+// Duration is a time.Duration that reads and writes as keepalived's decimal
+// seconds ("1", "0.1") in configuration files and as Go's "1s" in JSON.
+type Duration time.Duration
+
+// MarshalText gives Go's duration notation, so dumps are readable.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// Seconds formats d as keepalived writes it: decimal seconds, no trailing zeros.
+func (d Duration) Seconds() string {
+	return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)
+}
+
+// Global is the global_defs block.
+type Global struct {
+	Pos                   Pos      `json:"-"`
+	RouterID              string   `json:"router_id,omitempty"`
+	NotificationEmail     []string `json:"notification_email,omitempty"`
+	NotificationEmailFrom string   `json:"notification_email_from,omitempty"`
+	// SMTPServer is host or address with its port (default 25).
+	SMTPServer         string   `json:"smtp_server,omitempty"`
+	SMTPHeloName       string   `json:"smtp_helo_name,omitempty"`
+	SMTPConnectTimeout Duration `json:"smtp_connect_timeout"`
+	// SMTPAlert, SMTPAlertVRRP and SMTPAlertChecker are tri-state in
+	// keepalived: unset means "follow the more general setting".
+	SMTPAlert            *bool  `json:"smtp_alert,omitempty"`
+	SMTPAlertVRRP        *bool  `json:"smtp_alert_vrrp,omitempty"`
+	SMTPAlertChecker     *bool  `json:"smtp_alert_checker,omitempty"`
+	ScriptUser           string `json:"script_user,omitempty"`
+	ScriptGroup          string `json:"script_group,omitempty"`
+	EnableScriptSecurity bool   `json:"enable_script_security"`
+	DefaultInterface     string `json:"default_interface,omitempty"`
+	DynamicInterfaces    bool   `json:"dynamic_interfaces"`
+
+	VRRPMcastGroup4     netip.Addr `json:"vrrp_mcast_group4"`
+	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
+	VRRPVersion         int        `json:"vrrp_version"`
+	VRRPStrict          bool       `json:"vrrp_strict"`
+	VRRPSkipCheckAdv    bool       `json:"vrrp_skip_check_adv_addr"`
+	VRRPCheckUnicastSrc bool       `json:"vrrp_check_unicast_src"`
+	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`
+	Garp                Garp       `json:"garp"`
+	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
+	// and unsolicited NAs sent on one interface (0 = no spacing).
+	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
+	VRRPGnaInterval        Duration `json:"vrrp_gna_interval"`
+	VRRPLowerPrioNoAdvert  bool     `json:"vrrp_lower_prio_no_advert"`
+	VRRPHigherPrioSendAdv  bool     `json:"vrrp_higher_prio_send_advert"`
+	VRRPNotifyPriorityChgs bool     `json:"vrrp_notify_priority_changes"`
+	V3ChecksumAsV2         bool     `json:"v3_checksum_as_v2"`
+
+	LVSFlush       bool        `json:"lvs_flush"`
+	LVSFlushOnStop string      `json:"lvs_flush_onstop,omitempty"`
+	LVSTimeouts    LVSTimeouts `json:"lvs_timeouts"`
+	CheckerLogAll  bool        `json:"checker_log_all_failures"`
+}
+
+// LVSTimeouts are the IPVS connection timeouts (0 = leave the kernel's).
+type LVSTimeouts struct {
+	TCP    Duration `json:"tcp"`
+	TCPFin Duration `json:"tcpfin"`
+	UDP    Duration `json:"udp"`
+}
+
+// Garp holds the gratuitous ARP / unsolicited NA timing of keepalived's
+// garp_* keywords (global vrrp_garp_* defaults, per-instance overrides).
+type Garp struct {
+	// MasterDelay is the delay after becoming master before the second
+	// burst of gratuitous ARPs (keepalived default 5 s).
+	MasterDelay Duration `json:"master_delay"`
+	// MasterRepeat is how many gratuitous ARPs each burst sends (default 5).
+	MasterRepeat int `json:"master_repeat"`
+	// MasterRefresh is the period of refresh bursts while master (0 = none).
+	MasterRefresh Duration `json:"master_refresh"`
+	// MasterRefreshRepeat is how many ARPs each refresh burst sends (default 1).
+	MasterRefreshRepeat int `json:"master_refresh_repeat"`
+	// LowerPrioDelay and LowerPrioRepeat apply when a master hears a
+	// lower-priority advertisement (defaults: MasterDelay, MasterRepeat).
+	LowerPrioDelay  Duration `json:"lower_prio_delay"`
+	LowerPrioRepeat int      `json:"lower_prio_repeat"`
+}
+
+// Script is a vrrp_script block.
+type Script struct {
+	Pos  Pos    `json:"-"`
+	Name string `json:"name"`
+	// Command is the script line split into words (run without a shell).
+	Command  []string `json:"command"`
+	Interval Duration `json:"interval"`
+	Timeout  Duration `json:"timeout"`
+	Weight   int      `json:"weight"`
+	// WeightReverse makes the weight apply while the script fails.
+	WeightReverse bool   `json:"weight_reverse"`
+	Rise          int    `json:"rise"`
+	Fall          int    `json:"fall"`
+	User          string `json:"user,omitempty"`
+	Group         string `json:"group,omitempty"`
+	InitFail      bool   `json:"init_fail"`
+}
+
+// TrackFile is a vrrp_track_file block: a file holding a number that is
+// multiplied by the weight and added to the tracking instances' priority.
+type TrackFile struct {
+	Pos      Pos    `json:"-"`
+	Name     string `json:"name"`
+	File     string `json:"file"`
+	Weight   int    `json:"weight"`
+	Reverse  bool   `json:"weight_reverse"`
+	InitFile *int   `json:"init_file,omitempty"`
+	// InitOverwrite rewrites the file with InitFile at start even if it exists.
+	InitOverwrite bool `json:"init_overwrite"`
+}
+
+// TrackProcess is a vrrp_track_process block.
+type TrackProcess struct {
+	Pos        Pos      `json:"-"`
+	Name       string   `json:"name"`
+	Process    string   `json:"process"`
+	Params     []string `json:"params,omitempty"`
+	ParamMatch string   `json:"param_match"`
+	Weight     int      `json:"weight"`
+	Reverse    bool     `json:"weight_reverse"`
+	Quorum     int      `json:"quorum"`
+	QuorumMax  int      `json:"quorum_max"`
+	// Delay applies to both process start and termination, unless the
+	// specific TerminateDelay or ForkDelay is set.
+	Delay          Duration `json:"delay"`
+	TerminateDelay Duration `json:"terminate_delay"`
+	ForkDelay      Duration `json:"fork_delay"`
+	FullCommand    bool     `json:"full_command"`
+}
+
+// Notify holds the notify scripts of an instance or sync group, each split
+// into words.
+type Notify struct {
+	Master         []string `json:"master,omitempty"`
+	Backup         []string `json:"backup,omitempty"`
+	Fault          []string `json:"fault,omitempty"`
+	Stop           []string `json:"stop,omitempty"`
+	Deleted        []string `json:"deleted,omitempty"`
+	Any            []string `json:"notify,omitempty"`
+	MasterRxLowPri []string `json:"master_rx_lower_pri,omitempty"`
+}
+
+// SyncGroup is a vrrp_sync_group block: instances that change state together.
+type SyncGroup struct {
+	Pos              Pos        `json:"-"`
+	Name             string     `json:"name"`
+	Members          []string   `json:"group"`
+	TrackInterfaces  []TrackRef `json:"track_interface,omitempty"`
+	TrackScripts     []TrackRef `json:"track_script,omitempty"`
+	TrackFiles       []TrackRef `json:"track_file,omitempty"`
+	TrackProcesses   []TrackRef `json:"track_process,omitempty"`
+	Notify           Notify     `json:"notify"`
+	SMTPAlert        bool       `json:"smtp_alert"`
+	GlobalTracking   bool       `json:"global_tracking"`
+	TrackingWeight   bool       `json:"sync_group_tracking_weight"`
+	NotifyPrioChange bool       `json:"notify_priority_changes"`
+}
+
+// TrackRef names a tracked object with the weight it adds to (or, for
+// Reverse, subtracts from) the priority. A weight of 0 means a failure puts
+// the instance in FAULT.
+type TrackRef struct {
+	Pos     Pos    `json:"-"`
+	Name    string `json:"name"`
+	Weight  int    `json:"weight"`
+	Reverse bool   `json:"reverse"`
+	// WeightSet records an explicit weight (scripts and files otherwise use
+	// the weight of their own definition).
+	WeightSet bool `json:"weight_set"`
+}
+
+// Auth is an instance's VRRPv2 authentication.
+type Auth struct {
+	Type string `json:"type"` // PASS or AH
+	// Pass is at most 8 bytes, as the wire format holds (RFC 2338 §5.3.10).
+	Pass string `json:"pass"`
+}
+
+// Instance is a vrrp_instance block.
+type Instance struct {
+	Pos       Pos    `json:"-"`
+	Name      string `json:"name"`
+	State     string `json:"state"` // initial state: MASTER or BACKUP
+	Interface string `json:"interface"`
+	VRID      int    `json:"virtual_router_id"`
+	Priority  int    `json:"priority"`
+	// AdvertInt is whole seconds for VRRPv2, centiseconds for VRRPv3.
+	AdvertInt    Duration      `json:"advert_int"`
+	Version      int           `json:"version"`
+	IPv6         bool          `json:"ipv6"`
+	UnicastSrcIP netip.Addr    `json:"unicast_src_ip,omitzero"`
+	UnicastPeers []UnicastPeer `json:"unicast_peer,omitempty"`
+	UnicastTTL   int           `json:"unicast_ttl,omitempty"`
+	McastSrcIP   netip.Addr    `json:"mcast_src_ip,omitzero"`
+	McastDstIP   netip.Addr    `json:"mcast_dst_ip,omitzero"`
+	// CheckUnicastSrc drops unicast adverts whose source is not a peer.
+	CheckUnicastSrc bool `json:"check_unicast_src"`
+
+	TrackInterfaces  []TrackRef `json:"track_interface,omitempty"`
+	TrackScripts     []TrackRef `json:"track_script,omitempty"`
+	TrackFiles       []TrackRef `json:"track_file,omitempty"`
+	TrackProcesses   []TrackRef `json:"track_process,omitempty"`
+	DontTrackPrimary bool       `json:"dont_track_primary"`
+
+	Preempt      bool     `json:"preempt"`
+	PreemptDelay Duration `json:"preempt_delay"`
+	Accept       bool     `json:"accept"`
+	// StrictMode applies RFC conformance (vrrp_strict) to this instance.
+	StrictMode      bool         `json:"strict_mode"`
+	SkipCheckAdv    bool         `json:"skip_check_adv_addr"`
+	LowerPrioNoAdv  bool         `json:"lower_prio_no_advert"`
+	HigherPrioSend  bool         `json:"higher_prio_send_advert"`
+	PromoteSecond   bool         `json:"promote_secondaries"`
+	NotifyPrioChgs  bool         `json:"notify_priority_changes"`
+	SMTPAlert       bool         `json:"smtp_alert"`
+	V3ChecksumAsV2  bool         `json:"v3_checksum_as_v2"`
+	Notify          Notify       `json:"notify"`
+	Auth            *Auth        `json:"authentication,omitempty"`
+	VIPs            []*IPAddress `json:"virtual_ipaddress"`
+	ExcludedVIPs    []*IPAddress `json:"virtual_ipaddress_excluded,omitempty"`
+	Routes          []*Route     `json:"virtual_routes,omitempty"`
+	Rules           []*Rule      `json:"virtual_rules,omitempty"`
+	Garp            Garp         `json:"garp"`
+	SyncGroup       string       `json:"sync_group,omitempty"`
+	NoVirtualIPAddr bool         `json:"no_virtual_ipaddress"`
+
+	// unset holds the keywords whose default comes from global_defs,
+	// resolved once the whole file is read (global_defs may come last).
+	unset instanceUnset
+}
+
+type instanceUnset struct {
+	accept, strict, skipAdv, checkSrc, lowerNoAdv, higherSend, v3v2 *bool
+}
+
+// UnicastPeer is one unicast_peer entry.
+type UnicastPeer struct {
+	Pos  Pos        `json:"-"`
+	Addr netip.Addr `json:"addr"`
+	// MinTTL and MaxTTL bound the TTL accepted from this peer (0 = unset).
+	MinTTL int `json:"min_ttl,omitempty"`
+	MaxTTL int `json:"max_ttl,omitempty"`
+}
+
+// IPAddress is one address in `ip addr` syntax (virtual_ipaddress,
+// virtual_ipaddress_excluded, static_ipaddress).
+type IPAddress struct {
+	Pos    Pos          `json:"-"`
+	Prefix netip.Prefix `json:"address"`
+	// Broadcast is an address, "+" (set host bits) or "-" (none).
+	Broadcast     string     `json:"broadcast,omitempty"`
+	Dev           string     `json:"dev,omitempty"`
+	Scope         string     `json:"scope,omitempty"`
+	Label         string     `json:"label,omitempty"`
+	Peer          netip.Addr `json:"peer,omitzero"`
+	Home          bool       `json:"home,omitempty"`
+	NoDAD         bool       `json:"nodad,omitempty"`
+	MngTmpAddr    bool       `json:"mngtmpaddr,omitempty"`
+	NoPrefixRoute bool       `json:"noprefixroute,omitempty"`
+	AutoJoin      bool       `json:"autojoin,omitempty"`
+	NoTrack       bool       `json:"no_track,omitempty"`
+	// PreferredLft is in seconds; nil means forever.
+	PreferredLft *uint32 `json:"preferred_lft,omitempty"`
+}
+
+// Route is one route in `ip route` syntax (virtual_routes, static_routes).
+type Route struct {
+	Pos Pos `json:"-"`
+	// Type is "" (unicast) or blackhole, unreachable, prohibit, throw.
+	Type    string       `json:"type,omitempty"`
+	Dst     netip.Prefix `json:"to"`
+	Src     netip.Addr   `json:"src,omitzero"`
+	Via     netip.Addr   `json:"via,omitzero"`
+	Or      []netip.Addr `json:"or,omitempty"`
+	Dev     string       `json:"dev,omitempty"`
+	Scope   string       `json:"scope,omitempty"`
+	Table   string       `json:"table,omitempty"`
+	Metric  *uint32      `json:"metric,omitempty"`
+	Proto   string       `json:"proto,omitempty"`
+	OnLink  bool         `json:"onlink,omitempty"`
+	NoTrack bool         `json:"no_track,omitempty"`
+}
+
+// Rule is one policy-routing rule in `ip rule` syntax.
+type Rule struct {
+	Pos      Pos          `json:"-"`
+	Not      bool         `json:"not,omitempty"`
+	From     netip.Prefix `json:"from,omitzero"`
+	To       netip.Prefix `json:"to,omitzero"`
+	Table    string       `json:"table,omitempty"`
+	Priority *uint32      `json:"priority,omitempty"`
+	IIF      string       `json:"iif,omitempty"`
+	OIF      string       `json:"oif,omitempty"`
+	FWMark   string       `json:"fwmark,omitempty"`
+	TOS      string       `json:"tos,omitempty"`
+	NoTrack  bool         `json:"no_track,omitempty"`
+}
+
+// ServerGroup is a virtual_server_group block.
+type ServerGroup struct {
+	Pos     Pos                `json:"-"`
+	Name    string             `json:"name"`
+	Entries []ServerGroupEntry `json:"entries"`
+}
+
+// ServerGroupEntry is an address (or address range) with a port, or a fwmark.
+type ServerGroupEntry struct {
+	Pos Pos        `json:"-"`
+	IP  netip.Addr `json:"ip,omitzero"`
+	// LastIP ends an address range (keepalived's "10.0.0.1-10" form).
+	LastIP netip.Addr `json:"last_ip,omitzero"`
+	Port   int        `json:"port,omitempty"`
+	FWMark uint32     `json:"fwmark,omitempty"`
+}
+
+// VirtualServer is a virtual_server block.
+type VirtualServer struct {
+	Pos Pos `json:"-"`
+	// Exactly one of IP (with Port), FWMark or Group identifies the service.
+	IP     netip.Addr `json:"ip,omitzero"`
+	Port   int        `json:"port"`
+	FWMark uint32     `json:"fwmark,omitempty"`
+	Group  string     `json:"group,omitempty"`
+	// Family is "inet" or "inet6"; for fwmark services it comes from ip_family.
+	Family    string `json:"family"`
+	Protocol  string `json:"protocol"`  // TCP, UDP, SCTP
+	Scheduler string `json:"scheduler"` // IPVS scheduler name
+	// SchedFlags are the scheduler flags (sh-port, sh-fallback, mh-port,
+	// mh-fallback, flag-1..3) and "ops" (one-packet scheduling).
+	SchedFlags  []string `json:"sched_flags,omitempty"`
+	Method      string   `json:"method"` // NAT, DR, TUN
+	Persistence Duration `json:"persistence_timeout"`
+	// Granularity is the persistence netmask (IPv4 dotted or IPv6 prefix length).
+	Granularity       string       `json:"persistence_granularity,omitempty"`
+	PersistenceEngine string       `json:"persistence_engine,omitempty"`
+	HASuspend         bool         `json:"ha_suspend"`
+	Virtualhost       string       `json:"virtualhost,omitempty"`
+	Alpha             bool         `json:"alpha"`
+	Omega             bool         `json:"omega"`
+	Quorum            int          `json:"quorum"`
+	Hysteresis        int          `json:"hysteresis"`
+	QuorumUp          []string     `json:"quorum_up,omitempty"`
+	QuorumDown        []string     `json:"quorum_down,omitempty"`
+	Inhibit           bool         `json:"inhibit_on_failure"`
+	SorryServer       *SorryServer `json:"sorry_server,omitempty"`
+	SMTPAlert         bool         `json:"smtp_alert"`
+	// Weight is the default weight of the real servers (keepalived: 1).
+	Weight      int            `json:"weight"`
+	Defaults    TimingDefaults `json:"checker_defaults"`
+	RealServers []*RealServer  `json:"real_servers"`
+
+	unset vsUnset
+}
+
+type vsUnset struct {
+	smtpAlert      *bool
+	granularityPos Pos
+}
+
+// SorryServer is where traffic goes when no real server is up.
+type SorryServer struct {
+	Pos     Pos        `json:"-"`
+	IP      netip.Addr `json:"ip"`
+	Port    int        `json:"port"`
+	Method  string     `json:"method"`
+	Inhibit bool       `json:"inhibit"`
+}
+
+// TimingDefaults are the checker timing keywords as given on a virtual
+// server, real server or checker; nil means not given. They cascade from
+// virtual server to real server to checker (keepalived check_data.c: an unset
+// value is taken from the enclosing block, then from the checker's default).
+type TimingDefaults struct {
+	DelayLoop        *Duration `json:"delay_loop,omitempty"`
+	ConnectTimeout   *Duration `json:"connect_timeout,omitempty"`
+	Retry            *int      `json:"retry,omitempty"`
+	DelayBeforeRetry *Duration `json:"delay_before_retry,omitempty"`
+	Warmup           *Duration `json:"warmup,omitempty"`
+	Alpha            *bool     `json:"alpha,omitempty"`
+}
+
+// Timing is a checker's resolved timing.
+type Timing struct {
+	DelayLoop        Duration `json:"delay_loop"`
+	ConnectTimeout   Duration `json:"connect_timeout"`
+	Retry            int      `json:"retry"`
+	DelayBeforeRetry Duration `json:"delay_before_retry"`
+	// Warmup is the upper bound of the random delay before the first check.
+	Warmup Duration `json:"warmup"`
+	// Alpha starts the checker in the failed state.
+	Alpha bool `json:"alpha"`
+}
+
+// RealServer is a real_server block.
+type RealServer struct {
+	Pos        Pos        `json:"-"`
+	IP         netip.Addr `json:"ip"`
+	Port       int        `json:"port"`
+	Weight     int        `json:"weight"`
+	Method     string     `json:"method"`
+	UThreshold int        `json:"uthreshold,omitempty"`
+	LThreshold int        `json:"lthreshold,omitempty"`
+	Inhibit    bool       `json:"inhibit_on_failure"`
+	NotifyUp   []string   `json:"notify_up,omitempty"`
+	NotifyDown []string   `json:"notify_down,omitempty"`
+	SMTPAlert  bool       `json:"smtp_alert"`
+	// Virtualhost is the Host header default for this server's HTTP checks.
+	Virtualhost string         `json:"virtualhost,omitempty"`
+	Defaults    TimingDefaults `json:"checker_defaults"`
+	Checkers    []*Checker     `json:"checkers"`
+
+	unset rsUnset
+}
+
+type rsUnset struct {
+	inhibit, smtpAlert *bool
+}
+
+// Checker types, as keepalived names them.
+const (
+	CheckTCP  = "TCP_CHECK"
+	CheckHTTP = "HTTP_GET"
+	CheckSSL  = "SSL_GET"
+	CheckMisc = "MISC_CHECK"
+	CheckSMTP = "SMTP_CHECK"
+	CheckDNS  = "DNS_CHECK"
+	CheckUDP  = "UDP_CHECK"
+	CheckPing = "PING_CHECK"
+	CheckFile = "FILE_CHECK"
+)
+
+// Checker is one health checker of a real server. Type selects which of
+// the type-specific parts is set.
+type Checker struct {
+	Pos         Pos            `json:"-"`
+	Type        string         `json:"type"`
+	ConnectIP   netip.Addr     `json:"connect_ip,omitzero"`
+	ConnectPort int            `json:"connect_port,omitempty"`
+	BindTo      netip.Addr     `json:"bindto,omitzero"`
+	BindPort    int            `json:"bind_port,omitempty"`
+	BindIf      string         `json:"bind_if,omitempty"`
+	FWMark      uint32         `json:"fwmark,omitempty"`
+	Set         TimingDefaults `json:"-"`
+	Timing      Timing         `json:"timing"`
+	LogAll      bool           `json:"log_all_failures"`
+	HTTP        *HTTPCheck     `json:"http,omitempty"`
+	Misc        *MiscCheck     `json:"misc,omitempty"`
+	SMTP        *SMTPCheck     `json:"smtp,omitempty"`
+	DNS         *DNSCheck      `json:"dns,omitempty"`
+	UDP         *UDPCheck      `json:"udp,omitempty"`
+	File        *FileCheck     `json:"file,omitempty"`
+}
+
+// HTTPCheck holds HTTP_GET / SSL_GET settings.
+type HTTPCheck struct {
+	URLs []*URL `json:"urls"`
+	// Protocol is the request's HTTP version: "1.0" (default), "1.0C"
+	// (1.0 with Connection: close), "1.1".
+	Protocol     string `json:"http_protocol"`
+	Virtualhost  string `json:"virtualhost,omitempty"`
+	EnableSNI    bool   `json:"enable_sni"`
+	SNIName      string `json:"sni_name,omitempty"`
+	TLSCompliant bool   `json:"tls_compliant"`
+	FastRecovery bool   `json:"fast_recovery"`
+}
+
+// URL is one url block: what to fetch and what a good answer is.
+type URL struct {
+	Pos  Pos    `json:"-"`
+	Path string `json:"path"`
+	// Digest is the expected MD5 of the body, lower-case hex.
+	Digest       string        `json:"digest,omitempty"`
+	StatusCodes  []StatusRange `json:"status_code"`
+	Virtualhost  string        `json:"virtualhost,omitempty"`
+	Regex        string        `json:"regex,omitempty"`
+	RegexNoMatch bool          `json:"regex_no_match,omitempty"`
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+// MiscCheck runs a program; exit 0 is up (with misc_dynamic, 2..255 set the
+// weight to code-2).
+type MiscCheck struct {
+	Command []string `json:"misc_path"`
+	Timeout Duration `json:"misc_timeout"`
+	Dynamic bool     `json:"misc_dynamic"`
+	User    string   `json:"user,omitempty"`
+	Group   string   `json:"group,omitempty"`
+}
+
+// SMTPCheck connects and expects a 2xx greeting and HELO reply.
+type SMTPCheck struct {
+	HeloName string `json:"helo_name"`
+}
+
+// DNSCheck queries a name and expects an answer.
+type DNSCheck struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+}
+
+// UDPCheck sends a payload and optionally expects a reply.
+type UDPCheck struct {
+	// Payload is hex on the configuration line, raw bytes here.
+	Payload      []byte `json:"payload,omitempty"`
+	RequireReply bool   `json:"require_reply"`
+	// Reply is a required prefix of the reply (require_reply's argument).
+	Reply    []byte `json:"reply,omitempty"`
+	MinReply int    `json:"min_reply_length"`
+	MaxReply int    `json:"max_reply_length"`
+}
+
+// FileCheck follows a vrrp_track_file (track_file) for a real server.
+type FileCheck struct {
+	TrackFile string `json:"track_file"`
+	Weight    int    `json:"weight"`
+	Reverse   bool   `json:"weight_reverse"`
+	WeightSet bool   `json:"weight_set"`
+}
+
+// Name identifies the virtual server as keepalived's messages do.
+func (vs *VirtualServer) Name() string {
+	switch {
+	case vs.Group != "":
+		return "group " + vs.Group
+	case vs.FWMark != 0:
+		return "fwmark " + strconv.FormatUint(uint64(vs.FWMark), 10)
+	}
+	return netip.AddrPortFrom(vs.IP, uint16(vs.Port)).String()
+}

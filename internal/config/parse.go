@@ -1,0 +1,454 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"tandem/internal/config/syntax"
+)
+
+type node = syntax.Node
+
+// parser turns syntax nodes into the model, collecting diagnostics.
+type parser struct {
+	diags syntax.Diagnostics
+}
+
+func (p *parser) errorf(pos Pos, format string, a ...any) {
+	p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: syntax.Error, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (p *parser) warnf(pos Pos, format string, a ...any) {
+	p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: syntax.Warning, Msg: fmt.Sprintf(format, a...)})
+}
+
+// handler reads one keyword line (and its block, if any).
+type handler func(n *node)
+
+// block dispatches the keyword lines of a block named ctx. Keywords that
+// keepalived knows in that block but Tandem does not implement are named in
+// a warning; anything else unknown is an error with a suggestion, so that no
+// line is ever dropped silently (DESIGN.md, principle 3).
+func (p *parser) block(ctx string, nodes []*node, hs map[string]handler) {
+	for _, n := range nodes {
+		kw := n.Keyword.Text
+		if h, ok := hs[kw]; ok {
+			h(n)
+			continue
+		}
+		p.unknown(ctx, n, hs)
+	}
+}
+
+func (p *parser) unknown(ctx string, n *node, hs map[string]handler) {
+	kw := n.Keyword.Text
+	if why, ok := unsupported[ctx][kw]; ok {
+		p.warnf(n.Keyword.Pos, "%s: keyword %q is not supported by Tandem (%s); ignored", ctx, kw, why)
+		return
+	}
+	cands := make([]string, 0, len(hs)+len(unsupported[ctx]))
+	for k := range hs {
+		cands = append(cands, k)
+	}
+	for k := range unsupported[ctx] {
+		cands = append(cands, k)
+	}
+	msg := fmt.Sprintf("%s: unknown keyword %q", ctx, kw)
+	if s := suggest(kw, cands); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	p.errorf(n.Keyword.Pos, "%s", msg)
+}
+
+// suggest returns the candidate closest to kw in edit distance, if it is
+// close enough to be a plausible typo.
+func suggest(kw string, cands []string) string {
+	sort.Strings(cands)
+	best, bestD := "", math.MaxInt
+	for _, c := range cands {
+		if d := editDistance(strings.ToLower(kw), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD <= max(2, len(kw)/3) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// args checks that n has between lo and hi arguments (hi < 0: no limit).
+func (p *parser) args(n *node, lo, hi int) bool {
+	c := len(n.Args)
+	if c >= lo && (hi < 0 || c <= hi) {
+		return true
+	}
+	pos := n.Keyword.Pos
+	if c > 0 {
+		pos = n.Args[0].Pos
+	}
+	switch {
+	case lo == hi:
+		p.errorf(pos, "%s takes %s, got %d", n.Keyword.Text, plural(lo, "argument"), c)
+	case hi < 0:
+		p.errorf(pos, "%s takes at least %s, got %d", n.Keyword.Text, plural(lo, "argument"), c)
+	default:
+		p.errorf(pos, "%s takes %d to %d arguments, got %d", n.Keyword.Text, lo, hi, c)
+	}
+	return false
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// blockOf returns the children of n, reporting an error if n has no block.
+func (p *parser) blockOf(n *node) ([]*node, bool) {
+	if !n.HasBlock {
+		p.errorf(n.Keyword.Pos, "%s needs a { ... } block", n.Keyword.Text)
+		return nil, false
+	}
+	return n.Block, true
+}
+
+// noBlock reports a block where the keyword takes none.
+func (p *parser) noBlock(n *node) bool {
+	if n.HasBlock {
+		p.errorf(n.Keyword.Pos, "%s does not take a { ... } block", n.Keyword.Text)
+		return false
+	}
+	return true
+}
+
+// uintTok reads a decimal integer in [lo, hi].
+func (p *parser) uintTok(n *node, t syntax.Token, lo, hi int) (int, bool) {
+	v, err := strconv.ParseInt(t.Text, 10, 64)
+	if err != nil || v < int64(lo) || v > int64(hi) {
+		p.errorf(t.Pos, "%s: %q is not an integer in %d..%d", n.Keyword.Text, t.Text, lo, hi)
+		return 0, false
+	}
+	return int(v), true
+}
+
+// durTok reads keepalived's decimal seconds ("3", "0.5") with at most
+// microsecond precision, in [lo, hi].
+func (p *parser) durTok(n *node, t syntax.Token, lo, hi time.Duration) (Duration, bool) {
+	d, err := parseSeconds(t.Text)
+	if err != nil || d < lo || d > hi {
+		p.errorf(t.Pos, "%s: %q is not a number of seconds in %s..%s", n.Keyword.Text, t.Text, Duration(lo).Seconds(), Duration(hi).Seconds())
+		return 0, false
+	}
+	return Duration(d), true
+}
+
+// parseSeconds parses a non-negative decimal number of seconds.
+func parseSeconds(s string) (time.Duration, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" && frac == "" || len(frac) > 6 || strings.ContainsAny(whole+frac, "+-") {
+		return 0, fmt.Errorf("bad number %q", s)
+	}
+	w := int64(0)
+	if whole != "" {
+		var err error
+		if w, err = strconv.ParseInt(whole, 10, 64); err != nil || w > math.MaxInt64/int64(time.Second) {
+			return 0, fmt.Errorf("bad number %q", s)
+		}
+	}
+	f := int64(0)
+	if frac != "" {
+		var err error
+		if f, err = strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64); err != nil {
+			return 0, fmt.Errorf("bad number %q", s)
+		}
+	}
+	return time.Duration(w)*time.Second + time.Duration(f)*time.Microsecond, nil
+}
+
+// boolArgs reads a flag keyword: alone it means true; it may also carry an
+// explicit true/false (on/off, yes/no), as keepalived accepts.
+func (p *parser) boolArgs(n *node) (bool, bool) {
+	if !p.noBlock(n) || !p.args(n, 0, 1) {
+		return false, false
+	}
+	if len(n.Args) == 0 {
+		return true, true
+	}
+	switch strings.ToLower(n.Args[0].Text) {
+	case "true", "on", "yes":
+		return true, true
+	case "false", "off", "no":
+		return false, true
+	}
+	p.errorf(n.Args[0].Pos, "%s: %q is not true or false", n.Keyword.Text, n.Args[0].Text)
+	return false, false
+}
+
+// Handlers that store into a field.
+
+func (p *parser) setFlag(dst *bool) handler {
+	return func(n *node) {
+		if v, ok := p.boolArgs(n); ok {
+			*dst = v
+		}
+	}
+}
+
+func (p *parser) setFlagPtr(dst **bool) handler {
+	return func(n *node) {
+		if v, ok := p.boolArgs(n); ok {
+			*dst = &v
+		}
+	}
+}
+
+// setConst sets *dst to v for a keyword that takes no argument (nopreempt).
+func (p *parser) setConst(dst *bool, v bool) handler {
+	return func(n *node) {
+		if p.noBlock(n) && p.args(n, 0, 0) {
+			*dst = v
+		}
+	}
+}
+
+// intArg reads the single integer argument of n, in [lo, hi].
+func (p *parser) intArg(n *node, lo, hi int) (int, bool) {
+	if !p.noBlock(n) || !p.args(n, 1, 1) {
+		return 0, false
+	}
+	return p.uintTok(n, n.Args[0], lo, hi)
+}
+
+// durArg reads the single duration argument of n, in [lo, hi].
+func (p *parser) durArg(n *node, lo, hi time.Duration) (Duration, bool) {
+	if !p.noBlock(n) || !p.args(n, 1, 1) {
+		return 0, false
+	}
+	return p.durTok(n, n.Args[0], lo, hi)
+}
+
+func (p *parser) setInt(dst *int, lo, hi int) handler {
+	return func(n *node) {
+		if v, ok := p.intArg(n, lo, hi); ok {
+			*dst = v
+		}
+	}
+}
+
+func (p *parser) setIntPtr(dst **int, lo, hi int) handler {
+	return func(n *node) {
+		if v, ok := p.intArg(n, lo, hi); ok {
+			*dst = &v
+		}
+	}
+}
+
+func (p *parser) setDur(dst *Duration, lo, hi time.Duration) handler {
+	return func(n *node) {
+		if v, ok := p.durArg(n, lo, hi); ok {
+			*dst = v
+		}
+	}
+}
+
+func (p *parser) setDurPtr(dst **Duration, lo, hi time.Duration) handler {
+	return func(n *node) {
+		if v, ok := p.durArg(n, lo, hi); ok {
+			*dst = &v
+		}
+	}
+}
+
+func (p *parser) setStr(dst *string) handler {
+	return func(n *node) {
+		if p.noBlock(n) && p.args(n, 1, 1) {
+			*dst = n.Args[0].Text
+		}
+	}
+}
+
+// setCmd reads a script command line. keepalived takes either one quoted
+// string holding the whole command or the words of the line; either way it
+// is split into words here and run without a shell.
+func (p *parser) setCmd(dst *[]string) handler {
+	return func(n *node) {
+		if p.noBlock(n) && p.args(n, 1, -1) {
+			*dst = p.command(n)
+		}
+	}
+}
+
+func (p *parser) command(n *node) []string {
+	if len(n.Args) == 1 && n.Args[0].Quoted {
+		words, err := splitCommand(n.Args[0].Text)
+		if err != nil {
+			p.errorf(n.Args[0].Pos, "%s: %v", n.Keyword.Text, err)
+			return nil
+		}
+		if len(words) == 0 {
+			p.errorf(n.Args[0].Pos, "%s: empty command", n.Keyword.Text)
+		}
+		return words
+	}
+	words := make([]string, len(n.Args))
+	for i, a := range n.Args {
+		words[i] = a.Text
+	}
+	return words
+}
+
+// splitCommand splits a quoted command string into words, honouring single
+// and double quotes inside it as a shell would for plain words (keepalived
+// does the same in its notify/script parsing); no expansion is done.
+func splitCommand(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '\'' || c == '"':
+			quote, inWord = c, true
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated %c quote in command %q", quote, s)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// setEnum reads one of a fixed set of words (case-insensitive), storing the
+// canonical spelling.
+func (p *parser) setEnum(dst *string, allowed ...string) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if v, ok := p.enumTok(n, n.Args[0], allowed...); ok {
+			*dst = v
+		}
+	}
+}
+
+func (p *parser) enumTok(n *node, t syntax.Token, allowed ...string) (string, bool) {
+	for _, a := range allowed {
+		if strings.EqualFold(t.Text, a) {
+			return a, true
+		}
+	}
+	msg := fmt.Sprintf("%s: %q is not one of %s", n.Keyword.Text, t.Text, strings.Join(allowed, ", "))
+	if s := suggest(t.Text, append([]string(nil), allowed...)); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	p.errorf(t.Pos, "%s", msg)
+	return "", false
+}
+
+func (p *parser) addrTok(n *node, t syntax.Token) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(t.Text)
+	if err != nil || a.Zone() != "" {
+		p.errorf(t.Pos, "%s: %q is not an IP address", n.Keyword.Text, t.Text)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+func (p *parser) setAddr(dst *netip.Addr) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if a, ok := p.addrTok(n, n.Args[0]); ok {
+			*dst = a
+		}
+	}
+}
+
+func (p *parser) portTok(n *node, t syntax.Token) (int, bool) {
+	return p.uintTok(n, t, 0, 65535)
+}
+
+func (p *parser) setPort(dst *int) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if v, ok := p.portTok(n, n.Args[0]); ok {
+			*dst = v
+		}
+	}
+}
+
+// words reads a block of lines that are each a list of words
+// (notification_email { a@b c@d }), flattened.
+func (p *parser) words(n *node) []string {
+	if !p.args(n, 0, 0) {
+		return nil
+	}
+	kids, ok := p.blockOf(n)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, k := range kids {
+		if k.HasBlock {
+			p.errorf(k.Keyword.Pos, "%s: unexpected block in a list", n.Keyword.Text)
+			continue
+		}
+		out = append(out, k.Keyword.Text)
+		for _, a := range k.Args {
+			out = append(out, a.Text)
+		}
+	}
+	return out
+}

@@ -1,0 +1,282 @@
+package lvs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+)
+
+// Kernel is a data-plane backend: the IPVS (generic netlink) and nftables
+// implementations live in their own packages. It reports and changes the
+// actual state in this package's terms, so the reconciler can diff it.
+//
+// Contract for implementations:
+//   - Services returns every service of the backend, including ones Tandem
+//     did not create (the reconciler decides ownership, see Reconciler), with
+//     Flags in Tandem's bits and PersistenceBits as a prefix length; the
+//     Service.Method field is ignored.
+//   - Dests returns the destinations of one service with concrete Methods.
+//   - Apply performs one operation. An Op of kind DelService must remove the
+//     service together with its destinations, as IPVS does
+//     (ip_vs_ctl.c: __ip_vs_del_service unlinks every dest), so the
+//     reconciler never sends per-dest deletes for a service it removes.
+type Kernel interface {
+	Services() ([]Service, error)
+	Dests(ServiceKey) ([]Dest, error)
+	Apply(Op) error
+}
+
+// OpKind is the kind of one kernel operation.
+type OpKind uint8
+
+// Operation kinds. Their numeric order is not the order they are applied in;
+// see Reconciler.Reconcile for that.
+const (
+	AddService OpKind = iota + 1
+	UpdateService
+	DelService
+	AddDest
+	UpdateDest
+	DelDest
+)
+
+var opKindNames = [...]string{
+	AddService:    "add-service",
+	UpdateService: "update-service",
+	DelService:    "del-service",
+	AddDest:       "add-dest",
+	UpdateDest:    "update-dest",
+	DelDest:       "del-dest",
+}
+
+func (k OpKind) String() string {
+	if int(k) < len(opKindNames) && opKindNames[k] != "" {
+		return opKindNames[k]
+	}
+	return "op(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Op is one kernel operation. Service is the full desired service for
+// AddService and UpdateService, and identifies the service otherwise. Dest is
+// the full desired dest for AddDest and UpdateDest, identifies the dest for
+// DelDest, and is zero for service operations.
+type Op struct {
+	Kind    OpKind
+	Service Service
+	Dest    Dest
+}
+
+func (o Op) String() string {
+	switch o.Kind {
+	case AddService, UpdateService:
+		s := o.Service
+		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%d",
+			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, s.PersistenceBits)
+	case AddDest, UpdateDest:
+		d := o.Dest
+		return fmt.Sprintf("%v %v -> %v weight=%d method=%v thresholds=%d/%d",
+			o.Kind, o.Service.ServiceKey, d.Addr, d.Weight, d.Method, d.LowerThreshold, d.UpperThreshold)
+	case DelDest:
+		return fmt.Sprintf("%v %v -> %v", o.Kind, o.Service.ServiceKey, o.Dest.Addr)
+	}
+	return fmt.Sprintf("%v %v", o.Kind, o.Service.ServiceKey)
+}
+
+// Report tells what one Reconcile did.
+type Report struct {
+	// Ops are the operations the kernel accepted, in the order sent. When
+	// Reconcile fails, the failed op is not among them.
+	Ops []Op
+	// Foreign are kernel services that differ from the desired state but
+	// were left alone because Tandem does not own them.
+	Foreign []ServiceKey
+}
+
+// Count returns how many applied ops are of kind k.
+func (r Report) Count(k OpKind) int {
+	n := 0
+	for _, op := range r.Ops {
+		if op.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// OpError is the error of an operation the kernel refused. Ops before it were
+// applied, those after it were not sent.
+type OpError struct {
+	Op    Op
+	Index int // 0-based position of Op in the planned batch
+	Total int // number of ops planned
+	Err   error
+}
+
+func (e *OpError) Error() string {
+	return fmt.Sprintf("lvs: op %d of %d (%v): %v", e.Index+1, e.Total, e.Op, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Reconciler drives a Kernel towards a Desired state with the fewest
+// operations. It is not safe for concurrent use; the daemon runs one
+// reconcile loop.
+//
+// Ownership: the kernel's IPVS table is shared with the operator (ipvsadm,
+// other daemons) and IPVS has no field to tag a service with its creator, so
+// the reconciler only creates, changes or deletes a kernel service if
+//   - it is in the desired state (the configuration claims that key), or
+//   - this Reconciler applied it earlier and it has since left the desired
+//     state (the reload case), or
+//   - the owns predicate, if any, says so (the daemon's way to clean up
+//     services of a previous Tandem process, e.g. from a state file).
+//
+// Every other service is reported in Report.Foreign and never touched, nor
+// are its dests read.
+type Reconciler struct {
+	kernel  Kernel
+	owns    func(ServiceKey) bool
+	applied map[ServiceKey]bool
+}
+
+// NewReconciler returns a reconciler for k. owns may be nil.
+func NewReconciler(k Kernel, owns func(ServiceKey) bool) *Reconciler {
+	return &Reconciler{kernel: k, owns: owns, applied: make(map[ServiceKey]bool)}
+}
+
+// Reconcile diffs want against the kernel and applies the difference. The
+// batch is ordered so that traffic never sees a half-built state:
+//
+//  1. For each desired service in key order: AddService if it is missing, or
+//     UpdateService (in place, never delete+add) if its scheduler, flags or
+//     persistence differ; then its dests: AddDest for new ones, UpdateDest for
+//     changed weight, method or thresholds, and DelDest for the rest. Adds
+//     come before deletes so a pool being replaced never drains to empty.
+//  2. DelService, in key order, for owned services no longer desired. They
+//     go last so a service moving to a new key (say, a port change) is up
+//     before the old one goes; their dests go with them (see Kernel).
+//
+// Nothing is sent when the kernel already matches, so reconciling again, or
+// after a reload that changed nothing, is free. On the first refused op it
+// stops and returns an *OpError with what was applied so far in the report;
+// the next Reconcile diffs afresh and carries on from the actual state.
+// ctx is checked between operations. A nil want is the empty state.
+func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, error) {
+	if want == nil {
+		want = &Desired{}
+	}
+	var rep Report
+	ops, err := r.plan(want, &rep)
+	if err != nil {
+		return rep, err
+	}
+	for i, op := range ops {
+		if err := ctx.Err(); err != nil {
+			return rep, fmt.Errorf("lvs: reconcile stopped after %d of %d ops: %w", i, len(ops), err)
+		}
+		if err := r.kernel.Apply(op); err != nil {
+			return rep, &OpError{Op: op, Index: i, Total: len(ops), Err: err}
+		}
+		rep.Ops = append(rep.Ops, op)
+		switch op.Kind {
+		case AddService, UpdateService:
+			r.applied[op.Service.ServiceKey] = true
+		case DelService:
+			delete(r.applied, op.Service.ServiceKey)
+		}
+	}
+	return rep, nil
+}
+
+// plan computes the ordered batch. It records foreign services in rep.
+func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
+	actual, err := r.kernel.Services()
+	if err != nil {
+		return nil, fmt.Errorf("lvs: list services: %w", err)
+	}
+	have := make(map[ServiceKey]Service, len(actual))
+	for _, s := range actual {
+		s = s.normalize()
+		if _, dup := have[s.Key()]; dup {
+			return nil, fmt.Errorf("lvs: kernel lists service %v twice", s.Key())
+		}
+		have[s.Key()] = s
+	}
+
+	var ops []Op
+	for _, k := range want.keys {
+		vs := want.vs[k]
+		cur, exists := have[k]
+		if !exists {
+			ops = append(ops, Op{Kind: AddService, Service: vs.Service})
+			for _, d := range vs.Dests {
+				ops = append(ops, Op{Kind: AddDest, Service: vs.Service, Dest: d})
+			}
+			continue
+		}
+		if !cur.sameAttrs(vs.Service) {
+			ops = append(ops, Op{Kind: UpdateService, Service: vs.Service})
+		}
+		dests, err := r.kernel.Dests(k)
+		if err != nil {
+			return nil, fmt.Errorf("lvs: list dests of %v: %w", k, err)
+		}
+		ops, err = diffDests(ops, vs, dests)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	var stale []ServiceKey
+	for k := range have {
+		if _, desired := want.vs[k]; desired {
+			continue
+		}
+		if r.applied[k] || (r.owns != nil && r.owns(k)) {
+			stale = append(stale, k)
+		} else {
+			rep.Foreign = append(rep.Foreign, k)
+		}
+	}
+	slices.SortFunc(stale, ServiceKey.Compare)
+	slices.SortFunc(rep.Foreign, ServiceKey.Compare)
+	for _, k := range stale {
+		ops = append(ops, Op{Kind: DelService, Service: have[k]})
+	}
+	return ops, nil
+}
+
+// diffDests appends the dest operations that turn have into vs.Dests (sorted
+// by address): adds, then updates, then deletes, each in address order.
+func diffDests(ops []Op, vs VirtualServer, have []Dest) ([]Op, error) {
+	cur := make(map[netip.AddrPort]Dest, len(have))
+	for _, d := range have {
+		if _, dup := cur[d.Addr]; dup {
+			return nil, fmt.Errorf("lvs: kernel lists dest %v of %v twice", d.Addr, vs.Service.ServiceKey)
+		}
+		cur[d.Addr] = d
+	}
+	var updates []Op
+	for _, d := range vs.Dests {
+		c, ok := cur[d.Addr]
+		switch {
+		case !ok:
+			ops = append(ops, Op{Kind: AddDest, Service: vs.Service, Dest: d})
+		case c != d:
+			updates = append(updates, Op{Kind: UpdateDest, Service: vs.Service, Dest: d})
+		}
+		delete(cur, d.Addr)
+	}
+	ops = append(ops, updates...)
+	var gone []Dest
+	for _, d := range cur {
+		gone = append(gone, d)
+	}
+	slices.SortFunc(gone, func(a, b Dest) int { return a.Addr.Compare(b.Addr) })
+	for _, d := range gone {
+		ops = append(ops, Op{Kind: DelDest, Service: vs.Service, Dest: Dest{Addr: d.Addr}})
+	}
+	return ops, nil
+}

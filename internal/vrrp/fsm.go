@@ -1,0 +1,656 @@
+// Package vrrp implements the Virtual Router Redundancy Protocol.
+//
+// This file holds the protocol state machine of one VRRP instance
+// (RFC 3768 §6.4 for VRRPv2, RFC 5798 §6.4 for VRRPv3), following
+// keepalived where keepalived deliberately differs from the RFCs.
+//
+// The Machine is pure: it owns no sockets, goroutines or clocks. The caller
+// passes the current time with every event and performs the returned
+// actions (send an advertisement, add addresses, arm the single timer, ...).
+// Keeping it pure lets the whole protocol be tested, and simulated across
+// many routers, in virtual time.
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is the state of a VRRP instance.
+type State uint8
+
+// The instance states. Init, Backup and Master are the RFC states; Fault
+// and Stop are keepalived's additions (an instance that is administratively
+// or operationally unable to serve, and one that has been shut down).
+const (
+	Init State = iota
+	Backup
+	Master
+	Fault
+	Stop
+)
+
+// String returns the state's name as keepalived prints it in logs and passes
+// it to notify scripts.
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	case Fault:
+		return "FAULT"
+	case Stop:
+		return "STOP"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// ownerPriority is the priority of the IP address owner (RFC 5798 §5.2.4).
+const ownerPriority = 255
+
+// MachineConfig is the static configuration of one VRRP instance as far as
+// the state machine is concerned.
+type MachineConfig struct {
+	// Version is the VRRP version, 2 (RFC 3768) or 3 (RFC 5798).
+	Version uint8
+	// VRID is the virtual router identifier, 1..255.
+	VRID uint8
+	// Priority is the base priority, 1..255; 255 marks the address owner,
+	// whose priority tracking never changes (keepalived
+	// vrrp_set_effective_priority).
+	Priority uint8
+	// AdvertInt is the configured advertisement interval. VRRPv2 carries it
+	// in whole seconds (1..255s), VRRPv3 in centiseconds (10ms..40.95s).
+	AdvertInt time.Duration
+	// Preempt lets a higher priority backup take over from a lower priority
+	// master (RFC 5798 §6.1 Preempt_Mode). keepalived's default is to
+	// preempt; the zero value here means keepalived's `nopreempt`.
+	Preempt bool
+	// PreemptDelay holds a backup off preempting: it is counted from the
+	// first lower priority advertisement seen since entering BACKUP
+	// (keepalived vrrp_state_backup, preempt_time), not from process start.
+	// It only has an effect with Preempt.
+	PreemptDelay time.Duration
+	// InitialState is keepalived's `state`: Master or Backup. The zero value
+	// (Init) derives it from the priority as keepalived does when `state` is
+	// absent: Master for the address owner, Backup otherwise.
+	//
+	// As in keepalived (vrrp_init_state), Master only makes the address owner
+	// take over at once. A non-owner starting as Master still enters BACKUP,
+	// but waits only one advertisement interval plus the minimum skew (rather
+	// than Master_Down_Interval) before taking over; it sends nothing first.
+	// keepalived also clears nopreempt and preempt_delay for a `state MASTER`
+	// instance (vrrp_complete_instance); NewMachine does the same.
+	InitialState State
+	// PrimaryAddr is the instance's own source address. When a master hears
+	// an advertisement of equal priority, the higher source address wins
+	// (RFC 3768 §6.4.3, RFC 5798 §6.4.3).
+	PrimaryAddr netip.Addr
+	// Accept is RFC 5798 Accept_Mode. The machine does not act on it; it is
+	// carried for the instance layer, which owns the addresses.
+	Accept bool
+	// SyncGroup marks the instance as a member of a sync group. Such a
+	// member never takes over on its own: when it would, it only reports
+	// that it wants MASTER (Want) and keeps waiting, and the group
+	// coordinator (SyncGroup) decides, as keepalived's
+	// vrrp_sync_can_goto_master does.
+	SyncGroup bool
+}
+
+// Validation errors returned by NewMachine.
+var (
+	ErrVersion   = errors.New("vrrp: version must be 2 or 3")
+	ErrVRID      = errors.New("vrrp: VRID must be 1..255")
+	ErrPriority  = errors.New("vrrp: priority must be 1..255")
+	ErrAdvertInt = errors.New("vrrp: advertisement interval out of range")
+	ErrState     = errors.New("vrrp: initial state must be MASTER or BACKUP")
+)
+
+func (c *MachineConfig) validate() error {
+	switch {
+	case c.Version != 2 && c.Version != 3:
+		return ErrVersion
+	case c.VRID == 0:
+		return ErrVRID
+	case c.Priority == 0:
+		return ErrPriority
+	case c.InitialState != Init && c.InitialState != Master && c.InitialState != Backup:
+		return ErrState
+	}
+	// The wire formats bound the interval: an 8-bit count of seconds (v2) or
+	// a 12-bit count of centiseconds (v3).
+	lo, hi := time.Second, 255*time.Second
+	if c.Version == 3 {
+		lo, hi = 10*time.Millisecond, 4095*10*time.Millisecond
+	}
+	if c.AdvertInt < lo || c.AdvertInt > hi {
+		return fmt.Errorf("%w: %v not in [%v, %v]", ErrAdvertInt, c.AdvertInt, lo, hi)
+	}
+	return nil
+}
+
+// Event is an input to Machine.Handle.
+type Event interface{ isEvent() }
+
+// Start brings the instance up from Init (RFC 5798 §6.4.1 Startup).
+type Start struct{}
+
+// AdvertReceived is a validated advertisement for our VRID. Packet checks
+// (TTL, checksum, version, addresses, authentication) belong to the packet
+// layer; only the fields that drive the state machine are carried.
+type AdvertReceived struct {
+	Priority uint8
+	// MaxAdvertInt is the interval the sender advertises. VRRPv3 backups
+	// adopt it as Master_Adver_Interval (RFC 5798 §6.4.2); VRRPv2 ignores it
+	// (RFC 3768 requires it to match, which the packet layer checks).
+	MaxAdvertInt time.Duration
+	Src          netip.Addr
+}
+
+// TimerFired reports that the timer armed by ArmTimer{Gen} expired. Timers of
+// an older generation are stale and ignored, so the caller need not cancel a
+// timer race-free.
+type TimerFired struct{ Gen uint64 }
+
+// TrackerChanged sets the current contribution of one tracked object
+// (track_interface, track_script, track_file, track_process, ...), keyed by
+// Name. Weight is the signed amount the object currently adds to the base
+// priority (keepalived: total_priority); Fault puts the instance into FAULT
+// while set, as a tracked object with weight 0 does in keepalived. Each event
+// replaces the object's previous contribution, so repeats are harmless.
+type TrackerChanged struct {
+	Name   string
+	Weight int
+	Fault  bool
+}
+
+// FaultChanged sets or clears one named fault reason (for example the
+// instance's interface going down). The instance is in FAULT while any fault
+// reason or faulty tracker is set.
+type FaultChanged struct {
+	Reason string
+	On     bool
+}
+
+// GroupForce is a transition forced on a sync group member by SyncGroup:
+// Master, Backup or Fault (keepalived vrrp_sync_master, vrrp_sync_backup,
+// vrrp_sync_fault). A forced Fault is held until a forced Backup releases it.
+type GroupForce struct{ To State }
+
+// Shutdown stops the instance for good (keepalived STOP). A master first
+// advertises priority 0 so that a backup takes over after only Skew_Time
+// (RFC 5798 §6.4.3).
+type Shutdown struct{}
+
+func (Start) isEvent()          {}
+func (AdvertReceived) isEvent() {}
+func (TimerFired) isEvent()     {}
+func (TrackerChanged) isEvent() {}
+func (FaultChanged) isEvent()   {}
+func (GroupForce) isEvent()     {}
+func (Shutdown) isEvent()       {}
+
+// Action is an output of Machine.Handle, to be performed in order.
+type Action interface{ isAction() }
+
+// SendAdvert sends one advertisement with the given priority; the shell
+// fills in the configured interval and addresses.
+type SendAdvert struct{ Priority uint8 }
+
+// AddVIPs installs the virtual addresses (and routes, rules, accept-mode
+// firewall state) of the instance.
+type AddVIPs struct{}
+
+// RemoveVIPs removes what AddVIPs installed.
+type RemoveVIPs struct{}
+
+// SendGratuitous sends gratuitous ARPs / unsolicited neighbour
+// advertisements for the virtual addresses.
+type SendGratuitous struct{}
+
+// Notify reports entry into State (notify scripts, FIFO, logs).
+type Notify struct{ State State }
+
+// ArmTimer (re)arms the instance's single timer to fire at At, replacing any
+// earlier timer. When it fires, feed back TimerFired{Gen}.
+type ArmTimer struct {
+	Gen uint64
+	At  time.Time
+}
+
+// CancelTimer cancels the timer; states FAULT and STOP have none.
+type CancelTimer struct{}
+
+func (SendAdvert) isAction()     {}
+func (AddVIPs) isAction()        {}
+func (RemoveVIPs) isAction()     {}
+func (SendGratuitous) isAction() {}
+func (Notify) isAction()         {}
+func (ArmTimer) isAction()       {}
+func (CancelTimer) isAction()    {}
+
+// Machine is the state machine of one VRRP instance. It is not safe for
+// concurrent use; the instance layer serialises events.
+type Machine struct {
+	cfg MachineConfig
+
+	state State
+	// want is the state the instance would be in if it were not in a sync
+	// group (keepalived wantstate): the group may hold a member in BACKUP
+	// that wants MASTER, or in FAULT that has no fault of its own.
+	want State
+
+	// masterAdverInt is RFC 5798 Master_Adver_Interval: learnt from the
+	// master while BACKUP (v3 only), reset to AdvertInt when becoming
+	// master or leaving FAULT (keepalived vrrp_state_leave_fault).
+	masterAdverInt time.Duration
+
+	trackWeight map[string]int
+	trackFault  map[string]bool
+	faults      map[string]bool
+	// groupFault is a FAULT imposed by the sync group.
+	groupFault bool
+	priority   uint8 // effective priority
+
+	// preemptAt is when a pending preempt delay ends (zero: none pending).
+	preemptAt time.Time
+
+	gen      uint64    // generation of the armed timer
+	deadline time.Time // when the armed timer fires; zero if none
+}
+
+// NewMachine returns a machine in Init for cfg. Feed it Start to bring it up.
+func NewMachine(cfg MachineConfig) (*Machine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.InitialState == Init {
+		cfg.InitialState = Backup
+		if cfg.Priority == ownerPriority {
+			cfg.InitialState = Master
+		}
+	}
+	if cfg.InitialState == Master {
+		// keepalived: "nopreempt will not work with initial state MASTER"
+		// and likewise preempt_delay (vrrp_complete_instance).
+		cfg.Preempt = true
+		cfg.PreemptDelay = 0
+	}
+	if !cfg.Preempt {
+		cfg.PreemptDelay = 0
+	}
+	return &Machine{
+		cfg:            cfg,
+		state:          Init,
+		want:           cfg.InitialState,
+		masterAdverInt: cfg.AdvertInt,
+		trackWeight:    map[string]int{},
+		trackFault:     map[string]bool{},
+		faults:         map[string]bool{},
+		priority:       cfg.Priority,
+	}, nil
+}
+
+// Config returns the configuration in effect, after NewMachine's defaults.
+func (m *Machine) Config() MachineConfig { return m.cfg }
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Want returns the state the instance would be in outside a sync group.
+func (m *Machine) Want() State { return m.want }
+
+// Status returns the state and wanted state, as SyncGroup.Observe takes them.
+func (m *Machine) Status() MemberStatus { return MemberStatus{State: m.state, Want: m.want} }
+
+// Priority returns the effective priority: the base priority plus tracker
+// weights, clamped to 1..254 unless the instance is the address owner.
+func (m *Machine) Priority() uint8 { return m.priority }
+
+// MasterAdverInt returns the current Master_Adver_Interval.
+func (m *Machine) MasterAdverInt() time.Duration { return m.masterAdverInt }
+
+// Handle applies ev at time now and returns the actions to perform.
+func (m *Machine) Handle(now time.Time, ev Event) []Action {
+	if m.state == Stop {
+		return nil
+	}
+	var a actions
+	switch ev := ev.(type) {
+	case Start:
+		if m.state == Init {
+			m.start(now, &a)
+		}
+	case AdvertReceived:
+		switch m.state {
+		case Backup:
+			m.backupRx(now, ev, &a)
+		case Master:
+			m.masterRx(now, ev, &a)
+		}
+	case TimerFired:
+		if ev.Gen == m.gen && !m.deadline.IsZero() {
+			m.deadline = time.Time{}
+			m.timerFired(now, &a)
+		}
+	case TrackerChanged:
+		if ev.Fault {
+			m.trackFault[ev.Name] = true
+			delete(m.trackWeight, ev.Name)
+		} else {
+			delete(m.trackFault, ev.Name)
+			m.trackWeight[ev.Name] = ev.Weight
+		}
+		m.setPriority(now, &a)
+		m.faultsChanged(now, &a)
+	case FaultChanged:
+		if ev.On {
+			m.faults[ev.Reason] = true
+		} else {
+			delete(m.faults, ev.Reason)
+		}
+		m.faultsChanged(now, &a)
+	case GroupForce:
+		m.groupForce(now, ev.To, &a)
+	case Shutdown:
+		if m.state == Master {
+			a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
+		}
+		m.enter(Stop, &a)
+		m.cancelTimer(&a)
+	}
+	return a
+}
+
+type actions []Action
+
+func (a *actions) add(x ...Action) { *a = append(*a, x...) }
+
+// ownFault reports whether the instance itself (not its sync group) has a
+// reason to be in FAULT.
+func (m *Machine) ownFault() bool { return len(m.faults) > 0 || len(m.trackFault) > 0 }
+
+func (m *Machine) start(now time.Time, a *actions) {
+	if m.ownFault() || m.groupFault {
+		m.want = Backup
+		if m.ownFault() {
+			m.want = Fault
+		}
+		m.enter(Fault, a)
+		return
+	}
+	owner := m.cfg.InitialState == Master && m.cfg.Priority == ownerPriority
+	if owner && !m.cfg.SyncGroup {
+		// RFC 5798 §6.4.1: the address owner takes over at once.
+		m.becomeMaster(now, a)
+		return
+	}
+	m.enter(Backup, a)
+	switch {
+	case owner:
+		m.takeOver(now, a)
+	case m.cfg.InitialState == Master:
+		// keepalived vrrp_init_state: allow one advertisement interval to
+		// pass to make sure there is no other master.
+		m.want = Backup
+		m.arm(now.Add(m.masterAdverInt+m.skewFor(1)), a)
+	default:
+		m.want = Backup
+		m.arm(now.Add(m.masterDown()), a)
+	}
+}
+
+// skewFor returns the skew for a priority distance of d (256-priority).
+// RFC 3768 §6.1: (256-Priority)/256 seconds. RFC 5798 §6.1:
+// ((256-Priority) * Master_Adver_Interval)/256. keepalived VRRP_TIMER_SKEW.
+func (m *Machine) skewFor(d int) time.Duration {
+	if m.cfg.Version == 3 {
+		return time.Duration(d) * m.masterAdverInt / 256
+	}
+	return time.Duration(d) * time.Second / 256
+}
+
+func (m *Machine) skew() time.Duration { return m.skewFor(256 - int(m.priority)) }
+
+// masterDown is Master_Down_Interval = 3*Master_Adver_Interval + Skew_Time
+// (for v2 Master_Adver_Interval is always the configured interval).
+func (m *Machine) masterDown() time.Duration { return 3*m.masterAdverInt + m.skew() }
+
+func (m *Machine) arm(at time.Time, a *actions) {
+	m.gen++
+	m.deadline = at
+	a.add(ArmTimer{Gen: m.gen, At: at})
+}
+
+func (m *Machine) cancelTimer(a *actions) {
+	if m.deadline.IsZero() {
+		return
+	}
+	m.gen++
+	m.deadline = time.Time{}
+	a.add(CancelTimer{})
+}
+
+func (m *Machine) enter(s State, a *actions) {
+	m.state = s
+	a.add(Notify{State: s})
+}
+
+func (m *Machine) timerFired(now time.Time, a *actions) {
+	switch m.state {
+	case Backup:
+		// Master_Down_Timer expired (RFC 5798 §6.4.2).
+		m.takeOver(now, a)
+	case Master:
+		// Adver_Timer expired (RFC 5798 §6.4.3).
+		a.add(SendAdvert{Priority: m.priority})
+		m.arm(now.Add(m.cfg.AdvertInt), a)
+	}
+}
+
+// takeOver is the BACKUP instance deciding to become master. A sync group
+// member only records the wish and keeps waiting a full Master_Down_Interval
+// for the group to agree (keepalived vrrp_sync_can_goto_master).
+func (m *Machine) takeOver(now time.Time, a *actions) {
+	m.want = Master
+	if m.cfg.SyncGroup {
+		m.arm(now.Add(m.masterDown()), a)
+		return
+	}
+	m.becomeMaster(now, a)
+}
+
+// becomeMaster performs the transition to MASTER. The advertisement goes
+// first so that the old master drops the addresses before our gratuitous
+// ARPs claim them (keepalived vrrp_state_master_tx).
+func (m *Machine) becomeMaster(now time.Time, a *actions) {
+	m.want = Master
+	m.masterAdverInt = m.cfg.AdvertInt
+	a.add(SendAdvert{Priority: m.priority}, AddVIPs{}, SendGratuitous{})
+	m.enter(Master, a)
+	m.arm(now.Add(m.cfg.AdvertInt), a)
+}
+
+// leaveMasterForBackup: the addresses go, no priority 0 advertisement is
+// sent (keepalived vrrp_state_leave_master with wantstate BACKUP).
+func (m *Machine) leaveMasterForBackup(now time.Time, a *actions) {
+	a.add(RemoveVIPs{})
+	m.enterBackup(now, m.masterDown(), a)
+}
+
+// enterBackup enters BACKUP from MASTER or FAULT; any preempt delay restarts
+// (keepalived clears preempt_time on both paths).
+func (m *Machine) enterBackup(now time.Time, down time.Duration, a *actions) {
+	m.want = Backup
+	m.preemptAt = time.Time{}
+	m.enter(Backup, a)
+	m.arm(now.Add(down), a)
+}
+
+// higherThanUs reports whether an advertisement from src with priority p
+// beats us: higher priority, or equal priority and a higher primary address
+// (RFC 5798 §6.4.3).
+func (m *Machine) higherThanUs(p uint8, src netip.Addr) bool {
+	return p > m.priority || p == m.priority && src.Compare(m.cfg.PrimaryAddr) > 0
+}
+
+// backupRx is RFC 5798 §6.4.2 "If an ADVERTISEMENT is received" with
+// keepalived's preempt_delay (vrrp_state_backup).
+func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
+	if ev.Priority == 0 {
+		// The master is shutting down: take over after Skew_Time only.
+		m.arm(now.Add(m.skew()), a)
+		return
+	}
+	delaying := m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || now.Before(m.preemptAt))
+	if m.cfg.Preempt && ev.Priority < m.priority && !delaying {
+		// Discard: Master_Down_Timer keeps running and we preempt when it
+		// expires.
+		return
+	}
+	if m.cfg.Version == 3 && ev.MaxAdvertInt > 0 {
+		m.masterAdverInt = ev.MaxAdvertInt
+	}
+	if m.cfg.PreemptDelay > 0 {
+		if ev.Priority >= m.priority {
+			m.preemptAt = time.Time{}
+		} else if m.preemptAt.IsZero() {
+			m.preemptAt = now.Add(m.cfg.PreemptDelay)
+		}
+	}
+	// Accepted: a sync group member that wanted MASTER now wants BACKUP.
+	m.want = Backup
+	m.arm(now.Add(m.masterDown()), a)
+}
+
+// masterRx is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received" with
+// keepalived's defaults (lower_prio_no_advert off, higher_prio_send_advert
+// off, garp_lower_prio_rep = garp_rep) from vrrp_state_master_rx.
+func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
+	switch {
+	case ev.Priority == 0:
+		// Another router is shutting down as master: assert ourselves.
+		a.add(SendAdvert{Priority: m.priority})
+		m.arm(now.Add(m.cfg.AdvertInt), a)
+	case ev.Src == m.cfg.PrimaryAddr:
+		// Our own advertisement looped back; neither higher nor lower.
+	case m.higherThanUs(ev.Priority, ev.Src):
+		if m.cfg.Version == 3 && ev.MaxAdvertInt > 0 {
+			m.masterAdverInt = ev.MaxAdvertInt
+		}
+		m.leaveMasterForBackup(now, a)
+	default:
+		// A lower priority router thinks it is master (a split brain is
+		// healing, or it missed our adverts): advertise at once to force it
+		// back, and refresh ARP caches it may have poisoned. The advert
+		// restarts the Adver_Timer.
+		a.add(SendAdvert{Priority: m.priority}, SendGratuitous{})
+		m.arm(now.Add(m.cfg.AdvertInt), a)
+	}
+}
+
+// setPriority recomputes the effective priority after a tracker change
+// (keepalived vrrp_set_effective_priority): base plus weights, clamped to
+// 1..254; the address owner's priority never changes. A BACKUP's running
+// Master_Down_Timer moves by the change in Skew_Time, as keepalived moves
+// sands by the change in ms_down_timer.
+func (m *Machine) setPriority(now time.Time, a *actions) {
+	if m.cfg.Priority == ownerPriority {
+		return
+	}
+	total := int(m.cfg.Priority)
+	for _, w := range m.trackWeight {
+		total += w
+	}
+	p := uint8(min(max(total, 1), ownerPriority-1))
+	if p == m.priority {
+		return
+	}
+	oldSkew := m.skew()
+	m.priority = p
+	if m.state == Backup && !m.deadline.IsZero() {
+		at := m.deadline.Add(m.skew() - oldSkew)
+		if at.Before(now) {
+			at = now
+		}
+		m.arm(at, a)
+	}
+}
+
+// faultsChanged moves into or out of FAULT after the fault reasons changed
+// (keepalived down_instance / try_up_instance).
+func (m *Machine) faultsChanged(now time.Time, a *actions) {
+	own := m.ownFault()
+	switch {
+	case own && m.want != Fault:
+		m.want = Fault
+		if m.state == Backup || m.state == Master {
+			m.enterFault(a)
+		}
+	case !own && m.want == Fault:
+		m.want = Backup
+		if m.state == Fault && !m.groupFault {
+			m.leaveFault(now, a)
+		}
+	}
+}
+
+// enterFault: a master advertises priority 0 so a backup takes over
+// quickly, and drops the addresses (keepalived vrrp_state_leave_master with
+// wantstate FAULT). FAULT sends nothing and has no timer.
+func (m *Machine) enterFault(a *actions) {
+	if m.state == Master {
+		a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
+	}
+	m.enter(Fault, a)
+	m.cancelTimer(a)
+}
+
+// leaveFault always goes to BACKUP with a fresh Master_Down_Interval from
+// the configured interval (keepalived try_up_instance and
+// vrrp_state_leave_fault); an address owner configured as MASTER waits only
+// one interval plus skew.
+func (m *Machine) leaveFault(now time.Time, a *actions) {
+	m.masterAdverInt = m.cfg.AdvertInt
+	down := m.masterDown()
+	if m.cfg.InitialState == Master && m.cfg.Priority == ownerPriority {
+		down = m.masterAdverInt + m.skew()
+	}
+	m.enterBackup(now, down, a)
+}
+
+// groupForce applies a sync group decision. A member not started yet only
+// remembers a group FAULT, so that it starts in FAULT as keepalived starts
+// members of a faulty group (vrrp_init_state uses the group's state).
+func (m *Machine) groupForce(now time.Time, to State, a *actions) {
+	if m.state == Init {
+		m.groupFault = to == Fault
+		return
+	}
+	switch to {
+	case Fault:
+		m.groupFault = true
+		if m.state != Fault {
+			m.enterFault(a)
+		}
+	case Backup:
+		m.groupFault = false
+		// A member already in BACKUP is left alone, even if it wants
+		// MASTER (keepalived vrrp_sync_backup skips it).
+		switch {
+		case m.state == Master:
+			m.leaveMasterForBackup(now, a)
+		case m.state == Fault && !m.ownFault():
+			m.leaveFault(now, a)
+		}
+	case Master:
+		if m.state == Backup {
+			m.becomeMaster(now, a)
+		}
+	}
+}
