@@ -32,7 +32,7 @@ const (
 // timingHandlers reads the timing keywords shared by virtual servers, real
 // servers and checkers.
 func (p *parser) timingHandlers(t *TimingDefaults) map[string]handler {
-	retry := p.setIntPtr(&t.Retry, 1, 1<<31-1)
+	retry := p.setIntPtr(&t.Retry, 0, 1<<31-1)
 	return map[string]handler{
 		"delay_loop":         p.setDurPtr(&t.DelayLoop, time.Millisecond, maxCheckTime),
 		"connect_timeout":    p.setDurPtr(&t.ConnectTimeout, time.Millisecond, maxCheckTime),
@@ -373,7 +373,7 @@ func (p *parser) checker(n *node, typ string) []*Checker {
 		c.Misc = &MiscCheck{}
 		hs = merge(hs, map[string]handler{
 			"misc_path":    p.setCmd(&c.Misc.Command),
-			"misc_timeout": p.setDur(&c.Misc.Timeout, time.Second, maxCheckTime),
+			"misc_timeout": p.setDur(&c.Misc.Timeout, time.Millisecond, maxCheckTime),
 			"misc_dynamic": p.setConst(&c.Misc.Dynamic, true),
 			"user":         p.userTo(&c.Misc.User, &c.Misc.Group),
 		})
