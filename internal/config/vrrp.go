@@ -633,8 +633,6 @@ func (p *parser) ipAddress(k *node, static bool) (*IPAddress, bool) {
 	return a, true
 }
 
-var routeTypes = []string{"blackhole", "unreachable", "prohibit", "throw"}
-
 func (p *parser) routeBlock(dst *[]*Route) handler {
 	return func(n *node) {
 		if !p.args(n, 0, 0) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // fakeKernel is an in-memory Kernel with IPVS's semantics: adding an
@@ -154,8 +155,10 @@ func wantState(d *Desired, foreign ...VirtualServer) []VirtualServer {
 	return out
 }
 
-// cmpOpts compares netip values, whose fields are unexported, by ==.
+// cmpOpts compares netip values, whose fields are unexported, by ==, and
+// treats nil and empty slices alike.
 var cmpOpts = cmp.Options{
+	cmpopts.EquateEmpty(),
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
 }

@@ -75,7 +75,10 @@ func TestNewDesiredRejects(t *testing.T) {
 		{"mark with VIP", func(v *VirtualServer) { v.Service.FWMark = 3 }, "firewall-mark service has no VIP"},
 		{"mark without family", func(v *VirtualServer) { v.Service.ServiceKey = ServiceKey{FWMark: 3} }, "address family af(0)"},
 		{"family mismatch", func(v *VirtualServer) { v.Service.Family = IPv6 }, "VIP 10.0.0.1 is not ipv6"},
-		{"4in6 VIP", func(v *VirtualServer) { v.Service.VIP = netip.MustParseAddr("::ffff:10.0.0.1"); v.Service.Family = IPv6 }, "want a plain"},
+		{"4in6 VIP", func(v *VirtualServer) {
+			v.Service.VIP = netip.MustParseAddr("::ffff:10.0.0.1")
+			v.Service.Family = IPv6
+		}, "want a plain"},
 		{"bad protocol", func(v *VirtualServer) { v.Service.Protocol = 1 }, "protocol proto(1)"},
 		{"no scheduler", func(v *VirtualServer) { v.Service.Scheduler = "" }, `scheduler ""`},
 		{"unknown scheduler", func(v *VirtualServer) { v.Service.Scheduler = "random" }, `scheduler "random"`},

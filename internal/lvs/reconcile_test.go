@@ -3,12 +3,15 @@ package lvs
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"pgregory.net/rapid"
 )
 
 func vip(proto Protocol, addrPort string) ServiceKey {
@@ -445,4 +448,120 @@ func TestReconcileErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func genDesired(t *rapid.T, label string) []VirtualServer {
+	keys := rapid.SliceOfNDistinct(rapid.SampledFrom([]ServiceKey{
+		vip(TCP, "10.0.0.1:80"), vip(UDP, "10.0.0.1:80"), vip(TCP, "10.0.0.2:443"),
+		vip(SCTP, "10.0.0.3:3868"), vip(TCP, "[2001:db8::1]:80"),
+		{Family: IPv4, FWMark: 1}, {Family: IPv6, FWMark: 1},
+	}), 0, 5, func(k ServiceKey) ServiceKey { return k }).Draw(t, label+" keys")
+	vss := make([]VirtualServer, len(keys))
+	for i, k := range keys {
+		svc := Service{
+			ServiceKey:         k,
+			Scheduler:          rapid.SampledFrom([]Scheduler{RoundRobin, WeightedLeastConn, SourceHash}).Draw(t, "sched"),
+			PersistenceTimeout: rapid.SampledFrom([]uint32{0, 300}).Draw(t, "timeout"),
+			Method:             rapid.SampledFrom([]Method{MethodUnset, DR}).Draw(t, "method"),
+		}
+		if svc.Scheduler == SourceHash {
+			svc.Flags = rapid.SampledFrom([]Flags{0, FlagSHPort}).Draw(t, "flags")
+		}
+		hosts := rapid.SliceOfNDistinct(rapid.IntRange(1, 5), 0, 4, rapid.ID[int]).Draw(t, "hosts")
+		for _, h := range hosts {
+			a := "10.1.0." + strconv.Itoa(h) + ":80"
+			if k.Family == IPv6 {
+				a = "[2001:db8:1::" + strconv.Itoa(h) + "]:80"
+			}
+			d := rs(a, rapid.IntRange(0, 3).Draw(t, "weight"))
+			d.UpperThreshold = rapid.SampledFrom([]uint32{0, 100}).Draw(t, "upper")
+			vss[i].Dests = append(vss[i].Dests, d)
+		}
+		vss[i].Service = svc
+	}
+	return vss
+}
+
+// expectedCounts derives, independently of the reconciler, how many ops of
+// each kind a minimal transition from a to b needs.
+func expectedCounts(a, b *Desired) map[OpKind]int {
+	n := map[OpKind]int{}
+	for _, k := range b.Keys() {
+		nb, _ := b.Lookup(k)
+		na, inA := a.Lookup(k)
+		if !inA {
+			n[AddService]++
+			n[AddDest] += len(nb.Dests)
+			continue
+		}
+		if na.Service.Scheduler != nb.Service.Scheduler || na.Service.Flags != nb.Service.Flags ||
+			na.Service.PersistenceTimeout != nb.Service.PersistenceTimeout {
+			n[UpdateService]++
+		}
+		old := map[netip.AddrPort]Dest{}
+		for _, d := range na.Dests {
+			old[d.Addr] = d
+		}
+		for _, d := range nb.Dests {
+			if o, ok := old[d.Addr]; !ok {
+				n[AddDest]++
+			} else if o != d {
+				n[UpdateDest]++
+			}
+			delete(old, d.Addr)
+		}
+		n[DelDest] += len(old)
+	}
+	for _, k := range a.Keys() {
+		if _, ok := b.Lookup(k); !ok {
+			n[DelService]++
+		}
+	}
+	maps.DeleteFunc(n, func(_ OpKind, c int) bool { return c == 0 })
+	return n
+}
+
+func TestReconcileProperties(t *testing.T) {
+	foreign := []VirtualServer{
+		{Service: Service{ServiceKey: vip(TCP, "192.0.2.1:22"), Scheduler: RoundRobin}, Dests: []Dest{{Addr: netip.MustParseAddrPort("192.0.2.9:22"), Weight: 1, Method: NAT}}},
+		{Service: Service{ServiceKey: ServiceKey{Family: IPv4, FWMark: 42}, Scheduler: RoundRobin}},
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		k := newFakeKernel()
+		for _, vs := range foreign {
+			k.seed(vs)
+		}
+		r := NewReconciler(k, nil)
+		a, err := NewDesired(genDesired(t, "a")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewDesired(genDesired(t, "b")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			from, to *Desired
+		}{{&Desired{}, a}, {a, b}, {b, b}} {
+			rep, err := r.Reconcile(context.Background(), step.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(wantState(step.to, foreign...), k.state(), cmpOpts); diff != "" {
+				t.Fatalf("kernel state (-want +got):\n%s", diff)
+			}
+			got := map[OpKind]int{}
+			for kind := AddService; kind <= DelDest; kind++ {
+				if c := rep.Count(kind); c > 0 {
+					got[kind] = c
+				}
+			}
+			if diff := cmp.Diff(expectedCounts(step.from, step.to), got, cmpOpts); diff != "" {
+				t.Fatalf("op counts (-want +got):\n%s\nops: %v", diff, opStrings(rep.Ops))
+			}
+			if diff := cmp.Diff([]ServiceKey{foreign[0].Service.Key(), foreign[1].Service.Key()}, rep.Foreign, cmpOpts); diff != "" {
+				t.Fatalf("foreign (-want +got):\n%s", diff)
+			}
+		}
+	})
 }

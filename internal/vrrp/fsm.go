@@ -334,7 +334,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.masterRx(now, ev, &a)
 		}
 	case TimerFired:
-		if ev.Gen == m.gen && !m.deadline.IsZero() {
+		if !m.deadline.IsZero() {
 			m.deadline = time.Time{}
 			m.timerFired(now, &a)
 		}
