@@ -1,0 +1,283 @@
+// Package netio is where VRRP touches the kernel: raw VRRP sockets bound to
+// an interface (multicast or unicast, IPv4 and IPv6), virtual addresses,
+// routes and rules over netlink, and gratuitous ARP / unsolicited neighbour
+// advertisements. Everything here works in the network namespace of the
+// calling thread.
+package netio
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// ProtoVRRP is VRRP's IP protocol number (RFC 3768 §5.2.4, RFC 5798 §5.1.1.4).
+const ProtoVRRP = 112
+
+// tosInternetControl is the precedence keepalived gives VRRP packets
+// (IPTOS_PREC_INTERNETCONTROL), so that they survive congested queues.
+const tosInternetControl = 0xc0
+
+// ConnConfig says where a VRRP instance sends and listens.
+type ConnConfig struct {
+	Interface string
+	IPv6      bool
+	// Group is the multicast group; it is ignored when Peers is set.
+	Group netip.Addr
+	// Peers are the unicast peers (unicast_peer); empty means multicast.
+	Peers []netip.Addr
+	// Src is the source address (unicast_src_ip / mcast_src_ip); the zero
+	// value picks the interface's primary IPv4 address or its IPv6
+	// link-local address (RFC 5798 §5.1.2.1).
+	Src netip.Addr
+	// Exclude lists addresses never to pick as source (the VIPs, which a
+	// crashed earlier run may have left on the interface).
+	Exclude []netip.Addr
+	// TTL of sent packets: 255 (RFC 3768 §5.2.3); unicast_ttl may lower it.
+	TTL int
+}
+
+// Packet is one received VRRP message with what the IP layer said of it.
+type Packet struct {
+	Payload []byte
+	Src     netip.Addr
+	Dst     netip.Addr
+	TTL     int
+}
+
+// Conn is a raw VRRP socket on one interface.
+type Conn struct {
+	cfg   ConnConfig
+	ifi   *net.Interface
+	src   netip.Addr
+	dests []netip.Addr
+	v4    *ipv4.PacketConn
+	v6    *ipv6.PacketConn
+	raw   net.PacketConn
+}
+
+// ErrPermission is returned when the process may not open raw sockets.
+var ErrPermission = errors.New("raw sockets need root or CAP_NET_RAW")
+
+// Listen opens the VRRP socket described by cfg: bound to the interface
+// (SO_BINDTODEVICE), joined to the multicast group unless unicast, sending
+// with TTL/hop limit 255 and multicast loopback off.
+func Listen(cfg ConnConfig) (*Conn, error) {
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 255
+	}
+	c := &Conn{cfg: cfg, ifi: ifi}
+	if c.src = cfg.Src; !c.src.IsValid() {
+		if c.src, err = sourceAddr(ifi, cfg.IPv6, cfg.Exclude); err != nil {
+			return nil, err
+		}
+	}
+	c.dests = cfg.Peers
+	if len(c.dests) == 0 {
+		c.dests = []netip.Addr{cfg.Group}
+	}
+	network, any := "ip4:112", "0.0.0.0"
+	if cfg.IPv6 {
+		network, any = "ip6:112", "::"
+	}
+	c.raw, err = net.ListenPacket(network, any)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("vrrp socket on %s: %w", cfg.Interface, ErrPermission)
+		}
+		return nil, fmt.Errorf("vrrp socket on %s: %w", cfg.Interface, err)
+	}
+	if err := c.setup(); err != nil {
+		c.raw.Close()
+		return nil, fmt.Errorf("vrrp socket on %s: %w", cfg.Interface, err)
+	}
+	return c, nil
+}
+
+func (c *Conn) setup() error {
+	if err := bindToDevice(c.raw, c.ifi.Name); err != nil {
+		return err
+	}
+	multicast := len(c.cfg.Peers) == 0
+	group := &net.IPAddr{IP: c.cfg.Group.AsSlice()}
+	if c.cfg.IPv6 {
+		c.v6 = ipv6.NewPacketConn(c.raw)
+		for _, f := range []func() error{
+			func() error { return c.v6.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true) },
+			func() error { return c.v6.SetMulticastHopLimit(c.cfg.TTL) },
+			func() error { return c.v6.SetHopLimit(c.cfg.TTL) },
+			func() error { return c.v6.SetMulticastLoopback(false) },
+			func() error { return c.v6.SetMulticastInterface(c.ifi) },
+			func() error { return c.v6.SetTrafficClass(tosInternetControl) },
+		} {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		if multicast {
+			return c.v6.JoinGroup(c.ifi, group)
+		}
+		return nil
+	}
+	c.v4 = ipv4.NewPacketConn(c.raw)
+	for _, f := range []func() error{
+		func() error { return c.v4.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true) },
+		func() error { return c.v4.SetMulticastTTL(c.cfg.TTL) },
+		func() error { return c.v4.SetTTL(c.cfg.TTL) },
+		func() error { return c.v4.SetMulticastLoopback(false) },
+		func() error { return c.v4.SetMulticastInterface(c.ifi) },
+		func() error { return c.v4.SetTOS(tosInternetControl) },
+	} {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	if multicast {
+		return c.v4.JoinGroup(c.ifi, group)
+	}
+	return nil
+}
+
+func bindToDevice(pc net.PacketConn, name string) error {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("bind to %s: not a socket", name)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, name)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("bind to device %s: %w", name, serr)
+	}
+	return nil
+}
+
+// sourceAddr picks the interface's primary IPv4 address, or its IPv6
+// link-local address, skipping excluded ones.
+func sourceAddr(ifi *net.Interface, v6 bool, exclude []netip.Addr) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is6() != v6 || (v6 && !ip.IsLinkLocalUnicast()) || containsAddr(exclude, ip) {
+			continue
+		}
+		return ip, nil
+	}
+	fam := "IPv4 address"
+	if v6 {
+		fam = "IPv6 link-local address"
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no %s to send VRRP from", ifi.Name, fam)
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Src is the address this connection sends from.
+func (c *Conn) Src() netip.Addr { return c.src }
+
+// Dests are where adverts go: the multicast group or every unicast peer.
+func (c *Conn) Dests() []netip.Addr { return c.dests }
+
+// Interface is the interface the connection is bound to.
+func (c *Conn) Interface() *net.Interface { return c.ifi }
+
+// SendTo sends one VRRP message to dst from Src.
+func (c *Conn) SendTo(dst netip.Addr, payload []byte) error {
+	to := &net.IPAddr{IP: dst.AsSlice()}
+	var err error
+	if c.v6 != nil {
+		if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
+			to.Zone = c.ifi.Name
+		}
+		_, err = c.v6.WriteTo(payload, &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: c.cfg.TTL}, to)
+	} else {
+		_, err = c.v4.WriteTo(payload, &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index}, to)
+	}
+	if err != nil {
+		return fmt.Errorf("send vrrp to %s on %s: %w", dst, c.ifi.Name, err)
+	}
+	return nil
+}
+
+// Recv reads the next VRRP message received on the interface. buf must
+// hold the largest message (an advert of 255 IPv6 addresses is < 4100 bytes).
+func (c *Conn) Recv(buf []byte) (Packet, error) {
+	for {
+		var (
+			n     int
+			src   net.Addr
+			ttl   int
+			dst   net.IP
+			ifidx int
+			err   error
+		)
+		if c.v6 != nil {
+			var cm *ipv6.ControlMessage
+			n, cm, src, err = c.v6.ReadFrom(buf)
+			if cm != nil {
+				ttl, dst, ifidx = cm.HopLimit, cm.Dst, cm.IfIndex
+			}
+		} else {
+			var cm *ipv4.ControlMessage
+			n, cm, src, err = c.v4.ReadFrom(buf)
+			if cm != nil {
+				ttl, dst, ifidx = cm.TTL, cm.Dst, cm.IfIndex
+			}
+		}
+		if err != nil {
+			return Packet{}, err
+		}
+		// SO_BINDTODEVICE filters, but packets queued before it was set
+		// may come from elsewhere.
+		if ifidx != 0 && ifidx != c.ifi.Index {
+			continue
+		}
+		p := Packet{Payload: buf[:n], TTL: ttl}
+		if ia, ok := src.(*net.IPAddr); ok {
+			p.Src, _ = netip.AddrFromSlice(ia.IP)
+			p.Src = p.Src.Unmap()
+		}
+		p.Dst, _ = netip.AddrFromSlice(dst)
+		p.Dst = p.Dst.Unmap()
+		return p, nil
+	}
+}
+
+// Close closes the socket, which also leaves the multicast group.
+func (c *Conn) Close() error { return c.raw.Close() }
