@@ -3,7 +3,6 @@ package lvs
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net/netip"
 	"slices"
@@ -82,31 +81,31 @@ func Maglev(backends []MaglevBackend, size int) ([]int, error) {
 		pos    int // next slot of the permutation to try
 		skip   int
 	}
-	ws := make([]walker, 0, len(backends))
-	seen := make(map[netip.AddrPort]bool, len(backends))
-	maxWeight := 0
+	ws := make([]walker, len(backends))
 	for i, b := range backends {
 		a := b.Addr.Addr()
 		if !b.Addr.IsValid() || a.Zone() != "" || a.Is4In6() {
 			return nil, fmt.Errorf("lvs: maglev: backend %d: address %v: want a plain IPv4 or IPv6 address and port", i, b.Addr)
 		}
-		if seen[b.Addr] {
-			return nil, fmt.Errorf("lvs: maglev: duplicate backend %v", b.Addr)
-		}
-		seen[b.Addr] = true
 		if b.Weight < 0 || b.Weight > math.MaxInt32 {
 			return nil, fmt.Errorf("lvs: maglev: backend %v: weight %d: want 0..%d", b.Addr, b.Weight, math.MaxInt32)
 		}
-		if b.Weight == 0 {
-			continue
-		}
-		offset, skip := maglevPermutation(b.Addr, size)
-		ws = append(ws, walker{idx: i, weight: b.Weight, pos: offset, skip: skip})
-		maxWeight = max(maxWeight, b.Weight)
+		ws[i] = walker{idx: i, weight: b.Weight}
 	}
 	slices.SortFunc(ws, func(x, y walker) int { return backends[x.idx].Addr.Compare(backends[y.idx].Addr) })
+	for i := 1; i < len(ws); i++ {
+		if a := backends[ws[i].idx].Addr; a == backends[ws[i-1].idx].Addr {
+			return nil, fmt.Errorf("lvs: maglev: duplicate backend %v", a)
+		}
+	}
+	ws = slices.DeleteFunc(ws, func(w walker) bool { return w.weight == 0 })
 	if len(ws) == 0 {
 		return nil, ErrNoBackends
+	}
+	maxWeight := 0
+	for i := range ws {
+		ws[i].pos, ws[i].skip = maglevPermutation(backends[ws[i].idx].Addr, size)
+		maxWeight = max(maxWeight, ws[i].weight)
 	}
 
 	table := make([]int, size)
@@ -146,7 +145,8 @@ func Maglev(backends []MaglevBackend, size int) ([]int, error) {
 // skip = h2(name) mod (M-1) + 1, Katran's construction too
 // (lib/MaglevBase.cpp, with MurmurHash3 where we use the below).
 //
-// The name is the canonical "addr:port" text (netip.AddrPort.String), so it
+// The name is the canonical "addr:port" text (netip.AddrPort.AppendTo, as
+// String formats it: "10.0.0.1:80", "[2001:db8::1]:443"), so it
 // does not depend on how the configuration spelled the address. h1 and h2
 // must be stable across processes, architectures and Go releases, which rules
 // out hash/maphash (randomly seeded per process): we take 64-bit FNV-1a (a
@@ -154,14 +154,23 @@ func Maglev(backends []MaglevBackend, size int) ([]int, error) {
 // finalizer under two different seeds, which spreads FNV's weak low bits for
 // names that differ in one character. TestMaglevGolden pins the output.
 func maglevPermutation(a netip.AddrPort, size int) (offset, skip int) {
-	h := fnv.New64a()
-	h.Write([]byte(a.String()))
-	sum := h.Sum64()
+	var buf [64]byte // "[ipv6]:port" is at most 47 bytes
+	sum := uint64(fnvOffset64)
+	for _, c := range a.AppendTo(buf[:0]) {
+		sum = (sum ^ uint64(c)) * fnvPrime64
+	}
 	m := uint64(size)
 	offset = int(splitmix64(sum^0x6f66667365742121) % m) // seeds: any two distinct constants
 	skip = int(splitmix64(sum^0x736b697073746570)%(m-1)) + 1
 	return offset, skip
 }
+
+// FNV-1a 64-bit parameters (Fowler, Noll, Vo; also in hash/fnv, which we
+// inline so hashing a backend does not allocate).
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
 
 // splitmix64 is the output function of Steele, Lea and Flood's SplitMix64
 // generator (OOPSLA 2014), a bijective 64-bit mixer.

@@ -128,8 +128,9 @@ func (e *OpError) Unwrap() error { return e.Err }
 // other daemons) and IPVS has no field to tag a service with its creator, so
 // the reconciler only creates, changes or deletes a kernel service if
 //   - it is in the desired state (the configuration claims that key), or
-//   - this Reconciler applied it earlier and it has since left the desired
-//     state (the reload case), or
+//   - this Reconciler added it, or found it in the kernel while it was
+//     desired, and it has since left the desired state (the reload case,
+//     including services adopted from a previous process's run), or
 //   - the owns predicate, if any, says so (the daemon's way to clean up
 //     services of a previous Tandem process, e.g. from a state file).
 //
@@ -138,12 +139,12 @@ func (e *OpError) Unwrap() error { return e.Err }
 type Reconciler struct {
 	kernel  Kernel
 	owns    func(ServiceKey) bool
-	applied map[ServiceKey]bool
+	claimed map[ServiceKey]bool // see "Ownership" above
 }
 
 // NewReconciler returns a reconciler for k. owns may be nil.
 func NewReconciler(k Kernel, owns func(ServiceKey) bool) *Reconciler {
-	return &Reconciler{kernel: k, owns: owns, applied: make(map[ServiceKey]bool)}
+	return &Reconciler{kernel: k, owns: owns, claimed: make(map[ServiceKey]bool)}
 }
 
 // Reconcile diffs want against the kernel and applies the difference. The
@@ -181,10 +182,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 		}
 		rep.Ops = append(rep.Ops, op)
 		switch op.Kind {
-		case AddService, UpdateService:
-			r.applied[op.Service.ServiceKey] = true
+		case AddService:
+			r.claimed[op.Service.ServiceKey] = true
 		case DelService:
-			delete(r.applied, op.Service.ServiceKey)
+			delete(r.claimed, op.Service.ServiceKey)
 		}
 	}
 	return rep, nil
@@ -216,6 +217,9 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
 			}
 			continue
 		}
+		// The configuration claims this kernel service, whoever made it; if
+		// it later leaves the configuration, it is ours to remove.
+		r.claimed[k] = true
 		if !cur.sameAttrs(vs.Service) {
 			ops = append(ops, Op{Kind: UpdateService, Service: vs.Service})
 		}
@@ -234,7 +238,7 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
 		if _, desired := want.vs[k]; desired {
 			continue
 		}
-		if r.applied[k] || (r.owns != nil && r.owns(k)) {
+		if r.claimed[k] || (r.owns != nil && r.owns(k)) {
 			stale = append(stale, k)
 		} else {
 			rep.Foreign = append(rep.Foreign, k)

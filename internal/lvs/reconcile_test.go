@@ -322,8 +322,9 @@ func TestReconcileForeign(t *testing.T) {
 	}
 }
 
-// TestReconcileReloadRemovesOnlyOwn: a service Tandem applied and then
-// dropped from its configuration is removed; a hand-made one never is.
+// TestReconcileReloadRemovesOnlyOwn: a service Tandem applied, or adopted
+// while configured, and then dropped from its configuration is removed; a
+// hand-made one never is.
 func TestReconcileReloadRemovesOnlyOwn(t *testing.T) {
 	k := newFakeKernel()
 	k.seed(VirtualServer{Service: Service{ServiceKey: vip(TCP, "192.0.2.1:22"), Scheduler: RoundRobin}})
@@ -335,6 +336,15 @@ func TestReconcileReloadRemovesOnlyOwn(t *testing.T) {
 	}
 	if _, ok := k.svcs[vip(TCP, "192.0.2.1:22")]; !ok {
 		t.Error("hand-made service was removed")
+	}
+
+	// A new process finds the services of the previous one: those still
+	// configured are adopted, so dropping one later removes it.
+	r = NewReconciler(k, nil)
+	reconcile(t, r, mustDesired(t, baseline()[1:3]...))
+	rep = reconcile(t, r, mustDesired(t, baseline()[2:3]...))
+	if diff := cmp.Diff([]string{"del-service udp/10.0.0.2:53"}, opStrings(rep.Ops)); diff != "" {
+		t.Errorf("after restart, ops (-want +got):\n%s", diff)
 	}
 }
 
