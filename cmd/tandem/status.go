@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"tandem/internal/api"
+)
+
+func newStatusCmd() *cobra.Command {
+	var socket string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json] [--socket PATH]",
+		Short: "Show the running daemon's instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			st, err := api.Fetch(ctx, socket)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return printStatus(cmd.OutOrStdout(), st, time.Now())
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "status socket of the daemon")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status document as JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st api.Status, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "INSTANCE\tSTATE\tVRID\tINTERFACE\tPRIORITY\tMASTER\tVIPS\tSINCE\tDROPPED\n")
+	for _, in := range st.Instances {
+		since := "-"
+		if !in.Since.IsZero() {
+			since = now.Sub(in.Since).Round(time.Second).String()
+		}
+		master := in.MasterIP
+		if master == "" {
+			master = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, in.Interface,
+			in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, drops(in.Dropped))
+	}
+	return tw.Flush()
+}
+
+func drops(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ",")
+}

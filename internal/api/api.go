@@ -1,0 +1,137 @@
+// Package api serves the running daemon's status: over a unix socket for
+// `tandem status` (and, later, over an optional HTTP listener), as JSON.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Status is the document `tandem status --json` prints.
+type Status struct {
+	Version   string           `json:"version"`
+	Config    string           `json:"config"`
+	Started   time.Time        `json:"started"`
+	Instances []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is one VRRP instance.
+type InstanceStatus struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	VRID      int    `json:"vrid"`
+	Interface string `json:"interface"`
+	// Priority is the configured priority; EffectivePriority includes the
+	// tracked objects' weights.
+	Priority          int       `json:"priority"`
+	EffectivePriority int       `json:"effective_priority"`
+	MasterIP          string    `json:"master_ip"`
+	VIPs              []string  `json:"vips"`
+	Since             time.Time `json:"since"`
+	SyncGroup         string    `json:"sync_group,omitempty"`
+	AdvertsSent       uint64    `json:"adverts_sent"`
+	AdvertsReceived   uint64    `json:"adverts_received"`
+	// Dropped counts received packets dropped, by reason.
+	Dropped     map[string]uint64 `json:"dropped"`
+	Transitions uint64            `json:"transitions"`
+	Faults      []string          `json:"faults,omitempty"`
+}
+
+// Source gives the current status; the daemon implements it.
+type Source interface {
+	Status() Status
+}
+
+// Server serves a Source on a unix socket.
+type Server struct {
+	src  Source
+	log  *slog.Logger
+	srv  *http.Server
+	path string
+}
+
+// Listen creates the socket at path (its directory is created; a stale
+// socket from a crashed run is replaced) and serves GET /status.json.
+func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("status socket %s: another tandem is running (use --socket to run a second one)", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	s := &Server{src: src, log: log, path: path}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status.json", s.status)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status socket stopped", "socket", path, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s.src.Status()); err != nil {
+		s.log.Debug("status write", "err", err)
+	}
+}
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	os.Remove(s.path)
+	return err
+}
+
+// Fetch asks the daemon behind the socket at path for its status.
+func Fetch(ctx context.Context, path string) (Status, error) {
+	var st Status
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://tandem/status.json", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("no tandem daemon answers on %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return st, fmt.Errorf("status from %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("status from %s: %w", path, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,644 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"tandem/internal/config"
+	"tandem/internal/netio"
+)
+
+// Kernel is what the instances need from the host: VRRP sockets, virtual
+// addresses, routes and rules, and gratuitous announcements. netio does it
+// for real; tests can fake it.
+type Kernel interface {
+	Listen(cfg netio.ConnConfig) (Conn, error)
+	AddAddress(iface string, a *config.IPAddress) error
+	DelAddress(iface string, a *config.IPAddress) error
+	AddRoute(iface string, r *config.Route) error
+	DelRoute(iface string, r *config.Route) error
+	AddRule(r *config.Rule) error
+	DelRule(r *config.Rule) error
+	Announce(iface string, a netip.Addr) error
+}
+
+// Conn is a VRRP socket (netio.Conn).
+type Conn interface {
+	Src() netip.Addr
+	Dests() []netip.Addr
+	SendTo(dst netip.Addr, data []byte) error
+	Recv(buf []byte) (netio.Packet, error)
+	Close() error
+}
+
+// StateChange reports an instance or sync group entering a state, for
+// notify scripts, alerts, logs and metrics.
+type StateChange struct {
+	Instance *config.Instance  // nil for a group
+	Group    *config.SyncGroup // nil for an instance
+	State    State
+	Priority int
+	At       time.Time
+}
+
+// InstanceStatus is a snapshot of one instance.
+type InstanceStatus struct {
+	Name              string
+	State             State
+	VRID              int
+	Interface         string
+	Priority          int
+	EffectivePriority int
+	MasterIP          netip.Addr
+	VIPs              []netip.Prefix
+	Since             time.Time
+	SyncGroup         string
+	AdvertsSent       uint64
+	AdvertsReceived   uint64
+	Dropped           map[string]uint64
+	Transitions       uint64
+}
+
+// Engine runs every VRRP instance of a configuration in one event loop, so
+// that sync groups move their members together without locks: each
+// instance's socket has a reader goroutine feeding the loop, and timers
+// post back into it.
+type Engine struct {
+	log     *slog.Logger
+	kernel  Kernel
+	onState func(StateChange)
+	now     func() time.Time
+
+	insts  []*instance
+	groups []*group
+	events chan loopEvent
+	// done is closed when the loop stops, so that timers and readers
+	// posting late do not block forever.
+	done chan struct{}
+
+	mu sync.Mutex // guards the status fields of every instance
+}
+
+type group struct {
+	cfg     *config.SyncGroup
+	sg      *SyncGroup
+	members []*instance
+	state   State
+}
+
+// instance is one vrrp_instance: its machine, socket, timer and what it
+// installed.
+type instance struct {
+	cfg    *config.Instance
+	global *config.Global
+	m      *Machine
+	conn   Conn
+	recv   RecvConfig
+	opts   Options
+	vips   []netip.Addr // advertised addresses (virtual_ipaddress only)
+	group  *group
+	index  int // member index in group
+	log    *slog.Logger
+	ttl    uint8
+	ipID   uint16
+	ahSeq  uint32
+	timer  *time.Timer
+	gen    uint64
+	garp   *time.Timer
+	// garpGen is bumped at each gratuitous burst series, so that the
+	// ticks of an earlier mastership do nothing.
+	garpGen uint64
+	closed  bool
+
+	installed bool // addresses, routes and rules are on the host
+
+	// status, under Engine.mu
+	state       State
+	prio        uint8
+	since       time.Time
+	masterIP    netip.Addr
+	sent, rcvd  uint64
+	transitions uint64
+	dropped     map[string]uint64
+	lastAddrErr string
+}
+
+type loopEvent struct {
+	inst *instance
+	ev   Event
+	// garp marks a gratuitous-announcement tick (of series gen, in phase
+	// garpPhase) instead of an event.
+	garp      bool
+	gen       uint64
+	garpPhase int
+}
+
+// Phases of a gratuitous announcement series.
+const (
+	garpSecond  = iota + 1 // garp_master_delay after becoming master
+	garpRefresh            // every garp_master_refresh while master
+)
+
+// send posts an event to the loop unless the loop has stopped.
+func (e *Engine) send(le loopEvent) {
+	select {
+	case e.events <- le:
+	case <-e.done:
+	}
+}
+
+// NewEngine prepares the instances of cfg: it opens their sockets, removes
+// the virtual addresses, routes and rules a crashed earlier run may have
+// left, and builds their state machines. Nothing is sent before Run.
+func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange)) (*Engine, error) {
+	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, events: make(chan loopEvent, 256), done: make(chan struct{})}
+	byName := map[string]*instance{}
+	for _, ic := range cfg.Instances {
+		in, err := e.newInstance(cfg, ic)
+		if err != nil {
+			e.closeAll()
+			return nil, err
+		}
+		e.insts = append(e.insts, in)
+		byName[ic.Name] = in
+	}
+	for _, gc := range cfg.SyncGroups {
+		g := &group{cfg: gc, sg: NewSyncGroup(len(gc.Members)), state: Backup}
+		for i, name := range gc.Members {
+			in := byName[name]
+			in.group, in.index = g, i
+			g.members = append(g.members, in)
+		}
+		e.groups = append(e.groups, g)
+	}
+	return e, nil
+}
+
+func authType(a *config.Auth, version int) (AuthType, [8]byte) {
+	var data [8]byte
+	if a == nil || version != 2 {
+		return AuthNone, data
+	}
+	copy(data[:], a.Pass)
+	if a.Type == "AH" {
+		return AuthAH, data
+	}
+	return AuthSimple, data
+}
+
+func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance, error) {
+	in := &instance{cfg: ic, global: &cfg.Global, log: e.log.With("instance", ic.Name, "vrid", ic.VRID), dropped: map[string]uint64{}, ttl: VRRPTTL}
+	for _, a := range ic.VIPs {
+		in.vips = append(in.vips, a.Prefix.Addr())
+	}
+	// A crash leaves the VIPs on the interface, and a restarted node must
+	// not answer for them while BACKUP.
+	in.cleanup(e.kernel)
+	group := cfg.Global.VRRPMcastGroup4
+	if ic.IPv6 {
+		group = cfg.Global.VRRPMcastGroup6
+	}
+	if ic.McastDstIP.IsValid() {
+		group = ic.McastDstIP
+	}
+	cc := netio.ConnConfig{Interface: ic.Interface, IPv6: ic.IPv6, Group: group, Src: ic.UnicastSrcIP, Exclude: in.vips}
+	if !cc.Src.IsValid() {
+		cc.Src = ic.McastSrcIP
+	}
+	var peers []UnicastPeer
+	for _, p := range ic.UnicastPeers {
+		cc.Peers = append(cc.Peers, p.Addr)
+		peers = append(peers, UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
+	}
+	if len(peers) > 0 && ic.UnicastTTL > 0 {
+		in.ttl = uint8(ic.UnicastTTL)
+		cc.TTL = ic.UnicastTTL
+	}
+	at, data := authType(ic.Auth, ic.Version)
+	cc.AH = at == AuthAH
+	conn, err := e.kernel.Listen(cc)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
+	}
+	in.conn = conn
+	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
+	in.recv = RecvConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
+		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
+		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
+		OwnAddrs:        []netip.Addr{conn.Src()},
+	}
+	initial := Backup
+	if ic.State == "MASTER" {
+		initial = Master
+	}
+	m, err := NewMachine(MachineConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
+		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
+		InitialState: initial, PrimaryAddr: conn.Src(), Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
+	}
+	in.m = m
+	return in, nil
+}
+
+func hasTTLBounds(ps []config.UnicastPeer) bool {
+	for _, p := range ps {
+		if p.MinTTL > 0 || p.MaxTTL > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Run starts every instance and runs until ctx is done; then it stops them
+// as SIGTERM should: a master advertises priority 0 so that a backup takes
+// over at once, and every address, route and rule added is removed.
+func (e *Engine) Run(ctx context.Context) error {
+	var readers sync.WaitGroup
+	for _, in := range e.insts {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			e.read(in)
+		}()
+	}
+	for _, in := range e.insts {
+		e.handle(in, Start{})
+	}
+	stop := ctx.Done()
+	for {
+		select {
+		case <-stop:
+			e.shutdown()
+			close(e.done)
+			readers.Wait()
+			return nil
+		case le := <-e.events:
+			switch {
+			case le.garp:
+				e.garpTick(le.inst, le.gen, le.garpPhase)
+			case le.inst.closed:
+			default:
+				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
+					continue // a timer replaced since it was armed
+				}
+				e.handle(le.inst, le.ev)
+			}
+		}
+	}
+}
+
+// Track reports a tracked object's contribution to an instance's priority
+// (or a fault), from the trackers.
+func (e *Engine) Track(instance, name string, weight int, fault bool) {
+	e.post(instance, TrackerChanged{Name: name, Weight: weight, Fault: fault})
+}
+
+// SetFault sets or clears a named fault of an instance (its interface down).
+func (e *Engine) SetFault(instance, reason string, on bool) {
+	e.post(instance, FaultChanged{Reason: reason, On: on})
+}
+
+func (e *Engine) post(instance string, ev Event) {
+	for _, in := range e.insts {
+		if in.cfg.Name == instance {
+			e.send(loopEvent{inst: in, ev: ev})
+		}
+	}
+}
+
+// read turns received packets into events until the socket is closed.
+func (e *Engine) read(in *instance) {
+	buf := make([]byte, 65536)
+	for {
+		p, err := in.conn.Recv(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				in.log.Error("vrrp receive failed; instance no longer hears adverts", "err", err)
+			}
+			return
+		}
+		if ev, ok := e.accept(in, p); ok {
+			e.send(loopEvent{inst: in, ev: ev})
+		}
+	}
+}
+
+// siblingVRID reports whether another instance on the same interface and
+// family uses vrid: its adverts reach this socket too and are not errors.
+func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
+	for _, o := range e.insts {
+		if o != in && o.cfg.Interface == in.cfg.Interface && o.cfg.IPv6 == in.cfg.IPv6 && o.recv.VRID == vrid {
+			return true
+		}
+	}
+	return false
+}
+
+// accept decodes and checks one received packet (RFC 3768 §7.1, RFC 5798
+// §7.1); packets that fail are counted by reason and never acted on.
+func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
+	var m *Message
+	var err error
+	if in.cfg.IPv6 {
+		m, err = ParseIPv6(p.Data, p.Src, p.Dst, p.TTL, in.opts)
+	} else {
+		m, err = ParseIPv4(p.Data, in.opts)
+	}
+	if err == nil {
+		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) {
+			return nil, false
+		}
+		e.mu.Lock()
+		err = in.recv.Check(m)
+		if err == nil && m.AH != nil {
+			in.recv.LastAHSeq = m.AH.Seq
+		}
+		e.mu.Unlock()
+	}
+	if err != nil {
+		reason := "malformed"
+		var de *DropError
+		if errors.As(err, &de) {
+			reason = de.Reason.String()
+		}
+		e.mu.Lock()
+		in.dropped[reason]++
+		e.mu.Unlock()
+		in.log.Debug("advert dropped", "from", p.Src, "reason", reason, "err", err)
+		return nil, false
+	}
+	e.mu.Lock()
+	in.rcvd++
+	// A differing address list is logged and counted, and the advert is
+	// still processed, as keepalived does (see CheckAddrs).
+	if aerr := CheckAddrs(m.Addrs, in.vips); aerr != nil {
+		var de *DropError
+		errors.As(aerr, &de)
+		in.dropped[de.Reason.String()]++
+		if msg := aerr.Error(); msg != in.lastAddrErr {
+			in.lastAddrErr = msg
+			in.log.Warn("advert's address list differs from ours", "from", m.Src, "err", aerr)
+		}
+	}
+	e.mu.Unlock()
+	return AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}, true
+}
+
+// handle feeds one event to an instance's machine, performs the actions,
+// and lets the instance's sync group react.
+func (e *Engine) handle(in *instance, ev Event) {
+	before := in.m.State()
+	now := e.now()
+	if ar, ok := ev.(AdvertReceived); ok && in.m.State() == Backup {
+		e.mu.Lock()
+		if ar.Priority > 0 {
+			in.masterIP = ar.Src
+		}
+		e.mu.Unlock()
+	}
+	for _, a := range in.m.Handle(now, ev) {
+		e.do(in, a, now)
+	}
+	e.mu.Lock()
+	in.state, in.prio = in.m.State(), in.m.Priority()
+	e.mu.Unlock()
+	if in.m.State() != before {
+		e.mu.Lock()
+		in.since, in.transitions = now, in.transitions+1
+		if in.m.State() == Master {
+			in.masterIP = in.conn.Src()
+		} else if before == Master {
+			in.masterIP = netip.Addr{}
+		}
+		e.mu.Unlock()
+	}
+	g := in.group
+	if g == nil {
+		return
+	}
+	for _, f := range g.sg.Observe(in.index, in.m.Status()) {
+		e.handle(g.members[f.Member], f.Event)
+	}
+	if st := g.sg.State(); st != g.state {
+		g.state = st
+		e.notify(StateChange{Group: g.cfg, State: st, At: now})
+	}
+}
+
+func (e *Engine) notify(sc StateChange) {
+	if e.onState != nil {
+		e.onState(sc)
+	}
+}
+
+func (e *Engine) do(in *instance, a Action, now time.Time) {
+	switch a := a.(type) {
+	case SendAdvert:
+		in.sendAdvert(a.Priority, e)
+	case AddVIPs:
+		in.install(e.kernel)
+	case RemoveVIPs:
+		in.cleanup(e.kernel)
+	case SendGratuitous:
+		in.garpGen++
+		e.garpTick(in, in.garpGen, 0)
+	case Notify:
+		in.log.Info("state change", "state", a.State, "priority", in.m.Priority())
+		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now})
+	case ArmTimer:
+		in.gen = a.Gen
+		if in.timer != nil {
+			in.timer.Stop()
+		}
+		gen := a.Gen
+		in.timer = time.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}}) })
+	case CancelTimer:
+		if in.timer != nil {
+			in.timer.Stop()
+		}
+		in.gen++
+	}
+}
+
+func (in *instance) sendAdvert(prio uint8, e *Engine) {
+	p := &Packet{Version: in.recv.Version, Type: TypeAdvertisement, VRID: in.recv.VRID, Priority: prio,
+		AuthType: in.recv.AuthType, AdvertInt: in.recv.AdvertInt, Addrs: in.vips}
+	if p.AuthType == AuthSimple {
+		p.AuthData = in.recv.AuthData
+	}
+	for _, dst := range in.conn.Dests() {
+		var b []byte
+		var err error
+		if in.cfg.IPv6 {
+			b, err = p.Marshal(in.conn.Src(), dst, in.opts)
+		} else {
+			// keepalived never sends IP ID 0 (the kernel would rewrite it
+			// under AH's ICV).
+			if in.ipID++; in.ipID == 0 {
+				in.ipID = 1
+			}
+			var ah *AHParams
+			if p.AuthType == AuthAH {
+				in.ahSeq++
+				ah = &AHParams{Key: in.recv.AuthData, Seq: in.ahSeq, Unicast: in.recv.Unicast}
+			}
+			b, err = p.MarshalIPv4(IPv4Header{Src: in.conn.Src(), Dst: dst, ID: in.ipID, TTL: in.ttl}, ah, in.opts)
+		}
+		if err == nil {
+			err = in.conn.SendTo(dst, b)
+		}
+		if err != nil {
+			in.log.Warn("advert not sent", "to", dst, "err", err)
+			continue
+		}
+		e.mu.Lock()
+		in.sent++
+		e.mu.Unlock()
+	}
+}
+
+// install adds the instance's addresses, routes and rules.
+func (in *instance) install(k Kernel) {
+	in.installed = true
+	for _, a := range in.addresses() {
+		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
+			in.log.Error("virtual address not added", "err", err)
+		}
+	}
+	for _, r := range in.cfg.Routes {
+		if err := k.AddRoute(in.cfg.Interface, r); err != nil {
+			in.log.Error("virtual route not added", "err", err)
+		}
+	}
+	for _, r := range in.cfg.Rules {
+		if err := k.AddRule(r); err != nil {
+			in.log.Error("virtual rule not added", "err", err)
+		}
+	}
+}
+
+// cleanup removes the instance's rules, routes and addresses; ones that
+// are not there are not errors.
+func (in *instance) cleanup(k Kernel) {
+	in.installed = false
+	for _, r := range in.cfg.Rules {
+		if err := k.DelRule(r); err != nil {
+			in.log.Warn("virtual rule not removed", "err", err)
+		}
+	}
+	for _, r := range in.cfg.Routes {
+		if err := k.DelRoute(in.cfg.Interface, r); err != nil {
+			in.log.Warn("virtual route not removed", "err", err)
+		}
+	}
+	for _, a := range in.addresses() {
+		if err := k.DelAddress(in.cfg.Interface, a); err != nil {
+			in.log.Warn("virtual address not removed", "err", err)
+		}
+	}
+}
+
+// garpTick sends one burst of gratuitous ARPs / unsolicited NAs and
+// schedules the next, with keepalived's timing: garp_master_repeat on
+// becoming master, as many again garp_master_delay later, then
+// garp_master_refresh_repeat every garp_master_refresh (0 = never).
+func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
+	if gen != in.garpGen || in.closed || in.m.State() != Master {
+		return
+	}
+	g := in.cfg.Garp
+	repeat := g.MasterRepeat
+	if phase == garpRefresh {
+		repeat = g.MasterRefreshRepeat
+	}
+	for i := 0; i < repeat; i++ {
+		for _, a := range in.addresses() {
+			iface := a.Dev
+			if iface == "" {
+				iface = in.cfg.Interface
+			}
+			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
+				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
+			}
+		}
+	}
+	next, after := garpRefresh, time.Duration(g.MasterRefresh)
+	if phase == 0 && g.MasterDelay > 0 {
+		next, after = garpSecond, time.Duration(g.MasterDelay)
+	}
+	if after <= 0 {
+		return
+	}
+	if in.garp != nil {
+		in.garp.Stop()
+	}
+	in.garp = time.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
+}
+
+// addresses are every address the instance installs.
+func (in *instance) addresses() []*config.IPAddress {
+	return append(append([]*config.IPAddress(nil), in.cfg.VIPs...), in.cfg.ExcludedVIPs...)
+}
+
+func (e *Engine) shutdown() {
+	now := e.now()
+	for _, in := range e.insts {
+		for _, a := range in.m.Handle(now, Shutdown{}) {
+			e.do(in, a, now)
+		}
+		if in.installed {
+			in.cleanup(e.kernel)
+		}
+	}
+	e.closeAll()
+}
+
+// Close releases the sockets of an engine that will not Run.
+func (e *Engine) Close() { e.closeAll() }
+
+func (e *Engine) closeAll() {
+	for _, in := range e.insts {
+		in.closed = true
+		if in.timer != nil {
+			in.timer.Stop()
+		}
+		if in.garp != nil {
+			in.garp.Stop()
+		}
+		in.conn.Close()
+	}
+}
+
+// Status returns a snapshot of every instance.
+func (e *Engine) Status() []InstanceStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(e.insts))
+	for _, in := range e.insts {
+		st := InstanceStatus{
+			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface,
+			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
+			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.sent, AdvertsReceived: in.rcvd,
+			Transitions: in.transitions, Dropped: map[string]uint64{},
+		}
+		for _, a := range in.cfg.VIPs {
+			st.VIPs = append(st.VIPs, a.Prefix)
+		}
+		for k, v := range in.dropped {
+			st.Dropped[k] = v
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,73 @@
+package vrrp
+
+import (
+	"net/netip"
+	"sync"
+
+	"tandem/internal/config"
+	"tandem/internal/netio"
+)
+
+// Host is the Kernel of the machine (or network namespace) the process runs
+// in, through netio.
+type Host struct {
+	mu         sync.Mutex
+	announcers map[string]*netio.Announcer
+}
+
+// NewHost returns the host kernel.
+func NewHost() *Host { return &Host{announcers: map[string]*netio.Announcer{}} }
+
+// Listen opens a VRRP socket.
+func (h *Host) Listen(cfg netio.ConnConfig) (Conn, error) {
+	c, err := netio.Listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AddAddress adds a virtual address.
+func (h *Host) AddAddress(iface string, a *config.IPAddress) error { return netio.AddAddress(iface, a) }
+
+// DelAddress removes a virtual address.
+func (h *Host) DelAddress(iface string, a *config.IPAddress) error { return netio.DelAddress(iface, a) }
+
+// AddRoute adds a virtual route.
+func (h *Host) AddRoute(iface string, r *config.Route) error { return netio.AddRoute(iface, r) }
+
+// DelRoute removes a virtual route.
+func (h *Host) DelRoute(iface string, r *config.Route) error { return netio.DelRoute(iface, r) }
+
+// AddRule adds a virtual rule.
+func (h *Host) AddRule(r *config.Rule) error { return netio.AddRule(r) }
+
+// DelRule removes a virtual rule.
+func (h *Host) DelRule(r *config.Rule) error { return netio.DelRule(r) }
+
+// Announce sends a gratuitous ARP or unsolicited NA for a on iface, keeping
+// one announcer (and its sockets) per interface.
+func (h *Host) Announce(iface string, a netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	an, ok := h.announcers[iface]
+	if !ok {
+		var err error
+		if an, err = netio.NewAnnouncer(iface); err != nil {
+			return err
+		}
+		h.announcers[iface] = an
+	}
+	return an.Announce(a)
+}
+
+// Close releases the announcers' sockets.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, an := range h.announcers {
+		an.Close()
+		delete(h.announcers, name)
+	}
+	return nil
+}
