@@ -17,6 +17,12 @@ type Options struct {
 // Diagnostics are the messages about a configuration.
 type Diagnostics = syntax.Diagnostics
 
+// The severities of diagnostics.
+const (
+	Warning = syntax.Warning
+	Error   = syntax.Error
+)
+
 // Load reads, preprocesses, parses and validates the configuration at path.
 // The Config is usable only when the diagnostics hold no error.
 func Load(path string, opts Options) (*Config, Diagnostics) {

@@ -18,8 +18,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ProtoVRRP is VRRP's IP protocol number (RFC 3768 §5.2.4, RFC 5798 §5.1.1.4).
-const ProtoVRRP = 112
+// IP protocol numbers: VRRP (RFC 3768 §5.2.4, RFC 5798 §5.1.1.4), and AH,
+// which carries VRRPv2 with IPsec authentication (keepalived's auth_type AH).
+const (
+	ProtoVRRP = 112
+	ProtoAH   = 51
+)
 
 // tosInternetControl is the precedence keepalived gives VRRP packets
 // (IPTOS_PREC_INTERNETCONTROL), so that they survive congested queues.
@@ -42,14 +46,18 @@ type ConnConfig struct {
 	Exclude []netip.Addr
 	// TTL of sent packets: 255 (RFC 3768 §5.2.3); unicast_ttl may lower it.
 	TTL int
+	// AH listens for IPv4 AH packets (protocol 51) instead of VRRP (112).
+	AH bool
 }
 
 // Packet is one received VRRP message with what the IP layer said of it.
+// For IPv4, Data is the whole IP packet (header included: AH covers it);
+// for IPv6, the VRRP message alone.
 type Packet struct {
-	Payload []byte
-	Src     netip.Addr
-	Dst     netip.Addr
-	TTL     int
+	Data []byte
+	Src  netip.Addr
+	Dst  netip.Addr
+	TTL  int
 }
 
 // Conn is a raw VRRP socket on one interface.
@@ -58,7 +66,7 @@ type Conn struct {
 	ifi   *net.Interface
 	src   netip.Addr
 	dests []netip.Addr
-	v4    *ipv4.PacketConn
+	v4    *ipv4.RawConn
 	v6    *ipv6.PacketConn
 	raw   net.PacketConn
 }
@@ -88,8 +96,11 @@ func Listen(cfg ConnConfig) (*Conn, error) {
 		c.dests = []netip.Addr{cfg.Group}
 	}
 	network, any := "ip4:112", "0.0.0.0"
-	if cfg.IPv6 {
+	switch {
+	case cfg.IPv6:
 		network, any = "ip6:112", "::"
+	case cfg.AH:
+		network = "ip4:51"
 	}
 	c.raw, err = net.ListenPacket(network, any)
 	if err != nil {
@@ -105,7 +116,7 @@ func Listen(cfg ConnConfig) (*Conn, error) {
 	return c, nil
 }
 
-func (c *Conn) setup() error {
+func (c *Conn) setup() (err error) {
 	if err := bindToDevice(c.raw, c.ifi.Name); err != nil {
 		return err
 	}
@@ -130,14 +141,16 @@ func (c *Conn) setup() error {
 		}
 		return nil
 	}
-	c.v4 = ipv4.NewPacketConn(c.raw)
+	// IPv4 packets are built whole (IP_HDRINCL): AH authenticates the
+	// header, and the source must be the chosen one even for multicast.
+	if c.v4, err = ipv4.NewRawConn(c.raw); err != nil {
+		return err
+	}
 	for _, f := range []func() error{
-		func() error { return c.v4.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true) },
+		func() error { return c.v4.SetControlMessage(ipv4.FlagInterface, true) },
 		func() error { return c.v4.SetMulticastTTL(c.cfg.TTL) },
-		func() error { return c.v4.SetTTL(c.cfg.TTL) },
 		func() error { return c.v4.SetMulticastLoopback(false) },
 		func() error { return c.v4.SetMulticastInterface(c.ifi) },
-		func() error { return c.v4.SetTOS(tosInternetControl) },
 	} {
 		if err := f(); err != nil {
 			return err
@@ -217,17 +230,18 @@ func (c *Conn) Dests() []netip.Addr { return c.dests }
 // Interface is the interface the connection is bound to.
 func (c *Conn) Interface() *net.Interface { return c.ifi }
 
-// SendTo sends one VRRP message to dst from Src.
-func (c *Conn) SendTo(dst netip.Addr, payload []byte) error {
+// SendTo sends one message to dst: for IPv4 a whole IP packet (built
+// with Src as source), for IPv6 the VRRP message, sent from Src.
+func (c *Conn) SendTo(dst netip.Addr, data []byte) error {
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	var err error
 	if c.v6 != nil {
 		if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
 			to.Zone = c.ifi.Name
 		}
-		_, err = c.v6.WriteTo(payload, &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: c.cfg.TTL}, to)
+		_, err = c.v6.WriteTo(data, &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: c.cfg.TTL}, to)
 	} else {
-		_, err = c.v4.WriteTo(payload, &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index}, to)
+		_, err = c.raw.WriteTo(data, to)
 	}
 	if err != nil {
 		return fmt.Errorf("send vrrp to %s on %s: %w", dst, c.ifi.Name, err)
@@ -239,42 +253,33 @@ func (c *Conn) SendTo(dst netip.Addr, payload []byte) error {
 // hold the largest message (an advert of 255 IPv6 addresses is < 4100 bytes).
 func (c *Conn) Recv(buf []byte) (Packet, error) {
 	for {
-		var (
-			n     int
-			src   net.Addr
-			ttl   int
-			dst   net.IP
-			ifidx int
-			err   error
-		)
 		if c.v6 != nil {
-			var cm *ipv6.ControlMessage
-			n, cm, src, err = c.v6.ReadFrom(buf)
-			if cm != nil {
-				ttl, dst, ifidx = cm.HopLimit, cm.Dst, cm.IfIndex
+			n, cm, src, err := c.v6.ReadFrom(buf)
+			if err != nil {
+				return Packet{}, err
 			}
-		} else {
-			var cm *ipv4.ControlMessage
-			n, cm, src, err = c.v4.ReadFrom(buf)
-			if cm != nil {
-				ttl, dst, ifidx = cm.TTL, cm.Dst, cm.IfIndex
+			if cm == nil || (cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index) {
+				continue
 			}
+			p := Packet{Data: buf[:n], TTL: cm.HopLimit}
+			if ia, ok := src.(*net.IPAddr); ok {
+				p.Src, _ = netip.AddrFromSlice(ia.IP)
+			}
+			p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+			return p, nil
 		}
+		h, payload, cm, err := c.v4.ReadFrom(buf)
 		if err != nil {
 			return Packet{}, err
 		}
 		// SO_BINDTODEVICE filters, but packets queued before it was set
 		// may come from elsewhere.
-		if ifidx != 0 && ifidx != c.ifi.Index {
+		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
 			continue
 		}
-		p := Packet{Payload: buf[:n], TTL: ttl}
-		if ia, ok := src.(*net.IPAddr); ok {
-			p.Src, _ = netip.AddrFromSlice(ia.IP)
-			p.Src = p.Src.Unmap()
-		}
-		p.Dst, _ = netip.AddrFromSlice(dst)
-		p.Dst = p.Dst.Unmap()
+		p := Packet{Data: buf[:h.Len+len(payload)], TTL: h.TTL}
+		p.Src, _ = netip.AddrFromSlice(h.Src.To4())
+		p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
 		return p, nil
 	}
 }

@@ -30,7 +30,7 @@ import (
 // Protocol numbers and fixed values from the RFCs.
 const (
 	// ProtocolVRRP is the IP protocol number of VRRP (RFC 3768 §5.2.4,
-	// RFC 5798 §5.1.1.3).
+	// RFC 5798 §5.1.1.4).
 	ProtocolVRRP = 112
 	// ProtocolAH is the IP protocol number of the IPsec Authentication
 	// Header (RFC 2402), used by VRRPv2 auth type 2.
