@@ -43,6 +43,14 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 	in.LowerPrioNoAdv = pick(u.lowerNoAdv, g.VRRPLowerPrioNoAdvert)
 	in.HigherPrioSend = pick(u.higherSend, g.VRRPHigherPrioSendAdv)
 	in.V3ChecksumAsV2 = pick(u.v3v2, g.V3ChecksumAsV2)
+	// keepalived (vrrp_init_state): with no state line the address owner
+	// starts as master, everyone else as backup.
+	if in.State == "" {
+		in.State = "BACKUP"
+		if in.Priority == 255 {
+			in.State = "MASTER"
+		}
+	}
 	if in.Version < 0 {
 		in.Version = g.VRRPVersion
 	}

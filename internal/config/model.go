@@ -4,8 +4,10 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"tandem/internal/config/syntax"
@@ -38,9 +40,20 @@ func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(time.Duration(d).String()), nil
 }
 
-// Seconds formats d as keepalived writes it: decimal seconds, no trailing zeros.
+// Seconds formats d as keepalived writes it: decimal seconds, no trailing
+// zeros. It is exact (integer arithmetic): going through float64 gave
+// "3.7199999999999998" for 3.72 s, which parseSeconds rightly rejects.
 func (d Duration) Seconds() string {
-	return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)
+	n := uint64(d)
+	sign := ""
+	if d < 0 {
+		sign, n = "-", -n
+	}
+	s := sign + strconv.FormatUint(n/uint64(time.Second), 10)
+	if frac := n % uint64(time.Second); frac != 0 {
+		s += "." + strings.TrimRight(fmt.Sprintf("%09d", frac), "0")
+	}
+	return s
 }
 
 // Global is the global_defs block.
@@ -369,7 +382,6 @@ type VirtualServer struct {
 	PersistenceEngine string       `json:"persistence_engine,omitempty"`
 	HASuspend         bool         `json:"ha_suspend"`
 	Virtualhost       string       `json:"virtualhost,omitempty"`
-	Alpha             bool         `json:"alpha"`
 	Omega             bool         `json:"omega"`
 	Quorum            int          `json:"quorum"`
 	Hysteresis        int          `json:"hysteresis"`

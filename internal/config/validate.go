@@ -138,6 +138,9 @@ func (p *parser) validateAdvertInt(in *Instance, name string) {
 		if d%(10*time.Millisecond) != 0 {
 			p.errorf(in.Pos, "%s: advert_int %s is not a whole number of centiseconds (RFC 5798 §5.2.7)", name, in.AdvertInt.Seconds())
 		}
+		if d > maxAdvertInt {
+			p.errorf(in.Pos, "%s: advert_int %s is above VRRPv3's maximum of 40.95 s (12-bit centiseconds, RFC 5798 §5.2.7)", name, in.AdvertInt.Seconds())
+		}
 	}
 }
 

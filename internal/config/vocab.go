@@ -43,6 +43,11 @@ func init() {
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 	add(root, whyBFD, "bfd_instance")
 	add(root, whySSLCtx, "SSL")
+	// The children of root blocks that are ignored as a whole: never
+	// dispatched, named here so that the vocabulary is complete.
+	add("SSL", whySSLCtx, "password", "ca", "certificate", "key")
+	add("garp_group", whyStatic, "garp_interval", "gna_interval", "interface", "interfaces")
+	add("track_group", whyStatic, "group")
 
 	g := "global_defs"
 	add(g, whyProcess, "process_names", "process_name", "vrrp_process_name", "checker_process_name",

@@ -9,10 +9,12 @@ import (
 )
 
 // Limits of VRRP timing keywords. keepalived.conf(5) and vrrp_parser.c:
-// advert_int is read with centisecond precision and must fit VRRPv3's 12-bit
-// centisecond field (RFC 5798 §5.2.7: at most 40.95 s); VRRPv2 carries whole
-// seconds in 8 bits (RFC 3768 §5.3.7), checked in validate.go.
+// advert_int is read with centisecond precision, 0.01..255 s (vrrp_adv_handler);
+// VRRPv3's 12-bit centisecond field holds at most 40.95 s (RFC 5798 §5.2.7)
+// and VRRPv2 carries whole seconds in 8 bits (RFC 3768 §5.3.7): both
+// checked in validate.go, once the version is known.
 const (
+	maxAdvertIntV2  = 255 * time.Second
 	maxAdvertInt    = 4095 * 10 * time.Millisecond
 	maxPreemptDelay = 3600 * time.Second // keepalived: preempt_delay 0..3600 s
 	maxScriptTime   = 24 * time.Hour
@@ -320,7 +322,7 @@ func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
 }
 
 func (p *parser) instance(n *node, cfg *Config) {
-	in := &Instance{Pos: n.Keyword.Pos, State: "BACKUP", Priority: 100, AdvertInt: Duration(time.Second), Preempt: true, Garp: Garp{MasterDelay: -1, MasterRepeat: -1, MasterRefresh: -1, MasterRefreshRepeat: -1, LowerPrioDelay: -1, LowerPrioRepeat: -1}, Version: -1, UnicastTTL: -1}
+	in := &Instance{Pos: n.Keyword.Pos, Priority: 100, AdvertInt: Duration(time.Second), Preempt: true, Garp: Garp{MasterDelay: -1, MasterRepeat: -1, MasterRefresh: -1, MasterRefreshRepeat: -1, LowerPrioDelay: -1, LowerPrioRepeat: -1}, Version: -1, UnicastTTL: -1}
 	if !p.args(n, 1, 1) {
 		return
 	}
@@ -337,7 +339,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
 		// RFC 3768 §5.3.4: 1..254 for backups, 255 for the address owner.
 		"priority":                p.setInt(&in.Priority, 1, 255),
-		"advert_int":              p.setDur(&in.AdvertInt, 10*time.Millisecond, maxAdvertInt),
+		"advert_int":              p.setDur(&in.AdvertInt, 10*time.Millisecond, maxAdvertIntV2),
 		"version":                 p.setInt(&in.Version, 2, 3),
 		"nopreempt":               p.setConst(&in.Preempt, false),
 		"preempt":                 p.setConst(&in.Preempt, true),

@@ -98,7 +98,11 @@ type MachineConfig struct {
 	// member never takes over on its own: when it would, it only reports
 	// that it wants MASTER (Want) and keeps waiting, and the group
 	// coordinator (SyncGroup) decides, as keepalived's
-	// vrrp_sync_can_goto_master does.
+	// vrrp_sync_can_goto_master does. Note that keepalived turns weighted
+	// trackers of sync group members into weight-0 (fault) trackers unless
+	// the group sets sync_group_tracking_weight (vrrp_complete_instance):
+	// a priority drop of one member alone cannot move a unanimous group.
+	// That is for the caller to apply.
 	SyncGroup bool
 }
 
@@ -223,7 +227,8 @@ type ArmTimer struct {
 	At  time.Time
 }
 
-// CancelTimer cancels the timer; states FAULT and STOP have none.
+// CancelTimer cancels the timer; states FAULT and STOP have none. The
+// generation moves on as well, so a TimerFired that slips through is stale.
 type CancelTimer struct{}
 
 func (SendAdvert) isAction()     {}
@@ -287,7 +292,7 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	return &Machine{
 		cfg:            cfg,
 		state:          Init,
-		want:           cfg.InitialState,
+		want:           Init,
 		masterAdverInt: cfg.AdvertInt,
 		trackWeight:    map[string]int{},
 		trackFault:     map[string]bool{},
@@ -334,7 +339,7 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.masterRx(now, ev, &a)
 		}
 	case TimerFired:
-		if !m.deadline.IsZero() {
+		if ev.Gen == m.gen && !m.deadline.IsZero() {
 			m.deadline = time.Time{}
 			m.timerFired(now, &a)
 		}
@@ -393,6 +398,7 @@ func (m *Machine) start(now time.Time, a *actions) {
 	m.enter(Backup, a)
 	switch {
 	case owner:
+		// In a sync group the owner only wants MASTER; the group decides.
 		m.takeOver(now, a)
 	case m.cfg.InitialState == Master:
 		// keepalived vrrp_init_state: allow one advertisement interval to
@@ -592,6 +598,8 @@ func (m *Machine) faultsChanged(now time.Time, a *actions) {
 		if m.state == Backup || m.state == Master {
 			m.enterFault(a)
 		}
+	case !own && m.want == Fault && m.state == Init:
+		m.want = Init
 	case !own && m.want == Fault:
 		m.want = Backup
 		if m.state == Fault && !m.groupFault {
@@ -602,7 +610,8 @@ func (m *Machine) faultsChanged(now time.Time, a *actions) {
 
 // enterFault: a master advertises priority 0 so a backup takes over
 // quickly, and drops the addresses (keepalived vrrp_state_leave_master with
-// wantstate FAULT). FAULT sends nothing and has no timer.
+// wantstate FAULT, which may send the priority 0 advert twice; once is
+// enough). FAULT sends nothing and has no timer.
 func (m *Machine) enterFault(a *actions) {
 	if m.state == Master {
 		a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
@@ -612,16 +621,12 @@ func (m *Machine) enterFault(a *actions) {
 }
 
 // leaveFault always goes to BACKUP with a fresh Master_Down_Interval from
-// the configured interval (keepalived try_up_instance and
-// vrrp_state_leave_fault); an address owner configured as MASTER waits only
-// one interval plus skew.
+// the configured interval, even for the address owner (keepalived
+// try_up_instance: down_instance set wantstate FAULT, so it becomes BACKUP;
+// vrrp_state_leave_fault resets master_adver_int).
 func (m *Machine) leaveFault(now time.Time, a *actions) {
 	m.masterAdverInt = m.cfg.AdvertInt
-	down := m.masterDown()
-	if m.cfg.InitialState == Master && m.cfg.Priority == ownerPriority {
-		down = m.masterAdverInt + m.skew()
-	}
-	m.enterBackup(now, down, a)
+	m.enterBackup(now, m.masterDown(), a)
 }
 
 // groupForce applies a sync group decision. A member not started yet only

@@ -362,6 +362,24 @@ func TestPreemptDelayRestartsAfterHigherAdvert(t *testing.T) {
 	})
 }
 
+// keepalived clears preempt_time on entering BACKUP, so a delay that ran
+// out before a FAULT counts again from the next lower priority advert.
+func TestPreemptDelayRestartsAfterFault(t *testing.T) {
+	c := baseConfig()
+	c.Priority = 200
+	c.PreemptDelay = 10 * time.Second
+	down := 3*time.Second + 56*time.Second/256
+	runSteps(t, c, []step{
+		{0, Start{}, []Action{Notify{State: Backup}, arm(1, down)}, Backup},
+		{1 * time.Second, adv(100, addrLow), []Action{arm(2, time.Second+down)}, Backup},
+		{2 * time.Second, FaultChanged{Reason: "eth0", On: true}, []Action{Notify{State: Fault}, CancelTimer{}}, Fault},
+		{20 * time.Second, FaultChanged{Reason: "eth0"}, []Action{Notify{State: Backup}, arm(4, 20*time.Second+down)}, Backup},
+		{21 * time.Second, adv(100, addrLow), []Action{arm(5, 21*time.Second+down)}, Backup},
+		{30 * time.Second, adv(100, addrLow), []Action{arm(6, 30*time.Second+down)}, Backup},
+		{31 * time.Second, adv(100, addrLow), nil, Backup},
+	})
+}
+
 func TestTracking(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -429,14 +447,17 @@ func TestFault(t *testing.T) {
 	runSteps(t, baseConfig(), steps)
 }
 
-func TestOwnerLeavesFaultQuickly(t *testing.T) {
+// Even the address owner leaves FAULT for BACKUP and waits a full
+// Master_Down_Interval (keepalived try_up_instance).
+func TestOwnerLeavesFaultToBackup(t *testing.T) {
 	c := baseConfig()
 	c.Priority = 255
 	runSteps(t, c, []step{
 		{0, FaultChanged{Reason: "eth0", On: true}, nil, Init},
 		{0, Start{}, []Action{Notify{State: Fault}}, Fault},
 		{time.Second, FaultChanged{Reason: "eth0"},
-			[]Action{Notify{State: Backup}, arm(1, 2*time.Second+time.Second/256)}, Backup},
+			[]Action{Notify{State: Backup}, arm(1, 4*time.Second+time.Second/256)}, Backup},
+		{4*time.Second + time.Second/256, TimerFired{Gen: 1}, toMaster(255, 2, 5*time.Second+time.Second/256), Master},
 	})
 }
 
@@ -513,6 +534,29 @@ func TestGroupForce(t *testing.T) {
 	})
 	if got := m.Status(); got != (MemberStatus{State: Backup, Want: Backup}) {
 		t.Fatalf("Status() = %+v", got)
+	}
+}
+
+// Before Start a member wants nothing, so the group cannot count it as
+// wanting MASTER; a fault of its own is reported at once.
+func TestWantBeforeStart(t *testing.T) {
+	c := baseConfig()
+	c.Priority = 255
+	c.SyncGroup = true
+	m, _ := NewMachine(c)
+	init := MemberStatus{State: Init, Want: Init}
+	for _, tt := range []struct {
+		ev   Event
+		want MemberStatus
+	}{
+		{TrackerChanged{Name: "chk", Weight: 10}, init},
+		{FaultChanged{Reason: "eth0", On: true}, MemberStatus{State: Init, Want: Fault}},
+		{FaultChanged{Reason: "eth0"}, init},
+	} {
+		m.Handle(t0, tt.ev)
+		if got := m.Status(); got != tt.want {
+			t.Errorf("after %T%+v: Status() = %+v, want %+v", tt.ev, tt.ev, got, tt.want)
+		}
 	}
 }
 

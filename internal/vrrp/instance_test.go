@@ -283,10 +283,21 @@ func TestEngineTrackFaultAndSyncGroup(t *testing.T) {
 	waitFor(t, "a master of both again", 2*time.Second, func() bool {
 		return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
 	})
-	// A negative weight lowers the effective priority below b's: b preempts.
-	a.engine.Track("VI_1", "chk2", -150, false)
-	waitFor(t, "b master after a's priority drop", 2*time.Second, func() bool { return b.state("VI_1") == Master })
+}
+
+// TestEngineTrackWeight: a negative tracker weight lowers the effective
+// priority below the peer's, which preempts (outside a sync group, where
+// only faults move the group).
+func TestEngineTrackWeight(t *testing.T) {
+	lan := &fakeLAN{}
+	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
+	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+	waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+	a.engine.Track("VI_1", "chk", -150, false)
+	waitFor(t, "b master after a's priority drop", 2*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
 	if p := a.engine.Status()[0].EffectivePriority; p != 50 {
 		t.Errorf("effective priority %d, want 200-150=50", p)
 	}
+	a.engine.Track("VI_1", "chk", 0, false)
+	waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
 }

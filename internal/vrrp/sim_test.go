@@ -33,6 +33,16 @@ type simNode struct {
 	epoch     int
 	vips      bool
 	partition int
+	// group is the sync group the instance belongs to, member its index.
+	group  *simGroup
+	member int
+}
+
+// simGroup is one router's sync group: the coordinator and its members'
+// node indexes.
+type simGroup struct {
+	sg    *SyncGroup
+	nodes []int
 }
 
 type simItem struct {
@@ -77,6 +87,8 @@ type sim struct {
 	loss    float64
 	latency time.Duration // plus up to as much again of jitter
 	log     []simTransition
+	groups  []*simGroup
+	depth   int // nesting of handle calls through sync group cascades
 }
 
 func newSim(r reporter, seed uint64, cfgs ...MachineConfig) *sim {
@@ -105,6 +117,11 @@ func (s *sim) elapsed() time.Duration { return s.now.Sub(t0) }
 func (s *sim) at(d time.Duration, fn func()) { s.push(t0.Add(d), fn) }
 
 func (s *sim) push(at time.Time, fn func()) {
+	// A handful of routers never have more than a few events pending; a
+	// growing queue means timers multiply (for example stale ones firing).
+	if s.q.Len() > 10000 {
+		s.fail("event queue exploded")
+	}
 	s.seq++
 	heap.Push(&s.q, simItem{at: at, seq: s.seq, fn: fn})
 }
@@ -186,12 +203,49 @@ func (s *sim) handle(i int, ev Event) {
 	if n.vips != (n.m.State() == Master) {
 		s.fail("node %d: holds VIPs %v in %v", i, n.vips, n.m.State())
 	}
+	if g := n.group; g != nil {
+		s.depth++
+		for _, f := range g.sg.Observe(n.member, n.m.Status()) {
+			s.handle(g.nodes[f.Member], f.Event)
+		}
+		s.depth--
+	}
+	if s.depth == 0 {
+		s.checkGroups()
+	}
+}
+
+// syncGroup puts the given instances (of one router) in a sync group.
+// Call it before starting them.
+func (s *sim) syncGroup(nodes ...int) {
+	g := &simGroup{sg: NewSyncGroup(len(nodes)), nodes: nodes}
+	for k, i := range nodes {
+		s.nodes[i].cfg.SyncGroup = true
+		s.nodes[i].group, s.nodes[i].member = g, k
+	}
+	s.groups = append(s.groups, g)
+}
+
+// checkGroups checks, once every cascade has run, that the members of each
+// sync group are all MASTER or none is.
+func (s *sim) checkGroups() {
+	for _, g := range s.groups {
+		masters := 0
+		for _, i := range g.nodes {
+			if s.state(i) == Master {
+				masters++
+			}
+		}
+		if masters != 0 && masters != len(g.nodes) {
+			s.fail("sync group %v split: %d of %d members MASTER", g.nodes, masters, len(g.nodes))
+		}
+	}
 }
 
 func (s *sim) send(from int, prio uint8) {
 	src := s.nodes[from]
 	for j, n := range s.nodes {
-		if j == from || n.partition != src.partition || s.rng.Float64() < s.loss {
+		if j == from || n.cfg.VRID != src.cfg.VRID || n.partition != src.partition || s.rng.Float64() < s.loss {
 			continue
 		}
 		ev := AdvertReceived{Priority: prio, MaxAdvertInt: src.cfg.AdvertInt, Src: src.cfg.PrimaryAddr}
@@ -447,6 +501,58 @@ func TestSimPriorityChange(t *testing.T) {
 	s.expectMasters(2)
 }
 
+// TestSimSyncGroup runs two routers, A (priority 200) and B (100), each with
+// instances for VRIDs 1 and 2 in a sync group: nodes 0 and 1 are A's, 2 and
+// 3 are B's. Throughout, a group's members are all MASTER or none is.
+func TestSimSyncGroup(t *testing.T) {
+	cfgs := simConfigs(200, 200, 100, 100)
+	cfgs[1].VRID, cfgs[3].VRID = 52, 52
+	s := newSim(t, 10, cfgs...)
+	s.syncGroup(0, 1)
+	s.syncGroup(2, 3)
+	for i := range s.nodes {
+		s.start(i)
+	}
+	// Members defer to the group, which costs up to one more
+	// Master_Down_Interval.
+	s.runUntil(2 * settle)
+	s.expectMasters(0, 1)
+
+	// A fault on one of A's instances takes both down with priority 0,
+	// and B takes both within its Skew_Time.
+	s.at(20*time.Second, func() { s.handle(0, FaultChanged{Reason: "eth0", On: true}) })
+	s.runUntil(20*time.Second + 156*time.Second/256 + 2*time.Millisecond)
+	s.expectMasters(2, 3)
+
+	// A recovers and preempts both back.
+	s.at(time.Minute, func() { s.handle(0, FaultChanged{Reason: "eth0"}) })
+	s.runUntil(time.Minute + 2*settle)
+	s.expectMasters(0, 1)
+
+	// Split brain: B takes both; on healing A keeps both.
+	s.at(2*time.Minute, func() { s.partition(0, 0, 1, 1) })
+	s.runUntil(2*time.Minute + 2*settle)
+	s.expectMasters(0, 1, 2, 3)
+	s.at(3*time.Minute, s.heal)
+	s.runUntil(3*time.Minute + 3*time.Second + 156*time.Second/256)
+	s.expectMasters(0, 1)
+
+	// An hour at 10% loss: B's instances may each time out now and then,
+	// but the group only moves when both want to, and A never moves.
+	s.loss = 0.1
+	mark := s.elapsed()
+	s.runUntil(mark + time.Hour)
+	for _, tr := range s.log {
+		if tr.at >= mark && tr.node < 2 {
+			s.fail("A's instance %d moved to %v at %v", tr.node, tr.state, tr.at)
+		}
+	}
+	t.Logf("B's group changed state %d times in an hour at 10%% loss", s.transitions(mark))
+	s.loss = 0
+	s.runUntil(mark + time.Hour + settle)
+	s.expectMasters(0, 1)
+}
+
 // TestSimLoss checks stability under random advert loss over a simulated
 // hour. A backup falsely takes over only when it misses three adverts in a
 // row: about p^3 per interval per backup, 3600 intervals an hour.
@@ -599,6 +705,80 @@ func TestSimRandomSchedules(t *testing.T) {
 			}
 			if p := s.nodes[ms[0]].m.Priority(); p != top {
 				s.fail("master %d has priority %d, want the highest, %d", ms[0], p, top)
+			}
+		}
+		s.runUntil(quiet + 10*time.Minute)
+		if c := s.transitions(quiet); c != 0 {
+			s.fail("%d transitions once settled", c)
+		}
+	})
+}
+
+// TestSimRandomSyncGroups is the same property for routers running two
+// instances (VRIDs 1 and 2) in a sync group each, with equal priorities
+// within a router as keepalived requires: after the disturbances one router
+// is master of both instances and the others of neither, the highest
+// priority one when all preempt; throughout, no group is split (checked
+// after every event).
+func TestSimRandomSyncGroups(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		routers := rapid.IntRange(2, 3).Draw(rt, "routers")
+		preempt := rapid.Bool().Draw(rt, "preempt")
+		var cfgs []MachineConfig
+		for r := range routers {
+			p := uint8(rapid.IntRange(1, 254).Draw(rt, fmt.Sprint("prio", r)))
+			for _, vrid := range []uint8{1, 2} {
+				c := baseConfig()
+				c.VRID, c.Priority, c.Preempt = vrid, p, preempt
+				cfgs = append(cfgs, c)
+			}
+		}
+		s := newSim(rt, rapid.Uint64().Draw(rt, "seed"), cfgs...)
+		for r := range routers {
+			s.syncGroup(2*r, 2*r+1)
+		}
+		for i := range s.nodes {
+			s.at(time.Duration(rapid.IntRange(0, 3000).Draw(rt, fmt.Sprint("startms", i)))*time.Millisecond,
+				func() { s.start(i) })
+		}
+		const chaos = 5 * time.Minute
+		for k := range rapid.IntRange(0, 20).Draw(rt, "ops") {
+			at := time.Duration(rapid.Int64Range(0, int64(chaos)).Draw(rt, fmt.Sprint("at", k)))
+			switch rapid.IntRange(0, 2).Draw(rt, fmt.Sprint("op", k)) {
+			case 0:
+				i := rapid.IntRange(0, len(s.nodes)-1).Draw(rt, fmt.Sprint("node", k))
+				on := rapid.Bool().Draw(rt, fmt.Sprint("fault", k))
+				s.at(at, func() { s.handle(i, FaultChanged{Reason: "link", On: on}) })
+			case 1:
+				segs := make([]int, len(s.nodes))
+				for r := range routers {
+					seg := rapid.IntRange(0, 1).Draw(rt, fmt.Sprint("seg", k, r))
+					segs[2*r], segs[2*r+1] = seg, seg
+				}
+				s.at(at, func() { s.partition(segs...) })
+			case 2:
+				loss := rapid.Float64Range(0, 0.5).Draw(rt, fmt.Sprint("loss", k))
+				s.at(at, func() { s.loss = loss })
+			}
+		}
+		s.at(chaos+time.Nanosecond, func() {
+			s.heal()
+			s.loss = 0
+			for i := range s.nodes {
+				s.handle(i, FaultChanged{Reason: "link"})
+			}
+		})
+		quiet := chaos + 2*time.Minute
+		s.runUntil(quiet)
+		ms := s.masters()
+		if len(ms) != 2 || ms[0]%2 != 0 || ms[1] != ms[0]+1 {
+			s.fail("masters %v after healing, want both instances of one router", ms)
+		}
+		if preempt {
+			for i := range s.nodes {
+				if s.nodes[i].cfg.Priority > s.nodes[ms[0]].cfg.Priority {
+					s.fail("router %d is master, router %d has a higher priority", ms[0]/2, i/2)
+				}
 			}
 		}
 		s.runUntil(quiet + 10*time.Minute)

@@ -70,7 +70,7 @@ func buildBlocks(lines [][]Token, opts Options, ds *diagSink) []*Node {
 				if skip == 0 {
 					n := &Node{Keyword: t}
 					if j > i+1 {
-						n.Args = append([]Token(nil), toks[i+1:j]...)
+						n.Args = toks[i+1 : j : j]
 					}
 					appendNode(n)
 					last = n

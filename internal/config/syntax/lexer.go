@@ -1,6 +1,9 @@
 package syntax
 
-import "bytes"
+import (
+	"bytes"
+	"iter"
+)
 
 // text is a piece of a configuration line together with, for every byte,
 // the 1-based column it came from in the original physical line. Keeping the
@@ -46,25 +49,29 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isIdentStart(c byte) bool { return isAlpha(c) || c == '_' }
 func isIdent(c byte) bool      { return isAlpha(c) || isDigit(c) || c == '_' }
 
-// splitLines cuts src into physical lines at '\n'. keepalived strips every
-// trailing '\n' and '\r' from a line it reads (read_line), which is what makes
-// CRLF files work; a final line without '\n' is still a line.
-func splitLines(src []byte) [][]byte {
-	var lines [][]byte
-	for len(src) > 0 {
-		i := bytes.IndexByte(src, '\n')
-		var l []byte
-		if i < 0 {
-			l, src = src, nil
-		} else {
-			l, src = src[:i], src[i+1:]
+// lines yields the physical lines of src, numbered from 1, split at '\n'.
+// keepalived strips every trailing '\n' and '\r' from a line it reads
+// (read_line), which is what makes CRLF files work; a final line without
+// '\n' is still a line. Lines are yielded one by one so that a file of
+// millions of empty lines costs no memory.
+func lines(src []byte) iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		for n := 1; len(src) > 0; n++ {
+			i := bytes.IndexByte(src, '\n')
+			var l []byte
+			if i < 0 {
+				l, src = src, nil
+			} else {
+				l, src = src[:i], src[i+1:]
+			}
+			for len(l) > 0 && l[len(l)-1] == '\r' {
+				l = l[:len(l)-1]
+			}
+			if !yield(n, l) {
+				return
+			}
 		}
-		for len(l) > 0 && l[len(l)-1] == '\r' {
-			l = l[:len(l)-1]
-		}
-		lines = append(lines, l)
 	}
-	return lines
 }
 
 // decomment applies keepalived's decomment() to one physical line:
@@ -77,9 +84,7 @@ func splitLines(src []byte) [][]byte {
 //   - a '\' as the last byte is a continuation mark, reported in cont and
 //     removed; keepalived only honours it in $definitions;
 //   - trailing blanks are dropped.
-//
-// open is the column of a double quote left open at the end of the line, or 0.
-func decomment(line []byte) (t text, cont bool, open int) {
+func decomment(line []byte) (t text, cont bool) {
 	t = text{b: make([]byte, 0, len(line)), cols: make([]int, 0, len(line))}
 	quote := false
 	i := 0
@@ -92,9 +97,6 @@ scan:
 		switch {
 		case c == '"':
 			quote = !quote
-			if quote {
-				open = i + 1
-			}
 		case c == '\\':
 			if i+1 == len(line) {
 				cont = true
@@ -113,14 +115,11 @@ scan:
 		}
 		t.add(c, i+1)
 	}
-	if !quote {
-		open = 0
-	}
 	n := len(t.b)
 	for n > 0 && isBlank(t.b[n-1]) {
 		n--
 	}
-	return t.slice(0, n), cont, open
+	return t.slice(0, n), cont
 }
 
 // tokenize splits decommented text into tokens, following keepalived's
@@ -132,7 +131,8 @@ scan:
 //   - inside quotes "\"" and "\\" stand for '"' and '\'; any other escape is
 //     kept as written, because keepalived passes it on to the handlers that
 //     interpret them (alloc_strvec_quoted_escaped);
-//   - outside quotes a '\' keeps itself and the next byte in the word;
+//   - outside quotes a '\' is an ordinary character, except that "\"" is
+//     kept in the word rather than opening a quote, as decomment() saw it;
 //   - '{' and '}' outside quotes are tokens of their own even when glued to
 //     words ("{1.2.3.4}" is "{", "1.2.3.4", "}").
 //
@@ -189,7 +189,7 @@ func tokenize(t text, pos Pos, ds *diagSink) []Token {
 				if isSpace(c) || c == '"' || c == '{' || c == '}' {
 					break
 				}
-				if c == '\\' && i+1 < len(b) {
+				if c == '\\' && i+1 < len(b) && b[i+1] == '"' {
 					i++
 				}
 				i++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,14 +22,14 @@ type Options struct {
 
 	MaxFileSize       int64 // bytes in one file (default 16 MiB)
 	MaxTotalSize      int64 // bytes in all files read (default 64 MiB)
-	MaxLineLength     int   // bytes in one line, before or after expansion (default 64 KiB)
+	MaxLineLength     int   // bytes in one line, before or after $expansion (default 64 KiB; keepalived's is 1 KiB)
 	MaxDepth          int   // nesting of { } blocks (default 64)
 	MaxIncludes       int   // files opened by include directives (default 1024)
 	MaxIncludeDepth   int   // include chain length (default 32)
 	MaxExpansion      int64 // bytes produced by $expansion and ~SEQ/~LST in total (default 8 MiB)
 	MaxLoopIterations int   // lines one ~SEQ or ~LST may produce (default 65536)
 	MaxDefinitions    int   // distinct $definitions (default 10000)
-	MaxTokens         int   // tokens in the whole configuration (default 2M)
+	MaxTokens         int   // tokens in the whole configuration (default 1M, about 250 MB at worst)
 	MaxDiagnostics    int   // diagnostics before giving up (default 1000)
 }
 
@@ -52,7 +53,7 @@ func (o Options) withDefaults() Options {
 	def64(&o.MaxExpansion, 8<<20)
 	def(&o.MaxLoopIterations, 1<<16)
 	def(&o.MaxDefinitions, 10000)
-	def(&o.MaxTokens, 2<<20)
+	def(&o.MaxTokens, 1<<20)
 	def(&o.MaxDiagnostics, 1000)
 	return o
 }
@@ -66,10 +67,14 @@ const maxNesting = 16
 
 // maxSubstitutions bounds $expansions on one line. keepalived rescans
 // replaced text, so "$A=$A" would loop for ever without it.
-const maxSubstitutions = 4096
+const maxSubstitutions = 1 << 16
 
-// maxBraceAlternatives bounds the patterns one include brace glob expands to.
-const maxBraceAlternatives = 1024
+// maxBraces and maxBraceAlternatives bound the work of expanding one
+// include brace glob and the patterns it expands to.
+const (
+	maxBraces            = 64
+	maxBraceAlternatives = 1024
+)
 
 // diagSink collects diagnostics up to a limit, after which processing stops.
 type diagSink struct {
@@ -121,8 +126,10 @@ type preprocessor struct {
 	total  int64
 	budget int64
 	tokens int
-	// mdef is the multi-line definition whose lines are being collected.
+	// mdef is the multi-line definition whose lines are being collected
+	// into mval (a string would be copied at every line).
 	mdef *definition
+	mval []byte
 }
 
 func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
@@ -138,12 +145,15 @@ func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
 }
 
 // ParseFile reads the configuration at path and everything it includes.
+// It returns the nodes it could build and the diagnostics; the caller must
+// not use the nodes when the diagnostics hold an error. A diagnostic about a
+// whole file (cannot be read, too large) has Line and Col 0.
 func ParseFile(path string, opts Options) ([]*Node, Diagnostics) {
 	opts = opts.withDefaults()
 	ds := &diagSink{max: opts.MaxDiagnostics}
 	p := newPreprocessor(opts, ds)
 	at := Pos{File: path}
-	src, info, ok := p.read(path, at, true)
+	src, info, ok := p.read(path, at)
 	if !ok {
 		return nil, ds.list
 	}
@@ -152,7 +162,7 @@ func ParseFile(path string, opts Options) ([]*Node, Diagnostics) {
 }
 
 // ParseBytes parses src as if it were the file name; includes resolve
-// relative to filepath.Dir(name).
+// relative to filepath.Dir(name). Results are as for ParseFile.
 func ParseBytes(name string, src []byte, opts Options) ([]*Node, Diagnostics) {
 	opts = opts.withDefaults()
 	ds := &diagSink{max: opts.MaxDiagnostics}
@@ -178,19 +188,10 @@ func (p *preprocessor) run(name string, src []byte, info os.FileInfo) {
 
 // read loads one file within the size limits. keepalived only reads regular
 // files that are not executable (check_glob_file), so neither do we.
-func (p *preprocessor) read(path string, at Pos, top bool) ([]byte, os.FileInfo, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		p.ds.add(at, Error, "cannot open configuration file: %v", err)
-		return nil, nil, false
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		p.ds.add(at, Error, "cannot stat %s: %v", path, err)
-		return nil, nil, false
-	}
-	if !info.Mode().IsRegular() || info.Mode()&0o111 != 0 {
+func (p *preprocessor) read(path string, at Pos) ([]byte, os.FileInfo, bool) {
+	// Check before opening: opening a FIFO would block.
+	info, err := os.Stat(path)
+	if err == nil && (!info.Mode().IsRegular() || info.Mode()&0o111 != 0) {
 		what := "is not a regular non-executable file"
 		if info.IsDir() {
 			what = "is a directory"
@@ -198,11 +199,21 @@ func (p *preprocessor) read(path string, at Pos, top bool) ([]byte, os.FileInfo,
 		p.ds.add(at, Error, "configuration file %s %s", path, what)
 		return nil, nil, false
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		p.ds.add(at, Error, "cannot open configuration file: %v", err)
+		return nil, nil, false
+	}
+	defer f.Close()
+	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
+		p.ds.add(at, Error, "configuration file %s changed while being opened", path)
+		return nil, nil, false
+	}
 	if info.Size() > p.opts.MaxFileSize {
 		p.ds.fatal(at, "file %s is %d bytes, more than the limit of %d", path, info.Size(), p.opts.MaxFileSize)
 		return nil, nil, false
 	}
-	if !top && p.total+info.Size() > p.opts.MaxTotalSize {
+	if p.total+info.Size() > p.opts.MaxTotalSize {
 		p.ds.fatal(at, "configuration files total more than the limit of %d bytes", p.opts.MaxTotalSize)
 		return nil, nil, false
 	}
@@ -227,11 +238,11 @@ func (p *preprocessor) read(path string, at Pos, top bool) ([]byte, os.FileInfo,
 // file preprocesses the physical lines of one file.
 func (p *preprocessor) file(name string, src []byte, from *Pos) {
 	dir := filepath.Dir(name)
-	for i, raw := range splitLines(src) {
+	for n, raw := range lines(src) {
 		if p.ds.stopped {
-			return
+			break
 		}
-		pos := Pos{File: name, Line: i + 1, Col: 1, IncludedFrom: from}
+		pos := Pos{File: name, Line: n, Col: 1, IncludedFrom: from}
 		if len(raw) > p.opts.MaxLineLength {
 			// keepalived: "line too long - ignoring".
 			p.ds.add(pos, Error, "line is %d bytes, more than the limit of %d; line ignored", len(raw), p.opts.MaxLineLength)
@@ -248,7 +259,7 @@ func (p *preprocessor) file(name string, src []byte, from *Pos) {
 			p.continueDefinition(raw)
 			continue
 		}
-		t, cont, _ := decomment(raw)
+		t, cont := decomment(raw)
 		if len(t.b) == 0 && !cont {
 			continue
 		}
@@ -256,7 +267,7 @@ func (p *preprocessor) file(name string, src []byte, from *Pos) {
 		p.line(t, cont, pos, dir, 0)
 	}
 	// A multi-line definition does not run on into the next file.
-	p.mdef = nil
+	p.endDefinition()
 }
 
 // continueDefinition adds one physical line to a multi-line definition, as
@@ -264,26 +275,33 @@ func (p *preprocessor) file(name string, src []byte, from *Pos) {
 // skipped, a line ending in '\' is added and continues it, any other line is
 // added and ends it. Lines are joined with '\n'.
 func (p *preprocessor) continueDefinition(raw []byte) {
-	d := p.mdef
 	if len(raw) == 0 {
-		p.mdef = nil
-		if d.value == "" {
-			d.multiline = false
-		}
+		p.endDefinition()
 		return
 	}
-	t, cont, _ := decomment(raw)
+	t, cont := decomment(raw)
 	if cont {
 		if len(t.b) > 0 {
-			d.value += string(t.b) + "\n"
+			p.mval = append(append(p.mval, t.b...), '\n')
 		}
 		return
 	}
 	if len(t.b) == 0 {
 		return
 	}
-	d.value += string(t.b)
-	p.mdef = nil
+	p.mval = append(p.mval, t.b...)
+	p.endDefinition()
+}
+
+// endDefinition completes the multi-line definition being collected. One
+// left empty is an ordinary empty definition (read_line).
+func (p *preprocessor) endDefinition() {
+	if p.mdef == nil {
+		return
+	}
+	p.mdef.value = string(p.mval)
+	p.mdef.multiline = p.mdef.value != ""
+	p.mdef, p.mval = nil, nil
 }
 
 // line handles one logical line, in keepalived's order: @ID filtering,
@@ -346,12 +364,32 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 		return
 	}
 
+	// A line that is only a reference to a multi-line definition stands
+	// for the definition's lines, each processed as a line of its own.
+	if d, ok := p.wholeLineMultiline(t.b); ok {
+		ref := at(0)
+		for _, l := range strings.Split(d.value, "\n") {
+			if p.ds.stopped {
+				return
+			}
+			if l != "" && p.charge(len(l)+lineCost, ref) {
+				p.line(text{b: []byte(l), cols: repeatCol(ref.Col, len(l))}, false, ref, dir, level+1)
+			}
+		}
+		return
+	}
+
 	first, rest, changed, ok := p.expand(t, pos)
 	if !ok {
 		return
 	}
-	// Expanded text may itself be a loop or a conditional line.
-	if changed && len(first.b) > 0 && (first.b[0] == '~' || first.b[0] == '@') {
+	// Expanded text is processed again, so that it may be a definition, a
+	// loop or a conditional line. keepalived's read_line() looks for '@'
+	// and '$' after expanding as if it meant to, but its "continue" leaves
+	// the loop, so it only does it for the lines of a multi-line definition
+	// after the first. Doing it for every line only gives a meaning to lines
+	// keepalived would reject as unknown keywords.
+	if changed {
 		p.line(first, false, pos, dir, level+1)
 	} else {
 		p.emit(first, pos, dir)
@@ -361,6 +399,24 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 	for _, r := range rest {
 		p.line(r, false, pos, dir, level+1)
 	}
+}
+
+// wholeLineMultiline reports whether b is exactly "$NAME" or "${NAME}" for a
+// multi-line definition.
+func (p *preprocessor) wholeLineMultiline(b []byte) (*definition, bool) {
+	s := string(b)
+	if len(s) < 2 || s[0] != '$' {
+		return nil, false
+	}
+	s = s[1:]
+	if s[0] == '{' && s[len(s)-1] == '}' {
+		s = s[1 : len(s)-1]
+	}
+	d := p.defs[s]
+	if d == nil || !d.multiline {
+		return nil, false
+	}
+	return d, true
 }
 
 // parseDefinition recognises keepalived's "$NAME=value" (check_definition):
@@ -395,10 +451,11 @@ func (p *preprocessor) define(name string, val []byte, multiline bool, at Pos) {
 	}
 	if multiline {
 		d.multiline = true
-		if d.value != "" {
-			d.value += "\n"
-		}
 		p.mdef = d
+		p.mval = []byte(d.value)
+		if len(p.mval) > 0 {
+			p.mval = append(p.mval, '\n')
+		}
 	}
 }
 
@@ -417,6 +474,10 @@ func (p *preprocessor) setDefinition(name, val string, at Pos) *definition {
 	return d
 }
 
+// lineCost is what a generated line costs from the expansion budget on top
+// of its bytes: the memory of its node and tokens is mostly per line.
+const lineCost = 64
+
 // charge takes n bytes of generated text from the expansion budget.
 func (p *preprocessor) charge(n int, at Pos) bool {
 	p.budget -= int64(n)
@@ -428,53 +489,73 @@ func (p *preprocessor) charge(n int, at Pos) bool {
 }
 
 // expand replaces $NAME and ${NAME} references (keepalived's replace_param).
-// Replaced text is scanned again, so definitions may refer to definitions.
+// Replaced text is scanned again, so definitions may refer to definitions
+// and a value may even complete a reference begun before it, as in
+// keepalived, which rewrites its line buffer in place.
+//
 // keepalived leaves a reference it cannot expand as literal text, which
 // would silently pass "$VIP" on as an address; tandem reports it as an error
-// instead. A reference is '$' followed by '{' or by a letter or '_'; any
-// other '$' is literal text.
+// and drops the line. A reference is '$' followed by '{' or by a letter or
+// '_'; any other '$' is literal text.
 //
 // A multi-line definition must be the last thing on its line (keepalived
 // only expands it there); its first line replaces the reference and its
-// other lines are returned in rest.
+// other lines are returned in rest. As in keepalived, a value starting with
+// '~' ends the expansion, so that the ~SEQ or ~LST it holds keeps its $var.
 func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed, ok bool) {
 	if bytes.IndexByte(t.b, '$') < 0 {
 		return t, nil, false, true
 	}
-	// Work on a copy: t may share memory with a ~SEQ body used again.
-	cur := text{b: append([]byte(nil), t.b...), cols: append([]int(nil), t.cols...)}
+	x := expander{pending: []chunk{{b: t.b, cols: t.cols}}, size: len(t.b)}
+	ok = true
 	subs := 0
-	for i := 0; i < len(cur.b); i++ {
-		if cur.b[i] != '$' || i+1 == len(cur.b) {
+	for len(x.pending) > 0 {
+		top := &x.pending[len(x.pending)-1]
+		if top.off == len(top.b) {
+			x.pending = x.pending[:len(x.pending)-1]
+			continue
+		}
+		if top.b[top.off] != '$' {
+			n := bytes.IndexByte(top.b[top.off:], '$')
+			if n < 0 {
+				n = len(top.b) - top.off
+			}
+			x.copy(n)
 			continue
 		}
 		at := pos
-		at.Col = cur.cols[i]
-		name, end, params, braces, isRef := parseReference(cur.b, i)
+		at.Col = top.col(top.off)
+		name, n, params, braces, isRef := parseReference(x.peek)
 		if !isRef {
+			x.copy(1)
 			continue
 		}
-		if name == "" {
-			p.ds.add(at, Error, "'${' without a valid name and closing '}'")
-			continue
+		var d *definition
+		if name != "" {
+			d = p.defs[name]
 		}
-		d := p.defs[name]
+		after := x.peek(n)
+		bad := true
 		switch {
+		case name == "":
+			p.ds.add(at, Error, "'${' without a valid name and closing '}'")
 		case d == nil:
 			p.ds.add(at, Error, "undefined variable $%s", name)
-			continue
 		case d.std != "":
 			p.ds.add(at, Error, "keepalived's built-in $%s is not supported", name)
-			continue
 		case params != "":
 			p.ds.add(at, Error, "$%s does not take parameters", name)
-			continue
-		case !braces && end < len(cur.b) && !strings.ContainsRune(" \t,)", rune(cur.b[end])):
+		case !braces && after >= 0 && !strings.ContainsRune(" \t,)", rune(after)):
 			// find_definition() only accepts these after a bare $NAME.
-			p.ds.add(at, Error, "$%s followed by %q is not expanded by keepalived; write ${%s}", name, cur.b[end], name)
-			continue
-		case d.multiline && end != len(cur.b):
+			p.ds.add(at, Error, "$%s followed by %q is not expanded by keepalived; write ${%s}", name, rune(after), name)
+		case d.multiline && after >= 0:
 			p.ds.add(at, Error, "multi-line definition $%s must be at the end of its line", name)
+		default:
+			bad = false
+		}
+		if bad {
+			ok = false
+			x.copy(1)
 			continue
 		}
 		subs++
@@ -488,36 +569,102 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			lines := strings.Split(val, "\n")
 			val = lines[0]
 			for _, l := range lines[1:] {
-				if l == "" {
-					continue
+				if l != "" {
+					more = append(more, text{b: []byte(l), cols: repeatCol(at.Col, len(l))})
 				}
-				more = append(more, text{b: []byte(l), cols: repeatCol(at.Col, len(l))})
 			}
 		}
-		if len(cur.b)-(end-i)+len(val) > p.opts.MaxLineLength {
+		if x.size-n+len(val) > p.opts.MaxLineLength {
 			p.ds.add(at, Error, "expanding $%s makes the line longer than the limit of %d bytes", name, p.opts.MaxLineLength)
 			return text{}, nil, false, false
 		}
-		if !p.charge(len(val)+len(more), at) {
+		if !p.charge(len(d.value)+1, at) {
 			return text{}, nil, false, false
 		}
-		for _, m := range more {
-			if !p.charge(len(m.b), at) {
-				return text{}, nil, false, false
-			}
-		}
-		nb := make([]byte, 0, len(cur.b)-(end-i)+len(val))
-		nb = append(append(append(nb, cur.b[:i]...), val...), cur.b[end:]...)
-		nc := make([]int, 0, len(nb))
-		nc = append(append(append(nc, cur.cols[:i]...), repeatCol(at.Col, len(val))...), cur.cols[end:]...)
-		cur = text{nb, nc}
+		x.skip(n)
+		x.size += len(val)
+		x.pending = append(x.pending, chunk{b: []byte(val), fixed: at.Col})
 		// The further lines of a nested multi-line definition come before
 		// those of the one that contained it.
 		rest = append(more, rest...)
 		changed = true
-		i-- // rescan the replacement
+		if v := strings.TrimLeft(val, " \t"); v != "" && v[0] == '~' {
+			for len(x.pending) > 0 {
+				top := &x.pending[len(x.pending)-1]
+				x.copy(len(top.b) - top.off)
+				x.pending = x.pending[:len(x.pending)-1]
+			}
+		}
 	}
-	return cur, rest, changed, true
+	return x.out, rest, changed, ok
+}
+
+// chunk is text still to be scanned by the expander: part of the original
+// line (with its columns) or a definition's value (all at the column of the
+// reference it replaced).
+type chunk struct {
+	b     []byte
+	cols  []int
+	fixed int
+	off   int
+}
+
+func (c *chunk) col(i int) int {
+	if c.cols == nil {
+		return c.fixed
+	}
+	return c.cols[i]
+}
+
+// expander holds the text already expanded (out) and a stack of chunks still
+// to scan, the top one first. Substituting pushes the value instead of
+// rewriting the line, so each substitution costs the length of the value,
+// not of the line.
+type expander struct {
+	out     text
+	pending []chunk
+	size    int // len(out.b) plus the unscanned bytes of pending
+}
+
+// peek returns the k-th unscanned byte, or -1 past the end of the line.
+func (x *expander) peek(k int) int {
+	for i := len(x.pending) - 1; i >= 0; i-- {
+		c := &x.pending[i]
+		if n := len(c.b) - c.off; k < n {
+			return int(c.b[c.off+k])
+		} else {
+			k -= n
+		}
+	}
+	return -1
+}
+
+// copy moves n bytes of the top chunk to the output.
+func (x *expander) copy(n int) {
+	c := &x.pending[len(x.pending)-1]
+	x.out.b = append(x.out.b, c.b[c.off:c.off+n]...)
+	if c.cols != nil {
+		x.out.cols = append(x.out.cols, c.cols[c.off:c.off+n]...)
+	} else {
+		for range n {
+			x.out.cols = append(x.out.cols, c.fixed)
+		}
+	}
+	c.off += n
+}
+
+// skip drops n unscanned bytes, which may span chunks.
+func (x *expander) skip(n int) {
+	x.size -= n
+	for n > 0 {
+		c := &x.pending[len(x.pending)-1]
+		k := min(n, len(c.b)-c.off)
+		c.off += k
+		n -= k
+		if c.off == len(c.b) {
+			x.pending = x.pending[:len(x.pending)-1]
+		}
+	}
 }
 
 func repeatCol(col, n int) []int {
@@ -528,40 +675,38 @@ func repeatCol(col, n int) []int {
 	return c
 }
 
-// parseReference looks at the '$' at b[i]. It returns the name, the index
-// just past the reference, any parameters given inside braces (keepalived
+// parseReference looks at the '$' at peek(0). It returns the name, the
+// length of the reference, any parameters given inside braces (keepalived
 // allows "${_RANDOM 1 10}"), whether braces were used, and whether this is a
-// reference at all. For "${" that does not form a reference it returns an
-// empty name with isRef set.
-func parseReference(b []byte, i int) (name string, end int, params string, braces, isRef bool) {
-	j := i + 1
-	if b[j] == '{' {
-		j++
-		k := j
-		if k == len(b) || !isIdentStart(b[k]) {
-			return "", 0, "", true, true
-		}
-		for k < len(b) && isIdent(b[k]) {
+// reference at all. A "${" that does not form a reference gives an empty
+// name with isRef set.
+func parseReference(peek func(int) int) (name string, n int, params string, braces, isRef bool) {
+	isId := func(c int) bool { return c >= 0 && isIdent(byte(c)) }
+	word := func(k int, ok func(int) bool) (string, int) {
+		var w []byte
+		for c := peek(k); ok(c); c = peek(k) {
+			w = append(w, byte(c))
 			k++
 		}
-		name = string(b[j:k])
-		m := k
-		for m < len(b) && (isIdent(b[m]) || isBlank(b[m])) {
-			m++
-		}
-		if m == len(b) || b[m] != '}' {
+		return string(w), k
+	}
+	c := peek(1)
+	if c == '{' {
+		if c := peek(2); c < 0 || !isIdentStart(byte(c)) {
 			return "", 0, "", true, true
 		}
-		return name, m + 1, strings.TrimSpace(string(b[k:m])), true, true
+		name, k := word(2, isId)
+		params, m := word(k, func(c int) bool { return isId(c) || c == ' ' || c == '\t' })
+		if peek(m) != '}' {
+			return "", 0, "", true, true
+		}
+		return name, m + 1, strings.TrimSpace(params), true, true
 	}
-	if !isIdentStart(b[j]) {
+	if c < 0 || !isIdentStart(byte(c)) {
 		return "", 0, "", false, false
 	}
-	k := j
-	for k < len(b) && isIdent(b[k]) {
-		k++
-	}
-	return string(b[j:k]), k, "", false, true
+	name, k := word(1, isId)
+	return name, k, "", false, true
 }
 
 // emit turns a fully preprocessed line into tokens, or follows it if it is
@@ -659,6 +804,10 @@ func (p *preprocessor) include(kind byte, arg text, at Pos, dir string) {
 		p.ds.add(at, Error, "includes nested more than %d deep", p.opts.MaxIncludeDepth)
 		return
 	}
+	if strings.Count(pattern, "{") > maxBraces {
+		p.ds.add(at, Error, "include %q: more than %d braces", pattern, maxBraces)
+		return
+	}
 	alts, ok := expandBraces(pattern, maxBraceAlternatives)
 	if !ok {
 		p.ds.add(at, Error, "include %q: brace expansion gives more than %d patterns", pattern, maxBraceAlternatives)
@@ -726,7 +875,7 @@ func (p *preprocessor) includeFile(path string, flags int, at Pos) {
 		p.ds.fatal(at, "more than %d included files", p.opts.MaxIncludes)
 		return
 	}
-	src, info, ok := p.read(path, at, false)
+	src, info, ok := p.read(path, at)
 	if !ok {
 		return
 	}
@@ -843,7 +992,7 @@ func (p *preprocessor) loop(t text, pos Pos, dir string, level int) {
 				return
 			}
 		}
-		if !p.charge(n+1, at) {
+		if !p.charge(n+lineCost, at) {
 			return
 		}
 		p.line(rest, false, bodyPos, dir, level+1)
@@ -946,8 +1095,11 @@ func (p *preprocessor) parseSeq(b []byte, at Pos) (names []string, sets [][]stri
 	} else {
 		count = (uint64(start)-uint64(end))/uint64(-step) + 1
 	}
-	if count > uint64(p.opts.MaxLoopIterations) {
-		return nil, nil, 0, fmt.Sprintf("it would produce %d lines, more than the limit of %d", count, p.opts.MaxLoopIterations)
+	if count == 0 || count > uint64(p.opts.MaxLoopIterations) {
+		// count is 0 when the full int64 range wrapped round.
+		n := new(big.Int).SetUint64(count - 1)
+		n.Add(n, big.NewInt(1))
+		return nil, nil, 0, fmt.Sprintf("it would produce %s lines, more than the limit of %d", n, p.opts.MaxLoopIterations)
 	}
 	sets = make([][]string, 0, count)
 	for k, n := uint64(0), start; k < count; k, n = k+1, n+step {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -66,7 +67,7 @@ func TestLexer(t *testing.T) {
 		{name: "quote inside word splits", src: `abc"def ghi"jkl` + "\n", want: `abc "def ghi" jkl` + "\n"},
 		{name: "empty quoted", src: `a "" b` + "\n", want: `a "" b` + "\n"},
 		{name: "quoted braces are text", src: `a "{" "}"` + "\n", want: `a "{" "}"` + "\n"},
-		{name: "backslash outside quotes kept", src: `a b\c \"d` + "\n", want: `a b\c \"d` + "\n"},
+		{name: "backslash outside quotes", src: `a b\c \"d e\ f\{g` + "\n", want: `a b\c \"d e\ f\ {` + "\n  g\n}\n", diags: []string{"1:16 error: '{' is never closed"}},
 		{name: "tabs and odd white space", src: "\t \tkw\t1\f2\v3 \t\n", want: "kw 1 2 3\n"},
 		{name: "crlf", src: "a {\r\n  b 1\r\n}\r\n", want: "a {\n  b 1\n}\n"},
 		{name: "no final newline", src: "a 1", want: "a 1\n"},
@@ -101,7 +102,7 @@ func TestLexer(t *testing.T) {
 }
 
 func TestTokenPositions(t *testing.T) {
-	src := "  kw\t\"a b\"  x{y}\r\n\t@high v\n$V=val\n  z $V ${V}\n"
+	src := "  kw\t\"a b\"  x{y}\r\n\t@high v\n$V=val\n  z $V ${V}\n$M=m1 \\\n m2\n@high  $M\n~SEQ(i,1) s $i\n"
 	ns, ds := ParseBytes("p.conf", []byte(src), Options{ConfigID: "high"})
 	if len(ds) != 0 {
 		t.Fatalf("diagnostics: %v", ds)
@@ -129,6 +130,8 @@ func TestTokenPositions(t *testing.T) {
 		{"y", 1, 15},
 		{"v", 2, 8},
 		{"z", 4, 3}, {"val", 4, 5}, {"val", 4, 8},
+		{"m1", 7, 8}, {"m2", 7, 8},
+		{"s", 8, 11}, {"1", 8, 13},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("positions (-want +got):\n%s", d)
@@ -138,8 +141,8 @@ func TestTokenPositions(t *testing.T) {
 func TestConditionals(t *testing.T) {
 	src := "@high priority 170\n@low priority 85\n@^high state BACKUP\n@^low state MASTER\n\t@high   a {\n@high\n@\n@^ x\nb\n}\n"
 	runParseCases(t, []parseCase{
-		{name: "high", id: "high", src: src, want: "priority 170\nstate MASTER\na {\n  b\n}\n"},
-		{name: "low", id: "low", src: src, want: "priority 85\nstate BACKUP\nb\n", diags: []string{"10:1 error: '}' without a matching '{'"}},
+		{name: "high", id: "high", src: src, want: "priority 170\nstate MASTER\na {\n  x\n  b\n}\n"},
+		{name: "low", id: "low", src: src, want: "priority 85\nstate BACKUP\nx\nb\n", diags: []string{"10:1 error: '}' without a matching '{'"}},
 		// An empty ConfigID matches no @ID, and "@^ x" has an empty ID,
 		// which then matches.
 		{name: "none", id: "", src: src, want: "state BACKUP\nstate MASTER\nb\n", diags: []string{"10:1 error: '}'"}},
@@ -184,41 +187,41 @@ func TestDefinitions(t *testing.T) {
 		{
 			name:  "multi-line not at end of line",
 			src:   "$M=a \\\nb\nk $M x\n",
-			want:  "k $M x\n",
+			want:  "",
 			diags: []string{"3:3 error: multi-line definition $M must be at the end of its line"},
 		},
 		{
 			name:  "undefined",
 			src:   "auth_pass $PASS\nk ${NOPE}x\n",
-			want:  "auth_pass $PASS\nk ${NOPE}x\n",
+			want:  "",
 			diags: []string{"1:11 error: undefined variable $PASS", "2:3 error: undefined variable $NOPE"},
 		},
 		{
 			name:  "bad terminator",
 			src:   "$IP=10.0.0\nk $IP.1\n",
-			want:  "k $IP.1\n",
+			want:  "",
 			diags: []string{"2:3 error: $IP followed by '.' is not expanded by keepalived; write ${IP}"},
 		},
 		{
 			name:  "parameterised",
 			src:   "$F=x\nk $F(a,b) ${F a b}\n",
-			want:  "k $F(a,b) ${F a b}\n",
+			want:  "",
 			diags: []string{"2:3 error: $F followed by '('", "2:11 error: $F does not take parameters"},
 		},
 		{
 			name:  "unsupported built-ins",
 			src:   "k ${_RANDOM 1 9} $_INSTANCE ${_ENV HOME} $_PWD\n",
-			want:  "k ${_RANDOM 1 9} $_INSTANCE ${_ENV HOME} $_PWD\n",
+			want:  "",
 			diags: []string{"1:3 error: keepalived's built-in $_RANDOM is not supported", "1:18 error: keepalived's built-in $_INSTANCE", "1:29 error: keepalived's built-in $_ENV", "1:42 error: keepalived's built-in $_PWD"},
 		},
 		{name: "built-in overridden", src: "$_PWD=/x\nk $_PWD\n", want: "k /x\n"},
 		{
 			name:  "bad brace reference",
 			src:   "k ${ ${1} ${A\n",
-			want:  "k ${ ${1} ${A\n",
+			want:  "",
 			diags: []string{"1:3 error: '${' without a valid name", "1:6 error: '${'", "1:11 error: '${'"},
 		},
-		{name: "not a definition", src: "$A =1\n", want: "$A =1\n", diags: []string{"1:1 error: $A followed by ' '"[:0] + "1:1 error: undefined variable $A"}},
+		{name: "not a definition", src: "$A =1\n", diags: []string{"1:1 error: undefined variable $A"}},
 	})
 }
 
@@ -237,9 +240,10 @@ func TestLoops(t *testing.T) {
 		{name: "seq variable persists", src: "~SEQ(i,2) k\nv $i\n", want: "k\nk\nv 2\n"},
 		{name: "seq body in block", src: "a {\n~SEQ(i,2) ip 10.0.0.$i\n}\n", want: "a {\n  ip 10.0.0.1\n  ip 10.0.0.2\n}\n"},
 		{name: "nested loops", src: "~SEQ(i,2) ~LST(j,a,b) k ${i}${j}\n", want: "k 1a\nk 1b\nk 2a\nk 2b\n"},
-		{name: "loop defines", src: "~SEQ(i,2) $V$i=x\n~LST(n,P,Q) $n=$n\nk $P $Q\n", want: "k P Q\n", diags: []string{"1:11 error: undefined variable $V"}},
+		{name: "loop defines", src: "~LST(v,a,b) $X=$v\nk $X\n", want: "k b\n"},
+		{name: "loop body not a definition", src: "~SEQ(i,2) $D$i=x\n", diags: []string{"1:11 error: undefined variable $D", "1:13 error: $i followed by '='", "1:11 error: undefined variable $D", "1:13 error: $i followed by '='"}},
 		{name: "lst", src: "~LST(if, eth0, eth1) interface $if\n", want: "interface eth0\ninterface eth1\n"},
-		{name: "lst multi", src: "~LST({a,b}, {1,2}, {3}, 4) k $a:$b\n", want: "k 1:2\nk 3:\nk 4:\n"},
+		{name: "lst multi", src: "~LST({a,b}, {1,2}, {3}, 4) k ${a}:$b\n", want: "k 1:2\nk 3:\nk 4:\n"},
 		{name: "body with braces", src: "~LST(x,a,b) x_$x { y }\n", want: "x_a {\n  y\n}\nx_b {\n  y\n}\n"},
 		{name: "seq from definition", src: "$L=~SEQ(i,2) k $i\n$L\n", want: "k 1\nk 2\n"},
 		{name: "seq bad step", src: "~SEQ(i,1,-1,5) k\n", diags: []string{"1:1 error: invalid ~SEQ: the step does not lead from start to end"}},
@@ -263,7 +267,7 @@ func TestLoops(t *testing.T) {
 		{
 			name:  "seq extreme range",
 			src:   "~SEQ(i,-9223372036854775808,9223372036854775807) k\n",
-			diags: []string{"1:1 error: invalid ~SEQ: it would produce 18446744073709551615 lines"},
+			diags: []string{"1:1 error: invalid ~SEQ: it would produce 18446744073709551616 lines"},
 		},
 	})
 }
@@ -284,7 +288,7 @@ func TestBlocks(t *testing.T) {
 }
 
 func TestDeepBraces(t *testing.T) {
-	for _, n := range []int{64, 65, 10000, 1000000} {
+	for _, n := range []int{64, 65, 10000, 100000} {
 		for _, closed := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%d/%v", n, closed), func(t *testing.T) {
 				src := "top {\n" + strings.Repeat("a {\n", n-1)
@@ -335,16 +339,17 @@ func TestLimits(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{name: "definition bomb", src: bomb, want: []string{"22:3 error: expanding $A0 makes the line longer than the limit of 65536 bytes"}},
-		{name: "definition bomb spread over lines", src: strings.Replace(bomb, "k $A20\n", strings.Repeat("k $A6\n", 1000), 1), want: []string{"", "error: $expansion and ~SEQ/~LST produce more than the limit of 8388608 bytes"}},
-		{name: "self reference", src: "$A=$A\nk $A\n", want: []string{"2:3 error: more than 4096 $substitutions on one line"}},
-		{name: "mutual reference", src: "$A=${B}\n$B=${A}\nk $A\n", want: []string{"3:3 error: more than 4096 $substitutions"}},
+		{name: "definition bomb", src: bomb, want: []string{"makes the line longer than the limit of 65536 bytes"}},
+		{name: "definition bomb spread over lines", src: strings.Replace(bomb, "k $A20\n", strings.Repeat("k $A5\n", 1000), 1), want: []string{"error: $expansion and ~SEQ/~LST produce more than the limit of 8388608 bytes"}},
+		{name: "self reference", src: "$A=$A\nk $A\n", want: []string{"2:3 error: more than 65536 $substitutions on one line"}},
+		{name: "mutual reference", src: "$A=${B}\n$B=${A}\nk $A\n", want: []string{"3:3 error: more than 65536 $substitutions"}},
 		{name: "multi-line self reference", src: "$M=\\\n$M\n\n$M\n", want: []string{"4:1 error: ~SEQ/~LST loops or multi-line definitions nested more than 16 deep"}},
-		{name: "nested seq bomb", src: "~SEQ(i,60000) ~SEQ(j,60000) k $i $j\n", want: []string{"1:1 error: $expansion and ~SEQ/~LST produce more than the limit"}},
-		{name: "loop nesting", src: strings.Repeat("~SEQ(i,1) ", 20) + "k\n", want: []string{"1:1 error: ~SEQ/~LST loops or multi-line definitions nested more than 16 deep"}},
+		{name: "multi-line self reference with text", src: "$M=a \\\nk $M\n\n$M\n", want: []string{"4:1 error: ~SEQ/~LST loops or multi-line definitions nested more than 16 deep"}},
+		{name: "nested seq bomb", src: "~SEQ(i,60000) ~SEQ(j,60000) k $i $j\n", want: []string{"error: $expansion and ~SEQ/~LST produce more than the limit of 8388608 bytes"}},
+		{name: "loop nesting", src: strings.Repeat("~SEQ(i,1) ", 20) + "k\n", want: []string{"1:171 error: ~SEQ/~LST loops or multi-line definitions nested more than 16 deep"}},
 		{name: "long line", src: "k " + strings.Repeat("x", 100) + "\nb\n", opts: Options{MaxLineLength: 50}, want: []string{"1:1 error: line is 102 bytes, more than the limit of 50; line ignored"}},
 		{name: "tokens", src: "a b c\nd e f\n", opts: Options{MaxTokens: 4}, want: []string{"2:1 error: configuration has more than the limit of 4 tokens"}},
-		{name: "definitions", src: "~SEQ(i,10) $D$i=1\n~SEQ(i,10) $E${i}=1\n", opts: Options{MaxDefinitions: 8}, want: []string{"", "", "", "", "", "", "", "", "", "", "2:1 error: more than 8 $definitions"}},
+		{name: "definitions", src: "$A=1\n$A=2\n~SEQ(i,1) $B=1\n", opts: Options{MaxDefinitions: 8}, want: []string{"3:11 error: more than 8 $definitions"}},
 		{name: "loop limit option", src: "~LST(i,a,b,c) k\n", opts: Options{MaxLoopIterations: 2}, want: []string{"1:1 error: invalid ~LST: more than the limit of 2 values"}},
 		{name: "diagnostics", src: strings.Repeat("}\n", 20), opts: Options{MaxDiagnostics: 5}, want: []string{"1:1", "2:1", "3:1", "4:1", "5:1", "6:1 error: too many diagnostics (5), giving up"}},
 		{name: "file size", src: "a b c d e f\n", opts: Options{MaxFileSize: 5}, want: []string{"0:0 error: file is 12 bytes, more than the limit of 5"}},
@@ -360,6 +365,40 @@ func TestLimits(t *testing.T) {
 				if !strings.Contains(gs[i], w) {
 					t.Errorf("diagnostic %d: got %q, want it to contain %q", i, gs[i], w)
 				}
+			}
+		})
+	}
+}
+
+// TestAdversarial feeds inputs built to exhaust memory or time with the
+// default limits: each must end quickly with an error (or, for plain bulk,
+// parse).
+func TestAdversarial(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large inputs")
+	}
+	bomb := "$A=${B}${B}${B}${B}${B}${B}${B}${B}\n$B=${C}${C}${C}${C}${C}${C}${C}${C}\n$C=${D}${D}${D}${D}${D}${D}${D}${D}\n$D=" + strings.Repeat("x", 60) + "\n"
+	for _, c := range []struct{ name, src, want string }{
+		{"self reference on every line", "$A=$A\n" + strings.Repeat("k $A\n", 1<<20), "$expansion and ~SEQ/~LST produce more than the limit"},
+		{"definition bomb on every line", bomb + strings.Repeat("k $A\n", 1<<20), "$expansion and ~SEQ/~LST produce more than the limit"},
+		{"undefined references", strings.Repeat("k $X $Y $Z\n", 1<<20), "too many diagnostics (1000), giving up"},
+		{"nested loops", strings.Repeat("~SEQ(i,65536) ~SEQ(j,65536) k\n", 1000), "$expansion and ~SEQ/~LST produce more than the limit"},
+		{"huge multi-line definition", "$M=\\\n" + strings.Repeat("x\\\n", 4<<20) + "\n" + strings.Repeat("$M\n", 100), "$expansion and ~SEQ/~LST produce more than the limit"},
+		{"many lines", strings.Repeat("a\n", 8<<20-1), "configuration has more than the limit of 1048576 tokens"},
+		{"one long line", strings.Repeat("{", 16<<20-1), "line is 16777215 bytes, more than the limit of 65536; line ignored"},
+		{"empty lines", strings.Repeat("\n", 16<<20-1), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			_, ds := ParseBytes("a.conf", []byte(c.src), Options{})
+			if d := time.Since(start); d > 30*time.Second {
+				t.Errorf("took %v", d)
+			}
+			switch {
+			case c.want == "" && len(ds) != 0:
+				t.Errorf("unexpected diagnostics %v", ds[0])
+			case c.want != "" && (len(ds) == 0 || !strings.Contains(ds[len(ds)-1].Msg, c.want)):
+				t.Errorf("got %d diagnostics %v, want the last to contain %q", len(ds), ds[max(0, len(ds)-1):], c.want)
 			}
 		})
 	}

@@ -1,0 +1,72 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequireRoot skips t unless the process can build labs: it runs as root,
+// iproute2's ip is installed, and the kernel has network namespaces. Other
+// packages' root-only tests call it too.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if reason := unavailable(); reason != "" {
+		t.Skipf("lab: %s; skipping a test that needs network namespaces", reason)
+	}
+}
+
+var unavailable = sync.OnceValue(func() string {
+	if os.Geteuid() != 0 {
+		return fmt.Sprintf("not root (euid %d)", os.Geteuid())
+	}
+	if _, err := ipPath(); err != nil {
+		return err.Error()
+	}
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return fmt.Sprintf("no network namespaces in this kernel (%v)", err)
+	}
+	return ""
+})
+
+// sweepOnce cleans up after earlier test binaries once per process.
+var sweepOnce sync.Once
+
+// NewT builds spec for a test: it skips t as RequireRoot does, fails it if
+// the build fails, and registers Close with t.Cleanup, so the lab goes away
+// even when the test fails or panics. If the test failed, the output of
+// every process started with Start is logged first. The first call in a
+// process also sweeps labs left behind by dead test binaries (see Sweep).
+func NewT(t testing.TB, spec Spec) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	sweepOnce.Do(func() {
+		removed, err := Sweep()
+		if len(removed) > 0 {
+			t.Logf("lab: removed namespaces of dead test processes: %s", strings.Join(removed, " "))
+		}
+		if err != nil {
+			t.Logf("lab: sweeping stale labs: %v", err)
+		}
+	})
+	l, err := New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			l.mu.Lock()
+			procs := l.procs
+			l.mu.Unlock()
+			for _, p := range procs {
+				t.Logf("lab %s: output of %q in %s:\n%s", l.name, p.argv, p.node, p.Output())
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("lab: close: %v", err)
+		}
+	})
+	return l
+}

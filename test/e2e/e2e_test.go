@@ -1,0 +1,276 @@
+// Package e2e runs Tandem (and, for interop, Debian's keepalived) between
+// network namespaces: the lab's own bridge, no link to the host. The tests
+// need root and skip without it.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"tandem/internal/api"
+	"tandem/internal/lab"
+)
+
+// tandemBin is built once per test binary, in TestMain.
+var tandemBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() == 0 {
+		dir, err := os.MkdirTemp("", "tandem-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		tandemBin = filepath.Join(dir, "tandem")
+		out, err := exec.Command("go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// seedConf is the path of a seed configuration in shared/corpus.
+func seedConf(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "seed-configs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("seed configuration %s not found (shared/ is not beside the repository): %v", name, err)
+	}
+	return p
+}
+
+// writeConf writes a configuration made by the test.
+func writeConf(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// daemon is a tandem run in a lab node.
+type daemon struct {
+	proc   *lab.Proc
+	socket string
+	node   string
+	conf   string
+}
+
+func startTandem(t *testing.T, l *lab.Lab, node, conf string) *daemon {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), node+".sock")
+	p, err := l.Start(node, tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{proc: p, socket: socket, node: node, conf: conf}
+	waitFor(t, node+"'s status socket", 10*time.Second, func() bool {
+		_, err := d.status()
+		return err == nil
+	})
+	return d
+}
+
+func (d *daemon) status() (api.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return api.Fetch(ctx, d.socket)
+}
+
+func (d *daemon) state(instance string) string {
+	st, err := d.status()
+	if err != nil {
+		return "DOWN"
+	}
+	for _, in := range st.Instances {
+		if in.Name == instance {
+			return in.State
+		}
+	}
+	return "MISSING"
+}
+
+func (d *daemon) instance(t *testing.T, name string) api.InstanceStatus {
+	t.Helper()
+	st, err := d.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range st.Instances {
+		if in.Name == name {
+			return in
+		}
+	}
+	t.Fatalf("no instance %s in %s's status", name, d.node)
+	return api.InstanceStatus{}
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// holds reports whether node has addr on iface.
+func holds(t *testing.T, l *lab.Lab, node, iface string, addr netip.Addr) bool {
+	t.Helper()
+	found := false
+	err := l.Do(node, func() error {
+		link, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		as, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+				found = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// macOf is node's hardware address on iface.
+func macOf(t *testing.T, l *lab.Lab, node, iface string) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	if err := l.Do(node, func() error {
+		link, err := netlink.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		mac = link.Attrs().HardwareAddr
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// neighbourMAC is the MAC node's neighbour table has for addr (nil if none).
+func neighbourMAC(t *testing.T, l *lab.Lab, node string, addr netip.Addr) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	if err := l.Do(node, func() error {
+		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr && n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) == 0 {
+				mac = n.HardwareAddr
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// keepalived runs Debian's keepalived in a node, VRRP only (-P: this
+// kernel has no IPVS), with pid files of its own so several run side by
+// side (FIELD-NOTES).
+type keepalived struct {
+	proc *lab.Proc
+}
+
+func startKeepalived(t *testing.T, l *lab.Lab, node, conf string) *keepalived {
+	t.Helper()
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/keepalived", "/sbin/keepalived"} {
+			if _, serr := os.Stat(p); serr == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		t.Skip("keepalived is not installed (apt-get install keepalived); .ci/run installs it")
+	}
+	dir := t.TempDir()
+	pid := func(n string) string { return filepath.Join(dir, n+".pid") }
+	p, err := l.Start(node, bin, "-n", "-l", "-D", "-P", "-f", conf, "-p", pid("main"), "-r", pid("vrrp"), "-c", pid("check"), "-b", pid("bfd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &keepalived{proc: p}
+}
+
+// keepalivedState reads keepalived's view of an instance from its log.
+func (k *keepalived) lastState(instance string) string {
+	last := ""
+	for _, line := range strings.Split(k.proc.Output(), "\n") {
+		if i := strings.Index(line, "("+instance+") Entering "); i >= 0 {
+			f := strings.Fields(line[i+len(instance)+len("() Entering "):])
+			if len(f) > 0 {
+				last = f[0]
+			}
+		}
+	}
+	return last
+}
+
+var errNoTshark = errors.New("tshark not installed")
+
+// capture runs tshark in node on iface for d and returns the lines it
+// printed for VRRP packets, one per packet, with the given fields.
+func capture(l *lab.Lab, node, iface string, d time.Duration, fields ...string) ([]string, error) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		return nil, errNoTshark
+	}
+	args := []string{"-i", iface, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())), "-f", "ip proto 112 or ip6 proto 112",
+		"-T", "fields", "-E", "separator=,"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d+20*time.Second)
+	defer cancel()
+	out, err := l.Command(ctx, node, "tshark", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("tshark: %w", err)
+	}
+	var lines []string
+	for _, ln := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if ln != "" {
+			lines = append(lines, ln)
+		}
+	}
+	return lines, nil
+}
