@@ -169,7 +169,7 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 		d := defaultConnectTimeout
 		vs.Defaults.ConnectTimeout = &d
 	}
-	vs.SMTPAlert = first(false, vs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
+	vs.SMTPAlert = First(false, vs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
 	if ss := vs.SorryServer; ss != nil && ss.Method == "" {
 		ss.Method = vs.Method
 	}
@@ -180,10 +180,10 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 		if rs.Method == "" {
 			rs.Method = vs.Method
 		}
-		rs.Inhibit = first(vs.Inhibit, rs.unset.inhibit)
+		rs.Inhibit = First(vs.Inhibit, rs.unset.inhibit)
 		// Real servers alert by default, unlike everything else, for
 		// backwards compatibility (check_data.c).
-		rs.SMTPAlert = first(true, rs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
+		rs.SMTPAlert = First(true, rs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
 		p.finalizeRSPort(vs, rs)
 		for _, c := range rs.Checkers {
 			finalizeChecker(vs, rs, c)
@@ -218,14 +218,14 @@ func (p *parser) finalizeRSPort(vs *VirtualServer, rs *RealServer) {
 func finalizeChecker(vs *VirtualServer, rs *RealServer, c *Checker) {
 	vd, rd, cd := &vs.Defaults, &rs.Defaults, &c.Set
 	t := &c.Timing
-	t.DelayLoop = first(*vd.DelayLoop, cd.DelayLoop, rd.DelayLoop)
-	t.ConnectTimeout = first(*vd.ConnectTimeout, cd.ConnectTimeout, rd.ConnectTimeout)
+	t.DelayLoop = First(*vd.DelayLoop, cd.DelayLoop, rd.DelayLoop)
+	t.ConnectTimeout = First(*vd.ConnectTimeout, cd.ConnectTimeout, rd.ConnectTimeout)
 	retry, dbr := checkerDefaults(c.Type, t.DelayLoop)
-	t.Retry = first(retry, cd.Retry, rd.Retry, vd.Retry)
-	t.DelayBeforeRetry = first(dbr, cd.DelayBeforeRetry, rd.DelayBeforeRetry, vd.DelayBeforeRetry)
+	t.Retry = First(retry, cd.Retry, rd.Retry, vd.Retry)
+	t.DelayBeforeRetry = First(dbr, cd.DelayBeforeRetry, rd.DelayBeforeRetry, vd.DelayBeforeRetry)
 	// An unset warmup is the checker's own delay_loop (check_data.c).
-	t.Warmup = first(t.DelayLoop, cd.Warmup, rd.Warmup, vd.Warmup)
-	t.Alpha = first(false, cd.Alpha, rd.Alpha, vd.Alpha)
+	t.Warmup = First(t.DelayLoop, cd.Warmup, rd.Warmup, vd.Warmup)
+	t.Alpha = First(false, cd.Alpha, rd.Alpha, vd.Alpha)
 	// check_api.c: a checker connects to its real server unless told
 	// otherwise.
 	if !c.ConnectIP.IsValid() {
@@ -246,8 +246,9 @@ func finalizeChecker(vs *VirtualServer, rs *RealServer, c *Checker) {
 	}
 }
 
-// first returns the first non-nil value, or def.
-func first[T any](def T, vals ...*T) T {
+// First returns the first non-nil value, or def: the cascade of keepalived
+// settings that are unset unless given.
+func First[T any](def T, vals ...*T) T {
 	for _, v := range vals {
 		if v != nil {
 			return *v

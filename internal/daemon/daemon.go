@@ -11,6 +11,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/config"
+	"tandem/internal/notify"
 	"tandem/internal/vrrp"
 )
 
@@ -29,6 +30,9 @@ type Daemon struct {
 	cfg     *config.Config
 	engine  *vrrp.Engine
 	started time.Time
+	scripts *notify.Scripts
+	mailer  *notify.Mailer
+	events  *notify.EventLog
 }
 
 // ConfigError is a configuration that cannot run; its Diagnostics say why.
@@ -57,7 +61,18 @@ func Run(ctx context.Context, opts Options) error {
 	if diags.HasErrors() {
 		return &ConfigError{Diagnostics: diags}
 	}
-	d := &Daemon{opts: opts, cfg: cfg, started: time.Now()}
+	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256)}
+	var err error
+	if d.scripts, err = notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log); err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.scripts.Close(ctx); err != nil {
+			log.Warn("notify scripts still running at exit", "err", err)
+		}
+	}()
 	host := vrrp.NewHost()
 	defer host.Close()
 	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
@@ -71,15 +86,53 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer srv.Close()
+	trackCtx, stopTrackers := context.WithCancel(ctx)
+	waitTrackers, err := startTrackers(trackCtx, cfg, eng, log)
+	if err != nil {
+		stopTrackers()
+		eng.Close()
+		return err
+	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
 	err = eng.Run(ctx)
+	stopTrackers()
+	waitTrackers()
 	log.Info("tandem stopped")
 	return err
 }
 
+// stateChanged runs the notify scripts and alerts of an instance or sync
+// group entering a state, and records it in the event log.
 func (d *Daemon) stateChanged(sc vrrp.StateChange) {
+	st := notify.State(sc.State.String())
+	g := &d.cfg.Global
+	// keepalived: an instance's smtp_alert, else smtp_alert_vrrp, else
+	// smtp_alert.
+	alert := func(own bool) bool { return own || config.First(false, g.SMTPAlertVRRP, g.SMTPAlert) }
+	var kind, name string
+	var mail func(context.Context) error
 	if sc.Group != nil {
-		d.opts.Log.Info("sync group state change", "group", sc.Group.Name, "state", sc.State)
+		kind, name = "group", sc.Group.Name
+		d.scripts.Group(sc.Group, st)
+		if alert(sc.Group.SMTPAlert) {
+			mail = func(ctx context.Context) error { return d.mailer.Group(ctx, name, st) }
+		}
+	} else {
+		kind, name = "instance", sc.Instance.Name
+		d.scripts.Instance(sc.Instance, st, sc.Priority)
+		if alert(sc.Instance.SMTPAlert) {
+			mail = func(ctx context.Context) error { return d.mailer.Instance(ctx, name, st) }
+		}
+	}
+	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: kind + " " + name, Message: "entering " + string(st)})
+	if mail != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := mail(ctx); err != nil {
+				d.opts.Log.Warn("alert mail not sent", kind, name, "err", err)
+			}
+		}()
 	}
 }
 

@@ -71,8 +71,11 @@ type Conn struct {
 	raw   net.PacketConn
 }
 
-// ErrPermission is returned when the process may not open raw sockets.
-var ErrPermission = errors.New("raw sockets need root or CAP_NET_RAW")
+// Errors Listen returns for the two usual mistakes at start.
+var (
+	ErrPermission  = errors.New("raw sockets need root or CAP_NET_RAW")
+	ErrNoInterface = errors.New("no such interface in this network namespace")
+)
 
 // Listen opens the VRRP socket described by cfg: bound to the interface
 // (SO_BINDTODEVICE), joined to the multicast group unless unicast, sending
@@ -80,7 +83,7 @@ var ErrPermission = errors.New("raw sockets need root or CAP_NET_RAW")
 func Listen(cfg ConnConfig) (*Conn, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
+		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, ErrNoInterface)
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 255

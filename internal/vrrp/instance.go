@@ -197,9 +197,6 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	for _, a := range ic.VIPs {
 		in.vips = append(in.vips, a.Prefix.Addr())
 	}
-	// A crash leaves the VIPs on the interface, and a restarted node must
-	// not answer for them while BACKUP.
-	in.cleanup(e.kernel)
 	group := cfg.Global.VRRPMcastGroup4
 	if ic.IPv6 {
 		group = cfg.Global.VRRPMcastGroup6
@@ -227,6 +224,9 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.conn = conn
+	// A crash leaves the VIPs on the interface, and a restarted node must
+	// not answer for them while BACKUP.
+	in.cleanup(e.kernel)
 	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
 	in.recv = RecvConfig{
 		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,

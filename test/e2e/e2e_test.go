@@ -37,6 +37,11 @@ func run(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		// Readable by all: TestStartErrors runs it as nobody.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		tandemBin = filepath.Join(dir, "tandem")
 		out, err := exec.Command("go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput()
 		if err != nil {
