@@ -258,10 +258,17 @@ func (f *formatter) trackFile(t *TrackFile) {
 func (f *formatter) trackProcess(t *TrackProcess) {
 	f.open("vrrp_track_process", t.Name)
 	f.line(append([]string{"process", t.Process}, t.Params...)...)
-	f.line("param_match", t.ParamMatch)
+	switch t.ParamMatch {
+	case "exact":
+		f.line("param_match")
+	case "initial", "partial":
+		f.line("param_match", t.ParamMatch)
+	}
 	f.line(weightWords(t.Weight, t.Reverse)...)
-	f.num("quorum", t.Quorum)
-	if t.QuorumMax > 0 {
+	if t.Quorum > 0 {
+		f.num("quorum", t.Quorum)
+	}
+	if t.QuorumMax > 0 || t.Quorum == 0 {
 		f.num("quorum_max", t.QuorumMax)
 	}
 	f.dur("delay", t.Delay)

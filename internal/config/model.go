@@ -158,15 +158,19 @@ type TrackFile struct {
 
 // TrackProcess is a vrrp_track_process block.
 type TrackProcess struct {
-	Pos        Pos      `json:"-"`
-	Name       string   `json:"name"`
-	Process    string   `json:"process"`
-	Params     []string `json:"params,omitempty"`
-	ParamMatch string   `json:"param_match"`
-	Weight     int      `json:"weight"`
-	Reverse    bool     `json:"weight_reverse"`
-	Quorum     int      `json:"quorum"`
-	QuorumMax  int      `json:"quorum_max"`
+	Pos     Pos      `json:"-"`
+	Name    string   `json:"name"`
+	Process string   `json:"process"`
+	Params  []string `json:"params,omitempty"`
+	// ParamMatch is "" (parameters not compared unless given: then
+	// exact), "exact", "initial" or "partial".
+	ParamMatch string `json:"param_match,omitempty"`
+	Weight     int    `json:"weight"`
+	Reverse    bool   `json:"weight_reverse"`
+	Quorum     int    `json:"quorum"`
+	// QuorumMax 0 means no maximum, except with Quorum 0 (quorum_max 0):
+	// then no matching process may run.
+	QuorumMax int `json:"quorum_max"`
 	// Delay applies to both process start and termination, unless the
 	// specific TerminateDelay or ForkDelay is set.
 	Delay          Duration `json:"delay"`

@@ -306,6 +306,12 @@ func (p *parser) setCmd(dst *[]string) handler {
 }
 
 func (p *parser) command(n *node) []string {
+	if len(n.Args) > 1 && n.Args[0].Quoted {
+		// keepalived.conf(5): notify scripts may name the user and group
+		// to run as after the quoted command.
+		p.warnf(n.Args[1].Pos, "%s: running this script as user %q is not supported by Tandem; it runs as script_user", n.Keyword.Text, n.Args[1].Text)
+		return p.command(&node{Keyword: n.Keyword, Args: n.Args[:1]})
+	}
 	if len(n.Args) == 1 && n.Args[0].Quoted {
 		words, err := splitCommand(n.Args[0].Text)
 		if err != nil {

@@ -173,7 +173,7 @@ func (p *parser) trackFileHandlers(f *TrackFile) map[string]handler {
 }
 
 func (p *parser) trackProcess(n *node, cfg *Config) {
-	t := &TrackProcess{Pos: n.Keyword.Pos, Weight: 0, Quorum: 1, ParamMatch: "initial"}
+	t := &TrackProcess{Pos: n.Keyword.Pos, Quorum: 1}
 	if !p.args(n, 1, 1) {
 		return
 	}
@@ -186,7 +186,7 @@ func (p *parser) trackProcess(n *node, cfg *Config) {
 	if t.Process == "" {
 		p.errorf(n.Keyword.Pos, "vrrp_track_process %s: no process given", t.Name)
 	}
-	if t.QuorumMax != 0 && t.QuorumMax < t.Quorum {
+	if t.Quorum > 0 && t.QuorumMax != 0 && t.QuorumMax < t.Quorum {
 		p.errorf(n.Keyword.Pos, "vrrp_track_process %s: quorum_max %d is below quorum %d", t.Name, t.QuorumMax, t.Quorum)
 	}
 	cfg.TrackProcesses = append(cfg.TrackProcesses, t)
@@ -202,10 +202,32 @@ func (p *parser) trackProcessHandlers(t *TrackProcess) map[string]handler {
 				}
 			}
 		},
-		"param_match":     p.setEnum(&t.ParamMatch, "initial", "partial"),
-		"weight":          p.weightTo(&t.Weight, &t.Reverse, nil),
-		"quorum":          p.setInt(&t.Quorum, 1, 65535),
-		"quorum_max":      p.setInt(&t.QuorumMax, 1, 65535),
+		// "param_match [initial|partial]": alone it asks for an exact match
+		// of the parameters; any form compares the full command line
+		// (vrrp_parser.c vrrp_tprocess_match_handler).
+		"param_match": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 0, 1) {
+				return
+			}
+			t.ParamMatch, t.FullCommand = "exact", true
+			if len(n.Args) == 1 {
+				if v, ok := p.enumTok(n, n.Args[0], "initial", "partial"); ok {
+					t.ParamMatch = v
+				}
+			}
+		},
+		"weight": p.weightTo(&t.Weight, &t.Reverse, nil),
+		"quorum": p.setInt(&t.Quorum, 1, 65535),
+		// quorum_max 0 means the process must not run at all, and takes
+		// quorum down to 0 with it (vrrp_tprocess_quorum_max_handler).
+		"quorum_max": func(n *node) {
+			if v, ok := p.intArg(n, 0, 65535); ok {
+				t.QuorumMax = v
+				if v == 0 {
+					t.Quorum = 0
+				}
+			}
+		},
 		"delay":           p.setDur(&t.Delay, 0, maxScriptTime),
 		"terminate_delay": p.setDur(&t.TerminateDelay, 0, maxScriptTime),
 		"fork_delay":      p.setDur(&t.ForkDelay, 0, maxScriptTime),

@@ -129,7 +129,9 @@ func (s *ProcessState) Deadline() time.Time { return s.deadline }
 // Observe records the count of matching processes at time now and reports
 // whether the status changed (the first count always does).
 func (s *ProcessState) Observe(now time.Time, count int) (changed bool) {
-	want := count >= s.quorum && (s.quorumMax == 0 || count <= s.quorumMax)
+	// QuorumMax 0 is no maximum, unless quorum is 0 too: quorum_max 0
+	// means the process must not run (config.TrackProcess).
+	want := count >= s.quorum && (s.quorumMax == 0 && s.quorum > 0 || count <= s.quorumMax)
 	switch {
 	case !s.known:
 		s.known, s.up = true, want

@@ -130,6 +130,8 @@ type preprocessor struct {
 	// into mval (a string would be copied at every line).
 	mdef *definition
 	mval []byte
+	// userDefs counts the $NAME=value definitions the files made.
+	userDefs int
 }
 
 func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
@@ -468,6 +470,7 @@ func (p *preprocessor) setDefinition(name, val string, at Pos) *definition {
 		}
 		d = &definition{}
 		p.defs[name] = d
+		p.userDefs++
 	}
 	// A definition may override a built-in one (set_definition clears fn).
 	*d = definition{value: val}
@@ -494,9 +497,11 @@ func (p *preprocessor) charge(n int, at Pos) bool {
 // keepalived, which rewrites its line buffer in place.
 //
 // keepalived leaves a reference it cannot expand as literal text, which
-// would silently pass "$VIP" on as an address; tandem reports it as an error
-// and drops the line. A reference is '$' followed by '{' or by a letter or
-// '_'; any other '$' is literal text.
+// would silently pass "$VIP" on as an address; once a configuration defines
+// variables, tandem reports an undefined one as an error and drops the
+// line. A configuration that defines none keeps every '$' as text, so that
+// script lines with shell variables read as in keepalived. A reference is
+// '$' followed by '{' or by a letter or '_'; any other '$' is literal text.
 //
 // A multi-line definition must be the last thing on its line (keepalived
 // only expands it there); its first line replaces the reference and its
@@ -533,6 +538,13 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		var d *definition
 		if name != "" {
 			d = p.defs[name]
+		}
+		if d == nil && name != "" && p.userDefs == 0 {
+			// A configuration that defines nothing uses no variables:
+			// its '$' belongs to the text (a shell variable in a
+			// script line), as keepalived leaves it.
+			x.copy(1)
+			continue
 		}
 		after := x.peek(n)
 		bad := true

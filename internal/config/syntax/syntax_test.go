@@ -192,9 +192,16 @@ func TestDefinitions(t *testing.T) {
 		},
 		{
 			name:  "undefined",
-			src:   "auth_pass $PASS\nk ${NOPE}x\n",
+			src:   "$USED=1\nauth_pass $PASS\nk ${NOPE}x\n",
 			want:  "",
-			diags: []string{"1:11 error: undefined variable $PASS", "2:3 error: undefined variable $NOPE"},
+			diags: []string{"2:11 error: undefined variable $PASS", "3:3 error: undefined variable $NOPE"},
+		},
+		{
+			// With no definitions at all, '$' is text, as in keepalived
+			// (a shell variable in a script line).
+			name: "no definitions: literal",
+			src:  "script \"/bin/sh -c 'echo $HOME'\"\n",
+			want: "script \"/bin/sh -c 'echo $HOME'\"\n",
 		},
 		{
 			name:  "bad terminator",
@@ -221,7 +228,7 @@ func TestDefinitions(t *testing.T) {
 			want:  "",
 			diags: []string{"1:3 error: '${' without a valid name", "1:6 error: '${'", "1:11 error: '${'"},
 		},
-		{name: "not a definition", src: "$A =1\n", diags: []string{"1:1 error: undefined variable $A"}},
+		{name: "not a definition", src: "$B=2\n$A =1\n", diags: []string{"2:1 error: undefined variable $A"}},
 	})
 }
 
@@ -381,7 +388,7 @@ func TestAdversarial(t *testing.T) {
 	for _, c := range []struct{ name, src, want string }{
 		{"self reference on every line", "$A=$A\n" + strings.Repeat("k $A\n", 1<<20), "$expansion and ~SEQ/~LST produce more than the limit"},
 		{"definition bomb on every line", bomb + strings.Repeat("k $A\n", 1<<20), "$expansion and ~SEQ/~LST produce more than the limit"},
-		{"undefined references", strings.Repeat("k $X $Y $Z\n", 1<<20), "too many diagnostics (1000), giving up"},
+		{"undefined references", "$D=1\n" + strings.Repeat("k $X $Y $Z\n", 1<<20), "too many diagnostics (1000), giving up"},
 		{"nested loops", strings.Repeat("~SEQ(i,65536) ~SEQ(j,65536) k\n", 1000), "$expansion and ~SEQ/~LST produce more than the limit"},
 		{"huge multi-line definition", "$M=\\\n" + strings.Repeat("x\\\n", 4<<20) + "\n" + strings.Repeat("$M\n", 100), "$expansion and ~SEQ/~LST produce more than the limit"},
 		{"many lines", strings.Repeat("a\n", 8<<20-1), "configuration has more than the limit of 1048576 tokens"},
