@@ -93,6 +93,11 @@ func Run(ctx context.Context, opts Options) error {
 		eng.Close()
 		return err
 	}
+	for _, vs := range cfg.VirtualServers {
+		// Health checks and the data plane are not wired in yet: say so
+		// rather than appear to balance.
+		log.Warn("virtual_server is not served by this build: only VRRP runs", "vs", vs.Name(), "pos", vs.Pos.String())
+	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
 	err = eng.Run(ctx)
 	stopTrackers()

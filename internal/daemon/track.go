@@ -129,6 +129,13 @@ func startTrackers(ctx context.Context, cfg *config.Config, eng *vrrp.Engine, lo
 				if w == nil {
 					continue
 				}
+				if u.Err != nil {
+					// keepalived disables a script it cannot or may not
+					// run ("not accessible", security) and runs the
+					// instances without it; so does Tandem, loudly.
+					log.Error("tracked object disabled; instances run without it", "kind", u.Kind, "name", u.Name, "err", u.Err)
+					continue
+				}
 				for _, us := range w.users {
 					delta, fault := track.Delta(us.ref, u)
 					eng.Track(us.instance, u.Kind.String()+" "+u.Name, delta, fault)

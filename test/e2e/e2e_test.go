@@ -148,7 +148,14 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.
 // holds reports whether node has addr on iface.
 func holds(t *testing.T, l *lab.Lab, node, iface string, addr netip.Addr) bool {
 	t.Helper()
-	found := false
+	_, found := addrLabel(t, l, node, iface, addr)
+	return found
+}
+
+// addrLabel returns the label of addr on node's iface, if it is there.
+func addrLabel(t *testing.T, l *lab.Lab, node, iface string, addr netip.Addr) (string, bool) {
+	t.Helper()
+	label, found := "", false
 	err := l.Do(node, func() error {
 		link, err := netlink.LinkByName(iface)
 		if err != nil {
@@ -160,7 +167,7 @@ func holds(t *testing.T, l *lab.Lab, node, iface string, addr netip.Addr) bool {
 		}
 		for _, a := range as {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
-				found = true
+				label, found = a.Label, true
 			}
 		}
 		return nil
@@ -168,7 +175,7 @@ func holds(t *testing.T, l *lab.Lab, node, iface string, addr netip.Addr) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return found
+	return label, found
 }
 
 // macOf is node's hardware address on iface.
@@ -193,7 +200,11 @@ func neighbourMAC(t *testing.T, l *lab.Lab, node string, addr netip.Addr) net.Ha
 	t.Helper()
 	var mac net.HardwareAddr
 	if err := l.Do(node, func() error {
-		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		fam := netlink.FAMILY_V4
+		if addr.Is6() {
+			fam = netlink.FAMILY_V6
+		}
+		ns, err := netlink.NeighList(0, fam)
 		if err != nil {
 			return err
 		}

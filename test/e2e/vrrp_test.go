@@ -31,6 +31,9 @@ func TestSeed001(t *testing.T) {
 	if !holds(t, l, "ka1", "ens33", vip001) || holds(t, l, "ka2", "ens33", vip001) {
 		t.Fatal("the master must hold the VIP and the backup not")
 	}
+	if label, _ := addrLabel(t, l, "ka1", "ens33", vip001); label != "ens33:1" {
+		t.Errorf("VIP label %q, want the configured ens33:1", label)
+	}
 	if err := l.Ping("client", vip001, 3*time.Second); err != nil {
 		t.Fatalf("test 1, client reaches the VIP on the master: %v", err)
 	}
