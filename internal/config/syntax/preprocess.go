@@ -512,6 +512,7 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		return t, nil, false, true
 	}
 	x := expander{pending: []chunk{{b: t.b, cols: t.cols}}, size: len(t.b)}
+	var groups [][]text
 	ok = true
 	subs := 0
 	for len(x.pending) > 0 {
@@ -597,8 +598,12 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		x.size += len(val)
 		x.pending = append(x.pending, chunk{b: []byte(val), fixed: at.Col})
 		// The further lines of a nested multi-line definition come before
-		// those of the one that contained it.
-		rest = append(more, rest...)
+		// those of the one that contained it: groups are kept in order of
+		// substitution and joined last first at the end (prepending here
+		// would be quadratic in the number of substitutions).
+		if len(more) > 0 {
+			groups = append(groups, more)
+		}
 		changed = true
 		if v := strings.TrimLeft(val, " \t"); v != "" && v[0] == '~' {
 			for len(x.pending) > 0 {
@@ -607,6 +612,9 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 				x.pending = x.pending[:len(x.pending)-1]
 			}
 		}
+	}
+	for i := len(groups) - 1; i >= 0; i-- {
+		rest = append(rest, groups[i]...)
 	}
 	return x.out, rest, changed, ok
 }

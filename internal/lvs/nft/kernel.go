@@ -1,0 +1,401 @@
+package nft
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"tandem/internal/lvs"
+)
+
+// TableName is the name of the tables Tandem owns, one per address family
+// (`ip tandem`, `ip6 tandem`). Nothing outside them is ever read or changed.
+const TableName = "tandem"
+
+var _ lvs.Kernel = (*Kernel)(nil)
+
+// Kernel is an lvs.Kernel on nftables. It is not safe for concurrent use;
+// the daemon's reconcile loop is its only caller.
+type Kernel struct {
+	conn  *nftables.Conn // reads, and Flush
+	dial  func() (*nftables.Conn, error)
+	route *netlink.Handle // route lookups for DR next hops
+
+	// state is the registry as last read or written; nil means "read it
+	// before the next Apply" (at start, and after a failed transaction,
+	// when memory and kernel may disagree).
+	state map[lvs.ServiceKey]*service
+}
+
+// service is one virtual service as the registry holds it.
+type service struct {
+	lvs.Service // Method is the data-plane kind: NAT or DR
+	dests       map[netip.AddrPort]dest
+}
+
+// dest is a real server and its id, which names its chain and counters
+// and is what persistence entries point at. Ids are stable for the life
+// of the real server in the service, so that a rebuild (a weight change,
+// another server coming or going) keeps its counters and its persistent
+// clients.
+type dest struct {
+	lvs.Dest
+	id uint32
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	netns int // -1: the caller's
+}
+
+// WithNetNS programs the network namespace open as fd instead of the
+// caller's (tests, and `tandem lab`). The Kernel does not close fd.
+func WithNetNS(fd int) Option { return func(o *options) { o.netns = fd } }
+
+// New returns a Kernel. It changes nothing: the tables are created by the
+// first Apply and read back by Services, so a Kernel started after a crash
+// reports what the previous process programmed.
+func New(opts ...Option) (*Kernel, error) {
+	o := options{netns: -1}
+	for _, f := range opts {
+		f(&o)
+	}
+	dial := func() (*nftables.Conn, error) { return nftables.New() }
+	newRoute := func() (*netlink.Handle, error) { return netlink.NewHandle() }
+	if o.netns >= 0 {
+		dial = func() (*nftables.Conn, error) { return nftables.New(nftables.WithNetNSFd(o.netns)) }
+		newRoute = func() (*netlink.Handle, error) { return netlink.NewHandleAt(netns.NsHandle(o.netns)) }
+	}
+	conn, err := dial()
+	if err != nil {
+		return nil, fmt.Errorf("lvs/nft: open netlink: %w", err)
+	}
+	route, err := newRoute()
+	if err != nil {
+		return nil, fmt.Errorf("lvs/nft: open rtnetlink: %w", err)
+	}
+	// Fail at start, in one line, on a kernel without nf_tables rather
+	// than on the first reconcile (DESIGN.md, principle 4).
+	if _, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4); err != nil {
+		route.Close()
+		return nil, fmt.Errorf("lvs/nft: nftables unavailable (kernel needs CONFIG_NF_TABLES, nf_nat and nf_dup_ipv4/6): %w", err)
+	}
+	return &Kernel{conn: conn, dial: dial, route: route}, nil
+}
+
+func table(f lvs.AddressFamily) *nftables.Table {
+	fam := nftables.TableFamilyIPv4
+	if f == lvs.IPv6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return &nftables.Table{Name: TableName, Family: fam}
+}
+
+var families = []lvs.AddressFamily{lvs.IPv4, lvs.IPv6}
+
+// Services reads the registries of both tables back from the kernel and
+// returns every service there, in lvs.ServiceKey order, with Method set to
+// the service's forwarding method.
+func (k *Kernel) Services() ([]lvs.Service, error) {
+	state, err := k.load()
+	if err != nil {
+		return nil, err
+	}
+	k.state = state
+	out := make([]lvs.Service, 0, len(state))
+	for _, s := range state {
+		out = append(out, s.Service)
+	}
+	slices.SortFunc(out, func(a, b lvs.Service) int { return a.Key().Compare(b.Key()) })
+	return out, nil
+}
+
+// Dests reads service key's real servers back from the kernel, sorted by
+// address.
+func (k *Kernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
+	s, err := k.readService(table(key.Family), "reg_"+objName(key))
+	if err != nil {
+		return nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+	}
+	return s.sortedDests(), nil
+}
+
+func (s *service) sortedDests() []lvs.Dest {
+	out := make([]lvs.Dest, 0, len(s.dests))
+	for _, d := range s.dests {
+		out = append(out, d.Dest)
+	}
+	slices.SortFunc(out, func(a, b lvs.Dest) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// load reads every registry.
+func (k *Kernel) load() (map[lvs.ServiceKey]*service, error) {
+	state := map[lvs.ServiceKey]*service{}
+	for _, f := range families {
+		t := table(f)
+		ok, err := k.hasTable(t)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue // never programmed, or flushed
+		}
+		sets, err := k.conn.GetSets(t)
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
+		}
+		for _, set := range sets {
+			if !strings.HasPrefix(set.Name, "reg_") {
+				continue
+			}
+			s, err := k.readService(t, set.Name)
+			if err != nil {
+				return nil, fmt.Errorf("lvs/nft: %w", err)
+			}
+			state[s.Key()] = s
+		}
+	}
+	return state, nil
+}
+
+// readService decodes one registry set.
+func (k *Kernel) readService(t *nftables.Table, name string) (*service, error) {
+	elems, err := k.conn.GetSetElements(&nftables.Set{Table: t, Name: name, KeyType: nftables.TypeInteger})
+	if err != nil {
+		return nil, fmt.Errorf("read registry %s %s: %w", tableText(t), name, err)
+	}
+	s := &service{dests: map[netip.AddrPort]dest{}}
+	found := false
+	for _, e := range elems {
+		if len(e.Key) != 4 {
+			return nil, fmt.Errorf("registry %s %s: key of %d bytes", tableText(t), name, len(e.Key))
+		}
+		id := nativeEndian.Uint32(e.Key)
+		if id == svcElemKey {
+			if s.Service, err = decodeService(e.Comment); err != nil {
+				return nil, fmt.Errorf("registry %s %s: %w", tableText(t), name, err)
+			}
+			found = true
+			continue
+		}
+		d, err := decodeDest(e.Comment)
+		if err != nil {
+			return nil, fmt.Errorf("registry %s %s: %w", tableText(t), name, err)
+		}
+		s.dests[d.Addr] = dest{Dest: d, id: id}
+	}
+	if !found {
+		return nil, fmt.Errorf("registry %s %s has no service element", tableText(t), name)
+	}
+	return s, nil
+}
+
+// hasTable reports whether t exists. (google/nftables loses the errno of
+// a failed dump, so "no such table" cannot be told from other errors.)
+func (k *Kernel) hasTable(t *nftables.Table) (bool, error) {
+	ts, err := k.conn.ListTablesOfFamily(t.Family)
+	if err != nil {
+		return false, fmt.Errorf("lvs/nft: list tables: %w", err)
+	}
+	return slices.ContainsFunc(ts, func(o *nftables.Table) bool { return o.Name == t.Name }), nil
+}
+
+func tableText(t *nftables.Table) string {
+	if t.Family == nftables.TableFamilyIPv6 {
+		return "ip6 " + t.Name
+	}
+	return "ip " + t.Name
+}
+
+// Apply performs op as one nftables transaction that rebuilds the whole
+// service (see the package documentation): the data plane goes from the
+// old pool to the new one in a single step.
+func (k *Kernel) Apply(op lvs.Op) error {
+	if k.state == nil {
+		state, err := k.load()
+		if err != nil {
+			return err
+		}
+		k.state = state
+	}
+	key := op.Service.Key()
+	old := k.state[key]
+	if old == nil && op.Kind != lvs.AddService {
+		return fmt.Errorf("lvs/nft: %v: no such service: %w", key, os.ErrNotExist)
+	}
+	var next *service
+	switch op.Kind {
+	case lvs.AddService, lvs.UpdateService:
+		if op.Kind == lvs.AddService && old != nil {
+			return fmt.Errorf("lvs/nft: add %v: %w", key, os.ErrExist)
+		}
+		svc := op.Service
+		if svc.Method == lvs.MethodUnset {
+			svc.Method = lvs.NAT // keepalived's default lb_kind
+		}
+		next = &service{Service: svc, dests: map[netip.AddrPort]dest{}}
+		if old != nil {
+			next.Method = old.Method // a service's method is part of its identity
+			maps.Copy(next.dests, old.dests)
+		}
+	case lvs.DelService:
+	case lvs.AddDest, lvs.UpdateDest, lvs.DelDest:
+		next = &service{Service: old.Service, dests: maps.Clone(old.dests)}
+		cur, exists := next.dests[op.Dest.Addr]
+		switch {
+		case op.Kind == lvs.AddDest && exists:
+			return fmt.Errorf("lvs/nft: %v: add real server %v: %w", key, op.Dest.Addr, os.ErrExist)
+		case op.Kind != lvs.AddDest && !exists:
+			return fmt.Errorf("lvs/nft: %v: real server %v: %w", key, op.Dest.Addr, os.ErrNotExist)
+		case op.Kind == lvs.DelDest:
+			delete(next.dests, op.Dest.Addr)
+		case op.Kind == lvs.AddDest:
+			next.dests[op.Dest.Addr] = dest{Dest: op.Dest, id: freeID(next.dests)}
+		default:
+			next.dests[op.Dest.Addr] = dest{Dest: op.Dest, id: cur.id}
+		}
+	default:
+		return fmt.Errorf("lvs/nft: %v: unknown op kind %v", key, op.Kind)
+	}
+	if next != nil {
+		if err := next.check(); err != nil {
+			return err
+		}
+	}
+	after := maps.Clone(k.state)
+	if next == nil {
+		delete(after, key)
+	} else {
+		after[key] = next
+	}
+	// The dispatch chains list every service of the family, so they are
+	// rebuilt only when the set of services changes.
+	dispatch := op.Kind == lvs.AddService || op.Kind == lvs.DelService
+	if err := k.commit(key.Family, old, next, after, dispatch); err != nil {
+		k.state = nil // the transaction failed as a whole; re-read before the next op
+		return fmt.Errorf("lvs/nft: %v: %w", op, err)
+	}
+	k.state = after
+	return nil
+}
+
+// freeID returns the smallest id no dest of ds uses.
+func freeID(ds map[netip.AddrPort]dest) uint32 {
+	used := make(map[uint32]bool, len(ds))
+	for _, d := range ds {
+		used[d.id] = true
+	}
+	var id uint32
+	for used[id] {
+		id++
+	}
+	return id
+}
+
+// check rejects what this backend cannot program, naming the service.
+func (s *service) check() error {
+	k := s.Key()
+	switch s.Method {
+	case lvs.TUN:
+		return fmt.Errorf("lvs/nft: %v: lb_kind TUN is not supported by the nftables backend (it has no IP-in-IP encapsulation); use the ipvs backend", k)
+	case lvs.DR:
+		if k.FWMark != 0 {
+			return fmt.Errorf("lvs/nft: %v: lb_kind DR with a firewall mark is not supported by the nftables backend: DR is scheduled before the mangle table sets marks", k)
+		}
+	}
+	if s.Flags&lvs.FlagOnePacket != 0 {
+		return fmt.Errorf("lvs/nft: %v: one-packet scheduling (ops) is not supported by the nftables backend", k)
+	}
+	for _, d := range s.dests {
+		if d.Method != s.Method {
+			return fmt.Errorf("lvs/nft: %v: real server %v: lb_kind %v differs from the service's %v; the nftables backend needs one method per service", k, d.Addr, d.Method, s.Method)
+		}
+	}
+	return nil
+}
+
+// DestStats are a real server's counters.
+type DestStats struct {
+	Addr netip.AddrPort
+	// Conns counts connections scheduled to the server (NAT only: DR sees
+	// packets, not connections, and leaves it 0).
+	Conns uint64
+	// Packets and Bytes count traffic from clients to the server: in NAT
+	// every packet of its connections in the original direction, in DR
+	// every packet forwarded to it.
+	Packets, Bytes uint64
+}
+
+// Stats returns the counters of service key's real servers, sorted by
+// address, for `tandem lvs list`. Counters live as long as the real server
+// stays in the service: weight changes and other rebuilds keep them.
+func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
+	t := table(key.Family)
+	s, err := k.readService(t, "reg_"+objName(key))
+	if err != nil {
+		return nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+	}
+	objs, err := k.conn.GetObjects(t)
+	if err != nil {
+		return nil, fmt.Errorf("lvs/nft: %v: read counters: %w", key, err)
+	}
+	counters := map[string]*nftables.CounterObj{}
+	for _, o := range objs {
+		if c, ok := o.(*nftables.CounterObj); ok {
+			counters[c.Name] = c
+		}
+	}
+	n := objName(key)
+	var out []DestStats
+	for _, d := range s.dests {
+		st := DestStats{Addr: d.Addr}
+		if c := counters[pktsName(n, d.id)]; c != nil {
+			st.Packets, st.Bytes = c.Packets, c.Bytes
+		}
+		if c := counters[connsName(n, d.id)]; c != nil {
+			st.Conns = c.Packets
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b DestStats) int { return a.Addr.Compare(b.Addr) })
+	return out, nil
+}
+
+// Flush deletes Tandem's tables, and with them every service, in one
+// transaction. The Kernel stays usable: the next Apply starts afresh.
+func (k *Kernel) Flush() error {
+	for _, f := range families {
+		t := table(f)
+		ok, err := k.hasTable(t)
+		if err != nil {
+			return fmt.Errorf("lvs/nft: flush: %w", err)
+		}
+		if ok {
+			k.conn.DelTable(t)
+		}
+	}
+	if err := k.conn.Flush(); err != nil {
+		k.state = nil
+		return fmt.Errorf("lvs/nft: flush: %w", err)
+	}
+	k.state = map[lvs.ServiceKey]*service{}
+	return nil
+}
+
+// Close removes everything the Kernel programmed (Flush), as a stopping
+// director must (DESIGN.md, principle 4), and releases its sockets.
+func (k *Kernel) Close() error {
+	err := k.Flush()
+	k.route.Close()
+	return err
+}

@@ -1,0 +1,605 @@
+package nft
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+)
+
+var cmpOpts = cmp.Options{
+	cmpopts.EquateEmpty(),
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+}
+
+func TestRegistryRoundTrip(t *testing.T) {
+	svcs := []lvs.Service{
+		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
+			Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT, PersistenceTimeout: 300, PersistenceBits: 24},
+		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.UDP, VIP: netip.MustParseAddr("2001:db8::5"), Port: 53},
+			Scheduler: lvs.SourceHash, Flags: lvs.FlagSHPort, Method: lvs.DR, PersistenceBits: 128},
+		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42}, Scheduler: lvs.RoundRobin, Method: lvs.NAT, PersistenceBits: 32},
+	}
+	for _, s := range svcs {
+		got, err := decodeService(encodeService(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(s, got, cmpOpts); diff != "" {
+			t.Errorf("service %v round trip (-want +got):\n%s", s.Key(), diff)
+		}
+	}
+	d := lvs.Dest{Addr: netip.MustParseAddrPort("[2001:db8::7]:8080"), Weight: 2147483647, Method: lvs.DR, LowerThreshold: 5, UpperThreshold: 10}
+	got, err := decodeDest(encodeDest(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(d, got, cmpOpts); diff != "" {
+		t.Errorf("dest round trip (-want +got):\n%s", diff)
+	}
+	// nft(8) prints comments of up to 128 bytes.
+	longest := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.SCTP,
+		VIP: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, FWMark: 1<<32 - 1},
+		Scheduler: lvs.LocalityLeastConnReplicated, Flags: 31, PersistenceTimeout: 1<<32 - 1, PersistenceBits: 128, Method: lvs.NAT}
+	longestDest := lvs.Dest{Addr: netip.MustParseAddrPort("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"),
+		Weight: 2147483647, Method: lvs.NAT, LowerThreshold: 1<<32 - 1, UpperThreshold: 1<<32 - 1}
+	for _, c := range []string{encodeService(longest), encodeDest(longestDest)} {
+		if len(c) > 128 {
+			t.Errorf("comment of %d bytes: %s", len(c), c)
+		}
+	}
+	for _, bad := range []string{"", "rs addr=1.2.3.4:80", "svc af=x p=6", "rs addr=nope weight=1 method=nat lower=0 upper=0"} {
+		if _, err := decodeDest(bad); err == nil {
+			t.Errorf("decodeDest(%q) = nil error", bad)
+		}
+	}
+}
+
+func TestSlots(t *testing.T) {
+	a := dest{Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.0.0.2:80"), Weight: 3}, id: 0}
+	b := dest{Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.0.0.3:80"), Weight: 1}, id: 1}
+	z := dest{Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.0.0.4:80"), Weight: 0}, id: 2}
+	svc := func(sched lvs.Scheduler, m lvs.Method) *service {
+		return &service{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP,
+			VIP: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: sched, Method: m}}
+	}
+	for _, tc := range []struct {
+		sched lvs.Scheduler
+		want  []uint32
+	}{
+		{lvs.RoundRobin, []uint32{0, 1}},
+		{lvs.LeastConn, []uint32{0, 1}},
+		{lvs.WeightedRoundRobin, []uint32{0, 0, 0, 1}},
+		{lvs.WeightedLeastConn, []uint32{0, 0, 0, 1}},
+		{lvs.WeightedFailover, []uint32{0}},
+	} {
+		got, err := slots(svc(tc.sched, lvs.NAT), []dest{a, b, z})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: slots %v, want %v", tc.sched, got, tc.want)
+		}
+	}
+	// Hashing schedulers and DR: a weighted Maglev table of 251 slots.
+	for _, s := range []*service{svc(lvs.SourceHash, lvs.NAT), svc(lvs.RoundRobin, lvs.DR), svc(lvs.WeightedRoundRobin, lvs.DR)} {
+		got, err := slots(s, []dest{a, b, z})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[uint32]int{}
+		for _, id := range got {
+			n[id]++
+		}
+		if len(got) != 251 || n[2] != 0 {
+			t.Errorf("%s/%v: %d slots, weight-0 dest has %d", s.Scheduler, s.Method, len(got), n[2])
+		}
+		if s.Scheduler == lvs.RoundRobin && (n[0] < 120 || n[0] > 131) {
+			t.Errorf("%s/%v: shares %v, want equal", s.Scheduler, s.Method, n)
+		}
+		if s.Scheduler != lvs.RoundRobin && (n[0] < 185 || n[0] > 192) {
+			t.Errorf("%s/%v: shares %v, want 3:1", s.Scheduler, s.Method, n)
+		}
+	}
+	if got := scaleWeights([]int{1000000, 1}); !slices.Equal(got, []int{256, 1}) {
+		t.Errorf("scaleWeights = %v", got)
+	}
+}
+
+// nsHandle opens a lab node's namespace; the test closes it.
+func nsHandle(t *testing.T, l *lab.Lab, node string) netns.NsHandle {
+	t.Helper()
+	h, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName(node)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func newKernel(t *testing.T, ns netns.NsHandle) *Kernel {
+	t.Helper()
+	k, err := New(WithNetNS(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+// hostTables lists the host namespace's nftables tables, which no test here
+// may change.
+func hostTables(t *testing.T) []string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range ts {
+		out = append(out, tb.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkHostUntouched skips t unless it can build labs (root), and checks at
+// the end that the host's tables are as they were.
+func checkHostUntouched(t *testing.T) {
+	t.Helper()
+	lab.RequireRoot(t)
+	before := hostTables(t)
+	t.Cleanup(func() {
+		after := hostTables(t)
+		if !slices.Equal(before, after) || slices.Contains(after, TableName) {
+			t.Errorf("host nftables tables changed: %v -> %v", before, after)
+		}
+	})
+}
+
+func mustDesired(t *testing.T, vss ...lvs.VirtualServer) *lvs.Desired {
+	t.Helper()
+	d, err := lvs.NewDesired(vss...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// checkState compares what k reads back with d.
+func checkState(t *testing.T, k *Kernel, d *lvs.Desired) {
+	t.Helper()
+	got, err := k.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []lvs.Service
+	for _, key := range d.Keys() {
+		vs, _ := d.Lookup(key)
+		want = append(want, vs.Service)
+		dests, err := k.Dests(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(vs.Dests, dests, cmpOpts); diff != "" {
+			t.Errorf("%v dests (-want +got):\n%s", key, diff)
+		}
+	}
+	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
+		t.Errorf("services (-want +got):\n%s", diff)
+	}
+}
+
+// ours is the reconciler's ownership predicate for this backend: its
+// tables hold nothing but Tandem's services.
+func ours(lvs.ServiceKey) bool { return true }
+
+func reconcile(t *testing.T, k *Kernel, d *lvs.Desired) lvs.Report {
+	t.Helper()
+	rep, err := lvs.NewReconciler(k, ours).Reconcile(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+var (
+	vip1 = netip.MustParseAddr("10.9.0.100")
+	rs1  = netip.MustParseAddrPort("10.9.0.2:8080")
+	rs2  = netip.MustParseAddrPort("10.9.0.3:8080")
+)
+
+func TestKernelRoundTrip(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("fd09::1/64")}}}}}})
+	ns := nsHandle(t, l, "dir")
+	k := newKernel(t, ns)
+
+	nat := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceBits: 24},
+		Dests: []lvs.Dest{{Addr: rs1, Weight: 3}, {Addr: rs2, Weight: 0, UpperThreshold: 9}},
+	}
+	dr := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.UDP, VIP: vip1, Port: 53},
+			Scheduler: lvs.SourceHash, Method: lvs.DR, Flags: lvs.FlagSHPort},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:53"), Weight: 1}, {Addr: netip.MustParseAddrPort("10.9.0.3:53"), Weight: 1}},
+	}
+	fwm := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 7}, Scheduler: lvs.RoundRobin, PersistenceTimeout: 60},
+		Dests:   []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:0"), Weight: 1}},
+	}
+	v6 := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.MustParseAddr("fd09::100"), Port: 443},
+			Scheduler: lvs.MaglevHash},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd09::2]:443"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd09::3]:443"), Weight: 2}},
+	}
+	want := mustDesired(t, nat, dr, fwm, v6)
+	rep := reconcile(t, k, want)
+	if n := len(rep.Ops); n != 4+7 {
+		t.Errorf("first reconcile: %d ops, want 11", n)
+	}
+	checkState(t, k, want)
+	if rep := reconcile(t, k, want); len(rep.Ops) != 0 {
+		t.Errorf("second reconcile sent %v", rep.Ops)
+	}
+
+	// A new process (the old one crashed) finds everything.
+	k2 := newKernel(t, ns)
+	checkState(t, k2, want)
+	if rep := reconcile(t, k2, want); len(rep.Ops) != 0 {
+		t.Errorf("reconcile after restart sent %v", rep.Ops)
+	}
+
+	// Changes through the restarted instance: weights, a dest replaced,
+	// persistence off, a service gone.
+	nat.Dests = []lvs.Dest{{Addr: rs1, Weight: 1}, {Addr: netip.MustParseAddrPort("10.9.0.4:8080"), Weight: 2}}
+	nat.Service.PersistenceTimeout = 0
+	want = mustDesired(t, nat, dr, v6)
+	rep = reconcile(t, k2, want)
+	for _, kind := range []lvs.OpKind{lvs.UpdateService, lvs.AddDest, lvs.UpdateDest, lvs.DelDest, lvs.DelService} {
+		if rep.Count(kind) != 1 {
+			t.Errorf("reconcile of changes: %d %v, want 1 (ops %v)", rep.Count(kind), kind, rep.Ops)
+		}
+	}
+	checkState(t, k2, want)
+	checkState(t, k, want)
+
+	stats, err := k2.Stats(nat.Service.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 2 || stats[0].Addr != rs1 {
+		t.Errorf("stats %+v", stats)
+	}
+
+	// Refusals name the service.
+	tun := lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 25},
+		Scheduler: lvs.RoundRobin, Method: lvs.TUN}, Dests: []lvs.Dest{{Addr: rs1, Weight: 1}}}
+	if _, err := lvs.NewReconciler(k2, ours).Reconcile(context.Background(), mustDesired(t, nat, dr, v6, tun)); err == nil {
+		t.Error("a TUN service was accepted")
+	} else {
+		t.Logf("TUN refused: %v", err)
+	}
+
+	if err := k2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := c.ListTables(); err != nil || len(ts) != 0 {
+		t.Errorf("after Close: tables %v, %v", ts, err)
+	}
+	if svcs, err := k.Services(); err != nil || len(svcs) != 0 {
+		t.Errorf("after Close: services %v, %v", svcs, err)
+	}
+}
+
+// serve runs a TCP server on node that answers each connection with the
+// node's name.
+func serve(t *testing.T, l *lab.Lab, node, addr string) {
+	t.Helper()
+	var ln net.Listener
+	err := l.Do(node, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(node))
+			c.Close()
+		}
+	}()
+}
+
+// hits opens n connections from the client to vip and counts the answers
+// by server.
+func hits(t *testing.T, l *lab.Lab, vip netip.AddrPort, n int) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for range n {
+		var who []byte
+		err := l.Do("client", func() error {
+			c, err := net.DialTimeout("tcp", vip.String(), 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			who, err = io.ReadAll(c)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("connection to %v: %v", vip, err)
+		}
+		out[string(who)]++
+	}
+	return out
+}
+
+func TestNATEndToEnd(t *testing.T) {
+	checkHostUntouched(t)
+	y := lab.Seed003NAT()
+	l := lab.NewT(t, y.Spec())
+	serve(t, l, "rs1", ":8080")
+	serve(t, l, "rs2", ":8080")
+	k := newKernel(t, nsHandle(t, l, "dir1"))
+
+	vip := netip.AddrPortFrom(y.VIPs[0], 80)
+	r1 := netip.AddrPortFrom(y.Reals[0].Addr, 8080)
+	r2 := netip.AddrPortFrom(y.Reals[1].Addr, 8080)
+	vs := func(sched lvs.Scheduler, w1, w2 int, persist uint32) *lvs.Desired {
+		return mustDesired(t, lvs.VirtualServer{
+			Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
+				Scheduler: sched, PersistenceTimeout: persist},
+			Dests: []lvs.Dest{{Addr: r1, Weight: w1}, {Addr: r2, Weight: w2}},
+		})
+	}
+	for _, tc := range []struct {
+		name     string
+		want     *lvs.Desired
+		n        int
+		rs1, rs2 int
+	}{
+		{"rr", vs(lvs.RoundRobin, 1, 1, 0), 100, 50, 50},
+		{"wrr 3:1", vs(lvs.WeightedRoundRobin, 3, 1, 0), 100, 75, 25},
+		{"wrr weight 0", vs(lvs.WeightedRoundRobin, 3, 0, 0), 40, 40, 0},
+		{"wlc 1:3", vs(lvs.WeightedLeastConn, 1, 3, 0), 40, 10, 30},
+	} {
+		reconcile(t, k, tc.want)
+		got := hits(t, l, vip, tc.n)
+		t.Logf("%s: rs1 %d rs2 %d of %d", tc.name, got["rs1"], got["rs2"], tc.n)
+		if got["rs1"] != tc.rs1 || got["rs2"] != tc.rs2 {
+			t.Errorf("%s: got %v, want rs1 %d rs2 %d", tc.name, got, tc.rs1, tc.rs2)
+		}
+	}
+
+	// Persistence: every connection of the client goes to one server,
+	// also after a weight change that keeps that server in the pool.
+	reconcile(t, k, vs(lvs.RoundRobin, 1, 1, 300))
+	got := hits(t, l, vip, 20)
+	t.Logf("rr persistent: %v", got)
+	if len(got) != 1 {
+		t.Errorf("persistence: connections spread over %v", got)
+	}
+	reconcile(t, k, vs(lvs.RoundRobin, 2, 2, 300))
+	if again := hits(t, l, vip, 10); len(again) != 1 || !sameKeys(got, again) {
+		t.Errorf("persistence after a rebuild: %v, before %v", again, got)
+	}
+	// Its server inhibited, the client moves, and sticks to the other.
+	var stuck string
+	for s := range got {
+		stuck = s
+	}
+	w1, w2 := 0, 1
+	if stuck == "rs2" {
+		w1, w2 = 1, 0
+	}
+	reconcile(t, k, vs(lvs.RoundRobin, w1, w2, 300))
+	moved := hits(t, l, vip, 10)
+	t.Logf("rr persistent, %s inhibited: %v", stuck, moved)
+	if len(moved) != 1 || moved[stuck] != 0 {
+		t.Errorf("persistence to an inhibited server: %v", moved)
+	}
+
+	// A new process finds the service, changes nothing, and traffic
+	// keeps flowing through what the old one programmed.
+	k2 := newKernel(t, nsHandle(t, l, "dir1"))
+	if rep := reconcile(t, k2, vs(lvs.RoundRobin, w1, w2, 300)); len(rep.Ops) != 0 {
+		t.Errorf("reconcile after restart sent %v", rep.Ops)
+	}
+	if again := hits(t, l, vip, 10); !sameKeys(moved, again) {
+		t.Errorf("after restart: %v, before %v", again, moved)
+	}
+
+	stats, err := k.Stats(lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats: %+v", stats)
+	var conns uint64
+	for _, s := range stats {
+		conns += s.Conns
+		if s.Conns > 0 && s.Packets < 3*s.Conns {
+			t.Errorf("stats %+v: fewer than 3 client packets per connection", s)
+		}
+	}
+	if conns != 330 { // every connection hits made above
+		t.Errorf("stats count %d connections, want 330", conns)
+	}
+}
+
+// sameKeys reports whether a and b have the same keys.
+func sameKeys(a, b map[string]int) bool {
+	for k := range a {
+		if b[k] == 0 {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+func addAddr(t *testing.T, ns netns.NsHandle, dev string, p netip.Prefix) {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(dev)
+	if err == nil {
+		err = h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}})
+	}
+	if err != nil {
+		t.Fatalf("add %v to %s: %v", p, dev, err)
+	}
+}
+
+func TestDREndToEnd(t *testing.T) {
+	checkHostUntouched(t)
+	y := lab.Seed000()
+	l := lab.NewT(t, y.Spec())
+	vip := netip.AddrPortFrom(y.VIPs[0], 80)
+	// The director holds the VIP as VRRP would; the real servers on lo.
+	addAddr(t, nsHandle(t, l, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
+	for _, r := range y.Reals {
+		addAddr(t, nsHandle(t, l, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
+		serve(t, l, r.Name, ":80")
+	}
+	k := newKernel(t, nsHandle(t, l, "dir1"))
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
+	dests := []lvs.Dest{{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1}, {Addr: netip.AddrPortFrom(y.Reals[1].Addr, 80), Weight: 1}}
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: dests}))
+
+	got := hits(t, l, vip, 100)
+	t.Logf("DR wrr 1:1 (flow hash): %v", got)
+	if got["rs1"] < 25 || got["rs2"] < 25 {
+		t.Errorf("DR spread %v, want both servers well used", got)
+	}
+	stats, err := k.Stats(svc.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("DR stats: %+v", stats)
+	for _, s := range stats {
+		if s.Packets == 0 {
+			t.Errorf("DR stats %+v: no packets counted", s)
+		}
+	}
+
+	// Weight 0 gets nothing; persistence hashes the client address only.
+	dests[1].Weight = 0
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: dests}))
+	got = hits(t, l, vip, 20)
+	t.Logf("DR rs2 at weight 0: %v", got)
+	if got["rs1"] != 20 {
+		t.Errorf("DR with rs2 at weight 0: %v", got)
+	}
+	dests[1].Weight = 1
+	svc.PersistenceTimeout = 300
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: dests}))
+	got = hits(t, l, vip, 20)
+	t.Logf("DR persistent (client-address hash): %v", got)
+	if len(got) != 1 {
+		t.Errorf("DR persistence: %v", got)
+	}
+}
+
+func TestNATEndToEndIPv6(t *testing.T) {
+	checkHostUntouched(t)
+	p := netip.MustParsePrefix
+	node := func(name, sw, addr string, routes ...lab.Route) lab.Node {
+		return lab.Node{Name: name, Routes: routes, Ifaces: []lab.Iface{{Name: "eth0", Switch: sw, Addrs: []netip.Prefix{p(addr)}}}}
+	}
+	via := lab.Route{Via: netip.MustParseAddr("fd02::1")}
+	dir := node("dir", "wan", "fd01::1/64")
+	dir.Ifaces = append(dir.Ifaces, lab.Iface{Name: "eth1", Switch: "lan", Addrs: []netip.Prefix{p("fd02::1/64")}})
+	dir.Sysctls = map[string]string{"net.ipv6.conf.all.forwarding": "1"}
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
+		node("client", "wan", "fd01::50/64"), dir,
+		node("rs1", "lan", "fd02::2/64", via), node("rs2", "lan", "fd02::3/64", via),
+	}})
+	serve(t, l, "rs1", ":8080")
+	serve(t, l, "rs2", ":8080")
+	k := newKernel(t, nsHandle(t, l, "dir"))
+	vip := netip.MustParseAddrPort("[fd01::1]:80")
+	want := mustDesired(t, lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 60, PersistenceBits: 64},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}},
+	})
+	reconcile(t, k, want)
+	got := hits(t, l, vip, 20)
+	t.Logf("IPv6 wrr 1:1 persistent /64: %v", got)
+	if len(got) != 1 {
+		t.Errorf("IPv6 persistence: %v", got)
+	}
+	// Without persistence, the same pool alternates.
+	want = mustDesired(t, lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
+			Scheduler: lvs.WeightedRoundRobin},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}},
+	})
+	reconcile(t, k, want)
+	got = hits(t, l, vip, 20)
+	t.Logf("IPv6 wrr 1:1: %v", got)
+	if got["rs1"] != 10 || got["rs2"] != 10 {
+		t.Errorf("IPv6 wrr 1:1: %v", got)
+	}
+}
+
+func TestDREndToEndIPv6(t *testing.T) {
+	checkHostUntouched(t)
+	node := func(name, addr string) lab.Node {
+		return lab.Node{Name: name, Ifaces: []lab.Iface{{Name: "eth0", Switch: "lan", Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}}}
+	}
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{node("client", "fd07::50/64"), node("dir", "fd07::1/64"),
+		node("rs1", "fd07::3/64"), node("rs2", "fd07::4/64")}})
+	vip := netip.MustParseAddrPort("[fd07::5]:80")
+	// Neighbour solicitations are answered only for addresses of the
+	// interface they arrive on, so the real servers' lo needs no sysctl.
+	addAddr(t, nsHandle(t, l, "dir"), "eth0", netip.PrefixFrom(vip.Addr(), 128))
+	for _, r := range []string{"rs1", "rs2"} {
+		addAddr(t, nsHandle(t, l, r), "lo", netip.PrefixFrom(vip.Addr(), 128))
+		serve(t, l, r, ":80")
+	}
+	k := newKernel(t, nsHandle(t, l, "dir"))
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR},
+		Dests:   []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd07::3]:80"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd07::4]:80"), Weight: 1}},
+	}))
+	got := hits(t, l, vip, 40)
+	t.Logf("IPv6 DR rr (flow hash): %v", got)
+	if got["rs1"] < 8 || got["rs2"] < 8 {
+		t.Errorf("IPv6 DR spread %v, want both servers used", got)
+	}
+}
