@@ -59,6 +59,7 @@ serves "tandem status".`,
 	f.StringVarP(&opts.ConfigFile, "file", "f", "", "configuration file")
 	f.StringVar(&opts.ConfigID, "config-id", "", "id selecting @ID lines (default: short host name)")
 	f.StringVar(&opts.Socket, "socket", defaultSocket, "status socket")
+	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, or none (health checks only)")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	// keepalived's -n (--dont-fork): Tandem always stays in the foreground.
 	f.BoolVarP(&foreground, "dont-fork", "n", false, "stay in the foreground (always the case; accepted for keepalived compatibility)")

@@ -21,7 +21,40 @@ type Status struct {
 	Version   string           `json:"version"`
 	Config    string           `json:"config"`
 	Started   time.Time        `json:"started"`
+	Dataplane string           `json:"dataplane"`
 	Instances []InstanceStatus `json:"instances"`
+	// VirtualServers are the load-balanced services and their health.
+	VirtualServers []VirtualServerStatus `json:"virtual_servers"`
+}
+
+// VirtualServerStatus is one virtual server.
+type VirtualServerStatus struct {
+	Name        string             `json:"name"`
+	VIP         string             `json:"vip"`
+	Port        int                `json:"port"`
+	Protocol    string             `json:"protocol"`
+	Scheduler   string             `json:"scheduler"`
+	Method      string             `json:"method"`
+	QuorumOK    bool               `json:"quorum_ok"`
+	SorryServer bool               `json:"sorry_server_in"`
+	RealServers []RealServerStatus `json:"real_servers"`
+}
+
+// RealServerStatus is one real server and its checkers.
+type RealServerStatus struct {
+	IP       string          `json:"ip"`
+	Port     int             `json:"port"`
+	Weight   int             `json:"weight"`
+	Healthy  bool            `json:"healthy"`
+	Checkers []CheckerStatus `json:"checkers"`
+}
+
+// CheckerStatus is one health checker's last result.
+type CheckerStatus struct {
+	Type       string    `json:"type"`
+	LastResult string    `json:"last_result"`
+	LastError  string    `json:"last_error,omitempty"`
+	LastChange time.Time `json:"last_change,omitzero"`
 }
 
 // InstanceStatus is one VRRP instance.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"tandem/internal/api"
@@ -20,8 +21,10 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	Socket     string
-	Version    string
-	Log        *slog.Logger
+	// Dataplane is auto, ipvs, nft or none (health checks only).
+	Dataplane string
+	Version   string
+	Log       *slog.Logger
 }
 
 // Daemon is a running Tandem.
@@ -33,6 +36,10 @@ type Daemon struct {
 	scripts *notify.Scripts
 	mailer  *notify.Mailer
 	events  *notify.EventLog
+	bal     *balancer // nil without virtual servers
+
+	mu      sync.Mutex
+	masters map[string]bool // instances in MASTER, for ha_suspend
 }
 
 // ConfigError is a configuration that cannot run; its Diagnostics say why.
@@ -61,7 +68,7 @@ func Run(ctx context.Context, opts Options) error {
 	if diags.HasErrors() {
 		return &ConfigError{Diagnostics: diags}
 	}
-	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256)}
+	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{}}
 	var err error
 	if d.scripts, err = notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log); err != nil {
 		return err
@@ -93,15 +100,27 @@ func Run(ctx context.Context, opts Options) error {
 		eng.Close()
 		return err
 	}
-	for _, vs := range cfg.VirtualServers {
-		// Health checks and the data plane are not wired in yet: say so
-		// rather than appear to balance.
-		log.Warn("virtual_server is not served by this build: only VRRP runs", "vs", vs.Name(), "pos", vs.Pos.String())
+	if d.bal, err = newBalancer(cfg, opts.Dataplane, d, log); err != nil {
+		stopTrackers()
+		waitTrackers()
+		eng.Close()
+		return err
+	}
+	var balDone chan struct{}
+	if d.bal != nil {
+		balDone = make(chan struct{})
+		go func() {
+			defer close(balDone)
+			d.bal.run(ctx)
+		}()
 	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
 	err = eng.Run(ctx)
 	stopTrackers()
 	waitTrackers()
+	if balDone != nil {
+		<-balDone
+	}
 	log.Info("tandem stopped")
 	return err
 }
@@ -124,6 +143,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 		}
 	} else {
 		kind, name = "instance", sc.Instance.Name
+		d.followMastership(name, sc.State == vrrp.Master)
 		d.scripts.Instance(sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
 			mail = func(ctx context.Context) error { return d.mailer.Instance(ctx, name, st) }
@@ -138,6 +158,27 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 				d.opts.Log.Warn("alert mail not sent", kind, name, "err", err)
 			}
 		}()
+	}
+}
+
+// followMastership runs the checks of ha_suspend virtual servers only
+// while this director is master of some instance (keepalived.conf(5)
+// ha_suspend).
+func (d *Daemon) followMastership(instance string, master bool) {
+	if d.bal == nil {
+		return
+	}
+	d.mu.Lock()
+	was := len(d.masters) > 0
+	if master {
+		d.masters[instance] = true
+	} else {
+		delete(d.masters, instance)
+	}
+	is := len(d.masters) > 0
+	d.mu.Unlock()
+	if was != is {
+		d.bal.suspend(is)
 	}
 }
 
@@ -158,6 +199,10 @@ func (d *Daemon) Status() api.Status {
 			is.VIPs = append(is.VIPs, v.String())
 		}
 		st.Instances = append(st.Instances, is)
+	}
+	if d.bal != nil {
+		st.Dataplane = d.bal.name
+		st.VirtualServers = d.bal.status()
 	}
 	return st
 }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"tandem/internal/api"
+	"tandem/internal/lab"
+)
+
+// instance is the one vrrp_instance of config.
+const instance = "VI_1"
+
+// impl is a VRRP implementation under test.
+type impl struct {
+	name string
+	// start runs it in node with the configuration file conf; dir is
+	// the run's scratch directory (sockets, pid files).
+	start func(l *lab.Lab, node, conf, dir string) (*daemon, error)
+}
+
+// daemon is one running router.
+type daemon struct {
+	proc *lab.Proc
+	// state is the instance's state as the daemon reports it ("MASTER",
+	// "BACKUP", ...), "" while it reports none.
+	state func() string
+}
+
+// config is the keepalived.conf both implementations run: seed001's
+// (VRID 88, group 224.100.100.100, VIP 192.168.1.100/24 on ens33, PASS
+// authentication) at advert_int 1 with VRRPv2; at 0.1 it must be VRRPv3
+// (VRRPv2 carries whole seconds), which has no authentication.
+func config(node, state string, priority int, a advert) string {
+	auth := ""
+	if a.version == 2 {
+		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
+	}
+	return fmt.Sprintf(`global_defs {
+    router_id %s
+    vrrp_mcast_group4 224.100.100.100
+}
+
+vrrp_instance %s {
+    state %s
+    interface ens33
+    virtual_router_id 88
+    priority %d
+    advert_int %s
+    version %d
+%s    virtual_ipaddress {
+        192.168.1.100/24 dev ens33 label ens33:1
+    }
+}
+`, node, instance, state, priority, a.text, a.version, auth)
+}
+
+func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, error) {
+	return func(l *lab.Lab, node, conf, dir string) (*daemon, error) {
+		socket := filepath.Join(dir, node+".sock")
+		p, err := l.Start(node, bin, "run", "-f", conf, "--socket", socket, "--log-format", "text")
+		if err != nil {
+			return nil, err
+		}
+		return &daemon{proc: p, state: func() string {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			st, err := api.Fetch(ctx, socket)
+			if err != nil {
+				return "" // not listening yet
+			}
+			for _, in := range st.Instances {
+				if in.Name == instance {
+					return in.State
+				}
+			}
+			return ""
+		}}, nil
+	}
+}
+
+// startKeepalived runs keepalived VRRP only (-P: this kernel has no IPVS)
+// with pid files of its own, so that two run side by side (FIELD-NOTES).
+func startKeepalived(bin string) func(*lab.Lab, string, string, string) (*daemon, error) {
+	return func(l *lab.Lab, node, conf, dir string) (*daemon, error) {
+		pid := func(n string) string { return filepath.Join(dir, node+"-"+n+".pid") }
+		p, err := l.Start(node, bin, "-n", "-l", "-D", "-P", "-f", conf,
+			"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("check"), "-b", pid("bfd"))
+		if err != nil {
+			return nil, err
+		}
+		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }}, nil
+	}
+}
+
+// lastState is the state of the last "(VI_1) Entering X STATE" line of a
+// keepalived log; keepalived has no status query.
+func lastState(log string) string {
+	const mark = "(" + instance + ") Entering "
+	last := ""
+	for line := range strings.Lines(log) {
+		if _, rest, ok := strings.Cut(line, mark); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				last = f[0]
+			}
+		}
+	}
+	return last
+}
+
+// startRouter writes the configuration for node and starts it.
+func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert) (*daemon, error) {
+	conf := filepath.Join(dir, node+".conf")
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, a)), 0o644); err != nil {
+		return nil, err
+	}
+	d, err := im.start(l, node, conf, dir)
+	if err != nil {
+		return nil, fmt.Errorf("start %s in %s: %w", im.name, node, err)
+	}
+	return d, nil
+}
+
+// waitState polls d every 10 ms until it reports want.
+func waitState(ctx context.Context, d *daemon, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := d.state()
+		if got == want {
+			return nil
+		}
+		select {
+		case <-d.proc.Done():
+			return fmt.Errorf("exited (%v) before reaching %s", d.proc.Wait(), want)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not %s after %v (state %q)", want, timeout, got)
+		}
+	}
+}
+
+// tail is the end of a daemon's output, for error messages.
+func tail(d *daemon) string {
+	if d == nil {
+		return "(not started)\n"
+	}
+	lines := strings.SplitAfter(d.proc.Output(), "\n")
+	return strings.Join(lines[max(0, len(lines)-12):], "")
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// advert is an advertisement interval and the VRRP version that goes with it.
+type advert struct {
+	interval time.Duration
+	version  int
+	text     string // as keepalived.conf writes it
+}
+
+type stopKind int
+
+const (
+	crash   stopKind = iota // SIGKILL of the master's process group
+	sigterm                 // SIGTERM: the master advertises priority 0 and leaves
+)
+
+func (s stopKind) String() string { return [...]string{"crash", "sigterm"}[s] }
+
+type benchCase struct {
+	stop   stopKind
+	advert advert
+}
+
+var cases = func() []benchCase {
+	var cs []benchCase
+	for _, a := range []advert{{time.Second, 2, "1"}, {100 * time.Millisecond, 3, "0.1"}} {
+		for _, s := range []stopKind{crash, sigterm} {
+			cs = append(cs, benchCase{s, a})
+		}
+	}
+	return cs
+}()
+
+func (c benchCase) String() string {
+	return fmt.Sprintf("%s advert %s (v%d)", c.stop, c.advert.text, c.advert.version)
+}
+
+// crashBound is the most a crash failover may take: the backup's
+// Master_Down_Interval, 3 × advert_int + Skew_Time (RFC 3768 §6.1 and RFC
+// 5798 §6.1, priority 90), plus 20 ms for the gratuitous ARP to reach the
+// client and the probe's 10 ms resolution. The interval is 3 × advert_int
+// at most because the master's last advert left before the kill.
+func (c benchCase) crashBound() time.Duration {
+	skew := 166 * time.Second / 256 // (256-90)/256 s
+	if c.advert.version == 3 {
+		skew = 166 * c.advert.interval / 256
+	}
+	return 3*c.advert.interval + skew + 20*time.Millisecond
+}
+
+// series is one implementation's results for one case.
+type series struct {
+	samples []time.Duration
+	failed  int // runs that did not complete
+}
+
+func (s series) median() time.Duration {
+	x := slices.Sorted(slices.Values(s.samples))
+	switch n := len(x); {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return x[n/2]
+	default:
+		return (x[n/2-1] + x[n/2]) / 2
+	}
+}
+
+// min and max are 0 when there are no samples, as median is.
+func (s series) min() time.Duration {
+	if len(s.samples) == 0 {
+		return 0
+	}
+	return slices.Min(s.samples)
+}
+
+func (s series) max() time.Duration {
+	if len(s.samples) == 0 {
+		return 0
+	}
+	return slices.Max(s.samples)
+}
+
+type caseResult struct {
+	benchCase
+	phases []time.Duration // of each run, from an advert to the stop
+	series [2]series       // tandem, keepalived: the order of implementations
+}
+
+// ratio is Tandem's median over keepalived's (0 when either has none).
+func (r caseResult) ratio() float64 {
+	t, k := r.series[0].median(), r.series[1].median()
+	if t == 0 || k == 0 {
+		return 0
+	}
+	return float64(t) / float64(k)
+}
+
+// pass reports whether every Tandem run of a crash case failed over
+// within crashBound; ok is false for the other cases, which have no bound.
+func (r caseResult) pass() (pass, ok bool) {
+	if r.stop != crash {
+		return false, false
+	}
+	t := r.series[0]
+	return t.failed == 0 && len(t.samples) > 0 && t.max() <= r.crashBound(), true
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+func printTable(w io.Writer, results []caseResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "case\ttandem median\tmin\tmax\tkeepalived median\tmin\tmax\ttandem/keepalived\tcrash bound\ttandem")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s", r.benchCase)
+		for _, s := range r.series {
+			med := ms(s.median())
+			if s.failed > 0 {
+				med += fmt.Sprintf(" (%d failed)", s.failed)
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", med, ms(s.min()), ms(s.max()))
+		}
+		fmt.Fprintf(tw, "\t%.2f", r.ratio())
+		if pass, ok := r.pass(); ok {
+			verdict := "FAIL"
+			if pass {
+				verdict = "PASS"
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\n", ms(r.crashBound()), verdict)
+		} else {
+			fmt.Fprintf(tw, "\t-\t-\n")
+		}
+	}
+	tw.Flush()
+}
+
+// The JSON document; durations in milliseconds.
+type (
+	jsonDoc struct {
+		Runs  int        `json:"runs"`
+		Cases []jsonCase `json:"cases"`
+	}
+	jsonCase struct {
+		Case        string     `json:"case"`
+		Stop        string     `json:"stop"`
+		AdvertIntMS float64    `json:"advert_int_ms"`
+		Version     int        `json:"version"`
+		PhasesMS    []float64  `json:"phases_ms"`
+		Tandem      jsonSeries `json:"tandem"`
+		Keepalived  jsonSeries `json:"keepalived"`
+		Ratio       float64    `json:"ratio"`
+		// Only crash cases have a bound.
+		CrashBoundMS *float64 `json:"crash_bound_ms,omitempty"`
+		TandemPass   *bool    `json:"tandem_pass,omitempty"`
+	}
+	jsonSeries struct {
+		SamplesMS []float64 `json:"samples_ms"`
+		Failed    int       `json:"failed"`
+		MedianMS  float64   `json:"median_ms"`
+		MinMS     float64   `json:"min_ms"`
+		MaxMS     float64   `json:"max_ms"`
+	}
+)
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printJSON(w io.Writer, runs int, results []caseResult) error {
+	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}}
+	for _, r := range results {
+		js := func(s series) jsonSeries {
+			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
+			for _, d := range s.samples {
+				j.SamplesMS = append(j.SamplesMS, msf(d))
+			}
+			return j
+		}
+		jc := jsonCase{
+			Case: r.String(), Stop: r.stop.String(), AdvertIntMS: msf(r.advert.interval), Version: r.advert.version,
+			Tandem: js(r.series[0]), Keepalived: js(r.series[1]), Ratio: r.ratio(),
+		}
+		for _, p := range r.phases {
+			jc.PhasesMS = append(jc.PhasesMS, msf(p))
+		}
+		if pass, ok := r.pass(); ok {
+			b := msf(r.crashBound())
+			jc.CrashBoundMS, jc.TandemPass = &b, &pass
+		}
+		doc.Cases = append(doc.Cases, jc)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}

@@ -1,0 +1,250 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"tandem/internal/api"
+	"tandem/internal/check"
+	"tandem/internal/config"
+	"tandem/internal/lvs"
+	"tandem/internal/lvs/nft"
+	"tandem/internal/notify"
+)
+
+// Data planes `tandem run --dataplane` accepts.
+const (
+	DataplaneAuto = "auto"
+	DataplaneIPVS = "ipvs"
+	DataplaneNFT  = "nft"
+	DataplaneNone = "none"
+)
+
+// kernel is a data-plane backend with what the daemon needs beyond
+// lvs.Kernel.
+type kernel interface {
+	lvs.Kernel
+	Close() error
+}
+
+// balancer keeps the data plane in step with the health checks: check
+// events change the pool, and every change is reconciled into the kernel.
+type balancer struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	name     string // the data plane in use
+	kernel   kernel // nil with --dataplane none: health checks only
+	rec      *lvs.Reconciler
+	sched    *check.Scheduler
+	checks   chan check.Event
+	scripts  *notify.Scripts
+	mailer   *notify.Mailer
+	eventLog *notify.EventLog
+
+	mu   sync.Mutex
+	pool *lvs.Pool
+}
+
+// openKernel picks the data plane. auto takes kernel IPVS where the kernel
+// has it; this build programs nftables (the IPVS backend is being built),
+// so auto means nftables.
+func openKernel(dataplane string) (kernel, string, error) {
+	switch dataplane {
+	case DataplaneNone:
+		return nil, DataplaneNone, nil
+	case DataplaneAuto, DataplaneNFT:
+		k, err := nft.New()
+		if err != nil {
+			return nil, "", fmt.Errorf("data plane nftables: %w", err)
+		}
+		return k, DataplaneNFT, nil
+	case DataplaneIPVS:
+		return nil, "", fmt.Errorf("data plane ipvs: not in this build yet; use --dataplane nft")
+	}
+	return nil, "", fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
+}
+
+func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
+	if len(cfg.VirtualServers) == 0 {
+		return nil, nil
+	}
+	k, name, err := openKernel(dataplane)
+	if err != nil {
+		return nil, err
+	}
+	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024),
+		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool()}
+	if k != nil {
+		// Every service in Tandem's own nftables tables is Tandem's.
+		b.rec = lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true })
+	}
+	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, check.Options{Env: check.Env{TrackFiles: cfg.TrackFiles}, Events: b.checks})
+	if err != nil {
+		if k != nil {
+			k.Close()
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// run runs the checks and applies their events until ctx ends; then it
+// removes every service it programmed.
+func (b *balancer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.sched.Run(ctx)
+	}()
+	b.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			b.close()
+			return
+		case ev := <-b.checks:
+			b.apply(ev)
+			// Take every event already queued before touching the kernel.
+			for more := true; more; {
+				select {
+				case ev := <-b.checks:
+					b.apply(ev)
+				default:
+					more = false
+				}
+			}
+			b.reconcile(ctx)
+		}
+	}
+}
+
+// apply records one check event in the pool and runs its notifications.
+func (b *balancer) apply(ev check.Event) {
+	b.mu.Lock()
+	switch ev.Kind {
+	case check.RealServerUp, check.WeightChanged:
+		b.pool.Weights[ev.RS] = ev.Weight
+	case check.RealServerDown:
+		if ev.Inhibit {
+			b.pool.Weights[ev.RS] = 0
+		} else {
+			delete(b.pool.Weights, ev.RS)
+		}
+	case check.SorryServerIn:
+		b.pool.Sorry[ev.VS] = true
+	case check.SorryServerOut:
+		delete(b.pool.Sorry, ev.VS)
+	}
+	b.mu.Unlock()
+	b.log.Info("health", "event", ev.Kind, "vs", ev.VS.Name(), "rs", rsName(ev.RS), "weight", ev.Weight, "reason", ev.Reason)
+	if ev.Initial {
+		return
+	}
+	obj := "virtual_server " + ev.VS.Name()
+	if ev.RS != nil {
+		obj += " real_server " + rsName(ev.RS)
+	}
+	b.eventLog.Add(notify.Event{Time: ev.Time, Kind: "check", Object: obj, Message: ev.Kind.String() + ": " + ev.Reason})
+	switch ev.Kind {
+	case check.RealServerUp, check.RealServerDown:
+		up := ev.Kind == check.RealServerUp
+		b.scripts.RealServer(ev.VS, ev.RS, up)
+		if ev.RS.SMTPAlert {
+			b.mail(func(ctx context.Context) error { return b.mailer.RealServer(ctx, ev.VS, ev.RS, up, ev.Reason) })
+		}
+	case check.QuorumUp, check.QuorumDown:
+		up := ev.Kind == check.QuorumUp
+		b.scripts.VirtualServer(ev.VS, up)
+		if ev.VS.SMTPAlert {
+			b.mail(func(ctx context.Context) error { return b.mailer.VirtualServer(ctx, ev.VS, up, ev.Reason) })
+		}
+	}
+}
+
+func (b *balancer) mail(send func(context.Context) error) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := send(ctx); err != nil {
+			b.log.Warn("alert mail not sent", "err", err)
+		}
+	}()
+}
+
+func rsName(rs *config.RealServer) string {
+	if rs == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", rs.IP, rs.Port)
+}
+
+// reconcile drives the kernel to the pool's desired state.
+func (b *balancer) reconcile(ctx context.Context) {
+	if b.rec == nil {
+		return
+	}
+	b.mu.Lock()
+	d, err := lvs.FromConfig(b.cfg, b.pool)
+	b.mu.Unlock()
+	if err != nil {
+		b.log.Error("desired data-plane state", "err", err)
+		return
+	}
+	rep, err := b.rec.Reconcile(ctx, d)
+	if err != nil {
+		b.log.Error("data plane not updated; retried at the next change", "err", err)
+	}
+	if len(rep.Ops) > 0 {
+		b.log.Info("data plane updated", "dataplane", b.name, "ops", len(rep.Ops))
+	}
+}
+
+// close removes what the balancer programmed.
+func (b *balancer) close() {
+	if b.kernel == nil {
+		return
+	}
+	if err := b.kernel.Close(); err != nil {
+		b.log.Error("data plane not cleaned up", "err", err)
+	}
+}
+
+// suspend and resume follow VRRP mastership for ha_suspend virtual servers.
+func (b *balancer) suspend(master bool) {
+	if master {
+		b.sched.Resume()
+	} else {
+		b.sched.Suspend()
+	}
+}
+
+// status is the virtual servers' part of the status document.
+func (b *balancer) status() []api.VirtualServerStatus {
+	snap := b.sched.Snapshot()
+	out := make([]api.VirtualServerStatus, 0, len(snap))
+	for i, vs := range b.cfg.VirtualServers {
+		if i >= len(snap) {
+			break
+		}
+		h := snap[i]
+		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler,
+			Method: vs.Method, QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
+		if vs.IP.IsValid() {
+			v.VIP = vs.IP.String()
+		}
+		for _, r := range h.RealServers {
+			rs := api.RealServerStatus{IP: r.Addr.Addr().String(), Port: int(r.Addr.Port()), Weight: r.Weight, Healthy: r.Healthy, Checkers: []api.CheckerStatus{}}
+			for _, c := range r.Checkers {
+				rs.Checkers = append(rs.Checkers, api.CheckerStatus{Type: c.Type, LastResult: c.LastResult, LastError: c.LastError, LastChange: c.LastChange})
+			}
+			v.RealServers = append(v.RealServers, rs)
+		}
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package lvs
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"tandem/internal/config"
+)
+
+// Pool is what the health checks say about the servers of the
+// configuration: who is in the pool at which weight, and which virtual
+// servers have their sorry server in.
+type Pool struct {
+	// Weights holds the real servers in the pool, at their current weight
+	// (0 for a failed server kept by inhibit_on_failure). A real server
+	// not in the map is out of the pool.
+	Weights map[*config.RealServer]int
+	// Sorry marks the virtual servers whose sorry server replaces the
+	// real servers (quorum lost).
+	Sorry map[*config.VirtualServer]bool
+}
+
+// NewPool returns an empty pool: no server in, no sorry server.
+func NewPool() *Pool {
+	return &Pool{Weights: map[*config.RealServer]int{}, Sorry: map[*config.VirtualServer]bool{}}
+}
+
+var methods = map[string]Method{"NAT": NAT, "DR": DR, "TUN": TUN}
+
+var protocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
+
+// FromConfig computes the desired state of the data plane: one service per
+// virtual server (or per address and fwmark of its virtual_server_group),
+// each with the real servers the pool holds, or its sorry server.
+func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
+	var vss []VirtualServer
+	for _, vs := range cfg.VirtualServers {
+		svc, err := serviceOf(vs)
+		if err != nil {
+			return nil, fmt.Errorf("virtual_server %s: %w", vs.Name(), err)
+		}
+		dests := destsOf(vs, pool)
+		keys, err := keysOf(cfg, vs)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			s := svc
+			s.ServiceKey = k
+			vss = append(vss, VirtualServer{Service: s, Dests: dests})
+		}
+	}
+	return NewDesired(vss...)
+}
+
+// serviceOf maps a virtual server's scheduling settings.
+func serviceOf(vs *config.VirtualServer) (Service, error) {
+	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
+	for _, f := range vs.SchedFlags {
+		switch f {
+		case "ops":
+			s.Flags |= FlagOnePacket
+		case "sh-fallback":
+			s.Flags |= FlagSHFallback
+		case "sh-port":
+			s.Flags |= FlagSHPort
+		case "mh-fallback":
+			s.Flags |= FlagMHFallback
+		case "mh-port":
+			s.Flags |= FlagMHPort
+		case "flag-1", "flag-2":
+			// keepalived's generic names for the scheduler's first two
+			// flags: fallback and port for sh and mh.
+			s.Flags |= genericFlag(vs.Scheduler, f == "flag-2")
+		}
+		// "hashed" and "flag-3" are not scheduler behaviour IPVS lets a
+		// user set; the configuration keeps them, the kernel ignores them.
+	}
+	if vs.Granularity != "" {
+		b, err := granularityBits(vs.Granularity)
+		if err != nil {
+			return s, err
+		}
+		s.PersistenceBits = b
+	}
+	return s, nil
+}
+
+func genericFlag(sched string, port bool) Flags {
+	switch {
+	case sched == "sh" && port:
+		return FlagSHPort
+	case sched == "sh":
+		return FlagSHFallback
+	case sched == "mh" && port:
+		return FlagMHPort
+	case sched == "mh":
+		return FlagMHFallback
+	}
+	return 0
+}
+
+// granularityBits reads a persistence netmask: dotted IPv4 or an IPv6
+// prefix length (validated by package config).
+func granularityBits(g string) (uint8, error) {
+	if m, err := netip.ParseAddr(g); err == nil && m.Is4() {
+		b := m.As4()
+		return uint8(bits.OnesCount32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))), nil
+	}
+	n, err := strconv.ParseUint(g, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("persistence_granularity %q", g)
+	}
+	return uint8(n), nil
+}
+
+// keysOf lists the service keys of a virtual server: its address and port,
+// its fwmark, or every address (ranges expanded) and fwmark of its group.
+func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) {
+	fam := IPv4
+	if vs.Family == "inet6" {
+		fam = IPv6
+	}
+	proto := protocols[vs.Protocol]
+	switch {
+	case vs.FWMark != 0:
+		return []ServiceKey{{Family: fam, FWMark: vs.FWMark}}, nil
+	case vs.Group == "":
+		return []ServiceKey{{Family: familyOf(vs.IP), Protocol: proto, VIP: vs.IP, Port: uint16(vs.Port)}}, nil
+	}
+	var keys []ServiceKey
+	for _, g := range cfg.ServerGroups {
+		if g.Name != vs.Group {
+			continue
+		}
+		for _, e := range g.Entries {
+			if e.FWMark != 0 {
+				keys = append(keys, ServiceKey{Family: fam, FWMark: e.FWMark})
+				continue
+			}
+			last := e.IP
+			if e.LastIP.IsValid() {
+				last = e.LastIP
+			}
+			for a := e.IP; a.Compare(last) <= 0; a = a.Next() {
+				keys = append(keys, ServiceKey{Family: familyOf(a), Protocol: proto, VIP: a, Port: uint16(e.Port)})
+				if a == last {
+					break
+				}
+			}
+		}
+	}
+	return keys, nil
+}
+
+// destsOf lists the real servers the pool holds for vs, or its sorry
+// server when it is in.
+func destsOf(vs *config.VirtualServer, pool *Pool) []Dest {
+	if ss := vs.SorryServer; ss != nil && pool.Sorry[vs] {
+		return []Dest{{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 1, Method: methods[ss.Method]}}
+	}
+	var out []Dest
+	for _, rs := range vs.RealServers {
+		w, in := pool.Weights[rs]
+		if !in {
+			continue
+		}
+		out = append(out, Dest{Addr: netip.AddrPortFrom(rs.IP, uint16(rs.Port)), Weight: w, Method: methods[rs.Method],
+			UpperThreshold: uint32(rs.UThreshold), LowerThreshold: uint32(rs.LThreshold)})
+	}
+	return out
+}

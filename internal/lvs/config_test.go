@@ -1,0 +1,91 @@
+package lvs
+
+import (
+	"net/netip"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tandem/internal/config"
+)
+
+func parseConfig(t *testing.T, src string) *config.Config {
+	t.Helper()
+	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "x"})
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	return cfg
+}
+
+func TestFromConfig(t *testing.T) {
+	cfg := parseConfig(t, `virtual_server_group G {
+    10.0.0.1-2 80
+    fwmark 7
+}
+virtual_server 172.16.7.5 80 {
+    lb_algo wrr
+    lb_kind DR
+    persistence_timeout 60
+    persistence_granularity 255.255.255.0
+    protocol TCP
+    sorry_server 172.16.7.9 80
+    real_server 172.16.7.3 80 {
+        weight 3
+    }
+    real_server 172.16.7.4 80 {
+        weight 1
+    }
+}
+virtual_server group G {
+    lb_algo sh
+    sh-port
+    lb_kind NAT
+    protocol TCP
+    real_server 192.168.0.1 8080 {
+    }
+}
+`)
+	pool := NewPool()
+	rs := cfg.VirtualServers[0].RealServers
+	pool.Weights[rs[0]] = 3
+	pool.Weights[rs[1]] = 0 // failed, inhibited
+	pool.Weights[cfg.VirtualServers[1].RealServers[0]] = 1
+	d, err := FromConfig(cfg, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range d.Keys() {
+		vs, _ := d.Lookup(k)
+		got = append(got, k.String()+" "+string(vs.Service.Scheduler)+" "+vs.Service.Method.String()+" "+vs.Service.Flags.String())
+		for _, dst := range vs.Dests {
+			got = append(got, "  "+dst.Addr.String()+" w"+strconv.Itoa(dst.Weight))
+		}
+	}
+	want := []string{
+		"tcp/10.0.0.1:80 sh nat sh-port", "  192.168.0.1:8080 w1",
+		"tcp/10.0.0.2:80 sh nat sh-port", "  192.168.0.1:8080 w1",
+		"tcp/172.16.7.5:80 wrr dr ", "  172.16.7.3:80 w3", "  172.16.7.4:80 w0",
+		"fwm:7/ipv4 sh nat sh-port", "  192.168.0.1:8080 w1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("desired state (-want +got):\n%s", diff)
+	}
+	svc, _ := d.Lookup(ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("172.16.7.5"), Port: 80})
+	if svc.Service.PersistenceTimeout != 60 || svc.Service.PersistenceBits != 24 {
+		t.Errorf("persistence %d s /%d, want 60 s /24", svc.Service.PersistenceTimeout, svc.Service.PersistenceBits)
+	}
+
+	// Quorum lost: the sorry server replaces the real servers.
+	pool.Sorry[cfg.VirtualServers[0]] = true
+	d, err = FromConfig(cfg, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ = d.Lookup(ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("172.16.7.5"), Port: 80})
+	if len(svc.Dests) != 1 || svc.Dests[0].Addr.String() != "172.16.7.9:80" {
+		t.Errorf("with the sorry server in: %v", svc.Dests)
+	}
+}

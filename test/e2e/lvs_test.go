@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tandem/internal/lab"
+)
+
+// startNginx runs Debian's nginx in node, answering every request with the
+// node's name.
+func startNginx(t *testing.T, l *lab.Lab, node string) *lab.Proc {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			t.Skip("nginx is not installed (apt-get install nginx-light); .ci/run installs it")
+		}
+		bin = "/usr/sbin/nginx"
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	text := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    server {
+        listen 80;
+        location / {
+            return 200 "%[2]s\n";
+        }
+    }
+}
+`, dir, node)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Start(node, bin, "-c", conf, "-p", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "nginx on "+node, 5*time.Second, func() bool {
+		return l.Do(node, func() error {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:80", 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}) == nil
+	})
+	return p
+}
+
+// carryVIP puts the VIP on a DR real server's lo, as `tandem realserver up`
+// does (the lab already set arp_ignore/arp_announce).
+func carryVIP(t *testing.T, l *lab.Lab, node string, vip netip.Addr) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out, err := l.Command(ctx, node, "ip", "addr", "add", vip.String()+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("VIP on %s's lo: %v: %s", node, err, out)
+	}
+}
+
+// get fetches http://addr/ from the client node and returns the body (the
+// real server's name) or an error. It speaks HTTP/1.0 on a connection
+// opened on the calling thread: net/http dials from other goroutines,
+// which would not be in the client's namespace.
+func get(l *lab.Lab, addr netip.AddrPort) (string, error) {
+	var body string
+	err := l.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
+		if err != nil {
+			return err
+		}
+		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
+		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200") {
+			return fmt.Errorf("bad response %q", b)
+		}
+		body = strings.TrimSpace(rest)
+		return nil
+	})
+	return body, err
+}
+
+func (d *daemon) healthy(vsName, rsIP string) bool {
+	st, err := d.status()
+	if err != nil {
+		return false
+	}
+	for _, vs := range st.VirtualServers {
+		if vs.Name != vsName {
+			continue
+		}
+		for _, rs := range vs.RealServers {
+			if rs.IP == rsIP {
+				return rs.Healthy
+			}
+		}
+	}
+	return false
+}
+
+// TestSeed000HealthCheck is the seeds' health-check test on seed000's DR
+// pair with its configurations unmodified and nginx as real servers: the
+// client is served through the VIP; the serving real server's nginx stops
+// and it leaves the pool within delay_loop + retries, the client being
+// served by the other; it starts again and comes back.
+func TestSeed000HealthCheck(t *testing.T) {
+	l := lab.NewT(t, lab.Seed000().Spec())
+	vip := netip.MustParseAddr("172.16.7.5")
+	nginx := map[string]*lab.Proc{}
+	for _, rs := range []string{"rs1", "rs2"} {
+		carryVIP(t, l, rs, vip)
+		nginx[rs] = startNginx(t, l, rs)
+	}
+	dir1 := startTandem(t, l, "dir1", seedConf(t, "seed000-lvs-dr-master.conf"))
+	dir2 := startTandem(t, l, "dir2", seedConf(t, "seed000-lvs-dr-backup.conf"))
+	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return dir1.state("VI_1") == "MASTER" && dir2.state("VI_1") == "BACKUP" })
+	const vs = "172.16.7.5:80"
+	waitFor(t, "both real servers healthy", 15*time.Second, func() bool {
+		return dir1.healthy(vs, "172.16.7.3") && dir1.healthy(vs, "172.16.7.4")
+	})
+	target := netip.AddrPortFrom(vip, 80)
+	var first string
+	waitFor(t, "the client served through the VIP", 10*time.Second, func() bool {
+		var err error
+		first, err = get(l, target)
+		return err == nil
+	})
+	// persistence_timeout 60: the same client stays on one real server.
+	for i := 0; i < 10; i++ {
+		got, err := get(l, target)
+		if err != nil || got != first {
+			t.Fatalf("request %d: %q, %v; persistence should keep the client on %s", i, got, err, first)
+		}
+	}
+	other, ok := map[string]string{"rs1": "rs2", "rs2": "rs1"}[first]
+	if !ok {
+		t.Fatalf("the VIP answered %q, not a real server", first)
+	}
+	ip := map[string]string{"rs1": "172.16.7.3", "rs2": "172.16.7.4"}
+
+	start := time.Now()
+	if err := nginx[first].Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// TCP_CHECK, delay_loop 6, retry 3, delay_before_retry 3, connect
+	// refused at once: down within 6 + 3*3 s.
+	took := waitFor(t, first+" out of the pool", 25*time.Second, func() bool { return !dir1.healthy(vs, ip[first]) })
+	t.Logf("health check: %s left the pool %v after nginx stopped", first, took)
+	if took > 16*time.Second {
+		t.Errorf("%s left after %v, more than delay_loop + retry*delay_before_retry (15 s)", first, took)
+	}
+	waitFor(t, "the client served by "+other, 5*time.Second, func() bool {
+		got, err := get(l, target)
+		return err == nil && got == other
+	})
+	for i := 0; i < 10; i++ {
+		if got, err := get(l, target); err != nil || got != other {
+			t.Errorf("after removal, request %d: %q, %v; want %s", i, got, err, other)
+		}
+	}
+	nginx[first] = startNginx(t, l, first)
+	took = waitFor(t, first+" back in the pool", 15*time.Second, func() bool { return dir1.healthy(vs, ip[first]) })
+	t.Logf("health check: %s back %v after nginx started (%v since it stopped)", first, took, time.Since(start))
+}
