@@ -340,8 +340,9 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		}
 	case TimerFired:
 		if ev.Gen == m.gen && !m.deadline.IsZero() {
+			due := m.deadline
 			m.deadline = time.Time{}
-			m.timerFired(now, &a)
+			m.timerFired(now, due, &a)
 		}
 	case TrackerChanged:
 		if ev.Fault {
@@ -447,15 +448,23 @@ func (m *Machine) enter(s State, a *actions) {
 	a.add(Notify{State: s})
 }
 
-func (m *Machine) timerFired(now time.Time, a *actions) {
+func (m *Machine) timerFired(now, due time.Time, a *actions) {
 	switch m.state {
 	case Backup:
 		// Master_Down_Timer expired (RFC 5798 §6.4.2).
 		m.takeOver(now, a)
 	case Master:
-		// Adver_Timer expired (RFC 5798 §6.4.3).
+		// Adver_Timer expired (RFC 5798 §6.4.3). The next advert is due
+		// one interval after this one was due, not after it was handled,
+		// so that a late wake-up does not push every later advert back
+		// (a stalled master would otherwise drift towards the backups'
+		// Master_Down_Interval); intervals missed altogether are skipped.
 		a.add(SendAdvert{Priority: m.priority})
-		m.arm(now.Add(m.cfg.AdvertInt), a)
+		next := due.Add(m.cfg.AdvertInt)
+		for !next.After(now) {
+			next = next.Add(m.cfg.AdvertInt)
+		}
+		m.arm(next, a)
 	}
 }
 
