@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -54,13 +53,14 @@ func (u *UDP) Check(ctx context.Context) Result {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return result(start, fmt.Errorf("udp %s: port unreachable", u.addr))
-	case errors.Is(err, os.ErrDeadlineExceeded) && !cfg.RequireReply && ctx.Err() == context.DeadlineExceeded:
-		return result(start, nil) // silence is success without require_reply
-	case err != nil:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return result(start, fmt.Errorf("udp %s: no reply within %v", u.addr, timeout(u.cfg)))
+	case errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(ctx.Err(), context.Canceled):
+		// connect_timeout passed (the socket's deadline may fire just
+		// before the context's): silence is success without require_reply.
+		if !cfg.RequireReply {
+			return result(start, nil)
 		}
+		return result(start, fmt.Errorf("udp %s: no reply within %v", u.addr, timeout(u.cfg)))
+	case err != nil:
 		return result(start, fmt.Errorf("udp %s: %w", u.addr, err))
 	}
 	if !cfg.RequireReply {

@@ -68,14 +68,15 @@ http {
 	return p
 }
 
-// carryVIP puts the VIP on a DR real server's lo, as `tandem realserver up`
-// does (the lab already set arp_ignore/arp_announce).
+// carryVIP prepares a DR real server with `tandem realserver up`: the VIP
+// on lo, arp_ignore/arp_announce set.
 func carryVIP(t *testing.T, l *lab.Lab, node string, vip netip.Addr) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if out, err := l.Command(ctx, node, "ip", "addr", "add", vip.String()+"/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("VIP on %s's lo: %v: %s", node, err, out)
+	out, err := l.Command(ctx, node, tandemBin, "realserver", "up", "--vip", vip.String(), "--state-dir", t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tandem realserver up on %s: %v: %s", node, err, out)
 	}
 }
 
