@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -82,6 +83,39 @@ type InstanceStatus struct {
 // Source gives the current status; the daemon implements it.
 type Source interface {
 	Status() Status
+	// Table is the data plane's live table (services, real servers,
+	// counters), read from the kernel.
+	Table() (Table, error)
+}
+
+// Table is the live load-balancing table, as `tandem lvs list` prints it.
+type Table struct {
+	Dataplane string         `json:"dataplane"`
+	Services  []TableService `json:"services"`
+}
+
+// TableService is one virtual service in the kernel.
+type TableService struct {
+	Protocol  string `json:"protocol"` // TCP, UDP, SCTP or FWM
+	Address   string `json:"address"`  // VIP:port, or the fwmark
+	Scheduler string `json:"scheduler"`
+	Flags     string `json:"flags,omitempty"`
+	// Persistence is the persistence timeout in seconds (0: none).
+	Persistence uint32      `json:"persistence"`
+	Dests       []TableDest `json:"dests"`
+}
+
+// TableDest is one real server of a service in the kernel, with counters.
+type TableDest struct {
+	Address string `json:"address"`
+	Forward string `json:"forward"` // Masq, Route, Tunnel (ipvsadm's names)
+	Weight  int    `json:"weight"`
+	// ActiveConn and InActConn are IPVS's counts; the nftables data plane
+	// counts connections scheduled (NAT) and reports them as ActiveConn.
+	ActiveConn uint64 `json:"active_conn"`
+	InActConn  uint64 `json:"inact_conn"`
+	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`
 }
 
 // Server serves a Source on a unix socket.
@@ -114,6 +148,7 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 	s := &Server{src: src, log: log, path: path}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status.json", s.status)
+	mux.HandleFunc("GET /lvs.json", s.table)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -124,11 +159,24 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.src.Status(), s.log)
+}
+
+func (s *Server) table(w http.ResponseWriter, _ *http.Request) {
+	t, err := s.src.Table()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, t, s.log)
+}
+
+func writeJSON(w http.ResponseWriter, v any, log *slog.Logger) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(s.src.Status()); err != nil {
-		s.log.Debug("status write", "err", err)
+	if err := enc.Encode(v); err != nil {
+		log.Debug("status write", "err", err)
 	}
 }
 
@@ -144,27 +192,38 @@ func (s *Server) Close() error {
 // Fetch asks the daemon behind the socket at path for its status.
 func Fetch(ctx context.Context, path string) (Status, error) {
 	var st Status
+	return st, get(ctx, path, "/status.json", &st)
+}
+
+// FetchTable asks the daemon behind the socket at path for its live
+// load-balancing table.
+func FetchTable(ctx context.Context, path string) (Table, error) {
+	var t Table
+	return t, get(ctx, path, "/lvs.json", &t)
+}
+
+func get(ctx context.Context, socket, path string, v any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return d.DialContext(ctx, "unix", socket)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://tandem/status.json", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://tandem"+path, nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return st, fmt.Errorf("no tandem daemon answers on %s: %w", path, err)
+		return fmt.Errorf("no tandem daemon answers on %s: %w", socket, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return st, fmt.Errorf("status from %s: %s: %s", path, resp.Status, b)
+		return fmt.Errorf("%s from %s: %s: %s", path, socket, resp.Status, strings.TrimSpace(string(b)))
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("status from %s: %w", path, err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("%s from %s: %w", path, socket, err)
 	}
-	return st, nil
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -247,4 +250,54 @@ func (b *balancer) status() []api.VirtualServerStatus {
 		out = append(out, v)
 	}
 	return out
+}
+
+// forwardNames are ipvsadm's names of the forwarding methods.
+var forwardNames = map[lvs.Method]string{lvs.NAT: "Masq", lvs.DR: "Route", lvs.TUN: "Tunnel"}
+
+// table reads the data plane's live table back from the kernel, with the
+// counters the backend keeps.
+func (b *balancer) table() (api.Table, error) {
+	t := api.Table{Dataplane: b.name, Services: []api.TableService{}}
+	if b.kernel == nil {
+		return t, nil
+	}
+	svcs, err := b.kernel.Services()
+	if err != nil {
+		return t, err
+	}
+	for _, s := range svcs {
+		ts := api.TableService{Protocol: strings.ToUpper(s.Protocol.String()), Scheduler: string(s.Scheduler),
+			Flags: s.Flags.String(), Persistence: s.PersistenceTimeout, Dests: []api.TableDest{}}
+		if s.FWMark != 0 {
+			ts.Protocol, ts.Address = "FWM", strconv.FormatUint(uint64(s.FWMark), 10)
+		} else {
+			ts.Address = netip.AddrPortFrom(s.VIP, s.Port).String()
+		}
+		dests, err := b.kernel.Dests(s.Key())
+		if err != nil {
+			return t, err
+		}
+		stats := map[netip.AddrPort]nft.DestStats{}
+		if nk, ok := b.kernel.(*nft.Kernel); ok {
+			ds, err := nk.Stats(s.Key())
+			if err != nil {
+				return t, err
+			}
+			for _, d := range ds {
+				stats[d.Addr] = d
+			}
+		}
+		for _, d := range dests {
+			m := d.Method
+			if m == lvs.MethodUnset {
+				m = s.Method
+			}
+			st := stats[d.Addr]
+			ts.Dests = append(ts.Dests, api.TableDest{Address: d.Addr.String(), Forward: forwardNames[m], Weight: d.Weight,
+				ActiveConn: st.Conns, Packets: st.Packets, Bytes: st.Bytes})
+		}
+		t.Services = append(t.Services, ts)
+	}
+	return t, nil
 }

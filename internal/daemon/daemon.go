@@ -182,6 +182,14 @@ func (d *Daemon) followMastership(instance string, master bool) {
 	}
 }
 
+// Table implements api.Source.
+func (d *Daemon) Table() (api.Table, error) {
+	if d.bal == nil {
+		return api.Table{Dataplane: DataplaneNone, Services: []api.TableService{}}, nil
+	}
+	return d.bal.table()
+}
+
 // Status implements api.Source.
 func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.opts.Version, Config: d.opts.ConfigFile, Started: d.started, Instances: []api.InstanceStatus{}}
