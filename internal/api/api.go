@@ -26,6 +26,16 @@ type Status struct {
 	Instances []InstanceStatus `json:"instances"`
 	// VirtualServers are the load-balanced services and their health.
 	VirtualServers []VirtualServerStatus `json:"virtual_servers"`
+	// Events are the most recent state changes, oldest first.
+	Events []Event `json:"events"`
+}
+
+// Event is one recent state change (VRRP, health check).
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Object  string    `json:"object"`
+	Message string    `json:"message"`
 }
 
 // VirtualServerStatus is one virtual server.

@@ -212,5 +212,9 @@ func (d *Daemon) Status() api.Status {
 		st.Dataplane = d.bal.name
 		st.VirtualServers = d.bal.status()
 	}
+	st.Events = []api.Event{}
+	for _, e := range d.events.Events() {
+		st.Events = append(st.Events, api.Event(e))
+	}
 	return st
 }
