@@ -655,6 +655,8 @@ func (f *formatter) checker(c *Checker) {
 			}
 			f.line(codes...)
 			f.str("virtualhost", u.Virtualhost)
+			f.str("regex", u.Regex)
+			f.only("regex_no_match", u.RegexNoMatch)
 			f.close()
 		}
 	case c.Misc != nil:

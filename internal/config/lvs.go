@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,14 +60,11 @@ func tokenTexts(ts []syntax.Token) []string {
 
 func (p *parser) serverGroup(n *node, cfg *Config) {
 	g := &ServerGroup{Pos: n.Keyword.Pos}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	g.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	g.Name = name
 	for _, k := range kids {
 		if e, ok := p.groupEntry(k); ok {
 			g.Entries = append(g.Entries, e)
@@ -496,6 +494,20 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 					}
 					u.Digest = d
 				},
+				// regex is matched with Go's RE2, which accepts most PCRE
+				// patterns keepalived users write; one it cannot compile
+				// is an error here rather than a check that never passes.
+				"regex": func(n *node) {
+					if !p.noBlock(n) || !p.args(n, 1, 1) {
+						return
+					}
+					if _, err := regexp.Compile(n.Args[0].Text); err != nil {
+						p.errorf(n.Args[0].Pos, "regex: %q is not a pattern Tandem can use (Go RE2 syntax, not PCRE): %v", n.Args[0].Text, err)
+						return
+					}
+					u.Regex = n.Args[0].Text
+				},
+				"regex_no_match": p.setConst(&u.RegexNoMatch, true),
 				"status_code": func(n *node) {
 					if !p.noBlock(n) || !p.args(n, 1, -1) {
 						return

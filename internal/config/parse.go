@@ -458,3 +458,13 @@ func (p *parser) words(n *node) []string {
 	}
 	return out
 }
+
+// named reads the head of a named block ("vrrp_instance VI_1 {"): its one
+// argument and its children.
+func (p *parser) named(n *node) (name string, kids []*node, ok bool) {
+	if !p.args(n, 1, 1) {
+		return "", nil, false
+	}
+	kids, ok = p.blockOf(n)
+	return n.Args[0].Text, kids, ok
+}

@@ -20,7 +20,7 @@ const (
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
 	whyDump      = "use tandem status --json and the status API"
 	whyLVSSync   = "the IPVS connection sync daemon is not implemented"
-	whyRegex     = "PCRE body matching is not implemented; use digest or status_code"
+	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
 	whyStatic    = "static tracking groups are not implemented"
 	whyAuthExt   = "keepalived's experimental authentication extensions are not implemented"
@@ -95,8 +95,8 @@ func init() {
 	add("real_server", whySNMP, "snmp_name")
 	add("real_server", whyBFD, "BFD_CHECK")
 	for _, c := range []string{CheckHTTP, CheckSSL} {
-		add(c, whyRegex, "regex", "regex_no_match", "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
+		add(c, whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	}
-	add("url", whyRegex, "regex", "regex_no_match", "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
+	add("url", whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	add("url", whyMisc, "tls_compliant")
 }

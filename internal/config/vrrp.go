@@ -40,6 +40,25 @@ func (p *parser) garpHandlers(g *Garp, prefix string) map[string]handler {
 	}
 }
 
+// listBlock reads a keyword whose block is a list of items, one per line,
+// each read by item (virtual_ipaddress, virtual_routes, unicast_peer, ...).
+func listBlock[T any](p *parser, dst *[]T, item func(*node) (T, bool)) handler {
+	return func(n *node) {
+		if !p.args(n, 0, 0) {
+			return
+		}
+		kids, ok := p.blockOf(n)
+		if !ok {
+			return
+		}
+		for _, k := range kids {
+			if v, ok := item(k); ok {
+				*dst = append(*dst, v)
+			}
+		}
+	}
+}
+
 func merge(ms ...map[string]handler) map[string]handler {
 	out := map[string]handler{}
 	for _, m := range ms {
@@ -52,14 +71,11 @@ func merge(ms ...map[string]handler) map[string]handler {
 
 func (p *parser) script(n *node, cfg *Config) {
 	s := &Script{Pos: n.Keyword.Pos, Interval: Duration(time.Second), Rise: 1, Fall: 1}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	s.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	s.Name = name
 	p.block("vrrp_script", kids, p.scriptHandlers(s))
 	if len(s.Command) == 0 {
 		p.errorf(n.Keyword.Pos, "vrrp_script %s: no script given", s.Name)
@@ -132,14 +148,11 @@ func (p *parser) userTo(user, group *string) handler {
 
 func (p *parser) trackFile(n *node, cfg *Config) {
 	f := &TrackFile{Pos: n.Keyword.Pos, Weight: 1}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	f.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	f.Name = name
 	p.block("vrrp_track_file", kids, p.trackFileHandlers(f))
 	if f.File == "" {
 		p.errorf(n.Keyword.Pos, "vrrp_track_file %s: no file given", f.Name)
@@ -174,14 +187,11 @@ func (p *parser) trackFileHandlers(f *TrackFile) map[string]handler {
 
 func (p *parser) trackProcess(n *node, cfg *Config) {
 	t := &TrackProcess{Pos: n.Keyword.Pos, Quorum: 1}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	t.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	t.Name = name
 	p.block("vrrp_track_process", kids, p.trackProcessHandlers(t))
 	if t.Process == "" {
 		p.errorf(n.Keyword.Pos, "vrrp_track_process %s: no process given", t.Name)
@@ -249,14 +259,11 @@ func (p *parser) notifyHandlers(nt *Notify) map[string]handler {
 
 func (p *parser) syncGroup(n *node, cfg *Config) {
 	g := &SyncGroup{Pos: n.Keyword.Pos}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	g.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	g.Name = name
 	hs := merge(p.notifyHandlers(&g.Notify), p.trackHandlers(&g.TrackInterfaces, &g.TrackScripts, &g.TrackFiles, &g.TrackProcesses), map[string]handler{
 		"group": func(n *node) {
 			g.Members = append(g.Members, p.words(n)...)
@@ -292,18 +299,7 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 func (p *parser) trackHandlers(ifs, scripts, files, procs *[]TrackRef) map[string]handler {
 	list := func(dst *[]TrackRef) handler {
 		return func(n *node) {
-			if !p.args(n, 0, 0) {
-				return
-			}
-			kids, ok := p.blockOf(n)
-			if !ok {
-				return
-			}
-			for _, k := range kids {
-				if r, ok := p.trackRef(n, k); ok {
-					*dst = append(*dst, r)
-				}
-			}
+			listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k) })(n)
 		}
 	}
 	return map[string]handler{
@@ -345,14 +341,11 @@ func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
 
 func (p *parser) instance(n *node, cfg *Config) {
 	in := &Instance{Pos: n.Keyword.Pos, Priority: 100, AdvertInt: Duration(time.Second), Preempt: true, Garp: Garp{MasterDelay: -1, MasterRepeat: -1, MasterRefresh: -1, MasterRefreshRepeat: -1, LowerPrioDelay: -1, LowerPrioRepeat: -1}, Version: -1, UnicastTTL: -1}
-	if !p.args(n, 1, 1) {
-		return
-	}
-	in.Name = n.Args[0].Text
-	kids, ok := p.blockOf(n)
+	name, kids, ok := p.named(n)
 	if !ok {
 		return
 	}
+	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
 		"state":     p.setEnum(&in.State, "MASTER", "BACKUP"),
@@ -383,20 +376,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"mcast_dst_ip":            p.setAddr(&in.McastDstIP),
 		"unicast_ttl":             p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":    p.setConst(&in.NoVirtualIPAddr, true),
-		"unicast_peer": func(n *node) {
-			if !p.args(n, 0, 0) {
-				return
-			}
-			kids, ok := p.blockOf(n)
-			if !ok {
-				return
-			}
-			for _, k := range kids {
-				if peer, ok := p.unicastPeer(k); ok {
-					in.UnicastPeers = append(in.UnicastPeers, peer)
-				}
-			}
-		},
+		"unicast_peer":            listBlock(p, &in.UnicastPeers, p.unicastPeer),
 		"authentication": func(n *node) {
 			if !p.args(n, 0, 0) {
 				return
@@ -474,20 +454,7 @@ func (p *parser) unicastPeer(k *node) (UnicastPeer, bool) {
 
 // addressBlock reads a block of addresses in `ip addr` syntax.
 func (p *parser) addressBlock(dst *[]*IPAddress, static bool) handler {
-	return func(n *node) {
-		if !p.args(n, 0, 0) {
-			return
-		}
-		kids, ok := p.blockOf(n)
-		if !ok {
-			return
-		}
-		for _, k := range kids {
-			if a, ok := p.ipAddress(k, static); ok {
-				*dst = append(*dst, a)
-			}
-		}
-	}
+	return listBlock(p, dst, func(k *node) (*IPAddress, bool) { return p.ipAddress(k, static) })
 }
 
 // parsePrefix reads ADDR or ADDR/LEN; a bare address is a host prefix.
@@ -657,22 +624,7 @@ func (p *parser) ipAddress(k *node, static bool) (*IPAddress, bool) {
 	return a, true
 }
 
-func (p *parser) routeBlock(dst *[]*Route) handler {
-	return func(n *node) {
-		if !p.args(n, 0, 0) {
-			return
-		}
-		kids, ok := p.blockOf(n)
-		if !ok {
-			return
-		}
-		for _, k := range kids {
-			if r, ok := p.route(k); ok {
-				*dst = append(*dst, r)
-			}
-		}
-	}
-}
+func (p *parser) routeBlock(dst *[]*Route) handler { return listBlock(p, dst, p.route) }
 
 // route reads one `ip route` line: [TYPE] [src A] [to] PREFIX [via|gw A]
 // [or A]... [dev IF] [scope S] [table T] [metric N] [proto P] [onlink]
@@ -777,22 +729,7 @@ func (p *parser) parseRoutePrefix(k *node, t syntax.Token) (netip.Prefix, bool) 
 	return p.parsePrefix(k, t)
 }
 
-func (p *parser) ruleBlock(dst *[]*Rule) handler {
-	return func(n *node) {
-		if !p.args(n, 0, 0) {
-			return
-		}
-		kids, ok := p.blockOf(n)
-		if !ok {
-			return
-		}
-		for _, k := range kids {
-			if r, ok := p.rule(k); ok {
-				*dst = append(*dst, r)
-			}
-		}
-	}
-}
+func (p *parser) ruleBlock(dst *[]*Rule) handler { return listBlock(p, dst, p.rule) }
 
 // rule reads one `ip rule` line: [not] [from P] [to P] [table|lookup T]
 // [priority|preference|pref N] [iif IF] [oif IF] [fwmark M] [tos T]
