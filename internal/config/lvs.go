@@ -167,15 +167,9 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 			vs.FWMark = uint32(v)
 		}
 	default:
-		a, ok := p.addrTok(n, n.Args[0])
-		if !ok {
+		var ok bool
+		if vs.IP, vs.Port, ok = p.addrPort(n); !ok {
 			return
-		}
-		vs.IP = a
-		if len(n.Args) == 2 {
-			if vs.Port, ok = p.portTok(n, n.Args[1]); !ok {
-				return
-			}
 		}
 	}
 	kids, ok := p.blockOf(n)
@@ -239,15 +233,10 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 			if !p.noBlock(n) || !p.args(n, 1, 2) {
 				return
 			}
-			a, ok := p.addrTok(n, n.Args[0])
-			if !ok {
+			ss := &SorryServer{Pos: n.Keyword.Pos}
+			var ok bool
+			if ss.IP, ss.Port, ok = p.addrPort(n); !ok {
 				return
-			}
-			ss := &SorryServer{Pos: n.Keyword.Pos, IP: a}
-			if len(n.Args) == 2 {
-				if ss.Port, ok = p.portTok(n, n.Args[1]); !ok {
-					return
-				}
 			}
 			if vs.SorryServer != nil {
 				ss.Inhibit, ss.Method = vs.SorryServer.Inhibit, vs.SorryServer.Method
@@ -266,6 +255,22 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 	})
 	p.block("virtual_server", kids, hs)
 	cfg.VirtualServers = append(cfg.VirtualServers, vs)
+}
+
+// addrPort reads the "IP [PORT]" arguments of n (the caller checked there
+// are one or two).
+func (p *parser) addrPort(n *node) (netip.Addr, int, bool) {
+	a, ok := p.addrTok(n, n.Args[0])
+	if !ok {
+		return a, 0, false
+	}
+	port := 0
+	if len(n.Args) == 2 {
+		if port, ok = p.portTok(n, n.Args[1]); !ok {
+			return a, 0, false
+		}
+	}
+	return a, port, true
 }
 
 // sorry returns the virtual server's sorry server, creating an empty one
@@ -317,15 +322,9 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 	if !p.args(n, 1, 2) {
 		return
 	}
-	a, ok := p.addrTok(n, n.Args[0])
-	if !ok {
+	var ok bool
+	if rs.IP, rs.Port, ok = p.addrPort(n); !ok {
 		return
-	}
-	rs.IP = a
-	if len(n.Args) == 2 {
-		if rs.Port, ok = p.portTok(n, n.Args[1]); !ok {
-			return
-		}
 	}
 	kids, ok := p.blockOf(n)
 	if !ok {
