@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"tandem/internal/check"
 	"tandem/internal/config"
 	"tandem/internal/lvs"
+	"tandem/internal/lvs/ipvs"
 	"tandem/internal/lvs/nft"
 	"tandem/internal/notify"
 )
@@ -51,38 +53,47 @@ type balancer struct {
 	pool *lvs.Pool
 }
 
-// openKernel picks the data plane. auto takes kernel IPVS where the kernel
-// has it; this build programs nftables (the IPVS backend is being built),
-// so auto means nftables.
-func openKernel(dataplane string) (kernel, string, error) {
+// openKernel picks the data plane: auto takes kernel IPVS where the kernel
+// has it, else nftables. It returns the backend, its name and which
+// services it may touch (nftables: all of its own tables; IPVS: the ones
+// Tandem created, never an operator's).
+func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.ServiceKey) bool, error) {
+	all := func(lvs.ServiceKey) bool { return true }
 	switch dataplane {
 	case DataplaneNone:
-		return nil, DataplaneNone, nil
-	case DataplaneAuto, DataplaneNFT:
+		return nil, DataplaneNone, nil, nil
+	case DataplaneAuto, DataplaneIPVS:
+		k, err := ipvs.New()
+		if err == nil {
+			return k, DataplaneIPVS, k.Owns, nil
+		}
+		if dataplane == DataplaneIPVS || !errors.Is(err, ipvs.ErrUnavailable) {
+			return nil, "", nil, fmt.Errorf("data plane ipvs: %w", err)
+		}
+		log.Info("kernel IPVS is not available; using nftables", "dataplane", DataplaneNFT)
+		fallthrough
+	case DataplaneNFT:
 		k, err := nft.New()
 		if err != nil {
-			return nil, "", fmt.Errorf("data plane nftables: %w", err)
+			return nil, "", nil, fmt.Errorf("data plane nftables: %w", err)
 		}
-		return k, DataplaneNFT, nil
-	case DataplaneIPVS:
-		return nil, "", fmt.Errorf("data plane ipvs: not in this build yet; use --dataplane nft")
+		return k, DataplaneNFT, all, nil
 	}
-	return nil, "", fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
+	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
 }
 
 func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
 	if len(cfg.VirtualServers) == 0 {
 		return nil, nil
 	}
-	k, name, err := openKernel(dataplane)
+	k, name, owns, err := openKernel(dataplane, log)
 	if err != nil {
 		return nil, err
 	}
 	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024),
 		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool()}
 	if k != nil {
-		// Every service in Tandem's own nftables tables is Tandem's.
-		b.rec = lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true })
+		b.rec = lvs.NewReconciler(k, owns)
 	}
 	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, check.Options{Env: check.Env{TrackFiles: cfg.TrackFiles}, Events: b.checks})
 	if err != nil {
@@ -278,26 +289,45 @@ func (b *balancer) table() (api.Table, error) {
 		if err != nil {
 			return t, err
 		}
-		stats := map[netip.AddrPort]nft.DestStats{}
-		if nk, ok := b.kernel.(*nft.Kernel); ok {
-			ds, err := nk.Stats(s.Key())
-			if err != nil {
-				return t, err
-			}
-			for _, d := range ds {
-				stats[d.Addr] = d
-			}
+		stats, err := b.stats(s.Key())
+		if err != nil {
+			return t, err
 		}
 		for _, d := range dests {
 			m := d.Method
 			if m == lvs.MethodUnset {
 				m = s.Method
 			}
-			st := stats[d.Addr]
-			ts.Dests = append(ts.Dests, api.TableDest{Address: d.Addr.String(), Forward: forwardNames[m], Weight: d.Weight,
-				ActiveConn: st.Conns, Packets: st.Packets, Bytes: st.Bytes})
+			td := stats[d.Addr]
+			td.Address, td.Forward, td.Weight = d.Addr.String(), forwardNames[m], d.Weight
+			ts.Dests = append(ts.Dests, td)
 		}
 		t.Services = append(t.Services, ts)
 	}
 	return t, nil
+}
+
+// stats reads the backend's per-real-server counters: IPVS's active and
+// inactive connections, or the connections nftables scheduled (NAT).
+func (b *balancer) stats(key lvs.ServiceKey) (map[netip.AddrPort]api.TableDest, error) {
+	out := map[netip.AddrPort]api.TableDest{}
+	switch k := b.kernel.(type) {
+	case *ipvs.Kernel:
+		ds, err := k.Stats(key)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			out[d.Addr] = api.TableDest{ActiveConn: uint64(d.ActiveConns), InActConn: uint64(d.InactiveConns), Packets: d.Packets, Bytes: d.Bytes}
+		}
+	case *nft.Kernel:
+		ds, err := k.Stats(key)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			out[d.Addr] = api.TableDest{ActiveConn: d.Conns, Packets: d.Packets, Bytes: d.Bytes}
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,93 @@
+// Package ipvs is Tandem's kernel IPVS data plane: an lvs.Kernel that
+// programs virtual services into the Linux IP Virtual Server over generic
+// netlink (github.com/cloudflare/ipvs, pinned at v0.12.0).
+//
+// # Use
+//
+//	k, err := ipvs.New()                    // in the calling thread's netns
+//	if errors.Is(err, ipvs.ErrUnavailable) { ... } // no IPVS: say so, or use nft
+//	r := lvs.NewReconciler(k, k.Owns)
+//	rep, err := r.Reconcile(ctx, desired)
+//	stats, err := k.Stats(key)             // ActiveConn, InActConn, packets, bytes
+//	err = k.Close()                        // removes Tandem's services only
+//
+// New fails at start, in one line, on a kernel without IPVS ("kernel IPVS
+// is not available (no /proc/net/ip_vs, no IPVS generic netlink family):
+// load the ip_vs module (modprobe ip_vs) or use --dataplane nft"), and
+// without CAP_NET_ADMIN, which every IPVS command needs, reads included. It
+// never loads modules itself.
+//
+// # Mapping
+//
+// Everything lvs.Service and lvs.Dest hold maps onto an IPVS attribute:
+// the scheduler name as is (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf
+// mh, and twos on Linux 6.2+; the kernel loads ip_vs_<name> on demand, and
+// a missing module is reported as such rather than as ENOENT); persistence
+// as IP_VS_SVC_F_PERSISTENT plus the timeout in seconds and the netmask
+// (an IPv4 mask, or an IPv6 prefix length); ops as IP_VS_SVC_F_ONEPACKET;
+// sh-fallback/mh-fallback as IP_VS_SVC_F_SCHED1 and sh-port/mh-port as
+// SCHED2 (the kernel shares those bits between sh and mh); NAT, DR and TUN
+// as the per-destination forwarding methods Masq, Route and Tunnel (IPIP);
+// weights (0 inhibits a server) and the upper and lower connection
+// thresholds as they are. Firewall-mark services, TCP, UDP and SCTP, IPv4
+// and IPv6, and IPv6 real servers behind IPv4 services through a tunnel
+// all work. Services and Dests read the kernel every
+// time; the backend keeps no copy of the table.
+//
+// # Ownership
+//
+// IPVS has no field to tag a service with (no comment, no owner) and the
+// table is shared with the operator's ipvsadm and other daemons. Marking
+// services some other way (a reserved scheduler flag, a magic timeout)
+// would change their behaviour or collide with someone else's, so the
+// backend remembers instead: every service it creates is recorded, one
+// key per line, in a state file (DefaultStateFile,
+// /run/tandem/ipvs-services; WithStateFile changes it) before the create
+// is sent, and forgotten after the delete. Kernel.Owns is the reconciler's owns
+// predicate. A process restarted after a crash loads the file and removes
+// exactly the services its predecessor made that the configuration no
+// longer wants; services made by hand are reported in lvs.Report.Foreign
+// and never touched. /run is a tmpfs, so the record lives exactly as long
+// as the kernel's table does. Recorded services that disappear from the
+// kernel (deleted by hand) are forgotten by the next Services, so a later
+// hand-made service under the same key is not taken for Tandem's. Services
+// that were already in the kernel and are adopted because the
+// configuration names them are the reconciler's in-memory claim, as
+// lvs.Reconciler documents; they are not recorded, so after a crash they
+// are only removed if the new configuration still names them and later
+// drops them.
+//
+// # Counters
+//
+// Stats reads ipvsadm's ActiveConn, InActConn and PersistConn and the
+// 64-bit connection, packet and byte counters per real server. The kernel
+// folds its per-CPU counters into the reported ones from the rate
+// estimator's timer, every 2 s, so fresh traffic shows up within 2 s. A
+// real server deleted and added back within a few minutes comes back from
+// IPVS's trash list with its old counters.
+//
+// # Tests
+//
+// The tests that need IPVS create network namespaces of their own (through
+// internal/lab) and program IPVS only there, so they never change the
+// caller's table. This machine's kernel and CI's have no IPVS: there they
+// skip with New's one-line reason, and test/vm runs them for real in a
+// Debian kernel under qemu (see that package's documentation for the
+// harness, the Debian packages CI installs, and measured times):
+//
+//	sudo go test ./test/vm/ -v
+//
+// In the VM they check: programming every attribute above through the
+// lvs.Reconciler and reading it back both through the backend and by
+// parsing Debian's `ipvsadm -Ln` (and `-Ln --thresholds`); that a second
+// reconcile sends nothing; in-place updates; that services made with
+// ipvsadm survive reconciles, a simulated crash and restart, and Close;
+// every scheduler name the kernel has (twos must fail naming its module on
+// Linux 6.1); IPv4 NAT, IPv6 NAT and IPv4 DR forwarding between namespaces
+// (client, director, two real servers on bridges, a tiny TCP server in
+// each) reaching both real servers in rr order; IPv6 persistence with a /64
+// granularity keeping a client on one server; inhibition by weight 0;
+// adoption by a restarted process without a change; and the counters after
+// the traffic (connections, packets, bytes, replies for NAT, one held
+// connection as ActiveConn, closed ones as InActConn).
+package ipvs

@@ -1,0 +1,394 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/cloudflare/ipvs"
+	"github.com/cloudflare/ipvs/netmask"
+	"golang.org/x/sys/unix"
+
+	"tandem/internal/lvs"
+)
+
+// ErrUnavailable is returned by New on a kernel without IPVS. Its message is
+// the one line an operator needs.
+var ErrUnavailable = errors.New("kernel IPVS is not available (no /proc/net/ip_vs, no IPVS generic netlink family): load the ip_vs module (modprobe ip_vs) or use --dataplane nft")
+
+var _ lvs.Kernel = (*Kernel)(nil)
+
+// Kernel is an lvs.Kernel on kernel IPVS, in the network namespace of the
+// thread that called New. It is not safe for concurrent use; the daemon's
+// reconcile loop is its only caller.
+type Kernel struct {
+	c     ipvs.Client
+	conn  io.Closer // the client's netlink socket
+	owned *stateFile
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	stateFile string
+}
+
+// WithStateFile records the services this Kernel creates in path instead
+// of DefaultStateFile; "" keeps the record in memory only (a restarted
+// process then owns nothing it did not create itself).
+func WithStateFile(path string) Option { return func(o *options) { o.stateFile = path } }
+
+// New opens IPVS's generic netlink family in the calling thread's network
+// namespace and loads the record of the services a previous run created.
+// It changes nothing in the kernel. On a kernel without IPVS the error
+// wraps ErrUnavailable.
+func New(opts ...Option) (*Kernel, error) {
+	o := options{stateFile: DefaultStateFile}
+	for _, f := range opts {
+		f(&o)
+	}
+	c, err := ipvs.New()
+	if errors.Is(err, os.ErrNotExist) {
+		// The generic netlink controller answers ENOENT for a family
+		// nobody registered: ip_vs is neither built in nor loaded.
+		return nil, fmt.Errorf("lvs/ipvs: %w", ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lvs/ipvs: open generic netlink: %w", err)
+	}
+	conn, _ := c.(io.Closer) // the Linux client has Close; the interface does not say so
+	k := &Kernel{c: c, conn: conn}
+	// Every IPVS command, reads included, needs CAP_NET_ADMIN
+	// (GENL_ADMIN_PERM); fail at start rather than at the first reconcile.
+	if _, err := c.Info(); err != nil {
+		k.closeConn()
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("lvs/ipvs: IPVS needs CAP_NET_ADMIN (run as root): %w", err)
+		}
+		return nil, fmt.Errorf("lvs/ipvs: read IPVS info: %w", err)
+	}
+	if k.owned, err = loadStateFile(o.stateFile); err != nil {
+		k.closeConn()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kernel) closeConn() {
+	if k.conn != nil {
+		k.conn.Close()
+	}
+}
+
+// Owns reports whether this Kernel, or a previous process with the same
+// state file, created service key. It is the owns predicate for
+// lvs.NewReconciler: with it, a process restarted after a crash removes the
+// services its predecessor made and no longer wants, and nothing else.
+func (k *Kernel) Owns(key lvs.ServiceKey) bool { return k.owned.has(key) }
+
+// Services reads every IPVS service of the namespace, in lvs.ServiceKey
+// order, including services Tandem did not create. Recorded services that
+// are gone from the kernel (deleted by hand) are forgotten, so that a
+// service later made by hand under the same key is not taken for ours.
+func (k *Kernel) Services() ([]lvs.Service, error) {
+	svcs, err := k.c.Services()
+	// cloudflare/ipvs reports an empty table as os.ErrNotExist; New has
+	// already established that IPVS itself exists.
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lvs/ipvs: list services: %w", err)
+	}
+	out := make([]lvs.Service, 0, len(svcs))
+	present := make(map[lvs.ServiceKey]bool, len(svcs))
+	for _, s := range svcs {
+		svc := fromService(s.Service)
+		out = append(out, svc)
+		present[svc.Key()] = true
+	}
+	if err := k.owned.retain(present); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b lvs.Service) int { return a.Key().Compare(b.Key()) })
+	return out, nil
+}
+
+// Dests reads the real servers of service key, sorted by address.
+func (k *Kernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
+	ds, err := k.destinations(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lvs.Dest, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, fromDest(d.Destination))
+	}
+	slices.SortFunc(out, func(a, b lvs.Dest) int { return a.Addr.Compare(b.Addr) })
+	return out, nil
+}
+
+func (k *Kernel) destinations(key lvs.ServiceKey) ([]ipvs.DestinationExtended, error) {
+	ds, err := k.c.Destinations(toService(lvs.Service{ServiceKey: key}))
+	// As for services, an empty list comes back as os.ErrNotExist.
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lvs/ipvs: %v: list real servers: %w", key, err)
+	}
+	return ds, nil
+}
+
+// Apply performs one operation. A service is recorded as Tandem's before it
+// is created, so that a crash between the two leaves at worst a record of
+// a service that does not exist (forgotten by the next Services), never a
+// service nobody owns.
+func (k *Kernel) Apply(op lvs.Op) error {
+	svc := toService(op.Service)
+	key := op.Service.Key()
+	var err error
+	switch op.Kind {
+	case lvs.AddService:
+		var added bool
+		if added, err = k.owned.add(key); err != nil {
+			return err
+		}
+		if err = k.c.CreateService(svc); err != nil && added {
+			if ferr := k.owned.remove(key); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
+	case lvs.UpdateService:
+		err = k.c.UpdateService(svc)
+	case lvs.DelService:
+		err = k.c.RemoveService(svc)
+		// ESRCH: already gone, which is what was asked.
+		if err == nil || errors.Is(err, unix.ESRCH) {
+			err = k.owned.remove(key)
+		}
+	case lvs.AddDest:
+		err = k.c.CreateDestination(svc, toDest(op.Dest))
+	case lvs.UpdateDest:
+		err = k.c.UpdateDestination(svc, toDest(op.Dest))
+	case lvs.DelDest:
+		err = k.c.RemoveDestination(svc, toDest(op.Dest))
+	default:
+		return fmt.Errorf("lvs/ipvs: unknown operation %v", op.Kind)
+	}
+	if err == nil {
+		return nil
+	}
+	// The kernel answers ENOENT when ip_vs_<name> cannot be found
+	// (ip_vs_sched.c: ip_vs_scheduler_get), which is otherwise a puzzle.
+	if (op.Kind == lvs.AddService || op.Kind == lvs.UpdateService) && errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("lvs/ipvs: %v: scheduler %q is not available in this kernel (module ip_vs_%s): %w",
+			key, op.Service.Scheduler, op.Service.Scheduler, err)
+	}
+	return fmt.Errorf("lvs/ipvs: %v: %w", op, err)
+}
+
+// DestStats are a real server's counters as IPVS keeps them (ipvsadm -Ln
+// --stats).
+type DestStats struct {
+	Addr netip.AddrPort
+	// ActiveConns are connections in ESTABLISHED (TCP) state, InactiveConns
+	// the others (SYN, FIN, TIME_WAIT; UDP), PersistentConns the persistence
+	// templates pointing at the server: ipvsadm's ActiveConn, InActConn and
+	// PersistConn.
+	ActiveConns, InactiveConns, PersistentConns uint32
+	// Conns counts connections scheduled to the server since it was added
+	// (or since it left IPVS's trash list: a real server removed and added
+	// back within a few minutes keeps its counters).
+	Conns uint64
+	// Packets and Bytes count traffic from clients to the server;
+	// OutPackets and OutBytes replies through the director (NAT only: in
+	// DR and TUN replies bypass it).
+	Packets, Bytes       uint64
+	OutPackets, OutBytes uint64
+}
+
+// Stats returns the counters of service key's real servers, sorted by
+// address.
+func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
+	ds, err := k.destinations(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DestStats, 0, len(ds))
+	for _, d := range ds {
+		// The 64-bit counters (IPVS_DEST_ATTR_STATS64, Linux 4.1+) do
+		// not wrap; older kernels send only the 32-bit ones.
+		st := d.Stats64
+		if st == (ipvs.Stats{}) {
+			st = d.Stats
+		}
+		out = append(out, DestStats{
+			Addr:            fromDest(d.Destination).Addr,
+			ActiveConns:     d.ActiveConnections,
+			InactiveConns:   d.InactiveConnections,
+			PersistentConns: d.PersistentConnections,
+			Conns:           st.Connections,
+			Packets:         st.IncomingPackets,
+			Bytes:           st.IncomingBytes,
+			OutPackets:      st.OutgoingPackets,
+			OutBytes:        st.OutgoingBytes,
+		})
+	}
+	slices.SortFunc(out, func(a, b DestStats) int { return a.Addr.Compare(b.Addr) })
+	return out, nil
+}
+
+// Flush deletes every service this Kernel owns (see Owns), with their real
+// servers, and leaves all others alone.
+func (k *Kernel) Flush() error {
+	svcs, err := k.Services()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range svcs {
+		if k.Owns(s.Key()) {
+			errs = append(errs, k.Apply(lvs.Op{Kind: lvs.DelService, Service: s}))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close removes the services this Kernel owns (Flush), as a stopping
+// director must (DESIGN.md, principle 4), and closes the netlink socket.
+func (k *Kernel) Close() error {
+	err := k.Flush()
+	k.closeConn()
+	return err
+}
+
+// fromService converts a service read from the kernel.
+func fromService(s ipvs.Service) lvs.Service {
+	out := lvs.Service{
+		ServiceKey: lvs.ServiceKey{
+			Family: lvs.AddressFamily(s.Family),
+			FWMark: s.FWMark,
+		},
+		Scheduler: lvs.Scheduler(s.Scheduler),
+	}
+	if s.FWMark == 0 {
+		out.Protocol = lvs.Protocol(s.Protocol)
+		out.VIP = s.Address
+		out.Port = s.Port
+	}
+	if s.Flags&ipvs.ServicePersistent != 0 {
+		out.PersistenceTimeout = s.Timeout
+	}
+	// A mask that is not a prefix (possible in IPv4 through ipvsadm -M)
+	// has no prefix length; leave 0, which the reconciler reads as "one
+	// address", rather than invent one.
+	if bits := s.Netmask.Bits(); bits > 0 {
+		out.PersistenceBits = uint8(bits)
+	}
+	if s.Flags&ipvs.ServiceOnePacket != 0 {
+		out.Flags |= lvs.FlagOnePacket
+	}
+	// IP_VS_SVC_F_SCHED1 and SCHED2 mean fallback and port to both sh
+	// and mh (include/uapi/linux/ip_vs.h); other schedulers ignore them,
+	// and so does Tandem.
+	fallback, port := s.Flags&ipvs.ServiceSchedulerOpt1 != 0, s.Flags&ipvs.ServiceSchedulerOpt2 != 0
+	switch out.Scheduler {
+	case lvs.SourceHash:
+		out.Flags |= flagIf(fallback, lvs.FlagSHFallback) | flagIf(port, lvs.FlagSHPort)
+	case lvs.MaglevHash:
+		out.Flags |= flagIf(fallback, lvs.FlagMHFallback) | flagIf(port, lvs.FlagMHPort)
+	}
+	return out
+}
+
+func flagIf(cond bool, f lvs.Flags) lvs.Flags {
+	if cond {
+		return f
+	}
+	return 0
+}
+
+// toService converts a service for the kernel. The netmask is always sent,
+// as ipvsadm does: the kernel rejects an IPv6 service without one. A key
+// without a family (as a caller of Stats may write it) gets its VIP's.
+func toService(s lvs.Service) ipvs.Service {
+	if s.Family == 0 && s.VIP.IsValid() {
+		s.Family = lvs.IPv4
+		if s.VIP.Is6() {
+			s.Family = lvs.IPv6
+		}
+	}
+	famBits := 32
+	if s.Family == lvs.IPv6 {
+		famBits = 128
+	}
+	bits := int(s.PersistenceBits)
+	if bits == 0 {
+		bits = famBits
+	}
+	out := ipvs.Service{
+		Family:    ipvs.AddressFamily(s.Family),
+		FWMark:    s.FWMark,
+		Scheduler: string(s.Scheduler),
+		Timeout:   s.PersistenceTimeout,
+		Netmask:   netmask.MaskFrom(bits, famBits),
+	}
+	if s.FWMark == 0 {
+		out.Address, out.Port, out.Protocol = s.VIP, s.Port, ipvs.Protocol(s.Protocol)
+	}
+	if s.PersistenceTimeout > 0 {
+		out.Flags |= ipvs.ServicePersistent
+	}
+	if s.Flags&lvs.FlagOnePacket != 0 {
+		out.Flags |= ipvs.ServiceOnePacket
+	}
+	if s.Flags&(lvs.FlagSHFallback|lvs.FlagMHFallback) != 0 {
+		out.Flags |= ipvs.ServiceSchedulerOpt1
+	}
+	if s.Flags&(lvs.FlagSHPort|lvs.FlagMHPort) != 0 {
+		out.Flags |= ipvs.ServiceSchedulerOpt2
+	}
+	return out
+}
+
+var methods = map[lvs.Method]ipvs.ForwardType{
+	lvs.NAT: ipvs.Masquerade,
+	lvs.DR:  ipvs.DirectRoute,
+	lvs.TUN: ipvs.Tunnel,
+}
+
+// fromDest converts a destination read from the kernel. A forwarding
+// method Tandem does not configure (Local, Bypass: made by hand) comes
+// back as MethodUnset, so the reconciler sees a difference and corrects it
+// if the service is Tandem's.
+func fromDest(d ipvs.Destination) lvs.Dest {
+	out := lvs.Dest{
+		Addr:           netip.AddrPortFrom(d.Address, d.Port),
+		Weight:         int(d.Weight),
+		UpperThreshold: d.UpperThreshold,
+		LowerThreshold: d.LowerThreshold,
+	}
+	for m, f := range methods {
+		if f == d.FwdMethod {
+			out.Method = m
+		}
+	}
+	return out
+}
+
+// toDest converts a destination for the kernel. Its family is its own
+// address's: it differs from the service's only through a tunnel.
+func toDest(d lvs.Dest) ipvs.Destination {
+	fam := ipvs.INET
+	if d.Addr.Addr().Is6() {
+		fam = ipvs.INET6
+	}
+	return ipvs.Destination{
+		Address:        d.Addr.Addr(),
+		Port:           d.Addr.Port(),
+		Family:         fam,
+		FwdMethod:      methods[d.Method],
+		Weight:         uint32(d.Weight),
+		UpperThreshold: d.UpperThreshold,
+		LowerThreshold: d.LowerThreshold,
+	}
+}
