@@ -75,12 +75,16 @@ type Engine struct {
 	onState func(StateChange)
 	now     func() time.Time
 
-	insts  []*instance
+	cfg    *config.Config
+	insts  []*instance // guarded by mu when read outside the loop
 	groups []*group
 	events chan loopEvent
+	// reloads carries Reload's requests into the loop.
+	reloads chan reloadReq
 	// done is closed when the loop stops, so that timers and readers
 	// posting late do not block forever.
-	done chan struct{}
+	done    chan struct{}
+	readers sync.WaitGroup
 
 	mu sync.Mutex // guards the status fields of every instance
 }
@@ -95,22 +99,22 @@ type group struct {
 // instance is one vrrp_instance: its machine, socket, timer and what it
 // installed.
 type instance struct {
-	cfg    *config.Instance
-	global *config.Global
-	m      *Machine
-	conn   Conn
-	recv   RecvConfig
-	opts   Options
-	vips   []netip.Addr // advertised addresses (virtual_ipaddress only)
-	group  *group
-	index  int // member index in group
-	log    *slog.Logger
-	ttl    uint8
-	ipID   uint16
-	ahSeq  uint32
-	timer  *time.Timer
-	gen    uint64
-	garp   *time.Timer
+	cfg   *config.Instance
+	m     *Machine
+	conn  Conn
+	recv  RecvConfig
+	opts  Options
+	vips  []netip.Addr // advertised addresses (virtual_ipaddress only)
+	ipv6  bool         // the family, fixed for the instance's life
+	group *group
+	index int // member index in group
+	log   *slog.Logger
+	ttl   uint8
+	ipID  uint16
+	ahSeq uint32
+	timer *time.Timer
+	gen   uint64
+	garp  *time.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
 	garpGen uint64
@@ -157,8 +161,8 @@ func (e *Engine) send(le loopEvent) {
 // the virtual addresses, routes and rules a crashed earlier run may have
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange)) (*Engine, error) {
-	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, events: make(chan loopEvent, 256), done: make(chan struct{})}
-	byName := map[string]*instance{}
+	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, cfg: cfg,
+		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
 		if err != nil {
@@ -166,18 +170,34 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 			return nil, err
 		}
 		e.insts = append(e.insts, in)
-		byName[ic.Name] = in
 	}
+	e.groups = buildGroups(cfg, e.insts, nil)
+	return e, nil
+}
+
+// buildGroups makes the sync group coordinators of cfg over insts,
+// keeping those of keep (the groups of a running engine that a reload left
+// unchanged) with their state.
+func buildGroups(cfg *config.Config, insts []*instance, keep map[string]*group) []*group {
+	byName := map[string]*instance{}
+	for _, in := range insts {
+		byName[in.cfg.Name] = in
+	}
+	var out []*group
 	for _, gc := range cfg.SyncGroups {
-		g := &group{cfg: gc, sg: NewSyncGroup(len(gc.Members)), state: Backup}
+		g := keep[gc.Name]
+		if g == nil {
+			g = &group{sg: NewSyncGroup(len(gc.Members)), state: Backup}
+		}
+		g.cfg, g.members = gc, nil
 		for i, name := range gc.Members {
 			in := byName[name]
 			in.group, in.index = g, i
 			g.members = append(g.members, in)
 		}
-		e.groups = append(e.groups, g)
+		out = append(out, g)
 	}
-	return e, nil
+	return out
 }
 
 func authType(a *config.Auth, version int) (AuthType, [8]byte) {
@@ -193,7 +213,7 @@ func authType(a *config.Auth, version int) (AuthType, [8]byte) {
 }
 
 func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance, error) {
-	in := &instance{cfg: ic, global: &cfg.Global, log: e.log.With("instance", ic.Name, "vrid", ic.VRID), dropped: map[string]uint64{}, ttl: VRRPTTL}
+	in := &instance{cfg: ic, ipv6: ic.IPv6, log: e.log.With("instance", ic.Name, "vrid", ic.VRID), dropped: map[string]uint64{}, ttl: VRRPTTL}
 	for _, a := range ic.VIPs {
 		in.vips = append(in.vips, a.Prefix.Addr())
 	}
@@ -264,13 +284,8 @@ func hasTTLBounds(ps []config.UnicastPeer) bool {
 // as SIGTERM should: a master advertises priority 0 so that a backup takes
 // over at once, and every address, route and rule added is removed.
 func (e *Engine) Run(ctx context.Context) error {
-	var readers sync.WaitGroup
 	for _, in := range e.insts {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			e.read(in)
-		}()
+		e.startReader(in)
 	}
 	for _, in := range e.insts {
 		e.handle(in, Start{})
@@ -281,8 +296,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-stop:
 			e.shutdown()
 			close(e.done)
-			readers.Wait()
+			e.readers.Wait()
 			return nil
+		case r := <-e.reloads:
+			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
 			switch {
 			case le.garp:
@@ -298,6 +315,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+func (e *Engine) startReader(in *instance) {
+	e.readers.Add(1)
+	go func() {
+		defer e.readers.Done()
+		e.read(in)
+	}()
+}
+
 // Track reports a tracked object's contribution to an instance's priority
 // (or a fault), from the trackers.
 func (e *Engine) Track(instance, name string, weight int, fault bool) {
@@ -309,11 +334,17 @@ func (e *Engine) SetFault(instance, reason string, on bool) {
 	e.post(instance, FaultChanged{Reason: reason, On: on})
 }
 
-func (e *Engine) post(instance string, ev Event) {
+func (e *Engine) post(name string, ev Event) {
+	e.mu.Lock()
+	var target *instance
 	for _, in := range e.insts {
-		if in.cfg.Name == instance {
-			e.send(loopEvent{inst: in, ev: ev})
+		if in.cfg.Name == name {
+			target = in
 		}
+	}
+	e.mu.Unlock()
+	if target != nil {
+		e.send(loopEvent{inst: target, ev: ev})
 	}
 }
 
@@ -337,6 +368,8 @@ func (e *Engine) read(in *instance) {
 // siblingVRID reports whether another instance on the same interface and
 // family uses vrid: its adverts reach this socket too and are not errors.
 func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, o := range e.insts {
 		if o != in && o.cfg.Interface == in.cfg.Interface && o.cfg.IPv6 == in.cfg.IPv6 && o.recv.VRID == vrid {
 			return true
@@ -350,7 +383,7 @@ func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
 func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	var m *Message
 	var err error
-	if in.cfg.IPv6 {
+	if in.ipv6 {
 		m, err = ParseIPv6(p.Data, p.Src, p.Dst, p.TTL, in.opts)
 	} else {
 		m, err = ParseIPv4(p.Data, in.opts)
@@ -609,15 +642,21 @@ func (e *Engine) Close() { e.closeAll() }
 
 func (e *Engine) closeAll() {
 	for _, in := range e.insts {
-		in.closed = true
-		if in.timer != nil {
-			in.timer.Stop()
-		}
-		if in.garp != nil {
-			in.garp.Stop()
-		}
-		in.conn.Close()
+		in.close()
 	}
+}
+
+// close stops the instance's timers and closes its socket, which ends its
+// reader; events still queued for it are ignored.
+func (in *instance) close() {
+	in.closed = true
+	if in.timer != nil {
+		in.timer.Stop()
+	}
+	if in.garp != nil {
+		in.garp.Stop()
+	}
+	in.conn.Close()
 }
 
 // Status returns a snapshot of every instance.
