@@ -91,6 +91,22 @@ func (h *HTTP) host(u httpURL) (host string, isVhost bool) {
 }
 
 func (h *HTTP) fetch(ctx context.Context, u httpURL) error {
+	return h.get(ctx, u, func(resp *http.Response, hl *headerLimit) error {
+		if !statusOK(resp.StatusCode, u.StatusCodes) {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if u.Digest == "" && u.re == nil {
+			return nil // the status decides; the body is not read
+		}
+		hl.n = math.MaxInt // the body has its own cap
+		return checkBody(resp.Body, u)
+	})
+}
+
+// get connects, sends keepalived's request for u and hands the response to
+// use while the connection is open. resp.Body is not closed: closing it
+// could drain a long body, and the connection is closed on return anyway.
+func (h *HTTP) get(ctx context.Context, u httpURL, use func(*http.Response, *headerLimit) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout(h.cfg))
 	defer cancel()
 	conn, err := dialer(h.cfg, "tcp").DialContext(ctx, "tcp", hostPort(h.addr))
@@ -132,16 +148,50 @@ func (h *HTTP) fetch(ctx context.Context, u httpURL) error {
 		}
 		return fmt.Errorf("read response: %w", err)
 	}
-	// resp.Body is not closed: closing it could drain a long body, and
-	// the connection is closed on return anyway.
-	if !statusOK(resp.StatusCode, u.StatusCodes) {
-		return fmt.Errorf("status %d", resp.StatusCode)
+	return use(resp, hl)
+}
+
+// Page is what Digest fetched.
+type Page struct {
+	Status int
+	// MD5 is the hex MD5 of the body, as a url's digest line wants it.
+	MD5  string
+	Size int64
+}
+
+// Digest fetches path from addr exactly as HTTP_GET (or, with ssl,
+// SSL_GET) would — same request, Host header, SNI, no redirects — and
+// returns the status and the MD5 of the body (at most MaxBodyBytes), for
+// `tandem genhash` (keepalived's genhash).
+func Digest(ctx context.Context, addr netip.AddrPort, path, virtualhost string, ssl bool, timeout time.Duration) (Page, error) {
+	typ := config.CheckHTTP
+	if ssl {
+		typ = config.CheckSSL
 	}
-	if u.Digest == "" && u.re == nil {
-		return nil // the status decides; the body is not read
+	d := config.Duration(timeout)
+	u := &config.URL{Path: path}
+	c := &config.Checker{Type: typ, Timing: config.Timing{ConnectTimeout: d},
+		HTTP: &config.HTTPCheck{URLs: []*config.URL{u}, Protocol: "1.0", Virtualhost: virtualhost, EnableSNI: ssl && virtualhost != ""}}
+	h, err := newHTTP(c, addr)
+	if err != nil {
+		return Page{}, err
 	}
-	hl.n = math.MaxInt // the body has its own cap
-	return checkBody(resp.Body, u)
+	var p Page
+	err = h.get(ctx, httpURL{URL: u}, func(resp *http.Response, hl *headerLimit) error {
+		p.Status = resp.StatusCode
+		hl.n = math.MaxInt
+		sum := md5.New()
+		n, err := io.Copy(sum, io.LimitReader(resp.Body, MaxBodyBytes+1))
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+		if n > MaxBodyBytes {
+			return fmt.Errorf("body longer than the %d byte cap", MaxBodyBytes)
+		}
+		p.MD5, p.Size = hex.EncodeToString(sum.Sum(nil)), n
+		return nil
+	})
+	return p, err
 }
 
 // request is keepalived's request: HTTP/1.0 by default, HTTP/1.1 for
