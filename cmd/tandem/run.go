@@ -40,6 +40,11 @@ serves "tandem status".`,
 			opts.Log, opts.Version = log, version
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			// SIGHUP reloads, as for keepalived.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			opts.Reloads = hup
 			err = daemon.Run(ctx, opts)
 			var ce *daemon.ConfigError
 			if errors.As(err, &ce) {

@@ -19,11 +19,14 @@ import (
 
 // Status is the document `tandem status --json` prints.
 type Status struct {
-	Version   string           `json:"version"`
-	Config    string           `json:"config"`
-	Started   time.Time        `json:"started"`
-	Dataplane string           `json:"dataplane"`
-	Instances []InstanceStatus `json:"instances"`
+	Version   string    `json:"version"`
+	Config    string    `json:"config"`
+	Started   time.Time `json:"started"`
+	Dataplane string    `json:"dataplane"`
+	// DataplaneOps counts the operations sent to the data plane since
+	// start (services and real servers added, changed, removed).
+	DataplaneOps uint64           `json:"dataplane_ops"`
+	Instances    []InstanceStatus `json:"instances"`
 	// VirtualServers are the load-balanced services and their health.
 	VirtualServers []VirtualServerStatus `json:"virtual_servers"`
 	// Events are the most recent state changes, oldest first.
@@ -96,6 +99,21 @@ type Source interface {
 	// Table is the data plane's live table (services, real servers,
 	// counters), read from the kernel.
 	Table() (Table, error)
+	// Reload re-reads the configuration and applies the difference; an
+	// error means the configuration was refused and nothing changed.
+	Reload() (ReloadResult, error)
+}
+
+// ReloadResult says what a reload changed.
+type ReloadResult struct {
+	Kept      []string `json:"kept"`
+	Started   []string `json:"started"`
+	Stopped   []string `json:"stopped"`
+	Restarted []string `json:"restarted"`
+	// Errors are parts that could not be applied (an instance whose
+	// interface is missing); the rest was.
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Table is the live load-balancing table, as `tandem lvs list` prints it.
@@ -159,6 +177,7 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status.json", s.status)
 	mux.HandleFunc("GET /lvs.json", s.table)
+	mux.HandleFunc("POST /reload", s.reload)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -179,6 +198,15 @@ func (s *Server) table(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, t, s.log)
+}
+
+func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
+	res, err := s.src.Reload()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, res, s.log)
 }
 
 func writeJSON(w http.ResponseWriter, v any, log *slog.Logger) {
@@ -212,14 +240,25 @@ func FetchTable(ctx context.Context, path string) (Table, error) {
 	return t, get(ctx, path, "/lvs.json", &t)
 }
 
+// Reload asks the daemon behind the socket at path to reload its
+// configuration.
+func Reload(ctx context.Context, socket string) (ReloadResult, error) {
+	var r ReloadResult
+	return r, call(ctx, socket, http.MethodPost, "/reload", &r)
+}
+
 func get(ctx context.Context, socket, path string, v any) error {
+	return call(ctx, socket, http.MethodGet, path, v)
+}
+
+func call(ctx context.Context, socket, method, path string, v any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://tandem"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://tandem"+path, nil)
 	if err != nil {
 		return err
 	}

@@ -45,12 +45,14 @@ type balancer struct {
 	rec      *lvs.Reconciler
 	sched    *check.Scheduler
 	checks   chan check.Event
+	reloads  chan reloadReq
 	scripts  *notify.Scripts
 	mailer   *notify.Mailer
 	eventLog *notify.EventLog
 
 	mu   sync.Mutex
 	pool *lvs.Pool
+	ops  uint64 // data-plane operations applied since start
 }
 
 // openKernel picks the data plane: auto takes kernel IPVS where the kernel
@@ -90,7 +92,7 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024),
+	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024), reloads: make(chan reloadReq),
 		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool()}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
@@ -106,21 +108,31 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 }
 
 // run runs the checks and applies their events until ctx ends; then it
-// removes every service it programmed.
+// removes every service it programmed. Reloads are applied in this loop
+// too, between events.
 func (b *balancer) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.sched.Run(ctx)
-	}()
+	stop, done := b.startChecks(ctx)
 	b.reconcile(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			stop()
+			b.drain(done)
 			b.close()
 			return
+		case r := <-b.reloads:
+			next, err := check.NewScheduler(r.cfg.VirtualServers, b.log, check.Options{Env: check.Env{TrackFiles: r.cfg.TrackFiles}, Events: b.checks})
+			if err != nil {
+				r.done <- err // the running checks go on untouched
+				continue
+			}
+			stop()
+			b.drain(done)
+			next.Inherit(b.sched)
+			b.swap(r.cfg, next)
+			stop, done = b.startChecks(ctx)
+			b.reconcile(ctx)
+			r.done <- nil
 		case ev := <-b.checks:
 			b.apply(ev)
 			// Take every event already queued before touching the kernel.
@@ -135,6 +147,80 @@ func (b *balancer) run(ctx context.Context) {
 			b.reconcile(ctx)
 		}
 	}
+}
+
+// startChecks runs the scheduler until the returned stop is called; done
+// is closed when it has returned.
+func (b *balancer) startChecks(ctx context.Context) (stop func(), done chan struct{}) {
+	ctx, cancel := context.WithCancel(ctx)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		b.sched.Run(ctx)
+	}()
+	return cancel, done
+}
+
+// drain applies the events of a stopping scheduler until it has returned.
+func (b *balancer) drain(done chan struct{}) {
+	for {
+		select {
+		case ev := <-b.checks:
+			b.apply(ev)
+		case <-done:
+			return
+		}
+	}
+}
+
+// swap moves the balancer to a new configuration and scheduler, carrying
+// the pool over to the new model's real servers by address, so that the
+// next reconcile changes only what the new configuration changed.
+func (b *balancer) swap(cfg *config.Config, next *check.Scheduler) {
+	key := func(vs *config.VirtualServer, rs *config.RealServer) string {
+		k := vs.Name() + "/" + vs.Protocol
+		if rs != nil {
+			k += " " + rsName(rs)
+		}
+		return k
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	weights, sorry := map[string]int{}, map[string]bool{}
+	for _, vs := range b.cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			if w, in := b.pool.Weights[rs]; in {
+				weights[key(vs, rs)] = w
+			}
+		}
+		sorry[key(vs, nil)] = b.pool.Sorry[vs]
+	}
+	pool := lvs.NewPool()
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			if w, in := weights[key(vs, rs)]; in {
+				pool.Weights[rs] = w
+			}
+		}
+		if sorry[key(vs, nil)] {
+			pool.Sorry[vs] = true
+		}
+	}
+	b.cfg, b.pool, b.sched = cfg, pool, next
+}
+
+// reload hands a new configuration to the loop and waits for it to be
+// applied: unchanged checkers keep their state, and the data plane is
+// reconciled, so only what changed changes in the kernel.
+func (b *balancer) reload(cfg *config.Config) error {
+	r := reloadReq{cfg: cfg, done: make(chan error, 1)}
+	b.reloads <- r
+	return <-r.done
+}
+
+type reloadReq struct {
+	cfg  *config.Config
+	done chan error
 }
 
 // apply records one check event in the pool and runs its notifications.
@@ -155,7 +241,6 @@ func (b *balancer) apply(ev check.Event) {
 		delete(b.pool.Sorry, ev.VS)
 	}
 	b.mu.Unlock()
-	b.log.Info("health", "event", ev.Kind, "vs", ev.VS.Name(), "rs", rsName(ev.RS), "weight", ev.Weight, "reason", ev.Reason)
 	if ev.Initial {
 		return
 	}
@@ -213,6 +298,9 @@ func (b *balancer) reconcile(ctx context.Context) {
 	if err != nil {
 		b.log.Error("data plane not updated; retried at the next change", "err", err)
 	}
+	b.mu.Lock()
+	b.ops += uint64(len(rep.Ops))
+	b.mu.Unlock()
 	if len(rep.Ops) > 0 {
 		b.log.Info("data plane updated", "dataplane", b.name, "ops", len(rep.Ops))
 	}
@@ -230,18 +318,24 @@ func (b *balancer) close() {
 
 // suspend and resume follow VRRP mastership for ha_suspend virtual servers.
 func (b *balancer) suspend(master bool) {
+	b.mu.Lock()
+	sched := b.sched
+	b.mu.Unlock()
 	if master {
-		b.sched.Resume()
+		sched.Resume()
 	} else {
-		b.sched.Suspend()
+		sched.Suspend()
 	}
 }
 
 // status is the virtual servers' part of the status document.
-func (b *balancer) status() []api.VirtualServerStatus {
-	snap := b.sched.Snapshot()
+func (b *balancer) status() (vss []api.VirtualServerStatus, ops uint64) {
+	b.mu.Lock()
+	cfg, sched, ops := b.cfg, b.sched, b.ops
+	b.mu.Unlock()
+	snap := sched.Snapshot()
 	out := make([]api.VirtualServerStatus, 0, len(snap))
-	for i, vs := range b.cfg.VirtualServers {
+	for i, vs := range cfg.VirtualServers {
 		if i >= len(snap) {
 			break
 		}
@@ -260,7 +354,7 @@ func (b *balancer) status() []api.VirtualServerStatus {
 		}
 		out = append(out, v)
 	}
-	return out
+	return out, ops
 }
 
 // forwardNames are ipvsadm's names of the forwarding methods.

@@ -5,7 +5,9 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +25,11 @@ type Options struct {
 	Socket     string
 	// Dataplane is auto, ipvs, nft or none (health checks only).
 	Dataplane string
-	Version   string
-	Log       *slog.Logger
+	// Reloads asks for a reload (SIGHUP): the file is read again and the
+	// difference applied.
+	Reloads <-chan os.Signal
+	Version string
+	Log     *slog.Logger
 }
 
 // Daemon is a running Tandem.
@@ -40,6 +45,12 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	masters map[string]bool // instances in MASTER, for ha_suspend
+
+	// ctx is Run's; trackers and a balancer started by a reload run in it.
+	ctx          context.Context
+	reloadMu     sync.Mutex // one reload at a time
+	stopTrackers func()
+	balDone      chan struct{}
 }
 
 // ConfigError is a configuration that cannot run; its Diagnostics say why.
@@ -93,43 +104,136 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer srv.Close()
-	trackCtx, stopTrackers := context.WithCancel(ctx)
-	waitTrackers, err := startTrackers(trackCtx, cfg, eng, log)
-	if err != nil {
-		stopTrackers()
+	d.ctx = ctx
+	if err := d.startTrackers(cfg); err != nil {
 		eng.Close()
 		return err
 	}
-	if d.bal, err = newBalancer(cfg, opts.Dataplane, d, log); err != nil {
-		stopTrackers()
-		waitTrackers()
+	if err := d.startBalancer(cfg); err != nil {
+		d.stopTrackers()
 		eng.Close()
 		return err
 	}
-	var balDone chan struct{}
-	if d.bal != nil {
-		balDone = make(chan struct{})
+	if opts.Reloads != nil {
 		go func() {
-			defer close(balDone)
-			d.bal.run(ctx)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-opts.Reloads:
+					if res, err := d.Reload(); err != nil {
+						log.Error("reload refused; the running configuration is unchanged", "err", err)
+					} else {
+						log.Info("reloaded", "kept", res.Kept, "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted)
+					}
+				}
+			}
 		}()
 	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
 	err = eng.Run(ctx)
-	stopTrackers()
-	waitTrackers()
-	if balDone != nil {
-		<-balDone
+	d.reloadMu.Lock() // no reload half-way through the stop
+	defer d.reloadMu.Unlock()
+	d.stopTrackers()
+	if d.balDone != nil {
+		<-d.balDone
 	}
 	log.Info("tandem stopped")
 	return err
+}
+
+// startTrackers runs the trackers of cfg; d.stopTrackers stops them and
+// waits for them.
+func (d *Daemon) startTrackers(cfg *config.Config) error {
+	ctx, cancel := context.WithCancel(d.ctx)
+	wait, err := startTrackers(ctx, cfg, d.engine, d.opts.Log)
+	if err != nil {
+		cancel()
+		return err
+	}
+	d.stopTrackers = func() {
+		cancel()
+		wait()
+	}
+	return nil
+}
+
+// startBalancer starts health checks and the data plane if cfg has
+// virtual servers.
+func (d *Daemon) startBalancer(cfg *config.Config) error {
+	bal, err := newBalancer(cfg, d.opts.Dataplane, d, d.opts.Log)
+	if err != nil || bal == nil {
+		return err
+	}
+	d.mu.Lock()
+	d.bal = bal
+	d.mu.Unlock()
+	d.balDone = make(chan struct{})
+	go func() {
+		defer close(d.balDone)
+		bal.run(d.ctx)
+	}()
+	return nil
+}
+
+// Reload re-reads the configuration file and applies the difference: VRRP
+// instances whose configuration is unchanged keep running untouched, health
+// checks keep their state, and the data plane gets only the changes. A
+// configuration with errors leaves the running one as it is.
+func (d *Daemon) Reload() (api.ReloadResult, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	log := d.opts.Log
+	var res api.ReloadResult
+	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
+	for _, dg := range diags {
+		if dg.Severity != config.Error {
+			res.Warnings = append(res.Warnings, dg.String())
+		}
+	}
+	if diags.HasErrors() {
+		return res, &ConfigError{Diagnostics: diags}
+	}
+	rep := d.engine.Reload(cfg)
+	res.Kept, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Started, rep.Stopped, rep.Restarted
+	for _, e := range rep.Errors {
+		res.Errors = append(res.Errors, e.Error())
+	}
+	// Trackers follow the new configuration; their first updates repeat
+	// what the instances already have, which changes nothing.
+	d.stopTrackers()
+	if err := d.startTrackers(cfg); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	d.mu.Lock()
+	d.cfg, d.mailer = cfg, notify.NewMailer(&cfg.Global, log)
+	bal, master := d.bal, len(d.masters) > 0
+	d.mu.Unlock()
+	var err error
+	if bal != nil {
+		err = bal.reload(cfg)
+	} else {
+		err = d.startBalancer(cfg)
+		bal = d.balancer()
+	}
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	if bal != nil {
+		bal.suspend(master)
+	}
+	d.events.Add(notify.Event{Time: time.Now(), Kind: "reload", Object: d.opts.ConfigFile,
+		Message: fmt.Sprintf("kept %d, started %d, stopped %d, restarted %d instances", len(res.Kept), len(res.Started), len(res.Stopped), len(res.Restarted))})
+	return res, nil
 }
 
 // stateChanged runs the notify scripts and alerts of an instance or sync
 // group entering a state, and records it in the event log.
 func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	st := notify.State(sc.State.String())
-	g := &d.cfg.Global
+	d.mu.Lock()
+	g, mailer := &d.cfg.Global, d.mailer
+	d.mu.Unlock()
 	// keepalived: an instance's smtp_alert, else smtp_alert_vrrp, else
 	// smtp_alert.
 	alert := func(own bool) bool { return own || config.First(false, g.SMTPAlertVRRP, g.SMTPAlert) }
@@ -139,14 +243,14 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 		kind, name = "group", sc.Group.Name
 		d.scripts.Group(sc.Group, st)
 		if alert(sc.Group.SMTPAlert) {
-			mail = func(ctx context.Context) error { return d.mailer.Group(ctx, name, st) }
+			mail = func(ctx context.Context) error { return mailer.Group(ctx, name, st) }
 		}
 	} else {
 		kind, name = "instance", sc.Instance.Name
 		d.followMastership(name, sc.State == vrrp.Master)
 		d.scripts.Instance(sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
-			mail = func(ctx context.Context) error { return d.mailer.Instance(ctx, name, st) }
+			mail = func(ctx context.Context) error { return mailer.Instance(ctx, name, st) }
 		}
 	}
 	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: kind + " " + name, Message: "entering " + string(st)})
@@ -165,10 +269,8 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 // while this director is master of some instance (keepalived.conf(5)
 // ha_suspend).
 func (d *Daemon) followMastership(instance string, master bool) {
-	if d.bal == nil {
-		return
-	}
 	d.mu.Lock()
+	bal := d.bal
 	was := len(d.masters) > 0
 	if master {
 		d.masters[instance] = true
@@ -177,17 +279,25 @@ func (d *Daemon) followMastership(instance string, master bool) {
 	}
 	is := len(d.masters) > 0
 	d.mu.Unlock()
-	if was != is {
-		d.bal.suspend(is)
+	if bal != nil && was != is {
+		bal.suspend(is)
 	}
+}
+
+// balancer is the running balancer, nil without virtual servers (a reload
+// may start one).
+func (d *Daemon) balancer() *balancer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bal
 }
 
 // Table implements api.Source.
 func (d *Daemon) Table() (api.Table, error) {
-	if d.bal == nil {
-		return api.Table{Dataplane: DataplaneNone, Services: []api.TableService{}}, nil
+	if bal := d.balancer(); bal != nil {
+		return bal.table()
 	}
-	return d.bal.table()
+	return api.Table{Dataplane: DataplaneNone, Services: []api.TableService{}}, nil
 }
 
 // Status implements api.Source.
@@ -208,9 +318,9 @@ func (d *Daemon) Status() api.Status {
 		}
 		st.Instances = append(st.Instances, is)
 	}
-	if d.bal != nil {
-		st.Dataplane = d.bal.name
-		st.VirtualServers = d.bal.status()
+	if bal := d.balancer(); bal != nil {
+		st.Dataplane = bal.name
+		st.VirtualServers, st.DataplaneOps = bal.status()
 	}
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {

@@ -25,8 +25,8 @@ func TestSeed001(t *testing.T) {
 	ka1 := startTandem(t, l, "ka1", seedConf(t, "seed001-vip-ka1.conf"))
 	ka2 := startTandem(t, l, "ka2", seedConf(t, "seed001-vip-ka2.conf"))
 
-	waitFor(t, "ka1 MASTER, ka2 BACKUP", 10*time.Second, func() bool {
-		return ka1.state("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP"
+	waitFor(t, "ka1 MASTER, ka2 BACKUP hearing it", 10*time.Second, func() bool {
+		return ka1.state("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP" && ka2.instance(t, "VI_1").MasterIP == "192.168.1.4"
 	})
 	if !holds(t, l, "ka1", "ens33", vip001) || holds(t, l, "ka2", "ens33", vip001) {
 		t.Fatal("the master must hold the VIP and the backup not")

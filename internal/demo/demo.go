@@ -1,0 +1,379 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"tandem/internal/lab"
+)
+
+// Run builds the lab, runs the seeds' three tests on it, printing each
+// step to opts.Out, tears everything down, also when ctx is cancelled
+// (then it returns ctx's error), and prints a summary of the tests. The
+// results are nil when the lab could not be set up (err says why).
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	nginx, err := probe().check(opts.Web)
+	if err != nil {
+		return nil, err
+	}
+	p := newProgress(opts.Out)
+	if removed, err := lab.Sweep(); err != nil {
+		p.step("removing labs left by killed earlier runs: %v", err)
+	} else if len(removed) > 0 {
+		p.step("removed %d namespaces left by killed earlier runs", len(removed))
+	}
+	results, err := runLab(ctx, opts, nginx, p)
+	if err != nil || len(results) == 0 {
+		return results, err
+	}
+	fmt.Fprintln(opts.Out)
+	return results, writeSummary(opts.Out, results, time.Since(p.start))
+}
+
+// runLab is Run's part that has the lab up.
+func runLab(ctx context.Context, opts Options, nginx string, p *progress) (results []Result, err error) {
+	dir, err := os.MkdirTemp("", "tandem-demo-")
+	if err != nil {
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	confs, names, err := configFiles(opts.Configs, dir)
+	if err != nil {
+		return nil, err
+	}
+
+	built := time.Now()
+	l, err := lab.New(lab.Seed000().Spec())
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		t := time.Now()
+		err = errors.Join(err, l.Close())
+		p.step("lab torn down: processes killed, namespaces removed (%s)", ms(time.Since(t)))
+	}()
+	s := newStack(l, opts.Bin, dir, nginx, l.Start)
+	p.step("lab %s: dir1 %s, dir2 %s, rs1 %s, rs2 %s, client %s on one bridge, no link to the host (%s)",
+		l.Name(), s.layout.Directors[0].Addr, s.layout.Directors[1].Addr, s.layout.Reals[0].Addr, s.layout.Reals[1].Addr,
+		s.layout.Client.Addr, ms(time.Since(built)))
+	target, err := s.populate(ctx, p, confs, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range []struct {
+		name string
+		run  func(context.Context, *stack, *progress, netip.AddrPort) Result
+	}{
+		{"health check", healthCheck},
+		{"failover", failover},
+		{"recovery", recovery},
+	} {
+		fmt.Fprintf(opts.Out, "test %d/3: %s\n", len(results)+1, t.name)
+		r := t.run(ctx, s, p, target)
+		r.Name = t.name
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		if !r.Pass {
+			p.step("FAIL: %s", r.Detail)
+			s.printLogs(opts.Out)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// populate starts the real servers and the directors, and waits until
+// dir1 is MASTER with both real servers healthy. It returns the virtual
+// server's address.
+func (s *stack) populate(ctx context.Context, p *progress, confs, names [2]string) (netip.AddrPort, error) {
+	for _, h := range s.layout.Reals {
+		if err := s.prepareReal(ctx, h.Name); err != nil {
+			return netip.AddrPort{}, err
+		}
+		if err := s.startWeb(ctx, h.Name); err != nil {
+			return netip.AddrPort{}, err
+		}
+		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	}
+	for i, conf := range confs {
+		if err := s.startDirector(ctx, i, conf); err != nil {
+			return netip.AddrPort{}, err
+		}
+		p.step("%s: tandem run -f %s", s.dirs[i].node, names[i])
+	}
+	target, err := s.service(ctx)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	dir1, dir2 := s.dirs[0], s.dirs[1]
+	took, err := waitFor(ctx, 15*time.Second, func() bool { return dir1.state(ctx) == "MASTER" && dir2.state(ctx) == "BACKUP" })
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("dir1 MASTER, dir2 BACKUP: %w (dir1 %s, dir2 %s)", err, dir1.state(ctx), dir2.state(ctx))
+	}
+	p.step("dir1 MASTER, dir2 BACKUP (%s)", secs(took))
+	took, err = waitFor(ctx, 20*time.Second, func() bool {
+		return dir1.is(ctx, s.layout.Reals[0].Addr, true) && dir1.is(ctx, s.layout.Reals[1].Addr, true)
+	})
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("real servers healthy on dir1: %w", err)
+	}
+	p.step("dir1: both real servers in the pool (%s)", secs(took))
+	return target, nil
+}
+
+// Result is one test's outcome.
+type Result struct {
+	Name   string
+	Pass   bool
+	Took   time.Duration
+	Detail string // the measurements, or what failed
+}
+
+func fail(start time.Time, format string, args ...any) Result {
+	return Result{Took: time.Since(start), Detail: fmt.Sprintf(format, args...)}
+}
+
+// healthCheck is the seeds' first test: the web server of the real server
+// the client is on stops; it leaves the pool and the client is served by
+// the other; it starts again and comes back.
+func healthCheck(ctx context.Context, s *stack, p *progress, target netip.AddrPort) Result {
+	start := time.Now()
+	dir1 := s.dirs[0]
+	var first string
+	if _, err := waitFor(ctx, 10*time.Second, func() bool {
+		var err error
+		first, err = s.get(target, 2*time.Second)
+		return err == nil
+	}); err != nil {
+		return fail(start, "client -> %s: no answer: %v", target, err)
+	}
+	other := s.layout.Reals[0].Name
+	if other == first {
+		other = s.layout.Reals[1].Name
+	}
+	ip := s.realAddr(first)
+	if !ip.IsValid() {
+		return fail(start, "the VIP answered %q, not a real server", first)
+	}
+	p.step("client -> %s: served by %s; stop %s's %s", target, first, first, s.webName())
+	stopped := time.Now()
+	if err := s.web[first].Stop(5 * time.Second); err != nil {
+		return fail(start, "stop %s's web server: %v", first, err)
+	}
+	// TCP_CHECK with delay_loop 6, retry 3, delay_before_retry 3 and the
+	// connection refused at once: out within 6 + 3*3 s.
+	if _, err := waitFor(ctx, 30*time.Second, func() bool { return dir1.is(ctx, ip, false) }); err != nil {
+		return fail(start, "%s still healthy on dir1: %v", first, err)
+	}
+	left := time.Since(stopped)
+	p.step("dir1: %s healthy=false, out of the pool (%s after the stop)", first, secs(left))
+	if _, err := waitFor(ctx, 5*time.Second, func() bool {
+		got, err := s.get(target, 2*time.Second)
+		return err == nil && got == other
+	}); err != nil {
+		return fail(start, "client not served by %s once %s left: %v", other, first, err)
+	}
+	p.step("client -> %s: served by %s; start %s's %s", target, other, first, s.webName())
+	if err := s.startWeb(ctx, first); err != nil {
+		return fail(start, "%v", err)
+	}
+	back, err := waitFor(ctx, 20*time.Second, func() bool { return dir1.is(ctx, ip, true) })
+	if err != nil {
+		return fail(start, "%s not healthy again on dir1: %v", first, err)
+	}
+	p.step("dir1: %s healthy=true, back in the pool (%s)", first, secs(back))
+	return Result{Pass: true, Took: time.Since(start),
+		Detail: fmt.Sprintf("%s out in %s, client on %s, back in %s", first, secs(left), other, secs(back))}
+}
+
+// failover is the seeds' second test: the master crashes and the backup
+// takes the VIP over. A SIGKILL leaves the crashed director's kernel as it
+// was: the VIP on eth0 and the data plane's rules still forwarding to the
+// real servers, which a crashed machine would not do. So the director is
+// also cut off the segment (its switch port detached, its link still up),
+// as a powered-off machine is, and the time measured is the time the
+// client goes without service.
+func failover(ctx context.Context, s *stack, p *progress, target netip.AddrPort) Result {
+	start := time.Now()
+	dir1, dir2 := s.dirs[0], s.dirs[1]
+	p.step("crash dir1: SIGKILL to tandem's process group, dir1 off the switch")
+	killed := time.Now()
+	if err := dir1.proc.Kill(); err != nil {
+		return fail(start, "kill dir1's tandem: %v", err)
+	}
+	if err := s.l.Partition(lab.SwitchLAN, dir1.node); err != nil {
+		return fail(start, "cut dir1 off: %v", err)
+	}
+	// One loop watches both: the client asks every 50 ms (with a short
+	// dial timeout), so the first answer is timed to within ~0.35 s.
+	var master, served time.Duration
+	var by string
+	_, err := waitFor(ctx, 15*time.Second, func() bool {
+		if master == 0 && dir2.state(ctx) == "MASTER" {
+			master = time.Since(killed)
+			p.step("dir2 MASTER (%s after the kill)", secs(master))
+		}
+		if served == 0 {
+			var gerr error
+			if by, gerr = s.get(target, 300*time.Millisecond); gerr == nil {
+				served = time.Since(killed)
+				p.step("client -> %s: served by %s, %s after the kill", target, by, secs(served))
+			}
+		}
+		return master > 0 && served > 0
+	})
+	switch {
+	case master == 0:
+		return fail(start, "dir2 not MASTER after the crash: %v (%s)", err, dir2.state(ctx))
+	case served == 0:
+		return fail(start, "client -> %s not served after the failover: %v", target, err)
+	}
+	return Result{Pass: true, Took: served,
+		Detail: fmt.Sprintf("dir2 MASTER in %s, client served again %s after the kill", secs(master), secs(served))}
+}
+
+// recovery is the seeds' third test: the master comes back (tandem
+// started again, its switch port reattached), preempts, and the VIP and
+// the client's traffic are back on it.
+func recovery(ctx context.Context, s *stack, p *progress, target netip.AddrPort) Result {
+	start := time.Now()
+	dir1, dir2 := s.dirs[0], s.dirs[1]
+	p.step("start dir1's tandem again, then put dir1 back on the switch")
+	// Started while still cut off, tandem first removes the VIP and
+	// rules its crashed run left, so dir1 comes back as a rebooted
+	// machine would: without answering ARP for the VIP next to dir2.
+	if err := s.startDirector(ctx, 0, dir1.conf); err != nil {
+		return fail(start, "%v", err)
+	}
+	if err := s.l.Heal(lab.SwitchLAN, dir1.node); err != nil {
+		return fail(start, "reattach dir1: %v", err)
+	}
+	dir1 = s.dirs[0]
+	master, err := waitFor(ctx, 15*time.Second, func() bool { return dir1.state(ctx) == "MASTER" && dir2.state(ctx) == "BACKUP" })
+	if err != nil {
+		return fail(start, "dir1 MASTER, dir2 BACKUP: %v (dir1 %s, dir2 %s)", err, dir1.state(ctx), dir2.state(ctx))
+	}
+	p.step("dir1 MASTER, dir2 BACKUP (%s after the start)", secs(time.Since(start)))
+	on1, err1 := s.holdsVIP(dir1.node)
+	on2, err2 := s.holdsVIP(dir2.node)
+	if err := errors.Join(err1, err2); err != nil {
+		return fail(start, "%v", err)
+	}
+	if !on1 || on2 {
+		return fail(start, "VIP %s: on dir1 %t, on dir2 %t; want dir1 only", s.vip(), on1, on2)
+	}
+	mac, err := s.mac(dir1.node)
+	if err != nil {
+		return fail(start, "%v", err)
+	}
+	// The client's neighbour entry for the VIP says whose eth0 its
+	// packets go to: dir1's once its gratuitous ARP has arrived.
+	var by string
+	if _, err := waitFor(ctx, 10*time.Second, func() bool {
+		var gerr error
+		by, gerr = s.get(target, 300*time.Millisecond)
+		via, _ := s.neighbour(target.Addr())
+		return gerr == nil && via.String() == mac.String()
+	}); err != nil {
+		return fail(start, "client not served through dir1: %v", err)
+	}
+	p.step("client -> %s: served by %s through dir1 (its ARP entry for the VIP is dir1's MAC)", target, by)
+	return Result{Pass: true, Took: time.Since(start),
+		Detail: fmt.Sprintf("dir1 MASTER in %s, VIP back on dir1, client served through it", secs(master))}
+}
+
+// holdsVIP reports whether node has the VIP on its lab interface.
+func (s *stack) holdsVIP(node string) (bool, error) {
+	found := false
+	err := s.l.Do(node, func() error {
+		link, err := netlink.LinkByName(s.layout.Iface)
+		if err != nil {
+			return err
+		}
+		as, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == s.vip() {
+				found = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("%s: addresses of %s: %w", node, s.layout.Iface, err)
+	}
+	return found, nil
+}
+
+// mac is node's hardware address on the lab interface.
+func (s *stack) mac(node string) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := s.l.Do(node, func() error {
+		link, err := netlink.LinkByName(s.layout.Iface)
+		if err != nil {
+			return err
+		}
+		mac = link.Attrs().HardwareAddr
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: MAC of %s: %w", node, s.layout.Iface, err)
+	}
+	return mac, nil
+}
+
+// neighbour is the MAC the client's neighbour table has for addr.
+func (s *stack) neighbour(addr netip.Addr) (net.HardwareAddr, error) {
+	var mac net.HardwareAddr
+	err := s.l.Do(s.layout.Client.Name, func() error {
+		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr && n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) == 0 {
+				mac = n.HardwareAddr
+			}
+		}
+		return nil
+	})
+	return mac, err
+}
+
+// printLogs shows the end of each director's log after a failed test.
+func (s *stack) printLogs(w io.Writer) {
+	for _, d := range s.dirs {
+		fmt.Fprintf(w, "  last lines of %s's tandem log:\n%s\n", d.node, indent(tail(d.proc.Output(), 15)))
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
+
+// progress prints one line per step, prefixed with the time since the
+// demo started.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	return &progress{w: w, start: time.Now()}
+}
+
+func (p *progress) step(format string, args ...any) {
+	fmt.Fprintf(p.w, "%7s  %s\n", secs(time.Since(p.start)), strings.TrimSpace(fmt.Sprintf(format, args...)))
+}

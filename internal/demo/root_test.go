@@ -1,0 +1,166 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tandem/internal/lab"
+)
+
+// tandemBin is the tandem binary the root tests run in the lab's nodes,
+// built once in TestMain.
+var tandemBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Geteuid() == 0 {
+		dir, err := os.MkdirTemp("", "tandem-demo-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		tandemBin = filepath.Join(dir, "tandem")
+		if out, err := exec.Command("go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// testWriter logs each line the demo prints, as it prints it, so that a
+// slow step shows where the time goes.
+type testWriter struct {
+	t   *testing.T
+	buf bytes.Buffer
+	all bytes.Buffer
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.all.Write(p)
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		w.t.Log(strings.TrimRight(line, "\n"))
+	}
+}
+
+// TestDemo runs `tandem lab demo` end to end, with its built-in examples:
+// ~20-35 s, most of it seed000's health-check timing (delay_loop 6,
+// retry 3, delay_before_retry 3).
+func TestDemo(t *testing.T) {
+	lab.RequireRoot(t)
+	w := &testWriter{t: t}
+	start := time.Now()
+	results, err := Run(t.Context(), Options{Bin: tandemBin, Web: WebAuto, Out: w})
+	if err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if !AllPassed(results) || len(results) != 3 {
+		t.Fatalf("demo: not all three tests passed: %+v", results)
+	}
+	for _, r := range results {
+		t.Logf("timing: %s %v (%s)", r.Name, r.Took.Round(time.Millisecond), r.Detail)
+	}
+	t.Logf("timing: demo %v in all", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(w.all.String(), "lab torn down") {
+		t.Error("the demo did not report its teardown")
+	}
+}
+
+// TestUpExecDown leaves a lab up as `tandem lab up` does (with the built-in
+// web server, the path taken where nginx is missing), runs commands in
+// it, and takes it down: no namespace of its name, no process it started,
+// no directory is left.
+func TestUpExecDown(t *testing.T) {
+	lab.RequireRoot(t)
+	// A name of the test's own, so a lab a developer has up is not
+	// touched; it shares no prefix with DefaultEnv's ("tandemlab-").
+	env := Env{Name: fmt.Sprintf("tandemlabtest%d", os.Getpid()), Dir: filepath.Join(t.TempDir(), "lab")}
+	t.Cleanup(func() {
+		// Only after a failure is there anything left.
+		if err := Down(env, &bytes.Buffer{}); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	w := &testWriter{t: t}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	st, err := Up(ctx, Options{Bin: tandemBin, Web: WebBuiltin, Out: w}, env)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Logf("timing: up %v", time.Since(start).Round(time.Millisecond))
+	if len(st.Procs) != 4 {
+		t.Errorf("up recorded %d processes, want 4 (2 web servers, 2 directors): %+v", len(st.Procs), st.Procs)
+	}
+	for _, ps := range st.Procs {
+		if !running(ps) {
+			t.Errorf("%s: %v (pid %d) not running after up", ps.Node, ps.Argv, ps.PID)
+		}
+	}
+
+	if _, err := Up(ctx, Options{Bin: tandemBin, Web: WebBuiltin, Out: w}, env); err == nil || !strings.Contains(err.Error(), "up already") {
+		t.Errorf("a second up: %v, want a refusal", err)
+	}
+
+	var out, errOut bytes.Buffer
+	// "tandem" is found through the PATH Exec sets: the lab's copy.
+	code, err := Exec(env, "dir1", []string{"tandem", "status", "--socket", st.Sockets["dir1"]}, nil, &out, &errOut)
+	if err != nil || code != 0 || !strings.Contains(out.String(), "MASTER") {
+		t.Errorf("exec dir1 tandem status: code %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, &out, &errOut)
+	}
+	out.Reset()
+	code, err = Exec(env, "client", []string{"sh", "-c", "ip -4 -br addr show eth0; exit 3"}, nil, &out, &errOut)
+	if err != nil || code != 3 || !strings.Contains(out.String(), "172.16.7.100/24") {
+		t.Errorf("exec client: code %d (want 3, the command's), %v\nstdout:\n%s", code, err, &out)
+	}
+	if _, err := Exec(env, "nosuch", []string{"true"}, nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "no node") {
+		t.Errorf("exec in a node that is not there: %v", err)
+	}
+
+	var down bytes.Buffer
+	start = time.Now()
+	if err := Down(env, &down); err != nil {
+		t.Fatalf("down: %v\n%s", err, &down)
+	}
+	t.Logf("timing: down %v:\n%s", time.Since(start).Round(time.Millisecond), &down)
+	for _, ps := range st.Procs {
+		if running(ps) {
+			t.Errorf("%s: %v (pid %d) still running after down", ps.Node, ps.Argv, ps.PID)
+		}
+	}
+	list, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip netns list: %v: %s", err, list)
+	}
+	if strings.Contains(string(list), env.Name) {
+		t.Errorf("namespaces left after down:\n%s", list)
+	}
+	if _, err := os.Stat(env.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s left after down: %v", env.Dir, err)
+	}
+	if _, err := Exec(env, "dir1", []string{"true"}, nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "no lab is up") {
+		t.Errorf("exec after down: %v, want \"no lab is up\"", err)
+	}
+	down.Reset()
+	if err := Down(env, &down); err != nil || !strings.Contains(down.String(), "no lab") {
+		t.Errorf("a second down: %v, %q; want \"no lab ... is up\"", err, &down)
+	}
+}

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"tandem/internal/lab"
+)
+
+// TestReload: SIGHUP and `tandem reload` apply only the difference. The
+// seed000 master runs with nginx real servers; an unchanged configuration
+// changes nothing in the kernel and no VRRP state; a changed weight is one
+// data-plane operation; a new instance starts without disturbing the
+// running one; a broken configuration is refused and the running one stays.
+func TestReload(t *testing.T) {
+	l := lab.NewT(t, lab.Seed000().Spec())
+	vip := "172.16.7.5"
+	for _, rs := range []string{"rs1", "rs2"} {
+		carryVIP(t, l, rs, netip.MustParseAddr(vip))
+		startNginx(t, l, rs)
+	}
+	orig, err := os.ReadFile(seedConf(t, "seed000-lvs-dr-master.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := writeConf(t, "master.conf", string(orig))
+	dir1 := startTandem(t, l, "dir1", conf)
+	const vs = "172.16.7.5:80"
+	waitFor(t, "dir1 MASTER with both real servers healthy", 15*time.Second, func() bool {
+		return dir1.state("VI_1") == "MASTER" && dir1.healthy(vs, "172.16.7.3") && dir1.healthy(vs, "172.16.7.4")
+	})
+	snapshot := func() (transitions, ops uint64) {
+		st, err := dir1.status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Instances[0].Transitions, st.DataplaneOps
+	}
+	time.Sleep(time.Second) // let the initial reconciles settle
+	tr0, ops0 := snapshot()
+	reload := func() (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, err := l.Command(ctx, "dir1", tandemBin, "reload", "--socket", dir1.socket).CombinedOutput()
+		code := 0
+		if err != nil {
+			code = 1
+		}
+		return string(out), code
+	}
+
+	// Unchanged, by SIGHUP.
+	if err := dir1.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the SIGHUP reload logged", 10*time.Second, func() bool { return strings.Contains(dir1.proc.Output(), "msg=reloaded kept=[VI_1]") })
+	time.Sleep(time.Second)
+	if tr, ops := snapshot(); tr != tr0 || ops != ops0 {
+		t.Fatalf("an unchanged reload changed something: transitions %d->%d, data-plane ops %d->%d", tr0, tr, ops0, ops)
+	}
+
+	// A weight: exactly one data-plane operation.
+	changed := strings.Replace(string(orig), "weight 1\n", "weight 2\n", 1)
+	if changed == string(orig) {
+		t.Fatal("test premise: the seed has no \"weight 1\" line")
+	}
+	if err := os.WriteFile(conf, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reload(); code != 0 || !strings.Contains(out, "kept: VI_1") {
+		t.Fatalf("tandem reload: exit %d\n%s", code, out)
+	}
+	time.Sleep(time.Second)
+	if tr, ops := snapshot(); tr != tr0 || ops != ops0+1 {
+		t.Errorf("a weight change: transitions %d->%d (want unchanged), data-plane ops %d->%d (want exactly one more)", tr0, tr, ops0, ops)
+	}
+	if list := lvsList(t, l, dir1); !strings.Contains(list, "-> 172.16.7.4:80                  Route   2") {
+		t.Errorf("the new weight is not in the kernel:\n%s", list)
+	}
+
+	// A new instance starts beside the running one.
+	withVI2 := changed + `
+vrrp_instance VI_2 {
+    state MASTER
+    interface eth0
+    virtual_router_id 52
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        172.16.7.6
+    }
+}
+`
+	if err := os.WriteFile(conf, []byte(withVI2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reload(); code != 0 || !strings.Contains(out, "started: VI_2") || !strings.Contains(out, "kept: VI_1") {
+		t.Fatalf("tandem reload: exit %d\n%s", code, out)
+	}
+	waitFor(t, "VI_2 MASTER", 10*time.Second, func() bool { return dir1.state("VI_2") == "MASTER" })
+	if tr, _ := snapshot(); tr != tr0 {
+		t.Errorf("starting VI_2 moved VI_1: transitions %d->%d", tr0, tr)
+	}
+
+	// A broken configuration is refused; nothing changes.
+	_, opsBefore := snapshot()
+	if err := os.WriteFile(conf, []byte(withVI2+"vrrp_instance {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reload(); code == 0 || !strings.Contains(out, "master.conf:") {
+		t.Errorf("a broken configuration must be refused with its errors: exit %d\n%s", code, out)
+	}
+	if tr, ops := snapshot(); tr != tr0 || ops != opsBefore || dir1.state("VI_2") != "MASTER" {
+		t.Errorf("a refused reload changed something: transitions %d->%d, ops %d->%d", tr0, tr, opsBefore, ops)
+	}
+}
