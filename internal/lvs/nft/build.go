@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -35,21 +36,23 @@ const nftDynsetOpDelete = 2
 // flow to the same slot.
 const hashSeed = 0x74616e64 // "tand"
 
-// Base chains, one set per family table.
+// Base chain priorities.
 var (
 	natPriority     = nftables.ChainPriorityNATDest // dstnat: DNAT the first packet of a connection
-	drPriority      = nftables.ChainPriorityRaw     // before conntrack: DR traffic is never tracked
 	accountPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 1)
+	// DR: ahead of other ingress chains an operator may have (nft's
+	// examples use 0), so that a forwarded packet is not also filtered
+	// as if it were for the director.
+	ingressPriority = nftables.ChainPriorityRef(-500)
 )
 
-func baseChains(t *nftables.Table) (natPre, drPre, account *nftables.Chain) {
+// baseChains are the NAT base chains of a family table.
+func baseChains(t *nftables.Table) (natPre, account *nftables.Chain) {
 	natPre = &nftables.Chain{Name: "nat_pre", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: natPriority}
-	drPre = &nftables.Chain{Name: "dr_pre", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: drPriority}
 	account = &nftables.Chain{Name: "account", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: accountPriority}
-	return natPre, drPre, account
+	return natPre, account
 }
 
 // family holds what differs between the ip and ip6 tables.
@@ -57,20 +60,41 @@ type family struct {
 	addrLen            uint32
 	saddrOff, daddrOff uint32
 	nfproto            uint32
+	ethertype          uint16 // what `meta protocol` matches in the netdev table
 	addrType           nftables.SetDatatype
 }
 
 func familyOf(f lvs.AddressFamily) family {
 	if f == lvs.IPv6 {
-		return family{16, 8, 24, unix.NFPROTO_IPV6, nftables.TypeIP6Addr}
+		return family{16, 8, 24, unix.NFPROTO_IPV6, unix.ETH_P_IPV6, nftables.TypeIP6Addr}
 	}
-	return family{4, 12, 16, unix.NFPROTO_IPV4, nftables.TypeIPAddr}
+	return family{4, 12, 16, unix.NFPROTO_IPV4, unix.ETH_P_IP, nftables.TypeIPAddr}
 }
 
 // Object names of a service's real server; n is objName(key).
 func pktsName(n string, id uint32) string  { return idName("pkts_", n, id) }
 func connsName(n string, id uint32) string { return idName("conns_", n, id) }
 func rsChain(n string, id uint32) string   { return idName("rs_", n, id) }
+
+// ingressChain is a DR service's base chain on the interface with index
+// ifindex (`nft list` shows the device by name).
+func ingressChain(n string, ifindex uint32) string { return idName("in_", n, ifindex) }
+
+// ownedBy reports whether a DR chain or counter called name belongs to the
+// service whose objName is n: svc_n, slots_n, or role_n_<number>. Names
+// of distinct services never collide this way, since n ends in a port or
+// mark and the suffix is digits only.
+func ownedBy(name, n string) bool {
+	if name == "svc_"+n || name == "slots_"+n {
+		return true
+	}
+	for _, role := range []string{"rs_", "in_", "pkts_"} {
+		if rest, ok := strings.CutPrefix(name, role+n+"_"); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
 
 func idName(role, n string, id uint32) string {
 	return role + n + "_" + strconv.FormatUint(uint64(id), 10)
@@ -86,6 +110,7 @@ type layout struct {
 	slots    []uint32          // slot -> dest id; the scheduler's table
 	rs       []dest            // dests with a chain: those holding slots
 	ifindex  map[uint32]uint32 // DR: dest id -> egress interface
+	ingress  map[uint32]string // DR: the interfaces of ifindex, by index
 	counters []string
 	chains   []string
 	sets     []string // flushed and refilled maps (not the registry, not persist)
@@ -125,13 +150,20 @@ func (k *Kernel) layout(s *service, resolve bool) (*layout, error) {
 		l.sets = append(l.sets, "live_"+l.n)
 	}
 	if s.Method == lvs.DR && resolve {
-		l.ifindex = map[uint32]uint32{}
+		l.ifindex, l.ingress = map[uint32]uint32{}, map[uint32]string{}
 		for _, d := range l.rs {
 			idx, err := k.nextHop(d)
 			if err != nil {
 				return nil, fmt.Errorf("real server %v: %w", d.Addr, err)
 			}
 			l.ifindex[d.id] = idx
+			if _, ok := l.ingress[idx]; !ok {
+				link, err := k.route.LinkByIndex(int(idx))
+				if err != nil {
+					return nil, fmt.Errorf("real server %v: interface %d: %w", d.Addr, idx, err)
+				}
+				l.ingress[idx] = link.Attrs().Name
+			}
 		}
 	}
 	return l, nil
@@ -153,9 +185,9 @@ func (k *Kernel) nextHop(d dest) (uint32, error) {
 	return uint32(routes[0].LinkIndex), nil
 }
 
-// commit sends one transaction that turns service old into next (either
-// may be nil) in family f's table; all is the state after it, for the
-// dispatch chains, which are rebuilt when dispatch is set.
+// commit sends one transaction that turns NAT service old into next
+// (either may be nil) in family f's table; all is the state after it, for
+// the dispatch chains, which are rebuilt when dispatch is set.
 func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.ServiceKey]*service, dispatch bool) error {
 	var lo, ln *layout
 	var err error
@@ -177,8 +209,8 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 	}
 	t := table(f)
 	c.AddTable(t)
-	natPre, drPre, account := baseChains(t)
-	for _, ch := range []*nftables.Chain{natPre, drPre, account} {
+	natPre, account := baseChains(t)
+	for _, ch := range []*nftables.Chain{natPre, account} {
 		c.AddChain(ch)
 		if dispatch {
 			c.FlushChain(ch)
@@ -201,8 +233,128 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 		}
 		slices.SortFunc(keys, lvs.ServiceKey.Compare)
 		for _, key := range keys {
-			addDispatch(c, natPre, drPre, account, all[key])
+			if s := all[key]; s.Method == lvs.NAT {
+				addDispatch(c, natPre, account, s)
+			}
 		}
+	}
+	return c.Flush()
+}
+
+// commitDR turns DR service old into next (either may be nil) in the
+// netdev table. fwd rules cannot go through google/nftables (fillChains),
+// so this takes up to three transactions, ordered so that packets only
+// ever see a complete service:
+//
+//  1. the table and next's counters, which nothing references yet;
+//  2. fillChains: each real server's chain, created if new, else rewritten
+//     in one step (a chain the slot map points at always holds one
+//     complete rule);
+//  3. everything else at once: registry, scheduler, slot map, ingress
+//     chains, and the deletion of what next no longer has.
+//
+// A failure after step 1 or 2 leaves only chains and counters nothing
+// references; step 3 of the service's next commit deletes them, as it
+// deletes every object of the service that the kernel lists and next does
+// not have, and so does Flush.
+func (k *Kernel) commitDR(old, next *service) error {
+	t := drTable()
+	var ln *layout
+	n := ""
+	if next != nil {
+		var err error
+		if ln, err = k.layout(next, true); err != nil {
+			return err
+		}
+		n = ln.n
+		c, err := k.dial()
+		if err != nil {
+			return err
+		}
+		c.AddTable(t)
+		for _, o := range ln.counters {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		rules := make([]fwdRule, 0, len(ln.rs))
+		for _, d := range ln.rs {
+			rules = append(rules, ln.drRule(d))
+		}
+		if err := k.fillChains(t, rules); err != nil {
+			return err
+		}
+	} else {
+		n = objName(old.Key())
+	}
+
+	// What the kernel has of the service, orphans of a failed commit
+	// included; the layout of old would miss those, and its ingress
+	// chains, which depend on routes at the time.
+	var chains, counters []string
+	all, err := k.conn.ListChainsOfTableFamily(t.Family)
+	if err != nil {
+		return fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range all {
+		if ch.Table.Name == t.Name && ownedBy(ch.Name, n) {
+			chains = append(chains, ch.Name)
+		}
+	}
+	objs, err := k.conn.GetObjects(t)
+	if err != nil {
+		return fmt.Errorf("list counters: %w", err)
+	}
+	for _, o := range objs {
+		if cnt, ok := o.(*nftables.CounterObj); ok && ownedBy(cnt.Name, n) {
+			counters = append(counters, cnt.Name)
+		}
+	}
+	var keepChains, keepCounters, rs []string
+	if ln != nil {
+		keepChains, keepCounters = slices.Clone(ln.chains), ln.counters
+		for idx := range ln.ingress {
+			keepChains = append(keepChains, ingressChain(n, idx))
+		}
+		for _, d := range ln.rs {
+			rs = append(rs, rsChain(n, d.id))
+		}
+	}
+
+	c, err := k.dial()
+	if err != nil {
+		return err
+	}
+	c.AddTable(t)
+	// Flushes first, so that nothing deleted below is still referenced;
+	// the real servers' chains that next keeps are already final.
+	slotMap := &nftables.Set{Table: t, Name: "slots_" + n}
+	reg := &nftables.Set{Table: t, Name: "reg_" + n}
+	if old != nil {
+		c.FlushSet(slotMap)
+		c.FlushSet(reg)
+	}
+	for _, ch := range chains {
+		if !slices.Contains(rs, ch) {
+			c.FlushChain(&nftables.Chain{Table: t, Name: ch})
+		}
+	}
+	for _, ch := range chains {
+		if !slices.Contains(keepChains, ch) {
+			c.DelChain(&nftables.Chain{Table: t, Name: ch})
+		}
+	}
+	for _, o := range counters {
+		if !slices.Contains(keepCounters, o) {
+			c.DeleteObject(&nftables.CounterObj{Table: t, Name: o})
+		}
+	}
+	if ln == nil {
+		c.DelSet(slotMap)
+		c.DelSet(reg)
+	} else if err := build(c, t, ln); err != nil {
+		return err
 	}
 	return c.Flush()
 }
@@ -285,10 +437,20 @@ func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 	for _, name := range l.chains {
 		chains[name] = c.AddChain(&nftables.Chain{Table: t, Name: name})
 	}
-	for _, d := range l.rs {
-		c.AddRule(&nftables.Rule{Table: t, Chain: chains[rsChain(l.n, d.id)], Exprs: l.rsExprs(d, persist)})
-	}
-	if s.Method == lvs.NAT {
+	if s.Method == lvs.DR {
+		// The real servers' chains were filled by fillChains; traffic
+		// enters on the interfaces that reach them (LVS-DR's segment).
+		for idx, dev := range l.ingress {
+			in := &nftables.Chain{Table: t, Name: ingressChain(l.n, idx), Type: nftables.ChainTypeFilter,
+				Hooknum: nftables.ChainHookIngress, Priority: ingressPriority, Device: dev}
+			c.AddChain(in)
+			c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: append(l.serviceMatch(true),
+				&expr.Verdict{Kind: expr.VerdictGoto, Chain: "svc_" + l.n})})
+		}
+	} else {
+		for _, d := range l.rs {
+			c.AddRule(&nftables.Rule{Table: t, Chain: chains[rsChain(l.n, d.id)], Exprs: l.natExprs(d, persist)})
+		}
 		for _, d := range sortedDests(s) {
 			exprs := l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), d.Addr.Addr().AsSlice())
 			if d.Addr.Port() != 0 {
@@ -371,24 +533,28 @@ func sortedDests(s *service) []dest {
 	return out
 }
 
-// rsExprs is the body of a real server's chain.
-func (l *layout) rsExprs(d dest, persist *nftables.Set) []expr.Any {
+// drRule is the body of a DR real server's chain: count, then `fwd` to the
+// real server out of the interface that reaches it. fwd resolves the
+// server's MAC in the neighbour table and transmits from the egress
+// device, which is the MAC rewrite of LVS-DR; the packet is stolen, so it
+// never reaches the director's stack.
+func (l *layout) drRule(d dest) fwdRule {
+	return fwdRule{
+		chain: rsChain(l.n, d.id),
+		exprs: []expr.Any{
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
+			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
+			// The interface index is a host-endian int in the kernel.
+			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])},
+		},
+		addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto,
+	}
+}
+
+// natExprs is the body of a NAT real server's chain.
+func (l *layout) natExprs(d dest, persist *nftables.Set) []expr.Any {
 	var exprs []expr.Any
 	addr := &expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()}
-	if l.s.Method == lvs.DR {
-		// google/nftables has no `fwd` expression, so DR uses dup,
-		// which routes a copy with the real server as next hop (the
-		// neighbour table supplies its MAC, the egress device the
-		// source MAC: the MAC rewrite of LVS-DR), then drops the
-		// original.
-		return []expr.Any{
-			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
-			addr,
-			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])},
-			&expr.Dup{RegAddr: reg1, RegDev: reg2, IsRegDevSet: true},
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		}
-	}
 	exprs = append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: connsName(l.n, d.id)})
 	if persist != nil {
 		exprs = append(exprs, l.clientKey()...)
@@ -457,27 +623,34 @@ func (l *layout) schedule() []expr.Any {
 		Modulus: n, Seed: hashSeed, Type: expr.HashTypeJenkins})
 }
 
-// addDispatch sends s's traffic to its chain: NAT from the dstnat hook,
-// with an accounting jump in the chain after it, DR from the raw hook.
-func addDispatch(c *nftables.Conn, natPre, drPre, account *nftables.Chain, s *service) {
-	l := &layout{s: s, n: objName(s.Key()), fam: familyOf(s.Family)}
-	var match []expr.Any
+// serviceMatch matches the packets of l's service. netdev chains see every
+// protocol, so they first match the ethertype: the addresses are read at
+// fixed offsets of the network header.
+func (l *layout) serviceMatch(netdev bool) []expr.Any {
+	s := l.s
 	if s.FWMark != 0 {
-		match = l.match(&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1}, nativeEndian.PutUint32(s.FWMark))
-	} else {
-		match = l.match(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, []byte{byte(s.Protocol)})
-		match = append(match, l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), s.VIP.AsSlice())...)
-		if s.Port != 0 {
-			match = append(match, l.match(thPort(2), binaryutil.BigEndian.PutUint16(s.Port))...)
-		}
+		return l.match(&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1}, nativeEndian.PutUint32(s.FWMark))
 	}
+	var match []expr.Any
+	if netdev {
+		match = l.match(&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: reg1}, binaryutil.BigEndian.PutUint16(l.fam.ethertype))
+	}
+	match = append(match, l.match(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, []byte{byte(s.Protocol)})...)
+	match = append(match, l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), s.VIP.AsSlice())...)
+	if s.Port != 0 {
+		match = append(match, l.match(thPort(2), binaryutil.BigEndian.PutUint16(s.Port))...)
+	}
+	return match
+}
+
+// addDispatch sends NAT service s's traffic to its chain from the dstnat
+// hook, with an accounting jump in the chain after it.
+func addDispatch(c *nftables.Conn, natPre, account *nftables.Chain, s *service) {
+	l := &layout{s: s, n: objName(s.Key()), fam: familyOf(s.Family)}
+	match := l.serviceMatch(false)
 	jump := func(ch *nftables.Chain, exprs []expr.Any, to string) {
 		exprs = append(slices.Clone(exprs), &expr.Verdict{Kind: expr.VerdictGoto, Chain: to})
 		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: exprs})
-	}
-	if s.Method == lvs.DR {
-		jump(drPre, match, "svc_"+l.n)
-		return
 	}
 	jump(natPre, match, "svc_"+l.n)
 	// Every packet of a connection the service scheduled, in the client's

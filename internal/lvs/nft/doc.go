@@ -3,42 +3,63 @@
 //
 // # Tables
 //
-// Everything lives in two tables of its own, `ip tandem` and `ip6 tandem`
-// (TableName), created by the first Apply and deleted whole by Flush and
-// Close; nothing else in the ruleset is read or touched. Each holds three
-// base chains, all on the prerouting hook:
+// Everything lives in tables of its own (TableName), created by the first
+// Apply and deleted whole by Flush and Close; nothing else in the ruleset
+// is read or touched. NAT services are in `ip tandem` and `ip6 tandem`,
+// each with two base chains on the prerouting hook:
 //
-//	dr_pre   filter, priority raw (-300): DR services, before conntrack
 //	nat_pre  nat, priority dstnat (-100): NAT services, first packet of a connection
 //	account  filter, priority -99: per-real-server packet counters for NAT
 //
-// and, per service named n (objName: "tcp_10.0.0.1_80", "fwm_42"):
+// DR services of both families are in `netdev tandem`, where each has its
+// own base chains, one per interface that reaches its real servers:
+//
+//	in_n_<ifindex>  filter, hook ingress, device <interface>, priority -500
+//
+// Per service named n (objName: "tcp_10.0.0.1_80", "fwm_42"), in its table:
 //
 //	reg_n        registry set: the service and its real servers as element comments
 //	svc_n        the scheduler: persistence lookup, then slot lookup, then drop
 //	slots_n      verdict map slot -> goto rs_n_<id>
-//	rs_n_<id>    one real server: counter, persistence update, dnat (NAT) or dup+drop (DR)
+//	rs_n_<id>    one real server: counter, persistence update, dnat (NAT) or fwd (DR)
 //	live_n       NAT with persistence: verdict map id -> goto rs_n_<id>, servers with slots
 //	persist_n    NAT with persistence: timed dynamic map client/bits -> id
 //	acct_n       NAT: one rule per real server, counting into pkts_n_<id>
 //	pkts_n_<id>  named counter: packets and bytes from clients to the server
 //	conns_n_<id> named counter (NAT): connections scheduled to the server
 //
-// The dispatch chains hold one rule per service (protocol, VIP, port, or
-// firewall mark) that jumps to svc_n; they are linear in the number of
-// services, which keepalived configurations keep small.
+// The NAT dispatch chains hold one rule per service (protocol, VIP, port,
+// or firewall mark) that jumps to svc_n, and a DR ingress chain one rule
+// (ethertype, protocol, VIP, port); every packet is thus matched against
+// each service in turn, which keepalived configurations keep few.
 //
 // # Transactions
 //
-// Every Apply rebuilds the one service it concerns in a single nf_tables
-// transaction (one google/nftables Flush, atomic in the kernel): flush the
-// service's chains and maps, delete the objects the new state no longer
-// has, add the new ones, refill. Packets see the old service or the new
-// one, never a half-built state. Counters and the persistence map are
-// kept across rebuilds (adding an existing object is a no-op), so a weight
-// change neither resets statistics nor moves persistent clients that stay
-// valid. The dispatch chains are rebuilt in the same transaction only when
-// a service is added or deleted.
+// Every Apply rebuilds the one service it concerns. For NAT that is a
+// single nf_tables transaction (one google/nftables Flush, atomic in the
+// kernel): flush the service's chains and maps, delete the objects the new
+// state no longer has, add the new ones, refill. Packets see the old
+// service or the new one, never a half-built state. Counters and the
+// persistence map are kept across rebuilds (adding an existing object is a
+// no-op), so a weight change neither resets statistics nor moves
+// persistent clients that stay valid. The dispatch chains are rebuilt in
+// the same transaction only when a service is added or deleted.
+//
+// DR takes three transactions, because google/nftables (v0.3.0) cannot
+// send a `fwd` expression: its expr.Any has unexported methods, so no
+// expression of ours can go through AddRule. The rules holding fwd are
+// sent in an nfnetlink batch of our own (fillChains, on a netlink socket
+// in the Kernel's namespace), their other expressions encoded by
+// expr.Marshal. The order keeps packets on complete states: (1) the table
+// and the new counters; (2) one batch that creates, flushes and refills
+// every real server's chain, so a chain the slot map already points at
+// goes from its old rule to its new one at once, and a new chain is not
+// yet referenced; (3) one transaction for the rest (registry, scheduler,
+// slot map, ingress chains) and the deletion of whatever the service no
+// longer has. A failure or crash between them leaves only unreferenced
+// chains and counters; step 3 deletes every object of the service that the
+// kernel lists and the new state lacks, so the next commit of the service
+// (or Flush) removes them.
 //
 // # Restart
 //
@@ -55,16 +76,21 @@
 // are preserved (no masquerade), so real servers must route replies back
 // through the director, as with LVS-NAT.
 //
-// DR: google/nftables (v0.3.0) has no `fwd` expression, so instead of a
-// netdev ingress `fwd ip to <rip> device <dev>` DR uses `dup to <rip>
-// device <dev>` followed by `drop` in the raw-priority prerouting chain:
-// the copy is routed with the real server as next hop, which is the MAC
-// rewrite of LVS-DR (destination MAC from the neighbour table, source MAC
-// of the egress device), and the original never reaches conntrack or the
-// director's stack. The cost is one packet copy per packet. The egress
-// device is the interface of the route to the real server, which must be on
-// a connected subnet; it is resolved when the service is rebuilt. There is
-// no conntrack, so flows are hashed (see slots for the schedulers):
+// DR: `fwd ip to <rip> device <dev>` (`fwd ip6 to` for IPv6) from a netdev
+// ingress chain. fwd looks the real server up in the neighbour table
+// (resolving it if needed) and transmits the packet from the egress device
+// with the server's MAC as destination: the MAC rewrite of LVS-DR, which
+// works with real servers holding the VIP on lo. The packet is stolen, so
+// it never reaches conntrack or the director's stack; fwd decrements its
+// TTL (hop limit). The egress device is the interface of the route to the
+// real server, which must be on a connected subnet; it is resolved when the
+// service is rebuilt, and the service's ingress chains sit on those same
+// interfaces: as in LVS-DR, clients' packets for the VIP are expected on
+// the real servers' segment. Packets for the VIP that arrive on another
+// interface, or while no real server has a positive weight (no ingress
+// chain then), go to the director's own stack, which answers as a host
+// without the service would. There is no conntrack, so flows are hashed
+// (see slots for the schedulers):
 // jhash(saddr . sport) by default, and with persistence jhash of the client
 // address masked to the persistence granularity only, which keeps a client
 // on one server for as long as the pool does not change, with no timeout.
@@ -74,7 +100,8 @@
 //
 // TUN is not supported (a clear error naming the service): nftables has no
 // IP-in-IP encapsulation. Neither are one-packet scheduling (ops), DR with
-// firewall-mark services (marks are set after the raw hook), nor services
+// firewall-mark services (no rule can set a mark before the netdev
+// ingress hook), nor services
 // mixing forwarding methods. Upper and lower connection thresholds are
 // stored and reported but not enforced.
 //

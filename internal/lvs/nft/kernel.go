@@ -15,8 +15,9 @@ import (
 	"tandem/internal/lvs"
 )
 
-// TableName is the name of the tables Tandem owns, one per address family
-// (`ip tandem`, `ip6 tandem`). Nothing outside them is ever read or changed.
+// TableName is the name of the tables Tandem owns: `ip tandem` and
+// `ip6 tandem` for NAT, `netdev tandem` for DR. Nothing outside them is
+// ever read or changed.
 const TableName = "tandem"
 
 var _ lvs.Kernel = (*Kernel)(nil)
@@ -27,6 +28,7 @@ type Kernel struct {
 	conn  *nftables.Conn // reads, and Flush
 	dial  func() (*nftables.Conn, error)
 	route *netlink.Handle // route lookups for DR next hops
+	netns int             // namespace fd for fwd rule batches, -1: the caller's
 
 	// state is the registry as last read or written; nil means "read it
 	// before the next Apply" (at start, and after a failed transaction,
@@ -87,9 +89,9 @@ func New(opts ...Option) (*Kernel, error) {
 	// than on the first reconcile (DESIGN.md, principle 4).
 	if _, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4); err != nil {
 		route.Close()
-		return nil, fmt.Errorf("lvs/nft: nftables unavailable (kernel needs CONFIG_NF_TABLES, nf_nat and nf_dup_ipv4/6): %w", err)
+		return nil, fmt.Errorf("lvs/nft: nftables unavailable (kernel needs CONFIG_NF_TABLES, nf_nat and, for DR, nft_fwd_netdev): %w", err)
 	}
-	return &Kernel{conn: conn, dial: dial, route: route}, nil
+	return &Kernel{conn: conn, dial: dial, route: route, netns: o.netns}, nil
 }
 
 func table(f lvs.AddressFamily) *nftables.Table {
@@ -100,7 +102,17 @@ func table(f lvs.AddressFamily) *nftables.Table {
 	return &nftables.Table{Name: TableName, Family: fam}
 }
 
-var families = []lvs.AddressFamily{lvs.IPv4, lvs.IPv6}
+// drTable holds the DR services of both address families: fwd exists only
+// in the netdev family, whose ingress hook sees packets before the
+// director's IP stack (and conntrack) does.
+func drTable() *nftables.Table {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyNetdev}
+}
+
+// allTables are every table a Kernel may create.
+func allTables() []*nftables.Table {
+	return []*nftables.Table{table(lvs.IPv4), table(lvs.IPv6), drTable()}
+}
 
 // Services reads the registries of both tables back from the kernel and
 // returns every service there, in lvs.ServiceKey order, with Method set to
@@ -122,9 +134,9 @@ func (k *Kernel) Services() ([]lvs.Service, error) {
 // Dests reads service key's real servers back from the kernel, sorted by
 // address.
 func (k *Kernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
-	s, err := k.readService(table(key.Family), "reg_"+objName(key))
+	_, s, err := k.find(key)
 	if err != nil {
-		return nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+		return nil, err
 	}
 	return s.sortedDests(), nil
 }
@@ -138,11 +150,26 @@ func (s *service) sortedDests() []lvs.Dest {
 	return out
 }
 
+// find reads service key's registry from whichever table holds it: the
+// family's for NAT, the netdev one for DR.
+func (k *Kernel) find(key lvs.ServiceKey) (*nftables.Table, *service, error) {
+	reg := "reg_" + objName(key)
+	t := table(key.Family)
+	s, err := k.readService(t, reg)
+	if err != nil {
+		var err2 error
+		t = drTable()
+		if s, err2 = k.readService(t, reg); err2 != nil {
+			return nil, nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+		}
+	}
+	return t, s, nil
+}
+
 // load reads every registry.
 func (k *Kernel) load() (map[lvs.ServiceKey]*service, error) {
 	state := map[lvs.ServiceKey]*service{}
-	for _, f := range families {
-		t := table(f)
+	for _, t := range allTables() {
 		ok, err := k.hasTable(t)
 		if err != nil {
 			return nil, err
@@ -211,8 +238,11 @@ func (k *Kernel) hasTable(t *nftables.Table) (bool, error) {
 }
 
 func tableText(t *nftables.Table) string {
-	if t.Family == nftables.TableFamilyIPv6 {
+	switch t.Family {
+	case nftables.TableFamilyIPv6:
 		return "ip6 " + t.Name
+	case nftables.TableFamilyNetdev:
+		return "netdev " + t.Name
 	}
 	return "ip " + t.Name
 }
@@ -278,15 +308,30 @@ func (k *Kernel) Apply(op lvs.Op) error {
 	} else {
 		after[key] = next
 	}
-	// The dispatch chains list every service of the family, so they are
-	// rebuilt only when the set of services changes.
-	dispatch := op.Kind == lvs.AddService || op.Kind == lvs.DelService
-	if err := k.commit(key.Family, old, next, after, dispatch); err != nil {
+	var err error
+	if m := methodOf(old, next); m == lvs.DR {
+		err = k.commitDR(old, next)
+	} else {
+		// The NAT dispatch chains list every NAT service of the family,
+		// so they are rebuilt only when the set of services changes.
+		dispatch := op.Kind == lvs.AddService || op.Kind == lvs.DelService
+		err = k.commit(key.Family, old, next, after, dispatch)
+	}
+	if err != nil {
 		k.state = nil // the transaction failed as a whole; re-read before the next op
 		return fmt.Errorf("lvs/nft: %v: %w", op, err)
 	}
 	k.state = after
 	return nil
+}
+
+// methodOf is the forwarding method of a service being changed from old to
+// next (one may be nil; a service's method never changes).
+func methodOf(old, next *service) lvs.Method {
+	if next != nil {
+		return next.Method
+	}
+	return old.Method
 }
 
 // freeID returns the smallest id no dest of ds uses.
@@ -310,7 +355,7 @@ func (s *service) check() error {
 		return fmt.Errorf("lvs/nft: %v: lb_kind TUN is not supported by the nftables backend (it has no IP-in-IP encapsulation); use the ipvs backend", k)
 	case lvs.DR:
 		if k.FWMark != 0 {
-			return fmt.Errorf("lvs/nft: %v: lb_kind DR with a firewall mark is not supported by the nftables backend: DR is scheduled before the mangle table sets marks", k)
+			return fmt.Errorf("lvs/nft: %v: lb_kind DR with a firewall mark is not supported by the nftables backend: DR is scheduled at the netdev ingress hook, before any rule can set a mark", k)
 		}
 	}
 	if s.Flags&lvs.FlagOnePacket != 0 {
@@ -340,10 +385,9 @@ type DestStats struct {
 // address, for `tandem lvs list`. Counters live as long as the real server
 // stays in the service: weight changes and other rebuilds keep them.
 func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
-	t := table(key.Family)
-	s, err := k.readService(t, "reg_"+objName(key))
+	t, s, err := k.find(key)
 	if err != nil {
-		return nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+		return nil, err
 	}
 	objs, err := k.conn.GetObjects(t)
 	if err != nil {
@@ -374,8 +418,7 @@ func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 // Flush deletes Tandem's tables, and with them every service, in one
 // transaction. The Kernel stays usable: the next Apply starts afresh.
 func (k *Kernel) Flush() error {
-	for _, f := range families {
-		t := table(f)
+	for _, t := range allTables() {
 		ok, err := k.hasTable(t)
 		if err != nil {
 			return fmt.Errorf("lvs/nft: flush: %w", err)

@@ -495,10 +495,41 @@ func TestDREndToEnd(t *testing.T) {
 		addAddr(t, nsHandle(t, l, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
 		serve(t, l, r.Name, ":80")
 	}
-	k := newKernel(t, nsHandle(t, l, "dir1"))
+	ns := nsHandle(t, l, "dir1")
+	k := newKernel(t, ns)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
 	dests := []lvs.Dest{{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1}, {Addr: netip.AddrPortFrom(y.Reals[1].Addr, 80), Weight: 1}}
 	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: dests}))
+
+	// DR lives in the netdev table alone, in an ingress chain on the
+	// interface that reaches the real servers.
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTables()
+	if err != nil || len(tables) != 1 || tables[0].Family != nftables.TableFamilyNetdev || tables[0].Name != TableName {
+		t.Errorf("tables %v, %v: want netdev %s only", tables, err, TableName)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(y.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ingressChain(objName(svc.Key()), uint32(link.Attrs().Index))
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(chains, func(ch *nftables.Chain) bool {
+		return ch.Name == in && ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookIngress
+	}) {
+		t.Errorf("no ingress chain %s among %d chains", in, len(chains))
+	}
 
 	got := hits(t, l, vip, 100)
 	t.Logf("DR wrr 1:1 (flow hash): %v", got)
@@ -601,5 +632,88 @@ func TestDREndToEndIPv6(t *testing.T) {
 	t.Logf("IPv6 DR rr (flow hash): %v", got)
 	if got["rs1"] < 8 || got["rs2"] < 8 {
 		t.Errorf("IPv6 DR spread %v, want both servers used", got)
+	}
+}
+
+// TestDROrphans covers a DR commit that fails after its real servers'
+// chains were created (fwd rules go in a batch of their own, before the
+// transaction that references them): what it left behind is unreferenced,
+// and the next commit of the service, here from a restarted process,
+// deletes it.
+func TestDROrphans(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	ns := nsHandle(t, l, "dir")
+	k := newKernel(t, ns)
+	vs := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR},
+		Dests:   []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1}, {Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1}},
+	}
+	reconcile(t, k, mustDesired(t, vs))
+
+	// What a crash between fillChains and the main transaction of an
+	// add-dest leaves: a counter and a filled chain for id 7.
+	n := objName(vs.Service.Key())
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddObj(&nftables.CounterObj{Table: drTable(), Name: pktsName(n, 7)})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	orphan := layout{s: &service{Service: vs.Service}, n: n, fam: familyOf(lvs.IPv4), ifindex: map[uint32]uint32{7: 1}}
+	rule := orphan.drRule(dest{Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.9.0.9:80")}, id: 7})
+	if err := k.fillChains(drTable(), []fwdRule{rule}); err != nil {
+		t.Fatal(err)
+	}
+	names := func() (chains, counters []string) {
+		t.Helper()
+		cs, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range cs {
+			chains = append(chains, ch.Name)
+		}
+		objs, err := c.GetObjects(drTable())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			counters = append(counters, o.(*nftables.CounterObj).Name)
+		}
+		return chains, counters
+	}
+	if chains, counters := names(); !slices.Contains(chains, rsChain(n, 7)) || !slices.Contains(counters, pktsName(n, 7)) {
+		t.Fatalf("orphans not created: chains %v, counters %v", chains, counters)
+	}
+
+	k2 := newKernel(t, ns)
+	checkState(t, k2, mustDesired(t, vs))
+	vs.Dests[1].Weight = 2
+	reconcile(t, k2, mustDesired(t, vs))
+	checkState(t, k2, mustDesired(t, vs))
+	chains, counters := names()
+	if slices.Contains(chains, rsChain(n, 7)) || slices.Contains(counters, pktsName(n, 7)) {
+		t.Errorf("orphans survived the next commit: chains %v, counters %v", chains, counters)
+	}
+	for _, id := range []uint32{0, 1} {
+		if !slices.Contains(chains, rsChain(n, id)) || !slices.Contains(counters, pktsName(n, id)) {
+			t.Errorf("real server %d lost its chain or counter: chains %v, counters %v", id, chains, counters)
+		}
+	}
+
+	// Deleting the service leaves an empty table; Close, none.
+	reconcile(t, k2, mustDesired(t))
+	if chains, counters := names(); len(chains) != 0 || len(counters) != 0 {
+		t.Errorf("after delete: chains %v, counters %v", chains, counters)
+	}
+	if err := k2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := c.ListTables(); err != nil || len(ts) != 0 {
+		t.Errorf("after Close: tables %v, %v", ts, err)
 	}
 }

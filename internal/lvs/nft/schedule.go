@@ -51,8 +51,8 @@ const (
 //     dh: they too map a destination to a server, but do not rebalance
 //     on load. sh-fallback/mh-fallback are implied: a weight-0 server has
 //     no slot, so its clients always go elsewhere.
-//   - DR, every scheduler: the same tables, but never numgen: the raw hook
-//     has no conntrack, so every packet of a flow must find the same slot.
+//   - DR, every scheduler: the same tables, but never numgen: the netdev
+//     ingress hook has no conntrack, so every packet of a flow must find the same slot.
 //     Hence a Maglev table indexed by jhash(saddr . sport) for the
 //     non-hashing schedulers, weighted as above (rr, lc: equal weights;
 //     fo, ovf: the single top server).

@@ -1,0 +1,151 @@
+package nft
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	mnl "github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// google/nftables (v0.3.0) has no `fwd` expression, and expr.Any has
+// unexported methods, so a rule holding one cannot go through Conn.AddRule.
+// The rules that need it (one per DR real server) are sent here instead, in
+// an nfnetlink batch of our own: the standard expressions are encoded by
+// expr.Marshal, fwd by fwdExpr.
+
+// Attributes of the kernel's fwd expression (nf_tables.h, enum
+// nft_fwd_attributes); golang.org/x/sys/unix defines only the first.
+const (
+	nftaFwdSregDev  = unix.NFTA_FWD_SREG_DEV
+	nftaFwdSregAddr = 2
+	nftaFwdNfproto  = 3
+)
+
+// fwdTimeout bounds the wait for the kernel's answer to a batch, so that a
+// lost reply cannot hang the reconcile loop.
+const fwdTimeout = 10 * time.Second
+
+// fwdRule is the only rule of chain: exprs, then `fwd` to the address in
+// addrReg (nfproto's family) out of the interface whose index is in devReg.
+// The kernel resolves the next hop's MAC in the neighbour table, which is
+// LVS-DR's MAC rewrite.
+type fwdRule struct {
+	chain           string
+	exprs           []expr.Any
+	addrReg, devReg uint32
+	nfproto         uint32
+}
+
+// fwdExpr encodes the fwd expression as the kernel's nft_fwd_netdev reads
+// it: registers and family as big-endian u32.
+func fwdExpr(r fwdRule) ([]byte, error) {
+	data, err := mnl.MarshalAttributes([]mnl.Attribute{
+		{Type: nftaFwdSregDev, Data: binaryutil.BigEndian.PutUint32(r.devReg)},
+		{Type: nftaFwdSregAddr, Data: binaryutil.BigEndian.PutUint32(r.addrReg)},
+		{Type: nftaFwdNfproto, Data: binaryutil.BigEndian.PutUint32(r.nfproto)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mnl.MarshalAttributes([]mnl.Attribute{
+		{Type: unix.NFTA_EXPR_NAME, Data: []byte("fwd\x00")},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_EXPR_DATA, Data: data},
+	})
+}
+
+// fillChains makes each rule the whole content of its chain, in one
+// transaction: create the chain if needed, flush it, add the rule. A chain
+// the slot map already points at thus changes from its old rule to its new
+// one in a single step.
+func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	fam := byte(t.Family)
+	msg := func(typ int, flags mnl.HeaderFlags, attrs []mnl.Attribute) (mnl.Message, error) {
+		b, err := mnl.MarshalAttributes(attrs)
+		if err != nil {
+			return mnl.Message{}, err
+		}
+		return mnl.Message{
+			Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: mnl.Request | mnl.Acknowledge | flags},
+			Data:   append(nfgenmsg(fam, 0), b...),
+		}, nil
+	}
+	tableAttr := []byte(t.Name + "\x00")
+	msgs := []mnl.Message{{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: mnl.Request},
+		Data: nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)}}
+	for _, r := range rules {
+		chainAttr := []byte(r.chain + "\x00")
+		elems := make([]mnl.Attribute, 0, len(r.exprs)+1)
+		for _, e := range r.exprs {
+			b, err := expr.Marshal(fam, e)
+			if err != nil {
+				return fmt.Errorf("chain %s: %w", r.chain, err)
+			}
+			elems = append(elems, mnl.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b})
+		}
+		fwd, err := fwdExpr(r)
+		if err != nil {
+			return fmt.Errorf("chain %s: %w", r.chain, err)
+		}
+		elems = append(elems, mnl.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: fwd})
+		list, err := mnl.MarshalAttributes(elems)
+		if err != nil {
+			return fmt.Errorf("chain %s: %w", r.chain, err)
+		}
+		for _, m := range []struct {
+			typ   int
+			flags mnl.HeaderFlags
+			attrs []mnl.Attribute
+		}{
+			{unix.NFT_MSG_NEWCHAIN, mnl.Create, []mnl.Attribute{{Type: unix.NFTA_CHAIN_TABLE, Data: tableAttr}, {Type: unix.NFTA_CHAIN_NAME, Data: chainAttr}}},
+			{unix.NFT_MSG_DELRULE, 0, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr}, {Type: unix.NFTA_RULE_CHAIN, Data: chainAttr}}},
+			{unix.NFT_MSG_NEWRULE, mnl.Create | mnl.Append, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr}, {Type: unix.NFTA_RULE_CHAIN, Data: chainAttr},
+				{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: list}}},
+		} {
+			nm, err := msg(m.typ, m.flags, m.attrs)
+			if err != nil {
+				return fmt.Errorf("chain %s: %w", r.chain, err)
+			}
+			msgs = append(msgs, nm)
+		}
+	}
+	msgs = append(msgs, mnl.Message{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: mnl.Request},
+		Data: nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
+
+	// A connection of our own per batch, in the namespace the Kernel
+	// programs, so that an unread reply never reaches another request.
+	c, err := mnl.Dial(unix.NETLINK_NETFILTER, &mnl.Config{NetNS: max(k.netns, 0)})
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer c.Close()
+	if err := c.SetReadDeadline(time.Now().Add(fwdTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.SendMessages(msgs); err != nil {
+		return fmt.Errorf("send fwd rules: %w", err)
+	}
+	// Every message but the batch delimiters asked for an ack; the kernel
+	// sends them all (or an error in place of one) once the batch has
+	// committed or aborted. The first error is the one that matters: an
+	// error aborts the whole batch.
+	for want := len(msgs) - 2; want > 0; {
+		replies, err := c.Receive()
+		if err != nil {
+			return fmt.Errorf("fwd rules: %w", err)
+		}
+		want -= len(replies)
+	}
+	return nil
+}
+
+// nfgenmsg is the nfnetlink header: family, version, resource id.
+func nfgenmsg(family byte, resID uint16) []byte {
+	return append([]byte{family, unix.NFNETLINK_V0}, binaryutil.BigEndian.PutUint16(resID)...)
+}
