@@ -97,7 +97,7 @@ It refuses if a lab is up already.`,
 			fmt.Fprintf(out, "\nlab %s is up; what runs where is in %s/state.json\n\n", st.Lab, st.Dir)
 			status, err := api.Fetch(ctx, st.Sockets["dir1"])
 			if err == nil {
-				err = printStatus(out, status, time.Now())
+				err = api.WriteText(out, status, time.Now())
 			}
 			if err != nil {
 				fmt.Fprintf(out, "dir1's status: %v\n", err)

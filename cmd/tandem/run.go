@@ -16,6 +16,10 @@ import (
 
 const defaultSocket = "/run/tandem/tandem.sock"
 
+// sigJSON is keepalived's JSON dump signal, SIGRTMIN+2 (lib/signals.h);
+// glibc's SIGRTMIN is 34.
+const sigJSON = syscall.Signal(34 + 2)
+
 func newRunCmd() *cobra.Command {
 	var opts daemon.Options
 	var logFormat string
@@ -23,11 +27,24 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -f FILE [--config-id ID] [--socket PATH]",
 		Short: "Run the VRRP instances (and services) of a keepalived.conf",
-		Long: `run loads FILE, removes any virtual addresses a crashed earlier run left
-behind, and runs its VRRP instances in the foreground until SIGTERM or SIGINT.
-On stop a master advertises priority 0 so that the backup takes over at once,
-and every address, route and rule Tandem added is removed. The status socket
-serves "tandem status".`,
+		Long: `run loads FILE and runs it in the foreground: the VRRP instances (with
+their tracked scripts, files, processes and interfaces, notify scripts and
+SMTP alerts), the health checks of the virtual servers, and the data plane
+that balances their traffic (--dataplane: kernel IPVS, nftables, or none).
+
+At start it removes what a crashed earlier run left (virtual addresses, its
+own IPVS services or nftables tables) and tells systemd READY=1 when
+$NOTIFY_SOCKET is set. Signals, as keepalived:
+  SIGTERM, SIGINT  stop: a master advertises priority 0 so that the backup
+                   takes over at once; every address, route, rule and
+                   data-plane entry Tandem added is removed
+  SIGHUP           reload: read FILE again, refuse it if it has errors,
+                   else apply only the difference (also "tandem reload")
+  SIGUSR1          write the state to keepalived.data in --dump-dir
+  SIGUSR2          write the statistics to keepalived.stats
+  SIGRTMIN+2       write the state as JSON to keepalived.json
+The status socket serves "tandem status", "tandem lvs list" and
+"tandem reload".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {
@@ -45,6 +62,11 @@ serves "tandem status".`,
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			opts.Reloads = hup
+			// keepalived's dump signals: SIGUSR1, SIGUSR2, SIGJSON (SIGRTMIN+2).
+			dumps := make(chan os.Signal, 1)
+			signal.Notify(dumps, syscall.SIGUSR1, syscall.SIGUSR2, sigJSON)
+			defer signal.Stop(dumps)
+			opts.Dumps = dumps
 			err = daemon.Run(ctx, opts)
 			var ce *daemon.ConfigError
 			if errors.As(err, &ce) {
@@ -64,7 +86,9 @@ serves "tandem status".`,
 	f.StringVarP(&opts.ConfigFile, "file", "f", "", "configuration file")
 	f.StringVar(&opts.ConfigID, "config-id", "", "id selecting @ID lines (default: short host name)")
 	f.StringVar(&opts.Socket, "socket", defaultSocket, "status socket")
+	f.StringVar(&opts.HTTP, "http", "", "address for the HTTP status listener (/metrics, /status.json, /), e.g. 127.0.0.1:9400; off by default")
 	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, or none (health checks only)")
+	f.StringVar(&opts.DumpDir, "dump-dir", "", "where SIGUSR1/SIGUSR2/SIGRTMIN+2 write keepalived's dump files (default: the temporary directory, /tmp)")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	// keepalived's -n (--dont-fork): Tandem always stays in the foreground.
 	f.BoolVarP(&foreground, "dont-fork", "n", false, "stay in the foreground (always the case; accepted for keepalived compatibility)")

@@ -3,11 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,77 +29,10 @@ func newStatusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			return printStatus(cmd.OutOrStdout(), st, time.Now())
+			return api.WriteText(cmd.OutOrStdout(), st, time.Now())
 		},
 	}
 	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "status socket of the daemon")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status document as JSON")
 	return cmd
-}
-
-func printStatus(w io.Writer, st api.Status, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "INSTANCE\tSTATE\tVRID\tINTERFACE\tPRIORITY\tMASTER\tVIPS\tSINCE\tDROPPED\n")
-	for _, in := range st.Instances {
-		since := "-"
-		if !in.Since.IsZero() {
-			since = now.Sub(in.Since).Round(time.Second).String()
-		}
-		master := in.MasterIP
-		if master == "" {
-			master = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, in.Interface,
-			in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, drops(in.Dropped))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(st.VirtualServers) == 0 {
-		return nil
-	}
-	fmt.Fprintf(w, "\nData plane: %s\n", st.Dataplane)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "VIRTUAL SERVER\tSCHED\tMETHOD\tQUORUM\tREAL SERVER\tWEIGHT\tHEALTHY\tCHECKERS\n")
-	for _, vs := range st.VirtualServers {
-		quorum := "ok"
-		if !vs.QuorumOK {
-			quorum = "lost"
-		}
-		if len(vs.RealServers) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\n", vs.Name, vs.Scheduler, vs.Method, quorum)
-		}
-		for i, rs := range vs.RealServers {
-			name, sched, method, q := vs.Name, vs.Scheduler, vs.Method, quorum
-			if i > 0 {
-				name, sched, method, q = "", "", "", ""
-			}
-			var cks []string
-			for _, c := range rs.Checkers {
-				s := c.Type + "=" + c.LastResult
-				if c.LastError != "" {
-					s += " (" + c.LastError + ")"
-				}
-				cks = append(cks, s)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%d\t%d\t%t\t%s\n", name, sched, method, q, rs.IP, rs.Port, rs.Weight, rs.Healthy, strings.Join(cks, "; "))
-		}
-	}
-	return tw.Flush()
-}
-
-func drops(m map[string]uint64) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, ",")
 }

@@ -1,5 +1,6 @@
 // Package api serves the running daemon's status: over a unix socket for
-// `tandem status` (and, later, over an optional HTTP listener), as JSON.
+// `tandem status`, as JSON, and over the optional HTTP listener (http.go)
+// as metrics, the same JSON and a status page.
 package api
 
 import (
@@ -69,6 +70,10 @@ type CheckerStatus struct {
 	LastResult string    `json:"last_result"`
 	LastError  string    `json:"last_error,omitempty"`
 	LastChange time.Time `json:"last_change,omitzero"`
+	// LastRun is when the checker last ran, Latency how long that took
+	// (seconds); tandem_check_latency_seconds samples them.
+	LastRun time.Time `json:"last_run,omitzero"`
+	Latency float64   `json:"latency_seconds"`
 }
 
 // InstanceStatus is one VRRP instance.

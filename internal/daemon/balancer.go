@@ -348,7 +348,8 @@ func (b *balancer) status() (vss []api.VirtualServerStatus, ops uint64) {
 		for _, r := range h.RealServers {
 			rs := api.RealServerStatus{IP: r.Addr.Addr().String(), Port: int(r.Addr.Port()), Weight: r.Weight, Healthy: r.Healthy, Checkers: []api.CheckerStatus{}}
 			for _, c := range r.Checkers {
-				rs.Checkers = append(rs.Checkers, api.CheckerStatus{Type: c.Type, LastResult: c.LastResult, LastError: c.LastError, LastChange: c.LastChange})
+				rs.Checkers = append(rs.Checkers, api.CheckerStatus{Type: c.Type, LastResult: c.LastResult, LastError: c.LastError, LastChange: c.LastChange,
+					LastRun: c.LastRun, Latency: c.Latency.Seconds()})
 			}
 			v.RealServers = append(v.RealServers, rs)
 		}

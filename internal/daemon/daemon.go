@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"tandem/internal/api"
@@ -28,6 +30,13 @@ type Options struct {
 	// Reloads asks for a reload (SIGHUP): the file is read again and the
 	// difference applied.
 	Reloads <-chan os.Signal
+	// HTTP is the address of the optional HTTP listener (/metrics,
+	// /status.json, the status page); empty: none.
+	HTTP string
+	// Dumps asks for keepalived's state dumps: SIGUSR1 (state), SIGUSR2
+	// (statistics), SIGRTMIN+2 (JSON), written to DumpDir (default /tmp).
+	Dumps   <-chan os.Signal
+	DumpDir string
 	Version string
 	Log     *slog.Logger
 }
@@ -104,6 +113,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer srv.Close()
+	closeHTTP, err := d.listenHTTP()
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	defer closeHTTP()
 	d.ctx = ctx
 	if err := d.startTrackers(cfg); err != nil {
 		eng.Close()
@@ -121,7 +136,10 @@ func Run(ctx context.Context, opts Options) error {
 				case <-ctx.Done():
 					return
 				case <-opts.Reloads:
-					if res, err := d.Reload(); err != nil {
+					_ = sdNotify("RELOADING=1")
+					res, err := d.Reload()
+					_ = sdNotify("READY=1")
+					if err != nil {
 						log.Error("reload refused; the running configuration is unchanged", "err", err)
 					} else {
 						log.Info("reloaded", "kept", res.Kept, "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted)
@@ -130,9 +148,16 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
+	if opts.Dumps != nil {
+		go d.dumps(ctx, opts.Dumps)
+	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("systemd not told we are ready", "err", err)
+	}
 	err = eng.Run(ctx)
-	d.reloadMu.Lock() // no reload half-way through the stop
+	_ = sdNotify("STOPPING=1") // best effort: systemd sees the exit anyway
+	d.reloadMu.Lock()          // no reload half-way through the stop
 	defer d.reloadMu.Unlock()
 	d.stopTrackers()
 	if d.balDone != nil {
@@ -140,6 +165,33 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log.Info("tandem stopped")
 	return err
+}
+
+// dumps writes keepalived's signal dumps on request.
+func (d *Daemon) dumps(ctx context.Context, sigs <-chan os.Signal) {
+	dir := d.opts.DumpDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			name := dumpJSON
+			switch sig {
+			case syscall.SIGUSR1:
+				name = dumpData
+			case syscall.SIGUSR2:
+				name = dumpStats
+			}
+			if err := d.dump(dir, name); err != nil {
+				d.opts.Log.Error("state dump not written", "file", name, "err", err)
+			} else {
+				d.opts.Log.Info("state dumped", "file", filepath.Join(dir, name))
+			}
+		}
+	}
 }
 
 // startTrackers runs the trackers of cfg; d.stopTrackers stops them and

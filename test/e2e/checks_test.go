@@ -143,7 +143,7 @@ func TestCheckers(t *testing.T) {
 	}
 
 	conf := writeConf(t, "checks.conf", checksConf(p))
-	d := startTandemWith(t, l, "dir1", conf, "--dataplane", "none")
+	d := startTandem(t, l, "dir1", conf, "--dataplane", "none")
 
 	// Every real server up with every checker having run and passed (a
 	// checker starts up before its first run, so healthy alone proves
@@ -643,30 +643,6 @@ func allOK(rs api.RealServerStatus) bool {
 		}
 	}
 	return true
-}
-
-// startTandemWith is startTandem with extra arguments for `tandem run`
-// (--dataplane none: these tests exercise health checks only, and must
-// not need nftables or IPVS in the kernel).
-func startTandemWith(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
-	t.Helper()
-	socket := filepath.Join(t.TempDir(), node+".sock")
-	args := append([]string{"run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
-	p, err := l.Start(node, tandemBin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{proc: p, socket: socket, node: node, conf: conf}
-	waitFor(t, node+"'s status socket", 10*time.Second, func() bool {
-		select {
-		case <-p.Done():
-			t.Fatalf("tandem exited: %v\n%s", p.Wait(), p.Output())
-		default:
-		}
-		_, err := d.status()
-		return err == nil
-	})
-	return d
 }
 
 // server is a program run in a lab node that can be stopped and started

@@ -83,15 +83,24 @@ type daemon struct {
 	conf   string
 }
 
-func startTandem(t *testing.T, l *lab.Lab, node, conf string) *daemon {
+// startTandem runs `tandem run -f conf` in node, with extra flags, and waits
+// for its status socket; a daemon that exits first fails the test with its
+// output.
+func startTandem(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), node+".sock")
-	p, err := l.Start(node, tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text")
+	args := append([]string{"run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
+	p, err := l.Start(node, tandemBin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{proc: p, socket: socket, node: node, conf: conf}
 	waitFor(t, node+"'s status socket", 10*time.Second, func() bool {
+		select {
+		case <-p.Done():
+			t.Fatalf("tandem exited: %v\n%s", p.Wait(), p.Output())
+		default:
+		}
 		_, err := d.status()
 		return err == nil
 	})

@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +152,33 @@ func TestBadPacketsCounted(t *testing.T) {
 	})
 	if ka2.state("VI_1") != "BACKUP" || ka1.state("VI_1") != "MASTER" {
 		t.Errorf("bad packets moved the routers: ka1 %s, ka2 %s", ka1.state("VI_1"), ka2.state("VI_1"))
+	}
+}
+
+// TestKeepalivedDumps: SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's
+// keepalived.data, keepalived.stats and keepalived.json, for tooling that
+// reads them.
+func TestKeepalivedDumps(t *testing.T) {
+	l := lab.NewT(t, lab.Seed001().Spec())
+	dir := t.TempDir()
+	ka1 := startTandem(t, l, "ka1", seedConf(t, "seed001-vip-ka1.conf"), "--dump-dir", dir)
+	waitFor(t, "ka1 MASTER", 10*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" })
+	for _, c := range []struct {
+		sig  syscall.Signal
+		file string
+		want string
+	}{
+		{syscall.SIGUSR1, "keepalived.data", "VI_1      MASTER"},
+		{syscall.SIGUSR2, "keepalived.stats", "VRRP Instance: VI_1"},
+		{syscall.Signal(34 + 2), "keepalived.json", `"name": "VI_1"`},
+	} {
+		if err := ka1.proc.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, c.file)
+		waitFor(t, c.file, 5*time.Second, func() bool {
+			b, err := os.ReadFile(path)
+			return err == nil && strings.Contains(string(b), c.want)
+		})
 	}
 }

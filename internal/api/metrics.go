@@ -1,0 +1,145 @@
+package api
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tandem/internal/vrrp"
+)
+
+// metricStates are the label values of tandem_vrrp_state: every state is
+// exported (0 or 1) so that a query for MASTER finds a series even on a
+// backup.
+var metricStates = []string{vrrp.Init.String(), vrrp.Backup.String(), vrrp.Master.String(), vrrp.Fault.String(), vrrp.Stop.String()}
+
+// metricDropReasons are the label values of tandem_vrrp_adverts_dropped_total,
+// all exported from the start so that rate() sees a drop's first packet.
+var metricDropReasons = func() []string {
+	var out []string
+	for _, r := range vrrp.DropReasons() {
+		out = append(out, r.String())
+	}
+	return out
+}()
+
+func metricDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("tandem_"+name, help, labels, nil)
+}
+
+// metric describes the series statusCollector exports.
+var metric = struct {
+	buildInfo     *prometheus.Desc
+	dataplaneOps  *prometheus.Desc
+	dataplaneUp   *prometheus.Desc
+	vrrpState     *prometheus.Desc
+	vrrpTrans     *prometheus.Desc
+	vrrpSent      *prometheus.Desc
+	vrrpReceived  *prometheus.Desc
+	vrrpDropped   *prometheus.Desc
+	vrrpPrio      *prometheus.Desc
+	vrrpEffective *prometheus.Desc
+	vsQuorum      *prometheus.Desc
+	rsHealthy     *prometheus.Desc
+	rsWeight      *prometheus.Desc
+	dpActive      *prometheus.Desc
+	dpInactive    *prometheus.Desc
+	dpPackets     *prometheus.Desc
+	dpBytes       *prometheus.Desc
+}{
+	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
+	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
+	dataplaneUp:   metricDesc("dataplane_table_up", "1 if the data plane's live table could be read at this scrape, else 0 (its counters are then missing).", "dataplane"),
+	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others.", "instance", "state"),
+	vrrpTrans:     metricDesc("vrrp_transitions_total", "State changes of the VRRP instance since start.", "instance"),
+	vrrpSent:      metricDesc("vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
+	vrrpReceived:  metricDesc("vrrp_adverts_received_total", "VRRP advertisements received and accepted.", "instance"),
+	vrrpDropped:   metricDesc("vrrp_adverts_dropped_total", "Received VRRP packets dropped, by reason.", "instance", "reason"),
+	vrrpPrio:      metricDesc("vrrp_priority", "Configured priority of the VRRP instance.", "instance"),
+	vrrpEffective: metricDesc("vrrp_effective_priority", "Priority advertised, including the tracked objects' weights.", "instance"),
+	vsQuorum:      metricDesc("virtual_server_quorum_up", "1 if the virtual server's healthy weight reaches its quorum.", "virtual_server", "protocol"),
+	rsHealthy:     metricDesc("real_server_healthy", "1 if the real server is healthy (its checks pass; it is in the pool), else 0.", "virtual_server", "protocol", "real_server"),
+	rsWeight:      metricDesc("real_server_weight", "Weight of the real server in the pool.", "virtual_server", "protocol", "real_server"),
+	dpActive:      metricDesc("dataplane_active_connections", "Active connections to the real server (IPVS; nftables NAT: connections scheduled).", "service", "protocol", "real_server"),
+	dpInactive:    metricDesc("dataplane_inactive_connections", "Inactive connections to the real server (IPVS only).", "service", "protocol", "real_server"),
+	dpPackets:     metricDesc("dataplane_packets_total", "Packets the data plane forwarded to the real server.", "service", "protocol", "real_server"),
+	dpBytes:       metricDesc("dataplane_bytes_total", "Bytes the data plane forwarded to the real server.", "service", "protocol", "real_server"),
+}
+
+// statusCollector turns a Source's status and live table into metrics at
+// each scrape: the daemon already keeps every number, so reading them
+// when asked is exact and costs nothing between scrapes.
+type statusCollector struct{ src Source }
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
+		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	st := c.src.Status()
+	gauge(metric.buildInfo, 1, st.Version)
+	for _, in := range st.Instances {
+		for _, s := range metricStates {
+			gauge(metric.vrrpState, metricBool(in.State == s), in.Name, s)
+		}
+		counter(metric.vrrpTrans, in.Transitions, in.Name)
+		counter(metric.vrrpSent, in.AdvertsSent, in.Name)
+		counter(metric.vrrpReceived, in.AdvertsReceived, in.Name)
+		for _, r := range metricDropReasons {
+			counter(metric.vrrpDropped, in.Dropped[r], in.Name, r)
+		}
+		gauge(metric.vrrpPrio, float64(in.Priority), in.Name)
+		gauge(metric.vrrpEffective, float64(in.EffectivePriority), in.Name)
+	}
+	for _, vs := range st.VirtualServers {
+		gauge(metric.vsQuorum, metricBool(vs.QuorumOK), vs.Name, vs.Protocol)
+		for _, rs := range vs.RealServers {
+			addr := rs.Address()
+			gauge(metric.rsHealthy, metricBool(rs.Healthy), vs.Name, vs.Protocol, addr)
+			gauge(metric.rsWeight, float64(rs.Weight), vs.Name, vs.Protocol, addr)
+		}
+	}
+	if st.Dataplane == "" {
+		return // no virtual servers: no data plane to report on
+	}
+	counter(metric.dataplaneOps, st.DataplaneOps, st.Dataplane)
+	t, err := c.src.Table()
+	gauge(metric.dataplaneUp, metricBool(err == nil), st.Dataplane)
+	if err != nil {
+		return
+	}
+	for _, s := range t.Services {
+		for _, d := range s.Dests {
+			gauge(metric.dpActive, float64(d.ActiveConn), s.Address, s.Protocol, d.Address)
+			gauge(metric.dpInactive, float64(d.InActConn), s.Address, s.Protocol, d.Address)
+			counter(metric.dpPackets, d.Packets, s.Address, s.Protocol, d.Address)
+			counter(metric.dpBytes, d.Bytes, s.Address, s.Protocol, d.Address)
+		}
+	}
+}
+
+func metricBool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Address is the real server as ip:port (as the live table names it), or
+// the bare ip for a real server configured without a port.
+func (rs RealServerStatus) Address() string {
+	if rs.Port == 0 {
+		return rs.IP
+	}
+	return net.JoinHostPort(rs.IP, strconv.Itoa(rs.Port))
+}

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tandem/internal/api"
+	"tandem/internal/lab"
+)
+
+const (
+	chromiumBin = "/usr/bin/chromium"
+	// statusAddr is the HTTP listener's address inside the director's
+	// namespace: the namespace is the lab's own, so a fixed port is free.
+	statusAddr = "127.0.0.1:9400"
+	// screenshotCopy is where the page's screenshot is kept for a person
+	// to look at.
+	screenshotCopy = "/tmp/tandem-status.png"
+)
+
+// startTandemHTTP is startTandem with the HTTP listener on statusAddr.
+func startTandemHTTP(t *testing.T, l *lab.Lab, node, conf string) *daemon {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), node+".sock")
+	p, err := l.Start(node, tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text", "--http", statusAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{proc: p, socket: socket, node: node, conf: conf}
+	waitFor(t, node+"'s status socket", 10*time.Second, func() bool {
+		select {
+		case <-p.Done():
+			t.Fatalf("tandem exited: %v\n%s", p.Wait(), p.Output())
+		default:
+		}
+		_, err := d.status()
+		return err == nil
+	})
+	return d
+}
+
+// httpIn fetches http://statusAddr+path from inside node. Like get, it
+// speaks HTTP/1.0 on a connection dialled on the calling thread, the one
+// in the node's namespace.
+func httpIn(l *lab.Lab, node, path string) (string, error) {
+	var body string
+	err := l.Do(node, func() error {
+		c, err := net.DialTimeout("tcp", statusAddr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: "+statusAddr+"\r\n\r\n"); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(c, 4<<20))
+		if err != nil {
+			return err
+		}
+		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
+		if !ok || !strings.HasPrefix(head, "HTTP/1.0 200") && !strings.HasPrefix(head, "HTTP/1.1 200") {
+			return fmt.Errorf("GET %s: bad response %.200q", path, b)
+		}
+		body = rest
+		return nil
+	})
+	return body, err
+}
+
+// chromium runs headless Chromium inside node with args and returns its
+// standard output. The flags keep it off the network (which is closed
+// here) and away from any profile: background networking, component
+// updates and sync would otherwise reach out at start.
+func chromium(t *testing.T, l *lab.Lab, node string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir()}
+	cmd := l.Command(ctx, node, chromiumBin, append(base, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.Bytes())
+	}
+	return out
+}
+
+// TestStatusPage runs seed004's master with --http, one real server up
+// and one down, and looks at the status page in headless Chromium inside
+// the director's namespace: the DOM has the instance and both real
+// servers, the screenshot is a 1280x900 PNG with something drawn on it.
+// /metrics and /status.json are read from the same listener.
+func TestStatusPage(t *testing.T) {
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Skipf("%s is missing (apt-get install chromium): %v", chromiumBin, err)
+	}
+	l := lab.NewT(t, lab.Seed004().Spec())
+	vip := netip.MustParseAddr("172.16.0.30")
+	carryVIP(t, l, "rs1", vip)
+	carryVIP(t, l, "rs2", vip)
+	startNginx(t, l, "rs1") // rs2 has no server: its row shows DOWN
+	d := startTandemHTTP(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
+	const vs = "172.16.0.30:80"
+	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" })
+	waitFor(t, "rs1 healthy, rs2 not", 20*time.Second, func() bool {
+		st, err := d.status()
+		if err != nil {
+			return false
+		}
+		rs1, ok1 := findRSIn(st, vs, "172.16.0.31")
+		rs2, ok2 := findRSIn(st, vs, "172.16.0.32")
+		return ok1 && ok2 && rs1.Healthy && !rs2.Healthy && len(rs2.Checkers) > 0 && rs2.Checkers[0].LastResult == "failed"
+	})
+	target := netip.AddrPortFrom(vip, 80)
+	waitFor(t, "the client served", 5*time.Second, func() bool { _, err := get(l, target); return err == nil })
+	spread(l, target, 10) // traffic for the live table's counters
+
+	metrics, err := httpIn(l, "dir1", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tandem_vrrp_state{instance="VI_1",state="MASTER"} 1`,
+		`tandem_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 0`,
+		`tandem_real_server_healthy{protocol="TCP",real_server="172.16.0.31:80",virtual_server="172.16.0.30:80"} 1`,
+		`tandem_real_server_healthy{protocol="TCP",real_server="172.16.0.32:80",virtual_server="172.16.0.30:80"} 0`,
+		`tandem_check_latency_seconds_count{checker="TCP_CHECK",protocol="TCP",real_server="172.16.0.31:80",result="ok",virtual_server="172.16.0.30:80"}`,
+		`tandem_dataplane_packets_total{protocol="TCP",real_server="172.16.0.31:80",service="172.16.0.30:80"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	doc, err := httpIn(l, "dir1", "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(doc), &st); err != nil || len(st.Instances) != 1 || st.Instances[0].Name != "VI_1" {
+		t.Errorf("/status.json: %v, instances %+v", err, st.Instances)
+	}
+
+	url := "http://" + statusAddr + "/"
+	// The virtual time budget lets the page refresh itself (every 2 s)
+	// before the dump: the rows must survive the in-place refresh.
+	dom := string(chromium(t, l, "dir1", "--virtual-time-budget=5000", "--dump-dom", url))
+	for _, want := range []string{
+		`<tr class="instance" data-name="VI_1">`,
+		`<span class="badge s-master">MASTER</span>`,
+		`<tr class="rs" data-address="172.16.0.31:80">`,
+		`<tr class="rs rs-down" data-address="172.16.0.32:80">`,
+		`<table id="dataplane">`,
+		"entering MASTER",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("Chromium's DOM of the status page lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+
+	shot := filepath.Join(t.TempDir(), "status.png")
+	chromium(t, l, "dir1", "--screenshot="+shot, "--window-size=1280,900", "--hide-scrollbars", url)
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(screenshotCopy, b, 0o644); err != nil {
+		t.Logf("keeping a copy of the screenshot: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	if got := img.Bounds().Size(); got != image.Pt(1280, 900) {
+		t.Errorf("screenshot is %v, want 1280x900", got)
+	}
+	// A blank or error page has a handful of colours; the page's text,
+	// header and badges, anti-aliased, have hundreds.
+	if n := colours(img); n < 100 {
+		t.Errorf("screenshot has %d distinct colours: blank?", n)
+	} else {
+		t.Logf("screenshot: %d distinct colours, copy in %s", n, screenshotCopy)
+	}
+}
+
+// findRSIn finds a real server of a virtual server in a status.
+func findRSIn(st api.Status, vsName, ip string) (api.RealServerStatus, bool) {
+	for _, vs := range st.VirtualServers {
+		if vs.Name != vsName {
+			continue
+		}
+		for _, rs := range vs.RealServers {
+			if rs.IP == ip {
+				return rs, true
+			}
+		}
+	}
+	return api.RealServerStatus{}, false
+}
+
+func colours(img image.Image) int {
+	seen := map[[4]uint32]bool{}
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c0, c1, c2, c3 := img.At(x, y).RGBA()
+			seen[[4]uint32{c0, c1, c2, c3}] = true
+		}
+	}
+	return len(seen)
+}
