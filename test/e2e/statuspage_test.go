@@ -133,10 +133,14 @@ func TestStatusPage(t *testing.T) {
 	waitFor(t, "the client served", 5*time.Second, func() bool { _, err := get(l, target); return err == nil })
 	spread(l, target, 10) // traffic for the live table's counters
 
-	metrics, err := httpIn(l, "dir1", "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The latency histogram is sampled every 500 ms, and rs1's first
+	// check may not have been sampled yet on a loaded machine.
+	var metrics string
+	waitFor(t, "rs1's check latency sampled", 10*time.Second, func() bool {
+		var err error
+		metrics, err = httpIn(l, "dir1", "/metrics")
+		return err == nil && strings.Contains(metrics, `tandem_check_latency_seconds_count{checker="TCP_CHECK",protocol="TCP",real_server="172.16.0.31:80",result="ok"`)
+	})
 	for _, want := range []string{
 		`tandem_vrrp_state{instance="VI_1",state="MASTER"} 1`,
 		`tandem_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 0`,

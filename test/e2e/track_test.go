@@ -96,13 +96,14 @@ vrrp_instance VI_1 {
 	}
 	waitFor(t, "ka1 MASTER again", 10*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP" })
 
+	want := []string{"INSTANCE VI_1 BACKUP 100", "INSTANCE VI_1 MASTER 100", "INSTANCE VI_1 FAULT 100", "INSTANCE VI_1 BACKUP 100", "INSTANCE VI_1 MASTER 100"}
+	// Notify scripts run after the state change, in order: wait for all.
 	waitFor(t, "the notify script's record", 5*time.Second, func() bool {
 		b, _ := os.ReadFile(args)
-		return strings.Count(string(b), "\n") >= 4
+		return strings.Count(string(b), "\n") >= len(want)
 	})
 	b, _ := os.ReadFile(args)
 	got := strings.Split(strings.TrimSpace(string(b)), "\n")
-	want := []string{"INSTANCE VI_1 BACKUP 100", "INSTANCE VI_1 MASTER 100", "INSTANCE VI_1 FAULT 100", "INSTANCE VI_1 BACKUP 100", "INSTANCE VI_1 MASTER 100"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("notify script calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
