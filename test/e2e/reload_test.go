@@ -112,9 +112,34 @@ vrrp_instance VI_2 {
 		t.Errorf("starting VI_2 moved VI_1: transitions %d->%d", tr0, tr)
 	}
 
-	// A broken configuration is refused; nothing changes.
+	// A new virtual server: its service and real server are added, and
+	// nothing else in the kernel changes.
 	_, opsBefore := snapshot()
-	if err := os.WriteFile(conf, []byte(withVI2+"vrrp_instance {\n"), 0o644); err != nil {
+	withVS := withVI2 + `
+virtual_server 172.16.7.5 8080 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 172.16.7.3 8080 {
+        weight 1
+    }
+}
+`
+	if err := os.WriteFile(conf, []byte(withVS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reload(); code != 0 {
+		t.Fatalf("tandem reload: exit %d\n%s", code, out)
+	}
+	waitFor(t, "the new service in the kernel", 5*time.Second, func() bool { return strings.Contains(lvsList(t, l, dir1), "TCP  172.16.7.5:8080 rr") })
+	if tr, ops := snapshot(); tr != tr0 || ops != opsBefore+2 {
+		t.Errorf("a new virtual server: transitions %d->%d (want unchanged), ops %d->%d (want one service and one real server)", tr0, tr, opsBefore, ops)
+	}
+
+	// A broken configuration is refused; nothing changes.
+	_, opsBefore = snapshot()
+	if err := os.WriteFile(conf, []byte(withVS+"vrrp_instance {\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, code := reload(); code == 0 || !strings.Contains(out, "master.conf:") {
