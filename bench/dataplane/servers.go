@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -87,7 +86,7 @@ func startNginx(ctx context.Context, l *lab.Lab, b bins, work, node string) (*la
 // nginxRequests reads the number of requests node's nginx has served
 // (stub_status), not counting the status request itself.
 func nginxRequests(l *lab.Lab, node string) (int64, error) {
-	body, err := httpGet(l, node, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), statusPort))
+	body, err := l.HTTPGet(node, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), statusPort), 2*time.Second)
 	if err != nil {
 		return 0, err
 	}
@@ -274,44 +273,13 @@ func dialFrom(l *lab.Lab, node string, addr netip.AddrPort) error {
 	})
 }
 
-// httpGet fetches http://addr/ from node with HTTP/1.0 and returns the
-// body. The connection is opened on the calling thread (lab.Do): net/http
-// dials from other goroutines, which would not be in node's namespace.
-func httpGet(l *lab.Lab, node string, addr netip.AddrPort) (string, error) {
-	var body string
-	err := l.Do(node, func() error {
-		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
-		if err != nil {
-			return err
-		}
-		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
-		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200") {
-			return fmt.Errorf("bad response %q", b)
-		}
-		body = rest
-		return nil
-	})
-	return body, err
-}
-
 // servedBy makes up to n requests to addr from the client until every
 // name in want has answered one.
 func servedBy(l *lab.Lab, addr netip.AddrPort, want []string, n int) error {
 	seen := map[string]int{}
 	var errs []error
 	for range n {
-		body, err := httpGet(l, "client", addr)
+		body, err := l.HTTPGet("client", addr, 2*time.Second)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -236,26 +236,12 @@ func (s *stack) startWeb(ctx context.Context, node string) error {
 // nginxConf serves "<node>\n" on port 80 with every path under root, so
 // that nginx needs nothing of the host's /etc/nginx or /var.
 func nginxConf(root, node string) string {
-	return fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    server {
+	return lab.NginxConf(root, fmt.Sprintf(`    server {
         listen 80;
         location / {
-            return 200 "%[2]s\n";
+            return 200 "%s\n";
         }
-    }
-}
-`, root, node)
+    }`, node))
 }
 
 // startDirector runs `tandem run` on dir1 (i=0) or dir2 (i=1) and waits
@@ -374,36 +360,9 @@ func (s *stack) realAddr(node string) netip.Addr {
 }
 
 // get fetches http://addr/ from the client and returns the body (the real
-// server's name). The connection is opened on Do's thread, the one in the
-// client's namespace: net/http would dial from other goroutines. dialTimeout
-// is short while failing over, so that a lost SYN (retransmitted after
-// 1 s) does not hide the moment the VIP answers again.
+// server's name).
 func (s *stack) get(addr netip.AddrPort, dialTimeout time.Duration) (string, error) {
-	var body string
-	err := s.l.Do(s.layout.Client.Name, func() error {
-		c, err := net.DialTimeout("tcp", addr.String(), dialTimeout)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
-		if err != nil {
-			return err
-		}
-		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
-		if !ok || !(strings.HasPrefix(head, "HTTP/1.1 200 ") || strings.HasPrefix(head, "HTTP/1.0 200 ")) {
-			return fmt.Errorf("bad response %q", b)
-		}
-		body = strings.TrimSpace(rest)
-		return nil
-	})
-	return body, err
+	return s.l.HTTPGet(s.layout.Client.Name, addr, dialTimeout)
 }
 
 // waitFor polls cond every 50 ms until it holds (returning how long that

@@ -770,33 +770,19 @@ func newTLSNginx(t *testing.T, l *lab.Lab, node, bin string) *tlsNginx {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir, tlsName)
 	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    ssl_certificate %[2]s;
-    ssl_certificate_key %[3]s;
+	text := lab.NginxConf(dir, fmt.Sprintf(`    ssl_certificate %[1]s;
+    ssl_certificate_key %[2]s;
     server {
         listen 443 ssl default_server;
         return 404 "default sni=$ssl_server_name host=$host\n";
     }
     server {
         listen 443 ssl;
-        server_name %[4]s;
+        server_name %[3]s;
         location / {
             return 200 "sni=$ssl_server_name host=$host\n";
         }
-    }
-}
-`, dir, cert, key, tlsName)
+    }`, cert, key, tlsName))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

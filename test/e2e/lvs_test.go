@@ -3,13 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,26 +27,12 @@ func startNginx(t *testing.T, l *lab.Lab, node string) *lab.Proc {
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    server {
+	text := lab.NginxConf(dir, fmt.Sprintf(`    server {
         listen 80;
         location / {
-            return 200 "%[2]s\n";
+            return 200 "%s\n";
         }
-    }
-}
-`, dir, node)
+    }`, node))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -81,35 +65,9 @@ func carryVIP(t *testing.T, l *lab.Lab, node string, vip netip.Addr) {
 }
 
 // get fetches http://addr/ from the client node and returns the body (the
-// real server's name) or an error. It speaks HTTP/1.0 on a connection
-// opened on the calling thread: net/http dials from other goroutines,
-// which would not be in the client's namespace.
+// real server's name) or an error.
 func get(l *lab.Lab, addr netip.AddrPort) (string, error) {
-	var body string
-	err := l.Do("client", func() error {
-		c, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
-		if err != nil {
-			return err
-		}
-		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
-		if !ok || !strings.HasPrefix(head, "HTTP/1.1 200") {
-			return fmt.Errorf("bad response %q", b)
-		}
-		body = strings.TrimSpace(rest)
-		return nil
-	})
-	return body, err
+	return l.HTTPGet("client", addr, 2*time.Second)
 }
 
 func (d *daemon) healthy(vsName, rsIP string) bool {

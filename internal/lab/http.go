@@ -1,0 +1,66 @@
+package lab
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// NginxConf is an nginx.conf for a lab real server: in the foreground, one
+// process, every path nginx writes under dir (nothing of the host's
+// /etc/nginx or /var), and http holds the directives of the http block
+// (server blocks, certificates).
+func NginxConf(dir, http string) string {
+	return fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, http)
+}
+
+// HTTPGet fetches http://addr/ from node and returns the body of a 200
+// answer, without surrounding white space. It speaks HTTP/1.0 on a
+// connection opened on the calling thread, inside node's namespace: net/http
+// dials from other goroutines, which would not be in it. A short
+// dialTimeout keeps a lost SYN (retransmitted after 1 s) from hiding the
+// moment a service answers again.
+func (l *Lab) HTTPGet(node string, addr netip.AddrPort, dialTimeout time.Duration) (string, error) {
+	var body string
+	err := l.Do(node, func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), dialTimeout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
+		if err != nil {
+			return err
+		}
+		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
+		if !ok || !(strings.HasPrefix(head, "HTTP/1.1 200 ") || strings.HasPrefix(head, "HTTP/1.0 200 ")) {
+			return fmt.Errorf("bad response %q", b)
+		}
+		body = strings.TrimSpace(rest)
+		return nil
+	})
+	return body, err
+}
