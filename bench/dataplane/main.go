@@ -46,8 +46,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"tandem/internal/lab"
 )
 
@@ -95,7 +93,7 @@ func run() int {
 	// The machine may be shared; every process of every case (wrk,
 	// nginx, haproxy, tandem) inherits the same boost, so it does not
 	// favour one case.
-	if err := renice(-10); err != nil {
+	if err := lab.Renice(-10); err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane: raising priority (results may be noisier):", err)
 	}
 
@@ -152,10 +150,9 @@ func run() int {
 func findBins(ctx context.Context, tandemBin, work string) (bins, string, error) {
 	var b bins
 	if tandemBin == "" {
-		tandemBin = filepath.Join(work, "tandem")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput()
-		if err != nil {
-			return b, "", fmt.Errorf("build tandem (run from inside the module, or pass -tandem): %v\n%s", err, out)
+		var err error
+		if tandemBin, err = lab.BuildTandem(work); err != nil {
+			return b, "", fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
 		}
 	}
 	b.tandem = tandemBin
@@ -521,27 +518,4 @@ func loadavg() float64 {
 		return -1
 	}
 	return v
-}
-
-// renice sets the nice value of every thread of this process; threads
-// and processes started later inherit it from the thread that makes them.
-// (Linux keeps a nice value per thread, so setpriority(PRIO_PROCESS, 0)
-// alone would change only the calling one.)
-func renice(prio int) error {
-	for range 2 { // again for threads created while the first pass ran
-		tids, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return err
-		}
-		for _, t := range tids {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, prio); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("renice thread %d: %w", tid, err)
-			}
-		}
-	}
-	return nil
 }

@@ -25,13 +25,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 )
@@ -65,7 +61,7 @@ func run() int {
 	// delay the wake-ups of the daemons and of the client by up to
 	// hundreds of milliseconds, which would measure the scheduler, not
 	// VRRP. Both implementations get the same boost.
-	if err := renice(-10); err != nil {
+	if err := lab.Renice(-10); err != nil {
 		fmt.Fprintln(os.Stderr, "failover: raising priority (results may be noisy):", err)
 	}
 
@@ -148,10 +144,9 @@ func run() int {
 // caseResult.series, building Tandem unless bin names a binary.
 func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl, error) {
 	if tandemBin == "" {
-		tandemBin = filepath.Join(dir, "tandem")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("build tandem (run from inside the module, or pass -tandem): %v\n%s", err, out)
+		var err error
+		if tandemBin, err = lab.BuildTandem(dir); err != nil {
+			return nil, fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
 		}
 	}
 	if kaBin == "" {
@@ -167,27 +162,4 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		{name: "tandem", start: startTandem(tandemBin)},
 		{name: "keepalived", start: startKeepalived(kaBin)},
 	}, nil
-}
-
-// renice sets the nice value of every thread of this process; threads
-// and processes started later inherit it from the thread that makes them,
-// daemons in the lab included. (Linux keeps a nice value per thread, so
-// setpriority(PRIO_PROCESS, 0) alone would change only the calling one.)
-func renice(prio int) error {
-	for range 2 { // again for threads created while the first pass ran
-		tids, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return err
-		}
-		for _, t := range tids {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, prio); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("renice thread %d: %w", tid, err)
-			}
-		}
-	}
-	return nil
 }

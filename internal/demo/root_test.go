@@ -30,9 +30,8 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		tandemBin = filepath.Join(dir, "tandem")
-		if out, err := exec.Command("go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
+		if tandemBin, err = lab.BuildTandem(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}

@@ -42,10 +42,8 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		tandemBin = filepath.Join(dir, "tandem")
-		out, err := exec.Command("go", "build", "-o", tandemBin, "tandem/cmd/tandem").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
+		if tandemBin, err = lab.BuildTandem(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}
