@@ -86,7 +86,7 @@ func startNginx(ctx context.Context, l *lab.Lab, b bins, work, node string) (*la
 // nginxRequests reads the number of requests node's nginx has served
 // (stub_status), not counting the status request itself.
 func nginxRequests(l *lab.Lab, node string) (int64, error) {
-	body, err := l.HTTPGet(node, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), statusPort), 2*time.Second)
+	body, err := l.HTTPGet(node, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), statusPort), "/", 2*time.Second)
 	if err != nil {
 		return 0, err
 	}
@@ -279,7 +279,7 @@ func servedBy(l *lab.Lab, addr netip.AddrPort, want []string, n int) error {
 	seen := map[string]int{}
 	var errs []error
 	for range n {
-		body, err := l.HTTPGet("client", addr, 2*time.Second)
+		body, err := l.HTTPGet("client", addr, "/", 2*time.Second)
 		if err != nil {
 			errs = append(errs, err)
 			continue

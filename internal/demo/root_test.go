@@ -19,23 +19,7 @@ import (
 var tandemBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("", "tandem-demo-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if tandemBin, err = lab.BuildTandem(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return m.Run()
+	os.Exit(lab.RunWithTandem(m, &tandemBin))
 }
 
 // testWriter logs each line the demo prints, as it prints it, so that a

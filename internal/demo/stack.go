@@ -362,7 +362,7 @@ func (s *stack) realAddr(node string) netip.Addr {
 // get fetches http://addr/ from the client and returns the body (the real
 // server's name).
 func (s *stack) get(addr netip.AddrPort, dialTimeout time.Duration) (string, error) {
-	return s.l.HTTPGet(s.layout.Client.Name, addr, dialTimeout)
+	return s.l.HTTPGet(s.layout.Client.Name, addr, "/", dialTimeout)
 }
 
 // waitFor polls cond every 50 ms until it holds (returning how long that

@@ -31,13 +31,13 @@ http {
 `, dir, http)
 }
 
-// HTTPGet fetches http://addr/ from node and returns the body of a 200
+// HTTPGet fetches http://addr/path from node and returns the body of a 200
 // answer, without surrounding white space. It speaks HTTP/1.0 on a
 // connection opened on the calling thread, inside node's namespace: net/http
 // dials from other goroutines, which would not be in it. A short
 // dialTimeout keeps a lost SYN (retransmitted after 1 s) from hiding the
 // moment a service answers again.
-func (l *Lab) HTTPGet(node string, addr netip.AddrPort, dialTimeout time.Duration) (string, error) {
+func (l *Lab) HTTPGet(node string, addr netip.AddrPort, path string, dialTimeout time.Duration) (string, error) {
 	var body string
 	err := l.Do(node, func() error {
 		c, err := net.DialTimeout("tcp", addr.String(), dialTimeout)
@@ -45,19 +45,19 @@ func (l *Lab) HTTPGet(node string, addr netip.AddrPort, dialTimeout time.Duratio
 			return err
 		}
 		defer c.Close()
-		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
 			return err
 		}
-		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr.Addr().String()+"\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: "+addr.String()+"\r\n\r\n"); err != nil {
 			return err
 		}
-		b, err := io.ReadAll(io.LimitReader(c, 64<<10))
+		b, err := io.ReadAll(io.LimitReader(c, 4<<20))
 		if err != nil {
 			return err
 		}
 		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
 		if !ok || !(strings.HasPrefix(head, "HTTP/1.1 200 ") || strings.HasPrefix(head, "HTTP/1.0 200 ")) {
-			return fmt.Errorf("bad response %q", b)
+			return fmt.Errorf("GET %s: bad response %.200q", path, b)
 		}
 		body = strings.TrimSpace(rest)
 		return nil

@@ -70,3 +70,28 @@ func NewT(t testing.TB, spec Spec) *Lab {
 	})
 	return l
 }
+
+// RunWithTandem runs a package's tests. As root it first builds the tandem
+// binary, which the root tests run in lab nodes, and sets *bin: in a
+// temporary directory readable by all (some tests run it as nobody),
+// removed afterwards. Without root the tests skip and nothing is built.
+func RunWithTandem(m *testing.M, bin *string) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "tandem-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if *bin, err = BuildTandem(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}

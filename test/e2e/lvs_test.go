@@ -67,7 +67,7 @@ func carryVIP(t *testing.T, l *lab.Lab, node string, vip netip.Addr) {
 // get fetches http://addr/ from the client node and returns the body (the
 // real server's name) or an error.
 func get(l *lab.Lab, addr netip.AddrPort) (string, error) {
-	return l.HTTPGet("client", addr, 2*time.Second)
+	return l.HTTPGet("client", addr, "/", 2*time.Second)
 }
 
 func (d *daemon) healthy(vsName, rsIP string) bool {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/png"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -30,56 +27,9 @@ const (
 	screenshotCopy = "/tmp/tandem-status.png"
 )
 
-// startTandemHTTP is startTandem with the HTTP listener on statusAddr.
-func startTandemHTTP(t *testing.T, l *lab.Lab, node, conf string) *daemon {
-	t.Helper()
-	socket := filepath.Join(t.TempDir(), node+".sock")
-	p, err := l.Start(node, tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text", "--http", statusAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{proc: p, socket: socket, node: node, conf: conf}
-	waitFor(t, node+"'s status socket", 10*time.Second, func() bool {
-		select {
-		case <-p.Done():
-			t.Fatalf("tandem exited: %v\n%s", p.Wait(), p.Output())
-		default:
-		}
-		_, err := d.status()
-		return err == nil
-	})
-	return d
-}
-
-// httpIn fetches http://statusAddr+path from inside node. Like get, it
-// speaks HTTP/1.0 on a connection dialled on the calling thread, the one
-// in the node's namespace.
+// httpIn fetches http://statusAddr+path from inside node.
 func httpIn(l *lab.Lab, node, path string) (string, error) {
-	var body string
-	err := l.Do(node, func() error {
-		c, err := net.DialTimeout("tcp", statusAddr, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: "+statusAddr+"\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(io.LimitReader(c, 4<<20))
-		if err != nil {
-			return err
-		}
-		head, rest, ok := strings.Cut(string(b), "\r\n\r\n")
-		if !ok || !strings.HasPrefix(head, "HTTP/1.0 200") && !strings.HasPrefix(head, "HTTP/1.1 200") {
-			return fmt.Errorf("GET %s: bad response %.200q", path, b)
-		}
-		body = rest
-		return nil
-	})
-	return body, err
+	return l.HTTPGet(node, netip.MustParseAddrPort(statusAddr), path, 2*time.Second)
 }
 
 // chromium runs headless Chromium inside node with args and returns its
@@ -117,7 +67,7 @@ func TestStatusPage(t *testing.T) {
 	carryVIP(t, l, "rs1", vip)
 	carryVIP(t, l, "rs2", vip)
 	startNginx(t, l, "rs1") // rs2 has no server: its row shows DOWN
-	d := startTandemHTTP(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
+	d := startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"), "--http", statusAddr)
 	const vs = "172.16.0.30:80"
 	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" })
 	waitFor(t, "rs1 healthy, rs2 not", 20*time.Second, func() bool {
