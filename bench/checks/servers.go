@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,8 +51,13 @@ func serverAddr(subnet byte, i int) netip.AddrPort {
 func serve(nTCP, nHTTP int) error {
 	var accepted atomic.Int64
 	listeners := make(map[string]net.Listener, nTCP+nHTTP)
+	// Plain TCP listeners, as nginx and most servers have: Go's own
+	// default (since 1.24) is Multipath TCP, whose extra work on each
+	// handshake would be charged to the checker on loopback.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	listen := func(ap netip.AddrPort) (net.Listener, error) {
-		l, err := net.Listen("tcp", ap.String())
+		l, err := lc.Listen(context.Background(), "tcp", ap.String())
 		if err != nil {
 			return nil, err
 		}

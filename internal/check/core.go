@@ -35,12 +35,24 @@ import (
 type Core struct {
 	vss    []*vsState
 	cks    []*ckState
-	timers timerHeap
+	timers [lanes]timerHeap
+	epoch  time.Time // the timers' keys count from here
 	rnd    func(max time.Duration) time.Duration
 }
 
 // ID names a checker in a Core: its index in Specs.
 type ID int
+
+// Lane is one of the core's timer queues. Every checker is in LaneMain
+// unless moved: the scheduler moves the TCP_CHECKs it runs through
+// io_uring to LaneRing, whose thread keeps its own time.
+type Lane int
+
+const (
+	LaneMain Lane = iota
+	LaneRing
+	lanes
+)
 
 // Spec is one checker with where it sits in the configuration.
 type Spec struct {
@@ -86,7 +98,8 @@ type ckState struct {
 	latency    time.Duration
 
 	next    time.Time
-	heapIdx int // -1 when no timer is armed
+	lane    Lane
+	heapIdx int // in timers[lane]; -1 when no timer is armed
 }
 
 // NewCore builds the state of every checker of vss. rnd returns a random
@@ -164,24 +177,40 @@ func (c *Core) Start(now time.Time) []Event {
 	return evs
 }
 
-// Due returns the checkers whose timer has expired at now, marks them
-// running and disarms them; each must be answered with Complete.
-func (c *Core) Due(now time.Time) []ID {
+// Due returns the checkers of lane whose timer has expired at now, marks
+// them running and disarms them; each must be answered with Complete.
+func (c *Core) Due(lane Lane, now time.Time) []ID {
 	var ids []ID
-	for len(c.timers) > 0 && !c.timers[0].next.After(now) {
-		ck := heap.Pop(&c.timers).(*ckState)
+	h := &c.timers[lane]
+	for len(*h) > 0 && !(*h)[0].ck.next.After(now) {
+		ck := heap.Pop(h).(*ckState)
 		ck.running = true
 		ids = append(ids, ck.spec.ID)
 	}
 	return ids
 }
 
-// Next is when the earliest timer expires; ok is false when none is armed.
-func (c *Core) Next() (t time.Time, ok bool) {
-	if len(c.timers) == 0 {
+// Next is when the earliest timer of lane expires; ok is false when none
+// is armed.
+func (c *Core) Next(lane Lane) (t time.Time, ok bool) {
+	if len(c.timers[lane]) == 0 {
 		return time.Time{}, false
 	}
-	return c.timers[0].next, true
+	return c.timers[lane][0].ck.next, true
+}
+
+// SetLane moves checker id to lane, keeping its timer.
+func (c *Core) SetLane(id ID, lane Lane) {
+	ck := c.cks[id]
+	if ck.lane == lane {
+		return
+	}
+	armed := ck.heapIdx >= 0
+	c.disarm(ck)
+	ck.lane = lane
+	if armed {
+		c.arm(ck, ck.next)
+	}
 }
 
 // Complete records the result of a run of checker id that ended at now,
@@ -296,17 +325,22 @@ func (c *Core) armAll(now time.Time, vs *vsState) {
 }
 
 func (c *Core) arm(ck *ckState, at time.Time) {
+	if c.epoch.IsZero() {
+		c.epoch = at
+	}
 	ck.next = at
+	h := &c.timers[ck.lane]
 	if ck.heapIdx >= 0 {
-		heap.Fix(&c.timers, ck.heapIdx)
+		(*h)[ck.heapIdx].key = at.Sub(c.epoch)
+		heap.Fix(h, ck.heapIdx)
 		return
 	}
-	heap.Push(&c.timers, ck)
+	heap.Push(h, timer{key: at.Sub(c.epoch), ck: ck})
 }
 
 func (c *Core) disarm(ck *ckState) {
 	if ck.heapIdx >= 0 {
-		heap.Remove(&c.timers, ck.heapIdx)
+		heap.Remove(&c.timers[ck.lane], ck.heapIdx)
 	}
 }
 
@@ -439,29 +473,36 @@ func realWeight(w int64) int {
 	return int(min(max(w, 0), math.MaxInt32))
 }
 
-// timerHeap orders armed checkers by their next run.
-type timerHeap []*ckState
+// timerHeap orders armed checkers by their next run. The key (the next
+// run as a duration since the core's epoch) sits in the heap's own array,
+// so ordering thousands of checkers touches no checker state.
+type timerHeap []timer
+
+type timer struct {
+	key time.Duration
+	ck  *ckState
+}
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if h[i].next.Equal(h[j].next) {
-		return h[i].spec.ID < h[j].spec.ID // deterministic order
+	if h[i].key == h[j].key {
+		return h[i].ck.spec.ID < h[j].ck.spec.ID // deterministic order
 	}
-	return h[i].next.Before(h[j].next)
+	return h[i].key < h[j].key
 }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
+	h[i].ck.heapIdx, h[j].ck.heapIdx = i, j
 }
 func (h *timerHeap) Push(x any) {
-	ck := x.(*ckState)
-	ck.heapIdx = len(*h)
-	*h = append(*h, ck)
+	t := x.(timer)
+	t.ck.heapIdx = len(*h)
+	*h = append(*h, t)
 }
 func (h *timerHeap) Pop() any {
 	old := *h
-	ck := old[len(old)-1]
-	old[len(old)-1] = nil
+	ck := old[len(old)-1].ck
+	old[len(old)-1] = timer{}
 	*h = old[:len(old)-1]
 	ck.heapIdx = -1
 	return ck

@@ -23,7 +23,7 @@ func TestRetryProperty(t *testing.T) {
 		up, streak := !alpha, 0
 		now := t0
 		for i, good := range outcomes {
-			next, armed := c.Next()
+			next, armed := c.Next(LaneMain)
 			if !armed {
 				rt.Fatal("no timer armed")
 			}
@@ -35,7 +35,7 @@ func TestRetryProperty(t *testing.T) {
 				rt.Fatalf("run %d %v after the previous, want %v", i, next.Sub(now), wantGap)
 			}
 			now = next
-			ids := c.Due(now)
+			ids := c.Due(LaneMain, now)
 			r := fail
 			if good {
 				r = ok

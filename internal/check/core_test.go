@@ -50,11 +50,11 @@ func sim(c *Core, until time.Duration, health func(ID, time.Duration) Result) (e
 		evs = append(evs, tevOf(e))
 	}
 	for {
-		next, ok := c.Next()
+		next, ok := c.Next(LaneMain)
 		if !ok || next.Sub(t0) > until {
 			return evs, runs
 		}
-		for _, id := range c.Due(next) {
+		for _, id := range c.Due(LaneMain, next) {
 			el := next.Sub(t0)
 			runs = append(runs, run{id, el})
 			for _, e := range c.Complete(next, id, health(id, el)) {
@@ -170,11 +170,11 @@ func TestWarmupSpread(t *testing.T) {
 	var buckets [3]int
 	seen := 0
 	for {
-		next, armed := c.Next()
+		next, armed := c.Next(LaneMain)
 		if !armed || next.Sub(t0) > warmup {
 			break
 		}
-		for _, id := range c.Due(next) {
+		for _, id := range c.Due(LaneMain, next) {
 			el := next.Sub(t0)
 			if el < 0 || el > warmup {
 				t.Fatalf("first run of %d at %v, outside [0, %v]", id, el, warmup)
@@ -348,11 +348,11 @@ func TestHASuspend(t *testing.T) {
 	vs.HASuspend = true
 	c := NewCore([]*config.VirtualServer{vs}, nil)
 	c.Start(t0)
-	if _, ok := c.Next(); ok {
+	if _, ok := c.Next(LaneMain); ok {
 		t.Fatal("ha_suspend checker armed before Resume")
 	}
 	c.Resume(t0.Add(sec(5)))
-	ids := c.Due(t0.Add(sec(5)))
+	ids := c.Due(LaneMain, t0.Add(sec(5)))
 	if len(ids) != 1 {
 		t.Fatalf("due after Resume: %v", ids)
 	}
@@ -361,14 +361,14 @@ func TestHASuspend(t *testing.T) {
 	if evs := c.Complete(t0.Add(sec(6)), ids[0], fail); evs != nil {
 		t.Errorf("events from a suspended run: %v", evs)
 	}
-	if _, ok := c.Next(); ok {
+	if _, ok := c.Next(LaneMain); ok {
 		t.Error("suspended checker re-armed")
 	}
 	if !c.Snapshot()[0].Suspended || !c.Snapshot()[0].RealServers[0].Healthy {
 		t.Errorf("snapshot %+v", c.Snapshot()[0])
 	}
 	c.Resume(t0.Add(sec(7)))
-	if next, ok := c.Next(); !ok || next != t0.Add(sec(7)) {
+	if next, ok := c.Next(LaneMain); !ok || next != t0.Add(sec(7)) {
 		t.Errorf("next after Resume = %v, %v", next, ok)
 	}
 }
@@ -389,7 +389,7 @@ func TestOmegaStop(t *testing.T) {
 	if diff := cmp.Diff([]EventKind{RealServerDown, QuorumDown}, got); diff != "" {
 		t.Errorf("stop events (-want +got):\n%s", diff)
 	}
-	if _, ok := c.Next(); ok {
+	if _, ok := c.Next(LaneMain); ok {
 		t.Error("timers armed after Stop")
 	}
 }

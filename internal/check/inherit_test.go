@@ -43,7 +43,7 @@ func TestInherit(t *testing.T) {
 	old := NewCore(parseVSS(t, conf), func(time.Duration) time.Duration { return 0 })
 	old.Start(now)
 	// Both checkers run; the first fails, so 10.0.0.2 goes down.
-	for _, id := range old.Due(now) {
+	for _, id := range old.Due(LaneMain, now) {
 		r := Result{OK: true}
 		if id == 0 {
 			r = Result{Err: errors.New("connection refused")}

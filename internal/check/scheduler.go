@@ -21,8 +21,14 @@ const DefaultConcurrency = 256
 type Options struct {
 	// Concurrency bounds the checks running at once (default
 	// DefaultConcurrency). A check due while all workers are busy waits
-	// for one, in due order.
+	// for one, in due order. TCP_CHECKs run through io_uring have a bound
+	// of the same size of their own.
 	Concurrency int
+	// PlainSockets runs TCP_CHECK on the Go runtime's sockets, one worker
+	// each, instead of in batches through io_uring. Without it io_uring is
+	// used when the kernel allows (Linux 6.1 or later, io_uring not
+	// disabled by sysctl or seccomp).
+	PlainSockets bool
 	// Env is passed to every checker (track files for FILE_CHECK).
 	Env Env
 	// Rand returns a random duration in [0, max], for the warmup spread;
@@ -43,7 +49,15 @@ type Scheduler struct {
 
 	mu   sync.Mutex
 	core *Core
-	wake chan struct{}
+	// Under mu: events not yet delivered, running checks handed back by a
+	// failed io_uring thread, when Run's timer fires (zero: not armed),
+	// and whether Run is stopping (results are then dropped).
+	events   []Event
+	requeued []ID
+	armed    time.Time
+	stopped  bool
+	wake     chan struct{}
+	ringWake chan struct{} // the io_uring thread's, once started (under mu)
 }
 
 // NewScheduler builds a checker for every checker of vss. log receives a
@@ -79,9 +93,13 @@ type done struct {
 // and every check it started has finished. The events of Start come first;
 // on return, the omega shutdown events (Core.Stop) are delivered if the
 // receiver takes them within a second.
+//
+// Run starts the checks of LaneMain on its workers; the TCP_CHECKs in
+// LaneRing are started by the io_uring thread. Results are fed to the
+// core where they arrive, so Run wakes only for its own due checks,
+// events to deliver and a due time earlier than its timer.
 func (s *Scheduler) Run(ctx context.Context) {
 	jobs := make(chan ID)
-	results := make(chan done)
 	var wg sync.WaitGroup
 	for range min(s.opts.Concurrency, max(len(s.checkers), 1)) {
 		wg.Add(1)
@@ -89,10 +107,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 			defer wg.Done()
 			for id := range jobs {
 				r := s.checkers[id].Check(ctx)
-				select {
-				case results <- done{id, r, time.Now()}:
-				case <-ctx.Done():
-				}
+				s.complete([]done{{id, r, time.Now()}})
 			}
 		}()
 	}
@@ -100,55 +115,133 @@ func (s *Scheduler) Run(ctx context.Context) {
 	defer close(jobs)
 
 	s.mu.Lock()
-	queue := s.core.Start(time.Now())
+	s.stopped = false
+	s.events = append(s.events, s.core.Start(time.Now())...)
 	s.mu.Unlock()
+	if ring := s.startRing(); ring != nil {
+		defer ring.stop()
+	}
 	var pending []ID
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		next, armed := s.core.Next()
-		s.mu.Unlock()
+		next, armed := s.core.Next(LaneMain)
 		timer.Stop()
+		s.armed = time.Time{}
 		if armed {
-			timer.Reset(time.Until(next))
+			d := batchDelay(time.Until(next))
+			timer.Reset(d)
+			s.armed = time.Now().Add(d)
 		}
+		var evc chan<- Event
+		var ev Event
+		if len(s.events) > 0 {
+			evc, ev = s.opts.Events, s.events[0]
+		}
+		pending = append(pending, s.requeued...)
+		s.requeued = nil
+		s.mu.Unlock()
 		var jobc chan ID
 		var job ID
 		if len(pending) > 0 {
 			jobc, job = jobs, pending[0]
 		}
-		var evc chan<- Event
-		var ev Event
-		if len(queue) > 0 {
-			evc, ev = s.opts.Events, queue[0]
-		}
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
-			queue = append(queue, s.core.Stop(time.Now())...)
+			s.stopped = true
+			evs := append(s.events, s.core.Stop(time.Now())...)
+			s.events = nil
 			s.mu.Unlock()
-			s.flush(queue)
+			s.flush(evs)
 			return
 		case jobc <- job:
 			pending = pending[1:]
 		case evc <- ev:
-			queue = queue[1:]
-		case d := <-results:
 			s.mu.Lock()
-			evs := s.core.Complete(d.at, d.id, d.res)
+			s.events = s.events[1:] // only Run removes events
 			s.mu.Unlock()
-			for _, e := range evs {
-				s.log.Info("health change", "event", e.Kind, "vs", e.VS.Name(), "rs", rsName(e), "weight", e.Weight, "reason", e.Reason)
-			}
-			queue = append(queue, evs...)
 		case <-timer.C:
 			s.mu.Lock()
-			pending = append(pending, s.core.Due(time.Now())...)
+			pending = append(pending, s.core.Due(LaneMain, time.Now())...)
 			s.mu.Unlock()
 		case <-s.wake:
 		}
 	}
+}
+
+// batchDelay rounds a wait up to a multiple of batchWindow, so that the
+// checks due within the window start together.
+func batchDelay(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + batchWindow - d%batchWindow
+}
+
+// startRing moves the TCP_CHECKs io_uring can run to LaneRing and starts
+// its thread, unless PlainSockets is set or there are none; nil when not
+// started (when the kernel cannot, logged).
+func (s *Scheduler) startRing() *tcpRing {
+	if s.opts.PlainSockets {
+		return nil
+	}
+	jobs := map[ID]ringJob{}
+	for id, c := range s.checkers {
+		if t, ok := c.(*TCP); ok {
+			if j, ok := t.ringJob(ID(id)); ok {
+				jobs[ID(id)] = j
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	ring, err := startTCPRing(s, jobs)
+	if err != nil {
+		s.log.Info("TCP_CHECK runs on plain sockets", "reason", err)
+		return nil
+	}
+	return ring
+}
+
+// complete feeds results to the core, queues the events and logs the
+// health changes; it wakes Run when there are events or a check is now due
+// before Run's timer.
+func (s *Scheduler) complete(ds []done) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	n := len(s.events)
+	for _, d := range ds {
+		s.events = append(s.events, s.core.Complete(d.at, d.id, d.res)...)
+	}
+	evs := s.events[n:]
+	next, ok := s.core.Next(LaneMain)
+	wake := len(evs) > 0 || ok && (s.armed.IsZero() || next.Before(s.armed))
+	for _, e := range evs {
+		s.log.Info("health change", "event", e.Kind, "vs", e.VS.Name(), "rs", rsName(e), "weight", e.Weight, "reason", e.Reason)
+	}
+	s.mu.Unlock()
+	if wake {
+		s.poke()
+	}
+}
+
+// requeue takes back the TCP_CHECKs of a failed io_uring thread: those
+// running are run again by the workers, the others go back to LaneMain.
+func (s *Scheduler) requeue(running []ID, all map[ID]ringJob, err error) {
+	s.log.Warn("io_uring failed: TCP_CHECK continues on plain sockets", "err", err)
+	s.mu.Lock()
+	for id := range all {
+		s.core.SetLane(id, LaneMain)
+	}
+	s.requeued = append(s.requeued, running...)
+	s.mu.Unlock()
+	s.poke()
 }
 
 // flush delivers the last events, giving up after a second.
@@ -197,8 +290,13 @@ func (s *Scheduler) Snapshot() []VSStatus {
 }
 
 func (s *Scheduler) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	rw := s.ringWake
+	s.mu.Unlock()
+	for _, c := range []chan struct{}{s.wake, rw} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
