@@ -4,16 +4,18 @@
 //
 // Usage:
 //
-//	go run ./bench/checks [-tcp 10000] [-http 2000] [-duration 60s] [-json]
+//	go run ./bench/checks [-tcp 10000] [-http 2000] [-duration 60s] [-baseline=true] [-json] [-cpuprofile FILE]
 //
 // The real servers run in a child process (this binary re-executed with
 // -serve), so the CPU time and peak RSS read from getrusage and
-// /proc/self/status are the checker's alone. The TCP and HTTP cases run one
-// after the other, each with its own scheduler, for -duration each. Halfway
-// through each case one listener is closed and the time until the
-// scheduler reports it down is compared with keepalived's bound. With -json
-// the table goes to stderr and a JSON document to stdout. README.md says
-// how to read the results.
+// /proc/self/status are the checker's alone. The cases run one after the
+// other, each with its own scheduler, for -duration each: TCP (TCP_CHECK
+// through io_uring, the default), TCP-plain (the same on Go's sockets,
+// check.Options.PlainSockets: the baseline, off with -baseline=false) and
+// HTTP. Halfway through each case two listeners are closed and the time
+// until the scheduler reports them down is compared with keepalived's
+// bound. With -json the table goes to stderr and a JSON document to stdout.
+// README.md says how to read the results.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -29,6 +32,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +48,13 @@ const (
 	rsPerVS          = 100 // real servers per virtual_server block
 )
 
+// The cases, in the order they run.
+const (
+	tcpCase   = "TCP"       // TCP_CHECK through io_uring; the targets apply
+	plainCase = "TCP-plain" // the same on plain sockets: the baseline
+	httpCase  = "HTTP"
+)
+
 // Targets of the TCP case.
 const (
 	cpuTarget = 0.25 // of one core
@@ -57,6 +68,7 @@ func run() int {
 	nTCP := flag.Int("tcp", 10000, "TCP real servers (TCP_CHECK)")
 	nHTTP := flag.Int("http", 2000, "HTTP real servers (HTTP_GET)")
 	duration := flag.Duration("duration", 60*time.Second, "how long each case runs")
+	baseline := flag.Bool("baseline", true, "after the TCP case, run it again on plain sockets (check.Options.PlainSockets) to compare")
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	cpuProfile := flag.String("cpuprofile", "", "write the checker's CPU profile (all cases) to this file")
 	serveMode := flag.Bool(serveFlag, false, "internal: be the real servers (the child process)")
@@ -116,11 +128,13 @@ func run() int {
 		defer pprof.StopCPUProfile()
 	}
 
+	cases := []benchCase{{name: tcpCase, n: *nTCP, subnet: tcpNet, checker: tcpChecker, sockets: ioUring, targets: true, floor: true}}
+	if *baseline {
+		cases = append(cases, benchCase{name: plainCase, n: *nTCP, subnet: tcpNet, checker: tcpChecker, sockets: plainSockets})
+	}
+	cases = append(cases, benchCase{name: httpCase, n: *nHTTP, subnet: httpNet, checker: httpChecker})
 	var results []*result
-	for _, c := range []benchCase{
-		{name: "TCP", n: *nTCP, subnet: tcpNet, checker: tcpChecker},
-		{name: "HTTP", n: *nHTTP, subnet: httpNet, checker: httpChecker},
-	} {
+	for _, c := range cases {
 		if c.n == 0 {
 			continue
 		}
@@ -135,6 +149,7 @@ func run() int {
 		}
 		results = append(results, r)
 	}
+	compareBaseline(results)
 
 	table := os.Stdout
 	if *asJSON {
@@ -163,7 +178,20 @@ type benchCase struct {
 	n       int
 	subnet  byte
 	checker func(retry int) string // the checker block, keepalived syntax
+	sockets string                 // how TCP_CHECK runs: ioUring, plainSockets, or "" (none in the case)
+	targets bool                   // the CPU and RSS targets apply
+	floor   bool                   // measure connectFloor after the case
 }
+
+// benchCase.sockets and result.Sockets.
+const (
+	ioUring      = "io_uring"
+	plainSockets = "plain"
+	// The scheduler was asked for io_uring but logged that it could not
+	// use it (kernel too old, io_uring disabled): the case measured plain
+	// sockets.
+	ioUringRefused = "plain (io_uring refused)"
+)
 
 func tcpChecker(retry int) string {
 	return fmt.Sprintf("TCP_CHECK {\n connect_timeout %d\n retry %d\n delay_before_retry %d\n }",
@@ -263,13 +291,21 @@ type result struct {
 	P99       time.Duration `json:"latency_p99_ns"`
 	// Floor is the CPU of a bare blocking connect+close (connectFloor),
 	// and FloorCPU that at ChecksPerSec, as a fraction of one core.
-	Floor     time.Duration `json:"floor_cpu_per_connect_ns,omitempty"`
-	FloorCPU  float64       `json:"floor_cpu_fraction_of_one_core,omitempty"`
-	Failures  int64         `json:"failures"` // failed runs of checkers other than the victims
-	Downs     int           `json:"unexpected_down_events"`
-	Victims   []*victim     `json:"detection"`
-	LoadStart string        `json:"loadavg_start"`
-	LoadEnd   string        `json:"loadavg_end"`
+	Floor    time.Duration `json:"floor_cpu_per_connect_ns,omitempty"`
+	FloorCPU float64       `json:"floor_cpu_fraction_of_one_core,omitempty"`
+	// PlainCPUAtRate is the TCP-plain case's CPUAtRate, and CPURatio this
+	// case's over it: what io_uring costs relative to plain sockets per
+	// check (set on the TCP case when the baseline ran).
+	PlainCPUAtRate float64   `json:"plain_sockets_cpu_fraction_at_full_rate,omitempty"`
+	CPURatio       float64   `json:"cpu_ratio_to_plain_sockets,omitempty"`
+	Failures       int64     `json:"failures"` // failed runs of checkers other than the victims
+	Downs          int       `json:"unexpected_down_events"`
+	Victims        []*victim `json:"detection"`
+	LoadStart      string    `json:"loadavg_start"`
+	LoadEnd        string    `json:"loadavg_end"`
+	// Sockets is how TCP_CHECK ran (see benchCase.sockets), empty in a
+	// case without TCP_CHECKs.
+	Sockets string `json:"tcp_check_sockets,omitempty"`
 	// Targets applies to the TCP case only.
 	Targets bool `json:"targets_apply"`
 }
@@ -288,6 +324,56 @@ func (r *result) pass() bool {
 	return ok
 }
 
+// compareBaseline sets the TCP case's CPURatio from the TCP-plain case,
+// when both ran and TCP_CHECK did run through io_uring in the first.
+func compareBaseline(rs []*result) {
+	var tcp, plain *result
+	for _, r := range rs {
+		switch r.Case {
+		case tcpCase:
+			tcp = r
+		case plainCase:
+			plain = r
+		}
+	}
+	if tcp != nil && plain != nil && tcp.Sockets == ioUring && plain.CPUAtRate > 0 {
+		tcp.PlainCPUAtRate = plain.CPUAtRate
+		tcp.CPURatio = tcp.CPUAtRate / plain.CPUAtRate
+	}
+}
+
+// schedLog is the scheduler's log as shown on stderr: warnings, and the
+// notice that TCP_CHECK runs on plain sockets because io_uring could not
+// be used, which it records (the case then does not measure io_uring).
+// Health changes (the victims') are left out.
+type schedLog struct {
+	slog.Handler
+	plain *atomic.Bool
+}
+
+func newSchedLog() *schedLog {
+	return &schedLog{Handler: slog.NewTextHandler(os.Stderr, nil), plain: new(atomic.Bool)}
+}
+
+func (h *schedLog) Handle(ctx context.Context, r slog.Record) error {
+	fellBack := strings.Contains(r.Message, "plain sockets")
+	if fellBack {
+		h.plain.Store(true)
+	}
+	if r.Level < slog.LevelWarn && !fellBack {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *schedLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &schedLog{Handler: h.Handler.WithAttrs(as), plain: h.plain}
+}
+
+func (h *schedLog) WithGroup(name string) slog.Handler {
+	return &schedLog{Handler: h.Handler.WithGroup(name), plain: h.plain}
+}
+
 func runCase(ctx context.Context, c benchCase, srv *servers, d time.Duration) (*result, error) {
 	vics := victims(c)
 	cfg, diags := config.Parse(strings.ToLower(c.name)+".conf", []byte(configText(c, vics)), config.Options{ConfigID: "x"})
@@ -295,11 +381,13 @@ func runCase(ctx context.Context, c benchCase, srv *servers, d time.Duration) (*
 		return nil, fmt.Errorf("configuration: %v", diags)
 	}
 	events := make(chan check.Event, 1024)
-	sched, err := check.NewScheduler(cfg.VirtualServers, nil, check.Options{Events: events})
+	logs := newSchedLog()
+	sched, err := check.NewScheduler(cfg.VirtualServers, slog.New(logs),
+		check.Options{Events: events, PlainSockets: c.sockets == plainSockets})
 	if err != nil {
 		return nil, err
 	}
-	r := &result{Case: c.name, Checkers: c.n, Victims: vics, Targets: c.name == "TCP", LoadStart: loadAvg()}
+	r := &result{Case: c.name, Checkers: c.n, Victims: vics, Sockets: c.sockets, Targets: c.targets, LoadStart: loadAvg()}
 
 	// Events are read as they come so the time of a victim's
 	// RealServerDown is when a consumer (the IPVS programmer) gets it.
@@ -417,6 +505,9 @@ loop:
 		}
 	}
 	stopRun()
+	if c.sockets == ioUring && logs.plain.Load() {
+		r.Sockets = ioUringRefused
+	}
 	r.Duration = time.Since(t0)
 	r.CPU = float64(cpuTime()-cpu0) / float64(r.Duration)
 	r.PeakRSS = peakRSS()
@@ -428,12 +519,21 @@ loop:
 	r.CPUAtRate = r.CPU * float64(c.n) / delayLoop / max(r.ChecksPerSec, 1)
 	r.P50, r.P99 = h.quantile(0.50), h.quantile(0.99)
 	r.LoadEnd = loadAvg()
-	if c.name == "TCP" {
+	if c.floor {
 		// Measured after the case, with the same load on the machine.
 		if r.Floor, err = connectFloor(c.subnet, c.n, 20000); err != nil {
 			return nil, fmt.Errorf("connect floor: %w", err)
 		}
 		r.FloorCPU = float64(r.Floor) * r.ChecksPerSec / float64(time.Second)
+	}
+	// The next case may check the same real servers (TCP-plain after TCP).
+	for _, v := range vics {
+		if v.killed.IsZero() {
+			continue
+		}
+		if err := srv.revive(v.Addr); err != nil {
+			return nil, err
+		}
 	}
 	if lastErr != "" {
 		fmt.Fprintf(os.Stderr, "checks: %s case: %d failed runs, last: %s\n", c.name, r.Failures, lastErr)

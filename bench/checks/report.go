@@ -53,6 +53,15 @@ func printTable(w io.Writer, rs []*result) {
 		}
 	}
 	for _, r := range rs {
+		switch {
+		case r.CPURatio > 0:
+			fmt.Fprintf(w, "%s case: io_uring uses %.2fx the CPU of plain sockets (%.3f vs %.3f of a core at N/s)\n",
+				r.Case, r.CPURatio, r.CPUAtRate, r.PlainCPUAtRate)
+		case r.Sockets == ioUringRefused:
+			fmt.Fprintf(w, "%s case: the scheduler could not use io_uring (logged above): TCP_CHECK ran on plain sockets\n", r.Case)
+		}
+	}
+	for _, r := range rs {
 		if !r.RSSOwn {
 			fmt.Fprintln(w, "* peak RSS since process start: /proc/self/clear_refs could not reset it")
 			break

@@ -31,6 +31,7 @@ const (
 	serveFlag   = "serve"
 	readyLine   = "ready"
 	closedReply = "closed"
+	openedReply = "opened"
 )
 
 // serverAddr is the address of the i-th real server of a kind (tcpNet or
@@ -45,6 +46,7 @@ func serverAddr(subnet byte, i int) netip.AddrPort {
 // prints readyLine, then answers commands read from stdin, one a line:
 //
 //	close ADDR  closes that listener (a killed real server) -> "closed"
+//	open ADDR   listens there again (a closed one revived)  -> "opened"
 //	count       the connections accepted so far             -> a number
 //
 // It exits when stdin closes, so a parent that dies cannot leave it behind.
@@ -65,22 +67,16 @@ func serve(nTCP, nHTTP int) error {
 		listeners[ap.String()] = l
 		return l, nil
 	}
-	for i := range nTCP {
-		l, err := listen(serverAddr(tcpNet, i))
-		if err != nil {
-			return err
-		}
-		// TCP_CHECK only needs the handshake; closing at once is what a
-		// server that is up but says nothing looks like.
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
+	// TCP_CHECK only needs the handshake; closing at once is what a
+	// server that is up but says nothing looks like.
+	acceptClose := func(l net.Listener) {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
 			}
-		}()
+			c.Close()
+		}
 	}
 	// One http.Server serves every HTTP listener: a server per address
 	// would only add goroutines to the child, which is not what we measure.
@@ -91,12 +87,28 @@ func serve(nTCP, nHTTP int) error {
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	for i := range nHTTP {
-		l, err := listen(serverAddr(httpNet, i))
+	// start listens at ap and serves it as its kind (by subnet) wants.
+	start := func(ap netip.AddrPort) error {
+		l, err := listen(ap)
 		if err != nil {
 			return err
 		}
-		go srv.Serve(l)
+		if ap.Addr().As4()[1] == tcpNet {
+			go acceptClose(l)
+		} else {
+			go srv.Serve(l)
+		}
+		return nil
+	}
+	for i := range nTCP {
+		if err := start(serverAddr(tcpNet, i)); err != nil {
+			return err
+		}
+	}
+	for i := range nHTTP {
+		if err := start(serverAddr(httpNet, i)); err != nil {
+			return err
+		}
 	}
 	fmt.Println(readyLine)
 
@@ -109,6 +121,16 @@ func serve(nTCP, nHTTP int) error {
 				l.Close()
 			}
 			fmt.Println(closedReply)
+		case "open":
+			ap, err := netip.ParseAddrPort(arg)
+			if err == nil {
+				err = start(ap)
+			}
+			if err != nil {
+				fmt.Println(err)
+				break
+			}
+			fmt.Println(openedReply)
 		case "count":
 			fmt.Println(accepted.Load())
 		default:
@@ -194,6 +216,15 @@ func (s *servers) kill(ap netip.AddrPort) error {
 	r, err := s.command("close " + ap.String())
 	if err == nil && r != closedReply {
 		err = fmt.Errorf("close %s: %q", ap, r)
+	}
+	return err
+}
+
+// revive listens at ap again after kill.
+func (s *servers) revive(ap netip.AddrPort) error {
+	r, err := s.command("open " + ap.String())
+	if err == nil && r != openedReply {
+		err = fmt.Errorf("open %s: %q", ap, r)
 	}
 	return err
 }

@@ -88,6 +88,7 @@ The status socket serves "tandem status", "tandem lvs list" and
 	f.StringVar(&opts.Socket, "socket", defaultSocket, "status socket")
 	f.StringVar(&opts.HTTP, "http", "", "address for the HTTP status listener (/metrics, /status.json, /), e.g. 127.0.0.1:9400; off by default")
 	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, or none (health checks only)")
+	f.BoolVar(&opts.PlainSockets, "no-io-uring", false, "run TCP_CHECK on plain sockets, one system call at a time, instead of in batches through io_uring (used by default when the kernel allows)")
 	f.StringVar(&opts.DumpDir, "dump-dir", "", "where SIGUSR1/SIGUSR2/SIGRTMIN+2 write keepalived's dump files (default: the temporary directory, /tmp)")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	// keepalived's -n (--dont-fork): Tandem always stays in the foreground.

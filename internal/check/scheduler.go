@@ -203,6 +203,7 @@ func (s *Scheduler) startRing() *tcpRing {
 		s.log.Info("TCP_CHECK runs on plain sockets", "reason", err)
 		return nil
 	}
+	s.log.Info("TCP_CHECK runs through io_uring", "checkers", len(jobs))
 	return ring
 }
 

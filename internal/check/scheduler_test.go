@@ -30,15 +30,7 @@ func TestSchedulerRun(t *testing.T) {
 		vs.RealServers = append(vs.RealServers, rs)
 	}
 	events := make(chan Event)
-	s, err := NewScheduler([]*config.VirtualServer{vs}, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Concurrency: 2, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); s.Run(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	s, _ := startScheduler(t, vs, Options{Concurrency: 2, Events: events})
 
 	timeout := time.After(5 * time.Second)
 	var initial int
@@ -72,6 +64,24 @@ func TestSchedulerRun(t *testing.T) {
 			t.Fatal("no down event within 5s")
 		}
 	}
+}
+
+// startScheduler builds a scheduler for vs and runs it until stop is
+// called or the test ends.
+func startScheduler(t *testing.T, vs *config.VirtualServer, opts Options) (s *Scheduler, stop func()) {
+	t.Helper()
+	s, err := NewScheduler([]*config.VirtualServer{vs}, slog.New(slog.DiscardHandler), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return s, stop
 }
 
 // TestSchedulerSuspend: with ha_suspend the shell runs nothing until

@@ -53,14 +53,15 @@ type tcpRing struct {
 }
 
 // startTCPRing sets the ring up, with as many sockets at most in flight
-// as the scheduler's concurrency, proves it with one connect to a
+// as the scheduler's concurrency (up to 4096), proves it with one connect to a
 // loopback listener (a kernel whose io_uring mishandles a connect in
 // progress fails here, not on real servers), moves the jobs' checkers to
 // LaneRing and starts the thread. The error says why io_uring cannot be
 // used.
 func startTCPRing(s *Scheduler, jobs map[ID]ringJob) (*tcpRing, error) {
 	e := &tcpRing{s: s, jobs: jobs, wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{})}
-	slots := s.opts.Concurrency
+	// io_uring takes at most 32768 submission entries, four per slot.
+	slots := min(s.opts.Concurrency, 4096)
 	started := make(chan error, 1)
 	go func() {
 		// The ring is bound to this thread. The thread goes back to the

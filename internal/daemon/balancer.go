@@ -49,6 +49,8 @@ type balancer struct {
 	scripts  *notify.Scripts
 	mailer   *notify.Mailer
 	eventLog *notify.EventLog
+	// plainSockets: TCP_CHECK without io_uring (--no-io-uring).
+	plainSockets bool
 
 	mu   sync.Mutex
 	pool *lvs.Pool
@@ -93,11 +95,11 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 		return nil, err
 	}
 	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024), reloads: make(chan reloadReq),
-		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool()}
+		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
 	}
-	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, check.Options{Env: check.Env{TrackFiles: cfg.TrackFiles}, Events: b.checks})
+	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, b.checkOptions(cfg))
 	if err != nil {
 		if k != nil {
 			k.Close()
@@ -105,6 +107,11 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 		return nil, err
 	}
 	return b, nil
+}
+
+// checkOptions are the health-check scheduler's options for cfg.
+func (b *balancer) checkOptions(cfg *config.Config) check.Options {
+	return check.Options{Env: check.Env{TrackFiles: cfg.TrackFiles}, Events: b.checks, PlainSockets: b.plainSockets}
 }
 
 // run runs the checks and applies their events until ctx ends; then it
@@ -121,7 +128,7 @@ func (b *balancer) run(ctx context.Context) {
 			b.close()
 			return
 		case r := <-b.reloads:
-			next, err := check.NewScheduler(r.cfg.VirtualServers, b.log, check.Options{Env: check.Env{TrackFiles: r.cfg.TrackFiles}, Events: b.checks})
+			next, err := check.NewScheduler(r.cfg.VirtualServers, b.log, b.checkOptions(r.cfg))
 			if err != nil {
 				r.done <- err // the running checks go on untouched
 				continue

@@ -27,6 +27,9 @@ type Options struct {
 	Socket     string
 	// Dataplane is auto, ipvs, nft or none (health checks only).
 	Dataplane string
+	// PlainSockets runs TCP_CHECK on plain sockets instead of io_uring
+	// (check.Options.PlainSockets).
+	PlainSockets bool
 	// Reloads asks for a reload (SIGHUP): the file is read again and the
 	// difference applied.
 	Reloads <-chan os.Signal

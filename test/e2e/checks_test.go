@@ -179,6 +179,16 @@ func TestCheckers(t *testing.T) {
 		return true
 	})
 	t.Logf("every checker passed (or failed, on purpose) %v after the daemon started", time.Since(start).Round(time.Millisecond))
+	// TCP_CHECK ran through io_uring, or the daemon said why not.
+	switch out := d.proc.Output(); {
+	case strings.Contains(out, "TCP_CHECK runs through io_uring"):
+	case strings.Contains(out, "TCP_CHECK runs on plain sockets"):
+		_, why, _ := strings.Cut(out, "TCP_CHECK runs on plain sockets")
+		why, _, _ = strings.Cut(why, "\n")
+		t.Log("this kernel runs TCP_CHECK on plain sockets:" + why)
+	default:
+		t.Errorf("the daemon did not say how it runs TCP_CHECK:\n%s", out)
+	}
 	st, err := d.status()
 	if err != nil {
 		t.Fatal(err)
