@@ -66,6 +66,11 @@ func TestSeed003NAT(t *testing.T) {
 	}
 	took := waitFor(t, "rs1 out of the pool", 20*time.Second, func() bool { return !dir.healthy(vs, "192.168.188.129") })
 	t.Logf("rs1 left the pool %v after nginx stopped", took)
+	// The status shows the checker's verdict; the data plane applies it
+	// a few milliseconds later. Requests count from the rule's removal.
+	waitFor(t, "rs1's rule out of the data plane", 5*time.Second, func() bool {
+		return !strings.Contains(lvsList(t, l, dir), "-> 192.168.188.129:80")
+	})
 	if got := spread(l, target, 20); got["rs2"] != 20 {
 		t.Errorf("after rs1's removal: %v, want every request served by rs2", got)
 	}
