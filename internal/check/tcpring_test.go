@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
 	"tandem/internal/uring"
 )
 
@@ -39,8 +40,9 @@ func requireRing(t *testing.T) {
 
 // TestTCPRing runs TCP_CHECKs through the scheduler with and without
 // io_uring: an open server (whose every connection must be closed at
-// once, the server reading EOF), a closed port, and a checker with
-// bindto, which io_uring does not run. Concurrency 2 makes the ring queue checks beyond
+// once, the server reading EOF), a closed port, a server that never
+// answers (the connect in flight until connect_timeout), and a checker
+// with bindto, which io_uring does not run. Concurrency 2 makes the ring queue checks beyond
 // its slots.
 func TestTCPRing(t *testing.T) {
 	for _, plain := range []bool{false, true} {
@@ -61,6 +63,7 @@ func TestTCPRing(t *testing.T) {
 				}
 			}))
 			closed := netip.MustParseAddrPort(closedPort(t, "tcp"))
+			silent := lab.FullListener(t)
 			tm := timing(1, 0.01, 0, 0, false)
 			vs := &config.VirtualServer{IP: netip.MustParseAddr("192.0.2.1"), Port: 80, Quorum: 1}
 			var bindto *config.Checker
@@ -71,6 +74,12 @@ func TestTCPRing(t *testing.T) {
 				bindto = ck
 			}
 			bindto.BindTo = netip.MustParseAddr("127.0.0.1")
+			// A server that never answers: the connect stays in flight
+			// until connect_timeout.
+			slow := &config.Checker{Type: config.CheckTCP, Timing: tm}
+			slow.Timing.ConnectTimeout = config.Duration(300 * time.Millisecond)
+			vs.RealServers = append(vs.RealServers, &config.RealServer{IP: silent.Addr(), Port: int(silent.Port()), Weight: 1,
+				Checkers: []*config.Checker{slow}})
 			s, stop := startScheduler(t, vs, Options{Concurrency: 2, Events: make(chan Event, 64), PlainSockets: plain})
 			// The first round: 2 open servers × 2 checkers. Each
 			// connection is closed at once (the server reads EOF), long
@@ -96,11 +105,11 @@ func TestTCPRing(t *testing.T) {
 			snap := s.Snapshot()[0]
 			stop()
 
-			wantRing := 5 // all but the bindto checker
+			wantRing := 6 // all but the bindto checker
 			if plain {
 				wantRing = 0
 			}
-			if lanes[LaneRing] != wantRing || lanes[LaneMain] != 6-wantRing {
+			if lanes[LaneRing] != wantRing || lanes[LaneMain] != 7-wantRing {
 				t.Errorf("checkers per lane %v, want %d in LaneRing", lanes, wantRing)
 			}
 			if !snap.RealServers[0].Healthy || !snap.RealServers[2].Healthy {
@@ -112,6 +121,10 @@ func TestTCPRing(t *testing.T) {
 			}
 			if !plain && !strings.HasPrefix(down.Checkers[1].LastError, "connect "+closed.String()+": ") {
 				t.Errorf("io_uring error %q, want it to start with the address", down.Checkers[1].LastError)
+			}
+			if quiet := snap.RealServers[3]; quiet.Healthy || !strings.Contains(quiet.Checkers[0].LastError, "timeout") ||
+				quiet.Checkers[0].Latency < 300*time.Millisecond {
+				t.Errorf("silent server: %+v, want down on a timeout after 300ms", quiet)
 			}
 		})
 	}

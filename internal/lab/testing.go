@@ -2,10 +2,15 @@ package lab
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips t unless the process can build labs: it runs as root,
@@ -94,4 +99,35 @@ func RunWithTandem(m *testing.M, bin *string) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// FullListener returns a loopback address whose listener (backlog 0)
+// never accepts and has one connection queued already: the kernel drops
+// further SYNs, so a connect to it neither succeeds nor is refused until
+// the connector gives up. Everything goes away when t ends.
+func FullListener(t testing.TB) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	lo := [4]byte{127, 0, 0, 1}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: lo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.AddrPortFrom(netip.AddrFrom4(lo), uint16(sa.(*unix.SockaddrInet4).Port))
+	filler, err := net.DialTimeout("tcp", ap.String(), time.Second)
+	if err != nil {
+		t.Fatalf("filling the accept queue of %s: %v", ap, err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	return ap
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/lab"
 )
 
 // newRing makes a ring for the test on the test goroutine's thread, which
@@ -105,7 +107,7 @@ func TestConnect(t *testing.T) {
 		t.Errorf("connect to %s: %v, want connection refused", closed, syscall.Errno(-res))
 	}
 
-	full := fullListener(t)
+	full := lab.FullListener(t)
 	res, took := connect(t, r, full, 300*time.Millisecond)
 	if res != -int32(unix.ECANCELED) {
 		t.Errorf("connect to a full accept queue: %v, want the timeout's ECANCELED", syscall.Errno(-res))
@@ -195,34 +197,5 @@ func closedPort(t *testing.T) netip.AddrPort {
 	}
 	ap := netip.MustParseAddrPort(l.Addr().String())
 	l.Close()
-	return ap
-}
-
-// fullListener listens with a backlog of 0 and never accepts; after one
-// connection fills its queue the kernel drops further SYNs, so a connect
-// neither succeeds nor is refused.
-func fullListener(t *testing.T) netip.AddrPort {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	filler, err := net.DialTimeout("tcp", ap.String(), time.Second)
-	if err != nil {
-		t.Fatalf("filling the accept queue: %v", err)
-	}
-	t.Cleanup(func() { filler.Close() })
 	return ap
 }
