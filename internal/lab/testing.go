@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -130,4 +131,37 @@ func FullListener(t testing.TB) netip.AddrPort {
 	}
 	t.Cleanup(func() { filler.Close() })
 	return ap
+}
+
+// ServeName runs a TCP server on node at addr that answers each connection
+// with the node's name and a newline. With hold it then waits for the
+// client to close (so a client can keep a connection established, for at
+// most 30 s); without, it closes at once. It stops when t ends.
+func (l *Lab) ServeName(t testing.TB, node, addr string, hold bool) {
+	t.Helper()
+	var ln net.Listener
+	err := l.Do(node, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				c.Write([]byte(node + "\n"))
+				if hold {
+					io.Copy(io.Discard, c)
+				}
+			}()
+		}
+	}()
 }

@@ -218,11 +218,6 @@ func (r *Ring) probe(ops ...uint8) error {
 // Slots is the number of direct descriptor slots.
 func (r *Ring) Slots() int { return len(r.slots) }
 
-// Space is how many submission entries are free.
-func (r *Ring) Space() int {
-	return len(r.sqes) - int(r.tail-atomic.LoadUint32(r.sqHead))
-}
-
 func (r *Ring) next() *sqe {
 	i := r.tail & r.sqMask
 	r.sqArray[i] = i

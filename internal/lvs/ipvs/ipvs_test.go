@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -313,36 +312,6 @@ func TestSchedulers(t *testing.T) {
 	}
 }
 
-// serve runs a TCP server on node that answers each connection with the
-// node's name and a newline, then waits for the client to close, so that a
-// client can hold a connection established.
-func serve(t *testing.T, l *lab.Lab, node, addr string) {
-	t.Helper()
-	var ln net.Listener
-	err := l.Do(node, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				c.Write([]byte(node + "\n"))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-}
-
 // dial connects the client to vip and returns the connection and the name
 // of the server that answered.
 func dial(l *lab.Lab, vip netip.AddrPort) (net.Conn, string, error) {
@@ -443,8 +412,8 @@ func TestNATForwarding(t *testing.T) {
 	requireIPVS(t)
 	y := lab.Seed003NAT()
 	l := lab.NewT(t, y.Spec())
-	serve(t, l, "rs1", ":8080")
-	serve(t, l, "rs2", ":8080")
+	l.ServeName(t, "rs1", ":8080", true)
+	l.ServeName(t, "rs2", ":8080", true)
 	state := filepath.Join(t.TempDir(), "state")
 	k := newKernel(t, l, "dir1", state)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: y.VIPs[0], Port: 80}, Scheduler: lvs.RoundRobin}
@@ -486,8 +455,8 @@ func TestNATForwardingIPv6(t *testing.T) {
 		node("client", "wan", "fd01::50/64"), dir,
 		node("rs1", "lan", "fd02::2/64", via), node("rs2", "lan", "fd02::3/64", via),
 	}})
-	serve(t, l, "rs1", ":8080")
-	serve(t, l, "rs2", ":8080")
+	l.ServeName(t, "rs1", ":8080", true)
+	l.ServeName(t, "rs2", ":8080", true)
 	k := newKernel(t, l, "dir", "")
 	dests := []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}}
 	vip := netip.MustParseAddr("fd01::1")
@@ -513,7 +482,7 @@ func TestDRForwarding(t *testing.T) {
 	run(t, l, "dir1", "ip", "addr", "add", vip, "dev", y.Iface)
 	for _, r := range y.Reals {
 		run(t, l, r.Name, "ip", "addr", "add", vip, "dev", "lo")
-		serve(t, l, r.Name, ":80")
+		l.ServeName(t, r.Name, ":80", true)
 	}
 	k := newKernel(t, l, "dir1", "")
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: y.VIPs[0], Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,31 +317,6 @@ func TestKernelRoundTrip(t *testing.T) {
 	}
 }
 
-// serve runs a TCP server on node that answers each connection with the
-// node's name.
-func serve(t *testing.T, l *lab.Lab, node, addr string) {
-	t.Helper()
-	var ln net.Listener
-	err := l.Do(node, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(node))
-			c.Close()
-		}
-	}()
-}
-
 // hits opens n connections from the client to vip and counts the answers
 // by server.
 func hits(t *testing.T, l *lab.Lab, vip netip.AddrPort, n int) map[string]int {
@@ -361,7 +337,7 @@ func hits(t *testing.T, l *lab.Lab, vip netip.AddrPort, n int) map[string]int {
 		if err != nil {
 			t.Fatalf("connection to %v: %v", vip, err)
 		}
-		out[string(who)]++
+		out[strings.TrimSuffix(string(who), "\n")]++
 	}
 	return out
 }
@@ -370,8 +346,8 @@ func TestNATEndToEnd(t *testing.T) {
 	checkHostUntouched(t)
 	y := lab.Seed003NAT()
 	l := lab.NewT(t, y.Spec())
-	serve(t, l, "rs1", ":8080")
-	serve(t, l, "rs2", ":8080")
+	l.ServeName(t, "rs1", ":8080", false)
+	l.ServeName(t, "rs2", ":8080", false)
 	k := newKernel(t, nsHandle(t, l, "dir1"))
 
 	vip := netip.AddrPortFrom(y.VIPs[0], 80)
@@ -493,7 +469,7 @@ func TestDREndToEnd(t *testing.T) {
 	addAddr(t, nsHandle(t, l, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
 	for _, r := range y.Reals {
 		addAddr(t, nsHandle(t, l, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
-		serve(t, l, r.Name, ":80")
+		l.ServeName(t, r.Name, ":80", false)
 	}
 	ns := nsHandle(t, l, "dir1")
 	k := newKernel(t, ns)
@@ -579,8 +555,8 @@ func TestNATEndToEndIPv6(t *testing.T) {
 		node("client", "wan", "fd01::50/64"), dir,
 		node("rs1", "lan", "fd02::2/64", via), node("rs2", "lan", "fd02::3/64", via),
 	}})
-	serve(t, l, "rs1", ":8080")
-	serve(t, l, "rs2", ":8080")
+	l.ServeName(t, "rs1", ":8080", false)
+	l.ServeName(t, "rs2", ":8080", false)
 	k := newKernel(t, nsHandle(t, l, "dir"))
 	vip := netip.MustParseAddrPort("[fd01::1]:80")
 	want := mustDesired(t, lvs.VirtualServer{
@@ -621,7 +597,7 @@ func TestDREndToEndIPv6(t *testing.T) {
 	addAddr(t, nsHandle(t, l, "dir"), "eth0", netip.PrefixFrom(vip.Addr(), 128))
 	for _, r := range []string{"rs1", "rs2"} {
 		addAddr(t, nsHandle(t, l, r), "lo", netip.PrefixFrom(vip.Addr(), 128))
-		serve(t, l, r, ":80")
+		l.ServeName(t, r, ":80", false)
 	}
 	k := newKernel(t, nsHandle(t, l, "dir"))
 	reconcile(t, k, mustDesired(t, lvs.VirtualServer{
