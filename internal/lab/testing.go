@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -164,4 +165,19 @@ func (l *Lab) ServeName(t testing.TB, node, addr string, hold bool) {
 			}()
 		}
 	}()
+}
+
+// TestLogger is a debug-level text logger whose lines go to t.Log.
+func TestLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(TestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestWriter passes what is written to t.Log, a call per write.
+func TestWriter(t testing.TB) io.Writer { return testWriter{t} }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
 )
 
 func TestMain(m *testing.M) {
@@ -29,17 +29,6 @@ func TestMain(m *testing.M) {
 }
 
 const waitLimit = 10 * time.Second
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 func TestEventLog(t *testing.T) {
 	ev := func(i int) Event {
@@ -117,7 +106,7 @@ func newScripts(t *testing.T, g *config.Global, timeout time.Duration) *Scripts 
 	if g.ScriptUser == "" {
 		g.ScriptUser = currentUser(t)
 	}
-	s, err := NewScripts(g, timeout, testLog(t))
+	s, err := NewScripts(g, timeout, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,10 +300,10 @@ func TestNames(t *testing.T) {
 }
 
 func TestNewMailer(t *testing.T) {
-	if m := NewMailer(&config.Global{NotificationEmail: []string{"a@b"}}, testLog(t)); m != nil {
+	if m := NewMailer(&config.Global{NotificationEmail: []string{"a@b"}}, lab.TestLogger(t)); m != nil {
 		t.Error("Mailer without smtp_server")
 	}
-	if m := NewMailer(&config.Global{SMTPServer: "127.0.0.1:25"}, testLog(t)); m != nil {
+	if m := NewMailer(&config.Global{SMTPServer: "127.0.0.1:25"}, lab.TestLogger(t)); m != nil {
 		t.Error("Mailer without notification_email")
 	}
 	var m *Mailer // a nil Mailer sends nothing
@@ -322,7 +311,7 @@ func TestNewMailer(t *testing.T) {
 		t.Error(err)
 	}
 	host, _ := os.Hostname()
-	m = NewMailer(&config.Global{SMTPServer: "127.0.0.1:25", NotificationEmail: []string{"a@b"}}, testLog(t))
+	m = NewMailer(&config.Global{SMTPServer: "127.0.0.1:25", NotificationEmail: []string{"a@b"}}, lab.TestLogger(t))
 	if m.helo != host || m.routerID != host || !strings.HasSuffix(m.from, "@"+host) || m.timeout != defaultSMTPTimeout {
 		t.Errorf("defaults: helo %q router_id %q from %q timeout %v; want host name %q and 30s", m.helo, m.routerID, m.from, m.timeout, host)
 	}
@@ -368,7 +357,7 @@ func startSMTPServer(t *testing.T) (addr string, messages <-chan string) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command("python3", "-W", "ignore", "-u", "-c", smtpServer, strconv.Itoa(port))
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = lab.TestWriter(t)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -429,7 +418,7 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 		NotificationEmailFrom: "tandem@lb1.example.com",
 		SMTPHeloName:          "lb1.example.com",
 		SMTPConnectTimeout:    config.Duration(5 * time.Second),
-	}, testLog(t))
+	}, lab.TestLogger(t))
 	ctx := context.Background()
 	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: "TCP"}
 	rs := &config.RealServer{IP: netip.MustParseAddr("192.168.1.2"), Port: 80}
@@ -500,7 +489,7 @@ func TestMailerTimeout(t *testing.T) {
 		}
 	})
 	m := NewMailer(&config.Global{SMTPServer: l.Addr().String(), NotificationEmail: []string{"a@b"},
-		SMTPConnectTimeout: config.Duration(200 * time.Millisecond)}, testLog(t))
+		SMTPConnectTimeout: config.Duration(200 * time.Millisecond)}, lab.TestLogger(t))
 	startAt := time.Now()
 	if err := m.Instance(context.Background(), "VI_1", Backup); err == nil {
 		t.Fatal("no error from a silent server")

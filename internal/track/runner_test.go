@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,20 +19,10 @@ import (
 	"github.com/vishvananda/netns"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
 )
 
 const waitLimit = 10 * time.Second
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // runner is any of the trackers.
 type runner interface {
@@ -91,7 +80,7 @@ func TestScriptRun(t *testing.T) {
 	s, err := NewScript(&config.Script{
 		Name: "chk", Command: []string{script, flag},
 		Interval: config.Duration(20 * time.Millisecond), Rise: 2, Fall: 2,
-	}, &config.Global{ScriptUser: currentUser(t)}, testLog(t))
+	}, &config.Global{ScriptUser: currentUser(t)}, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +108,7 @@ func TestScriptInitFail(t *testing.T) {
 	s, err := NewScript(&config.Script{
 		Name: "chk", Command: []string{script}, Interval: config.Duration(20 * time.Millisecond),
 		Rise: 2, Fall: 1, InitFail: true,
-	}, &config.Global{ScriptUser: currentUser(t)}, testLog(t))
+	}, &config.Global{ScriptUser: currentUser(t)}, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +295,7 @@ func TestScriptRefusedUnderSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewScript(&config.Script{Name: "bad", Command: []string{script}, Rise: 1, Fall: 1},
-		&config.Global{ScriptUser: "root", EnableScriptSecurity: true}, testLog(t))
+		&config.Global{ScriptUser: "root", EnableScriptSecurity: true}, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +419,7 @@ func TestFileRun(t *testing.T) {
 	if err := os.WriteFile(p, []byte("5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFile(&config.TrackFile{Name: "tf", File: p}, testLog(t))
+	f, err := NewFile(&config.TrackFile{Name: "tf", File: p}, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +474,7 @@ func TestFileThroughSymlink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFile(&config.TrackFile{Name: "tf", File: link}, testLog(t))
+	f, err := NewFile(&config.TrackFile{Name: "tf", File: link}, lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +492,7 @@ func TestFileThroughSymlink(t *testing.T) {
 }
 
 func TestFileMissingDirectory(t *testing.T) {
-	if _, err := NewFile(&config.TrackFile{Name: "tf", File: filepath.Join(t.TempDir(), "no", "f")}, testLog(t)); err == nil {
+	if _, err := NewFile(&config.TrackFile{Name: "tf", File: filepath.Join(t.TempDir(), "no", "f")}, lab.TestLogger(t)); err == nil {
 		t.Error("NewFile accepted a file in a missing directory")
 	}
 }
@@ -533,7 +522,7 @@ func TestProcessRun(t *testing.T) {
 	// A sleep whose argument no other process on the host has.
 	arg := fmt.Sprintf("3600.%d%d", os.Getpid(), uniq.Add(1))
 	p := NewProcess(&config.TrackProcess{Name: "tp", Process: "sleep", Params: []string{arg}, Quorum: 1, QuorumMax: 1},
-		10*time.Millisecond, testLog(t))
+		10*time.Millisecond, lab.TestLogger(t))
 	ch := start(t, p)
 	if u := next(t, ch); u.OK || u.Value != 0 || u.Kind != KindProcess || u.Name != "tp" {
 		t.Fatalf("first update %+v, want down with 0 processes", u)
@@ -563,7 +552,7 @@ func TestProcessRunTerminateDelay(t *testing.T) {
 	arg := fmt.Sprintf("3600.%d%d", os.Getpid(), uniq.Add(1))
 	first := startSleep(t, arg)
 	p := NewProcess(&config.TrackProcess{Name: "tp", Process: "sleep", Params: []string{arg}, Quorum: 1,
-		TerminateDelay: config.Duration(delay)}, 10*time.Millisecond, testLog(t))
+		TerminateDelay: config.Duration(delay)}, 10*time.Millisecond, lab.TestLogger(t))
 	ch := start(t, p)
 	if u := next(t, ch); !u.OK {
 		t.Fatalf("first update %+v, want up", u)
@@ -597,7 +586,7 @@ func TestInterfaceAppears(t *testing.T) {
 	}
 	t.Cleanup(h.Close)
 	name := uniqueName("tk")
-	ch := start(t, NewInterface(name, &ns, testLog(t)))
+	ch := start(t, NewInterface(name, &ns, lab.TestLogger(t)))
 	if u := next(t, ch); u.OK {
 		t.Fatalf("first update %+v, want down (no such interface)", u)
 	}
@@ -669,7 +658,7 @@ func TestInterfaceRun(t *testing.T) {
 	t.Cleanup(h.Close)
 	end, peer := addVeth(t, h)
 	name := end.Attrs().Name
-	ch := start(t, NewInterface(name, &ns, testLog(t)))
+	ch := start(t, NewInterface(name, &ns, lab.TestLogger(t)))
 	want := func(up bool) {
 		t.Helper()
 		if u := next(t, ch); u.OK != up || u.Kind != KindInterface || u.Name != name {
@@ -714,7 +703,7 @@ func TestInterfaceRenamed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := start(t, NewInterface(name, &ns, testLog(t)))
+	ch := start(t, NewInterface(name, &ns, lab.TestLogger(t)))
 	if u := next(t, ch); !u.OK {
 		t.Fatalf("first update %+v, want up", u)
 	}
@@ -731,7 +720,7 @@ func TestInterfaceRenamed(t *testing.T) {
 
 func TestInterfaceCurrentNamespace(t *testing.T) {
 	// Read-only: the host's loopback is up and running.
-	ch := start(t, NewInterface("lo", nil, testLog(t)))
+	ch := start(t, NewInterface("lo", nil, lab.TestLogger(t)))
 	if u := next(t, ch); !u.OK {
 		t.Fatalf("first update %+v, want lo up", u)
 	}
@@ -750,7 +739,7 @@ func TestInterfaceInitiallyUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := start(t, NewInterface(end.Attrs().Name, &ns, testLog(t)))
+	ch := start(t, NewInterface(end.Attrs().Name, &ns, lab.TestLogger(t)))
 	if u := next(t, ch); !u.OK {
 		t.Fatalf("first update %+v, want up", u)
 	}
