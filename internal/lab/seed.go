@@ -216,3 +216,22 @@ func hosts(kv ...string) []Host {
 	}
 	return out
 }
+
+// NAT6 is an IPv6 NAT topology for data-plane tests: the client
+// (fd01::50) on switch wan, the director (fd01::1 on eth0, fd02::1 on
+// eth1 on switch lan, forwarding), and rs1 (fd02::2) and rs2 (fd02::3)
+// routed through the director.
+func NAT6() Spec {
+	p := netip.MustParsePrefix
+	node := func(name, sw, addr string, routes ...Route) Node {
+		return Node{Name: name, Routes: routes, Ifaces: []Iface{{Name: "eth0", Switch: sw, Addrs: []netip.Prefix{p(addr)}}}}
+	}
+	via := Route{Via: netip.MustParseAddr("fd02::1")}
+	dir := node("dir", "wan", "fd01::1/64")
+	dir.Ifaces = append(dir.Ifaces, Iface{Name: "eth1", Switch: "lan", Addrs: []netip.Prefix{p("fd02::1/64")}})
+	dir.Sysctls = map[string]string{"net.ipv6.conf.all.forwarding": "1"}
+	return Spec{Nodes: []Node{
+		node("client", "wan", "fd01::50/64"), dir,
+		node("rs1", "lan", "fd02::2/64", via), node("rs2", "lan", "fd02::3/64", via),
+	}}
+}

@@ -543,18 +543,7 @@ func TestDREndToEnd(t *testing.T) {
 
 func TestNATEndToEndIPv6(t *testing.T) {
 	checkHostUntouched(t)
-	p := netip.MustParsePrefix
-	node := func(name, sw, addr string, routes ...lab.Route) lab.Node {
-		return lab.Node{Name: name, Routes: routes, Ifaces: []lab.Iface{{Name: "eth0", Switch: sw, Addrs: []netip.Prefix{p(addr)}}}}
-	}
-	via := lab.Route{Via: netip.MustParseAddr("fd02::1")}
-	dir := node("dir", "wan", "fd01::1/64")
-	dir.Ifaces = append(dir.Ifaces, lab.Iface{Name: "eth1", Switch: "lan", Addrs: []netip.Prefix{p("fd02::1/64")}})
-	dir.Sysctls = map[string]string{"net.ipv6.conf.all.forwarding": "1"}
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
-		node("client", "wan", "fd01::50/64"), dir,
-		node("rs1", "lan", "fd02::2/64", via), node("rs2", "lan", "fd02::3/64", via),
-	}})
+	l := lab.NewT(t, lab.NAT6())
 	l.ServeName(t, "rs1", ":8080", false)
 	l.ServeName(t, "rs2", ":8080", false)
 	k := newKernel(t, nsHandle(t, l, "dir"))
