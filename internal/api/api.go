@@ -9,12 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -165,11 +169,9 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("status socket %s: %w", path, err)
 	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("status socket %s: another tandem is running (use --socket to run a second one)", path)
+	if err := clearStaleSocket(path); err != nil {
+		return nil, err
 	}
-	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("status socket %s: %w", path, err)
@@ -190,6 +192,54 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// clearStaleSocket makes path free for a new socket: nothing is there, or
+// a socket that nobody answers on (a crashed run's), which it removes.
+// Anything else is refused and left alone: --socket names a path Tandem
+// will own, and a mistyped path must not cost the file that is there.
+func clearStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("status socket %s: there is a %s there, not a socket; it is left alone: give --socket a path of its own", path, fileKind(fi.Mode()))
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("status socket %s: another tandem answers there (in another network namespace): give this one a --socket of its own", path)
+	}
+	// Only a refusal proves that nobody listens; a permission error, say,
+	// proves nothing, and the socket may be a live one.
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("status socket %s: remove stale socket: %w", path, err)
+	}
+	return nil
+}
+
+// fileKind names what a file mode is, for errors.
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "regular file"
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSymlink:
+		return "symbolic link"
+	case fs.ModeNamedPipe:
+		return "named pipe"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "device"
+	}
+	return "file of type " + m.Type().String()
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
@@ -268,6 +318,9 @@ func call(ctx context.Context, socket, method, path string, v any) error {
 		return err
 	}
 	resp, err := client.Do(req)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("status socket %s: permission denied: run this as root or as a member of the socket's group (%s)", socket, socketGroup(socket))
+	}
 	if err != nil {
 		return fmt.Errorf("no tandem daemon answers on %s: %w", socket, err)
 	}
@@ -280,4 +333,22 @@ func call(ctx context.Context, socket, method, path string, v any) error {
 		return fmt.Errorf("%s from %s: %w", path, socket, err)
 	}
 	return nil
+}
+
+// socketGroup names the group that owns the socket at path, for the
+// permission error; the number if the name cannot be found.
+func socketGroup(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "unknown"
+	}
+	gid := strconv.FormatUint(uint64(st.Gid), 10)
+	if g, err := user.LookupGroupId(gid); err == nil {
+		return g.Name
+	}
+	return "gid " + gid
 }

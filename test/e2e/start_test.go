@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"tandem/internal/api"
 )
 
 // TestStartErrors: a missing interface and missing privileges each give one
@@ -60,5 +63,52 @@ func TestStartErrors(t *testing.T) {
 				t.Errorf("last line %q, want %q (all output:\n%s)", last, "tandem: "+c.want, out)
 			}
 		})
+	}
+}
+
+// idleSource is a daemon's status source with nothing configured, for
+// tests of the status socket itself.
+type idleSource struct{}
+
+func (idleSource) Status() api.Status                { return api.Status{Version: "test"} }
+func (idleSource) Table() (api.Table, error)         { return api.Table{}, nil }
+func (idleSource) Reload() (api.ReloadResult, error) { return api.ReloadResult{}, nil }
+
+// TestStatusPermissionDenied: a user who may not connect to the status
+// socket (mode 0660, root's) is told so, and what to do, instead of
+// hearing that no daemon answers.
+func TestStatusPermissionDenied(t *testing.T) {
+	if tandemBin == "" {
+		t.Skip("not root: the tandem binary is built only for root e2e runs")
+	}
+	// A directory nobody may enter, so that the refusal is the socket's
+	// own, not its directory's.
+	dir, err := os.MkdirTemp("", "tandem-status-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "tandem.sock")
+	srv, err := api.Listen(socket, idleSource{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if out, err := exec.Command(tandemBin, "status", "--socket", socket).CombinedOutput(); err != nil {
+		t.Fatalf("tandem status as root: %v\n%s", err, out)
+	}
+	cmd := exec.Command(tandemBin, "status", "--socket", socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("tandem status as nobody: %v, want a failure; output:\n%s", err, out)
+	}
+	want := "tandem: status socket " + socket + ": permission denied: run this as root or as a member of the socket's group (root)"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("tandem status as nobody says\n%s\nwant\n%s", got, want)
 	}
 }

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestListenPathInTheWay: Listen replaces only a stale socket; a regular
+// file, a directory, a symbolic link and a live socket at the path are
+// refused with an error naming the path and what is there, and are left
+// as they were.
+func TestListenPathInTheWay(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		name string
+		// make puts something at path; check says whether it is still
+		// there, unchanged.
+		make    func(t *testing.T, path string)
+		check   func(t *testing.T, path string)
+		wantErr string // "" = Listen succeeds
+	}{
+		{"nothing", func(*testing.T, string) {}, nil, ""},
+		{"regular file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("vrrp_instance VI_1 {}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, path string) {
+			if b, err := os.ReadFile(path); err != nil || string(b) != "vrrp_instance VI_1 {}\n" {
+				t.Errorf("the file at %s: %q, %v; want it unchanged", path, b, err)
+			}
+		}, "there is a regular file there, not a socket"},
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, path string) {
+			if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+				t.Errorf("the directory at %s: %v, %v; want it still there", path, fi, err)
+			}
+		}, "there is a directory there, not a socket"},
+		{"symbolic link", func(t *testing.T, path string) {
+			if err := os.Symlink("/etc/passwd", path); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, path string) {
+			if dst, err := os.Readlink(path); err != nil || dst != "/etc/passwd" {
+				t.Errorf("the link at %s: %q, %v; want it unchanged", path, dst, err)
+			}
+		}, "there is a symbolic link there, not a socket"},
+		{"stale socket", func(t *testing.T, path string) {
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false) // what a crash leaves
+			ln.Close()
+		}, nil, ""},
+		{"live socket", func(t *testing.T, path string) {
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+		}, func(t *testing.T, path string) {
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Errorf("the live socket at %s no longer answers: %v", path, err)
+				return
+			}
+			c.Close()
+		}, "another tandem answers there"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tandem.sock")
+			c.make(t, path)
+			srv, err := Listen(path, testSource(), log)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Listen: %v", err)
+				}
+				defer srv.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if st, err := Fetch(ctx, path); err != nil || st.Version != "v1.2.3" {
+					t.Errorf("Fetch from the new socket: %+v, %v", st, err)
+				}
+				return
+			}
+			if err == nil {
+				srv.Close()
+				t.Fatalf("Listen over a %s: no error", c.name)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("error %q, want it to name %s and say %q", err, path, c.wantErr)
+			}
+			c.check(t, path)
+		})
+	}
+}
