@@ -32,9 +32,11 @@ their tracked scripts, files, processes and interfaces, notify scripts and
 SMTP alerts), the health checks of the virtual servers, and the data plane
 that balances their traffic (--dataplane: kernel IPVS, nftables, or none).
 
-At start it removes what a crashed earlier run left (virtual addresses, its
-own IPVS services or nftables tables) and tells systemd READY=1 when
-$NOTIFY_SOCKET is set. Signals, as keepalived:
+One tandem runs per network namespace: a second one is refused, changing
+nothing, with a message saying which one runs there (the lock is
+/run/tandem/netns-INODE.lock). Once it holds the lock, it removes what a
+crashed earlier run left (virtual addresses, its own IPVS services or
+nftables tables) and tells systemd READY=1 when $NOTIFY_SOCKET is set. Signals, as keepalived:
   SIGTERM, SIGINT  stop: a master advertises priority 0 so that the backup
                    takes over at once; every address, route, rule and
                    data-plane entry Tandem added is removed

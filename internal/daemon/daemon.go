@@ -82,6 +82,14 @@ func (e *ConfigError) Error() string {
 // done; then it stops everything it started and removes what it added.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Log
+	// One Tandem per network namespace, settled before anything is
+	// touched: a refused second run must change nothing, and the crash
+	// clean-up below would remove the running one's VIPs and tables.
+	unlock, err := lockNamespace(opts)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfg, diags := config.Load(opts.ConfigFile, config.Options{ConfigID: opts.ConfigID})
 	for _, d := range diags {
 		if d.Severity != config.Error {
@@ -92,7 +100,6 @@ func Run(ctx context.Context, opts Options) error {
 		return &ConfigError{Diagnostics: diags}
 	}
 	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{}}
-	var err error
 	if d.scripts, err = notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log); err != nil {
 		return err
 	}

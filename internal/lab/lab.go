@@ -619,6 +619,9 @@ func (l *Lab) Close() error {
 		if err := killInNS(e.fd); err != nil {
 			errs = append(errs, fmt.Errorf("lab %s: %w", l.name, err))
 		}
+		if err := removeTandemLock(e); err != nil {
+			errs = append(errs, fmt.Errorf("lab %s: %w", l.name, err))
+		}
 		if err := deleteNS(e); err != nil {
 			errs = append(errs, err)
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/nslock"
 )
 
 // runDir is where iproute2 looks for named namespaces (`ip netns`).
@@ -87,6 +89,20 @@ func deleteNS(e nsEntry) error {
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("lab: delete namespace %s: %w", e.name, err)
+	}
+	return nil
+}
+
+// removeTandemLock removes the namespace lock that a Tandem killed in e
+// (as Close kills every process) leaves behind; a Tandem that exits
+// cleanly removes its own.
+func removeTandemLock(e nsEntry) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(e.fd), &st); err != nil {
+		return fmt.Errorf("namespace %s: %w", e.name, err)
+	}
+	if err := os.Remove(nslock.Path(nslock.Dir, st.Ino)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"tandem/internal/api"
+	"tandem/internal/lab"
+	"tandem/internal/nslock"
 )
 
 // TestStartErrors: a missing interface and missing privileges each give one
@@ -19,6 +22,7 @@ func TestStartErrors(t *testing.T) {
 	if tandemBin == "" {
 		t.Skip("not root: the tandem binary is built only for root e2e runs")
 	}
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "n1"}}})
 	missing := writeConf(t, "missing.conf", `vrrp_instance VI_1 {
     interface nosuch0
     virtual_router_id 1
@@ -40,16 +44,25 @@ func TestStartErrors(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// nobody cannot take the network namespace's lock, the first thing
+	// tandem run does (as nobody cannot enter a lab node, this runs in
+	// the test's namespace, where it changes nothing).
+	hostLock, err := nslock.Current(nslock.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, conf, want string
 		nobody           bool
 	}{
 		{"missing interface", missing, "vrrp_instance VI_1: interface nosuch0: no such interface in this network namespace", false},
-		{"not root", onLo, "vrrp_instance VI_1: vrrp socket on lo: raw sockets need root or CAP_NET_RAW", true},
+		{"not root", onLo, "lock " + hostLock + ": permission denied: tandem runs as root (or with write access to /run/tandem)", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command(tandemBin, "run", "-f", c.conf, "--socket", t.TempDir()+"/s.sock")
+			args := []string{"run", "-f", c.conf, "--socket", t.TempDir() + "/s.sock"}
+			cmd := l.Command(context.Background(), "n1", tandemBin, args...)
 			if c.nobody {
+				cmd = exec.Command(tandemBin, args...)
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 			}
 			out, err := cmd.CombinedOutput()
