@@ -87,6 +87,8 @@ type Engine struct {
 	readers sync.WaitGroup
 
 	mu sync.Mutex // guards the status fields of every instance
+
+	stopRetry time.Duration // stopRetryFor; shorter in tests
 }
 
 type group struct {
@@ -121,6 +123,11 @@ type instance struct {
 	closed  bool
 
 	installed bool // addresses, routes and rules are on the host
+	// unremoved: the last removal left some on the host; remove retries
+	// it after removeWait (removeTimer).
+	unremoved   bool
+	removeWait  time.Duration
+	removeTimer *time.Timer
 
 	// status, under Engine.mu
 	state       State
@@ -141,6 +148,8 @@ type loopEvent struct {
 	garp      bool
 	gen       uint64
 	garpPhase int
+	// removal marks a retry of a failed removal (see remove).
+	removal bool
 }
 
 // Phases of a gratuitous announcement series.
@@ -161,7 +170,7 @@ func (e *Engine) send(le loopEvent) {
 // the virtual addresses, routes and rules a crashed earlier run may have
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange)) (*Engine, error) {
-	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, cfg: cfg,
+	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, cfg: cfg, stopRetry: stopRetryFor,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
@@ -288,6 +297,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.startReader(in)
 	}
 	for _, in := range e.insts {
+		if in.unremoved { // crash leftovers that NewEngine could not remove
+			e.remove(in)
+		}
 		e.handle(in, Start{})
 	}
 	stop := ctx.Done()
@@ -305,6 +317,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
 			case le.inst.closed:
+			case le.removal:
+				if !le.inst.installed && le.inst.unremoved {
+					e.remove(le.inst)
+				}
 			default:
 				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
 					continue // a timer replaced since it was armed
@@ -482,7 +498,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case AddVIPs:
 		in.install(e.kernel)
 	case RemoveVIPs:
-		in.cleanup(e.kernel)
+		e.remove(in)
 	case SendGratuitous:
 		in.garpGen++
 		e.garpTick(in, in.garpGen, 0)
@@ -544,6 +560,10 @@ func (in *instance) sendAdvert(prio uint8, e *Engine) {
 // install adds the instance's addresses, routes and rules.
 func (in *instance) install(k Kernel) {
 	in.installed = true
+	in.unremoved, in.removeWait = false, 0
+	if in.removeTimer != nil {
+		in.removeTimer.Stop()
+	}
 	for _, a := range in.addresses() {
 		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
 			in.log.Error("virtual address not added", "err", err)
@@ -561,25 +581,58 @@ func (in *instance) install(k Kernel) {
 	}
 }
 
-// cleanup removes the instance's rules, routes and addresses; ones that
-// are not there are not errors.
-func (in *instance) cleanup(k Kernel) {
-	in.installed = false
+// Retries of a removal the kernel refused (see remove).
+const (
+	removeRetryFirst = 100 * time.Millisecond
+	removeRetryMax   = 5 * time.Second
+	// stopRetryFor bounds the retries of a stop (Engine.stopRetry): an
+	// operator stopping Tandem expects its VIPs gone, but also the
+	// process, so that a restart or a service manager's timeout is not
+	// held up; what is still there then is named in the log, to remove
+	// by hand.
+	stopRetryFor = 10 * time.Second
+)
+
+// remove takes the instance's addresses, routes and rules off the host.
+// What the kernel refuses to remove (say, no descriptor left for a
+// netlink socket) is retried from the loop with backoff until it goes:
+// a VIP left on a backup keeps answering for the master.
+func (e *Engine) remove(in *instance) {
+	if in.cleanup(e.kernel) {
+		in.removeWait = 0
+		return
+	}
+	in.removeWait = min(max(2*in.removeWait, removeRetryFirst), removeRetryMax)
+	in.log.Error("virtual addresses, routes or rules not removed; retrying", "after", in.removeWait)
+	if in.removeTimer != nil {
+		in.removeTimer.Stop()
+	}
+	in.removeTimer = time.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
+}
+
+// cleanup removes the instance's rules, routes and addresses (ones that
+// are not there are not errors) and reports whether all went.
+func (in *instance) cleanup(k Kernel) bool {
+	in.installed, in.unremoved = false, false
 	for _, r := range in.cfg.Rules {
 		if err := k.DelRule(r); err != nil {
+			in.unremoved = true
 			in.log.Warn("virtual rule not removed", "err", err)
 		}
 	}
 	for _, r := range in.cfg.Routes {
 		if err := k.DelRoute(in.cfg.Interface, r); err != nil {
+			in.unremoved = true
 			in.log.Warn("virtual route not removed", "err", err)
 		}
 	}
 	for _, a := range in.addresses() {
 		if err := k.DelAddress(in.cfg.Interface, a); err != nil {
+			in.unremoved = true
 			in.log.Warn("virtual address not removed", "err", err)
 		}
 	}
+	return !in.unremoved
 }
 
 // garpTick sends one burst of gratuitous ARPs / unsolicited NAs and
@@ -631,10 +684,38 @@ func (e *Engine) shutdown() {
 			e.do(in, a, now)
 		}
 		if in.installed {
-			in.cleanup(e.kernel)
+			e.remove(in)
 		}
 	}
 	e.closeAll()
+	e.finishRemovals()
+}
+
+// finishRemovals retries, for at most stopRetryFor, what the stop could
+// not remove.
+func (e *Engine) finishRemovals() {
+	deadline := time.Now().Add(e.stopRetry)
+	for wait := removeRetryFirst; ; wait = min(2*wait, removeRetryMax) {
+		var left []*instance
+		for _, in := range e.insts {
+			if in.unremoved {
+				left = append(left, in)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			for _, in := range left {
+				in.log.Error("virtual addresses, routes or rules left on the host: remove them by hand", "tried_for", e.stopRetry, "vips", in.vips)
+			}
+			return
+		}
+		time.Sleep(wait)
+		for _, in := range left {
+			in.cleanup(e.kernel)
+		}
+	}
 }
 
 // Close releases the sockets of an engine that will not Run.
@@ -652,6 +733,9 @@ func (in *instance) close() {
 	in.closed = true
 	if in.timer != nil {
 		in.timer.Stop()
+	}
+	if in.removeTimer != nil {
+		in.removeTimer.Stop()
 	}
 	if in.garp != nil {
 		in.garp.Stop()

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,6 +77,9 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// delFails is how many of the next DelAddress calls fail as they do
+	// when the process has no descriptor left for a netlink socket.
+	delFails int
 }
 
 func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
@@ -99,6 +103,10 @@ func (h *fakeHost) AddAddress(_ string, a *config.IPAddress) error {
 func (h *fakeHost) DelAddress(_ string, a *config.IPAddress) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.delFails > 0 {
+		h.delFails--
+		return fmt.Errorf("delete %s: %w", a.Prefix, syscall.EMFILE)
+	}
 	delete(h.vips, a.Prefix)
 	return nil
 }
@@ -300,4 +308,47 @@ func TestEngineTrackWeight(t *testing.T) {
 	}
 	a.engine.Track("VI_1", "chk", 0, false)
 	waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+}
+
+func (h *fakeHost) failDeletes(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.delFails = n
+}
+
+// TestRemovalRetried: a master that loses mastership while the kernel
+// refuses to remove its VIP keeps trying until the VIP is gone, instead of
+// holding it beside the new master.
+func TestRemovalRetried(t *testing.T) {
+	lan := &fakeLAN{}
+	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+	waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
+	a.host.failDeletes(3)
+	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 200, ""))
+	waitFor(t, "b master, a backup", 5*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
+	waitFor(t, "a's VIP removed", 30*time.Second, func() bool { return !a.host.holds("10.0.0.101/24") })
+}
+
+// TestStopRetriesRemoval: a stop retries a refused removal, and gives up
+// after Engine.stopRetry rather than never exit.
+func TestStopRetriesRemoval(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		fails int
+		gone  bool
+	}{
+		{"refused twice", 2, true},
+		{"refused always", 1 << 30, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startRouter(t, &fakeLAN{}, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+			a.engine.stopRetry = 500 * time.Millisecond
+			waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
+			a.host.failDeletes(c.fails)
+			a.stop() // returns: a stop that never ends fails the test by its timeout
+			if held := a.host.holds("10.0.0.101/24"); held == c.gone {
+				t.Errorf("after the stop, VIP held: %v, want %v", held, !c.gone)
+			}
+		})
+	}
 }

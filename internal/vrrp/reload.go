@@ -137,7 +137,7 @@ func (e *Engine) stopInstance(in *instance) {
 		e.do(in, a, now)
 	}
 	if in.installed {
-		in.cleanup(e.kernel)
+		e.remove(in)
 	}
 	in.close()
 }
