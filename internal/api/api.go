@@ -164,8 +164,9 @@ type Server struct {
 }
 
 // Listen creates the socket at path (its directory is created; a stale
-// socket from a crashed run is replaced) and serves GET /status.json.
-func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
+// socket from a crashed run is replaced) and serves GET /status.json,
+// holding at most maxConns connections open.
+func Listen(path string, src Source, log *slog.Logger, maxConns int) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("status socket %s: %w", path, err)
 	}
@@ -185,12 +186,7 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /status.json", s.status)
 	mux.HandleFunc("GET /lvs.json", s.table)
 	mux.HandleFunc("POST /reload", s.reload)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("status socket stopped", "socket", path, "err", err)
-		}
-	}()
+	s.srv = serve(ln, maxConns, mux, log, "status socket")
 	return s, nil
 }
 

@@ -88,7 +88,7 @@ func TestListenPathInTheWay(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tandem.sock")
 			c.make(t, path)
-			srv, err := Listen(path, testSource(), log)
+			srv, err := Listen(path, testSource(), log, 8)
 			if c.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Listen: %v", err)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,20 +50,15 @@ type HTTPServer struct {
 	srv *http.Server
 }
 
-// ListenHTTP listens on addr (host:port) and serves a Handler there.
-func ListenHTTP(addr string, src Source, log *slog.Logger) (*HTTPServer, error) {
+// ListenHTTP listens on addr (host:port) and serves a Handler there,
+// holding at most maxConns connections open.
+func ListenHTTP(addr string, src Source, log *slog.Logger, maxConns int) (*HTTPServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	h := NewHandler(src, log)
-	s := &HTTPServer{h: h, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http listener stopped", "addr", addr, "err", err)
-		}
-	}()
-	return s, nil
+	return &HTTPServer{h: h, srv: serve(ln, maxConns, h, log, "http listener")}, nil
 }
 
 // Close stops serving, then the sampler.

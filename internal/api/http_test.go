@@ -290,7 +290,7 @@ func TestSamplerStops(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	h := NewHandler(testSource(), slog.New(slog.DiscardHandler))
 	h.Close()
-	srv, err := ListenHTTP("127.0.0.1:0", testSource(), slog.New(slog.DiscardHandler))
+	srv, err := ListenHTTP("127.0.0.1:0", testSource(), slog.New(slog.DiscardHandler), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestListenHTTPAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if srv, err := ListenHTTP(ln.Addr().String(), testSource(), slog.New(slog.DiscardHandler)); err == nil {
+	if srv, err := ListenHTTP(ln.Addr().String(), testSource(), slog.New(slog.DiscardHandler), 8); err == nil {
 		srv.Close()
 		t.Fatalf("ListenHTTP on %s, which is in use: no error", ln.Addr())
 	}

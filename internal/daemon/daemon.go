@@ -54,6 +54,7 @@ type Daemon struct {
 	mailer  *notify.Mailer
 	events  *notify.EventLog
 	bal     *balancer // nil without virtual servers
+	files   uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 
 	mu      sync.Mutex
 	masters map[string]bool // instances in MASTER, for ha_suspend
@@ -90,6 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer unlock()
+	files := raiseFileLimit(log)
 	cfg, diags := config.Load(opts.ConfigFile, config.Options{ConfigID: opts.ConfigID})
 	for _, d := range diags {
 		if d.Severity != config.Error {
@@ -99,7 +101,7 @@ func Run(ctx context.Context, opts Options) error {
 	if diags.HasErrors() {
 		return &ConfigError{Diagnostics: diags}
 	}
-	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{}}
+	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), files: files, mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{}}
 	if d.scripts, err = notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log); err != nil {
 		return err
 	}
@@ -117,7 +119,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.engine = eng
-	srv, err := api.Listen(opts.Socket, d, log)
+	srv, err := api.Listen(opts.Socket, d, log, connCap(files, maxSocketConns))
 	if err != nil {
 		eng.Close() // it has opened its sockets but started nothing
 		return err
@@ -161,7 +163,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Dumps != nil {
 		go d.dumps(ctx, opts.Dumps)
 	}
-	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket)
+	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket, "file_limit", files)
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("systemd not told we are ready", "err", err)
 	}
