@@ -66,16 +66,9 @@ func TestListenPathInTheWay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The kernel completes connections to a listening socket
+			// (its backlog) without an Accept.
 			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
 		}, func(t *testing.T, path string) {
 			c, err := net.Dial("unix", path)
 			if err != nil {

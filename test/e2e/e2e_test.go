@@ -65,9 +65,16 @@ type daemon struct {
 // output.
 func startTandem(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
 	t.Helper()
+	return startTandemVia(t, l, node, nil, conf, extra...)
+}
+
+// startTandemVia is startTandem with tandem started through a command
+// prefix, such as prlimit and its options.
+func startTandemVia(t *testing.T, l *lab.Lab, node string, prefix []string, conf string, extra ...string) *daemon {
+	t.Helper()
 	socket := filepath.Join(t.TempDir(), node+".sock")
-	args := append([]string{"run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
-	p, err := l.Start(node, tandemBin, args...)
+	argv := append(append(append([]string(nil), prefix...), tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text"), extra...)
+	p, err := l.Start(node, argv[0], argv[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}

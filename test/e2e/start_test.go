@@ -105,7 +105,7 @@ func TestStatusPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	socket := filepath.Join(dir, "tandem.sock")
-	srv, err := api.Listen(socket, idleSource{}, slog.New(slog.DiscardHandler))
+	srv, err := api.Listen(socket, idleSource{}, slog.New(slog.DiscardHandler), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
