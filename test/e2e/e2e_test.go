@@ -65,9 +65,20 @@ type daemon struct {
 // output.
 func startTandem(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
 	t.Helper()
+	return startTandemEnv(t, l, node, conf, nil, extra...)
+}
+
+// startTandemEnv is startTandem with env (NAME=VALUE) added to the
+// daemon's environment.
+func startTandemEnv(t *testing.T, l *lab.Lab, node, conf string, env []string, extra ...string) *daemon {
+	t.Helper()
 	socket := filepath.Join(t.TempDir(), node+".sock")
 	args := append([]string{"run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
-	p, err := l.Start(node, tandemBin, args...)
+	name := tandemBin
+	if len(env) > 0 {
+		name, args = "env", append(append(env, tandemBin), args...)
+	}
+	p, err := l.Start(node, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
