@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,20 +66,18 @@ type daemon struct {
 // output.
 func startTandem(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
 	t.Helper()
-	return startTandemEnv(t, l, node, conf, nil, extra...)
+	return startTandemVia(t, l, node, conf, nil, extra...)
 }
 
-// startTandemEnv is startTandem with env (NAME=VALUE) added to the
-// daemon's environment.
-func startTandemEnv(t *testing.T, l *lab.Lab, node, conf string, env []string, extra ...string) *daemon {
+// startTandemVia is startTandem with tandem run by via, a command that
+// ends by running its arguments (env NAME=VALUE, unshare ...): the binary
+// and its arguments follow via's.
+func startTandemVia(t *testing.T, l *lab.Lab, node, conf string, via []string, extra ...string) *daemon {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), node+".sock")
-	args := append([]string{"run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
-	name := tandemBin
-	if len(env) > 0 {
-		name, args = "env", append(append(env, tandemBin), args...)
-	}
-	p, err := l.Start(node, name, args...)
+	args := append([]string{tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
+	args = append(slices.Clip(via), args...)
+	p, err := l.Start(node, args[0], args[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}

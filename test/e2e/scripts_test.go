@@ -93,8 +93,8 @@ virtual_server 10.77.0.100 80 {
     }
 }
 `, c.scriptUser, record))
-			startTandemEnv(t, l, "d1", conf,
-				[]string{"LD_PRELOAD=/nonexistent/tandem-e2e.so", "LD_LIBRARY_PATH=/nonexistent/tandem-e2e", "IFS=x"},
+			startTandemVia(t, l, "d1", conf,
+				[]string{"env", "LD_PRELOAD=/nonexistent/tandem-e2e.so", "LD_LIBRARY_PATH=/nonexistent/tandem-e2e", "IFS=x"},
 				"--dataplane", "none")
 			records := map[string]string{}
 			kinds := []string{"track", "notify", "misc"}
