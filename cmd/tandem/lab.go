@@ -15,6 +15,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/demo"
+	"tandem/internal/lab"
 )
 
 func newLabCmd() *cobra.Command {
@@ -158,7 +159,7 @@ func newLabDownCmd() *cobra.Command {
 }
 
 // labOptions checks the command line and finds the binary to run in the
-// nodes: this one.
+// nodes: this one, if it is the static binary that ships.
 func labOptions(args []string, web string) (demo.Options, error) {
 	cfgs, err := demo.ConfigArgs(args)
 	if err != nil {
@@ -168,7 +169,23 @@ func labOptions(args []string, web string) (demo.Options, error) {
 	if err != nil {
 		return demo.Options{}, fmt.Errorf("find the tandem binary to run in the lab: %w", err)
 	}
+	if err := requireStatic(bin); err != nil {
+		return demo.Options{}, err
+	}
 	return demo.Options{Configs: cfgs, Bin: bin, Web: web}, nil
+}
+
+// requireStatic refuses a dynamically linked tandem (go build links libc
+// wherever cgo is available): the lab shows what ships, the static binary.
+func requireStatic(bin string) error {
+	interp, err := lab.Interpreter(bin)
+	if err != nil {
+		return err
+	}
+	if interp != "" {
+		return fmt.Errorf("%s is dynamically linked (built with cgo), and the lab runs the static binary that ships: build or run tandem with CGO_ENABLED=0 (sudo CGO_ENABLED=0 go run ./cmd/tandem lab demo)", bin)
+	}
+	return nil
 }
 
 // newLabServeCmd is the real servers' web server when nginx is not

@@ -8,6 +8,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/config"
+	"tandem/internal/script"
 )
 
 // Checker is one health check of one real server. Check must return by the
@@ -50,6 +52,11 @@ type Target struct {
 type Env struct {
 	// TrackFiles resolves FILE_CHECK's track_file names (vrrp_track_file).
 	TrackFiles []*config.TrackFile
+	// Scripts picks the identity MISC_CHECK scripts run as.
+	Scripts *script.Users
+	// Log gets what a checker has to say outside its results (a
+	// MISC_CHECK script's unsafe permissions); nil: discard.
+	Log *slog.Logger
 }
 
 // New builds the checker that c describes for the real server t.
@@ -63,7 +70,7 @@ func New(c *config.Checker, t Target, env Env) (Checker, error) {
 		if c.Misc == nil || len(c.Misc.Command) == 0 {
 			return nil, fmt.Errorf("%s: no misc_path", c.Type)
 		}
-		return newMisc(c.Misc)
+		return newMisc(c.Misc, env)
 	case config.CheckPing:
 		return &Ping{cfg: c, addr: connectAddr(c, t).Addr()}, nil
 	case config.CheckDNS:

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/goleak"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
+	"tandem/internal/script"
 )
 
 func TestMain(m *testing.M) {
@@ -30,7 +32,7 @@ func checker(t *testing.T, typ string, addr string, mut func(*config.Checker)) C
 	if addr != "" {
 		ap = netip.MustParseAddrPort(addr)
 	}
-	ck, err := New(c, Target{Addr: ap}, Env{})
+	ck, err := New(c, Target{Addr: ap}, Env{Scripts: script.NewUsers(&config.Global{}, lab.TestLogger(t)), Log: lab.TestLogger(t)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

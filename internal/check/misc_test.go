@@ -6,21 +6,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
+	"tandem/internal/script"
 )
-
-func script(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "check.sh")
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func miscChecker(t *testing.T, m config.MiscCheck) Checker {
 	t.Helper()
@@ -49,7 +41,7 @@ func TestMisc(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := append([]string{script(t, tt.body)}, tt.args...)
+			cmd := append([]string{lab.WriteScript(t, t.TempDir(), "check.sh", tt.body)}, tt.args...)
 			r := expect(t, miscChecker(t, config.MiscCheck{Command: cmd, Timeout: config.Duration(5 * time.Second), Dynamic: tt.dynamic}),
 				tt.ok, tt.wantErr, 5*time.Second)
 			if (r.Weight == nil) != (tt.wantWeight == nil) || (r.Weight != nil && *r.Weight != *tt.wantWeight) {
@@ -74,7 +66,7 @@ func deref(p *int) string {
 
 // TestMiscTimeoutKillsGroup: a hung script and the child it started are
 // both gone after misc_timeout; one that ignores SIGTERM is killed after
-// killGrace.
+// script.KillGrace.
 func TestMiscTimeoutKillsGroup(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -82,14 +74,14 @@ func TestMiscTimeoutKillsGroup(t *testing.T) {
 		limit time.Duration
 	}{
 		{name: "SIGTERM", limit: 2 * time.Second},
-		{name: "SIGTERM ignored", trap: "trap '' TERM", limit: 300*time.Millisecond + killGrace + time.Second},
+		{name: "SIGTERM ignored", trap: "trap '' TERM", limit: 300*time.Millisecond + script.KillGrace + time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			pids := filepath.Join(dir, "pids")
 			body := tt.trap + "\nsleep 1000 &\necho $$ $! > " + pids + "\nwait\n"
-			ck := miscChecker(t, config.MiscCheck{Command: []string{script(t, body)}, Timeout: config.Duration(300 * time.Millisecond)})
+			ck := miscChecker(t, config.MiscCheck{Command: []string{lab.WriteScript(t, t.TempDir(), "check.sh", body)}, Timeout: config.Duration(300 * time.Millisecond)})
 			expect(t, ck, false, "timed out after 300ms", tt.limit)
 			b, err := os.ReadFile(pids)
 			if err != nil {
@@ -97,7 +89,7 @@ func TestMiscTimeoutKillsGroup(t *testing.T) {
 			}
 			for _, f := range strings.Fields(string(b)) {
 				pid, _ := strconv.Atoi(f)
-				if alive(pid) {
+				if lab.Alive(pid, time.Second) {
 					t.Errorf("process %d still alive after the timeout", pid)
 				}
 			}
@@ -106,30 +98,10 @@ func TestMiscTimeoutKillsGroup(t *testing.T) {
 }
 
 func TestMiscContextCancel(t *testing.T) {
-	ck := miscChecker(t, config.MiscCheck{Command: []string{script(t, "sleep 1000")}, Timeout: config.Duration(time.Minute)})
+	ck := miscChecker(t, config.MiscCheck{Command: []string{lab.WriteScript(t, t.TempDir(), "check.sh", "sleep 1000")}, Timeout: config.Duration(time.Minute)})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if r := ck.Check(ctx); r.OK || !strings.Contains(r.Err.Error(), "deadline exceeded") {
 		t.Errorf("result %+v", r)
 	}
-}
-
-// alive reports whether pid exists and is not a zombie waiting for a
-// parent that does not reap (the test may run as PID 1's child).
-func alive(pid int) bool {
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
-			return false
-		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return false
-		}
-		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 	"tandem/internal/lvs/ipvs"
 	"tandem/internal/lvs/nft"
 	"tandem/internal/notify"
+	"tandem/internal/script"
 )
 
 // Data planes `tandem run --dataplane` accepts.
@@ -111,7 +112,8 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 
 // checkOptions are the health-check scheduler's options for cfg.
 func (b *balancer) checkOptions(cfg *config.Config) check.Options {
-	return check.Options{Env: check.Env{TrackFiles: cfg.TrackFiles}, Events: b.checks, PlainSockets: b.plainSockets}
+	env := check.Env{TrackFiles: cfg.TrackFiles, Scripts: script.NewUsers(&cfg.Global, b.log), Log: b.log}
+	return check.Options{Env: env, Events: b.checks, PlainSockets: b.plainSockets}
 }
 
 // run runs the checks and applies their events until ctx ends; then it

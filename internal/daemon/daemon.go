@@ -101,10 +101,8 @@ func Run(ctx context.Context, opts Options) error {
 	if diags.HasErrors() {
 		return &ConfigError{Diagnostics: diags}
 	}
-	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), files: files, mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{}}
-	if d.scripts, err = notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log); err != nil {
-		return err
-	}
+	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), files: files, mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{},
+		scripts: notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log)}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"tandem/internal/config"
+	"tandem/internal/script"
 	"tandem/internal/track"
 	"tandem/internal/vrrp"
 )
@@ -67,15 +68,16 @@ func trackers(cfg *config.Config) map[watchKey]*watch {
 	return ws
 }
 
-// newRunner builds the tracker for one watched object.
-func newRunner(cfg *config.Config, w *watch, log *slog.Logger) (runner, error) {
+// newRunner builds the tracker for one watched object; users picks the
+// identity of cfg's scripts.
+func newRunner(cfg *config.Config, users *script.Users, w *watch, log *slog.Logger) (runner, error) {
 	switch w.kind {
 	case track.KindInterface:
 		return track.NewInterface(w.name, nil, log), nil
 	case track.KindScript:
 		for _, s := range cfg.Scripts {
 			if s.Name == w.name {
-				return track.NewScript(s, &cfg.Global, log)
+				return track.NewScript(s, users, log)
 			}
 		}
 	case track.KindFile:
@@ -102,10 +104,11 @@ func newRunner(cfg *config.Config, w *watch, log *slog.Logger) (runner, error) {
 // function waits for the trackers to stop.
 func startTrackers(ctx context.Context, cfg *config.Config, eng *vrrp.Engine, log *slog.Logger) (func(), error) {
 	ws := trackers(cfg)
+	users := script.NewUsers(&cfg.Global, log)
 	updates := make(chan track.Update, 64)
 	var wg sync.WaitGroup
 	for _, w := range ws {
-		r, err := newRunner(cfg, w, log)
+		r, err := newRunner(cfg, users, w, log)
 		if err != nil {
 			return nil, err
 		}

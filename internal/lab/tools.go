@@ -1,24 +1,52 @@
 package lab
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 // BuildTandem builds the tandem binary into dir, for the tests and
-// benchmarks that run it in lab nodes.
+// benchmarks that run it in lab nodes. It builds what ships: a static
+// binary (CGO_ENABLED=0), which runs where there is no libc and no
+// /etc/passwd; go build links libc wherever cgo is available.
 func BuildTandem(dir string) (string, error) {
 	bin := filepath.Join(dir, "tandem")
-	if out, err := exec.Command("go", "build", "-o", bin, "tandem/cmd/tandem").CombinedOutput(); err != nil {
+	cmd := exec.Command("go", "build", "-o", bin, "tandem/cmd/tandem")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build tandem: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Interpreter returns the ELF program interpreter (the dynamic loader) the
+// executable at path asks for, "" for a static binary.
+func Interpreter(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b, err := io.ReadAll(p.Open())
+		if err != nil {
+			return "", fmt.Errorf("read %s: program interpreter: %w", path, err)
+		}
+		return strings.TrimRight(string(b), "\x00"), nil
+	}
+	return "", nil
 }
 
 // Renice sets the nice value of every thread of this process; threads

@@ -106,11 +106,7 @@ func newScripts(t *testing.T, g *config.Global, timeout time.Duration) *Scripts 
 	if g.ScriptUser == "" {
 		g.ScriptUser = currentUser(t)
 	}
-	s, err := NewScripts(g, timeout, lab.TestLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return NewScripts(g, timeout, lab.TestLogger(t))
 }
 
 func closeScripts(t *testing.T, s *Scripts) {

@@ -10,11 +10,10 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"tandem/internal/config"
-	"tandem/internal/track"
+	"tandem/internal/script"
 )
 
 // State is a VRRP instance or sync group state, spelled as notify scripts
@@ -41,16 +40,16 @@ const DefaultScriptTimeout = 30 * time.Second
 // TIMER_HZ timeout and child_killed_thread).
 const stopTimeout = time.Second
 
-// Scripts runs notify scripts without a shell, as the global script_user,
-// one at a time per object (instance, group, real server, virtual server)
+// Scripts runs notify scripts through package script, as the default
+// script user (notify scripts have no user of their own here), one at a
+// time per object (instance, group, real server, virtual server)
 // so that each object's notifications are delivered in order, while
 // different objects' scripts run concurrently. The methods only queue; they
 // never block.
 type Scripts struct {
-	cred     *syscall.Credential
-	security bool
-	timeout  time.Duration
-	log      *slog.Logger
+	users   *script.Users
+	timeout time.Duration
+	log     *slog.Logger
 	// ctx ends when Close gives up waiting; it kills running scripts.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,27 +69,22 @@ type job struct {
 }
 
 // NewScripts returns a script runner for the scripts configured under g
-// (script_user, enable_script_security). A timeout of 0 means
-// DefaultScriptTimeout.
-func NewScripts(g *config.Global, timeout time.Duration, log *slog.Logger) (*Scripts, error) {
-	cred, err := track.ScriptCredential("", "", g)
-	if err != nil {
-		return nil, err
-	}
+// (script_user, enable_script_security). The script user is looked up when
+// the first script runs. A timeout of 0 means DefaultScriptTimeout.
+func NewScripts(g *config.Global, timeout time.Duration, log *slog.Logger) *Scripts {
 	if timeout <= 0 {
 		timeout = DefaultScriptTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scripts{
-		cred:     cred,
-		security: g.EnableScriptSecurity,
-		timeout:  timeout,
-		log:      log,
-		ctx:      ctx,
-		cancel:   cancel,
-		queues:   make(map[string][]job),
-		refused:  make(map[string]bool),
-	}, nil
+		users:   script.NewUsers(g, log),
+		timeout: timeout,
+		log:     log,
+		ctx:     ctx,
+		cancel:  cancel,
+		queues:  make(map[string][]job),
+		refused: make(map[string]bool),
+	}
 }
 
 // Instance runs the scripts for instance in entering state st with
@@ -205,11 +199,15 @@ func (s *Scripts) work(key string) {
 
 func (s *Scripts) run(key string, j job) {
 	log := s.log.With("object", key, "script", j.argv[0])
-	c := track.Command{Argv: j.argv, Cred: s.cred}
-	warning, err := c.Check(s.security)
+	c, err := s.users.Command(j.argv, "", "")
+	warning := ""
+	if err == nil {
+		warning, err = c.Check()
+	}
 	if err != nil {
 		// keepalived drops such scripts at start (notify.c
-		// check_notify_script_secure); say so once per script.
+		// check_notify_script_secure, and a default user it cannot set);
+		// say so once per script.
 		s.mu.Lock()
 		first := !s.refused[j.argv[0]]
 		s.refused[j.argv[0]] = true

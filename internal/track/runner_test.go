@@ -20,6 +20,7 @@ import (
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
+	"tandem/internal/script"
 )
 
 const waitLimit = 10 * time.Second
@@ -56,15 +57,6 @@ func next(t *testing.T, ch <-chan Update) Update {
 	return Update{}
 }
 
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -76,11 +68,11 @@ func TestScriptRun(t *testing.T) {
 	dir := t.TempDir()
 	flag := filepath.Join(dir, "ok")
 	// The script passes while the flag file exists.
-	script := writeScript(t, dir, "check.sh", `test -e "$1"`+"\n")
+	prog := lab.WriteScript(t, dir, "check.sh", `test -e "$1"`+"\n")
 	s, err := NewScript(&config.Script{
-		Name: "chk", Command: []string{script, flag},
+		Name: "chk", Command: []string{prog, flag},
 		Interval: config.Duration(20 * time.Millisecond), Rise: 2, Fall: 2,
-	}, &config.Global{ScriptUser: currentUser(t)}, lab.TestLogger(t))
+	}, users(t, &config.Global{ScriptUser: currentUser(t)}), lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +96,11 @@ func TestScriptRun(t *testing.T) {
 
 func TestScriptInitFail(t *testing.T) {
 	dir := t.TempDir()
-	script := writeScript(t, dir, "true.sh", "exit 0\n")
+	prog := lab.WriteScript(t, dir, "true.sh", "exit 0\n")
 	s, err := NewScript(&config.Script{
-		Name: "chk", Command: []string{script}, Interval: config.Duration(20 * time.Millisecond),
+		Name: "chk", Command: []string{prog}, Interval: config.Duration(20 * time.Millisecond),
 		Rise: 2, Fall: 1, InitFail: true,
-	}, &config.Global{ScriptUser: currentUser(t)}, lab.TestLogger(t))
+	}, users(t, &config.Global{ScriptUser: currentUser(t)}), lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,250 +113,30 @@ func TestScriptInitFail(t *testing.T) {
 	}
 }
 
-// alive reports whether pid is a process that has not exited (a zombie
-// left to a non-reaping init counts as dead).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	_, state, ok := parseStat(string(b))
-	return ok && state != 'Z'
-}
-
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not written", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func TestCommandTimeoutKillsGroup(t *testing.T) {
-	dir := t.TempDir()
-	// A hung script with a child that would outlive it.
-	script := writeScript(t, dir, "hang.sh", `sleep 300 &
-echo $! > "$1/child"
-echo $$ > "$1/leader"
-wait
-`)
-	c := Command{Argv: []string{script, dir}}
-	startAt := time.Now()
-	res, err := c.Run(context.Background(), 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.TimedOut || res.ExitCode != -1 {
-		t.Errorf("Run = %+v, want timed out and killed", res)
-	}
-	if d := time.Since(startAt); d > killGrace {
-		t.Errorf("Run took %v, want the timeout plus little", d)
-	}
-	for _, f := range []string{"leader", "child"} {
-		pid := readPid(t, filepath.Join(dir, f))
-		deadline := time.Now().Add(waitLimit)
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s (pid %d) still running after timeout", f, pid)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-func TestCommandContextCancel(t *testing.T) {
-	dir := t.TempDir()
-	script := writeScript(t, dir, "hang.sh", "exec sleep 300\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	c := Command{Argv: []string{script}}
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Run(ctx, time.Hour)
-		done <- err
-	}()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run error %v, want context.Canceled", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Run did not return on cancel")
-	}
-}
-
-func TestCommandExitCodeAndArgs(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "args")
-	// No shell: "a b" stays one argument and "$HOME" is not expanded.
-	script := writeScript(t, dir, "args.sh", `out=$1; shift; printf '%s|' "$@" > "$out"; exit 3`+"\n")
-	c := Command{Argv: []string{script, out, "a b", "$HOME"}}
-	res, err := c.Run(context.Background(), waitLimit, "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ExitCode != 3 || res.TimedOut {
-		t.Errorf("Run = %+v, want exit 3", res)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := string(b), "a b|$HOME|c|"; got != want {
-		t.Errorf("script saw args %q, want %q", got, want)
-	}
-}
-
-func TestCommandNotStarted(t *testing.T) {
-	c := Command{Argv: []string{filepath.Join(t.TempDir(), "missing")}}
-	if res, err := c.Run(context.Background(), waitLimit); err == nil || res.ExitCode != -1 {
-		t.Errorf("Run = %+v, %v; want a start error", res, err)
-	}
-}
-
-func TestCommandCheck(t *testing.T) {
-	requireRoot(t) // the rules apply to scripts that run as root
-	dir := t.TempDir()
-	safe := writeScript(t, dir, "safe.sh", "exit 0\n")
-	unsafe := writeScript(t, dir, "unsafe.sh", "exit 0\n")
-	if err := os.Chmod(unsafe, 0o757); err != nil { // writable by others
-		t.Fatal(err)
-	}
-	noexec := filepath.Join(dir, "noexec.sh")
-	if err := os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	openDir := filepath.Join(dir, "open")
-	if err := os.Mkdir(openDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(openDir, 0o777); err != nil { // no sticky bit
-		t.Fatal(err)
-	}
-	inOpenDir := writeScript(t, openDir, "s.sh", "exit 0\n")
-	link := filepath.Join(dir, "link.sh")
-	if err := os.Symlink(unsafe, link); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name     string
-		argv0    string
-		security bool
-		wantErr  error
-		wantWarn bool
-	}{
-		{"safe", safe, true, nil, false},
-		{"bare name from PATH", "true", true, nil, false},
-		{"writable by others refused", unsafe, true, ErrInsecure, false},
-		{"writable by others warned", unsafe, false, nil, true},
-		{"directory writable by others", inOpenDir, true, ErrInsecure, false},
-		{"symlink to unsafe target", link, true, ErrInsecure, false},
-		{"missing", filepath.Join(dir, "missing"), false, ErrNotRunnable, false},
-		{"not executable", noexec, false, ErrNotRunnable, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Command{Argv: []string{tt.argv0}}
-			warn, err := c.Check(tt.security)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Errorf("Check error %v, want %v", err, tt.wantErr)
-			}
-			if (warn != "") != tt.wantWarn {
-				t.Errorf("Check warning %q, want warning=%v", warn, tt.wantWarn)
-			}
-		})
-	}
-}
-
 func TestScriptRefusedUnderSecurity(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	script := writeScript(t, dir, "unsafe.sh", "exit 0\n")
-	if err := os.Chmod(script, 0o777); err != nil {
+	prog := lab.WriteScript(t, dir, "unsafe.sh", "exit 0\n")
+	if err := os.Chmod(prog, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewScript(&config.Script{Name: "bad", Command: []string{script}, Rise: 1, Fall: 1},
-		&config.Global{ScriptUser: "root", EnableScriptSecurity: true}, lab.TestLogger(t))
+	s, err := NewScript(&config.Script{Name: "bad", Command: []string{prog}, Rise: 1, Fall: 1},
+		users(t, &config.Global{ScriptUser: "root", EnableScriptSecurity: true}), lab.TestLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make(chan Update, 1)
 	err = s.Run(context.Background(), out)
-	if !errors.Is(err, ErrInsecure) {
+	if !errors.Is(err, script.ErrInsecure) {
 		t.Fatalf("Run error %v, want ErrInsecure", err)
 	}
-	if u := <-out; u.OK || !errors.Is(u.Err, ErrInsecure) {
+	if u := <-out; u.OK || !errors.Is(u.Err, script.ErrInsecure) {
 		t.Errorf("update %+v, want failed with ErrInsecure", u)
 	}
 }
 
-func TestScriptCredential(t *testing.T) {
-	requireRoot(t)
-	tests := []struct {
-		name        string
-		user, group string
-		g           config.Global
-		want        *syscall.Credential
-		wantErr     bool
-	}{
-		{"script user", "nobody", "", config.Global{ScriptUser: "root"}, &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}, false},
-		{"global script_user", "", "", config.Global{ScriptUser: "nobody", ScriptGroup: "root"}, &syscall.Credential{Uid: 65534, Gid: 0, Groups: []uint32{}}, false},
-		{"ourselves", "root", "", config.Global{}, nil, false},
-		{"unknown user", "no-such-user-tandem", "", config.Global{}, nil, true},
-		{"unknown group", "nobody", "no-such-group-tandem", config.Global{}, nil, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ScriptCredential(tt.user, tt.group, &tt.g)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("error %v, want error=%v", err, tt.wantErr)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Errorf("credential %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestScriptRunsAsUser(t *testing.T) {
-	requireRoot(t)
-	// nobody must be able to reach the script and write its output.
-	dir, err := os.MkdirTemp("", "tandem-track-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	script := writeScript(t, dir, "id.sh", `id -u > "$1"`+"\n")
-	outFile := filepath.Join(dir, "uid")
-	cred, err := ScriptCredential("nobody", "", &config.Global{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := Command{Argv: []string{script, outFile}, Cred: cred}
-	if res, err := c.Run(context.Background(), waitLimit); err != nil || res.ExitCode != 0 {
-		t.Fatalf("Run = %+v, %v", res, err)
-	}
-	b, err := os.ReadFile(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(string(b)); got != "65534" {
-		t.Errorf("script ran as uid %s, want 65534 (nobody)", got)
-	}
+func users(t *testing.T, g *config.Global) *script.Users {
+	return script.NewUsers(g, lab.TestLogger(t))
 }
 
 func currentUser(t *testing.T) string {

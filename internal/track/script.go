@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tandem/internal/config"
+	"tandem/internal/script"
 )
 
 // ScriptState is a vrrp_script's rise/fall counter, as keepalived keeps it
@@ -63,20 +64,18 @@ func (s *ScriptState) Observe(success bool) (changed bool) {
 // Script runs a vrrp_script every interval and reports its status.
 type Script struct {
 	name     string
-	cmd      Command
+	cmd      *script.Command
 	interval time.Duration
 	timeout  time.Duration
 	initFail bool
 	rise     int
 	fall     int
-	security bool
 	log      *slog.Logger
 }
 
-// NewScript prepares s to run as the user ScriptCredential picks, under
-// g's enable_script_security.
-func NewScript(s *config.Script, g *config.Global, log *slog.Logger) (*Script, error) {
-	cred, err := ScriptCredential(s.User, s.Group, g)
+// NewScript prepares s to run as the user users picks for it.
+func NewScript(s *config.Script, users *script.Users, log *slog.Logger) (*Script, error) {
+	cmd, err := users.Command(s.Command, s.User, s.Group)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp_script %s: %w", s.Name, err)
 	}
@@ -90,13 +89,12 @@ func NewScript(s *config.Script, g *config.Global, log *slog.Logger) (*Script, e
 	}
 	return &Script{
 		name:     s.Name,
-		cmd:      Command{Argv: s.Command, Cred: cred},
+		cmd:      cmd,
 		interval: interval,
 		timeout:  timeout,
 		initFail: s.InitFail,
 		rise:     s.Rise,
 		fall:     s.Fall,
-		security: g.EnableScriptSecurity,
 		log:      log.With("script", s.Name),
 	}, nil
 }
@@ -104,15 +102,15 @@ func NewScript(s *config.Script, g *config.Global, log *slog.Logger) (*Script, e
 // Run runs the script at once and then every interval until ctx ends,
 // sending an Update whenever the status changes (and, with init_fail, a
 // failed one at the start). A run still going at the next tick makes that
-// tick be skipped, as keepalived does. A script that fails Command.Check is
-// never run: Run sends one failed Update carrying the error, logs it once
-// and returns it.
+// tick be skipped, as keepalived does. A script that fails
+// script.Command.Check is never run: Run sends one failed Update carrying
+// the error, logs it once and returns it.
 func (s *Script) Run(ctx context.Context, out chan<- Update) error {
 	state := NewScriptState(s.rise, s.fall, s.initFail)
 	if state.Known() && !send(ctx, out, Update{Kind: KindScript, Name: s.name, Value: -1}) {
 		return nil
 	}
-	warning, err := s.cmd.Check(s.security)
+	warning, err := s.cmd.Check()
 	if err != nil {
 		err = fmt.Errorf("vrrp_script %s: %w", s.name, err)
 		s.log.Error("refusing to run script", "err", err)

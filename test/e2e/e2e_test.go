@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,16 +66,18 @@ type daemon struct {
 // output.
 func startTandem(t *testing.T, l *lab.Lab, node, conf string, extra ...string) *daemon {
 	t.Helper()
-	return startTandemVia(t, l, node, nil, conf, extra...)
+	return startTandemVia(t, l, node, conf, nil, extra...)
 }
 
-// startTandemVia is startTandem with tandem started through a command
-// prefix, such as prlimit and its options.
-func startTandemVia(t *testing.T, l *lab.Lab, node string, prefix []string, conf string, extra ...string) *daemon {
+// startTandemVia is startTandem with tandem run by via, a command that
+// ends by running its arguments (env NAME=VALUE, unshare ...): the binary
+// and its arguments follow via's.
+func startTandemVia(t *testing.T, l *lab.Lab, node, conf string, via []string, extra ...string) *daemon {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), node+".sock")
-	argv := append(append(append([]string(nil), prefix...), tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text"), extra...)
-	p, err := l.Start(node, argv[0], argv[1:]...)
+	args := append([]string{tandemBin, "run", "-f", conf, "--socket", socket, "--log-format", "text"}, extra...)
+	args = append(slices.Clip(via), args...)
+	p, err := l.Start(node, args[0], args[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ vrrp_instance VI_1 {
 }
 `, check)
 	const httpAddr = "127.0.0.1:9400" // in ka1's namespace
-	ka1 := startTandemVia(t, l, "ka1", []string{prlimit, "--nofile=1024:1024"}, writeConf(t, "ka1.conf", conf), "--http", httpAddr)
+	ka1 := startTandemVia(t, l, "ka1", writeConf(t, "ka1.conf", conf), []string{prlimit, "--nofile=1024:1024"}, "--http", httpAddr)
 	ka2 := startTandem(t, l, "ka2", writeConf(t, "ka2.conf", vrrpConf(2, 90, "1", "")))
 	waitFor(t, "ka1 MASTER, ka2 BACKUP", 15*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP" })
 

@@ -1,4 +1,10 @@
-package track
+// Package script is the one way Tandem runs a script: vrrp_script (track),
+// notify scripts and MISC_CHECK all go through it. It picks the identity a
+// script runs as (keepalived.conf(5) script_user, user; Users), applies
+// enable_script_security (Command.Check), and runs the program without a
+// shell, in a process group of its own, with a scrubbed environment and a
+// timeout that kills the whole group (Command.Run).
+package script
 
 import (
 	"context"
@@ -7,25 +13,19 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"tandem/internal/config"
 )
 
-// killGrace is how long a timed-out script has between SIGTERM and SIGKILL
+// KillGrace is how long a timed-out script has between SIGTERM and SIGKILL
 // of its process group (keepalived vrrp_scheduler.c
-// vrrp_script_child_thread: TERM, then KILL two seconds later).
-const killGrace = 2 * time.Second
-
-// defaultScriptUser is the user scripts run as when neither the script nor
-// global_defs names one, if it exists (keepalived.conf(5) script_user).
-const defaultScriptUser = "keepalived_script"
+// vrrp_script_child_thread and check_misc.c misc_check_child_thread: TERM,
+// then KILL two seconds later).
+const KillGrace = 2 * time.Second
 
 // Errors a script check reports; callers branch on them with errors.Is.
 var (
@@ -37,13 +37,13 @@ var (
 	ErrNotRunnable = errors.New("script not runnable")
 )
 
-// Command is a program run without a shell, as keepalived runs vrrp_script
-// and notify scripts: in a process group of its own so that a timeout kills
-// everything it started, with stdin/stdout/stderr on /dev/null, and with
-// IFS, LD_PRELOAD and LD_LIBRARY_PATH removed from its environment (notify.c
-// system_call_script). keepalived also sets PR_SET_PDEATHSIG so scripts die
-// with it; Go ties that signal to the OS thread that forked rather than to
-// the process, where it would kill scripts at random, so Tandem does not.
+// Command is a program run without a shell, as keepalived runs every
+// script (notify.c system_call_script): in a process group of its own so
+// that a timeout kills everything it started, with stdin/stdout/stderr on
+// /dev/null, with IFS, LD_PRELOAD and LD_LIBRARY_PATH removed from its
+// environment, and with PR_SET_PDEATHSIG set to SIGTERM so that it does not
+// outlive a Tandem that dies (set_privileges). Build one with Users.Command
+// so that it runs as keepalived's rules say.
 type Command struct {
 	// Argv is the program and its arguments; a bare program name is
 	// looked up in PATH.
@@ -51,6 +51,9 @@ type Command struct {
 	// Cred is the identity the program runs as; nil runs it as this
 	// process.
 	Cred *syscall.Credential
+	// Security is enable_script_security: Check refuses, rather than
+	// warns about, a script that runs as root from an unsafe path.
+	Security bool
 }
 
 // Result is how one run of a Command ended.
@@ -58,13 +61,15 @@ type Result struct {
 	// ExitCode is the exit status, or -1 if the program was killed by a
 	// signal.
 	ExitCode int
+	// Signal is the signal that killed the program, 0 if it exited.
+	Signal syscall.Signal
 	// TimedOut reports that the run was killed at its timeout.
 	TimedOut bool
 }
 
 // Run runs c with extra appended to its arguments and waits for it. When
 // timeout (if > 0) passes or ctx ends, the whole process group gets SIGTERM
-// and, once the program exits or killGrace passes, SIGKILL, so that a hung
+// and, once the program exits or KillGrace passes, SIGKILL, so that a hung
 // script and its children all die. The error is non-nil only if the program
 // could not be started or ctx ended.
 func (c *Command) Run(ctx context.Context, timeout time.Duration, extra ...string) (Result, error) {
@@ -74,16 +79,30 @@ func (c *Command) Run(ctx context.Context, timeout time.Duration, extra ...strin
 	argv := append(slices.Clip(c.Argv), extra...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = scriptEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Cred}
-	if err := cmd.Start(); err != nil {
-		return Result{ExitCode: -1}, fmt.Errorf("start %s: %w", argv[0], err)
-	}
-	pgid := cmd.Process.Pid
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Cred, Pdeathsig: syscall.SIGTERM}
+	started := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
+		// The kernel sends the parent-death signal when the thread that
+		// forked ends, not the process (prctl(2) PR_SET_PDEATHSIG), and
+		// the Go runtime ends a thread whose goroutine exits while locked
+		// to it. Forking and waiting from a goroutine that holds its
+		// thread until the script has exited keeps that thread alive as
+		// long as the script, so only Tandem's own death signals it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err != nil {
+			return
+		}
 		_ = cmd.Wait() // the exit status is read from ProcessState below
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		return Result{ExitCode: -1}, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	pgid := cmd.Process.Pid
 
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -104,6 +123,9 @@ func (c *Command) Run(ctx context.Context, timeout time.Duration, extra ...strin
 	}
 	<-done
 	res.ExitCode = cmd.ProcessState.ExitCode()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.Signal = ws.Signal()
+	}
 	return res, err
 }
 
@@ -112,7 +134,7 @@ func (c *Command) Run(ctx context.Context, timeout time.Duration, extra ...strin
 // keepalived does after a SIGTERM-induced exit.
 func killGroup(pgid int, done <-chan struct{}) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM) // ESRCH: already gone
-	t := time.NewTimer(killGrace)
+	t := time.NewTimer(KillGrace)
 	defer t.Stop()
 	select {
 	case <-done:
@@ -131,84 +153,14 @@ func scriptEnv() []string {
 	})
 }
 
-// ScriptCredential is the identity a script runs as, chosen as keepalived
-// does (keepalived.conf(5) script_user; notify.c get_default_script_user):
-// the script's own user and group if given, else global_defs script_user,
-// else keepalived_script if that user exists, else this process's identity,
-// which enable_script_security forbids. A group starting with ':' also sets
-// the user's supplementary groups; otherwise they are cleared. It returns
-// nil when the script would run as this process anyway.
-func ScriptCredential(userName, group string, g *config.Global) (*syscall.Credential, error) {
-	if userName == "" {
-		userName, group = g.ScriptUser, g.ScriptGroup
-	}
-	if userName == "" {
-		cred, err := lookupCredential(defaultScriptUser, "")
-		var unknown user.UnknownUserError
-		switch {
-		case err == nil:
-			return cred, nil
-		case !errors.As(err, &unknown):
-			return nil, err
-		case g.EnableScriptSecurity:
-			return nil, fmt.Errorf("enable_script_security: no script_user set and user %s does not exist", defaultScriptUser)
-		}
-		return nil, nil
-	}
-	return lookupCredential(userName, group)
-}
-
-func lookupCredential(userName, group string) (*syscall.Credential, error) {
-	u, err := user.Lookup(userName)
-	if err != nil {
-		return nil, fmt.Errorf("script user %s: %w", userName, err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("script user %s: uid %q: %w", userName, u.Uid, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("script user %s: gid %q: %w", userName, u.Gid, err)
-	}
-	group, supplementary := strings.CutPrefix(group, ":")
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return nil, fmt.Errorf("script group %s: %w", group, err)
-		}
-		if gid, err = strconv.ParseUint(g.Gid, 10, 32); err != nil {
-			return nil, fmt.Errorf("script group %s: gid %q: %w", group, g.Gid, err)
-		}
-	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	if supplementary {
-		ids, err := u.GroupIds()
-		if err != nil {
-			return nil, fmt.Errorf("script user %s: groups: %w", userName, err)
-		}
-		for _, id := range ids {
-			n, err := strconv.ParseUint(id, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("script user %s: group id %q: %w", userName, id, err)
-			}
-			cred.Groups = append(cred.Groups, uint32(n))
-		}
-	}
-	if int(cred.Uid) == os.Getuid() && int(cred.Gid) == os.Getgid() && !supplementary {
-		return nil, nil
-	}
-	return cred, nil
-}
-
 // Check applies keepalived's checks to the program c runs (notify.c
 // check_script_secure): it must exist and be executable by the user it runs
 // as, and if it runs as root (uid or gid 0, or set-uid/set-gid root) no
 // element of its path, nor of the path it resolves to, may be writable by a
-// non-root user. With enableSecurity false an unsafe path only earns the
-// warning returned in warning; with it true the script is refused with
+// non-root user. Without c.Security an unsafe path only earns the
+// warning returned in warning; with it the script is refused with
 // ErrInsecure.
-func (c *Command) Check(enableSecurity bool) (warning string, err error) {
+func (c *Command) Check() (warning string, err error) {
 	if len(c.Argv) == 0 {
 		return "", fmt.Errorf("%w: empty command", ErrNotRunnable)
 	}
@@ -247,7 +199,7 @@ func (c *Command) Check(enableSecurity bool) (warning string, err error) {
 	}
 	for _, p := range []string{path, real} {
 		if why := unsafePath(p); why != "" {
-			if enableSecurity {
+			if c.Security {
 				return "", fmt.Errorf("%w: %s: %s", ErrInsecure, name, why)
 			}
 			return fmt.Sprintf("unsafe permissions for script %s: %s", name, why), nil
