@@ -14,6 +14,7 @@ package vrrp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 )
@@ -49,6 +50,10 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
+
+// LogValue logs the state's name: slog's JSON handler would print the
+// number (it marshals the value, not its String).
+func (s State) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // ownerPriority is the priority of the IP address owner (RFC 5798 §5.2.4).
 const ownerPriority = 255
