@@ -71,9 +71,10 @@ func run() int {
 	baseline := flag.Bool("baseline", true, "after the TCP case, run it again on plain sockets (check.Options.PlainSockets) to compare")
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	cpuProfile := flag.String("cpuprofile", "", "write the checker's CPU profile (all cases) to this file")
+	silent := flag.Int("silent", 0, "instead of the cases: HTTP_GETs of this many never-answering servers, the old cap of 256 against the default")
 	serveMode := flag.Bool(serveFlag, false, "internal: be the real servers (the child process)")
 	flag.Parse()
-	if flag.NArg() > 0 || *nTCP < 0 || *nHTTP < 0 || *duration <= 0 ||
+	if flag.NArg() > 0 || *nTCP < 0 || *nHTTP < 0 || *duration <= 0 || *silent < 0 || *silent > 250*portsPerIP*256 ||
 		*nTCP > 250*portsPerIP*256 || *nHTTP > 250*portsPerIP*256 {
 		flag.Usage()
 		return 2
@@ -104,6 +105,18 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
+
+	if *silent > 0 {
+		runs, err := silentCompare(ctx, os.Stderr, *silent, 2*time.Minute)
+		if err == nil && *asJSON {
+			err = json.NewEncoder(os.Stdout).Encode(runs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "checks: silent:", err)
+			return 1
+		}
+		return 0
+	}
 
 	start := time.Now()
 	srv, err := startServers(*nTCP, *nHTTP)

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"log/slog"
 	"time"
 
 	"tandem/internal/config"
@@ -50,6 +51,10 @@ func (k EventKind) String() string {
 	}
 	return "unknown"
 }
+
+// LogValue logs the kind's name: slog's JSON handler would print the
+// number (it marshals the value, not its String).
+func (k EventKind) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // Event is a change the data plane and the notifiers act on.
 type Event struct {

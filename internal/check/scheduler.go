@@ -5,24 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"tandem/internal/config"
 )
 
-// DefaultConcurrency is how many checks a Scheduler runs at once unless
-// told otherwise. Each running check holds at most one socket or one
-// process group, so it also bounds the checkers' sockets and processes.
-const DefaultConcurrency = 256
+// fdReserve is how many file descriptors the checks leave to the rest of
+// the daemon (VRRP sockets, netlink, the status listener, script pipes)
+// when the scheduler sizes its concurrency from RLIMIT_NOFILE.
+const fdReserve = 1024
+
+// minConcurrency is the concurrency a scheduler keeps however low the
+// descriptor limit is, so that checks still run (slowly) rather than never.
+const minConcurrency = 64
 
 // Options configure a Scheduler.
 type Options struct {
-	// Concurrency bounds the checks running at once (default
-	// DefaultConcurrency). A check due while all workers are busy waits
-	// for one, in due order. TCP_CHECKs run through io_uring have a bound
-	// of the same size of their own.
+	// Concurrency bounds the checks running at once. The default (0) is
+	// every checker at once, as keepalived runs them, bounded by the
+	// descriptors RLIMIT_NOFILE leaves (concurrencyFor): each running
+	// check holds at most one socket or one process group. A check due
+	// while the bound is reached waits, in due order. TCP_CHECKs run
+	// through io_uring have a bound of the same size of their own.
 	Concurrency int
 	// PlainSockets runs TCP_CHECK on the Go runtime's sockets, one worker
 	// each, instead of in batches through io_uring. Without it io_uring is
@@ -66,9 +75,6 @@ func NewScheduler(vss []*config.VirtualServer, log *slog.Logger, opts Options) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = DefaultConcurrency
-	}
 	if opts.Events == nil {
 		return nil, errors.New("check: Options.Events is nil")
 	}
@@ -80,7 +86,27 @@ func NewScheduler(vss []*config.VirtualServer, log *slog.Logger, opts Options) (
 		}
 		s.checkers = append(s.checkers, ck)
 	}
+	if s.opts.Concurrency <= 0 {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			return nil, fmt.Errorf("check: RLIMIT_NOFILE: %w", err)
+		}
+		s.opts.Concurrency = concurrencyFor(len(s.checkers), lim.Cur)
+	}
 	return s, nil
+}
+
+// concurrencyFor is the default concurrency for n checkers under a
+// descriptor limit of nofile: all of them, as keepalived runs every check
+// at once (a fixed cap of 256 let only 1,072 of 2,000 never-answering
+// servers be marked down within a minute), but no more than the
+// descriptors left after fdReserve.
+func concurrencyFor(n int, nofile uint64) int {
+	budget := minConcurrency
+	if nofile > fdReserve+minConcurrency {
+		budget = int(min(nofile-fdReserve, math.MaxInt32))
+	}
+	return max(1, min(n, budget))
 }
 
 type done struct {
@@ -99,20 +125,11 @@ type done struct {
 // core where they arrive, so Run wakes only for its own due checks,
 // events to deliver and a due time earlier than its timer.
 func (s *Scheduler) Run(ctx context.Context) {
-	jobs := make(chan ID)
+	// A check runs on a goroutine of its own once it gets a slot, so that
+	// a scheduler sized for thousands of checks keeps no idle workers.
+	slots := make(chan struct{}, s.opts.Concurrency)
 	var wg sync.WaitGroup
-	for range min(s.opts.Concurrency, max(len(s.checkers), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range jobs {
-				r := s.checkers[id].Check(ctx)
-				s.complete([]done{{id, r, time.Now()}})
-			}
-		}()
-	}
 	defer wg.Wait()
-	defer close(jobs)
 
 	s.mu.Lock()
 	s.stopped = false
@@ -142,10 +159,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 		pending = append(pending, s.requeued...)
 		s.requeued = nil
 		s.mu.Unlock()
-		var jobc chan ID
-		var job ID
+		var slotc chan struct{}
 		if len(pending) > 0 {
-			jobc, job = jobs, pending[0]
+			slotc = slots
 		}
 		select {
 		case <-ctx.Done():
@@ -156,8 +172,16 @@ func (s *Scheduler) Run(ctx context.Context) {
 			s.mu.Unlock()
 			s.flush(evs)
 			return
-		case jobc <- job:
+		case slotc <- struct{}{}:
+			id := pending[0]
 			pending = pending[1:]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := s.checkers[id].Check(ctx)
+				s.complete([]done{{id, r, time.Now()}})
+				<-slots
+			}()
 		case evc <- ev:
 			s.mu.Lock()
 			s.events = s.events[1:] // only Run removes events

@@ -117,3 +117,127 @@ func TestSchedulerSuspend(t *testing.T) {
 		t.Fatal("no check after Resume")
 	}
 }
+
+// TestSchedulerRunsAllAtOnce: every checker is in flight at once against
+// servers that never answer, as in keepalived, rather than 256 at a time
+// (which let only 1,072 of 2,000 such servers be marked down within a
+// minute). The HTTP_GETs of 400 real servers all connect to one listener
+// that accepts and never answers; the test waits until each of them has
+// connected and compares the peak of connections open at once with 400.
+// With the old cap of 256 the others connected only as the first ones
+// timed out (the peak measured 256-307).
+func TestSchedulerRunsAllAtOnce(t *testing.T) {
+	const n = 400
+	srv := newHoldServer(t)
+	tm := timing(60, 1, 0, 0, false)
+	tm.ConnectTimeout = config.Duration(20 * time.Second)
+	vs := &config.VirtualServer{IP: netip.MustParseAddr("192.0.2.1"), Port: 80, Quorum: 1}
+	for i := range n {
+		vs.RealServers = append(vs.RealServers, &config.RealServer{
+			IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 80, Weight: 1,
+			Checkers: []*config.Checker{{Type: config.CheckHTTP, ConnectIP: srv.addr.Addr(), ConnectPort: int(srv.addr.Port()), Timing: tm,
+				HTTP: &config.HTTPCheck{URLs: []*config.URL{{Path: "/", StatusCodes: []config.StatusRange{{Min: 200, Max: 200}}}}}}},
+		})
+	}
+	startScheduler(t, vs, Options{Events: make(chan Event, 2*n), Rand: func(time.Duration) time.Duration { return 0 }})
+	accepted, peak := srv.wait(n, 60*time.Second)
+	if accepted < n {
+		t.Fatalf("%d of %d checkers connected within 60s", accepted, n)
+	}
+	if peak != n {
+		t.Errorf("at most %d of %d checks were in flight at once, want all", peak, n)
+	}
+}
+
+// holdServer accepts connections and never answers; it counts them and
+// the most open at once.
+type holdServer struct {
+	addr                 netip.AddrPort
+	mu                   sync.Mutex
+	cond                 *sync.Cond
+	accepted, open, peak int // under mu
+}
+
+func newHoldServer(t *testing.T) *holdServer {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holdServer{addr: netip.MustParseAddrPort(l.Addr().String())}
+	h.cond = sync.NewCond(&h.mu)
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			conns = append(conns, c)
+			h.accepted++
+			h.open++
+			h.peak = max(h.peak, h.open)
+			h.cond.Broadcast()
+			h.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.Copy(io.Discard, c) // until the checker gives up
+				h.mu.Lock()
+				h.open--
+				h.mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		h.mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		h.mu.Unlock()
+		wg.Wait()
+	})
+	return h
+}
+
+// wait returns the connections accepted and the peak once n have been
+// accepted, or when timeout has passed.
+func (h *holdServer) wait(n int, timeout time.Duration) (accepted, peak int) {
+	expired := false
+	t := time.AfterFunc(timeout, func() {
+		h.mu.Lock()
+		expired = true
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	})
+	defer t.Stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for !expired && h.accepted < n {
+		h.cond.Wait()
+	}
+	return h.accepted, h.peak
+}
+
+func TestConcurrencyFor(t *testing.T) {
+	for _, tt := range []struct {
+		n      int
+		nofile uint64
+		want   int
+	}{
+		{n: 2000, nofile: 1 << 20, want: 2000}, // every checker at once
+		{n: 2000, nofile: 20000, want: 2000},   // this machine's limit
+		{n: 2000, nofile: 1500, want: 1500 - fdReserve},
+		{n: 2000, nofile: 1024, want: minConcurrency}, // the reserve takes it all
+		{n: 10, nofile: 1024, want: 10},
+		{n: 0, nofile: 1 << 20, want: 1},
+	} {
+		if got := concurrencyFor(tt.n, tt.nofile); got != tt.want {
+			t.Errorf("concurrencyFor(%d, %d) = %d, want %d", tt.n, tt.nofile, got, tt.want)
+		}
+	}
+}

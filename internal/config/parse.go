@@ -17,15 +17,36 @@ type node = syntax.Node
 // parser turns syntax nodes into the model, collecting diagnostics.
 type parser struct {
 	diags syntax.Diagnostics
+	// The parser's own errors and warnings, for the caps in add.
+	errors, warnings int
 }
 
-func (p *parser) errorf(pos Pos, format string, a ...any) {
-	p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: syntax.Error, Msg: fmt.Sprintf(format, a...)})
+func (p *parser) errorf(pos Pos, format string, a ...any) { p.add(pos, syntax.Error, format, a...) }
+
+func (p *parser) warnf(pos Pos, format string, a ...any) { p.add(pos, syntax.Warning, format, a...) }
+
+// add records a diagnostic, up to syntax.DefaultMaxDiagnostics errors and
+// as many warnings: a configuration the preprocessor cut short at its
+// token limit still had a million lines for the parser to find wrong, and
+// a million messages took 800 MB. Past the errors' cap the parser gives up
+// (the configuration is refused anyway); past the warnings' cap it goes on
+// and says that the rest are not shown.
+func (p *parser) add(pos Pos, sev syntax.Severity, format string, a ...any) {
+	n, msg := &p.warnings, "more than %d warnings; the rest are not shown"
+	if sev == syntax.Error {
+		n, msg = &p.errors, "more than %d errors; giving up"
+	}
+	*n++
+	switch {
+	case *n <= syntax.DefaultMaxDiagnostics:
+		p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: sev, Msg: fmt.Sprintf(format, a...)})
+	case *n == syntax.DefaultMaxDiagnostics+1:
+		p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: sev, Msg: fmt.Sprintf(msg, syntax.DefaultMaxDiagnostics)})
+	}
 }
 
-func (p *parser) warnf(pos Pos, format string, a ...any) {
-	p.diags = append(p.diags, syntax.Diagnostic{Pos: pos, Severity: syntax.Warning, Msg: fmt.Sprintf(format, a...)})
-}
+// gaveUp reports whether the parser has stopped at its cap on errors.
+func (p *parser) gaveUp() bool { return p.errors > syntax.DefaultMaxDiagnostics }
 
 // handler reads one keyword line (and its block, if any).
 type handler func(n *node)
@@ -36,6 +57,9 @@ type handler func(n *node)
 // line is ever dropped silently (DESIGN.md, principle 3).
 func (p *parser) block(ctx string, nodes []*node, hs map[string]handler) {
 	for _, n := range nodes {
+		if p.gaveUp() {
+			return
+		}
 		kw := n.Keyword.Text
 		if h, ok := hs[kw]; ok {
 			h(n)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,6 +255,10 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 		}
 	}
 	if diags.HasErrors() {
+		// A refused parse may have taken hundreds of MB (a hostile file
+		// at the parser's limits); the runtime would keep them from the
+		// system for minutes.
+		debug.FreeOSMemory()
 		return res, &ConfigError{Diagnostics: diags}
 	}
 	rep := d.engine.Reload(cfg)

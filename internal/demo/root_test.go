@@ -60,9 +60,34 @@ func TestDemo(t *testing.T) {
 	for _, r := range results {
 		t.Logf("timing: %s %v (%s)", r.Name, r.Took.Round(time.Millisecond), r.Detail)
 	}
+	checkOutage(t, results[1].Outage)
 	t.Logf("timing: demo %v in all", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(w.all.String(), "lab torn down") {
 		t.Error("the demo did not report its teardown")
+	}
+}
+
+// checkOutage: the client of a crashed master is unserved for about the
+// backup's Master_Down_Interval, not for ~0 (a director that is not
+// MASTER forwarding) and not for much longer.
+func checkOutage(t *testing.T, o *Outage) {
+	t.Helper()
+	if o == nil {
+		t.Fatal("the failover test reported no outage")
+	}
+	// The master's last advertisement left at most one Master_Adver_Interval
+	// (at most a third of Master_Down_Interval) before the kill, and the
+	// backup waits Master_Down_Interval after it.
+	lower := o.Bound - o.Bound/3
+	// Then the backup adds the VIP and sends its gratuitous ARP, and the
+	// client's next request (askTimeout+askPause later at most) gets
+	// through; the rest of the margin is for a loaded machine.
+	upper := o.Bound + 2*time.Second
+	if o.Served < lower || o.Served > upper {
+		t.Errorf("client unserved for %v after the kill; want within [%v, %v] (Master_Down_Interval %v)", o.Served, lower, upper, o.Bound)
+	}
+	if o.Failed == 0 {
+		t.Errorf("no request failed during the failover: %+v", o)
 	}
 }
 

@@ -6,6 +6,7 @@
 package netio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -58,6 +59,11 @@ type Packet struct {
 	Src  netip.Addr
 	Dst  netip.Addr
 	TTL  int
+	// Overflow counts the packets the socket dropped, its receive buffer
+	// full, since the previous packet Recv returned (SO_RXQ_OVFL,
+	// socket(7)). The kernel reports a drop with the next packet it
+	// queues, so drops after the last packet show up with the next one.
+	Overflow uint32
 }
 
 // Conn is a raw VRRP socket on one interface.
@@ -69,6 +75,12 @@ type Conn struct {
 	v4    *ipv4.RawConn
 	v6    *ipv6.PacketConn
 	raw   net.PacketConn
+	ip    *net.IPConn
+
+	// Recv's, which runs on one goroutine: the control-message buffer and
+	// the socket's drop count as of the last packet.
+	oob   []byte
+	drops uint32
 }
 
 // Errors Listen returns for the two usual mistakes at start.
@@ -112,6 +124,8 @@ func Listen(cfg ConnConfig) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("vrrp socket on %s: %w", cfg.Interface, err)
 	}
+	c.ip = c.raw.(*net.IPConn)
+	c.oob = make([]byte, 512)
 	if err := c.setup(); err != nil {
 		c.raw.Close()
 		return nil, fmt.Errorf("vrrp socket on %s: %w", cfg.Interface, err)
@@ -122,6 +136,11 @@ func Listen(cfg ConnConfig) (*Conn, error) {
 func (c *Conn) setup() (err error) {
 	if err := bindToDevice(c.raw, c.ifi.Name); err != nil {
 		return err
+	}
+	// Adverts the kernel drops because nobody read them in time (a
+	// flood) are counted as well as those Tandem drops itself.
+	if err := setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
 	}
 	multicast := len(c.cfg.Peers) == 0
 	group := &net.IPAddr{IP: c.cfg.Group.AsSlice()}
@@ -166,24 +185,31 @@ func (c *Conn) setup() (err error) {
 }
 
 func bindToDevice(pc net.PacketConn, name string) error {
+	if err := control(pc, func(fd int) error { return unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, name) }); err != nil {
+		return fmt.Errorf("bind to device %s: %w", name, err)
+	}
+	return nil
+}
+
+func setsockopt(pc net.PacketConn, level, opt, v int) error {
+	return control(pc, func(fd int) error { return unix.SetsockoptInt(fd, level, opt, v) })
+}
+
+// control runs fn on pc's descriptor.
+func control(pc net.PacketConn, fn func(fd int) error) error {
 	sc, ok := pc.(syscall.Conn)
 	if !ok {
-		return fmt.Errorf("bind to %s: not a socket", name)
+		return errors.New("not a socket")
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, name)
-	}); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	if serr != nil {
-		return fmt.Errorf("bind to device %s: %w", name, serr)
-	}
-	return nil
+	return ferr
 }
 
 // sourceAddr picks the interface's primary IPv4 address, or its IPv6
@@ -256,35 +282,60 @@ func (c *Conn) SendTo(dst netip.Addr, data []byte) error {
 // hold the largest message (an advert of 255 IPv6 addresses is < 4100 bytes).
 func (c *Conn) Recv(buf []byte) (Packet, error) {
 	for {
-		if c.v6 != nil {
-			n, cm, src, err := c.v6.ReadFrom(buf)
-			if err != nil {
-				return Packet{}, err
-			}
-			if cm == nil || (cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index) {
-				continue
-			}
-			p := Packet{Data: buf[:n], TTL: cm.HopLimit}
-			if ia, ok := src.(*net.IPAddr); ok {
-				p.Src, _ = netip.AddrFromSlice(ia.IP)
-			}
-			p.Dst, _ = netip.AddrFromSlice(cm.Dst)
-			return p, nil
-		}
-		h, payload, cm, err := c.v4.ReadFrom(buf)
+		n, oobn, _, from, err := c.ip.ReadMsgIP(buf, c.oob)
 		if err != nil {
 			return Packet{}, err
 		}
+		oob := c.oob[:oobn]
+		overflow := c.overflow(oob)
+		if c.v6 != nil {
+			var cm ipv6.ControlMessage
+			// Without its control messages (destination, hop limit) an
+			// IPv6 advert cannot be checked.
+			if err := cm.Parse(oob); err != nil || oobn == 0 || cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+				continue
+			}
+			p := Packet{Data: buf[:n], TTL: cm.HopLimit, Overflow: overflow}
+			p.Src, _ = netip.AddrFromSlice(from.IP)
+			p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+			return p, nil
+		}
 		// SO_BINDTODEVICE filters, but packets queued before it was set
 		// may come from elsewhere.
-		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+		var cm ipv4.ControlMessage
+		if err := cm.Parse(oob); err == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
 			continue
 		}
-		p := Packet{Data: buf[:h.Len+len(payload)], TTL: h.TTL}
+		// A raw IPv4 socket reads the IP header too.
+		h, err := ipv4.ParseHeader(buf[:n])
+		if err != nil {
+			continue
+		}
+		p := Packet{Data: buf[:n], TTL: h.TTL, Overflow: overflow}
 		p.Src, _ = netip.AddrFromSlice(h.Src.To4())
 		p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
 		return p, nil
 	}
+}
+
+// overflow is the number of packets the socket dropped since the previous
+// packet, from the SO_RXQ_OVFL control message: the socket's drop count,
+// cumulative, when the packet was queued (present only once it is
+// non-zero).
+func (c *Conn) overflow(oob []byte) uint32 {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_RXQ_OVFL && len(m.Data) >= 4 {
+			total := binary.NativeEndian.Uint32(m.Data)
+			d := total - c.drops // modulo 2^32, as the kernel's counter wraps
+			c.drops = total
+			return d
+		}
+	}
+	return 0
 }
 
 // Close closes the socket, which also leaves the multicast group.

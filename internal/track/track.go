@@ -11,6 +11,7 @@ package track
 
 import (
 	"context"
+	"log/slog"
 
 	"tandem/internal/config"
 )
@@ -40,6 +41,10 @@ func (k Kind) String() string {
 	}
 	return "unknown"
 }
+
+// LogValue logs the kind's name: slog's JSON handler would print the
+// number (it marshals the value, not its String).
+func (k Kind) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // Update is the new status of one tracked object. Until a runner sends its
 // first Update the object's status is unknown: keepalived then adds no

@@ -14,6 +14,7 @@ package vrrp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 )
@@ -49,6 +50,10 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
+
+// LogValue logs the state's name: slog's JSON handler would print the
+// number (it marshals the value, not its String).
+func (s State) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // ownerPriority is the priority of the IP address owner (RFC 5798 §5.2.4).
 const ownerPriority = 255
@@ -413,11 +418,14 @@ func (m *Machine) start(now time.Time, a *actions) {
 }
 
 // skewFor returns the skew for a priority distance of d (256-priority).
+func (m *Machine) skewFor(d int) time.Duration { return skewTime(m.cfg.Version, m.masterAdverInt, d) }
+
+// skewTime is Skew_Time for a priority distance of d (256-priority).
 // RFC 3768 §6.1: (256-Priority)/256 seconds. RFC 5798 §6.1:
 // ((256-Priority) * Master_Adver_Interval)/256. keepalived VRRP_TIMER_SKEW.
-func (m *Machine) skewFor(d int) time.Duration {
-	if m.cfg.Version == 3 {
-		return time.Duration(d) * m.masterAdverInt / 256
+func skewTime(version uint8, masterAdverInt time.Duration, d int) time.Duration {
+	if version == 3 {
+		return time.Duration(d) * masterAdverInt / 256
 	}
 	return time.Duration(d) * time.Second / 256
 }
@@ -426,7 +434,17 @@ func (m *Machine) skew() time.Duration { return m.skewFor(256 - int(m.priority))
 
 // masterDown is Master_Down_Interval = 3*Master_Adver_Interval + Skew_Time
 // (for v2 Master_Adver_Interval is always the configured interval).
-func (m *Machine) masterDown() time.Duration { return 3*m.masterAdverInt + m.skew() }
+func (m *Machine) masterDown() time.Duration {
+	return MasterDownInterval(m.cfg.Version, m.masterAdverInt, m.priority)
+}
+
+// MasterDownInterval is how long a backup of the given priority waits
+// without an advertisement before it takes over: 3*Master_Adver_Interval
+// + Skew_Time (RFC 3768 §6.1, RFC 5798 §6.1). It bounds the outage a
+// master's crash causes, which is what `tandem lab demo` reports against.
+func MasterDownInterval(version uint8, masterAdverInt time.Duration, priority uint8) time.Duration {
+	return 3*masterAdverInt + skewTime(version, masterAdverInt, 256-int(priority))
+}
 
 func (m *Machine) arm(at time.Time, a *actions) {
 	m.gen++

@@ -71,6 +71,25 @@ func adv(prio uint8, src netip.Addr) AdvertReceived {
 	return AdvertReceived{Priority: prio, MaxAdvertInt: time.Second, Src: src}
 }
 
+func TestMasterDownInterval(t *testing.T) {
+	for _, tt := range []struct {
+		version  uint8
+		advert   time.Duration
+		priority uint8
+		want     time.Duration
+	}{
+		{2, time.Second, 100, down100},
+		// seed000's backup: (256-99)/256 s of skew.
+		{2, time.Second, 99, 3*time.Second + 613281250},
+		// v3 scales the skew with the interval: 156*100ms/256.
+		{3, 100 * time.Millisecond, 100, 300*time.Millisecond + 60937500},
+	} {
+		if got := MasterDownInterval(tt.version, tt.advert, tt.priority); got != tt.want {
+			t.Errorf("MasterDownInterval(v%d, %v, %d) = %v, want %v", tt.version, tt.advert, tt.priority, got, tt.want)
+		}
+	}
+}
+
 func TestStateString(t *testing.T) {
 	for s, want := range map[State]string{Init: "INIT", Backup: "BACKUP", Master: "MASTER", Fault: "FAULT", Stop: "STOP", 9: "State(9)"} {
 		if got := s.String(); got != want {

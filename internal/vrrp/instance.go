@@ -375,6 +375,11 @@ func (e *Engine) read(in *instance) {
 			}
 			return
 		}
+		if p.Overflow > 0 {
+			e.mu.Lock()
+			in.dropped[ReasonSocketOverflow.String()] += uint64(p.Overflow)
+			e.mu.Unlock()
+		}
 		if ev, ok := e.accept(in, p); ok {
 			e.send(loopEvent{inst: in, ev: ev})
 		}

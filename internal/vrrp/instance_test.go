@@ -352,3 +352,22 @@ func TestStopRetriesRemoval(t *testing.T) {
 		})
 	}
 }
+
+// Packets the kernel dropped before they were read (netio.Packet.Overflow,
+// from SO_RXQ_OVFL) are counted with the instance's drops, as
+// socket_overflow.
+func TestEngineCountsSocketOverflow(t *testing.T) {
+	lan := &fakeLAN{}
+	r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+	lan.mu.Lock()
+	c := lan.conns[0]
+	lan.mu.Unlock()
+	for _, n := range []uint32{3, 0, 4} {
+		c.in <- netio.Packet{Data: []byte{0x31}, Src: netip.MustParseAddr("10.0.0.2"), TTL: 255, Overflow: n}
+	}
+	dropped := func() map[string]uint64 { return r.engine.Status()[0].Dropped }
+	waitFor(t, "3 packets read", 5*time.Second, func() bool { return dropped()["too_short"] == 3 })
+	if got := dropped()["socket_overflow"]; got != 7 {
+		t.Errorf("socket_overflow = %d, want 7 (3 + 4); drops %v", got, dropped())
+	}
+}

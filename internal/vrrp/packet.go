@@ -144,27 +144,32 @@ const (
 	ReasonOwnAddress                          // sent from one of our own addresses
 	ReasonDestination                         // multicast received in unicast mode or vice versa
 	ReasonUnicastSource                       // unicast source is not a configured peer
+	// ReasonSocketOverflow: the kernel dropped the packet before it was
+	// read, the socket's receive buffer full (a flood); counted from
+	// SO_RXQ_OVFL.
+	ReasonSocketOverflow
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	ReasonTooShort:      "too_short",
-	ReasonLength:        "length",
-	ReasonIPHeader:      "ip_header",
-	ReasonProtocol:      "protocol",
-	ReasonTTL:           "ttl",
-	ReasonVersion:       "version",
-	ReasonType:          "type",
-	ReasonVRID:          "vrid",
-	ReasonChecksum:      "checksum",
-	ReasonAddrCount:     "addr_count",
-	ReasonAddrList:      "addr_list",
-	ReasonAuthType:      "auth_type",
-	ReasonAuth:          "auth",
-	ReasonInterval:      "interval",
-	ReasonOwnAddress:    "own_address",
-	ReasonDestination:   "destination",
-	ReasonUnicastSource: "unicast_source",
+	ReasonTooShort:       "too_short",
+	ReasonLength:         "length",
+	ReasonIPHeader:       "ip_header",
+	ReasonProtocol:       "protocol",
+	ReasonTTL:            "ttl",
+	ReasonVersion:        "version",
+	ReasonType:           "type",
+	ReasonVRID:           "vrid",
+	ReasonChecksum:       "checksum",
+	ReasonAddrCount:      "addr_count",
+	ReasonAddrList:       "addr_list",
+	ReasonAuthType:       "auth_type",
+	ReasonAuth:           "auth",
+	ReasonInterval:       "interval",
+	ReasonOwnAddress:     "own_address",
+	ReasonDestination:    "destination",
+	ReasonUnicastSource:  "unicast_source",
+	ReasonSocketOverflow: "socket_overflow",
 }
 
 func (r DropReason) String() string {

@@ -54,9 +54,14 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxLoopIterations, 1<<16)
 	def(&o.MaxDefinitions, 10000)
 	def(&o.MaxTokens, 1<<20)
-	def(&o.MaxDiagnostics, 1000)
+	def(&o.MaxDiagnostics, DefaultMaxDiagnostics)
 	return o
 }
+
+// DefaultMaxDiagnostics is how many diagnostics a configuration gets before
+// the preprocessor, and then the parser, give up: a hostile file can
+// otherwise make one per token, each holding a formatted message.
+const DefaultMaxDiagnostics = 1000
 
 // maxNesting bounds the recursion of the preprocessor on generated lines:
 // ~SEQ/~LST bodies (which may hold further loops) and the lines of
