@@ -38,6 +38,7 @@ import (
 
 	"tandem/internal/check"
 	"tandem/internal/config"
+	"tandem/internal/fdlimit"
 )
 
 // Timing of every checker (seconds), as the health-check issue asks.
@@ -80,7 +81,7 @@ func run() int {
 		return 2
 	}
 
-	before, after, err := raiseNoFile()
+	before, after, err := fdlimit.Raise() // the child holds one socket per real server (12,000 by default)
 	if *serveMode {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "checks: real servers: RLIMIT_NOFILE:", err)

@@ -9,27 +9,6 @@ import (
 	"time"
 )
 
-// raiseNoFile lifts RLIMIT_NOFILE as far as allowed: to nr_open when we may
-// raise the hard limit (root), else soft to hard. The child holds one socket
-// per real server (12,000 by default); the checker at most Concurrency.
-func raiseNoFile() (before, after syscall.Rlimit, err error) {
-	if err = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &before); err != nil {
-		return
-	}
-	want := before.Max
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && n > want {
-			want = n
-		}
-	}
-	after = syscall.Rlimit{Cur: want, Max: want}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &after) != nil {
-		after = syscall.Rlimit{Cur: before.Max, Max: before.Max}
-		err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &after)
-	}
-	return
-}
-
 // cpuTime is the user+system CPU this process has used (all threads).
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

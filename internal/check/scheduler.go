@@ -10,9 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"tandem/internal/config"
+	"tandem/internal/fdlimit"
 )
 
 // fdReserve is how many file descriptors the checks leave to the rest of
@@ -87,11 +86,11 @@ func NewScheduler(vss []*config.VirtualServer, log *slog.Logger, opts Options) (
 		s.checkers = append(s.checkers, ck)
 	}
 	if s.opts.Concurrency <= 0 {
-		var lim unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		nofile, err := fdlimit.Current()
+		if err != nil {
 			return nil, fmt.Errorf("check: RLIMIT_NOFILE: %w", err)
 		}
-		s.opts.Concurrency = concurrencyFor(len(s.checkers), lim.Cur)
+		s.opts.Concurrency = concurrencyFor(len(s.checkers), nofile)
 	}
 	return s, nil
 }

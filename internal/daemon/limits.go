@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
+
+	"tandem/internal/fdlimit"
 )
 
 // Most connections each status listener holds open; fewer when file
@@ -15,30 +13,17 @@ const (
 	maxHTTPConns   = 512 // --http: scrapers and status pages
 )
 
-// raiseFileLimit raises RLIMIT_NOFILE as far as the process may and
-// returns the limit then in force. Go already raises the soft limit to the
-// hard one; as root (CAP_SYS_RESOURCE) the hard limit goes up to the
-// kernel's ceiling, fs.nr_open, so that a flood of clients cannot take the
-// descriptors that VRRP sockets, netlink requests and scripts need.
+// raiseFileLimit raises RLIMIT_NOFILE as far as the process may
+// (fdlimit.Raise) and returns the limit then in force, so that a flood of
+// clients cannot take the descriptors that VRRP sockets, netlink requests
+// and scripts need.
 func raiseFileLimit(log *slog.Logger) uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		log.Warn("file descriptor limit unknown", "err", err)
+	_, lim, err := fdlimit.Raise()
+	if err != nil {
+		log.Warn("file descriptor limit not raised", "err", err, "limit", lim.Cur)
+	}
+	if lim.Cur == 0 { // unknown: assume the usual default
 		return 1024
-	}
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		if ceiling, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && ceiling > lim.Max {
-			up := syscall.Rlimit{Cur: ceiling, Max: ceiling}
-			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up); err == nil {
-				return ceiling
-			}
-		}
-	}
-	if lim.Cur < lim.Max {
-		up := syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up); err == nil {
-			return lim.Max
-		}
 	}
 	return lim.Cur
 }
