@@ -496,7 +496,7 @@ func TestDREndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := ingressChain(objName(svc.Key()), uint32(link.Attrs().Index))
+	in := baseChain(uint32(link.Attrs().Index))
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
 	if err != nil {
 		t.Fatal(err)
