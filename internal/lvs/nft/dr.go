@@ -262,6 +262,9 @@ func (k *Kernel) commitDR(changes []*change) error {
 	var rules []fwdRule
 	for _, ch := range changes {
 		it := drItem{key: ch.key, n: objName(ch.key), cur: k.state[ch.key], next: ch.next}
+		if it.cur == nil && it.next == nil {
+			continue // gone already: a chunk that failed may have committed, its reply lost
+		}
 		if it.cur != nil {
 			services--
 			for _, idx := range it.cur.ifaces {

@@ -79,10 +79,12 @@ func New(opts ...Option) (*Kernel, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	dial := func() (*nftables.Conn, error) { return nftables.New() }
+	dial := func() (*nftables.Conn, error) { return nftables.New(nftables.WithSockOptions(bigBuffers)) }
 	newRoute := func() (*netlink.Handle, error) { return netlink.NewHandle() }
 	if o.netns >= 0 {
-		dial = func() (*nftables.Conn, error) { return nftables.New(nftables.WithNetNSFd(o.netns)) }
+		dial = func() (*nftables.Conn, error) {
+			return nftables.New(nftables.WithNetNSFd(o.netns), nftables.WithSockOptions(bigBuffers))
+		}
 		newRoute = func() (*netlink.Handle, error) { return netlink.NewHandleAt(netns.NsHandle(o.netns)) }
 	}
 	conn, err := dial()
