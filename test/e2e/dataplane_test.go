@@ -92,20 +92,31 @@ func TestSeed003NAT(t *testing.T) {
 	}
 }
 
+// seed004Pair builds seed004's layout with nginx on the real servers
+// (VIP on lo) and its two directors running unmodified, and returns once
+// dir1 is MASTER and dir2 BACKUP.
+func seed004Pair(t *testing.T) (l *lab.Lab, vip netip.Addr, master, backup *daemon) {
+	t.Helper()
+	l = lab.NewT(t, lab.Seed004().Spec())
+	vip = netip.MustParseAddr("172.16.0.30")
+	for _, rs := range []string{"rs1", "rs2"} {
+		carryVIP(t, l, rs, vip)
+		startNginx(t, l, rs)
+	}
+	master = startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
+	backup = startTandem(t, l, "dir2", seedConf(t, "seed004-lvs-dr-backup.conf"))
+	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool {
+		return master.state("VI_1") == "MASTER" && backup.state("VI_1") == "BACKUP"
+	})
+	return l, vip, master, backup
+}
+
 // TestSeed004DR runs seed004's director pair unmodified (rr DR, VIP
 // 172.16.0.30/24 floating by VRRP): the client's connections reach both
 // real servers through the master's nftables DR forwarding, the real servers
 // answering directly.
 func TestSeed004DR(t *testing.T) {
-	l := lab.NewT(t, lab.Seed004().Spec())
-	vip := netip.MustParseAddr("172.16.0.30")
-	for _, rs := range []string{"rs1", "rs2"} {
-		carryVIP(t, l, rs, vip)
-		startNginx(t, l, rs)
-	}
-	m := startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
-	b := startTandem(t, l, "dir2", seedConf(t, "seed004-lvs-dr-backup.conf"))
-	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" })
+	l, vip, m, _ := seed004Pair(t)
 	const vs = "172.16.0.30:80"
 	waitFor(t, "both real servers healthy", 15*time.Second, func() bool {
 		return m.healthy(vs, "172.16.0.31") && m.healthy(vs, "172.16.0.32")
@@ -200,15 +211,7 @@ func drForwarded(t *testing.T, l *lab.Lab, node string) uint64 {
 // and only frames addressed to it: one request puts exactly one SYN on the
 // real servers, and the backup forwards nothing.
 func TestDRFloodingSwitch(t *testing.T) {
-	l := lab.NewT(t, lab.Seed004().Spec())
-	vip := netip.MustParseAddr("172.16.0.30")
-	for _, rs := range []string{"rs1", "rs2"} {
-		carryVIP(t, l, rs, vip)
-		startNginx(t, l, rs)
-	}
-	m := startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
-	b := startTandem(t, l, "dir2", seedConf(t, "seed004-lvs-dr-backup.conf"))
-	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" })
+	l, vip, m, b := seed004Pair(t)
 	const vs = "172.16.0.30:80"
 	for _, d := range []*daemon{m, b} {
 		waitFor(t, d.node+": both real servers healthy", 15*time.Second, func() bool {
