@@ -2,6 +2,7 @@ package lvs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -26,6 +27,27 @@ type Kernel interface {
 	Services() ([]Service, error)
 	Dests(ServiceKey) ([]Dest, error)
 	Apply(Op) error
+}
+
+// BatchKernel is a Kernel that can apply a whole plan in fewer, larger
+// transactions than one per operation (the nftables backend rebuilds each
+// service once and commits many services per netlink batch). The reconciler
+// uses ApplyBatch when the kernel has it; the semantics are those of
+// calling Apply on each op in turn and stopping at the first failure:
+//
+//   - it returns how many ops, from the first, are applied;
+//   - when that is fewer than len(ops), the error is the one of op number n
+//     (the kernel may refuse a group of ops together, then n is the first of
+//     the group), or ctx's error if ctx ended first; ops from n on are not
+//     applied.
+//
+// Applying several ops in one step skips intermediate states (a pool that
+// loses a server and gains one goes from the old pool to the new at once),
+// which keeps the reconciler's promise that traffic never sees a half-built
+// state.
+type BatchKernel interface {
+	Kernel
+	ApplyBatch(ctx context.Context, ops []Op) (int, error)
 }
 
 // OpKind is the kind of one kernel operation.
@@ -173,13 +195,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 	if err != nil {
 		return rep, err
 	}
-	for i, op := range ops {
-		if err := ctx.Err(); err != nil {
-			return rep, fmt.Errorf("lvs: reconcile stopped after %d of %d ops: %w", i, len(ops), err)
-		}
-		if err := r.kernel.Apply(op); err != nil {
-			return rep, &OpError{Op: op, Index: i, Total: len(ops), Err: err}
-		}
+	n, err := r.apply(ctx, ops)
+	for _, op := range ops[:n] {
 		rep.Ops = append(rep.Ops, op)
 		switch op.Kind {
 		case AddService:
@@ -188,7 +205,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 			delete(r.claimed, op.Service.ServiceKey)
 		}
 	}
-	return rep, nil
+	switch {
+	case err == nil:
+		return rep, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return rep, fmt.Errorf("lvs: reconcile stopped after %d of %d ops: %w", n, len(ops), err)
+	}
+	return rep, &OpError{Op: ops[n], Index: n, Total: len(ops), Err: err}
+}
+
+// apply sends ops to the kernel, in one ApplyBatch if it has one, and
+// returns how many were applied (see BatchKernel).
+func (r *Reconciler) apply(ctx context.Context, ops []Op) (int, error) {
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	if b, ok := r.kernel.(BatchKernel); ok {
+		return b.ApplyBatch(ctx, ops)
+	}
+	for i, op := range ops {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		if err := r.kernel.Apply(op); err != nil {
+			return i, err
+		}
+	}
+	return len(ops), nil
 }
 
 // plan computes the ordered batch. It records foreign services in rep.

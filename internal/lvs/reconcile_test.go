@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -574,4 +575,61 @@ func TestReconcileProperties(t *testing.T) {
 			}
 		}
 	})
+}
+
+// batchKernel is a fakeKernel with ApplyBatch: it refuses the batch's ops
+// from failAt on as a group (their first op's error), the way the
+// nftables backend refuses a service it could not commit.
+type batchKernel struct {
+	*fakeKernel
+	batches [][]Op
+}
+
+func (k *batchKernel) ApplyBatch(ctx context.Context, ops []Op) (int, error) {
+	k.batches = append(k.batches, ops)
+	for i, op := range ops {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		if err := k.Apply(op); err != nil {
+			return i, err
+		}
+	}
+	return len(ops), nil
+}
+
+// TestReconcileBatch: a kernel with ApplyBatch gets the whole plan in one
+// call, and its count of applied ops is reported as Apply's would be.
+func TestReconcileBatch(t *testing.T) {
+	want := mustDesired(t, baseline()[:2]...)
+	k := &batchKernel{fakeKernel: newFakeKernel()}
+	rep := reconcile(t, NewReconciler(k, nil), want)
+	if len(k.batches) != 1 || len(k.batches[0]) != len(rep.Ops) || len(rep.Ops) == 0 {
+		t.Fatalf("%d batches for %d ops, want one with all of them", len(k.batches), len(rep.Ops))
+	}
+	if diff := cmp.Diff(wantState(want), k.state(), cmpOpts); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
+	}
+	if rep := reconcile(t, NewReconciler(k, nil), want); len(rep.Ops) != 0 || len(k.batches) != 1 {
+		t.Errorf("nothing to do: sent %v in %d batches", rep.Ops, len(k.batches)-1)
+	}
+
+	k = &batchKernel{fakeKernel: newFakeKernel()}
+	k.failAt = 3 // the second service's AddService
+	rep, err := NewReconciler(k, nil).Reconcile(context.Background(), want)
+	var opErr *OpError
+	if !errors.As(err, &opErr) || opErr.Index != 3 || opErr.Op.Kind != AddService || !errors.Is(err, errInjects) {
+		t.Fatalf("err = %v, want the OpError of op 4", err)
+	}
+	if len(rep.Ops) != 3 {
+		t.Errorf("report lists %d applied ops, want 3", len(rep.Ops))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	k = &batchKernel{fakeKernel: newFakeKernel()}
+	if _, err := NewReconciler(k, nil).Reconcile(ctx, want); err == nil || !errors.Is(err, context.Canceled) ||
+		!strings.HasPrefix(err.Error(), "lvs: reconcile stopped after 0 of") {
+		t.Errorf("cancelled: err = %v", err)
+	}
 }

@@ -1,12 +1,10 @@
 package nft
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -76,26 +74,6 @@ func pktsName(n string, id uint32) string  { return idName("pkts_", n, id) }
 func connsName(n string, id uint32) string { return idName("conns_", n, id) }
 func rsChain(n string, id uint32) string   { return idName("rs_", n, id) }
 
-// ingressChain is a DR service's base chain on the interface with index
-// ifindex (`nft list` shows the device by name).
-func ingressChain(n string, ifindex uint32) string { return idName("in_", n, ifindex) }
-
-// ownedBy reports whether a DR chain or counter called name belongs to the
-// service whose objName is n: svc_n, slots_n, or role_n_<number>. Names
-// of distinct services never collide this way, since n ends in a port or
-// mark and the suffix is digits only.
-func ownedBy(name, n string) bool {
-	if name == "svc_"+n || name == "slots_"+n {
-		return true
-	}
-	for _, role := range []string{"rs_", "in_", "pkts_"} {
-		if rest, ok := strings.CutPrefix(name, role+n+"_"); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return true
-		}
-	}
-	return false
-}
-
 func idName(role, n string, id uint32) string {
 	return role + n + "_" + strconv.FormatUint(uint64(id), 10)
 }
@@ -110,17 +88,17 @@ type layout struct {
 	slots    []uint32          // slot -> dest id; the scheduler's table
 	rs       []dest            // dests with a chain: those holding slots
 	ifindex  map[uint32]uint32 // DR: dest id -> egress interface
-	ingress  map[uint32]string // DR: the interfaces of ifindex, by index
+	ifaces   []uint32          // DR: the values of ifindex, sorted, once each
 	counters []string
 	chains   []string
 	sets     []string // flushed and refilled maps (not the registry, not persist)
 	persist  bool
 }
 
-// layout computes s's objects. resolve looks up DR next hops, which only a
-// layout being built needs: removing a service whose real server is no
-// longer routable must still work.
-func (k *Kernel) layout(s *service, resolve bool) (*layout, error) {
+// layout computes s's objects. h looks up DR next hops, which only a
+// layout being built needs (nil: none): removing a service whose real
+// server is no longer routable must still work.
+func (k *Kernel) layout(s *service, h *hops) (*layout, error) {
 	l := &layout{s: s, n: objName(s.Key()), fam: familyOf(s.Family), persist: s.Method == lvs.NAT && s.PersistenceTimeout > 0}
 	ds := make([]dest, 0, len(s.dests))
 	for _, d := range s.dests {
@@ -149,40 +127,21 @@ func (k *Kernel) layout(s *service, resolve bool) (*layout, error) {
 	if l.persist {
 		l.sets = append(l.sets, "live_"+l.n)
 	}
-	if s.Method == lvs.DR && resolve {
-		l.ifindex, l.ingress = map[uint32]uint32{}, map[uint32]string{}
+	if s.Method == lvs.DR && h != nil {
+		l.ifindex = map[uint32]uint32{}
 		for _, d := range l.rs {
-			idx, err := k.nextHop(d)
+			idx, err := h.of(d.Addr.Addr())
 			if err != nil {
 				return nil, fmt.Errorf("real server %v: %w", d.Addr, err)
 			}
 			l.ifindex[d.id] = idx
-			if _, ok := l.ingress[idx]; !ok {
-				link, err := k.route.LinkByIndex(int(idx))
-				if err != nil {
-					return nil, fmt.Errorf("real server %v: interface %d: %w", d.Addr, idx, err)
-				}
-				l.ingress[idx] = link.Attrs().Name
+			if !slices.Contains(l.ifaces, idx) {
+				l.ifaces = append(l.ifaces, idx)
 			}
 		}
+		slices.Sort(l.ifaces)
 	}
 	return l, nil
-}
-
-// nextHop is the interface that reaches a DR real server directly. DR only
-// rewrites the MAC address, so the server must be on a connected subnet.
-func (k *Kernel) nextHop(d dest) (uint32, error) {
-	routes, err := k.route.RouteGet(d.Addr.Addr().AsSlice())
-	if err != nil {
-		return 0, fmt.Errorf("route lookup: %w", err)
-	}
-	if len(routes) == 0 {
-		return 0, errors.New("no route")
-	}
-	if routes[0].Gw != nil {
-		return 0, fmt.Errorf("reached via gateway %v; lb_kind DR needs the real server on a directly connected subnet", routes[0].Gw)
-	}
-	return uint32(routes[0].LinkIndex), nil
 }
 
 // commit sends one transaction that turns NAT service old into next
@@ -192,12 +151,12 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 	var lo, ln *layout
 	var err error
 	if old != nil {
-		if lo, err = k.layout(old, false); err != nil {
+		if lo, err = k.layout(old, nil); err != nil {
 			return err
 		}
 	}
 	if next != nil {
-		if ln, err = k.layout(next, true); err != nil {
+		if ln, err = k.layout(next, nil); err != nil {
 			return err
 		}
 	}
@@ -234,127 +193,9 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 		slices.SortFunc(keys, lvs.ServiceKey.Compare)
 		for _, key := range keys {
 			if s := all[key]; s.Method == lvs.NAT {
-				addDispatch(c, natPre, account, s)
+				addNATDispatch(c, natPre, account, s)
 			}
 		}
-	}
-	return c.Flush()
-}
-
-// commitDR turns DR service old into next (either may be nil) in the
-// netdev table. fwd rules cannot go through google/nftables (fillChains),
-// so this takes up to three transactions, ordered so that packets only
-// ever see a complete service:
-//
-//  1. the table and next's counters, which nothing references yet;
-//  2. fillChains: each real server's chain, created if new, else rewritten
-//     in one step (a chain the slot map points at always holds one
-//     complete rule);
-//  3. everything else at once: registry, scheduler, slot map, ingress
-//     chains, and the deletion of what next no longer has.
-//
-// A failure after step 1 or 2 leaves only chains and counters nothing
-// references; step 3 of the service's next commit deletes them, as it
-// deletes every object of the service that the kernel lists and next does
-// not have, and so does Flush.
-func (k *Kernel) commitDR(old, next *service) error {
-	t := drTable()
-	var ln *layout
-	n := ""
-	if next != nil {
-		var err error
-		if ln, err = k.layout(next, true); err != nil {
-			return err
-		}
-		n = ln.n
-		c, err := k.dial()
-		if err != nil {
-			return err
-		}
-		c.AddTable(t)
-		for _, o := range ln.counters {
-			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
-		}
-		if err := c.Flush(); err != nil {
-			return err
-		}
-		rules := make([]fwdRule, 0, len(ln.rs))
-		for _, d := range ln.rs {
-			rules = append(rules, ln.drRule(d))
-		}
-		if err := k.fillChains(t, rules); err != nil {
-			return err
-		}
-	} else {
-		n = objName(old.Key())
-	}
-
-	// What the kernel has of the service, orphans of a failed commit
-	// included; the layout of old would miss those, and its ingress
-	// chains, which depend on routes at the time.
-	var chains, counters []string
-	all, err := k.conn.ListChainsOfTableFamily(t.Family)
-	if err != nil {
-		return fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range all {
-		if ch.Table.Name == t.Name && ownedBy(ch.Name, n) {
-			chains = append(chains, ch.Name)
-		}
-	}
-	objs, err := k.conn.GetObjects(t)
-	if err != nil {
-		return fmt.Errorf("list counters: %w", err)
-	}
-	for _, o := range objs {
-		if cnt, ok := o.(*nftables.CounterObj); ok && ownedBy(cnt.Name, n) {
-			counters = append(counters, cnt.Name)
-		}
-	}
-	var keepChains, keepCounters, rs []string
-	if ln != nil {
-		keepChains, keepCounters = slices.Clone(ln.chains), ln.counters
-		for idx := range ln.ingress {
-			keepChains = append(keepChains, ingressChain(n, idx))
-		}
-		for _, d := range ln.rs {
-			rs = append(rs, rsChain(n, d.id))
-		}
-	}
-
-	c, err := k.dial()
-	if err != nil {
-		return err
-	}
-	c.AddTable(t)
-	// Flushes first, so that nothing deleted below is still referenced;
-	// the real servers' chains that next keeps are already final.
-	slotMap := &nftables.Set{Table: t, Name: "slots_" + n}
-	reg := &nftables.Set{Table: t, Name: "reg_" + n}
-	if old != nil {
-		c.FlushSet(slotMap)
-		c.FlushSet(reg)
-	}
-	for _, ch := range chains {
-		if !slices.Contains(rs, ch) {
-			c.FlushChain(&nftables.Chain{Table: t, Name: ch})
-		}
-	}
-	for _, ch := range chains {
-		if !slices.Contains(keepChains, ch) {
-			c.DelChain(&nftables.Chain{Table: t, Name: ch})
-		}
-	}
-	for _, o := range counters {
-		if !slices.Contains(keepCounters, o) {
-			c.DeleteObject(&nftables.CounterObj{Table: t, Name: o})
-		}
-	}
-	if ln == nil {
-		c.DelSet(slotMap)
-		c.DelSet(reg)
-	} else if err := build(c, t, ln); err != nil {
-		return err
 	}
 	return c.Flush()
 }
@@ -408,8 +249,10 @@ func teardown(c *nftables.Conn, t *nftables.Table, old, next *layout) {
 // its entries.
 func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 	s := l.s
-	for _, o := range l.counters {
-		c.AddObj(&nftables.CounterObj{Table: t, Name: o})
+	if s.Method == lvs.NAT { // DR's are created first, see commitDR
+		for _, o := range l.counters {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
+		}
 	}
 	reg := &nftables.Set{Table: t, Name: "reg_" + l.n, KeyType: nftables.TypeInteger,
 		KeyByteOrder: nativeEndian, Comment: "tandem registry " + s.Key().String()}
@@ -437,17 +280,8 @@ func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 	for _, name := range l.chains {
 		chains[name] = c.AddChain(&nftables.Chain{Table: t, Name: name})
 	}
-	if s.Method == lvs.DR {
-		// The real servers' chains were filled by fillChains; traffic
-		// enters on the interfaces that reach them (LVS-DR's segment).
-		for idx, dev := range l.ingress {
-			in := &nftables.Chain{Table: t, Name: ingressChain(l.n, idx), Type: nftables.ChainTypeFilter,
-				Hooknum: nftables.ChainHookIngress, Priority: ingressPriority, Device: dev}
-			c.AddChain(in)
-			c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: append(l.serviceMatch(true),
-				&expr.Verdict{Kind: expr.VerdictGoto, Chain: "svc_" + l.n})})
-		}
-	} else {
+	if s.Method == lvs.NAT {
+		// DR real servers' chains are filled by fillChains.
 		for _, d := range l.rs {
 			c.AddRule(&nftables.Rule{Table: t, Chain: chains[rsChain(l.n, d.id)], Exprs: l.natExprs(d, persist)})
 		}
@@ -623,19 +457,13 @@ func (l *layout) schedule() []expr.Any {
 		Modulus: n, Seed: hashSeed, Type: expr.HashTypeJenkins})
 }
 
-// serviceMatch matches the packets of l's service. netdev chains see every
-// protocol, so they first match the ethertype: the addresses are read at
-// fixed offsets of the network header.
-func (l *layout) serviceMatch(netdev bool) []expr.Any {
+// serviceMatch matches the packets of l's NAT service.
+func (l *layout) serviceMatch() []expr.Any {
 	s := l.s
 	if s.FWMark != 0 {
 		return l.match(&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1}, nativeEndian.PutUint32(s.FWMark))
 	}
-	var match []expr.Any
-	if netdev {
-		match = l.match(&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: reg1}, binaryutil.BigEndian.PutUint16(l.fam.ethertype))
-	}
-	match = append(match, l.match(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, []byte{byte(s.Protocol)})...)
+	match := l.match(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, []byte{byte(s.Protocol)})
 	match = append(match, l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), s.VIP.AsSlice())...)
 	if s.Port != 0 {
 		match = append(match, l.match(thPort(2), binaryutil.BigEndian.PutUint16(s.Port))...)
@@ -643,11 +471,11 @@ func (l *layout) serviceMatch(netdev bool) []expr.Any {
 	return match
 }
 
-// addDispatch sends NAT service s's traffic to its chain from the dstnat
+// addNATDispatch sends NAT service s's traffic to its chain from the dstnat
 // hook, with an accounting jump in the chain after it.
-func addDispatch(c *nftables.Conn, natPre, account *nftables.Chain, s *service) {
+func addNATDispatch(c *nftables.Conn, natPre, account *nftables.Chain, s *service) {
 	l := &layout{s: s, n: objName(s.Key()), fam: familyOf(s.Family)}
-	match := l.serviceMatch(false)
+	match := l.serviceMatch()
 	jump := func(ch *nftables.Chain, exprs []expr.Any, to string) {
 		exprs = append(slices.Clone(exprs), &expr.Verdict{Kind: expr.VerdictGoto, Chain: to})
 		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: exprs})

@@ -11,10 +11,13 @@
 //	nat_pre  nat, priority dstnat (-100): NAT services, first packet of a connection
 //	account  filter, priority -99: per-real-server packet counters for NAT
 //
-// DR services of both families are in `netdev tandem`, where each has its
-// own base chains, one per interface that reaches its real servers:
+// DR services of both families are in `netdev tandem`, dispatched from one
+// base chain per interface that reaches some DR real server (see dr.go):
 //
-//	in_n_<ifindex>  filter, hook ingress, device <interface>, priority -500
+//	in_<ifindex>    filter, hook ingress, device <interface>, priority -500:
+//	                frames for this host, not from its own MAC, to dispatch4/6
+//	dispatch4/6     only for local addresses (fib daddr type local), then a
+//	                verdict map protocol . VIP . port -> goto svc_n
 //
 // Per service named n (objName: "tcp_10.0.0.1_80", "fwm_42"), in its table:
 //
@@ -29,15 +32,16 @@
 //	conns_n_<id> named counter (NAT): connections scheduled to the server
 //
 // The NAT dispatch chains hold one rule per service (protocol, VIP, port,
-// or firewall mark) that jumps to svc_n, and a DR ingress chain one rule
-// (ethertype, protocol, VIP, port); every packet is thus matched against
-// each service in turn, which keepalived configurations keep few.
+// or firewall mark) that jumps to svc_n, so every packet is matched
+// against each NAT service in turn, which keepalived configurations keep
+// few; DR dispatches with one map lookup whatever their number.
 //
 // # Transactions
 //
-// Every Apply rebuilds the one service it concerns. For NAT that is a
-// single nf_tables transaction (one google/nftables Flush, atomic in the
-// kernel): flush the service's chains and maps, delete the objects the new
+// A batch of ops (ApplyBatch, lvs.BatchKernel) rebuilds each service it
+// concerns once. For NAT that is a single
+// nf_tables transaction (one google/nftables Flush, atomic in the kernel):
+// flush the service's chains and maps, delete the objects the new
 // state no longer has, add the new ones, refill. Packets see the old
 // service or the new one, never a half-built state. Counters and the
 // persistence map are kept across rebuilds (adding an existing object is a
@@ -55,11 +59,12 @@
 // every real server's chain, so a chain the slot map already points at
 // goes from its old rule to its new one at once, and a new chain is not
 // yet referenced; (3) one transaction for the rest (registry, scheduler,
-// slot map, ingress chains) and the deletion of whatever the service no
-// longer has. A failure or crash between them leaves only unreferenced
-// chains and counters; step 3 deletes every object of the service that the
-// kernel lists and the new state lacks, so the next commit of the service
-// (or Flush) removes them.
+// slot map, dispatch element, ingress chains) and the deletion of whatever
+// the service no longer has. Each step covers a chunk of services. A
+// failure or crash between them leaves only unreferenced chains and
+// counters; the Kernel then lists the table again, and step 3 deletes every
+// object of the service that the kernel has and the new state lacks, so
+// the next commit of the service (or Flush) removes them.
 //
 // # Restart
 //
@@ -87,9 +92,11 @@
 // service is rebuilt, and the service's ingress chains sit on those same
 // interfaces: as in LVS-DR, clients' packets for the VIP are expected on
 // the real servers' segment. Packets for the VIP that arrive on another
-// interface, or while no real server has a positive weight (no ingress
-// chain then), go to the director's own stack, which answers as a host
-// without the service would. There is no conntrack, so flows are hashed
+// interface go to the director's own stack; while no real server has a
+// positive weight the service drops them. Only frames addressed to this
+// host (pkttype host), not sent by itself, for a local address (the VIP is
+// held: IPVS sees nothing else) are forwarded, so a switch's flooding and
+// a VRRP backup forward nothing. There is no conntrack, so flows are hashed
 // (see slots for the schedulers):
 // jhash(saddr . sport) by default, and with persistence jhash of the client
 // address masked to the persistence granularity only, which keeps a client

@@ -125,6 +125,9 @@ func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
 		return fmt.Errorf("open netlink: %w", err)
 	}
 	defer c.Close()
+	if err := bigBuffers(c); err != nil {
+		return err
+	}
 	if err := c.SetReadDeadline(time.Now().Add(fwdTimeout)); err != nil {
 		return err
 	}
@@ -141,6 +144,40 @@ func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
 			return fmt.Errorf("fwd rules: %w", err)
 		}
 		want -= len(replies)
+	}
+	return nil
+}
+
+// sockBuffer is the send and receive buffer of a transaction's socket.
+// The whole batch goes out in one sendmsg, and the kernel queues one
+// acknowledgement per message (about 1 KB of buffer each) before the
+// first is read: a DR chunk (drChunk) needs a few MB of both, far more
+// than the default rmem_max and wmem_max (208 KB) allow, hence the FORCE
+// variants, which CAP_NET_ADMIN permits.
+const sockBuffer = 32 << 20
+
+// bigBuffers sizes c's buffers to sockBuffer, or as close as an
+// unprivileged process may.
+func bigBuffers(c *mnl.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink buffers: %w", err)
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], sockBuffer) != nil {
+				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], sockBuffer); e != nil && serr == nil {
+					serr = e
+				}
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("netlink buffers: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -34,12 +36,18 @@ type Kernel struct {
 	// before the next Apply" (at start, and after a failed transaction,
 	// when memory and kernel may disagree).
 	state map[lvs.ServiceKey]*service
+	// dr is what the netdev table holds besides the registries, known
+	// exactly when state is.
+	dr *drState
 }
 
 // service is one virtual service as the registry holds it.
 type service struct {
 	lvs.Service // Method is the data-plane kind: NAT or DR
 	dests       map[netip.AddrPort]dest
+	// ifaces are the interfaces a DR service forwards out of, sorted:
+	// each needs an ingress chain. Known once committed or loaded.
+	ifaces []uint32
 }
 
 // dest is a real server and its id, which names its chain and counters
@@ -71,10 +79,12 @@ func New(opts ...Option) (*Kernel, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	dial := func() (*nftables.Conn, error) { return nftables.New() }
+	dial := func() (*nftables.Conn, error) { return nftables.New(nftables.WithSockOptions(bigBuffers)) }
 	newRoute := func() (*netlink.Handle, error) { return netlink.NewHandle() }
 	if o.netns >= 0 {
-		dial = func() (*nftables.Conn, error) { return nftables.New(nftables.WithNetNSFd(o.netns)) }
+		dial = func() (*nftables.Conn, error) {
+			return nftables.New(nftables.WithNetNSFd(o.netns), nftables.WithSockOptions(bigBuffers))
+		}
 		newRoute = func() (*netlink.Handle, error) { return netlink.NewHandleAt(netns.NsHandle(o.netns)) }
 	}
 	conn, err := dial()
@@ -118,13 +128,11 @@ func allTables() []*nftables.Table {
 // returns every service there, in lvs.ServiceKey order, with Method set to
 // the service's forwarding method.
 func (k *Kernel) Services() ([]lvs.Service, error) {
-	state, err := k.load()
-	if err != nil {
+	if err := k.load(); err != nil {
 		return nil, err
 	}
-	k.state = state
-	out := make([]lvs.Service, 0, len(state))
-	for _, s := range state {
+	out := make([]lvs.Service, 0, len(k.state))
+	for _, s := range k.state {
 		out = append(out, s.Service)
 	}
 	slices.SortFunc(out, func(a, b lvs.Service) int { return a.Key().Compare(b.Key()) })
@@ -166,20 +174,32 @@ func (k *Kernel) find(key lvs.ServiceKey) (*nftables.Table, *service, error) {
 	return t, s, nil
 }
 
-// load reads every registry.
-func (k *Kernel) load() (map[lvs.ServiceKey]*service, error) {
+// loadOnce loads the kernel's state unless it is known.
+func (k *Kernel) loadOnce() error {
+	if k.state != nil {
+		return nil
+	}
+	return k.load()
+}
+
+// load reads every registry into k.state, and what the netdev table holds
+// besides (readDR). It is the only full listing: commits keep both in step
+// with what they send.
+func (k *Kernel) load() error {
+	k.state, k.dr = nil, nil
 	state := map[lvs.ServiceKey]*service{}
+	dr := newDRState()
 	for _, t := range allTables() {
 		ok, err := k.hasTable(t)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
 			continue // never programmed, or flushed
 		}
 		sets, err := k.conn.GetSets(t)
 		if err != nil {
-			return nil, fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
+			return fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
 		}
 		for _, set := range sets {
 			if !strings.HasPrefix(set.Name, "reg_") {
@@ -187,12 +207,18 @@ func (k *Kernel) load() (map[lvs.ServiceKey]*service, error) {
 			}
 			s, err := k.readService(t, set.Name)
 			if err != nil {
-				return nil, fmt.Errorf("lvs/nft: %w", err)
+				return fmt.Errorf("lvs/nft: %w", err)
 			}
 			state[s.Key()] = s
 		}
+		if t.Family == nftables.TableFamilyNetdev {
+			if err := k.readDR(dr, state); err != nil {
+				return fmt.Errorf("lvs/nft: %w", err)
+			}
+		}
 	}
-	return state, nil
+	k.state, k.dr = state, dr
+	return nil
 }
 
 // readService decodes one registry set.
@@ -247,82 +273,154 @@ func tableText(t *nftables.Table) string {
 	return "ip " + t.Name
 }
 
-// Apply performs op as one nftables transaction that rebuilds the whole
-// service (see the package documentation): the data plane goes from the
-// old pool to the new one in a single step.
+// Apply performs op (see ApplyBatch, which it is with a single op).
 func (k *Kernel) Apply(op lvs.Op) error {
-	if k.state == nil {
-		state, err := k.load()
-		if err != nil {
-			return err
-		}
-		k.state = state
+	_, err := k.ApplyBatch(context.Background(), []lvs.Op{op})
+	return err
+}
+
+// change is one service's part of a batch: its state before the batch and
+// after its last op, and the index of its first op.
+type change struct {
+	key       lvs.ServiceKey
+	old, next *service // nil: absent
+	first     int
+}
+
+// ApplyBatch implements lvs.BatchKernel. Each service the ops touch is
+// rebuilt once, from its state before the batch to its state after its
+// last op (see the package documentation): NAT services one transaction
+// each, DR services many to a transaction. An op the backend refuses
+// before sending anything (a real server added twice, TUN) stops the batch
+// there; the ops before it are applied.
+func (k *Kernel) ApplyBatch(ctx context.Context, ops []lvs.Op) (int, error) {
+	if err := k.loadOnce(); err != nil {
+		return 0, err
 	}
+	// What the kernel will hold after each op, computed before anything
+	// is sent; only the services the batch touches are copied.
+	touched := map[lvs.ServiceKey]*change{}
+	var changes []*change
+	stop, opErr := len(ops), error(nil)
+	for i, op := range ops {
+		key := op.Service.Key()
+		ch := touched[key]
+		if ch == nil {
+			ch = &change{key: key, old: k.state[key], first: i}
+			ch.next = ch.old
+			touched[key] = ch
+			changes = append(changes, ch)
+		}
+		next, err := nextState(ch.next, op)
+		if err != nil {
+			stop, opErr = i, fmt.Errorf("lvs/nft: %w", err)
+			break
+		}
+		ch.next = next
+	}
+	changes = slices.DeleteFunc(changes, func(ch *change) bool { return ch.old == nil && ch.next == nil })
+	if n, err := k.commitChanges(ctx, changes); err != nil {
+		k.state = nil // memory and kernel may disagree; re-read before the next op
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return changes[n].first, err
+		}
+		return changes[n].first, fmt.Errorf("lvs/nft: %v: %w", ops[changes[n].first], err)
+	}
+	return stop, opErr
+}
+
+// commitChanges commits changes in order: NAT services one at a time,
+// consecutive DR services in chunks (commitDR). It returns how many were
+// committed.
+func (k *Kernel) commitChanges(ctx context.Context, changes []*change) (int, error) {
+	for i := 0; i < len(changes); {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		ch := changes[i]
+		if methodOf(ch.old, ch.next) != lvs.DR {
+			// The NAT dispatch chains list every NAT service of the
+			// family, so they are rebuilt only when that set changes.
+			k.state[ch.key] = ch.next
+			if ch.next == nil {
+				delete(k.state, ch.key)
+			}
+			if err := k.commit(ch.key.Family, ch.old, ch.next, k.state, ch.old == nil || ch.next == nil); err != nil {
+				return i, err
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for budget := drWeight(ch); j < len(changes) && methodOf(changes[j].old, changes[j].next) == lvs.DR; j++ {
+			if budget += drWeight(changes[j]); budget > drChunk {
+				break
+			}
+		}
+		if err := k.commitDR(changes[i:j]); err != nil {
+			if j-i == 1 {
+				return i, err
+			}
+			// Find the service that fails, committing the others one
+			// by one, from what the kernel holds now: a failed chunk
+			// may have left unreferenced counters and chains.
+			if err := k.load(); err != nil {
+				return i, err
+			}
+			for ; i < j; i++ {
+				if err := k.commitDR(changes[i : i+1]); err != nil {
+					return i, err
+				}
+			}
+		}
+		i = j
+	}
+	return len(changes), nil
+}
+
+// nextState is the service cur (nil: absent) after op, or an error naming
+// what the backend refuses. It changes nothing.
+func nextState(cur *service, op lvs.Op) (*service, error) {
 	key := op.Service.Key()
-	old := k.state[key]
-	if old == nil && op.Kind != lvs.AddService {
-		return fmt.Errorf("lvs/nft: %v: no such service: %w", key, os.ErrNotExist)
+	if cur == nil && op.Kind != lvs.AddService {
+		return nil, fmt.Errorf("%v: no such service: %w", key, os.ErrNotExist)
 	}
 	var next *service
 	switch op.Kind {
 	case lvs.AddService, lvs.UpdateService:
-		if op.Kind == lvs.AddService && old != nil {
-			return fmt.Errorf("lvs/nft: add %v: %w", key, os.ErrExist)
+		if op.Kind == lvs.AddService && cur != nil {
+			return nil, fmt.Errorf("add %v: %w", key, os.ErrExist)
 		}
 		svc := op.Service
 		if svc.Method == lvs.MethodUnset {
 			svc.Method = lvs.NAT // keepalived's default lb_kind
 		}
 		next = &service{Service: svc, dests: map[netip.AddrPort]dest{}}
-		if old != nil {
-			next.Method = old.Method // a service's method is part of its identity
-			maps.Copy(next.dests, old.dests)
+		if cur != nil {
+			next.Method = cur.Method // a service's method is part of its identity
+			maps.Copy(next.dests, cur.dests)
 		}
 	case lvs.DelService:
+		return nil, nil
 	case lvs.AddDest, lvs.UpdateDest, lvs.DelDest:
-		next = &service{Service: old.Service, dests: maps.Clone(old.dests)}
-		cur, exists := next.dests[op.Dest.Addr]
+		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests)}
+		old, exists := next.dests[op.Dest.Addr]
 		switch {
 		case op.Kind == lvs.AddDest && exists:
-			return fmt.Errorf("lvs/nft: %v: add real server %v: %w", key, op.Dest.Addr, os.ErrExist)
+			return nil, fmt.Errorf("%v: add real server %v: %w", key, op.Dest.Addr, os.ErrExist)
 		case op.Kind != lvs.AddDest && !exists:
-			return fmt.Errorf("lvs/nft: %v: real server %v: %w", key, op.Dest.Addr, os.ErrNotExist)
+			return nil, fmt.Errorf("%v: real server %v: %w", key, op.Dest.Addr, os.ErrNotExist)
 		case op.Kind == lvs.DelDest:
 			delete(next.dests, op.Dest.Addr)
 		case op.Kind == lvs.AddDest:
 			next.dests[op.Dest.Addr] = dest{Dest: op.Dest, id: freeID(next.dests)}
 		default:
-			next.dests[op.Dest.Addr] = dest{Dest: op.Dest, id: cur.id}
+			next.dests[op.Dest.Addr] = dest{Dest: op.Dest, id: old.id}
 		}
 	default:
-		return fmt.Errorf("lvs/nft: %v: unknown op kind %v", key, op.Kind)
+		return nil, fmt.Errorf("%v: unknown op kind %v", key, op.Kind)
 	}
-	if next != nil {
-		if err := next.check(); err != nil {
-			return err
-		}
-	}
-	after := maps.Clone(k.state)
-	if next == nil {
-		delete(after, key)
-	} else {
-		after[key] = next
-	}
-	var err error
-	if m := methodOf(old, next); m == lvs.DR {
-		err = k.commitDR(old, next)
-	} else {
-		// The NAT dispatch chains list every NAT service of the family,
-		// so they are rebuilt only when the set of services changes.
-		dispatch := op.Kind == lvs.AddService || op.Kind == lvs.DelService
-		err = k.commit(key.Family, old, next, after, dispatch)
-	}
-	if err != nil {
-		k.state = nil // the transaction failed as a whole; re-read before the next op
-		return fmt.Errorf("lvs/nft: %v: %w", op, err)
-	}
-	k.state = after
-	return nil
+	return next, next.check()
 }
 
 // methodOf is the forwarding method of a service being changed from old to
@@ -352,18 +450,18 @@ func (s *service) check() error {
 	k := s.Key()
 	switch s.Method {
 	case lvs.TUN:
-		return fmt.Errorf("lvs/nft: %v: lb_kind TUN is not supported by the nftables backend (it has no IP-in-IP encapsulation); use the ipvs backend", k)
+		return fmt.Errorf("%v: lb_kind TUN is not supported by the nftables backend (it has no IP-in-IP encapsulation); use the ipvs backend", k)
 	case lvs.DR:
 		if k.FWMark != 0 {
-			return fmt.Errorf("lvs/nft: %v: lb_kind DR with a firewall mark is not supported by the nftables backend: DR is scheduled at the netdev ingress hook, before any rule can set a mark", k)
+			return fmt.Errorf("%v: lb_kind DR with a firewall mark is not supported by the nftables backend: DR is scheduled at the netdev ingress hook, before any rule can set a mark", k)
 		}
 	}
 	if s.Flags&lvs.FlagOnePacket != 0 {
-		return fmt.Errorf("lvs/nft: %v: one-packet scheduling (ops) is not supported by the nftables backend", k)
+		return fmt.Errorf("%v: one-packet scheduling (ops) is not supported by the nftables backend", k)
 	}
 	for _, d := range s.dests {
 		if d.Method != s.Method {
-			return fmt.Errorf("lvs/nft: %v: real server %v: lb_kind %v differs from the service's %v; the nftables backend needs one method per service", k, d.Addr, d.Method, s.Method)
+			return fmt.Errorf("%v: real server %v: lb_kind %v differs from the service's %v; the nftables backend needs one method per service", k, d.Addr, d.Method, s.Method)
 		}
 	}
 	return nil
@@ -389,24 +487,32 @@ func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs, err := k.conn.GetObjects(t)
-	if err != nil {
-		return nil, fmt.Errorf("lvs/nft: %v: read counters: %w", key, err)
-	}
-	counters := map[string]*nftables.CounterObj{}
-	for _, o := range objs {
-		if c, ok := o.(*nftables.CounterObj); ok {
-			counters[c.Name] = c
-		}
-	}
+	// The service's own counters by name: listing the table's would cost
+	// status, which asks for every service, the square of their number.
 	n := objName(key)
+	get := func(name string) (*nftables.CounterObj, error) {
+		o, err := k.conn.GetObject(&nftables.CounterObj{Table: t, Name: name})
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: %v: read counter %s: %w", key, name, err)
+		}
+		c, ok := o.(*nftables.CounterObj)
+		if !ok {
+			return nil, fmt.Errorf("lvs/nft: %v: %s is a %T, not a counter", key, name, o)
+		}
+		return c, nil
+	}
 	var out []DestStats
 	for _, d := range s.dests {
 		st := DestStats{Addr: d.Addr}
-		if c := counters[pktsName(n, d.id)]; c != nil {
-			st.Packets, st.Bytes = c.Packets, c.Bytes
+		c, err := get(pktsName(n, d.id))
+		if err != nil {
+			return nil, err
 		}
-		if c := counters[connsName(n, d.id)]; c != nil {
+		st.Packets, st.Bytes = c.Packets, c.Bytes
+		if s.Method == lvs.NAT {
+			if c, err = get(connsName(n, d.id)); err != nil {
+				return nil, err
+			}
 			st.Conns = c.Packets
 		}
 		out = append(out, st)
@@ -431,7 +537,7 @@ func (k *Kernel) Flush() error {
 		k.state = nil
 		return fmt.Errorf("lvs/nft: flush: %w", err)
 	}
-	k.state = map[lvs.ServiceKey]*service{}
+	k.state, k.dr = map[lvs.ServiceKey]*service{}, newDRState()
 	return nil
 }
 

@@ -14,8 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
@@ -496,7 +498,7 @@ func TestDREndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := ingressChain(objName(svc.Key()), uint32(link.Attrs().Index))
+	in := baseChain(uint32(link.Attrs().Index))
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
 	if err != nil {
 		t.Fatal(err)
@@ -538,6 +540,56 @@ func TestDREndToEnd(t *testing.T) {
 	t.Logf("DR persistent (client-address hash): %v", got)
 	if len(got) != 1 {
 		t.Errorf("DR persistence: %v", got)
+	}
+
+	// The interface's chain takes only frames for this host, not from
+	// itself; the dispatch chain only packets for a local address.
+	rules, err := c.GetRules(drTable(), &nftables.Chain{Name: in, Table: drTable()})
+	if err != nil || len(rules) != 2 {
+		t.Fatalf("rules of %s: %d, %v; want one per family", in, len(rules), err)
+	}
+	var host, notSelf bool
+	for _, e := range rules[0].Exprs {
+		switch e := e.(type) {
+		case *expr.Cmp:
+			host = host || (e.Op == expr.CmpOpEq && slices.Equal(e.Data, []byte{unix.PACKET_HOST}))
+			notSelf = notSelf || (e.Op == expr.CmpOpNeq && slices.Equal(e.Data, link.Attrs().HardwareAddr))
+		}
+	}
+	if !host || !notSelf {
+		t.Errorf("%s: pkttype host %v, ether saddr != own MAC %v: %v", in, host, notSelf, rules[0].Exprs)
+	}
+
+	// A director that does not hold the VIP (a VRRP backup) forwards
+	// nothing for it, though its client still sends to its MAC.
+	h2, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if err := h2.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: vip.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := k.Stats(svc.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", vip.String(), 500*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Error("a connection to the VIP succeeded through a director that does not hold it")
+	}
+	after, err := k.Stats(svc.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after, cmpOpts); diff != "" {
+		t.Errorf("forwarded without holding the VIP (-before +after):\n%s", diff)
 	}
 }
 
