@@ -86,19 +86,20 @@ type layout struct {
 	n        string
 	fam      family
 	slots    []uint32          // slot -> dest id; the scheduler's table
+	pos      []uint32          // DR: slot -> index in rs
 	rs       []dest            // dests with a chain: those holding slots
-	ifindex  map[uint32]uint32 // DR: dest id -> egress interface
-	ifaces   []uint32          // DR: the values of ifindex, sorted, once each
+	ifindex  map[uint32]uint32 // DR, after route: dest id -> egress interface
+	ifaces   []uint32          // DR, after route: the values of ifindex, sorted, once each
 	counters []string
 	chains   []string
 	sets     []string // flushed and refilled maps (not the registry, not persist)
 	persist  bool
 }
 
-// layout computes s's objects. h looks up DR next hops, which only a
-// layout being built needs (nil: none): removing a service whose real
-// server is no longer routable must still work.
-func (k *Kernel) layout(s *service, h *hops) (*layout, error) {
+// layout computes s's objects. DR next hops are looked up by route, which
+// only a layout being built needs: removing a service whose real server is
+// no longer routable must still work.
+func layoutOf(s *service) (*layout, error) {
 	l := &layout{s: s, n: objName(s.Key()), fam: familyOf(s.Family), persist: s.Method == lvs.NAT && s.PersistenceTimeout > 0}
 	ds := make([]dest, 0, len(s.dests))
 	for _, d := range s.dests {
@@ -116,32 +117,45 @@ func (k *Kernel) layout(s *service, h *hops) (*layout, error) {
 		}
 		if slices.Contains(l.slots, d.id) {
 			l.rs = append(l.rs, d)
-			l.chains = append(l.chains, rsChain(l.n, d.id))
+			if s.Method == lvs.NAT {
+				l.chains = append(l.chains, rsChain(l.n, d.id))
+			}
 		}
 	}
 	l.chains = append(l.chains, "svc_"+l.n)
-	l.sets = append(l.sets, "slots_"+l.n)
 	if s.Method == lvs.NAT {
+		l.sets = append(l.sets, "slots_"+l.n)
 		l.chains = append(l.chains, "acct_"+l.n)
+	} else {
+		// DR's slot table holds positions in l.rs, not ids, so that
+		// services with the same pool share it (drTables).
+		l.pos = make([]uint32, len(l.slots))
+		for i, id := range l.slots {
+			l.pos[i] = uint32(slices.IndexFunc(l.rs, func(d dest) bool { return d.id == id }))
+		}
 	}
 	if l.persist {
 		l.sets = append(l.sets, "live_"+l.n)
 	}
-	if s.Method == lvs.DR && h != nil {
-		l.ifindex = map[uint32]uint32{}
-		for _, d := range l.rs {
-			idx, err := h.of(d.Addr.Addr())
-			if err != nil {
-				return nil, fmt.Errorf("real server %v: %w", d.Addr, err)
-			}
-			l.ifindex[d.id] = idx
-			if !slices.Contains(l.ifaces, idx) {
-				l.ifaces = append(l.ifaces, idx)
-			}
-		}
-		slices.Sort(l.ifaces)
-	}
 	return l, nil
+}
+
+// route finds the interface out of which each DR real server with slots
+// is reached.
+func (l *layout) route(h *hops) error {
+	l.ifindex = map[uint32]uint32{}
+	for _, d := range l.rs {
+		idx, err := h.of(d.Addr.Addr())
+		if err != nil {
+			return fmt.Errorf("real server %v: %w", d.Addr, err)
+		}
+		l.ifindex[d.id] = idx
+		if !slices.Contains(l.ifaces, idx) {
+			l.ifaces = append(l.ifaces, idx)
+		}
+	}
+	slices.Sort(l.ifaces)
+	return nil
 }
 
 // commit sends one transaction that turns NAT service old into next
@@ -151,12 +165,12 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 	var lo, ln *layout
 	var err error
 	if old != nil {
-		if lo, err = k.layout(old, nil); err != nil {
+		if lo, err = layoutOf(old); err != nil {
 			return err
 		}
 	}
 	if next != nil {
-		if ln, err = k.layout(next, nil); err != nil {
+		if ln, err = layoutOf(next); err != nil {
 			return err
 		}
 	}
@@ -197,7 +211,7 @@ func (k *Kernel) commit(f lvs.AddressFamily, old, next *service, all map[lvs.Ser
 			}
 		}
 	}
-	return c.Flush()
+	return k.flush(c)
 }
 
 // teardown empties what old had and deletes what next does not reuse.
@@ -243,16 +257,14 @@ func teardown(c *nftables.Conn, t *nftables.Table, old, next *layout) {
 	}
 }
 
-// build adds (or refills) every object of l. Adding an object that exists
+// build adds (or refills) every object of NAT service l. Adding an object that exists
 // is a no-op in nf_tables (no NLM_F_EXCL), so objects that survive a
 // rebuild keep their identity: counters their values, the persistence map
 // its entries.
 func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 	s := l.s
-	if s.Method == lvs.NAT { // DR's are created first, see commitDR
-		for _, o := range l.counters {
-			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
-		}
+	for _, o := range l.counters {
+		c.AddObj(&nftables.CounterObj{Table: t, Name: o})
 	}
 	reg := &nftables.Set{Table: t, Name: "reg_" + l.n, KeyType: nftables.TypeInteger,
 		KeyByteOrder: nativeEndian, Comment: "tandem registry " + s.Key().String()}
@@ -280,19 +292,16 @@ func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 	for _, name := range l.chains {
 		chains[name] = c.AddChain(&nftables.Chain{Table: t, Name: name})
 	}
-	if s.Method == lvs.NAT {
-		// DR real servers' chains are filled by fillChains.
-		for _, d := range l.rs {
-			c.AddRule(&nftables.Rule{Table: t, Chain: chains[rsChain(l.n, d.id)], Exprs: l.natExprs(d, persist)})
+	for _, d := range l.rs {
+		c.AddRule(&nftables.Rule{Table: t, Chain: chains[rsChain(l.n, d.id)], Exprs: l.natExprs(d, persist)})
+	}
+	for _, d := range sortedDests(s) {
+		exprs := l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), d.Addr.Addr().AsSlice())
+		if d.Addr.Port() != 0 {
+			exprs = append(exprs, l.match(thPort(2), binaryutil.BigEndian.PutUint16(d.Addr.Port()))...)
 		}
-		for _, d := range sortedDests(s) {
-			exprs := l.match(payloadAddr(l.fam.daddrOff, l.fam.addrLen), d.Addr.Addr().AsSlice())
-			if d.Addr.Port() != 0 {
-				exprs = append(exprs, l.match(thPort(2), binaryutil.BigEndian.PutUint16(d.Addr.Port()))...)
-			}
-			exprs = append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)})
-			c.AddRule(&nftables.Rule{Table: t, Chain: chains["acct_"+l.n], Exprs: exprs})
-		}
+		exprs = append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: chains["acct_"+l.n], Exprs: exprs})
 	}
 
 	vmap := func(name string, keys []uint32, ids []uint32) (*nftables.Set, error) {
@@ -347,7 +356,7 @@ func build(c *nftables.Conn, t *nftables.Table, l *layout) error {
 			&expr.Dynset{SrcRegKey: reg1, SrcRegData: reg2, SetName: persist.Name, SetID: persist.ID, Operation: nftDynsetOpDelete})})
 	}
 	if len(l.slots) > 0 {
-		c.AddRule(&nftables.Rule{Table: t, Chain: svc, Exprs: append(l.schedule(),
+		c.AddRule(&nftables.Rule{Table: t, Chain: svc, Exprs: append(l.schedule(reg1),
 			&expr.Lookup{SourceRegister: reg1, IsDestRegSet: true, SetName: slotMap.Name, SetID: slotMap.ID})})
 	}
 	// No real server with a positive weight: drop rather than let the
@@ -365,24 +374,6 @@ func sortedDests(s *service) []dest {
 	}
 	slices.SortFunc(out, func(a, b dest) int { return a.Addr.Compare(b.Addr) })
 	return out
-}
-
-// drRule is the body of a DR real server's chain: count, then `fwd` to the
-// real server out of the interface that reaches it. fwd resolves the
-// server's MAC in the neighbour table and transmits from the egress
-// device, which is the MAC rewrite of LVS-DR; the packet is stolen, so it
-// never reaches the director's stack.
-func (l *layout) drRule(d dest) fwdRule {
-	return fwdRule{
-		chain: rsChain(l.n, d.id),
-		exprs: []expr.Any{
-			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
-			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
-			// The interface index is a host-endian int in the kernel.
-			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])},
-		},
-		addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto,
-	}
 }
 
 // natExprs is the body of a NAT real server's chain.
@@ -420,11 +411,11 @@ func (l *layout) clientKey() []expr.Any {
 	}
 }
 
-// schedule leaves the slot of a new flow in reg1: a round-robin counter
+// schedule leaves the slot of a new flow in dreg: a round-robin counter
 // for NAT's rr/wrr-like schedulers (conntrack keeps each connection on its
 // server), a jhash of the flow for the hashing schedulers and for all of DR
 // (no conntrack: every packet of a flow must hash to the same server).
-func (l *layout) schedule() []expr.Any {
+func (l *layout) schedule(dreg uint32) []expr.Any {
 	n := uint32(len(l.slots))
 	s := l.s
 	var key []expr.Any
@@ -451,9 +442,9 @@ func (l *layout) schedule() []expr.Any {
 	case s.Method == lvs.DR:
 		sport()
 	default:
-		return []expr.Any{&expr.Numgen{Register: reg1, Modulus: n, Type: unix.NFT_NG_INCREMENTAL}}
+		return []expr.Any{&expr.Numgen{Register: dreg, Modulus: n, Type: unix.NFT_NG_INCREMENTAL}}
 	}
-	return append(key, &expr.Hash{SourceRegister: src, DestRegister: reg1, Length: keyLen,
+	return append(key, &expr.Hash{SourceRegister: src, DestRegister: dreg, Length: keyLen,
 		Modulus: n, Seed: hashSeed, Type: expr.HashTypeJenkins})
 }
 

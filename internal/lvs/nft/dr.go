@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -28,13 +29,25 @@ import (
 //	                `meta l4proto . ip daddr . th dport vmap @dispatch4` and
 //	                `meta l4proto . ip daddr vmap @dispatch4_any` (port 0)
 //	map dispatch4   protocol . VIP . port -> goto svc_n, one element per service
+//	map registry    service number . id -> table: the definitions, as comments
+//	map slots       table . slot -> index of the real server in its service
+//	svc_n           jhash of the flow into the service's slot table, then one
+//	                rule per real server with slots: count, load its address
+//	                and interface, goto fwd4/6
+//	fwd4, fwd6      `fwd ip to <reg> device <reg>`: the one rule holding fwd
 //
-// so the ingress hook does one fib lookup and one hash lookup per packet
-// whatever the number of services, and adding a service adds one map
-// element instead of a base chain. One base chain serves every DR service
-// on its interface: the interfaces are those that reach some DR real
-// server (LVS-DR's segment), created with the first service that needs one
-// and deleted with the last.
+// so the ingress hook does one fib lookup and two hash lookups per packet
+// whatever the number of services, and the number of named sets is
+// constant: nf_tables finds a set by name by walking its table's list of
+// sets, while chains and counters are in hash tables. The slot map is a
+// data map, not a verdict map, so the kernel's loop check at each commit
+// (which walks every verdict map element reachable from a base chain)
+// visits one dispatch element per service, not every slot. Services whose
+// pools hash alike (the same live real servers and weights) share one slot
+// table (slotTable). One base chain serves every DR service on its
+// interface: the interfaces are those that reach some DR real server
+// (LVS-DR's segment), created with the first service that needs one and
+// deleted with the last.
 
 // RTN_LOCAL, what `fib daddr type` yields for an address of this host
 // (rtnetlink.h, enum rtn_type; host-endian u32 in the register).
@@ -46,8 +59,8 @@ const rtnLocal = 2
 // kernel transaction short enough not to stall other nftables users.
 const drChunk = 1 << 16
 
-// drWeight is ch's share of a DR transaction: its slot map, registry and
-// chains.
+// drWeight is ch's share of a DR transaction: its registry elements,
+// chain rules and, at worst, a slot table of its own.
 func drWeight(ch *change) int {
 	w := 32
 	if ch.next != nil {
@@ -57,27 +70,53 @@ func drWeight(ch *change) int {
 }
 
 // drState is what the Kernel knows of the netdev table besides the
-// registries: read once (readDR) and kept in step by every commit, so a
+// registry: read once (readDR) and kept in step by every commit, so a
 // commit costs the size of what it changes, not of the table.
 type drState struct {
-	objs     map[string]*drObjs // by objName: the service's chains and counters in the kernel
-	base     map[uint32]bool    // interfaces with an ingress chain
-	refs     map[uint32]int     // interface -> DR services forwarding out of it
-	services int                // DR services (registries)
-	shared   bool               // the dispatch maps and chains exist
+	objs     map[string]*drObjs    // by objName: the service's chains and counters in the kernel
+	base     map[uint32]bool       // interfaces with an ingress chain
+	refs     map[uint32]int        // interface -> DR services forwarding out of it
+	services int                   // DR services
+	shared   bool                  // the registry, slot and dispatch maps and the fwd chains exist
+	tables   map[string]*slotTable // slot tables by content (slotKey)
+	nums     map[uint32]bool       // service numbers in use
+	numHint  uint32                // no service number below it is free
 }
 
-// drObjs are one service's chains and counters as the kernel has them,
-// leftovers of a failed commit included.
+// slotTable is a Maglev table in the slots map: slot -> position of the
+// real server among its service's servers with slots. Services with the
+// same live pool compute the same table and share it.
+type slotTable struct {
+	id   uint32
+	pos  []uint32
+	refs int
+}
+
+// slotKey is the identity of a slot table's content.
+func slotKey(pos []uint32) string {
+	b := make([]byte, 0, 4*len(pos))
+	for _, p := range pos {
+		b = append(b, nativeEndian.PutUint32(p)...)
+	}
+	return string(b)
+}
+
+// drObjs are one service's chains and counters as the kernel has them.
 type drObjs struct {
 	chains, counters []string
 }
 
 func newDRState() *drState {
-	return &drState{objs: map[string]*drObjs{}, base: map[uint32]bool{}, refs: map[uint32]int{}}
+	return &drState{objs: map[string]*drObjs{}, base: map[uint32]bool{}, refs: map[uint32]int{},
+		tables: map[string]*slotTable{}, nums: map[uint32]bool{}}
 }
 
 // Names of the shared DR objects.
+const (
+	registryMap = "registry"
+	slotsMap    = "slots"
+)
+
 func baseChain(ifindex uint32) string { return "in_" + strconv.FormatUint(uint64(ifindex), 10) }
 
 func dispatchChain(f lvs.AddressFamily) string {
@@ -98,9 +137,9 @@ func dispatchMap(f lvs.AddressFamily, anyPort bool) string {
 }
 
 // owner returns the objName of the service that a chain or counter of the
-// netdev table belongs to: svc_n, or rs_n_<id>, pkts_n_<id>, and
-// in_n_<ifindex> of the layout with one ingress chain per service. Shared
-// objects (in_<ifindex>, dispatch4) belong to none.
+// netdev table belongs to: svc_n, pkts_n_<id>, and rs_n_<id> and
+// in_n_<ifindex> of older layouts. Shared objects (in_<ifindex>,
+// dispatch4, fwd4) belong to none.
 func owner(name string) (string, bool) {
 	if n, ok := strings.CutPrefix(name, "svc_"); ok {
 		return n, true
@@ -118,8 +157,55 @@ func owner(name string) (string, bool) {
 	return "", false
 }
 
-// readDR lists the netdev table's chains and counters, once, into dr, and
-// works out which interfaces the services of state forward out of.
+// readRegistry decodes the DR registry into state: element service
+// number . svcElemKey holds a service (its data: its slot table, 0 for
+// none), element number . id one of its real servers.
+func (k *Kernel) readRegistry(state map[lvs.ServiceKey]*service) error {
+	t := drTable()
+	elems, err := k.conn.GetSetElements(&nftables.Set{Table: t, Name: registryMap})
+	if err != nil {
+		return fmt.Errorf("read registry %s %s: %w", tableText(t), registryMap, err)
+	}
+	byNum := map[uint32]*service{}
+	get := func(num uint32) *service {
+		s := byNum[num]
+		if s == nil {
+			s = &service{dests: map[netip.AddrPort]dest{}, num: num}
+			byNum[num] = s
+		}
+		return s
+	}
+	for _, e := range elems {
+		if len(e.Key) != 8 || len(e.Val) != 4 {
+			return fmt.Errorf("registry %s %s: element of %d+%d bytes", tableText(t), registryMap, len(e.Key), len(e.Val))
+		}
+		num, id := nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[4:])
+		s := get(num)
+		if id == svcElemKey {
+			if s.Service, err = decodeService(e.Comment); err != nil {
+				return fmt.Errorf("registry %s %s: service %d: %w", tableText(t), registryMap, num, err)
+			}
+			s.table = nativeEndian.Uint32(e.Val)
+			continue
+		}
+		d, err := decodeDest(e.Comment)
+		if err != nil {
+			return fmt.Errorf("registry %s %s: service %d: %w", tableText(t), registryMap, num, err)
+		}
+		s.dests[d.Addr] = dest{Dest: d, id: id}
+	}
+	for num, s := range byNum {
+		if s.Method != lvs.DR {
+			return fmt.Errorf("registry %s %s: real servers of service %d, which has no element", tableText(t), registryMap, num)
+		}
+		state[s.Key()] = s
+	}
+	return nil
+}
+
+// readDR lists the netdev table's chains, counters and sets, once, into
+// dr, and works out which interfaces the services of state forward out
+// of and which slot tables they use.
 func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 	t := drTable()
 	add := func(name string, counter bool) {
@@ -152,7 +238,6 @@ func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 				continue
 			}
 		}
-		dr.shared = dr.shared || ch.Name == dispatchChain(lvs.IPv4)
 		add(ch.Name, false)
 	}
 	objs, err := k.conn.GetObjects(t)
@@ -170,9 +255,24 @@ func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 			continue
 		}
 		dr.services++
+		if !s.legacy {
+			dr.nums[s.num] = true
+		}
+		l, err := layoutOf(s)
+		if err != nil {
+			return fmt.Errorf("%v: %w", s.Key(), err)
+		}
+		if s.table != 0 && !s.legacy {
+			key := slotKey(l.pos)
+			if st := dr.tables[key]; st != nil {
+				st.refs++
+			} else {
+				dr.tables[key] = &slotTable{id: s.table, pos: l.pos, refs: 1}
+			}
+		}
 		// A real server no longer routable has no interface: its
 		// service fails its next commit anyway, which says why.
-		if l, err := k.layout(s, h); err == nil {
+		if l.route(h) == nil {
 			s.ifaces = l.ifaces
 			for _, idx := range l.ifaces {
 				dr.refs[idx]++
@@ -235,122 +335,139 @@ type drItem struct {
 	l         *layout  // next's
 }
 
+// drCommit is what a DR commit changes in drState, applied once the
+// transaction has committed.
+type drCommit struct {
+	refs     map[uint32]int
+	services int
+	tables   map[string]*slotTable
+	nums     map[uint32]bool
+	numHint  uint32
+	ids      map[uint32]bool // slot table ids in use, deleted ones included
+}
+
 // commitDR turns the DR services of changes from what the kernel has into
-// their next state. fwd rules cannot go through google/nftables
-// (fillChains), so this takes up to three transactions, ordered so that
-// packets only ever see complete services:
-//
-//  1. the table and the new counters, which nothing references yet;
-//  2. fillChains: each real server's chain, created if new, else rewritten
-//     in one step (a chain a slot map points at always holds one complete
-//     rule);
-//  3. everything else at once: registries, schedulers, slot maps, the
-//     dispatch elements and ingress chains, and the deletion of what the
-//     services no longer have.
-//
-// A failure after step 1 or 2 leaves only chains and counters nothing
-// references. The caller then reloads (readDR lists them), and step 3 of
-// the service's next commit deletes every object of the service that the
-// kernel has and the new state lacks; so does Flush.
+// their next state in one transaction, so packets see every service of
+// the chunk either before or after. Only the first service of the table
+// takes two more: one for the shared objects (maps, dispatch and fwd
+// chains), and the fwd rules, which google/nftables cannot send
+// (fillChains).
 func (k *Kernel) commitDR(changes []*change) error {
 	t := drTable()
 	h := k.newHops()
-	refs := maps.Clone(k.dr.refs)
-	services := k.dr.services
+	dc := drCommit{refs: maps.Clone(k.dr.refs), services: k.dr.services, nums: maps.Clone(k.dr.nums), numHint: k.dr.numHint,
+		tables: make(map[string]*slotTable, len(k.dr.tables)), ids: make(map[uint32]bool, len(k.dr.tables))}
+	for key, st := range k.dr.tables {
+		cp := *st
+		dc.tables[key] = &cp
+		dc.ids[st.id] = true
+	}
 	items := make([]drItem, 0, len(changes))
-	var counters []string
-	var rules []fwdRule
 	for _, ch := range changes {
-		it := drItem{key: ch.key, n: objName(ch.key), cur: k.state[ch.key], next: ch.next}
-		if it.cur == nil && it.next == nil {
+		it := drItem{key: ch.key, n: objName(ch.key), cur: k.state[ch.key]}
+		if it.cur == nil && ch.next == nil {
 			continue // gone already: a chunk that failed may have committed, its reply lost
 		}
 		if it.cur != nil {
-			services--
+			dc.services--
 			for _, idx := range it.cur.ifaces {
-				refs[idx]--
+				dc.refs[idx]--
 			}
 		}
-		if it.next != nil {
-			services++
-			l, err := k.layout(it.next, h)
+		if ch.next != nil {
+			next := *ch.next
+			next.legacy = false
+			it.next = &next
+			dc.services++
+			l, err := layoutOf(it.next)
+			if err == nil {
+				err = l.route(h)
+			}
 			if err != nil {
 				return fmt.Errorf("%v: %w", ch.key, err)
 			}
 			it.l = l
 			for _, idx := range l.ifaces {
-				refs[idx]++
-			}
-			have := k.dr.objs[it.n]
-			for _, o := range l.counters {
-				if have == nil || !slices.Contains(have.counters, o) {
-					counters = append(counters, o)
-				}
-			}
-			for _, d := range l.rs {
-				rules = append(rules, l.drRule(d))
+				dc.refs[idx]++
 			}
 		}
 		items = append(items, it)
 	}
-
-	if len(counters) > 0 {
-		c, err := k.dial()
-		if err != nil {
-			return err
-		}
+	// One transaction: what google/nftables can send (pre, post) around
+	// the services' chains (chainMsgs), in an order where nothing is
+	// referenced before it exists or deleted while still referenced.
+	var added, gone []uint32
+	var chains []mnl.Message
+	pre, err := capture(func(c *nftables.Conn) error {
 		c.AddTable(t)
-		for _, o := range counters {
-			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
+		if dc.services > 0 && !k.dr.shared {
+			if err := addShared(c, t); err != nil {
+				return err
+			}
 		}
-		if err := c.Flush(); err != nil {
-			return err
+		for _, it := range items {
+			if err := k.queueDR(c, t, it, &dc); err != nil {
+				return fmt.Errorf("%v: %w", it.key, err)
+			}
+			if it.next != nil {
+				msgs, err := chainMsgs(t, "svc_"+it.n, it.l.drRules())
+				if err != nil {
+					return fmt.Errorf("%v: %w", it.key, err)
+				}
+				chains = append(chains, msgs...)
+			}
 		}
-	}
-	if err := k.fillChains(t, rules); err != nil {
-		return err
-	}
-
-	c, err := k.dial()
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	c.AddTable(t)
-	if services > 0 && !k.dr.shared {
-		if err := addDispatch(c, t); err != nil {
-			return err
+	post, err := capture(func(c *nftables.Conn) error {
+		for _, it := range items {
+			if err := k.queueDRPost(c, t, it); err != nil {
+				return fmt.Errorf("%v: %w", it.key, err)
+			}
 		}
-	}
-	for _, it := range items {
-		if err := k.queueDR(c, t, it); err != nil {
-			return fmt.Errorf("%v: %w", it.key, err)
+		// Slot tables no service uses any more.
+		slots := &nftables.Set{Table: t, Name: slotsMap}
+		for key, st := range dc.tables {
+			if st.refs > 0 {
+				continue
+			}
+			if err := c.SetDeleteElements(slots, slotElems(st, false)); err != nil {
+				return fmt.Errorf("slot table %d: %w", st.id, err)
+			}
+			delete(dc.tables, key)
 		}
-	}
-	var added, gone []uint32
-	for idx, n := range refs {
-		if n > 0 && !k.dr.base[idx] {
-			added = append(added, idx)
+		for idx, n := range dc.refs {
+			if n > 0 && !k.dr.base[idx] {
+				added = append(added, idx)
+			}
 		}
-	}
-	for idx := range k.dr.base {
-		if refs[idx] <= 0 {
-			gone = append(gone, idx)
+		for idx := range k.dr.base {
+			if dc.refs[idx] <= 0 {
+				gone = append(gone, idx)
+			}
 		}
-	}
-	for _, idx := range added {
-		link, err := h.link(idx)
-		if err != nil {
-			return err
+		for _, idx := range added {
+			link, err := h.link(idx)
+			if err != nil {
+				return err
+			}
+			addIngress(c, t, idx, link.Attrs().Name, link.Attrs().HardwareAddr)
 		}
-		addIngress(c, t, idx, link.Attrs().Name, link.Attrs().HardwareAddr)
+		for _, idx := range gone {
+			c.DelChain(&nftables.Chain{Table: t, Name: baseChain(idx)})
+		}
+		if dc.services == 0 {
+			delShared(c, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, idx := range gone {
-		c.DelChain(&nftables.Chain{Table: t, Name: baseChain(idx)})
-	}
-	if services == 0 && k.dr.shared {
-		delDispatch(c, t)
-	}
-	if err := c.Flush(); err != nil {
+	if err := k.send(slices.Concat(pre, chains, post)); err != nil {
 		return err
 	}
 
@@ -370,44 +487,103 @@ func (k *Kernel) commitDR(changes []*change) error {
 	for _, idx := range gone {
 		delete(k.dr.base, idx)
 	}
-	maps.DeleteFunc(refs, func(_ uint32, n int) bool { return n <= 0 })
-	k.dr.refs, k.dr.services, k.dr.shared = refs, services, services > 0
+	maps.DeleteFunc(dc.refs, func(_ uint32, n int) bool { return n <= 0 })
+	k.dr.refs, k.dr.services, k.dr.tables, k.dr.nums, k.dr.numHint = dc.refs, dc.services, dc.tables, dc.nums, dc.numHint
+	k.dr.shared = dc.services > 0
 	return nil
 }
 
-// queueDR queues step 3 of commitDR for one service: flushes first, so
-// that nothing deleted is still referenced (the real servers' chains that
-// it keeps are already final), then deletions, then the new state.
-func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem) error {
-	slotMap := &nftables.Set{Table: t, Name: "slots_" + it.n}
-	reg := &nftables.Set{Table: t, Name: "reg_" + it.n}
-	if it.cur != nil {
-		c.FlushSet(slotMap)
-		c.FlushSet(reg)
+// queueDR queues the first part of one service's commit: its registry
+// elements replaced, the old layout's sets deleted (once its chain is
+// flushed, by chainMsgs), counters and slot tables added.
+func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drCommit) error {
+	reg := &nftables.Set{Table: t, Name: registryMap}
+	if it.cur != nil && !it.cur.legacy {
+		if err := c.SetDeleteElements(reg, registryElems(it.cur)); err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
+		delete(dc.nums, it.cur.num)
+		dc.numHint = min(dc.numHint, it.cur.num)
+		if it.cur.table != 0 {
+			if l, err := layoutOf(it.cur); err == nil {
+				if st := dc.tables[slotKey(l.pos)]; st != nil {
+					st.refs--
+				}
+			}
+		}
 	}
-	if it.cur != nil && it.next == nil {
+	if it.next == nil {
+		return nil
+	}
+	l, s := it.l, it.next
+	have := k.dr.objs[it.n]
+	for _, o := range l.counters {
+		if have == nil || !slices.Contains(have.counters, o) {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: o})
+		}
+	}
+	// A new number for a new service, and for one of an older layout,
+	// whose number is unknown.
+	if it.cur == nil || it.cur.legacy {
+		for dc.nums[dc.numHint] {
+			dc.numHint++
+		}
+		s.num = dc.numHint
+	}
+	dc.nums[s.num] = true
+	s.table = 0
+	if len(l.pos) > 0 {
+		key := slotKey(l.pos)
+		st := dc.tables[key]
+		if st == nil {
+			st = &slotTable{id: 1, pos: l.pos} // 0 is none
+			for dc.ids[st.id] {
+				st.id++
+			}
+			dc.ids[st.id] = true
+			dc.tables[key] = st
+			if err := c.SetAddElements(&nftables.Set{Table: t, Name: slotsMap}, slotElems(st, true)); err != nil {
+				return fmt.Errorf("slot table: %w", err)
+			}
+		}
+		st.refs++
+		s.table = st.id
+	}
+	if err := c.SetAddElements(reg, registryElems(s)); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
+
+// queueDRPost queues the last part of one service's commit, after its
+// chain was rewritten: its dispatch element, and the deletion of what it
+// no longer has (sets first, then the chains their elements pointed at).
+func (k *Kernel) queueDRPost(c *nftables.Conn, t *nftables.Table, it drItem) error {
+	if it.cur == nil {
+		return c.SetAddElements(dispatchElem(t, it.key, it.n))
+	}
+	if it.cur.legacy {
+		for _, name := range []string{"slots_" + it.n, "reg_" + it.n} {
+			c.DelSet(&nftables.Set{Table: t, Name: name})
+		}
+	}
+	if it.next == nil {
 		if err := c.SetDeleteElements(dispatchElem(t, it.key, it.n)); err != nil {
 			return fmt.Errorf("dispatch: %w", err)
 		}
+		c.FlushChain(&nftables.Chain{Table: t, Name: "svc_" + it.n})
 	}
 	have := k.dr.objs[it.n]
 	if have == nil {
-		have = &drObjs{}
+		return nil
 	}
-	var keepChains, keepCounters, rs []string
+	var keepChains, keepCounters []string
 	if it.l != nil {
 		keepChains, keepCounters = it.l.chains, it.l.counters
-		for _, d := range it.l.rs {
-			rs = append(rs, rsChain(it.n, d.id))
-		}
-	}
-	for _, ch := range have.chains {
-		if !slices.Contains(rs, ch) {
-			c.FlushChain(&nftables.Chain{Table: t, Name: ch})
-		}
 	}
 	for _, ch := range have.chains {
 		if !slices.Contains(keepChains, ch) {
+			c.FlushChain(&nftables.Chain{Table: t, Name: ch})
 			c.DelChain(&nftables.Chain{Table: t, Name: ch})
 		}
 	}
@@ -416,20 +592,56 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem) error {
 			c.DeleteObject(&nftables.CounterObj{Table: t, Name: o})
 		}
 	}
-	if it.next == nil {
-		c.DelSet(slotMap)
-		c.DelSet(reg)
-		return nil
+	return nil
+}
+
+// drRules are the rules of a DR service's chain, one per real server
+// with slots: the flow's slot in the service's table (table . jhash) gives
+// the position of a real server; the rule of that position counts the
+// packet and forwards it (fwd) to its address out of its interface.
+// Each rule loads what it reads (the kernel refuses a rule reading a
+// register it did not set). A flow whose slot is not found (no server
+// with a positive weight) is dropped.
+func (l *layout) drRules() []fwdRule {
+	drop := fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}
+	var rules []fwdRule
+	for i, d := range l.rs {
+		exprs := append(l.schedule(reg32+1),
+			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
+			&expr.Lookup{SourceRegister: reg32, DestRegister: reg2, IsDestRegSet: true, SetName: slotsMap},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
+			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
+			// The interface index is a host-endian int in the kernel.
+			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])})
+		rules = append(rules, fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto})
 	}
-	if err := build(c, t, it.l); err != nil {
-		return err
+	return append(rules, drop)
+}
+
+// registryElems are service s's registry elements.
+func registryElems(s *service) []nftables.SetElement {
+	key := func(id uint32) []byte {
+		return append(nativeEndian.PutUint32(s.num), nativeEndian.PutUint32(id)...)
 	}
-	if it.cur == nil {
-		if err := c.SetAddElements(dispatchElem(t, it.key, it.n)); err != nil {
-			return fmt.Errorf("dispatch: %w", err)
+	es := []nftables.SetElement{{Key: key(svcElemKey), Val: nativeEndian.PutUint32(s.table), Comment: encodeService(s.Service)}}
+	for _, d := range sortedDests(s) {
+		es = append(es, nftables.SetElement{Key: key(d.id), Val: make([]byte, 4), Comment: encodeDest(d.Dest)})
+	}
+	return es
+}
+
+// slotElems are slot table st's elements, with their data or (for a
+// deletion) without.
+func slotElems(st *slotTable, data bool) []nftables.SetElement {
+	es := make([]nftables.SetElement, len(st.pos))
+	for i, p := range st.pos {
+		es[i].Key = append(nativeEndian.PutUint32(st.id), nativeEndian.PutUint32(uint32(i))...)
+		if data {
+			es[i].Val = nativeEndian.PutUint32(p)
 		}
 	}
-	return nil
+	return es
 }
 
 // dispatchElem is service key's element of its dispatch map: protocol .
@@ -445,11 +657,24 @@ func dispatchElem(t *nftables.Table, key lvs.ServiceKey, n string) (*nftables.Se
 	return set, []nftables.SetElement{{Key: k, VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: "svc_" + n}}}
 }
 
-// addDispatch creates the dispatch maps and chains of both families.
-func addDispatch(c *nftables.Conn, t *nftables.Table) error {
+// addShared queues what every DR service uses: the dispatch maps and
+// chains of both families (flushed and refilled if an older layout left
+// them), the registry and slot maps.
+func addShared(c *nftables.Conn, t *nftables.Table) error {
+	pair, err := nftables.ConcatSetType(nftables.TypeInteger, nftables.TypeInteger)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{registryMap, slotsMap} {
+		m := &nftables.Set{Table: t, Name: name, IsMap: true, Concatenation: true, KeyType: pair, DataType: nftables.TypeInteger}
+		if err := c.AddSet(m, nil); err != nil {
+			return fmt.Errorf("%s map: %w", name, err)
+		}
+	}
 	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
 		fam := familyOf(f)
 		ch := c.AddChain(&nftables.Chain{Table: t, Name: dispatchChain(f)})
+		c.FlushChain(ch)
 		// Only packets for an address of this host: IPVS sees nothing
 		// else (it hooks LOCAL_IN), so a director that does not hold
 		// the VIP, a VRRP backup, forwards nothing for it.
@@ -484,14 +709,16 @@ func addDispatch(c *nftables.Conn, t *nftables.Table) error {
 	return nil
 }
 
-// delDispatch deletes what addDispatch created; the ingress chains that
-// jump to it are gone first.
-func delDispatch(c *nftables.Conn, t *nftables.Table) {
+// delShared deletes what addShared created; the chains and elements that
+// refer to it are gone first.
+func delShared(c *nftables.Conn, t *nftables.Table) {
 	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
 		c.DelChain(&nftables.Chain{Table: t, Name: dispatchChain(f)})
 		c.DelSet(&nftables.Set{Table: t, Name: dispatchMap(f, false)})
 		c.DelSet(&nftables.Set{Table: t, Name: dispatchMap(f, true)})
 	}
+	c.DelSet(&nftables.Set{Table: t, Name: registryMap})
+	c.DelSet(&nftables.Set{Table: t, Name: slotsMap})
 }
 
 // addIngress creates interface dev's ingress chain. A netdev ingress hook

@@ -13,9 +13,9 @@ import (
 
 // google/nftables (v0.3.0) has no `fwd` expression, and expr.Any has
 // unexported methods, so a rule holding one cannot go through Conn.AddRule.
-// The rules that need it (one per DR real server) are sent here instead, in
-// an nfnetlink batch of our own: the standard expressions are encoded by
-// expr.Marshal, fwd by fwdExpr.
+// DR transactions are therefore sent by us: the messages google/nftables
+// would send (capture), with the chains holding fwd (chainMsgs) between
+// them, the standard expressions encoded by expr.Marshal, fwd by fwdExpr.
 
 // Attributes of the kernel's fwd expression (nf_tables.h, enum
 // nft_fwd_attributes); golang.org/x/sys/unix defines only the first.
@@ -29,12 +29,11 @@ const (
 // lost reply cannot hang the reconcile loop.
 const fwdTimeout = 10 * time.Second
 
-// fwdRule is the only rule of chain: exprs, then `fwd` to the address in
-// addrReg (nfproto's family) out of the interface whose index is in devReg.
-// The kernel resolves the next hop's MAC in the neighbour table, which is
-// LVS-DR's MAC rewrite.
+// fwdRule is a rule: exprs, then, if nfproto is set, `fwd` to the
+// address in addrReg (nfproto's family) out of the interface whose index
+// is in devReg. The kernel resolves the next hop's MAC in the neighbour
+// table, which is LVS-DR's MAC rewrite.
 type fwdRule struct {
-	chain           string
 	exprs           []expr.Any
 	addrReg, devReg uint32
 	nfproto         uint32
@@ -57,14 +56,10 @@ func fwdExpr(r fwdRule) ([]byte, error) {
 	})
 }
 
-// fillChains makes each rule the whole content of its chain, in one
-// transaction: create the chain if needed, flush it, add the rule. A chain
-// the slot map already points at thus changes from its old rule to its new
-// one in a single step.
-func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
-	if len(rules) == 0 {
-		return nil
-	}
+// chainMsgs are the messages that make rules the whole content of chain:
+// create it if needed, flush it, add the rules. In a transaction, a chain
+// in use goes from its old rules to its new ones in one step.
+func chainMsgs(t *nftables.Table, chain string, rules []fwdRule) ([]mnl.Message, error) {
 	fam := byte(t.Family)
 	msg := func(typ int, flags mnl.HeaderFlags, attrs []mnl.Attribute) (mnl.Message, error) {
 		b, err := mnl.MarshalAttributes(attrs)
@@ -77,45 +72,89 @@ func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
 		}, nil
 	}
 	tableAttr := []byte(t.Name + "\x00")
-	msgs := []mnl.Message{{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: mnl.Request},
-		Data: nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)}}
+	chainAttr := []byte(chain + "\x00")
+	var msgs []mnl.Message
+	for _, m := range []struct {
+		typ   int
+		flags mnl.HeaderFlags
+		attrs []mnl.Attribute
+	}{
+		{unix.NFT_MSG_NEWCHAIN, mnl.Create, []mnl.Attribute{{Type: unix.NFTA_CHAIN_TABLE, Data: tableAttr}, {Type: unix.NFTA_CHAIN_NAME, Data: chainAttr}}},
+		{unix.NFT_MSG_DELRULE, 0, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr}, {Type: unix.NFTA_RULE_CHAIN, Data: chainAttr}}},
+	} {
+		nm, err := msg(m.typ, m.flags, m.attrs)
+		if err != nil {
+			return nil, fmt.Errorf("chain %s: %w", chain, err)
+		}
+		msgs = append(msgs, nm)
+	}
 	for _, r := range rules {
-		chainAttr := []byte(r.chain + "\x00")
 		elems := make([]mnl.Attribute, 0, len(r.exprs)+1)
 		for _, e := range r.exprs {
 			b, err := expr.Marshal(fam, e)
 			if err != nil {
-				return fmt.Errorf("chain %s: %w", r.chain, err)
+				return nil, fmt.Errorf("chain %s: %w", chain, err)
 			}
 			elems = append(elems, mnl.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b})
 		}
-		fwd, err := fwdExpr(r)
-		if err != nil {
-			return fmt.Errorf("chain %s: %w", r.chain, err)
+		if r.nfproto != 0 {
+			fwd, err := fwdExpr(r)
+			if err != nil {
+				return nil, fmt.Errorf("chain %s: %w", chain, err)
+			}
+			elems = append(elems, mnl.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: fwd})
 		}
-		elems = append(elems, mnl.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: fwd})
 		list, err := mnl.MarshalAttributes(elems)
 		if err != nil {
-			return fmt.Errorf("chain %s: %w", r.chain, err)
+			return nil, fmt.Errorf("chain %s: %w", chain, err)
 		}
-		for _, m := range []struct {
-			typ   int
-			flags mnl.HeaderFlags
-			attrs []mnl.Attribute
-		}{
-			{unix.NFT_MSG_NEWCHAIN, mnl.Create, []mnl.Attribute{{Type: unix.NFTA_CHAIN_TABLE, Data: tableAttr}, {Type: unix.NFTA_CHAIN_NAME, Data: chainAttr}}},
-			{unix.NFT_MSG_DELRULE, 0, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr}, {Type: unix.NFTA_RULE_CHAIN, Data: chainAttr}}},
-			{unix.NFT_MSG_NEWRULE, mnl.Create | mnl.Append, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr}, {Type: unix.NFTA_RULE_CHAIN, Data: chainAttr},
-				{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: list}}},
-		} {
-			nm, err := msg(m.typ, m.flags, m.attrs)
-			if err != nil {
-				return fmt.Errorf("chain %s: %w", r.chain, err)
-			}
-			msgs = append(msgs, nm)
+		nm, err := msg(unix.NFT_MSG_NEWRULE, mnl.Create|mnl.Append, []mnl.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: tableAttr},
+			{Type: unix.NFTA_RULE_CHAIN, Data: chainAttr}, {Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: list}})
+		if err != nil {
+			return nil, fmt.Errorf("chain %s: %w", chain, err)
 		}
+		msgs = append(msgs, nm)
 	}
-	msgs = append(msgs, mnl.Message{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: mnl.Request},
+	return msgs, nil
+}
+
+// capture returns the messages that build queues on a google/nftables
+// Conn, without sending them, so that they can go out in one transaction
+// with the rules it cannot send.
+func capture(build func(c *nftables.Conn) error) ([]mnl.Message, error) {
+	var msgs []mnl.Message
+	c, err := nftables.New(nftables.WithTestDial(func(req []mnl.Message) ([]mnl.Message, error) {
+		if req == nil { // Flush reads an acknowledgement per message
+			return []mnl.Message{{Header: mnl.Header{Type: mnl.Error}, Data: make([]byte, 4)}}, nil
+		}
+		if len(req) > 2 { // without the batch delimiters
+			msgs = append(msgs, req[1:len(req)-1]...)
+		}
+		return nil, nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	if err := build(c); err != nil {
+		return nil, err
+	}
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// send commits msgs as one nf_tables transaction (atomic in the kernel)
+// and counts it (Kernel.gen).
+func (k *Kernel) send(msgs []mnl.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	batch := make([]mnl.Message, 0, len(msgs)+2)
+	batch = append(batch, mnl.Message{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: mnl.Request},
+		Data: nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
+	batch = append(batch, msgs...)
+	batch = append(batch, mnl.Message{Header: mnl.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: mnl.Request},
 		Data: nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)})
 
 	// A connection of our own per batch, in the namespace the Kernel
@@ -131,20 +170,21 @@ func (k *Kernel) fillChains(t *nftables.Table, rules []fwdRule) error {
 	if err := c.SetReadDeadline(time.Now().Add(fwdTimeout)); err != nil {
 		return err
 	}
-	if _, err := c.SendMessages(msgs); err != nil {
-		return fmt.Errorf("send fwd rules: %w", err)
+	if _, err := c.SendMessages(batch); err != nil {
+		return fmt.Errorf("send transaction: %w", err)
 	}
-	// Every message but the batch delimiters asked for an ack; the kernel
-	// sends them all (or an error in place of one) once the batch has
-	// committed or aborted. The first error is the one that matters: an
-	// error aborts the whole batch.
-	for want := len(msgs) - 2; want > 0; {
+	// Every message asked for an ack; the kernel sends them all (or an
+	// error in place of one) once the batch has committed or aborted.
+	// The first error is the one that matters: an error aborts the
+	// whole batch.
+	for want := len(msgs); want > 0; {
 		replies, err := c.Receive()
 		if err != nil {
-			return fmt.Errorf("fwd rules: %w", err)
+			return fmt.Errorf("transaction: %w", err)
 		}
 		want -= len(replies)
 	}
+	k.sent++
 	return nil
 }
 

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,8 +12,10 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"tandem/internal/lvs"
 )
@@ -36,6 +39,14 @@ type Kernel struct {
 	// before the next Apply" (at start, and after a failed transaction,
 	// when memory and kernel may disagree).
 	state map[lvs.ServiceKey]*service
+	// gen is the ruleset generation (NFT_MSG_GETGEN) state was read at,
+	// and sent the transactions this Kernel committed since: each commit
+	// bumps the generation by one, so a generation of gen+sent means
+	// nobody else changed the ruleset and state needs no rereading.
+	gen  uint32
+	sent uint32
+	// loads counts full reads (load), for tests.
+	loads int
 	// dr is what the netdev table holds besides the registries, known
 	// exactly when state is.
 	dr *drState
@@ -48,6 +59,12 @@ type service struct {
 	// ifaces are the interfaces a DR service forwards out of, sorted:
 	// each needs an ingress chain. Known once committed or loaded.
 	ifaces []uint32
+	// num keys a DR service in the registry; table is its slot table
+	// (0: none, no server has a positive weight).
+	num, table uint32
+	// legacy marks a DR service read from an older layout (sets of its
+	// own): its next commit rebuilds it in this one.
+	legacy bool
 }
 
 // dest is a real server and its id, which names its chain and counters
@@ -124,11 +141,12 @@ func allTables() []*nftables.Table {
 	return []*nftables.Table{table(lvs.IPv4), table(lvs.IPv6), drTable()}
 }
 
-// Services reads the registries of both tables back from the kernel and
-// returns every service there, in lvs.ServiceKey order, with Method set to
-// the service's forwarding method.
+// Services returns every service of both tables, in lvs.ServiceKey
+// order, with Method set to the service's forwarding method, as the
+// registries hold them. They are reread from the kernel only if another
+// process changed the ruleset since this Kernel last read or wrote it.
 func (k *Kernel) Services() ([]lvs.Service, error) {
-	if err := k.load(); err != nil {
+	if err := k.fresh(); err != nil {
 		return nil, err
 	}
 	out := make([]lvs.Service, 0, len(k.state))
@@ -139,8 +157,7 @@ func (k *Kernel) Services() ([]lvs.Service, error) {
 	return out, nil
 }
 
-// Dests reads service key's real servers back from the kernel, sorted by
-// address.
+// Dests returns service key's real servers, sorted by address.
 func (k *Kernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
 	_, s, err := k.find(key)
 	if err != nil {
@@ -158,28 +175,109 @@ func (s *service) sortedDests() []lvs.Dest {
 	return out
 }
 
-// find reads service key's registry from whichever table holds it: the
-// family's for NAT, the netdev one for DR.
+// find returns service key and the table that holds it: the family's for
+// NAT, the netdev one for DR.
 func (k *Kernel) find(key lvs.ServiceKey) (*nftables.Table, *service, error) {
-	reg := "reg_" + objName(key)
-	t := table(key.Family)
-	s, err := k.readService(t, reg)
-	if err != nil {
-		var err2 error
-		t = drTable()
-		if s, err2 = k.readService(t, reg); err2 != nil {
-			return nil, nil, fmt.Errorf("lvs/nft: %v: %w", key, err)
+	if err := k.fresh(); err != nil {
+		return nil, nil, err
+	}
+	if key.Family == 0 && key.VIP.IsValid() { // as the reconciler normalizes it
+		key.Family = lvs.IPv4
+		if key.VIP.Is6() {
+			key.Family = lvs.IPv6
 		}
 	}
-	return t, s, nil
+	s := k.state[key]
+	if s == nil {
+		return nil, nil, fmt.Errorf("lvs/nft: %v: %w", key, os.ErrNotExist)
+	}
+	if s.Method == lvs.DR {
+		return drTable(), s, nil
+	}
+	return table(key.Family), s, nil
 }
 
-// loadOnce loads the kernel's state unless it is known.
-func (k *Kernel) loadOnce() error {
+// fresh rereads the kernel's state unless it is known and nobody else
+// committed since (see Kernel.gen).
+func (k *Kernel) fresh() error {
 	if k.state != nil {
+		g, err := k.generation()
+		if err != nil {
+			return err
+		}
+		if g == k.gen+k.sent {
+			k.gen, k.sent = g, 0
+			return nil
+		}
+	}
+	if err := k.load(); err != nil {
+		return err
+	}
+	return k.migrate()
+}
+
+// migrate rebuilds the DR services that an older layout left (a registry
+// and a slot map per service, a chain per real server) in this one, each
+// in the transaction of its chunk, so their traffic keeps flowing. Their
+// counters are kept.
+func (k *Kernel) migrate() error {
+	var changes []*change
+	for key, s := range k.state {
+		if s.legacy {
+			changes = append(changes, &change{key: key, old: s, next: s})
+		}
+	}
+	if len(changes) == 0 {
 		return nil
 	}
-	return k.load()
+	slices.SortFunc(changes, func(a, b *change) int { return a.key.Compare(b.key) })
+	if n, err := k.commitChanges(context.Background(), changes); err != nil {
+		k.state = nil
+		return fmt.Errorf("lvs/nft: rebuild %v of an older layout: %w", changes[n].key, err)
+	}
+	return nil
+}
+
+// flush sends c's transaction and counts it (Kernel.gen).
+func (k *Kernel) flush(c *nftables.Conn) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	k.sent++
+	return nil
+}
+
+// generation asks the kernel for the ruleset's generation, which every
+// committed nf_tables transaction, anyone's, increments.
+func (k *Kernel) generation() (uint32, error) {
+	c, err := mnl.Dial(unix.NETLINK_NETFILTER, &mnl.Config{NetNS: max(k.netns, 0)})
+	if err != nil {
+		return 0, fmt.Errorf("lvs/nft: open netlink: %w", err)
+	}
+	defer c.Close()
+	msgs, err := c.Execute(mnl.Message{
+		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: mnl.Request},
+		Data:   nfgenmsg(unix.AF_UNSPEC, 0),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("lvs/nft: ruleset generation: %w", err)
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := mnl.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, fmt.Errorf("lvs/nft: ruleset generation: %w", err)
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return ad.Uint32(), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("lvs/nft: ruleset generation: no NFTA_GEN_ID in the reply")
 }
 
 // load reads every registry into k.state, and what the netdev table holds
@@ -187,6 +285,13 @@ func (k *Kernel) loadOnce() error {
 // with what they send.
 func (k *Kernel) load() error {
 	k.state, k.dr = nil, nil
+	k.loads++
+	// The generation before reading: a change made while reading makes
+	// the next fresh read again.
+	gen, err := k.generation()
+	if err != nil {
+		return err
+	}
 	state := map[lvs.ServiceKey]*service{}
 	dr := newDRState()
 	for _, t := range allTables() {
@@ -201,7 +306,18 @@ func (k *Kernel) load() error {
 		if err != nil {
 			return fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
 		}
+		netdev := t.Family == nftables.TableFamilyNetdev
 		for _, set := range sets {
+			if netdev && set.Name == registryMap {
+				dr.shared = true
+				if err := k.readRegistry(state); err != nil {
+					return fmt.Errorf("lvs/nft: %w", err)
+				}
+				continue
+			}
+			// NAT's registries, and in the netdev table those of the
+			// layout before the shared registry, rebuilt by their next
+			// commit.
 			if !strings.HasPrefix(set.Name, "reg_") {
 				continue
 			}
@@ -209,19 +325,21 @@ func (k *Kernel) load() error {
 			if err != nil {
 				return fmt.Errorf("lvs/nft: %w", err)
 			}
+			s.legacy = netdev
 			state[s.Key()] = s
 		}
-		if t.Family == nftables.TableFamilyNetdev {
+		if netdev {
 			if err := k.readDR(dr, state); err != nil {
 				return fmt.Errorf("lvs/nft: %w", err)
 			}
 		}
 	}
-	k.state, k.dr = state, dr
+	k.state, k.dr, k.gen, k.sent = state, dr, gen, 0
 	return nil
 }
 
-// readService decodes one registry set.
+// readService decodes one registry set of a NAT service (or of a DR
+// service of the older layout).
 func (k *Kernel) readService(t *nftables.Table, name string) (*service, error) {
 	elems, err := k.conn.GetSetElements(&nftables.Set{Table: t, Name: name, KeyType: nftables.TypeInteger})
 	if err != nil {
@@ -294,7 +412,7 @@ type change struct {
 // before sending anything (a real server added twice, TUN) stops the batch
 // there; the ops before it are applied.
 func (k *Kernel) ApplyBatch(ctx context.Context, ops []lvs.Op) (int, error) {
-	if err := k.loadOnce(); err != nil {
+	if err := k.fresh(); err != nil {
 		return 0, err
 	}
 	// What the kernel will hold after each op, computed before anything
@@ -397,13 +515,14 @@ func nextState(cur *service, op lvs.Op) (*service, error) {
 		}
 		next = &service{Service: svc, dests: map[netip.AddrPort]dest{}}
 		if cur != nil {
+			next.num, next.legacy = cur.num, cur.legacy
 			next.Method = cur.Method // a service's method is part of its identity
 			maps.Copy(next.dests, cur.dests)
 		}
 	case lvs.DelService:
 		return nil, nil
 	case lvs.AddDest, lvs.UpdateDest, lvs.DelDest:
-		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests)}
+		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests), num: cur.num, legacy: cur.legacy}
 		old, exists := next.dests[op.Dest.Addr]
 		switch {
 		case op.Kind == lvs.AddDest && exists:
@@ -533,7 +652,7 @@ func (k *Kernel) Flush() error {
 			k.conn.DelTable(t)
 		}
 	}
-	if err := k.conn.Flush(); err != nil {
+	if err := k.flush(k.conn); err != nil {
 		k.state = nil
 		return fmt.Errorf("lvs/nft: flush: %w", err)
 	}

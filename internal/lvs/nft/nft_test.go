@@ -652,85 +652,173 @@ func TestDREndToEndIPv6(t *testing.T) {
 	}
 }
 
-// TestDROrphans covers a DR commit that fails after its real servers'
-// chains were created (fwd rules go in a batch of their own, before the
-// transaction that references them): what it left behind is unreferenced,
-// and the next commit of the service, here from a restarted process,
-// deletes it.
-func TestDROrphans(t *testing.T) {
+// TestDRLegacyLayout: a DR service left by the layout with sets of its own
+// per service (reg_n, slots_n) and a chain per real server is read back,
+// rebuilt in the shared maps from its registry, and its old objects are
+// deleted; its counters and dispatch element stay.
+func TestDRLegacyLayout(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	ns := nsHandle(t, l, "dir")
+	vs := lvs.VirtualServer{
+		// As the old layout stored it: normalized by the reconciler.
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
+			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
+	}
+	n := objName(vs.Service.Key())
+	tb := drTable()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddTable(tb)
+	regElems := []nftables.SetElement{{Key: nativeEndian.PutUint32(svcElemKey), Comment: encodeService(vs.Service)}}
+	slotElems := []nftables.SetElement{}
+	for i, d := range vs.Dests {
+		id := uint32(i)
+		regElems = append(regElems, nftables.SetElement{Key: nativeEndian.PutUint32(id), Comment: encodeDest(d)})
+		c.AddObj(&nftables.CounterObj{Table: tb, Name: pktsName(n, id)})
+		ch := c.AddChain(&nftables.Chain{Table: tb, Name: rsChain(n, id)})
+		c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(n, id)}, &expr.Verdict{Kind: expr.VerdictDrop}}})
+		slotElems = append(slotElems, nftables.SetElement{Key: nativeEndian.PutUint32(id),
+			VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: rsChain(n, id)}})
+	}
+	reg := &nftables.Set{Table: tb, Name: "reg_" + n, KeyType: nftables.TypeInteger, KeyByteOrder: nativeEndian}
+	slots := &nftables.Set{Table: tb, Name: "slots_" + n, IsMap: true, KeyType: nftables.TypeInteger,
+		DataType: nftables.TypeVerdict, KeyByteOrder: nativeEndian}
+	for set, es := range map[*nftables.Set][]nftables.SetElement{reg: regElems, slots: slotElems} {
+		if err := c.AddSet(set, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := c.AddChain(&nftables.Chain{Table: tb, Name: "svc_" + n})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: svc, Exprs: []expr.Any{
+		&expr.Numgen{Register: reg1, Modulus: 2, Type: unix.NFT_NG_INCREMENTAL},
+		&expr.Lookup{SourceRegister: reg1, IsDestRegSet: true, SetName: slots.Name, SetID: slots.ID}}})
+	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
+	if err := c.AddSet(disp, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("old layout: %v", err)
+	}
+
+	k := newKernel(t, ns)
+	checkState(t, k, mustDesired(t, vs))
+	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
+		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
+	}
+	sets, err := c.GetSets(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range sets {
+		if strings.HasPrefix(set.Name, "reg_") || strings.HasPrefix(set.Name, "slots_") {
+			t.Errorf("set %s of the old layout survived", set.Name)
+		}
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chains {
+		if strings.HasPrefix(ch.Name, "rs_") {
+			t.Errorf("chain %s of the old layout survived", ch.Name)
+		}
+	}
+	elems, err := c.GetSetElements(disp)
+	if err != nil || len(elems) != 1 {
+		t.Errorf("dispatch elements %v, %v: want the service's", elems, err)
+	}
+	if stats, err := k.Stats(vs.Service.Key()); err != nil || len(stats) != 2 {
+		t.Errorf("stats after the rebuild: %v, %v", stats, err)
+	}
+	// A new process reads the new layout, and deleting empties the table.
+	k2 := newKernel(t, ns)
+	checkState(t, k2, mustDesired(t, vs))
+	reconcile(t, k2, mustDesired(t))
+	if objs, err := c.GetObjects(tb); err != nil || len(objs) != 0 {
+		t.Errorf("after delete: counters %v, %v", objs, err)
+	}
+}
+
+// TestDRScaleShape: the number of named sets in the netdev table does not
+// grow with the number of DR services (nf_tables walks a table's sets by
+// name), services with the same pool share a slot table, and a Kernel
+// rereads the kernel only when another process changed the ruleset.
+func TestDRScaleShape(t *testing.T) {
 	checkHostUntouched(t)
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
 	ns := nsHandle(t, l, "dir")
 	k := newKernel(t, ns)
-	vs := lvs.VirtualServer{
-		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR},
-		Dests:   []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1}, {Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1}},
-	}
-	reconcile(t, k, mustDesired(t, vs))
-
-	// What a crash between fillChains and the main transaction of an
-	// add-dest leaves: a counter and a filled chain for id 7.
-	n := objName(vs.Service.Key())
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.AddObj(&nftables.CounterObj{Table: drTable(), Name: pktsName(n, 7)})
+	services := func(n int) *lvs.Desired {
+		var vss []lvs.VirtualServer
+		for i := range n {
+			vss = append(vss, lvs.VirtualServer{
+				Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.AddrFrom4([4]byte{10, 8, 0, byte(i)}), Port: 80},
+					Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
+				// Two pools, alternately.
+				Dests: []lvs.Dest{{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(2 + i%2)}), 80), Weight: 1},
+					{Addr: netip.MustParseAddrPort("10.9.0.9:80"), Weight: 1}},
+			})
+		}
+		return mustDesired(t, vss...)
+	}
+	count := func() (sets, slots int) {
+		t.Helper()
+		ss, err := c.GetSets(drTable())
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := c.GetSetElements(&nftables.Set{Table: drTable(), Name: slotsMap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ss), len(es)
+	}
+	reconcile(t, k, services(1))
+	sets1, slots1 := count()
+	reconcile(t, k, services(40))
+	checkState(t, k, services(40))
+	sets40, slots40 := count()
+	if sets40 != sets1 {
+		t.Errorf("named sets: %d for 1 service, %d for 40", sets1, sets40)
+	}
+	if slots40 != 2*slots1 {
+		t.Errorf("slot elements: %d for 1 service, %d for 40 over two pools; want %d", slots1, slots40, 2*slots1)
+	}
+
+	loads := k.loads
+	for range 3 {
+		if rep := reconcile(t, k, services(40)); len(rep.Ops) != 0 {
+			t.Errorf("no-op reconcile sent %v", rep.Ops)
+		}
+	}
+	if k.loads != loads {
+		t.Errorf("no-op reconciles reread the kernel %d times", k.loads-loads)
+	}
+	// Another process's change is seen.
+	c.DelTable(drTable())
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	orphan := layout{s: &service{Service: vs.Service}, n: n, fam: familyOf(lvs.IPv4), ifindex: map[uint32]uint32{7: 1}}
-	rule := orphan.drRule(dest{Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.9.0.9:80")}, id: 7})
-	if err := k.fillChains(drTable(), []fwdRule{rule}); err != nil {
-		t.Fatal(err)
-	}
-	names := func() (chains, counters []string) {
-		t.Helper()
-		cs, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ch := range cs {
-			chains = append(chains, ch.Name)
-		}
-		objs, err := c.GetObjects(drTable())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range objs {
-			counters = append(counters, o.(*nftables.CounterObj).Name)
-		}
-		return chains, counters
-	}
-	if chains, counters := names(); !slices.Contains(chains, rsChain(n, 7)) || !slices.Contains(counters, pktsName(n, 7)) {
-		t.Fatalf("orphans not created: chains %v, counters %v", chains, counters)
-	}
-
-	k2 := newKernel(t, ns)
-	checkState(t, k2, mustDesired(t, vs))
-	vs.Dests[1].Weight = 2
-	reconcile(t, k2, mustDesired(t, vs))
-	checkState(t, k2, mustDesired(t, vs))
-	chains, counters := names()
-	if slices.Contains(chains, rsChain(n, 7)) || slices.Contains(counters, pktsName(n, 7)) {
-		t.Errorf("orphans survived the next commit: chains %v, counters %v", chains, counters)
-	}
-	for _, id := range []uint32{0, 1} {
-		if !slices.Contains(chains, rsChain(n, id)) || !slices.Contains(counters, pktsName(n, id)) {
-			t.Errorf("real server %d lost its chain or counter: chains %v, counters %v", id, chains, counters)
-		}
-	}
-
-	// Deleting the service leaves an empty table; Close, none.
-	reconcile(t, k2, mustDesired(t))
-	if chains, counters := names(); len(chains) != 0 || len(counters) != 0 {
-		t.Errorf("after delete: chains %v, counters %v", chains, counters)
-	}
-	if err := k2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if ts, err := c.ListTables(); err != nil || len(ts) != 0 {
-		t.Errorf("after Close: tables %v, %v", ts, err)
+	if svcs, err := k.Services(); err != nil || len(svcs) != 0 {
+		t.Errorf("after another process deleted the table: %d services, %v", len(svcs), err)
 	}
 }
