@@ -47,6 +47,8 @@ type Kernel struct {
 	sent uint32
 	// loads counts full reads (load), for tests.
 	loads int
+	// genConn asks for the generation (reconciles ask once per service).
+	genConn *mnl.Conn
 	// dr is what the netdev table holds besides the registries, known
 	// exactly when state is.
 	dr *drState
@@ -250,16 +252,20 @@ func (k *Kernel) flush(c *nftables.Conn) error {
 // generation asks the kernel for the ruleset's generation, which every
 // committed nf_tables transaction, anyone's, increments.
 func (k *Kernel) generation() (uint32, error) {
-	c, err := mnl.Dial(unix.NETLINK_NETFILTER, &mnl.Config{NetNS: max(k.netns, 0)})
-	if err != nil {
-		return 0, fmt.Errorf("lvs/nft: open netlink: %w", err)
+	if k.genConn == nil {
+		c, err := mnl.Dial(unix.NETLINK_NETFILTER, &mnl.Config{NetNS: max(k.netns, 0)})
+		if err != nil {
+			return 0, fmt.Errorf("lvs/nft: open netlink: %w", err)
+		}
+		k.genConn = c
 	}
-	defer c.Close()
-	msgs, err := c.Execute(mnl.Message{
+	msgs, err := k.genConn.Execute(mnl.Message{
 		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: mnl.Request},
 		Data:   nfgenmsg(unix.AF_UNSPEC, 0),
 	})
 	if err != nil {
+		k.genConn.Close()
+		k.genConn = nil // a fresh socket next time
 		return 0, fmt.Errorf("lvs/nft: ruleset generation: %w", err)
 	}
 	for _, m := range msgs {
@@ -665,5 +671,8 @@ func (k *Kernel) Flush() error {
 func (k *Kernel) Close() error {
 	err := k.Flush()
 	k.route.Close()
+	if k.genConn != nil {
+		k.genConn.Close()
+	}
 	return err
 }
