@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,6 +90,12 @@ type Engine struct {
 	mu sync.Mutex // guards the status fields of every instance
 
 	stopRetry time.Duration // stopRetryFor; shorter in tests
+
+	// retiring are instances a reload stopped while the kernel refused to
+	// remove their addresses, routes or rules: the loop retries those
+	// removals until they go, or until a live instance installs one of
+	// the same addresses and so takes the kernel's state over (handOver).
+	retiring []*instance
 }
 
 type group struct {
@@ -316,11 +323,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			switch {
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
-			case le.inst.closed:
 			case le.removal:
 				if !le.inst.installed && le.inst.unremoved {
 					e.remove(le.inst)
 				}
+				if !le.inst.unremoved {
+					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
+				}
+			case le.inst.closed:
 			default:
 				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
 					continue // a timer replaced since it was armed
@@ -502,6 +512,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		in.sendAdvert(a.Priority, e)
 	case AddVIPs:
 		in.install(e.kernel)
+		e.handOver(in)
 	case RemoveVIPs:
 		e.remove(in)
 	case SendGratuitous:
@@ -615,6 +626,24 @@ func (e *Engine) remove(in *instance) {
 	in.removeTimer = time.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
 }
 
+// handOver ends the removal retries of retiring instances that share an
+// address with in, which has just installed it: the address is in's now,
+// and in's own removal takes it off when in stops being master.
+func (e *Engine) handOver(in *instance) {
+	e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool {
+		if r.cfg.Interface != in.cfg.Interface || !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
+			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix })
+		}) {
+			return false
+		}
+		r.unremoved = false
+		if r.removeTimer != nil {
+			r.removeTimer.Stop()
+		}
+		return true
+	})
+}
+
 // cleanup removes the instance's rules, routes and addresses (ones that
 // are not there are not errors) and reports whether all went.
 func (in *instance) cleanup(k Kernel) bool {
@@ -702,7 +731,7 @@ func (e *Engine) finishRemovals() {
 	deadline := time.Now().Add(e.stopRetry)
 	for wait := removeRetryFirst; ; wait = min(2*wait, removeRetryMax) {
 		var left []*instance
-		for _, in := range e.insts {
+		for _, in := range slices.Concat(e.insts, e.retiring) {
 			if in.unremoved {
 				left = append(left, in)
 			}
@@ -738,9 +767,6 @@ func (in *instance) close() {
 	in.closed = true
 	if in.timer != nil {
 		in.timer.Stop()
-	}
-	if in.removeTimer != nil {
-		in.removeTimer.Stop()
 	}
 	if in.garp != nil {
 		in.garp.Stop()

@@ -137,7 +137,10 @@ func (e *Engine) stopInstance(in *instance) {
 		e.do(in, a, now)
 	}
 	if in.installed {
-		e.remove(in)
+		e.remove(in) // arms a retry if the kernel refused
 	}
 	in.close()
+	if in.unremoved {
+		e.retiring = append(e.retiring, in)
+	}
 }

@@ -67,3 +67,29 @@ func TestEngineReload(t *testing.T) {
 		t.Errorf("status lists %d instances after removing one of two", len(a.engine.Status()))
 	}
 }
+
+// TestReloadRemovalRetried: an instance a reload stops while the kernel
+// refuses to remove its VIP keeps being retried until the VIP is gone; a
+// restarted instance whose new self installs the same VIP takes it over,
+// and the old one's retries stop (they would remove the new master's VIP).
+func TestReloadRemovalRetried(t *testing.T) {
+	vi1, vi2 := instanceConf("VI_1", 1, 200, ""), instanceConf("VI_2", 2, 200, "")
+	a := startRouter(t, &fakeLAN{}, "10.0.0.1", vi1+vi2)
+	waitFor(t, "both master", 2*time.Second, func() bool { return a.state("VI_1") == Master && a.state("VI_2") == Master })
+
+	a.host.failDeletes(3)
+	a.engine.Reload(mustParse(t, vi1))
+	waitFor(t, "the stopped VI_2's VIP removed", 10*time.Second, func() bool { return !a.host.holds("10.0.0.102/24") })
+
+	a.host.failDeletes(1 << 30)
+	changed := strings.Replace(vi1, "priority 200", "priority 150", 1)
+	if rep := a.engine.Reload(mustParse(t, changed)); len(rep.Restarted) != 1 {
+		t.Fatalf("reload: %+v, want VI_1 restarted", rep)
+	}
+	waitFor(t, "VI_1 master again", 3*time.Second, func() bool { return a.state("VI_1") == Master })
+	a.host.failDeletes(0)
+	time.Sleep(time.Second) // several retry periods of the old VI_1
+	if !a.host.holds("10.0.0.101/24") {
+		t.Error("the restarted VI_1 is master but its VIP was removed by its old self's retries")
+	}
+}
