@@ -65,8 +65,10 @@ type service struct {
 	// (0: none, no server has a positive weight).
 	num, table uint32
 	// legacy marks a DR service read from an older layout (sets of its
-	// own): its next commit rebuilds it in this one.
-	legacy bool
+	// own): its next commit rebuilds it in this one. oldSlots marks one
+	// of the layout whose slot tables were a map (oldSlotsMap): its next
+	// commit rewrites its chain to look up maglevSet.
+	legacy, oldSlots bool
 }
 
 // dest is a real server and its id, which names its chain and counters
@@ -219,13 +221,13 @@ func (k *Kernel) fresh() error {
 }
 
 // migrate rebuilds the DR services that an older layout left (a registry
-// and a slot map per service, a chain per real server) in this one, each
-// in the transaction of its chunk, so their traffic keeps flowing. Their
-// counters are kept.
+// and a slot map per service and a chain per real server; or slot tables
+// in a shared map) in this one, each in the transaction of its chunk, so
+// their traffic keeps flowing. Their counters are kept.
 func (k *Kernel) migrate() error {
 	var changes []*change
 	for key, s := range k.state {
-		if s.legacy {
+		if s.legacy || s.oldSlots {
 			changes = append(changes, &change{key: key, old: s, next: s})
 		}
 	}
@@ -313,10 +315,15 @@ func (k *Kernel) load() error {
 			return fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
 		}
 		netdev := t.Family == nftables.TableFamilyNetdev
+		if netdev {
+			has := func(name string) bool {
+				return slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name })
+			}
+			dr.shared, dr.oldMap = has(maglevSet), has(oldSlotsMap)
+		}
 		for _, set := range sets {
 			if netdev && set.Name == registryMap {
-				dr.shared = true
-				if err := k.readRegistry(state); err != nil {
+				if err := k.readRegistry(state, dr.oldMap); err != nil {
 					return fmt.Errorf("lvs/nft: %w", err)
 				}
 				continue
@@ -521,14 +528,14 @@ func nextState(cur *service, op lvs.Op) (*service, error) {
 		}
 		next = &service{Service: svc, dests: map[netip.AddrPort]dest{}}
 		if cur != nil {
-			next.num, next.legacy = cur.num, cur.legacy
+			next.num, next.legacy, next.oldSlots = cur.num, cur.legacy, cur.oldSlots
 			next.Method = cur.Method // a service's method is part of its identity
 			maps.Copy(next.dests, cur.dests)
 		}
 	case lvs.DelService:
 		return nil, nil
 	case lvs.AddDest, lvs.UpdateDest, lvs.DelDest:
-		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests), num: cur.num, legacy: cur.legacy}
+		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests), num: cur.num, legacy: cur.legacy, oldSlots: cur.oldSlots}
 		old, exists := next.dests[op.Dest.Addr]
 		switch {
 		case op.Kind == lvs.AddDest && exists:
