@@ -424,6 +424,7 @@ func TestNATEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stats: %+v", stats)
+	checkStatsAll(t, k, stats)
 	var conns uint64
 	for _, s := range stats {
 		conns += s.Conns
@@ -433,6 +434,31 @@ func TestNATEndToEnd(t *testing.T) {
 	}
 	if conns != 330 { // every connection hits made above
 		t.Errorf("stats count %d connections, want 330", conns)
+	}
+}
+
+// checkStatsAll checks that StatsAll, read after stats (Stats of k's only
+// service), reports the same real servers with the same connections and
+// at least the packets and bytes (a late packet may have come since).
+func checkStatsAll(t *testing.T, k *Kernel, stats []DestStats) {
+	t.Helper()
+	all, err := k.StatsAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 {
+		t.Fatalf("StatsAll: %d services, want 1: %+v", len(all), all)
+	}
+	for _, got := range all {
+		if len(got) != len(stats) {
+			t.Fatalf("StatsAll: %+v, Stats: %+v", got, stats)
+		}
+		for i, g := range got {
+			w := stats[i]
+			if g.Addr != w.Addr || g.Conns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
+				t.Errorf("StatsAll: %+v, Stats: %+v", g, w)
+			}
+		}
 	}
 }
 
@@ -519,6 +545,7 @@ func TestDREndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("DR stats: %+v", stats)
+	checkStatsAll(t, k, stats)
 	for _, s := range stats {
 		if s.Packets == 0 {
 			t.Errorf("DR stats %+v: no packets counted", s)
