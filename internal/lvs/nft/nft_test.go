@@ -684,24 +684,9 @@ func TestDREndToEndIPv6(t *testing.T) {
 // rebuilt in the shared maps from its registry, and its old objects are
 // deleted; its counters and dispatch element stay.
 func TestDRLegacyLayout(t *testing.T) {
-	checkHostUntouched(t)
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	ns := nsHandle(t, l, "dir")
-	vs := lvs.VirtualServer{
-		// As the old layout stored it: normalized by the reconciler.
-		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
-		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
-			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
-	}
+	ns, c, vs := oldLayout(t)
 	n := objName(vs.Service.Key())
 	tb := drTable()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.AddTable(tb)
 	regElems := []nftables.SetElement{{Key: nativeEndian.PutUint32(svcElemKey), Comment: encodeService(vs.Service)}}
 	slotElems := []nftables.SetElement{}
 	for i, d := range vs.Dests {
@@ -726,26 +711,7 @@ func TestDRLegacyLayout(t *testing.T) {
 	c.AddRule(&nftables.Rule{Table: tb, Chain: svc, Exprs: []expr.Any{
 		&expr.Numgen{Register: reg1, Modulus: 2, Type: unix.NFT_NG_INCREMENTAL},
 		&expr.Lookup{SourceRegister: reg1, IsDestRegSet: true, SetName: slots.Name, SetID: slots.ID}}})
-	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
-	if err := c.AddSet(disp, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Flush(); err != nil {
-		t.Fatalf("old layout: %v", err)
-	}
-
-	k := newKernel(t, ns)
-	checkState(t, k, mustDesired(t, vs))
-	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
-		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
-	}
+	k, disp := startOnOldLayout(t, ns, c, vs)
 	sets, err := c.GetSets(tb)
 	if err != nil {
 		t.Fatal(err)
@@ -764,6 +730,64 @@ func TestDRLegacyLayout(t *testing.T) {
 			t.Errorf("chain %s of the old layout survived", ch.Name)
 		}
 	}
+	checkRebuilt(t, k, ns, c, vs, disp)
+}
+
+// oldLayout is a director's namespace for a DR service of an older
+// layout, its connection with the netdev table queued, and the service
+// as the old layout stored it (normalized by the reconciler).
+func oldLayout(t *testing.T) (netns.NsHandle, *nftables.Conn, lvs.VirtualServer) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	ns := nsHandle(t, l, "dir")
+	vs := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
+			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddTable(drTable())
+	return ns, c, vs
+}
+
+// startOnOldLayout adds vs's dispatch element to what c queued, commits
+// it, and starts a Kernel on it, which must rebuild vs so that a
+// reconcile with vs sends nothing.
+func startOnOldLayout(t *testing.T, ns netns.NsHandle, c *nftables.Conn, vs lvs.VirtualServer) (*Kernel, *nftables.Set) {
+	t.Helper()
+	tb := drTable()
+	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
+	if err := c.AddSet(disp, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), objName(vs.Service.Key()))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("old layout: %v", err)
+	}
+	k := newKernel(t, ns)
+	checkState(t, k, mustDesired(t, vs))
+	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
+		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
+	}
+	return k, disp
+}
+
+// checkRebuilt checks that a service rebuilt from an older layout kept
+// its dispatch element and counters, that a new process reads it, and
+// that deleting it empties the table.
+func checkRebuilt(t *testing.T, k *Kernel, ns netns.NsHandle, c *nftables.Conn, vs lvs.VirtualServer, disp *nftables.Set) {
+	t.Helper()
 	elems, err := c.GetSetElements(disp)
 	if err != nil || len(elems) != 1 {
 		t.Errorf("dispatch elements %v, %v: want the service's", elems, err)
@@ -771,11 +795,10 @@ func TestDRLegacyLayout(t *testing.T) {
 	if stats, err := k.Stats(vs.Service.Key()); err != nil || len(stats) != 2 {
 		t.Errorf("stats after the rebuild: %v, %v", stats, err)
 	}
-	// A new process reads the new layout, and deleting empties the table.
 	k2 := newKernel(t, ns)
 	checkState(t, k2, mustDesired(t, vs))
 	reconcile(t, k2, mustDesired(t))
-	if objs, err := c.GetObjects(tb); err != nil || len(objs) != 0 {
+	if objs, err := c.GetObjects(drTable()); err != nil || len(objs) != 0 {
 		t.Errorf("after delete: counters %v, %v", objs, err)
 	}
 }
@@ -899,16 +922,7 @@ func mapLookups(t *testing.T, c *nftables.Conn) []string {
 // set, the old map is deleted, and their numbers, counters and dispatch
 // elements stay.
 func TestDRSlotMapLayout(t *testing.T) {
-	checkHostUntouched(t)
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	ns := nsHandle(t, l, "dir")
-	vs := lvs.VirtualServer{
-		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
-		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
-			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
-	}
+	ns, c, vs := oldLayout(t)
 	// The old layout of service number 7, slot table 1.
 	svc := &service{Service: vs.Service, dests: map[netip.AddrPort]dest{}, num: 7, table: 1}
 	for i, d := range vs.Dests {
@@ -919,11 +933,6 @@ func TestDRSlotMapLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := drTable()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.AddTable(tb)
 	pair, err := nftables.ConcatSetType(nftables.TypeInteger, nftables.TypeInteger)
 	if err != nil {
 		t.Fatal(err)
@@ -950,29 +959,7 @@ func TestDRSlotMapLayout(t *testing.T) {
 			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(lay.n, d.id)},
 			&expr.Verdict{Kind: expr.VerdictDrop}}})
 	}
-	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
-	if err := c.AddSet(disp, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), lay.n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Flush(); err != nil {
-		t.Fatalf("old layout: %v", err)
-	}
-	if got := mapLookups(t, c); len(got) != len(lay.rs) {
-		t.Fatalf("old layout's map lookups: %v", got)
-	}
-
-	k := newKernel(t, ns)
-	checkState(t, k, mustDesired(t, vs))
-	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
-		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
-	}
+	k, disp := startOnOldLayout(t, ns, c, vs)
 	if got := mapLookups(t, c); len(got) != 0 {
 		t.Errorf("after the rebuild, map lookups %v", got)
 	}
@@ -988,20 +975,5 @@ func TestDRSlotMapLayout(t *testing.T) {
 	if s := k.state[vs.Service.Key()]; s == nil || s.num != 7 {
 		t.Errorf("service number after the rebuild: %+v, want 7", s)
 	}
-	if elems, err := c.GetSetElements(disp); err != nil || len(elems) != 1 {
-		t.Errorf("dispatch elements %v, %v: want the service's", elems, err)
-	}
-	if stats, err := k.Stats(vs.Service.Key()); err != nil || len(stats) != 2 {
-		t.Errorf("stats after the rebuild: %v, %v", stats, err)
-	}
-	// A new process reads the new layout, and deleting empties the table.
-	k2 := newKernel(t, ns)
-	checkState(t, k2, mustDesired(t, vs))
-	if k2.dr.oldMap || k2.dr.oldSlots != 0 {
-		t.Errorf("a new process sees the old map: %v, %d services", k2.dr.oldMap, k2.dr.oldSlots)
-	}
-	reconcile(t, k2, mustDesired(t))
-	if objs, err := c.GetObjects(tb); err != nil || len(objs) != 0 {
-		t.Errorf("after delete: counters %v, %v", objs, err)
-	}
+	checkRebuilt(t, k, ns, c, vs, disp)
 }
