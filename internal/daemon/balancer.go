@@ -381,6 +381,10 @@ func (b *balancer) table() (api.Table, error) {
 	if err != nil {
 		return t, err
 	}
+	stats, err := b.stats(svcs)
+	if err != nil {
+		return t, err
+	}
 	for _, s := range svcs {
 		ts := api.TableService{Protocol: strings.ToUpper(s.Protocol.String()), Scheduler: string(s.Scheduler),
 			Flags: s.Flags.String(), Persistence: s.PersistenceTimeout, Dests: []api.TableDest{}}
@@ -393,16 +397,12 @@ func (b *balancer) table() (api.Table, error) {
 		if err != nil {
 			return t, err
 		}
-		stats, err := b.stats(s.Key())
-		if err != nil {
-			return t, err
-		}
 		for _, d := range dests {
 			m := d.Method
 			if m == lvs.MethodUnset {
 				m = s.Method
 			}
-			td := stats[d.Addr]
+			td := stats[s.Key()][d.Addr]
 			td.Address, td.Forward, td.Weight = d.Addr.String(), forwardNames[m], d.Weight
 			ts.Dests = append(ts.Dests, td)
 		}
@@ -411,26 +411,38 @@ func (b *balancer) table() (api.Table, error) {
 	return t, nil
 }
 
-// stats reads the backend's per-real-server counters: IPVS's active and
-// inactive connections, or the connections nftables scheduled (NAT).
-func (b *balancer) stats(key lvs.ServiceKey) (map[netip.AddrPort]api.TableDest, error) {
-	out := map[netip.AddrPort]api.TableDest{}
+// stats reads the backend's per-real-server counters of svcs: IPVS's
+// active and inactive connections, or the connections nftables scheduled
+// (NAT). nftables reads every service's in one listing (StatsAll), so
+// that a status of 10,000 services costs one dump, not one per counter.
+func (b *balancer) stats(svcs []lvs.Service) (map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest, error) {
+	out := map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest{}
+	put := func(key lvs.ServiceKey, addr netip.AddrPort, td api.TableDest) {
+		if out[key] == nil {
+			out[key] = map[netip.AddrPort]api.TableDest{}
+		}
+		out[key][addr] = td
+	}
 	switch k := b.kernel.(type) {
 	case *ipvs.Kernel:
-		ds, err := k.Stats(key)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range ds {
-			out[d.Addr] = api.TableDest{ActiveConn: uint64(d.ActiveConns), InActConn: uint64(d.InactiveConns), Packets: d.Packets, Bytes: d.Bytes}
+		for _, s := range svcs {
+			ds, err := k.Stats(s.Key())
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range ds {
+				put(s.Key(), d.Addr, api.TableDest{ActiveConn: uint64(d.ActiveConns), InActConn: uint64(d.InactiveConns), Packets: d.Packets, Bytes: d.Bytes})
+			}
 		}
 	case *nft.Kernel:
-		ds, err := k.Stats(key)
+		all, err := k.StatsAll()
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range ds {
-			out[d.Addr] = api.TableDest{ActiveConn: d.Conns, Packets: d.Packets, Bytes: d.Bytes}
+		for key, ds := range all {
+			for _, d := range ds {
+				put(key, d.Addr, api.TableDest{ActiveConn: d.Conns, Packets: d.Packets, Bytes: d.Bytes})
+			}
 		}
 	}
 	return out, nil

@@ -19,12 +19,14 @@
 //	dispatch4/6     only for local addresses (fib daddr type local), then a
 //	                verdict map protocol . VIP . port -> goto svc_n
 //
-// Per service named n (objName: "tcp_10.0.0.1_80", "fwm_42"), in its table:
+// Per NAT service named n (objName: "tcp_10.0.0.1_80", "fwm_42"), in its
+// table (DR services share a registry map and a slot set instead, and
+// their svc_n counts and forwards: see dr.go):
 //
 //	reg_n        registry set: the service and its real servers as element comments
 //	svc_n        the scheduler: persistence lookup, then slot lookup, then drop
 //	slots_n      verdict map slot -> goto rs_n_<id>
-//	rs_n_<id>    one real server: counter, persistence update, dnat (NAT) or fwd (DR)
+//	rs_n_<id>    one real server: counter, persistence update, dnat
 //	live_n       NAT with persistence: verdict map id -> goto rs_n_<id>, servers with slots
 //	persist_n    NAT with persistence: timed dynamic map client/bits -> id
 //	acct_n       NAT: one rule per real server, counting into pkts_n_<id>
@@ -49,22 +51,17 @@
 // persistent clients that stay valid. The dispatch chains are rebuilt in
 // the same transaction only when a service is added or deleted.
 //
-// DR takes three transactions, because google/nftables (v0.3.0) cannot
+// DR commits a chunk of services in one transaction (commitDR), sent as
+// an nfnetlink batch of our own because google/nftables (v0.3.0) cannot
 // send a `fwd` expression: its expr.Any has unexported methods, so no
-// expression of ours can go through AddRule. The rules holding fwd are
-// sent in an nfnetlink batch of our own (fillChains, on a netlink socket
-// in the Kernel's namespace), their other expressions encoded by
-// expr.Marshal. The order keeps packets on complete states: (1) the table
-// and the new counters; (2) one batch that creates, flushes and refills
-// every real server's chain, so a chain the slot map already points at
-// goes from its old rule to its new one at once, and a new chain is not
-// yet referenced; (3) one transaction for the rest (registry, scheduler,
-// slot map, dispatch element, ingress chains) and the deletion of whatever
-// the service no longer has. Each step covers a chunk of services. A
-// failure or crash between them leaves only unreferenced chains and
-// counters; the Kernel then lists the table again, and step 3 deletes every
-// object of the service that the kernel has and the new state lacks, so
-// the next commit of the service (or Flush) removes them.
+// expression of ours can go through AddRule. The batch is what
+// google/nftables queues for the chunk (capture), with each service's
+// chain (chainMsgs: create, flush, refill; fwd encoded by hand, the other
+// expressions by expr.Marshal) in the middle, in an order where nothing
+// is referenced before it exists or deleted while referenced. It deletes
+// every object of the service that the kernel has and the new state
+// lacks, so orphans of an older version's failed commit go with the
+// service's next commit (or Flush).
 //
 // # Restart
 //

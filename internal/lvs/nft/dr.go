@@ -30,19 +30,24 @@ import (
 //	                `meta l4proto . ip daddr vmap @dispatch4_any` (port 0)
 //	map dispatch4   protocol . VIP . port -> goto svc_n, one element per service
 //	map registry    service number . id -> table: the definitions, as comments
-//	map slots       table . slot -> index of the real server in its service
-//	svc_n           jhash of the flow into the service's slot table, then one
-//	                rule per real server with slots: count, load its address
-//	                and interface, goto fwd4/6
-//	fwd4, fwd6      `fwd ip to <reg> device <reg>`: the one rule holding fwd
+//	set maglev      table . slot . position: slot's real server is the
+//	                position-th of its service's servers with slots
+//	svc_n           one rule per real server with slots: jhash of the flow,
+//	                `table . jhash . position` in @maglev, count, fwd to
+//	                its address out of its interface
 //
-// so the ingress hook does one fib lookup and two hash lookups per packet
+// so the ingress hook does one fib lookup and a few hash lookups per packet
 // whatever the number of services, and the number of named sets is
 // constant: nf_tables finds a set by name by walking its table's list of
-// sets, while chains and counters are in hash tables. The slot map is a
-// data map, not a verdict map, so the kernel's loop check at each commit
-// (which walks every verdict map element reachable from a base chain)
-// visits one dispatch element per service, not every slot. Services whose
+// sets, while chains and counters are in hash tables. The slot table is a
+// plain set, not a map: a rule looking up a map binds to it, and binding
+// walks the map's list of bindings (nf_tables_bind_set: one per rule that
+// looks it up, so every service's rules would make each new rule cost the
+// number of services) and every element added to a map checks each
+// binding; a plain set's lookup binds in constant time and its elements
+// carry no data to check. The kernel's loop check at each commit (which
+// walks every verdict map element reachable from a base chain) visits
+// one dispatch element per service. Services whose
 // pools hash alike (the same live real servers and weights) share one slot
 // table (slotTable). One base chain serves every DR service on its
 // interface: the interfaces are those that reach some DR real server
@@ -81,9 +86,11 @@ type drState struct {
 	tables   map[string]*slotTable // slot tables by content (slotKey)
 	nums     map[uint32]bool       // service numbers in use
 	numHint  uint32                // no service number below it is free
+	oldMap   bool                  // the slots map of the layout before maglevSet exists
+	oldSlots int                   // services whose chain may still look it up
 }
 
-// slotTable is a Maglev table in the slots map: slot -> position of the
+// slotTable is a Maglev table in the maglev set: slot -> position of the
 // real server among its service's servers with slots. Services with the
 // same live pool compute the same table and share it.
 type slotTable struct {
@@ -111,10 +118,12 @@ func newDRState() *drState {
 		tables: map[string]*slotTable{}, nums: map[uint32]bool{}}
 }
 
-// Names of the shared DR objects.
+// Names of the shared DR objects. oldSlotsMap is the data map that held
+// the slot tables before maglevSet (table . slot -> position).
 const (
 	registryMap = "registry"
-	slotsMap    = "slots"
+	maglevSet   = "maglev"
+	oldSlotsMap = "slots"
 )
 
 func baseChain(ifindex uint32) string { return "in_" + strconv.FormatUint(uint64(ifindex), 10) }
@@ -160,7 +169,7 @@ func owner(name string) (string, bool) {
 // readRegistry decodes the DR registry into state: element service
 // number . svcElemKey holds a service (its data: its slot table, 0 for
 // none), element number . id one of its real servers.
-func (k *Kernel) readRegistry(state map[lvs.ServiceKey]*service) error {
+func (k *Kernel) readRegistry(state map[lvs.ServiceKey]*service, oldMap bool) error {
 	t := drTable()
 	elems, err := k.conn.GetSetElements(&nftables.Set{Table: t, Name: registryMap})
 	if err != nil {
@@ -170,7 +179,7 @@ func (k *Kernel) readRegistry(state map[lvs.ServiceKey]*service) error {
 	get := func(num uint32) *service {
 		s := byNum[num]
 		if s == nil {
-			s = &service{dests: map[netip.AddrPort]dest{}, num: num}
+			s = &service{dests: map[netip.AddrPort]dest{}, num: num, oldSlots: oldMap}
 			byNum[num] = s
 		}
 		return s
@@ -258,11 +267,14 @@ func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 		if !s.legacy {
 			dr.nums[s.num] = true
 		}
+		if s.oldSlots {
+			dr.oldSlots++
+		}
 		l, err := layoutOf(s)
 		if err != nil {
 			return fmt.Errorf("%v: %w", s.Key(), err)
 		}
-		if s.table != 0 && !s.legacy {
+		if s.table != 0 && !s.legacy && !s.oldSlots {
 			key := slotKey(l.pos)
 			if st := dr.tables[key]; st != nil {
 				st.refs++
@@ -344,6 +356,7 @@ type drCommit struct {
 	nums     map[uint32]bool
 	numHint  uint32
 	ids      map[uint32]bool // slot table ids in use, deleted ones included
+	oldSlots int
 }
 
 // commitDR turns the DR services of changes from what the kernel has into
@@ -356,7 +369,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	t := drTable()
 	h := k.newHops()
 	dc := drCommit{refs: maps.Clone(k.dr.refs), services: k.dr.services, nums: maps.Clone(k.dr.nums), numHint: k.dr.numHint,
-		tables: make(map[string]*slotTable, len(k.dr.tables)), ids: make(map[uint32]bool, len(k.dr.tables))}
+		tables: make(map[string]*slotTable, len(k.dr.tables)), ids: make(map[uint32]bool, len(k.dr.tables)), oldSlots: k.dr.oldSlots}
 	for key, st := range k.dr.tables {
 		cp := *st
 		dc.tables[key] = &cp
@@ -373,10 +386,13 @@ func (k *Kernel) commitDR(changes []*change) error {
 			for _, idx := range it.cur.ifaces {
 				dc.refs[idx]--
 			}
+			if it.cur.oldSlots {
+				dc.oldSlots--
+			}
 		}
 		if ch.next != nil {
 			next := *ch.next
-			next.legacy = false
+			next.legacy, next.oldSlots = false, false
 			it.next = &next
 			dc.services++
 			l, err := layoutOf(it.next)
@@ -429,15 +445,19 @@ func (k *Kernel) commitDR(changes []*change) error {
 			}
 		}
 		// Slot tables no service uses any more.
-		slots := &nftables.Set{Table: t, Name: slotsMap}
+		maglev := &nftables.Set{Table: t, Name: maglevSet}
 		for key, st := range dc.tables {
 			if st.refs > 0 {
 				continue
 			}
-			if err := c.SetDeleteElements(slots, slotElems(st, false)); err != nil {
+			if err := c.SetDeleteElements(maglev, slotElems(st)); err != nil {
 				return fmt.Errorf("slot table %d: %w", st.id, err)
 			}
 			delete(dc.tables, key)
+		}
+		// The previous layout's slot map, once no chain looks it up.
+		if k.dr.oldMap && dc.oldSlots == 0 {
+			c.DelSet(&nftables.Set{Table: t, Name: oldSlotsMap})
 		}
 		for idx, n := range dc.refs {
 			if n > 0 && !k.dr.base[idx] {
@@ -490,6 +510,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	maps.DeleteFunc(dc.refs, func(_ uint32, n int) bool { return n <= 0 })
 	k.dr.refs, k.dr.services, k.dr.tables, k.dr.nums, k.dr.numHint = dc.refs, dc.services, dc.tables, dc.nums, dc.numHint
 	k.dr.shared = dc.services > 0
+	k.dr.oldMap, k.dr.oldSlots = k.dr.oldMap && dc.oldSlots > 0, dc.oldSlots
 	return nil
 }
 
@@ -504,7 +525,7 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drC
 		}
 		delete(dc.nums, it.cur.num)
 		dc.numHint = min(dc.numHint, it.cur.num)
-		if it.cur.table != 0 {
+		if it.cur.table != 0 && !it.cur.oldSlots {
 			if l, err := layoutOf(it.cur); err == nil {
 				if st := dc.tables[slotKey(l.pos)]; st != nil {
 					st.refs--
@@ -542,7 +563,7 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drC
 			}
 			dc.ids[st.id] = true
 			dc.tables[key] = st
-			if err := c.SetAddElements(&nftables.Set{Table: t, Name: slotsMap}, slotElems(st, true)); err != nil {
+			if err := c.SetAddElements(&nftables.Set{Table: t, Name: maglevSet}, slotElems(st)); err != nil {
 				return fmt.Errorf("slot table: %w", err)
 			}
 		}
@@ -596,20 +617,20 @@ func (k *Kernel) queueDRPost(c *nftables.Conn, t *nftables.Table, it drItem) err
 }
 
 // drRules are the rules of a DR service's chain, one per real server
-// with slots: the flow's slot in the service's table (table . jhash) gives
-// the position of a real server; the rule of that position counts the
-// packet and forwards it (fwd) to its address out of its interface.
-// Each rule loads what it reads (the kernel refuses a rule reading a
-// register it did not set). A flow whose slot is not found (no server
-// with a positive weight) is dropped.
+// with slots: the rule of the i-th server matches when the flow's slot
+// in the service's table belongs to it (table . jhash . i is in @maglev),
+// counts the packet and forwards it (fwd) to its address out of its
+// interface. Each rule loads what it reads (the kernel refuses a rule
+// reading a register it did not set). A flow that no rule takes (no
+// server with a positive weight) is dropped.
 func (l *layout) drRules() []fwdRule {
 	drop := fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}
 	var rules []fwdRule
 	for i, d := range l.rs {
 		exprs := append(l.schedule(reg32+1),
 			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
-			&expr.Lookup{SourceRegister: reg32, DestRegister: reg2, IsDestRegSet: true, SetName: slotsMap},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet},
 			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
 			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
 			// The interface index is a host-endian int in the kernel.
@@ -631,15 +652,11 @@ func registryElems(s *service) []nftables.SetElement {
 	return es
 }
 
-// slotElems are slot table st's elements, with their data or (for a
-// deletion) without.
-func slotElems(st *slotTable, data bool) []nftables.SetElement {
+// slotElems are slot table st's elements: table . slot . position.
+func slotElems(st *slotTable) []nftables.SetElement {
 	es := make([]nftables.SetElement, len(st.pos))
 	for i, p := range st.pos {
-		es[i].Key = append(nativeEndian.PutUint32(st.id), nativeEndian.PutUint32(uint32(i))...)
-		if data {
-			es[i].Val = nativeEndian.PutUint32(p)
-		}
+		es[i].Key = slices.Concat(nativeEndian.PutUint32(st.id), nativeEndian.PutUint32(uint32(i)), nativeEndian.PutUint32(p))
 	}
 	return es
 }
@@ -659,17 +676,21 @@ func dispatchElem(t *nftables.Table, key lvs.ServiceKey, n string) (*nftables.Se
 
 // addShared queues what every DR service uses: the dispatch maps and
 // chains of both families (flushed and refilled if an older layout left
-// them), the registry and slot maps.
+// them), the registry map and the maglev set.
 func addShared(c *nftables.Conn, t *nftables.Table) error {
 	pair, err := nftables.ConcatSetType(nftables.TypeInteger, nftables.TypeInteger)
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{registryMap, slotsMap} {
-		m := &nftables.Set{Table: t, Name: name, IsMap: true, Concatenation: true, KeyType: pair, DataType: nftables.TypeInteger}
-		if err := c.AddSet(m, nil); err != nil {
-			return fmt.Errorf("%s map: %w", name, err)
-		}
+	triple, err := nftables.ConcatSetType(nftables.TypeInteger, nftables.TypeInteger, nftables.TypeInteger)
+	if err != nil {
+		return err
+	}
+	if err := c.AddSet(&nftables.Set{Table: t, Name: registryMap, IsMap: true, Concatenation: true, KeyType: pair, DataType: nftables.TypeInteger}, nil); err != nil {
+		return fmt.Errorf("%s map: %w", registryMap, err)
+	}
+	if err := c.AddSet(&nftables.Set{Table: t, Name: maglevSet, Concatenation: true, KeyType: triple}, nil); err != nil {
+		return fmt.Errorf("%s set: %w", maglevSet, err)
 	}
 	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
 		fam := familyOf(f)
@@ -718,7 +739,7 @@ func delShared(c *nftables.Conn, t *nftables.Table) {
 		c.DelSet(&nftables.Set{Table: t, Name: dispatchMap(f, true)})
 	}
 	c.DelSet(&nftables.Set{Table: t, Name: registryMap})
-	c.DelSet(&nftables.Set{Table: t, Name: slotsMap})
+	c.DelSet(&nftables.Set{Table: t, Name: maglevSet})
 }
 
 // addIngress creates interface dev's ingress chain. A netdev ingress hook

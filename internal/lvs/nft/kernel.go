@@ -65,8 +65,10 @@ type service struct {
 	// (0: none, no server has a positive weight).
 	num, table uint32
 	// legacy marks a DR service read from an older layout (sets of its
-	// own): its next commit rebuilds it in this one.
-	legacy bool
+	// own): its next commit rebuilds it in this one. oldSlots marks one
+	// of the layout whose slot tables were a map (oldSlotsMap): its next
+	// commit rewrites its chain to look up maglevSet.
+	legacy, oldSlots bool
 }
 
 // dest is a real server and its id, which names its chain and counters
@@ -193,10 +195,16 @@ func (k *Kernel) find(key lvs.ServiceKey) (*nftables.Table, *service, error) {
 	if s == nil {
 		return nil, nil, fmt.Errorf("lvs/nft: %v: %w", key, os.ErrNotExist)
 	}
+	return tableOf(s), s, nil
+}
+
+// tableOf is the table that holds s: its family's for NAT, the netdev
+// one for DR.
+func tableOf(s *service) *nftables.Table {
 	if s.Method == lvs.DR {
-		return drTable(), s, nil
+		return drTable()
 	}
-	return table(key.Family), s, nil
+	return table(s.Family)
 }
 
 // fresh rereads the kernel's state unless it is known and nobody else
@@ -219,13 +227,13 @@ func (k *Kernel) fresh() error {
 }
 
 // migrate rebuilds the DR services that an older layout left (a registry
-// and a slot map per service, a chain per real server) in this one, each
-// in the transaction of its chunk, so their traffic keeps flowing. Their
-// counters are kept.
+// and a slot map per service and a chain per real server; or slot tables
+// in a shared map) in this one, each in the transaction of its chunk, so
+// their traffic keeps flowing. Their counters are kept.
 func (k *Kernel) migrate() error {
 	var changes []*change
 	for key, s := range k.state {
-		if s.legacy {
+		if s.legacy || s.oldSlots {
 			changes = append(changes, &change{key: key, old: s, next: s})
 		}
 	}
@@ -313,10 +321,15 @@ func (k *Kernel) load() error {
 			return fmt.Errorf("lvs/nft: list sets of %s: %w", tableText(t), err)
 		}
 		netdev := t.Family == nftables.TableFamilyNetdev
+		if netdev {
+			has := func(name string) bool {
+				return slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name })
+			}
+			dr.shared, dr.oldMap = has(maglevSet), has(oldSlotsMap)
+		}
 		for _, set := range sets {
 			if netdev && set.Name == registryMap {
-				dr.shared = true
-				if err := k.readRegistry(state); err != nil {
+				if err := k.readRegistry(state, dr.oldMap); err != nil {
 					return fmt.Errorf("lvs/nft: %w", err)
 				}
 				continue
@@ -521,14 +534,14 @@ func nextState(cur *service, op lvs.Op) (*service, error) {
 		}
 		next = &service{Service: svc, dests: map[netip.AddrPort]dest{}}
 		if cur != nil {
-			next.num, next.legacy = cur.num, cur.legacy
+			next.num, next.legacy, next.oldSlots = cur.num, cur.legacy, cur.oldSlots
 			next.Method = cur.Method // a service's method is part of its identity
 			maps.Copy(next.dests, cur.dests)
 		}
 	case lvs.DelService:
 		return nil, nil
 	case lvs.AddDest, lvs.UpdateDest, lvs.DelDest:
-		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests), num: cur.num, legacy: cur.legacy}
+		next = &service{Service: cur.Service, dests: maps.Clone(cur.dests), num: cur.num, legacy: cur.legacy, oldSlots: cur.oldSlots}
 		old, exists := next.dests[op.Dest.Addr]
 		switch {
 		case op.Kind == lvs.AddDest && exists:
@@ -606,36 +619,89 @@ type DestStats struct {
 
 // Stats returns the counters of service key's real servers, sorted by
 // address, for `tandem lvs list`. Counters live as long as the real server
-// stays in the service: weight changes and other rebuilds keep them.
+// stays in the service: weight changes and other rebuilds keep them. It
+// reads the service's counters by name; StatsAll reads every service's in
+// one listing per table.
 func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 	t, s, err := k.find(key)
 	if err != nil {
 		return nil, err
 	}
-	// The service's own counters by name: listing the table's would cost
-	// status, which asks for every service, the square of their number.
-	n := objName(key)
-	get := func(name string) (*nftables.CounterObj, error) {
+	return s.stats(func(name string) (*nftables.CounterObj, error) {
 		o, err := k.conn.GetObject(&nftables.CounterObj{Table: t, Name: name})
 		if err != nil {
-			return nil, fmt.Errorf("lvs/nft: %v: read counter %s: %w", key, name, err)
+			return nil, err
 		}
 		c, ok := o.(*nftables.CounterObj)
 		if !ok {
-			return nil, fmt.Errorf("lvs/nft: %v: %s is a %T, not a counter", key, name, o)
+			return nil, fmt.Errorf("a %T, not a counter", o)
+		}
+		return c, nil
+	})
+}
+
+// StatsAll returns Stats of every service, from one dump of each table's
+// counters: what `tandem status` shows, at the cost of one listing
+// whatever the number of services.
+func (k *Kernel) StatsAll() (map[lvs.ServiceKey][]DestStats, error) {
+	if err := k.fresh(); err != nil {
+		return nil, err
+	}
+	counters := map[nftables.TableFamily]map[string]*nftables.CounterObj{}
+	for _, s := range k.state {
+		t := tableOf(s)
+		if counters[t.Family] != nil {
+			continue
+		}
+		objs, err := k.conn.GetObjects(t)
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: list counters of %s: %w", tableText(t), err)
+		}
+		byName := make(map[string]*nftables.CounterObj, len(objs))
+		for _, o := range objs {
+			if c, ok := o.(*nftables.CounterObj); ok {
+				byName[c.Name] = c
+			}
+		}
+		counters[t.Family] = byName
+	}
+	out := make(map[lvs.ServiceKey][]DestStats, len(k.state))
+	for key, s := range k.state {
+		byName := counters[tableOf(s).Family]
+		ds, err := s.stats(func(name string) (*nftables.CounterObj, error) {
+			if c := byName[name]; c != nil {
+				return c, nil
+			}
+			return nil, os.ErrNotExist
+		})
+		if err != nil {
+			return nil, err
+		}
+		out[key] = ds
+	}
+	return out, nil
+}
+
+// stats are s's counters, read by get.
+func (s *service) stats(get func(name string) (*nftables.CounterObj, error)) ([]DestStats, error) {
+	n := objName(s.Key())
+	read := func(name string) (*nftables.CounterObj, error) {
+		c, err := get(name)
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: %v: read counter %s: %w", s.Key(), name, err)
 		}
 		return c, nil
 	}
-	var out []DestStats
+	out := make([]DestStats, 0, len(s.dests))
 	for _, d := range s.dests {
 		st := DestStats{Addr: d.Addr}
-		c, err := get(pktsName(n, d.id))
+		c, err := read(pktsName(n, d.id))
 		if err != nil {
 			return nil, err
 		}
 		st.Packets, st.Bytes = c.Packets, c.Bytes
 		if s.Method == lvs.NAT {
-			if c, err = get(connsName(n, d.id)); err != nil {
+			if c, err = read(connsName(n, d.id)); err != nil {
 				return nil, err
 			}
 			st.Conns = c.Packets

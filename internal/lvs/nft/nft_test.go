@@ -424,6 +424,7 @@ func TestNATEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stats: %+v", stats)
+	checkStatsAll(t, k, stats)
 	var conns uint64
 	for _, s := range stats {
 		conns += s.Conns
@@ -433,6 +434,31 @@ func TestNATEndToEnd(t *testing.T) {
 	}
 	if conns != 330 { // every connection hits made above
 		t.Errorf("stats count %d connections, want 330", conns)
+	}
+}
+
+// checkStatsAll checks that StatsAll, read after stats (Stats of k's only
+// service), reports the same real servers with the same connections and
+// at least the packets and bytes (a late packet may have come since).
+func checkStatsAll(t *testing.T, k *Kernel, stats []DestStats) {
+	t.Helper()
+	all, err := k.StatsAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 {
+		t.Fatalf("StatsAll: %d services, want 1: %+v", len(all), all)
+	}
+	for _, got := range all {
+		if len(got) != len(stats) {
+			t.Fatalf("StatsAll: %+v, Stats: %+v", got, stats)
+		}
+		for i, g := range got {
+			w := stats[i]
+			if g.Addr != w.Addr || g.Conns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
+				t.Errorf("StatsAll: %+v, Stats: %+v", g, w)
+			}
+		}
 	}
 }
 
@@ -519,6 +545,7 @@ func TestDREndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("DR stats: %+v", stats)
+	checkStatsAll(t, k, stats)
 	for _, s := range stats {
 		if s.Packets == 0 {
 			t.Errorf("DR stats %+v: no packets counted", s)
@@ -657,24 +684,9 @@ func TestDREndToEndIPv6(t *testing.T) {
 // rebuilt in the shared maps from its registry, and its old objects are
 // deleted; its counters and dispatch element stay.
 func TestDRLegacyLayout(t *testing.T) {
-	checkHostUntouched(t)
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	ns := nsHandle(t, l, "dir")
-	vs := lvs.VirtualServer{
-		// As the old layout stored it: normalized by the reconciler.
-		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
-		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
-			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
-	}
+	ns, c, vs := oldLayout(t)
 	n := objName(vs.Service.Key())
 	tb := drTable()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.AddTable(tb)
 	regElems := []nftables.SetElement{{Key: nativeEndian.PutUint32(svcElemKey), Comment: encodeService(vs.Service)}}
 	slotElems := []nftables.SetElement{}
 	for i, d := range vs.Dests {
@@ -699,26 +711,7 @@ func TestDRLegacyLayout(t *testing.T) {
 	c.AddRule(&nftables.Rule{Table: tb, Chain: svc, Exprs: []expr.Any{
 		&expr.Numgen{Register: reg1, Modulus: 2, Type: unix.NFT_NG_INCREMENTAL},
 		&expr.Lookup{SourceRegister: reg1, IsDestRegSet: true, SetName: slots.Name, SetID: slots.ID}}})
-	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
-	if err := c.AddSet(disp, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Flush(); err != nil {
-		t.Fatalf("old layout: %v", err)
-	}
-
-	k := newKernel(t, ns)
-	checkState(t, k, mustDesired(t, vs))
-	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
-		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
-	}
+	k, disp := startOnOldLayout(t, ns, c, vs)
 	sets, err := c.GetSets(tb)
 	if err != nil {
 		t.Fatal(err)
@@ -737,6 +730,64 @@ func TestDRLegacyLayout(t *testing.T) {
 			t.Errorf("chain %s of the old layout survived", ch.Name)
 		}
 	}
+	checkRebuilt(t, k, ns, c, vs, disp)
+}
+
+// oldLayout is a director's namespace for a DR service of an older
+// layout, its connection with the netdev table queued, and the service
+// as the old layout stored it (normalized by the reconciler).
+func oldLayout(t *testing.T) (netns.NsHandle, *nftables.Conn, lvs.VirtualServer) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	ns := nsHandle(t, l, "dir")
+	vs := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
+			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddTable(drTable())
+	return ns, c, vs
+}
+
+// startOnOldLayout adds vs's dispatch element to what c queued, commits
+// it, and starts a Kernel on it, which must rebuild vs so that a
+// reconcile with vs sends nothing.
+func startOnOldLayout(t *testing.T, ns netns.NsHandle, c *nftables.Conn, vs lvs.VirtualServer) (*Kernel, *nftables.Set) {
+	t.Helper()
+	tb := drTable()
+	kt, err := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp := &nftables.Set{Table: tb, Name: dispatchMap(lvs.IPv4, false), IsMap: true, Concatenation: true, KeyType: kt, DataType: nftables.TypeVerdict}
+	if err := c.AddSet(disp, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetAddElements(dispatchElem(tb, vs.Service.Key(), objName(vs.Service.Key()))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("old layout: %v", err)
+	}
+	k := newKernel(t, ns)
+	checkState(t, k, mustDesired(t, vs))
+	if rep := reconcile(t, k, mustDesired(t, vs)); len(rep.Ops) != 0 {
+		t.Errorf("reconcile after the rebuild sent %v", rep.Ops)
+	}
+	return k, disp
+}
+
+// checkRebuilt checks that a service rebuilt from an older layout kept
+// its dispatch element and counters, that a new process reads it, and
+// that deleting it empties the table.
+func checkRebuilt(t *testing.T, k *Kernel, ns netns.NsHandle, c *nftables.Conn, vs lvs.VirtualServer, disp *nftables.Set) {
+	t.Helper()
 	elems, err := c.GetSetElements(disp)
 	if err != nil || len(elems) != 1 {
 		t.Errorf("dispatch elements %v, %v: want the service's", elems, err)
@@ -744,11 +795,10 @@ func TestDRLegacyLayout(t *testing.T) {
 	if stats, err := k.Stats(vs.Service.Key()); err != nil || len(stats) != 2 {
 		t.Errorf("stats after the rebuild: %v, %v", stats, err)
 	}
-	// A new process reads the new layout, and deleting empties the table.
 	k2 := newKernel(t, ns)
 	checkState(t, k2, mustDesired(t, vs))
 	reconcile(t, k2, mustDesired(t))
-	if objs, err := c.GetObjects(tb); err != nil || len(objs) != 0 {
+	if objs, err := c.GetObjects(drTable()); err != nil || len(objs) != 0 {
 		t.Errorf("after delete: counters %v, %v", objs, err)
 	}
 }
@@ -786,7 +836,7 @@ func TestDRScaleShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		es, err := c.GetSetElements(&nftables.Set{Table: drTable(), Name: slotsMap})
+		es, err := c.GetSetElements(&nftables.Set{Table: drTable(), Name: maglevSet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -802,6 +852,9 @@ func TestDRScaleShape(t *testing.T) {
 	}
 	if slots40 != 2*slots1 {
 		t.Errorf("slot elements: %d for 1 service, %d for 40 over two pools; want %d", slots1, slots40, 2*slots1)
+	}
+	if got := mapLookups(t, c); len(got) != 0 {
+		t.Errorf("service chains look up maps (each such rule costs the map's number of bindings to add): %v", got)
 	}
 
 	loads := k.loads
@@ -821,4 +874,106 @@ func TestDRScaleShape(t *testing.T) {
 	if svcs, err := k.Services(); err != nil || len(svcs) != 0 {
 		t.Errorf("after another process deleted the table: %d services, %v", len(svcs), err)
 	}
+}
+
+// mapLookups lists the lookups into a map (chain: set) that the netdev
+// table's rules make outside its dispatch chains. A rule looking up a map
+// binds to it, and the kernel checks a new binding against every binding
+// the map has (nf_tables_bind_set), so per-service rules doing so make
+// programming quadratic in the number of services.
+func mapLookups(t *testing.T, c *nftables.Conn) []string {
+	t.Helper()
+	tb := drTable()
+	sets, err := c.GetSets(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isMap := map[string]bool{}
+	for _, s := range sets {
+		isMap[s.Name] = s.IsMap
+	}
+	chains, err := c.ListChainsOfTableFamily(tb.Family)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ch := range chains {
+		if ch.Table.Name != tb.Name || ch.Name == dispatchChain(lvs.IPv4) || ch.Name == dispatchChain(lvs.IPv6) {
+			continue
+		}
+		rules, err := c.GetRules(tb, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			for _, e := range r.Exprs {
+				if l, ok := e.(*expr.Lookup); ok && isMap[l.SetName] {
+					out = append(out, ch.Name+": "+l.SetName)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestDRSlotMapLayout: DR services of the layout whose slot tables were a
+// shared data map (`slots`: table . slot -> position, looked up by every
+// service's rules) are rebuilt at start: their chains look up the maglev
+// set, the old map is deleted, and their numbers, counters and dispatch
+// elements stay.
+func TestDRSlotMapLayout(t *testing.T) {
+	ns, c, vs := oldLayout(t)
+	// The old layout of service number 7, slot table 1.
+	svc := &service{Service: vs.Service, dests: map[netip.AddrPort]dest{}, num: 7, table: 1}
+	for i, d := range vs.Dests {
+		svc.dests[d.Addr] = dest{Dest: d, id: uint32(i)}
+	}
+	lay, err := layoutOf(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := drTable()
+	pair, err := nftables.ConcatSetType(nftables.TypeInteger, nftables.TypeInteger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slotElems []nftables.SetElement
+	for i, p := range lay.pos {
+		slotElems = append(slotElems, nftables.SetElement{Key: append(nativeEndian.PutUint32(1), nativeEndian.PutUint32(uint32(i))...),
+			Val: nativeEndian.PutUint32(p)})
+	}
+	for name, es := range map[string][]nftables.SetElement{registryMap: registryElems(svc), oldSlotsMap: slotElems} {
+		m := &nftables.Set{Table: tb, Name: name, IsMap: true, Concatenation: true, KeyType: pair, DataType: nftables.TypeInteger}
+		if err := c.AddSet(m, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := c.AddChain(&nftables.Chain{Table: tb, Name: "svc_" + lay.n})
+	for i, d := range lay.rs {
+		c.AddObj(&nftables.CounterObj{Table: tb, Name: pktsName(lay.n, d.id)})
+		c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+			&expr.Numgen{Register: reg32 + 1, Modulus: uint32(len(lay.pos)), Type: unix.NFT_NG_INCREMENTAL},
+			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(1)},
+			&expr.Lookup{SourceRegister: reg32, DestRegister: reg2, IsDestRegSet: true, SetName: oldSlotsMap},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(lay.n, d.id)},
+			&expr.Verdict{Kind: expr.VerdictDrop}}})
+	}
+	k, disp := startOnOldLayout(t, ns, c, vs)
+	if got := mapLookups(t, c); len(got) != 0 {
+		t.Errorf("after the rebuild, map lookups %v", got)
+	}
+	sets, err := c.GetSets(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range sets {
+		if set.Name == oldSlotsMap {
+			t.Errorf("map %s of the old layout survived", set.Name)
+		}
+	}
+	if s := k.state[vs.Service.Key()]; s == nil || s.num != 7 {
+		t.Errorf("service number after the rebuild: %+v, want 7", s)
+	}
+	checkRebuilt(t, k, ns, c, vs, disp)
 }
