@@ -179,16 +179,6 @@ func TestCheckers(t *testing.T) {
 		return true
 	})
 	t.Logf("every checker passed (or failed, on purpose) %v after the daemon started", time.Since(start).Round(time.Millisecond))
-	// TCP_CHECK ran through io_uring, or the daemon said why not.
-	switch out := d.proc.Output(); {
-	case strings.Contains(out, "TCP_CHECK runs through io_uring"):
-	case strings.Contains(out, "TCP_CHECK runs on plain sockets"):
-		_, why, _ := strings.Cut(out, "TCP_CHECK runs on plain sockets")
-		why, _, _ = strings.Cut(why, "\n")
-		t.Log("this kernel runs TCP_CHECK on plain sockets:" + why)
-	default:
-		t.Errorf("the daemon did not say how it runs TCP_CHECK:\n%s", out)
-	}
 	st, err := d.status()
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +235,9 @@ func TestCheckers(t *testing.T) {
 				t.Skip(reason)
 			}
 			t.Parallel()
+			if c.checker == "TCP_CHECK" {
+				tcpCheckSockets(t, d)
+			}
 			if c.checker == "MISC_CHECK" {
 				miscCycle(t, d, p.misc, c, report)
 				return
@@ -259,6 +252,22 @@ func TestCheckers(t *testing.T) {
 	}
 }
 
+// tcpCheckSockets: the daemon ran TCP_CHECK through io_uring, or said why
+// not. It says so only when it has a TCP_CHECK to run, hence only in the
+// TCP_CHECK subtest, which skips when nginx is missing.
+func tcpCheckSockets(t *testing.T, d *daemon) {
+	t.Helper()
+	switch out := d.proc.Output(); {
+	case strings.Contains(out, "TCP_CHECK runs through io_uring"):
+	case strings.Contains(out, "TCP_CHECK runs on plain sockets"):
+		_, why, _ := strings.Cut(out, "TCP_CHECK runs on plain sockets")
+		why, _, _ = strings.Cut(why, "\n")
+		t.Log("this kernel runs TCP_CHECK on plain sockets:" + why)
+	default:
+		t.Errorf("the daemon did not say how it runs TCP_CHECK:\n%s", out)
+	}
+}
+
 // The server programs the checkers need ("" for none: PING_CHECK and
 // MISC_CHECK).
 const (
@@ -266,6 +275,11 @@ const (
 	progDnsmasq = "dnsmasq"
 	progSmtpd   = "smtpd"
 )
+
+// withoutEnv names server programs (comma-separated) that serverPrograms
+// reports missing although they are installed: TestCheckersWithout sets it
+// to run TestCheckers as a machine without them meets it.
+const withoutEnv = "TANDEM_E2E_WITHOUT"
 
 // serverPrograms finds the server programs: their paths, and for those
 // missing why and how to install them.
@@ -275,7 +289,7 @@ func serverPrograms() (bins, missing map[string]string) {
 		if p, ok := findBin(prog); ok {
 			bins[prog] = p
 		} else {
-			missing[prog] = fmt.Sprintf("%s is not installed (apt-get install %s); .ci/run installs it", prog, install)
+			missing[prog] = fmt.Sprintf("%s is not installed (apt-get install %s); sudo test/run installs it", prog, install)
 		}
 	}
 	if p, ok := smtpdPython(); ok {
@@ -283,7 +297,39 @@ func serverPrograms() (bins, missing map[string]string) {
 	} else {
 		missing[progSmtpd] = "no python3 with the smtpd module (removed in Python 3.12; Debian 12's python3 is 3.11): no SMTP server for SMTP_CHECK"
 	}
+	for _, prog := range strings.Split(os.Getenv(withoutEnv), ",") {
+		if _, ok := bins[prog]; ok {
+			delete(bins, prog)
+			missing[prog] = fmt.Sprintf("%s taken as missing (%s)", prog, withoutEnv)
+		}
+	}
 	return bins, missing
+}
+
+// TestCheckersWithout runs TestCheckers in a child process that takes
+// nginx, dnsmasq and Python's smtpd as missing: the checkers that need them
+// skip, PING_CHECK and MISC_CHECK pass, and nothing is asserted about the
+// skipped ones (the TCP_CHECK io_uring notice among them), so the whole
+// test passes.
+func TestCheckersWithout(t *testing.T) {
+	lab.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCheckers$", "-test.v", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), withoutEnv+"="+strings.Join([]string{progNginx, progDnsmasq, progSmtpd}, ","))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("TestCheckers without nginx, dnsmasq and smtpd: %v\n%s", err, out)
+	}
+	for _, c := range cycles {
+		want := "--- PASS: TestCheckers/" + c.checker + " "
+		if c.needs != "" {
+			want = "--- SKIP: TestCheckers/" + c.checker + " "
+		}
+		if !strings.Contains(string(out), want) {
+			t.Errorf("TestCheckers printed no %q:\n%s", want, out)
+		}
+	}
 }
 
 // cycle is one checker's virtual server and what it must report when its

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -234,7 +233,7 @@ func startKeepalived(t *testing.T, l *lab.Lab, node, conf string) *keepalived {
 		}
 	}
 	if err != nil {
-		t.Skip("keepalived is not installed (apt-get install keepalived); .ci/run installs it")
+		t.Skip("keepalived is not installed (apt-get install keepalived); sudo test/run installs it")
 	}
 	dir := t.TempDir()
 	pid := func(n string) string { return filepath.Join(dir, n+".pid") }
@@ -259,14 +258,10 @@ func (k *keepalived) lastState(instance string) string {
 	return last
 }
 
-var errNoTshark = errors.New("tshark not installed")
-
 // capture runs tshark in node on iface for d and returns the lines it
-// printed for VRRP packets, one per packet, with the given fields.
+// printed for VRRP packets, one per packet, with the given fields. Its
+// caller skips where tshark is not installed.
 func capture(l *lab.Lab, node, iface string, d time.Duration, fields ...string) ([]string, error) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		return nil, errNoTshark
-	}
 	args := []string{"-i", iface, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())), "-f", "ip proto 112 or ip6 proto 112",
 		"-T", "fields", "-E", "separator=,"}
 	for _, f := range fields {

@@ -21,7 +21,7 @@ func startNginx(t *testing.T, l *lab.Lab, node string) *lab.Proc {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			t.Skip("nginx is not installed (apt-get install nginx-light); .ci/run installs it")
+			t.Skip("nginx is not installed (apt-get install nginx-light); sudo test/run installs it")
 		}
 		bin = "/usr/sbin/nginx"
 	}
