@@ -183,7 +183,7 @@ func requireStatic(bin string) error {
 		return err
 	}
 	if interp != "" {
-		return fmt.Errorf("%s is dynamically linked (built with cgo), and the lab runs the static binary that ships: build or run tandem with CGO_ENABLED=0 (sudo CGO_ENABLED=0 go run ./cmd/tandem lab demo)", bin)
+		return fmt.Errorf("%s is dynamically linked (built with cgo), and the lab runs the static binary that ships: build or run tandem with CGO_ENABLED=0 (sudo env \"PATH=$PATH\" CGO_ENABLED=0 go run ./cmd/tandem lab demo)", bin)
 	}
 	return nil
 }
