@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"tandem/internal/clock"
 	"tandem/internal/config"
 	"tandem/internal/netio"
 )
@@ -68,13 +70,15 @@ type InstanceStatus struct {
 
 // Engine runs every VRRP instance of a configuration in one event loop, so
 // that sync groups move their members together without locks: each
-// instance's socket has a reader goroutine feeding the loop, and timers
-// post back into it.
+// instance's socket has a reader goroutine feeding the loop the packets it
+// reads, and timers post back into it. The loop owns the instances; the
+// lock is only for Status, and taken only when an instance's state, not
+// its packet counters, changes.
 type Engine struct {
 	log     *slog.Logger
 	kernel  Kernel
 	onState func(StateChange)
-	now     func() time.Time
+	clock   clock.Clock
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -87,9 +91,7 @@ type Engine struct {
 	done    chan struct{}
 	readers sync.WaitGroup
 
-	mu sync.Mutex // guards the status fields of every instance
-
-	stopRetry time.Duration // stopRetryFor; shorter in tests
+	mu sync.Mutex // guards insts and the status fields of every instance
 
 	// retiring are instances a reload stopped while the kernel refused to
 	// remove their addresses, routes or rules: the loop retries those
@@ -121,9 +123,9 @@ type instance struct {
 	ttl   uint8
 	ipID  uint16
 	ahSeq uint32
-	timer *time.Timer
+	timer clock.Timer
 	gen   uint64
-	garp  *time.Timer
+	garp  clock.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
 	garpGen uint64
@@ -134,17 +136,45 @@ type instance struct {
 	// it after removeWait (removeTimer).
 	unremoved   bool
 	removeWait  time.Duration
-	removeTimer *time.Timer
+	removeTimer clock.Timer
+	// lastAddrErr is the last address list mismatch logged.
+	lastAddrErr string
 
-	// status, under Engine.mu
+	// status: written by the loop under Engine.mu (so the loop reads
+	// them without it), read by Status.
 	state       State
 	prio        uint8
 	since       time.Time
 	masterIP    netip.Addr
-	sent, rcvd  uint64
 	transitions uint64
-	dropped     map[string]uint64
-	lastAddrErr string
+
+	count counters
+}
+
+// counters are an instance's packet counts: the reader and the loop add
+// to them and Status reads them, none taking the engine's lock.
+type counters struct {
+	sent, rcvd atomic.Uint64
+	// dropped is indexed by DropReason; 0 counts errors without one.
+	dropped [numDropReasons]atomic.Uint64
+}
+
+// drop counts a packet dropped for err and returns the reason's name.
+func (c *counters) drop(err error) string {
+	var r DropReason
+	var de *DropError
+	if errors.As(err, &de) {
+		r = de.Reason
+	}
+	c.dropped[r].Add(1)
+	return dropName(r)
+}
+
+func dropName(r DropReason) string {
+	if r == 0 {
+		return "malformed"
+	}
+	return r.String()
 }
 
 type loopEvent struct {
@@ -157,6 +187,8 @@ type loopEvent struct {
 	garpPhase int
 	// removal marks a retry of a failed removal (see remove).
 	removal bool
+	// packet is a packet the instance's socket received.
+	packet *netio.Packet
 }
 
 // Phases of a gratuitous announcement series.
@@ -173,12 +205,22 @@ func (e *Engine) send(le loopEvent) {
 	}
 }
 
+// EngineOption adjusts an Engine made by NewEngine.
+type EngineOption func(*Engine)
+
+// WithClock makes the engine take the time and its timers from c instead
+// of the system clock (tests pass a clock.Fake and run in virtual time).
+func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = c } }
+
 // NewEngine prepares the instances of cfg: it opens their sockets, removes
 // the virtual addresses, routes and rules a crashed earlier run may have
 // left, and builds their state machines. Nothing is sent before Run.
-func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange)) (*Engine, error) {
-	e := &Engine{log: log, kernel: kernel, onState: onState, now: time.Now, cfg: cfg, stopRetry: stopRetryFor,
+func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
+	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
+	for _, o := range opts {
+		o(e)
+	}
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
 		if err != nil {
@@ -229,7 +271,7 @@ func authType(a *config.Auth, version int) (AuthType, [8]byte) {
 }
 
 func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance, error) {
-	in := &instance{cfg: ic, ipv6: ic.IPv6, log: e.log.With("instance", ic.Name, "vrid", ic.VRID), dropped: map[string]uint64{}, ttl: VRRPTTL}
+	in := &instance{cfg: ic, ipv6: ic.IPv6, log: e.log.With("instance", ic.Name, "vrid", ic.VRID), ttl: VRRPTTL}
 	for _, a := range ic.VIPs {
 		in.vips = append(in.vips, a.Prefix.Addr())
 	}
@@ -331,6 +373,10 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
 				}
 			case le.inst.closed:
+			case le.packet != nil:
+				if ev, ok := e.accept(le.inst, *le.packet); ok {
+					e.handle(le.inst, ev)
+				}
 			default:
 				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
 					continue // a timer replaced since it was armed
@@ -374,7 +420,10 @@ func (e *Engine) post(name string, ev Event) {
 	}
 }
 
-// read turns received packets into events until the socket is closed.
+// read hands received packets to the loop until the socket is closed. It
+// touches nothing of the instance but its socket and counters: checking a
+// packet needs the instance's state (the AH sequence, its siblings), which
+// is the loop's.
 func (e *Engine) read(in *instance) {
 	buf := make([]byte, 65536)
 	for {
@@ -386,21 +435,16 @@ func (e *Engine) read(in *instance) {
 			return
 		}
 		if p.Overflow > 0 {
-			e.mu.Lock()
-			in.dropped[ReasonSocketOverflow.String()] += uint64(p.Overflow)
-			e.mu.Unlock()
+			in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
 		}
-		if ev, ok := e.accept(in, p); ok {
-			e.send(loopEvent{inst: in, ev: ev})
-		}
+		p.Data = slices.Clone(p.Data) // buf is reused for the next packet
+		e.send(loopEvent{inst: in, packet: &p})
 	}
 }
 
 // siblingVRID reports whether another instance on the same interface and
 // family uses vrid: its adverts reach this socket too and are not errors.
 func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	for _, o := range e.insts {
 		if o != in && o.cfg.Interface == in.cfg.Interface && o.cfg.IPv6 == in.cfg.IPv6 && o.recv.VRID == vrid {
 			return true
@@ -410,7 +454,8 @@ func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
 }
 
 // accept decodes and checks one received packet (RFC 3768 §7.1, RFC 5798
-// §7.1); packets that fail are counted by reason and never acted on.
+// §7.1), in the loop; packets that fail are counted by reason and never
+// acted on.
 func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	var m *Message
 	var err error
@@ -423,39 +468,26 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) {
 			return nil, false
 		}
-		e.mu.Lock()
 		err = in.recv.Check(m)
 		if err == nil && m.AH != nil {
 			in.recv.LastAHSeq = m.AH.Seq
 		}
-		e.mu.Unlock()
 	}
 	if err != nil {
-		reason := "malformed"
-		var de *DropError
-		if errors.As(err, &de) {
-			reason = de.Reason.String()
-		}
-		e.mu.Lock()
-		in.dropped[reason]++
-		e.mu.Unlock()
+		reason := in.count.drop(err)
 		in.log.Debug("advert dropped", "from", p.Src, "reason", reason, "err", err)
 		return nil, false
 	}
-	e.mu.Lock()
-	in.rcvd++
+	in.count.rcvd.Add(1)
 	// A differing address list is logged and counted, and the advert is
 	// still processed, as keepalived does (see CheckAddrs).
 	if aerr := CheckAddrs(m.Addrs, in.vips); aerr != nil {
-		var de *DropError
-		errors.As(aerr, &de)
-		in.dropped[de.Reason.String()]++
+		in.count.drop(aerr)
 		if msg := aerr.Error(); msg != in.lastAddrErr {
 			in.lastAddrErr = msg
 			in.log.Warn("advert's address list differs from ours", "from", m.Src, "err", aerr)
 		}
 	}
-	e.mu.Unlock()
 	return AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}, true
 }
 
@@ -463,20 +495,22 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 // and lets the instance's sync group react.
 func (e *Engine) handle(in *instance, ev Event) {
 	before := in.m.State()
-	now := e.now()
-	if ar, ok := ev.(AdvertReceived); ok && in.m.State() == Backup {
+	now := e.clock.Now()
+	// The status fields are written under the lock only when they change,
+	// so that a steady stream of adverts takes no lock.
+	if ar, ok := ev.(AdvertReceived); ok && in.m.State() == Backup && ar.Priority > 0 && in.masterIP != ar.Src {
 		e.mu.Lock()
-		if ar.Priority > 0 {
-			in.masterIP = ar.Src
-		}
+		in.masterIP = ar.Src
 		e.mu.Unlock()
 	}
 	for _, a := range in.m.Handle(now, ev) {
 		e.do(in, a, now)
 	}
-	e.mu.Lock()
-	in.state, in.prio = in.m.State(), in.m.Priority()
-	e.mu.Unlock()
+	if st, prio := in.m.State(), in.m.Priority(); st != in.state || prio != in.prio {
+		e.mu.Lock()
+		in.state, in.prio = st, prio
+		e.mu.Unlock()
+	}
 	if in.m.State() != before {
 		e.mu.Lock()
 		in.since, in.transitions = now, in.transitions+1
@@ -527,7 +561,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 			in.timer.Stop()
 		}
 		gen := a.Gen
-		in.timer = time.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}}) })
+		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}}) })
 	case CancelTimer:
 		if in.timer != nil {
 			in.timer.Stop()
@@ -567,9 +601,7 @@ func (in *instance) sendAdvert(prio uint8, e *Engine) {
 			in.log.Warn("advert not sent", "to", dst, "err", err)
 			continue
 		}
-		e.mu.Lock()
-		in.sent++
-		e.mu.Unlock()
+		in.count.sent.Add(1)
 	}
 }
 
@@ -601,11 +633,10 @@ func (in *instance) install(k Kernel) {
 const (
 	removeRetryFirst = 100 * time.Millisecond
 	removeRetryMax   = 5 * time.Second
-	// stopRetryFor bounds the retries of a stop (Engine.stopRetry): an
-	// operator stopping Tandem expects its VIPs gone, but also the
-	// process, so that a restart or a service manager's timeout is not
-	// held up; what is still there then is named in the log, to remove
-	// by hand.
+	// stopRetryFor bounds the retries of a stop: an operator stopping
+	// Tandem expects its VIPs gone, but also the process, so that a
+	// restart or a service manager's timeout is not held up; what is
+	// still there then is named in the log, to remove by hand.
 	stopRetryFor = 10 * time.Second
 )
 
@@ -623,7 +654,7 @@ func (e *Engine) remove(in *instance) {
 	if in.removeTimer != nil {
 		in.removeTimer.Stop()
 	}
-	in.removeTimer = time.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
+	in.removeTimer = e.clock.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
 }
 
 // handOver ends the removal retries of retiring instances that share an
@@ -703,7 +734,7 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	if in.garp != nil {
 		in.garp.Stop()
 	}
-	in.garp = time.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
+	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
 }
 
 // addresses are every address the instance installs.
@@ -712,7 +743,7 @@ func (in *instance) addresses() []*config.IPAddress {
 }
 
 func (e *Engine) shutdown() {
-	now := e.now()
+	now := e.clock.Now()
 	for _, in := range e.insts {
 		for _, a := range in.m.Handle(now, Shutdown{}) {
 			e.do(in, a, now)
@@ -728,7 +759,7 @@ func (e *Engine) shutdown() {
 // finishRemovals retries, for at most stopRetryFor, what the stop could
 // not remove.
 func (e *Engine) finishRemovals() {
-	deadline := time.Now().Add(e.stopRetry)
+	deadline := e.clock.Now().Add(stopRetryFor)
 	for wait := removeRetryFirst; ; wait = min(2*wait, removeRetryMax) {
 		var left []*instance
 		for _, in := range slices.Concat(e.insts, e.retiring) {
@@ -739,13 +770,13 @@ func (e *Engine) finishRemovals() {
 		if len(left) == 0 {
 			return
 		}
-		if time.Now().Add(wait).After(deadline) {
+		if e.clock.Now().Add(wait).After(deadline) {
 			for _, in := range left {
-				in.log.Error("virtual addresses, routes or rules left on the host: remove them by hand", "tried_for", e.stopRetry, "vips", in.vips)
+				in.log.Error("virtual addresses, routes or rules left on the host: remove them by hand", "tried_for", stopRetryFor, "vips", in.vips)
 			}
 			return
 		}
-		time.Sleep(wait)
+		clock.Sleep(e.clock, wait)
 		for _, in := range left {
 			in.cleanup(e.kernel)
 		}
@@ -783,14 +814,16 @@ func (e *Engine) Status() []InstanceStatus {
 		st := InstanceStatus{
 			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface,
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
-			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.sent, AdvertsReceived: in.rcvd,
+			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
 			Transitions: in.transitions, Dropped: map[string]uint64{},
 		}
 		for _, a := range in.cfg.VIPs {
 			st.VIPs = append(st.VIPs, a.Prefix)
 		}
-		for k, v := range in.dropped {
-			st.Dropped[k] = v
+		for r := range in.count.dropped {
+			if n := in.count.dropped[r].Load(); n > 0 {
+				st.Dropped[dropName(DropReason(r))] = n
+			}
 		}
 		out = append(out, st)
 	}

@@ -7,23 +7,74 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"tandem/internal/clock"
 	"tandem/internal/config"
 	"tandem/internal/netio"
 )
 
 // fakeLAN connects fake VRRP sockets: what one sends to a multicast group
-// every other socket on the same interface name receives, with TTL 255.
+// every other socket on the same interface name receives, with TTL 255, at
+// once. Its routers share one fake clock, which the test advances: tests
+// run in a synctest bubble, so that after each timer fires every router can
+// be let to handle all it was sent (settle) before the next one fires.
 type fakeLAN struct {
+	clock *clock.Fake
 	mu    sync.Mutex
 	conns []*fakeConn
 	// drop, when set, says whether a packet from src is lost.
 	drop func(src netip.Addr) bool
+	// delivered is when a packet from each source last reached a peer.
+	delivered map[netip.Addr]time.Time
+}
+
+func newLAN() *fakeLAN {
+	return &fakeLAN{clock: clock.NewFake(t0), delivered: map[netip.Addr]time.Time{}}
+}
+
+// settle returns once every router has handled all it was sent and waits
+// for its next timer (or its stop).
+func (l *fakeLAN) settle() { synctest.Wait() }
+
+// run fires the timers due within d of virtual time, in order, settling
+// after each, until cond holds; it reports whether cond held.
+func (l *fakeLAN) run(d time.Duration, cond func() bool) bool {
+	end := l.clock.Now().Add(d)
+	for {
+		l.settle()
+		if cond() {
+			return true
+		}
+		if !l.clock.StepUntil(end) {
+			return false
+		}
+	}
+}
+
+// lastDelivered is when a packet from src last reached a peer.
+func (l *fakeLAN) lastDelivered(src netip.Addr) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delivered[src]
+}
+
+// advance lets d of virtual time pass.
+func (l *fakeLAN) advance(d time.Duration) { l.run(d, func() bool { return false }) }
+
+// waitFor runs the LAN until cond holds, failing the test if it does not
+// within d of virtual time.
+func (l *fakeLAN) waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	if !l.run(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
 }
 
 type fakeConn struct {
@@ -55,6 +106,7 @@ func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 		}
 		select {
 		case o.in <- netio.Packet{Data: append([]byte(nil), data...), Src: c.src, Dst: dst, TTL: 255}:
+			c.lan.delivered[c.src] = c.lan.clock.Now()
 		default: // a full queue loses packets, as a real one does
 		}
 	}
@@ -130,6 +182,8 @@ func (h *fakeHost) holds(p string) bool {
 
 // router is one engine running on a fake host.
 type router struct {
+	t      *testing.T
+	lan    *fakeLAN
 	host   *fakeHost
 	engine *Engine
 	cancel context.CancelFunc
@@ -144,21 +198,37 @@ func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
 	}
 	h := &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := NewEngine(cfg, h, log, nil)
+	e, err := NewEngine(cfg, h, log, nil, WithClock(lan.clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &router{host: h, engine: e, cancel: cancel, done: make(chan error, 1)}
+	r := &router{t: t, lan: lan, host: h, engine: e, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- e.Run(ctx) }()
-	t.Cleanup(r.stop)
+	t.Cleanup(func() { r.stop() })
 	return r
 }
 
-func (r *router) stop() {
+// stop stops the router as SIGTERM does, running the LAN's clock while the
+// stop retries removals, and returns the virtual time the stop took.
+func (r *router) stop() time.Duration {
+	start := r.lan.clock.Now()
 	r.cancel()
-	<-r.done
+	stopped := false
+	// Longer than the stop may take (stopRetryFor), so that a stop that
+	// would never end fails here.
+	if !r.lan.run(2*stopRetryFor, func() bool {
+		select {
+		case <-r.done:
+			stopped = true
+		default:
+		}
+		return stopped
+	}) {
+		r.t.Fatalf("the engine did not stop within %v", 2*stopRetryFor)
+	}
 	r.done <- nil // later stops return at once
+	return r.lan.clock.Now().Sub(start)
 }
 
 func (r *router) state(name string) State {
@@ -168,18 +238,6 @@ func (r *router) state(name string) State {
 		}
 	}
 	return Init
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // instanceConf is a fast VRRPv3 instance (advert_int 50 ms) on eth0.
@@ -199,97 +257,108 @@ func instanceConf(name string, vrid, prio int, extra string) string {
 }
 
 func TestEngineElectsAndFailsOver(t *testing.T) {
-	lan := &fakeLAN{}
-	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
-	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-	waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
-	if !a.host.holds("10.0.0.101/24") || b.host.holds("10.0.0.101/24") {
-		t.Fatal("the master must hold the VIP, the backup not")
-	}
-	if st := b.engine.Status()[0]; st.MasterIP != netip.MustParseAddr("10.0.0.1") || st.AdvertsReceived == 0 {
-		t.Errorf("backup status: master %v, received %d", st.MasterIP, st.AdvertsReceived)
-	}
-	// Graceful stop: priority 0 lets the backup take over after Skew_Time.
-	a.stop()
-	if a.host.holds("10.0.0.101/24") {
-		t.Error("a stopped router keeps its VIP")
-	}
-	waitFor(t, "b master", time.Second, func() bool { return b.state("VI_1") == Master })
-	if !b.host.holds("10.0.0.101/24") {
-		t.Error("the new master has no VIP")
-	}
-	b.host.mu.Lock()
-	arps := b.host.arps
-	b.host.mu.Unlock()
-	if arps == 0 {
-		t.Error("no gratuitous ARP on becoming master")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+		if !a.host.holds("10.0.0.101/24") || b.host.holds("10.0.0.101/24") {
+			t.Fatal("the master must hold the VIP, the backup not")
+		}
+		if st := b.engine.Status()[0]; st.MasterIP != netip.MustParseAddr("10.0.0.1") || st.AdvertsReceived == 0 {
+			t.Errorf("backup status: master %v, received %d", st.MasterIP, st.AdvertsReceived)
+		}
+		// Graceful stop: priority 0 lets the backup take over after Skew_Time.
+		a.stop()
+		if a.host.holds("10.0.0.101/24") {
+			t.Error("a stopped router keeps its VIP")
+		}
+		lan.waitFor(t, "b master", time.Second, func() bool { return b.state("VI_1") == Master })
+		if !b.host.holds("10.0.0.101/24") {
+			t.Error("the new master has no VIP")
+		}
+		b.host.mu.Lock()
+		arps := b.host.arps
+		b.host.mu.Unlock()
+		if arps == 0 {
+			t.Error("no gratuitous ARP on becoming master")
+		}
+	})
 }
 
 func TestEngineCrashAndPreempt(t *testing.T) {
-	lan := &fakeLAN{}
-	var mu sync.Mutex
-	dead := map[netip.Addr]bool{}
-	lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return dead[src] }
-	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
-	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-	waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
-	// A crash: a's adverts stop without a priority-0 goodbye.
-	mu.Lock()
-	dead[netip.MustParseAddr("10.0.0.1")] = true
-	mu.Unlock()
-	start := time.Now()
-	waitFor(t, "b master after a's crash", time.Second, func() bool { return b.state("VI_1") == Master })
-	// Master_Down_Interval for priority 100 at 50 ms: 3*50ms + (156/256)*50ms.
-	if took := time.Since(start); took < 150*time.Millisecond {
-		t.Errorf("b took over after %v, before Master_Down_Interval", took)
-	}
-	// a comes back with a higher priority and preempts.
-	mu.Lock()
-	dead[netip.MustParseAddr("10.0.0.1")] = false
-	mu.Unlock()
-	waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		var mu sync.Mutex
+		dead := map[netip.Addr]bool{}
+		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return dead[src] }
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+		// A crash: a's adverts stop without a priority-0 goodbye.
+		aAddr := netip.MustParseAddr("10.0.0.1")
+		mu.Lock()
+		dead[aAddr] = true
+		mu.Unlock()
+		lan.waitFor(t, "b master after a's crash", time.Second, func() bool { return b.state("VI_1") == Master })
+		// b takes over Master_Down_Interval after the last advert it
+		// heard: for priority 100 at 50 ms, 3*50ms + Skew_Time, which is
+		// (256-100)/256*50ms (RFC 5798 §6.1).
+		took := b.engine.Status()[0].Since.Sub(lan.lastDelivered(aAddr))
+		if took < 150*time.Millisecond || took >= 200*time.Millisecond {
+			t.Errorf("b took over %v after a's last advert, want Master_Down_Interval, in [150ms, 200ms)", took)
+		}
+		// a comes back with a higher priority and preempts.
+		mu.Lock()
+		dead[aAddr] = false
+		mu.Unlock()
+		lan.waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+	})
 }
 
 func TestEngineNoPreempt(t *testing.T) {
-	lan := &fakeLAN{}
-	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-	waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
-	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, "nopreempt"))
-	waitFor(t, "a backup", 2*time.Second, func() bool { return a.state("VI_1") == Backup })
-	time.Sleep(500 * time.Millisecond) // ten advert intervals
-	if a.state("VI_1") != Backup || b.state("VI_1") != Master {
-		t.Fatalf("nopreempt: a %v, b %v; a higher-priority nopreempt backup must not take over", a.state("VI_1"), b.state("VI_1"))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, "nopreempt"))
+		lan.waitFor(t, "a backup", 2*time.Second, func() bool { return a.state("VI_1") == Backup })
+		lan.advance(500 * time.Millisecond) // ten advert intervals
+		if a.state("VI_1") != Backup || b.state("VI_1") != Master {
+			t.Fatalf("nopreempt: a %v, b %v; a higher-priority nopreempt backup must not take over", a.state("VI_1"), b.state("VI_1"))
+		}
+	})
 }
 
 func TestEngineTrackFaultAndSyncGroup(t *testing.T) {
-	lan := &fakeLAN{}
-	group := `vrrp_sync_group G {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		group := `vrrp_sync_group G {
     group {
         VI_1
         VI_2
     }
 }
 `
-	conf := group + instanceConf("VI_1", 1, 200, "") + instanceConf("VI_2", 2, 200, "")
-	a := startRouter(t, lan, "10.0.0.1", conf)
-	b := startRouter(t, lan, "10.0.0.2", strings.ReplaceAll(conf, "priority 200", "priority 100"))
-	waitFor(t, "a master of both", 2*time.Second, func() bool {
-		return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
-	})
-	// A tracked object with weight 0 failing faults VI_1; the group takes
-	// VI_2 with it, and b takes both.
-	a.engine.Track("VI_1", "chk", 0, true)
-	waitFor(t, "a in fault, b master of both", 2*time.Second, func() bool {
-		return a.state("VI_1") == Fault && a.state("VI_2") == Fault && b.state("VI_1") == Master && b.state("VI_2") == Master
-	})
-	if a.host.holds("10.0.0.101/24") || a.host.holds("10.0.0.102/24") {
-		t.Error("a faulty router keeps VIPs")
-	}
-	a.engine.Track("VI_1", "chk", 0, false)
-	waitFor(t, "a master of both again", 2*time.Second, func() bool {
-		return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
+		conf := group + instanceConf("VI_1", 1, 200, "") + instanceConf("VI_2", 2, 200, "")
+		a := startRouter(t, lan, "10.0.0.1", conf)
+		b := startRouter(t, lan, "10.0.0.2", strings.ReplaceAll(conf, "priority 200", "priority 100"))
+		lan.waitFor(t, "a master of both", 2*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
+		})
+		// A tracked object with weight 0 failing faults VI_1; the group
+		// takes VI_2 with it, and b takes both.
+		a.engine.Track("VI_1", "chk", 0, true)
+		lan.waitFor(t, "a in fault, b master of both", 2*time.Second, func() bool {
+			return a.state("VI_1") == Fault && a.state("VI_2") == Fault && b.state("VI_1") == Master && b.state("VI_2") == Master
+		})
+		if a.host.holds("10.0.0.101/24") || a.host.holds("10.0.0.102/24") {
+			t.Error("a faulty router keeps VIPs")
+		}
+		a.engine.Track("VI_1", "chk", 0, false)
+		lan.waitFor(t, "a master of both again", 2*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
+		})
 	})
 }
 
@@ -297,17 +366,19 @@ func TestEngineTrackFaultAndSyncGroup(t *testing.T) {
 // priority below the peer's, which preempts (outside a sync group, where
 // only faults move the group).
 func TestEngineTrackWeight(t *testing.T) {
-	lan := &fakeLAN{}
-	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
-	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-	waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
-	a.engine.Track("VI_1", "chk", -150, false)
-	waitFor(t, "b master after a's priority drop", 2*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
-	if p := a.engine.Status()[0].EffectivePriority; p != 50 {
-		t.Errorf("effective priority %d, want 200-150=50", p)
-	}
-	a.engine.Track("VI_1", "chk", 0, false)
-	waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+		a.engine.Track("VI_1", "chk", -150, false)
+		lan.waitFor(t, "b master after a's priority drop", 2*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
+		if p := a.engine.Status()[0].EffectivePriority; p != 50 {
+			t.Errorf("effective priority %d, want 200-150=50", p)
+		}
+		a.engine.Track("VI_1", "chk", 0, false)
+		lan.waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+	})
 }
 
 func (h *fakeHost) failDeletes(n int) {
@@ -320,17 +391,19 @@ func (h *fakeHost) failDeletes(n int) {
 // refuses to remove its VIP keeps trying until the VIP is gone, instead of
 // holding it beside the new master.
 func TestRemovalRetried(t *testing.T) {
-	lan := &fakeLAN{}
-	a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
-	waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
-	a.host.failDeletes(3)
-	b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 200, ""))
-	waitFor(t, "b master, a backup", 5*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
-	waitFor(t, "a's VIP removed", 30*time.Second, func() bool { return !a.host.holds("10.0.0.101/24") })
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
+		a.host.failDeletes(3)
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 200, ""))
+		lan.waitFor(t, "b master, a backup", 5*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
+		lan.waitFor(t, "a's VIP removed", 30*time.Second, func() bool { return !a.host.holds("10.0.0.101/24") })
+	})
 }
 
 // TestStopRetriesRemoval: a stop retries a refused removal, and gives up
-// after Engine.stopRetry rather than never exit.
+// after stopRetryFor rather than never exit.
 func TestStopRetriesRemoval(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -341,14 +414,18 @@ func TestStopRetriesRemoval(t *testing.T) {
 		{"refused always", 1 << 30, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := startRouter(t, &fakeLAN{}, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
-			a.engine.stopRetry = 500 * time.Millisecond
-			waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
-			a.host.failDeletes(c.fails)
-			a.stop() // returns: a stop that never ends fails the test by its timeout
-			if held := a.host.holds("10.0.0.101/24"); held == c.gone {
-				t.Errorf("after the stop, VIP held: %v, want %v", held, !c.gone)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				lan := newLAN()
+				a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+				lan.waitFor(t, "a master", 5*time.Second, func() bool { return a.state("VI_1") == Master })
+				a.host.failDeletes(c.fails)
+				if took := a.stop(); took > stopRetryFor {
+					t.Errorf("the stop took %v, more than stopRetryFor (%v)", took, stopRetryFor)
+				}
+				if held := a.host.holds("10.0.0.101/24"); held == c.gone {
+					t.Errorf("after the stop, VIP held: %v, want %v", held, !c.gone)
+				}
+			})
 		})
 	}
 }
@@ -357,17 +434,64 @@ func TestStopRetriesRemoval(t *testing.T) {
 // from SO_RXQ_OVFL) are counted with the instance's drops, as
 // socket_overflow.
 func TestEngineCountsSocketOverflow(t *testing.T) {
-	lan := &fakeLAN{}
-	r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
-	lan.mu.Lock()
-	c := lan.conns[0]
-	lan.mu.Unlock()
-	for _, n := range []uint32{3, 0, 4} {
-		c.in <- netio.Packet{Data: []byte{0x31}, Src: netip.MustParseAddr("10.0.0.2"), TTL: 255, Overflow: n}
-	}
-	dropped := func() map[string]uint64 { return r.engine.Status()[0].Dropped }
-	waitFor(t, "3 packets read", 5*time.Second, func() bool { return dropped()["too_short"] == 3 })
-	if got := dropped()["socket_overflow"]; got != 7 {
-		t.Errorf("socket_overflow = %d, want 7 (3 + 4); drops %v", got, dropped())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+		lan.mu.Lock()
+		c := lan.conns[0]
+		lan.mu.Unlock()
+		for _, n := range []uint32{3, 0, 4} {
+			c.in <- netio.Packet{Data: []byte{0x31}, Src: netip.MustParseAddr("10.0.0.2"), TTL: 255, Overflow: n}
+		}
+		dropped := func() map[string]uint64 { return r.engine.Status()[0].Dropped }
+		lan.waitFor(t, "3 packets read", 5*time.Second, func() bool { return dropped()["too_short"] == 3 })
+		if got := dropped()["socket_overflow"]; got != 7 {
+			t.Errorf("socket_overflow = %d, want 7 (3 + 4); drops %v", got, dropped())
+		}
+	})
+}
+
+// TestReceiveWithoutEngineLock: the receive path, reader and loop, takes no
+// engine lock for a packet that changes no state, so that whatever holds
+// the lock (a Status caller on a slow API connection, say) never holds up
+// the adverts, and with them the Master_Down_Timer.
+func TestReceiveWithoutEngineLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
+		lan.mu.Lock()
+		c := lan.conns[0]
+		lan.mu.Unlock()
+		peer := netip.MustParseAddr("10.0.0.2")
+		adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
+			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
+		data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		advert := netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+		c.in <- advert
+		lan.settle()
+		if st := r.engine.Status()[0]; st.State != Backup || st.MasterIP != peer || st.AdvertsReceived != 1 {
+			t.Fatalf("after one advert from a better peer: %v, master %v, received %d", st.State, st.MasterIP, st.AdvertsReceived)
+		}
+
+		in := r.engine.insts[0]
+		r.engine.mu.Lock()
+		for range 3 {
+			c.in <- advert
+		}
+		c.in <- netio.Packet{Data: []byte{0x31}, Src: peer, TTL: VRRPTTL}
+		// Spin instead of settling: a goroutine waiting for a mutex is not
+		// durably blocked, so synctest.Wait would never return if the
+		// receive path took the lock.
+		for i := 0; i < 1e6 && (in.count.rcvd.Load() < 4 || in.count.dropped[ReasonTooShort].Load() < 1); i++ {
+			runtime.Gosched()
+		}
+		rcvd, short := in.count.rcvd.Load(), in.count.dropped[ReasonTooShort].Load()
+		r.engine.mu.Unlock()
+		if rcvd != 4 || short != 1 {
+			t.Errorf("while the engine lock was held: %d adverts received, %d too short; want 4 and 1", rcvd, short)
+		}
+	})
 }

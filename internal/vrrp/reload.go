@@ -132,7 +132,7 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 
 // stopInstance stops one instance as Run's shutdown does.
 func (e *Engine) stopInstance(in *instance) {
-	now := e.now()
+	now := e.clock.Now()
 	for _, a := range in.m.Handle(now, Shutdown{}) {
 		e.do(in, a, now)
 	}
