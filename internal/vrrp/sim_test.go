@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"container/heap"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"tandem/internal/clock"
 )
 
 // This file is a deterministic discrete-event simulation of VRRP routers
@@ -45,30 +46,6 @@ type simGroup struct {
 	nodes []int
 }
 
-type simItem struct {
-	at  time.Time
-	seq uint64
-	fn  func()
-}
-
-type simQueue []simItem
-
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simItem)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return it
-}
-
 type simTransition struct {
 	at    time.Duration
 	node  int
@@ -76,11 +53,10 @@ type simTransition struct {
 }
 
 type sim struct {
-	r     reporter
-	rng   *rand.Rand
-	now   time.Time
-	q     simQueue
-	seq   uint64
+	r   reporter
+	rng *rand.Rand
+	// clock is the virtual time; its timers are the simulation's events.
+	clock *clock.Fake
 	nodes []*simNode
 	// loss is the probability that one advert is lost on the way to one
 	// receiver.
@@ -92,7 +68,7 @@ type sim struct {
 }
 
 func newSim(r reporter, seed uint64, cfgs ...MachineConfig) *sim {
-	s := &sim{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), now: t0, latency: time.Millisecond}
+	s := &sim{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: clock.NewFake(t0), latency: time.Millisecond}
 	for i, c := range cfgs {
 		c.PrimaryAddr = netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
 		s.nodes = append(s.nodes, &simNode{cfg: c})
@@ -111,7 +87,7 @@ func simConfigs(prios ...uint8) []MachineConfig {
 	return cs
 }
 
-func (s *sim) elapsed() time.Duration { return s.now.Sub(t0) }
+func (s *sim) elapsed() time.Duration { return s.clock.Now().Sub(t0) }
 
 // at schedules fn at virtual time t0+d.
 func (s *sim) at(d time.Duration, fn func()) { s.push(t0.Add(d), fn) }
@@ -119,23 +95,14 @@ func (s *sim) at(d time.Duration, fn func()) { s.push(t0.Add(d), fn) }
 func (s *sim) push(at time.Time, fn func()) {
 	// A handful of routers never have more than a few events pending; a
 	// growing queue means timers multiply (for example stale ones firing).
-	if s.q.Len() > 10000 {
+	if s.clock.Pending() > 10000 {
 		s.fail("event queue exploded")
 	}
-	s.seq++
-	heap.Push(&s.q, simItem{at: at, seq: s.seq, fn: fn})
+	s.clock.AfterFunc(at.Sub(s.clock.Now()), fn)
 }
 
 // runUntil processes everything due up to t0+d.
-func (s *sim) runUntil(d time.Duration) {
-	end := t0.Add(d)
-	for s.q.Len() > 0 && !s.q[0].at.After(end) {
-		it := heap.Pop(&s.q).(simItem)
-		s.now = it.at
-		it.fn()
-	}
-	s.now = end
-}
+func (s *sim) runUntil(d time.Duration) { s.clock.AdvanceTo(t0.Add(d)) }
 
 // start boots router i unless it is already running.
 func (s *sim) start(i int) {
@@ -168,7 +135,7 @@ func (s *sim) handle(i int, ev Event) {
 	if n.m == nil {
 		return
 	}
-	for _, a := range n.m.Handle(s.now, ev) {
+	for _, a := range n.m.Handle(s.clock.Now(), ev) {
 		switch a := a.(type) {
 		case SendAdvert:
 			s.send(i, a.Priority)
@@ -185,7 +152,7 @@ func (s *sim) handle(i int, ev Event) {
 		case Notify:
 			s.log = append(s.log, simTransition{s.elapsed(), i, a.State})
 		case ArmTimer:
-			if a.At.Before(s.now) {
+			if a.At.Before(s.clock.Now()) {
 				s.fail("node %d: timer armed in the past", i)
 			}
 			epoch := n.epoch
@@ -251,7 +218,7 @@ func (s *sim) send(from int, prio uint8) {
 		ev := AdvertReceived{Priority: prio, MaxAdvertInt: src.cfg.AdvertInt, Src: src.cfg.PrimaryAddr}
 		epoch := n.epoch
 		delay := s.latency + time.Duration(s.rng.Int64N(int64(s.latency)))
-		s.push(s.now.Add(delay), func() {
+		s.push(s.clock.Now().Add(delay), func() {
 			if n.epoch == epoch && n.partition == src.partition {
 				s.handle(j, ev)
 			}
