@@ -58,6 +58,13 @@ func (l *fakeLAN) run(d time.Duration, cond func() bool) bool {
 	}
 }
 
+// conn returns the i-th socket opened on the LAN.
+func (l *fakeLAN) conn(i int) *fakeConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns[i]
+}
+
 // lastDelivered is when a packet from src last reached a peer.
 func (l *fakeLAN) lastDelivered(src netip.Addr) time.Time {
 	l.mu.Lock()
@@ -437,9 +444,7 @@ func TestEngineCountsSocketOverflow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
 		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
-		lan.mu.Lock()
-		c := lan.conns[0]
-		lan.mu.Unlock()
+		c := lan.conn(0)
 		for _, n := range []uint32{3, 0, 4} {
 			c.in <- netio.Packet{Data: []byte{0x31}, Src: netip.MustParseAddr("10.0.0.2"), TTL: 255, Overflow: n}
 		}
@@ -459,9 +464,7 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
 		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
-		lan.mu.Lock()
-		c := lan.conns[0]
-		lan.mu.Unlock()
+		c := lan.conn(0)
 		peer := netip.MustParseAddr("10.0.0.2")
 		adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
 			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
