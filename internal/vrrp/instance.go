@@ -71,9 +71,9 @@ type InstanceStatus struct {
 // Engine runs every VRRP instance of a configuration in one event loop, so
 // that sync groups move their members together without locks: each
 // instance's socket has a reader goroutine feeding the loop the packets it
-// reads, and timers post back into it. The loop owns the instances; the
-// lock is only for Status, and taken only when an instance's state, not
-// its packet counters, changes.
+// reads, and timers post back into it. The loop owns the instances; mu
+// covers only what other goroutines read (Status, post), and the loop takes
+// it only when an instance's state changes, never per packet.
 type Engine struct {
 	log     *slog.Logger
 	kernel  Kernel
