@@ -22,6 +22,8 @@ import (
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
+	"tandem/internal/notify/smtptest"
+	"tandem/internal/script"
 )
 
 func TestMain(m *testing.M) {
@@ -101,15 +103,15 @@ func currentUser(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-func newScripts(t *testing.T, g *config.Global, timeout time.Duration) *Scripts {
+func newScripts(t *testing.T, g *config.Global, timeout time.Duration) (*Runner, *script.Users) {
 	t.Helper()
 	if g.ScriptUser == "" {
 		g.ScriptUser = currentUser(t)
 	}
-	return NewScripts(g, timeout, lab.TestLogger(t))
+	return NewRunner(timeout, lab.TestLogger(t)), script.NewUsers(g, lab.TestLogger(t))
 }
 
-func closeScripts(t *testing.T, s *Scripts) {
+func closeScripts(t *testing.T, s *Runner) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -140,11 +142,11 @@ func TestScriptsInstanceAndGroup(t *testing.T) {
 		Stop:   []string{sh, "stop"},
 		Any:    []string{sh, "any"},
 	}}
-	s := newScripts(t, &config.Global{}, 0)
-	s.Instance(in, Master, 100)
-	s.Instance(in, Backup, 90)  // no notify_backup: generic only
-	s.Instance(in, Deleted, 90) // no notify_deleted: reported as FAULT
-	s.Instance(in, Stop, 0)
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.Instance(u, in, Master, 100)
+	s.Instance(u, in, Backup, 90)  // no notify_backup: generic only
+	s.Instance(u, in, Deleted, 90) // no notify_deleted: reported as FAULT
+	s.Instance(u, in, Stop, 0)
 	closeScripts(t, s)
 	want := []string{
 		"slow master it's",
@@ -162,11 +164,11 @@ func TestScriptsInstanceAndGroup(t *testing.T) {
 	os.Remove(log)
 	in.Notify.Deleted = []string{sh, "deleted"}
 	sg := &config.SyncGroup{Name: "VG_1", Notify: config.Notify{Backup: []string{sh, "gbackup"}, Any: []string{sh, "gany"}}}
-	s = newScripts(t, &config.Global{}, 0)
-	s.Instance(in, Deleted, 50)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.Instance(u, in, Deleted, 50)
 	closeScripts(t, s)
-	s = newScripts(t, &config.Global{}, 0)
-	s.Group(sg, Backup)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.Group(u, sg, Backup)
 	closeScripts(t, s)
 	want = []string{"deleted", "any INSTANCE VI_1 DELETED 50", "gbackup", "gany GROUP VG_1 BACKUP 0"}
 	if diff := cmp.Diff(want, readLines(t, log)); diff != "" {
@@ -182,13 +184,13 @@ func TestScriptsCheckerSide(t *testing.T) {
 		QuorumUp: []string{sh, "quorum_up"}, QuorumDown: []string{sh, "quorum_down"}}
 	rs := &config.RealServer{IP: netip.MustParseAddr("192.168.1.2"), Port: 8080,
 		NotifyUp: []string{sh, "up"}, NotifyDown: []string{sh, "down"}}
-	s := newScripts(t, &config.Global{}, 0)
-	s.RealServer(vs, rs, false)
-	s.RealServer(vs, rs, true)
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.RealServer(u, vs, rs, false)
+	s.RealServer(u, vs, rs, true)
 	closeScripts(t, s)
-	s = newScripts(t, &config.Global{}, 0)
-	s.VirtualServer(vs, true)
-	s.VirtualServer(vs, false)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.VirtualServer(u, vs, true)
+	s.VirtualServer(u, vs, false)
 	closeScripts(t, s)
 	want := []string{"down", "up", "quorum_up", "quorum_down"}
 	if diff := cmp.Diff(want, readLines(t, log)); diff != "" {
@@ -200,8 +202,8 @@ func TestScriptsMasterRxLowerPri(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
-	s := newScripts(t, &config.Global{}, 0)
-	s.MasterRxLowerPri(&config.Instance{Name: "VI_1", Notify: config.Notify{MasterRxLowPri: []string{sh, "lower"}}})
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.MasterRxLowerPri(u, &config.Instance{Name: "VI_1", Notify: config.Notify{MasterRxLowPri: []string{sh, "lower"}}})
 	closeScripts(t, s)
 	if diff := cmp.Diff([]string{"lower"}, readLines(t, log)); diff != "" {
 		t.Errorf("scripts run (-want +got):\n%s", diff)
@@ -223,10 +225,10 @@ func TestScriptsTimeouts(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{hang}, Stop: []string{hang}, Any: []string{sh, "any"}}}
-	s := newScripts(t, &config.Global{}, 300*time.Millisecond)
+	s, u := newScripts(t, &config.Global{}, 300*time.Millisecond)
 	startAt := time.Now()
-	s.Instance(in, Master, 100) // killed at the 300ms timeout
-	s.Instance(in, Stop, 0)     // killed at the timeout too (below the 1s stop limit)
+	s.Instance(u, in, Master, 100) // killed at the 300ms timeout
+	s.Instance(u, in, Stop, 0)     // killed at the timeout too (below the 1s stop limit)
 	closeScripts(t, s)
 	if d := time.Since(startAt); d > 5*time.Second {
 		t.Errorf("took %v; hung scripts were not killed at their timeout", d)
@@ -243,8 +245,8 @@ func TestScriptsCloseGivesUp(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{hangScript(t, dir)}, Any: []string{sh, "any"}}}
-	s := newScripts(t, &config.Global{}, time.Hour)
-	s.Instance(in, Master, 100)
+	s, u := newScripts(t, &config.Global{}, time.Hour)
+	s.Instance(u, in, Master, 100)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -253,7 +255,7 @@ func TestScriptsCloseGivesUp(t *testing.T) {
 	if lines := readLines(t, log); lines != nil {
 		t.Errorf("dropped script ran: %q", lines)
 	}
-	s.Instance(in, Backup, 1) // after Close: ignored
+	s.Instance(u, in, Backup, 1) // after Close: ignored
 }
 
 func TestScriptsRefusedUnderSecurity(t *testing.T) {
@@ -267,9 +269,9 @@ func TestScriptsRefusedUnderSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{sh, "master"}}}
-	s := newScripts(t, &config.Global{ScriptUser: "root", EnableScriptSecurity: true}, 0)
-	s.Instance(in, Master, 100)
-	s.Instance(in, Master, 100)
+	s, u := newScripts(t, &config.Global{ScriptUser: "root", EnableScriptSecurity: true}, 0)
+	s.Instance(u, in, Master, 100)
+	s.Instance(u, in, Master, 100)
 	closeScripts(t, s)
 	if lines := readLines(t, log); lines != nil {
 		t.Errorf("insecure script ran: %q", lines)
@@ -497,5 +499,33 @@ func TestMailerTimeout(t *testing.T) {
 	cancel()
 	if err := m.Send(ctx, "s", "b"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Send with cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+// One object's alert mails are sent one after another, in the order of
+// its events, even when the server is slow to take the first.
+func TestRunnerMailsInOrder(t *testing.T) {
+	srv := smtptest.Start(t)
+	srv.Hold()
+	m := NewMailer(&config.Global{RouterID: "lb1", SMTPServer: srv.Addr, NotificationEmail: []string{"ops@example.com"}}, lab.TestLogger(t))
+	r := NewRunner(0, lab.TestLogger(t))
+	for _, st := range []State{Master, Backup, Fault} {
+		r.Mail("instance VI_1", func(ctx context.Context) error { return m.Instance(ctx, "VI_1", st) })
+	}
+	select {
+	case <-srv.Accepted:
+	case <-time.After(waitLimit):
+		t.Fatal("no connection to the SMTP server")
+	}
+	srv.Release()
+	for _, want := range []string{"MASTER", "BACKUP", "FAULT"} {
+		if got := srv.Next(t, waitLimit); !strings.Contains(got.Data, "Subject: [lb1] VRRP Instance VI_1 - Entering "+want+" state\n") {
+			t.Errorf("next mail, want the %s alert:\n%s", want, got.Data)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
