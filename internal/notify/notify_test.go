@@ -1,12 +1,9 @@
 package notify
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -325,93 +322,11 @@ func TestMessage(t *testing.T) {
 	}
 }
 
-// smtpServer is Python's smtpd module (Debian's python3 3.11 still ships
-// it), printing each message's envelope and data.
-const smtpServer = `
-import asyncore, smtpd, sys
-class S(smtpd.SMTPServer):
-    def process_message(self, peer, mailfrom, rcpttos, data, **kw):
-        print("MAILFROM " + mailfrom)
-        print("RCPTTOS " + " ".join(rcpttos))
-        print(data.decode() if isinstance(data, bytes) else data)
-        print("END-OF-MESSAGE", flush=True)
-S(("127.0.0.1", int(sys.argv[1])), None)
-print("READY", flush=True)
-asyncore.loop()
-`
-
-func startSMTPServer(t *testing.T) (addr string, messages <-chan string) {
-	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed: no SMTP server to test against")
-	}
-	if err := exec.Command("python3", "-W", "ignore", "-c", "import smtpd, asyncore").Run(); err != nil {
-		t.Skip("python3 has no smtpd module (removed in Python 3.12): no SMTP server to test against")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("python3", "-W", "ignore", "-u", "-c", smtpServer, strconv.Itoa(port))
-	cmd.Stderr = lab.TestWriter(t)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan string, 10)
-	ready := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		var msg strings.Builder
-		for sc.Scan() {
-			switch line := sc.Text(); line {
-			case "READY":
-				close(ready)
-			case "END-OF-MESSAGE":
-				ch <- msg.String()
-				msg.Reset()
-			default:
-				msg.WriteString(line + "\n")
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		cmd.Wait()
-	})
-	select {
-	case <-ready:
-	case <-time.After(waitLimit):
-		t.Fatal("SMTP server did not start")
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), ch
-}
-
-func nextMessage(t *testing.T, ch <-chan string) string {
-	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(waitLimit):
-		t.Fatal("no message received")
-	}
-	return ""
-}
-
 func TestMailerAgainstSMTPServer(t *testing.T) {
-	addr, msgs := startSMTPServer(t)
+	srv := smtptest.Start(t)
 	m := NewMailer(&config.Global{
 		RouterID:              "lb1",
-		SMTPServer:            addr,
+		SMTPServer:            srv.Addr,
 		NotificationEmail:     []string{"ops@example.com", "Pager <pager@example.com>"},
 		NotificationEmailFrom: "tandem@lb1.example.com",
 		SMTPHeloName:          "lb1.example.com",
@@ -441,17 +356,21 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 			if err := tt.send(); err != nil {
 				t.Fatal(err)
 			}
-			got := nextMessage(t, msgs)
+			got := srv.Next(t, waitLimit)
+			if got.From != "tandem@lb1.example.com" {
+				t.Errorf("MAIL FROM %q, want tandem@lb1.example.com", got.From)
+			}
+			if diff := cmp.Diff([]string{"ops@example.com", "pager@example.com"}, got.To); diff != "" {
+				t.Errorf("RCPT TO (-want +got):\n%s", diff)
+			}
 			for _, want := range []string{
-				"MAILFROM tandem@lb1.example.com\n",
-				"RCPTTOS ops@example.com pager@example.com\n",
 				"Subject: " + tt.subject + "\n",
 				"From: tandem@lb1.example.com\n",
 				"To: ops@example.com,\n Pager <pager@example.com>\n",
 				"\n" + tt.body + "\n",
 			} {
-				if !strings.Contains(got, want) {
-					t.Errorf("message lacks %q:\n%s", want, got)
+				if !strings.Contains(got.Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got.Data)
 				}
 			}
 		})
@@ -459,34 +378,9 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 }
 
 func TestMailerTimeout(t *testing.T) {
-	// A server that accepts but never greets.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-accepted
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	m := NewMailer(&config.Global{SMTPServer: l.Addr().String(), NotificationEmail: []string{"a@b"},
+	srv := smtptest.Start(t)
+	srv.Hold() // it accepts but never greets
+	m := NewMailer(&config.Global{SMTPServer: srv.Addr, NotificationEmail: []string{"a@b"},
 		SMTPConnectTimeout: config.Duration(200 * time.Millisecond)}, lab.TestLogger(t))
 	startAt := time.Now()
 	if err := m.Instance(context.Background(), "VI_1", Backup); err == nil {
