@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,6 +66,7 @@ type Daemon struct {
 	// ctx is Run's; trackers and a balancer started by a reload run in it.
 	ctx          context.Context
 	reloadMu     sync.Mutex // one reload at a time
+	stopped      bool       // under reloadMu: run is stopping; reloads are refused
 	stopTrackers func()
 	balDone      chan struct{}
 }
@@ -81,6 +83,10 @@ func (e *ConfigError) Error() string {
 	}
 	return "configuration has errors:\n" + strings.Join(msgs, "\n")
 }
+
+// errStopping refuses a reload that comes once the daemon has begun to
+// stop (through the socket, which closes last, or a late SIGHUP).
+var errStopping = errors.New("tandem is stopping: reload refused")
 
 // notifyWait is how long the daemon waits at exit for the notify scripts
 // and alert mails in progress (the instances' STOP ones among them) before
@@ -172,8 +178,12 @@ func (d *Daemon) run(ctx context.Context) error {
 		return err
 	}
 	started()
+	// The loops below end with ctx; run waits for them after it has
+	// stopped (a reload they started by then is refused).
+	var loops sync.WaitGroup
+	defer loops.Wait()
 	if opts.Reloads != nil {
-		go func() {
+		loops.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
@@ -189,10 +199,10 @@ func (d *Daemon) run(ctx context.Context) error {
 					}
 				}
 			}
-		}()
+		})
 	}
 	if opts.Dumps != nil {
-		go d.dumps(ctx, opts.Dumps)
+		loops.Go(func() { d.dumps(ctx, opts.Dumps) })
 	}
 	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket, "file_limit", d.files)
 	if err := sdNotify("READY=1"); err != nil {
@@ -200,8 +210,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	err = eng.Run(ctx)
 	_ = sdNotify("STOPPING=1") // best effort: systemd sees the exit anyway
-	d.reloadMu.Lock()          // no reload half-way through the stop
+	d.reloadMu.Lock()          // no reload half-way through the stop, nor after it
 	defer d.reloadMu.Unlock()
+	d.stopped = true
 	d.stopTrackers()
 	if d.balDone != nil {
 		<-d.balDone
@@ -280,6 +291,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	defer d.reloadMu.Unlock()
 	log := d.opts.Log
 	var res api.ReloadResult
+	if d.stopped {
+		// Its parts have stopped: the balancer's loop would never take
+		// the new configuration.
+		return res, errStopping
+	}
 	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
 	for _, dg := range diags {
 		if dg.Severity != config.Error {

@@ -375,3 +375,33 @@ virtual_server 192.0.2.1 80 {
 		t.Errorf("%q logged %d times for two configurations, want 2", warning, n)
 	}
 }
+
+// A reload that comes once the daemon has stopped (a late SIGHUP, or a
+// request the socket took just before it closed) is refused: it used to
+// wait forever for a balancer loop that had ended.
+func TestReloadAfterStopRefused(t *testing.T) {
+	const conf = `
+virtual_server 192.0.2.1 80 {
+	lb_algo rr
+	lb_kind NAT
+	protocol TCP
+	real_server 192.0.2.2 80 {
+	}
+}
+`
+	td := startDaemon(t, conf, lab.TestLogger(t))
+	td.stop(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := td.d.Reload()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errStopping) {
+			t.Errorf("Reload after the stop = %v, want %v", err, errStopping)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("Reload after the stop still waiting after %v", waitLimit)
+	}
+}
