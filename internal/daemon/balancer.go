@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"tandem/internal/api"
 	"tandem/internal/check"
@@ -18,7 +17,6 @@ import (
 	"tandem/internal/lvs/ipvs"
 	"tandem/internal/lvs/nft"
 	"tandem/internal/notify"
-	"tandem/internal/script"
 )
 
 // Data planes `tandem run --dataplane` accepts.
@@ -47,11 +45,13 @@ type balancer struct {
 	sched    *check.Scheduler
 	checks   chan check.Event
 	reloads  chan reloadReq
-	scripts  *notify.Scripts
-	mailer   *notify.Mailer
+	notes    *notify.Runner
 	eventLog *notify.EventLog
 	// plainSockets: TCP_CHECK without io_uring (--no-io-uring).
 	plainSockets bool
+
+	// fx are cfg's effects; only the loop (run) uses and swaps them.
+	fx *effects
 
 	mu   sync.Mutex
 	pool *lvs.Pool
@@ -87,7 +87,7 @@ func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.Se
 	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
 }
 
-func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
+func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
 	if len(cfg.VirtualServers) == 0 {
 		return nil, nil
 	}
@@ -96,11 +96,11 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 		return nil, err
 	}
 	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024), reloads: make(chan reloadReq),
-		scripts: d.scripts, mailer: d.mailer, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
+		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
 	}
-	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, b.checkOptions(cfg))
+	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, b.checkOptions(cfg, fx))
 	if err != nil {
 		if k != nil {
 			k.Close()
@@ -110,9 +110,10 @@ func newBalancer(cfg *config.Config, dataplane string, d *Daemon, log *slog.Logg
 	return b, nil
 }
 
-// checkOptions are the health-check scheduler's options for cfg.
-func (b *balancer) checkOptions(cfg *config.Config) check.Options {
-	env := check.Env{TrackFiles: cfg.TrackFiles, Scripts: script.NewUsers(&cfg.Global, b.log), Log: b.log}
+// checkOptions are the health-check scheduler's options for cfg, whose
+// MISC_CHECK scripts run as fx says.
+func (b *balancer) checkOptions(cfg *config.Config, fx *effects) check.Options {
+	env := check.Env{TrackFiles: cfg.TrackFiles, Scripts: fx.users, Log: b.log}
 	return check.Options{Env: env, Events: b.checks, PlainSockets: b.plainSockets}
 }
 
@@ -130,7 +131,7 @@ func (b *balancer) run(ctx context.Context) {
 			b.close()
 			return
 		case r := <-b.reloads:
-			next, err := check.NewScheduler(r.cfg.VirtualServers, b.log, b.checkOptions(r.cfg))
+			next, err := check.NewScheduler(r.cfg.VirtualServers, b.log, b.checkOptions(r.cfg, r.fx))
 			if err != nil {
 				r.done <- err // the running checks go on untouched
 				continue
@@ -139,6 +140,7 @@ func (b *balancer) run(ctx context.Context) {
 			b.drain(done)
 			next.Inherit(b.sched)
 			b.swap(r.cfg, next)
+			b.fx = r.fx
 			stop, done = b.startChecks(ctx)
 			b.reconcile(ctx)
 			r.done <- nil
@@ -221,14 +223,15 @@ func (b *balancer) swap(cfg *config.Config, next *check.Scheduler) {
 // reload hands a new configuration to the loop and waits for it to be
 // applied: unchanged checkers keep their state, and the data plane is
 // reconciled, so only what changed changes in the kernel.
-func (b *balancer) reload(cfg *config.Config) error {
-	r := reloadReq{cfg: cfg, done: make(chan error, 1)}
+func (b *balancer) reload(cfg *config.Config, fx *effects) error {
+	r := reloadReq{cfg: cfg, fx: fx, done: make(chan error, 1)}
 	b.reloads <- r
 	return <-r.done
 }
 
 type reloadReq struct {
 	cfg  *config.Config
+	fx   *effects
 	done chan error
 }
 
@@ -258,30 +261,21 @@ func (b *balancer) apply(ev check.Event) {
 		obj += " real_server " + rsName(ev.RS)
 	}
 	b.eventLog.Add(notify.Event{Time: ev.Time, Kind: "check", Object: obj, Message: ev.Kind.String() + ": " + ev.Reason})
+	fx := b.fx
 	switch ev.Kind {
 	case check.RealServerUp, check.RealServerDown:
 		up := ev.Kind == check.RealServerUp
-		b.scripts.RealServer(ev.VS, ev.RS, up)
-		if ev.RS.SMTPAlert {
-			b.mail(func(ctx context.Context) error { return b.mailer.RealServer(ctx, ev.VS, ev.RS, up, ev.Reason) })
+		b.notes.RealServer(fx.users, ev.VS, ev.RS, up)
+		if ev.RS.SMTPAlert && fx.mailer != nil {
+			b.notes.Mail(obj, func(ctx context.Context) error { return fx.mailer.RealServer(ctx, ev.VS, ev.RS, up, ev.Reason) })
 		}
 	case check.QuorumUp, check.QuorumDown:
 		up := ev.Kind == check.QuorumUp
-		b.scripts.VirtualServer(ev.VS, up)
-		if ev.VS.SMTPAlert {
-			b.mail(func(ctx context.Context) error { return b.mailer.VirtualServer(ctx, ev.VS, up, ev.Reason) })
+		b.notes.VirtualServer(fx.users, ev.VS, up)
+		if ev.VS.SMTPAlert && fx.mailer != nil {
+			b.notes.Mail(obj, func(ctx context.Context) error { return fx.mailer.VirtualServer(ctx, ev.VS, up, ev.Reason) })
 		}
 	}
-}
-
-func (b *balancer) mail(send func(context.Context) error) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := send(ctx); err != nil {
-			b.log.Warn("alert mail not sent", "err", err)
-		}
-	}()
 }
 
 func rsName(rs *config.RealServer) string {

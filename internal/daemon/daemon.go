@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,21 +49,24 @@ type Options struct {
 // Daemon is a running Tandem.
 type Daemon struct {
 	opts    Options
-	cfg     *config.Config
 	engine  *vrrp.Engine
 	started time.Time
-	scripts *notify.Scripts
-	mailer  *notify.Mailer
-	events  *notify.EventLog
-	bal     *balancer // nil without virtual servers
-	files   uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
+	// notes runs notify scripts and alert mails in the background, for
+	// every configuration the daemon runs; run waits for it at exit.
+	notes  *notify.Runner
+	events *notify.EventLog
+	bal    *balancer // nil without virtual servers
+	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 
 	mu      sync.Mutex
+	cfg     *config.Config  // the running configuration
+	fx      *effects        // cfg's
 	masters map[string]bool // instances in MASTER, for ha_suspend
 
 	// ctx is Run's; trackers and a balancer started by a reload run in it.
 	ctx          context.Context
 	reloadMu     sync.Mutex // one reload at a time
+	stopped      bool       // under reloadMu: run is stopping; reloads are refused
 	stopTrackers func()
 	balDone      chan struct{}
 }
@@ -80,10 +84,18 @@ func (e *ConfigError) Error() string {
 	return "configuration has errors:\n" + strings.Join(msgs, "\n")
 }
 
+// errStopping refuses a reload that comes once the daemon has begun to
+// stop (through the socket, which closes last, or a late SIGHUP).
+var errStopping = errors.New("tandem is stopping: reload refused")
+
+// notifyWait is how long the daemon waits at exit for the notify scripts
+// and alert mails in progress (the instances' STOP ones among them) before
+// it kills the scripts and abandons the mails.
+const notifyWait = 5 * time.Second
+
 // Run loads the configuration, starts everything and runs until ctx is
 // done; then it stops everything it started and removes what it added.
 func Run(ctx context.Context, opts Options) error {
-	log := opts.Log
 	// One Tandem per network namespace, settled before anything is
 	// touched: a refused second run must change nothing, and the crash
 	// clean-up below would remove the running one's VIPs and tables.
@@ -92,6 +104,17 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer unlock()
+	d, err := load(opts)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+// load reads the configuration and prepares a Daemon for it; nothing runs
+// yet.
+func load(opts Options) (*Daemon, error) {
+	log := opts.Log
 	files := raiseFileLimit(log)
 	cfg, diags := config.Load(opts.ConfigFile, config.Options{ConfigID: opts.ConfigID})
 	for _, d := range diags {
@@ -100,15 +123,24 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if diags.HasErrors() {
-		return &ConfigError{Diagnostics: diags}
+		return nil, &ConfigError{Diagnostics: diags}
 	}
-	d := &Daemon{opts: opts, cfg: cfg, started: time.Now(), files: files, mailer: notify.NewMailer(&cfg.Global, log), events: notify.NewEventLog(256), masters: map[string]bool{},
-		scripts: notify.NewScripts(&cfg.Global, notify.DefaultScriptTimeout, log)}
+	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
+		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{}}, nil
+}
+
+// run starts everything for d's configuration and runs until ctx is done;
+// then it stops everything it started, removes what it added, and waits
+// (up to notifyWait) for the notifications still running.
+func (d *Daemon) run(ctx context.Context) error {
+	log, cfg, fx, opts := d.opts.Log, d.cfg, d.fx, d.opts
+	// Deferred first, so that it waits for what everything stopped below
+	// has still to say.
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), notifyWait)
 		defer cancel()
-		if err := d.scripts.Close(ctx); err != nil {
-			log.Warn("notify scripts still running at exit", "err", err)
+		if err := d.notes.Close(ctx); err != nil {
+			log.Warn("notifications still running at exit: scripts killed, mails abandoned", "waited", notifyWait, "err", err)
 		}
 	}()
 	host := vrrp.NewHost()
@@ -118,7 +150,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.engine = eng
-	srv, err := api.Listen(opts.Socket, d, log, connCap(files, maxSocketConns))
+	// A reload (asked through the socket, or SIGHUP) waits until
+	// everything below has started.
+	d.reloadMu.Lock()
+	started := sync.OnceFunc(d.reloadMu.Unlock)
+	defer started()
+	srv, err := api.Listen(opts.Socket, d, log, connCap(d.files, maxSocketConns))
 	if err != nil {
 		eng.Close() // it has opened its sockets but started nothing
 		return err
@@ -131,17 +168,22 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer closeHTTP()
 	d.ctx = ctx
-	if err := d.startTrackers(cfg); err != nil {
+	if err := d.startTrackers(cfg, fx); err != nil {
 		eng.Close()
 		return err
 	}
-	if err := d.startBalancer(cfg); err != nil {
+	if err := d.startBalancer(cfg, fx); err != nil {
 		d.stopTrackers()
 		eng.Close()
 		return err
 	}
+	started()
+	// The loops below end with ctx; run waits for them after it has
+	// stopped (a reload they started by then is refused).
+	var loops sync.WaitGroup
+	defer loops.Wait()
 	if opts.Reloads != nil {
-		go func() {
+		loops.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
@@ -157,19 +199,20 @@ func Run(ctx context.Context, opts Options) error {
 					}
 				}
 			}
-		}()
+		})
 	}
 	if opts.Dumps != nil {
-		go d.dumps(ctx, opts.Dumps)
+		loops.Go(func() { d.dumps(ctx, opts.Dumps) })
 	}
-	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket, "file_limit", files)
+	log.Info("tandem running", "config", opts.ConfigFile, "instances", len(cfg.Instances), "socket", opts.Socket, "file_limit", d.files)
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("systemd not told we are ready", "err", err)
 	}
 	err = eng.Run(ctx)
 	_ = sdNotify("STOPPING=1") // best effort: systemd sees the exit anyway
-	d.reloadMu.Lock()          // no reload half-way through the stop
+	d.reloadMu.Lock()          // no reload half-way through the stop, nor after it
 	defer d.reloadMu.Unlock()
+	d.stopped = true
 	d.stopTrackers()
 	if d.balDone != nil {
 		<-d.balDone
@@ -205,11 +248,11 @@ func (d *Daemon) dumps(ctx context.Context, sigs <-chan os.Signal) {
 	}
 }
 
-// startTrackers runs the trackers of cfg; d.stopTrackers stops them and
-// waits for them.
-func (d *Daemon) startTrackers(cfg *config.Config) error {
+// startTrackers runs the trackers of cfg, whose scripts run as fx says;
+// d.stopTrackers stops them and waits for them.
+func (d *Daemon) startTrackers(cfg *config.Config, fx *effects) error {
 	ctx, cancel := context.WithCancel(d.ctx)
-	wait, err := startTrackers(ctx, cfg, d.engine, d.opts.Log)
+	wait, err := startTrackers(ctx, cfg, fx.users, d.engine, d.opts.Log)
 	if err != nil {
 		cancel()
 		return err
@@ -223,8 +266,8 @@ func (d *Daemon) startTrackers(cfg *config.Config) error {
 
 // startBalancer starts health checks and the data plane if cfg has
 // virtual servers.
-func (d *Daemon) startBalancer(cfg *config.Config) error {
-	bal, err := newBalancer(cfg, d.opts.Dataplane, d, d.opts.Log)
+func (d *Daemon) startBalancer(cfg *config.Config, fx *effects) error {
+	bal, err := newBalancer(cfg, fx, d.opts.Dataplane, d, d.opts.Log)
 	if err != nil || bal == nil {
 		return err
 	}
@@ -248,6 +291,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	defer d.reloadMu.Unlock()
 	log := d.opts.Log
 	var res api.ReloadResult
+	if d.stopped {
+		// Its parts have stopped: the balancer's loop would never take
+		// the new configuration.
+		return res, errStopping
+	}
 	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
 	for _, dg := range diags {
 		if dg.Severity != config.Error {
@@ -261,6 +309,13 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 		debug.FreeOSMemory()
 		return res, &ConfigError{Diagnostics: diags}
 	}
+	// The new configuration's effects are in force from here on: for the
+	// state changes the engine's reload causes, and for every consumer
+	// below.
+	fx := newEffects(cfg, log)
+	d.mu.Lock()
+	d.cfg, d.fx = cfg, fx
+	d.mu.Unlock()
 	rep := d.engine.Reload(cfg)
 	res.Kept, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
@@ -269,18 +324,17 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// Trackers follow the new configuration; their first updates repeat
 	// what the instances already have, which changes nothing.
 	d.stopTrackers()
-	if err := d.startTrackers(cfg); err != nil {
+	if err := d.startTrackers(cfg, fx); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	d.mu.Lock()
-	d.cfg, d.mailer = cfg, notify.NewMailer(&cfg.Global, log)
 	bal, master := d.bal, len(d.masters) > 0
 	d.mu.Unlock()
 	var err error
 	if bal != nil {
-		err = bal.reload(cfg)
+		err = bal.reload(cfg, fx)
 	} else {
-		err = d.startBalancer(cfg)
+		err = d.startBalancer(cfg, fx)
 		bal = d.balancer()
 	}
 	if err != nil {
@@ -299,36 +353,32 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	st := notify.State(sc.State.String())
 	d.mu.Lock()
-	g, mailer := &d.cfg.Global, d.mailer
+	g, fx := &d.cfg.Global, d.fx
 	d.mu.Unlock()
 	// keepalived: an instance's smtp_alert, else smtp_alert_vrrp, else
 	// smtp_alert.
-	alert := func(own bool) bool { return own || config.First(false, g.SMTPAlertVRRP, g.SMTPAlert) }
+	alert := func(own bool) bool {
+		return fx.mailer != nil && (own || config.First(false, g.SMTPAlertVRRP, g.SMTPAlert))
+	}
 	var kind, name string
 	var mail func(context.Context) error
 	if sc.Group != nil {
 		kind, name = "group", sc.Group.Name
-		d.scripts.Group(sc.Group, st)
+		d.notes.Group(fx.users, sc.Group, st)
 		if alert(sc.Group.SMTPAlert) {
-			mail = func(ctx context.Context) error { return mailer.Group(ctx, name, st) }
+			mail = func(ctx context.Context) error { return fx.mailer.Group(ctx, name, st) }
 		}
 	} else {
 		kind, name = "instance", sc.Instance.Name
 		d.followMastership(name, sc.State == vrrp.Master)
-		d.scripts.Instance(sc.Instance, st, sc.Priority)
+		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
-			mail = func(ctx context.Context) error { return mailer.Instance(ctx, name, st) }
+			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }
 		}
 	}
 	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: kind + " " + name, Message: "entering " + string(st)})
 	if mail != nil {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := mail(ctx); err != nil {
-				d.opts.Log.Warn("alert mail not sent", kind, name, "err", err)
-			}
-		}()
+		d.notes.Mail(kind+" "+name, mail)
 	}
 }
 

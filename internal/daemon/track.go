@@ -99,12 +99,12 @@ func newRunner(cfg *config.Config, users *script.Users, w *watch, log *slog.Logg
 	return nil, fmt.Errorf("%s %s is not defined", w.kind, w.name)
 }
 
-// startTrackers runs a tracker per watched object and feeds their updates
-// to the engine as priority deltas and faults, until ctx ends. The returned
-// function waits for the trackers to stop.
-func startTrackers(ctx context.Context, cfg *config.Config, eng *vrrp.Engine, log *slog.Logger) (func(), error) {
+// startTrackers runs a tracker per watched object, its scripts as users
+// picks, and feeds their updates to the engine as priority deltas and
+// faults, until ctx ends. The returned function waits for the trackers to
+// stop.
+func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users, eng *vrrp.Engine, log *slog.Logger) (func(), error) {
 	ws := trackers(cfg)
-	users := script.NewUsers(&cfg.Global, log)
 	updates := make(chan track.Update, 64)
 	var wg sync.WaitGroup
 	for _, w := range ws {

@@ -24,8 +24,8 @@ const defaultSMTPTimeout = 30 * time.Second
 // by smtp_connect_timeout as keepalived bounds each read. Whether an event
 // is mailed at all (smtp_alert, smtp_alert_vrrp, smtp_alert_checker, and
 // keepalived's one mail per state change, vrrp_notify.c last_email_state)
-// is the caller's decision. Sending blocks; callers that must not wait
-// should send from a goroutine of their own.
+// is the caller's decision. Sending blocks; Runner.Mail sends in the
+// background.
 type Mailer struct {
 	server   string
 	helo     string

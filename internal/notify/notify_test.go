@@ -1,12 +1,9 @@
 package notify
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,6 +19,8 @@ import (
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
+	"tandem/internal/notify/smtptest"
+	"tandem/internal/script"
 )
 
 func TestMain(m *testing.M) {
@@ -101,15 +100,15 @@ func currentUser(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-func newScripts(t *testing.T, g *config.Global, timeout time.Duration) *Scripts {
+func newScripts(t *testing.T, g *config.Global, timeout time.Duration) (*Runner, *script.Users) {
 	t.Helper()
 	if g.ScriptUser == "" {
 		g.ScriptUser = currentUser(t)
 	}
-	return NewScripts(g, timeout, lab.TestLogger(t))
+	return NewRunner(timeout, lab.TestLogger(t)), script.NewUsers(g, lab.TestLogger(t))
 }
 
-func closeScripts(t *testing.T, s *Scripts) {
+func closeScripts(t *testing.T, s *Runner) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -140,11 +139,11 @@ func TestScriptsInstanceAndGroup(t *testing.T) {
 		Stop:   []string{sh, "stop"},
 		Any:    []string{sh, "any"},
 	}}
-	s := newScripts(t, &config.Global{}, 0)
-	s.Instance(in, Master, 100)
-	s.Instance(in, Backup, 90)  // no notify_backup: generic only
-	s.Instance(in, Deleted, 90) // no notify_deleted: reported as FAULT
-	s.Instance(in, Stop, 0)
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.Instance(u, in, Master, 100)
+	s.Instance(u, in, Backup, 90)  // no notify_backup: generic only
+	s.Instance(u, in, Deleted, 90) // no notify_deleted: reported as FAULT
+	s.Instance(u, in, Stop, 0)
 	closeScripts(t, s)
 	want := []string{
 		"slow master it's",
@@ -162,11 +161,11 @@ func TestScriptsInstanceAndGroup(t *testing.T) {
 	os.Remove(log)
 	in.Notify.Deleted = []string{sh, "deleted"}
 	sg := &config.SyncGroup{Name: "VG_1", Notify: config.Notify{Backup: []string{sh, "gbackup"}, Any: []string{sh, "gany"}}}
-	s = newScripts(t, &config.Global{}, 0)
-	s.Instance(in, Deleted, 50)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.Instance(u, in, Deleted, 50)
 	closeScripts(t, s)
-	s = newScripts(t, &config.Global{}, 0)
-	s.Group(sg, Backup)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.Group(u, sg, Backup)
 	closeScripts(t, s)
 	want = []string{"deleted", "any INSTANCE VI_1 DELETED 50", "gbackup", "gany GROUP VG_1 BACKUP 0"}
 	if diff := cmp.Diff(want, readLines(t, log)); diff != "" {
@@ -182,13 +181,13 @@ func TestScriptsCheckerSide(t *testing.T) {
 		QuorumUp: []string{sh, "quorum_up"}, QuorumDown: []string{sh, "quorum_down"}}
 	rs := &config.RealServer{IP: netip.MustParseAddr("192.168.1.2"), Port: 8080,
 		NotifyUp: []string{sh, "up"}, NotifyDown: []string{sh, "down"}}
-	s := newScripts(t, &config.Global{}, 0)
-	s.RealServer(vs, rs, false)
-	s.RealServer(vs, rs, true)
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.RealServer(u, vs, rs, false)
+	s.RealServer(u, vs, rs, true)
 	closeScripts(t, s)
-	s = newScripts(t, &config.Global{}, 0)
-	s.VirtualServer(vs, true)
-	s.VirtualServer(vs, false)
+	s, u = newScripts(t, &config.Global{}, 0)
+	s.VirtualServer(u, vs, true)
+	s.VirtualServer(u, vs, false)
 	closeScripts(t, s)
 	want := []string{"down", "up", "quorum_up", "quorum_down"}
 	if diff := cmp.Diff(want, readLines(t, log)); diff != "" {
@@ -200,8 +199,8 @@ func TestScriptsMasterRxLowerPri(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
-	s := newScripts(t, &config.Global{}, 0)
-	s.MasterRxLowerPri(&config.Instance{Name: "VI_1", Notify: config.Notify{MasterRxLowPri: []string{sh, "lower"}}})
+	s, u := newScripts(t, &config.Global{}, 0)
+	s.MasterRxLowerPri(u, &config.Instance{Name: "VI_1", Notify: config.Notify{MasterRxLowPri: []string{sh, "lower"}}})
 	closeScripts(t, s)
 	if diff := cmp.Diff([]string{"lower"}, readLines(t, log)); diff != "" {
 		t.Errorf("scripts run (-want +got):\n%s", diff)
@@ -223,10 +222,10 @@ func TestScriptsTimeouts(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{hang}, Stop: []string{hang}, Any: []string{sh, "any"}}}
-	s := newScripts(t, &config.Global{}, 300*time.Millisecond)
+	s, u := newScripts(t, &config.Global{}, 300*time.Millisecond)
 	startAt := time.Now()
-	s.Instance(in, Master, 100) // killed at the 300ms timeout
-	s.Instance(in, Stop, 0)     // killed at the timeout too (below the 1s stop limit)
+	s.Instance(u, in, Master, 100) // killed at the 300ms timeout
+	s.Instance(u, in, Stop, 0)     // killed at the timeout too (below the 1s stop limit)
 	closeScripts(t, s)
 	if d := time.Since(startAt); d > 5*time.Second {
 		t.Errorf("took %v; hung scripts were not killed at their timeout", d)
@@ -243,8 +242,8 @@ func TestScriptsCloseGivesUp(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{hangScript(t, dir)}, Any: []string{sh, "any"}}}
-	s := newScripts(t, &config.Global{}, time.Hour)
-	s.Instance(in, Master, 100)
+	s, u := newScripts(t, &config.Global{}, time.Hour)
+	s.Instance(u, in, Master, 100)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -253,7 +252,7 @@ func TestScriptsCloseGivesUp(t *testing.T) {
 	if lines := readLines(t, log); lines != nil {
 		t.Errorf("dropped script ran: %q", lines)
 	}
-	s.Instance(in, Backup, 1) // after Close: ignored
+	s.Instance(u, in, Backup, 1) // after Close: ignored
 }
 
 func TestScriptsRefusedUnderSecurity(t *testing.T) {
@@ -267,9 +266,9 @@ func TestScriptsRefusedUnderSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Master: []string{sh, "master"}}}
-	s := newScripts(t, &config.Global{ScriptUser: "root", EnableScriptSecurity: true}, 0)
-	s.Instance(in, Master, 100)
-	s.Instance(in, Master, 100)
+	s, u := newScripts(t, &config.Global{ScriptUser: "root", EnableScriptSecurity: true}, 0)
+	s.Instance(u, in, Master, 100)
+	s.Instance(u, in, Master, 100)
 	closeScripts(t, s)
 	if lines := readLines(t, log); lines != nil {
 		t.Errorf("insecure script ran: %q", lines)
@@ -323,93 +322,11 @@ func TestMessage(t *testing.T) {
 	}
 }
 
-// smtpServer is Python's smtpd module (Debian's python3 3.11 still ships
-// it), printing each message's envelope and data.
-const smtpServer = `
-import asyncore, smtpd, sys
-class S(smtpd.SMTPServer):
-    def process_message(self, peer, mailfrom, rcpttos, data, **kw):
-        print("MAILFROM " + mailfrom)
-        print("RCPTTOS " + " ".join(rcpttos))
-        print(data.decode() if isinstance(data, bytes) else data)
-        print("END-OF-MESSAGE", flush=True)
-S(("127.0.0.1", int(sys.argv[1])), None)
-print("READY", flush=True)
-asyncore.loop()
-`
-
-func startSMTPServer(t *testing.T) (addr string, messages <-chan string) {
-	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed: no SMTP server to test against")
-	}
-	if err := exec.Command("python3", "-W", "ignore", "-c", "import smtpd, asyncore").Run(); err != nil {
-		t.Skip("python3 has no smtpd module (removed in Python 3.12): no SMTP server to test against")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("python3", "-W", "ignore", "-u", "-c", smtpServer, strconv.Itoa(port))
-	cmd.Stderr = lab.TestWriter(t)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan string, 10)
-	ready := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		var msg strings.Builder
-		for sc.Scan() {
-			switch line := sc.Text(); line {
-			case "READY":
-				close(ready)
-			case "END-OF-MESSAGE":
-				ch <- msg.String()
-				msg.Reset()
-			default:
-				msg.WriteString(line + "\n")
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		cmd.Wait()
-	})
-	select {
-	case <-ready:
-	case <-time.After(waitLimit):
-		t.Fatal("SMTP server did not start")
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), ch
-}
-
-func nextMessage(t *testing.T, ch <-chan string) string {
-	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(waitLimit):
-		t.Fatal("no message received")
-	}
-	return ""
-}
-
 func TestMailerAgainstSMTPServer(t *testing.T) {
-	addr, msgs := startSMTPServer(t)
+	srv := smtptest.Start(t)
 	m := NewMailer(&config.Global{
 		RouterID:              "lb1",
-		SMTPServer:            addr,
+		SMTPServer:            srv.Addr,
 		NotificationEmail:     []string{"ops@example.com", "Pager <pager@example.com>"},
 		NotificationEmailFrom: "tandem@lb1.example.com",
 		SMTPHeloName:          "lb1.example.com",
@@ -439,17 +356,21 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 			if err := tt.send(); err != nil {
 				t.Fatal(err)
 			}
-			got := nextMessage(t, msgs)
+			got := srv.Next(t, waitLimit)
+			if got.From != "tandem@lb1.example.com" {
+				t.Errorf("MAIL FROM %q, want tandem@lb1.example.com", got.From)
+			}
+			if diff := cmp.Diff([]string{"ops@example.com", "pager@example.com"}, got.To); diff != "" {
+				t.Errorf("RCPT TO (-want +got):\n%s", diff)
+			}
 			for _, want := range []string{
-				"MAILFROM tandem@lb1.example.com\n",
-				"RCPTTOS ops@example.com pager@example.com\n",
 				"Subject: " + tt.subject + "\n",
 				"From: tandem@lb1.example.com\n",
 				"To: ops@example.com,\n Pager <pager@example.com>\n",
 				"\n" + tt.body + "\n",
 			} {
-				if !strings.Contains(got, want) {
-					t.Errorf("message lacks %q:\n%s", want, got)
+				if !strings.Contains(got.Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got.Data)
 				}
 			}
 		})
@@ -457,34 +378,9 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 }
 
 func TestMailerTimeout(t *testing.T) {
-	// A server that accepts but never greets.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-accepted
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	m := NewMailer(&config.Global{SMTPServer: l.Addr().String(), NotificationEmail: []string{"a@b"},
+	srv := smtptest.Start(t)
+	srv.Hold() // it accepts but never greets
+	m := NewMailer(&config.Global{SMTPServer: srv.Addr, NotificationEmail: []string{"a@b"},
 		SMTPConnectTimeout: config.Duration(200 * time.Millisecond)}, lab.TestLogger(t))
 	startAt := time.Now()
 	if err := m.Instance(context.Background(), "VI_1", Backup); err == nil {
@@ -497,5 +393,33 @@ func TestMailerTimeout(t *testing.T) {
 	cancel()
 	if err := m.Send(ctx, "s", "b"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Send with cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+// One object's alert mails are sent one after another, in the order of
+// its events, even when the server is slow to take the first.
+func TestRunnerMailsInOrder(t *testing.T) {
+	srv := smtptest.Start(t)
+	srv.Hold()
+	m := NewMailer(&config.Global{RouterID: "lb1", SMTPServer: srv.Addr, NotificationEmail: []string{"ops@example.com"}}, lab.TestLogger(t))
+	r := NewRunner(0, lab.TestLogger(t))
+	for _, st := range []State{Master, Backup, Fault} {
+		r.Mail("instance VI_1", func(ctx context.Context) error { return m.Instance(ctx, "VI_1", st) })
+	}
+	select {
+	case <-srv.Accepted:
+	case <-time.After(waitLimit):
+		t.Fatal("no connection to the SMTP server")
+	}
+	srv.Release()
+	for _, want := range []string{"MASTER", "BACKUP", "FAULT"} {
+		if got := srv.Next(t, waitLimit); !strings.Contains(got.Data, "Subject: [lb1] VRRP Instance VI_1 - Entering "+want+" state\n") {
+			t.Errorf("next mail, want the %s alert:\n%s", want, got.Data)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
