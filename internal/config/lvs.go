@@ -213,8 +213,7 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		},
 		"persistence_granularity": func(n *node) {
 			if p.noBlock(n) && p.args(n, 1, 1) {
-				vs.Granularity = n.Args[0].Text
-				u.granularityPos = n.Args[0].Pos
+				u.granularity = &n.Args[0]
 			}
 		},
 		"persistence_engine": p.setStr(&vs.PersistenceEngine),

@@ -296,38 +296,64 @@ type UnicastPeer struct {
 // IPAddress is one address in `ip addr` syntax (virtual_ipaddress,
 // virtual_ipaddress_excluded, static_ipaddress).
 type IPAddress struct {
-	Pos    Pos          `json:"-"`
-	Prefix netip.Prefix `json:"address"`
-	// Broadcast is an address, "+" (set host bits) or "-" (none).
-	Broadcast     string     `json:"broadcast,omitempty"`
-	Dev           string     `json:"dev,omitempty"`
-	Scope         string     `json:"scope,omitempty"`
-	Label         string     `json:"label,omitempty"`
-	Peer          netip.Addr `json:"peer,omitzero"`
-	Home          bool       `json:"home,omitempty"`
-	NoDAD         bool       `json:"nodad,omitempty"`
-	MngTmpAddr    bool       `json:"mngtmpaddr,omitempty"`
-	NoPrefixRoute bool       `json:"noprefixroute,omitempty"`
-	AutoJoin      bool       `json:"autojoin,omitempty"`
-	NoTrack       bool       `json:"no_track,omitempty"`
+	Pos           Pos          `json:"-"`
+	Prefix        netip.Prefix `json:"address"`
+	Broadcast     Broadcast    `json:"broadcast,omitzero"`
+	Dev           string       `json:"dev,omitempty"`
+	Scope         Scope        `json:"scope,omitempty"`
+	Label         string       `json:"label,omitempty"`
+	Peer          netip.Addr   `json:"peer,omitzero"`
+	Home          bool         `json:"home,omitempty"`
+	NoDAD         bool         `json:"nodad,omitempty"`
+	MngTmpAddr    bool         `json:"mngtmpaddr,omitempty"`
+	NoPrefixRoute bool         `json:"noprefixroute,omitempty"`
+	AutoJoin      bool         `json:"autojoin,omitempty"`
+	NoTrack       bool         `json:"no_track,omitempty"`
 	// PreferredLft is in seconds; nil means forever.
 	PreferredLft *uint32 `json:"preferred_lft,omitempty"`
 }
 
+// Broadcast is an IPv4 address's brd/broadcast option: an address, "+"
+// (the prefix with its host bits set, computed at load) or "-" (none).
+type Broadcast struct {
+	// Addr is the broadcast address to set (given, or computed for "+");
+	// invalid when none was given or for "-".
+	Addr netip.Addr
+	// Auto is "+"; None is "-".
+	Auto, None bool
+}
+
+// String is the option's value as written in a configuration ("" when
+// not given).
+func (b Broadcast) String() string {
+	switch {
+	case b.None:
+		return "-"
+	case b.Auto:
+		return "+"
+	case b.Addr.IsValid():
+		return b.Addr.String()
+	}
+	return ""
+}
+
+// MarshalText writes the option as the configuration does.
+func (b Broadcast) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
 // Route is one route in `ip route` syntax (virtual_routes, static_routes).
 type Route struct {
 	Pos Pos `json:"-"`
-	// Type is "" (unicast) or blackhole, unreachable, prohibit, throw.
-	Type    string       `json:"type,omitempty"`
+	// Type is 0 (unicast) or blackhole, unreachable, prohibit, throw.
+	Type    RouteType    `json:"type,omitempty"`
 	Dst     netip.Prefix `json:"to"`
 	Src     netip.Addr   `json:"src,omitzero"`
 	Via     netip.Addr   `json:"via,omitzero"`
 	Or      []netip.Addr `json:"or,omitempty"`
 	Dev     string       `json:"dev,omitempty"`
-	Scope   string       `json:"scope,omitempty"`
-	Table   string       `json:"table,omitempty"`
+	Scope   Scope        `json:"scope,omitempty"`
+	Table   RouteTable   `json:"table,omitempty"`
 	Metric  *uint32      `json:"metric,omitempty"`
-	Proto   string       `json:"proto,omitempty"`
+	Proto   RouteProto   `json:"proto,omitempty"`
 	OnLink  bool         `json:"onlink,omitempty"`
 	NoTrack bool         `json:"no_track,omitempty"`
 }
@@ -338,13 +364,16 @@ type Rule struct {
 	Not      bool         `json:"not,omitempty"`
 	From     netip.Prefix `json:"from,omitzero"`
 	To       netip.Prefix `json:"to,omitzero"`
-	Table    string       `json:"table,omitempty"`
+	Table    RouteTable   `json:"table,omitempty"`
 	Priority *uint32      `json:"priority,omitempty"`
 	IIF      string       `json:"iif,omitempty"`
 	OIF      string       `json:"oif,omitempty"`
-	FWMark   string       `json:"fwmark,omitempty"`
-	TOS      string       `json:"tos,omitempty"`
-	NoTrack  bool         `json:"no_track,omitempty"`
+	// FWMark is matched under FWMask (nil: all bits, the kernel's default
+	// when `fwmark M` has no /MASK); a rule with neither matches any mark.
+	FWMark  uint32  `json:"fwmark,omitempty"`
+	FWMask  *uint32 `json:"fwmask,omitempty"`
+	TOS     DSField `json:"tos,omitempty"`
+	NoTrack bool    `json:"no_track,omitempty"`
 }
 
 // ServerGroup is a virtual_server_group block.
@@ -381,8 +410,9 @@ type VirtualServer struct {
 	SchedFlags  []string `json:"sched_flags,omitempty"`
 	Method      string   `json:"method"` // NAT, DR, TUN
 	Persistence Duration `json:"persistence_timeout"`
-	// Granularity is the persistence netmask (IPv4 dotted or IPv6 prefix length).
-	Granularity       string       `json:"persistence_granularity,omitempty"`
+	// Granularity is the persistence netmask as a prefix length (0: not
+	// given); the configuration writes it as a dotted mask for IPv4.
+	Granularity       uint8        `json:"persistence_granularity,omitempty"`
 	PersistenceEngine string       `json:"persistence_engine,omitempty"`
 	HASuspend         bool         `json:"ha_suspend"`
 	Virtualhost       string       `json:"virtualhost,omitempty"`
@@ -403,8 +433,9 @@ type VirtualServer struct {
 }
 
 type vsUnset struct {
-	smtpAlert      *bool
-	granularityPos Pos
+	smtpAlert *bool
+	// granularity is read once the address family is known.
+	granularity *syntax.Token
 }
 
 // SorryServer is where traffic goes when no real server is up.

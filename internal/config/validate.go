@@ -1,11 +1,15 @@
 package config
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"tandem/internal/config/syntax"
 )
 
 // ifNameMax is IFNAMSIZ-1: the longest interface name or address label the
@@ -253,8 +257,8 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 			p.errorf(vs.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
 		}
 	}
-	if vs.Granularity != "" {
-		p.validateGranularity(vs, name)
+	if t := vs.unset.granularity; t != nil {
+		p.granularity(vs, name, *t)
 	}
 	if ss := vs.SorryServer; ss != nil && !ss.IP.IsValid() {
 		p.errorf(ss.Pos, "%s: sorry_server_inhibit or sorry_server_lvs_method given without a sorry_server address", name)
@@ -295,23 +299,28 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 	}
 }
 
-// validateGranularity checks the persistence netmask: a dotted IPv4 mask
-// or an IPv6 prefix length 1..128 (keepalived check_parser.c pgr_handler).
-func (p *parser) validateGranularity(vs *VirtualServer, name string) {
-	pos := vs.unset.granularityPos
+// granularity reads the persistence netmask now that the family is known:
+// a dotted IPv4 mask or an IPv6 prefix length 1..128 (keepalived
+// check_parser.c pgr_handler).
+func (p *parser) granularity(vs *VirtualServer, name string, t syntax.Token) {
 	if vs.Family == "inet6" {
-		if n, err := strconv.Atoi(vs.Granularity); err != nil || n < 1 || n > 128 {
-			p.errorf(pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, vs.Granularity)
+		n, err := strconv.Atoi(t.Text)
+		if err != nil || n < 1 || n > 128 {
+			p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, t.Text)
+			return
 		}
+		vs.Granularity = uint8(n)
 		return
 	}
-	m, err := netip.ParseAddr(vs.Granularity)
+	m, err := netip.ParseAddr(t.Text)
 	if err != nil || !m.Is4() || !isMask(m.As4()) {
-		p.errorf(pos, "%s: persistence_granularity %q is not an IPv4 netmask like 255.255.255.0", name, vs.Granularity)
+		p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv4 netmask like 255.255.255.0", name, t.Text)
+		return
 	}
+	vs.Granularity = uint8(bits.OnesCount32(binary.BigEndian.Uint32(m.AsSlice())))
 }
 
 func isMask(b [4]byte) bool {
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v := binary.BigEndian.Uint32(b[:])
 	return v != 0 && ^v&(^v+1) == 0
 }

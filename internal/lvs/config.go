@@ -1,10 +1,7 @@
 package lvs
 
 import (
-	"fmt"
-	"math/bits"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"tandem/internal/config"
@@ -38,10 +35,7 @@ var protocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
 func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 	var vss []VirtualServer
 	for _, vs := range cfg.VirtualServers {
-		svc, err := serviceOf(vs)
-		if err != nil {
-			return nil, fmt.Errorf("virtual_server %s: %w", vs.Name(), err)
-		}
+		svc := serviceOf(vs)
 		dests := destsOf(vs, pool)
 		keys, err := keysOf(cfg, vs)
 		if err != nil {
@@ -57,7 +51,7 @@ func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 }
 
 // serviceOf maps a virtual server's scheduling settings.
-func serviceOf(vs *config.VirtualServer) (Service, error) {
+func serviceOf(vs *config.VirtualServer) Service {
 	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
 	for _, f := range vs.SchedFlags {
 		switch f {
@@ -79,14 +73,8 @@ func serviceOf(vs *config.VirtualServer) (Service, error) {
 		// "hashed" and "flag-3" are not scheduler behaviour IPVS lets a
 		// user set; the configuration keeps them, the kernel ignores them.
 	}
-	if vs.Granularity != "" {
-		b, err := granularityBits(vs.Granularity)
-		if err != nil {
-			return s, err
-		}
-		s.PersistenceBits = b
-	}
-	return s, nil
+	s.PersistenceBits = vs.Granularity
+	return s
 }
 
 func genericFlag(sched string, port bool) Flags {
@@ -101,20 +89,6 @@ func genericFlag(sched string, port bool) Flags {
 		return FlagMHFallback
 	}
 	return 0
-}
-
-// granularityBits reads a persistence netmask: dotted IPv4 or an IPv6
-// prefix length (validated by package config).
-func granularityBits(g string) (uint8, error) {
-	if m, err := netip.ParseAddr(g); err == nil && m.Is4() {
-		b := m.As4()
-		return uint8(bits.OnesCount32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))), nil
-	}
-	n, err := strconv.ParseUint(g, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("persistence_granularity %q", g)
-	}
-	return uint8(n), nil
 }
 
 // keysOf lists the service keys of a virtual server: its address and port,
