@@ -271,7 +271,7 @@ func TestDiagnostics(t *testing.T) {
 		{
 			name: "sh-port without sh",
 			src:  vsWith("  sh-port\n"),
-			want: []wantDiag{e(1, 1, "sh-port needs lb_algo sh, not rr")},
+			want: []wantDiag{e(5, 3, "sh-port needs lb_algo sh, not rr")},
 		},
 		{
 			name: "missing interface",

@@ -579,7 +579,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	}
 	f.str("protocol", vs.Protocol)
 	f.line("lb_algo", vs.Scheduler)
-	for _, fl := range vs.SchedFlags {
+	for _, fl := range vs.SchedFlags.words(vs.Scheduler) {
 		f.line(fl)
 	}
 	f.line("lb_kind", vs.Method)

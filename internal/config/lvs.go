@@ -183,15 +183,15 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		"lvs_sched":   p.setEnum(&vs.Scheduler, Schedulers...),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
-		"hashed":      p.schedFlag(vs, "hashed"),
-		"flag-1":      p.schedFlag(vs, "flag-1"),
-		"flag-2":      p.schedFlag(vs, "flag-2"),
-		"flag-3":      p.schedFlag(vs, "flag-3"),
-		"sh-port":     p.schedFlag(vs, "sh-port"),
-		"sh-fallback": p.schedFlag(vs, "sh-fallback"),
-		"mh-port":     p.schedFlag(vs, "mh-port"),
-		"mh-fallback": p.schedFlag(vs, "mh-fallback"),
-		"ops":         p.schedFlag(vs, "ops"),
+		"hashed":      p.schedFlag(vs),
+		"flag-1":      p.schedFlag(vs),
+		"flag-2":      p.schedFlag(vs),
+		"flag-3":      p.schedFlag(vs),
+		"sh-port":     p.schedFlag(vs),
+		"sh-fallback": p.schedFlag(vs),
+		"mh-port":     p.schedFlag(vs),
+		"mh-fallback": p.schedFlag(vs),
+		"ops":         p.schedFlag(vs),
 		"persistence_timeout": func(n *node) {
 			if !p.noBlock(n) || !p.args(n, 0, 1) {
 				return
@@ -281,10 +281,10 @@ func (p *parser) sorry(vs *VirtualServer, n *node) *SorryServer {
 	return vs.SorryServer
 }
 
-func (p *parser) schedFlag(vs *VirtualServer, flag string) handler {
+func (p *parser) schedFlag(vs *VirtualServer) handler {
 	return func(n *node) {
 		if p.noBlock(n) && p.args(n, 0, 0) {
-			vs.SchedFlags = append(vs.SchedFlags, flag)
+			vs.unset.schedFlags = append(vs.unset.schedFlags, n.Keyword)
 		}
 	}
 }

@@ -405,11 +405,11 @@ type VirtualServer struct {
 	Family    string `json:"family"`
 	Protocol  string `json:"protocol"`  // TCP, UDP, SCTP
 	Scheduler string `json:"scheduler"` // IPVS scheduler name
-	// SchedFlags are the scheduler flags (sh-port, sh-fallback, mh-port,
-	// mh-fallback, flag-1..3) and "ops" (one-packet scheduling).
-	SchedFlags  []string `json:"sched_flags,omitempty"`
-	Method      string   `json:"method"` // NAT, DR, TUN
-	Persistence Duration `json:"persistence_timeout"`
+	// SchedFlags are the scheduler flags and ops (one-packet scheduling),
+	// resolved against the scheduler at load.
+	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
+	Method      string     `json:"method"` // NAT, DR, TUN
+	Persistence Duration   `json:"persistence_timeout"`
 	// Granularity is the persistence netmask as a prefix length (0: not
 	// given); the configuration writes it as a dotted mask for IPv4.
 	Granularity       uint8        `json:"persistence_granularity,omitempty"`
@@ -434,8 +434,56 @@ type VirtualServer struct {
 
 type vsUnset struct {
 	smtpAlert *bool
+	// schedFlags are the flag keywords, resolved once lb_algo is known.
+	schedFlags []syntax.Token
 	// granularity is read once the address family is known.
 	granularity *syntax.Token
+}
+
+// SchedFlags are a virtual server's scheduler options. keepalived's
+// flag-1 and flag-2 are the scheduler's first two flags (ip_vs.h
+// IP_VS_SVC_F_SCHED1/2), which sh and mh call fallback and port
+// (keepalived.conf(5) virtual_server).
+type SchedFlags uint8
+
+// The scheduler options.
+const (
+	// SchedOnePacket is ops: each UDP datagram scheduled on its own.
+	SchedOnePacket SchedFlags = 1 << iota
+	// SchedFallback is sh-fallback or mh-fallback (flag-1): skip an
+	// unavailable server.
+	SchedFallback
+	// SchedPort is sh-port or mh-port (flag-2): hash the source port too.
+	SchedPort
+	// SchedHashed and SchedFlag3 are kept for Format; IPVS does not let a
+	// user set them, and no scheduler reads them.
+	SchedHashed
+	SchedFlag3
+)
+
+// MarshalText writes the flags by their scheduler-independent names.
+func (f SchedFlags) MarshalText() ([]byte, error) { return []byte(strings.Join(f.words(""), " ")), nil }
+
+// words are the keywords of f under scheduler sched, as Format writes them.
+func (f SchedFlags) words(sched string) []string {
+	var w []string
+	prefix := sched + "-"
+	if sched != "sh" && sched != "mh" {
+		prefix = ""
+	}
+	for _, x := range []struct {
+		bit         SchedFlags
+		named, flag string
+	}{{SchedHashed, "hashed", "hashed"}, {SchedFallback, "fallback", "flag-1"}, {SchedPort, "port", "flag-2"}, {SchedFlag3, "flag-3", "flag-3"}, {SchedOnePacket, "ops", "ops"}} {
+		switch {
+		case f&x.bit == 0:
+		case prefix != "" && (x.bit == SchedFallback || x.bit == SchedPort):
+			w = append(w, prefix+x.named)
+		default:
+			w = append(w, x.flag)
+		}
+	}
+	return w
 }
 
 // SorryServer is where traffic goes when no real server is up.

@@ -103,6 +103,10 @@ func TestTypedAtLoad(t *testing.T) {
 		// persistence_granularity: into a prefix length once the family is known.
 		{name: "granularity v4", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n"), got: vsGran, want: uint8(24)},
 		{name: "granularity v6", src: strings.Replace(vsWith("  persistence_timeout 60\n  persistence_granularity 64\n"), "10.0.0.1 80", "fd00::1 80", 1), got: vsGran, want: uint8(64)},
+		// scheduler flags: resolved against lb_algo once it is known.
+		{name: "sched flag-1 and sh-port under sh", src: strings.Replace(vsWith("  flag-1\n  sh-port\n"), "rr", "sh", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedFallback | SchedPort},
+		{name: "sched ops", src: strings.Replace(vsWith("  ops\n"), "TCP", "UDP", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedOnePacket},
+		{name: "sched mh-port under sh", src: strings.Replace(vsWith("\n  mh-port\n"), "rr", "sh", 1), col: 3, msg: "virtual_server 10.0.0.1:80: mh-port needs lb_algo mh, not sh"},
 		{name: "granularity v4 not a mask", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255.0\n"), col: 27, msg: `persistence_granularity "255.0.255.0" is not an IPv4 netmask`},
 	}
 	for _, tt := range tests {

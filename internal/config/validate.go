@@ -247,16 +247,7 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 	if vs.HASuspend && vs.FWMark != 0 {
 		p.errorf(vs.Pos, "%s: ha_suspend cannot be used with a fwmark service (no address to follow)", name)
 	}
-	for _, f := range vs.SchedFlags {
-		switch {
-		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
-			p.errorf(vs.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
-		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
-			p.errorf(vs.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
-		case f == "ops" && byIP && vs.Protocol != "UDP":
-			p.errorf(vs.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
-		}
-	}
+	p.schedFlags(vs, name, byIP)
 	if t := vs.unset.granularity; t != nil {
 		p.granularity(vs, name, *t)
 	}
@@ -295,6 +286,34 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 		vs.Quorum = max(weights, 1)
 		if vs.Hysteresis >= vs.Quorum {
 			vs.Hysteresis = vs.Quorum - 1
+		}
+	}
+}
+
+// schedFlags resolves the flag keywords now that lb_algo is known: sh-*
+// and mh-* need their scheduler, and ops needs UDP.
+func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
+	for _, t := range vs.unset.schedFlags {
+		f := t.Text
+		switch {
+		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
+			p.errorf(t.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
+		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
+			p.errorf(t.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
+		case f == "ops" && byIP && vs.Protocol != "UDP":
+			p.errorf(t.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
+		}
+		switch f {
+		case "ops":
+			vs.SchedFlags |= SchedOnePacket
+		case "sh-fallback", "mh-fallback", "flag-1":
+			vs.SchedFlags |= SchedFallback
+		case "sh-port", "mh-port", "flag-2":
+			vs.SchedFlags |= SchedPort
+		case "hashed":
+			vs.SchedFlags |= SchedHashed
+		case "flag-3":
+			vs.SchedFlags |= SchedFlag3
 		}
 	}
 }

@@ -53,42 +53,27 @@ func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 // serviceOf maps a virtual server's scheduling settings.
 func serviceOf(vs *config.VirtualServer) Service {
 	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
-	for _, f := range vs.SchedFlags {
-		switch f {
-		case "ops":
-			s.Flags |= FlagOnePacket
-		case "sh-fallback":
-			s.Flags |= FlagSHFallback
-		case "sh-port":
-			s.Flags |= FlagSHPort
-		case "mh-fallback":
-			s.Flags |= FlagMHFallback
-		case "mh-port":
-			s.Flags |= FlagMHPort
-		case "flag-1", "flag-2":
-			// keepalived's generic names for the scheduler's first two
-			// flags: fallback and port for sh and mh.
-			s.Flags |= genericFlag(vs.Scheduler, f == "flag-2")
-		}
-		// "hashed" and "flag-3" are not scheduler behaviour IPVS lets a
-		// user set; the configuration keeps them, the kernel ignores them.
+	if vs.SchedFlags&config.SchedOnePacket != 0 {
+		s.Flags |= FlagOnePacket
+	}
+	// Fallback and port are the first two flags of whichever scheduler
+	// reads them (0 for the others); config has checked that sh-* and
+	// mh-* name theirs.
+	var fallback, port Flags
+	switch vs.Scheduler {
+	case "sh":
+		fallback, port = FlagSHFallback, FlagSHPort
+	case "mh":
+		fallback, port = FlagMHFallback, FlagMHPort
+	}
+	if vs.SchedFlags&config.SchedFallback != 0 {
+		s.Flags |= fallback
+	}
+	if vs.SchedFlags&config.SchedPort != 0 {
+		s.Flags |= port
 	}
 	s.PersistenceBits = vs.Granularity
 	return s
-}
-
-func genericFlag(sched string, port bool) Flags {
-	switch {
-	case sched == "sh" && port:
-		return FlagSHPort
-	case sched == "sh":
-		return FlagSHFallback
-	case sched == "mh" && port:
-		return FlagMHPort
-	case sched == "mh":
-		return FlagMHFallback
-	}
-	return 0
 }
 
 // keysOf lists the service keys of a virtual server: its address and port,
