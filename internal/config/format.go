@@ -681,7 +681,9 @@ func (f *formatter) checker(c *Checker) {
 			}
 			f.line(codes...)
 			f.str("virtualhost", u.Virtualhost)
-			f.str("regex", u.Regex)
+			if u.Regex != nil {
+				f.line("regex", u.Regex.String())
+			}
 			f.only("regex_no_match", u.RegexNoMatch)
 			f.close()
 		}

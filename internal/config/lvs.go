@@ -499,11 +499,12 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 					if !p.noBlock(n) || !p.args(n, 1, 1) {
 						return
 					}
-					if _, err := regexp.Compile(n.Args[0].Text); err != nil {
+					re, err := regexp.Compile(n.Args[0].Text)
+					if err != nil {
 						p.errorf(n.Args[0].Pos, "regex: %q is not a pattern Tandem can use (Go RE2 syntax, not PCRE): %v", n.Args[0].Text, err)
 						return
 					}
-					u.Regex = n.Args[0].Text
+					u.Regex = re
 				},
 				"regex_no_match": p.setConst(&u.RegexNoMatch, true),
 				"status_code": func(n *node) {

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -598,11 +599,12 @@ type URL struct {
 	Pos  Pos    `json:"-"`
 	Path string `json:"path"`
 	// Digest is the expected MD5 of the body, lower-case hex.
-	Digest       string        `json:"digest,omitempty"`
-	StatusCodes  []StatusRange `json:"status_code"`
-	Virtualhost  string        `json:"virtualhost,omitempty"`
-	Regex        string        `json:"regex,omitempty"`
-	RegexNoMatch bool          `json:"regex_no_match,omitempty"`
+	Digest      string        `json:"digest,omitempty"`
+	StatusCodes []StatusRange `json:"status_code"`
+	Virtualhost string        `json:"virtualhost,omitempty"`
+	// Regex is compiled at load (Go RE2); dumps show its source.
+	Regex        *regexp.Regexp `json:"regex,omitempty"`
+	RegexNoMatch bool           `json:"regex_no_match,omitempty"`
 }
 
 // StatusRange is an inclusive range of HTTP status codes.
