@@ -697,7 +697,7 @@ func (f *formatter) checker(c *Checker) {
 	case c.SMTP != nil:
 		f.line("helo_name", c.SMTP.HeloName)
 	case c.DNS != nil:
-		f.line("type", c.DNS.Type)
+		f.line("type", c.DNS.Type.String())
 		f.line("name", c.DNS.Name)
 	case c.UDP != nil:
 		u := c.UDP

@@ -386,9 +386,14 @@ func (p *parser) checker(n *node, typ string) []*Checker {
 			},
 		})
 	case CheckDNS:
-		c.DNS = &DNSCheck{Type: "SOA", Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
+		c.DNS = &DNSCheck{Type: dnsTypes["SOA"], Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
 		hs = merge(hs, map[string]handler{
-			"type": p.setEnum(&c.DNS.Type, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"),
+			"type": func(n *node) {
+				var name string
+				if p.setEnum(&name, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")(n); name != "" {
+					c.DNS.Type = dnsTypes[name]
+				}
+			},
 			"name": p.setStr(&c.DNS.Name),
 		})
 	case CheckUDP:

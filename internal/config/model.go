@@ -630,9 +630,28 @@ type SMTPCheck struct {
 
 // DNSCheck queries a name and expects an answer.
 type DNSCheck struct {
-	Type string `json:"type"`
-	Name string `json:"name"`
+	Type DNSType `json:"type"`
+	Name string  `json:"name"`
 }
+
+// DNSType is a DNS_CHECK query type, as numbered on the wire.
+type DNSType uint16
+
+// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c), by
+// their numbers in RFC 1035 §3.2.2 and RFC 3596 §2.1 (AAAA).
+var dnsTypes = map[string]DNSType{"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
+
+func (t DNSType) String() string {
+	for s, v := range dnsTypes {
+		if v == t {
+			return s
+		}
+	}
+	return "TYPE" + strconv.Itoa(int(t)) // RFC 3597 §5's notation
+}
+
+// MarshalText writes the type's name.
+func (t DNSType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // UDPCheck sends a payload and optionally expects a reply.
 type UDPCheck struct {

@@ -43,6 +43,7 @@ func TestTypedAtLoad(t *testing.T) {
 		name string
 		src  string
 		col  int    // of the error; 0: no error
+		line int    // of the error; 0: the block's line (10, or 6 in a virtual_server)
 		msg  string // in the error
 		// got reads the typed value; want is what it must be.
 		got  func(*Config) any
@@ -107,6 +108,10 @@ func TestTypedAtLoad(t *testing.T) {
 		{name: "sched flag-1 and sh-port under sh", src: strings.Replace(vsWith("  flag-1\n  sh-port\n"), "rr", "sh", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedFallback | SchedPort},
 		{name: "sched ops", src: strings.Replace(vsWith("  ops\n"), "TCP", "UDP", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedOnePacket},
 		{name: "sched mh-port under sh", src: strings.Replace(vsWith("\n  mh-port\n"), "rr", "sh", 1), col: 3, msg: "virtual_server 10.0.0.1:80: mh-port needs lb_algo mh, not sh"},
+		// DNS_CHECK type: its number on the wire.
+		{name: "dns type aaaa", src: vsWith(dnsCheck("aaaa")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(28)},
+		{name: "dns type default SOA", src: vsWith(dnsCheck("")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(6)},
+		{name: "dns type unknown", src: vsWith(dnsCheck("PTR")), line: 7, col: 12, msg: `type: "PTR" is not one of A, NS, CNAME, SOA, MX, TXT, AAAA`},
 		{name: "granularity v4 not a mask", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255.0\n"), col: 27, msg: `persistence_granularity "255.0.255.0" is not an IPv4 netmask`},
 	}
 	for _, tt := range tests {
@@ -123,12 +128,25 @@ func TestTypedAtLoad(t *testing.T) {
 				return
 			}
 			l := line
-			if strings.HasPrefix(tt.src, "virtual_server") {
+			switch {
+			case tt.line != 0:
+				l = tt.line
+			case strings.HasPrefix(tt.src, "virtual_server"):
 				l = 6
 			}
 			matchDiags(t, diags, []wantDiag{e(l, tt.col, tt.msg)})
 		})
 	}
+}
+
+// dnsCheck is a real server with a DNS_CHECK of type typ (none if
+// empty); the type is on line 7, column 12 of vsWith's text.
+func dnsCheck(typ string) string {
+	t := ""
+	if typ != "" {
+		t = "      type " + typ + "\n"
+	}
+	return "  real_server 10.0.0.2 80 {\n    DNS_CHECK {\n" + t + "    }\n  }\n"
 }
 
 func rtTable(c *Config) any { return c.StaticRoutes[0].Table }
