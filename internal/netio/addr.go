@@ -38,7 +38,12 @@ func nlAddr(a *config.IPAddress) *netlink.Addr {
 		na.Peer = &net.IPNet{IP: a.Peer.AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}
 		na.IPNet.Mask = net.CIDRMask(pfx.Addr().BitLen(), pfx.Addr().BitLen())
 	}
-	if a.Broadcast.Addr.IsValid() {
+	switch {
+	case a.Broadcast.None:
+		// netlink computes a broadcast when none is given; 0.0.0.0 is
+		// its way to send none (`brd -`, ip-address(8)).
+		na.Broadcast = net.IPv4zero
+	case a.Broadcast.Addr.IsValid():
 		na.Broadcast = a.Broadcast.Addr.AsSlice()
 	}
 	flags := 0
