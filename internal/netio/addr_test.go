@@ -18,9 +18,7 @@ import (
 // proto by name, fwmark with a mask, tos, broadcast forms, scope), and the
 // delete functions find what the add functions installed.
 func TestTypedValuesReachKernel(t *testing.T) {
-	lab.RequireRoot(t)
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "n", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}})
+	l := oneNode(t)
 	cfg, diags := config.Parse("t.conf", []byte(`static_ipaddress {
     198.51.100.1/24 brd + dev eth0 scope link
     198.18.0.2/24 brd - dev eth0
@@ -60,11 +58,7 @@ static_rules {
 		if err := AddRule(cfg.StaticRules[0]); err != nil {
 			return err
 		}
-		link, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		as, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		as, err := netlink.AddrList(nil, netlink.FAMILY_V4) // every link's
 		if err != nil {
 			return err
 		}
@@ -141,4 +135,12 @@ static_rules {
 	case rule.Mark != 0x10 || rule.Mask == nil || *rule.Mask != 0xff || rule.Tos != 0x10 || rule.Table != 100 || rule.Src.String() != "10.3.0.0/16":
 		t.Errorf("rule: got mark %#x mask %v tos %#x table %d from %v, want 0x10/0xff tos 0x10 table 100 from 10.3.0.0/16", rule.Mark, rule.Mask, rule.Tos, rule.Table, rule.Src)
 	}
+}
+
+// oneNode is a lab of one node, "n", with eth0 at 192.0.2.1/24 on a switch
+// of its own; it skips t unless run as root.
+func oneNode(t *testing.T) *lab.Lab {
+	lab.RequireRoot(t)
+	return lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "n", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}})
 }
