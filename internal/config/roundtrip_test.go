@@ -448,7 +448,12 @@ func (g *confGen) rules(kw string, v6 bool) {
 			w = append(w, "fwmark", g.pick("fwm", strconv.Itoa(g.intn("fwmn", 1, 100)), "0x10", "0x10/0xff", "0/0xf0", "017"))
 		}
 		if g.bool("tos") {
-			w = append(w, g.pick("toskw", "tos", "dsfield"), g.pick("tos", "0x10", "8", "0x28"))
+			tos := []string{"0x10", "8", "0x1c"}
+			if v6 && g.bool("from") { // an IPv6 rule (with an IPv6 from) takes any DSCP
+				w = append(w, "from", pfx())
+				tos = append(tos, "0x28", "0xb8")
+			}
+			w = append(w, g.pick("toskw", "tos", "dsfield"), g.pick("tos", tos...))
 		}
 		if g.bool("nt") {
 			w = append(w, "no_track")

@@ -87,7 +87,9 @@ func TestTypedAtLoad(t *testing.T) {
 		{name: "rule fwmark bad mask", src: rule("fwmark 0x10/zz table 100"), col: 12, msg: `rule: fwmark mask "zz" is not a 32-bit number`},
 		{name: "rule tos hex", src: rule("tos 0x10 table 100"), got: ruleTOS, want: DSField(0x10)},
 		{name: "rule dsfield decimal", src: rule("dsfield 8 table 100"), got: ruleTOS, want: DSField(8)},
-		{name: "rule tos from rt_dsfield", src: rule("tos AF11 table 100"), got: ruleTOS, want: DSField(0x28)},
+		{name: "rule tos from rt_dsfield, IPv6", src: rule("from fd00::/64 tos AF11 table 100"), got: ruleTOS, want: DSField(0x28)},
+		{name: "rule tos DSCP on IPv4", src: rule("from 10.2.0.0/16 tos AF11 table 100"), col: 26, msg: "rule: tos AF11 (0x28): an IPv4 rule matches only the TOS bits 0x1c"},
+		{name: "rule tos ECN bits", src: rule("from fd00::/64 tos 0x29 table 100"), col: 24, msg: "rule: tos 0x29 (0x29) has ECN bits set"},
 		{name: "rule tos unknown", src: rule("tos bogus table 100"), col: 9, msg: `rule: tos "bogus" is not a number or a name in ` + dir + "/rt_dsfield"},
 		{name: "rule tos 256", src: rule("tos 256 table 100"), col: 9, msg: "rule: tos 256 is out of range 0..255"},
 		// The issue's second case: the first bad value stops the line.

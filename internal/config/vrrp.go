@@ -766,6 +766,7 @@ func (p *parser) rule(k *node) (*Rule, bool) {
 		p.errorf(k.Keyword.Pos, "rule: unexpected block")
 		return nil, false
 	}
+	var tosTok syntax.Token
 	toks := append([]syntax.Token{k.Keyword}, k.Args...)
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
@@ -820,13 +821,34 @@ func (p *parser) rule(k *node) (*Rule, bool) {
 			if !ok {
 				return nil, false
 			}
-			r.TOS = DSField(n)
+			r.TOS, tosTok = DSField(n), v
 		default:
 			p.errorf(t.Pos, "rule: unknown or unsupported option %q", t.Text)
 			return nil, false
 		}
 	}
+	if r.TOS != 0 && !p.ruleTOS(r, tosTok) {
+		return nil, false
+	}
 	return r, true
+}
+
+// ruleTOS checks a rule's tos against what the kernel's fib rules take
+// (fib_rules.c, fib4_rules.c; measured on Linux 6.18): the two ECN bits
+// must be 0 in any family, and an IPv4 rule (the family netlink gives a
+// rule without an IPv6 from or to) matches only RFC 1349's TOS bits: 0x1e,
+// of which 0x02 is now ECN's, leaving 0x1c.
+func (p *parser) ruleTOS(r *Rule, t syntax.Token) bool {
+	v6 := r.From.Addr().Is6() || r.To.Addr().Is6()
+	switch {
+	case r.TOS&0x03 != 0:
+		p.errorf(t.Pos, "rule: tos %s (%s) has ECN bits set; the kernel refuses them", t.Text, r.TOS)
+		return false
+	case !v6 && r.TOS&^0x1c != 0:
+		p.errorf(t.Pos, "rule: tos %s (%s): an IPv4 rule matches only the TOS bits 0x1c; the kernel refuses other bits", t.Text, r.TOS)
+		return false
+	}
+	return true
 }
 
 // fwmark reads a rule's `fwmark MARK[/MASK]`, each a 32-bit number in C's
