@@ -424,7 +424,7 @@ func TestNATEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stats: %+v", stats)
-	checkStatsAll(t, k, stats)
+	checkCounters(t, k, stats)
 	var conns uint64
 	for _, s := range stats {
 		conns += s.Conns
@@ -437,26 +437,26 @@ func TestNATEndToEnd(t *testing.T) {
 	}
 }
 
-// checkStatsAll checks that StatsAll, read after stats (Stats of k's only
+// checkCounters checks that Counters, read after stats (Stats of k's only
 // service), reports the same real servers with the same connections and
 // at least the packets and bytes (a late packet may have come since).
-func checkStatsAll(t *testing.T, k *Kernel, stats []DestStats) {
+func checkCounters(t *testing.T, k *Kernel, stats []DestStats) {
 	t.Helper()
-	all, err := k.StatsAll()
+	all, err := k.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 1 {
-		t.Fatalf("StatsAll: %d services, want 1: %+v", len(all), all)
+		t.Fatalf("Counters: %d services, want 1: %+v", len(all), all)
 	}
 	for _, got := range all {
 		if len(got) != len(stats) {
-			t.Fatalf("StatsAll: %+v, Stats: %+v", got, stats)
+			t.Fatalf("Counters: %+v, Stats: %+v", got, stats)
 		}
 		for i, g := range got {
 			w := stats[i]
-			if g.Addr != w.Addr || g.Conns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
-				t.Errorf("StatsAll: %+v, Stats: %+v", g, w)
+			if g.Addr != w.Addr || g.ActiveConns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
+				t.Errorf("Counters: %+v, Stats: %+v", g, w)
 			}
 		}
 	}
@@ -545,7 +545,7 @@ func TestDREndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("DR stats: %+v", stats)
-	checkStatsAll(t, k, stats)
+	checkCounters(t, k, stats)
 	for _, s := range stats {
 		if s.Packets == 0 {
 			t.Errorf("DR stats %+v: no packets counted", s)
