@@ -36,7 +36,7 @@ func (k *tableKernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
 	return nil, nil
 }
 
-func (k *tableKernel) Apply(context.Context, []lvs.Batch) (int, error) {
+func (k *tableKernel) Apply(context.Context, lvs.Plan) (int, error) {
 	return 0, errors.New("tableKernel is read-only")
 }
 

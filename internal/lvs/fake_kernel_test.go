@@ -18,8 +18,8 @@ import (
 // "Method" is not stored because IPVS has no such attribute.
 type fakeKernel struct {
 	svcs    map[ServiceKey]*fakeSvc
-	log     []Op      // every op accepted
-	applies [][]Batch // the plan of each Apply call
+	log     []Op   // every op accepted
+	applies []Plan // the plan of each Apply call
 
 	// failAt makes the op with this 0-based index among the ops tried
 	// fail (counting from the last reset of calls), -1 for never.
@@ -74,7 +74,7 @@ func (k *fakeKernel) Dests(key ServiceKey) ([]Dest, error) {
 	return slices.Collect(maps.Values(s.dests)), nil
 }
 
-func (k *fakeKernel) Apply(ctx context.Context, plan []Batch) (int, error) {
+func (k *fakeKernel) Apply(ctx context.Context, plan Plan) (int, error) {
 	k.applies = append(k.applies, plan)
 	n := 0
 	for _, b := range plan {

@@ -47,7 +47,7 @@ type Kernel interface {
 	// destinations, as IPVS does (ip_vs_ctl.c: __ip_vs_del_service unlinks
 	// every dest), so the reconciler never sends per-dest deletes for a
 	// service it removes.
-	Apply(ctx context.Context, plan []Batch) (int, error)
+	Apply(ctx context.Context, plan Plan) (int, error)
 	Counters() (map[ServiceKey][]DestCounters, error)
 }
 
@@ -59,13 +59,18 @@ type Batch struct {
 	Ops []Op
 }
 
-// Len is the number of ops in plan.
-func Len(plan []Batch) int {
-	n := 0
-	for _, b := range plan {
-		n += len(b.Ops)
+// Plan is what one Reconcile sends: a batch per virtual service that
+// changes, in the order they are applied.
+type Plan []Batch
+
+// Ops are p's ops in order, its batches' in a row: how Report, OpError and
+// Kernel.Apply count them.
+func (p Plan) Ops() []Op {
+	var out []Op
+	for _, b := range p {
+		out = append(out, b.Ops...)
 	}
-	return n
+	return out
 }
 
 // DestCounters are a real server's counters as a backend keeps them.
@@ -230,10 +235,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 	if err != nil {
 		return rep, err
 	}
-	var ops []Op
-	for _, b := range plan {
-		ops = append(ops, b.Ops...)
-	}
+	ops := plan.Ops()
 	n := 0
 	if len(ops) > 0 {
 		n, err = r.kernel.Apply(ctx, plan)
@@ -264,7 +266,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 
 // plan computes the ordered plan, one batch per service that changes. It
 // records foreign services in rep.
-func (r *Reconciler) plan(want *Desired, rep *Report) ([]Batch, error) {
+func (r *Reconciler) plan(want *Desired, rep *Report) (Plan, error) {
 	actual, err := r.kernel.Services()
 	if err != nil {
 		return nil, fmt.Errorf("lvs: list services: %w", err)
@@ -278,7 +280,7 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Batch, error) {
 		have[s.Key()] = s
 	}
 
-	var plan []Batch
+	var plan Plan
 	for _, k := range want.keys {
 		vs := want.vs[k]
 		cur, exists := have[k]

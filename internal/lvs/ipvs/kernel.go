@@ -143,7 +143,7 @@ func (k *Kernel) destinations(key lvs.ServiceKey) ([]ipvs.DestinationExtended, e
 // netlink request, sent in the plan's order (which the reconciler chooses
 // so that no pool drains to empty on the way), and Apply stops at the
 // first one the kernel refuses. ctx is checked between ops.
-func (k *Kernel) Apply(ctx context.Context, plan []lvs.Batch) (int, error) {
+func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
 	n := 0
 	for _, b := range plan {
 		for _, op := range b.Ops {

@@ -424,7 +424,7 @@ type change struct {
 // services one transaction each, DR services many to a transaction. A
 // batch with an op the backend refuses before sending anything (a real
 // server added twice, TUN) is not applied; the batches before it are.
-func (k *Kernel) Apply(ctx context.Context, plan []lvs.Batch) (int, error) {
+func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
 	if err := k.fresh(); err != nil {
 		return 0, err
 	}
@@ -432,7 +432,7 @@ func (k *Kernel) Apply(ctx context.Context, plan []lvs.Batch) (int, error) {
 	// anything is sent; only the services the plan touches are copied.
 	var changes []*change
 	seen := map[lvs.ServiceKey]bool{}
-	total, n := lvs.Len(plan), 0
+	total, n := len(plan.Ops()), 0
 	var refused error
 batches:
 	for _, b := range plan {
