@@ -21,9 +21,10 @@ import (
 //   - Dests returns the destinations of one service with concrete Methods.
 //   - Apply applies a plan: one Batch per virtual service, in order (see
 //     Apply below).
-//   - Counters returns every service's per-real-server counters, for
-//     `tandem status` and `tandem lvs list`, at the cost of what the
-//     backend needs to read them all (nftables: one dump per table).
+//   - Counters returns every service's per-real-server counters, keyed as
+//     Services reports the services (Family always set), for `tandem
+//     status` and `tandem lvs list`, at the cost of what the backend needs
+//     to read them all (nftables: one dump per table).
 type Kernel interface {
 	Services() ([]Service, error)
 	Dests(ServiceKey) ([]Dest, error)
