@@ -471,8 +471,8 @@ batches:
 }
 
 // commitChanges commits changes in order: NAT services one transaction
-// each, consecutive DR services in chunks (commitDR). It returns how many were
-// committed.
+// each, consecutive DR services in chunks (commitDR). It returns how many
+// were committed.
 func (k *Kernel) commitChanges(ctx context.Context, changes []*change) (int, error) {
 	for i := 0; i < len(changes); {
 		if err := ctx.Err(); err != nil {
