@@ -48,12 +48,14 @@ type Event struct {
 
 // VirtualServerStatus is one virtual server.
 type VirtualServerStatus struct {
-	Name        string             `json:"name"`
-	VIP         string             `json:"vip"`
-	Port        int                `json:"port"`
-	Protocol    string             `json:"protocol"`
-	Scheduler   string             `json:"scheduler"`
-	Method      string             `json:"method"`
+	Name      string `json:"name"`
+	VIP       string `json:"vip"`
+	Port      int    `json:"port"`
+	Protocol  string `json:"protocol"`
+	Scheduler string `json:"scheduler"`
+	Method    string `json:"method"`
+	// Quorum is the quorum the health checks apply.
+	Quorum      int                `json:"quorum"`
 	QuorumOK    bool               `json:"quorum_ok"`
 	SorryServer bool               `json:"sorry_server_in"`
 	RealServers []RealServerStatus `json:"real_servers"`

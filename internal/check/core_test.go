@@ -256,6 +256,9 @@ func TestQuorumHysteresis(t *testing.T) {
 	vs.Quorum, vs.Hysteresis = 3, 1
 	vs.SorryServer = &config.SorryServer{IP: netip.MustParseAddr("10.9.9.9"), Port: 80}
 	c := NewCore([]*config.VirtualServer{vs}, nil)
+	if q := c.Snapshot()[0].Quorum; q != 3 {
+		t.Errorf("snapshot quorum %d, want 3", q)
+	}
 	// Server i (1-based) is down from 10*i s to 50+10*i s: the alive
 	// count goes 4,3,2,1,0? no: at most three are down at once.
 	evs, _ := sim(c, sec(95), func(id ID, el time.Duration) Result {

@@ -7,7 +7,10 @@ import (
 
 // VSStatus is the health state of one virtual server.
 type VSStatus struct {
-	Name          string     `json:"name"`
+	Name string `json:"name"`
+	// Quorum is the quorum in force (after keepalived's reduction to the
+	// real servers' total weight), so a reload that changes it shows.
+	Quorum        int        `json:"quorum"`
 	QuorumUp      bool       `json:"quorum_up"`
 	SorryServerIn bool       `json:"sorry_server_in"`
 	Suspended     bool       `json:"suspended"`
@@ -50,7 +53,7 @@ func (c *Core) Snapshot() []VSStatus {
 	out := make([]VSStatus, 0, len(c.vss))
 	for _, vs := range c.vss {
 		v := VSStatus{
-			Name: vs.cfg.Name(), QuorumUp: vs.quorumUp, SorryServerIn: vs.sorryIn,
+			Name: vs.cfg.Name(), Quorum: vs.cfg.Quorum, QuorumUp: vs.quorumUp, SorryServerIn: vs.sorryIn,
 			Suspended: vs.suspended, Weight: int(vs.weightSum()),
 		}
 		for _, rs := range vs.rss {

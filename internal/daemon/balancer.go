@@ -344,7 +344,7 @@ func (b *balancer) status() (vss []api.VirtualServerStatus, ops uint64) {
 		}
 		h := snap[i]
 		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler,
-			Method: vs.Method, QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
+			Method: vs.Method, Quorum: h.Quorum, QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
 		if vs.IP.IsValid() {
 			v.VIP = vs.IP.String()
 		}
