@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -63,4 +64,53 @@ func (l *Lab) HTTPGet(node string, addr netip.AddrPort, path string, dialTimeout
 		return nil
 	})
 	return body, err
+}
+
+// Load is a client loop started by HTTPLoad: GETs one after the other
+// through a service, counted.
+type Load struct {
+	stop chan struct{}
+	done chan struct{}
+
+	mu     sync.Mutex
+	ok     int
+	failed []string // the errors, each with its time
+}
+
+// HTTPLoad starts GETs of http://addr/ from node, one every interval (or
+// back to back when a GET takes longer), until Stop; each uses
+// dialTimeout, so a lost SYN counts as a failure instead of a delay.
+func (l *Lab) HTTPLoad(node string, addr netip.AddrPort, interval, dialTimeout time.Duration) *Load {
+	ld := &Load{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(ld.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			_, err := l.HTTPGet(node, addr, "/", dialTimeout)
+			ld.mu.Lock()
+			if err != nil {
+				ld.failed = append(ld.failed, time.Now().Format("15:04:05.000")+" "+err.Error())
+			} else {
+				ld.ok++
+			}
+			ld.mu.Unlock()
+			select {
+			case <-ld.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return ld
+}
+
+// Stop ends the loop and returns how many GETs succeeded and the errors of
+// those that failed.
+func (ld *Load) Stop() (ok int, failed []string) {
+	close(ld.stop)
+	<-ld.done
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.ok, ld.failed
 }
