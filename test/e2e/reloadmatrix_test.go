@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,88 +19,6 @@ import (
 	"tandem/internal/lab"
 	"tandem/internal/notify/smtptest"
 )
-
-// matrixConf is what the reload matrix edits, one field at a time; conf
-// writes it as each director's configuration.
-type matrixConf struct {
-	prio        int // dir1's; dir2 runs at 90
-	advert      int
-	extraVIP    bool // 172.16.7.6 beside 172.16.7.5
-	route       bool // 10.99.0.0/24 via rs1
-	notify      string
-	smtp        string // host:port
-	trackWeight int
-	rsWeight    int // 172.16.7.4's
-	timeout     int // TCP_CHECK connect_timeout
-	quorum      int
-}
-
-// conf is the configuration of director node (dir1 or dir2): seed000's DR
-// pair (VRRPv2, wrr, TCP_CHECK on nginx), plus a notify script, SMTP
-// alerts and, on dir1 only, a tracked script that always passes, so that
-// its weight adds to dir1's priority and shows in its adverts.
-func (m matrixConf) conf(node, chk string) string {
-	host, port, _ := net.SplitHostPort(m.smtp)
-	prio, state, track := 90, "BACKUP", ""
-	if node == "dir1" {
-		prio, state = m.prio, "MASTER"
-		track = fmt.Sprintf("    track_script {\n        chk weight %d\n    }\n", m.trackWeight)
-	}
-	vips := "        172.16.7.5\n"
-	if m.extraVIP {
-		vips += "        172.16.7.6\n"
-	}
-	routes := ""
-	if m.route {
-		routes = "    virtual_routes {\n        10.99.0.0/24 via 172.16.7.3 dev eth0\n    }\n"
-	}
-	rs := func(ip string, weight int) string {
-		return fmt.Sprintf(`    real_server %s 80 {
-        weight %d
-        TCP_CHECK {
-            connect_timeout %d
-            connect_port 80
-        }
-    }
-`, ip, weight, m.timeout)
-	}
-	return fmt.Sprintf(`global_defs {
-    router_id %s
-    notification_email {
-        ops@example.org
-    }
-    notification_email_from tandem@example.org
-    smtp_server %s %s
-}
-vrrp_script chk {
-    script "%s"
-    interval 1
-}
-vrrp_instance VI_1 {
-    state %s
-    interface eth0
-    virtual_router_id 51
-    priority %d
-    advert_int %d
-    smtp_alert
-    notify "%s"
-    authentication {
-        auth_type PASS
-        auth_pass 1111
-    }
-    virtual_ipaddress {
-%s    }
-%s%s}
-virtual_server 172.16.7.5 80 {
-    delay_loop 1
-    lb_algo wrr
-    lb_kind DR
-    protocol TCP
-    quorum %d
-    alpha
-%s%s}
-`, node, host, port, chk, state, prio, m.advert, m.notify, vips, routes, track, m.quorum, rs("172.16.7.3", 3), rs("172.16.7.4", m.rsWeight))
-}
 
 // advert is one VRRP advertisement seen on the wire.
 type advert struct {
@@ -172,28 +90,20 @@ func watchAdverts(t *testing.T, l *lab.Lab, node string) *advertLog {
 	return a
 }
 
-// reloadApplied sends SIGHUP to d and waits for the reload event its
-// status records once the reload has been applied; it returns that time.
+// reloadApplied sends SIGHUP to d and returns when d has applied the
+// reload (lab.ReloadApplied).
 func reloadApplied(t *testing.T, d *daemon) time.Time {
 	t.Helper()
 	sent := time.Now()
 	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	var at time.Time
-	waitFor(t, d.node+"'s reload applied", 20*time.Second, func() bool {
-		st, err := d.status()
-		if err != nil {
-			return false
-		}
-		for _, e := range st.Events {
-			if e.Kind == "reload" && e.Time.After(sent) {
-				at = e.Time
-				return true
-			}
-		}
-		return false
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	at, err := lab.ReloadApplied(ctx, d.socket, sent)
+	if err != nil {
+		t.Fatalf("%s: %v", d.node, err)
+	}
 	return at
 }
 
@@ -230,11 +140,11 @@ func TestReloadMatrix(t *testing.T) {
 	}
 	ads := watchAdverts(t, l, "client")
 
-	cur := matrixConf{prio: 100, advert: 1, notify: notifyA, smtp: smtpA.Addr, trackWeight: 10, rsWeight: 1, timeout: 3, quorum: 1}
+	cur := lab.PairConf{Prio: 100, Advert: 1, Notify: notifyA, SMTP: smtpA.Addr, Check: chk, TrackWeight: 10, RSWeight: 1, Timeout: 3, Quorum: 1}
 	confs := map[string]string{"dir1": filepath.Join(dir, "dir1.conf"), "dir2": filepath.Join(dir, "dir2.conf")}
-	write := func(m matrixConf) {
+	write := func(m lab.PairConf) {
 		for node, p := range confs {
-			if err := os.WriteFile(p, []byte(m.conf(node, chk)), 0o644); err != nil {
+			if err := os.WriteFile(p, []byte(m.Conf(node)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -298,19 +208,19 @@ func TestReloadMatrix(t *testing.T) {
 	oldRecord := 0 // the old notify script's output at the reload that replaced it
 	for _, row := range []struct {
 		name string
-		edit func(*matrixConf)
+		edit func(*lab.PairConf)
 		ops  uint64 // data-plane operations on each director
 		// effect checks that the new setting is in force; applied is when
 		// the last director applied the reload.
 		effect func(t *testing.T, applied time.Time)
 	}{
-		{"priority up", func(m *matrixConf) { m.prio = 120 }, 0, func(t *testing.T, at time.Time) {
+		{"priority up", func(m *lab.PairConf) { m.Prio = 120 }, 0, func(t *testing.T, at time.Time) {
 			wireAdvert(t, at, "priority 130", func(a advert) bool { return a.prio == 130 })
 		}},
-		{"priority down, still winning", func(m *matrixConf) { m.prio = 95 }, 0, func(t *testing.T, at time.Time) {
+		{"priority down, still winning", func(m *lab.PairConf) { m.Prio = 95 }, 0, func(t *testing.T, at time.Time) {
 			wireAdvert(t, at, "priority 105", func(a advert) bool { return a.prio == 105 })
 		}},
-		{"VIP added", func(m *matrixConf) { m.extraVIP = true }, 0, func(t *testing.T, at time.Time) {
+		{"VIP added", func(m *lab.PairConf) { m.ExtraVIP = true }, 0, func(t *testing.T, at time.Time) {
 			waitFor(t, "the master holding the added VIP", 3*time.Second, func() bool {
 				return holds(t, l, "dir1", "eth0", netip.MustParseAddr("172.16.7.6"))
 			})
@@ -321,12 +231,12 @@ func TestReloadMatrix(t *testing.T) {
 				t.Error("the backup took the added VIP")
 			}
 		}},
-		{"VIP removed", func(m *matrixConf) { m.extraVIP = false }, 0, func(t *testing.T, at time.Time) {
+		{"VIP removed", func(m *lab.PairConf) { m.ExtraVIP = false }, 0, func(t *testing.T, at time.Time) {
 			waitFor(t, "the master dropping the removed VIP", 3*time.Second, func() bool {
 				return !holds(t, l, "dir1", "eth0", netip.MustParseAddr("172.16.7.6"))
 			})
 		}},
-		{"route", func(m *matrixConf) { m.route = true }, 0, func(t *testing.T, at time.Time) {
+		{"route", func(m *lab.PairConf) { m.Route = true }, 0, func(t *testing.T, at time.Time) {
 			waitFor(t, "the master's route 10.99.0.0/24 via 172.16.7.3", 3*time.Second, func() bool {
 				found := false
 				if err := l.Do("dir1", func() error {
@@ -341,21 +251,21 @@ func TestReloadMatrix(t *testing.T) {
 				return found
 			})
 		}},
-		{"notify script", func(m *matrixConf) { m.notify = notifyB }, 0, func(t *testing.T, at time.Time) {
+		{"notify script", func(m *lab.PairConf) { m.Notify = notifyB }, 0, func(t *testing.T, at time.Time) {
 			// What the old script wrote so far was for transitions
 			// before the reload.
 			b, _ := os.ReadFile(outA)
 			oldRecord = len(b)
 		}},
-		{"smtp settings", func(m *matrixConf) { m.smtp = smtpB.Addr }, 0, func(t *testing.T, at time.Time) {
+		{"smtp settings", func(m *lab.PairConf) { m.SMTP = smtpB.Addr }, 0, func(t *testing.T, at time.Time) {
 			// What the old server took so far was sent before the
 			// reload; from here on it must get nothing.
 			smtpA.Pending()
 		}},
-		{"track weight", func(m *matrixConf) { m.trackWeight = 20 }, 0, func(t *testing.T, at time.Time) {
+		{"track weight", func(m *lab.PairConf) { m.TrackWeight = 20 }, 0, func(t *testing.T, at time.Time) {
 			wireAdvert(t, at, "priority 115", func(a advert) bool { return a.prio == 115 })
 		}},
-		{"real-server weight", func(m *matrixConf) { m.rsWeight = 2 }, 1, func(t *testing.T, at time.Time) {
+		{"real-server weight", func(m *lab.PairConf) { m.RSWeight = 2 }, 1, func(t *testing.T, at time.Time) {
 			list, found := lvsList(t, l, dir1), false
 			for _, line := range strings.Split(list, "\n") {
 				f := strings.Fields(line)
@@ -365,8 +275,8 @@ func TestReloadMatrix(t *testing.T) {
 				t.Errorf("the new weight is not in dir1's data plane:\n%s", list)
 			}
 		}},
-		{"checker timeout", func(m *matrixConf) { m.timeout = 2 }, 0, nil},
-		{"quorum", func(m *matrixConf) { m.quorum = 4 }, 0, func(t *testing.T, at time.Time) {
+		{"checker timeout", func(m *lab.PairConf) { m.Timeout = 2 }, 0, nil},
+		{"quorum", func(m *lab.PairConf) { m.Quorum = 4 }, 0, func(t *testing.T, at time.Time) {
 			for _, d := range []*daemon{dir1, dir2} {
 				st, err := d.status()
 				if err != nil {
@@ -378,7 +288,7 @@ func TestReloadMatrix(t *testing.T) {
 			}
 		}},
 		// Last: the rows after it would wait twice as long for a lost master.
-		{"advert", func(m *matrixConf) { m.advert = 2 }, 0, func(t *testing.T, at time.Time) {
+		{"advert", func(m *lab.PairConf) { m.Advert = 2 }, 0, func(t *testing.T, at time.Time) {
 			wireAdvert(t, at, "advert_int 2", func(a advert) bool { return a.advert == 2 })
 		}},
 	} {
@@ -404,7 +314,7 @@ func TestReloadMatrix(t *testing.T) {
 			}
 			// Long enough for a backup that lost the master to take over
 			// (3 adverts), and for the client to notice.
-			time.Sleep(time.Duration(3*next.advert)*time.Second + 500*time.Millisecond)
+			time.Sleep(time.Duration(3*next.Advert)*time.Second + 500*time.Millisecond)
 			ok, failed := load.Stop()
 			if len(failed) > 0 {
 				t.Errorf("%d of %d client requests failed: %s", len(failed), ok+len(failed), strings.Join(failed, "; "))

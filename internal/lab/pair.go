@@ -1,0 +1,119 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"tandem/internal/api"
+)
+
+// PairConf is a Seed000 DR pair's configuration, as the reload matrix
+// (test/e2e) and bench/reload edit it one setting at a time: seed000's
+// instance (VRRPv2, VRID 51, VIP 172.16.7.5) and virtual server (wrr, DR,
+// TCP_CHECK on rs1 and rs2 port 80, alpha), plus a notify script, SMTP
+// alerts and, on dir1 only, a tracked script whose weight adds to dir1's
+// priority and shows in its adverts. dir2 is BACKUP at priority 90.
+type PairConf struct {
+	Prio        int    // dir1's priority
+	Advert      int    // advert_int, seconds
+	ExtraVIP    bool   // 172.16.7.6 beside 172.16.7.5
+	Route       bool   // virtual_routes: 10.99.0.0/24 via rs1
+	Notify      string // the notify script
+	SMTP        string // smtp_server, host:port
+	Check       string // the tracked script (it should pass)
+	TrackWeight int
+	RSWeight    int // rs2's weight; rs1's is 3
+	Timeout     int // TCP_CHECK connect_timeout, seconds
+	Quorum      int
+}
+
+// Conf is the configuration of director node, dir1 or dir2.
+func (m PairConf) Conf(node string) string {
+	host, port, _ := net.SplitHostPort(m.SMTP)
+	prio, state, track := 90, "BACKUP", ""
+	if node == "dir1" {
+		prio, state = m.Prio, "MASTER"
+		track = fmt.Sprintf("    track_script {\n        chk weight %d\n    }\n", m.TrackWeight)
+	}
+	vips := "        172.16.7.5\n"
+	if m.ExtraVIP {
+		vips += "        172.16.7.6\n"
+	}
+	routes := ""
+	if m.Route {
+		routes = "    virtual_routes {\n        10.99.0.0/24 via 172.16.7.3 dev eth0\n    }\n"
+	}
+	rs := func(ip string, weight int) string {
+		return fmt.Sprintf(`    real_server %s 80 {
+        weight %d
+        TCP_CHECK {
+            connect_timeout %d
+            connect_port 80
+        }
+    }
+`, ip, weight, m.Timeout)
+	}
+	return fmt.Sprintf(`global_defs {
+    router_id %s
+    notification_email {
+        ops@example.org
+    }
+    notification_email_from tandem@example.org
+    smtp_server %s %s
+}
+vrrp_script chk {
+    script "%s"
+    interval 1
+}
+vrrp_instance VI_1 {
+    state %s
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int %d
+    smtp_alert
+    notify "%s"
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+%s    }
+%s%s}
+virtual_server 172.16.7.5 80 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    quorum %d
+    alpha
+%s%s}
+`, node, host, port, m.Check, state, prio, m.Advert, m.Notify, vips, routes, track, m.Quorum, rs("172.16.7.3", 3), rs("172.16.7.4", m.RSWeight))
+}
+
+// ReloadApplied waits until the daemon behind socket records a reload
+// applied after sent (the "reload" event its Reload adds once every part
+// has taken the new configuration) and returns the event's time, or gives
+// up when ctx ends. It polls every 5 ms; the time returned is the
+// daemon's, not the poll's.
+func ReloadApplied(ctx context.Context, socket string, sent time.Time) (time.Time, error) {
+	for {
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := api.Fetch(fctx, socket)
+		cancel()
+		if err == nil {
+			for _, e := range st.Events {
+				if e.Kind == "reload" && e.Time.After(sent) {
+					return e.Time, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("no reload applied after %s (last status error: %v): %w", sent.Format("15:04:05.000"), err, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
