@@ -261,7 +261,7 @@ func waitReady(ctx context.Context, dirs []*director) error {
 			cancel()
 			want := map[string]string{"dir1": "MASTER", "dir2": "BACKUP"}[d.node]
 			ready = ready && err == nil && len(st.Instances) == 1 && st.Instances[0].State == want &&
-				len(st.VirtualServers) == 1 && len(st.VirtualServers[0].RealServers) == 2 &&
+				len(st.VirtualServers) == 2 && len(st.VirtualServers[0].RealServers) == 2 &&
 				st.VirtualServers[0].RealServers[0].Healthy && st.VirtualServers[0].RealServers[1].Healthy
 		}
 		if ready {

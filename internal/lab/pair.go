@@ -2,9 +2,14 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"tandem/internal/api"
 )
@@ -12,9 +17,10 @@ import (
 // PairConf is a Seed000 DR pair's configuration, as the reload matrix
 // (test/e2e) and bench/reload edit it one setting at a time: seed000's
 // instance (VRRPv2, VRID 51, VIP 172.16.7.5) and virtual server (wrr, DR,
-// TCP_CHECK on rs1 and rs2 port 80, alpha), plus a notify script, SMTP
-// alerts and, on dir1 only, a tracked script whose weight adds to dir1's
-// priority and shows in its adverts. dir2 is BACKUP at priority 90.
+// TCP_CHECK on rs1 and rs2 port 80, alpha), a second virtual server on
+// SilentPort with rs1 alone, plus a notify script, SMTP alerts and, on
+// dir1 only, a tracked script whose weight adds to dir1's priority and
+// shows in its adverts. dir2 is BACKUP at priority 90.
 type PairConf struct {
 	Prio        int    // dir1's priority
 	Advert      int    // advert_int, seconds
@@ -28,6 +34,13 @@ type PairConf struct {
 	Timeout     int // TCP_CHECK connect_timeout, seconds
 	Quorum      int
 }
+
+// SilentPort is the port of PairConf's second virtual server and of its
+// one real server, rs1 (DR keeps the service's port). Its checker shares
+// connect_timeout with the others; when rs1 drops what is sent to that
+// port (DropTCP), each run lasts the timeout, so its latency shows the
+// timeout in force.
+const SilentPort = 8080
 
 // Conf is the configuration of director node, dir1 or dir2.
 func (m PairConf) Conf(node string) string {
@@ -90,7 +103,20 @@ virtual_server 172.16.7.5 80 {
     quorum %d
     alpha
 %s%s}
-`, node, host, port, m.Check, state, prio, m.Advert, m.Notify, vips, routes, track, m.Quorum, rs("172.16.7.3", 3), rs("172.16.7.4", m.RSWeight))
+virtual_server 172.16.7.5 %d {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    alpha
+    real_server 172.16.7.3 %d {
+        TCP_CHECK {
+            connect_timeout %d
+        }
+    }
+}
+`, node, host, port, m.Check, state, prio, m.Advert, m.Notify, vips, routes, track, m.Quorum, rs("172.16.7.3", 3), rs("172.16.7.4", m.RSWeight),
+		SilentPort, SilentPort, m.Timeout)
 }
 
 // ReloadApplied waits until the daemon behind socket records a reload
@@ -116,4 +142,31 @@ func ReloadApplied(ctx context.Context, socket string, sent time.Time) (time.Tim
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// DropTCP makes node drop the TCP segments it receives for port, with an
+// nftables table of its own (gone with the lab's namespace): a connect
+// there neither succeeds nor is refused until the connector gives up.
+func (l *Lab) DropTCP(node string, port uint16) error {
+	err := l.Do(node, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		tab := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "lab_drop"})
+		ch := c.AddChain(&nftables.Chain{Name: "in", Table: tab, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+		c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}, // destination port
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
+		return c.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("lab %s: drop TCP to %s port %d: %w", l.name, node, port, err)
+	}
+	return nil
 }

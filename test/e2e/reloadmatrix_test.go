@@ -139,6 +139,9 @@ func TestReloadMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	ads := watchAdverts(t, l, "client")
+	if err := l.DropTCP("rs1", lab.SilentPort); err != nil {
+		t.Fatal(err)
+	}
 
 	cur := lab.PairConf{Prio: 100, Advert: 1, Notify: notifyA, SMTP: smtpA.Addr, Check: chk, TrackWeight: 10, RSWeight: 1, Timeout: 3, Quorum: 1}
 	confs := map[string]string{"dir1": filepath.Join(dir, "dir1.conf"), "dir2": filepath.Join(dir, "dir2.conf")}
@@ -275,14 +278,35 @@ func TestReloadMatrix(t *testing.T) {
 				t.Errorf("the new weight is not in dir1's data plane:\n%s", list)
 			}
 		}},
-		{"checker timeout", func(m *lab.PairConf) { m.Timeout = 2 }, 0, nil},
+		{"checker timeout", func(m *lab.PairConf) { m.Timeout = 2 }, 0, func(t *testing.T, at time.Time) {
+			// The checker of the silent port runs until its timeout: a
+			// run that began after the reload takes 2 s, not 3.
+			var took time.Duration
+			var last string
+			waitFor(t, "a run of the silent port's checker begun after the reload", 10*time.Second, func() bool {
+				st, err := dir1.status()
+				if err != nil || len(st.VirtualServers) != 2 || len(st.VirtualServers[1].RealServers) != 1 {
+					return false
+				}
+				for _, c := range st.VirtualServers[1].RealServers[0].Checkers {
+					took, last = time.Duration(c.Latency*float64(time.Second)), c.LastResult+" "+c.LastError
+					if c.LastRun.Add(-took).After(at) {
+						return true
+					}
+				}
+				return false
+			})
+			if took < 2*time.Second || took >= 3*time.Second {
+				t.Errorf("the checker gave up after %v with connect_timeout 2 (was 3): %s", took, last)
+			}
+		}},
 		{"quorum", func(m *lab.PairConf) { m.Quorum = 4 }, 0, func(t *testing.T, at time.Time) {
 			for _, d := range []*daemon{dir1, dir2} {
 				st, err := d.status()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(st.VirtualServers) != 1 || st.VirtualServers[0].Quorum != 4 || !st.VirtualServers[0].QuorumOK {
+				if len(st.VirtualServers) == 0 || st.VirtualServers[0].Quorum != 4 || !st.VirtualServers[0].QuorumOK {
 					t.Errorf("%s: want quorum 4, met by weight 5: %+v", d.node, st.VirtualServers)
 				}
 			}
