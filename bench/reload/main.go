@@ -321,33 +321,19 @@ func edit(m lab.PairConf, rnd *rand.Rand, notifyA, notifyB string, smtps []strin
 // serveHTTP answers every connection to node's port 80 with a 200 and the
 // node's name, until the returned stop.
 func serveHTTP(l *lab.Lab, node string) (stop func(), err error) {
-	var ln net.Listener
-	if err := l.Do(node, func() (err error) {
-		ln, err = net.Listen("tcp", ":80")
-		return err
-	}); err != nil {
+	stop, err = l.Serve(node, ":80", func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		// Read the request head (it fits one segment) before answering,
+		// so the client's write never meets a reset.
+		if _, err := c.Read(make([]byte, 1024)); err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n", node)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("%s: listen on port 80: %w", node, err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				// Read the request head (it fits one segment) before
-				// answering, so the client's write never meets a reset.
-				buf := make([]byte, 1024)
-				if _, err := c.Read(buf); err != nil && !errors.Is(err, io.EOF) {
-					return
-				}
-				fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n", node)
-			}()
-		}
-	}()
-	return func() { ln.Close() }, nil
+	return stop, nil
 }
 
 // print writes the report.

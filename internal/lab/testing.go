@@ -142,15 +142,31 @@ func FullListener(t testing.TB) netip.AddrPort {
 // most 30 s); without, it closes at once. It stops when t ends.
 func (l *Lab) ServeName(t testing.TB, node, addr string, hold bool) {
 	t.Helper()
-	var ln net.Listener
-	err := l.Do(node, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
+	stop, err := l.Serve(node, addr, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.Write([]byte(node + "\n"))
+		if hold {
+			io.Copy(io.Discard, c)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(stop)
+}
+
+// Serve listens on addr in node and hands every connection to handle, on
+// a goroutine of its own (not in node's namespace: the connection already
+// is), closing it when handle returns, until stop.
+func (l *Lab) Serve(node, addr string, handle func(net.Conn)) (stop func(), err error) {
+	var ln net.Listener
+	err = l.Do(node, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -159,14 +175,11 @@ func (l *Lab) ServeName(t testing.TB, node, addr string, hold bool) {
 			}
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				c.Write([]byte(node + "\n"))
-				if hold {
-					io.Copy(io.Discard, c)
-				}
+				handle(c)
 			}()
 		}
 	}()
+	return func() { ln.Close() }, nil
 }
 
 // TestLogger is a debug-level text logger whose lines go to t.Log.
