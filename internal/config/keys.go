@@ -1,0 +1,140 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+)
+
+// Key is the stable identity of one configuration object: two
+// configurations' objects with the same key are the same object, changed
+// or not, wherever they sit in the file. Keys are computed once, when the
+// configuration is finalized (or first asked for, for a Config built in
+// code), and Diff compares configurations by them.
+type Key string
+
+// KeyOf returns the key of obj, an object of c (*Instance, *SyncGroup,
+// *IPAddress, *Route, *Rule, *Script, *TrackFile, *TrackProcess,
+// *ServerGroup, *VirtualServer, *RealServer or *Checker); "" if obj is not
+// one of c's.
+func (c *Config) KeyOf(obj any) Key {
+	if c.keys == nil {
+		c.keys = computeKeys(c)
+	}
+	return c.keys[obj]
+}
+
+// keyIndex maps each keyed object (by pointer) to its key.
+type keyIndex map[any]Key
+
+// add records obj under k, making k unique among the keys recorded: a
+// second object with the same identity (two identical checkers of one
+// real server, say) is told apart by its rank.
+func (ki keyIndex) add(obj any, k Key, seen map[Key]int) Key {
+	seen[k]++
+	if n := seen[k]; n > 1 {
+		k += Key("#" + strconv.Itoa(n))
+	}
+	ki[obj] = k
+	return k
+}
+
+func computeKeys(c *Config) keyIndex {
+	ki := keyIndex{}
+	seen := map[Key]int{}
+	for _, in := range c.Instances {
+		ik := ki.add(in, Key("vrrp_instance "+in.Name), seen)
+		for _, a := range in.VIPs {
+			ki.add(a, ik+"/"+addrKey(a, in.Interface), seen)
+		}
+		for _, a := range in.ExcludedVIPs {
+			ki.add(a, ik+"/excluded "+addrKey(a, in.Interface), seen)
+		}
+		for _, r := range in.Routes {
+			ki.add(r, ik+"/"+routeKey(r), seen)
+		}
+		for _, r := range in.Rules {
+			ki.add(r, ik+"/"+ruleKey(r), seen)
+		}
+	}
+	for _, g := range c.SyncGroups {
+		ki.add(g, Key("vrrp_sync_group "+g.Name), seen)
+	}
+	for _, s := range c.Scripts {
+		ki.add(s, Key("vrrp_script "+s.Name), seen)
+	}
+	for _, f := range c.TrackFiles {
+		ki.add(f, Key("vrrp_track_file "+f.Name), seen)
+	}
+	for _, p := range c.TrackProcesses {
+		ki.add(p, Key("vrrp_track_process "+p.Name), seen)
+	}
+	for _, a := range c.StaticAddresses {
+		ki.add(a, "static "+addrKey(a, ""), seen)
+	}
+	for _, r := range c.StaticRoutes {
+		ki.add(r, "static "+routeKey(r), seen)
+	}
+	for _, r := range c.StaticRules {
+		ki.add(r, "static "+ruleKey(r), seen)
+	}
+	for _, g := range c.ServerGroups {
+		ki.add(g, Key("virtual_server_group "+g.Name), seen)
+	}
+	for _, vs := range c.VirtualServers {
+		vk := ki.add(vs, Key(fmt.Sprintf("virtual_server %s %s %s", vs.Family, vs.Protocol, vs.Name())), seen)
+		for _, rs := range vs.RealServers {
+			rk := ki.add(rs, vk+"/real_server "+Key(netip.AddrPortFrom(rs.IP, uint16(rs.Port)).String()), seen)
+			for _, ck := range rs.Checkers {
+				ki.add(ck, rk+"/"+checkerKey(ck), seen)
+			}
+		}
+	}
+	return ki
+}
+
+// addrKey: the kernel knows an address by its prefix and interface
+// (ip-address(8)); defDev is the interface used when the entry names none.
+func addrKey(a *IPAddress, defDev string) Key {
+	dev := a.Dev
+	if dev == "" {
+		dev = defDev
+	}
+	return Key("address " + a.Prefix.String() + " dev " + dev)
+}
+
+// routeKey: the kernel knows a route by its table, destination, TOS and
+// metric (ip-route(8): "the route is identified by ..."); a different
+// gateway or device is a different route to the same key.
+func routeKey(r *Route) Key {
+	metric := "-"
+	if r.Metric != nil {
+		metric = strconv.FormatUint(uint64(*r.Metric), 10)
+	}
+	return Key(fmt.Sprintf("route %s %s table %s metric %s", r.Type, r.Dst, r.Table, metric))
+}
+
+// ruleKey: a rule has no name; its selectors and preference are what
+// `ip rule del` matches on (ip-rule(8)).
+func ruleKey(r *Rule) Key {
+	prio := "-"
+	if r.Priority != nil {
+		prio = strconv.FormatUint(uint64(*r.Priority), 10)
+	}
+	return Key(fmt.Sprintf("rule not=%t from %s to %s iif %s oif %s fwmark %s tos %s pref %s",
+		r.Not, r.From, r.To, r.IIF, r.OIF, r.FWMark, r.TOS, prio))
+}
+
+// checkerKey: a checker is what it checks and how (its type and target);
+// its timing and other parameters are settings a running checker takes
+// on without losing its state.
+func checkerKey(c *Checker) Key {
+	k := c.Type + " " + netip.AddrPortFrom(c.ConnectIP, uint16(c.ConnectPort)).String()
+	if c.BindTo.IsValid() || c.BindPort != 0 || c.BindIf != "" {
+		k += fmt.Sprintf(" bind %s port %d if %s", c.BindTo, c.BindPort, c.BindIf)
+	}
+	if c.FWMark != 0 {
+		k += fmt.Sprintf(" fwmark %d", c.FWMark)
+	}
+	return Key(k)
+}
