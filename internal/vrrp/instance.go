@@ -286,16 +286,14 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	if !cc.Src.IsValid() {
 		cc.Src = ic.McastSrcIP
 	}
-	var peers []UnicastPeer
 	for _, p := range ic.UnicastPeers {
 		cc.Peers = append(cc.Peers, p.Addr)
-		peers = append(peers, UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
 	}
-	if len(peers) > 0 && ic.UnicastTTL > 0 {
+	if len(cc.Peers) > 0 && ic.UnicastTTL > 0 {
 		in.ttl = uint8(ic.UnicastTTL)
 		cc.TTL = ic.UnicastTTL
 	}
-	at, data := authType(ic.Auth, ic.Version)
+	at, _ := authType(ic.Auth, ic.Version)
 	cc.AH = at == AuthAH
 	conn, err := e.kernel.Listen(cc)
 	if err != nil {
@@ -305,28 +303,50 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	// A crash leaves the VIPs on the interface, and a restarted node must
 	// not answer for them while BACKUP.
 	in.cleanup(e.kernel)
-	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
-	in.recv = RecvConfig{
-		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
-		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
-		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
-		OwnAddrs:        []netip.Addr{conn.Src()},
-	}
-	initial := Backup
-	if ic.State == "MASTER" {
-		initial = Master
-	}
-	m, err := NewMachine(MachineConfig{
-		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
-		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
-		InitialState: initial, PrimaryAddr: conn.Src(), Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
-	})
+	in.configure(ic)
+	m, err := NewMachine(machineConfig(ic, conn.Src()))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.m = m
 	return in, nil
+}
+
+// configure sets what the instance derives from its configuration and
+// may take on while it runs: the receive checks, packet options and the
+// advertised addresses.
+func (in *instance) configure(ic *config.Instance) {
+	in.vips = nil
+	for _, a := range ic.VIPs {
+		in.vips = append(in.vips, a.Prefix.Addr())
+	}
+	var peers []UnicastPeer
+	for _, p := range ic.UnicastPeers {
+		peers = append(peers, UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
+	}
+	at, data := authType(ic.Auth, ic.Version)
+	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
+	in.recv = RecvConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
+		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
+		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
+		OwnAddrs:        []netip.Addr{in.conn.Src()},
+		LastAHSeq:       in.recv.LastAHSeq,
+	}
+}
+
+// machineConfig is the state machine's view of an instance's configuration.
+func machineConfig(ic *config.Instance, src netip.Addr) MachineConfig {
+	initial := Backup
+	if ic.State == "MASTER" {
+		initial = Master
+	}
+	return MachineConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
+		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
+		InitialState: initial, PrimaryAddr: src, Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
+	}
 }
 
 func hasTTLBounds(ps []config.UnicastPeer) bool {
@@ -713,17 +733,7 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	if phase == garpRefresh {
 		repeat = g.MasterRefreshRepeat
 	}
-	for i := 0; i < repeat; i++ {
-		for _, a := range in.addresses() {
-			iface := a.Dev
-			if iface == "" {
-				iface = in.cfg.Interface
-			}
-			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
-				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
-			}
-		}
-	}
+	e.announce(in, in.addresses(), repeat)
 	next, after := garpRefresh, time.Duration(g.MasterRefresh)
 	if phase == 0 && g.MasterDelay > 0 {
 		next, after = garpSecond, time.Duration(g.MasterDelay)
@@ -735,6 +745,21 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 		in.garp.Stop()
 	}
 	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
+}
+
+// announce sends repeat gratuitous ARPs / unsolicited NAs for each of addrs.
+func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
+	for range repeat {
+		for _, a := range addrs {
+			iface := a.Dev
+			if iface == "" {
+				iface = in.cfg.Interface
+			}
+			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
+				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
+			}
+		}
+	}
 }
 
 // addresses are every address the instance installs.
