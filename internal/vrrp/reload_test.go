@@ -192,7 +192,9 @@ func TestReloadInPlace(t *testing.T) {
 		p.steady(t)
 
 		arps := p.a.host.arpCount()
-		p.reload(t, func(s string) string { return strings.Replace(s, "10.0.0.101/24\n", "10.0.0.101/24\n        10.0.0.150/24\n", 1) })
+		p.reload(t, func(s string) string {
+			return strings.Replace(s, "10.0.0.101/24\n", "10.0.0.101/24\n        10.0.0.150/24\n", 1)
+		})
 		p.lan.advance(300 * time.Millisecond)
 		if !p.a.host.holds("10.0.0.150/24") || p.b.host.holds("10.0.0.150/24") {
 			t.Errorf("VIP added: master holds it %v, backup %v; want true, false", p.a.host.holds("10.0.0.150/24"), p.b.host.holds("10.0.0.150/24"))
