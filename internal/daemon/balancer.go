@@ -138,7 +138,7 @@ func (b *balancer) run(ctx context.Context) {
 			}
 			stop()
 			b.drain(done)
-			next.Inherit(b.sched)
+			next.Inherit(b.sched, config.Diff(b.cfg, r.cfg))
 			b.swap(r.cfg, next)
 			b.fx = r.fx
 			stop, done = b.startChecks(ctx)
