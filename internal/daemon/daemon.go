@@ -314,9 +314,15 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// below.
 	fx := newEffects(cfg, log)
 	d.mu.Lock()
+	old := d.cfg
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
 	rep := d.engine.Reload(cfg)
+	for inst, names := range untracked(old, cfg) {
+		for _, n := range names {
+			d.engine.Track(inst, n, 0, false) // no contribution, no fault
+		}
+	}
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
