@@ -164,16 +164,15 @@ func diffInstance(old, new *Config, id Delta[*Instance], groups map[string]Chang
 //   - Sync group membership: the group's coordinator decides for its
 //     members together.
 type identity struct {
-	VRID, Version    int
-	Interface        string
-	IPv6             bool
-	Group            string
-	SrcIP, McastSrc  string
-	Peers            []UnicastPeer
-	TTL              int
-	Auth             *Auth
-	SyncGroup        string
-	DontTrackPrimary bool
+	VRID, Version   int
+	Interface       string
+	IPv6            bool
+	Group           string
+	SrcIP, McastSrc string
+	Peers           []UnicastPeer
+	TTL             int
+	Auth            *Auth
+	SyncGroup       string
 }
 
 func instanceIdentity(c *Config, in *Instance) identity {
@@ -186,7 +185,7 @@ func instanceIdentity(c *Config, in *Instance) identity {
 	}
 	return identity{VRID: in.VRID, Version: in.Version, Interface: in.Interface, IPv6: in.IPv6, Group: g.String(),
 		SrcIP: in.UnicastSrcIP.String(), McastSrc: in.McastSrcIP.String(), Peers: in.UnicastPeers, TTL: in.UnicastTTL,
-		Auth: in.Auth, SyncGroup: in.SyncGroup, DontTrackPrimary: in.DontTrackPrimary}
+		Auth: in.Auth, SyncGroup: in.SyncGroup}
 }
 
 // instanceSettings is the instance without its children, which are

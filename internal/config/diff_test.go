@@ -76,7 +76,6 @@ func TestDiff(t *testing.T) {
 	rs1 := vs + "/real_server 192.168.1.1:80"
 	for _, tc := range []struct {
 		name string
-		old  string // "" means diffBase
 		edit func(string) string
 		want []want // the objects listed must have these changes; all others Unchanged
 	}{
@@ -133,13 +132,17 @@ func TestDiff(t *testing.T) {
 		{name: "real server removed", edit: func(s string) string {
 			return strings.Replace(s, "    real_server 192.168.1.2 80 {\n        weight 1\n    }\n", "", 1)
 		}, want: []want{{vs, InPlace}, {vs + "/real_server 192.168.1.2:80", Removed}}},
+		{name: "static address added", edit: func(s string) string { return s + "static_ipaddress {\n 192.168.9.1/24 dev eth0\n}\n" },
+			want: []want{{"static address 192.168.9.1/24 dev eth0", Added}}},
+		{name: "dont_track_primary", edit: func(s string) string {
+			return strings.Replace(s, "advert_int 1", "advert_int 1\n dont_track_primary", 1)
+		},
+			want: []want{{vi1, InPlace}}},
 		{name: "virtual server protocol", edit: func(s string) string { return strings.Replace(s, "protocol TCP", "protocol UDP", 1) },
 			want: []want{{vs, Removed}, {"virtual_server inet UDP 10.0.0.100:80", Added}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			oldSrc := diffBase
-			newSrc := tc.edit(oldSrc)
-			got := flatten(Diff(mustParseDiff(t, oldSrc), mustParseDiff(t, newSrc)))
+			got := flatten(Diff(mustParseDiff(t, diffBase), mustParseDiff(t, tc.edit(diffBase))))
 			wanted := map[Key]Change{}
 			for _, w := range tc.want {
 				wanted[w.key] = w.change
@@ -159,37 +162,35 @@ func TestDiff(t *testing.T) {
 // flatten lists every object of a diff by key.
 func flatten(d ConfigDiff) map[Key]Change {
 	out := map[Key]Change{}
-	add := func(k Key, c Change) { out[k] = c }
 	for _, in := range d.Instances {
-		add(in.Key, in.Change)
-		for _, l := range [][]Delta[*IPAddress]{in.VIPs, in.ExcludedVIPs} {
-			for _, x := range l {
-				add(x.Key, x.Change)
-			}
-		}
-		for _, x := range in.Routes {
-			add(x.Key, x.Change)
-		}
-		for _, x := range in.Rules {
-			add(x.Key, x.Change)
-		}
+		out[in.Key] = in.Change
+		addDeltas(out, in.VIPs)
+		addDeltas(out, in.ExcludedVIPs)
+		addDeltas(out, in.Routes)
+		addDeltas(out, in.Rules)
 	}
-	for _, x := range d.SyncGroups {
-		add(x.Key, x.Change)
-	}
-	for _, x := range d.Scripts {
-		add(x.Key, x.Change)
-	}
+	addDeltas(out, d.SyncGroups)
+	addDeltas(out, d.Scripts)
+	addDeltas(out, d.TrackFiles)
+	addDeltas(out, d.TrackProcesses)
+	addDeltas(out, d.StaticAddresses)
+	addDeltas(out, d.StaticRoutes)
+	addDeltas(out, d.StaticRules)
+	addDeltas(out, d.ServerGroups)
 	for _, vs := range d.VirtualServers {
-		add(vs.Key, vs.Change)
+		out[vs.Key] = vs.Change
 		for _, rs := range vs.RealServers {
-			add(rs.Key, rs.Change)
-			for _, c := range rs.Checkers {
-				add(c.Key, c.Change)
-			}
+			out[rs.Key] = rs.Change
+			addDeltas(out, rs.Checkers)
 		}
 	}
 	return out
+}
+
+func addDeltas[T any](out map[Key]Change, ds []Delta[T]) {
+	for _, d := range ds {
+		out[d.Key] = d.Change
+	}
 }
 
 func keys(m map[Key]Change) []Key {
