@@ -139,6 +139,13 @@ type instance struct {
 	removeTimer clock.Timer
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
+	// stale are addresses, routes and rules a reload took out of the
+	// instance's configuration while it held them, and that the kernel
+	// refused to delete: retried every staleWait (staleTimer) while the
+	// instance is master, and by every cleanup, until they go.
+	stale      []staleObject
+	staleWait  time.Duration
+	staleTimer clock.Timer
 
 	// status: written by the loop under Engine.mu (so the loop reads
 	// them without it), read by Status.
@@ -187,6 +194,8 @@ type loopEvent struct {
 	garpPhase int
 	// removal marks a retry of a failed removal (see remove).
 	removal bool
+	// stale marks a retry of the instance's stale objects (see dropStale).
+	stale bool
 	// packet is a packet the instance's socket received.
 	packet *netio.Packet
 }
@@ -393,6 +402,8 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
 				}
 			case le.inst.closed:
+			case le.stale:
+				e.dropStale(le.inst)
 			case le.packet != nil:
 				if ev, ok := e.accept(le.inst, *le.packet); ok {
 					e.handle(le.inst, ev)
@@ -699,6 +710,9 @@ func (e *Engine) handOver(in *instance) {
 // are not there are not errors) and reports whether all went.
 func (in *instance) cleanup(k Kernel) bool {
 	in.installed, in.unremoved = false, false
+	if !in.deleteStale(k) {
+		in.unremoved = true
+	}
 	for _, r := range in.cfg.Rules {
 		if err := k.DelRule(r); err != nil {
 			in.unremoved = true
@@ -826,6 +840,9 @@ func (in *instance) close() {
 	}
 	if in.garp != nil {
 		in.garp.Stop()
+	}
+	if in.staleTimer != nil {
+		in.staleTimer.Stop()
 	}
 	in.conn.Close()
 }

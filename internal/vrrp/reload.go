@@ -3,6 +3,7 @@ package vrrp
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"tandem/internal/config"
 )
@@ -156,19 +157,27 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	addrs := append(append([]config.Delta[*config.IPAddress](nil), d.VIPs...), d.ExcludedVIPs...)
 	for _, r := range d.Rules {
 		if r.Gone() {
-			logErr(in, "virtual rule not removed", e.kernel.DelRule(r.Old))
+			in.stale = append(in.stale, staleObject{key: r.Key, what: "virtual rule", del: func(k Kernel) error { return k.DelRule(r.Old) }})
 		}
 	}
 	for _, r := range d.Routes {
 		if r.Gone() {
-			logErr(in, "virtual route not removed", e.kernel.DelRoute(iface, r.Old))
+			in.stale = append(in.stale, staleObject{key: r.Key, what: "virtual route", del: func(k Kernel) error { return k.DelRoute(iface, r.Old) }})
 		}
 	}
 	for _, a := range addrs {
 		if a.Gone() {
-			logErr(in, "virtual address not removed", e.kernel.DelAddress(iface, a.Old))
+			in.stale = append(in.stale, staleObject{key: a.Key, what: "virtual address", del: func(k Kernel) error { return k.DelAddress(iface, a.Old) }})
 		}
 	}
+	e.dropStale(in)
+	// An object the new configuration has again (added back, or a
+	// re-created one under the same key) is its now, not stale.
+	in.stale = slices.DeleteFunc(in.stale, func(s staleObject) bool {
+		return slices.ContainsFunc(addrs, func(a config.Delta[*config.IPAddress]) bool { return a.Key == s.key && a.New != nil }) ||
+			slices.ContainsFunc(d.Routes, func(r config.Delta[*config.Route]) bool { return r.Key == s.key && r.New != nil }) ||
+			slices.ContainsFunc(d.Rules, func(r config.Delta[*config.Rule]) bool { return r.Key == s.key && r.New != nil })
+	})
 	var added []*config.IPAddress
 	for _, a := range addrs {
 		if a.Arrived() {
@@ -189,6 +198,43 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	// The new addresses are claimed as becoming master claims them
 	// (garp_master_repeat); the others' neighbours already know us.
 	e.announce(in, added, d.New.Garp.MasterRepeat)
+}
+
+// staleObject is an address, route or rule of an instance's earlier
+// configuration, to delete from the kernel (see instance.stale).
+type staleObject struct {
+	key  config.Key
+	what string
+	del  func(Kernel) error
+}
+
+// deleteStale deletes the instance's stale objects and reports whether
+// all went; those the kernel refused stay listed.
+func (in *instance) deleteStale(k Kernel) bool {
+	in.stale = slices.DeleteFunc(in.stale, func(s staleObject) bool {
+		err := s.del(k)
+		if err != nil {
+			in.log.Warn(s.what+" not removed", "key", s.key, "err", err)
+		}
+		return err == nil
+	})
+	return len(in.stale) == 0
+}
+
+// dropStale deletes the instance's stale objects, retrying with backoff
+// what the kernel refuses: a VIP a reload removed must not stay on the
+// master.
+func (e *Engine) dropStale(in *instance) {
+	if in.deleteStale(e.kernel) {
+		in.staleWait = 0
+		return
+	}
+	in.staleWait = min(max(2*in.staleWait, removeRetryFirst), removeRetryMax)
+	in.log.Error("removed virtual addresses, routes or rules not deleted; retrying", "after", in.staleWait)
+	if in.staleTimer != nil {
+		in.staleTimer.Stop()
+	}
+	in.staleTimer = e.clock.AfterFunc(in.staleWait, func() { e.send(loopEvent{inst: in, stale: true}) })
 }
 
 func logErr(in *instance, msg string, err error) {

@@ -271,3 +271,26 @@ func priorities(ms []*Message) []uint8 {
 	}
 	return out
 }
+
+// TestReloadRemovedVIPRetried: a VIP a reload removes from a master while
+// the kernel refuses to delete it is retried until it goes; the master
+// and its other VIP are not touched.
+func TestReloadRemovedVIPRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		two := strings.Replace(instanceConf("VI_1", 1, 200, ""), "10.0.0.101/24\n", "10.0.0.101/24\n        10.0.0.150/24\n", 1)
+		a := startRouter(t, lan, "10.0.0.1", two)
+		lan.waitFor(t, "a master with both VIPs", 2*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.host.holds("10.0.0.150/24")
+		})
+		tr := a.engine.Status()[0].Transitions
+		a.host.failDeletes(3)
+		if rep := a.engine.Reload(mustParse(t, instanceConf("VI_1", 1, 200, ""))); !slices.Equal(rep.Updated, []string{"VI_1"}) {
+			t.Fatalf("reload: %+v, want VI_1 updated", rep)
+		}
+		lan.waitFor(t, "the removed VIP deleted", 10*time.Second, func() bool { return !a.host.holds("10.0.0.150/24") })
+		if a.state("VI_1") != Master || !a.host.holds("10.0.0.101/24") || a.engine.Status()[0].Transitions != tr {
+			t.Errorf("the retries disturbed the master: %v, VIP held %v, transitions %d->%d", a.state("VI_1"), a.host.holds("10.0.0.101/24"), tr, a.engine.Status()[0].Transitions)
+		}
+	})
+}
