@@ -165,6 +165,8 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// missing are interfaces Listen fails on.
+	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
 	deleted []netip.Prefix
 	// delFails is how many of the next DelAddress calls fail as they do
@@ -173,6 +175,12 @@ type fakeHost struct {
 }
 
 func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
+	h.mu.Lock()
+	missing := h.missing[cfg.Interface]
+	h.mu.Unlock()
+	if missing {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, syscall.ENODEV)
+	}
 	c := &fakeConn{lan: h.lan, iface: cfg.Interface, src: h.addr, in: make(chan netio.Packet, 64), closed: make(chan struct{}), dests: cfg.Peers}
 	if len(c.dests) == 0 {
 		c.dests = []netip.Addr{cfg.Group}

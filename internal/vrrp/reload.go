@@ -61,7 +61,16 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	var next, fresh []*instance
 	running := map[string]bool{} // kept or updated
 	for _, d := range diff.Instances {
-		switch d.Change {
+		change := d.Change
+		if d.Old != nil && old[d.Old.Name] == nil {
+			// It did not start under the old configuration (its
+			// interface was missing, say): it is new to the engine.
+			change = config.Added
+			if d.New == nil {
+				continue
+			}
+		}
+		switch change {
 		case config.Removed:
 			e.stopInstance(old[d.Old.Name])
 			rep.Stopped = append(rep.Stopped, d.Old.Name)

@@ -294,3 +294,31 @@ func TestReloadRemovedVIPRetried(t *testing.T) {
 		}
 	})
 }
+
+// TestReloadRetriesFailedStart: an instance that could not start (its
+// interface missing) is started by the next reload of the same
+// configuration, and one removed before it ever ran is simply dropped.
+func TestReloadRetriesFailedStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		vi1 := instanceConf("VI_1", 1, 200, "")
+		a := startRouter(t, lan, "10.0.0.1", vi1)
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master })
+		two := vi1 + strings.Replace(instanceConf("VI_2", 2, 200, ""), "eth0", "eth9", 1)
+		three := two + strings.Replace(instanceConf("VI_3", 3, 200, ""), "eth0", "eth9", 1)
+		a.host.mu.Lock()
+		a.host.missing = map[string]bool{"eth9": true}
+		a.host.mu.Unlock()
+		if rep := a.engine.Reload(mustParse(t, three)); len(rep.Errors) != 2 {
+			t.Fatalf("reload with eth9 missing: %+v, want two errors", rep)
+		}
+		a.host.mu.Lock()
+		a.host.missing = nil
+		a.host.mu.Unlock()
+		rep := a.engine.Reload(mustParse(t, two))
+		if want := (ReloadReport{Kept: []string{"VI_1"}, Started: []string{"VI_2"}}); !cmp.Equal(want, rep, cmpopts.EquateEmpty()) {
+			t.Fatalf("reload once eth9 is there: %+v, want %+v", rep, want)
+		}
+		lan.waitFor(t, "VI_2 master", 2*time.Second, func() bool { return a.state("VI_2") == Master })
+	})
+}
