@@ -322,3 +322,53 @@ func TestReloadRetriesFailedStart(t *testing.T) {
 		lan.waitFor(t, "VI_2 master", 2*time.Second, func() bool { return a.state("VI_2") == Master })
 	})
 }
+
+// TestReloadSyncGroupInPlace: members of a sync group take on a new
+// priority, and the group a new notify script, with no transition and
+// the group's coordinator kept; a backup group raised above the master
+// takes both instances over once each, as a preemption.
+func TestReloadSyncGroupInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		conf := func(p1, p2 int, notify string) string {
+			return "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n" + notify + "}\n" +
+				instanceConf("VI_1", 1, p1, "") + instanceConf("VI_2", 2, p2, "")
+		}
+		a := startRouter(t, lan, "10.0.0.1", conf(200, 200, ""))
+		b := startRouter(t, lan, "10.0.0.2", conf(100, 100, ""))
+		lan.waitFor(t, "a master of both", 3*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
+		})
+		transitions := func(r *router) (n uint64) {
+			for _, s := range r.engine.Status() {
+				n += s.Transitions
+			}
+			return n
+		}
+		ta, tb := transitions(a), transitions(b)
+		rep := a.engine.Reload(mustParse(t, conf(220, 200, "    notify_master /bin/true\n")))
+		if want := (ReloadReport{Kept: []string{"VI_2"}, Updated: []string{"VI_1"}}); !cmp.Equal(want, rep, cmpopts.EquateEmpty()) {
+			t.Fatalf("reload: %+v, want %+v", rep, want)
+		}
+		lan.advance(time.Second)
+		if transitions(a) != ta || transitions(b) != tb || !a.host.holds("10.0.0.101/24") || !a.host.holds("10.0.0.102/24") {
+			t.Fatalf("an in-place reload of a group member moved something: transitions a %d->%d, b %d->%d", ta, transitions(a), tb, transitions(b))
+		}
+		if p := a.engine.Status()[0].EffectivePriority; p != 220 {
+			t.Errorf("VI_1 effective priority %d, want 220", p)
+		}
+
+		since := lan.clock.Now()
+		b.engine.Reload(mustParse(t, conf(250, 250, "")))
+		lan.waitFor(t, "b master of both", 3*time.Second, func() bool {
+			return b.state("VI_1") == Master && b.state("VI_2") == Master && a.state("VI_1") == Backup && a.state("VI_2") == Backup
+		})
+		lan.advance(time.Second)
+		if transitions(a) != ta+2 || transitions(b) != tb+2 {
+			t.Errorf("preemption of the group: transitions a %d->%d, b %d->%d; want one per instance", ta, transitions(a), tb, transitions(b))
+		}
+		if ads := lan.adverts(t, netip.MustParseAddr("10.0.0.1"), since); slices.ContainsFunc(ads, func(m *Message) bool { return m.Priority == 0 }) {
+			t.Errorf("the old master sent priority 0: %v", priorities(ads))
+		}
+	})
+}
