@@ -133,19 +133,17 @@ type instance struct {
 
 	installed bool // addresses, routes and rules are on the host
 	// unremoved: the last removal left some on the host; remove retries
-	// it after removeWait (removeTimer).
+	// it with backoff (removal).
 	unremoved   bool
-	removeWait  time.Duration
-	removeTimer clock.Timer
+	removal backoff
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
 	// stale are addresses, routes and rules a reload took out of the
 	// instance's configuration while it held them, and that the kernel
-	// refused to delete: retried every staleWait (staleTimer) while the
+	// refused to delete: retried with backoff (staleRetry) while the
 	// instance is master, and by every cleanup, until they go.
 	stale      []staleObject
-	staleWait  time.Duration
-	staleTimer clock.Timer
+	staleRetry backoff
 
 	// status: written by the loop under Engine.mu (so the loop reads
 	// them without it), read by Status.
@@ -639,10 +637,8 @@ func (in *instance) sendAdvert(prio uint8, e *Engine) {
 // install adds the instance's addresses, routes and rules.
 func (in *instance) install(k Kernel) {
 	in.installed = true
-	in.unremoved, in.removeWait = false, 0
-	if in.removeTimer != nil {
-		in.removeTimer.Stop()
-	}
+	in.unremoved = false
+	in.removal.reset()
 	for _, a := range in.addresses() {
 		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
 			in.log.Error("virtual address not added", "err", err)
@@ -677,15 +673,36 @@ const (
 // a VIP left on a backup keeps answering for the master.
 func (e *Engine) remove(in *instance) {
 	if in.cleanup(e.kernel) {
-		in.removeWait = 0
+		in.removal.reset()
 		return
 	}
-	in.removeWait = min(max(2*in.removeWait, removeRetryFirst), removeRetryMax)
-	in.log.Error("virtual addresses, routes or rules not removed; retrying", "after", in.removeWait)
-	if in.removeTimer != nil {
-		in.removeTimer.Stop()
+	e.retryLater(&in.removal, in, "virtual addresses, routes or rules", loopEvent{inst: in, removal: true})
+}
+
+// backoff paces the retries of a removal the kernel refused: the waits
+// double from removeRetryFirst up to removeRetryMax.
+type backoff struct {
+	wait  time.Duration
+	timer clock.Timer
+}
+
+// reset stops the retries (the removal succeeded or is moot).
+func (b *backoff) reset() {
+	b.wait = 0
+	if b.timer != nil {
+		b.timer.Stop()
 	}
-	in.removeTimer = e.clock.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
+}
+
+// retryLater arms b's next retry of in's removal of what, which posts le
+// to the loop.
+func (e *Engine) retryLater(b *backoff, in *instance, what string, le loopEvent) {
+	b.wait = min(max(2*b.wait, removeRetryFirst), removeRetryMax)
+	in.log.Error(what+" not removed; retrying", "after", b.wait)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.timer = e.clock.AfterFunc(b.wait, func() { e.send(le) })
 }
 
 // handOver ends the removal retries of retiring instances that share an
@@ -699,9 +716,7 @@ func (e *Engine) handOver(in *instance) {
 			return false
 		}
 		r.unremoved = false
-		if r.removeTimer != nil {
-			r.removeTimer.Stop()
-		}
+		r.removal.reset()
 		return true
 	})
 }
@@ -841,9 +856,7 @@ func (in *instance) close() {
 	if in.garp != nil {
 		in.garp.Stop()
 	}
-	if in.staleTimer != nil {
-		in.staleTimer.Stop()
-	}
+	in.staleRetry.reset()
 	in.conn.Close()
 }
 

@@ -235,15 +235,10 @@ func (in *instance) deleteStale(k Kernel) bool {
 // master.
 func (e *Engine) dropStale(in *instance) {
 	if in.deleteStale(e.kernel) {
-		in.staleWait = 0
+		in.staleRetry.reset()
 		return
 	}
-	in.staleWait = min(max(2*in.staleWait, removeRetryFirst), removeRetryMax)
-	in.log.Error("removed virtual addresses, routes or rules not deleted; retrying", "after", in.staleWait)
-	if in.staleTimer != nil {
-		in.staleTimer.Stop()
-	}
-	in.staleTimer = e.clock.AfterFunc(in.staleWait, func() { e.send(loopEvent{inst: in, stale: true}) })
+	e.retryLater(&in.staleRetry, in, "addresses, routes or rules a reload removed", loopEvent{inst: in, stale: true})
 }
 
 func logErr(in *instance, msg string, err error) {
