@@ -134,8 +134,8 @@ type instance struct {
 	installed bool // addresses, routes and rules are on the host
 	// unremoved: the last removal left some on the host; remove retries
 	// it with backoff (removal).
-	unremoved   bool
-	removal backoff
+	unremoved bool
+	removal   backoff
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
 	// stale are addresses, routes and rules a reload took out of the
