@@ -181,26 +181,21 @@ func TestReloadVRRPPriority(t *testing.T) {
 		}
 		waitFor(t, d.node+"'s reload logged", 10*time.Second, func() bool { return strings.Contains(d.proc.Output(), "updated=[VI_1]") })
 	}
-	// prios returns the priorities of the adverts captured on ka2 for d
-	// while during runs.
+	// prios returns the priorities of the adverts captured on ka2 for d,
+	// during running from half a second into the capture.
 	prios := func(d time.Duration, during func()) []string {
 		t.Helper()
-		type result struct {
-			lines []string
-			err   error
+		wait, err := startCapture(l, "ka2", "ens33", d, "vrrp.prio")
+		if err != nil {
+			t.Fatal(err)
 		}
-		done := make(chan result, 1)
-		go func() {
-			lines, err := capture(l, "ka2", "ens33", d, "vrrp.prio")
-			done <- result{lines, err}
-		}()
-		time.Sleep(1500 * time.Millisecond) // tshark's start
+		time.Sleep(500 * time.Millisecond) // some adverts before
 		during()
-		r := <-done
-		if r.err != nil {
-			t.Fatal(r.err)
+		lines, err := wait()
+		if err != nil {
+			t.Fatal(err)
 		}
-		return r.lines
+		return lines
 	}
 
 	// Still winning.
