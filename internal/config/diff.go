@@ -84,27 +84,28 @@ type ConfigDiff struct {
 
 // Diff compares two configurations by their objects' keys. It is the one
 // place that decides what "changed" means: consumers apply its verdicts.
-func Diff(old, new *Config) ConfigDiff {
+func Diff(oldCfg, newCfg *Config) ConfigDiff {
+	old, new := oldCfg.keyIndex(), newCfg.keyIndex()
 	d := ConfigDiff{
-		SyncGroups: diffList(old, new, old.SyncGroups, new.SyncGroups, func(o, n *SyncGroup) Change {
+		SyncGroups: diffList(old, new, oldCfg.SyncGroups, newCfg.SyncGroups, func(o, n *SyncGroup) Change {
 			// The group coordinator holds one slot per member, in order.
 			return settings(o, n, slices.Equal(o.Members, n.Members))
 		}),
-		Scripts: diffList(old, new, old.Scripts, new.Scripts, func(o, n *Script) Change {
+		Scripts: diffList(old, new, oldCfg.Scripts, newCfg.Scripts, func(o, n *Script) Change {
 			// Another command (or user to run it as) is another tracker:
 			// its past results say nothing about the new one.
 			return settings(o, n, slices.Equal(o.Command, n.Command) && o.User == n.User && o.Group == n.Group)
 		}),
-		TrackFiles: diffList(old, new, old.TrackFiles, new.TrackFiles, func(o, n *TrackFile) Change {
+		TrackFiles: diffList(old, new, oldCfg.TrackFiles, newCfg.TrackFiles, func(o, n *TrackFile) Change {
 			return settings(o, n, o.File == n.File)
 		}),
-		TrackProcesses: diffList(old, new, old.TrackProcesses, new.TrackProcesses, func(o, n *TrackProcess) Change {
+		TrackProcesses: diffList(old, new, oldCfg.TrackProcesses, newCfg.TrackProcesses, func(o, n *TrackProcess) Change {
 			return settings(o, n, o.Process == n.Process && slices.Equal(o.Params, n.Params) && o.ParamMatch == n.ParamMatch && o.FullCommand == n.FullCommand)
 		}),
-		StaticAddresses: diffList(old, new, old.StaticAddresses, new.StaticAddresses, kernelObject[*IPAddress]),
-		StaticRoutes:    diffList(old, new, old.StaticRoutes, new.StaticRoutes, kernelObject[*Route]),
-		StaticRules:     diffList(old, new, old.StaticRules, new.StaticRules, kernelObject[*Rule]),
-		ServerGroups: diffList(old, new, old.ServerGroups, new.ServerGroups, func(o, n *ServerGroup) Change {
+		StaticAddresses: diffList(old, new, oldCfg.StaticAddresses, newCfg.StaticAddresses, kernelObject[*IPAddress]),
+		StaticRoutes:    diffList(old, new, oldCfg.StaticRoutes, newCfg.StaticRoutes, kernelObject[*Route]),
+		StaticRules:     diffList(old, new, oldCfg.StaticRules, newCfg.StaticRules, kernelObject[*Rule]),
+		ServerGroups: diffList(old, new, oldCfg.ServerGroups, newCfg.ServerGroups, func(o, n *ServerGroup) Change {
 			return settings(o, n, true)
 		}),
 	}
@@ -114,22 +115,22 @@ func Diff(old, new *Config) ConfigDiff {
 			groups[g.New.Name] = g.Change
 		}
 	}
-	for _, id := range diffList(old, new, old.Instances, new.Instances, func(o, n *Instance) Change { return Unchanged }) {
-		d.Instances = append(d.Instances, diffInstance(old, new, id, groups))
+	for _, id := range diffList(old, new, oldCfg.Instances, newCfg.Instances, func(o, n *Instance) Change { return Unchanged }) {
+		d.Instances = append(d.Instances, diffInstance(oldCfg, newCfg, old, new, id, groups))
 	}
-	for _, vd := range diffList(old, new, old.VirtualServers, new.VirtualServers, func(o, n *VirtualServer) Change { return Unchanged }) {
+	for _, vd := range diffList(old, new, oldCfg.VirtualServers, newCfg.VirtualServers, func(o, n *VirtualServer) Change { return Unchanged }) {
 		d.VirtualServers = append(d.VirtualServers, diffVirtualServer(old, new, vd))
 	}
 	return d
 }
 
-func diffInstance(old, new *Config, id Delta[*Instance], groups map[string]Change) InstanceDelta {
+func diffInstance(oldCfg, newCfg *Config, old, new keyIndex, id Delta[*Instance], groups map[string]Change) InstanceDelta {
 	d := InstanceDelta{Delta: id}
 	if id.Change != Unchanged {
 		return d
 	}
 	o, n := id.Old, id.New
-	if !same(instanceIdentity(old, o), instanceIdentity(new, n)) ||
+	if !same(instanceIdentity(oldCfg, o), instanceIdentity(newCfg, n)) ||
 		// A member of a group whose membership changed goes with the
 		// group's new coordinator (a sync group's state is its members').
 		n.SyncGroup != "" && groups[n.SyncGroup] == Recreated {
@@ -196,7 +197,7 @@ func instanceSettings(in *Instance) Instance {
 	return s
 }
 
-func diffVirtualServer(old, new *Config, vd Delta[*VirtualServer]) VirtualServerDelta {
+func diffVirtualServer(old, new keyIndex, vd Delta[*VirtualServer]) VirtualServerDelta {
 	d := VirtualServerDelta{Delta: vd}
 	if vd.Change != Unchanged {
 		return d
@@ -224,15 +225,15 @@ func diffVirtualServer(old, new *Config, vd Delta[*VirtualServer]) VirtualServer
 
 // diffList pairs the objects of two lists by key; same decides the change
 // of an object present in both.
-func diffList[T comparable](oldCfg, newCfg *Config, old, new []T, same func(o, n T) Change) []Delta[T] {
+func diffList[T comparable](oldKeys, newKeys keyIndex, old, new []T, same func(o, n T) Change) []Delta[T] {
 	byKey := map[Key]T{}
 	for _, o := range old {
-		byKey[oldCfg.KeyOf(o)] = o
+		byKey[oldKeys[o]] = o
 	}
 	var out []Delta[T]
 	seen := map[Key]bool{}
 	for _, n := range new {
-		k := newCfg.KeyOf(n)
+		k := newKeys[n]
 		seen[k] = true
 		o, ok := byKey[k]
 		if !ok {
@@ -242,7 +243,7 @@ func diffList[T comparable](oldCfg, newCfg *Config, old, new []T, same func(o, n
 		out = append(out, Delta[T]{Key: k, Change: same(o, n), Old: o, New: n})
 	}
 	for _, o := range old {
-		if k := oldCfg.KeyOf(o); !seen[k] {
+		if k := oldKeys[o]; !seen[k] {
 			out = append(out, Delta[T]{Key: k, Change: Removed, Old: o})
 		}
 	}

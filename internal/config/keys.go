@@ -13,18 +13,19 @@ import (
 // code), and Diff compares configurations by them.
 type Key string
 
-// KeyOf returns the key of obj, an object of c (*Instance, *SyncGroup,
-// *IPAddress, *Route, *Rule, *Script, *TrackFile, *TrackProcess,
-// *ServerGroup, *VirtualServer, *RealServer or *Checker); "" if obj is not
-// one of c's.
-func (c *Config) KeyOf(obj any) Key {
+// keyIndex returns the keys computed at finalize; a Config built in code
+// gets them computed afresh (not stored: a Config is shared read-only
+// between goroutines).
+func (c *Config) keyIndex() keyIndex {
 	if c.keys == nil {
-		c.keys = computeKeys(c)
+		return computeKeys(c)
 	}
-	return c.keys[obj]
+	return c.keys
 }
 
-// keyIndex maps each keyed object (by pointer) to its key.
+// keyIndex maps each keyed object (by pointer: *Instance, *SyncGroup,
+// *IPAddress, *Route, *Rule, *Script, *TrackFile, *TrackProcess,
+// *ServerGroup, *VirtualServer, *RealServer, *Checker) to its key.
 type keyIndex map[any]Key
 
 // add records obj under k, making k unique among the keys recorded: a
