@@ -13,7 +13,7 @@
 // For each size, on a fresh table: program N services (each with -dests
 // real servers out of a pool of 16 on the director's segment), reconcile
 // again (nothing to do), change one real server's weight (one op among N
-// services), read every service's counters (StatsAll, what `tandem status` does) and
+// services), read every service's counters (Counters, what `tandem status` does) and
 // list the table's counters (`nft list counters`), then delete them all.
 // The exit status is 0 when the largest size is programmed within -goal
 // (5 s for 10,000 services, the target of issue 10), 3 when it is not, 1
@@ -207,7 +207,7 @@ func measure(ns, n, dests int) (result, error) {
 		return r, fmt.Errorf("weight change: %w", err)
 	}
 	if r.Status, err = timed(func() error {
-		all, err := k.StatsAll()
+		all, err := k.Counters()
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -27,20 +26,10 @@ type DNS struct {
 }
 
 func newDNS(c *config.Checker, addr netip.AddrPort) (*DNS, error) {
-	typ, name := "SOA", "."
-	if c.DNS != nil {
-		if c.DNS.Type != "" {
-			typ = c.DNS.Type
-		}
-		if c.DNS.Name != "" {
-			name = c.DNS.Name
-		}
+	if c.DNS == nil {
+		return nil, fmt.Errorf("%s: no settings", c.Type)
 	}
-	qt, ok := dns.StringToType[strings.ToUpper(typ)]
-	if !ok {
-		return nil, fmt.Errorf("%s: unknown type %q", c.Type, typ)
-	}
-	return &DNS{cfg: c, addr: addr, qtype: qt, name: dns.Fqdn(name)}, nil
+	return &DNS{cfg: c, addr: addr, qtype: uint16(c.DNS.Type), name: dns.Fqdn(c.DNS.Name)}, nil
 }
 
 // Check sends the query and judges the reply.

@@ -12,7 +12,6 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"time"
 
 	"tandem/internal/config"
@@ -38,13 +37,8 @@ type HTTP struct {
 	cfg   *config.Checker
 	addr  netip.AddrPort
 	tls   bool
-	urls  []httpURL
+	urls  []*config.URL
 	proto string
-}
-
-type httpURL struct {
-	*config.URL
-	re *regexp.Regexp
 }
 
 func newHTTP(c *config.Checker, addr netip.AddrPort) (*HTTP, error) {
@@ -52,17 +46,7 @@ func newHTTP(c *config.Checker, addr netip.AddrPort) (*HTTP, error) {
 		return nil, fmt.Errorf("%s: no url", c.Type)
 	}
 	h := &HTTP{cfg: c, addr: addr, tls: c.Type == config.CheckSSL, proto: c.HTTP.Protocol}
-	for _, u := range c.HTTP.URLs {
-		hu := httpURL{URL: u}
-		if u.Regex != "" {
-			re, err := regexp.Compile(u.Regex)
-			if err != nil {
-				return nil, fmt.Errorf("%s: url %s: regex: %w", c.Type, u.Path, err)
-			}
-			hu.re = re
-		}
-		h.urls = append(h.urls, hu)
-	}
+	h.urls = c.HTTP.URLs
 	return h, nil
 }
 
@@ -80,7 +64,7 @@ func (h *HTTP) Check(ctx context.Context) Result {
 // host is the Host header: the url's virtualhost, else the checker's
 // (which the configuration already defaults from the real and virtual
 // server), else the address with its port (check_http.c http_request_thread).
-func (h *HTTP) host(u httpURL) (host string, isVhost bool) {
+func (h *HTTP) host(u *config.URL) (host string, isVhost bool) {
 	switch {
 	case u.Virtualhost != "":
 		return u.Virtualhost, true
@@ -90,12 +74,12 @@ func (h *HTTP) host(u httpURL) (host string, isVhost bool) {
 	return hostPort(h.addr), false
 }
 
-func (h *HTTP) fetch(ctx context.Context, u httpURL) error {
+func (h *HTTP) fetch(ctx context.Context, u *config.URL) error {
 	return h.get(ctx, u, func(resp *http.Response, hl *headerLimit) error {
 		if !statusOK(resp.StatusCode, u.StatusCodes) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		if u.Digest == "" && u.re == nil {
+		if u.Digest == "" && u.Regex == nil {
 			return nil // the status decides; the body is not read
 		}
 		hl.n = math.MaxInt // the body has its own cap
@@ -106,7 +90,7 @@ func (h *HTTP) fetch(ctx context.Context, u httpURL) error {
 // get connects, sends keepalived's request for u and hands the response to
 // use while the connection is open. resp.Body is not closed: closing it
 // could drain a long body, and the connection is closed on return anyway.
-func (h *HTTP) get(ctx context.Context, u httpURL, use func(*http.Response, *headerLimit) error) error {
+func (h *HTTP) get(ctx context.Context, u *config.URL, use func(*http.Response, *headerLimit) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout(h.cfg))
 	defer cancel()
 	conn, err := dialer(h.cfg, "tcp").DialContext(ctx, "tcp", hostPort(h.addr))
@@ -177,7 +161,7 @@ func Digest(ctx context.Context, addr netip.AddrPort, path, virtualhost string, 
 		return Page{}, err
 	}
 	var p Page
-	err = h.get(ctx, httpURL{URL: u}, func(resp *http.Response, hl *headerLimit) error {
+	err = h.get(ctx, u, func(resp *http.Response, hl *headerLimit) error {
 		p.Status = resp.StatusCode
 		hl.n = math.MaxInt
 		sum := md5.New()
@@ -196,7 +180,7 @@ func Digest(ctx context.Context, addr netip.AddrPort, path, virtualhost string, 
 
 // request is keepalived's request: HTTP/1.0 by default, HTTP/1.1 for
 // http_protocol 1.1, "Connection: close" for 1.0C and 1.1.
-func (h *HTTP) request(u httpURL, host string) string {
+func (h *HTTP) request(u *config.URL, host string) string {
 	minor, closeHdr := "0", ""
 	switch h.proto {
 	case "1.1":
@@ -213,11 +197,11 @@ func (h *HTTP) request(u httpURL, host string) string {
 
 // checkBody streams at most MaxBodyBytes of the body into MD5 and, for a
 // regex, into memory.
-func checkBody(body io.Reader, u httpURL) error {
+func checkBody(body io.Reader, u *config.URL) error {
 	sum := md5.New()
 	var kept []byte
 	w := io.Writer(sum)
-	if u.re != nil {
+	if u.Regex != nil {
 		kept = make([]byte, 0, 4096)
 		w = io.MultiWriter(sum, (*sliceWriter)(&kept))
 	}
@@ -233,7 +217,7 @@ func checkBody(body io.Reader, u httpURL) error {
 			return fmt.Errorf("digest %s, want %s", got, u.Digest)
 		}
 	}
-	if u.re != nil && u.re.Match(kept) == u.RegexNoMatch {
+	if u.Regex != nil && u.Regex.Match(kept) == u.RegexNoMatch {
 		if u.RegexNoMatch {
 			return fmt.Errorf("body matches regex %q", u.Regex)
 		}

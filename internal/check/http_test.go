@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -85,8 +86,8 @@ func TestHTTP(t *testing.T) {
 			&config.URL{Path: "/503", StatusCodes: []config.StatusRange{{Min: 200, Max: 200}, {Min: 500, Max: 503}}}), ok: true},
 		{name: "every url must pass", mut: httpCfg("", &config.URL{Path: "/"}, &config.URL{Path: "/503"}), wantErr: "/503: status 503"},
 		{name: "redirect not followed", mut: httpCfg("", &config.URL{Path: "/loop"}), wantErr: "status 301"},
-		{name: "regex", mut: httpCfg("", &config.URL{Path: "/", Regex: "^hel+o$"}), ok: true},
-		{name: "regex_no_match", mut: httpCfg("", &config.URL{Path: "/", Regex: "hello", RegexNoMatch: true}), wantErr: "matches regex"},
+		{name: "regex", mut: httpCfg("", &config.URL{Path: "/", Regex: regexp.MustCompile("^hel+o$")}), ok: true},
+		{name: "regex_no_match", mut: httpCfg("", &config.URL{Path: "/", Regex: regexp.MustCompile("hello"), RegexNoMatch: true}), wantErr: "matches regex"},
 		{name: "1.0C virtualhost", mut: func(c *config.Checker) {
 			httpCfg("1.0C", &config.URL{Path: "/"})(c)
 			c.HTTP.Virtualhost = "www.example.test"

@@ -104,26 +104,24 @@ func TestDNS(t *testing.T) {
 	})
 	silent := udpServer(t, func([]byte) []byte { return nil })
 	tests := []struct {
-		name, addr, typ, qname string
-		ok                     bool
-		wantErr                string
+		name, addr, qname string
+		typ               uint16
+		ok                bool
+		wantErr           string
 	}{
-		{name: "A answer", addr: good, typ: "A", qname: "ok.test", ok: true},
-		{name: "NOERROR without answers is up", addr: good, typ: "AAAA", qname: "empty.test", ok: true},
-		{name: "defaults SOA .", addr: good, wantErr: "rcode NXDOMAIN"},
-		{name: "NXDOMAIN", addr: good, typ: "a", qname: "missing.test", wantErr: "rcode NXDOMAIN"},
+		{name: "A answer", addr: good, typ: dns.TypeA, qname: "ok.test", ok: true},
+		{name: "NOERROR without answers is up", addr: good, typ: dns.TypeAAAA, qname: "empty.test", ok: true},
+		{name: "SOA .", addr: good, typ: dns.TypeSOA, qname: ".", wantErr: "rcode NXDOMAIN"},
+		{name: "NXDOMAIN", addr: good, typ: dns.TypeA, qname: "missing.test", wantErr: "rcode NXDOMAIN"},
 		{name: "wrong ID is skipped", addr: wrongID, wantErr: "i/o timeout"},
 		{name: "silent", addr: silent, wantErr: "i/o timeout"},
 		{name: "closed port", addr: closedPort(t, "udp"), wantErr: "refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ck := checker(t, config.CheckDNS, tt.addr, func(c *config.Checker) { c.DNS = &config.DNSCheck{Type: tt.typ, Name: tt.qname} })
+			ck := checker(t, config.CheckDNS, tt.addr, func(c *config.Checker) { c.DNS = &config.DNSCheck{Type: config.DNSType(tt.typ), Name: tt.qname} })
 			expect(t, ck, tt.ok, tt.wantErr, time.Second)
 		})
-	}
-	if _, err := New(&config.Checker{Type: config.CheckDNS, DNS: &config.DNSCheck{Type: "BOGUS"}}, Target{}, Env{}); err == nil {
-		t.Error("unknown type accepted")
 	}
 }
 

@@ -50,6 +50,22 @@ func TestDiagnostics(t *testing.T) {
 	}{
 		{name: "valid instance", src: vi},
 		{
+			// Issue 11: both used to pass and fail only on becoming MASTER.
+			name: "route table by an unknown name",
+			src:  vi + "static_routes {\n    10.1.0.0/16 dev eth0 table no-such-table proto static\n}\n",
+			want: []wantDiag{e(9, 32, `route: table "no-such-table" is not a number, a built-in name (default, local, main, unspec) or a name in /etc/iproute2/rt_tables`)},
+		},
+		{
+			name: "rule fwmark and tos not numbers",
+			src:  vi + "static_rules {\n    fwmark 0xzz tos bogus-tos table 100\n}\n",
+			want: []wantDiag{e(9, 12, `rule: fwmark "0xzz" is not a 32-bit number`)},
+		},
+		{
+			name: "rule tos not a number",
+			src:  vi + "static_rules {\n    fwmark 0x10/0xff tos bogus-tos table 100\n}\n",
+			want: []wantDiag{e(9, 26, `rule: tos "bogus-tos" is not a number or a name in /etc/iproute2/rt_dsfield`)},
+		},
+		{
 			name: "unknown keyword with suggestion",
 			src:  "vrrp_instance VI_1 {\n  interface eth0\n  virtual_routr_id 51\n  virtual_router_id 51\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
 			want: []wantDiag{e(3, 3, `unknown keyword "virtual_routr_id"; did you mean "virtual_router_id"?`)},
@@ -255,7 +271,7 @@ func TestDiagnostics(t *testing.T) {
 		{
 			name: "sh-port without sh",
 			src:  vsWith("  sh-port\n"),
-			want: []wantDiag{e(1, 1, "sh-port needs lb_algo sh, not rr")},
+			want: []wantDiag{e(5, 3, "sh-port needs lb_algo sh, not rr")},
 		},
 		{
 			name: "missing interface",

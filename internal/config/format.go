@@ -414,9 +414,11 @@ func addressWords(a *IPAddress) []string {
 			w = append(w, kw, v)
 		}
 	}
-	opt("brd", a.Broadcast)
+	opt("brd", a.Broadcast.String())
 	opt("dev", a.Dev)
-	opt("scope", a.Scope)
+	if a.Scope != 0 {
+		opt("scope", a.Scope.String())
+	}
 	opt("label", a.Label)
 	for _, fl := range []struct {
 		kw string
@@ -439,8 +441,8 @@ func (f *formatter) routes(kw string, rs []*Route) {
 	f.open(kw)
 	for _, r := range rs {
 		var w []string
-		if r.Type != "" {
-			w = append(w, r.Type)
+		if r.Type != 0 {
+			w = append(w, r.Type.String())
 		}
 		if r.Src.IsValid() {
 			w = append(w, "src", r.Src.String())
@@ -452,9 +454,16 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		for _, o := range r.Or {
 			w = append(w, "or", o.String())
 		}
-		for _, kv := range [][2]string{{"dev", r.Dev}, {"scope", r.Scope}, {"table", r.Table}, {"proto", r.Proto}} {
-			if kv[1] != "" {
-				w = append(w, kv[0], kv[1])
+		if r.Dev != "" {
+			w = append(w, "dev", r.Dev)
+		}
+		for _, kv := range []struct {
+			kw string
+			v  fmt.Stringer
+			on bool
+		}{{"scope", r.Scope, r.Scope != 0}, {"table", r.Table, r.Table != 0}, {"proto", r.Proto, r.Proto != 0}} {
+			if kv.on {
+				w = append(w, kv.kw, kv.v.String())
 			}
 		}
 		if r.Metric != nil {
@@ -487,10 +496,23 @@ func (f *formatter) rules(kw string, rs []*Rule) {
 		if r.To.IsValid() {
 			w = append(w, "to", r.To.String())
 		}
-		for _, kv := range [][2]string{{"table", r.Table}, {"iif", r.IIF}, {"oif", r.OIF}, {"fwmark", r.FWMark}, {"tos", r.TOS}} {
+		if r.Table != 0 {
+			w = append(w, "table", r.Table.String())
+		}
+		for _, kv := range [][2]string{{"iif", r.IIF}, {"oif", r.OIF}} {
 			if kv[1] != "" {
 				w = append(w, kv[0], kv[1])
 			}
+		}
+		if r.FWMark != 0 || r.FWMask != nil {
+			m := "0x" + strconv.FormatUint(uint64(r.FWMark), 16)
+			if r.FWMask != nil {
+				m += "/0x" + strconv.FormatUint(uint64(*r.FWMask), 16)
+			}
+			w = append(w, "fwmark", m)
+		}
+		if r.TOS != 0 {
+			w = append(w, "tos", r.TOS.String())
 		}
 		if r.Priority != nil {
 			w = append(w, "priority", strconv.FormatUint(uint64(*r.Priority), 10))
@@ -557,14 +579,18 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	}
 	f.str("protocol", vs.Protocol)
 	f.line("lb_algo", vs.Scheduler)
-	for _, fl := range vs.SchedFlags {
+	for _, fl := range vs.SchedFlags.words(vs.Scheduler) {
 		f.line(fl)
 	}
 	f.line("lb_kind", vs.Method)
 	if vs.Persistence > 0 {
 		f.dur("persistence_timeout", vs.Persistence)
 	}
-	f.str("persistence_granularity", vs.Granularity)
+	if g := vs.Granularity; g != 0 && vs.Family == "inet6" {
+		f.num("persistence_granularity", int(g))
+	} else if g != 0 {
+		f.line("persistence_granularity", net.IP(net.CIDRMask(int(g), 32)).String())
+	}
 	f.str("persistence_engine", vs.PersistenceEngine)
 	f.flag("ha_suspend", vs.HASuspend)
 	f.str("virtualhost", vs.Virtualhost)
@@ -655,7 +681,9 @@ func (f *formatter) checker(c *Checker) {
 			}
 			f.line(codes...)
 			f.str("virtualhost", u.Virtualhost)
-			f.str("regex", u.Regex)
+			if u.Regex != nil {
+				f.line("regex", u.Regex.String())
+			}
 			f.only("regex_no_match", u.RegexNoMatch)
 			f.close()
 		}
@@ -669,7 +697,7 @@ func (f *formatter) checker(c *Checker) {
 	case c.SMTP != nil:
 		f.line("helo_name", c.SMTP.HeloName)
 	case c.DNS != nil:
-		f.line("type", c.DNS.Type)
+		f.line("type", c.DNS.Type.String())
 		f.line("name", c.DNS.Name)
 	case c.UDP != nil:
 		u := c.UDP

@@ -12,6 +12,9 @@ type Options struct {
 	// ConfigID selects @ID lines; empty means the short host name, as
 	// keepalived's default for -i.
 	ConfigID string
+	// IPRoute2Dir holds the iproute2 name files (rt_tables, rt_protos,
+	// rt_scopes, rt_dsfield); empty means DefaultIPRoute2Dir.
+	IPRoute2Dir string
 }
 
 // Diagnostics are the messages about a configuration.
@@ -27,14 +30,14 @@ const (
 // The Config is usable only when the diagnostics hold no error.
 func Load(path string, opts Options) (*Config, Diagnostics) {
 	nodes, diags := syntax.ParseFile(path, syntax.Options{ConfigID: configID(opts)})
-	return build(nodes, diags)
+	return build(nodes, diags, opts)
 }
 
 // Parse is Load for configuration text held in memory; name is used in
 // positions and to resolve relative includes.
 func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
 	nodes, diags := syntax.ParseBytes(name, src, syntax.Options{ConfigID: configID(opts)})
-	return build(nodes, diags)
+	return build(nodes, diags, opts)
 }
 
 func configID(opts Options) string {
@@ -49,8 +52,11 @@ func configID(opts Options) string {
 	return short
 }
 
-func build(nodes []*syntax.Node, diags Diagnostics) (*Config, Diagnostics) {
-	p := &parser{diags: diags}
+func build(nodes []*syntax.Node, diags Diagnostics, opts Options) (*Config, Diagnostics) {
+	p := &parser{diags: diags, rt: rtNames{dir: opts.IPRoute2Dir}}
+	if p.rt.dir == "" {
+		p.rt.dir = DefaultIPRoute2Dir
+	}
 	cfg := &Config{Global: defaultGlobal()}
 	p.block("keepalived.conf", nodes, p.rootHandlers(cfg))
 	p.finalize(cfg)

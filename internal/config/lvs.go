@@ -183,15 +183,15 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		"lvs_sched":   p.setEnum(&vs.Scheduler, Schedulers...),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
-		"hashed":      p.schedFlag(vs, "hashed"),
-		"flag-1":      p.schedFlag(vs, "flag-1"),
-		"flag-2":      p.schedFlag(vs, "flag-2"),
-		"flag-3":      p.schedFlag(vs, "flag-3"),
-		"sh-port":     p.schedFlag(vs, "sh-port"),
-		"sh-fallback": p.schedFlag(vs, "sh-fallback"),
-		"mh-port":     p.schedFlag(vs, "mh-port"),
-		"mh-fallback": p.schedFlag(vs, "mh-fallback"),
-		"ops":         p.schedFlag(vs, "ops"),
+		"hashed":      p.schedFlag(vs),
+		"flag-1":      p.schedFlag(vs),
+		"flag-2":      p.schedFlag(vs),
+		"flag-3":      p.schedFlag(vs),
+		"sh-port":     p.schedFlag(vs),
+		"sh-fallback": p.schedFlag(vs),
+		"mh-port":     p.schedFlag(vs),
+		"mh-fallback": p.schedFlag(vs),
+		"ops":         p.schedFlag(vs),
 		"persistence_timeout": func(n *node) {
 			if !p.noBlock(n) || !p.args(n, 0, 1) {
 				return
@@ -213,8 +213,7 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		},
 		"persistence_granularity": func(n *node) {
 			if p.noBlock(n) && p.args(n, 1, 1) {
-				vs.Granularity = n.Args[0].Text
-				u.granularityPos = n.Args[0].Pos
+				u.granularity = &n.Args[0]
 			}
 		},
 		"persistence_engine": p.setStr(&vs.PersistenceEngine),
@@ -282,10 +281,10 @@ func (p *parser) sorry(vs *VirtualServer, n *node) *SorryServer {
 	return vs.SorryServer
 }
 
-func (p *parser) schedFlag(vs *VirtualServer, flag string) handler {
+func (p *parser) schedFlag(vs *VirtualServer) handler {
 	return func(n *node) {
 		if p.noBlock(n) && p.args(n, 0, 0) {
-			vs.SchedFlags = append(vs.SchedFlags, flag)
+			vs.unset.schedFlags = append(vs.unset.schedFlags, n.Keyword)
 		}
 	}
 }
@@ -387,9 +386,14 @@ func (p *parser) checker(n *node, typ string) []*Checker {
 			},
 		})
 	case CheckDNS:
-		c.DNS = &DNSCheck{Type: "SOA", Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
+		c.DNS = &DNSCheck{Type: dnsTypes["SOA"], Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
 		hs = merge(hs, map[string]handler{
-			"type": p.setEnum(&c.DNS.Type, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"),
+			"type": func(n *node) {
+				var name string
+				if p.setEnum(&name, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")(n); name != "" {
+					c.DNS.Type = dnsTypes[name]
+				}
+			},
 			"name": p.setStr(&c.DNS.Name),
 		})
 	case CheckUDP:
@@ -500,11 +504,12 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 					if !p.noBlock(n) || !p.args(n, 1, 1) {
 						return
 					}
-					if _, err := regexp.Compile(n.Args[0].Text); err != nil {
+					re, err := regexp.Compile(n.Args[0].Text)
+					if err != nil {
 						p.errorf(n.Args[0].Pos, "regex: %q is not a pattern Tandem can use (Go RE2 syntax, not PCRE): %v", n.Args[0].Text, err)
 						return
 					}
-					u.Regex = n.Args[0].Text
+					u.Regex = re
 				},
 				"regex_no_match": p.setConst(&u.RegexNoMatch, true),
 				"status_code": func(n *node) {

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -299,38 +300,64 @@ type UnicastPeer struct {
 // IPAddress is one address in `ip addr` syntax (virtual_ipaddress,
 // virtual_ipaddress_excluded, static_ipaddress).
 type IPAddress struct {
-	Pos    Pos          `json:"-"`
-	Prefix netip.Prefix `json:"address"`
-	// Broadcast is an address, "+" (set host bits) or "-" (none).
-	Broadcast     string     `json:"broadcast,omitempty"`
-	Dev           string     `json:"dev,omitempty"`
-	Scope         string     `json:"scope,omitempty"`
-	Label         string     `json:"label,omitempty"`
-	Peer          netip.Addr `json:"peer,omitzero"`
-	Home          bool       `json:"home,omitempty"`
-	NoDAD         bool       `json:"nodad,omitempty"`
-	MngTmpAddr    bool       `json:"mngtmpaddr,omitempty"`
-	NoPrefixRoute bool       `json:"noprefixroute,omitempty"`
-	AutoJoin      bool       `json:"autojoin,omitempty"`
-	NoTrack       bool       `json:"no_track,omitempty"`
+	Pos           Pos          `json:"-"`
+	Prefix        netip.Prefix `json:"address"`
+	Broadcast     Broadcast    `json:"broadcast,omitzero"`
+	Dev           string       `json:"dev,omitempty"`
+	Scope         Scope        `json:"scope,omitempty"`
+	Label         string       `json:"label,omitempty"`
+	Peer          netip.Addr   `json:"peer,omitzero"`
+	Home          bool         `json:"home,omitempty"`
+	NoDAD         bool         `json:"nodad,omitempty"`
+	MngTmpAddr    bool         `json:"mngtmpaddr,omitempty"`
+	NoPrefixRoute bool         `json:"noprefixroute,omitempty"`
+	AutoJoin      bool         `json:"autojoin,omitempty"`
+	NoTrack       bool         `json:"no_track,omitempty"`
 	// PreferredLft is in seconds; nil means forever.
 	PreferredLft *uint32 `json:"preferred_lft,omitempty"`
 }
 
+// Broadcast is an IPv4 address's brd/broadcast option: an address, "+"
+// (the prefix with its host bits set, computed at load) or "-" (none).
+type Broadcast struct {
+	// Addr is the broadcast address to set (given, or computed for "+");
+	// invalid when none was given or for "-".
+	Addr netip.Addr
+	// Auto is "+"; None is "-".
+	Auto, None bool
+}
+
+// String is the option's value as written in a configuration ("" when
+// not given).
+func (b Broadcast) String() string {
+	switch {
+	case b.None:
+		return "-"
+	case b.Auto:
+		return "+"
+	case b.Addr.IsValid():
+		return b.Addr.String()
+	}
+	return ""
+}
+
+// MarshalText writes the option as the configuration does.
+func (b Broadcast) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
 // Route is one route in `ip route` syntax (virtual_routes, static_routes).
 type Route struct {
 	Pos Pos `json:"-"`
-	// Type is "" (unicast) or blackhole, unreachable, prohibit, throw.
-	Type    string       `json:"type,omitempty"`
+	// Type is 0 (unicast) or blackhole, unreachable, prohibit, throw.
+	Type    RouteType    `json:"type,omitempty"`
 	Dst     netip.Prefix `json:"to"`
 	Src     netip.Addr   `json:"src,omitzero"`
 	Via     netip.Addr   `json:"via,omitzero"`
 	Or      []netip.Addr `json:"or,omitempty"`
 	Dev     string       `json:"dev,omitempty"`
-	Scope   string       `json:"scope,omitempty"`
-	Table   string       `json:"table,omitempty"`
+	Scope   Scope        `json:"scope,omitempty"`
+	Table   RouteTable   `json:"table,omitempty"`
 	Metric  *uint32      `json:"metric,omitempty"`
-	Proto   string       `json:"proto,omitempty"`
+	Proto   RouteProto   `json:"proto,omitempty"`
 	OnLink  bool         `json:"onlink,omitempty"`
 	NoTrack bool         `json:"no_track,omitempty"`
 }
@@ -341,13 +368,16 @@ type Rule struct {
 	Not      bool         `json:"not,omitempty"`
 	From     netip.Prefix `json:"from,omitzero"`
 	To       netip.Prefix `json:"to,omitzero"`
-	Table    string       `json:"table,omitempty"`
+	Table    RouteTable   `json:"table,omitempty"`
 	Priority *uint32      `json:"priority,omitempty"`
 	IIF      string       `json:"iif,omitempty"`
 	OIF      string       `json:"oif,omitempty"`
-	FWMark   string       `json:"fwmark,omitempty"`
-	TOS      string       `json:"tos,omitempty"`
-	NoTrack  bool         `json:"no_track,omitempty"`
+	// FWMark is matched under FWMask (nil: all bits, the kernel's default
+	// when `fwmark M` has no /MASK); a rule with neither matches any mark.
+	FWMark  uint32  `json:"fwmark,omitempty"`
+	FWMask  *uint32 `json:"fwmask,omitempty"`
+	TOS     DSField `json:"tos,omitempty"`
+	NoTrack bool    `json:"no_track,omitempty"`
 }
 
 // ServerGroup is a virtual_server_group block.
@@ -379,13 +409,14 @@ type VirtualServer struct {
 	Family    string `json:"family"`
 	Protocol  string `json:"protocol"`  // TCP, UDP, SCTP
 	Scheduler string `json:"scheduler"` // IPVS scheduler name
-	// SchedFlags are the scheduler flags (sh-port, sh-fallback, mh-port,
-	// mh-fallback, flag-1..3) and "ops" (one-packet scheduling).
-	SchedFlags  []string `json:"sched_flags,omitempty"`
-	Method      string   `json:"method"` // NAT, DR, TUN
-	Persistence Duration `json:"persistence_timeout"`
-	// Granularity is the persistence netmask (IPv4 dotted or IPv6 prefix length).
-	Granularity       string       `json:"persistence_granularity,omitempty"`
+	// SchedFlags are the scheduler flags and ops (one-packet scheduling),
+	// resolved against the scheduler at load.
+	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
+	Method      string     `json:"method"` // NAT, DR, TUN
+	Persistence Duration   `json:"persistence_timeout"`
+	// Granularity is the persistence netmask as a prefix length (0: not
+	// given); the configuration writes it as a dotted mask for IPv4.
+	Granularity       uint8        `json:"persistence_granularity,omitempty"`
 	PersistenceEngine string       `json:"persistence_engine,omitempty"`
 	HASuspend         bool         `json:"ha_suspend"`
 	Virtualhost       string       `json:"virtualhost,omitempty"`
@@ -406,8 +437,57 @@ type VirtualServer struct {
 }
 
 type vsUnset struct {
-	smtpAlert      *bool
-	granularityPos Pos
+	smtpAlert *bool
+	// schedFlags are the flag keywords, resolved once lb_algo is known.
+	schedFlags []syntax.Token
+	// granularity is read once the address family is known.
+	granularity *syntax.Token
+}
+
+// SchedFlags are a virtual server's scheduler options. keepalived's
+// flag-1 and flag-2 are the scheduler's first two flags (ip_vs.h
+// IP_VS_SVC_F_SCHED1/2), which sh and mh call fallback and port
+// (keepalived.conf(5) virtual_server).
+type SchedFlags uint8
+
+// The scheduler options.
+const (
+	// SchedOnePacket is ops: each UDP datagram scheduled on its own.
+	SchedOnePacket SchedFlags = 1 << iota
+	// SchedFallback is sh-fallback or mh-fallback (flag-1): skip an
+	// unavailable server.
+	SchedFallback
+	// SchedPort is sh-port or mh-port (flag-2): hash the source port too.
+	SchedPort
+	// SchedHashed and SchedFlag3 are kept for Format; IPVS does not let a
+	// user set them, and no scheduler reads them.
+	SchedHashed
+	SchedFlag3
+)
+
+// MarshalText writes the flags by their scheduler-independent names.
+func (f SchedFlags) MarshalText() ([]byte, error) { return []byte(strings.Join(f.words(""), " ")), nil }
+
+// words are the keywords of f under scheduler sched, as Format writes them.
+func (f SchedFlags) words(sched string) []string {
+	var w []string
+	prefix := sched + "-"
+	if sched != "sh" && sched != "mh" {
+		prefix = ""
+	}
+	for _, x := range []struct {
+		bit         SchedFlags
+		named, flag string
+	}{{SchedHashed, "hashed", "hashed"}, {SchedFallback, "fallback", "flag-1"}, {SchedPort, "port", "flag-2"}, {SchedFlag3, "flag-3", "flag-3"}, {SchedOnePacket, "ops", "ops"}} {
+		switch {
+		case f&x.bit == 0:
+		case prefix != "" && (x.bit == SchedFallback || x.bit == SchedPort):
+			w = append(w, prefix+x.named)
+		default:
+			w = append(w, x.flag)
+		}
+	}
+	return w
 }
 
 // SorryServer is where traffic goes when no real server is up.
@@ -522,11 +602,12 @@ type URL struct {
 	Pos  Pos    `json:"-"`
 	Path string `json:"path"`
 	// Digest is the expected MD5 of the body, lower-case hex.
-	Digest       string        `json:"digest,omitempty"`
-	StatusCodes  []StatusRange `json:"status_code"`
-	Virtualhost  string        `json:"virtualhost,omitempty"`
-	Regex        string        `json:"regex,omitempty"`
-	RegexNoMatch bool          `json:"regex_no_match,omitempty"`
+	Digest      string        `json:"digest,omitempty"`
+	StatusCodes []StatusRange `json:"status_code"`
+	Virtualhost string        `json:"virtualhost,omitempty"`
+	// Regex is compiled at load (Go RE2); dumps show its source.
+	Regex        *regexp.Regexp `json:"regex,omitempty"`
+	RegexNoMatch bool           `json:"regex_no_match,omitempty"`
 }
 
 // StatusRange is an inclusive range of HTTP status codes.
@@ -552,9 +633,28 @@ type SMTPCheck struct {
 
 // DNSCheck queries a name and expects an answer.
 type DNSCheck struct {
-	Type string `json:"type"`
-	Name string `json:"name"`
+	Type DNSType `json:"type"`
+	Name string  `json:"name"`
 }
+
+// DNSType is a DNS_CHECK query type, as numbered on the wire.
+type DNSType uint16
+
+// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c), by
+// their numbers in RFC 1035 §3.2.2 and RFC 3596 §2.1 (AAAA).
+var dnsTypes = map[string]DNSType{"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
+
+func (t DNSType) String() string {
+	for s, v := range dnsTypes {
+		if v == t {
+			return s
+		}
+	}
+	return "TYPE" + strconv.Itoa(int(t)) // RFC 3597 §5's notation
+}
+
+// MarshalText writes the type's name.
+func (t DNSType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // UDPCheck sends a payload and optionally expects a reply.
 type UDPCheck struct {

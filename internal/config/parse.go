@@ -17,6 +17,8 @@ type node = syntax.Node
 // parser turns syntax nodes into the model, collecting diagnostics.
 type parser struct {
 	diags syntax.Diagnostics
+	// rt resolves the iproute2 names of tables, protocols, scopes, tos.
+	rt rtNames
 	// The parser's own errors and warnings, for the caps in add.
 	errors, warnings int
 }
@@ -422,6 +424,17 @@ func (p *parser) enumTok(n *node, t syntax.Token, allowed ...string) (string, bo
 	}
 	p.errorf(t.Pos, "%s", msg)
 	return "", false
+}
+
+// rtTok resolves t as iproute2 does a table, protocol, scope or tos: by
+// number or by name; what names the line in the diagnostic.
+func (p *parser) rtTok(what string, k rtKind, t syntax.Token) (uint32, bool) {
+	v, err := p.rt.resolve(k, t.Text)
+	if err != nil {
+		p.errorf(t.Pos, "%s: %v", what, err)
+		return 0, false
+	}
+	return v, true
 }
 
 func (p *parser) addrTok(n *node, t syntax.Token) (netip.Addr, bool) {

@@ -29,7 +29,7 @@ func TestURLRegex(t *testing.T) {
 		t.Fatalf("diagnostics: %v", diags)
 	}
 	u := cfg.VirtualServers[0].RealServers[0].Checkers[0].HTTP.URLs[0]
-	if u.Regex != `ok\s+[0-9]+` || !u.RegexNoMatch {
+	if u.Regex == nil || u.Regex.String() != `ok\s+[0-9]+` || !u.RegexNoMatch {
 		t.Errorf("url: regex %q, no match %t", u.Regex, u.RegexNoMatch)
 	}
 	_, diags = Parse("t.conf", []byte(conf(`(?<=x)y`)), Options{ConfigID: "x"})

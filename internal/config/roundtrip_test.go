@@ -393,16 +393,16 @@ func (g *confGen) routes(kw string, v6 bool) {
 			w = append(w, "dev", "eth0")
 		}
 		if g.bool("scope") {
-			w = append(w, "scope", g.pick("scope", "global", "link", "host"))
+			w = append(w, "scope", g.pick("scope", "global", "link", "host", "200", "0xfd"))
 		}
 		if g.bool("table") {
-			w = append(w, "table", g.pick("table", "100", "main"))
+			w = append(w, "table", g.pick("table", "100", "main", "local", "default", "0x100", "4000000000"))
 		}
 		if g.bool("metric") {
 			w = append(w, g.pick("metkw", "metric", "preference", "priority"), strconv.Itoa(g.intn("metric", 0, 1000)))
 		}
 		if g.bool("proto") {
-			w = append(w, "proto", "static")
+			w = append(w, "proto", g.pick("proto", "static", "boot", "bird", "42", "0xff"))
 		}
 		if g.bool("onlink") {
 			w = append(w, "onlink")
@@ -434,7 +434,7 @@ func (g *confGen) rules(kw string, v6 bool) {
 		if g.bool("to") {
 			w = append(w, "to", pfx())
 		}
-		w = append(w, g.pick("tkw", "table", "lookup"), strconv.Itoa(g.intn("table", 1, 250)))
+		w = append(w, g.pick("tkw", "table", "lookup"), g.pick("table", strconv.Itoa(g.intn("tnum", 1, 250)), "main", "70000"))
 		if g.bool("prio") {
 			w = append(w, g.pick("pkw", "priority", "preference", "pref"), strconv.Itoa(g.intn("prio", 0, 32765)))
 		}
@@ -445,7 +445,15 @@ func (g *confGen) rules(kw string, v6 bool) {
 			w = append(w, "oif", "eth1")
 		}
 		if g.bool("fwmark") {
-			w = append(w, "fwmark", strconv.Itoa(g.intn("fwm", 1, 100)))
+			w = append(w, "fwmark", g.pick("fwm", strconv.Itoa(g.intn("fwmn", 1, 100)), "0x10", "0x10/0xff", "0/0xf0", "017"))
+		}
+		if g.bool("tos") {
+			tos := []string{"0x10", "8", "0x1c"}
+			if v6 && g.bool("from") { // an IPv6 rule (with an IPv6 from) takes any DSCP
+				w = append(w, "from", pfx())
+				tos = append(tos, "0x28", "0xb8")
+			}
+			w = append(w, g.pick("toskw", "tos", "dsfield"), g.pick("tos", tos...))
 		}
 		if g.bool("nt") {
 			w = append(w, "no_track")

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"tandem/internal/config/syntax"
 )
 
 // ifNameMax is IFNAMSIZ-1: the longest interface name or address label the
@@ -243,18 +247,9 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 	if vs.HASuspend && vs.FWMark != 0 {
 		p.errorf(vs.Pos, "%s: ha_suspend cannot be used with a fwmark service (no address to follow)", name)
 	}
-	for _, f := range vs.SchedFlags {
-		switch {
-		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
-			p.errorf(vs.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
-		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
-			p.errorf(vs.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
-		case f == "ops" && byIP && vs.Protocol != "UDP":
-			p.errorf(vs.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
-		}
-	}
-	if vs.Granularity != "" {
-		p.validateGranularity(vs, name)
+	p.schedFlags(vs, name, byIP)
+	if t := vs.unset.granularity; t != nil {
+		p.granularity(vs, name, *t)
 	}
 	if ss := vs.SorryServer; ss != nil && !ss.IP.IsValid() {
 		p.errorf(ss.Pos, "%s: sorry_server_inhibit or sorry_server_lvs_method given without a sorry_server address", name)
@@ -295,23 +290,56 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 	}
 }
 
-// validateGranularity checks the persistence netmask: a dotted IPv4 mask
-// or an IPv6 prefix length 1..128 (keepalived check_parser.c pgr_handler).
-func (p *parser) validateGranularity(vs *VirtualServer, name string) {
-	pos := vs.unset.granularityPos
-	if vs.Family == "inet6" {
-		if n, err := strconv.Atoi(vs.Granularity); err != nil || n < 1 || n > 128 {
-			p.errorf(pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, vs.Granularity)
+// schedFlags resolves the flag keywords now that lb_algo is known: sh-*
+// and mh-* need their scheduler, and ops needs UDP.
+func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
+	for _, t := range vs.unset.schedFlags {
+		f := t.Text
+		switch {
+		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
+			p.errorf(t.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
+		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
+			p.errorf(t.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
+		case f == "ops" && byIP && vs.Protocol != "UDP":
+			p.errorf(t.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
 		}
-		return
-	}
-	m, err := netip.ParseAddr(vs.Granularity)
-	if err != nil || !m.Is4() || !isMask(m.As4()) {
-		p.errorf(pos, "%s: persistence_granularity %q is not an IPv4 netmask like 255.255.255.0", name, vs.Granularity)
+		switch f {
+		case "ops":
+			vs.SchedFlags |= SchedOnePacket
+		case "sh-fallback", "mh-fallback", "flag-1":
+			vs.SchedFlags |= SchedFallback
+		case "sh-port", "mh-port", "flag-2":
+			vs.SchedFlags |= SchedPort
+		case "hashed":
+			vs.SchedFlags |= SchedHashed
+		case "flag-3":
+			vs.SchedFlags |= SchedFlag3
+		}
 	}
 }
 
+// granularity reads the persistence netmask now that the family is known:
+// a dotted IPv4 mask or an IPv6 prefix length 1..128 (keepalived
+// check_parser.c pgr_handler).
+func (p *parser) granularity(vs *VirtualServer, name string, t syntax.Token) {
+	if vs.Family == "inet6" {
+		n, err := strconv.Atoi(t.Text)
+		if err != nil || n < 1 || n > 128 {
+			p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, t.Text)
+			return
+		}
+		vs.Granularity = uint8(n)
+		return
+	}
+	m, err := netip.ParseAddr(t.Text)
+	if err != nil || !m.Is4() || !isMask(m.As4()) {
+		p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv4 netmask like 255.255.255.0", name, t.Text)
+		return
+	}
+	vs.Granularity = uint8(bits.OnesCount32(binary.BigEndian.Uint32(m.AsSlice())))
+}
+
 func isMask(b [4]byte) bool {
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v := binary.BigEndian.Uint32(b[:])
 	return v != 0 && ^v&(^v+1) == 0
 }

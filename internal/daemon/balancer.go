@@ -365,7 +365,7 @@ func (b *balancer) table() (api.Table, error) {
 	if err != nil {
 		return t, err
 	}
-	stats, err := b.stats(svcs)
+	stats, err := b.stats()
 	if err != nil {
 		return t, err
 	}
@@ -395,39 +395,23 @@ func (b *balancer) table() (api.Table, error) {
 	return t, nil
 }
 
-// stats reads the backend's per-real-server counters of svcs: IPVS's
-// active and inactive connections, or the connections nftables scheduled
-// (NAT). nftables reads every service's in one listing (StatsAll), so
-// that a status of 10,000 services costs one dump, not one per counter.
-func (b *balancer) stats(svcs []lvs.Service) (map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest, error) {
-	out := map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest{}
-	put := func(key lvs.ServiceKey, addr netip.AddrPort, td api.TableDest) {
-		if out[key] == nil {
-			out[key] = map[netip.AddrPort]api.TableDest{}
-		}
-		out[key][addr] = td
+// stats reads the backend's per-real-server counters (lvs.Kernel.Counters:
+// IPVS's active and inactive connections, or the connections nftables
+// scheduled), all services' in one call, so that a status of 10,000
+// services costs what the backend needs for all of them (nftables: one
+// dump), not one read per counter.
+func (b *balancer) stats() (map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest, error) {
+	all, err := b.kernel.Counters()
+	if err != nil {
+		return nil, err
 	}
-	switch k := b.kernel.(type) {
-	case *ipvs.Kernel:
-		for _, s := range svcs {
-			ds, err := k.Stats(s.Key())
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range ds {
-				put(s.Key(), d.Addr, api.TableDest{ActiveConn: uint64(d.ActiveConns), InActConn: uint64(d.InactiveConns), Packets: d.Packets, Bytes: d.Bytes})
-			}
+	out := make(map[lvs.ServiceKey]map[netip.AddrPort]api.TableDest, len(all))
+	for key, ds := range all {
+		m := make(map[netip.AddrPort]api.TableDest, len(ds))
+		for _, d := range ds {
+			m[d.Addr] = api.TableDest{ActiveConn: d.ActiveConns, InActConn: d.InactiveConns, Packets: d.Packets, Bytes: d.Bytes}
 		}
-	case *nft.Kernel:
-		all, err := k.StatsAll()
-		if err != nil {
-			return nil, err
-		}
-		for key, ds := range all {
-			for _, d := range ds {
-				put(key, d.Addr, api.TableDest{ActiveConn: d.Conns, Packets: d.Packets, Bytes: d.Bytes})
-			}
-		}
+		out[key] = m
 	}
 	return out, nil
 }

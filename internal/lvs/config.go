@@ -1,10 +1,7 @@
 package lvs
 
 import (
-	"fmt"
-	"math/bits"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"tandem/internal/config"
@@ -38,10 +35,7 @@ var protocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
 func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 	var vss []VirtualServer
 	for _, vs := range cfg.VirtualServers {
-		svc, err := serviceOf(vs)
-		if err != nil {
-			return nil, fmt.Errorf("virtual_server %s: %w", vs.Name(), err)
-		}
+		svc := serviceOf(vs)
 		dests := destsOf(vs, pool)
 		keys, err := keysOf(cfg, vs)
 		if err != nil {
@@ -57,64 +51,29 @@ func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 }
 
 // serviceOf maps a virtual server's scheduling settings.
-func serviceOf(vs *config.VirtualServer) (Service, error) {
+func serviceOf(vs *config.VirtualServer) Service {
 	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
-	for _, f := range vs.SchedFlags {
-		switch f {
-		case "ops":
-			s.Flags |= FlagOnePacket
-		case "sh-fallback":
-			s.Flags |= FlagSHFallback
-		case "sh-port":
-			s.Flags |= FlagSHPort
-		case "mh-fallback":
-			s.Flags |= FlagMHFallback
-		case "mh-port":
-			s.Flags |= FlagMHPort
-		case "flag-1", "flag-2":
-			// keepalived's generic names for the scheduler's first two
-			// flags: fallback and port for sh and mh.
-			s.Flags |= genericFlag(vs.Scheduler, f == "flag-2")
-		}
-		// "hashed" and "flag-3" are not scheduler behaviour IPVS lets a
-		// user set; the configuration keeps them, the kernel ignores them.
+	if vs.SchedFlags&config.SchedOnePacket != 0 {
+		s.Flags |= FlagOnePacket
 	}
-	if vs.Granularity != "" {
-		b, err := granularityBits(vs.Granularity)
-		if err != nil {
-			return s, err
-		}
-		s.PersistenceBits = b
+	// Fallback and port are the first two flags of whichever scheduler
+	// reads them (0 for the others); config has checked that sh-* and
+	// mh-* name theirs.
+	var fallback, port Flags
+	switch vs.Scheduler {
+	case "sh":
+		fallback, port = FlagSHFallback, FlagSHPort
+	case "mh":
+		fallback, port = FlagMHFallback, FlagMHPort
 	}
-	return s, nil
-}
-
-func genericFlag(sched string, port bool) Flags {
-	switch {
-	case sched == "sh" && port:
-		return FlagSHPort
-	case sched == "sh":
-		return FlagSHFallback
-	case sched == "mh" && port:
-		return FlagMHPort
-	case sched == "mh":
-		return FlagMHFallback
+	if vs.SchedFlags&config.SchedFallback != 0 {
+		s.Flags |= fallback
 	}
-	return 0
-}
-
-// granularityBits reads a persistence netmask: dotted IPv4 or an IPv6
-// prefix length (validated by package config).
-func granularityBits(g string) (uint8, error) {
-	if m, err := netip.ParseAddr(g); err == nil && m.Is4() {
-		b := m.As4()
-		return uint8(bits.OnesCount32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))), nil
+	if vs.SchedFlags&config.SchedPort != 0 {
+		s.Flags |= port
 	}
-	n, err := strconv.ParseUint(g, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("persistence_granularity %q", g)
-	}
-	return uint8(n), nil
+	s.PersistenceBits = vs.Granularity
+	return s
 }
 
 // keysOf lists the service keys of a virtual server: its address and port,

@@ -89,3 +89,30 @@ virtual_server group G {
 		t.Errorf("with the sorry server in: %v", svc.Dests)
 	}
 }
+
+// TestSchedFlags: the scheduler options config resolved at load map to
+// the data plane's flags; flag-1 and flag-2 are the scheduler's own first
+// two flags, and nothing for a scheduler without them.
+func TestSchedFlags(t *testing.T) {
+	for _, tt := range []struct {
+		sched, proto string
+		flags        []string
+		want         Flags
+	}{
+		{"sh", "TCP", []string{"sh-fallback", "sh-port"}, FlagSHFallback | FlagSHPort},
+		{"sh", "TCP", []string{"flag-1"}, FlagSHFallback},
+		{"mh", "TCP", []string{"flag-2"}, FlagMHPort},
+		{"mh", "TCP", []string{"mh-fallback", "flag-2"}, FlagMHFallback | FlagMHPort},
+		{"rr", "TCP", []string{"flag-1", "flag-2", "flag-3", "hashed"}, 0},
+		{"rr", "UDP", []string{"ops"}, FlagOnePacket},
+	} {
+		src := "virtual_server 10.0.0.1 80 {\n lb_algo " + tt.sched + "\n lb_kind NAT\n protocol " + tt.proto + "\n"
+		for _, f := range tt.flags {
+			src += " " + f + "\n"
+		}
+		cfg := parseConfig(t, src+"}\n")
+		if got := serviceOf(cfg.VirtualServers[0]).Flags; got != tt.want {
+			t.Errorf("%s %v: flags %v, want %v", tt.sched, tt.flags, got, tt.want)
+		}
+	}
+}

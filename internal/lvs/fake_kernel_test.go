@@ -1,6 +1,7 @@
 package lvs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,13 +17,17 @@ import (
 // (ESRCH/ENOENT), deleting a service drops its dests, and the per-service
 // "Method" is not stored because IPVS has no such attribute.
 type fakeKernel struct {
-	svcs map[ServiceKey]*fakeSvc
-	log  []Op // every op accepted
+	svcs    map[ServiceKey]*fakeSvc
+	log     []Op   // every op accepted
+	applies []Plan // the plan of each Apply call
 
-	// failAt makes the op with this 0-based index among Apply calls fail
-	// (counting from the last reset of calls), -1 for never.
+	// failAt makes the op with this 0-based index among the ops tried
+	// fail (counting from the last reset of calls), -1 for never.
 	failAt int
 	calls  int
+	// whole makes Apply refuse a batch whole when one of its ops fails,
+	// as the nftables backend does (see Kernel.Apply).
+	whole bool
 
 	servicesErr error
 	destsErr    error
@@ -69,7 +74,57 @@ func (k *fakeKernel) Dests(key ServiceKey) ([]Dest, error) {
 	return slices.Collect(maps.Values(s.dests)), nil
 }
 
-func (k *fakeKernel) Apply(op Op) error {
+func (k *fakeKernel) Apply(ctx context.Context, plan Plan) (int, error) {
+	k.applies = append(k.applies, plan)
+	n := 0
+	for _, b := range plan {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		var undo map[ServiceKey]*fakeSvc
+		if k.whole {
+			undo = map[ServiceKey]*fakeSvc{b.Key: k.svcs[b.Key].clone()}
+		}
+		logged := len(k.log)
+		for i, op := range b.Ops {
+			if err := k.apply(op); err != nil {
+				if !k.whole {
+					return n + i, err
+				}
+				if undo[b.Key] == nil {
+					delete(k.svcs, b.Key)
+				} else {
+					k.svcs[b.Key] = undo[b.Key]
+				}
+				k.log = k.log[:logged]
+				return n, &OpError{Op: op, Index: n + i, Err: err}
+			}
+		}
+		n += len(b.Ops)
+	}
+	return n, nil
+}
+
+// Counters returns zero counters for every dest: the fake carries no
+// traffic.
+func (k *fakeKernel) Counters() (map[ServiceKey][]DestCounters, error) {
+	out := map[ServiceKey][]DestCounters{}
+	for key, s := range k.svcs {
+		for addr := range s.dests {
+			out[key] = append(out[key], DestCounters{Addr: addr})
+		}
+	}
+	return out, nil
+}
+
+func (s *fakeSvc) clone() *fakeSvc {
+	if s == nil {
+		return nil
+	}
+	return &fakeSvc{svc: s.svc, dests: maps.Clone(s.dests)}
+}
+
+func (k *fakeKernel) apply(op Op) error {
 	defer func() { k.calls++ }()
 	if k.calls == k.failAt {
 		return errInjects

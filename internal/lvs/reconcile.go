@@ -19,35 +19,71 @@ import (
 //     Flags in Tandem's bits and PersistenceBits as a prefix length; the
 //     Service.Method field is ignored.
 //   - Dests returns the destinations of one service with concrete Methods.
-//   - Apply performs one operation. An Op of kind DelService must remove the
-//     service together with its destinations, as IPVS does
-//     (ip_vs_ctl.c: __ip_vs_del_service unlinks every dest), so the
-//     reconciler never sends per-dest deletes for a service it removes.
+//   - Apply applies a plan: one Batch per virtual service, in order (see
+//     Apply below).
+//   - Counters returns every service's per-real-server counters, keyed as
+//     Services reports the services (Family always set), for `tandem
+//     status` and `tandem lvs list`, at the cost of what the backend needs
+//     to read them all (nftables: one dump per table).
 type Kernel interface {
 	Services() ([]Service, error)
 	Dests(ServiceKey) ([]Dest, error)
-	Apply(Op) error
+	// Apply applies plan, batch after batch, each batch's ops in order,
+	// and returns how many ops (counted through the plan's batches, from
+	// the first) are applied. The result is that of applying each op in
+	// turn and stopping at the first failure, except that a backend that
+	// can commit a batch as one transaction (nftables) applies each batch
+	// whole or not at all, so that a virtual service goes from its old
+	// pool to its new one at once, never through an intermediate pool.
+	// When fewer than all ops are applied:
+	//   - the error is ctx's if ctx ended first (it is checked between
+	//     batches, and by a backend that applies ops one by one, between
+	//     ops);
+	//   - otherwise it is an *OpError naming the op the backend refused
+	//     (Index counted as the return value is), or an error of op number
+	//     n, the first not applied. A backend that refuses a batch whole
+	//     returns the index of its first op, whichever op caused it.
+	//
+	// An Op of kind DelService removes the service together with its
+	// destinations, as IPVS does (ip_vs_ctl.c: __ip_vs_del_service unlinks
+	// every dest), so the reconciler never sends per-dest deletes for a
+	// service it removes.
+	Apply(ctx context.Context, plan Plan) (int, error)
+	Counters() (map[ServiceKey][]DestCounters, error)
 }
 
-// BatchKernel is a Kernel that can apply a whole plan in fewer, larger
-// transactions than one per operation (the nftables backend rebuilds each
-// service once and commits many services per netlink batch). The reconciler
-// uses ApplyBatch when the kernel has it; the semantics are those of
-// calling Apply on each op in turn and stopping at the first failure:
-//
-//   - it returns how many ops, from the first, are applied;
-//   - when that is fewer than len(ops), the error is the one of op number n
-//     (the kernel may refuse a group of ops together, then n is the first of
-//     the group), or ctx's error if ctx ended first; ops from n on are not
-//     applied.
-//
-// Applying several ops in one step skips intermediate states (a pool that
-// loses a server and gains one goes from the old pool to the new at once),
-// which keeps the reconciler's promise that traffic never sees a half-built
-// state.
-type BatchKernel interface {
-	Kernel
-	ApplyBatch(ctx context.Context, ops []Op) (int, error)
+// Batch is one virtual service's part of a plan: the ops that change it,
+// in the order the reconciler would send them one by one. Every op's
+// Service has key Key.
+type Batch struct {
+	Key ServiceKey
+	Ops []Op
+}
+
+// Plan is what one Reconcile sends: a batch per virtual service that
+// changes, in the order they are applied.
+type Plan []Batch
+
+// Ops are p's ops in order, its batches' in a row: how Report, OpError and
+// Kernel.Apply count them.
+func (p Plan) Ops() []Op {
+	var out []Op
+	for _, b := range p {
+		out = append(out, b.Ops...)
+	}
+	return out
+}
+
+// DestCounters are a real server's counters as a backend keeps them.
+type DestCounters struct {
+	Addr netip.AddrPort
+	// ActiveConns and InactiveConns are IPVS's ActiveConn and InActConn
+	// (ipvsadm -Ln). nftables keeps no per-server connection state: its
+	// NAT reports the connections it scheduled to the server since it was
+	// added as ActiveConns, and DR, which sees packets only, 0.
+	ActiveConns, InactiveConns uint64
+	// Packets and Bytes count traffic from clients to the server.
+	Packets, Bytes uint64
 }
 
 // OpKind is the kind of one kernel operation.
@@ -128,10 +164,12 @@ func (r Report) Count(k OpKind) int {
 }
 
 // OpError is the error of an operation the kernel refused. Ops before it were
-// applied, those after it were not sent.
+// applied and those after it were not, except that a kernel that applies a
+// service's batch whole (see Kernel.Apply) applied none of its batch:
+// Report.Ops says what was.
 type OpError struct {
 	Op    Op
-	Index int // 0-based position of Op in the planned batch
+	Index int // 0-based position of Op in the plan, its batches' ops in a row
 	Total int // number of ops planned
 	Err   error
 }
@@ -169,8 +207,10 @@ func NewReconciler(k Kernel, owns func(ServiceKey) bool) *Reconciler {
 	return &Reconciler{kernel: k, owns: owns, claimed: make(map[ServiceKey]bool)}
 }
 
-// Reconcile diffs want against the kernel and applies the difference. The
-// batch is ordered so that traffic never sees a half-built state:
+// Reconcile diffs want against the kernel and applies the difference: one
+// Batch per service that changes, all handed to Kernel.Apply at once. The
+// plan is ordered so that traffic never sees a half-built state, even from
+// a backend that applies ops one by one:
 //
 //  1. For each desired service in key order: AddService if it is missing, or
 //     UpdateService (in place, never delete+add) if its scheduler, flags or
@@ -185,17 +225,22 @@ func NewReconciler(k Kernel, owns func(ServiceKey) bool) *Reconciler {
 // after a reload that changed nothing, is free. On the first refused op it
 // stops and returns an *OpError with what was applied so far in the report;
 // the next Reconcile diffs afresh and carries on from the actual state.
-// ctx is checked between operations. A nil want is the empty state.
+// The kernel checks ctx between batches (see Kernel.Apply). A nil want is
+// the empty state.
 func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, error) {
 	if want == nil {
 		want = &Desired{}
 	}
 	var rep Report
-	ops, err := r.plan(want, &rep)
+	plan, err := r.plan(want, &rep)
 	if err != nil {
 		return rep, err
 	}
-	n, err := r.apply(ctx, ops)
+	ops := plan.Ops()
+	n := 0
+	if len(ops) > 0 {
+		n, err = r.kernel.Apply(ctx, plan)
+	}
 	for _, op := range ops[:n] {
 		rep.Ops = append(rep.Ops, op)
 		switch op.Kind {
@@ -205,37 +250,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, want *Desired) (Report, erro
 			delete(r.claimed, op.Service.ServiceKey)
 		}
 	}
+	var opErr *OpError
 	switch {
 	case err == nil:
 		return rep, nil
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return rep, fmt.Errorf("lvs: reconcile stopped after %d of %d ops: %w", n, len(ops), err)
+	case errors.As(err, &opErr):
+		// The backend named the op it refused, which may come after op n
+		// when it refuses a whole batch.
+		opErr.Total = len(ops)
+		return rep, opErr
 	}
 	return rep, &OpError{Op: ops[n], Index: n, Total: len(ops), Err: err}
 }
 
-// apply sends ops to the kernel, in one ApplyBatch if it has one, and
-// returns how many were applied (see BatchKernel).
-func (r *Reconciler) apply(ctx context.Context, ops []Op) (int, error) {
-	if len(ops) == 0 {
-		return 0, nil
-	}
-	if b, ok := r.kernel.(BatchKernel); ok {
-		return b.ApplyBatch(ctx, ops)
-	}
-	for i, op := range ops {
-		if err := ctx.Err(); err != nil {
-			return i, err
-		}
-		if err := r.kernel.Apply(op); err != nil {
-			return i, err
-		}
-	}
-	return len(ops), nil
-}
-
-// plan computes the ordered batch. It records foreign services in rep.
-func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
+// plan computes the ordered plan, one batch per service that changes. It
+// records foreign services in rep.
+func (r *Reconciler) plan(want *Desired, rep *Report) (Plan, error) {
 	actual, err := r.kernel.Services()
 	if err != nil {
 		return nil, fmt.Errorf("lvs: list services: %w", err)
@@ -249,15 +281,17 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
 		have[s.Key()] = s
 	}
 
-	var ops []Op
+	var plan Plan
 	for _, k := range want.keys {
 		vs := want.vs[k]
 		cur, exists := have[k]
+		var ops []Op
 		if !exists {
 			ops = append(ops, Op{Kind: AddService, Service: vs.Service})
 			for _, d := range vs.Dests {
 				ops = append(ops, Op{Kind: AddDest, Service: vs.Service, Dest: d})
 			}
+			plan = append(plan, Batch{Key: k, Ops: ops})
 			continue
 		}
 		// The configuration claims this kernel service, whoever made it; if
@@ -273,6 +307,9 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
 		ops, err = diffDests(ops, vs, dests)
 		if err != nil {
 			return nil, err
+		}
+		if len(ops) > 0 {
+			plan = append(plan, Batch{Key: k, Ops: ops})
 		}
 	}
 
@@ -290,9 +327,9 @@ func (r *Reconciler) plan(want *Desired, rep *Report) ([]Op, error) {
 	slices.SortFunc(stale, ServiceKey.Compare)
 	slices.SortFunc(rep.Foreign, ServiceKey.Compare)
 	for _, k := range stale {
-		ops = append(ops, Op{Kind: DelService, Service: have[k]})
+		plan = append(plan, Batch{Key: k, Ops: []Op{{Kind: DelService, Service: have[k]}}})
 	}
-	return ops, nil
+	return plan, nil
 }
 
 // diffDests appends the dest operations that turn have into vs.Dests (sorted

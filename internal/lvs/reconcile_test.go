@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -577,59 +576,60 @@ func TestReconcileProperties(t *testing.T) {
 	})
 }
 
-// batchKernel is a fakeKernel with ApplyBatch: it refuses the batch's ops
-// from failAt on as a group (their first op's error), the way the
-// nftables backend refuses a service it could not commit.
-type batchKernel struct {
-	*fakeKernel
-	batches [][]Op
-}
-
-func (k *batchKernel) ApplyBatch(ctx context.Context, ops []Op) (int, error) {
-	k.batches = append(k.batches, ops)
-	for i, op := range ops {
-		if err := ctx.Err(); err != nil {
-			return i, err
-		}
-		if err := k.Apply(op); err != nil {
-			return i, err
-		}
-	}
-	return len(ops), nil
-}
-
-// TestReconcileBatch: a kernel with ApplyBatch gets the whole plan in one
-// call, and its count of applied ops is reported as Apply's would be.
+// TestReconcileBatch: the kernel gets the whole plan in one Apply, one
+// batch per service that changes, each holding all of that service's ops;
+// a kernel that refuses a batch whole has none of its ops reported as
+// applied, and the OpError names the op it refused.
 func TestReconcileBatch(t *testing.T) {
 	want := mustDesired(t, baseline()[:2]...)
-	k := &batchKernel{fakeKernel: newFakeKernel()}
-	rep := reconcile(t, NewReconciler(k, nil), want)
-	if len(k.batches) != 1 || len(k.batches[0]) != len(rep.Ops) || len(rep.Ops) == 0 {
-		t.Fatalf("%d batches for %d ops, want one with all of them", len(k.batches), len(rep.Ops))
+	k := newFakeKernel()
+	r := NewReconciler(k, nil)
+	rep := reconcile(t, r, want)
+	if len(k.applies) != 1 || len(rep.Ops) == 0 {
+		t.Fatalf("%d Apply calls for %d ops, want one", len(k.applies), len(rep.Ops))
 	}
-	if diff := cmp.Diff(wantState(want), k.state(), cmpOpts); diff != "" {
-		t.Errorf("state (-want +got):\n%s", diff)
+	var keys []ServiceKey
+	var ops []Op
+	for _, b := range k.applies[0] {
+		keys = append(keys, b.Key)
+		for _, op := range b.Ops {
+			if op.Service.Key() != b.Key {
+				t.Errorf("batch of %v holds %v", b.Key, op)
+			}
+		}
+		ops = append(ops, b.Ops...)
 	}
-	if rep := reconcile(t, NewReconciler(k, nil), want); len(rep.Ops) != 0 || len(k.batches) != 1 {
-		t.Errorf("nothing to do: sent %v in %d batches", rep.Ops, len(k.batches)-1)
+	if diff := cmp.Diff(want.Keys(), keys, cmpOpts); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(opStrings(rep.Ops), opStrings(ops)); diff != "" {
+		t.Errorf("ops sent and reported (-reported +sent):\n%s", diff)
 	}
 
-	k = &batchKernel{fakeKernel: newFakeKernel()}
-	k.failAt = 3 // the second service's AddService
+	// Two weights of one service and a deleted service: two batches.
+	vss := baseline()[:2]
+	vss[0].Dests = []Dest{rs("10.1.0.1:80", 7), rs("10.1.0.2:80", 8)}
+	rep = reconcile(t, r, mustDesired(t, vss[0]))
+	if len(k.applies) != 2 || len(k.applies[1]) != 2 || len(k.applies[1][0].Ops) != 2 || len(rep.Ops) != 3 {
+		t.Fatalf("plan %v, want the two updates in one batch and the deletion in another", k.applies[1:])
+	}
+	if rep := reconcile(t, r, mustDesired(t, vss[0])); len(rep.Ops) != 0 || len(k.applies) != 2 {
+		t.Errorf("nothing to do: sent %v in %d calls", rep.Ops, len(k.applies)-2)
+	}
+
+	// Refused whole: the first service's batch (ops 0-2) is applied, the
+	// second's refused at its second op (op 4): nothing of it is.
+	k = newFakeKernel()
+	k.whole, k.failAt = true, 4
 	rep, err := NewReconciler(k, nil).Reconcile(context.Background(), want)
 	var opErr *OpError
-	if !errors.As(err, &opErr) || opErr.Index != 3 || opErr.Op.Kind != AddService || !errors.Is(err, errInjects) {
-		t.Fatalf("err = %v, want the OpError of op 4", err)
+	if !errors.As(err, &opErr) || opErr.Index != 4 || opErr.Total != 5 || opErr.Op.Kind != AddDest || !errors.Is(err, errInjects) {
+		t.Fatalf("err = %v, want the OpError of op 5 of 5", err)
 	}
 	if len(rep.Ops) != 3 {
-		t.Errorf("report lists %d applied ops, want 3", len(rep.Ops))
+		t.Errorf("report lists %d applied ops, want the first batch's 3", len(rep.Ops))
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	k = &batchKernel{fakeKernel: newFakeKernel()}
-	if _, err := NewReconciler(k, nil).Reconcile(ctx, want); err == nil || !errors.Is(err, context.Canceled) ||
-		!strings.HasPrefix(err.Error(), "lvs: reconcile stopped after 0 of") {
-		t.Errorf("cancelled: err = %v", err)
+	if diff := cmp.Diff(wantState(mustDesired(t, baseline()[0])), k.state(), cmpOpts); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
 	}
 }

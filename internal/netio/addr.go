@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -28,36 +27,24 @@ func ifaceOf(dev, fallback string) (netlink.Link, error) {
 	return l, nil
 }
 
-var scopes = map[string]netlink.Scope{
-	"global": netlink.SCOPE_UNIVERSE, "site": netlink.SCOPE_SITE, "link": netlink.SCOPE_LINK,
-	"host": netlink.SCOPE_HOST, "nowhere": netlink.SCOPE_NOWHERE,
-}
-
 // nlAddr turns a configured address into netlink's form. IPv6 addresses get
 // IFA_F_NODAD as keepalived gives them: a VIP moving to a new master must
 // be usable at once, not after duplicate address detection, and the old
 // master is by definition not using it any more.
 func nlAddr(a *config.IPAddress) *netlink.Addr {
 	pfx := a.Prefix
-	na := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}, Label: a.Label}
-	if s, ok := scopes[a.Scope]; ok {
-		na.Scope = int(s)
-	}
+	na := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}, Label: a.Label, Scope: int(a.Scope)}
 	if a.Peer.IsValid() {
 		na.Peer = &net.IPNet{IP: a.Peer.AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}
 		na.IPNet.Mask = net.CIDRMask(pfx.Addr().BitLen(), pfx.Addr().BitLen())
 	}
-	switch a.Broadcast {
-	case "", "-":
-	case "+":
-		b := pfx.Masked().Addr().As4()
-		host := ^uint32(0) >> pfx.Bits()
-		for i := range b {
-			b[i] |= byte(host >> (24 - 8*i))
-		}
-		na.Broadcast = net.IP(b[:])
-	default:
-		na.Broadcast = net.ParseIP(a.Broadcast)
+	switch {
+	case a.Broadcast.None:
+		// netlink computes a broadcast when none is given; 0.0.0.0 is
+		// its way to send none (`brd -`, ip-address(8)).
+		na.Broadcast = net.IPv4zero
+	case a.Broadcast.Addr.IsValid():
+		na.Broadcast = a.Broadcast.Addr.AsSlice()
 	}
 	flags := 0
 	if pfx.Addr().Is6() {
@@ -134,39 +121,17 @@ func HasAddress(iface string, a *config.IPAddress) (bool, error) {
 	return false, nil
 }
 
-var routeTypes = map[string]int{
-	"blackhole": unix.RTN_BLACKHOLE, "unreachable": unix.RTN_UNREACHABLE,
-	"prohibit": unix.RTN_PROHIBIT, "throw": unix.RTN_THROW,
-}
-
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// table resolves a routing table given by number or by the names iproute2
-// knows without a file (main, local, default).
-func table(name string) (int, error) {
-	switch name {
-	case "", "main":
-		return unix.RT_TABLE_MAIN, nil
-	case "local":
-		return unix.RT_TABLE_LOCAL, nil
-	case "default":
-		return unix.RT_TABLE_DEFAULT, nil
-	}
-	n, err := strconv.ParseUint(name, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("routing table %q: give it by number", name)
-	}
-	return int(n), nil
 }
 
 // nlRoute turns a configured route into netlink's form. "or" gateways make
 // a multipath route over the via gateway and the alternatives.
 func nlRoute(iface string, r *config.Route) (*netlink.Route, error) {
-	nr := &netlink.Route{Dst: prefixNet(r.Dst)}
-	if r.Type != "" {
-		nr.Type = routeTypes[r.Type]
+	// Table 0 (not given) is the main table: netlink sends RT_TABLE_MAIN.
+	nr := &netlink.Route{Dst: prefixNet(r.Dst), Scope: netlink.Scope(r.Scope), Table: int(r.Table), Protocol: netlink.RouteProtocol(r.Proto)}
+	if r.Type != 0 {
+		nr.Type = int(r.Type)
 	} else {
 		l, err := ifaceOf(r.Dev, iface)
 		if err != nil {
@@ -185,26 +150,11 @@ func nlRoute(iface string, r *config.Route) (*netlink.Route, error) {
 	} else if r.Via.IsValid() {
 		nr.Gw = r.Via.AsSlice()
 	}
-	if s, ok := scopes[r.Scope]; ok {
-		nr.Scope = s
-	}
-	t, err := table(r.Table)
-	if err != nil {
-		return nil, err
-	}
-	nr.Table = t
 	if r.Metric != nil {
 		nr.Priority = int(*r.Metric)
 	}
 	if r.OnLink {
 		nr.Flags |= int(netlink.FLAG_ONLINK)
-	}
-	if r.Proto != "" {
-		p, err := strconv.Atoi(r.Proto)
-		if err != nil {
-			return nil, fmt.Errorf("route protocol %q: give it by number", r.Proto)
-		}
-		nr.Protocol = netlink.RouteProtocol(p)
 	}
 	return nr, nil
 }
@@ -233,7 +183,7 @@ func DelRoute(iface string, r *config.Route) error {
 	return nil
 }
 
-func nlRule(r *config.Rule) (*netlink.Rule, error) {
+func nlRule(r *config.Rule) *netlink.Rule {
 	nr := netlink.NewRule()
 	nr.Invert = r.Not
 	if r.From.IsValid() {
@@ -244,32 +194,15 @@ func nlRule(r *config.Rule) (*netlink.Rule, error) {
 		nr.Dst = prefixNet(r.To)
 		nr.Family = familyOf(r.To.Addr())
 	}
-	if r.Table != "" {
-		t, err := table(r.Table)
-		if err != nil {
-			return nil, err
-		}
-		nr.Table = t
+	if r.Table != 0 {
+		nr.Table = int(r.Table)
 	}
 	if r.Priority != nil {
 		nr.Priority = int(*r.Priority)
 	}
 	nr.IifName, nr.OifName = r.IIF, r.OIF
-	if r.FWMark != "" {
-		m, err := strconv.ParseUint(r.FWMark, 0, 32)
-		if err != nil {
-			return nil, fmt.Errorf("rule fwmark %q: %w", r.FWMark, err)
-		}
-		nr.Mark = uint32(m)
-	}
-	if r.TOS != "" {
-		t, err := strconv.ParseUint(r.TOS, 0, 8)
-		if err != nil {
-			return nil, fmt.Errorf("rule tos %q: %w", r.TOS, err)
-		}
-		nr.Tos = uint(t)
-	}
-	return nr, nil
+	nr.Mark, nr.Mask, nr.Tos = r.FWMark, r.FWMask, uint(r.TOS)
+	return nr
 }
 
 func familyOf(a netip.Addr) int {
@@ -281,11 +214,7 @@ func familyOf(a netip.Addr) int {
 
 // AddRule installs a policy-routing rule.
 func AddRule(r *config.Rule) error {
-	nr, err := nlRule(r)
-	if err != nil {
-		return err
-	}
-	if err := netlink.RuleAdd(nr); err != nil && !errors.Is(err, syscall.EEXIST) {
+	if err := netlink.RuleAdd(nlRule(r)); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("add rule: %w", err)
 	}
 	return nil
@@ -294,11 +223,7 @@ func AddRule(r *config.Rule) error {
 // DelRule removes a policy-routing rule; a rule that is not there is not
 // an error.
 func DelRule(r *config.Rule) error {
-	nr, err := nlRule(r)
-	if err != nil {
-		return err
-	}
-	if err := netlink.RuleDel(nr); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := netlink.RuleDel(nlRule(r)); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("delete rule: %w", err)
 	}
 	return nil

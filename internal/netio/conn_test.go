@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"tandem/internal/lab"
 )
 
 // TestRecvCountsOverflow floods a VRRP socket with a minimal receive buffer
@@ -18,9 +16,7 @@ import (
 // overflow Recv reports is the kernel's drop count, every packet sent and
 // not received.
 func TestRecvCountsOverflow(t *testing.T) {
-	lab.RequireRoot(t)
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "n", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}}}}}})
+	l := oneNode(t)
 	lo := netip.MustParseAddr("127.0.0.1")
 	var c *Conn
 	var sender net.PacketConn

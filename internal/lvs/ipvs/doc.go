@@ -9,6 +9,7 @@
 //	r := lvs.NewReconciler(k, k.Owns)
 //	rep, err := r.Reconcile(ctx, desired)
 //	stats, err := k.Stats(key)             // ActiveConn, InActConn, packets, bytes
+//	all, err := k.Counters()               // every service's (lvs.Kernel)
 //	err = k.Close()                        // removes Tandem's services only
 //
 // New fails at start, in one line, on a kernel without IPVS ("kernel IPVS
@@ -64,11 +65,22 @@
 // folds its per-CPU counters into the reported ones from the rate
 // estimator's timer, every 2 s, so fresh traffic shows up within 2 s. A
 // real server deleted and added back within a few minutes comes back from
-// IPVS's trash list with its old counters.
+// IPVS's trash list with its old counters. Counters (lvs.Kernel, what
+// `tandem status` and `tandem lvs list` show) reads them for every service,
+// one dump of real servers per service.
+//
+// # Batches
+//
+// IPVS has no transactions: Apply (lvs.Kernel) sends each op of the plan
+// as one netlink request, in order, and stops at the first the kernel
+// refuses, which may be inside a service's batch; the reconciler's order
+// (adds before deletes) is what keeps a pool from draining meanwhile. The
+// context is checked between requests.
 //
 // # Tests
 //
-// The tests that need IPVS create network namespaces of their own (through
+// TestApplyPerOp and TestCounters run everywhere, on a fake ipvs.Client
+// with IPVS's answers. The tests that need IPVS create network namespaces of their own (through
 // internal/lab) and program IPVS only there, so they never change the
 // caller's table. This machine's kernel and CI's have no IPVS: there they
 // skip with New's one-line reason, and test/vm runs them for real in a

@@ -406,6 +406,32 @@ func checkForwarding(t *testing.T, l *lab.Lab, k *Kernel, svc lvs.Service, n int
 	if active != 1 || inactive == 0 {
 		t.Errorf("%d active and %d inactive connections, want 1 and some", active, inactive)
 	}
+
+	// Counters (what `tandem status` reads) reports the same, read a
+	// moment later: the same real servers, the held connection still
+	// active, no fewer packets.
+	all, err := k.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keyed as Services reports them, the family filled in.
+	key := svc.Key()
+	if key.Family == 0 {
+		key.Family = lvs.IPv4
+		if key.VIP.Is6() {
+			key.Family = lvs.IPv6
+		}
+	}
+	cs := all[key]
+	if len(cs) != len(stats) {
+		t.Fatalf("Counters: %+v, Stats: %+v", cs, stats)
+	}
+	for i, c := range cs {
+		s := stats[i]
+		if c.Addr != s.Addr || c.ActiveConns != uint64(s.ActiveConns) || c.Packets < s.Packets || c.Bytes < s.Bytes {
+			t.Errorf("Counters: %+v, Stats: %+v", c, s)
+		}
+	}
 }
 
 func TestNATForwarding(t *testing.T) {

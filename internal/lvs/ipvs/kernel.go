@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -138,11 +139,31 @@ func (k *Kernel) destinations(key lvs.ServiceKey) ([]ipvs.DestinationExtended, e
 	return ds, nil
 }
 
-// Apply performs one operation. A service is recorded as Tandem's before it
-// is created, so that a crash between the two leaves at worst a record of
-// a service that does not exist (forgotten by the next Services), never a
-// service nobody owns.
-func (k *Kernel) Apply(op lvs.Op) error {
+// Apply implements lvs.Kernel. IPVS has no transactions: each op is one
+// netlink request, sent in the plan's order (which the reconciler chooses
+// so that no pool drains to empty on the way), and Apply stops at the
+// first one the kernel refuses. ctx is checked between ops.
+func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
+	n := 0
+	for _, b := range plan {
+		for _, op := range b.Ops {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if err := k.apply(op); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// apply performs one operation. A service is recorded as Tandem's before
+// it is created, so that a crash between the two leaves at worst a record
+// of a service that does not exist (forgotten by the next Services), never
+// a service nobody owns.
+func (k *Kernel) apply(op lvs.Op) error {
 	svc := toService(op.Service)
 	key := op.Service.Key()
 	var err error
@@ -237,6 +258,29 @@ func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 	return out, nil
 }
 
+// Counters implements lvs.Kernel: Stats of every service, one netlink
+// dump per service (IPVS lists real servers one service at a time).
+func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
+	svcs, err := k.Services()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[lvs.ServiceKey][]lvs.DestCounters, len(svcs))
+	for _, s := range svcs {
+		ds, err := k.Stats(s.Key())
+		if err != nil {
+			return nil, err
+		}
+		cs := make([]lvs.DestCounters, len(ds))
+		for i, d := range ds {
+			cs[i] = lvs.DestCounters{Addr: d.Addr, ActiveConns: uint64(d.ActiveConns), InactiveConns: uint64(d.InactiveConns),
+				Packets: d.Packets, Bytes: d.Bytes}
+		}
+		out[s.Key()] = cs
+	}
+	return out, nil
+}
+
 // Flush deletes every service this Kernel owns (see Owns), with their real
 // servers, and leaves all others alone.
 func (k *Kernel) Flush() error {
@@ -247,7 +291,7 @@ func (k *Kernel) Flush() error {
 	var errs []error
 	for _, s := range svcs {
 		if k.Owns(s.Key()) {
-			errs = append(errs, k.Apply(lvs.Op{Kind: lvs.DelService, Service: s}))
+			errs = append(errs, k.apply(lvs.Op{Kind: lvs.DelService, Service: s}))
 		}
 	}
 	return errors.Join(errs...)

@@ -40,8 +40,10 @@
 //
 // # Transactions
 //
-// A batch of ops (ApplyBatch, lvs.BatchKernel) rebuilds each service it
-// concerns once. For NAT that is a single
+// A plan (Apply, lvs.Kernel) holds one lvs.Batch per service, and each
+// batch is one rebuild of its service, committed whole or not at all: a
+// batch with an op the backend refuses commits nothing of the service.
+// For NAT that is a single
 // nf_tables transaction (one google/nftables Flush, atomic in the kernel):
 // flush the service's chains and maps, delete the objects the new
 // state no longer has, add the new ones, refill. Packets see the old

@@ -410,65 +410,69 @@ func tableText(t *nftables.Table) string {
 	return "ip " + t.Name
 }
 
-// Apply performs op (see ApplyBatch, which it is with a single op).
-func (k *Kernel) Apply(op lvs.Op) error {
-	_, err := k.ApplyBatch(context.Background(), []lvs.Op{op})
-	return err
-}
-
-// change is one service's part of a batch: its state before the batch and
-// after its last op, and the index of its first op.
+// change is one service's part of a plan: its state before the plan and
+// after its batch, and the index of its batch's first op.
 type change struct {
 	key       lvs.ServiceKey
 	old, next *service // nil: absent
 	first     int
 }
 
-// ApplyBatch implements lvs.BatchKernel. Each service the ops touch is
-// rebuilt once, from its state before the batch to its state after its
-// last op (see the package documentation): NAT services one transaction
-// each, DR services many to a transaction. An op the backend refuses
-// before sending anything (a real server added twice, TUN) stops the batch
-// there; the ops before it are applied.
-func (k *Kernel) ApplyBatch(ctx context.Context, ops []lvs.Op) (int, error) {
+// Apply implements lvs.Kernel. Each service's batch is one rebuild, from
+// its state before the batch to its state after its last op, and is
+// committed whole or not at all (see the package documentation): NAT
+// services one transaction each, DR services many to a transaction. A
+// batch with an op the backend refuses before sending anything (a real
+// server added twice, TUN) is not applied; the batches before it are.
+func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
 	if err := k.fresh(); err != nil {
 		return 0, err
 	}
-	// What the kernel will hold after each op, computed before anything
-	// is sent; only the services the batch touches are copied.
-	touched := map[lvs.ServiceKey]*change{}
+	// What the kernel will hold after each batch, computed before
+	// anything is sent; only the services the plan touches are copied.
 	var changes []*change
-	stop, opErr := len(ops), error(nil)
-	for i, op := range ops {
-		key := op.Service.Key()
-		ch := touched[key]
-		if ch == nil {
-			ch = &change{key: key, old: k.state[key], first: i}
-			ch.next = ch.old
-			touched[key] = ch
-			changes = append(changes, ch)
-		}
-		next, err := nextState(ch.next, op)
-		if err != nil {
-			stop, opErr = i, fmt.Errorf("lvs/nft: %w", err)
+	seen := map[lvs.ServiceKey]bool{}
+	total, n := len(plan.Ops()), 0
+	var refused error
+batches:
+	for _, b := range plan {
+		if seen[b.Key] {
+			refused = fmt.Errorf("lvs/nft: %v: two batches in one plan", b.Key)
 			break
 		}
-		ch.next = next
-	}
-	changes = slices.DeleteFunc(changes, func(ch *change) bool { return ch.old == nil && ch.next == nil })
-	if n, err := k.commitChanges(ctx, changes); err != nil {
-		k.state = nil // memory and kernel may disagree; re-read before the next op
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return changes[n].first, err
+		seen[b.Key] = true
+		ch := &change{key: b.Key, old: k.state[b.Key], first: n}
+		ch.next = ch.old
+		for i, op := range b.Ops {
+			next, err := nextState(ch.next, op)
+			if err == nil && op.Service.Key() != b.Key {
+				err = fmt.Errorf("%v in the batch of %v", op.Service.Key(), b.Key)
+			}
+			if err != nil {
+				refused = &lvs.OpError{Op: op, Index: n + i, Total: total, Err: fmt.Errorf("lvs/nft: %w", err)}
+				break batches
+			}
+			ch.next = next
 		}
-		return changes[n].first, fmt.Errorf("lvs/nft: %v: %w", ops[changes[n].first], err)
+		if ch.old != nil || ch.next != nil {
+			changes = append(changes, ch)
+		}
+		n += len(b.Ops)
 	}
-	return stop, opErr
+	if c, err := k.commitChanges(ctx, changes); err != nil {
+		k.state = nil // memory and kernel may disagree; re-read before the next op
+		ch := changes[c]
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return ch.first, err
+		}
+		return ch.first, fmt.Errorf("lvs/nft: commit %v: %w", ch.key, err)
+	}
+	return n, refused
 }
 
-// commitChanges commits changes in order: NAT services one at a time,
-// consecutive DR services in chunks (commitDR). It returns how many were
-// committed.
+// commitChanges commits changes in order: NAT services one transaction
+// each, consecutive DR services in chunks (commitDR). It returns how many
+// were committed.
 func (k *Kernel) commitChanges(ctx context.Context, changes []*change) (int, error) {
 	for i := 0; i < len(changes); {
 		if err := ctx.Err(); err != nil {
@@ -620,7 +624,7 @@ type DestStats struct {
 // Stats returns the counters of service key's real servers, sorted by
 // address, for `tandem lvs list`. Counters live as long as the real server
 // stays in the service: weight changes and other rebuilds keep them. It
-// reads the service's counters by name; StatsAll reads every service's in
+// reads the service's counters by name; Counters reads every service's in
 // one listing per table.
 func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 	t, s, err := k.find(key)
@@ -640,10 +644,12 @@ func (k *Kernel) Stats(key lvs.ServiceKey) ([]DestStats, error) {
 	})
 }
 
-// StatsAll returns Stats of every service, from one dump of each table's
-// counters: what `tandem status` shows, at the cost of one listing
-// whatever the number of services.
-func (k *Kernel) StatsAll() (map[lvs.ServiceKey][]DestStats, error) {
+// Counters implements lvs.Kernel: Stats of every service, from one dump
+// of each table's counters (what `tandem status` shows, at the cost of one
+// listing whatever the number of services). nftables keeps no connection
+// state per real server: the connections scheduled to it (NAT) are
+// reported as active ones.
+func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
 	if err := k.fresh(); err != nil {
 		return nil, err
 	}
@@ -665,7 +671,7 @@ func (k *Kernel) StatsAll() (map[lvs.ServiceKey][]DestStats, error) {
 		}
 		counters[t.Family] = byName
 	}
-	out := make(map[lvs.ServiceKey][]DestStats, len(k.state))
+	out := make(map[lvs.ServiceKey][]lvs.DestCounters, len(k.state))
 	for key, s := range k.state {
 		byName := counters[tableOf(s).Family]
 		ds, err := s.stats(func(name string) (*nftables.CounterObj, error) {
@@ -677,7 +683,11 @@ func (k *Kernel) StatsAll() (map[lvs.ServiceKey][]DestStats, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[key] = ds
+		cs := make([]lvs.DestCounters, len(ds))
+		for i, d := range ds {
+			cs[i] = lvs.DestCounters{Addr: d.Addr, ActiveConns: d.Conns, Packets: d.Packets, Bytes: d.Bytes}
+		}
+		out[key] = cs
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -424,7 +425,7 @@ func TestNATEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stats: %+v", stats)
-	checkStatsAll(t, k, stats)
+	checkCounters(t, k, stats)
 	var conns uint64
 	for _, s := range stats {
 		conns += s.Conns
@@ -437,26 +438,26 @@ func TestNATEndToEnd(t *testing.T) {
 	}
 }
 
-// checkStatsAll checks that StatsAll, read after stats (Stats of k's only
+// checkCounters checks that Counters, read after stats (Stats of k's only
 // service), reports the same real servers with the same connections and
 // at least the packets and bytes (a late packet may have come since).
-func checkStatsAll(t *testing.T, k *Kernel, stats []DestStats) {
+func checkCounters(t *testing.T, k *Kernel, stats []DestStats) {
 	t.Helper()
-	all, err := k.StatsAll()
+	all, err := k.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 1 {
-		t.Fatalf("StatsAll: %d services, want 1: %+v", len(all), all)
+		t.Fatalf("Counters: %d services, want 1: %+v", len(all), all)
 	}
 	for _, got := range all {
 		if len(got) != len(stats) {
-			t.Fatalf("StatsAll: %+v, Stats: %+v", got, stats)
+			t.Fatalf("Counters: %+v, Stats: %+v", got, stats)
 		}
 		for i, g := range got {
 			w := stats[i]
-			if g.Addr != w.Addr || g.Conns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
-				t.Errorf("StatsAll: %+v, Stats: %+v", g, w)
+			if g.Addr != w.Addr || g.ActiveConns != w.Conns || g.Packets < w.Packets || g.Bytes < w.Bytes {
+				t.Errorf("Counters: %+v, Stats: %+v", g, w)
 			}
 		}
 	}
@@ -545,7 +546,7 @@ func TestDREndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("DR stats: %+v", stats)
-	checkStatsAll(t, k, stats)
+	checkCounters(t, k, stats)
 	for _, s := range stats {
 		if s.Packets == 0 {
 			t.Errorf("DR stats %+v: no packets counted", s)
@@ -976,4 +977,82 @@ func TestDRSlotMapLayout(t *testing.T) {
 		t.Errorf("service number after the rebuild: %+v, want 7", s)
 	}
 	checkRebuilt(t, k, ns, c, vs, disp)
+}
+
+// TestBatchOneCommit: a reload that changes several real servers of one
+// service (NAT or DR) commits them in one nf_tables transaction, which the
+// ruleset generation (NFT_MSG_GETGEN, bumped by every commit) shows; and
+// a service's batch with an op the backend refuses leaves the service as
+// it was, rather than committing the ops before the refused one (an
+// intermediate pool that would stay until the next reconcile).
+func TestBatchOneCommit(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	k := newKernel(t, nsHandle(t, l, "dir"))
+	rs3 := netip.MustParseAddrPort("10.9.0.4:8080")
+	nat := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80}, Scheduler: lvs.WeightedRoundRobin},
+		Dests:   []lvs.Dest{{Addr: rs1, Weight: 1}, {Addr: rs2, Weight: 1}, {Addr: rs3, Weight: 1}},
+	}
+	dr := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 443}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
+		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:443"), Weight: 1, Method: lvs.DR},
+			{Addr: netip.MustParseAddrPort("10.9.0.3:443"), Weight: 1, Method: lvs.DR},
+			{Addr: netip.MustParseAddrPort("10.9.0.4:443"), Weight: 1, Method: lvs.DR}},
+	}
+	reconcile(t, k, mustDesired(t, nat, dr))
+	gen := func() uint32 {
+		t.Helper()
+		g, err := k.generation()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	weights := func(vs lvs.VirtualServer, w ...int) lvs.VirtualServer {
+		vs.Dests = slices.Clone(vs.Dests)
+		for i := range vs.Dests {
+			vs.Dests[i].Weight = w[i]
+		}
+		return vs
+	}
+
+	for _, step := range []struct {
+		name    string
+		want    *lvs.Desired
+		commits uint32
+	}{
+		{"three NAT weights", mustDesired(t, weights(nat, 2, 3, 4), dr), 1},
+		{"three DR weights", mustDesired(t, weights(nat, 2, 3, 4), weights(dr, 5, 6, 7)), 1},
+		{"both services", mustDesired(t, weights(nat, 1, 1, 1), weights(dr, 1, 1, 1)), 2},
+	} {
+		before := gen()
+		rep := reconcile(t, k, step.want)
+		if n := rep.Count(lvs.UpdateDest); n != len(rep.Ops) || n != 3*int(step.commits) {
+			t.Errorf("%s: ops %v, want %d weight updates", step.name, rep.Ops, 3*step.commits)
+		}
+		if got := gen() - before; got != step.commits {
+			t.Errorf("%s: %d commits, want %d", step.name, got, step.commits)
+		}
+		checkState(t, k, step.want)
+	}
+
+	// Two weights and a third server switched to DR, which a NAT service
+	// cannot have: the reconciler plans three updates, the third refused.
+	bad := weights(nat, 5, 5, 1)
+	bad.Dests[2].Method = lvs.DR
+	before := gen()
+	rep, err := lvs.NewReconciler(k, ours).Reconcile(context.Background(), mustDesired(t, bad, dr))
+	var opErr *lvs.OpError
+	if !errors.As(err, &opErr) || opErr.Op.Kind != lvs.UpdateDest || opErr.Op.Dest.Addr != rs3 || opErr.Index != 2 {
+		t.Fatalf("err = %v, want the OpError of op 3, the update of %v", err, rs3)
+	}
+	if len(rep.Ops) != 0 {
+		t.Errorf("report lists %v as applied", rep.Ops)
+	}
+	if got := gen() - before; got != 0 {
+		t.Errorf("refused batch: %d commits, want none", got)
+	}
+	checkState(t, k, mustDesired(t, nat, dr))
 }

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTypedAtLoad covers every value that netio or lvs used to parse only
+// when it was used (routes, rules and addresses when an instance became
+// MASTER, the persistence netmask when the data plane was built): each is
+// now read when the file is, good values into their typed field, bad ones
+// as an error at the value's line and column naming the keyword.
+func TestTypedAtLoad(t *testing.T) {
+	// An iproute2 directory of our own: the test must not depend on the
+	// host's /etc/iproute2.
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("rt_tables", "# comment\n255 local\n100\tmytable  # trailing comment\n0x200 hextable\n")
+	write("rt_tables.d/extra.conf", "300 dtable\n")
+	write("rt_protos", "77 myproto\n")
+	write("rt_dsfield", "0x28 AF11\n")
+	write("rt_scopes", "50 myscope\n")
+
+	// Each case is one line in a block at line 3, column 5.
+	route := func(l string) string { return vi + "static_routes {\n\n    " + l + "\n}\n" }
+	rule := func(l string) string { return vi + "static_rules {\n\n    " + l + "\n}\n" }
+	addr := func(l string) string { return vi + "static_ipaddress {\n\n    " + l + "\n}\n" }
+	// The block starts at line 8 (vi is 7 lines); the value line is 10.
+	const line = 10
+	u32 := func(v uint32) *uint32 { return &v }
+	tests := []struct {
+		name string
+		src  string
+		col  int    // of the error; 0: no error
+		line int    // of the error; 0: the block's line (10, or 6 in a virtual_server)
+		msg  string // in the error
+		// got reads the typed value; want is what it must be.
+		got  func(*Config) any
+		want any
+	}{
+		// route table: number (C notation), built-in names, the file.
+		{name: "route table number", src: route("10.1.0.0/16 dev eth0 table 100"), got: rtTable, want: RouteTable(100)},
+		{name: "route table hex", src: route("10.1.0.0/16 dev eth0 table 0x100"), got: rtTable, want: RouteTable(256)},
+		{name: "route table main", src: route("10.1.0.0/16 dev eth0 table main"), got: rtTable, want: RouteTable(254)},
+		{name: "route table local", src: route("10.1.0.0/16 dev eth0 table local"), got: rtTable, want: RouteTable(255)},
+		{name: "route table default", src: route("10.1.0.0/16 dev eth0 table default"), got: rtTable, want: RouteTable(253)},
+		{name: "route table from rt_tables", src: route("10.1.0.0/16 dev eth0 table mytable"), got: rtTable, want: RouteTable(100)},
+		{name: "route table hex in rt_tables", src: route("10.1.0.0/16 dev eth0 table hextable"), got: rtTable, want: RouteTable(0x200)},
+		{name: "route table from rt_tables.d", src: route("10.1.0.0/16 dev eth0 table dtable"), got: rtTable, want: RouteTable(300)},
+		{name: "route table 32 bits", src: route("10.1.0.0/16 dev eth0 table 4294967295"), got: rtTable, want: RouteTable(1<<32 - 1)},
+		{name: "route table unknown", src: route("10.1.0.0/16 dev eth0 table nosuch"), col: 32, msg: `route: table "nosuch" is not a number, a built-in name (default, local, main, unspec) or a name in ` + dir + "/rt_tables"},
+		{name: "route table too big", src: route("10.1.0.0/16 dev eth0 table 4294967296"), col: 32, msg: "route: table 4294967296 is out of range 0..4294967295"},
+		// route proto: built-in names, numbers, the file.
+		{name: "route proto static", src: route("10.1.0.0/16 dev eth0 proto static"), got: rtProto, want: RouteProto(4)},
+		{name: "route protocol keepalived", src: route("10.1.0.0/16 dev eth0 protocol keepalived"), got: rtProto, want: RouteProto(18)},
+		{name: "route proto number", src: route("10.1.0.0/16 dev eth0 proto 42"), got: rtProto, want: RouteProto(42)},
+		{name: "route proto from rt_protos", src: route("10.1.0.0/16 dev eth0 proto myproto"), got: rtProto, want: RouteProto(77)},
+		{name: "route proto unknown", src: route("10.1.0.0/16 dev eth0 proto bogus"), col: 32, msg: `route: protocol "bogus" is not a number, a built-in name (`},
+		{name: "route proto 256", src: route("10.1.0.0/16 dev eth0 proto 256"), col: 32, msg: "route: protocol 256 is out of range 0..255"},
+		// The issue's case: both are errors, each at its own column.
+		{name: "route table and proto by unknown names", src: route("10.1.0.0/16 dev eth0 table yourtable proto static"), col: 32, msg: `route: table "yourtable" is not a number`},
+		// route scope and type.
+		{name: "route scope link", src: route("10.1.0.0/16 dev eth0 scope link"), got: rtScope, want: Scope(253)},
+		{name: "route scope number", src: route("10.1.0.0/16 dev eth0 scope 200"), got: rtScope, want: Scope(200)},
+		{name: "route scope from rt_scopes", src: route("10.1.0.0/16 dev eth0 scope myscope"), got: rtScope, want: Scope(50)},
+		{name: "route scope unknown", src: route("10.1.0.0/16 dev eth0 scope planet"), col: 32, msg: `route: scope "planet" is not a number, a built-in name (global, host, link, nowhere, site)`},
+		{name: "route type blackhole", src: route("blackhole 10.1.0.0/16"), got: func(c *Config) any { return c.StaticRoutes[0].Type }, want: RouteType(6)},
+		// rule table, fwmark[/mask], tos/dsfield.
+		{name: "rule table name", src: rule("from 10.2.0.0/16 table mytable"), got: func(c *Config) any { return c.StaticRules[0].Table }, want: RouteTable(100)},
+		{name: "rule lookup unknown", src: rule("from 10.2.0.0/16 lookup nosuch"), col: 29, msg: `rule: table "nosuch" is not a number`},
+		{name: "rule fwmark decimal", src: rule("fwmark 16 table 100"), got: ruleMark, want: [2]any{uint32(16), (*uint32)(nil)}},
+		{name: "rule fwmark hex", src: rule("fwmark 0x10 table 100"), got: ruleMark, want: [2]any{uint32(16), (*uint32)(nil)}},
+		{name: "rule fwmark mask", src: rule("fwmark 0x10/0xff table 100"), got: ruleMark, want: [2]any{uint32(16), u32(0xff)}},
+		{name: "rule fwmark bad", src: rule("fwmark 0xzz table 100"), col: 12, msg: `rule: fwmark "0xzz" is not a 32-bit number`},
+		{name: "rule fwmark too big", src: rule("fwmark 0x100000000 table 100"), col: 12, msg: `rule: fwmark "0x100000000" is not a 32-bit number`},
+		{name: "rule fwmark bad mask", src: rule("fwmark 0x10/zz table 100"), col: 12, msg: `rule: fwmark mask "zz" is not a 32-bit number`},
+		{name: "rule tos hex", src: rule("tos 0x10 table 100"), got: ruleTOS, want: DSField(0x10)},
+		{name: "rule dsfield decimal", src: rule("dsfield 8 table 100"), got: ruleTOS, want: DSField(8)},
+		{name: "rule tos from rt_dsfield, IPv6", src: rule("from fd00::/64 tos AF11 table 100"), got: ruleTOS, want: DSField(0x28)},
+		{name: "rule tos DSCP on IPv4", src: rule("from 10.2.0.0/16 tos AF11 table 100"), col: 26, msg: "rule: tos AF11 (0x28): an IPv4 rule matches only the TOS bits 0x1c"},
+		{name: "rule tos ECN bits", src: rule("from fd00::/64 tos 0x29 table 100"), col: 24, msg: "rule: tos 0x29 (0x29) has ECN bits set"},
+		{name: "rule tos unknown", src: rule("tos bogus table 100"), col: 9, msg: `rule: tos "bogus" is not a number or a name in ` + dir + "/rt_dsfield"},
+		{name: "rule tos 256", src: rule("tos 256 table 100"), col: 9, msg: "rule: tos 256 is out of range 0..255"},
+		// The issue's second case: the first bad value stops the line.
+		{name: "rule fwmark and tos bad", src: rule("fwmark 0xzz tos bogus"), col: 12, msg: `rule: fwmark "0xzz"`},
+		// address scope and broadcast.
+		{name: "address scope host", src: addr("10.3.0.1/24 dev eth0 scope host"), got: addrField(func(a *IPAddress) any { return a.Scope }), want: Scope(254)},
+		{name: "address scope number", src: addr("10.3.0.1/24 dev eth0 scope 253"), got: addrField(func(a *IPAddress) any { return a.Scope }), want: Scope(253)},
+		{name: "address scope unknown", src: addr("10.3.0.1/24 dev eth0 scope galaxy"), col: 32, msg: `address 10.3.0.1/24: scope "galaxy" is not a number`},
+		{name: "address brd +", src: addr("10.3.0.1/22 brd + dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{Addr: netip.MustParseAddr("10.3.3.255"), Auto: true}},
+		{name: "address brd + before peer", src: addr("10.3.0.1 brd + peer 10.3.0.2/30 dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{Addr: netip.MustParseAddr("10.3.0.3"), Auto: true}},
+		{name: "address brd -", src: addr("10.3.0.1/24 broadcast - dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{None: true}},
+		{name: "address brd address", src: addr("10.3.0.1/24 brd 10.3.0.127 dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{Addr: netip.MustParseAddr("10.3.0.127")}},
+		{name: "address brd bad", src: addr("10.3.0.1/24 brd 10.3.0 dev eth0"), col: 21, msg: `address 10.3.0.1/24: broadcast "10.3.0" is not an IPv4 address, + or -`},
+		// persistence_granularity: into a prefix length once the family is known.
+		{name: "granularity v4", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n"), got: vsGran, want: uint8(24)},
+		{name: "granularity v6", src: strings.Replace(vsWith("  persistence_timeout 60\n  persistence_granularity 64\n"), "10.0.0.1 80", "fd00::1 80", 1), got: vsGran, want: uint8(64)},
+		// scheduler flags: resolved against lb_algo once it is known.
+		{name: "sched flag-1 and sh-port under sh", src: strings.Replace(vsWith("  flag-1\n  sh-port\n"), "rr", "sh", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedFallback | SchedPort},
+		{name: "sched ops", src: strings.Replace(vsWith("  ops\n"), "TCP", "UDP", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedOnePacket},
+		{name: "sched mh-port under sh", src: strings.Replace(vsWith("\n  mh-port\n"), "rr", "sh", 1), col: 3, msg: "virtual_server 10.0.0.1:80: mh-port needs lb_algo mh, not sh"},
+		// DNS_CHECK type: its number on the wire.
+		{name: "dns type aaaa", src: vsWith(dnsCheck("aaaa")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(28)},
+		{name: "dns type default SOA", src: vsWith(dnsCheck("")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(6)},
+		{name: "dns type unknown", src: vsWith(dnsCheck("PTR")), line: 7, col: 12, msg: `type: "PTR" is not one of A, NS, CNAME, SOA, MX, TXT, AAAA`},
+		{name: "granularity v4 not a mask", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255.0\n"), col: 27, msg: `persistence_granularity "255.0.255.0" is not an IPv4 netmask`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, diags := Parse("t.conf", []byte(tt.src), Options{ConfigID: "x", IPRoute2Dir: dir})
+			if tt.col == 0 {
+				matchDiags(t, diags, nil)
+				if t.Failed() {
+					return
+				}
+				if got := tt.got(cfg); !equalTyped(got, tt.want) {
+					t.Errorf("got %#v, want %#v", got, tt.want)
+				}
+				return
+			}
+			l := line
+			switch {
+			case tt.line != 0:
+				l = tt.line
+			case strings.HasPrefix(tt.src, "virtual_server"):
+				l = 6
+			}
+			matchDiags(t, diags, []wantDiag{e(l, tt.col, tt.msg)})
+		})
+	}
+}
+
+// dnsCheck is a real server with a DNS_CHECK of type typ (none if
+// empty); the type is on line 7, column 12 of vsWith's text.
+func dnsCheck(typ string) string {
+	t := ""
+	if typ != "" {
+		t = "      type " + typ + "\n"
+	}
+	return "  real_server 10.0.0.2 80 {\n    DNS_CHECK {\n" + t + "    }\n  }\n"
+}
+
+func rtTable(c *Config) any { return c.StaticRoutes[0].Table }
+func rtProto(c *Config) any { return c.StaticRoutes[0].Proto }
+func rtScope(c *Config) any { return c.StaticRoutes[0].Scope }
+func ruleTOS(c *Config) any { return c.StaticRules[0].TOS }
+func vsGran(c *Config) any  { return c.VirtualServers[0].Granularity }
+
+func ruleMark(c *Config) any {
+	r := c.StaticRules[0]
+	return [2]any{r.FWMark, r.FWMask}
+}
+
+func addrField(f func(*IPAddress) any) func(*Config) any {
+	return func(c *Config) any { return f(c.StaticAddresses[0]) }
+}
+
+// equalTyped compares values, and what pointers point to.
+func equalTyped(got, want any) bool {
+	if g, ok := got.([2]any); ok {
+		w := want.([2]any)
+		gm, wm := g[1].(*uint32), w[1].(*uint32)
+		return g[0] == w[0] && (gm == nil) == (wm == nil) && (gm == nil || *gm == *wm)
+	}
+	return got == want
+}
+
+// TestTypedAtLoadWithoutIPRoute2Files: with no iproute2 files at all the
+// built-in names still work and other names are errors, not a failed load.
+func TestTypedAtLoadWithoutIPRoute2Files(t *testing.T) {
+	src := vi + "static_routes {\n    10.1.0.0/16 dev eth0 table main proto static scope link\n    10.2.0.0/16 dev eth0 table mytable\n}\n"
+	cfg, diags := Parse("t.conf", []byte(src), Options{ConfigID: "x", IPRoute2Dir: filepath.Join(t.TempDir(), "absent")})
+	matchDiags(t, diags, []wantDiag{e(10, 32, `route: table "mytable" is not a number, a built-in name`)})
+	if r := cfg.StaticRoutes[0]; r.Table != 254 || r.Proto != 4 || r.Scope != 253 {
+		t.Errorf("built-in names: got table %d proto %d scope %d, want 254 4 253", r.Table, r.Proto, r.Scope)
+	}
+}

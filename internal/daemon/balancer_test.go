@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tandem/internal/api"
+	"tandem/internal/lvs"
+)
+
+// tableKernel is a data plane holding fixed services and counters, whose
+// Apply refuses everything: the table is read, never written.
+type tableKernel struct {
+	vss      []lvs.VirtualServer
+	counters map[lvs.ServiceKey][]lvs.DestCounters
+}
+
+func (k *tableKernel) Services() ([]lvs.Service, error) {
+	var out []lvs.Service
+	for _, vs := range k.vss {
+		out = append(out, vs.Service)
+	}
+	return out, nil
+}
+
+func (k *tableKernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
+	for _, vs := range k.vss {
+		if vs.Service.Key() == key {
+			return vs.Dests, nil
+		}
+	}
+	return nil, nil
+}
+
+func (k *tableKernel) Apply(context.Context, lvs.Plan) (int, error) {
+	return 0, errors.New("tableKernel is read-only")
+}
+
+func (k *tableKernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
+	return k.counters, nil
+}
+
+func (k *tableKernel) Close() error { return nil }
+
+// TestTableCounters: `tandem lvs list` shows the counters the data plane
+// reports through lvs.Kernel.Counters, whatever the backend: the balancer
+// knows no concrete kernel type.
+func TestTableCounters(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	nat := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
+		Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT}
+	fwm := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 7}, Scheduler: lvs.RoundRobin, PersistenceTimeout: 60}
+	k := &tableKernel{
+		vss: []lvs.VirtualServer{
+			{Service: nat, Dests: []lvs.Dest{{Addr: ap("10.0.1.1:8080"), Weight: 3}, {Addr: ap("10.0.1.2:8080"), Weight: 0}}},
+			{Service: fwm, Dests: []lvs.Dest{{Addr: ap("10.0.1.3:0"), Weight: 1, Method: lvs.DR}}},
+		},
+		counters: map[lvs.ServiceKey][]lvs.DestCounters{
+			nat.Key(): {{Addr: ap("10.0.1.1:8080"), ActiveConns: 5, InactiveConns: 2, Packets: 1000, Bytes: 123456}},
+			fwm.Key(): {{Addr: ap("10.0.1.3:0"), ActiveConns: 1, Packets: 9, Bytes: 900}},
+		},
+	}
+	b := &balancer{name: "fake", kernel: k}
+	got, err := b.table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.Table{Dataplane: "fake", Services: []api.TableService{
+		{Protocol: "TCP", Address: "10.0.0.1:80", Scheduler: "wrr", Dests: []api.TableDest{
+			{Address: "10.0.1.1:8080", Forward: "Masq", Weight: 3, ActiveConn: 5, InActConn: 2, Packets: 1000, Bytes: 123456},
+			{Address: "10.0.1.2:8080", Forward: "Masq", Weight: 0},
+		}},
+		{Protocol: "FWM", Address: "7", Scheduler: "rr", Persistence: 60, Dests: []api.TableDest{
+			{Address: "10.0.1.3:0", Forward: "Route", Weight: 1, ActiveConn: 1, Packets: 9, Bytes: 900},
+		}},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
