@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -101,7 +102,10 @@ func TestDiff(t *testing.T) {
 		{name: "VIP label", edit: func(s string) string { return strings.Replace(s, "10.0.0.101/24\n", "10.0.0.101/24 label eth0:1\n", 1) },
 			want: []want{{vi1, InPlace}, {vi1 + "/address 10.0.0.101/24 dev eth0", Recreated}}},
 		{name: "route gateway", edit: func(s string) string { return strings.Replace(s, "via 10.0.0.254", "via 10.0.0.253", 1) },
-			want: []want{{vi1, InPlace}, {vi1 + "/route  10.1.0.0/16 table  metric -", Recreated}}},
+			want: []want{{vi1, InPlace}, {vi1 + "/" + routeKey(&Route{Dst: netip.MustParsePrefix("10.1.0.0/16")}), Recreated}}},
+		{name: "rule added", edit: func(s string) string {
+			return strings.Replace(s, "    track_script {\n        chk", "    virtual_rules {\n        from 10.9.0.0/24 table 100\n    }\n    track_script {\n        chk", 1)
+		}, want: []want{{vi1, InPlace}, {vi1 + "/" + ruleKey(&Rule{From: netip.MustParsePrefix("10.9.0.0/24")}), Added}}},
 		{name: "VRID", edit: func(s string) string { return strings.Replace(s, "virtual_router_id 1\n", "virtual_router_id 9\n", 1) },
 			want: []want{{vi1, Recreated}}},
 		{name: "interface", edit: func(s string) string { return strings.Replace(s, "interface eth0", "interface eth1", 1) },

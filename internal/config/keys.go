@@ -108,22 +108,22 @@ func addrKey(a *IPAddress, defDev string) Key {
 // metric (ip-route(8): "the route is identified by ..."); a different
 // gateway or device is a different route to the same key.
 func routeKey(r *Route) Key {
-	metric := "-"
-	if r.Metric != nil {
-		metric = strconv.FormatUint(uint64(*r.Metric), 10)
-	}
-	return Key(fmt.Sprintf("route %s %s table %s metric %s", r.Type, r.Dst, r.Table, metric))
+	return Key(fmt.Sprintf("route %v %s table %v metric %s", r.Type, r.Dst, r.Table, optional(r.Metric)))
 }
 
 // ruleKey: a rule has no name; its selectors and preference are what
 // `ip rule del` matches on (ip-rule(8)).
 func ruleKey(r *Rule) Key {
-	prio := "-"
-	if r.Priority != nil {
-		prio = strconv.FormatUint(uint64(*r.Priority), 10)
+	return Key(fmt.Sprintf("rule not=%t from %s to %s iif %s oif %s fwmark %#x/%s tos %v pref %s",
+		r.Not, r.From, r.To, r.IIF, r.OIF, r.FWMark, optional(r.FWMask), r.TOS, optional(r.Priority)))
+}
+
+// optional formats an optional number, "-" when unset.
+func optional(p *uint32) string {
+	if p == nil {
+		return "-"
 	}
-	return Key(fmt.Sprintf("rule not=%t from %s to %s iif %s oif %s fwmark %s tos %s pref %s",
-		r.Not, r.From, r.To, r.IIF, r.OIF, r.FWMark, r.TOS, prio))
+	return strconv.FormatUint(uint64(*p), 10)
 }
 
 // checkerKey: a checker is what it checks and how (its type and target);
