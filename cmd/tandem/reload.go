@@ -32,8 +32,8 @@ running one stays as it is, and the errors are printed (exit 1).`,
 			for _, w := range res.Warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
-			fmt.Fprintf(out, "kept: %s\nstarted: %s\nstopped: %s\nrestarted: %s\n",
-				orNone(res.Kept), orNone(res.Started), orNone(res.Stopped), orNone(res.Restarted))
+			fmt.Fprintf(out, "kept: %s\nupdated: %s\nstarted: %s\nstopped: %s\nrestarted: %s\n",
+				orNone(res.Kept), orNone(res.Updated), orNone(res.Started), orNone(res.Stopped), orNone(res.Restarted))
 			if len(res.Errors) > 0 {
 				fmt.Fprintf(out, "not applied:\n  %s\n", strings.Join(res.Errors, "\n  "))
 				return exitError{1}

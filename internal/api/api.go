@@ -117,7 +117,9 @@ type Source interface {
 
 // ReloadResult says what a reload changed.
 type ReloadResult struct {
-	Kept      []string `json:"kept"`
+	Kept []string `json:"kept"`
+	// Updated took on changed settings in place, with no state transition.
+	Updated   []string `json:"updated"`
 	Started   []string `json:"started"`
 	Stopped   []string `json:"stopped"`
 	Restarted []string `json:"restarted"`

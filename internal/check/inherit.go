@@ -1,22 +1,35 @@
 package check
 
-import (
-	"encoding/json"
-	"strconv"
-)
+import "tandem/internal/config"
 
 // Inherit takes over, before Start, the state of the checkers of old that
-// a reload left unchanged: same virtual server, real server and checker
-// configuration, in the same place. Their real servers keep their health
-// and weight instead of starting again from the initial state, so a reload
-// does not flap them in the data plane (keepalived migrate_checkers).
-func (c *Core) Inherit(old *Core) {
-	prev := map[string]*ckState{}
+// the reload d (config.Diff of old's configuration and c's) kept: the same
+// checker (type and target) of the same real server, unchanged or with
+// settings changed in place (timeouts, retries, URLs). Their real servers
+// keep their health and weight instead of starting again from the initial
+// state, so a reload does not flap them in the data plane: no warm-up, no
+// alpha reset, no spurious down/up (keepalived migrate_checkers).
+func (c *Core) Inherit(old *Core, d config.ConfigDiff) {
+	kept := map[*config.Checker]*config.Checker{} // new -> old
+	for _, vs := range d.VirtualServers {
+		for _, rs := range vs.RealServers {
+			for _, ck := range rs.Checkers {
+				if ck.Change == config.Unchanged || ck.Change == config.InPlace {
+					kept[ck.New] = ck.Old
+				}
+			}
+		}
+	}
+	type at struct {
+		ck     *config.Checker
+		target Target
+	}
+	prev := map[at]*ckState{}
 	for _, ck := range old.cks {
-		prev[ckKey(ck)] = ck
+		prev[at{ck.spec.Checker, ck.spec.Target}] = ck
 	}
 	for _, ck := range c.cks {
-		o := prev[ckKey(ck)]
+		o := prev[at{kept[ck.spec.Checker], ck.spec.Target}]
 		if o == nil {
 			continue
 		}
@@ -34,32 +47,12 @@ func (c *Core) Inherit(old *Core) {
 	}
 }
 
-// ckKey identifies a checker across configurations: its virtual server,
-// real server, position and whole configuration (positions in the file
-// excluded, as the JSON form excludes them).
-func ckKey(ck *ckState) string {
-	pos := 0
-	for i, x := range ck.rs.cks {
-		if x == ck {
-			pos = i
-		}
-	}
-	b, err := json.Marshal(struct {
-		VS, RS  any
-		Checker any
-	}{ck.spec.VS.Name() + "/" + ck.spec.VS.Protocol, ck.spec.Target.Addr.String() + "#" + strconv.Itoa(pos), ck.spec.Checker})
-	if err != nil {
-		panic(err) // plain data: cannot happen short of a bug
-	}
-	return string(b)
-}
-
 // Inherit takes over the state of old's checkers (see Core.Inherit); old
 // must have stopped running.
-func (s *Scheduler) Inherit(old *Scheduler) {
+func (s *Scheduler) Inherit(old *Scheduler, d config.ConfigDiff) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old.mu.Lock()
 	defer old.mu.Unlock()
-	s.core.Inherit(old.core)
+	s.core.Inherit(old.core, d)
 }

@@ -9,18 +9,19 @@ import (
 	"tandem/internal/config"
 )
 
-func parseVSS(t *testing.T, src string) []*config.VirtualServer {
+func parseConf(t *testing.T, src string) *config.Config {
 	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "x"})
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
-	return cfg.VirtualServers
+	return cfg
 }
 
-// TestInherit: after a reload, an unchanged checker keeps its state (a
-// down server stays down, with no "initial state" up), a changed one
-// starts afresh.
+// TestInherit: after a reload, a checker config.Diff keeps (its target
+// and type unchanged, its timeout changed in place) keeps its state: a down
+// server stays down, with no "initial state" up. One whose target changed
+// is another checker and starts afresh.
 func TestInherit(t *testing.T) {
 	conf := `virtual_server 10.0.0.1 80 {
     lb_algo rr
@@ -40,19 +41,18 @@ func TestInherit(t *testing.T) {
 }
 `
 	now := time.Unix(1000, 0)
-	old := NewCore(parseVSS(t, conf), func(time.Duration) time.Duration { return 0 })
+	oldCfg := parseConf(t, conf)
+	old := NewCore(oldCfg.VirtualServers, func(time.Duration) time.Duration { return 0 })
 	old.Start(now)
-	// Both checkers run; the first fails, so 10.0.0.2 goes down.
+	// Both checkers run and fail, so both servers go down.
 	for _, id := range old.Due(LaneMain, now) {
-		r := Result{OK: true}
-		if id == 0 {
-			r = Result{Err: errors.New("connection refused")}
-		}
-		old.Complete(now, id, r)
+		old.Complete(now, id, Result{Err: errors.New("connection refused")})
 	}
-	changed := strings.Replace(conf, "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n            connect_timeout 1", "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n            connect_timeout 2", 1)
-	c := NewCore(parseVSS(t, changed), nil)
-	c.Inherit(old)
+	changed := strings.Replace(conf, "real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_timeout 1", "real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_timeout 2", 1)
+	changed = strings.Replace(changed, "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n", "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n            connect_port 81\n", 1)
+	newCfg := parseConf(t, changed)
+	c := NewCore(newCfg.VirtualServers, nil)
+	c.Inherit(old, config.Diff(oldCfg, newCfg))
 	evs := c.Start(now)
 	health := map[string]EventKind{}
 	for _, e := range evs {
@@ -61,10 +61,10 @@ func TestInherit(t *testing.T) {
 		}
 	}
 	if health["10.0.0.2"] != RealServerDown {
-		t.Errorf("unchanged, failed 10.0.0.2 is %v after the reload, want it to stay down", health["10.0.0.2"])
+		t.Errorf("failed 10.0.0.2, its timeout changed, is %v after the reload, want it to stay down", health["10.0.0.2"])
 	}
 	if health["10.0.0.3"] != RealServerUp {
-		t.Errorf("changed 10.0.0.3 is %v, want the initial state (up)", health["10.0.0.3"])
+		t.Errorf("10.0.0.3, its checker's target changed, is %v, want the initial state (up)", health["10.0.0.3"])
 	}
 	snap := c.Snapshot()
 	if ck := snap[0].RealServers[0].Checkers[0]; ck.LastError != "connection refused" {

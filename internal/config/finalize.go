@@ -24,6 +24,7 @@ func (p *parser) finalize(cfg *Config) {
 	for _, vs := range cfg.VirtualServers {
 		p.finalizeVS(cfg, vs)
 	}
+	cfg.keys = computeKeys(cfg)
 }
 
 func (p *parser) finalizeInstance(cfg *Config, in *Instance) {

@@ -30,6 +30,9 @@ type Config struct {
 	StaticRules     []*Rule          `json:"static_rules"`
 	ServerGroups    []*ServerGroup   `json:"virtual_server_groups"`
 	VirtualServers  []*VirtualServer `json:"virtual_servers"`
+
+	// keys are the objects' stable identities (keys.go).
+	keys keyIndex
 }
 
 // Duration is a time.Duration that reads and writes as keepalived's decimal

@@ -138,8 +138,9 @@ func (b *balancer) run(ctx context.Context) {
 			}
 			stop()
 			b.drain(done)
-			next.Inherit(b.sched)
-			b.swap(r.cfg, next)
+			diff := config.Diff(b.cfg, r.cfg)
+			next.Inherit(b.sched, diff)
+			b.swap(r.cfg, diff, next)
 			b.fx = r.fx
 			stop, done = b.startChecks(ctx)
 			b.reconcile(ctx)
@@ -185,36 +186,25 @@ func (b *balancer) drain(done chan struct{}) {
 }
 
 // swap moves the balancer to a new configuration and scheduler, carrying
-// the pool over to the new model's real servers by address, so that the
-// next reconcile changes only what the new configuration changed.
-func (b *balancer) swap(cfg *config.Config, next *check.Scheduler) {
-	key := func(vs *config.VirtualServer, rs *config.RealServer) string {
-		k := vs.Name() + "/" + vs.Protocol
-		if rs != nil {
-			k += " " + rsName(rs)
-		}
-		return k
-	}
+// the pool over to the real servers and virtual servers the reload d
+// kept (config.Diff), so that the next reconcile changes only what the new
+// configuration changed.
+func (b *balancer) swap(cfg *config.Config, d config.ConfigDiff, next *check.Scheduler) {
+	kept := func(c config.Change) bool { return c == config.Unchanged || c == config.InPlace }
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	weights, sorry := map[string]int{}, map[string]bool{}
-	for _, vs := range b.cfg.VirtualServers {
-		for _, rs := range vs.RealServers {
-			if w, in := b.pool.Weights[rs]; in {
-				weights[key(vs, rs)] = w
-			}
-		}
-		sorry[key(vs, nil)] = b.pool.Sorry[vs]
-	}
 	pool := lvs.NewPool()
-	for _, vs := range cfg.VirtualServers {
+	for _, vs := range d.VirtualServers {
+		if !kept(vs.Change) {
+			continue
+		}
 		for _, rs := range vs.RealServers {
-			if w, in := weights[key(vs, rs)]; in {
-				pool.Weights[rs] = w
+			if w, in := b.pool.Weights[rs.Old]; in && kept(rs.Change) {
+				pool.Weights[rs.New] = w
 			}
 		}
-		if sorry[key(vs, nil)] {
-			pool.Sorry[vs] = true
+		if b.pool.Sorry[vs.Old] {
+			pool.Sorry[vs.New] = true
 		}
 	}
 	b.cfg, b.pool, b.sched = cfg, pool, next

@@ -195,7 +195,7 @@ func (d *Daemon) run(ctx context.Context) error {
 					if err != nil {
 						log.Error("reload refused; the running configuration is unchanged", "err", err)
 					} else {
-						log.Info("reloaded", "kept", res.Kept, "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted)
+						log.Info("reloaded", "kept", res.Kept, "updated", res.Updated, "started", res.Started, "stopped", res.Stopped, "restarted", res.Restarted)
 					}
 				}
 			}
@@ -314,10 +314,16 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// below.
 	fx := newEffects(cfg, log)
 	d.mu.Lock()
+	old := d.cfg
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
 	rep := d.engine.Reload(cfg)
-	res.Kept, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Started, rep.Stopped, rep.Restarted
+	for inst, names := range untracked(old, cfg) {
+		for _, n := range names {
+			d.engine.Track(inst, n, 0, false) // no contribution, no fault
+		}
+	}
+	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
 	}
@@ -344,7 +350,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 		bal.suspend(master)
 	}
 	d.events.Add(notify.Event{Time: time.Now(), Kind: "reload", Object: d.opts.ConfigFile,
-		Message: fmt.Sprintf("kept %d, started %d, stopped %d, restarted %d instances", len(res.Kept), len(res.Started), len(res.Stopped), len(res.Restarted))})
+		Message: fmt.Sprintf("kept %d, updated %d, started %d, stopped %d, restarted %d instances", len(res.Kept), len(res.Updated), len(res.Started), len(res.Stopped), len(res.Restarted))})
 	return res, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"tandem/internal/config"
@@ -66,6 +67,36 @@ func trackers(cfg *config.Config) map[watchKey]*watch {
 		}
 	}
 	return ws
+}
+
+// trackerName names a tracked object's contribution to an instance's
+// priority (vrrp.Engine.Track).
+func trackerName(kind track.Kind, name string) string { return kind.String() + " " + name }
+
+// untracked lists, per instance, the tracked objects whose contribution
+// old's configuration gave it and new's no longer does. An instance a
+// reload updates in place keeps its state machine, and with it every
+// contribution it was given; no tracker will withdraw these.
+func untracked(old, new *config.Config) map[string][]string {
+	type use struct {
+		instance string
+		key      watchKey
+	}
+	now := map[use]bool{}
+	for k, w := range trackers(new) {
+		for _, u := range w.users {
+			now[use{u.instance, k}] = true
+		}
+	}
+	out := map[string][]string{}
+	for k, w := range trackers(old) {
+		for _, u := range w.users {
+			if !now[use{u.instance, k}] && !slices.Contains(out[u.instance], trackerName(k.kind, k.name)) {
+				out[u.instance] = append(out[u.instance], trackerName(k.kind, k.name))
+			}
+		}
+	}
+	return out
 }
 
 // newRunner builds the tracker for one watched object; users picks the
@@ -141,7 +172,7 @@ func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users,
 				}
 				for _, us := range w.users {
 					delta, fault := track.Delta(us.ref, u)
-					eng.Track(us.instance, u.Kind.String()+" "+u.Name, delta, fault)
+					eng.Track(us.instance, trackerName(u.Kind, u.Name), delta, fault)
 				}
 				log.Info("tracked object changed", "kind", u.Kind, "name", u.Name, "ok", u.OK, "value", u.Value)
 			}

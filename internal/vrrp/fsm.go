@@ -143,6 +143,25 @@ func (c *MachineConfig) validate() error {
 	return nil
 }
 
+// normalize applies keepalived's defaults and overrides to a valid config.
+func (c *MachineConfig) normalize() {
+	if c.InitialState == Init {
+		c.InitialState = Backup
+		if c.Priority == ownerPriority {
+			c.InitialState = Master
+		}
+	}
+	if c.InitialState == Master {
+		// keepalived: "nopreempt will not work with initial state MASTER"
+		// and likewise preempt_delay (vrrp_complete_instance).
+		c.Preempt = true
+		c.PreemptDelay = 0
+	}
+	if !c.Preempt {
+		c.PreemptDelay = 0
+	}
+}
+
 // Event is an input to Machine.Handle.
 type Event interface{ isEvent() }
 
@@ -196,7 +215,22 @@ type GroupForce struct{ To State }
 // (RFC 5798 §6.4.3).
 type Shutdown struct{}
 
+// Reconfigure gives a running instance the settings of a reloaded
+// configuration: priority, advertisement interval, preemption, initial
+// state, accept mode. It causes no state transition: a master stays master
+// and its next advertisement carries the new priority and interval; a
+// backup whose priority now beats the master's preempts the normal way
+// (RFC 5798 §6.4.2: with Preempt_Mode, lower-priority adverts are
+// discarded and Master_Down_Timer runs out), and a master that now loses
+// keeps advertising until a preempting backup takes over and it hears
+// the higher priority (RFC 5798 §6.4.3) — never by a priority-0 advert.
+// What makes the instance what it is (version, VRID, sync group
+// membership, own address) stays: changing it takes a new Machine. A
+// config that NewMachine would refuse is ignored.
+type Reconfigure struct{ Config MachineConfig }
+
 func (Start) isEvent()          {}
+func (Reconfigure) isEvent()    {}
 func (AdvertReceived) isEvent() {}
 func (TimerFired) isEvent()     {}
 func (TrackerChanged) isEvent() {}
@@ -279,21 +313,7 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.InitialState == Init {
-		cfg.InitialState = Backup
-		if cfg.Priority == ownerPriority {
-			cfg.InitialState = Master
-		}
-	}
-	if cfg.InitialState == Master {
-		// keepalived: "nopreempt will not work with initial state MASTER"
-		// and likewise preempt_delay (vrrp_complete_instance).
-		cfg.Preempt = true
-		cfg.PreemptDelay = 0
-	}
-	if !cfg.Preempt {
-		cfg.PreemptDelay = 0
-	}
+	cfg.normalize()
 	return &Machine{
 		cfg:            cfg,
 		state:          Init,
@@ -368,6 +388,8 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		m.faultsChanged(now, &a)
 	case GroupForce:
 		m.groupForce(now, ev.To, &a)
+	case Reconfigure:
+		m.reconfigure(now, ev.Config, &a)
 	case Shutdown:
 		if m.state == Master {
 			a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
@@ -593,26 +615,54 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
 // Master_Down_Timer moves by the change in Skew_Time, as keepalived moves
 // sands by the change in ms_down_timer.
 func (m *Machine) setPriority(now time.Time, a *actions) {
-	if m.cfg.Priority == ownerPriority {
-		return
+	p := m.cfg.Priority
+	if p != ownerPriority {
+		total := int(p)
+		for _, w := range m.trackWeight {
+			total += w
+		}
+		p = uint8(min(max(total, 1), ownerPriority-1))
 	}
-	total := int(m.cfg.Priority)
-	for _, w := range m.trackWeight {
-		total += w
-	}
-	p := uint8(min(max(total, 1), ownerPriority-1))
 	if p == m.priority {
 		return
 	}
 	oldSkew := m.skew()
 	m.priority = p
 	if m.state == Backup && !m.deadline.IsZero() {
-		at := m.deadline.Add(m.skew() - oldSkew)
-		if at.Before(now) {
-			at = now
-		}
-		m.arm(at, a)
+		m.arm(later(now, m.deadline.Add(m.skew()-oldSkew)), a)
 	}
+}
+
+// reconfigure applies Reconfigure (see there).
+func (m *Machine) reconfigure(now time.Time, c MachineConfig, a *actions) {
+	c.Version, c.VRID, c.SyncGroup, c.PrimaryAddr = m.cfg.Version, m.cfg.VRID, m.cfg.SyncGroup, m.cfg.PrimaryAddr
+	if c.validate() != nil {
+		return
+	}
+	c.normalize()
+	oldInt := m.cfg.AdvertInt
+	m.cfg = c
+	if !c.Preempt || c.PreemptDelay == 0 {
+		m.preemptAt = time.Time{}
+	}
+	// Master_Adver_Interval is our own interval except in a VRRPv3
+	// backup, which learnt the master's (RFC 5798 §6.4.2).
+	if m.state != Backup || c.Version != 3 {
+		m.masterAdverInt = c.AdvertInt
+	}
+	if m.state == Master && c.AdvertInt != oldInt && !m.deadline.IsZero() {
+		// The advert due next comes one new interval after the last one.
+		m.arm(later(now, m.deadline.Add(c.AdvertInt-oldInt)), a)
+	}
+	m.setPriority(now, a)
+}
+
+// later returns the later of now and at.
+func later(now, at time.Time) time.Time {
+	if at.Before(now) {
+		return now
+	}
+	return at
 }
 
 // faultsChanged moves into or out of FAULT after the fault reasons changed

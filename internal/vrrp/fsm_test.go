@@ -602,3 +602,77 @@ func TestSyncOwnerStart(t *testing.T) {
 		t.Fatalf("Want() = %v, want MASTER", m.Want())
 	}
 }
+
+// reconf is baseConfig with mod applied, as a Reconfigure event.
+func reconf(mod func(*MachineConfig)) Reconfigure {
+	c := baseConfig()
+	mod(&c)
+	return Reconfigure{Config: c}
+}
+
+// A reloaded configuration changes no state. A master's next advert
+// carries the new priority and comes one new interval after the last; a
+// master whose new priority loses sends no priority 0 and stays master
+// until it hears the winner (RFC 5798 §6.4.3), and then steps down
+// without one either.
+func TestReconfigureMaster(t *testing.T) {
+	toM := append([]Action{}, toMaster(100, 2, down100+time.Second)...)
+	runSteps(t, baseConfig(), []step{
+		{0, Start{}, []Action{Notify{State: Backup}, arm(1, down100)}, Backup},
+		{down100, TimerFired{Gen: 1}, toM, Master},
+		{down100 + 100*time.Millisecond, reconf(func(c *MachineConfig) { c.Priority = 150 }), nil, Master},
+		{down100 + time.Second, TimerFired{Gen: 2}, []Action{SendAdvert{Priority: 150}, arm(3, down100+2*time.Second)}, Master},
+		// advert_int 1 -> 3: the armed advert moves 2 s later.
+		{down100 + 1500*time.Millisecond, reconf(func(c *MachineConfig) { c.Priority = 150; c.AdvertInt = 3 * time.Second }),
+			[]Action{arm(4, down100+4*time.Second)}, Master},
+		{down100 + 4*time.Second, TimerFired{Gen: 4}, []Action{SendAdvert{Priority: 150}, arm(5, down100+7*time.Second)}, Master},
+		// Now losing: still master, adverts at the lower priority.
+		{down100 + 5*time.Second, reconf(func(c *MachineConfig) { c.Priority = 50; c.AdvertInt = 3 * time.Second }), nil, Master},
+		{down100 + 7*time.Second, TimerFired{Gen: 5}, []Action{SendAdvert{Priority: 50}, arm(6, down100+10*time.Second)}, Master},
+		// The peer preempts: we step down, without a priority 0 advert.
+		{down100 + 8*time.Second, adv(100, addrLow),
+			[]Action{RemoveVIPs{}, Notify{State: Backup}, arm(7, down100+8*time.Second+3*3*time.Second+206*time.Second/256)}, Backup},
+	})
+}
+
+// A backup whose new priority beats the master's preempts as RFC 5798
+// §6.4.2 says: it discards the lower adverts and takes over when its
+// Master_Down_Timer (moved by the change in Skew_Time) runs out. With
+// nopreempt it stays backup.
+func TestReconfigureBackupPreempts(t *testing.T) {
+	m := runSteps(t, baseConfig(), []step{
+		{0, Start{}, []Action{Notify{State: Backup}, arm(1, down100)}, Backup},
+		{time.Second, adv(120, addrHigh), []Action{arm(2, time.Second+down100)}, Backup},
+		{1500 * time.Millisecond, reconf(func(c *MachineConfig) { c.Priority = 200 }),
+			[]Action{arm(3, time.Second+down100-100*time.Second/256)}, Backup},
+		{2 * time.Second, adv(120, addrHigh), nil, Backup},
+		{time.Second + down100 - 100*time.Second/256, TimerFired{Gen: 3},
+			toMaster(200, 4, time.Second+down100-100*time.Second/256+time.Second), Master},
+	})
+	if m.Priority() != 200 {
+		t.Errorf("priority %d, want 200", m.Priority())
+	}
+
+	runSteps(t, baseConfig(), []step{
+		{0, Start{}, []Action{Notify{State: Backup}, arm(1, down100)}, Backup},
+		{1500 * time.Millisecond, reconf(func(c *MachineConfig) { c.Priority = 200; c.Preempt = false }),
+			[]Action{arm(2, down100-100*time.Second/256)}, Backup},
+		// Without preemption a lower advert is accepted and resets the timer.
+		{2 * time.Second, adv(120, addrHigh), []Action{arm(3, 2*time.Second+3*time.Second+56*time.Second/256)}, Backup},
+	})
+}
+
+// What identifies the instance is not taken from a Reconfigure, and a
+// config NewMachine would refuse is ignored.
+func TestReconfigureKeepsIdentity(t *testing.T) {
+	m, _ := NewMachine(baseConfig())
+	m.Handle(t0, Start{})
+	m.Handle(t0, reconf(func(c *MachineConfig) { c.VRID = 9; c.Version = 3; c.Priority = 90 }))
+	if c := m.Config(); c.VRID != 51 || c.Version != 2 || c.Priority != 90 {
+		t.Errorf("config after reconfigure: %+v", c)
+	}
+	m.Handle(t0, reconf(func(c *MachineConfig) { c.AdvertInt = time.Millisecond }))
+	if c := m.Config(); c.AdvertInt != time.Second || c.Priority != 90 {
+		t.Errorf("an invalid reconfigure was applied: %+v", c)
+	}
+}

@@ -133,12 +133,17 @@ type instance struct {
 
 	installed bool // addresses, routes and rules are on the host
 	// unremoved: the last removal left some on the host; remove retries
-	// it after removeWait (removeTimer).
-	unremoved   bool
-	removeWait  time.Duration
-	removeTimer clock.Timer
+	// it with backoff (removal).
+	unremoved bool
+	removal   backoff
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
+	// stale are addresses, routes and rules a reload took out of the
+	// instance's configuration while it held them, and that the kernel
+	// refused to delete: retried with backoff (staleRetry) while the
+	// instance is master, and by every cleanup, until they go.
+	stale      []staleObject
+	staleRetry backoff
 
 	// status: written by the loop under Engine.mu (so the loop reads
 	// them without it), read by Status.
@@ -187,6 +192,8 @@ type loopEvent struct {
 	garpPhase int
 	// removal marks a retry of a failed removal (see remove).
 	removal bool
+	// stale marks a retry of the instance's stale objects (see dropStale).
+	stale bool
 	// packet is a packet the instance's socket received.
 	packet *netio.Packet
 }
@@ -286,16 +293,14 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	if !cc.Src.IsValid() {
 		cc.Src = ic.McastSrcIP
 	}
-	var peers []UnicastPeer
 	for _, p := range ic.UnicastPeers {
 		cc.Peers = append(cc.Peers, p.Addr)
-		peers = append(peers, UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
 	}
-	if len(peers) > 0 && ic.UnicastTTL > 0 {
+	if len(cc.Peers) > 0 && ic.UnicastTTL > 0 {
 		in.ttl = uint8(ic.UnicastTTL)
 		cc.TTL = ic.UnicastTTL
 	}
-	at, data := authType(ic.Auth, ic.Version)
+	at, _ := authType(ic.Auth, ic.Version)
 	cc.AH = at == AuthAH
 	conn, err := e.kernel.Listen(cc)
 	if err != nil {
@@ -305,28 +310,50 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	// A crash leaves the VIPs on the interface, and a restarted node must
 	// not answer for them while BACKUP.
 	in.cleanup(e.kernel)
-	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
-	in.recv = RecvConfig{
-		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
-		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
-		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
-		OwnAddrs:        []netip.Addr{conn.Src()},
-	}
-	initial := Backup
-	if ic.State == "MASTER" {
-		initial = Master
-	}
-	m, err := NewMachine(MachineConfig{
-		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
-		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
-		InitialState: initial, PrimaryAddr: conn.Src(), Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
-	})
+	in.configure(ic)
+	m, err := NewMachine(machineConfig(ic, conn.Src()))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.m = m
 	return in, nil
+}
+
+// configure sets what the instance derives from its configuration and
+// may take on while it runs: the receive checks, packet options and the
+// advertised addresses.
+func (in *instance) configure(ic *config.Instance) {
+	in.vips = nil
+	for _, a := range ic.VIPs {
+		in.vips = append(in.vips, a.Prefix.Addr())
+	}
+	var peers []UnicastPeer
+	for _, p := range ic.UnicastPeers {
+		peers = append(peers, UnicastPeer{Addr: p.Addr, MinTTL: uint8(p.MinTTL), MaxTTL: uint8(p.MaxTTL)})
+	}
+	at, data := authType(ic.Auth, ic.Version)
+	in.opts = Options{V3ChecksumAsV2: ic.V3ChecksumAsV2}
+	in.recv = RecvConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
+		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
+		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
+		OwnAddrs:        []netip.Addr{in.conn.Src()},
+		LastAHSeq:       in.recv.LastAHSeq,
+	}
+}
+
+// machineConfig is the state machine's view of an instance's configuration.
+func machineConfig(ic *config.Instance, src netip.Addr) MachineConfig {
+	initial := Backup
+	if ic.State == "MASTER" {
+		initial = Master
+	}
+	return MachineConfig{
+		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
+		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
+		InitialState: initial, PrimaryAddr: src, Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
+	}
 }
 
 func hasTTLBounds(ps []config.UnicastPeer) bool {
@@ -373,6 +400,8 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
 				}
 			case le.inst.closed:
+			case le.stale:
+				e.dropStale(le.inst)
 			case le.packet != nil:
 				if ev, ok := e.accept(le.inst, *le.packet); ok {
 					e.handle(le.inst, ev)
@@ -608,10 +637,8 @@ func (in *instance) sendAdvert(prio uint8, e *Engine) {
 // install adds the instance's addresses, routes and rules.
 func (in *instance) install(k Kernel) {
 	in.installed = true
-	in.unremoved, in.removeWait = false, 0
-	if in.removeTimer != nil {
-		in.removeTimer.Stop()
-	}
+	in.unremoved = false
+	in.removal.reset()
 	for _, a := range in.addresses() {
 		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
 			in.log.Error("virtual address not added", "err", err)
@@ -646,15 +673,36 @@ const (
 // a VIP left on a backup keeps answering for the master.
 func (e *Engine) remove(in *instance) {
 	if in.cleanup(e.kernel) {
-		in.removeWait = 0
+		in.removal.reset()
 		return
 	}
-	in.removeWait = min(max(2*in.removeWait, removeRetryFirst), removeRetryMax)
-	in.log.Error("virtual addresses, routes or rules not removed; retrying", "after", in.removeWait)
-	if in.removeTimer != nil {
-		in.removeTimer.Stop()
+	e.retryLater(&in.removal, in, "virtual addresses, routes or rules", loopEvent{inst: in, removal: true})
+}
+
+// backoff paces the retries of a removal the kernel refused: the waits
+// double from removeRetryFirst up to removeRetryMax.
+type backoff struct {
+	wait  time.Duration
+	timer clock.Timer
+}
+
+// reset stops the retries (the removal succeeded or is moot).
+func (b *backoff) reset() {
+	b.wait = 0
+	if b.timer != nil {
+		b.timer.Stop()
 	}
-	in.removeTimer = e.clock.AfterFunc(in.removeWait, func() { e.send(loopEvent{inst: in, removal: true}) })
+}
+
+// retryLater arms b's next retry of in's removal of what, which posts le
+// to the loop.
+func (e *Engine) retryLater(b *backoff, in *instance, what string, le loopEvent) {
+	b.wait = min(max(2*b.wait, removeRetryFirst), removeRetryMax)
+	in.log.Error(what+" not removed; retrying", "after", b.wait)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.timer = e.clock.AfterFunc(b.wait, func() { e.send(le) })
 }
 
 // handOver ends the removal retries of retiring instances that share an
@@ -668,9 +716,7 @@ func (e *Engine) handOver(in *instance) {
 			return false
 		}
 		r.unremoved = false
-		if r.removeTimer != nil {
-			r.removeTimer.Stop()
-		}
+		r.removal.reset()
 		return true
 	})
 }
@@ -679,6 +725,9 @@ func (e *Engine) handOver(in *instance) {
 // are not there are not errors) and reports whether all went.
 func (in *instance) cleanup(k Kernel) bool {
 	in.installed, in.unremoved = false, false
+	if !in.deleteStale(k) {
+		in.unremoved = true
+	}
 	for _, r := range in.cfg.Rules {
 		if err := k.DelRule(r); err != nil {
 			in.unremoved = true
@@ -713,17 +762,7 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	if phase == garpRefresh {
 		repeat = g.MasterRefreshRepeat
 	}
-	for i := 0; i < repeat; i++ {
-		for _, a := range in.addresses() {
-			iface := a.Dev
-			if iface == "" {
-				iface = in.cfg.Interface
-			}
-			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
-				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
-			}
-		}
-	}
+	e.announce(in, in.addresses(), repeat)
 	next, after := garpRefresh, time.Duration(g.MasterRefresh)
 	if phase == 0 && g.MasterDelay > 0 {
 		next, after = garpSecond, time.Duration(g.MasterDelay)
@@ -735,6 +774,21 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 		in.garp.Stop()
 	}
 	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
+}
+
+// announce sends repeat gratuitous ARPs / unsolicited NAs for each of addrs.
+func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
+	for range repeat {
+		for _, a := range addrs {
+			iface := a.Dev
+			if iface == "" {
+				iface = in.cfg.Interface
+			}
+			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
+				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
+			}
+		}
+	}
 }
 
 // addresses are every address the instance installs.
@@ -802,6 +856,7 @@ func (in *instance) close() {
 	if in.garp != nil {
 		in.garp.Stop()
 	}
+	in.staleRetry.reset()
 	in.conn.Close()
 }
 

@@ -33,6 +33,34 @@ type fakeLAN struct {
 	drop func(src netip.Addr) bool
 	// delivered is when a packet from each source last reached a peer.
 	delivered map[netip.Addr]time.Time
+	// sent is every packet sent, in order.
+	sent []sentPacket
+}
+
+// sentPacket is one packet a router sent on the LAN.
+type sentPacket struct {
+	at   time.Time
+	src  netip.Addr
+	data []byte
+}
+
+// adverts returns the adverts src sent at or after since, decoded.
+func (l *fakeLAN) adverts(t *testing.T, src netip.Addr, since time.Time) []*Message {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*Message
+	for _, p := range l.sent {
+		if p.src != src || p.at.Before(since) {
+			continue
+		}
+		m, err := ParseIPv4(p.data, Options{})
+		if err != nil {
+			t.Fatalf("a sent packet does not parse: %v", err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func newLAN() *fakeLAN {
@@ -104,6 +132,7 @@ func (c *fakeConn) Close() error {
 func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 	c.lan.mu.Lock()
 	defer c.lan.mu.Unlock()
+	c.lan.sent = append(c.lan.sent, sentPacket{at: c.lan.clock.Now(), src: c.src, data: append([]byte(nil), data...)})
 	if c.lan.drop != nil && c.lan.drop(c.src) {
 		return nil
 	}
@@ -136,12 +165,22 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// missing are interfaces Listen fails on.
+	missing map[string]bool
+	// deleted lists the addresses deleted, in order.
+	deleted []netip.Prefix
 	// delFails is how many of the next DelAddress calls fail as they do
 	// when the process has no descriptor left for a netlink socket.
 	delFails int
 }
 
 func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
+	h.mu.Lock()
+	missing := h.missing[cfg.Interface]
+	h.mu.Unlock()
+	if missing {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, syscall.ENODEV)
+	}
 	c := &fakeConn{lan: h.lan, iface: cfg.Interface, src: h.addr, in: make(chan netio.Packet, 64), closed: make(chan struct{}), dests: cfg.Peers}
 	if len(c.dests) == 0 {
 		c.dests = []netip.Addr{cfg.Group}
@@ -167,6 +206,7 @@ func (h *fakeHost) DelAddress(_ string, a *config.IPAddress) error {
 		return fmt.Errorf("delete %s: %w", a.Prefix, syscall.EMFILE)
 	}
 	delete(h.vips, a.Prefix)
+	h.deleted = append(h.deleted, a.Prefix)
 	return nil
 }
 
@@ -179,6 +219,25 @@ func (h *fakeHost) Announce(string, netip.Addr) error {
 	defer h.mu.Unlock()
 	h.arps++
 	return nil
+}
+
+// deletions returns how many times p was deleted.
+func (h *fakeHost) deletions(p string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, d := range h.deleted {
+		if d == netip.MustParsePrefix(p) {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *fakeHost) arpCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.arps
 }
 
 func (h *fakeHost) holds(p string) bool {

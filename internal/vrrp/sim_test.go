@@ -65,6 +65,8 @@ type sim struct {
 	log     []simTransition
 	groups  []*simGroup
 	depth   int // nesting of handle calls through sync group cascades
+	// goodbyes counts the priority 0 adverts sent.
+	goodbyes int
 }
 
 func newSim(r reporter, seed uint64, cfgs ...MachineConfig) *sim {
@@ -138,6 +140,9 @@ func (s *sim) handle(i int, ev Event) {
 	for _, a := range n.m.Handle(s.clock.Now(), ev) {
 		switch a := a.(type) {
 		case SendAdvert:
+			if a.Priority == 0 {
+				s.goodbyes++
+			}
 			s.send(i, a.Priority)
 		case AddVIPs:
 			if n.vips {
@@ -753,4 +758,47 @@ func TestSimRandomSyncGroups(t *testing.T) {
 			s.fail("%d transitions once settled", c)
 		}
 	})
+}
+
+// TestSimReconfigure: priorities reloaded in place, over a lossy LAN.
+// A master raised further, or a backup raised but still below it, moves
+// nothing for an hour; a backup raised above the master preempts it, and
+// a master lowered below a backup is preempted by it: each time exactly
+// two transitions (the new master's and the old one's) and no priority 0.
+func TestSimReconfigure(t *testing.T) {
+	s := newSim(t, 11, simConfigs(100, 150, 200)...)
+	s.loss = 0.01
+	for i := range s.nodes {
+		s.start(i)
+	}
+	s.runUntil(settle)
+	s.expectMasters(2)
+	reconfigure := func(i int, prio uint8) {
+		c := s.nodes[i].cfg
+		c.Priority = prio
+		s.nodes[i].cfg = c
+		s.handle(i, Reconfigure{Config: c})
+	}
+	for _, step := range []struct {
+		node    int
+		prio    uint8
+		masters int
+		moves   int
+	}{
+		{2, 220, 2, 0}, // the master raised
+		{1, 210, 2, 0}, // a backup raised, still below
+		{0, 230, 0, 2}, // a backup raised above the master
+		{0, 120, 2, 2}, // the master lowered below the best backup
+	} {
+		mark := s.elapsed()
+		s.at(mark+time.Second, func() { reconfigure(step.node, step.prio) })
+		s.runUntil(mark + time.Hour)
+		s.expectMasters(step.masters)
+		if n := s.transitions(mark); n != step.moves {
+			s.fail("node %d at priority %d: %d transitions, want %d", step.node, step.prio, n, step.moves)
+		}
+	}
+	if s.goodbyes != 0 {
+		s.fail("%d priority 0 adverts", s.goodbyes)
+	}
 }

@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -262,22 +263,66 @@ func (k *keepalived) lastState(instance string) string {
 // printed for VRRP packets, one per packet, with the given fields. Its
 // caller skips where tshark is not installed.
 func capture(l *lab.Lab, node, iface string, d time.Duration, fields ...string) ([]string, error) {
+	wait, err := startCapture(l, node, iface, d, fields...)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// startCapture is capture returning once tshark captures (it has said
+// so on stderr), so that what the caller does next is on the capture;
+// wait returns the lines.
+func startCapture(l *lab.Lab, node, iface string, d time.Duration, fields ...string) (wait func() ([]string, error), err error) {
 	args := []string{"-i", iface, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())), "-f", "ip proto 112 or ip6 proto 112",
 		"-T", "fields", "-E", "separator=,"}
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+20*time.Second)
-	defer cancel()
-	out, err := l.Command(ctx, node, "tshark", args...).Output()
+	cmd := l.Command(ctx, node, "tshark", args...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("tshark: %w", err)
 	}
-	var lines []string
-	for _, ln := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if ln != "" {
-			lines = append(lines, ln)
-		}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("tshark: %w", err)
 	}
-	return lines, nil
+	started := make(chan struct{})
+	rest := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if !once && strings.HasPrefix(sc.Text(), "Capturing on") {
+				once = true
+				close(started)
+			}
+		}
+		if !once {
+			close(started)
+		}
+		rest <- all.String()
+	}()
+	<-started
+	return func() ([]string, error) {
+		defer cancel()
+		msgs := <-rest
+		if err := cmd.Wait(); err != nil {
+			return nil, fmt.Errorf("tshark: %w: %s", err, msgs)
+		}
+		var lines []string
+		for _, ln := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if ln != "" {
+				lines = append(lines, ln)
+			}
+		}
+		return lines, nil
+	}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,5 +149,76 @@ virtual_server 172.16.7.5 8080 {
 	}
 	if tr, ops := snapshot(); tr != tr0 || ops != opsBefore || dir1.state("VI_2") != "MASTER" {
 		t.Errorf("a refused reload changed something: transitions %d->%d, ops %d->%d", tr0, tr, opsBefore, ops)
+	}
+}
+
+// TestReloadVRRPPriority: a priority change is applied in place (issue
+// 11). Raised on the master, which still wins: no transition on either
+// router, and the adverts on the wire carry the new priority. Raised on
+// the backup above the master: the VIP moves once, as an RFC 5798
+// preemption; the old master keeps its normal adverts and never sends
+// priority 0 (as a restart would).
+func TestReloadVRRPPriority(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark is not installed (apt-get install tshark); sudo test/run installs it")
+	}
+	l := lab.NewT(t, lab.Seed001().Spec())
+	conf1 := writeConf(t, "ka1.conf", vrrpConf(3, 100, "0.1", ""))
+	conf2 := writeConf(t, "ka2.conf", vrrpConf(3, 90, "0.1", ""))
+	ka1 := startTandem(t, l, "ka1", conf1)
+	waitFor(t, "ka1 MASTER", 10*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" })
+	ka2 := startTandem(t, l, "ka2", conf2)
+	waitFor(t, "ka2 BACKUP", 10*time.Second, func() bool { return ka2.state("VI_1") == "BACKUP" })
+	transitions := func(d *daemon) uint64 { return d.instance(t, "VI_1").Transitions }
+	t1, t2 := transitions(ka1), transitions(ka2)
+	reload := func(d *daemon, conf, text string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, d.node+"'s reload logged", 10*time.Second, func() bool { return strings.Contains(d.proc.Output(), "updated=[VI_1]") })
+	}
+	// prios returns the priorities of the adverts captured on ka2 for d,
+	// during running from half a second into the capture.
+	prios := func(d time.Duration, during func()) []string {
+		t.Helper()
+		wait, err := startCapture(l, "ka2", "ens33", d, "vrrp.prio")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // some adverts before
+		during()
+		lines, err := wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lines
+	}
+
+	// Still winning.
+	got := prios(4*time.Second, func() { reload(ka1, conf1, vrrpConf(3, 120, "0.1", "")) })
+	if len(got) < 10 || slices.Contains(got, "0") || got[len(got)-1] != "120" {
+		t.Errorf("adverts around the reload: %v; want the last ones at 120 and none at 0", got)
+	}
+	if a, b := transitions(ka1), transitions(ka2); a != t1 || b != t2 {
+		t.Errorf("a priority change that still wins: transitions ka1 %d->%d, ka2 %d->%d; want none", t1, a, t2, b)
+	}
+
+	// The backup now wins.
+	got = prios(4*time.Second, func() {
+		reload(ka2, conf2, vrrpConf(3, 150, "0.1", ""))
+		waitFor(t, "ka2 MASTER", 5*time.Second, func() bool { return ka2.state("VI_1") == "MASTER" })
+	})
+	if slices.Contains(got, "0") || !slices.Contains(got, "120") || !slices.Contains(got, "150") {
+		t.Errorf("adverts around the preemption: %v; want 120 then 150, none at 0", got)
+	}
+	if a, b := transitions(ka1), transitions(ka2); a != t1+1 || b != t2+1 {
+		t.Errorf("preemption: transitions ka1 %d->%d, ka2 %d->%d; want one each", t1, a, t2, b)
+	}
+	if holds(t, l, "ka1", "ens33", vip001) || !holds(t, l, "ka2", "ens33", vip001) {
+		t.Error("after the preemption the VIP is not on ka2 alone")
 	}
 }
