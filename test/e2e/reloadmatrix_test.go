@@ -165,6 +165,8 @@ func TestReloadMatrix(t *testing.T) {
 		t.Fatalf("the client through the VIP before any reload: %v", err)
 	}
 	time.Sleep(time.Second) // the initial reconciles settle
+	// The rows read the adverts from here on: the capture must be running.
+	waitFor(t, "dir1's adverts on the capture", 10*time.Second, func() bool { return len(ads.since(time.Time{})) > 0 })
 
 	type snap struct {
 		transitions, ops uint64
