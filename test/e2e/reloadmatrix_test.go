@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,11 +51,14 @@ func (a *advertLog) since(t time.Time) []advert {
 // decodes the adverts it prints (FIELD-NOTES: vrrp.prio, vrrp.adver_int).
 func watchAdverts(t *testing.T, l *lab.Lab, node string) *advertLog {
 	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark is needed to read the adverts on the wire (apt-get install tshark)")
+	}
 	a := &advertLog{}
 	p, err := l.Start(node, "tshark", "-l", "-n", "-i", "eth0", "-f", "ip proto 112", "-T", "fields", "-E", "separator=,",
 		"-e", "frame.time_epoch", "-e", "ip.src", "-e", "vrrp.prio", "-e", "vrrp.adver_int")
 	if err != nil {
-		t.Skipf("tshark is needed to read the adverts on the wire: %v", err)
+		t.Fatal(err)
 	}
 	go func() {
 		seen := 0
@@ -130,7 +134,9 @@ func TestReloadMatrix(t *testing.T) {
 	notifyA, outA := record("notifyA")
 	notifyB, outB := record("notifyB")
 	// Both mail servers listen in dir2, the director whose failover at
-	// the end proves the SMTP edit.
+	// the end proves the SMTP edit. (Their listening sockets are made in
+	// dir2 and stay there; their accept loops may run on any thread.
+	// Start fails t only if it cannot listen.)
 	var smtpA, smtpB *smtptest.Server
 	if err := l.Do("dir2", func() error {
 		smtpA, smtpB = smtptest.Start(t), smtptest.Start(t)
