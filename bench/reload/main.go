@@ -201,7 +201,7 @@ func bench(ctx context.Context, bin, work string, n int, gap time.Duration, rnd 
 				return nil, err
 			}
 			actx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			at, err := lab.ReloadApplied(actx, d.socket, sent)
+			at, err := api.ReloadApplied(actx, d.socket, sent)
 			cancel()
 			if err != nil {
 				load.Stop()

@@ -302,6 +302,32 @@ func Reload(ctx context.Context, socket string) (ReloadResult, error) {
 	return r, call(ctx, socket, http.MethodPost, "/reload", &r)
 }
 
+// ReloadApplied waits until the daemon behind socket records a reload
+// applied after sent (the "reload" event the daemon adds once every part
+// has taken the new configuration) and returns that event's time, or
+// gives up when ctx ends. It polls every 5 ms; the time it returns is the
+// daemon's, so the polling does not blur it. The reload tests and
+// bench/reload time SIGHUP to applied with it.
+func ReloadApplied(ctx context.Context, socket string, sent time.Time) (time.Time, error) {
+	for {
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := Fetch(fctx, socket)
+		cancel()
+		if err == nil {
+			for _, e := range st.Events {
+				if e.Kind == "reload" && e.Time.After(sent) {
+					return e.Time, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("no reload applied after %s (last status error: %v): %w", sent.Format("15:04:05.000"), err, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 func get(ctx context.Context, socket, path string, v any) error {
 	return call(ctx, socket, http.MethodGet, path, v)
 }

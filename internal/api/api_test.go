@@ -105,3 +105,36 @@ func TestListenPathInTheWay(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadApplied: ReloadApplied returns the time of the first reload
+// event after the given time, ignoring older ones and other kinds, and
+// gives up with the context when there is none.
+func TestReloadApplied(t *testing.T) {
+	src := testSource()
+	path := filepath.Join(t.TempDir(), "tandem.sock")
+	srv, err := Listen(path, src, slog.New(slog.DiscardHandler), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	sent := statusT0.Add(time.Minute)
+	src.mu.Lock()
+	src.st.Events = []Event{
+		{Time: sent.Add(-time.Second), Kind: "reload"},
+		{Time: sent.Add(time.Second), Kind: "vrrp"},
+	}
+	src.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if at, err := ReloadApplied(ctx, path, sent); err == nil {
+		t.Errorf("no reload after %v, yet ReloadApplied returned %v", sent, at)
+	}
+	src.mu.Lock()
+	src.st.Events = append(src.st.Events, Event{Time: sent.Add(2 * time.Second), Kind: "reload"})
+	src.mu.Unlock()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if at, err := ReloadApplied(ctx, path, sent); err != nil || !at.Equal(sent.Add(2*time.Second)) {
+		t.Errorf("ReloadApplied = %v, %v; want the reload event's time %v", at, err, sent.Add(2*time.Second))
+	}
+}

@@ -1,17 +1,13 @@
 package lab
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-
-	"tandem/internal/api"
 )
 
 // PairConf is a Seed000 DR pair's configuration, as the reload matrix
@@ -117,31 +113,6 @@ virtual_server 172.16.7.5 %d {
 }
 `, node, host, port, m.Check, state, prio, m.Advert, m.Notify, vips, routes, track, m.Quorum, rs("172.16.7.3", 3), rs("172.16.7.4", m.RSWeight),
 		SilentPort, SilentPort, m.Timeout)
-}
-
-// ReloadApplied waits until the daemon behind socket records a reload
-// applied after sent (the "reload" event its Reload adds once every part
-// has taken the new configuration) and returns the event's time, or gives
-// up when ctx ends. It polls every 5 ms; the time returned is the
-// daemon's, not the poll's.
-func ReloadApplied(ctx context.Context, socket string, sent time.Time) (time.Time, error) {
-	for {
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := api.Fetch(fctx, socket)
-		cancel()
-		if err == nil {
-			for _, e := range st.Events {
-				if e.Kind == "reload" && e.Time.After(sent) {
-					return e.Time, nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("no reload applied after %s (last status error: %v): %w", sent.Format("15:04:05.000"), err, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // DropTCP makes node drop the TCP segments it receives for port, with an

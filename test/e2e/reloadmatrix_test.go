@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"tandem/internal/api"
 	"tandem/internal/lab"
 	"tandem/internal/notify/smtptest"
 )
@@ -95,7 +96,7 @@ func watchAdverts(t *testing.T, l *lab.Lab, node string) *advertLog {
 }
 
 // reloadApplied sends SIGHUP to d and returns when d has applied the
-// reload (lab.ReloadApplied).
+// reload (api.ReloadApplied).
 func reloadApplied(t *testing.T, d *daemon) time.Time {
 	t.Helper()
 	sent := time.Now()
@@ -104,7 +105,7 @@ func reloadApplied(t *testing.T, d *daemon) time.Time {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	at, err := lab.ReloadApplied(ctx, d.socket, sent)
+	at, err := api.ReloadApplied(ctx, d.socket, sent)
 	if err != nil {
 		t.Fatalf("%s: %v", d.node, err)
 	}
