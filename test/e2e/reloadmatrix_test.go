@@ -56,7 +56,10 @@ func watchAdverts(t *testing.T, l *lab.Lab, node string) *advertLog {
 		t.Skip("tshark is needed to read the adverts on the wire (apt-get install tshark)")
 	}
 	a := &advertLog{}
-	p, err := l.Start(node, "tshark", "-l", "-n", "-i", "eth0", "-f", "ip proto 112", "-T", "fields", "-E", "separator=,",
+	// tshark keeps what it captures in a file under TMPDIR, which it
+	// leaves there when it is killed: in the test's own directory, it goes
+	// with the test.
+	p, err := l.Start(node, "env", "TMPDIR="+t.TempDir(), "tshark", "-l", "-n", "-i", "eth0", "-f", "ip proto 112", "-T", "fields", "-E", "separator=,",
 		"-e", "frame.time_epoch", "-e", "ip.src", "-e", "vrrp.prio", "-e", "vrrp.adver_int")
 	if err != nil {
 		t.Fatal(err)
