@@ -25,9 +25,9 @@ func NewPool() *Pool {
 	return &Pool{Weights: map[*config.RealServer]int{}, Sorry: map[*config.VirtualServer]bool{}}
 }
 
-var methods = map[string]Method{"NAT": NAT, "DR": DR, "TUN": TUN}
-
-var protocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
+// methods maps the configuration's forwarding methods (MethodUnset, never
+// left by config.Load, stays unset).
+var methods = map[config.Method]Method{config.NAT: NAT, config.DR: DR, config.TUN: TUN}
 
 // FromConfig computes the desired state of the data plane: one service per
 // virtual server (or per address and fwmark of its virtual_server_group),
@@ -79,11 +79,8 @@ func serviceOf(vs *config.VirtualServer) Service {
 // keysOf lists the service keys of a virtual server: its address and port,
 // its fwmark, or every address (ranges expanded) and fwmark of its group.
 func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) {
-	fam := IPv4
-	if vs.Family == "inet6" {
-		fam = IPv6
-	}
-	proto := protocols[vs.Protocol]
+	// config numbers families and protocols as the kernel does.
+	fam, proto := AddressFamily(vs.Family), Protocol(vs.Protocol)
 	switch {
 	case vs.FWMark != 0:
 		return []ServiceKey{{Family: fam, FWMark: vs.FWMark}}, nil

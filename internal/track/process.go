@@ -52,9 +52,9 @@ func newProcessMatcher(p *config.TrackProcess) processMatcher {
 	if len(p.Params) > 0 {
 		m.full = true
 		switch p.ParamMatch {
-		case "partial":
+		case config.ParamPartial:
 			m.match = matchPartial
-		case "initial":
+		case config.ParamInitial:
 			m.match = matchInitial
 		default:
 			m.match = matchExact

@@ -221,11 +221,11 @@ func TestProcessMatcher(t *testing.T) {
 		{"exact params", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "10"), true},
 		{"exact params, extra arg", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "10", "x"), false},
 		{"exact params, longer arg", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "100"), false},
-		{"partial, extra arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "partial"}, "a", cl("a", "x", "y", "z"), true},
-		{"partial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "partial"}, "a", cl("a", "x", "yy"), false},
-		{"initial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "x", "yy"), true},
-		{"initial, longer middle arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "xx", "y"), false},
-		{"initial, fewer args", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "x"), false},
+		{"partial, extra arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamPartial}, "a", cl("a", "x", "y", "z"), true},
+		{"partial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamPartial}, "a", cl("a", "x", "yy"), false},
+		{"initial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "x", "yy"), true},
+		{"initial, longer middle arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "xx", "y"), false},
+		{"initial, fewer args", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "x"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
