@@ -212,7 +212,7 @@ func TestDiagnostics(t *testing.T) {
 			src:  "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo wrrr\n}\n",
 			want: []wantDiag{e(3, 11, `lb_algo: "wrrr" is not one of rr, wrr,`), w(1, 1, "no lb_algo given")},
 			check: func(t *testing.T, cfg *Config) {
-				if cfg.VirtualServers[0].Scheduler != "wlc" {
+				if cfg.VirtualServers[0].Scheduler != SchedulerWLC {
 					t.Errorf("scheduler %q, want wlc", cfg.VirtualServers[0].Scheduler)
 				}
 			},

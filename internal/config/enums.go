@@ -294,6 +294,43 @@ func (v HTTPVersion) MarshalText() ([]byte, error) { return []byte(v.String()), 
 // UnmarshalText reads the version as http_protocol does.
 func (v *HTTPVersion) UnmarshalText(b []byte) error { return httpVersions.unmarshal(v, b) }
 
+// Scheduler is a virtual server's IPVS scheduler (lb_algo, lvs_sched);
+// its word is the kernel module's name (ip_vs_NAME).
+type Scheduler uint8
+
+// The schedulers keepalived accepts (check_parser.c lvs_schedulers); an
+// unset one is resolved at finalize (wlc, with a warning).
+const (
+	SchedulerUnset Scheduler = iota
+	SchedulerRR
+	SchedulerWRR
+	SchedulerLC
+	SchedulerWLC
+	SchedulerLBLC
+	SchedulerSH
+	SchedulerMH
+	SchedulerDH
+	SchedulerFO
+	SchedulerOVF
+	SchedulerLBLCR
+	SchedulerSED
+	SchedulerNQ
+)
+
+var schedulers = vocabulary[Scheduler]{
+	{SchedulerRR, "rr"}, {SchedulerWRR, "wrr"}, {SchedulerLC, "lc"}, {SchedulerWLC, "wlc"}, {SchedulerLBLC, "lblc"},
+	{SchedulerSH, "sh"}, {SchedulerMH, "mh"}, {SchedulerDH, "dh"}, {SchedulerFO, "fo"}, {SchedulerOVF, "ovf"},
+	{SchedulerLBLCR, "lblcr"}, {SchedulerSED, "sed"}, {SchedulerNQ, "nq"},
+}
+
+func (s Scheduler) String() string { return schedulers.name(s) }
+
+// MarshalText writes the scheduler's name.
+func (s Scheduler) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads the scheduler's name.
+func (s *Scheduler) UnmarshalText(b []byte) error { return schedulers.unmarshal(s, b) }
+
 // FlushOnStop is global_defs' lvs_flush_onstop: what of the IPVS table is
 // removed at stop.
 type FlushOnStop uint8

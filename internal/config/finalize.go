@@ -155,9 +155,9 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 		p.warnf(vs.Pos, "virtual_server %s: no protocol given; keepalived uses UDP, so does Tandem (write protocol TCP if you meant TCP)", vs.Name())
 		vs.Protocol = UDP
 	}
-	if vs.Scheduler == "" {
+	if vs.Scheduler == SchedulerUnset {
 		p.warnf(vs.Pos, "virtual_server %s: no lb_algo given; using keepalived's default wlc", vs.Name())
-		vs.Scheduler = "wlc"
+		vs.Scheduler = SchedulerWLC
 	}
 	if vs.Method == MethodUnset {
 		vs.Method = NAT

@@ -578,7 +578,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 		f.line("ip_family", vs.Family.String())
 	}
 	f.str("protocol", vs.Protocol.String())
-	f.line("lb_algo", vs.Scheduler)
+	f.line("lb_algo", vs.Scheduler.String())
 	for _, fl := range vs.SchedFlags.words(vs.Scheduler) {
 		f.line(fl)
 	}

@@ -12,10 +12,6 @@ import (
 	"tandem/internal/config/syntax"
 )
 
-// Schedulers are the IPVS scheduler names keepalived accepts
-// (check_parser.c, lvs_schedulers).
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq"}
-
 const (
 	// maxWeight is IPVS's weight limit as keepalived reads it.
 	maxWeight = 65535
@@ -176,8 +172,8 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 	u := &vs.unset
 	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
 		"ip_family":   setEnumOf(p, &vs.Family, families),
-		"lb_algo":     p.setEnum(&vs.Scheduler, Schedulers...),
-		"lvs_sched":   p.setEnum(&vs.Scheduler, Schedulers...),
+		"lb_algo":     setEnumOf(p, &vs.Scheduler, schedulers),
+		"lvs_sched":   setEnumOf(p, &vs.Scheduler, schedulers),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
 		"hashed":      p.schedFlag(vs),

@@ -408,8 +408,8 @@ type VirtualServer struct {
 	// Family is Inet or Inet6; for fwmark services it comes from ip_family.
 	Family Family `json:"family"`
 	// Protocol is unset for fwmark services.
-	Protocol  Protocol `json:"protocol"`
-	Scheduler string   `json:"scheduler"` // IPVS scheduler name
+	Protocol  Protocol  `json:"protocol"`
+	Scheduler Scheduler `json:"scheduler"`
 	// SchedFlags are the scheduler flags and ops (one-packet scheduling),
 	// resolved against the scheduler at load.
 	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
@@ -467,13 +467,15 @@ const (
 )
 
 // MarshalText writes the flags by their scheduler-independent names.
-func (f SchedFlags) MarshalText() ([]byte, error) { return []byte(strings.Join(f.words(""), " ")), nil }
+func (f SchedFlags) MarshalText() ([]byte, error) {
+	return []byte(strings.Join(f.words(SchedulerUnset), " ")), nil
+}
 
 // words are the keywords of f under scheduler sched, as Format writes them.
-func (f SchedFlags) words(sched string) []string {
+func (f SchedFlags) words(sched Scheduler) []string {
 	var w []string
-	prefix := sched + "-"
-	if sched != "sh" && sched != "mh" {
+	prefix := sched.String() + "-"
+	if sched != SchedulerSH && sched != SchedulerMH {
 		prefix = ""
 	}
 	for _, x := range []struct {

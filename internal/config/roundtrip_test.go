@@ -820,7 +820,7 @@ func (g *confGen) virtualServer(i int) {
 		proto = g.pick("proto", "TCP", "UDP", "SCTP")
 		g.line("protocol", proto)
 	}
-	sched := g.pick("sched", Schedulers...)
+	sched := g.pick("sched", schedulers.words()...)
 	g.line(g.pick("algokw", "lb_algo", "lvs_sched"), sched)
 	switch sched {
 	case "sh":

@@ -246,6 +246,11 @@ func TestEnumsAtLoad(t *testing.T) {
 		{name: "protocol of a fwmark service", src: fwmark(""), got: func(c *Config) any { return vs(c).Protocol }, want: ProtocolUnset},
 		{name: "protocol icmp", src: strings.Replace(vsWith(""), "TCP", "«icmp", 1), msg: `protocol: "icmp" is not one of TCP, UDP, SCTP`,
 			more: []wantDiag{w(1, 1, "no protocol given; keepalived uses UDP")}},
+		// lb_algo and lvs_sched: unset is wlc, with a warning.
+		{name: "lb_algo sh", src: strings.Replace(vsWith(""), "rr", "sh", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerSH},
+		{name: "lvs_sched MH", src: strings.Replace(vsWith(""), "lb_algo rr", "lvs_sched MH", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerMH},
+		{name: "lb_algo wrrr", src: strings.Replace(vsWith(""), "rr", "«wrrr", 1), msg: `lb_algo: "wrrr" is not one of rr, wrr, lc, wlc, lblc, sh, mh, dh, fo, ovf, lblcr, sed, nq; did you mean "wrr"?`,
+			more: []wantDiag{w(1, 1, "no lb_algo given; using keepalived's default wlc")}},
 		// lb_kind, and the methods real and sorry servers inherit.
 		{name: "lb_kind dr", src: strings.Replace(vsWith(""), "NAT", "dr", 1), got: func(c *Config) any { return vs(c).Method }, want: DR},
 		{name: "lb_kind TUN type ipip", src: strings.Replace(vsWith(""), "NAT", "TUN type ipip", 1), got: func(c *Config) any { return vs(c).Method }, want: TUN},
@@ -331,6 +336,7 @@ func TestEnumText(t *testing.T) {
 		{CheckDNS, new(CheckType), "DNS_CHECK"}, {CheckUDP, new(CheckType), "UDP_CHECK"}, {CheckPing, new(CheckType), "PING_CHECK"},
 		{CheckFile, new(CheckType), "FILE_CHECK"},
 		{HTTP10, new(HTTPVersion), "1.0"}, {HTTP10Close, new(HTTPVersion), "1.0C"}, {HTTP11, new(HTTPVersion), "1.1"},
+		{SchedulerUnset, new(Scheduler), ""}, {SchedulerRR, new(Scheduler), "rr"}, {SchedulerWLC, new(Scheduler), "wlc"}, {SchedulerNQ, new(Scheduler), "nq"},
 		{FlushNone, new(FlushOnStop), ""}, {FlushAll, new(FlushOnStop), "all"}, {FlushVS, new(FlushOnStop), "VS"}, {FlushRS, new(FlushOnStop), "RS"},
 	} {
 		t.Run(fmt.Sprintf("%T/%s", c.v, c.want), func(t *testing.T) { roundTrip(t, c.v, c.back, c.want) })

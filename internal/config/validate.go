@@ -300,9 +300,9 @@ func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
 	for _, t := range vs.unset.schedFlags {
 		f := t.Text
 		switch {
-		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
+		case strings.HasPrefix(f, "sh-") && vs.Scheduler != SchedulerSH:
 			p.errorf(t.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
-		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
+		case strings.HasPrefix(f, "mh-") && vs.Scheduler != SchedulerMH:
 			p.errorf(t.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
 		case f == "ops" && byIP && vs.Protocol != UDP:
 			p.errorf(t.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)

@@ -333,7 +333,7 @@ func (b *balancer) status() (vss []api.VirtualServerStatus, ops uint64) {
 			break
 		}
 		h := snap[i]
-		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol.String(), Scheduler: vs.Scheduler,
+		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol.String(), Scheduler: vs.Scheduler.String(),
 			Method: vs.Method.String(), QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
 		if vs.IP.IsValid() {
 			v.VIP = vs.IP.String()

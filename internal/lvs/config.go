@@ -52,7 +52,7 @@ func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 
 // serviceOf maps a virtual server's scheduling settings.
 func serviceOf(vs *config.VirtualServer) Service {
-	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
+	s := Service{Scheduler: Scheduler(vs.Scheduler.String()), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
 	if vs.SchedFlags&config.SchedOnePacket != 0 {
 		s.Flags |= FlagOnePacket
 	}
@@ -61,9 +61,9 @@ func serviceOf(vs *config.VirtualServer) Service {
 	// mh-* name theirs.
 	var fallback, port Flags
 	switch vs.Scheduler {
-	case "sh":
+	case config.SchedulerSH:
 		fallback, port = FlagSHFallback, FlagSHPort
-	case "mh":
+	case config.SchedulerMH:
 		fallback, port = FlagMHFallback, FlagMHPort
 	}
 	if vs.SchedFlags&config.SchedFallback != 0 {
