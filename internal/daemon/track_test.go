@@ -149,13 +149,13 @@ func (f *fakeEngine) waitCall(t *testing.T, want trackCall) {
 
 // trackConf is a configuration whose instances VI_1 and VI_2 track the
 // vrrp_script chk, which appends a line to runs each time it runs and
-// exits with status code; extra goes in chk's block, refs in VI_1's
-// track_script (VI_2 tracks chk with chk's weight).
+// exits with status code; extra goes in chk's block, refs and vi2Refs in
+// VI_1's and VI_2's track_script.
 type trackConf struct {
 	runs, sh             string
 	extra, refs, vi2Refs string
 	code                 int
-	vi2Priority          int
+	vi2VRID, vi2Priority int
 }
 
 func newTrackConf(t *testing.T, code int) *trackConf {
@@ -163,7 +163,7 @@ func newTrackConf(t *testing.T, code int) *trackConf {
 	dir := t.TempDir()
 	runs := dir + "/runs"
 	return &trackConf{runs: runs, sh: lab.WriteScript(t, dir, "chk.sh", fmt.Sprintf("echo run >> %s\nexit $1\n", runs)),
-		refs: "chk", vi2Refs: "chk", code: code, vi2Priority: 100}
+		refs: "chk", vi2Refs: "chk", code: code, vi2VRID: 2, vi2Priority: 100}
 }
 
 func (c *trackConf) String() string {
@@ -189,14 +189,14 @@ vrrp_instance VI_1 {
 vrrp_instance VI_2 {
     interface eth0
     dont_track_primary
-    virtual_router_id 2
+    virtual_router_id %d
     priority %d
     virtual_ipaddress {
         10.0.0.2/24
     }
     %s
 }
-`, u.Username, c.sh, c.code, c.extra, trackScript(c.refs), c.vi2Priority, trackScript(c.vi2Refs))
+`, u.Username, c.sh, c.code, c.extra, trackScript(c.refs), c.vi2VRID, c.vi2Priority, trackScript(c.vi2Refs))
 }
 
 // trackScript is a track_script block of refs, none without.
@@ -282,7 +282,10 @@ func TestReloadKeepsTracker(t *testing.T) {
 
 // A failing tracked script (weight 0: its instances are in FAULT) whose
 // rise and fall a reload changes stays failing: its instances are never
-// told it passes, and it is not run again for the reload.
+// told it passes, and it is not run again for the reload. An instance the
+// reload re-creates (VI_2, another VRID) starts without any contribution
+// in the engine: it is told the fault by the reload itself, before it
+// could leave FAULT, not when the script next reports.
 func TestReloadKeepsFailingScript(t *testing.T) {
 	c := newTrackConf(t, 1)
 	c.extra = "weight 0\n    rise 2\n    fall 2"
@@ -290,7 +293,12 @@ func TestReloadKeepsFailingScript(t *testing.T) {
 	eng.waitCall(t, trackCall{"VI_1", "vrrp_script chk", 0, true})
 	before := scriptTracker(s, "chk")
 	c.extra = "weight 0\n    rise 3\n    fall 3"
+	c.vi2VRID = 12
 	reloadTrackers(t, s, cfg, c)
+	// No wait: the reload has told it when it returns.
+	if n := countCalls(eng, trackCall{"VI_2", "vrrp_script chk", 0, true}); n != 2 {
+		t.Errorf("VI_2 told of chk's fault %d times by the end of the reload, want 2 (at start, and as re-created)", n)
+	}
 	if scriptTracker(s, "chk") != before {
 		t.Error("the reload replaced vrrp_script chk's tracker")
 	}
@@ -341,6 +349,16 @@ func TestReloadRemovesTracker(t *testing.T) {
 	if scriptTracker(s, "chk") != nil {
 		t.Error("vrrp_script chk still has a tracker")
 	}
+}
+
+func countCalls(eng *fakeEngine, want trackCall) int {
+	n := 0
+	for _, c := range eng.recorded() {
+		if c == want {
+			n++
+		}
+	}
+	return n
 }
 
 func lastOf(eng *fakeEngine, instance string) trackCall {
