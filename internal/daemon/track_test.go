@@ -124,17 +124,6 @@ func (f *fakeEngine) recorded() []trackCall {
 	return slices.Clone(f.calls)
 }
 
-// last is the last call for instance's use of the vrrp_script name.
-func (f *fakeEngine) last(instance, name string) (trackCall, bool) {
-	calls := f.recorded()
-	for i := len(calls) - 1; i >= 0; i-- {
-		if c := calls[i]; c.instance == instance && c.name == trackerName(track.KindScript, name) {
-			return c, true
-		}
-	}
-	return trackCall{}, false
-}
-
 // waitCall waits until the engine has been told want.
 func (f *fakeEngine) waitCall(t *testing.T, want trackCall) {
 	t.Helper()
@@ -176,27 +165,22 @@ vrrp_script chk {
     interval 3600
     %s
 }
-vrrp_instance VI_1 {
-    interface eth0
-    dont_track_primary
-    virtual_router_id 1
-    priority 100
-    virtual_ipaddress {
-        10.0.0.1/24
-    }
-    %s
+`, u.Username, c.sh, c.code, c.extra) + trackingInstance("VI_1", 1, 100, c.refs) + trackingInstance("VI_2", c.vi2VRID, c.vi2Priority, c.vi2Refs)
 }
-vrrp_instance VI_2 {
+
+// trackingInstance is a vrrp_instance tracking the scripts refs.
+func trackingInstance(name string, vrid, priority int, refs string) string {
+	return fmt.Sprintf(`vrrp_instance %s {
     interface eth0
     dont_track_primary
     virtual_router_id %d
     priority %d
     virtual_ipaddress {
-        10.0.0.2/24
+        10.0.0.%d/24
     }
     %s
 }
-`, u.Username, c.sh, c.code, c.extra, trackScript(c.refs), c.vi2VRID, c.vi2Priority, trackScript(c.vi2Refs))
+`, name, vrid, priority, vrid, trackScript(refs))
 }
 
 // trackScript is a track_script block of refs, none without.
@@ -207,33 +191,61 @@ func trackScript(refs string) string {
 	return "track_script {\n        " + refs + "\n    }"
 }
 
-// runTrackers starts the trackers of c as the daemon does, until the test
-// ends.
-func runTrackers(t *testing.T, c *trackConf) (*trackerSet, *fakeEngine, *config.Config) {
+// chkRun is c's trackers, run as the daemon runs them until the test
+// ends, and what they told the engine.
+type chkRun struct {
+	c   *trackConf
+	s   *trackerSet
+	eng *fakeEngine
+	cfg *config.Config
+}
+
+// runChk starts c's trackers and waits until chk's first result has
+// reached the engine as first.
+func runChk(t *testing.T, c *trackConf, first trackCall) *chkRun {
 	t.Helper()
-	cfg := parseConf(t, c.String())
-	eng := &fakeEngine{}
+	r := &chkRun{c: c, eng: &fakeEngine{}, cfg: parseConf(t, c.String())}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := startTrackers(ctx, cfg, script.NewUsers(&cfg.Global, lab.TestLogger(t)), eng, lab.TestLogger(t))
+	s, err := startTrackers(ctx, r.cfg, script.NewUsers(&r.cfg.Global, lab.TestLogger(t)), r.eng, lab.TestLogger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	r.s = s
 	t.Cleanup(func() {
 		cancel()
 		s.stop()
 	})
-	return s, eng, cfg
+	r.eng.waitCall(t, first)
+	return r
 }
 
-// reloadTrackers applies c to s as the daemon's Reload does.
-func reloadTrackers(t *testing.T, s *trackerSet, old *config.Config, c *trackConf) *config.Config {
+// reload applies c, as edit leaves it, as the daemon's Reload does, and
+// returns what the engine had been told when the reload returned.
+func (r *chkRun) reload(t *testing.T, edit func(c *trackConf)) []trackCall {
 	t.Helper()
-	cfg := parseConf(t, c.String())
-	if err := s.reload(old, cfg, script.NewUsers(&cfg.Global, lab.TestLogger(t))); err != nil {
+	edit(r.c)
+	cfg := parseConf(t, r.c.String())
+	if err := r.s.reload(r.cfg, cfg, script.NewUsers(&cfg.Global, lab.TestLogger(t))); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	r.cfg = cfg
+	return r.eng.recorded()
+}
+
+// reloadKeeping is reload, checking that chk's tracker is the one that ran
+// before and that the script was not run again.
+func (r *chkRun) reloadKeeping(t *testing.T, edit func(c *trackConf)) []trackCall {
+	t.Helper()
+	before := r.s.scriptTracker("chk")
+	calls := r.reload(t, edit)
+	if r.s.scriptTracker("chk") != before {
+		t.Error("the reload replaced vrrp_script chk's tracker")
+	}
+	if n := runsAfterReload(t, r.c); n != 1 {
+		t.Errorf("chk ran %d times, want once (the reload ran it again)", n)
+	}
+	return calls
 }
 
 // runsAfterReload is how many times the script has run, a while after a
@@ -252,7 +264,7 @@ func runsAfterReload(t *testing.T, c *trackConf) int {
 }
 
 // scriptTracker is s's running tracker of the vrrp_script name.
-func scriptTracker(s *trackerSet, name string) *running {
+func (s *trackerSet) scriptTracker(name string) *running {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w := s.ws[watchKey{track.KindScript, name}]; w != nil {
@@ -261,23 +273,25 @@ func scriptTracker(s *trackerSet, name string) *running {
 	return nil
 }
 
+// last is the last of calls for instance's use of chk.
+func last(calls []trackCall, instance string) trackCall {
+	for i := len(calls) - 1; i >= 0; i-- {
+		if c := calls[i]; c.instance == instance && c.name == trackerName(track.KindScript, "chk") {
+			return c
+		}
+	}
+	return trackCall{}
+}
+
 // A reload that changes nothing of a tracked script, nor of who tracks
 // it, leaves its tracker running as it was: the same tracker, the script
 // not run again. Trackers used to be stopped and started on every reload.
 func TestReloadKeepsTracker(t *testing.T) {
 	c := newTrackConf(t, 0)
 	c.extra = "weight 10"
-	s, eng, cfg := runTrackers(t, c)
-	eng.waitCall(t, trackCall{"VI_1", "vrrp_script chk", 10, false})
-	before := scriptTracker(s, "chk")
-	c.vi2Priority = 90 // an instance changes; the tracker does not
-	reloadTrackers(t, s, cfg, c)
-	if scriptTracker(s, "chk") != before {
-		t.Error("the reload replaced vrrp_script chk's tracker")
-	}
-	if n := runsAfterReload(t, c); n != 1 {
-		t.Errorf("chk ran %d times, want once (the reload ran it again)", n)
-	}
+	r := runChk(t, c, trackCall{"VI_1", "vrrp_script chk", 10, false})
+	// An instance changes; the tracker does not.
+	r.reloadKeeping(t, func(c *trackConf) { c.vi2Priority = 90 })
 }
 
 // A failing tracked script (weight 0: its instances are in FAULT) whose
@@ -289,23 +303,16 @@ func TestReloadKeepsTracker(t *testing.T) {
 func TestReloadKeepsFailingScript(t *testing.T) {
 	c := newTrackConf(t, 1)
 	c.extra = "weight 0\n    rise 2\n    fall 2"
-	s, eng, cfg := runTrackers(t, c)
-	eng.waitCall(t, trackCall{"VI_1", "vrrp_script chk", 0, true})
-	before := scriptTracker(s, "chk")
-	c.extra = "weight 0\n    rise 3\n    fall 3"
-	c.vi2VRID = 12
-	reloadTrackers(t, s, cfg, c)
-	// No wait: the reload has told it when it returns.
-	if n := countCalls(eng, trackCall{"VI_2", "vrrp_script chk", 0, true}); n != 2 {
+	fault := trackCall{"VI_2", "vrrp_script chk", 0, true}
+	r := runChk(t, c, fault)
+	calls := r.reloadKeeping(t, func(c *trackConf) {
+		c.extra = "weight 0\n    rise 3\n    fall 3"
+		c.vi2VRID = 12
+	})
+	if n := len(slices.DeleteFunc(calls, func(c trackCall) bool { return c != fault })); n != 2 {
 		t.Errorf("VI_2 told of chk's fault %d times by the end of the reload, want 2 (at start, and as re-created)", n)
 	}
-	if scriptTracker(s, "chk") != before {
-		t.Error("the reload replaced vrrp_script chk's tracker")
-	}
-	if n := runsAfterReload(t, c); n != 1 {
-		t.Errorf("chk ran %d times, want once (the reload ran it again)", n)
-	}
-	for _, call := range eng.recorded() {
+	for _, call := range r.eng.recorded() {
 		if !call.fault {
 			t.Errorf("engine told %+v: the instance would leave FAULT", call)
 		}
@@ -318,16 +325,10 @@ func TestReloadKeepsFailingScript(t *testing.T) {
 func TestReloadTrackWeight(t *testing.T) {
 	c := newTrackConf(t, 0)
 	c.refs = "chk weight 10"
-	s, eng, cfg := runTrackers(t, c)
-	eng.waitCall(t, trackCall{"VI_1", "vrrp_script chk", 10, false})
-	c.refs = "chk weight 30"
-	reloadTrackers(t, s, cfg, c)
-	// No wait: the reload has applied it when it returns.
-	if got, want := lastOf(eng, "VI_1"), (trackCall{"VI_1", "vrrp_script chk", 30, false}); got != want {
-		t.Errorf("after the reload VI_1 has %+v, want %+v", got, want)
-	}
-	if n := runsAfterReload(t, c); n != 1 {
-		t.Errorf("chk ran %d times, want once (the reload ran it again)", n)
+	r := runChk(t, c, trackCall{"VI_1", "vrrp_script chk", 10, false})
+	calls := r.reloadKeeping(t, func(c *trackConf) { c.refs = "chk weight 30" })
+	if got, want := last(calls, "VI_1"), (trackCall{"VI_1", "vrrp_script chk", 30, false}); got != want {
+		t.Errorf("at the end of the reload VI_1 has %+v, want %+v", got, want)
 	}
 }
 
@@ -336,32 +337,15 @@ func TestReloadTrackWeight(t *testing.T) {
 func TestReloadRemovesTracker(t *testing.T) {
 	c := newTrackConf(t, 0)
 	c.extra = "weight 10"
-	s, eng, cfg := runTrackers(t, c)
-	eng.waitCall(t, trackCall{"VI_1", "vrrp_script chk", 10, false})
+	r := runChk(t, c, trackCall{"VI_1", "vrrp_script chk", 10, false})
 	// chk stays defined; nobody tracks it.
-	c.refs, c.vi2Refs = "", ""
-	reloadTrackers(t, s, cfg, c)
+	calls := r.reload(t, func(c *trackConf) { c.refs, c.vi2Refs = "", "" })
 	for _, inst := range []string{"VI_1", "VI_2"} {
-		if got, want := lastOf(eng, inst), (trackCall{inst, "vrrp_script chk", 0, false}); got != want {
-			t.Errorf("after the reload %s has %+v, want %+v", inst, got, want)
+		if got, want := last(calls, inst), (trackCall{inst, "vrrp_script chk", 0, false}); got != want {
+			t.Errorf("at the end of the reload %s has %+v, want %+v", inst, got, want)
 		}
 	}
-	if scriptTracker(s, "chk") != nil {
+	if r.s.scriptTracker("chk") != nil {
 		t.Error("vrrp_script chk still has a tracker")
 	}
-}
-
-func countCalls(eng *fakeEngine, want trackCall) int {
-	n := 0
-	for _, c := range eng.recorded() {
-		if c == want {
-			n++
-		}
-	}
-	return n
-}
-
-func lastOf(eng *fakeEngine, instance string) trackCall {
-	c, _ := eng.last(instance, "chk")
-	return c
 }
