@@ -274,8 +274,7 @@ func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error 
 			continue // it did not start; it is tried again below
 		}
 		switch {
-		case next[k] == nil, changes[k] == config.Recreated,
-			changes[k] == config.InPlace && !s.reconfigure(cfg, w):
+		case next[k] == nil, changes[k] == config.Recreated, !keep(cfg, users, w, changes[k]):
 			// A re-created object's old status stays in force until
 			// the new tracker's first report.
 			w.run.stop()
@@ -308,13 +307,16 @@ func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error 
 	return errors.Join(errs...)
 }
 
-// reconfigure gives w's running tracker cfg's settings for its object and
-// reports whether it could; one that cannot is restarted. What is in
-// place, per kind:
+// keep gives w's running tracker cfg's settings for its object, which
+// Diff found unchanged or changed in place, and reports whether it could;
+// one that cannot is restarted. What is in place, per kind:
 //   - vrrp_script: interval, timeout, rise, fall (track.Script.Reconfigure,
-//     which keeps the status); weight and reverse are the users' (above);
+//     which keeps the status); weight and reverse are the users' (reload);
 //     init_fail only says how a script starts, so it waits for the next
-//     start.
+//     start. A script that would now run as another identity (global_defs
+//     script_user, which is not the script's object) or under another
+//     enable_script_security restarts, as a script whose own user changed
+//     is re-created: its results as the old user say nothing of the new.
 //   - track_file: weight and reverse are the users'; init_file and
 //     init_overwrite write the file at start only (keepalived.conf(5)),
 //     so nothing runs differently.
@@ -322,19 +324,26 @@ func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error 
 //     delays are the tracker's core state, which starts again (restart:
 //     the process table is read at once, and the old status stays in
 //     force until then).
-func (s *trackerSet) reconfigure(cfg *config.Config, w *watch) bool {
+//   - track_interface: its name is all there is.
+func keep(cfg *config.Config, users *script.Users, w *watch, change config.Change) bool {
 	switch r := w.run.r.(type) {
 	case *track.Script:
-		for _, sc := range cfg.Scripts {
-			if sc.Name == w.name {
-				r.Reconfigure(sc)
-				return true
-			}
+		i := slices.IndexFunc(cfg.Scripts, func(sc *config.Script) bool { return sc.Name == w.name })
+		if i < 0 {
+			return false
 		}
+		sc := cfg.Scripts[i]
+		if cmd, err := users.Command(sc.Command, sc.User, sc.Group); err != nil || !r.Runs(cmd) {
+			return false // a new tracker reports the error
+		}
+		if change == config.InPlace {
+			r.Reconfigure(sc)
+		}
+		return true
 	case *track.File:
 		return true
 	}
-	return false
+	return change == config.Unchanged
 }
 
 // trackerChanges is Diff's verdict on each tracked object with a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	osuser "os/user"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -137,11 +138,11 @@ func (f *fakeEngine) waitCall(t *testing.T, want trackCall) {
 }
 
 // trackConf is a configuration whose instances VI_1 and VI_2 track the
-// vrrp_script chk, which appends a line to runs each time it runs and
-// exits with status code; extra goes in chk's block, refs and vi2Refs in
+// vrrp_script chk, which appends the name of the user it runs as to runs
+// each time it runs and exits with status code; user is script_user; extra goes in chk's block, refs and vi2Refs in
 // VI_1's and VI_2's track_script.
 type trackConf struct {
-	runs, sh             string
+	runs, sh, user       string
 	extra, refs, vi2Refs string
 	code                 int
 	vi2VRID, vi2Priority int
@@ -151,12 +152,15 @@ func newTrackConf(t *testing.T, code int) *trackConf {
 	t.Helper()
 	dir := t.TempDir()
 	runs := dir + "/runs"
-	return &trackConf{runs: runs, sh: lab.WriteScript(t, dir, "chk.sh", fmt.Sprintf("echo run >> %s\nexit $1\n", runs)),
-		refs: "chk", vi2Refs: "chk", code: code, vi2VRID: 2, vi2Priority: 100}
+	u, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &trackConf{runs: runs, sh: lab.WriteScript(t, dir, "chk.sh", fmt.Sprintf("id -un >> %s\nexit $1\n", runs)),
+		user: u.Username, refs: "chk", vi2Refs: "chk", code: code, vi2VRID: 2, vi2Priority: 100}
 }
 
 func (c *trackConf) String() string {
-	u, _ := osuser.Current()
 	return fmt.Sprintf(`global_defs {
     script_user %s
 }
@@ -165,7 +169,7 @@ vrrp_script chk {
     interval 3600
     %s
 }
-`, u.Username, c.sh, c.code, c.extra) + trackingInstance("VI_1", 1, 100, c.refs) + trackingInstance("VI_2", c.vi2VRID, c.vi2Priority, c.vi2Refs)
+`, c.user, c.sh, c.code, c.extra) + trackingInstance("VI_1", 1, 100, c.refs) + trackingInstance("VI_2", c.vi2VRID, c.vi2Priority, c.vi2Refs)
 }
 
 // trackingInstance is a vrrp_instance tracking the scripts refs.
@@ -260,7 +264,7 @@ func runsAfterReload(t *testing.T, c *trackConf) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), "run\n")
+	return len(strings.Fields(string(b)))
 }
 
 // scriptTracker is s's running tracker of the vrrp_script name.
@@ -347,5 +351,51 @@ func TestReloadRemovesTracker(t *testing.T) {
 	}
 	if r.s.scriptTracker("chk") != nil {
 		t.Error("vrrp_script chk still has a tracker")
+	}
+}
+
+// A script whose identity a reload changes from outside its definition
+// (global_defs script_user) is run again as the new user by a new tracker:
+// Diff sees the vrrp_script unchanged, but what it would run is not.
+func TestReloadScriptUserRestartsTracker(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the script runs as another user")
+	}
+	if _, err := osuser.Lookup("nobody"); err != nil {
+		t.Skipf("no user nobody to run scripts as: %v", err)
+	}
+	c := newTrackConf(t, 0)
+	// nobody must reach the script and the file it writes.
+	for _, p := range []string{filepath.Dir(filepath.Dir(c.runs)), filepath.Dir(c.runs)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(c.runs, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.runs, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	c.user = "root"
+	c.extra = "weight 10"
+	r := runChk(t, c, trackCall{"VI_1", "vrrp_script chk", 10, false})
+	before := r.s.scriptTracker("chk")
+	r.reload(t, func(c *trackConf) { c.user = "nobody" })
+	if r.s.scriptTracker("chk") == before {
+		t.Error("vrrp_script chk kept its tracker, which runs it as root")
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		b, err := os.ReadFile(c.runs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Fields(string(b)); slices.Equal(got, []string{"root", "nobody"}) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("chk ran as %q, want root then nobody", got)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

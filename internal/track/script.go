@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -128,6 +129,10 @@ func (s *Script) Reconfigure(c *config.Script) {
 	default: // one is pending; Run reads the latest params
 	}
 }
+
+// Runs reports whether s runs cmd: the same program, as the same
+// identity, under the same enable_script_security.
+func (s *Script) Runs(cmd *script.Command) bool { return reflect.DeepEqual(s.cmd, cmd) }
 
 func (s *Script) current() scriptParams {
 	s.mu.Lock()
