@@ -255,10 +255,11 @@ func (s *trackerSet) stop() {
 //     starts. Until it reports, the instances keep the contribution of
 //     the old one (a re-created one), or have none (a new one), as at
 //     start (track.Update: no weight until the first status);
-//   - one changed in place keeps its tracker and its status; see
-//     reconfigure for what each kind takes on in place;
+//   - one changed in place keeps its tracker and its status where its
+//     kind allows (keep says what each kind takes on in place), else it
+//     restarts like a re-created one;
 //   - unchanged ones keep running untouched, and the script is not run
-//     again.
+//     again (unless it would now run as another user: keep).
 //
 // Then every tracker's users are the ones cfg gives it, and each gets the
 // contribution of the last status at once, with its (possibly new) weight:
