@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,20 +51,11 @@ func (vc vocabulary[T]) parse(s string) (T, bool) {
 func (vc vocabulary[T]) words(vs ...T) []string {
 	var out []string
 	for _, w := range vc {
-		if len(vs) == 0 || containsValue(vs, w.v) {
+		if len(vs) == 0 || slices.Contains(vs, w.v) {
 			out = append(out, w.text)
 		}
 	}
 	return out
-}
-
-func containsValue[T comparable](vs []T, v T) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // unmarshal is UnmarshalText for an enum: the dump's words read back.
