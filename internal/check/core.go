@@ -348,9 +348,9 @@ func (ck *ckState) timing() config.Timing { return ck.spec.Checker.Timing }
 
 func (ck *ckState) reason() string {
 	if ck.lastErr != "" {
-		return ck.spec.Checker.Type + ": " + ck.lastErr
+		return ck.spec.Checker.Type.String() + ": " + ck.lastErr
 	}
-	return ck.spec.Checker.Type + ": ok"
+	return ck.spec.Checker.Type.String() + ": ok"
 }
 
 // setOffset applies the weight a successful MISC_CHECK or FILE_CHECK asks

@@ -38,7 +38,7 @@ type HTTP struct {
 	addr  netip.AddrPort
 	tls   bool
 	urls  []*config.URL
-	proto string
+	proto config.HTTPVersion
 }
 
 func newHTTP(c *config.Checker, addr netip.AddrPort) (*HTTP, error) {
@@ -155,7 +155,7 @@ func Digest(ctx context.Context, addr netip.AddrPort, path, virtualhost string, 
 	d := config.Duration(timeout)
 	u := &config.URL{Path: path}
 	c := &config.Checker{Type: typ, Timing: config.Timing{ConnectTimeout: d},
-		HTTP: &config.HTTPCheck{URLs: []*config.URL{u}, Protocol: "1.0", Virtualhost: virtualhost, EnableSNI: ssl && virtualhost != ""}}
+		HTTP: &config.HTTPCheck{URLs: []*config.URL{u}, Protocol: config.HTTP10, Virtualhost: virtualhost, EnableSNI: ssl && virtualhost != ""}}
 	h, err := newHTTP(c, addr)
 	if err != nil {
 		return Page{}, err
@@ -183,9 +183,9 @@ func Digest(ctx context.Context, addr netip.AddrPort, path, virtualhost string, 
 func (h *HTTP) request(u *config.URL, host string) string {
 	minor, closeHdr := "0", ""
 	switch h.proto {
-	case "1.1":
+	case config.HTTP11:
 		minor, closeHdr = "1", "Connection: close\r\n"
-	case "1.0C":
+	case config.HTTP10Close:
 		closeHdr = "Connection: close\r\n"
 	}
 	path := u.Path

@@ -60,7 +60,7 @@ func webHandler(s *seen) http.Handler {
 
 const helloMD5 = "5d41402abc4b2a76b9719d911017c592"
 
-func httpCfg(proto string, urls ...*config.URL) func(*config.Checker) {
+func httpCfg(proto config.HTTPVersion, urls ...*config.URL) func(*config.Checker) {
 	return func(c *config.Checker) { c.HTTP = &config.HTTPCheck{Protocol: proto, URLs: urls} }
 }
 
@@ -78,22 +78,22 @@ func TestHTTP(t *testing.T) {
 		wantProto string
 		wantClose bool
 	}{
-		{name: "200 with digest", mut: httpCfg("", &config.URL{Path: "/", Digest: helloMD5}), ok: true,
+		{name: "200 with digest", mut: httpCfg(config.HTTP10, &config.URL{Path: "/", Digest: helloMD5}), ok: true,
 			wantHost: addr, wantProto: "HTTP/1.0"},
-		{name: "digest mismatch", mut: httpCfg("", &config.URL{Path: "/", Digest: strings.Repeat("0", 32)}), wantErr: "digest " + helloMD5},
-		{name: "default status range rejects 503", mut: httpCfg("", &config.URL{Path: "/503"}), wantErr: "status 503"},
-		{name: "status_code 500-503 accepts 503", mut: httpCfg("",
+		{name: "digest mismatch", mut: httpCfg(config.HTTP10, &config.URL{Path: "/", Digest: strings.Repeat("0", 32)}), wantErr: "digest " + helloMD5},
+		{name: "default status range rejects 503", mut: httpCfg(config.HTTP10, &config.URL{Path: "/503"}), wantErr: "status 503"},
+		{name: "status_code 500-503 accepts 503", mut: httpCfg(config.HTTP10,
 			&config.URL{Path: "/503", StatusCodes: []config.StatusRange{{Min: 200, Max: 200}, {Min: 500, Max: 503}}}), ok: true},
-		{name: "every url must pass", mut: httpCfg("", &config.URL{Path: "/"}, &config.URL{Path: "/503"}), wantErr: "/503: status 503"},
-		{name: "redirect not followed", mut: httpCfg("", &config.URL{Path: "/loop"}), wantErr: "status 301"},
-		{name: "regex", mut: httpCfg("", &config.URL{Path: "/", Regex: regexp.MustCompile("^hel+o$")}), ok: true},
-		{name: "regex_no_match", mut: httpCfg("", &config.URL{Path: "/", Regex: regexp.MustCompile("hello"), RegexNoMatch: true}), wantErr: "matches regex"},
+		{name: "every url must pass", mut: httpCfg(config.HTTP10, &config.URL{Path: "/"}, &config.URL{Path: "/503"}), wantErr: "/503: status 503"},
+		{name: "redirect not followed", mut: httpCfg(config.HTTP10, &config.URL{Path: "/loop"}), wantErr: "status 301"},
+		{name: "regex", mut: httpCfg(config.HTTP10, &config.URL{Path: "/", Regex: regexp.MustCompile("^hel+o$")}), ok: true},
+		{name: "regex_no_match", mut: httpCfg(config.HTTP10, &config.URL{Path: "/", Regex: regexp.MustCompile("hello"), RegexNoMatch: true}), wantErr: "matches regex"},
 		{name: "1.0C virtualhost", mut: func(c *config.Checker) {
-			httpCfg("1.0C", &config.URL{Path: "/"})(c)
+			httpCfg(config.HTTP10Close, &config.URL{Path: "/"})(c)
 			c.HTTP.Virtualhost = "www.example.test"
 		}, ok: true, wantHost: "www.example.test", wantProto: "HTTP/1.0", wantClose: true},
 		{name: "1.1 url virtualhost wins", mut: func(c *config.Checker) {
-			httpCfg("1.1", &config.URL{Path: "/", Virtualhost: "url.example.test", Digest: helloMD5})(c)
+			httpCfg(config.HTTP11, &config.URL{Path: "/", Virtualhost: "url.example.test", Digest: helloMD5})(c)
 			c.HTTP.Virtualhost = "www.example.test"
 		}, ok: true, wantHost: "url.example.test", wantProto: "HTTP/1.1", wantClose: true},
 	}
@@ -173,7 +173,7 @@ func TestHTTPMisbehaving(t *testing.T) {
 			addr := rawServer(t, tt.serve)
 			limit := 2 * time.Second
 			ck := checker(t, config.CheckHTTP, addr, func(c *config.Checker) {
-				httpCfg("", u)(c)
+				httpCfg(config.HTTP10, u)(c)
 				if tt.timeout > 0 {
 					c.Timing.ConnectTimeout = config.Duration(tt.timeout)
 					limit = tt.timeout
@@ -242,7 +242,7 @@ func TestSSL(t *testing.T) {
 	t.Run("plain HTTP server", func(t *testing.T) {
 		plain := httptest.NewServer(webHandler(&seen{}))
 		defer plain.Close()
-		ck := checker(t, config.CheckSSL, plain.Listener.Addr().String(), httpCfg("", &config.URL{Path: "/"}))
+		ck := checker(t, config.CheckSSL, plain.Listener.Addr().String(), httpCfg(config.HTTP10, &config.URL{Path: "/"}))
 		expect(t, ck, false, "tls handshake", time.Second)
 	})
 }

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 
 // checker builds a checker of type typ aimed at addr with a short
 // connect_timeout; mut adjusts the configuration first.
-func checker(t *testing.T, typ string, addr string, mut func(*config.Checker)) Checker {
+func checker(t *testing.T, typ config.CheckType, addr string, mut func(*config.Checker)) Checker {
 	t.Helper()
 	c := &config.Checker{Type: typ, Timing: timing(10, 1, 0, 0, false)}
 	c.Timing.ConnectTimeout = config.Duration(500 * time.Millisecond)

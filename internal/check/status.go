@@ -3,6 +3,8 @@ package check
 import (
 	"net/netip"
 	"time"
+
+	"tandem/internal/config"
 )
 
 // VSStatus is the health state of one virtual server.
@@ -35,10 +37,10 @@ const (
 
 // CheckerStatus is the state of one checker.
 type CheckerStatus struct {
-	Type       string `json:"type"`
-	Up         bool   `json:"up"`
-	LastResult string `json:"last_result"`
-	LastError  string `json:"last_error,omitempty"`
+	Type       config.CheckType `json:"type"`
+	Up         bool             `json:"up"`
+	LastResult string           `json:"last_result"`
+	LastError  string           `json:"last_error,omitempty"`
 	// LastChange is when Up last changed (zero: never since start).
 	LastChange time.Time     `json:"last_change,omitzero"`
 	LastRun    time.Time     `json:"last_run,omitzero"`

@@ -212,7 +212,7 @@ func TestDiagnostics(t *testing.T) {
 			src:  "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo wrrr\n}\n",
 			want: []wantDiag{e(3, 11, `lb_algo: "wrrr" is not one of rr, wrr,`), w(1, 1, "no lb_algo given")},
 			check: func(t *testing.T, cfg *Config) {
-				if cfg.VirtualServers[0].Scheduler != "wlc" {
+				if cfg.VirtualServers[0].Scheduler != SchedulerWLC {
 					t.Errorf("scheduler %q, want wlc", cfg.VirtualServers[0].Scheduler)
 				}
 			},
@@ -297,7 +297,7 @@ func TestDiagnostics(t *testing.T) {
 			src:  strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  authentication {\n    auth_type PASS\n    auth_pass 0123456789\n  }\n", 1),
 			want: []wantDiag{w(3, 3, `auth_pass "0123456789" is longer than 8 bytes; truncated to "01234567"`)},
 			check: func(t *testing.T, cfg *Config) {
-				want := &Auth{Type: "PASS", Pass: "01234567"}
+				want := &Auth{Type: AuthPass, Pass: "01234567"}
 				if diff := cmp.Diff(want, cfg.Instances[0].Auth); diff != "" {
 					t.Errorf("auth (-want +got):\n%s", diff)
 				}
@@ -382,7 +382,7 @@ func TestDiagnostics(t *testing.T) {
 			want: []wantDiag{w(5, 3, "port 8080 differs from the virtual server's 80, which DR cannot change; using 80")},
 			check: func(t *testing.T, cfg *Config) {
 				for _, rs := range cfg.VirtualServers[0].RealServers {
-					if rs.Port != 80 || rs.Weight != 1 || rs.Method != "DR" {
+					if rs.Port != 80 || rs.Weight != 1 || rs.Method != DR {
 						t.Errorf("real server %s: port %d weight %d method %s, want 80 1 DR", rs.IP, rs.Port, rs.Weight, rs.Method)
 					}
 				}

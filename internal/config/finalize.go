@@ -46,10 +46,10 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 	in.V3ChecksumAsV2 = pick(u.v3v2, g.V3ChecksumAsV2)
 	// keepalived (vrrp_init_state): with no state line the address owner
 	// starts as master, everyone else as backup.
-	if in.State == "" {
-		in.State = "BACKUP"
+	if in.State == StateUnset {
+		in.State = StateBackup
 		if in.Priority == 255 {
-			in.State = "MASTER"
+			in.State = StateMaster
 		}
 	}
 	if in.Version < 0 {
@@ -128,7 +128,7 @@ const (
 	defaultConnectTimeout = Duration(5 * time.Second)
 )
 
-func checkerDefaults(typ string, delayLoop Duration) (retry int, dbr Duration) {
+func checkerDefaults(typ CheckType, delayLoop Duration) (retry int, dbr Duration) {
 	switch typ {
 	case CheckHTTP, CheckSSL:
 		return 1, Duration(3 * time.Second)
@@ -143,24 +143,24 @@ func checkerDefaults(typ string, delayLoop Duration) (retry int, dbr Duration) {
 func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 	g := &cfg.Global
 	byIP := vs.Group == "" && vs.FWMark == 0
-	if vs.Family == "" {
-		vs.Family = "inet"
+	if vs.Family == FamilyUnset {
+		vs.Family = Inet
 		if vs.IP.Is6() {
-			vs.Family = "inet6"
+			vs.Family = Inet6
 		}
 	}
 	// check_data.c validate_check_config: a service by address with no
 	// protocol gets UDP (the kernel's meaning of 0), with a message.
-	if vs.Protocol == "" && byIP {
+	if vs.Protocol == ProtocolUnset && byIP {
 		p.warnf(vs.Pos, "virtual_server %s: no protocol given; keepalived uses UDP, so does Tandem (write protocol TCP if you meant TCP)", vs.Name())
-		vs.Protocol = "UDP"
+		vs.Protocol = UDP
 	}
-	if vs.Scheduler == "" {
+	if vs.Scheduler == SchedulerUnset {
 		p.warnf(vs.Pos, "virtual_server %s: no lb_algo given; using keepalived's default wlc", vs.Name())
-		vs.Scheduler = "wlc"
+		vs.Scheduler = SchedulerWLC
 	}
-	if vs.Method == "" {
-		vs.Method = "NAT"
+	if vs.Method == MethodUnset {
+		vs.Method = NAT
 	}
 	if vs.Defaults.DelayLoop == nil {
 		d := defaultDelayLoop
@@ -171,14 +171,14 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 		vs.Defaults.ConnectTimeout = &d
 	}
 	vs.SMTPAlert = First(false, vs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
-	if ss := vs.SorryServer; ss != nil && ss.Method == "" {
+	if ss := vs.SorryServer; ss != nil && ss.Method == MethodUnset {
 		ss.Method = vs.Method
 	}
 	for _, rs := range vs.RealServers {
 		if rs.Weight < 0 {
 			rs.Weight = vs.Weight
 		}
-		if rs.Method == "" {
+		if rs.Method == MethodUnset {
 			rs.Method = vs.Method
 		}
 		rs.Inhibit = First(vs.Inhibit, rs.unset.inhibit)
@@ -199,7 +199,7 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 func (p *parser) finalizeRSPort(vs *VirtualServer, rs *RealServer) {
 	switch {
 	case vs.Group != "":
-	case rs.Method == "NAT":
+	case rs.Method == NAT:
 		if rs.Port == 0 && vs.FWMark == 0 {
 			rs.Port = vs.Port
 		}

@@ -188,10 +188,10 @@ func (f *formatter) global(g *Global) {
 	f.flag("v3_checksum_as_v2", g.V3ChecksumAsV2)
 	f.only("lvs_flush", g.LVSFlush)
 	switch g.LVSFlushOnStop {
-	case "all":
+	case FlushAll:
 		f.line("lvs_flush_onstop")
-	case "VS", "RS":
-		f.line("lvs_flush_onstop", g.LVSFlushOnStop)
+	case FlushVS, FlushRS:
+		f.line("lvs_flush_onstop", g.LVSFlushOnStop.String())
 	}
 	var to []string
 	for _, t := range []struct {
@@ -259,10 +259,10 @@ func (f *formatter) trackProcess(t *TrackProcess) {
 	f.open("vrrp_track_process", t.Name)
 	f.line(append([]string{"process", t.Process}, t.Params...)...)
 	switch t.ParamMatch {
-	case "exact":
+	case ParamExact:
 		f.line("param_match")
-	case "initial", "partial":
-		f.line("param_match", t.ParamMatch)
+	case ParamInitial, ParamPartial:
+		f.line("param_match", t.ParamMatch.String())
 	}
 	f.line(weightWords(t.Weight, t.Reverse)...)
 	if t.Quorum > 0 {
@@ -324,7 +324,7 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 
 func (f *formatter) instance(in *Instance) {
 	f.open("vrrp_instance", in.Name)
-	f.line("state", in.State)
+	f.line("state", in.State.String())
 	f.str("interface", in.Interface)
 	f.num("virtual_router_id", in.VRID)
 	f.num("priority", in.Priority)
@@ -378,7 +378,7 @@ func (f *formatter) instance(in *Instance) {
 	f.notify(&in.Notify)
 	if a := in.Auth; a != nil {
 		f.open("authentication")
-		f.line("auth_type", a.Type)
+		f.line("auth_type", a.Type.String())
 		f.line("auth_pass", a.Pass)
 		f.close()
 	}
@@ -575,18 +575,18 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 		f.open("virtual_server", vs.IP.String(), strconv.Itoa(vs.Port))
 	}
 	if !vs.IP.IsValid() {
-		f.line("ip_family", vs.Family)
+		f.line("ip_family", vs.Family.String())
 	}
-	f.str("protocol", vs.Protocol)
-	f.line("lb_algo", vs.Scheduler)
+	f.str("protocol", vs.Protocol.String())
+	f.line("lb_algo", vs.Scheduler.String())
 	for _, fl := range vs.SchedFlags.words(vs.Scheduler) {
 		f.line(fl)
 	}
-	f.line("lb_kind", vs.Method)
+	f.line("lb_kind", vs.Method.String())
 	if vs.Persistence > 0 {
 		f.dur("persistence_timeout", vs.Persistence)
 	}
-	if g := vs.Granularity; g != 0 && vs.Family == "inet6" {
+	if g := vs.Granularity; g != 0 && vs.Family == Inet6 {
 		f.num("persistence_granularity", int(g))
 	} else if g != 0 {
 		f.line("persistence_granularity", net.IP(net.CIDRMask(int(g), 32)).String())
@@ -606,7 +606,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", ss.IP.String(), strconv.Itoa(ss.Port))
 		f.flag("sorry_server_inhibit", ss.Inhibit)
-		f.line("sorry_server_lvs_method", ss.Method)
+		f.line("sorry_server_lvs_method", ss.Method.String())
 	}
 	for _, rs := range vs.RealServers {
 		f.realServer(rs)
@@ -617,7 +617,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 func (f *formatter) realServer(rs *RealServer) {
 	f.open("real_server", rs.IP.String(), strconv.Itoa(rs.Port))
 	f.num("weight", rs.Weight)
-	f.line("lvs_method", rs.Method)
+	f.line("lvs_method", rs.Method.String())
 	if rs.UThreshold > 0 {
 		f.num("uthreshold", rs.UThreshold)
 	}
@@ -637,7 +637,7 @@ func (f *formatter) realServer(rs *RealServer) {
 }
 
 func (f *formatter) checker(c *Checker) {
-	f.open(c.Type)
+	f.open(c.Type.String())
 	f.addr("connect_ip", c.ConnectIP)
 	if c.ConnectPort != 0 {
 		f.num("connect_port", c.ConnectPort)
@@ -661,7 +661,7 @@ func (f *formatter) checker(c *Checker) {
 	switch {
 	case c.HTTP != nil:
 		h := c.HTTP
-		f.line("http_protocol", h.Protocol)
+		f.line("http_protocol", h.Protocol.String())
 		f.str("virtualhost", h.Virtualhost)
 		f.flag("enable_sni", h.EnableSNI)
 		f.str("sni_name", h.SNIName)

@@ -120,9 +120,9 @@ func (p *parser) flushOnStop(g *Global) handler {
 		if !p.noBlock(n) || !p.args(n, 0, 1) {
 			return
 		}
-		g.LVSFlushOnStop = "all"
+		g.LVSFlushOnStop = FlushAll
 		if len(n.Args) == 1 {
-			if v, ok := p.enumTok(n, n.Args[0], "VS", "RS"); ok {
+			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS, FlushRS); ok {
 				g.LVSFlushOnStop = v
 			}
 		}

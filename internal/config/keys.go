@@ -130,7 +130,7 @@ func optional(p *uint32) string {
 // its timing and other parameters are settings a running checker takes
 // on without losing its state.
 func checkerKey(c *Checker) Key {
-	k := c.Type + " " + netip.AddrPortFrom(c.ConnectIP, uint16(c.ConnectPort)).String()
+	k := c.Type.String() + " " + netip.AddrPortFrom(c.ConnectIP, uint16(c.ConnectPort)).String()
 	if c.BindTo.IsValid() || c.BindPort != 0 || c.BindIf != "" {
 		k += fmt.Sprintf(" bind %s port %d if %s", c.BindTo, c.BindPort, c.BindIf)
 	}

@@ -12,13 +12,6 @@ import (
 	"tandem/internal/config/syntax"
 )
 
-// Schedulers are the IPVS scheduler names keepalived accepts
-// (check_parser.c, lvs_schedulers).
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq"}
-
-// Methods are the LVS forwarding methods.
-var Methods = []string{"NAT", "DR", "TUN"}
-
 const (
 	// maxWeight is IPVS's weight limit as keepalived reads it.
 	maxWeight = 65535
@@ -178,9 +171,9 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 	}
 	u := &vs.unset
 	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
-		"ip_family":   p.setEnum(&vs.Family, "inet", "inet6"),
-		"lb_algo":     p.setEnum(&vs.Scheduler, Schedulers...),
-		"lvs_sched":   p.setEnum(&vs.Scheduler, Schedulers...),
+		"ip_family":   setEnumOf(p, &vs.Family, families),
+		"lb_algo":     setEnumOf(p, &vs.Scheduler, schedulers),
+		"lvs_sched":   setEnumOf(p, &vs.Scheduler, schedulers),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
 		"hashed":      p.schedFlag(vs),
@@ -217,7 +210,7 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 			}
 		},
 		"persistence_engine": p.setStr(&vs.PersistenceEngine),
-		"protocol":           p.setEnum(&vs.Protocol, "TCP", "UDP", "SCTP"),
+		"protocol":           setEnumOf(p, &vs.Protocol, protocols),
 		"ha_suspend":         p.setFlag(&vs.HASuspend),
 		"virtualhost":        p.setStr(&vs.Virtualhost),
 		"omega":              p.setFlag(&vs.Omega),
@@ -292,18 +285,18 @@ func (p *parser) schedFlag(vs *VirtualServer) handler {
 // methodTo reads NAT, DR or TUN. TUN may be followed by keepalived's tunnel
 // options ("type ipip|gue|gre [port N] [nocsum|csum|remcsum]"); Tandem only
 // does IPIP, so other tunnel types are errors.
-func (p *parser) methodTo(dst *string) handler {
+func (p *parser) methodTo(dst *Method) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 1, -1) {
 			return
 		}
-		m, ok := p.enumTok(n, n.Args[0], Methods...)
+		m, ok := enumOf(p, n, 0, methods)
 		if !ok {
 			return
 		}
 		rest := n.Args[1:]
 		if len(rest) > 0 {
-			if m != "TUN" {
+			if m != TUN {
 				p.errorf(rest[0].Pos, "%s %s takes no options", n.Keyword.Text, m)
 				return
 			}
@@ -341,8 +334,8 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 		"smtp_alert":         p.setFlagPtr(&u.smtpAlert),
 		"virtualhost":        p.setStr(&rs.Virtualhost),
 	})
-	for _, t := range []string{CheckTCP, CheckHTTP, CheckSSL, CheckMisc, CheckSMTP, CheckDNS, CheckUDP, CheckPing, CheckFile} {
-		hs[t] = func(n *node) { rs.Checkers = append(rs.Checkers, p.checker(n, t)...) }
+	for _, w := range checkTypes {
+		hs[w.text] = func(n *node) { rs.Checkers = append(rs.Checkers, p.checker(n, w.v)...) }
 	}
 	p.block("real_server", kids, hs)
 	vs.RealServers = append(vs.RealServers, rs)
@@ -350,7 +343,7 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 
 // checker reads one checker block. SMTP_CHECK's deprecated host { } blocks
 // each become a checker of their own, as keepalived treats them.
-func (p *parser) checker(n *node, typ string) []*Checker {
+func (p *parser) checker(n *node, typ CheckType) []*Checker {
 	c := &Checker{Pos: n.Keyword.Pos, Type: typ}
 	if !p.args(n, 0, 0) {
 		return nil
@@ -359,11 +352,11 @@ func (p *parser) checker(n *node, typ string) []*Checker {
 	hs := merge(p.timingHandlers(&c.Set), p.connHandlers(c), map[string]handler{
 		"log_all_failures": p.setFlag(&c.LogAll),
 	})
-	ctx := typ
+	ctx := typ.String()
 	var hosts []*node
 	switch typ {
 	case CheckHTTP, CheckSSL:
-		c.HTTP = &HTTPCheck{Protocol: "1.0"}
+		c.HTTP = &HTTPCheck{Protocol: HTTP10}
 		hs = merge(hs, p.httpHandlers(c.HTTP))
 	case CheckMisc:
 		c.Misc = &MiscCheck{}
@@ -386,14 +379,9 @@ func (p *parser) checker(n *node, typ string) []*Checker {
 			},
 		})
 	case CheckDNS:
-		c.DNS = &DNSCheck{Type: dnsTypes["SOA"], Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
+		c.DNS = &DNSCheck{Type: 6, Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
 		hs = merge(hs, map[string]handler{
-			"type": func(n *node) {
-				var name string
-				if p.setEnum(&name, "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")(n); name != "" {
-					c.DNS.Type = dnsTypes[name]
-				}
-			},
+			"type": setEnumOf(p, &c.DNS.Type, dnsTypes),
 			"name": p.setStr(&c.DNS.Name),
 		})
 	case CheckUDP:
@@ -457,17 +445,14 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 			if !p.noBlock(n) || !p.args(n, 1, 1) {
 				return
 			}
-			v := n.Args[0].Text
 			// check_http.c: "1.0", "1.1", and "1.0C"/"1.0c" (1.0 with
 			// Connection: close).
-			switch v {
-			case "1.0", "1.1", "1.0C":
-				h.Protocol = v
-			case "1.0c":
-				h.Protocol = "1.0C"
-			default:
-				p.errorf(n.Args[0].Pos, "http_protocol: %q is not 1.0, 1.0C or 1.1", v)
+			v, ok := httpVersions.parse(n.Args[0].Text)
+			if !ok {
+				p.errorf(n.Args[0].Pos, "http_protocol: %q is not 1.0, 1.0C or 1.1", n.Args[0].Text)
+				return
 			}
+			h.Protocol = v
 		},
 		"virtualhost":   p.setStr(&h.Virtualhost),
 		"enable_sni":    p.setFlag(&h.EnableSNI),

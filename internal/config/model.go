@@ -99,7 +99,7 @@ type Global struct {
 	V3ChecksumAsV2         bool     `json:"v3_checksum_as_v2"`
 
 	LVSFlush       bool        `json:"lvs_flush"`
-	LVSFlushOnStop string      `json:"lvs_flush_onstop,omitempty"`
+	LVSFlushOnStop FlushOnStop `json:"lvs_flush_onstop,omitempty"`
 	LVSTimeouts    LVSTimeouts `json:"lvs_timeouts"`
 	CheckerLogAll  bool        `json:"checker_log_all_failures"`
 }
@@ -166,12 +166,12 @@ type TrackProcess struct {
 	Name    string   `json:"name"`
 	Process string   `json:"process"`
 	Params  []string `json:"params,omitempty"`
-	// ParamMatch is "" (parameters not compared unless given: then
-	// exact), "exact", "initial" or "partial".
-	ParamMatch string `json:"param_match,omitempty"`
-	Weight     int    `json:"weight"`
-	Reverse    bool   `json:"weight_reverse"`
-	Quorum     int    `json:"quorum"`
+	// ParamMatch is unset (parameters, if given, compared exactly),
+	// exact, initial or partial.
+	ParamMatch ParamMatch `json:"param_match,omitempty"`
+	Weight     int        `json:"weight"`
+	Reverse    bool       `json:"weight_reverse"`
+	Quorum     int        `json:"quorum"`
 	// QuorumMax 0 means no maximum, except with Quorum 0 (quorum_max 0):
 	// then no matching process may run.
 	QuorumMax int `json:"quorum_max"`
@@ -226,19 +226,19 @@ type TrackRef struct {
 
 // Auth is an instance's VRRPv2 authentication.
 type Auth struct {
-	Type string `json:"type"` // PASS or AH
+	Type AuthType `json:"type"`
 	// Pass is at most 8 bytes, as the wire format holds (RFC 2338 §5.3.10).
 	Pass string `json:"pass"`
 }
 
 // Instance is a vrrp_instance block.
 type Instance struct {
-	Pos       Pos    `json:"-"`
-	Name      string `json:"name"`
-	State     string `json:"state"` // initial state: MASTER or BACKUP
-	Interface string `json:"interface"`
-	VRID      int    `json:"virtual_router_id"`
-	Priority  int    `json:"priority"`
+	Pos       Pos          `json:"-"`
+	Name      string       `json:"name"`
+	State     InitialState `json:"state"`
+	Interface string       `json:"interface"`
+	VRID      int          `json:"virtual_router_id"`
+	Priority  int          `json:"priority"`
 	// AdvertInt is whole seconds for VRRPv2, centiseconds for VRRPv3.
 	AdvertInt    Duration      `json:"advert_int"`
 	Version      int           `json:"version"`
@@ -405,14 +405,15 @@ type VirtualServer struct {
 	Port   int        `json:"port"`
 	FWMark uint32     `json:"fwmark,omitempty"`
 	Group  string     `json:"group,omitempty"`
-	// Family is "inet" or "inet6"; for fwmark services it comes from ip_family.
-	Family    string `json:"family"`
-	Protocol  string `json:"protocol"`  // TCP, UDP, SCTP
-	Scheduler string `json:"scheduler"` // IPVS scheduler name
+	// Family is Inet or Inet6; for fwmark services it comes from ip_family.
+	Family Family `json:"family"`
+	// Protocol is unset for fwmark services.
+	Protocol  Protocol  `json:"protocol"`
+	Scheduler Scheduler `json:"scheduler"`
 	// SchedFlags are the scheduler flags and ops (one-packet scheduling),
 	// resolved against the scheduler at load.
 	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
-	Method      string     `json:"method"` // NAT, DR, TUN
+	Method      Method     `json:"method"`
 	Persistence Duration   `json:"persistence_timeout"`
 	// Granularity is the persistence netmask as a prefix length (0: not
 	// given); the configuration writes it as a dotted mask for IPv4.
@@ -466,13 +467,15 @@ const (
 )
 
 // MarshalText writes the flags by their scheduler-independent names.
-func (f SchedFlags) MarshalText() ([]byte, error) { return []byte(strings.Join(f.words(""), " ")), nil }
+func (f SchedFlags) MarshalText() ([]byte, error) {
+	return []byte(strings.Join(f.words(SchedulerUnset), " ")), nil
+}
 
 // words are the keywords of f under scheduler sched, as Format writes them.
-func (f SchedFlags) words(sched string) []string {
+func (f SchedFlags) words(sched Scheduler) []string {
 	var w []string
-	prefix := sched + "-"
-	if sched != "sh" && sched != "mh" {
+	prefix := sched.String() + "-"
+	if sched != SchedulerSH && sched != SchedulerMH {
 		prefix = ""
 	}
 	for _, x := range []struct {
@@ -495,7 +498,7 @@ type SorryServer struct {
 	Pos     Pos        `json:"-"`
 	IP      netip.Addr `json:"ip"`
 	Port    int        `json:"port"`
-	Method  string     `json:"method"`
+	Method  Method     `json:"method"`
 	Inhibit bool       `json:"inhibit"`
 }
 
@@ -530,7 +533,7 @@ type RealServer struct {
 	IP         netip.Addr `json:"ip"`
 	Port       int        `json:"port"`
 	Weight     int        `json:"weight"`
-	Method     string     `json:"method"`
+	Method     Method     `json:"method"`
 	UThreshold int        `json:"uthreshold,omitempty"`
 	LThreshold int        `json:"lthreshold,omitempty"`
 	Inhibit    bool       `json:"inhibit_on_failure"`
@@ -549,24 +552,11 @@ type rsUnset struct {
 	inhibit, smtpAlert *bool
 }
 
-// Checker types, as keepalived names them.
-const (
-	CheckTCP  = "TCP_CHECK"
-	CheckHTTP = "HTTP_GET"
-	CheckSSL  = "SSL_GET"
-	CheckMisc = "MISC_CHECK"
-	CheckSMTP = "SMTP_CHECK"
-	CheckDNS  = "DNS_CHECK"
-	CheckUDP  = "UDP_CHECK"
-	CheckPing = "PING_CHECK"
-	CheckFile = "FILE_CHECK"
-)
-
 // Checker is one health checker of a real server. Type selects which of
 // the type-specific parts is set.
 type Checker struct {
 	Pos         Pos            `json:"-"`
-	Type        string         `json:"type"`
+	Type        CheckType      `json:"type"`
 	ConnectIP   netip.Addr     `json:"connect_ip,omitzero"`
 	ConnectPort int            `json:"connect_port,omitempty"`
 	BindTo      netip.Addr     `json:"bindto,omitzero"`
@@ -587,14 +577,13 @@ type Checker struct {
 // HTTPCheck holds HTTP_GET / SSL_GET settings.
 type HTTPCheck struct {
 	URLs []*URL `json:"urls"`
-	// Protocol is the request's HTTP version: "1.0" (default), "1.0C"
-	// (1.0 with Connection: close), "1.1".
-	Protocol     string `json:"http_protocol"`
-	Virtualhost  string `json:"virtualhost,omitempty"`
-	EnableSNI    bool   `json:"enable_sni"`
-	SNIName      string `json:"sni_name,omitempty"`
-	TLSCompliant bool   `json:"tls_compliant"`
-	FastRecovery bool   `json:"fast_recovery"`
+	// Protocol is the request's HTTP version.
+	Protocol     HTTPVersion `json:"http_protocol"`
+	Virtualhost  string      `json:"virtualhost,omitempty"`
+	EnableSNI    bool        `json:"enable_sni"`
+	SNIName      string      `json:"sni_name,omitempty"`
+	TLSCompliant bool        `json:"tls_compliant"`
+	FastRecovery bool        `json:"fast_recovery"`
 }
 
 // URL is one url block: what to fetch and what a good answer is.
@@ -642,13 +631,11 @@ type DNSType uint16
 
 // dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c), by
 // their numbers in RFC 1035 §3.2.2 and RFC 3596 §2.1 (AAAA).
-var dnsTypes = map[string]DNSType{"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
+var dnsTypes = vocabulary[DNSType]{{1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {15, "MX"}, {16, "TXT"}, {28, "AAAA"}}
 
 func (t DNSType) String() string {
-	for s, v := range dnsTypes {
-		if v == t {
-			return s
-		}
+	if w := dnsTypes.words(t); len(w) == 1 {
+		return w[0]
 	}
 	return "TYPE" + strconv.Itoa(int(t)) // RFC 3597 §5's notation
 }

@@ -399,19 +399,8 @@ func splitCommand(s string) ([]string, error) {
 	return words, nil
 }
 
-// setEnum reads one of a fixed set of words (case-insensitive), storing the
-// canonical spelling.
-func (p *parser) setEnum(dst *string, allowed ...string) handler {
-	return func(n *node) {
-		if !p.noBlock(n) || !p.args(n, 1, 1) {
-			return
-		}
-		if v, ok := p.enumTok(n, n.Args[0], allowed...); ok {
-			*dst = v
-		}
-	}
-}
-
+// enumTok reads t as one of the allowed words (ignoring case), giving its
+// canonical spelling; any other word is an error that names them.
 func (p *parser) enumTok(n *node, t syntax.Token, allowed ...string) (string, bool) {
 	for _, a := range allowed {
 		if strings.EqualFold(t.Text, a) {

@@ -11,15 +11,15 @@ import (
 func TestTrackProcessMatching(t *testing.T) {
 	for _, c := range []struct {
 		name, body        string
-		match             string
+		match             ParamMatch
 		full              bool
 		quorum, quorumMax int
 	}{
-		{"defaults", "process nginx", "", false, 1, 0},
-		{"bare param_match is exact", "process nginx -g daemon\n    param_match", "exact", true, 1, 0},
-		{"initial", "process nginx -g\n    param_match initial", "initial", true, 1, 0},
-		{"quorum_max 0: must not run", "process nginx\n    quorum_max 0", "", false, 0, 0},
-		{"quorum range", "process nginx\n    quorum 2\n    quorum_max 4", "", false, 2, 4},
+		{"defaults", "process nginx", ParamMatchUnset, false, 1, 0},
+		{"bare param_match is exact", "process nginx -g daemon\n    param_match", ParamExact, true, 1, 0},
+		{"initial", "process nginx -g\n    param_match initial", ParamInitial, true, 1, 0},
+		{"quorum_max 0: must not run", "process nginx\n    quorum_max 0", ParamMatchUnset, false, 0, 0},
+		{"quorum range", "process nginx\n    quorum 2\n    quorum_max 4", ParamMatchUnset, false, 2, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := "vrrp_track_process tp {\n    " + c.body + "\n}\n"

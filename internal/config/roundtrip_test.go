@@ -665,11 +665,11 @@ func (g *confGen) timing() {
 }
 
 func (g *confGen) checker() {
-	typ := g.pick("checker", CheckTCP, CheckHTTP, CheckSSL, CheckMisc, CheckSMTP, CheckDNS, CheckUDP, CheckPing, CheckFile)
+	typ := rapid.SampledFrom([]CheckType{CheckTCP, CheckHTTP, CheckSSL, CheckMisc, CheckSMTP, CheckDNS, CheckUDP, CheckPing, CheckFile}).Draw(g.t, g.label("checker"))
 	if typ == CheckFile && len(g.files) == 0 {
 		typ = CheckTCP
 	}
-	g.open(typ)
+	g.open(typ.String())
 	if typ != CheckMisc && typ != CheckFile {
 		if g.maybe("cip") {
 			g.line("connect_ip", g.ip4("cip"))
@@ -820,7 +820,7 @@ func (g *confGen) virtualServer(i int) {
 		proto = g.pick("proto", "TCP", "UDP", "SCTP")
 		g.line("protocol", proto)
 	}
-	sched := g.pick("sched", Schedulers...)
+	sched := g.pick("sched", schedulers.words()...)
 	g.line(g.pick("algokw", "lb_algo", "lvs_sched"), sched)
 	switch sched {
 	case "sh":

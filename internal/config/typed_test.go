@@ -1,9 +1,12 @@
 package config
 
 import (
+	"encoding"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -184,5 +187,162 @@ func TestTypedAtLoadWithoutIPRoute2Files(t *testing.T) {
 	matchDiags(t, diags, []wantDiag{e(10, 32, `route: table "mytable" is not a number, a built-in name`)})
 	if r := cfg.StaticRoutes[0]; r.Table != 254 || r.Proto != 4 || r.Scope != 253 {
 		t.Errorf("built-in names: got table %d proto %d scope %d, want 254 4 253", r.Table, r.Proto, r.Scope)
+	}
+}
+
+// TestEnumsAtLoad covers the keywords whose value is one word of a fixed
+// set: each is read into its typed enum when the file is (any case, as
+// keepalived reads them), and any other word is an error at the word's
+// line and column naming the ones allowed. In each source, « marks where
+// the error must be (and is removed before parsing).
+func TestEnumsAtLoad(t *testing.T) {
+	inVI := func(lines string) string {
+		return strings.Replace(vi, "  interface eth0\n", "  interface eth0\n"+lines, 1)
+	}
+	// rs is a real server of vsWith's service with one checker block.
+	rs := func(checker string) string {
+		return vsWith("  real_server 10.0.0.2 80 {\n    " + checker + "\n  }\n")
+	}
+	url := "url {\n      path /\n    }\n"
+	proc := func(l string) string { return "vrrp_track_process tp {\n  process nginx -g\n  " + l + "}\n" }
+	fwmark := func(l string) string {
+		return "virtual_server fwmark 1 {\n  lb_algo rr\n  " + l + "  real_server 10.0.0.2 80 {\n  }\n}\n"
+	}
+	instance := func(c *Config) *Instance { return c.Instances[0] }
+	vs := func(c *Config) *VirtualServer { return c.VirtualServers[0] }
+	checker := func(c *Config) *Checker { return c.VirtualServers[0].RealServers[0].Checkers[0] }
+	tests := []struct {
+		name string
+		src  string
+		msg  string     // of the error at «; "": no diagnostic
+		more []wantDiag // that the error brings
+		got  func(*Config) any
+		want any
+	}{
+		// vrrp_instance state; unset is resolved from the priority.
+		{name: "state MASTER", src: inVI("  state MASTER\n"), got: func(c *Config) any { return instance(c).State }, want: StateMaster},
+		{name: "state backup", src: inVI("  state backup\n"), got: func(c *Config) any { return instance(c).State }, want: StateBackup},
+		{name: "state unset", src: vi, got: func(c *Config) any { return instance(c).State }, want: StateBackup},
+		{name: "state unset, owner", src: inVI("  priority 255\n"), got: func(c *Config) any { return instance(c).State }, want: StateMaster},
+		{name: "state FAULT", src: inVI("  state «FAULT\n"), msg: `state: "FAULT" is not one of MASTER, BACKUP`},
+		// authentication auth_type.
+		{name: "auth_type AH", src: inVI("  authentication {\n    auth_type AH\n    auth_pass x\n  }\n"), got: func(c *Config) any { return instance(c).Auth.Type }, want: AuthAH},
+		{name: "auth_type pass", src: inVI("  authentication {\n    auth_type pass\n    auth_pass x\n  }\n"), got: func(c *Config) any { return instance(c).Auth.Type }, want: AuthPass},
+		{name: "auth_type md5", src: inVI("  authentication {\n    auth_type «md5\n    auth_pass x\n  }\n"), msg: `auth_type: "md5" is not one of PASS, AH`,
+			more: []wantDiag{e(3, 3, "authentication: auth_type PASS or AH is required")}},
+		// vrrp_track_process param_match: bare is exact; exact is not a word.
+		{name: "param_match unset", src: proc(""), got: func(c *Config) any { return c.TrackProcesses[0].ParamMatch }, want: ParamMatchUnset},
+		{name: "param_match bare", src: proc("param_match\n"), got: func(c *Config) any { return c.TrackProcesses[0].ParamMatch }, want: ParamExact},
+		{name: "param_match partial", src: proc("param_match partial\n"), got: func(c *Config) any { return c.TrackProcesses[0].ParamMatch }, want: ParamPartial},
+		{name: "param_match INITIAL", src: proc("param_match INITIAL\n"), got: func(c *Config) any { return c.TrackProcesses[0].ParamMatch }, want: ParamInitial},
+		{name: "param_match exact", src: proc("param_match «exact\n"), msg: `param_match: "exact" is not one of initial, partial`},
+		// virtual_server ip_family and protocol.
+		{name: "family from the address", src: strings.Replace(vsWith(""), "10.0.0.1", "fd00::1", 1), got: func(c *Config) any { return vs(c).Family }, want: Inet6},
+		{name: "ip_family inet6", src: fwmark("ip_family inet6\n"), got: func(c *Config) any { return vs(c).Family }, want: Inet6},
+		{name: "ip_family unset", src: fwmark(""), got: func(c *Config) any { return vs(c).Family }, want: Inet},
+		{name: "ip_family ipx", src: fwmark("ip_family «ipx\n"), msg: `ip_family: "ipx" is not one of inet, inet6`},
+		{name: "protocol sctp", src: strings.Replace(vsWith(""), "TCP", "sctp", 1), got: func(c *Config) any { return vs(c).Protocol }, want: SCTP},
+		{name: "protocol UDP", src: strings.Replace(vsWith(""), "TCP", "UDP", 1), got: func(c *Config) any { return vs(c).Protocol }, want: UDP},
+		{name: "protocol of a fwmark service", src: fwmark(""), got: func(c *Config) any { return vs(c).Protocol }, want: ProtocolUnset},
+		{name: "protocol icmp", src: strings.Replace(vsWith(""), "TCP", "«icmp", 1), msg: `protocol: "icmp" is not one of TCP, UDP, SCTP`,
+			more: []wantDiag{w(1, 1, "no protocol given; keepalived uses UDP")}},
+		// lb_algo and lvs_sched: unset is wlc, with a warning.
+		{name: "lb_algo sh", src: strings.Replace(vsWith(""), "rr", "sh", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerSH},
+		{name: "lvs_sched MH", src: strings.Replace(vsWith(""), "lb_algo rr", "lvs_sched MH", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerMH},
+		{name: "lb_algo wrrr", src: strings.Replace(vsWith(""), "rr", "«wrrr", 1), msg: `lb_algo: "wrrr" is not one of rr, wrr, lc, wlc, lblc, sh, mh, dh, fo, ovf, lblcr, sed, nq; did you mean "wrr"?`,
+			more: []wantDiag{w(1, 1, "no lb_algo given; using keepalived's default wlc")}},
+		// lb_kind, and the methods real and sorry servers inherit.
+		{name: "lb_kind dr", src: strings.Replace(vsWith(""), "NAT", "dr", 1), got: func(c *Config) any { return vs(c).Method }, want: DR},
+		{name: "lb_kind TUN type ipip", src: strings.Replace(vsWith(""), "NAT", "TUN type ipip", 1), got: func(c *Config) any { return vs(c).Method }, want: TUN},
+		{name: "lb_kind NAT type ipip", src: strings.Replace(vsWith(""), "NAT", "NAT «type ipip", 1), msg: "lb_kind NAT takes no options"},
+		{name: "lb_kind bogus", src: strings.Replace(vsWith(""), "NAT", "«bogus", 1), msg: `lb_kind: "bogus" is not one of NAT, DR, TUN`},
+		{name: "real server inherits", src: strings.Replace(rs(""), "NAT", "DR", 1), got: func(c *Config) any { return vs(c).RealServers[0].Method }, want: DR},
+		{name: "real server lvs_method", src: rs("lvs_method TUN"), got: func(c *Config) any { return vs(c).RealServers[0].Method }, want: TUN},
+		{name: "real server lvs_method bad", src: rs("lvs_method «XDP"), msg: `lvs_method: "XDP" is not one of NAT, DR, TUN`},
+		{name: "sorry server inherits", src: vsWith("  sorry_server 10.0.0.9 80\n"), got: func(c *Config) any { return vs(c).SorryServer.Method }, want: NAT},
+		{name: "sorry_server_lvs_method DR", src: vsWith("  sorry_server 10.0.0.9 80\n  sorry_server_lvs_method dr\n"), got: func(c *Config) any { return vs(c).SorryServer.Method }, want: DR},
+		// the checker kinds, by their block's keyword.
+		{name: "TCP_CHECK", src: rs("TCP_CHECK {\n    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckTCP},
+		{name: "SSL_GET", src: rs("SSL_GET {\n    " + url + "    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckSSL},
+		{name: "PING_CHECK", src: rs("PING_CHECK {\n    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckPing},
+		{name: "MISC_CHECK", src: rs("MISC_CHECK {\n      misc_path /bin/true\n    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckMisc},
+		// http_protocol: 1.0 by default, 1.0C in either case.
+		{name: "http_protocol default", src: rs("HTTP_GET {\n    " + url + "    }"), got: func(c *Config) any { return checker(c).HTTP.Protocol }, want: HTTP10},
+		{name: "http_protocol 1.0c", src: rs("HTTP_GET {\n      http_protocol 1.0c\n    " + url + "    }"), got: func(c *Config) any { return checker(c).HTTP.Protocol }, want: HTTP10Close},
+		{name: "http_protocol 1.1", src: rs("HTTP_GET {\n      http_protocol 1.1\n    " + url + "    }"), got: func(c *Config) any { return checker(c).HTTP.Protocol }, want: HTTP11},
+		{name: "http_protocol 2", src: rs("HTTP_GET {\n      http_protocol «2\n    " + url + "    }"), msg: `http_protocol: "2" is not 1.0, 1.0C or 1.1`},
+		// global_defs lvs_flush_onstop: bare is all.
+		{name: "lvs_flush_onstop unset", src: "global_defs {\n}\n", got: func(c *Config) any { return c.Global.LVSFlushOnStop }, want: FlushNone},
+		{name: "lvs_flush_onstop bare", src: "global_defs {\n  lvs_flush_onstop\n}\n", got: func(c *Config) any { return c.Global.LVSFlushOnStop }, want: FlushAll},
+		{name: "lvs_flush_onstop rs", src: "global_defs {\n  lvs_flush_onstop rs\n}\n", got: func(c *Config) any { return c.Global.LVSFlushOnStop }, want: FlushRS},
+		{name: "lvs_flush_onstop VS", src: "global_defs {\n  lvs_flush_onstop VS\n}\n", got: func(c *Config) any { return c.Global.LVSFlushOnStop }, want: FlushVS},
+		{name: "lvs_flush_onstop all", src: "global_defs {\n  lvs_flush_onstop «all\n}\n", msg: `lvs_flush_onstop: "all" is not one of VS, RS`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := tt.src
+			want := tt.more
+			if i := strings.Index(src, "«"); i >= 0 {
+				before := src[:i]
+				line := strings.Count(before, "\n") + 1
+				col := i - strings.LastIndex(before, "\n")
+				want = append(want, e(line, col, tt.msg))
+				src = before + src[i+len("«"):]
+			}
+			cfg, diags := Parse("t.conf", []byte(src), Options{ConfigID: "x"})
+			matchDiags(t, diags, want)
+			if tt.got != nil && !t.Failed() {
+				if got := tt.got(cfg); got != tt.want {
+					t.Errorf("got %v (%#v), want %v", got, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestEnumText: every enum writes its words to the dump and reads them
+// back (any case), an unset value is "", and any other word is an error.
+func TestEnumText(t *testing.T) {
+	type textEnum = encoding.TextMarshaler
+	roundTrip := func(t *testing.T, v textEnum, back encoding.TextUnmarshaler, want string) {
+		t.Helper()
+		b, err := v.MarshalText()
+		if err != nil || string(b) != want {
+			t.Errorf("%#v: MarshalText = %q, %v; want %q", v, b, err, want)
+		}
+		if err := back.UnmarshalText([]byte(strings.ToLower(want))); err != nil {
+			t.Errorf("UnmarshalText(%q): %v", strings.ToLower(want), err)
+		}
+		if got := reflect.ValueOf(back).Elem().Interface(); got != v {
+			t.Errorf("UnmarshalText(%q) = %#v, want %#v", strings.ToLower(want), got, v)
+		}
+		if err := back.UnmarshalText([]byte("nosuch")); err == nil {
+			t.Errorf("UnmarshalText(nosuch) of %T: no error", back)
+		}
+	}
+	for _, c := range []struct {
+		v    textEnum
+		back encoding.TextUnmarshaler
+		want string
+	}{
+		{ParamMatchUnset, new(ParamMatch), ""}, {ParamExact, new(ParamMatch), "exact"}, {ParamInitial, new(ParamMatch), "initial"}, {ParamPartial, new(ParamMatch), "partial"},
+		{AuthUnset, new(AuthType), ""}, {AuthPass, new(AuthType), "PASS"}, {AuthAH, new(AuthType), "AH"},
+		{StateUnset, new(InitialState), ""}, {StateMaster, new(InitialState), "MASTER"}, {StateBackup, new(InitialState), "BACKUP"},
+		{FamilyUnset, new(Family), ""}, {Inet, new(Family), "inet"}, {Inet6, new(Family), "inet6"},
+		{ProtocolUnset, new(Protocol), ""}, {TCP, new(Protocol), "TCP"}, {UDP, new(Protocol), "UDP"}, {SCTP, new(Protocol), "SCTP"},
+		{MethodUnset, new(Method), ""}, {NAT, new(Method), "NAT"}, {DR, new(Method), "DR"}, {TUN, new(Method), "TUN"},
+		{CheckUnset, new(CheckType), ""}, {CheckTCP, new(CheckType), "TCP_CHECK"}, {CheckHTTP, new(CheckType), "HTTP_GET"},
+		{CheckSSL, new(CheckType), "SSL_GET"}, {CheckMisc, new(CheckType), "MISC_CHECK"}, {CheckSMTP, new(CheckType), "SMTP_CHECK"},
+		{CheckDNS, new(CheckType), "DNS_CHECK"}, {CheckUDP, new(CheckType), "UDP_CHECK"}, {CheckPing, new(CheckType), "PING_CHECK"},
+		{CheckFile, new(CheckType), "FILE_CHECK"},
+		{HTTP10, new(HTTPVersion), "1.0"}, {HTTP10Close, new(HTTPVersion), "1.0C"}, {HTTP11, new(HTTPVersion), "1.1"},
+		{SchedulerUnset, new(Scheduler), ""}, {SchedulerRR, new(Scheduler), "rr"}, {SchedulerWLC, new(Scheduler), "wlc"}, {SchedulerNQ, new(Scheduler), "nq"},
+		{FlushNone, new(FlushOnStop), ""}, {FlushAll, new(FlushOnStop), "all"}, {FlushVS, new(FlushOnStop), "VS"}, {FlushRS, new(FlushOnStop), "RS"},
+	} {
+		t.Run(fmt.Sprintf("%T/%s", c.v, c.want), func(t *testing.T) { roundTrip(t, c.v, c.back, c.want) })
+	}
+	// The kernel's numbers, which lvs converts without a table.
+	if Inet != 2 || Inet6 != 10 || TCP != 6 || UDP != 17 || SCTP != 132 {
+		t.Errorf("families %d %d, protocols %d %d %d: want AF_INET 2, AF_INET6 10, TCP 6, UDP 17, SCTP 132", Inet, Inet6, TCP, UDP, SCTP)
 	}
 }

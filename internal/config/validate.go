@@ -118,7 +118,7 @@ func (p *parser) validateInstances(cfg *Config) {
 		if in.McastDstIP.IsValid() && !in.McastDstIP.IsMulticast() {
 			p.errorf(in.Pos, "%s: mcast_dst_ip %s is not a multicast address", name, in.McastDstIP)
 		}
-		if in.Priority == 255 && in.State == "BACKUP" {
+		if in.Priority == 255 && in.State == StateBackup {
 			p.warnf(in.Pos, "%s: priority 255 makes this router the address owner, which always starts as MASTER (RFC 3768 §6.4.1)", name)
 		}
 		if in.Priority == 255 && !in.Preempt {
@@ -217,9 +217,13 @@ func (p *parser) validateSyncGroups(cfg *Config) {
 }
 
 func (p *parser) validateServers(cfg *Config) {
-	seen := map[string]*VirtualServer{}
+	type service struct {
+		name  string
+		proto Protocol
+	}
+	seen := map[service]*VirtualServer{}
 	for _, vs := range cfg.VirtualServers {
-		key := vs.Name() + "/" + vs.Protocol
+		key := service{vs.Name(), vs.Protocol}
 		if other, dup := seen[key]; dup {
 			p.errorf(vs.Pos, "virtual_server %s %s is defined twice (first at %s)", vs.Name(), vs.Protocol, other.Pos)
 			continue
@@ -240,9 +244,9 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 		p.warnf(vs.Pos, "%s: port 0 (all ports) only works with persistence; persistence_timeout %d set as keepalived does", name, int(defaultPersistence.Seconds()))
 		vs.Persistence = Duration(defaultPersistence)
 	}
-	if !byIP && vs.Protocol != "" && vs.Group == "" {
+	if !byIP && vs.Protocol != ProtocolUnset && vs.Group == "" {
 		p.warnf(vs.Pos, "%s: protocol is ignored for fwmark services", name)
-		vs.Protocol = ""
+		vs.Protocol = ProtocolUnset
 	}
 	if vs.HASuspend && vs.FWMark != 0 {
 		p.errorf(vs.Pos, "%s: ha_suspend cannot be used with a fwmark service (no address to follow)", name)
@@ -266,7 +270,7 @@ func (p *parser) validateVS(cfg *Config, vs *VirtualServer) {
 			p.errorf(rs.Pos, "%s: real_server %s is defined twice (first at %s)", name, k, other.Pos)
 		}
 		seen[k] = rs
-		if byIP && rs.IP.Is6() != vs.IP.Is6() && rs.Method != "TUN" {
+		if byIP && rs.IP.Is6() != vs.IP.Is6() && rs.Method != TUN {
 			p.errorf(rs.Pos, "%s: real_server %s is of another address family, which only TUN can forward to", name, rs.IP)
 		}
 		if rs.LThreshold > 0 && rs.UThreshold > 0 && rs.LThreshold > rs.UThreshold {
@@ -296,11 +300,11 @@ func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
 	for _, t := range vs.unset.schedFlags {
 		f := t.Text
 		switch {
-		case strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh":
+		case strings.HasPrefix(f, "sh-") && vs.Scheduler != SchedulerSH:
 			p.errorf(t.Pos, "%s: %s needs lb_algo sh, not %s", name, f, vs.Scheduler)
-		case strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh":
+		case strings.HasPrefix(f, "mh-") && vs.Scheduler != SchedulerMH:
 			p.errorf(t.Pos, "%s: %s needs lb_algo mh, not %s", name, f, vs.Scheduler)
-		case f == "ops" && byIP && vs.Protocol != "UDP":
+		case f == "ops" && byIP && vs.Protocol != UDP:
 			p.errorf(t.Pos, "%s: ops (one-packet scheduling) needs protocol UDP", name)
 		}
 		switch f {
@@ -322,7 +326,7 @@ func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
 // a dotted IPv4 mask or an IPv6 prefix length 1..128 (keepalived
 // check_parser.c pgr_handler).
 func (p *parser) granularity(vs *VirtualServer, name string, t syntax.Token) {
-	if vs.Family == "inet6" {
+	if vs.Family == Inet6 {
 		n, err := strconv.Atoi(t.Text)
 		if err != nil || n < 1 || n > 128 {
 			p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, t.Text)

@@ -94,8 +94,8 @@ func init() {
 	add(vs, whySNMP, "snmp_name")
 	add("real_server", whySNMP, "snmp_name")
 	add("real_server", whyBFD, "BFD_CHECK")
-	for _, c := range []string{CheckHTTP, CheckSSL} {
-		add(c, whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
+	for _, c := range []CheckType{CheckHTTP, CheckSSL} {
+		add(c.String(), whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	}
 	add("url", whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	add("url", whyMisc, "tls_compliant")

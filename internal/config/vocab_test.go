@@ -31,7 +31,7 @@ var vocabBlocks = map[string]string{
 }
 
 func init() {
-	for _, c := range []string{CheckTCP, CheckHTTP, CheckSSL, CheckMisc, CheckSMTP, CheckDNS, CheckUDP, CheckPing, CheckFile} {
+	for _, c := range checkTypes.words() {
 		vocabBlocks[c] = "virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\n" + c + " {\n%s\n}\n}\n}\n"
 	}
 }

@@ -220,9 +220,9 @@ func (p *parser) trackProcessHandlers(t *TrackProcess) map[string]handler {
 			if !p.noBlock(n) || !p.args(n, 0, 1) {
 				return
 			}
-			t.ParamMatch, t.FullCommand = "exact", true
+			t.ParamMatch, t.FullCommand = ParamExact, true
 			if len(n.Args) == 1 {
-				if v, ok := p.enumTok(n, n.Args[0], "initial", "partial"); ok {
+				if v, ok := enumOf(p, n, 0, paramMatches, ParamInitial, ParamPartial); ok {
 					t.ParamMatch = v
 				}
 			}
@@ -349,7 +349,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
-		"state":     p.setEnum(&in.State, "MASTER", "BACKUP"),
+		"state":     setEnumOf(p, &in.State, initialStates),
 		"interface": p.setStr(&in.Interface),
 		// RFC 3768 §5.3.3: VRID 1..255.
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
@@ -388,10 +388,10 @@ func (p *parser) instance(n *node, cfg *Config) {
 			}
 			a := &Auth{}
 			p.block("authentication", kids, map[string]handler{
-				"auth_type": p.setEnum(&a.Type, "PASS", "AH"),
+				"auth_type": setEnumOf(p, &a.Type, authTypes),
 				"auth_pass": p.setStr(&a.Pass),
 			})
-			if a.Type == "" {
+			if a.Type == AuthUnset {
 				p.errorf(n.Keyword.Pos, "authentication: auth_type PASS or AH is required")
 				return
 			}

@@ -333,15 +333,15 @@ func (b *balancer) status() (vss []api.VirtualServerStatus, ops uint64) {
 			break
 		}
 		h := snap[i]
-		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol, Scheduler: vs.Scheduler,
-			Method: vs.Method, Quorum: h.Quorum, QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
+		v := api.VirtualServerStatus{Name: vs.Name(), Port: vs.Port, Protocol: vs.Protocol.String(), Scheduler: vs.Scheduler.String(),
+			Method: vs.Method.String(), Quorum: h.Quorum, QuorumOK: h.QuorumUp, SorryServer: h.SorryServerIn, RealServers: []api.RealServerStatus{}}
 		if vs.IP.IsValid() {
 			v.VIP = vs.IP.String()
 		}
 		for _, r := range h.RealServers {
 			rs := api.RealServerStatus{IP: r.Addr.Addr().String(), Port: int(r.Addr.Port()), Weight: r.Weight, Healthy: r.Healthy, Checkers: []api.CheckerStatus{}}
 			for _, c := range r.Checkers {
-				rs.Checkers = append(rs.Checkers, api.CheckerStatus{Type: c.Type, LastResult: c.LastResult, LastError: c.LastError, LastChange: c.LastChange,
+				rs.Checkers = append(rs.Checkers, api.CheckerStatus{Type: c.Type.String(), LastResult: c.LastResult, LastError: c.LastError, LastChange: c.LastChange,
 					LastRun: c.LastRun, Latency: c.Latency.Seconds()})
 			}
 			v.RealServers = append(v.RealServers, rs)

@@ -64,11 +64,11 @@ type Daemon struct {
 	masters map[string]bool // instances in MASTER, for ha_suspend
 
 	// ctx is Run's; trackers and a balancer started by a reload run in it.
-	ctx          context.Context
-	reloadMu     sync.Mutex // one reload at a time
-	stopped      bool       // under reloadMu: run is stopping; reloads are refused
-	stopTrackers func()
-	balDone      chan struct{}
+	ctx      context.Context
+	reloadMu sync.Mutex  // one reload at a time
+	stopped  bool        // under reloadMu: run is stopping; reloads are refused
+	trackers *trackerSet // under reloadMu
+	balDone  chan struct{}
 }
 
 // ConfigError is a configuration that cannot run; its Diagnostics say why.
@@ -168,12 +168,12 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	defer closeHTTP()
 	d.ctx = ctx
-	if err := d.startTrackers(cfg, fx); err != nil {
+	if d.trackers, err = startTrackers(ctx, cfg, fx.users, eng, log); err != nil {
 		eng.Close()
 		return err
 	}
 	if err := d.startBalancer(cfg, fx); err != nil {
-		d.stopTrackers()
+		d.trackers.stop()
 		eng.Close()
 		return err
 	}
@@ -213,7 +213,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.reloadMu.Lock()          // no reload half-way through the stop, nor after it
 	defer d.reloadMu.Unlock()
 	d.stopped = true
-	d.stopTrackers()
+	d.trackers.stop()
 	if d.balDone != nil {
 		<-d.balDone
 	}
@@ -246,22 +246,6 @@ func (d *Daemon) dumps(ctx context.Context, sigs <-chan os.Signal) {
 			}
 		}
 	}
-}
-
-// startTrackers runs the trackers of cfg, whose scripts run as fx says;
-// d.stopTrackers stops them and waits for them.
-func (d *Daemon) startTrackers(cfg *config.Config, fx *effects) error {
-	ctx, cancel := context.WithCancel(d.ctx)
-	wait, err := startTrackers(ctx, cfg, fx.users, d.engine, d.opts.Log)
-	if err != nil {
-		cancel()
-		return err
-	}
-	d.stopTrackers = func() {
-		cancel()
-		wait()
-	}
-	return nil
 }
 
 // startBalancer starts health checks and the data plane if cfg has
@@ -318,19 +302,14 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
 	rep := d.engine.Reload(cfg)
-	for inst, names := range untracked(old, cfg) {
-		for _, n := range names {
-			d.engine.Track(inst, n, 0, false) // no contribution, no fault
-		}
-	}
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
 	}
-	// Trackers follow the new configuration; their first updates repeat
-	// what the instances already have, which changes nothing.
-	d.stopTrackers()
-	if err := d.startTrackers(cfg, fx); err != nil {
+	// Trackers follow the new configuration as config.Diff says, after
+	// the engine's reload so that the instances it re-created get the
+	// trackers' status too.
+	if err := d.trackers.reload(old, cfg, fx.users); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	d.mu.Lock()

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -10,7 +11,6 @@ import (
 	"tandem/internal/config"
 	"tandem/internal/script"
 	"tandem/internal/track"
-	"tandem/internal/vrrp"
 )
 
 // runner is a tracker's Run method.
@@ -23,6 +23,10 @@ type watch struct {
 	kind  track.Kind
 	name  string
 	users []user
+	// last is the tracker's last status (nil until its first report),
+	// run the tracker; both belong to a trackerSet.
+	last *track.Update
+	run  *running
 }
 
 // user is an instance tracking an object. Sync-group tracking applies to
@@ -130,56 +134,237 @@ func newRunner(cfg *config.Config, users *script.Users, w *watch, log *slog.Logg
 	return nil, fmt.Errorf("%s %s is not defined", w.kind, w.name)
 }
 
-// startTrackers runs a tracker per watched object, its scripts as users
-// picks, and feeds their updates to the engine as priority deltas and
-// faults, until ctx ends. The returned function waits for the trackers to
-// stop.
-func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users, eng *vrrp.Engine, log *slog.Logger) (func(), error) {
-	ws := trackers(cfg)
-	updates := make(chan track.Update, 64)
-	var wg sync.WaitGroup
-	for _, w := range ws {
-		r, err := newRunner(cfg, users, w, log)
-		if err != nil {
+// sink is what the trackers' statuses go to: the VRRP engine's Track.
+type sink interface {
+	Track(instance, name string, weight int, fault bool)
+}
+
+// trackerSet runs a tracker per watched object and feeds their updates to
+// the engine as priority deltas and faults. A reload applies config.Diff
+// to it: a tracker whose object is unchanged keeps running with its state,
+// and only the instances' use of it is updated.
+type trackerSet struct {
+	ctx context.Context // the daemon's
+	eng sink
+	log *slog.Logger
+
+	mu sync.Mutex // ws, and each watch's users and last
+	ws map[watchKey]*watch
+}
+
+// running is the tracker of one watch: its runner's goroutine, and the
+// goroutine that applies what the runner reports.
+type running struct {
+	r      runner
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (r *running) stop() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// startTrackers runs the trackers of cfg, their scripts run as users
+// picks, until ctx ends or stop is called.
+func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users, eng sink, log *slog.Logger) (*trackerSet, error) {
+	s := &trackerSet{ctx: ctx, eng: eng, log: log, ws: trackers(cfg)}
+	for _, w := range s.ws {
+		if err := s.start(cfg, users, w); err != nil {
+			s.stop()
 			return nil, err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r.Run(ctx, updates); err != nil {
-				log.Error("tracker stopped", "kind", w.kind, "name", w.name, "err", err)
-			}
-		}()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return s, nil
+}
+
+// start runs w's tracker.
+func (s *trackerSet) start(cfg *config.Config, users *script.Users, w *watch) error {
+	r, err := newRunner(cfg, users, w, s.log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	run := &running{r: r, cancel: cancel}
+	w.run = run
+	// Unbuffered: an update the runner has handed over is applied before
+	// the applying goroutine looks at ctx again, and none is left behind
+	// once both goroutines have returned.
+	out := make(chan track.Update)
+	run.wg.Go(func() {
+		if err := r.Run(ctx, out); err != nil {
+			s.log.Error("tracker stopped", "kind", w.kind, "name", w.name, "err", err)
+		}
+	})
+	run.wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case u := <-updates:
-				w := ws[watchKey{u.Kind, u.Name}]
-				if w == nil {
-					continue
-				}
-				if u.Err != nil {
-					// keepalived disables a script it cannot or may not
-					// run ("not accessible", security) and runs the
-					// instances without it; so does Tandem, loudly.
-					log.Error("tracked object disabled; instances run without it", "kind", u.Kind, "name", u.Name, "err", u.Err)
-					continue
-				}
-				for _, us := range w.users {
-					delta, fault := track.Delta(us.ref, u)
-					eng.Track(us.instance, trackerName(u.Kind, u.Name), delta, fault)
-				}
-				log.Info("tracked object changed", "kind", u.Kind, "name", u.Name, "ok", u.OK, "value", u.Value)
+			case u := <-out:
+				s.apply(w, u)
 			}
 		}
-	}()
-	return func() {
-		wg.Wait()
-		<-done
-	}, nil
+	})
+	return nil
+}
+
+// apply records u as w's status and gives each instance tracking w its
+// contribution.
+func (s *trackerSet) apply(w *watch, u track.Update) {
+	if u.Err != nil {
+		// keepalived disables a script it cannot or may not run ("not
+		// accessible", security) and runs the instances without it; so
+		// does Tandem, loudly.
+		s.log.Error("tracked object disabled; instances run without it", "kind", u.Kind, "name", u.Name, "err", u.Err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.last = &u
+	s.contribute(w)
+	s.log.Info("tracked object changed", "kind", u.Kind, "name", u.Name, "ok", u.OK, "value", u.Value)
+}
+
+// contribute gives each user of w the contribution of w's last status, if
+// it has one yet. Giving an instance the contribution it already has
+// changes nothing (vrrp's TrackerChanged sets, it does not add).
+func (s *trackerSet) contribute(w *watch) {
+	if w.last == nil {
+		return
+	}
+	for _, us := range w.users {
+		delta, fault := track.Delta(us.ref, *w.last)
+		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault)
+	}
+}
+
+// stop stops every tracker and waits for them.
+func (s *trackerSet) stop() {
+	for _, w := range s.ws {
+		if w.run != nil {
+			w.run.stop()
+		}
+	}
+}
+
+// reload applies the change from old to cfg, as config.Diff sees it:
+//   - a tracked object no instance tracks any more: its tracker stops;
+//   - a new one, or one whose identity changed (another command or user
+//     for a script, another file, another process match): a new tracker
+//     starts. Until it reports, the instances keep the contribution of
+//     the old one (a re-created one), or have none (a new one), as at
+//     start (track.Update: no weight until the first status);
+//   - one changed in place keeps its tracker and its status where its
+//     kind allows (keep says what each kind takes on in place), else it
+//     restarts like a re-created one;
+//   - unchanged ones keep running untouched, and the script is not run
+//     again (unless it would now run as another user: keep).
+//
+// Then every tracker's users are the ones cfg gives it, and each gets the
+// contribution of the last status at once, with its (possibly new) weight:
+// a weight change applies without running the script, and an instance the
+// engine's reload re-created gets the status it had. An instance that no
+// longer tracks an object has that contribution withdrawn.
+func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error {
+	changes := trackerChanges(config.Diff(old, cfg))
+	next := trackers(cfg)
+	// Trackers stop outside s.mu: their last update may be waiting for it.
+	for k, w := range s.ws {
+		if w.run == nil {
+			continue // it did not start; it is tried again below
+		}
+		switch {
+		case next[k] == nil, changes[k] == config.Recreated, !keep(cfg, users, w, changes[k]):
+			// A re-created object's old status stays in force until
+			// the new tracker's first report.
+			w.run.stop()
+			w.run = nil
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for k, nw := range next {
+		if w := s.ws[k]; w != nil {
+			w.users = nw.users
+			next[k] = w
+		}
+		w := next[k]
+		if w.run == nil {
+			if err := s.start(cfg, users, w); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		s.contribute(w)
+	}
+	s.ws = next
+	for inst, names := range untracked(old, cfg) {
+		for _, n := range names {
+			s.eng.Track(inst, n, 0, false) // no contribution, no fault
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// keep gives w's running tracker cfg's settings for its object, which
+// Diff found unchanged or changed in place, and reports whether it could;
+// one that cannot is restarted. What is in place, per kind:
+//   - vrrp_script: interval, timeout, rise, fall (track.Script.Reconfigure,
+//     which keeps the status); weight and reverse are the users' (reload);
+//     init_fail only says how a script starts, so it waits for the next
+//     start. A script that would now run as another identity (global_defs
+//     script_user, which is not the script's object) or under another
+//     enable_script_security restarts, as a script whose own user changed
+//     is re-created: its results as the old user say nothing of the new.
+//   - track_file: weight and reverse are the users'; init_file and
+//     init_overwrite write the file at start only (keepalived.conf(5)),
+//     so nothing runs differently.
+//   - vrrp_track_process: weight and reverse are the users'; quorum and
+//     delays are the tracker's core state, which starts again (restart:
+//     the process table is read at once, and the old status stays in
+//     force until then).
+//   - track_interface: its name is all there is.
+func keep(cfg *config.Config, users *script.Users, w *watch, change config.Change) bool {
+	switch r := w.run.r.(type) {
+	case *track.Script:
+		i := slices.IndexFunc(cfg.Scripts, func(sc *config.Script) bool { return sc.Name == w.name })
+		if i < 0 {
+			return false
+		}
+		sc := cfg.Scripts[i]
+		if cmd, err := users.Command(sc.Command, sc.User, sc.Group); err != nil || !r.Runs(cmd) {
+			return false // a new tracker reports the error
+		}
+		if change == config.InPlace {
+			r.Reconfigure(sc)
+		}
+		return true
+	case *track.File:
+		return true
+	}
+	return change == config.Unchanged
+}
+
+// trackerChanges is Diff's verdict on each tracked object with a
+// definition of its own (interfaces have none: their name is all).
+func trackerChanges(d config.ConfigDiff) map[watchKey]config.Change {
+	out := map[watchKey]config.Change{}
+	for _, c := range d.Scripts {
+		if c.New != nil {
+			out[watchKey{track.KindScript, c.New.Name}] = c.Change
+		}
+	}
+	for _, c := range d.TrackFiles {
+		if c.New != nil {
+			out[watchKey{track.KindFile, c.New.Name}] = c.Change
+		}
+	}
+	for _, c := range d.TrackProcesses {
+		if c.New != nil {
+			out[watchKey{track.KindProcess, c.New.Name}] = c.Change
+		}
+	}
+	return out
 }

@@ -25,9 +25,9 @@ func NewPool() *Pool {
 	return &Pool{Weights: map[*config.RealServer]int{}, Sorry: map[*config.VirtualServer]bool{}}
 }
 
-var methods = map[string]Method{"NAT": NAT, "DR": DR, "TUN": TUN}
-
-var protocols = map[string]Protocol{"TCP": TCP, "UDP": UDP, "SCTP": SCTP}
+// methods maps the configuration's forwarding methods (MethodUnset, never
+// left by config.Load, stays unset).
+var methods = map[config.Method]Method{config.NAT: NAT, config.DR: DR, config.TUN: TUN}
 
 // FromConfig computes the desired state of the data plane: one service per
 // virtual server (or per address and fwmark of its virtual_server_group),
@@ -52,7 +52,7 @@ func FromConfig(cfg *config.Config, pool *Pool) (*Desired, error) {
 
 // serviceOf maps a virtual server's scheduling settings.
 func serviceOf(vs *config.VirtualServer) Service {
-	s := Service{Scheduler: Scheduler(vs.Scheduler), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
+	s := Service{Scheduler: Scheduler(vs.Scheduler.String()), Method: methods[vs.Method], PersistenceTimeout: uint32(time.Duration(vs.Persistence) / time.Second)}
 	if vs.SchedFlags&config.SchedOnePacket != 0 {
 		s.Flags |= FlagOnePacket
 	}
@@ -61,9 +61,9 @@ func serviceOf(vs *config.VirtualServer) Service {
 	// mh-* name theirs.
 	var fallback, port Flags
 	switch vs.Scheduler {
-	case "sh":
+	case config.SchedulerSH:
 		fallback, port = FlagSHFallback, FlagSHPort
-	case "mh":
+	case config.SchedulerMH:
 		fallback, port = FlagMHFallback, FlagMHPort
 	}
 	if vs.SchedFlags&config.SchedFallback != 0 {
@@ -79,11 +79,8 @@ func serviceOf(vs *config.VirtualServer) Service {
 // keysOf lists the service keys of a virtual server: its address and port,
 // its fwmark, or every address (ranges expanded) and fwmark of its group.
 func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) {
-	fam := IPv4
-	if vs.Family == "inet6" {
-		fam = IPv6
-	}
-	proto := protocols[vs.Protocol]
+	// config numbers families and protocols as the kernel does.
+	fam, proto := AddressFamily(vs.Family), Protocol(vs.Protocol)
 	switch {
 	case vs.FWMark != 0:
 		return []ServiceKey{{Family: fam, FWMark: vs.FWMark}}, nil

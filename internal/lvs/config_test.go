@@ -3,6 +3,7 @@ package lvs
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -113,6 +114,50 @@ func TestSchedFlags(t *testing.T) {
 		cfg := parseConfig(t, src+"}\n")
 		if got := serviceOf(cfg.VirtualServers[0]).Flags; got != tt.want {
 			t.Errorf("%s %v: flags %v, want %v", tt.sched, tt.flags, got, tt.want)
+		}
+	}
+}
+
+// TestFromConfigEnums: every family, protocol and forwarding method the
+// configuration can hold reaches the data plane as the same kind (config
+// numbers families and protocols as the kernel does; methods are mapped).
+func TestFromConfigEnums(t *testing.T) {
+	for _, tt := range []struct {
+		head, body string
+		key        ServiceKey
+		method     Method
+		rsMethod   Method
+	}{
+		{"10.0.0.1 80", "protocol TCP\nlb_kind NAT", ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80}, NAT, NAT},
+		{"10.0.0.1 53", "protocol UDP\nlb_kind DR", ServiceKey{Family: IPv4, Protocol: UDP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 53}, DR, DR},
+		{"fd00::1 80", "protocol SCTP\nlb_kind TUN", ServiceKey{Family: IPv6, Protocol: SCTP, VIP: netip.MustParseAddr("fd00::1"), Port: 80}, TUN, TUN},
+		{"fwmark 5", "ip_family inet6\nlb_kind DR", ServiceKey{Family: IPv6, FWMark: 5}, DR, DR},
+		{"fwmark 6", "lb_kind NAT", ServiceKey{Family: IPv4, FWMark: 6}, NAT, NAT},
+		{"10.0.0.1 80", "protocol TCP\nlb_kind DR\nreal_server 10.0.0.3 80 {\nlvs_method TUN\n}", ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80}, DR, TUN},
+	} {
+		rsAddr := "10.0.0.2"
+		if tt.key.Family == IPv6 {
+			rsAddr = "fd00::2"
+		}
+		src := "virtual_server " + tt.head + " {\nlb_algo rr\n" + tt.body + "\n"
+		if !strings.Contains(tt.body, "real_server") {
+			src += "real_server " + rsAddr + " 80 {\n}\n"
+		}
+		cfg := parseConfig(t, src+"}\n")
+		pool := NewPool()
+		rs := cfg.VirtualServers[0].RealServers[0]
+		pool.Weights[rs] = 1
+		d, err := FromConfig(cfg, pool)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.head, err)
+		}
+		vs, ok := d.Lookup(tt.key)
+		if !ok {
+			t.Errorf("%s %q: no service %v among %v", tt.head, tt.body, tt.key, d.Keys())
+			continue
+		}
+		if vs.Service.Method != tt.method || len(vs.Dests) != 1 || vs.Dests[0].Method != tt.rsMethod {
+			t.Errorf("%s %q: method %v, dests %v; want %v and one dest with %v", tt.head, tt.body, vs.Service.Method, vs.Dests, tt.method, tt.rsMethod)
 		}
 	}
 }

@@ -166,9 +166,9 @@ func RealServerName(vs *config.VirtualServer, rs *config.RealServer) string {
 }
 
 // trio is keepalived's inet_sockaddrtotrio (lib/utils.c).
-func trio(addr, proto string, port int) string {
-	p := strings.ToLower(proto)
-	if p == "" {
+func trio(addr string, proto config.Protocol, port int) string {
+	p := strings.ToLower(proto.String())
+	if proto == config.ProtocolUnset {
 		p = "none"
 	}
 	return "[" + addr + "]:" + p + ":" + strconv.Itoa(port)

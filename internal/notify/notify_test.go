@@ -177,7 +177,7 @@ func TestScriptsCheckerSide(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	sh := argvScript(t, dir, log)
-	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: "TCP",
+	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: config.TCP,
 		QuorumUp: []string{sh, "quorum_up"}, QuorumDown: []string{sh, "quorum_down"}}
 	rs := &config.RealServer{IP: netip.MustParseAddr("192.168.1.2"), Port: 8080,
 		NotifyUp: []string{sh, "up"}, NotifyDown: []string{sh, "down"}}
@@ -276,14 +276,14 @@ func TestScriptsRefusedUnderSecurity(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 443, Protocol: "TCP"}
+	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 443, Protocol: config.TCP}
 	rs := &config.RealServer{IP: netip.MustParseAddr("2001:db8::2"), Port: 8443}
 	tests := []struct{ got, want string }{
 		{VirtualServerName(vs), "[10.0.0.1]:tcp:443"},
 		{RealServerName(vs, rs), "[2001:db8::2]:tcp:8443"},
 		{VirtualServerName(&config.VirtualServer{FWMark: 7}), "FWM 7"},
 		{VirtualServerName(&config.VirtualServer{Group: "web", Port: 0}), "[web]:0"},
-		{VirtualServerName(&config.VirtualServer{IP: netip.MustParseAddr("10.0.0.2"), Port: 53, Protocol: "UDP"}), "[10.0.0.2]:udp:53"},
+		{VirtualServerName(&config.VirtualServer{IP: netip.MustParseAddr("10.0.0.2"), Port: 53, Protocol: config.UDP}), "[10.0.0.2]:udp:53"},
 		{angleAddr("ops@example.com"), "<ops@example.com>"},
 		{angleAddr("Ops Team <ops@example.com>"), "<ops@example.com>"},
 	}
@@ -333,7 +333,7 @@ func TestMailerAgainstSMTPServer(t *testing.T) {
 		SMTPConnectTimeout:    config.Duration(5 * time.Second),
 	}, lab.TestLogger(t))
 	ctx := context.Background()
-	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: "TCP"}
+	vs := &config.VirtualServer{IP: netip.MustParseAddr("10.0.0.1"), Port: 80, Protocol: config.TCP}
 	rs := &config.RealServer{IP: netip.MustParseAddr("192.168.1.2"), Port: 80}
 	tests := []struct {
 		name    string

@@ -19,17 +19,6 @@ import (
 // netlink privileges but notices a change up to one poll late.
 const DefaultProcessPoll = time.Second
 
-// paramMatch is how a process's arguments are compared with the configured
-// ones (keepalived track_process.c check_params).
-type paramMatch uint8
-
-const (
-	matchNone    paramMatch = iota // arguments are not looked at
-	matchExact                     // the arguments are exactly those configured
-	matchPartial                   // the configured arguments are the first ones
-	matchInitial                   // as partial, but the last may be longer
-)
-
 // processMatcher decides whether a process is one a vrrp_track_process
 // counts.
 type processMatcher struct {
@@ -37,7 +26,9 @@ type processMatcher struct {
 	// params holds the configured arguments, each NUL-terminated, as
 	// /proc/PID/cmdline holds them.
 	params []byte
-	match  paramMatch
+	// match is how the arguments are compared with params (keepalived
+	// track_process.c check_params); unset: they are not looked at.
+	match config.ParamMatch
 	// full compares name with argv[0] instead of the kernel's comm.
 	full bool
 }
@@ -51,13 +42,9 @@ func newProcessMatcher(p *config.TrackProcess) processMatcher {
 	// full command line whenever parameters are given.
 	if len(p.Params) > 0 {
 		m.full = true
-		switch p.ParamMatch {
-		case "partial":
-			m.match = matchPartial
-		case "initial":
-			m.match = matchInitial
-		default:
-			m.match = matchExact
+		m.match = p.ParamMatch
+		if m.match == config.ParamMatchUnset {
+			m.match = config.ParamExact
 		}
 	}
 	return m
@@ -74,11 +61,11 @@ func (m processMatcher) matches(comm string, cmdline []byte) bool {
 		return false
 	}
 	switch m.match {
-	case matchExact:
+	case config.ParamExact:
 		return bytes.Equal(args, m.params)
-	case matchPartial:
+	case config.ParamPartial:
 		return bytes.HasPrefix(args, m.params)
-	case matchInitial:
+	case config.ParamInitial:
 		return bytes.HasPrefix(args, m.params[:len(m.params)-1])
 	}
 	return true

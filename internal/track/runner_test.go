@@ -113,6 +113,46 @@ func TestScriptInitFail(t *testing.T) {
 	}
 }
 
+// Reconfigure changes a running script's interval and rise without
+// restarting it: with an hour's interval it would not run again, and after
+// it the failed script needs the new rise successes to be OK.
+func TestScriptReconfigure(t *testing.T) {
+	dir := t.TempDir()
+	flag, runs := filepath.Join(dir, "ok"), filepath.Join(dir, "runs")
+	// The script passes while the flag file exists, and logs each result.
+	prog := lab.WriteScript(t, dir, "check.sh", `if test -e "$1"; then echo pass >> "$2"; exit 0; fi; echo fail >> "$2"; exit 1`+"\n")
+	c := &config.Script{Name: "chk", Command: []string{prog, flag, runs}, Interval: config.Duration(time.Hour), Rise: 1, Fall: 1}
+	s, err := NewScript(c, users(t, &config.Global{ScriptUser: currentUser(t)}), lab.TestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := start(t, s)
+	if u := next(t, ch); u.OK {
+		t.Fatalf("first update %+v, want failed", u)
+	}
+	c2 := *c
+	c2.Interval, c2.Rise = config.Duration(10*time.Millisecond), 3
+	s.Reconfigure(&c2)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u := next(t, ch); !u.OK {
+		t.Fatalf("update %+v, want OK", u)
+	}
+	b, err := os.ReadFile(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := strings.Fields(string(b))
+	passes := 0 // the successes since the last failure
+	for i := len(results) - 1; i >= 0 && results[i] == "pass"; i-- {
+		passes++
+	}
+	if passes < 3 {
+		t.Errorf("OK after %d successes (results %q), want rise 3", passes, results)
+	}
+}
+
 func TestScriptRefusedUnderSecurity(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"sync"
 	"time"
 
 	"tandem/internal/config"
@@ -61,24 +63,47 @@ func (s *ScriptState) Observe(success bool) (changed bool) {
 	return changed
 }
 
+// Resize gives the counter new rise and fall values and keeps the status:
+// a known status restarts from its settled end (failed at 0, OK at the
+// top), which is where the new thresholds say it stays until as many
+// results as they ask for say otherwise; a count towards a change that was
+// in progress under the old thresholds is dropped rather than translated,
+// since the new ones ask for another number of results. An unknown status
+// stays unknown.
+func (s *ScriptState) Resize(rise, fall int) {
+	ok := s.OK()
+	s.rise, s.fall = max(rise, 1), max(fall, 1)
+	switch {
+	case s.unknown:
+		s.result = s.rise - 1
+	case ok:
+		s.result = s.rise + s.fall - 1
+	default:
+		s.result = 0
+	}
+}
+
 // Script runs a vrrp_script every interval and reports its status.
 type Script struct {
 	name     string
 	cmd      *script.Command
-	interval time.Duration
-	timeout  time.Duration
 	initFail bool
-	rise     int
-	fall     int
 	log      *slog.Logger
+
+	mu     sync.Mutex
+	params scriptParams // under mu
+	// reconf tells Run that params changed (buffered: Reconfigure does
+	// not wait for Run).
+	reconf chan struct{}
 }
 
-// NewScript prepares s to run as the user users picks for it.
-func NewScript(s *config.Script, users *script.Users, log *slog.Logger) (*Script, error) {
-	cmd, err := users.Command(s.Command, s.User, s.Group)
-	if err != nil {
-		return nil, fmt.Errorf("vrrp_script %s: %w", s.Name, err)
-	}
+// scriptParams are the settings a running Script takes on in place.
+type scriptParams struct {
+	interval, timeout time.Duration
+	rise, fall        int
+}
+
+func newScriptParams(s *config.Script) scriptParams {
 	interval := time.Duration(s.Interval)
 	if interval <= 0 {
 		interval = time.Second // keepalived vrrp_track.h VRRP_SCRIPT_DI
@@ -87,14 +112,46 @@ func NewScript(s *config.Script, users *script.Users, log *slog.Logger) (*Script
 	if timeout <= 0 {
 		timeout = interval // keepalived.conf(5): timeout defaults to interval
 	}
+	return scriptParams{interval: interval, timeout: timeout, rise: s.Rise, fall: s.Fall}
+}
+
+// Reconfigure gives a running (or not yet running) Script the interval,
+// timeout, rise and fall of s, which is the same vrrp_script (its command
+// and user are this Script's). The status is kept (ScriptState.Resize) and
+// the script is not run for it: the next run is one new interval after
+// the change, or after the run in progress.
+func (s *Script) Reconfigure(c *config.Script) {
+	s.mu.Lock()
+	s.params = newScriptParams(c)
+	s.mu.Unlock()
+	select {
+	case s.reconf <- struct{}{}:
+	default: // one is pending; Run reads the latest params
+	}
+}
+
+// Runs reports whether s runs cmd: the same program, as the same
+// identity, under the same enable_script_security.
+func (s *Script) Runs(cmd *script.Command) bool { return reflect.DeepEqual(s.cmd, cmd) }
+
+func (s *Script) current() scriptParams {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params
+}
+
+// NewScript prepares s to run as the user users picks for it.
+func NewScript(s *config.Script, users *script.Users, log *slog.Logger) (*Script, error) {
+	cmd, err := users.Command(s.Command, s.User, s.Group)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp_script %s: %w", s.Name, err)
+	}
 	return &Script{
 		name:     s.Name,
 		cmd:      cmd,
-		interval: interval,
-		timeout:  timeout,
 		initFail: s.InitFail,
-		rise:     s.Rise,
-		fall:     s.Fall,
+		params:   newScriptParams(s),
+		reconf:   make(chan struct{}, 1),
 		log:      log.With("script", s.Name),
 	}, nil
 }
@@ -106,7 +163,8 @@ func NewScript(s *config.Script, users *script.Users, log *slog.Logger) (*Script
 // script.Command.Check is never run: Run sends one failed Update carrying
 // the error, logs it once and returns it.
 func (s *Script) Run(ctx context.Context, out chan<- Update) error {
-	state := NewScriptState(s.rise, s.fall, s.initFail)
+	p := s.current()
+	state := NewScriptState(p.rise, p.fall, s.initFail)
 	if state.Known() && !send(ctx, out, Update{Kind: KindScript, Name: s.name, Value: -1}) {
 		return nil
 	}
@@ -123,11 +181,11 @@ func (s *Script) Run(ctx context.Context, out chan<- Update) error {
 		s.log.Warn(warning)
 	}
 
-	tick := time.NewTicker(s.interval)
+	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	lastCode := 0
 	for {
-		res, err := s.cmd.Run(ctx, s.timeout)
+		res, err := s.cmd.Run(ctx, p.timeout)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -135,7 +193,7 @@ func (s *Script) Run(ctx context.Context, out chan<- Update) error {
 		case err != nil:
 			s.log.Warn("script did not start", "err", err)
 		case res.TimedOut:
-			s.log.Info("script timed out", "timeout", s.timeout)
+			s.log.Info("script timed out", "timeout", p.timeout)
 		case res.ExitCode != lastCode:
 			s.log.Info("script now returning", "status", res.ExitCode)
 		}
@@ -147,10 +205,25 @@ func (s *Script) Run(ctx context.Context, out chan<- Update) error {
 				return nil
 			}
 		}
+		if !s.wait(ctx, tick, &p, &state) {
+			return nil
+		}
+	}
+}
+
+// wait waits for the next tick, taking on the settings Reconfigure gives
+// meanwhile; it reports false when ctx ends first.
+func (s *Script) wait(ctx context.Context, tick *time.Ticker, p *scriptParams, state *ScriptState) bool {
+	for {
 		select {
 		case <-tick.C:
+			return true
+		case <-s.reconf:
+			*p = s.current()
+			tick.Reset(p.interval)
+			state.Resize(p.rise, p.fall)
 		case <-ctx.Done():
-			return nil
+			return false
 		}
 	}
 }

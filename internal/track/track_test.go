@@ -111,6 +111,45 @@ func TestScriptState(t *testing.T) {
 	}
 }
 
+// Resize keeps the status and its known-ness, and the new rise and fall
+// decide from there: an OK script needs the new fall failures to fail, a
+// failed one the new rise successes to recover.
+func TestScriptStateResize(t *testing.T) {
+	tests := []struct {
+		name       string
+		before     []bool // results observed with rise 1, fall 1
+		rise, fall int
+		steps      []step
+	}{
+		{"OK stays OK, new fall", []bool{true}, 2, 3, []step{{false, ""}, {false, ""}, {false, "fail"}}},
+		{"failed stays failed, new rise", []bool{false}, 3, 2, []step{{true, ""}, {true, ""}, {true, "ok"}}},
+		{"fewer to fall", []bool{true}, 1, 1, []step{{true, ""}, {false, "fail"}}},
+		{"unknown stays unknown, settles at once", nil, 3, 3, []step{{false, "fail"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewScriptState(1, 1, false)
+			for _, ok := range tt.before {
+				s.Observe(ok)
+			}
+			known, ok := s.Known(), s.OK()
+			s.Resize(tt.rise, tt.fall)
+			if s.Known() != known || s.OK() != ok {
+				t.Fatalf("Resize: Known=%v OK=%v, want Known=%v OK=%v", s.Known(), s.OK(), known, ok)
+			}
+			for i, st := range tt.steps {
+				got := ""
+				if s.Observe(st.success) {
+					got = map[bool]string{true: "ok", false: "fail"}[s.OK()]
+				}
+				if got != st.change {
+					t.Fatalf("step %d (success=%v): change %q, want %q", i, st.success, got, st.change)
+				}
+			}
+		})
+	}
+}
+
 func TestProcessState(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
@@ -221,11 +260,11 @@ func TestProcessMatcher(t *testing.T) {
 		{"exact params", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "10"), true},
 		{"exact params, extra arg", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "10", "x"), false},
 		{"exact params, longer arg", config.TrackProcess{Process: "sleep", Params: []string{"10"}}, "sleep", cl("sleep", "100"), false},
-		{"partial, extra arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "partial"}, "a", cl("a", "x", "y", "z"), true},
-		{"partial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "partial"}, "a", cl("a", "x", "yy"), false},
-		{"initial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "x", "yy"), true},
-		{"initial, longer middle arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "xx", "y"), false},
-		{"initial, fewer args", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: "initial"}, "a", cl("a", "x"), false},
+		{"partial, extra arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamPartial}, "a", cl("a", "x", "y", "z"), true},
+		{"partial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamPartial}, "a", cl("a", "x", "yy"), false},
+		{"initial, longer last arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "x", "yy"), true},
+		{"initial, longer middle arg", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "xx", "y"), false},
+		{"initial, fewer args", config.TrackProcess{Process: "a", Params: []string{"x", "y"}, ParamMatch: config.ParamInitial}, "a", cl("a", "x"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

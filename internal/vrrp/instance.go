@@ -271,7 +271,7 @@ func authType(a *config.Auth, version int) (AuthType, [8]byte) {
 		return AuthNone, data
 	}
 	copy(data[:], a.Pass)
-	if a.Type == "AH" {
+	if a.Type == config.AuthAH {
 		return AuthAH, data
 	}
 	return AuthSimple, data
@@ -346,7 +346,7 @@ func (in *instance) configure(ic *config.Instance) {
 // machineConfig is the state machine's view of an instance's configuration.
 func machineConfig(ic *config.Instance, src netip.Addr) MachineConfig {
 	initial := Backup
-	if ic.State == "MASTER" {
+	if ic.State == config.StateMaster {
 		initial = Master
 	}
 	return MachineConfig{
