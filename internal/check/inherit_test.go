@@ -7,16 +7,8 @@ import (
 	"time"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
 )
-
-func parseConf(t *testing.T, src string) *config.Config {
-	t.Helper()
-	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "x"})
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	return cfg
-}
 
 // TestInherit: after a reload, a checker config.Diff keeps (its target
 // and type unchanged, its timeout changed in place) keeps its state: a down
@@ -41,7 +33,7 @@ func TestInherit(t *testing.T) {
 }
 `
 	now := time.Unix(1000, 0)
-	oldCfg := parseConf(t, conf)
+	oldCfg := lab.ParseConfig(t, conf)
 	old := NewCore(oldCfg.VirtualServers, func(time.Duration) time.Duration { return 0 })
 	old.Start(now)
 	// Both checkers run and fail, so both servers go down.
@@ -50,7 +42,7 @@ func TestInherit(t *testing.T) {
 	}
 	changed := strings.Replace(conf, "real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_timeout 1", "real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_timeout 2", 1)
 	changed = strings.Replace(changed, "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n", "real_server 10.0.0.3 80 {\n        TCP_CHECK {\n            connect_port 81\n", 1)
-	newCfg := parseConf(t, changed)
+	newCfg := lab.ParseConfig(t, changed)
 	c := NewCore(newCfg.VirtualServers, nil)
 	c.Inherit(old, config.Diff(oldCfg, newCfg))
 	evs := c.Start(now)

@@ -21,15 +21,6 @@ import (
 	"tandem/internal/track"
 )
 
-func parseConf(t *testing.T, src string) *config.Config {
-	t.Helper()
-	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "t"})
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	return cfg
-}
-
 // TestUntracked: a reload that stops an instance tracking an object (its
 // own track_script or its sync group's) names that contribution, so that
 // the instance, which runs on in place, drops it; objects still tracked
@@ -75,7 +66,7 @@ vrrp_instance VI_2 {
     }
 }
 `
-	parse := func(src string) *config.Config { return parseConf(t, src) }
+	parse := func(src string) *config.Config { return lab.ParseConfig(t, src) }
 	old := parse(base)
 	for _, tc := range []struct {
 		name string
@@ -208,7 +199,7 @@ type chkRun struct {
 // reached the engine as first.
 func runChk(t *testing.T, c *trackConf, first trackCall) *chkRun {
 	t.Helper()
-	r := &chkRun{c: c, eng: &fakeEngine{}, cfg: parseConf(t, c.String())}
+	r := &chkRun{c: c, eng: &fakeEngine{}, cfg: lab.ParseConfig(t, c.String())}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := startTrackers(ctx, r.cfg, script.NewUsers(&r.cfg.Global, lab.TestLogger(t)), r.eng, lab.TestLogger(t))
 	if err != nil {
@@ -229,7 +220,7 @@ func runChk(t *testing.T, c *trackConf, first trackCall) *chkRun {
 func (r *chkRun) reload(t *testing.T, edit func(c *trackConf)) []trackCall {
 	t.Helper()
 	edit(r.c)
-	cfg := parseConf(t, r.c.String())
+	cfg := lab.ParseConfig(t, r.c.String())
 	if err := r.s.reload(r.cfg, cfg, script.NewUsers(&cfg.Global, lab.TestLogger(t))); err != nil {
 		t.Fatal(err)
 	}

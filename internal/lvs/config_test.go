@@ -8,20 +8,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"tandem/internal/config"
+	"tandem/internal/lab"
 )
 
-func parseConfig(t *testing.T, src string) *config.Config {
-	t.Helper()
-	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "x"})
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	return cfg
-}
-
 func TestFromConfig(t *testing.T) {
-	cfg := parseConfig(t, `virtual_server_group G {
+	cfg := lab.ParseConfig(t, `virtual_server_group G {
     10.0.0.1-2 80
     fwmark 7
 }
@@ -111,7 +102,7 @@ func TestSchedFlags(t *testing.T) {
 		for _, f := range tt.flags {
 			src += " " + f + "\n"
 		}
-		cfg := parseConfig(t, src+"}\n")
+		cfg := lab.ParseConfig(t, src+"}\n")
 		if got := serviceOf(cfg.VirtualServers[0]).Flags; got != tt.want {
 			t.Errorf("%s %v: flags %v, want %v", tt.sched, tt.flags, got, tt.want)
 		}
@@ -143,7 +134,7 @@ func TestFromConfigEnums(t *testing.T) {
 		if !strings.Contains(tt.body, "real_server") {
 			src += "real_server " + rsAddr + " 80 {\n}\n"
 		}
-		cfg := parseConfig(t, src+"}\n")
+		cfg := lab.ParseConfig(t, src+"}\n")
 		pool := NewPool()
 		rs := cfg.VirtualServers[0].RealServers[0]
 		pool.Weights[rs] = 1

@@ -11,17 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"tandem/internal/config"
+	"tandem/internal/lab"
 )
-
-func mustParse(t *testing.T, src string) *config.Config {
-	t.Helper()
-	cfg, diags := config.Parse("t.conf", []byte(src), config.Options{ConfigID: "t"})
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	return cfg
-}
 
 // TestEngineReload: an unchanged configuration changes nothing (no
 // transition, the VIP stays); a new instance starts beside the running one;
@@ -39,7 +30,7 @@ func TestEngineReload(t *testing.T) {
 
 		check := func(name, conf string, want ReloadReport) {
 			t.Helper()
-			got := a.engine.Reload(mustParse(t, conf))
+			got := a.engine.Reload(lab.ParseConfig(t, conf))
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s: report (-want +got):\n%s", name, diff)
 			}
@@ -89,13 +80,13 @@ func TestReloadRemovalRetried(t *testing.T) {
 		lan.waitFor(t, "both master", 2*time.Second, func() bool { return a.state("VI_1") == Master && a.state("VI_2") == Master })
 
 		a.host.failDeletes(3)
-		a.engine.Reload(mustParse(t, vi1))
+		a.engine.Reload(lab.ParseConfig(t, vi1))
 		lan.waitFor(t, "the stopped VI_2's VIP removed", 10*time.Second, func() bool { return !a.host.holds("10.0.0.102/24") })
 
 		a.host.failDeletes(1 << 30)
 		// A new VRID is a new virtual router; the VIP stays the same.
 		changed := strings.Replace(vi1, "virtual_router_id 1\n", "virtual_router_id 7\n", 1)
-		if rep := a.engine.Reload(mustParse(t, changed)); len(rep.Restarted) != 1 {
+		if rep := a.engine.Reload(lab.ParseConfig(t, changed)); len(rep.Restarted) != 1 {
 			t.Fatalf("reload: %+v, want VI_1 restarted", rep)
 		}
 		lan.waitFor(t, "VI_1 master again", 3*time.Second, func() bool { return a.state("VI_1") == Master })
@@ -144,7 +135,7 @@ func (p *pair) reload(t *testing.T, edit func(string) string) {
 		if c := edit(*x.conf); c != *x.conf {
 			*x.conf, want = c, ReloadReport{Updated: []string{"VI_1"}}
 		}
-		rep := x.r.engine.Reload(mustParse(t, *x.conf))
+		rep := x.r.engine.Reload(lab.ParseConfig(t, *x.conf))
 		if !cmp.Equal(want, rep, cmpopts.EquateEmpty()) {
 			t.Fatalf("reload report %+v, want %+v", rep, want)
 		}
@@ -244,7 +235,7 @@ func TestReloadPriorityPreempts(t *testing.T) {
 				p := startPair(t)
 				since := p.lan.clock.Now()
 				r, conf := tc.edit(p)
-				if rep := r.engine.Reload(mustParse(t, conf)); !slices.Equal(rep.Updated, []string{"VI_1"}) {
+				if rep := r.engine.Reload(lab.ParseConfig(t, conf)); !slices.Equal(rep.Updated, []string{"VI_1"}) {
 					t.Fatalf("reload: %+v, want VI_1 updated", rep)
 				}
 				p.lan.waitFor(t, "b master", 2*time.Second, func() bool { return p.b.state("VI_1") == Master && p.a.state("VI_1") == Backup })
@@ -285,7 +276,7 @@ func TestReloadRemovedVIPRetried(t *testing.T) {
 		})
 		tr := a.engine.Status()[0].Transitions
 		a.host.failDeletes(3)
-		if rep := a.engine.Reload(mustParse(t, instanceConf("VI_1", 1, 200, ""))); !slices.Equal(rep.Updated, []string{"VI_1"}) {
+		if rep := a.engine.Reload(lab.ParseConfig(t, instanceConf("VI_1", 1, 200, ""))); !slices.Equal(rep.Updated, []string{"VI_1"}) {
 			t.Fatalf("reload: %+v, want VI_1 updated", rep)
 		}
 		lan.waitFor(t, "the removed VIP deleted", 10*time.Second, func() bool { return !a.host.holds("10.0.0.150/24") })
@@ -309,13 +300,13 @@ func TestReloadRetriesFailedStart(t *testing.T) {
 		a.host.mu.Lock()
 		a.host.missing = map[string]bool{"eth9": true}
 		a.host.mu.Unlock()
-		if rep := a.engine.Reload(mustParse(t, three)); len(rep.Errors) != 2 {
+		if rep := a.engine.Reload(lab.ParseConfig(t, three)); len(rep.Errors) != 2 {
 			t.Fatalf("reload with eth9 missing: %+v, want two errors", rep)
 		}
 		a.host.mu.Lock()
 		a.host.missing = nil
 		a.host.mu.Unlock()
-		rep := a.engine.Reload(mustParse(t, two))
+		rep := a.engine.Reload(lab.ParseConfig(t, two))
 		if want := (ReloadReport{Kept: []string{"VI_1"}, Started: []string{"VI_2"}}); !cmp.Equal(want, rep, cmpopts.EquateEmpty()) {
 			t.Fatalf("reload once eth9 is there: %+v, want %+v", rep, want)
 		}
@@ -346,7 +337,7 @@ func TestReloadSyncGroupInPlace(t *testing.T) {
 			return n
 		}
 		ta, tb := transitions(a), transitions(b)
-		rep := a.engine.Reload(mustParse(t, conf(220, 200, "    notify_master /bin/true\n")))
+		rep := a.engine.Reload(lab.ParseConfig(t, conf(220, 200, "    notify_master /bin/true\n")))
 		if want := (ReloadReport{Kept: []string{"VI_2"}, Updated: []string{"VI_1"}}); !cmp.Equal(want, rep, cmpopts.EquateEmpty()) {
 			t.Fatalf("reload: %+v, want %+v", rep, want)
 		}
@@ -359,7 +350,7 @@ func TestReloadSyncGroupInPlace(t *testing.T) {
 		}
 
 		since := lan.clock.Now()
-		b.engine.Reload(mustParse(t, conf(250, 250, "")))
+		b.engine.Reload(lab.ParseConfig(t, conf(250, 250, "")))
 		lan.waitFor(t, "b master of both", 3*time.Second, func() bool {
 			return b.state("VI_1") == Master && b.state("VI_2") == Master && a.state("VI_1") == Backup && a.state("VI_2") == Backup
 		})
