@@ -264,8 +264,10 @@ func TestReloadChangesNotifyScriptUser(t *testing.T) {
 // Either way nothing of the daemon is left running when Run returns. Mail
 // used to be sent from goroutines nobody waited for.
 func TestShutdownWaitsForMail(t *testing.T) {
-	// Registered first, so it runs after the SMTP servers' clean-up.
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	// Registered first, so it runs after the SMTP servers' clean-up; only
+	// goroutines this test started count.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	in := &config.Instance{Name: "VI_1", SMTPAlert: true}
 
 	t.Run("slow server", func(t *testing.T) {
@@ -295,7 +297,7 @@ func TestShutdownWaitsForMail(t *testing.T) {
 		td.stop(t)
 		// smtp_connect_timeout (120 s) would hold a mail goroutine that
 		// nobody cancels well past this point.
-		goleak.VerifyNone(t, goleak.IgnoreAnyFunction("tandem/internal/notify/smtptest.(*Server).accept"),
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("tandem/internal/notify/smtptest.(*Server).accept"),
 			goleak.IgnoreAnyFunction("tandem/internal/notify/smtptest.(*Server).accept.func1"))
 	})
 }
