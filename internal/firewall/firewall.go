@@ -230,6 +230,12 @@ func (f *Firewall) Sync(s Settings, needed bool, drop []Addr) error {
 // one of those.
 func (f *Firewall) removeLeftovers(c *nftables.Conn, name string, needed bool) (int, error) {
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil && !needed {
+		// A kernel without nftables has nothing left to remove, and
+		// a configuration without no-accept instances needs none.
+		f.log.Debug("firewall: no nftables; nothing to clean", "err", err)
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("firewall: nftables unavailable (the kernel needs CONFIG_NF_TABLES and CONFIG_NF_TABLES_INET): %w", err)
 	}
