@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
@@ -177,17 +175,6 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// nsHandle opens node's network namespace.
-func nsHandle(t *testing.T, l *lab.Lab, node string) netns.NsHandle {
-	t.Helper()
-	h, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName(node)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
 // tableState is what the kernel holds in table name: its sets' elements
 // and, per chain, the rules' handles and counters.
 type tableState struct {
@@ -255,7 +242,7 @@ func TestKernel(t *testing.T) {
 		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 			Addrs: []netip.Prefix{p("10.9.0.1/24"), p("10.9.0.100/24"), p("fd09::1/64"), p("fd09::100/64")}}}},
 	}})
-	ns := nsHandle(t, l, "dir")
+	ns := l.NSHandle(t, "dir")
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -85,11 +84,7 @@ func startFWRouter(t *testing.T, lan *fakeLAN, addr, conf string) (*router, *fak
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &router{t: t, lan: lan, host: h, engine: e, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- e.Run(ctx) }()
-	t.Cleanup(func() { r.stop() })
-	return r, fw
+	return runRouter(t, lan, h, e), fw
 }
 
 func addrs(ss ...string) []netip.Addr {

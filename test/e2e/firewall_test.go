@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netns"
 
 	"tandem/internal/config"
 	"tandem/internal/firewall"
@@ -59,12 +57,7 @@ type fwState struct {
 
 func readFirewall(t *testing.T, l *lab.Lab, node, table string) *fwState {
 	t.Helper()
-	ns, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName(node)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(l.NSHandle(t, node))))
 	if err != nil {
 		t.Fatal(err)
 	}
