@@ -47,7 +47,9 @@ priority -1 ("nftables_priority"), chains "in" (input) and "out" (output)
 looking up sets vips4, vips6 and, for IPv6 link-local addresses, vips6_ll
 (address . ifindex) and vips6_ll_name (address . ifname, for instances with
 dont_track_primary unless "nftables_ifindex"); neighbour discovery is let
-through; "nftables_counters" counts. Each state change is one transaction
+through; "nftables_counters" counts. As with keepalived, kernel IPVS
+services on those addresses then get nothing (set "accept"); the nft data
+plane takes its traffic before the input hook. Each state change is one transaction
 of set elements; the table goes at stop. "vrrp_iptables" and
 "vrrp_ipsets" select the same nftables rules, with a warning. Signals, as keepalived:
   SIGTERM, SIGINT  stop: a master advertises priority 0 so that the backup

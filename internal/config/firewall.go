@@ -26,14 +26,6 @@ type Firewall struct {
 	IfIndex bool `json:"ifindex,omitempty"`
 }
 
-// TableName is the table to use.
-func (f *Firewall) TableName() string {
-	if f.Table == "" {
-		return DefaultFirewallTable
-	}
-	return f.Table
-}
-
 // maxTableName is the longest nftables table name (NFT_NAME_MAXLEN less
 // the terminating NUL).
 const maxTableName = 255

@@ -66,12 +66,6 @@ func TestFirewallKeywords(t *testing.T) {
 			}
 		})
 	}
-	if got := (&Firewall{}).TableName(); got != DefaultFirewallTable {
-		t.Errorf("default table %q, want %q", got, DefaultFirewallTable)
-	}
-	if got := (&Firewall{Table: "kad"}).TableName(); got != "kad" {
-		t.Errorf("named table %q, want kad", got)
-	}
 }
 
 // TestFirewallRoundTrip: Format writes the firewall keywords back.

@@ -38,6 +38,15 @@
 // (name, priority, counters, ifindex) rebuilds it: the old table is
 // deleted and the new one created, with its elements, in one transaction.
 //
+// # What it does not drop
+//
+// The chains hook input and output, so packets forwarded through the
+// director (the master's routing duty, RFC 5798 §6.4.3) pass. So do those
+// Tandem's nftables data plane takes before input: NAT rewrites them at
+// prerouting, DR steals them at ingress. Kernel IPVS hooks input after
+// these chains, so, as with keepalived, its services on a no-accept
+// master's addresses get nothing: configure `accept` for them.
+//
 // # Ownership
 //
 // The table is Tandem's: the first rule of its chain in carries Marker
@@ -104,7 +113,11 @@ type Settings struct {
 
 // SettingsOf are the settings global_defs gives.
 func SettingsOf(f *config.Firewall) Settings {
-	return Settings{Table: f.TableName(), Priority: int32(f.Priority), Counters: f.Counters, IfIndex: f.IfIndex}
+	s := Settings{Table: f.Table, Priority: int32(f.Priority), Counters: f.Counters, IfIndex: f.IfIndex}
+	if s.Table == "" {
+		s.Table = config.DefaultFirewallTable
+	}
+	return s
 }
 
 // Addr is an address traffic to and from which is dropped. Iface is set
