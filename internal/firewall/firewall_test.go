@@ -368,10 +368,20 @@ func TestKernel(t *testing.T) {
 		t.Errorf("without nftables_counters and addresses: counters %v, elements %v", st.counters, st.elems)
 	}
 
+	// A new name: the table moves in one transaction.
+	commits = f.Commits
+	s.Table = "kad2"
+	if err := f.Sync(s, true, drop[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if st = readTable(t, c, "kad2"); readTable(t, c, "kad") != nil || st == nil || len(st.elems[SetV4]) != 1 || f.Commits != commits+1 {
+		t.Errorf("renamed: old table left %v, new %+v, %d transactions", readTable(t, c, "kad") != nil, st, f.Commits-commits)
+	}
+
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if readTable(t, c, "kad") != nil {
+	if readTable(t, c, "kad2") != nil {
 		t.Error("Close left the table")
 	}
 	if readTable(t, c, "theirs") == nil {
