@@ -176,6 +176,7 @@ func (f *formatter) global(g *Global) {
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)
 	f.only("vrrp_strict", g.VRRPStrict)
+	f.firewall(&g.Firewall)
 	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)

@@ -20,6 +20,7 @@ func defaultGlobal() Global {
 		VRRPMcastGroup6:    defaultMcast6,
 		VRRPVersion:        2,
 		Garp:               defaultGarp(),
+		Firewall:           Firewall{Priority: -1}, // keepalived.conf(5) nftables
 	}
 }
 
@@ -37,7 +38,7 @@ func (p *parser) global(n *node, cfg *Config) {
 }
 
 func (p *parser) globalHandlers(g *Global) map[string]handler {
-	return merge(p.garpHandlers(&g.Garp, "vrrp_"), map[string]handler{
+	return merge(p.garpHandlers(&g.Garp, "vrrp_"), p.firewallHandlers(&g.Firewall), map[string]handler{
 		"router_id": p.setStr(&g.RouterID),
 		"notification_email": func(n *node) {
 			g.NotificationEmail = append(g.NotificationEmail, p.words(n)...)

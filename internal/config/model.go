@@ -85,6 +85,7 @@ type Global struct {
 	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
 	VRRPVersion         int        `json:"vrrp_version"`
 	VRRPStrict          bool       `json:"vrrp_strict"`
+	Firewall            Firewall   `json:"firewall"`
 	VRRPSkipCheckAdv    bool       `json:"vrrp_skip_check_adv_addr"`
 	VRRPCheckUnicastSrc bool       `json:"vrrp_check_unicast_src"`
 	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`

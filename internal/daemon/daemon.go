@@ -18,6 +18,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/config"
+	"tandem/internal/firewall"
 	"tandem/internal/notify"
 	"tandem/internal/vrrp"
 )
@@ -145,7 +146,15 @@ func (d *Daemon) run(ctx context.Context) error {
 	}()
 	host := vrrp.NewHost()
 	defer host.Close()
-	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
+	// keepalived's no-accept drop rules: the engine keeps them; their
+	// table goes once the engine has stopped (or failed to start).
+	fw := firewall.New(log)
+	defer func() {
+		if err := fw.Close(); err != nil {
+			log.Error("firewall table not removed", "err", err)
+		}
+	}()
+	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw))
 	if err != nil {
 		return err
 	}
