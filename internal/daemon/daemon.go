@@ -50,6 +50,7 @@ type Options struct {
 type Daemon struct {
 	opts    Options
 	engine  *vrrp.Engine
+	static  staticKernel // where static_ipaddress, _routes, _rules go
 	started time.Time
 	// notes runs notify scripts and alert mails in the background, for
 	// every configuration the daemon runs; run waits for it at exit.
@@ -145,6 +146,19 @@ func (d *Daemon) run(ctx context.Context) error {
 	}()
 	host := vrrp.NewHost()
 	defer host.Close()
+	d.static = host
+	installStatic(host, cfg, log)
+	// Removed last, once the instances have let their VIPs go, as
+	// keepalived's VRRP process clears its static entries at exit; the
+	// configuration a reload installed is the one removed.
+	defer func() {
+		d.mu.Lock()
+		cur := d.cfg
+		d.mu.Unlock()
+		for _, err := range removeStatic(host, cur) {
+			log.Error("static entry not removed", "err", err)
+		}
+	}()
 	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
 	if err != nil {
 		return err
@@ -301,6 +315,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	old := d.cfg
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
+	// Static entries first: a new instance may send from a new static
+	// address.
+	for _, err := range reloadStatic(d.static, config.Diff(old, cfg)) {
+		res.Errors = append(res.Errors, err.Error())
+	}
 	rep := d.engine.Reload(cfg)
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
