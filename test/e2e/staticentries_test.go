@@ -147,4 +147,3 @@ static_rules {
 		t.Fatalf("after stop: %+v, want nothing left\n%s", got, d.proc.Output())
 	}
 }
-
