@@ -119,6 +119,14 @@ func (h *HTTP) get(ctx context.Context, u *config.URL, use func(*http.Response, 
 		if err := t.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("tls handshake: %w", err)
 		}
+		// keepalived closes quietly, with no close_notify alert, unless
+		// the checker or the url is tls_compliant (check_ssl.c
+		// SSL_set_quiet_shutdown; keepalived.conf(5) SSL_GET). Closing
+		// the tls.Conn sends the alert; the deferred close of the TCP
+		// connection alone does not.
+		if h.cfg.HTTP.TLSCompliant || u.TLSCompliant {
+			defer t.Close()
+		}
 		conn = t
 	}
 	if _, err := io.WriteString(conn, h.request(u, host)); err != nil {
