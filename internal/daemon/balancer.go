@@ -87,7 +87,7 @@ func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.Se
 	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
 }
 
-func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
+func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger, atStart bool) (*balancer, error) {
 	if len(cfg.VirtualServers) == 0 {
 		return nil, nil
 	}
@@ -99,7 +99,7 @@ func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, l
 		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
-		b.startPlane(cfg)
+		b.startPlane(cfg, atStart)
 	}
 	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, b.checkOptions(cfg, fx))
 	if err != nil {

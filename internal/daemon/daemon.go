@@ -186,7 +186,7 @@ func (d *Daemon) run(ctx context.Context) error {
 		eng.Close()
 		return err
 	}
-	if err := d.startBalancer(cfg, fx); err != nil {
+	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
 		return err
@@ -263,9 +263,10 @@ func (d *Daemon) dumps(ctx context.Context, sigs <-chan os.Signal) {
 }
 
 // startBalancer starts health checks and the data plane if cfg has
-// virtual servers.
-func (d *Daemon) startBalancer(cfg *config.Config, fx *effects) error {
-	bal, err := newBalancer(cfg, fx, d.opts.Dataplane, d, d.opts.Log)
+// virtual servers; atStart is false when a reload adds the first virtual
+// server (lvs_flush acts at start only).
+func (d *Daemon) startBalancer(cfg *config.Config, fx *effects, atStart bool) error {
+	bal, err := newBalancer(cfg, fx, d.opts.Dataplane, d, d.opts.Log, atStart)
 	if err != nil || bal == nil {
 		return err
 	}
@@ -338,7 +339,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	if bal != nil {
 		err = bal.reload(cfg, fx)
 	} else {
-		err = d.startBalancer(cfg, fx)
+		err = d.startBalancer(cfg, fx, false)
 		bal = d.balancer()
 	}
 	if err != nil {

@@ -39,11 +39,13 @@ func timeoutsOf(g *config.Global) lvs.Timeouts {
 	return lvs.Timeouts{TCP: time.Duration(t.TCP), TCPFin: time.Duration(t.TCPFin), UDP: time.Duration(t.UDP)}
 }
 
-// startPlane applies lvs_flush and then what configurePlane does, to a
-// data plane just opened. A refused flush is logged, as keepalived logs
-// it, and the start goes on: the reconciler corrects what it finds.
-func (b *balancer) startPlane(cfg *config.Config) {
-	if cfg.Global.LVSFlush && b.kernel != nil {
+// startPlane applies lvs_flush (atStart: not when a reload opens the
+// data plane, as keepalived flushes only when it starts) and then what
+// configurePlane does, to a data plane just opened. A refused flush is
+// logged, as keepalived logs it, and the start goes on: the reconciler
+// corrects what it finds.
+func (b *balancer) startPlane(cfg *config.Config, atStart bool) {
+	if cfg.Global.LVSFlush && atStart && b.kernel != nil {
 		var err error
 		switch k := b.kernel.(type) {
 		case *ipvs.Kernel:

@@ -83,7 +83,11 @@ virtual_server 10.0.0.1 5060 {
 		t.Fatalf("restart finds %v, %v; want the service", svcs, err)
 	}
 	b2 := &balancer{cfg: cfg, log: log, name: DataplaneNFT, kernel: k2}
-	b2.startPlane(cfg)
+	b2.startPlane(cfg, false) // a reload that opens the data plane: no flush
+	if svcs, err := k2.Services(); err != nil || len(svcs) != 1 {
+		t.Fatalf("lvs_flush on a reload: %v, %v; want the service kept", svcs, err)
+	}
+	b2.startPlane(cfg, true)
 	if svcs, err := k2.Services(); err != nil || len(svcs) != 0 {
 		t.Fatalf("after lvs_flush: %v, %v; want nothing", svcs, err)
 	}
@@ -95,7 +99,7 @@ virtual_server 10.0.0.1 5060 {
 	// reconciler to adopt.
 	b.reconcile(ctx)
 	cfg.Global.LVSFlush = false
-	b2.startPlane(cfg)
+	b2.startPlane(cfg, true)
 	if svcs, err := k2.Services(); err != nil || len(svcs) != 1 {
 		t.Fatalf("without lvs_flush: %v, %v; want the service kept", svcs, err)
 	}
