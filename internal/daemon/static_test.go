@@ -3,12 +3,15 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
+	"tandem/internal/netio"
+	"tandem/internal/vrrp"
 )
 
 // staticCalls records what the static code asks of the kernel, one line
@@ -16,6 +19,15 @@ import (
 type staticCalls struct {
 	calls  []string
 	refuse string // a call refused with an error
+}
+
+// expect checks the calls since the last expect, and forgets them.
+func (k *staticCalls) expect(t *testing.T, what string, want []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, k.calls); diff != "" {
+		t.Fatalf("%s (-want +got):\n%s", what, diff)
+	}
+	k.calls = nil
 }
 
 func (k *staticCalls) do(call string) error {
@@ -26,6 +38,12 @@ func (k *staticCalls) do(call string) error {
 	return nil
 }
 
+func (k *staticCalls) Listen(netio.ConnConfig) (vrrp.Conn, error) {
+	return nil, errors.New("static entries open no socket")
+}
+func (k *staticCalls) Announce(string, netip.Addr) error {
+	return errors.New("static entries are not announced")
+}
 func (k *staticCalls) AddAddress(iface string, a *config.IPAddress) error {
 	return k.do(fmt.Sprintf("add addr %s dev %s", a.Prefix, a.Dev))
 }
@@ -70,7 +88,7 @@ func TestStaticLifecycle(t *testing.T) {
 	cfg := lab.ParseConfig(t, staticConf)
 	k := &staticCalls{}
 	installStatic(k, cfg, lab.TestLogger(t))
-	want := []string{
+	k.expect(t, "start", []string{
 		"del rule from 10.3.0.0/16 table 100",
 		"del route 10.1.0.0/16 via 192.0.2.254",
 		"del route 10.2.0.0/16 via 192.0.2.254",
@@ -81,10 +99,7 @@ func TestStaticLifecycle(t *testing.T) {
 		"add route 10.1.0.0/16 via 192.0.2.254",
 		"add route 10.2.0.0/16 via 192.0.2.254",
 		"add rule from 10.3.0.0/16 table 100",
-	}
-	if diff := cmp.Diff(want, k.calls); diff != "" {
-		t.Fatalf("start (-want +got):\n%s", diff)
-	}
+	})
 
 	// A route's gateway changes, an address goes, a rule comes; the
 	// other route and address are not touched.
@@ -103,40 +118,32 @@ static_rules {
     from 10.4.0.0/16 table 101
 }
 `)
-	k.calls = nil
 	if errs := reloadStatic(k, config.Diff(cfg, next)); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	want = []string{
+	k.expect(t, "reload", []string{
 		"del route 10.1.0.0/16 via 192.0.2.254",
 		"del addr 198.51.100.1/24 dev eth1",
 		"add route 10.1.0.0/16 via 192.0.2.253",
 		"add rule from 10.4.0.0/16 table 101",
-	}
-	if diff := cmp.Diff(want, k.calls); diff != "" {
-		t.Fatalf("reload (-want +got):\n%s", diff)
-	}
+	})
 
 	// An unchanged reload (the same file read again) touches nothing.
-	k.calls = nil
 	if errs := reloadStatic(k, config.Diff(cfg, lab.ParseConfig(t, staticConf))); len(errs) > 0 || len(k.calls) != 0 {
 		t.Fatalf("unchanged reload: calls %v, errors %v", k.calls, errs)
 	}
 
 	// Stop: everything of the running configuration, rules first; a
 	// refusal is reported and the rest still goes.
-	k.calls, k.refuse = nil, "del route 10.2.0.0/16 via 192.0.2.254"
+	k.refuse = "del route 10.2.0.0/16 via 192.0.2.254"
 	errs := removeStatic(k, next)
-	want = []string{
+	k.expect(t, "stop", []string{
 		"del rule from 10.3.0.0/16 table 100",
 		"del rule from 10.4.0.0/16 table 101",
 		"del route 10.1.0.0/16 via 192.0.2.253",
 		"del route 10.2.0.0/16 via 192.0.2.254",
 		"del addr 192.0.2.1/24 dev eth0",
-	}
-	if diff := cmp.Diff(want, k.calls); diff != "" {
-		t.Fatalf("stop (-want +got):\n%s", diff)
-	}
+	})
 	if len(errs) != 1 {
 		t.Fatalf("stop errors = %v, want the one refusal", errs)
 	}
