@@ -33,6 +33,8 @@ const maxHeaderBytes = 64 << 10
 // which matches regex. Redirects are not followed: a 3xx is judged by its
 // status like any other answer. The whole request — connect, TLS
 // handshake, request, response — must finish within connect_timeout.
+// SSL_GET closes its connections without a close_notify alert, as
+// keepalived does, unless tls_compliant asks for one.
 type HTTP struct {
 	cfg   *config.Checker
 	addr  netip.AddrPort
