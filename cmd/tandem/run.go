@@ -61,7 +61,24 @@ of set elements; the table goes at stop. "vrrp_iptables" and
   SIGUSR2          write the statistics to keepalived.stats
   SIGRTMIN+2       write the state as JSON to keepalived.json
 The status socket serves "tandem status", "tandem lvs list" and
-"tandem reload".`,
+"tandem reload".
+
+static_ipaddress, static_routes and static_rules are added at start,
+whatever VRRP does (what an earlier run left is removed first), changed
+one by one by a reload, and removed at stop, as keepalived does. The
+data plane follows global_defs:
+  lvs_flush         at start, IPVS: flush the whole table, other
+                    programs' services included; nftables: delete
+                    Tandem's own tables (nothing else is Tandem's)
+  lvs_flush_onstop  at stop, IPVS: flush the whole table; with VS, or
+                    without the keyword, Tandem deletes each of its own
+                    services whole; nftables: Tandem's tables are always
+                    deleted whole at stop
+  lvs_timeouts      IPVS's connection timeouts, set at start and on each
+                    reload and put back at stop; nftables has no IPVS
+                    connection table and warns that it ignores them
+persistence_engine (sip) is passed to IPVS; nftables warns that it has
+none.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {

@@ -191,7 +191,7 @@ func (f *formatter) global(g *Global) {
 	switch g.LVSFlushOnStop {
 	case FlushAll:
 		f.line("lvs_flush_onstop")
-	case FlushVS, FlushRS:
+	case FlushVS:
 		f.line("lvs_flush_onstop", g.LVSFlushOnStop.String())
 	}
 	var to []string
@@ -666,8 +666,9 @@ func (f *formatter) checker(c *Checker) {
 		f.str("virtualhost", h.Virtualhost)
 		f.flag("enable_sni", h.EnableSNI)
 		f.str("sni_name", h.SNIName)
-		f.flag("tls_compliant", h.TLSCompliant)
-		f.flag("fast_recovery", h.FastRecovery)
+		if c.Type == CheckSSL {
+			f.flag("tls_compliant", h.TLSCompliant)
+		}
 		for _, u := range h.URLs {
 			f.open("url")
 			f.line("path", u.Path)
@@ -686,6 +687,7 @@ func (f *formatter) checker(c *Checker) {
 				f.line("regex", u.Regex.String())
 			}
 			f.only("regex_no_match", u.RegexNoMatch)
+			f.only("tls_compliant", u.TLSCompliant)
 			f.close()
 		}
 	case c.Misc != nil:

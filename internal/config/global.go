@@ -115,7 +115,8 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 	})
 }
 
-// flushOnStop reads "lvs_flush_onstop [VS|RS]": alone it flushes all.
+// flushOnStop reads "lvs_flush_onstop [VS]": alone it flushes all
+// (keepalived global_parser.c lvs_flush_on_stop_handler).
 func (p *parser) flushOnStop(g *Global) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 0, 1) {
@@ -123,7 +124,7 @@ func (p *parser) flushOnStop(g *Global) handler {
 		}
 		g.LVSFlushOnStop = FlushAll
 		if len(n.Args) == 1 {
-			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS, FlushRS); ok {
+			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS); ok {
 				g.LVSFlushOnStop = v
 			}
 		}

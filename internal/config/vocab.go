@@ -97,5 +97,4 @@ func init() {
 		add(c.String(), whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	}
 	add("url", whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
-	add("url", whyMisc, "tls_compliant")
 }
