@@ -103,9 +103,9 @@ func TestUseVMAC(t *testing.T) {
 			},
 		},
 		{
-			name: "a configured name taken by an earlier instance's interface",
-			src:  vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_vmac eth0\n"),
-			want: map[string]*want{"A": {"vrrp.51", "00:00:5e:00:01:33", false}},
+			name:  "a configured name taken by an earlier instance's interface",
+			src:   vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_vmac eth0\n"),
+			want:  map[string]*want{"A": {"vrrp.51", "00:00:5e:00:01:33", false}},
 			warns: []string{`VMAC name eth0 is already in use`},
 		},
 		{

@@ -407,7 +407,7 @@ func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.opts.Version, Config: d.opts.ConfigFile, Started: d.started, Instances: []api.InstanceStatus{}}
 	for _, in := range d.engine.Status() {
 		is := api.InstanceStatus{
-			Name: in.Name, State: in.State.String(), VRID: in.VRID, Interface: in.Interface,
+			Name: in.Name, State: in.State.String(), VRID: in.VRID, Interface: in.Interface, VMAC: in.VMAC,
 			Priority: in.Priority, EffectivePriority: in.EffectivePriority, Since: in.Since,
 			SyncGroup: in.SyncGroup, AdvertsSent: in.AdvertsSent, AdvertsReceived: in.AdvertsReceived,
 			Dropped: in.Dropped, Transitions: in.Transitions, VIPs: []string{},

@@ -29,6 +29,10 @@ type Kernel interface {
 	AddRule(r *config.Rule) error
 	DelRule(r *config.Rule) error
 	Announce(iface string, a netip.Addr) error
+	// AddVMAC, DelVMAC and StaleVMACs manage use_vmac's macvlans.
+	AddVMAC(v netio.VMAC) error
+	DelVMAC(name string) error
+	StaleVMACs(keep map[string]bool) ([]string, error)
 }
 
 // Conn is a VRRP socket (netio.Conn).
@@ -56,6 +60,7 @@ type InstanceStatus struct {
 	State             State
 	VRID              int
 	Interface         string
+	VMAC              string // use_vmac's interface, if any
 	Priority          int
 	EffectivePriority int
 	MasterIP          netip.Addr
@@ -228,6 +233,7 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	for _, o := range opts {
 		o(e)
 	}
+	e.dropStaleVMACs(cfg)
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
 		if err != nil {
@@ -238,6 +244,28 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	}
 	e.groups = buildGroups(cfg, e.insts, nil)
 	return e, nil
+}
+
+// dropStaleVMACs removes the VMACs an earlier run created (they carry
+// Tandem's mark) that cfg does not have: a crash left them, and nobody
+// else will. Those cfg has are adopted by their instances.
+func (e *Engine) dropStaleVMACs(cfg *config.Config) {
+	keep := map[string]bool{}
+	for _, ic := range cfg.Instances {
+		if ic.VMAC != nil {
+			keep[ic.VMAC.Name] = true
+		}
+	}
+	stale, err := e.kernel.StaleVMACs(keep)
+	if err != nil {
+		e.log.Warn("cannot look for vmac interfaces left by an earlier run", "err", err)
+	}
+	for _, name := range stale {
+		e.log.Info("removing vmac interface left by an earlier run", "vmac", name)
+		if err := e.kernel.DelVMAC(name); err != nil {
+			e.log.Warn("vmac interface not removed", "vmac", name, "err", err)
+		}
+	}
 }
 
 // buildGroups makes the sync group coordinators of cfg over insts,
@@ -290,6 +318,17 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 		group = ic.McastDstIP
 	}
 	cc := netio.ConnConfig{Interface: ic.Interface, IPv6: ic.IPv6, Group: group, Src: ic.UnicastSrcIP, Exclude: in.vips}
+	if v := ic.VMAC; v != nil {
+		// keepalived.conf(5), use_vmac: adverts go out of the VMAC, with
+		// its virtual MAC, unless vmac_xmit_base; the source address is
+		// the parent's either way.
+		if err := e.kernel.AddVMAC(vmacSpec(ic)); err != nil {
+			return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
+		}
+		if !v.XmitBase {
+			cc.Interface, cc.AddrFrom = v.Name, ic.Interface
+		}
+	}
 	if !cc.Src.IsValid() {
 		cc.Src = ic.McastSrcIP
 	}
@@ -304,6 +343,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	cc.AH = at == AuthAH
 	conn, err := e.kernel.Listen(cc)
 	if err != nil {
+		e.dropVMAC(in)
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.conn = conn
@@ -314,6 +354,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	m, err := NewMachine(machineConfig(ic, conn.Src()))
 	if err != nil {
 		conn.Close()
+		e.dropVMAC(in)
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.m = m
@@ -640,12 +681,12 @@ func (in *instance) install(k Kernel) {
 	in.unremoved = false
 	in.removal.reset()
 	for _, a := range in.addresses() {
-		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
+		if err := k.AddAddress(in.iface(), a); err != nil {
 			in.log.Error("virtual address not added", "err", err)
 		}
 	}
 	for _, r := range in.cfg.Routes {
-		if err := k.AddRoute(in.cfg.Interface, r); err != nil {
+		if err := k.AddRoute(in.iface(), r); err != nil {
 			in.log.Error("virtual route not added", "err", err)
 		}
 	}
@@ -710,7 +751,7 @@ func (e *Engine) retryLater(b *backoff, in *instance, what string, le loopEvent)
 // and in's own removal takes it off when in stops being master.
 func (e *Engine) handOver(in *instance) {
 	e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool {
-		if r.cfg.Interface != in.cfg.Interface || !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
+		if r.iface() != in.iface() || !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
 			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix })
 		}) {
 			return false
@@ -735,13 +776,13 @@ func (in *instance) cleanup(k Kernel) bool {
 		}
 	}
 	for _, r := range in.cfg.Routes {
-		if err := k.DelRoute(in.cfg.Interface, r); err != nil {
+		if err := k.DelRoute(in.iface(), r); err != nil {
 			in.unremoved = true
 			in.log.Warn("virtual route not removed", "err", err)
 		}
 	}
 	for _, a := range in.addresses() {
-		if err := k.DelAddress(in.cfg.Interface, a); err != nil {
+		if err := k.DelAddress(in.iface(), a); err != nil {
 			in.unremoved = true
 			in.log.Warn("virtual address not removed", "err", err)
 		}
@@ -782,13 +823,41 @@ func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
 		for _, a := range addrs {
 			iface := a.Dev
 			if iface == "" {
-				iface = in.cfg.Interface
+				iface = in.iface()
 			}
 			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
 				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
 			}
 		}
 	}
+}
+
+// iface is the interface the instance's addresses and routes go on by
+// default: its VMAC, else its interface.
+func (in *instance) iface() string {
+	if v := in.vmacName(); v != "" {
+		return v
+	}
+	return in.cfg.Interface
+}
+
+// vmacName is the instance's use_vmac interface ("" without one).
+func (in *instance) vmacName() string {
+	if in.cfg.VMAC == nil {
+		return ""
+	}
+	return in.cfg.VMAC.Name
+}
+
+// vmacSpec is the macvlan of the instance's use_vmac.
+func vmacSpec(ic *config.Instance) netio.VMAC {
+	v := netio.VMAC{Name: ic.VMAC.Name, Parent: ic.Interface, MAC: ic.VMAC.MAC, Owner: ic.Name, IPv6: ic.IPv6, SendsFrom: !ic.VMAC.XmitBase}
+	for _, a := range ic.ExcludedVIPs {
+		if a.Prefix.Addr().Is6() && (a.Dev == "" || a.Dev == ic.VMAC.Name) {
+			v.KeepIPv6 = true
+		}
+	}
+	return v
 }
 
 // addresses are every address the instance installs.
@@ -842,7 +911,22 @@ func (e *Engine) Close() { e.closeAll() }
 
 func (e *Engine) closeAll() {
 	for _, in := range e.insts {
-		in.close()
+		e.closeInstance(in)
+	}
+}
+
+// closeInstance closes the instance and removes its VMAC, whose
+// addresses go with it.
+func (e *Engine) closeInstance(in *instance) {
+	in.close()
+	e.dropVMAC(in)
+}
+
+// dropVMAC removes the instance's VMAC, if it has one (keepalived removes
+// its VMACs at exit and when a reload drops them).
+func (e *Engine) dropVMAC(in *instance) {
+	if name := in.vmacName(); name != "" {
+		logErr(in, "vmac interface not removed", e.kernel.DelVMAC(name))
 	}
 }
 
@@ -867,7 +951,7 @@ func (e *Engine) Status() []InstanceStatus {
 	out := make([]InstanceStatus, 0, len(e.insts))
 	for _, in := range e.insts {
 		st := InstanceStatus{
-			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface,
+			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface, VMAC: in.vmacName(),
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
 			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
 			Transitions: in.transitions, Dropped: map[string]uint64{},

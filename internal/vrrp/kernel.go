@@ -61,6 +61,24 @@ func (h *Host) Announce(iface string, a netip.Addr) error {
 	return an.Announce(a)
 }
 
+// AddVMAC creates (or adopts) a use_vmac macvlan.
+func (h *Host) AddVMAC(v netio.VMAC) error { return netio.AddVMAC(v) }
+
+// DelVMAC removes a use_vmac macvlan Tandem created, and its announcer,
+// which holds the link's index.
+func (h *Host) DelVMAC(name string) error {
+	h.mu.Lock()
+	if an, ok := h.announcers[name]; ok {
+		an.Close()
+		delete(h.announcers, name)
+	}
+	h.mu.Unlock()
+	return netio.DelVMAC(name)
+}
+
+// StaleVMACs lists the macvlans Tandem created that keep does not name.
+func (h *Host) StaleVMACs(keep map[string]bool) ([]string, error) { return netio.StaleVMACs(keep) }
+
 // Close releases the announcers' sockets.
 func (h *Host) Close() error {
 	h.mu.Lock()

@@ -162,7 +162,7 @@ func (e *Engine) update(in *instance, d config.InstanceDelta) error {
 // instance that has them installed: removals first, in cleanup's order
 // (rules, routes, addresses), then additions in install's.
 func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
-	iface := in.cfg.Interface // the same in both: it is part of the identity
+	iface := in.iface() // the same in both: it is part of the identity
 	addrs := append(append([]config.Delta[*config.IPAddress](nil), d.VIPs...), d.ExcludedVIPs...)
 	for _, r := range d.Rules {
 		if r.Gone() {
@@ -256,7 +256,7 @@ func (e *Engine) stopInstance(in *instance) {
 	if in.installed {
 		e.remove(in) // arms a retry if the kernel refused
 	}
-	in.close()
+	e.closeInstance(in)
 	if in.unremoved {
 		e.retiring = append(e.retiring, in)
 	}
