@@ -681,12 +681,12 @@ func (in *instance) install(k Kernel) {
 	in.unremoved = false
 	in.removal.reset()
 	for _, a := range in.addresses() {
-		if err := k.AddAddress(in.iface(), a); err != nil {
+		if err := k.AddAddress(in.cfg.Interface, in.placed(a)); err != nil {
 			in.log.Error("virtual address not added", "err", err)
 		}
 	}
 	for _, r := range in.cfg.Routes {
-		if err := k.AddRoute(in.iface(), r); err != nil {
+		if err := k.AddRoute(in.cfg.Interface, r); err != nil {
 			in.log.Error("virtual route not added", "err", err)
 		}
 	}
@@ -751,8 +751,8 @@ func (e *Engine) retryLater(b *backoff, in *instance, what string, le loopEvent)
 // and in's own removal takes it off when in stops being master.
 func (e *Engine) handOver(in *instance) {
 	e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool {
-		if r.iface() != in.iface() || !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
-			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix })
+		if !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
+			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix && r.devOf(a) == in.devOf(b) })
 		}) {
 			return false
 		}
@@ -776,13 +776,13 @@ func (in *instance) cleanup(k Kernel) bool {
 		}
 	}
 	for _, r := range in.cfg.Routes {
-		if err := k.DelRoute(in.iface(), r); err != nil {
+		if err := k.DelRoute(in.cfg.Interface, r); err != nil {
 			in.unremoved = true
 			in.log.Warn("virtual route not removed", "err", err)
 		}
 	}
 	for _, a := range in.addresses() {
-		if err := k.DelAddress(in.iface(), a); err != nil {
+		if err := k.DelAddress(in.cfg.Interface, in.placed(a)); err != nil {
 			in.unremoved = true
 			in.log.Warn("virtual address not removed", "err", err)
 		}
@@ -821,22 +821,34 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
 	for range repeat {
 		for _, a := range addrs {
-			iface := a.Dev
-			if iface == "" {
-				iface = in.iface()
-			}
-			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
+			if err := e.kernel.Announce(in.devOf(a), a.Prefix.Addr()); err != nil {
 				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
 			}
 		}
 	}
 }
 
-// iface is the interface the instance's addresses and routes go on by
-// default: its VMAC, else its interface.
-func (in *instance) iface() string {
-	if v := in.vmacName(); v != "" {
-		return v
+// placed is a as the kernel calls take it. With use_vmac, keepalived puts
+// on the VMAC every address of the instance's family whose dev is unset or
+// the instance's interface, and the others on their dev or the instance's
+// interface (vrrp.c, vrrp_complete_instance).
+func (in *instance) placed(a *config.IPAddress) *config.IPAddress {
+	v := in.cfg.VMAC
+	if v == nil || a.Dev != "" && a.Dev != in.cfg.Interface {
+		return a
+	}
+	c := *a
+	c.Dev = in.cfg.Interface
+	if a.Prefix.Addr().Is6() == in.cfg.IPv6 {
+		c.Dev = v.Name
+	}
+	return &c
+}
+
+// devOf is the interface a goes on.
+func (in *instance) devOf(a *config.IPAddress) string {
+	if d := in.placed(a).Dev; d != "" {
+		return d
 	}
 	return in.cfg.Interface
 }
@@ -852,8 +864,10 @@ func (in *instance) vmacName() string {
 // vmacSpec is the macvlan of the instance's use_vmac.
 func vmacSpec(ic *config.Instance) netio.VMAC {
 	v := netio.VMAC{Name: ic.VMAC.Name, Parent: ic.Interface, MAC: ic.VMAC.MAC, Owner: ic.Name, IPv6: ic.IPv6, SendsFrom: !ic.VMAC.XmitBase}
+	// keepalived keeps IPv6 on an IPv4 instance's VMAC when it has IPv6
+	// excluded addresses (VRRP_FLAG_EVIP_OTHER_FAMILY).
 	for _, a := range ic.ExcludedVIPs {
-		if a.Prefix.Addr().Is6() && (a.Dev == "" || a.Dev == ic.VMAC.Name) {
+		if a.Prefix.Addr().Is6() {
 			v.KeepIPv6 = true
 		}
 	}

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -205,7 +206,7 @@ func (h *fakeHost) AddAddress(iface string, a *config.IPAddress) error {
 	if h.dev == nil {
 		h.dev = map[netip.Prefix]string{}
 	}
-	h.dev[a.Prefix] = iface
+	h.dev[a.Prefix] = cmp.Or(a.Dev, iface) // netio's rule: its own dev first
 	return nil
 }
 

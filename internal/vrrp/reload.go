@@ -162,7 +162,7 @@ func (e *Engine) update(in *instance, d config.InstanceDelta) error {
 // instance that has them installed: removals first, in cleanup's order
 // (rules, routes, addresses), then additions in install's.
 func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
-	iface := in.iface() // the same in both: it is part of the identity
+	iface := in.cfg.Interface // the same in both: it is part of the identity
 	addrs := append(append([]config.Delta[*config.IPAddress](nil), d.VIPs...), d.ExcludedVIPs...)
 	for _, r := range d.Rules {
 		if r.Gone() {
@@ -176,7 +176,7 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	}
 	for _, a := range addrs {
 		if a.Gone() {
-			in.stale = append(in.stale, staleObject{key: a.Key, what: "virtual address", del: func(k Kernel) error { return k.DelAddress(iface, a.Old) }})
+			in.stale = append(in.stale, staleObject{key: a.Key, what: "virtual address", del: func(k Kernel) error { return k.DelAddress(iface, in.placed(a.Old)) }})
 		}
 	}
 	e.dropStale(in)
@@ -190,7 +190,7 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	var added []*config.IPAddress
 	for _, a := range addrs {
 		if a.Arrived() {
-			logErr(in, "virtual address not added", e.kernel.AddAddress(iface, a.New))
+			logErr(in, "virtual address not added", e.kernel.AddAddress(iface, in.placed(a.New)))
 			added = append(added, a.New)
 		}
 	}

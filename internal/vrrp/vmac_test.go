@@ -102,3 +102,38 @@ func TestReloadVMAC(t *testing.T) {
 		}
 	})
 }
+
+// TestVMACPlacement: keepalived's rule for which addresses go on the VMAC
+// (vrrp.c, vrrp_complete_instance): the instance's family with no dev or
+// the instance's interface as dev; the rest where they say, or on the
+// instance's interface.
+func TestVMACPlacement(t *testing.T) {
+	cfg := lab.ParseConfig(t, `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    version 3
+    use_vmac
+    virtual_ipaddress {
+        10.0.0.1/24
+        10.0.0.2/24 dev eth0
+        10.0.1.3/24 dev eth1
+    }
+    virtual_ipaddress_excluded {
+        fd00::4/64
+        fd00::5/64 dev eth1
+    }
+}
+`)
+	in := &instance{cfg: cfg.Instances[0]}
+	want := map[string]string{"10.0.0.1/24": "vrrp.1", "10.0.0.2/24": "vrrp.1", "10.0.1.3/24": "eth1", "fd00::4/64": "eth0", "fd00::5/64": "eth1"}
+	got := map[string]string{}
+	for _, a := range in.addresses() {
+		got[a.Prefix.String()] = in.devOf(a)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("interfaces (-want +got):\n%s", diff)
+	}
+	if !vmacSpec(in.cfg).KeepIPv6 {
+		t.Error("IPv6 disabled on the VMAC of an instance with IPv6 excluded addresses (keepalived keeps it)")
+	}
+}
