@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"tandem/internal/lab"
+)
+
+// The VMAC tests run Tandem and Debian's keepalived side by side with
+// use_vmac (keepalived.conf(5)) on the seed001 layout, in both roles: the
+// adverts come from the virtual MAC 00:00:5e:00:01:58 (VRID 88, RFC 5798
+// §7.3), the VIP lives on the macvlan vrrp.88, and a client's neighbour
+// entry for the VIP is that MAC before and after a failover, so it needs
+// no new ARP.
+
+const vmacName = "vrrp.88"
+
+var vmacMAC = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 88}
+
+func vmacConf(t *testing.T, name string, prio int) string {
+	return writeConf(t, name, fmt.Sprintf(`vrrp_instance VI_1 {
+    state BACKUP
+    interface ens33
+    virtual_router_id 88
+    priority %d
+    advert_int 1
+    use_vmac
+    virtual_ipaddress {
+        192.168.1.100/24
+    }
+}
+`, prio))
+}
+
+// advertMACs captures 3 s of adverts in the client and returns their
+// "source MAC,source IP" pairs.
+func advertMACs(t *testing.T, l *lab.Lab) map[string]bool {
+	t.Helper()
+	lines, err := capture(l, "client", "ens33", 3*time.Second, "eth.src", "ip.src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 2 {
+		t.Fatalf("captured %d adverts in 3 s, want at least 2", len(lines))
+	}
+	out := map[string]bool{}
+	for _, ln := range lines {
+		out[ln] = true
+	}
+	return out
+}
+
+// pinnedClient pings the VIP from the client, checks that the client
+// learnt the virtual MAC for it (the master's ARP reply came from the
+// macvlan), and pins that entry (nud permanent): from then on the client
+// never asks again, so a ping after a failover works only if the new
+// master answers at the same MAC.
+//
+// The directors first learn the client's MAC from pings of their own:
+// otherwise the master's reply, routed out of ens33, makes it ask for the
+// client from ens33 with the VIP as sender (arp_announce 0), and the
+// client takes ens33's MAC for the VIP. keepalived's VMAC does the same;
+// it is the kernel's ARP, not the VMAC's.
+func pinnedClient(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	client := lab.Seed001().Client.Addr
+	for _, node := range []string{"ka1", "ka2"} {
+		if err := l.Ping(node, client, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Ping("client", vip001, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if mac := neighbourMAC(t, l, "client", vip001); mac.String() != vmacMAC.String() {
+		t.Fatalf("client's neighbour entry for %s is %v, want the virtual MAC %s", vip001, mac, vmacMAC)
+	}
+	if err := l.Do("client", func() error {
+		link, err := netlink.LinkByName("ens33")
+		if err != nil {
+			return err
+		}
+		return netlink.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: vip001.AsSlice(), HardwareAddr: vmacMAC,
+			State: netlink.NUD_PERMANENT, Family: netlink.FAMILY_V4})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// vmacIndex is the index of node's vrrp.88 (0 if there is none).
+func vmacIndex(t *testing.T, l *lab.Lab, node string) int {
+	t.Helper()
+	idx := 0
+	if err := l.Do(node, func() error {
+		link, err := netlink.LinkByName(vmacName)
+		if err != nil {
+			return nil
+		}
+		if mv, ok := link.(*netlink.Macvlan); !ok || mv.Mode != netlink.MACVLAN_MODE_PRIVATE || mv.HardwareAddr.String() != vmacMAC.String() {
+			return fmt.Errorf("%s on %s: %s %+v, want a private macvlan with %s", vmacName, node, link.Type(), link.Attrs(), vmacMAC)
+		}
+		idx = link.Attrs().Index
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// sysctlOf reads a net sysctl in node (a path under /proc/sys).
+func sysctlOf(t *testing.T, l *lab.Lab, node, key string) int {
+	t.Helper()
+	v := -1
+	if err := l.Do(node, func() error {
+		b, err := os.ReadFile(filepath.Join("/proc/sys", key))
+		if err != nil {
+			return err
+		}
+		v, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestVMACInteropTandemMaster: Tandem (priority 100) and keepalived (90),
+// both with use_vmac. Tandem is master and sends from the virtual MAC;
+// it crashes, keepalived takes over at the same MAC (the client's pinned
+// entry still reaches the VIP); Tandem restarts, adopts the macvlan its
+// crash left, cleans it and takes the VIP back; a clean stop removes the
+// macvlan and restores ens33's arp_ignore and arp_filter.
+func TestVMACInteropTandemMaster(t *testing.T) {
+	l := lab.NewT(t, lab.Seed001().Spec())
+	conf := vmacConf(t, "ka1.conf", 100)
+	ka1 := startTandem(t, l, "ka1", conf)
+	ka2 := startKeepalived(t, l, "ka2", vmacConf(t, "ka2.conf", 90))
+	waitFor(t, "Tandem MASTER, keepalived BACKUP", 15*time.Second, func() bool {
+		return ka1.state("VI_1") == "MASTER" && ka2.lastState("VI_1") == "BACKUP"
+	})
+	if in := ka1.instance(t, "VI_1"); in.VMAC != vmacName {
+		t.Errorf("status: vmac %q, want %s", in.VMAC, vmacName)
+	}
+	if !holds(t, l, "ka1", vmacName, vip001) || holds(t, l, "ka1", "ens33", vip001) {
+		t.Errorf("the VIP is not on ka1's %s (alone)", vmacName)
+	}
+	for _, c := range []struct {
+		key  string
+		want int
+	}{
+		{"net/ipv4/conf/" + vmacName + "/arp_ignore", 1}, {"net/ipv4/conf/" + vmacName + "/accept_local", 1},
+		{"net/ipv4/conf/" + vmacName + "/rp_filter", 0}, {"net/ipv4/conf/ens33/arp_ignore", 1}, {"net/ipv4/conf/ens33/arp_filter", 1},
+	} {
+		if v := sysctlOf(t, l, "ka1", c.key); v != c.want {
+			t.Errorf("ka1 %s = %d, want %d", c.key, v, c.want)
+		}
+	}
+	if got, want := advertMACs(t, l), "00:00:5e:00:01:58,192.168.1.4"; len(got) != 1 || !got[want] {
+		t.Errorf("Tandem's adverts came from %v, want only %s (virtual MAC, ens33's address)", got, want)
+	}
+	if ka2.lastState("VI_1") != "BACKUP" {
+		t.Fatalf("keepalived does not accept Tandem's adverts from the VMAC:\n%s", ka2.proc.Output())
+	}
+	pinnedClient(t, l)
+	before := vmacIndex(t, l, "ka1")
+
+	if err := ka1.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "keepalived MASTER after Tandem's crash", 10*time.Second, func() bool {
+		return ka2.lastState("VI_1") == "MASTER" && holds(t, l, "ka2", vmacName, vip001)
+	})
+	if got, want := advertMACs(t, l), "00:00:5e:00:01:58,192.168.1.8"; len(got) != 1 || !got[want] {
+		t.Errorf("keepalived's adverts came from %v, want only %s", got, want)
+	}
+	if err := l.Ping("client", vip001, 5*time.Second); err != nil {
+		t.Errorf("the client's pinned entry (the virtual MAC) does not reach the VIP on keepalived: %v", err)
+	}
+
+	ka1 = startTandem(t, l, "ka1", conf)
+	waitFor(t, "Tandem MASTER again, keepalived BACKUP", 15*time.Second, func() bool {
+		return ka1.state("VI_1") == "MASTER" && ka2.lastState("VI_1") == "BACKUP"
+	})
+	if after := vmacIndex(t, l, "ka1"); after != before {
+		t.Errorf("the restart re-created %s (index %d -> %d) instead of adopting it", vmacName, before, after)
+	}
+	waitFor(t, "the VIP on ka1 only", 5*time.Second, func() bool {
+		return !holds(t, l, "ka2", vmacName, vip001) && holds(t, l, "ka1", vmacName, vip001)
+	})
+	if err := l.Ping("client", vip001, 5*time.Second); err != nil {
+		t.Errorf("the client's pinned entry does not reach the VIP back on Tandem: %v", err)
+	}
+
+	if err := ka1.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if idx := vmacIndex(t, l, "ka1"); idx != 0 {
+		t.Errorf("%s left on ka1 after a clean stop", vmacName)
+	}
+	for _, key := range []string{"net/ipv4/conf/ens33/arp_ignore", "net/ipv4/conf/ens33/arp_filter"} {
+		if v := sysctlOf(t, l, "ka1", key); v != 0 {
+			t.Errorf("ka1 %s = %d after the stop, want 0 (restored)", key, v)
+		}
+	}
+}
+
+// TestVMACInteropKeepalivedMaster is the reverse: keepalived (100) master,
+// Tandem (90) backup with its macvlan up and empty; keepalived crashes and
+// Tandem serves the VIP at the same MAC.
+func TestVMACInteropKeepalivedMaster(t *testing.T) {
+	l := lab.NewT(t, lab.Seed001().Spec())
+	ka1 := startKeepalived(t, l, "ka1", vmacConf(t, "ka1.conf", 100))
+	ka2 := startTandem(t, l, "ka2", vmacConf(t, "ka2.conf", 90))
+	waitFor(t, "keepalived MASTER, Tandem BACKUP", 15*time.Second, func() bool {
+		return ka1.lastState("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP"
+	})
+	time.Sleep(3 * time.Second) // Tandem would have taken over by now if it missed keepalived's adverts
+	if in := ka2.instance(t, "VI_1"); in.State != "BACKUP" || in.MasterIP != "192.168.1.4" || len(in.Dropped) > 0 {
+		t.Fatalf("Tandem's view of keepalived: %s, master %q, dropped %v", in.State, in.MasterIP, in.Dropped)
+	}
+	if vmacIndex(t, l, "ka2") == 0 || holds(t, l, "ka2", vmacName, vip001) {
+		t.Errorf("Tandem's backup: want %s present without the VIP", vmacName)
+	}
+	if got, want := advertMACs(t, l), "00:00:5e:00:01:58,192.168.1.4"; len(got) != 1 || !got[want] {
+		t.Errorf("keepalived's adverts came from %v, want only %s", got, want)
+	}
+	pinnedClient(t, l)
+
+	if err := ka1.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Tandem MASTER after keepalived's crash", 10*time.Second, func() bool {
+		return ka2.state("VI_1") == "MASTER" && holds(t, l, "ka2", vmacName, vip001)
+	})
+	if got, want := advertMACs(t, l), "00:00:5e:00:01:58,192.168.1.8"; len(got) != 1 || !got[want] {
+		t.Errorf("Tandem's adverts came from %v, want only %s", got, want)
+	}
+	if err := l.Ping("client", vip001, 5*time.Second); err != nil {
+		t.Errorf("the client's pinned entry (the virtual MAC) does not reach the VIP on Tandem: %v", err)
+	}
+}
