@@ -144,7 +144,11 @@ func (d *Daemon) run(ctx context.Context) error {
 		}
 	}()
 	host := vrrp.NewHost()
-	defer host.Close()
+	defer func() {
+		if err := host.Close(); err != nil {
+			log.Warn("host settings not restored", "err", err)
+		}
+	}()
 	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
 	if err != nil {
 		return err

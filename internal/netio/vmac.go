@@ -29,6 +29,10 @@ type VMAC struct {
 	// an IPv6 one then gets the parent's link-local address to send from
 	// (keepalived's set_link_local_address).
 	SendsFrom bool
+	// AllRPFilter is net.ipv4.conf.all.rp_filter before ClearRPFilter
+	// set it to 0 (0: it was 0), recorded with the mark so that a run
+	// after a crash can put it back.
+	AllRPFilter int
 }
 
 // Sysctl is one /proc/sys/net setting, by path under /proc/sys.
@@ -45,40 +49,57 @@ type Sysctl struct {
 const vmacMark = "tandem-vmac"
 
 // vmacAlias is the alias of an IPv4 VMAC recording the parent's values,
-// or of an IPv6 one (orig nil: the parent is not changed).
-func vmacAlias(owner string, orig []Sysctl) string {
+// or of an IPv6 one (orig nil: the parent is not changed), and all's
+// rp_filter before it was cleared (allRP, if not 0).
+func vmacAlias(owner string, orig []Sysctl, allRP int) string {
 	var b strings.Builder
 	b.WriteString(vmacMark)
 	for _, s := range orig {
 		fmt.Fprintf(&b, " %s=%d", filepath.Base(s.Key), s.Value)
 	}
+	if allRP != 0 {
+		fmt.Fprintf(&b, " %s=%d", allRPKey, allRP)
+	}
 	b.WriteString(" instance=" + owner)
 	return b.String()
 }
 
+const allRPKey = "all_rp_filter"
+
+// vmacRecord is what a VMAC's alias says.
+type vmacRecord struct {
+	owner string
+	orig  []Sysctl // the parent's settings before
+	allRP int      // all.rp_filter before (0: it was 0)
+}
+
 // parseVMACAlias reads what vmacAlias wrote: ok is false for a link that
 // is not Tandem's.
-func parseVMACAlias(alias, parent string) (owner string, orig []Sysctl, ok bool) {
+func parseVMACAlias(alias, parent string) (r vmacRecord, ok bool) {
 	f := strings.Fields(alias)
 	if len(f) < 2 || f[0] != vmacMark {
-		return "", nil, false
+		return r, false
 	}
 	for _, kv := range f[1:] {
 		k, v, found := strings.Cut(kv, "=")
 		if !found {
-			return "", nil, false
+			return vmacRecord{}, false
 		}
 		if k == "instance" {
-			owner = v
+			r.owner = v
 			continue
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return "", nil, false
+			return vmacRecord{}, false
 		}
-		orig = append(orig, Sysctl{Key: ipv4Conf(parent, k), Value: n})
+		if k == allRPKey {
+			r.allRP = n
+			continue
+		}
+		r.orig = append(r.orig, Sysctl{Key: ipv4Conf(parent, k), Value: n})
 	}
-	return owner, orig, owner != ""
+	return r, r.owner != ""
 }
 
 func ipv4Conf(iface, key string) string { return "net/ipv4/conf/" + iface + "/" + key }
@@ -162,9 +183,12 @@ func AddVMAC(v VMAC) error {
 	}
 	var orig []Sysctl // the parent's values before any of our VMACs
 	if old, ok := ours[v.Name]; ok {
-		_, rec, _ := parseVMACAlias(old.Attrs().Alias, v.Parent)
+		rec, _ := parseVMACAlias(old.Attrs().Alias, v.Parent)
 		if old.ParentIndex == parent.Attrs().Index && old.Mode == netlink.MACVLAN_MODE_PRIVATE &&
-			bytes.Equal(old.HardwareAddr, v.MAC) && (rec != nil) == !v.IPv6 {
+			bytes.Equal(old.HardwareAddr, v.MAC) && (rec.orig != nil) == !v.IPv6 {
+			if err := netlink.LinkSetAlias(old, vmacAlias(v.Owner, rec.orig, v.AllRPFilter)); err != nil {
+				return fmt.Errorf("vmac %s: mark: %w", v.Name, err)
+			}
 			return setupVMAC(v, old)
 		}
 		if err := DelVMAC(v.Name); err != nil {
@@ -186,7 +210,7 @@ func AddVMAC(v VMAC) error {
 	if err := netlink.LinkAdd(mv); err != nil {
 		return fmt.Errorf("vmac %s: create macvlan on %s: %w", v.Name, v.Parent, err)
 	}
-	if err := netlink.LinkSetAlias(mv, vmacAlias(v.Owner, orig)); err != nil {
+	if err := netlink.LinkSetAlias(mv, vmacAlias(v.Owner, orig, v.AllRPFilter)); err != nil {
 		netlink.LinkDel(mv)
 		return fmt.Errorf("vmac %s: mark: %w", v.Name, err)
 	}
@@ -200,8 +224,8 @@ func parentOriginals(ours map[string]*netlink.Macvlan, parent netlink.Link, set 
 		if mv.ParentIndex != parent.Attrs().Index {
 			continue
 		}
-		if _, rec, ok := parseVMACAlias(mv.Attrs().Alias, parent.Attrs().Name); ok && rec != nil {
-			return rec, nil
+		if rec, ok := parseVMACAlias(mv.Attrs().Alias, parent.Attrs().Name); ok && rec.orig != nil {
+			return rec.orig, nil
 		}
 	}
 	var orig []Sysctl
@@ -304,8 +328,8 @@ func DelVMAC(name string) error {
 	if err != nil {
 		return nil // the parent went too: nothing to restore
 	}
-	_, orig, _ := parseVMACAlias(mv.Attrs().Alias, parent.Attrs().Name)
-	for _, s := range orig {
+	rec, _ := parseVMACAlias(mv.Attrs().Alias, parent.Attrs().Name)
+	for _, s := range rec.orig {
 		if err := writeSysctl(s); err != nil {
 			return fmt.Errorf("vmac %s: restore %s: %w", name, parent.Attrs().Name, err)
 		}
@@ -327,4 +351,79 @@ func StaleVMACs(keep map[string]bool) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// RPFilter is what ClearRPFilter changed, to put back at exit.
+type RPFilter struct {
+	all     int
+	changed []Sysctl // the keys raised to all's value, with their values before
+}
+
+// ClearRPFilter lets VMACs run with rp_filter 0, which the kernel ANDs
+// with nothing but takes the maximum of with net.ipv4.conf.all.rp_filter:
+// as keepalived does (vrrp_if_config.c, clear_rp_filter), when all is
+// non-zero it first raises default and every interface below all's value
+// to it, so that nothing else changes behaviour, then sets all to 0. It
+// returns nil when all is 0 already, unless a VMAC an earlier run left
+// recorded a value: that run cleared it and crashed, and the value is
+// the one to put back (the interfaces it raised stay raised, which with
+// all at that value again changes nothing).
+func ClearRPFilter() (*RPFilter, error) {
+	key := func(iface string) string { return ipv4Conf(iface, "rp_filter") }
+	all, err := readSysctl(key("all"))
+	if err != nil {
+		return nil, err
+	}
+	if all == 0 {
+		ours, err := ourVMACs()
+		if err != nil {
+			return nil, err
+		}
+		for _, mv := range ours {
+			if rec, ok := parseVMACAlias(mv.Attrs().Alias, ""); ok && rec.allRP != 0 {
+				return &RPFilter{all: rec.allRP}, nil
+			}
+		}
+		return nil, nil
+	}
+	r := &RPFilter{all: all}
+	dirs, err := os.ReadDir(filepath.Join(sysctlRoot, "net/ipv4/conf"))
+	if err != nil {
+		return nil, err
+	}
+	names := []string{"default"}
+	for _, d := range dirs {
+		if n := d.Name(); n != "all" && n != "default" {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		v, err := readSysctl(key(n))
+		if err != nil || v >= all {
+			continue // an interface going away meanwhile is no matter
+		}
+		if err := writeSysctl(Sysctl{key(n), all}); err != nil {
+			return r, err
+		}
+		r.changed = append(r.changed, Sysctl{key(n), v})
+	}
+	return r, writeSysctl(Sysctl{key("all"), 0})
+}
+
+// All is all.rp_filter as it was before ClearRPFilter.
+func (r *RPFilter) All() int { return r.all }
+
+// Restore puts back what ClearRPFilter changed, where nobody changed it
+// since (keepalived's restore_rp_filter).
+func (r *RPFilter) Restore() error {
+	var errs []error
+	if v, err := readSysctl(ipv4Conf("all", "rp_filter")); err == nil && v == 0 {
+		errs = append(errs, writeSysctl(Sysctl{ipv4Conf("all", "rp_filter"), r.all}))
+	}
+	for _, s := range r.changed {
+		if v, err := readSysctl(s.Key); err == nil && v == r.all {
+			errs = append(errs, writeSysctl(s))
+		}
+	}
+	return errors.Join(errs...)
 }

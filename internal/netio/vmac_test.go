@@ -39,13 +39,13 @@ func TestVMACSysctls(t *testing.T) {
 
 func TestVMACAlias(t *testing.T) {
 	orig := []Sysctl{{"net/ipv4/conf/eth0/arp_ignore", 2}, {"net/ipv4/conf/eth0/arp_filter", 0}}
-	a := vmacAlias("VI_1", orig)
-	owner, got, ok := parseVMACAlias(a, "eth0")
-	if !ok || owner != "VI_1" || !slices.Equal(got, orig) {
-		t.Errorf("parseVMACAlias(%q) = %q, %v, %t; want VI_1, %v, true", a, owner, got, ok, orig)
+	a := vmacAlias("VI_1", orig, 2)
+	got, ok := parseVMACAlias(a, "eth0")
+	if !ok || got.owner != "VI_1" || !slices.Equal(got.orig, orig) || got.allRP != 2 {
+		t.Errorf("parseVMACAlias(%q) = %+v, %t; want VI_1, %v, all_rp_filter 2", a, got, ok, orig)
 	}
 	for _, s := range []string{"", "keepalived vmac", "tandem-vmac", "tandem-vmac arp_ignore=x instance=a", "tandem-vmacs instance=a"} {
-		if _, _, ok := parseVMACAlias(s, "eth0"); ok {
+		if _, ok := parseVMACAlias(s, "eth0"); ok {
 			t.Errorf("parseVMACAlias(%q) took it as ours", s)
 		}
 	}
@@ -158,6 +158,72 @@ func TestVMACLifecycle(t *testing.T) {
 			t.Errorf("the foreign vrrp.3 is gone: %v", err)
 		}
 		return DelVMAC("vrrp.1") // gone already: not an error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClearRPFilter: with net.ipv4.conf.all.rp_filter set, the VMACs get
+// it cleared as keepalived does, the other interfaces and default raised
+// to it so that they behave as before, and all of it put back after.
+func TestClearRPFilter(t *testing.T) {
+	l := oneNode(t)
+	if err := l.Sysctl("n", "net.ipv4.conf.all.rp_filter", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sysctl("n", "net.ipv4.conf.lo.rp_filter", "2"); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Do("n", func() error {
+		read := func() map[string]int {
+			out := map[string]int{}
+			for _, n := range []string{"all", "default", "eth0", "lo"} {
+				out[n], _ = readSysctl(ipv4Conf(n, "rp_filter"))
+			}
+			return out
+		}
+		rp, err := ClearRPFilter()
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(map[string]int{"all": 0, "default": 1, "eth0": 1, "lo": 2}, read()); diff != "" {
+			t.Errorf("after ClearRPFilter (-want +got):\n%s", diff)
+		}
+		if err := rp.Restore(); err != nil {
+			return err
+		}
+		if diff := cmp.Diff(map[string]int{"all": 1, "default": 0, "eth0": 0, "lo": 2}, read()); diff != "" {
+			t.Errorf("after Restore (-want +got):\n%s", diff)
+		}
+		// A run that cleared it and crashed left a VMAC recording all's
+		// value: the next run puts that back.
+		if rp, err = ClearRPFilter(); err != nil {
+			return err
+		}
+		if err := AddVMAC(VMAC{Name: "vrrp.1", Parent: "eth0", MAC: net.HardwareAddr{0, 0, 0x5e, 0, 1, 1}, Owner: "VI_1", AllRPFilter: rp.All()}); err != nil {
+			return err
+		}
+		rp, err = ClearRPFilter() // the next run
+		if err != nil || rp == nil || rp.All() != 1 {
+			t.Fatalf("ClearRPFilter after a crash: %+v, %v; want all's value 1 from the VMAC's record", rp, err)
+		}
+		if err := DelVMAC("vrrp.1"); err != nil {
+			return err
+		}
+		if err := rp.Restore(); err != nil {
+			return err
+		}
+		if v := read()["all"]; v != 1 {
+			t.Errorf("all.rp_filter %d after the crash's recovery, want 1", v)
+		}
+		if err := writeSysctl(Sysctl{ipv4Conf("all", "rp_filter"), 0}); err != nil {
+			return err
+		}
+		if rp, err := ClearRPFilter(); rp != nil || err != nil {
+			t.Errorf("ClearRPFilter with all=0: %+v, %v; want nothing done", rp, err)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
