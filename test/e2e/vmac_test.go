@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -258,4 +259,74 @@ func TestVMACInteropKeepalivedMaster(t *testing.T) {
 	})
 	wantAdvertsFrom(t, l, "Tandem", "192.168.1.8")
 	reachesVIP(t, l, "Tandem")
+}
+
+// TestVMACInteropIPv6: an IPv6 instance's VMAC (00:00:5e:00:02:58,
+// vrrp.88) sends from the parent's link-local address, as keepalived's
+// does: Tandem master and keepalived backup agree, and keepalived takes
+// over when Tandem crashes.
+func TestVMACInteropIPv6(t *testing.T) {
+	l := lab.NewT(t, lab.Seed001().Spec())
+	conf := func(name string, prio int) string {
+		return writeConf(t, name, fmt.Sprintf(`vrrp_instance VI_1 {
+    state BACKUP
+    interface ens33
+    virtual_router_id 88
+    priority %d
+    advert_int 1
+    version 3
+    use_vmac
+    virtual_ipaddress {
+        fd00:88::100/64
+    }
+}
+`, prio))
+	}
+	vip := netip.MustParseAddr("fd00:88::100")
+	ka1 := startTandem(t, l, "ka1", conf("ka1.conf", 100))
+	ka2 := startKeepalived(t, l, "ka2", conf("ka2.conf", 90))
+	waitFor(t, "Tandem MASTER, keepalived BACKUP", 15*time.Second, func() bool {
+		return ka1.state("VI_1") == "MASTER" && ka2.lastState("VI_1") == "BACKUP"
+	})
+	if !holds(t, l, "ka1", vmacName, vip) {
+		t.Errorf("the VIP is not on ka1's %s", vmacName)
+	}
+	lines, err := capture(l, "client", "ens33", 3*time.Second, "eth.src", "ipv6.src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := ""
+	if err := l.Do("ka1", func() error {
+		link, err := netlink.LinkByName("ens33")
+		if err != nil {
+			return err
+		}
+		as, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		for _, a := range as {
+			if a.IP.IsLinkLocalUnicast() {
+				ll = a.IP.String()
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 2 {
+		t.Fatalf("captured %d adverts in 3 s, want at least 2", len(lines))
+	}
+	for _, ln := range lines {
+		if want := "00:00:5e:00:02:58," + ll; ln != want {
+			t.Errorf("Tandem's IPv6 advert came from %s, want %s (virtual MAC, ens33's link-local address)", ln, want)
+		}
+	}
+	time.Sleep(3 * time.Second) // keepalived would have taken over by now if it rejected the adverts
+	if ka2.lastState("VI_1") != "BACKUP" {
+		t.Fatalf("keepalived does not accept Tandem's IPv6 adverts from the VMAC:\n%s", ka2.proc.Output())
+	}
+	if err := ka1.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "keepalived MASTER after Tandem's crash", 10*time.Second, func() bool {
+		return ka2.lastState("VI_1") == "MASTER" && holds(t, l, "ka2", vmacName, vip)
+	})
 }
