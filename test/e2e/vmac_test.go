@@ -330,3 +330,61 @@ func TestVMACInteropIPv6(t *testing.T) {
 		return ka2.lastState("VI_1") == "MASTER" && holds(t, l, "ka2", vmacName, vip)
 	})
 }
+
+// TestVMACReload: a reload that adds use_vmac to one instance re-creates
+// that instance on its new macvlan and leaves the other alone; one that
+// removes it puts the VIP back on the interface and the macvlan goes.
+func TestVMACReload(t *testing.T) {
+	l := lab.NewT(t, lab.Seed001().Spec())
+	conf := func(vmac string) string {
+		return fmt.Sprintf(`vrrp_instance VI_1 {
+    interface ens33
+    virtual_router_id 88
+    priority 100
+    advert_int 1
+%s
+    virtual_ipaddress {
+        192.168.1.100/24
+    }
+}
+vrrp_instance VI_2 {
+    interface ens33
+    virtual_router_id 89
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        192.168.1.101/24
+    }
+}
+`, vmac)
+	}
+	path := writeConf(t, "ka1.conf", conf(""))
+	ka1 := startTandem(t, l, "ka1", path)
+	waitFor(t, "both MASTER", 15*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" && ka1.state("VI_2") == "MASTER" })
+	vi2 := ka1.instance(t, "VI_2")
+	vip2 := netip.MustParseAddr("192.168.1.101")
+
+	for _, step := range []struct {
+		name, vmac string
+		on, off    string
+	}{
+		{"add use_vmac", "    use_vmac", vmacName, "ens33"},
+		{"remove use_vmac", "", "ens33", vmacName},
+	} {
+		if err := os.WriteFile(path, []byte(conf(step.vmac)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reloadApplied(t, ka1)
+		waitFor(t, step.name+": VI_1 MASTER with the VIP on "+step.on, 15*time.Second, func() bool {
+			return ka1.state("VI_1") == "MASTER" && holds(t, l, "ka1", step.on, vip001)
+		})
+		if step.off == vmacName && vmacIndex(t, l, "ka1") != 0 {
+			t.Errorf("%s: %s still there", step.name, vmacName)
+		} else if step.off == "ens33" && holds(t, l, "ka1", "ens33", vip001) {
+			t.Errorf("%s: the VIP is on ens33 as well", step.name)
+		}
+		if in := ka1.instance(t, "VI_2"); in.Transitions != vi2.Transitions || !in.Since.Equal(vi2.Since) || !holds(t, l, "ka1", "ens33", vip2) {
+			t.Errorf("%s disturbed VI_2: transitions %d -> %d, since %v -> %v", step.name, vi2.Transitions, in.Transitions, vi2.Since, in.Since)
+		}
+	}
+}
