@@ -123,9 +123,12 @@ func VMACSysctls(v VMAC) (vmac, parent []Sysctl) {
 		Sysctl{ipv4Conf(v.Name, "accept_local"), 1},
 		Sysctl{ipv4Conf(v.Name, "rp_filter"), 0},
 		Sysctl{ipv4Conf(v.Name, "promote_secondaries"), 1})
-	if !v.KeepIPv6 {
-		vmac = append(vmac, Sysctl{"net/ipv6/conf/" + v.Name + "/disable_ipv6", 1})
+	// Written either way: an adopted macvlan may have it the other way.
+	disable := 1
+	if v.KeepIPv6 {
+		disable = 0
 	}
+	vmac = append(vmac, Sysctl{"net/ipv6/conf/" + v.Name + "/disable_ipv6", disable})
 	parent = []Sysctl{{ipv4Conf(v.Parent, "arp_ignore"), 1}, {ipv4Conf(v.Parent, "arp_filter"), 1}}
 	return vmac, parent
 }

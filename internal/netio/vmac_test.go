@@ -28,8 +28,8 @@ func TestVMACSysctls(t *testing.T) {
 		t.Errorf("IPv4 parent (-want +got):\n%s", diff)
 	}
 	vm, _ = VMACSysctls(VMAC{Name: "vrrp.1", Parent: "eth0", KeepIPv6: true})
-	if slices.Contains(vm, Sysctl{"net/ipv6/conf/vrrp.1/disable_ipv6", 1}) {
-		t.Error("IPv6 disabled on a VMAC that carries IPv6 excluded addresses")
+	if !slices.Contains(vm, Sysctl{"net/ipv6/conf/vrrp.1/disable_ipv6", 0}) {
+		t.Errorf("IPv6 not enabled on a VMAC that carries IPv6 excluded addresses: %v", vm)
 	}
 	vm, parent = VMACSysctls(VMAC{Name: "vrrp.1", Parent: "eth0", IPv6: true})
 	if diff := cmp.Diff([]Sysctl{{"net/ipv4/conf/vrrp.1/arp_ignore", 1}}, vm); diff != "" || parent != nil {
