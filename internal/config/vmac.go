@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net"
 	"strconv"
 	"strings"
@@ -18,7 +19,7 @@ type VMAC struct {
 	Name string `json:"name"`
 	// MAC is the macvlan's address: 00:00:5e:00:01:VRID (IPv4) or
 	// 00:00:5e:00:02:VRID (IPv6) unless configured.
-	MAC net.HardwareAddr `json:"mac"`
+	MAC net.HardwareAddr `json:"-"`
 	// XmitBase is vmac_xmit_base: adverts go out of the base interface
 	// (with its MAC) rather than the macvlan.
 	XmitBase bool `json:"xmit_base,omitempty"`
@@ -26,6 +27,16 @@ type VMAC struct {
 	named      bool             // a name was configured
 	configured net.HardwareAddr // a MAC was configured
 	partial    bool             // the configured MAC is 5 octets, the VRID completes it
+}
+
+// MarshalJSON shows the MAC as text (net.HardwareAddr is bytes to
+// encoding/json), for tandem check --dump.
+func (v VMAC) MarshalJSON() ([]byte, error) {
+	type plain VMAC
+	return json.Marshal(struct {
+		plain
+		MAC string `json:"mac"`
+	}{plain(v), v.MAC.String()})
 }
 
 // vmacOUI is the IANA prefix of VRRP virtual MACs (RFC 5798 §7.3).

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -219,5 +220,16 @@ func TestDiffVMAC(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVMACJSON: tandem check --dump shows the MAC as text.
+func TestVMACJSON(t *testing.T) {
+	b, err := json.Marshal(&VMAC{Name: "vrrp.51", MAC: VirtualMAC(51, false), XmitBase: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"vrrp.51","xmit_base":true,"mac":"00:00:5e:00:01:33"}`; string(b) != want {
+		t.Errorf("json %s, want %s", b, want)
 	}
 }
