@@ -90,6 +90,10 @@ type Global struct {
 	VRRPCheckUnicastSrc bool       `json:"vrrp_check_unicast_src"`
 	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`
 	Garp                Garp       `json:"garp"`
+
+	// VMACPrefix names the VMAC interfaces use_vmac creates (default "vrrp").
+	VMACPrefix string `json:"vmac_prefix,omitempty"`
+
 	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
 	// and unsolicited NAs sent on one interface (0 = no spacing).
 	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
@@ -280,6 +284,10 @@ type Instance struct {
 	SyncGroup       string       `json:"sync_group,omitempty"`
 	NoVirtualIPAddr bool         `json:"no_virtual_ipaddress"`
 
+	// VMAC is use_vmac; nil when the instance's own interface carries
+	// its addresses.
+	VMAC *VMAC `json:"use_vmac,omitempty"`
+
 	// unset holds the keywords whose default comes from global_defs,
 	// resolved once the whole file is read (global_defs may come last).
 	unset instanceUnset
@@ -287,6 +295,8 @@ type Instance struct {
 
 type instanceUnset struct {
 	accept, strict, skipAdv, checkSrc, lowerNoAdv, higherSend, v3v2 *bool
+
+	xmitBase *Pos // vmac_xmit_base, where it was given
 }
 
 // UnicastPeer is one unicast_peer entry.
