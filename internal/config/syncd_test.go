@@ -37,7 +37,7 @@ func TestLVSSyncDaemon(t *testing.T) {
 			want: []wantDiag{w(2, 29, `sync id 7 without "id"`)},
 			sd:   &LVSSyncDaemon{Interface: "eth1", Instance: "VI_1", SyncID: 7, Port: 8848, TTL: 1, Group: grp("224.0.0.81")}},
 		{name: "deprecated per-instance form",
-			src: "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  lvs_sync_daemon_interface eth1\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n",
+			src:  "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  lvs_sync_daemon_interface eth1\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n",
 			want: []wantDiag{w(4, 3, "lvs_sync_daemon_interface is deprecated")},
 			sd:   &LVSSyncDaemon{Interface: "eth1", Instance: "VI_1", SyncID: 0, Port: 8848, TTL: 1, Group: grp("224.0.0.81")}},
 		{name: "unknown instance",
@@ -74,7 +74,7 @@ func TestLVSSyncDaemon(t *testing.T) {
 			src:  g("lvs_sync_daemon"),
 			want: []wantDiag{e(2, 3, "lvs_sync_daemon takes at least 1 argument, got 0")}},
 		{name: "given twice",
-			src: "global_defs {\n  lvs_sync_daemon eth1 VI_1\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  lvs_sync_daemon_interface eth2\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n",
+			src:  "global_defs {\n  lvs_sync_daemon eth1 VI_1\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  lvs_sync_daemon_interface eth2\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n",
 			want: []wantDiag{e(7, 3, "the sync daemon is already configured (lvs_sync_daemon eth1 at t.conf:2:3)")}},
 	}
 	for _, tt := range tests {
