@@ -10,6 +10,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/config"
+	"tandem/internal/config/syntax"
 	"tandem/internal/lvs/ipvs"
 )
 
@@ -53,6 +54,32 @@ func newSyncFollower(dataplane string, open func() (syncKernel, error), log *slo
 		running: map[ipvs.SyncState]ipvs.SyncDaemon{}}
 }
 
+// syncDataplaneOff says why data plane dp runs no sync daemon: only
+// kernel IPVS has them. "" for ipvs and auto, which finds out at start.
+func syncDataplaneOff(dp string) string {
+	if dp == DataplaneNFT || dp == DataplaneNone {
+		return fmt.Sprintf("the data plane is %s; the connection sync daemon is kernel IPVS's (--dataplane ipvs)", dp)
+	}
+	return ""
+}
+
+func syncOffMsg(c *config.LVSSyncDaemon, why string) string {
+	return fmt.Sprintf("lvs_sync_daemon %s: not started: %s", c.Interface, why)
+}
+
+// CheckDataplane returns warnings about what cfg asks of data plane dp
+// that dp does not do, for `tandem check --dataplane` (tandem run logs
+// the same at start).
+func CheckDataplane(cfg *config.Config, dp string) config.Diagnostics {
+	var out config.Diagnostics
+	if c := cfg.Global.LVSSyncDaemon; c != nil {
+		if why := syncDataplaneOff(dp); why != "" {
+			out = append(out, syntax.Diagnostic{Pos: c.Pos, Severity: syntax.Warning, Msg: syncOffMsg(c, why)})
+		}
+	}
+	return out
+}
+
 // openSyncer is the real syncFollower.open: IPVS's generic netlink family
 // in the daemon's network namespace.
 func openSyncer() (syncKernel, error) { return ipvs.NewSyncer() }
@@ -66,10 +93,7 @@ func (f *syncFollower) configure(c *config.LVSSyncDaemon) (warning string, err e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c != nil && f.k == nil && f.off == "" {
-		switch f.dataplane {
-		case DataplaneNFT, DataplaneNone:
-			f.off = fmt.Sprintf("the data plane is %s; the connection sync daemon is kernel IPVS's (--dataplane ipvs)", f.dataplane)
-		default:
+		if f.off = syncDataplaneOff(f.dataplane); f.off == "" {
 			k, err := f.open()
 			switch {
 			case err == nil:
@@ -84,7 +108,7 @@ func (f *syncFollower) configure(c *config.LVSSyncDaemon) (warning string, err e
 	}
 	f.cfg = c
 	if c != nil && f.off != "" {
-		warning = fmt.Sprintf("%s: lvs_sync_daemon %s: not started: %s", c.Pos, c.Interface, f.off)
+		warning = fmt.Sprintf("%s: %s", c.Pos, syncOffMsg(c, f.off))
 	}
 	f.apply()
 	return warning, nil

@@ -77,6 +77,20 @@
 // (adds before deletes) is what keeps a pool from draining meanwhile. The
 // context is checked between requests.
 //
+// # Sync daemons
+//
+// Syncer starts, stops and lists IPVS's connection-sync daemons (ipvsadm
+// --start-daemon, --stop-daemon, -L --daemon) with IPVS_CMD_NEW_DAEMON,
+// IPVS_CMD_DEL_DAEMON and IPVS_CMD_GET_DAEMON, which cloudflare/ipvs does
+// not have, on a generic netlink socket of its own. The master daemon
+// multicasts the connections IPVS schedules (as they become established,
+// and again every sync_period packets); the backup daemon enters them into
+// its own table, so that a director taking over keeps them on their real
+// servers. The kernel runs one of each per namespace; settings left zero
+// get the kernel's defaults (UDP port 8848, TTL 1, group 224.0.0.81,
+// payload from the interface's MTU). The daemon package decides which runs
+// (lvs_sync_daemon follows a VRRP instance).
+//
 // # Tests
 //
 // TestApplyPerOp and TestCounters run everywhere, on a fake ipvs.Client
@@ -89,7 +103,13 @@
 //
 //	sudo go test ./test/vm/ -v
 //
-// In the VM they check: programming every attribute above through the
+// TestSyncer* check the daemon messages byte by byte against a fake
+// generic netlink peer (no kernel). In the VM, TestSyncDaemonReplicatesConnections
+// runs the master daemon on one director and the backup on another and
+// finds the client's connections through the first (DR, held open) in the
+// second's /proc/net/ip_vs_conn within ~2.2 s (the master flushes every
+// 2 s), reads the daemons back against ipvsadm -L --daemon, and swaps them
+// as a failover does. In the VM they also check: programming every attribute above through the
 // lvs.Reconciler and reading it back both through the backend and by
 // parsing Debian's `ipvsadm -Ln` (and `-Ln --thresholds`); that a second
 // reconcile sends nothing; in-place updates; that services made with
