@@ -56,9 +56,9 @@ type Daemon struct {
 	notes  *notify.Runner
 	events *notify.EventLog
 	bal    *balancer // nil without virtual servers
+	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 	// syncd runs IPVS's connection-sync daemons (lvs_sync_daemon).
 	syncd *syncFollower
-	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
