@@ -1,18 +1,23 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/config"
 	"tandem/internal/lvs/ipvs"
+	"tandem/internal/vrrp"
 )
 
 // fakeSyncKernel is IPVS's sync daemons as the kernel keeps them: one of
@@ -223,4 +228,36 @@ func TestSyncDataplanes(t *testing.T) {
 	if _, err := f.configure(syncConf("VI_1", 8848)); !errors.Is(err, ipvs.ErrUnavailable) {
 		t.Errorf("--dataplane ipvs without IPVS: %v, want ErrUnavailable", err)
 	}
+}
+
+// TestSyncFollowsStateChanges: the daemon hands every instance's state
+// change to the sync daemons (the wiring of stateChanged).
+func TestSyncFollowsStateChanges(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "k.conf")
+	src := "global_defs {\n  lvs_sync_daemon eth1 VI_1\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n"
+	if err := os.WriteFile(conf, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := load(Options{ConfigFile: conf, ConfigID: "t", Dataplane: DataplaneAuto, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newFakeSyncKernel()
+	d.syncd.open = func() (syncKernel, error) { return k, nil }
+	if _, err := d.syncd.configure(d.cfg.Global.LVSSyncDaemon); err != nil {
+		t.Fatal(err)
+	}
+	step(t, k, "start", "start backup eth1 id 51 port 8848")
+	for _, c := range []struct {
+		state vrrp.State
+		want  []string
+	}{
+		{vrrp.Master, []string{"stop backup", "start master eth1 id 51 port 8848"}},
+		{vrrp.Fault, []string{"stop master", "start backup eth1 id 51 port 8848"}},
+	} {
+		d.stateChanged(vrrp.StateChange{Instance: d.cfg.Instances[0], State: c.state, At: time.Now()})
+		step(t, k, c.state.String(), c.want...)
+	}
+	d.notes.Close(context.Background())
 }
