@@ -175,11 +175,6 @@ func (d *Daemon) run(ctx context.Context) error {
 		eng.Close()
 		return err
 	}
-	if err := d.startBalancer(cfg, fx); err != nil {
-		d.trackers.stop()
-		eng.Close()
-		return err
-	}
 	// The sync daemons start as backup: every instance starts outside
 	// MASTER. They stop last, once the instances have let go.
 	if warning, err := d.syncd.configure(cfg.Global.LVSSyncDaemon); err != nil {
@@ -190,6 +185,11 @@ func (d *Daemon) run(ctx context.Context) error {
 		log.Warn(warning)
 	}
 	defer d.syncd.stop()
+	if err := d.startBalancer(cfg, fx); err != nil {
+		d.trackers.stop()
+		eng.Close()
+		return err
+	}
 	started()
 	// The loops below end with ctx; run waits for them after it has
 	// stopped (a reload they started by then is refused).
