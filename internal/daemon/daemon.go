@@ -376,7 +376,11 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	} else {
 		kind, name = "instance", sc.Instance.Name
 		d.followMastership(name, sc.State == vrrp.Master)
-		d.syncd.setState(name, sc.State == vrrp.Master)
+		// STOP is the daemon's own shutdown: the sync daemons stop
+		// with it (syncFollower.stop), not through a backup daemon.
+		if sc.State != vrrp.Stop {
+			d.syncd.setState(name, sc.State == vrrp.Master)
+		}
 		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }

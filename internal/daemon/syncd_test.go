@@ -255,6 +255,9 @@ func TestSyncFollowsStateChanges(t *testing.T) {
 	}{
 		{vrrp.Master, []string{"stop backup", "start master eth1 id 51 port 8848"}},
 		{vrrp.Fault, []string{"stop master", "start backup eth1 id 51 port 8848"}},
+		{vrrp.Master, []string{"stop backup", "start master eth1 id 51 port 8848"}},
+		// Shutting down: no switch to the backup daemon on the way out.
+		{vrrp.Stop, nil},
 	} {
 		d.stateChanged(vrrp.StateChange{Instance: d.cfg.Instances[0], State: c.state, At: time.Now()})
 		step(t, k, c.state.String(), c.want...)

@@ -124,6 +124,7 @@ func TestSyncDaemonFailover(t *testing.T) {
 		}
 		t.Fatalf("%s: no %s with the %s sync daemon; last status: %s", d.node, state, want, last)
 	}
+	stop := func(d *director) { stopTandem(t, d.node, d.proc) }
 	d1 := start("dir1", 150)
 	d2 := start("dir2", 100)
 	waitState(d1, "MASTER", "master")
@@ -164,12 +165,7 @@ func TestSyncDaemonFailover(t *testing.T) {
 
 	// SIGTERM: dir1 gives up mastership (priority 0) and stops its sync
 	// daemon; dir2 takes over and switches to the master daemon.
-	if err := d1.proc.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d1.proc.Wait(); err != nil {
-		t.Fatalf("dir1 exited: %v", err)
-	}
+	stop(d1)
 	waitState(d2, "MASTER", "master")
 	s1 := newSyncerIn(t, l, "dir1")
 	if ds, err := s1.Daemons(); err != nil || len(ds) != 0 {
@@ -190,10 +186,29 @@ func TestSyncDaemonFailover(t *testing.T) {
 	if lastErr != nil {
 		t.Fatalf("the connection to %s did not survive the failover: %v; dir2's table: %+v", who, lastErr, connTable(t, l, "dir2"))
 	}
-	if err := d2.proc.Signal(syscall.SIGTERM); err != nil {
+	stop(d2)
+}
+
+// stopTandem sends SIGTERM and waits for a clean exit, showing where the
+// process is stuck (its output, its threads' kernel stacks) if it does not
+// exit in time.
+func stopTandem(t *testing.T, node string, p *lab.Proc) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.proc.Wait(); err != nil {
-		t.Fatalf("dir2 exited: %v", err)
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		var stacks strings.Builder
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stack", p.Pid()))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			fmt.Fprintf(&stacks, "%s:\n%s", f, b)
+		}
+		t.Fatalf("%s: tandem still running 20 s after SIGTERM; output:\n%s\nkernel stacks:\n%s", node, p.Output(), stacks.String())
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("%s: tandem exited: %v\n%s", node, err, p.Output())
 	}
 }
