@@ -7,25 +7,35 @@ import (
 	"github.com/spf13/cobra"
 
 	"tandem/internal/config"
+	"tandem/internal/daemon"
 )
 
 func newCheckCmd() *cobra.Command {
-	var file, configID string
+	var file, configID, dataplane string
 	var dump bool
 	cmd := &cobra.Command{
-		Use:   "check -f FILE [--config-id ID] [--dump]",
+		Use:   "check -f FILE [--config-id ID] [--dataplane DP] [--dump]",
 		Short: "Validate a keepalived.conf and report every problem with its position",
 		Long: `check reads a keepalived.conf as "tandem run" would and prints one
 "FILE:LINE:COL: error|warning: message" line per problem. It exits 0 when the
 configuration can run (warnings allowed), 1 when it has errors, 2 on usage
-errors. --dump prints the validated model, with every default filled in, as
-indented JSON.`,
+errors. --dataplane nft or none adds warnings for what the configuration asks
+of kernel IPVS alone (lvs_sync_daemon). --dump prints the validated model,
+with every default filled in, as indented JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return fmt.Errorf("check: -f FILE is required")
 			}
+			switch dataplane {
+			case daemon.DataplaneAuto, daemon.DataplaneIPVS, daemon.DataplaneNFT, daemon.DataplaneNone:
+			default:
+				return fmt.Errorf("check: --dataplane %q: use auto, ipvs, nft or none", dataplane)
+			}
 			cfg, diags := config.Load(file, config.Options{ConfigID: configID})
+			if !diags.HasErrors() {
+				diags = append(diags, daemon.CheckDataplane(cfg, dataplane)...)
+			}
 			for _, d := range diags {
 				fmt.Fprintln(cmd.ErrOrStderr(), d)
 			}
@@ -45,5 +55,6 @@ indented JSON.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", "configuration file")
 	cmd.Flags().StringVar(&configID, "config-id", "", "id selecting @ID lines (default: short host name)")
 	cmd.Flags().BoolVar(&dump, "dump", false, "print the validated model as JSON")
+	cmd.Flags().StringVar(&dataplane, "dataplane", daemon.DataplaneAuto, "the data plane tandem run will use: auto, ipvs, nft or none")
 	return cmd
 }

@@ -36,6 +36,23 @@ type Status struct {
 	VirtualServers []VirtualServerStatus `json:"virtual_servers"`
 	// Events are the most recent state changes, oldest first.
 	Events []Event `json:"events"`
+	// SyncDaemon is IPVS's connection-sync daemon (lvs_sync_daemon);
+	// absent when not configured.
+	SyncDaemon *SyncDaemonStatus `json:"sync_daemon,omitempty"`
+}
+
+// SyncDaemonStatus is lvs_sync_daemon's settings and the kernel's sync
+// daemons.
+type SyncDaemonStatus struct {
+	Interface string `json:"interface"`
+	// Instance is the VRRP instance the daemons follow (empty: both run).
+	Instance string `json:"instance,omitempty"`
+	SyncID   int    `json:"sync_id"`
+	// Running are the daemons the kernel runs: "master", "backup".
+	Running []string `json:"running"`
+	// Error says why a wanted daemon does not run (the data plane, or
+	// the kernel's refusal).
+	Error string `json:"error,omitempty"`
 }
 
 // Event is one recent state change (VRRP, health check).

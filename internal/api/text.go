@@ -34,6 +34,9 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 			return err
 		}
 	}
+	if sd := st.SyncDaemon; sd != nil {
+		writeSyncDaemon(w, sd)
+	}
 	if len(st.VirtualServers) == 0 {
 		return nil
 	}
@@ -81,4 +84,22 @@ func dropText(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// writeSyncDaemon writes the sync daemon's line: which daemons the kernel
+// runs, on what, following which instance, and why one is missing.
+func writeSyncDaemon(w io.Writer, sd *SyncDaemonStatus) {
+	running := "none running"
+	if len(sd.Running) > 0 {
+		running = strings.Join(sd.Running, " and ")
+	}
+	follows := "master and backup always"
+	if sd.Instance != "" {
+		follows = "following " + sd.Instance
+	}
+	fmt.Fprintf(w, "\nSync daemon: %s on %s (syncid %d, %s)", running, sd.Interface, sd.SyncID, follows)
+	if sd.Error != "" {
+		fmt.Fprintf(w, ": %s", sd.Error)
+	}
+	fmt.Fprintln(w)
 }

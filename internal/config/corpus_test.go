@@ -23,6 +23,7 @@ var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`: incomplete address "[0-9.]+" read as [0-9.]+$`),
 	regexp.MustCompile(`: keyword "[^"]+" is not supported by Tandem \(.*\); ignored$`),
 	regexp.MustCompile(`^virtual_server fwmark \d+: protocol is ignored for fwmark services$`),
+	regexp.MustCompile(`^vrrp_instance \S+: lvs_sync_daemon_interface is deprecated; read as global_defs`),
 }
 
 func TestCorpus(t *testing.T) {

@@ -211,6 +211,7 @@ func (f *formatter) global(g *Global) {
 		f.line(append([]string{"lvs_timeouts"}, to...)...)
 	}
 	f.flag("checker_log_all_failures", g.CheckerLogAll)
+	f.syncDaemon(g.LVSSyncDaemon)
 	f.close()
 }
 

@@ -34,7 +34,7 @@ func (p *parser) global(n *node, cfg *Config) {
 	if !ok {
 		return
 	}
-	p.block("global_defs", kids, p.globalHandlers(g))
+	p.block("global_defs", kids, merge(p.globalHandlers(g), map[string]handler{"lvs_sync_daemon": p.lvsSyncDaemon(cfg)}))
 }
 
 func (p *parser) globalHandlers(g *Global) map[string]handler {

@@ -107,6 +107,9 @@ type Global struct {
 	LVSFlushOnStop FlushOnStop `json:"lvs_flush_onstop,omitempty"`
 	LVSTimeouts    LVSTimeouts `json:"lvs_timeouts"`
 	CheckerLogAll  bool        `json:"checker_log_all_failures"`
+	// LVSSyncDaemon is nil unless lvs_sync_daemon (or an instance's
+	// lvs_sync_daemon_interface) is set.
+	LVSSyncDaemon *LVSSyncDaemon `json:"lvs_sync_daemon,omitempty"`
 }
 
 // LVSTimeouts are the IPVS connection timeouts (0 = leave the kernel's).

@@ -23,6 +23,7 @@ func (p *parser) validate(cfg *Config) {
 	p.validateInstances(cfg)
 	p.validateSyncGroups(cfg)
 	p.validateServers(cfg)
+	p.finalizeSyncDaemon(cfg)
 }
 
 // validateNames rejects two definitions with one name: the later one would

@@ -21,7 +21,6 @@ const (
 	whyNamespace = "run Tandem inside the namespace instead (ip netns exec)"
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
 	whyDump      = "use tandem status --json and the status API"
-	whyLVSSync   = "the IPVS connection sync daemon is not implemented"
 	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
 	whyStatic    = "static tracking groups are not implemented"
@@ -74,7 +73,6 @@ func init() {
 		"lvs_notify_fifo", "lvs_notify_fifo_script", "fifo_write_vrrp_states_on_reload")
 	add(g, whyVMACAddr, "vmac_addr_prefix")
 	add(g, whyVMACGarp, "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
-	add(g, whyLVSSync, "lvs_sync_daemon")
 	add(g, whyReload, "reload_check_config", "reload_time_file", "reload_repeat", "reload_file",
 		"include_check", "config_save_dir", "tmp_config_directory")
 	add(g, whyDump, "data_use_instance", "json_version", "state_dump_file", "stats_dump_file", "json_dump_file")
@@ -87,7 +85,6 @@ func init() {
 	add(in, whyVMACGarp, "vmac_garp_intvl", "garp_extra_if")
 	add(in, whyIPVLAN, "use_ipvlan")
 	add(in, whyBFD, "track_bfd")
-	add(in, whyLVSSync, "lvs_sync_daemon_interface")
 	add(in, whyMisc, "vrf", "track_src_ip", "debug", "kernel_rx_buf_size", "unicast_fault_no_peer",
 		"old_unicast_checksum", "native_ipv6", "linkbeat_use_polling", "timer_expired_backup",
 		"thread_timer_expired", "owner_ignore_adverts", "down_timer_adverts", "interfaces")

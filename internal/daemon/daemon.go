@@ -59,6 +59,8 @@ type Daemon struct {
 	events *notify.EventLog
 	bal    *balancer // nil without virtual servers
 	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
+	// syncd runs IPVS's connection-sync daemons (lvs_sync_daemon).
+	syncd *syncFollower
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
@@ -128,7 +130,8 @@ func load(opts Options) (*Daemon, error) {
 		return nil, &ConfigError{Diagnostics: diags}
 	}
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
-		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{}}, nil
+		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{},
+		syncd: newSyncFollower(opts.Dataplane, openSyncer, log)}, nil
 }
 
 // run starts everything for d's configuration and runs until ctx is done;
@@ -199,6 +202,16 @@ func (d *Daemon) run(ctx context.Context) error {
 		eng.Close()
 		return err
 	}
+	// The sync daemons start as backup: every instance starts outside
+	// MASTER. They stop last, once the instances have let go.
+	if warning, err := d.syncd.configure(cfg.Global.LVSSyncDaemon); err != nil {
+		d.trackers.stop()
+		eng.Close()
+		return err
+	} else if warning != "" {
+		log.Warn(warning)
+	}
+	defer d.syncd.stop()
 	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
@@ -345,6 +358,13 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	if err := d.trackers.reload(old, cfg, fx.users); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
+	// The sync daemons restart only if their settings changed, and
+	// switch if the instance they follow did.
+	if warning, err := d.syncd.configure(cfg.Global.LVSSyncDaemon); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	} else if warning != "" {
+		res.Warnings = append(res.Warnings, warning)
+	}
 	d.mu.Lock()
 	bal, master := d.bal, len(d.masters) > 0
 	d.mu.Unlock()
@@ -389,6 +409,11 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	} else {
 		kind, name = "instance", sc.Instance.Name
 		d.followMastership(name, sc.State == vrrp.Master)
+		// STOP is the daemon's own shutdown: the sync daemons stop
+		// with it (syncFollower.stop), not through a backup daemon.
+		if sc.State != vrrp.Stop {
+			d.syncd.setState(name, sc.State == vrrp.Master)
+		}
 		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }
@@ -457,6 +482,7 @@ func (d *Daemon) Status() api.Status {
 		st.Dataplane = bal.name
 		st.VirtualServers, st.DataplaneOps = bal.status()
 	}
+	st.SyncDaemon = d.syncd.status()
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {
 		st.Events = append(st.Events, api.Event(e))

@@ -25,7 +25,9 @@
 //     so that changing the module list never needs a new download). A new
 //     Debian kernel gets a new entry; delete old ones by hand.
 //  2. Initramfs: `CGO_ENABLED=0 go test -c` builds a static test binary of
-//     internal/lvs/ipvs; ipvsadm and ip are copied with the shared
+//     internal/lvs/ipvs, and lab.BuildTandem the static tandem binary,
+//     which /init hands to the tests as TANDEM_BIN (the sync daemon's
+//     failover test runs two tandems); ipvsadm and ip are copied with the shared
 //     libraries and loader ldd lists, busybox-static is the shell and init,
 //     and guestModules with their dependencies (in modules.dep order) are
 //     added. The harness writes the newc cpio itself and gzips it (9 MiB).
@@ -40,6 +42,10 @@
 //     if the guest runs longer than guestTimeout.
 //  4. Report: the guest's serial console is printed on failure (and with
 //     -v); qemu's exit status decides pass or fail.
+//
+// The guest runs the tests with a 150 s timeout; the sync daemon tests
+// add ~25-35 s to the ipvs tests' 9-10 s (their VRRP failover and the
+// 2 s sync flushes), so the whole test now takes 65-140 s.
 //
 // Inside the guest the ipvs tests build their namespaces with
 // internal/lab (bridge, veths, client, director, real servers), compare

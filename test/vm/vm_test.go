@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tandem/internal/lab"
 )
 
 // guestModules are the kernel modules the guest loads, after their
@@ -247,12 +249,19 @@ func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) e
 		return fmt.Errorf("vm: build the ipvs test binary: %w\n%s", err, out)
 	}
 	t.Logf("built the ipvs test binary in %v", time.Since(start).Round(time.Millisecond))
+	// The sync daemon's failover test runs two tandems in the guest
+	// (TANDEM_BIN, set by /init).
+	tandemBin, err := lab.BuildTandem(work)
+	if err != nil {
+		return fmt.Errorf("vm: %w", err)
+	}
 
 	files := map[string]string{ // guest path -> host path
 		"/bin/busybox":  tl.busybox,
 		"/sbin/ipvsadm": tl.ipvsadm,
 		"/sbin/ip":      tl.ip,
 		"/ipvs.test":    testBin,
+		"/tandem":       tandemBin,
 	}
 	for _, bin := range []string{tl.ipvsadm, tl.ip} {
 		libs, err := sharedLibs(bin)
@@ -336,7 +345,7 @@ for m in ` + strings.Join(insmods, " ") + `; do
 done
 echo "tandem-vm: modules loaded at ${t0}s..$(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
-/ipvs.test -test.v -test.timeout 150s
+TANDEM_BIN=/tandem /ipvs.test -test.v -test.timeout 150s
 rc=$?
 echo "tandem-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime)s"
 if [ "$rc" = 0 ]; then v='\000'; else v='\001'; fi

@@ -84,6 +84,24 @@
 // (adds before deletes) is what keeps a pool from draining meanwhile. The
 // context is checked between requests.
 //
+// # Sync daemons
+//
+// Syncer starts, stops and lists IPVS's connection-sync daemons (ipvsadm
+// --start-daemon, --stop-daemon, -L --daemon) with IPVS_CMD_NEW_DAEMON,
+// IPVS_CMD_DEL_DAEMON and IPVS_CMD_GET_DAEMON, which cloudflare/ipvs does
+// not have, on a generic netlink socket of its own. The master daemon
+// multicasts the connections IPVS schedules (as they become established,
+// and again every sync_period packets); the backup daemon enters them into
+// its own table, so that a director taking over keeps them on their real
+// servers. The kernel runs one of each per namespace; settings left zero
+// get the kernel's defaults (UDP port 8848, TTL 1, group 224.0.0.81,
+// payload from the interface's MTU). The daemon package decides which runs
+// (lvs_sync_daemon follows a VRRP instance). Linux sends no answer to the
+// stop of a daemon whose thread has not run yet (started a moment before:
+// kthread_stop's -EINTR, for which netlink sends no ack; 3 of 10 quick
+// start-stop cycles under TCG): Stop waits syncTimeout (3 s) for an
+// answer, then asks the kernel whether the daemon still runs.
+//
 // # Tests
 //
 // TestApplyPerOp and TestCounters run everywhere, on a fake ipvs.Client
@@ -96,7 +114,18 @@
 //
 //	sudo go test ./test/vm/ -v
 //
-// In the VM they check: programming every attribute above through the
+// TestSyncer* check the daemon messages byte by byte against a fake
+// generic netlink peer (no kernel). In the VM, TestSyncDaemonReplicatesConnections
+// runs the master daemon on one director and the backup on another and
+// finds the client's connections through the first (DR, held open) in the
+// second's /proc/net/ip_vs_conn within ~2.2 s (the master flushes every
+// 2 s), reads the daemons back against ipvsadm -L --daemon, stops daemons
+// right after starting them, and swaps them as a failover does.
+// TestSyncDaemonFailover runs two tandems (the binary test/vm puts in the
+// guest, TANDEM_BIN) with lvs_sync_daemon following their VRRP instance:
+// a client's connection through the master goes on through the backup
+// after the master's SIGTERM (without the sync daemon the backup resets
+// it), and the stopped tandem leaves no sync daemon behind. In the VM they also check: programming every attribute above through the
 // lvs.Reconciler and reading it back both through the backend and by
 // parsing Debian's `ipvsadm -Ln` (and `-Ln --thresholds`); that a second
 // reconcile sends nothing; in-place updates; that services made with
