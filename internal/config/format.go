@@ -15,6 +15,7 @@ import (
 // parse(fmt(parse(x))) == parse(x).
 func Format(w io.Writer, cfg *Config) error {
 	f := &formatter{}
+	f.str("net_namespace", cfg.Global.NetNamespace)
 	f.global(&cfg.Global)
 	for _, s := range cfg.Scripts {
 		f.script(s)
@@ -206,6 +207,7 @@ func (f *formatter) global(g *Global) {
 		f.line(append([]string{"lvs_timeouts"}, to...)...)
 	}
 	f.flag("checker_log_all_failures", g.CheckerLogAll)
+	f.ops(&g.Ops)
 	f.close()
 }
 

@@ -37,7 +37,7 @@ func (p *parser) global(n *node, cfg *Config) {
 }
 
 func (p *parser) globalHandlers(g *Global) map[string]handler {
-	return merge(p.garpHandlers(&g.Garp, "vrrp_"), map[string]handler{
+	return merge(p.garpHandlers(&g.Garp, "vrrp_"), p.opsHandlers(&g.Ops), map[string]handler{
 		"router_id": p.setStr(&g.RouterID),
 		"notification_email": func(n *node) {
 			g.NotificationEmail = append(g.NotificationEmail, p.words(n)...)

@@ -102,6 +102,8 @@ type Global struct {
 	LVSFlushOnStop FlushOnStop `json:"lvs_flush_onstop,omitempty"`
 	LVSTimeouts    LVSTimeouts `json:"lvs_timeouts"`
 	CheckerLogAll  bool        `json:"checker_log_all_failures"`
+
+	Ops
 }
 
 // LVSTimeouts are the IPVS connection timeouts (0 = leave the kernel's).

@@ -23,6 +23,7 @@ func (p *parser) validate(cfg *Config) {
 	p.validateInstances(cfg)
 	p.validateSyncGroups(cfg)
 	p.validateServers(cfg)
+	p.validateFIFOs(&cfg.Global.Ops)
 }
 
 // validateNames rejects two definitions with one name: the later one would

@@ -13,10 +13,10 @@ const (
 	whySNMP      = "SNMP and D-Bus are not implemented; use the status API and /metrics"
 	whyNetlink   = "netlink buffer tuning"
 	whyFirewall  = "keepalived's own iptables/ipset/nftables rules"
-	whyFIFO      = "notify FIFOs are not implemented; use notify scripts or the status API"
 	whyVMAC      = "VMAC and ipvlan interfaces are not implemented"
 	whyBFD       = "BFD is not implemented"
-	whyNamespace = "run Tandem inside the namespace instead (ip netns exec)"
+	whyNamespace = "the data plane runs in net_namespace (or Tandem's own namespace); a separate IPVS namespace is not implemented"
+	whyIPSets    = "no effect: Tandem uses no ipsets (its firewall rules are nftables, which are namespace-aware)"
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
 	whyDump      = "use tandem status --json and the status API"
 	whyLVSSync   = "the IPVS connection sync daemon is not implemented"
@@ -37,7 +37,8 @@ func init() {
 		}
 	}
 	root := "keepalived.conf"
-	add(root, whyNamespace, "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets")
+	add(root, whyNamespace, "net_namespace_ipvs")
+	add(root, whyIPSets, "namespace_with_ipsets")
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
 	add(root, whyStatic, "track_group", "garp_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
@@ -56,9 +57,8 @@ func init() {
 		"vrrp_rlimit_rtime", "checker_priority", "checker_no_swap", "checker_rt_priority",
 		"checker_cpu_affinity", "checker_rlimit_rttime", "checker_rlimit_rtime", "bfd_priority",
 		"bfd_no_swap", "bfd_rt_priority", "bfd_cpu_affinity", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
-		"umask", "random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",
-		"startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "max_auto_priority",
-		"min_auto_priority_delay", "iproute_usr_dir", "iproute_etc_dir", "vrrp_delay_after_boot")
+		"random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",
+		"startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "iproute_usr_dir", "iproute_etc_dir", "vrrp_delay_after_boot")
 	add(g, whySNMP, "snmp_socket", "enable_traps", "enable_snmp_vrrp", "enable_snmp_keepalived",
 		"enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_snmp_checker",
 		"snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval", "enable_dbus",
@@ -69,8 +69,6 @@ func init() {
 		"lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force")
 	add(g, whyFirewall, "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority", "nftables_ifindex",
 		"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_counters")
-	add(g, whyFIFO, "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script",
-		"lvs_notify_fifo", "lvs_notify_fifo_script", "fifo_write_vrrp_states_on_reload")
 	add(g, whyVMAC, "vmac_prefix", "vmac_addr_prefix", "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
 	add(g, whyLVSSync, "lvs_sync_daemon")
 	add(g, whyReload, "reload_check_config", "reload_time_file", "reload_repeat", "reload_file",
