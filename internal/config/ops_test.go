@@ -17,7 +17,7 @@ func TestOpsKeywords(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
-		want Ops   // when msg is empty
+		want Ops    // when msg is empty
 		msg  string // in the error
 	}{
 		{name: "fifos", src: `global_defs {
