@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"tandem/internal/config"
+	"tandem/internal/notify"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -26,6 +27,10 @@ indented JSON.`,
 				return fmt.Errorf("check: -f FILE is required")
 			}
 			cfg, diags := config.Load(file, config.Options{ConfigID: configID})
+			if !diags.HasErrors() {
+				// What tandem run would refuse at start.
+				diags = append(diags, notify.CheckFIFOs(&cfg.Global.Ops)...)
+			}
 			for _, d := range diags {
 				fmt.Fprintln(cmd.ErrOrStderr(), d)
 			}

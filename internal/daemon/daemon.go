@@ -143,6 +143,14 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Warn("notifications still running at exit: scripts killed, mails abandoned", "waited", notifyWait, "err", err)
 		}
 	}()
+	// The FIFOs are open before the first state is written to them
+	// (keepalived opens them in vrrp_complete_init); closed last, after
+	// the instances' STOP lines.
+	var err error
+	if fx.fifos, err = notify.OpenFIFOs(&cfg.Global.Ops, fx.users, log); err != nil {
+		return err
+	}
+	defer d.closeFIFOs()
 	host := vrrp.NewHost()
 	defer host.Close()
 	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
@@ -298,10 +306,16 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// below.
 	fx := newEffects(cfg, log)
 	d.mu.Lock()
-	old := d.cfg
+	old, oldFx := d.cfg, d.fx
+	d.mu.Unlock()
+	if err := reloadFIFOs(oldFx, fx, old, cfg, log); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	d.mu.Lock()
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
 	rep := d.engine.Reload(cfg)
+	writeStatesOnReload(fx, cfg, rep, d.engine.Status())
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
@@ -350,6 +364,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	if sc.Group != nil {
 		kind, name = "group", sc.Group.Name
 		d.notes.Group(fx.users, sc.Group, st)
+		fx.fifos.Group(sc.Group.Name, st)
 		if alert(sc.Group.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Group(ctx, name, st) }
 		}
@@ -357,6 +372,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 		kind, name = "instance", sc.Instance.Name
 		d.followMastership(name, sc.State == vrrp.Master)
 		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
+		fx.fifos.Instance(sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }
 		}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/config"
+	"tandem/internal/config/syntax"
 	"tandem/internal/script"
 )
 
@@ -326,4 +327,23 @@ func (s *FIFOs) VirtualServer(vs *config.VirtualServer, up bool) {
 		return
 	}
 	s.write(s.lvs, "VS "+VirtualServerName(vs)+" "+upDown(up)+"\n")
+}
+
+// CheckFIFOs reports, at each FIFO's keyword, the notify FIFOs of o whose
+// path cannot be a FIFO (CheckFIFOPath), for tandem check: such a path
+// stops tandem run at start.
+func CheckFIFOs(o *config.Ops) config.Diagnostics {
+	var out config.Diagnostics
+	for _, x := range []struct {
+		kind string
+		f    *config.FIFO
+	}{{"notify_fifo", &o.NotifyFIFO}, {"vrrp_notify_fifo", &o.VRRPNotifyFIFO}, {"lvs_notify_fifo", &o.LVSNotifyFIFO}} {
+		if x.f.Path == "" {
+			continue
+		}
+		if err := CheckFIFOPath(x.f.Path); err != nil {
+			out = append(out, syntax.Diagnostic{Pos: x.f.Pos, Severity: config.Error, Msg: x.kind + ": " + err.Error()})
+		}
+	}
+	return out
 }
