@@ -57,6 +57,12 @@ The status socket serves "tandem status", "tandem lvs list" and
 				return err
 			}
 			opts.Log, opts.Version = log, version
+			// net_namespace: re-executes in the namespace (and does not
+			// return) before anything opens a socket.
+			if err := daemon.EnterNamespace(opts); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tandem: %v\n", err)
+				return exitError{1}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			// SIGHUP reloads, as for keepalived.

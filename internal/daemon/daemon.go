@@ -125,6 +125,9 @@ func load(opts Options) (*Daemon, error) {
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diagnostics: diags}
 	}
+	if err := checkNamespace(cfg); err != nil {
+		return nil, err
+	}
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{}}, nil
 }
@@ -308,6 +311,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	d.mu.Lock()
 	old, oldFx := d.cfg, d.fx
 	d.mu.Unlock()
+	if cfg.Global.NetNamespace != old.Global.NetNamespace {
+		// keepalived.conf(5): "the namespace cannot be changed on a
+		// configuration reload".
+		res.Warnings = append(res.Warnings, fmt.Sprintf("net_namespace cannot change on a reload: still running in %q", old.Global.NetNamespace))
+	}
 	if err := reloadFIFOs(oldFx, fx, old, cfg, log); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
