@@ -128,6 +128,7 @@ func load(opts Options) (*Daemon, error) {
 	if err := checkNamespace(cfg); err != nil {
 		return nil, err
 	}
+	applyUmask(cfg)
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{}}, nil
 }
@@ -307,6 +308,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// The new configuration's effects are in force from here on: for the
 	// state changes the engine's reload causes, and for every consumer
 	// below.
+	applyUmask(cfg)
 	fx := newEffects(cfg, log)
 	d.mu.Lock()
 	old, oldFx := d.cfg, d.fx
