@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,9 @@ type Engine struct {
 	kernel  Kernel
 	onState func(StateChange)
 	clock   clock.Clock
+	// rt raises the loop's thread to real-time scheduling when its timers
+	// run late (max_auto_priority); the loop's own.
+	rt *realtime
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -196,6 +200,8 @@ type loopEvent struct {
 	stale bool
 	// packet is a packet the instance's socket received.
 	packet *netio.Packet
+	// due is when a TimerFired was due, to see how late it runs.
+	due time.Time
 }
 
 // Phases of a gratuitous announcement series.
@@ -225,6 +231,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
+	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
 	for _, o := range opts {
 		o(e)
 	}
@@ -368,7 +375,24 @@ func hasTTLBounds(ps []config.UnicastPeer) bool {
 // Run starts every instance and runs until ctx is done; then it stops them
 // as SIGTERM should: a master advertises priority 0 so that a backup takes
 // over at once, and every address, route and rule added is removed.
+//
+// With max_auto_priority the loop runs on an OS thread of its own, which
+// it may raise to real-time scheduling (realtime); the thread ends with the
+// loop, so that no other goroutine ever runs on it.
 func (e *Engine) Run(ctx context.Context) error {
+	if e.rt.max <= 0 {
+		return e.loop(ctx)
+	}
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		e.rt.ownThread = true
+		done <- e.loop(ctx)
+	}()
+	return <-done
+}
+
+func (e *Engine) loop(ctx context.Context) error {
 	for _, in := range e.insts {
 		e.startReader(in)
 	}
@@ -407,8 +431,13 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.handle(le.inst, ev)
 				}
 			default:
-				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
-					continue // a timer replaced since it was armed
+				if tf, ok := le.ev.(TimerFired); ok {
+					// Any timer, replaced or not, measures how late
+					// the loop runs.
+					e.rt.late(e.clock.Now().Sub(le.due))
+					if tf.Gen != le.inst.gen {
+						continue // a timer replaced since it was armed
+					}
 				}
 				e.handle(le.inst, le.ev)
 			}
@@ -590,7 +619,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 			in.timer.Stop()
 		}
 		gen := a.Gen
-		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}}) })
+		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}, due: a.At}) })
 	case CancelTimer:
 		if in.timer != nil {
 			in.timer.Stop()
