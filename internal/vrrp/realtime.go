@@ -31,7 +31,7 @@ type realtime struct {
 	// ownThread is set once the loop runs on a locked thread of its own;
 	// until then no thread is changed.
 	ownThread bool
-	log      *slog.Logger
+	log       *slog.Logger
 	// set moves the calling thread to SCHED_RR at prio (setRR; tests
 	// replace it).
 	set func(prio int) error

@@ -126,4 +126,3 @@ func TestEngineLateTimerRaises(t *testing.T) {
 		}
 	})
 }
-
