@@ -206,8 +206,10 @@ type loopEvent struct {
 
 // Phases of a gratuitous announcement series.
 const (
-	garpSecond  = iota + 1 // garp_master_delay after becoming master
-	garpRefresh            // every garp_master_refresh while master
+	garpSecond      = iota + 1 // garp_master_delay after becoming master
+	garpRefresh                // every garp_master_refresh while master
+	garpLowerPrio              // on hearing a lower priority advert as master
+	garpLowerSecond            // garp_lower_prio_delay after that
 )
 
 // send posts an event to the loop unless the loop has stopped.
@@ -608,8 +610,24 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case RemoveVIPs:
 		e.remove(in)
 	case SendGratuitous:
-		in.garpGen++
-		e.garpTick(in, in.garpGen, 0)
+		if !a.LowerPrio {
+			in.garpGen++
+			e.garpTick(in, in.garpGen, 0)
+			break
+		}
+		// The other masters of its sync group refresh their addresses
+		// too: the lower priority side's members had taken them as well
+		// (vrrp.c vrrp_state_master_rx).
+		members := []*instance{in}
+		if in.group != nil {
+			members = in.group.members
+		}
+		for _, m := range members {
+			if m == in || (m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0) {
+				m.garpGen++
+				e.garpTick(m, m.garpGen, garpLowerPrio)
+			}
+		}
 	case Notify:
 		in.log.Info("state change", "state", a.State, "priority", in.m.Priority())
 		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now})
@@ -781,20 +799,30 @@ func (in *instance) cleanup(k Kernel) bool {
 // garpTick sends one burst of gratuitous ARPs / unsolicited NAs and
 // schedules the next, with keepalived's timing: garp_master_repeat on
 // becoming master, as many again garp_master_delay later, then
-// garp_master_refresh_repeat every garp_master_refresh (0 = never).
+// garp_master_refresh_repeat every garp_master_refresh (0 = never). On
+// hearing a lower priority advert a master sends garp_lower_prio_repeat,
+// and as many again garp_lower_prio_delay later (vrrp.c
+// vrrp_state_master_rx, vrrp_lower_prio_gratuitous_arp_thread); a repeat
+// of 0 sends none.
 func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	if gen != in.garpGen || in.closed || in.m.State() != Master {
 		return
 	}
 	g := in.cfg.Garp
 	repeat := g.MasterRepeat
-	if phase == garpRefresh {
+	switch phase {
+	case garpRefresh:
 		repeat = g.MasterRefreshRepeat
+	case garpLowerPrio, garpLowerSecond:
+		repeat = g.LowerPrioRepeat
 	}
 	e.announce(in, in.addresses(), repeat)
 	next, after := garpRefresh, time.Duration(g.MasterRefresh)
-	if phase == 0 && g.MasterDelay > 0 {
+	switch {
+	case phase == 0 && g.MasterDelay > 0:
 		next, after = garpSecond, time.Duration(g.MasterDelay)
+	case phase == garpLowerPrio && g.LowerPrioDelay > 0 && g.LowerPrioRepeat > 0:
+		next, after = garpLowerSecond, time.Duration(g.LowerPrioDelay)
 	}
 	if after <= 0 {
 		return

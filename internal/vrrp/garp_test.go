@@ -1,0 +1,71 @@
+package vrrp
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestEngineGarpLowerPrio: a master that hears a lower priority advert
+// (a split brain healing) sends garp_lower_prio_repeat gratuitous ARPs per
+// such advert, and as many again garp_lower_prio_delay later, instead of
+// the garp_master_* pair (keepalived.conf(5); vrrp.c vrrp_state_master_rx).
+func TestEngineGarpLowerPrio(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		var mu sync.Mutex
+		cut := true
+		aAddr := netip.MustParseAddr("10.0.0.1")
+		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
+		// The master series sends 7 once and no second burst, so that
+		// only the lower-priority series can send multiples of 3.
+		garp := "garp_master_repeat 7\n    garp_master_delay 0\n    garp_lower_prio_repeat 3\n    garp_lower_prio_delay 2"
+		a := startRouter(t, lan, aAddr.String(), instanceConf("VI_1", 1, 200, garp))
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Master })
+		base := a.host.arpCount()
+		mu.Lock()
+		cut = false
+		mu.Unlock()
+		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+		first := a.host.arpCount() - base
+		if first == 0 || first%3 != 0 {
+			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of garp_lower_prio_repeat 3", first)
+		}
+		lan.advance(2500 * time.Millisecond)
+		if second := a.host.arpCount() - base - first; second != first {
+			t.Errorf("a sent %d gratuitous ARPs garp_lower_prio_delay later, want %d again", second, first)
+		}
+	})
+}
+
+// TestEngineGarpLowerPrioSyncGroup: the other masters of the hearing
+// instance's sync group send their garp_lower_prio_repeat as well, since
+// the lower priority side's members had taken their addresses too.
+func TestEngineGarpLowerPrioSyncGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		var mu sync.Mutex
+		cut := true
+		aAddr := netip.MustParseAddr("10.0.0.1")
+		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
+		// Per lower priority advert: 3 from VI_1, 5 from VI_2, 8 in all;
+		// VI_1 alone would send multiples of 3.
+		g := "garp_master_delay 0\n    garp_lower_prio_delay 0\n    garp_lower_prio_repeat "
+		conf := "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n" +
+			instanceConf("VI_1", 1, 200, g+"3") + instanceConf("VI_2", 2, 200, g+"5")
+		a := startRouter(t, lan, aAddr.String(), conf)
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_2") == Master && b.state("VI_1") == Master })
+		base := a.host.arpCount()
+		mu.Lock()
+		cut = false
+		mu.Unlock()
+		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+		if n := a.host.arpCount() - base; n == 0 || n%8 != 0 {
+			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of 3+5", n)
+		}
+	})
+}
