@@ -46,7 +46,51 @@ nftables tables) and tells systemd READY=1 when $NOTIFY_SOCKET is set. Signals, 
   SIGUSR2          write the statistics to keepalived.stats
   SIGRTMIN+2       write the state as JSON to keepalived.json
 The status socket serves "tandem status", "tandem lvs list" and
-"tandem reload".`,
+"tandem reload".
+
+Process keywords of keepalived.conf, as keepalived reads them:
+  net_namespace NAME   (top level) run in the network namespace
+                       /run/netns/NAME (as "ip netns add" makes it): tandem
+                       re-executes itself inside it before it opens any
+                       socket or takes the one-per-namespace lock, so
+                       everything, the lock included, is the namespace's.
+                       It cannot change on a reload. net_namespace_ipvs
+                       (a separate IPVS namespace) is not implemented;
+                       namespace_with_ipsets has no effect (no ipsets).
+  notify_fifo, vrrp_notify_fifo, lvs_notify_fifo PATH [USER [GROUP]]
+                       event FIFOs with keepalived's lines:
+                         INSTANCE "VI_1" MASTER 100    (BACKUP, FAULT, STOP,
+                           DELETED, MASTER_RX_LOWER_PRI, and MASTER_PRIORITY
+                           or BACKUP_PRIORITY with notify_priority_changes)
+                         GROUP "G" BACKUP 0
+                         RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 UP
+                         VS [192.168.201.15]:tcp:80 DOWN
+                       notify_fifo gets every line, vrrp_ the VRRP ones,
+                       lvs_ the checker's. A missing FIFO is created (mode
+                       0644 less the umask, owned by USER/GROUP or the
+                       script user) and removed at exit; a path that is
+                       not a FIFO is refused at start and by tandem check.
+                       Writes never block: with nobody reading, lines queue
+                       in the pipe (64 KiB), then are dropped, counted and
+                       logged. keepalived also writes a NUL byte after each
+                       RS/VS line; tandem does not.
+  *_notify_fifo_script CMD [USER [GROUP]]
+                       started once its FIFO is open, with the FIFO's path
+                       as its last argument, through the same runner as
+                       every script; stopped at exit, restarted when a
+                       reload changes its FIFO's settings.
+  fifo_write_vrrp_states_on_reload
+                       after a reload, write the state of every instance
+                       and sync group the reload did not change.
+  umask NUMBER|BITS    file-creation mask (022, 0x12, IWGRP|IWOTH ...;
+                       default IWGRP|IWOTH), set at start and each reload.
+  max_auto_priority [N], min_auto_priority_delay USECS
+                       the VRRP loop runs on an OS thread of its own; each
+                       time one of its timers runs more than
+                       min_auto_priority_delay late (default 1 s) that
+                       thread is raised to SCHED_RR 1, then one higher, up
+                       to N (alone: 99). Needs CAP_SYS_NICE; without it a
+                       warning is logged and scheduling is left as it is.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {

@@ -364,6 +364,12 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	d.mu.Lock()
 	g, fx := &d.cfg.Global, d.fx
 	d.mu.Unlock()
+	if sc.MasterRxLowerPri {
+		// vrrp_notify.c send_event_notify: the script, then the FIFOs.
+		d.notes.MasterRxLowerPri(fx.users, sc.Instance)
+		fx.fifos.MasterRxLowerPri(sc.Instance.Name, sc.Priority)
+		return
+	}
 	// keepalived: an instance's smtp_alert, else smtp_alert_vrrp, else
 	// smtp_alert.
 	alert := func(own bool) bool {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,5 +127,38 @@ func TestGroupState(t *testing.T) {
 		if got, ok := groupState(c.in); got != c.want || ok != c.ok {
 			t.Errorf("groupState(%v) = %v, %v; want %v, %v", c.in, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestMasterRxLowerPriToFIFO: an instance's MASTER_RX_LOWER_PRI event
+// goes to the VRRP FIFO as keepalived writes it, and is not a state
+// change (no event log entry, mastership unchanged).
+func TestMasterRxLowerPriToFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	log := slog.New(slog.DiscardHandler)
+	cfg := &config.Config{Instances: []*config.Instance{{Name: "VI_1"}}}
+	cfg.Global.VRRPNotifyFIFO.Path = path
+	d := &Daemon{cfg: cfg, fx: newEffects(cfg, log), notes: notify.NewRunner(0, log), events: notify.NewEventLog(8), masters: map[string]bool{}, opts: Options{Log: log}}
+	defer d.notes.Close(context.Background())
+	var err error
+	if d.fx.fifos, err = notify.OpenFIFOs(&cfg.Global.Ops, d.fx.users, log); err != nil {
+		t.Fatal(err)
+	}
+	defer d.fx.fifos.Close()
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d.stateChanged(vrrp.StateChange{Instance: cfg.Instances[0], State: vrrp.Master, Priority: 150, MasterRxLowerPri: true})
+	if err := f.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil || l != "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n" {
+		t.Errorf("FIFO line %q, %v", l, err)
+	}
+	if len(d.events.Events()) != 0 || len(d.masters) != 0 {
+		t.Errorf("taken as a state change: events %v, masters %v", d.events.Events(), d.masters)
 	}
 }

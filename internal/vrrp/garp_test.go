@@ -22,15 +22,32 @@ func TestEngineGarpLowerPrio(t *testing.T) {
 		// The master series sends 7 once and no second burst, so that
 		// only the lower-priority series can send multiples of 3.
 		garp := "garp_master_repeat 7\n    garp_master_delay 0\n    garp_lower_prio_repeat 3\n    garp_lower_prio_delay 2"
-		a := startRouter(t, lan, aAddr.String(), instanceConf("VI_1", 1, 200, garp))
+		var rx []StateChange // MASTER_RX_LOWER_PRI events
+		a := startRouter(t, lan, aAddr.String(), instanceConf("VI_1", 1, 200, garp), func(e *Engine) {
+			e.onState = func(sc StateChange) {
+				if sc.MasterRxLowerPri {
+					mu.Lock()
+					rx = append(rx, sc)
+					mu.Unlock()
+				}
+			}
+		})
 		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
 		lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Master })
-		base := a.host.arpCount()
 		mu.Lock()
+		base, baseRx := a.host.arpCount(), len(rx)
 		cut = false
 		mu.Unlock()
 		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
 		first := a.host.arpCount() - base
+		// Each lower priority advert heard is reported, as
+		// MASTER_RX_LOWER_PRI, with its burst of gratuitous ARPs.
+		mu.Lock()
+		got := rx[baseRx:]
+		if len(got) == 0 || len(got) != first/3 || got[0].State != Master || got[0].Priority != 200 || got[0].Instance.Name != "VI_1" {
+			t.Errorf("events %+v, want %d MASTER_RX_LOWER_PRI of VI_1 at priority 200", got, first/3)
+		}
+		mu.Unlock()
 		if first == 0 || first%3 != 0 {
 			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of garp_lower_prio_repeat 3", first)
 		}

@@ -42,13 +42,17 @@ type Conn interface {
 }
 
 // StateChange reports an instance or sync group entering a state, for
-// notify scripts, alerts, logs and metrics.
+// notify scripts, alerts, logs and metrics; or, when MasterRxLowerPri is
+// set, an instance in State (MASTER) hearing an advert of lower priority
+// (keepalived's MASTER_RX_LOWER_PRI event: notify_master_rx_lower_pri and
+// the notify FIFOs), which changes no state.
 type StateChange struct {
-	Instance *config.Instance  // nil for a group
-	Group    *config.SyncGroup // nil for an instance
-	State    State
-	Priority int
-	At       time.Time
+	Instance         *config.Instance  // nil for a group
+	Group            *config.SyncGroup // nil for an instance
+	State            State
+	Priority         int
+	At               time.Time
+	MasterRxLowerPri bool
 }
 
 // InstanceStatus is a snapshot of one instance.
@@ -628,6 +632,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 				e.garpTick(m, m.garpGen, garpLowerPrio)
 			}
 		}
+		e.notify(StateChange{Instance: in.cfg, State: Master, Priority: int(in.m.Priority()), At: now, MasterRxLowerPri: true})
 	case Notify:
 		in.log.Info("state change", "state", a.State, "priority", in.m.Priority())
 		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now})

@@ -256,7 +256,9 @@ type router struct {
 	done   chan error
 }
 
-func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
+// startRouter runs conf on a fake host at addr; each of adjust changes
+// the engine before it runs.
+func startRouter(t *testing.T, lan *fakeLAN, addr, conf string, adjust ...func(*Engine)) *router {
 	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
@@ -267,6 +269,9 @@ func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
 	e, err := NewEngine(cfg, h, log, nil, WithClock(lan.clock))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range adjust {
+		f(e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &router{t: t, lan: lan, host: h, engine: e, cancel: cancel, done: make(chan error, 1)}

@@ -1,11 +1,8 @@
 package vrrp
 
 import (
-	"context"
-	"io"
 	"log/slog"
 	"math"
-	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -15,8 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
-
-	"tandem/internal/config"
 )
 
 // TestRealtimeRaises: each timer run more than min_auto_priority_delay
@@ -89,23 +84,12 @@ func TestEngineLateTimerRaises(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
 		conf := "global_defs {\n    max_auto_priority 5\n    min_auto_priority_delay 100000\n}\n" + instanceConf("VI_1", 1, 200, "")
-		cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
-		if diags.HasErrors() {
-			t.Fatalf("config: %v", diags)
-		}
-		h := &fakeHost{lan: lan, addr: netip.MustParseAddr("10.0.0.1"), vips: map[netip.Prefix]bool{}}
-		e, err := NewEngine(cfg, h, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, WithClock(lan.clock))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var mu sync.Mutex
 		var set []int
-		e.rt.set = func(p int) error { mu.Lock(); set = append(set, p); mu.Unlock(); return nil }
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
-		r := &router{t: t, lan: lan, host: h, engine: e, cancel: cancel, done: done}
-		defer r.stop()
+		r := startRouter(t, lan, "10.0.0.1", conf, func(e *Engine) {
+			e.rt.set = func(p int) error { mu.Lock(); set = append(set, p); mu.Unlock(); return nil }
+		})
+		e := r.engine
 		lan.waitFor(t, "master", 2*time.Second, func() bool { return r.state("VI_1") == Master })
 		mu.Lock()
 		before := len(set)
