@@ -60,8 +60,10 @@ Process keywords of keepalived.conf, as keepalived reads them:
   notify_fifo, vrrp_notify_fifo, lvs_notify_fifo PATH [USER [GROUP]]
                        event FIFOs with keepalived's lines:
                          INSTANCE "VI_1" MASTER 100    (BACKUP, FAULT, STOP,
-                           DELETED, MASTER_RX_LOWER_PRI, and MASTER_PRIORITY
-                           or BACKUP_PRIORITY with notify_priority_changes)
+                           DELETED, MASTER_RX_LOWER_PRI; the MASTER_PRIORITY
+                           and BACKUP_PRIORITY lines of
+                           notify_priority_changes are written as the VRRP
+                           engine reports priority changes)
                          GROUP "G" BACKUP 0
                          RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 UP
                          VS [192.168.201.15]:tcp:80 DOWN
