@@ -17,6 +17,7 @@ func Format(w io.Writer, cfg *Config) error {
 	f := &formatter{}
 	f.str("net_namespace", cfg.Global.NetNamespace)
 	f.global(&cfg.Global)
+	f.garpGroups(cfg.GarpGroups)
 	for _, s := range cfg.Scripts {
 		f.script(s)
 	}

@@ -79,5 +79,6 @@ func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 		"static_rules":         p.ruleBlock(&cfg.StaticRules),
 		"virtual_server_group": with(p.serverGroup),
 		"virtual_server":       with(p.virtualServer),
+		"garp_group":           with(p.garpGroup),
 	})
 }

@@ -30,6 +30,7 @@ type Config struct {
 	StaticRules     []*Rule          `json:"static_rules"`
 	ServerGroups    []*ServerGroup   `json:"virtual_server_groups"`
 	VirtualServers  []*VirtualServer `json:"virtual_servers"`
+	GarpGroups      []*GarpGroup     `json:"garp_groups,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex

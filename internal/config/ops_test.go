@@ -96,3 +96,44 @@ func TestFIFOScriptWithoutFIFO(t *testing.T) {
 		t.Fatalf("diagnostics: %v", diags)
 	}
 }
+
+// TestGarpGroup: garp_group blocks are read with either interface form, and
+// an interface in two groups is an error, as keepalived's "garp_group
+// already specified".
+func TestGarpGroup(t *testing.T) {
+	src := `garp_group {
+    garp_interval 0.01
+    gna_interval 0.02
+    interface eth0
+}
+garp_group {
+    garp_interval 0.5
+    interfaces {
+        eth1
+        eth2
+    }
+}
+`
+	cfg, diags := Parse("g.conf", []byte(src), Options{ConfigID: "x"})
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	want := []*GarpGroup{
+		{GarpInterval: Duration(10 * time.Millisecond), GnaInterval: Duration(20 * time.Millisecond), Interfaces: []string{"eth0"}},
+		{GarpInterval: Duration(500 * time.Millisecond), Interfaces: []string{"eth1", "eth2"}},
+	}
+	for _, g := range cfg.GarpGroups {
+		g.Pos = Pos{}
+	}
+	if d := cmp.Diff(want, cfg.GarpGroups); d != "" {
+		t.Errorf("garp groups (-want +got):\n%s", d)
+	}
+	cfg2, diags2, text := roundTrip(t, cfg)
+	if d := cmp.Diff(dump(t, cfg), dump(t, cfg2)); d != "" || len(diags2) > 0 {
+		t.Errorf("round trip: %v %s\n%s", diags2, d, text)
+	}
+	_, diags = Parse("g.conf", []byte(src+"garp_group {\n    interface eth2\n}\n"), Options{ConfigID: "x"})
+	if !diags.HasErrors() || !strings.Contains(diags[0].Msg, "interface eth2 is already in the garp_group at g.conf:6:1") {
+		t.Errorf("interface in two groups: %v", diags)
+	}
+}

@@ -22,7 +22,7 @@ const (
 	whyLVSSync   = "the IPVS connection sync daemon is not implemented"
 	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
-	whyStatic    = "static tracking groups are not implemented"
+	whyStatic    = "static tracking groups (VRRP instances tracking static addresses, routes and rules) are not implemented"
 	whyAuthExt   = "keepalived's experimental authentication extensions are not implemented"
 	whyMisc      = "not implemented"
 )
@@ -40,14 +40,13 @@ func init() {
 	add(root, whyNamespace, "net_namespace_ipvs")
 	add(root, whyIPSets, "namespace_with_ipsets")
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
-	add(root, whyStatic, "track_group", "garp_group")
+	add(root, whyStatic, "track_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 	add(root, whyBFD, "bfd_instance")
 	add(root, whySSLCtx, "SSL")
 	// The children of root blocks that are ignored as a whole: never
 	// dispatched, named here so that the vocabulary is complete.
 	add("SSL", whySSLCtx, "password", "ca", "certificate", "key")
-	add("garp_group", whyStatic, "garp_interval", "gna_interval", "interface", "interfaces")
 	add("track_group", whyStatic, "group")
 
 	g := "global_defs"
