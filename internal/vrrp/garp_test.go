@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -83,6 +84,39 @@ func TestEngineGarpLowerPrioSyncGroup(t *testing.T) {
 		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
 		if n := a.host.arpCount() - base; n == 0 || n%8 != 0 {
 			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of 3+5", n)
+		}
+	})
+}
+
+// TestEngineGarpGroup: announcements on the interfaces of a garp_group are
+// spaced by its garp_interval, across instances and interfaces; an
+// interface in no group follows vrrp_garp_interval (here 0: at once).
+func TestEngineGarpGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		garp := "garp_master_repeat 3\n    garp_master_delay 0"
+		eth1 := strings.ReplaceAll(instanceConf("VI_3", 3, 200, garp), "interface eth0", "interface eth1")
+		conf := "garp_group {\n    garp_interval 0.1\n    interfaces {\n        eth0\n        eth9\n    }\n}\n" +
+			instanceConf("VI_1", 1, 200, garp) + instanceConf("VI_2", 2, 200, garp) + eth1
+		a := startRouter(t, lan, "10.0.0.1", conf)
+		lan.waitFor(t, "masters", 2*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.state("VI_2") == Master && a.state("VI_3") == Master
+		})
+		lan.advance(time.Second)
+		a.host.mu.Lock()
+		defer a.host.mu.Unlock()
+		eth0 := a.host.announced["eth0"]
+		if len(eth0) != 6 {
+			t.Fatalf("eth0: %d announcements, want 2 instances x 3", len(eth0))
+		}
+		for i := 1; i < len(eth0); i++ {
+			if gap := eth0[i].Sub(eth0[i-1]); gap < 100*time.Millisecond {
+				t.Errorf("eth0: announcements %d and %d %v apart, want garp_interval 100ms at least", i-1, i, gap)
+			}
+		}
+		got1 := a.host.announced["eth1"]
+		if len(got1) != 3 || !got1[2].Equal(got1[0]) {
+			t.Errorf("eth1 (no group): %v, want 3 at once", got1)
 		}
 	})
 }

@@ -87,6 +87,9 @@ type Engine struct {
 	// rt raises the loop's thread to real-time scheduling when its timers
 	// run late (max_auto_priority); the loop's own.
 	rt *realtime
+	// pacer spaces gratuitous announcements per interface (garp_group);
+	// the loop's own.
+	pacer *garpPacer
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -206,6 +209,8 @@ type loopEvent struct {
 	packet *netio.Packet
 	// due is when a TimerFired was due, to see how late it runs.
 	due time.Time
+	// paced is a gratuitous announcement whose time has come.
+	paced *pacedAnnounce
 }
 
 // Phases of a gratuitous announcement series.
@@ -238,6 +243,7 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
 	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
+	e.pacer = newGarpPacer(cfg)
 	for _, o := range opts {
 		o(e)
 	}
@@ -422,6 +428,10 @@ func (e *Engine) loop(ctx context.Context) error {
 			switch {
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
+			case le.paced != nil:
+				if !le.inst.closed && le.inst.m.State() == Master {
+					e.announceNow(le.inst, le.paced.iface, le.paced.addr)
+				}
 			case le.removal:
 				if !le.inst.installed && le.inst.unremoved {
 					e.remove(le.inst)
@@ -838,18 +848,36 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
 }
 
-// announce sends repeat gratuitous ARPs / unsolicited NAs for each of addrs.
+// announce sends repeat gratuitous ARPs / unsolicited NAs for each of
+// addrs, now, or later where the interface's pacing (garpPacer) says so;
+// one sent later goes only if the instance is still master then.
 func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
+	now := e.clock.Now()
 	for range repeat {
 		for _, a := range addrs {
 			iface := a.Dev
 			if iface == "" {
 				iface = in.cfg.Interface
 			}
-			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
-				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
+			addr := a.Prefix.Addr()
+			if at := e.pacer.slot(iface, addr, now); at.After(now) {
+				e.clock.AfterFunc(at.Sub(now), func() { e.send(loopEvent{inst: in, paced: &pacedAnnounce{iface, addr}}) })
+				continue
 			}
+			e.announceNow(in, iface, addr)
 		}
+	}
+}
+
+// pacedAnnounce is an announcement its interface's pacing delayed.
+type pacedAnnounce struct {
+	iface string
+	addr  netip.Addr
+}
+
+func (e *Engine) announceNow(in *instance, iface string, addr netip.Addr) {
+	if err := e.kernel.Announce(iface, addr); err != nil {
+		in.log.Warn("gratuitous announcement not sent", "addr", addr, "err", err)
 	}
 }
 

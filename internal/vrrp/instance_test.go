@@ -165,6 +165,8 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// announced is when each announcement went, by interface.
+	announced map[string][]time.Time
 	// missing are interfaces Listen fails on.
 	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
@@ -214,10 +216,14 @@ func (h *fakeHost) AddRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) DelRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) AddRule(*config.Rule) error           { return nil }
 func (h *fakeHost) DelRule(*config.Rule) error           { return nil }
-func (h *fakeHost) Announce(string, netip.Addr) error {
+func (h *fakeHost) Announce(iface string, _ netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.arps++
+	if h.announced == nil {
+		h.announced = map[string][]time.Time{}
+	}
+	h.announced[iface] = append(h.announced[iface], h.lan.clock.Now())
 	return nil
 }
 

@@ -58,6 +58,9 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	// max_auto_priority and min_auto_priority_delay change in place; a
 	// loop started without real-time scheduling keeps its shared thread.
 	e.rt.reconfigure(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay))
+	// Announcements already booked keep their times; new ones follow the
+	// new intervals.
+	e.pacer = newGarpPacer(cfg)
 	old := map[string]*instance{}
 	for _, in := range e.insts {
 		old[in.cfg.Name] = in
