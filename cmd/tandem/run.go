@@ -92,7 +92,22 @@ Process keywords of keepalived.conf, as keepalived reads them:
                        min_auto_priority_delay late (default 1 s) that
                        thread is raised to SCHED_RR 1, then one higher, up
                        to N (alone: 99). Needs CAP_SYS_NICE; without it a
-                       warning is logged and scheduling is left as it is.`,
+                       warning is logged and scheduling is left as it is.
+
+Gratuitous ARP pacing, as keepalived:
+  garp_group { garp_interval S; gna_interval S; interface I | interfaces { ... } }
+                       gratuitous ARPs (unsolicited NAs) sent on the
+                       group's interfaces, by any instance, are at least
+                       garp_interval (gna_interval) apart; the interfaces of
+                       one group share the spacing. Other interfaces are
+                       spaced by vrrp_garp_interval / vrrp_gna_interval.
+  garp_lower_prio_repeat N, garp_lower_prio_delay S  (global: vrrp_ prefix)
+                       a master hearing an advert of lower priority sends N
+                       gratuitous ARPs per address, and N again S later
+                       (defaults: garp_master_repeat, garp_master_delay);
+                       the other masters of its sync group do the same.
+  track_group is not implemented (static addresses, routes and rules are
+  not tracked by instances): it is warned about.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {
