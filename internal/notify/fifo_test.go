@@ -226,3 +226,30 @@ func TestFIFOScript(t *testing.T) {
 	}
 	f.Close() // waits for the script to end
 }
+
+// TestFIFOOwner: a FIFO Tandem creates belongs to the user and group its
+// keyword names (notify_fifo PATH USER GROUP), as keepalived chowns it.
+func TestFIFOOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file away")
+	}
+	users := testUsers()
+	cred, err := users.Credential("nobody", "")
+	if err != nil {
+		t.Skipf("no user nobody here: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := OpenFIFO("notify_fifo", &config.FIFO{Path: path, User: "nobody"}, users, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if sys.Uid != cred.Uid || sys.Gid != cred.Gid {
+		t.Errorf("FIFO owned by %d:%d, want nobody's %d:%d", sys.Uid, sys.Gid, cred.Uid, cred.Gid)
+	}
+}
