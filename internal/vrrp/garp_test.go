@@ -9,6 +9,28 @@ import (
 	"time"
 )
 
+// splitBrain starts a (10.0.0.1, running aConf) and b (10.0.0.2, VI_1 at
+// priority 100) with a's packets lost, so that both are master of VI_1,
+// and returns them once they are, with heal, which lets a's packets
+// through again and waits for b to go back to backup. Between
+// healing and b's return a hears b's lower priority adverts.
+func splitBrain(t *testing.T, lan *fakeLAN, aConf string, adjust ...func(*Engine)) (a, b *router, heal func()) {
+	t.Helper()
+	var mu sync.Mutex
+	cut := true
+	aAddr := netip.MustParseAddr("10.0.0.1")
+	lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
+	a = startRouter(t, lan, aAddr.String(), aConf, adjust...)
+	b = startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+	lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Master })
+	return a, b, func() {
+		mu.Lock()
+		cut = false
+		mu.Unlock()
+		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+	}
+}
+
 // TestEngineGarpLowerPrio: a master that hears a lower priority advert
 // (a split brain healing) sends garp_lower_prio_repeat gratuitous ARPs per
 // such advert, and as many again garp_lower_prio_delay later, instead of
@@ -17,14 +39,11 @@ func TestEngineGarpLowerPrio(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
 		var mu sync.Mutex
-		cut := true
-		aAddr := netip.MustParseAddr("10.0.0.1")
-		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
 		// The master series sends 7 once and no second burst, so that
 		// only the lower-priority series can send multiples of 3.
 		garp := "garp_master_repeat 7\n    garp_master_delay 0\n    garp_lower_prio_repeat 3\n    garp_lower_prio_delay 2"
 		var rx []StateChange // MASTER_RX_LOWER_PRI events
-		a := startRouter(t, lan, aAddr.String(), instanceConf("VI_1", 1, 200, garp), func(e *Engine) {
+		a, _, heal := splitBrain(t, lan, instanceConf("VI_1", 1, 200, garp), func(e *Engine) {
 			e.onState = func(sc StateChange) {
 				if sc.MasterRxLowerPri {
 					mu.Lock()
@@ -33,13 +52,10 @@ func TestEngineGarpLowerPrio(t *testing.T) {
 				}
 			}
 		})
-		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-		lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Master })
 		mu.Lock()
 		base, baseRx := a.host.arpCount(), len(rx)
-		cut = false
 		mu.Unlock()
-		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+		heal()
 		first := a.host.arpCount() - base
 		// Each lower priority advert heard is reported, as
 		// MASTER_RX_LOWER_PRI, with its burst of gratuitous ARPs.
@@ -65,23 +81,14 @@ func TestEngineGarpLowerPrio(t *testing.T) {
 func TestEngineGarpLowerPrioSyncGroup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
-		var mu sync.Mutex
-		cut := true
-		aAddr := netip.MustParseAddr("10.0.0.1")
-		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
 		// Per lower priority advert: 3 from VI_1, 5 from VI_2, 8 in all;
 		// VI_1 alone would send multiples of 3.
 		g := "garp_master_delay 0\n    garp_lower_prio_delay 0\n    garp_lower_prio_repeat "
 		conf := "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n" +
 			instanceConf("VI_1", 1, 200, g+"3") + instanceConf("VI_2", 2, 200, g+"5")
-		a := startRouter(t, lan, aAddr.String(), conf)
-		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-		lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_2") == Master && b.state("VI_1") == Master })
+		a, _, heal := splitBrain(t, lan, conf)
 		base := a.host.arpCount()
-		mu.Lock()
-		cut = false
-		mu.Unlock()
-		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+		heal()
 		if n := a.host.arpCount() - base; n == 0 || n%8 != 0 {
 			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of 3+5", n)
 		}

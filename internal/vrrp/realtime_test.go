@@ -53,8 +53,8 @@ func TestSetRR(t *testing.T) {
 		t.Skip("needs root (CAP_SYS_NICE) to use real-time scheduling")
 	}
 	type result struct {
-		attr, other *unix.SchedAttr
-		err         error
+		attr *unix.SchedAttr
+		err  error
 	}
 	res := make(chan result)
 	go func() {
