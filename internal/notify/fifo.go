@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -21,13 +22,17 @@ import (
 // umask (core/notify.c fifo_open: S_IRUSR|S_IWUSR|S_IRGRP|S_IROTH).
 const fifoMode = 0o644
 
-// CheckFIFOPath reports whether path can be a notify FIFO: absent (it will
-// be created) or a FIFO. Anything else, a regular file say, is refused:
-// writing events into it is not what its owner wants.
+// CheckFIFOPath reports whether path can be a notify FIFO: absent in a
+// directory that exists (it will be created) or a FIFO. Anything else, a
+// regular file say, is refused: writing events into it is not what its
+// owner wants.
 func CheckFIFOPath(path string) error {
 	st, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if _, err := os.Stat(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("cannot create %s: %w", path, err)
+		}
 		return nil
 	case err != nil:
 		return err

@@ -160,6 +160,10 @@ func TestFIFOPathNotAFIFO(t *testing.T) {
 	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me\n" {
 		t.Errorf("file changed: %q, %v", b, err)
 	}
+	missing := filepath.Join(dir, "nodir", "f")
+	if err := CheckFIFOPath(missing); err == nil || !strings.Contains(err.Error(), "cannot create "+missing) {
+		t.Errorf("%s in a missing directory: %v", missing, err)
+	}
 }
 
 // TestFIFOCreateAndRemove: a FIFO Tandem creates has keepalived's mode

@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	tandemd "tandem/internal/daemon"
 	"tandem/internal/lab"
+	"tandem/internal/nslock"
 )
 
 // TestNetNamespace: tandem run started in node a with a configuration
@@ -37,6 +44,15 @@ vrrp_instance VI_1 {
 	waitFor(t, "the VIP in b", 10*time.Second, func() bool { return holds(t, l, "b", "eth0", vip) })
 	if holds(t, l, "a", "eth0", vip) {
 		t.Error("the VIP is in a, the namespace tandem was started in")
+	}
+	// The one-tandem-per-namespace lock is b's, held by this tandem.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(tandemd.NetnsDir, l.NSName("b")), &st); err != nil {
+		t.Fatal(err)
+	}
+	var h nslock.Holder
+	if b, err := os.ReadFile(nslock.Path(nslock.Dir, st.Ino)); err != nil || json.Unmarshal(b, &h) != nil || h.PID != d.proc.Pid() {
+		t.Errorf("b's lock %s: %q (%v), want held by pid %d", nslock.Path(nslock.Dir, st.Ino), b, err, d.proc.Pid())
 	}
 	if err := d.proc.Stop(10 * time.Second); err != nil {
 		t.Fatalf("stop: %v\n%s", err, d.proc.Output())
