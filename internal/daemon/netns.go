@@ -46,6 +46,8 @@ func EnterNamespace(opts Options) error {
 	name := cfg.Global.NetNamespace
 	in, err := inNamespace(name)
 	if err != nil || in {
+		// The marker has served; scripts need not see it.
+		os.Unsetenv(joinedEnv)
 		return err
 	}
 	if os.Getenv(joinedEnv) == name {
