@@ -8,6 +8,7 @@ import (
 
 	"tandem/internal/config"
 	"tandem/internal/daemon"
+	"tandem/internal/notify"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -35,6 +36,8 @@ with every default filled in, as indented JSON.`,
 			cfg, diags := config.Load(file, config.Options{ConfigID: configID})
 			if !diags.HasErrors() {
 				diags = append(diags, daemon.CheckDataplane(cfg, dataplane)...)
+				// What tandem run would refuse at start.
+				diags = append(diags, notify.CheckFIFOs(&cfg.Global.Ops)...)
 			}
 			for _, d := range diags {
 				fmt.Fprintln(cmd.ErrOrStderr(), d)

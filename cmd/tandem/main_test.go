@@ -142,3 +142,27 @@ func TestFmt(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckFIFONotAFIFO: tandem check refuses, at the keyword, a notify
+// FIFO path that holds something else (tandem run would refuse to start);
+// an absent path is fine (run creates the FIFO).
+func TestCheckFIFONotAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "events")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "k.conf")
+	text := "global_defs {\n    vrrp_notify_fifo " + file + "\n    lvs_notify_fifo " + filepath.Join(dir, "absent") + "\n}\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-f", conf}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\nstderr:\n%s", code, stderr.String())
+	}
+	want := conf + ":2:5: error: vrrp_notify_fifo: " + file + " exists and is not a FIFO (it is a regular file)"
+	if got := strings.TrimSpace(stderr.String()); !strings.HasPrefix(got, want) || strings.Count(got, "error:") != 1 {
+		t.Errorf("stderr:\n%s\nwant one error:\n%s", got, want)
+	}
+}

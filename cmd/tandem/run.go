@@ -78,7 +78,68 @@ data plane follows global_defs:
                     reload and put back at stop; nftables has no IPVS
                     connection table and warns that it ignores them
 persistence_engine (sip) is passed to IPVS; nftables warns that it has
-none.`,
+none.
+
+Process keywords of keepalived.conf, as keepalived reads them:
+  net_namespace NAME   (top level) run in the network namespace
+                       /run/netns/NAME (as "ip netns add" makes it): tandem
+                       re-executes itself inside it before it opens any
+                       socket or takes the one-per-namespace lock, so
+                       everything, the lock included, is the namespace's.
+                       It cannot change on a reload. net_namespace_ipvs
+                       (a separate IPVS namespace) is not implemented;
+                       namespace_with_ipsets has no effect (no ipsets).
+  notify_fifo, vrrp_notify_fifo, lvs_notify_fifo PATH [USER [GROUP]]
+                       event FIFOs with keepalived's lines:
+                         INSTANCE "VI_1" MASTER 100    (BACKUP, FAULT, STOP,
+                           DELETED, MASTER_RX_LOWER_PRI; the MASTER_PRIORITY
+                           and BACKUP_PRIORITY lines of
+                           notify_priority_changes are written as the VRRP
+                           engine reports priority changes)
+                         GROUP "G" BACKUP 0
+                         RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 UP
+                         VS [192.168.201.15]:tcp:80 DOWN
+                       notify_fifo gets every line, vrrp_ the VRRP ones,
+                       lvs_ the checker's. A missing FIFO is created (mode
+                       0644 less the umask, owned by USER/GROUP or the
+                       script user) and removed at exit; a path that is
+                       not a FIFO is refused at start and by tandem check.
+                       Writes never block: with nobody reading, lines queue
+                       in the pipe (64 KiB), then are dropped, counted and
+                       logged. keepalived also writes a NUL byte after each
+                       RS/VS line; tandem does not.
+  *_notify_fifo_script CMD [USER [GROUP]]
+                       started once its FIFO is open, with the FIFO's path
+                       as its last argument, through the same runner as
+                       every script; stopped at exit, restarted when a
+                       reload changes its FIFO's settings.
+  fifo_write_vrrp_states_on_reload
+                       after a reload, write the state of every instance
+                       and sync group the reload did not change.
+  umask NUMBER|BITS    file-creation mask (022, 0x12, IWGRP|IWOTH ...;
+                       default IWGRP|IWOTH), set at start and each reload.
+  max_auto_priority [N], min_auto_priority_delay USECS
+                       the VRRP loop runs on an OS thread of its own; each
+                       time one of its timers runs more than
+                       min_auto_priority_delay late (default 1 s) that
+                       thread is raised to SCHED_RR 1, then one higher, up
+                       to N (alone: 99). Needs CAP_SYS_NICE; without it a
+                       warning is logged and scheduling is left as it is.
+
+Gratuitous ARP pacing, as keepalived:
+  garp_group { garp_interval S; gna_interval S; interface I | interfaces { ... } }
+                       gratuitous ARPs (unsolicited NAs) sent on the
+                       group's interfaces, by any instance, are at least
+                       garp_interval (gna_interval) apart; the interfaces of
+                       one group share the spacing. Other interfaces are
+                       spaced by vrrp_garp_interval / vrrp_gna_interval.
+  garp_lower_prio_repeat N, garp_lower_prio_delay S  (global: vrrp_ prefix)
+                       a master hearing an advert of lower priority sends N
+                       gratuitous ARPs per address, and N again S later
+                       (defaults: garp_master_repeat, garp_master_delay);
+                       the other masters of its sync group do the same.
+  track_group is not implemented (static addresses, routes and rules are
+  not tracked by instances): it is warned about.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {
@@ -89,6 +150,12 @@ none.`,
 				return err
 			}
 			opts.Log, opts.Version = log, version
+			// net_namespace: re-executes in the namespace (and does not
+			// return) before anything opens a socket.
+			if err := daemon.EnterNamespace(opts); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tandem: %v\n", err)
+				return exitError{1}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			// SIGHUP reloads, as for keepalived.

@@ -16,7 +16,9 @@ import (
 // parse(fmt(parse(x))) == parse(x).
 func Format(w io.Writer, cfg *Config) error {
 	f := &formatter{}
+	f.str("net_namespace", cfg.Global.NetNamespace)
 	f.global(&cfg.Global)
+	f.garpGroups(cfg.GarpGroups)
 	for _, s := range cfg.Scripts {
 		f.script(s)
 	}
@@ -212,6 +214,7 @@ func (f *formatter) global(g *Global) {
 	}
 	f.flag("checker_log_all_failures", g.CheckerLogAll)
 	f.syncDaemon(g.LVSSyncDaemon)
+	f.ops(&g.Ops)
 	f.close()
 }
 

@@ -38,7 +38,7 @@ func (p *parser) global(n *node, cfg *Config) {
 }
 
 func (p *parser) globalHandlers(g *Global) map[string]handler {
-	return merge(p.garpHandlers(&g.Garp, "vrrp_"), p.firewallHandlers(&g.Firewall), map[string]handler{
+	return merge(p.garpHandlers(&g.Garp, "vrrp_"), p.firewallHandlers(&g.Firewall), p.opsHandlers(&g.Ops), map[string]handler{
 		"router_id": p.setStr(&g.RouterID),
 		"notification_email": func(n *node) {
 			g.NotificationEmail = append(g.NotificationEmail, p.words(n)...)

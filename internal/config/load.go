@@ -66,7 +66,7 @@ func build(nodes []*syntax.Node, diags Diagnostics, opts Options) (*Config, Diag
 
 func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 	with := func(f func(*node, *Config)) handler { return func(n *node) { f(n, cfg) } }
-	return map[string]handler{
+	return merge(p.rootOpsHandlers(&cfg.Global.Ops), map[string]handler{
 		"global_defs":          with(p.global),
 		"vrrp_script":          with(p.script),
 		"vrrp_track_file":      with(p.trackFile),
@@ -79,5 +79,6 @@ func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 		"static_rules":         p.ruleBlock(&cfg.StaticRules),
 		"virtual_server_group": with(p.serverGroup),
 		"virtual_server":       with(p.virtualServer),
-	}
+		"garp_group":           with(p.garpGroup),
+	})
 }

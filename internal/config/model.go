@@ -30,6 +30,7 @@ type Config struct {
 	StaticRules     []*Rule          `json:"static_rules"`
 	ServerGroups    []*ServerGroup   `json:"virtual_server_groups"`
 	VirtualServers  []*VirtualServer `json:"virtual_servers"`
+	GarpGroups      []*GarpGroup     `json:"garp_groups,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex
@@ -110,6 +111,8 @@ type Global struct {
 	// LVSSyncDaemon is nil unless lvs_sync_daemon (or an instance's
 	// lvs_sync_daemon_interface) is set.
 	LVSSyncDaemon *LVSSyncDaemon `json:"lvs_sync_daemon,omitempty"`
+
+	Ops
 }
 
 // LVSTimeouts are the IPVS connection timeouts (0 = leave the kernel's).

@@ -24,6 +24,7 @@ func (p *parser) validate(cfg *Config) {
 	p.validateSyncGroups(cfg)
 	p.validateServers(cfg)
 	p.finalizeSyncDaemon(cfg)
+	p.validateFIFOs(&cfg.Global.Ops)
 }
 
 // validateNames rejects two definitions with one name: the later one would

@@ -13,17 +13,17 @@ const (
 	whySNMP      = "SNMP and D-Bus are not implemented; use the status API and /metrics"
 	whyNetlink   = "netlink buffer tuning"
 	whyNFTIPVS   = "keepalived's nftables fwmarks for IPVS virtual_server_group; Tandem programs each group member as its own service, which carries the same traffic"
-	whyFIFO      = "notify FIFOs are not implemented; use notify scripts or the status API"
 	whyVMACAddr  = "a VMAC per virtual address (use_vmac_addr) is not implemented; use_vmac is"
 	whyVMACGarp  = "gratuitous ARPs on extra interfaces are not implemented; use_vmac's GARPs go out of the VMAC"
 	whyIPVLAN    = "ipvlan interfaces are not implemented; use_vmac (macvlan) is"
 	whyBFD       = "BFD is not implemented"
-	whyNamespace = "run Tandem inside the namespace instead (ip netns exec)"
+	whyNamespace = "the data plane runs in net_namespace (or Tandem's own namespace); a separate IPVS namespace is not implemented"
+	whyIPSets    = "no effect: Tandem uses no ipsets (its firewall rules are nftables, which are namespace-aware)"
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
 	whyDump      = "use tandem status --json and the status API"
 	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
-	whyStatic    = "static tracking groups are not implemented"
+	whyStatic    = "static tracking groups (VRRP instances tracking static addresses, routes and rules) are not implemented"
 	whyAuthExt   = "keepalived's experimental authentication extensions are not implemented"
 	whyMisc      = "not implemented"
 )
@@ -38,16 +38,16 @@ func init() {
 		}
 	}
 	root := "keepalived.conf"
-	add(root, whyNamespace, "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets")
+	add(root, whyNamespace, "net_namespace_ipvs")
+	add(root, whyIPSets, "namespace_with_ipsets")
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
-	add(root, whyStatic, "track_group", "garp_group")
+	add(root, whyStatic, "track_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 	add(root, whyBFD, "bfd_instance")
 	add(root, whySSLCtx, "SSL")
 	// The children of root blocks that are ignored as a whole: never
 	// dispatched, named here so that the vocabulary is complete.
 	add("SSL", whySSLCtx, "password", "ca", "certificate", "key")
-	add("garp_group", whyStatic, "garp_interval", "gna_interval", "interface", "interfaces")
 	add("track_group", whyStatic, "group")
 
 	g := "global_defs"
@@ -57,9 +57,8 @@ func init() {
 		"vrrp_rlimit_rtime", "checker_priority", "checker_no_swap", "checker_rt_priority",
 		"checker_cpu_affinity", "checker_rlimit_rttime", "checker_rlimit_rtime", "bfd_priority",
 		"bfd_no_swap", "bfd_rt_priority", "bfd_cpu_affinity", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
-		"umask", "random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",
-		"startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "max_auto_priority",
-		"min_auto_priority_delay", "iproute_usr_dir", "iproute_etc_dir", "vrrp_delay_after_boot")
+		"random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",
+		"startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "iproute_usr_dir", "iproute_etc_dir", "vrrp_delay_after_boot")
 	add(g, whySNMP, "snmp_socket", "enable_traps", "enable_snmp_vrrp", "enable_snmp_keepalived",
 		"enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_snmp_checker",
 		"snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval", "enable_dbus",
@@ -69,8 +68,6 @@ func init() {
 		"process_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force",
 		"lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force")
 	add(g, whyNFTIPVS, "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark")
-	add(g, whyFIFO, "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script",
-		"lvs_notify_fifo", "lvs_notify_fifo_script", "fifo_write_vrrp_states_on_reload")
 	add(g, whyVMACAddr, "vmac_addr_prefix")
 	add(g, whyVMACGarp, "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
 	add(g, whyReload, "reload_check_config", "reload_time_file", "reload_repeat", "reload_file",

@@ -28,6 +28,7 @@ var vocabBlocks = map[string]string{
 	"real_server":     "virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\n%s\n}\n}\n",
 	"url":             "virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\nHTTP_GET {\nurl {\n%s\n}\n}\n}\n}\n",
 	"host":            "virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\nSMTP_CHECK {\nhost {\n%s\n}\n}\n}\n}\n",
+	"garp_group":      "garp_group {\ninterface eth0\n%s\n}\n",
 }
 
 func init() {

@@ -258,12 +258,14 @@ func (b *balancer) apply(ev check.Event) {
 	case check.RealServerUp, check.RealServerDown:
 		up := ev.Kind == check.RealServerUp
 		b.notes.RealServer(fx.users, ev.VS, ev.RS, up)
+		fx.fifos.RealServer(ev.VS, ev.RS, up)
 		if ev.RS.SMTPAlert && fx.mailer != nil {
 			b.notes.Mail(obj, func(ctx context.Context) error { return fx.mailer.RealServer(ctx, ev.VS, ev.RS, up, ev.Reason) })
 		}
 	case check.QuorumUp, check.QuorumDown:
 		up := ev.Kind == check.QuorumUp
 		b.notes.VirtualServer(fx.users, ev.VS, up)
+		fx.fifos.VirtualServer(ev.VS, up)
 		if ev.VS.SMTPAlert && fx.mailer != nil {
 			b.notes.Mail(obj, func(ctx context.Context) error { return fx.mailer.VirtualServer(ctx, ev.VS, up, ev.Reason) })
 		}

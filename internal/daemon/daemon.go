@@ -129,6 +129,10 @@ func load(opts Options) (*Daemon, error) {
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diagnostics: diags}
 	}
+	if err := checkNamespace(cfg); err != nil {
+		return nil, err
+	}
+	applyUmask(cfg)
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{},
 		syncd: newSyncFollower(opts.Dataplane, openSyncer, log)}, nil
@@ -148,6 +152,14 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Warn("notifications still running at exit: scripts killed, mails abandoned", "waited", notifyWait, "err", err)
 		}
 	}()
+	// The FIFOs are open before the first state is written to them
+	// (keepalived opens them in vrrp_complete_init); closed last, after
+	// the instances' STOP lines.
+	var err error
+	if fx.fifos, err = notify.OpenFIFOs(&cfg.Global.Ops, fx.users, log); err != nil {
+		return err
+	}
+	defer d.closeFIFOs()
 	host := vrrp.NewHost()
 	defer func() {
 		if err := host.Close(); err != nil {
@@ -337,9 +349,20 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// The new configuration's effects are in force from here on: for the
 	// state changes the engine's reload causes, and for every consumer
 	// below.
+	applyUmask(cfg)
 	fx := newEffects(cfg, log)
 	d.mu.Lock()
-	old := d.cfg
+	old, oldFx := d.cfg, d.fx
+	d.mu.Unlock()
+	if cfg.Global.NetNamespace != old.Global.NetNamespace {
+		// keepalived.conf(5): "the namespace cannot be changed on a
+		// configuration reload".
+		res.Warnings = append(res.Warnings, fmt.Sprintf("net_namespace cannot change on a reload: still running in %q", old.Global.NetNamespace))
+	}
+	if err := reloadFIFOs(oldFx, fx, old, cfg, log); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	d.mu.Lock()
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
 	// Static entries first: a new instance may send from a new static
@@ -348,6 +371,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	rep := d.engine.Reload(cfg)
+	writeStatesOnReload(fx, cfg, rep, d.engine.Status())
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
@@ -393,6 +417,12 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	d.mu.Lock()
 	g, fx := &d.cfg.Global, d.fx
 	d.mu.Unlock()
+	if sc.MasterRxLowerPri {
+		// vrrp_notify.c send_event_notify: the script, then the FIFOs.
+		d.notes.MasterRxLowerPri(fx.users, sc.Instance)
+		fx.fifos.MasterRxLowerPri(sc.Instance.Name, sc.Priority)
+		return
+	}
 	// keepalived: an instance's smtp_alert, else smtp_alert_vrrp, else
 	// smtp_alert.
 	alert := func(own bool) bool {
@@ -403,6 +433,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	if sc.Group != nil {
 		kind, name = "group", sc.Group.Name
 		d.notes.Group(fx.users, sc.Group, st)
+		fx.fifos.Group(sc.Group.Name, st)
 		if alert(sc.Group.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Group(ctx, name, st) }
 		}
@@ -415,6 +446,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 			d.syncd.setState(name, sc.State == vrrp.Master)
 		}
 		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
+		fx.fifos.Instance(sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
 			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }
 		}

@@ -20,6 +20,9 @@ import (
 type effects struct {
 	users  *script.Users
 	mailer *notify.Mailer // nil: no smtp_server or no notification_email
+	// fifos are the notify FIFOs, opened by run and kept by a reload
+	// that does not change them (reloadFIFOs); nil writes nothing.
+	fifos *notify.FIFOs
 }
 
 func newEffects(cfg *config.Config, log *slog.Logger) *effects {

@@ -253,8 +253,11 @@ type AddVIPs struct{}
 type RemoveVIPs struct{}
 
 // SendGratuitous sends gratuitous ARPs / unsolicited neighbour
-// advertisements for the virtual addresses.
-type SendGratuitous struct{}
+// advertisements for the virtual addresses. LowerPrio marks the ones a
+// master sends on hearing a lower priority advertisement, which follow
+// garp_lower_prio_repeat and garp_lower_prio_delay instead of the
+// garp_master_* pair (keepalived.conf(5); vrrp.c vrrp_state_master_rx).
+type SendGratuitous struct{ LowerPrio bool }
 
 // Notify reports entry into State (notify scripts, FIFO, logs).
 type Notify struct{ State State }
@@ -604,7 +607,7 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
 		// healing, or it missed our adverts): advertise at once to force it
 		// back, and refresh ARP caches it may have poisoned. The advert
 		// restarts the Adver_Timer.
-		a.add(SendAdvert{Priority: m.priority}, SendGratuitous{})
+		a.add(SendAdvert{Priority: m.priority}, SendGratuitous{LowerPrio: true})
 		m.arm(now.Add(m.cfg.AdvertInt), a)
 	}
 }

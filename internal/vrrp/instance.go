@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,13 +46,17 @@ type Conn interface {
 }
 
 // StateChange reports an instance or sync group entering a state, for
-// notify scripts, alerts, logs and metrics.
+// notify scripts, alerts, logs and metrics; or, when MasterRxLowerPri is
+// set, an instance in State (MASTER) hearing an advert of lower priority
+// (keepalived's MASTER_RX_LOWER_PRI event: notify_master_rx_lower_pri and
+// the notify FIFOs), which changes no state.
 type StateChange struct {
-	Instance *config.Instance  // nil for a group
-	Group    *config.SyncGroup // nil for an instance
-	State    State
-	Priority int
-	At       time.Time
+	Instance         *config.Instance  // nil for a group
+	Group            *config.SyncGroup // nil for an instance
+	State            State
+	Priority         int
+	At               time.Time
+	MasterRxLowerPri bool
 }
 
 // InstanceStatus is a snapshot of one instance.
@@ -85,6 +90,12 @@ type Engine struct {
 	onState func(StateChange)
 	clock   clock.Clock
 	fw      Firewall // nil: none (see WithFirewall)
+	// rt raises the loop's thread to real-time scheduling when its timers
+	// run late (max_auto_priority); the loop's own.
+	rt *realtime
+	// pacer spaces gratuitous announcements per interface (garp_group);
+	// the loop's own.
+	pacer *garpPacer
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -202,12 +213,18 @@ type loopEvent struct {
 	stale bool
 	// packet is a packet the instance's socket received.
 	packet *netio.Packet
+	// due is when a TimerFired was due, to see how late it runs.
+	due time.Time
+	// paced is a gratuitous announcement whose time has come.
+	paced *pacedAnnounce
 }
 
 // Phases of a gratuitous announcement series.
 const (
-	garpSecond  = iota + 1 // garp_master_delay after becoming master
-	garpRefresh            // every garp_master_refresh while master
+	garpSecond      = iota + 1 // garp_master_delay after becoming master
+	garpRefresh                // every garp_master_refresh while master
+	garpLowerPrio              // on hearing a lower priority advert as master
+	garpLowerSecond            // garp_lower_prio_delay after that
 )
 
 // send posts an event to the loop unless the loop has stopped.
@@ -231,6 +248,8 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
+	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
+	e.pacer = newGarpPacer(cfg)
 	for _, o := range opts {
 		o(e)
 	}
@@ -416,7 +435,24 @@ func hasTTLBounds(ps []config.UnicastPeer) bool {
 // Run starts every instance and runs until ctx is done; then it stops them
 // as SIGTERM should: a master advertises priority 0 so that a backup takes
 // over at once, and every address, route and rule added is removed.
+//
+// With max_auto_priority the loop runs on an OS thread of its own, which
+// it may raise to real-time scheduling (realtime); the thread ends with the
+// loop, so that no other goroutine ever runs on it.
 func (e *Engine) Run(ctx context.Context) error {
+	if e.rt.max <= 0 {
+		return e.loop(ctx)
+	}
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		e.rt.ownThread = true
+		done <- e.loop(ctx)
+	}()
+	return <-done
+}
+
+func (e *Engine) loop(ctx context.Context) error {
 	for _, in := range e.insts {
 		e.startReader(in)
 	}
@@ -440,6 +476,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			switch {
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
+			case le.paced != nil:
+				if !le.inst.closed && le.inst.m.State() == Master {
+					e.announceNow(le.inst, le.paced.iface, le.paced.addr)
+				}
 			case le.removal:
 				if !le.inst.installed && le.inst.unremoved {
 					e.remove(le.inst)
@@ -455,8 +495,13 @@ func (e *Engine) Run(ctx context.Context) error {
 					e.handle(le.inst, ev)
 				}
 			default:
-				if tf, ok := le.ev.(TimerFired); ok && tf.Gen != le.inst.gen {
-					continue // a timer replaced since it was armed
+				if tf, ok := le.ev.(TimerFired); ok {
+					// Any timer, replaced or not, measures how late
+					// the loop runs.
+					e.rt.late(e.clock.Now().Sub(le.due))
+					if tf.Gen != le.inst.gen {
+						continue // a timer replaced since it was armed
+					}
 				}
 				e.handle(le.inst, le.ev)
 			}
@@ -628,8 +673,25 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case RemoveVIPs:
 		e.remove(in)
 	case SendGratuitous:
-		in.garpGen++
-		e.garpTick(in, in.garpGen, 0)
+		if !a.LowerPrio {
+			in.garpGen++
+			e.garpTick(in, in.garpGen, 0)
+			break
+		}
+		// The other masters of its sync group refresh their addresses
+		// too: the lower priority side's members had taken them as well
+		// (vrrp.c vrrp_state_master_rx).
+		members := []*instance{in}
+		if in.group != nil {
+			members = in.group.members
+		}
+		for _, m := range members {
+			if m == in || (m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0) {
+				m.garpGen++
+				e.garpTick(m, m.garpGen, garpLowerPrio)
+			}
+		}
+		e.notify(StateChange{Instance: in.cfg, State: Master, Priority: int(in.m.Priority()), At: now, MasterRxLowerPri: true})
 	case Notify:
 		in.log.Info("state change", "state", a.State, "priority", in.m.Priority())
 		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now})
@@ -639,7 +701,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 			in.timer.Stop()
 		}
 		gen := a.Gen
-		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}}) })
+		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}, due: a.At}) })
 	case CancelTimer:
 		if in.timer != nil {
 			in.timer.Stop()
@@ -803,20 +865,30 @@ func (in *instance) cleanup(k Kernel) bool {
 // garpTick sends one burst of gratuitous ARPs / unsolicited NAs and
 // schedules the next, with keepalived's timing: garp_master_repeat on
 // becoming master, as many again garp_master_delay later, then
-// garp_master_refresh_repeat every garp_master_refresh (0 = never).
+// garp_master_refresh_repeat every garp_master_refresh (0 = never). On
+// hearing a lower priority advert a master sends garp_lower_prio_repeat,
+// and as many again garp_lower_prio_delay later (vrrp.c
+// vrrp_state_master_rx, vrrp_lower_prio_gratuitous_arp_thread); a repeat
+// of 0 sends none.
 func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	if gen != in.garpGen || in.closed || in.m.State() != Master {
 		return
 	}
 	g := in.cfg.Garp
 	repeat := g.MasterRepeat
-	if phase == garpRefresh {
+	switch phase {
+	case garpRefresh:
 		repeat = g.MasterRefreshRepeat
+	case garpLowerPrio, garpLowerSecond:
+		repeat = g.LowerPrioRepeat
 	}
 	e.announce(in, in.addresses(), repeat)
 	next, after := garpRefresh, time.Duration(g.MasterRefresh)
-	if phase == 0 && g.MasterDelay > 0 {
+	switch {
+	case phase == 0 && g.MasterDelay > 0:
 		next, after = garpSecond, time.Duration(g.MasterDelay)
+	case phase == garpLowerPrio && g.LowerPrioDelay > 0 && g.LowerPrioRepeat > 0:
+		next, after = garpLowerSecond, time.Duration(g.LowerPrioDelay)
 	}
 	if after <= 0 {
 		return
@@ -827,13 +899,20 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
 }
 
-// announce sends repeat gratuitous ARPs / unsolicited NAs for each of addrs.
+// announce sends repeat gratuitous ARPs / unsolicited NAs for each of
+// addrs, now, or later where the interface's pacing (garpPacer) says so;
+// one sent later goes only if the instance is still master then.
 func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
+	now := e.clock.Now()
 	for range repeat {
 		for _, a := range addrs {
-			if err := e.kernel.Announce(in.devOf(a), a.Prefix.Addr()); err != nil {
-				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
+			iface := in.devOf(a)
+			addr := a.Prefix.Addr()
+			if at := e.pacer.slot(iface, addr, now); at.After(now) {
+				e.clock.AfterFunc(at.Sub(now), func() { e.send(loopEvent{inst: in, paced: &pacedAnnounce{iface, addr}}) })
+				continue
 			}
+			e.announceNow(in, iface, addr)
 		}
 	}
 }
@@ -882,6 +961,18 @@ func vmacSpec(ic *config.Instance) netio.VMAC {
 		}
 	}
 	return v
+}
+
+// pacedAnnounce is an announcement its interface's pacing delayed.
+type pacedAnnounce struct {
+	iface string
+	addr  netip.Addr
+}
+
+func (e *Engine) announceNow(in *instance, iface string, addr netip.Addr) {
+	if err := e.kernel.Announce(iface, addr); err != nil {
+		in.log.Warn("gratuitous announcement not sent", "addr", addr, "err", err)
+	}
 }
 
 // addresses are every address the instance installs.

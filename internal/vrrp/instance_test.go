@@ -166,6 +166,8 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// announced is when each announcement went, by interface.
+	announced map[string][]time.Time
 	// missing are interfaces Listen fails on.
 	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
@@ -255,10 +257,14 @@ func (h *fakeHost) StaleVMACs(keep map[string]bool) ([]string, error) {
 	return out, nil
 }
 
-func (h *fakeHost) Announce(string, netip.Addr) error {
+func (h *fakeHost) Announce(iface string, _ netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.arps++
+	if h.announced == nil {
+		h.announced = map[string][]time.Time{}
+	}
+	h.announced[iface] = append(h.announced[iface], h.lan.clock.Now())
 	return nil
 }
 
@@ -297,13 +303,15 @@ type router struct {
 	done   chan error
 }
 
-func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
+// startRouter runs conf on a fake host at addr; each of adjust changes
+// the engine before it runs.
+func startRouter(t *testing.T, lan *fakeLAN, addr, conf string, adjust ...func(*Engine)) *router {
 	t.Helper()
-	return startRouterOn(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf)
+	return startRouterOn(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf, adjust...)
 }
 
 // startRouterOn is startRouter on a host prepared by the caller.
-func startRouterOn(t *testing.T, lan *fakeLAN, h *fakeHost, conf string) *router {
+func startRouterOn(t *testing.T, lan *fakeLAN, h *fakeHost, conf string, adjust ...func(*Engine)) *router {
 	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
@@ -313,6 +321,9 @@ func startRouterOn(t *testing.T, lan *fakeLAN, h *fakeHost, conf string) *router
 	e, err := NewEngine(cfg, h, log, nil, WithClock(lan.clock))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range adjust {
+		f(e)
 	}
 	return runRouter(t, lan, h, e)
 }

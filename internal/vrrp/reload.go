@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"tandem/internal/config"
 )
@@ -54,6 +55,12 @@ func (e *Engine) Reload(cfg *config.Config) ReloadReport {
 func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	var rep ReloadReport
 	diff := config.Diff(e.cfg, cfg)
+	// max_auto_priority and min_auto_priority_delay change in place; a
+	// loop started without real-time scheduling keeps its shared thread.
+	e.rt.reconfigure(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay))
+	// Announcements already booked keep their times; new ones follow the
+	// new intervals.
+	e.pacer = newGarpPacer(cfg)
 	old := map[string]*instance{}
 	for _, in := range e.insts {
 		old[in.cfg.Name] = in

@@ -1,0 +1,129 @@
+package vrrp
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// splitBrain starts a (10.0.0.1, running aConf) and b (10.0.0.2, VI_1 at
+// priority 100) with a's packets lost, so that both are master of VI_1,
+// and returns them once they are, with heal, which lets a's packets
+// through again and waits for b to go back to backup. Between
+// healing and b's return a hears b's lower priority adverts.
+func splitBrain(t *testing.T, lan *fakeLAN, aConf string, adjust ...func(*Engine)) (a, b *router, heal func()) {
+	t.Helper()
+	var mu sync.Mutex
+	cut := true
+	aAddr := netip.MustParseAddr("10.0.0.1")
+	lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return cut && src == aAddr }
+	a = startRouter(t, lan, aAddr.String(), aConf, adjust...)
+	b = startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+	lan.waitFor(t, "a split brain", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Master })
+	return a, b, func() {
+		mu.Lock()
+		cut = false
+		mu.Unlock()
+		lan.waitFor(t, "b backup", time.Second, func() bool { return b.state("VI_1") == Backup })
+	}
+}
+
+// TestEngineGarpLowerPrio: a master that hears a lower priority advert
+// (a split brain healing) sends garp_lower_prio_repeat gratuitous ARPs per
+// such advert, and as many again garp_lower_prio_delay later, instead of
+// the garp_master_* pair (keepalived.conf(5); vrrp.c vrrp_state_master_rx).
+func TestEngineGarpLowerPrio(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		var mu sync.Mutex
+		// The master series sends 7 once and no second burst, so that
+		// only the lower-priority series can send multiples of 3.
+		garp := "garp_master_repeat 7\n    garp_master_delay 0\n    garp_lower_prio_repeat 3\n    garp_lower_prio_delay 2"
+		var rx []StateChange // MASTER_RX_LOWER_PRI events
+		a, _, heal := splitBrain(t, lan, instanceConf("VI_1", 1, 200, garp), func(e *Engine) {
+			e.onState = func(sc StateChange) {
+				if sc.MasterRxLowerPri {
+					mu.Lock()
+					rx = append(rx, sc)
+					mu.Unlock()
+				}
+			}
+		})
+		mu.Lock()
+		base, baseRx := a.host.arpCount(), len(rx)
+		mu.Unlock()
+		heal()
+		first := a.host.arpCount() - base
+		// Each lower priority advert heard is reported, as
+		// MASTER_RX_LOWER_PRI, with its burst of gratuitous ARPs.
+		mu.Lock()
+		got := rx[baseRx:]
+		if len(got) == 0 || len(got) != first/3 || got[0].State != Master || got[0].Priority != 200 || got[0].Instance.Name != "VI_1" {
+			t.Errorf("events %+v, want %d MASTER_RX_LOWER_PRI of VI_1 at priority 200", got, first/3)
+		}
+		mu.Unlock()
+		if first == 0 || first%3 != 0 {
+			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of garp_lower_prio_repeat 3", first)
+		}
+		lan.advance(2500 * time.Millisecond)
+		if second := a.host.arpCount() - base - first; second != first {
+			t.Errorf("a sent %d gratuitous ARPs garp_lower_prio_delay later, want %d again", second, first)
+		}
+	})
+}
+
+// TestEngineGarpLowerPrioSyncGroup: the other masters of the hearing
+// instance's sync group send their garp_lower_prio_repeat as well, since
+// the lower priority side's members had taken their addresses too.
+func TestEngineGarpLowerPrioSyncGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		// Per lower priority advert: 3 from VI_1, 5 from VI_2, 8 in all;
+		// VI_1 alone would send multiples of 3.
+		g := "garp_master_delay 0\n    garp_lower_prio_delay 0\n    garp_lower_prio_repeat "
+		conf := "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n" +
+			instanceConf("VI_1", 1, 200, g+"3") + instanceConf("VI_2", 2, 200, g+"5")
+		a, _, heal := splitBrain(t, lan, conf)
+		base := a.host.arpCount()
+		heal()
+		if n := a.host.arpCount() - base; n == 0 || n%8 != 0 {
+			t.Fatalf("a sent %d gratuitous ARPs on hearing b, want a multiple of 3+5", n)
+		}
+	})
+}
+
+// TestEngineGarpGroup: announcements on the interfaces of a garp_group are
+// spaced by its garp_interval, across instances and interfaces; an
+// interface in no group follows vrrp_garp_interval (here 0: at once).
+func TestEngineGarpGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		garp := "garp_master_repeat 3\n    garp_master_delay 0"
+		eth1 := strings.ReplaceAll(instanceConf("VI_3", 3, 200, garp), "interface eth0", "interface eth1")
+		conf := "garp_group {\n    garp_interval 0.1\n    interfaces {\n        eth0\n        eth9\n    }\n}\n" +
+			instanceConf("VI_1", 1, 200, garp) + instanceConf("VI_2", 2, 200, garp) + eth1
+		a := startRouter(t, lan, "10.0.0.1", conf)
+		lan.waitFor(t, "masters", 2*time.Second, func() bool {
+			return a.state("VI_1") == Master && a.state("VI_2") == Master && a.state("VI_3") == Master
+		})
+		lan.advance(time.Second)
+		a.host.mu.Lock()
+		defer a.host.mu.Unlock()
+		eth0 := a.host.announced["eth0"]
+		if len(eth0) != 6 {
+			t.Fatalf("eth0: %d announcements, want 2 instances x 3", len(eth0))
+		}
+		for i := 1; i < len(eth0); i++ {
+			if gap := eth0[i].Sub(eth0[i-1]); gap < 100*time.Millisecond {
+				t.Errorf("eth0: announcements %d and %d %v apart, want garp_interval 100ms at least", i-1, i, gap)
+			}
+		}
+		got1 := a.host.announced["eth1"]
+		if len(got1) != 3 || !got1[2].Equal(got1[0]) {
+			t.Errorf("eth1 (no group): %v, want 3 at once", got1)
+		}
+	})
+}
