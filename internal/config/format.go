@@ -171,7 +171,11 @@ func (f *formatter) global(g *Global) {
 	}
 	f.only("enable_script_security", g.EnableScriptSecurity)
 	f.str("default_interface", g.DefaultInterface)
-	f.flag("dynamic_interfaces", g.DynamicInterfaces)
+	if g.AllowIfChanges {
+		f.line("dynamic_interfaces", "allow_if_changes")
+	} else {
+		f.only("dynamic_interfaces", g.DynamicInterfaces)
+	}
 	f.addr("vrrp_mcast_group4", g.VRRPMcastGroup4)
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)
@@ -180,8 +184,13 @@ func (f *formatter) global(g *Global) {
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	f.garp(&g.Garp, "vrrp_")
-	f.dur("vrrp_garp_interval", g.VRRPGarpInterval)
-	f.dur("vrrp_gna_interval", g.VRRPGnaInterval)
+	// 0 is "not given": keepalived refuses an interval of 0.
+	if g.VRRPGarpInterval != 0 {
+		f.dur("vrrp_garp_interval", g.VRRPGarpInterval)
+	}
+	if g.VRRPGnaInterval != 0 {
+		f.dur("vrrp_gna_interval", g.VRRPGnaInterval)
+	}
 	f.flag("vrrp_lower_prio_no_advert", g.VRRPLowerPrioNoAdvert)
 	f.flag("vrrp_higher_prio_send_advert", g.VRRPHigherPrioSendAdv)
 	f.flag("vrrp_notify_priority_changes", g.VRRPNotifyPriorityChgs)

@@ -171,9 +171,9 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 	}
 	u := &vs.unset
 	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
-		"ip_family":   setEnumOf(p, &vs.Family, families),
-		"lb_algo":     setEnumOf(p, &vs.Scheduler, schedulers),
-		"lvs_sched":   setEnumOf(p, &vs.Scheduler, schedulers),
+		"ip_family":   setExactEnumOf(p, &vs.Family, families),
+		"lb_algo":     setExactEnumOf(p, &vs.Scheduler, schedulers),
+		"lvs_sched":   setExactEnumOf(p, &vs.Scheduler, schedulers),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
 		"hashed":      p.schedFlag(vs),
@@ -290,7 +290,7 @@ func (p *parser) methodTo(dst *Method) handler {
 		if !p.noBlock(n) || !p.args(n, 1, -1) {
 			return
 		}
-		m, ok := enumOf(p, n, 0, methods)
+		m, ok := exactEnumOf(p, n, 0, methods)
 		if !ok {
 			return
 		}

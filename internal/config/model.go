@@ -80,6 +80,9 @@ type Global struct {
 	EnableScriptSecurity bool   `json:"enable_script_security"`
 	DefaultInterface     string `json:"default_interface,omitempty"`
 	DynamicInterfaces    bool   `json:"dynamic_interfaces"`
+	// AllowIfChanges is dynamic_interfaces' allow_if_changes option: an
+	// interface may be deleted and recreated with another type.
+	AllowIfChanges bool `json:"allow_if_changes,omitempty"`
 
 	VRRPMcastGroup4     netip.Addr `json:"vrrp_mcast_group4"`
 	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
@@ -90,7 +93,8 @@ type Global struct {
 	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`
 	Garp                Garp       `json:"garp"`
 	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
-	// and unsolicited NAs sent on one interface (0 = no spacing).
+	// and unsolicited NAs sent on one interface (0 = not given, no
+	// spacing; given, 1 µs .. 4294.967295 s as keepalived reads them).
 	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
 	VRRPGnaInterval        Duration `json:"vrrp_gna_interval"`
 	VRRPLowerPrioNoAdvert  bool     `json:"vrrp_lower_prio_no_advert"`

@@ -176,7 +176,7 @@ func (g *confGen) global() {
 		}},
 		{"enable_script_security", func() { g.line("enable_script_security") }},
 		{"default_interface", func() { g.line("default_interface", "eth9") }},
-		{"dynamic_interfaces", func() { g.flag("dynamic_interfaces") }},
+		{"dynamic_interfaces", func() { g.line("dynamic_interfaces", g.pick("dynif", "", "allow_if_changes")) }},
 		{"vrrp_mcast_group4", func() {
 			g.line("vrrp_mcast_group4", fmt.Sprintf("224.0.%d.%d", g.intn("m", 0, 255), g.intn("m", 1, 255)))
 		}},
@@ -185,14 +185,14 @@ func (g *confGen) global() {
 		{"vrrp_skip_check_adv_addr", func() { g.flag("vrrp_skip_check_adv_addr") }},
 		{"vrrp_check_unicast_src", func() { g.line("vrrp_check_unicast_src") }},
 		{"vrrp_startup_delay", func() { g.line("vrrp_startup_delay", g.secs("sd", 0, 6000)) }},
-		{"vrrp_garp_master_delay", func() { g.line("vrrp_garp_master_delay", g.secs("gd", 0, 3000)) }},
+		{"vrrp_garp_master_delay", func() { g.line("vrrp_garp_master_delay", strconv.Itoa(g.intn("gd", 0, 30))) }},
 		{"vrrp_garp_master_repeat", func() { g.line("vrrp_garp_master_repeat", strconv.Itoa(g.intn("gr", 1, 20))) }},
-		{"vrrp_garp_master_refresh", func() { g.line("vrrp_garp_master_refresh", g.secs("gf", 0, 30000)) }},
+		{"vrrp_garp_master_refresh", func() { g.line("vrrp_garp_master_refresh", strconv.Itoa(g.intn("gf", 0, 300))) }},
 		{"vrrp_garp_master_refresh_repeat", func() { g.line("vrrp_garp_master_refresh_repeat", strconv.Itoa(g.intn("gfr", 1, 20))) }},
-		{"vrrp_garp_lower_prio_delay", func() { g.line("vrrp_garp_lower_prio_delay", g.secs("gld", 0, 3000)) }},
+		{"vrrp_garp_lower_prio_delay", func() { g.line("vrrp_garp_lower_prio_delay", strconv.Itoa(g.intn("gld", 0, 30))) }},
 		{"vrrp_garp_lower_prio_repeat", func() { g.line("vrrp_garp_lower_prio_repeat", strconv.Itoa(g.intn("glr", 0, 20))) }},
-		{"vrrp_garp_interval", func() { g.line("vrrp_garp_interval", g.secs("gi", 0, 100)) }},
-		{"vrrp_gna_interval", func() { g.line("vrrp_gna_interval", g.secs("ni", 0, 100)) }},
+		{"vrrp_garp_interval", func() { g.line("vrrp_garp_interval", g.secs("gi", 1, 1000)) }},
+		{"vrrp_gna_interval", func() { g.line("vrrp_gna_interval", g.secs("ni", 1, 1000)) }},
 		{"vrrp_lower_prio_no_advert", func() { g.flag("vrrp_lower_prio_no_advert") }},
 		{"vrrp_higher_prio_send_advert", func() { g.flag("vrrp_higher_prio_send_advert") }},
 		{"vrrp_notify_priority_changes", func() { g.flag("vrrp_notify_priority_changes") }},
@@ -474,7 +474,7 @@ func (g *confGen) instance(i int) {
 	v6 := version == 3 && g.intn("v6", 0, 2) == 0
 	g.nextVRID++
 	g.open("vrrp_instance", name)
-	g.line("state", g.pick("state", "MASTER", "BACKUP", "master"))
+	g.line("state", g.pick("state", "MASTER", "BACKUP"))
 	g.line("interface", "eth0")
 	g.line("virtual_router_id", strconv.Itoa(g.nextVRID))
 	if explicit {
@@ -585,7 +585,7 @@ func (g *confGen) instance(i int) {
 	}
 	for _, k := range []string{"garp_master_delay", "garp_master_refresh", "garp_lower_prio_delay"} {
 		if g.intn(k, 0, 4) == 0 {
-			g.line(k, g.secs(k, 0, 3000))
+			g.line(k, strconv.Itoa(g.intn(k, 0, 30)))
 		}
 	}
 	for _, k := range []string{"garp_master_repeat", "garp_master_refresh_repeat", "garp_lower_prio_repeat"} {
@@ -844,7 +844,7 @@ func (g *confGen) virtualServer(i int) {
 	if proto == "UDP" && g.maybe("ops") {
 		g.line("ops")
 	}
-	g.line(g.pick("kindkw", "lb_kind", "lvs_method"), g.pick("method", "NAT", "DR", "TUN", "nat"))
+	g.line(g.pick("kindkw", "lb_kind", "lvs_method"), g.pick("method", "NAT", "DR", "TUN"))
 	if g.maybe("persist") {
 		if g.bool("pval") {
 			g.line("persistence_timeout", strconv.Itoa(g.intn("pt", 1, 86400)))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -19,8 +20,6 @@ const (
 	maxAdvertInt    = 4095 * 10 * time.Millisecond
 	maxPreemptDelay = 3600 * time.Second // keepalived: preempt_delay 0..3600 s
 	maxScriptTime   = 24 * time.Hour
-	maxGarpDelay    = 24 * time.Hour
-	maxGarpRepeat   = 10000
 )
 
 func defaultGarp() Garp {
@@ -32,12 +31,15 @@ func defaultGarp() Garp {
 
 func (p *parser) garpHandlers(g *Garp, prefix string) map[string]handler {
 	return map[string]handler{
-		prefix + "garp_master_delay":          p.setDur(&g.MasterDelay, 0, maxGarpDelay),
-		prefix + "garp_master_repeat":         p.setInt(&g.MasterRepeat, 1, maxGarpRepeat),
-		prefix + "garp_master_refresh":        p.setDur(&g.MasterRefresh, 0, maxGarpDelay),
-		prefix + "garp_master_refresh_repeat": p.setInt(&g.MasterRefreshRepeat, 1, maxGarpRepeat),
-		prefix + "garp_lower_prio_delay":      p.setDur(&g.LowerPrioDelay, 0, maxGarpDelay),
-		prefix + "garp_lower_prio_repeat":     p.setInt(&g.LowerPrioRepeat, 0, maxGarpRepeat),
+		// keepalived takes whole seconds for the delays and the refresh,
+		// and 1..UINT_MAX repeats (0..INT_MAX for lower_prio_repeat):
+		// values.go.
+		prefix + "garp_master_delay":          p.setWholeSecs(&g.MasterDelay, maxGarpSecs),
+		prefix + "garp_master_repeat":         p.setRepeat(&g.MasterRepeat),
+		prefix + "garp_master_refresh":        p.setWholeSecs(&g.MasterRefresh, maxGarpRefresh),
+		prefix + "garp_master_refresh_repeat": p.setRepeat(&g.MasterRefreshRepeat),
+		prefix + "garp_lower_prio_delay":      p.setWholeSecs(&g.LowerPrioDelay, maxGarpSecs),
+		prefix + "garp_lower_prio_repeat":     p.setInt(&g.LowerPrioRepeat, 0, math.MaxInt32),
 	}
 }
 
@@ -349,7 +351,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
-		"state":     setEnumOf(p, &in.State, initialStates),
+		"state":     setExactEnumOf(p, &in.State, initialStates),
 		"interface": p.setStr(&in.Interface),
 		// RFC 3768 §5.3.3: VRID 1..255.
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
@@ -388,7 +390,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 			}
 			a := &Auth{}
 			p.block("authentication", kids, map[string]handler{
-				"auth_type": setEnumOf(p, &a.Type, authTypes),
+				"auth_type": setExactEnumOf(p, &a.Type, authTypes),
 				"auth_pass": p.setStr(&a.Pass),
 			})
 			if a.Type == AuthUnset {

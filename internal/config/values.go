@@ -1,0 +1,142 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Value checks that follow keepalived's own (global_parser.c,
+// vrrp_parser.c, check_parser.c): the ranges and spellings it takes, so
+// that a configuration keepalived refuses is refused here too, and one it
+// takes is taken.
+
+// Limits of the gratuitous ARP keywords (keepalived global_parser.c,
+// vrrp_parser.c; TIMER_HZ is 1000000).
+const (
+	// maxGarpSecs is UINT_MAX / TIMER_HZ: garp_master_delay and
+	// garp_lower_prio_delay are whole seconds up to it.
+	maxGarpSecs = math.MaxUint32 / 1000000
+	// maxGarpRefresh: garp_master_refresh is whole seconds up to UINT_MAX.
+	maxGarpRefresh = math.MaxUint32
+	// maxGarpInterval: vrrp_garp_interval and vrrp_gna_interval are
+	// microseconds in an unsigned int, 0.000001 .. 4294.967295 s.
+	maxGarpInterval = math.MaxUint32 * time.Microsecond
+)
+
+// exactEnumOf reads argument i of n as one of the words of vc, matching
+// case as keepalived does for this keyword (it compares with strcmp:
+// lb_kind, lb_algo, ip_family, state, auth_type); a word that differs only
+// in case is an error that says how to write it.
+func exactEnumOf[T ~uint8 | ~uint16](p *parser, n *node, i int, vc vocabulary[T]) (T, bool) {
+	t := n.Args[i]
+	for _, w := range vc {
+		if t.Text == w.text {
+			return w.v, true
+		}
+	}
+	if v, ok := vc.parse(t.Text); ok {
+		p.errorf(t.Pos, "%s: %q must be written %q: keepalived matches this word's case", n.Keyword.Text, t.Text, vc.name(v))
+		return 0, false
+	}
+	return enumOf(p, n, i, vc)
+}
+
+// setExactEnumOf is setEnumOf for the keywords whose words keepalived
+// matches case-sensitively.
+func setExactEnumOf[T ~uint8 | ~uint16](p *parser, dst *T, vc vocabulary[T]) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if v, ok := exactEnumOf(p, n, 0, vc); ok {
+			*dst = v
+		}
+	}
+}
+
+// setWholeSecs reads a number of whole seconds in [0, hi]: keepalived
+// reads garp_master_delay, garp_master_refresh and garp_lower_prio_delay
+// as unsigned integers (read_unsigned_strvec), so "0.5" is refused.
+func (p *parser) setWholeSecs(dst *Duration, hi int) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		t := n.Args[0]
+		if d, err := parseSeconds(t.Text); err == nil && d%time.Second != 0 {
+			p.errorf(t.Pos, "%s: %q is not a whole number of seconds (keepalived reads an integer here)", n.Keyword.Text, t.Text)
+			return
+		}
+		if v, ok := p.uintTok(n, t, 0, hi); ok {
+			*dst = Duration(time.Duration(v) * time.Second)
+		}
+	}
+}
+
+// setRepeat reads a garp *_repeat count. keepalived takes 0..UINT_MAX but
+// reports 0 as a configuration error and uses 1 ("must be greater than
+// 0"): an error here too.
+func (p *parser) setRepeat(dst *int) handler {
+	return func(n *node) {
+		v, ok := p.intArg(n, 0, math.MaxUint32)
+		if !ok {
+			return
+		}
+		if v == 0 {
+			p.errorf(n.Args[0].Pos, "%s must be greater than 0", n.Keyword.Text)
+			return
+		}
+		*dst = v
+	}
+}
+
+// setGarpInterval reads vrrp_garp_interval or vrrp_gna_interval: decimal
+// seconds with microsecond precision, 0.000001 .. 4294.967295 s
+// (global_parser.c: read_decimal_unsigned_strvec(1, UINT_MAX,
+// TIMER_HZ_DIGITS)); 0 is refused. keepalived logs that an interval of a
+// second or more is "very large": a warning here.
+func (p *parser) setGarpInterval(dst *Duration) handler {
+	return func(n *node) {
+		v, ok := p.durArg(n, time.Microsecond, maxGarpInterval)
+		if !ok {
+			return
+		}
+		if v >= Duration(time.Second) {
+			p.warnf(n.Args[0].Pos, "%s %s s is very large (it is the pause between two gratuitous messages on one interface)", n.Keyword.Text, v.Seconds())
+		}
+		*dst = v
+	}
+}
+
+// dynamicInterfaces reads "dynamic_interfaces [allow_if_changes]"
+// (global_parser.c dynamic_interfaces_handler): the option lets an
+// interface's type change under an instance (keepalived.conf(5)).
+func (p *parser) dynamicInterfaces(g *Global) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 0, 1) {
+			return
+		}
+		if len(n.Args) == 1 && n.Args[0].Text != "allow_if_changes" {
+			p.errorf(n.Args[0].Pos, "dynamic_interfaces: unknown option %q (keepalived knows only allow_if_changes)", n.Args[0].Text)
+			return
+		}
+		g.DynamicInterfaces = true
+		g.AllowIfChanges = len(n.Args) == 1
+	}
+}
+
+// dnsName checks a DNS_CHECK name as keepalived does (check_dns.c
+// dns_name_handler): no empty label, so no leading "." except the root
+// itself, and no "..".
+func dnsNameOK(name string) error {
+	if len(name) > 1 && name[0] == '.' {
+		return fmt.Errorf("name %q has an empty label", name)
+	}
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == '.' && name[i+1] == '.' {
+			return fmt.Errorf("name %q has an empty label", name)
+		}
+	}
+	return nil
+}
