@@ -290,6 +290,9 @@ type Instance struct {
 
 type instanceUnset struct {
 	accept, strict, skipAdv, checkSrc, lowerNoAdv, higherSend, v3v2 *bool
+	// ipv6 is the family of the first address written in the block that
+	// decides it (family.go); nil when none does.
+	ipv6 *bool
 }
 
 // UnicastPeer is one unicast_peer entry.

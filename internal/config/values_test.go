@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +118,132 @@ func TestGlobalValues(t *testing.T) {
 				e(3, 26, `vrrp_garp_master_delay: "4295" is not an integer in 0..4294`),
 			},
 		},
+	})
+}
+
+// inst is a vrrp_instance VI_n on eth0 with VRID 51 and body (lines
+// indented by the caller), starting at line 1 of its snippet.
+func inst(n int, body string) string {
+	return fmt.Sprintf("vrrp_instance VI_%d {\n  interface eth0\n  virtual_router_id 51\n%s}\n", n, body)
+}
+
+// TestInstanceFamily: issue 12 items 2 and 3. keepalived decides the
+// family by the first address among virtual_ipaddress, unicast_peer,
+// unicast_src_ip, mcast_src_ip and mcast_dst_ip, makes an IPv6 instance
+// without version VRRPv3, and lets virtual_ipaddress_excluded hold either
+// family.
+func TestInstanceFamily(t *testing.T) {
+	runValueCases(t, []valueCase{
+		{
+			name: "IPv6 VIP without version",
+			src:  inst(1, "  virtual_ipaddress {\n    fd00::1/64\n  }\n"),
+			want: []wantDiag{w(1, 1, "vrrp_instance VI_1: IPv6 instance without a version line: VRRPv3, as keepalived does")},
+			check: func(t *testing.T, c *Config) {
+				equal(t, "ipv6", c.Instances[0].IPv6, true)
+				equal(t, "version", c.Instances[0].Version, 3)
+			},
+		},
+		{
+			name: "IPv6 with vrrp_version 3 says nothing",
+			src:  global("  vrrp_version 3\n") + inst(1, "  virtual_ipaddress {\n    fd00::1/64\n  }\n"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "version", c.Instances[0].Version, 3)
+			},
+		},
+		{
+			name: "IPv6 unicast source decides before the VIPs",
+			src:  inst(1, "  unicast_src_ip fd00::2\n  unicast_peer {\n    fd00::3\n  }\n  no_virtual_ipaddress\n"),
+			want: []wantDiag{w(1, 1, "IPv6 instance without a version line: VRRPv3")},
+			check: func(t *testing.T, c *Config) {
+				equal(t, "ipv6", c.Instances[0].IPv6, true)
+				equal(t, "version", c.Instances[0].Version, 3)
+			},
+		},
+		{
+			name: "the first address written decides: a peer before the VIPs",
+			src:  inst(1, "  unicast_peer {\n    fd00::3\n  }\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n"),
+			want: []wantDiag{
+				w(1, 1, "IPv6 instance without a version line"),
+				e(8, 5, "vrrp_instance VI_1: 10.0.0.1 is not IPv6 like the instance's first address"),
+			},
+		},
+		{
+			name: "mcast_dst_ip decides the family",
+			src:  inst(1, "  mcast_dst_ip ff02::19\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n"),
+			want: []wantDiag{
+				w(1, 1, "IPv6 instance without a version line"),
+				e(6, 5, "10.0.0.1 is not IPv6"),
+			},
+		},
+		{
+			name: "mcast_dst_ip of the other family",
+			src:  inst(1, "  virtual_ipaddress {\n    10.0.0.1/24\n  }\n  mcast_dst_ip ff02::19\n"),
+			want: []wantDiag{e(1, 1, "vrrp_instance VI_1: mcast_dst_ip ff02::19 is not of the instance's address family")},
+		},
+		{
+			name: "excluded addresses of the other family",
+			src:  inst(1, "  virtual_ipaddress {\n    10.0.0.1/24\n  }\n  virtual_ipaddress_excluded {\n    fd00::10/64\n    10.0.0.2/24\n  }\n"),
+			check: func(t *testing.T, c *Config) {
+				in := c.Instances[0]
+				equal(t, "ipv6", in.IPv6, false)
+				equal(t, "version", in.Version, 2)
+				equal(t, "excluded", []string{in.ExcludedVIPs[0].Prefix.String(), in.ExcludedVIPs[1].Prefix.String()}, []string{"fd00::10/64", "10.0.0.2/24"})
+			},
+		},
+		{
+			name: "IPv4 excluded addresses on an IPv6 instance",
+			src:  inst(1, "  version 3\n  virtual_ipaddress {\n    fd00::1/64\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.5/24\n  }\n"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "ipv6", c.Instances[0].IPv6, true)
+				equal(t, "excluded", c.Instances[0].ExcludedVIPs[0].Prefix.String(), "192.0.2.5/24")
+			},
+		},
+	})
+}
+
+// TestDuplicateVRID: issue 12 item 9, keepalived's check_vrid_conflicts.
+// Two instances collide only with the same VRID, interface and family,
+// and either both multicast to one group or both unicast from one source
+// to a common peer.
+func TestDuplicateVRID(t *testing.T) {
+	vip4 := "  virtual_ipaddress {\n    10.0.0.1/24\n  }\n"
+	vip6 := "  virtual_ipaddress {\n    fd00::1/64\n  }\n"
+	peers := func(src string, ps ...string) string {
+		s := ""
+		if src != "" {
+			s = "  unicast_src_ip " + src + "\n"
+		}
+		s += "  unicast_peer {\n"
+		for _, p := range ps {
+			s += "    " + p + "\n"
+		}
+		return s + "  }\n"
+	}
+	const at = "vrrp_instance VI_2: virtual_router_id 51 is already used on eth0 by vrrp_instance VI_1 (t.conf:1:1), "
+	clash := func(line int, how string) []wantDiag { return []wantDiag{e(line, 1, at+how)} }
+	runValueCases(t, []valueCase{
+		// Pairs that collide.
+		{name: "multicast, default group", src: inst(1, vip4) + inst(2, vip4),
+			want: clash(8, "multicasting to the same group 224.0.0.18; keepalived refuses this too (a VRID must be unique per interface, family and multicast group)")},
+		{name: "multicast, same mcast_dst_ip", src: inst(1, vip4+"  mcast_dst_ip 224.0.0.30\n") + inst(2, vip4+"  mcast_dst_ip 224.0.0.30\n"),
+			want: clash(9, "multicasting to the same group 224.0.0.30")},
+		{name: "mcast_dst_ip naming the default group", src: inst(1, vip4+"  mcast_dst_ip 224.0.0.18\n") + inst(2, vip4),
+			want: clash(9, "multicasting to the same group 224.0.0.18")},
+		{name: "multicast, different sources", src: inst(1, vip4+"  mcast_src_ip 10.0.0.5\n") + inst(2, vip4+"  mcast_src_ip 10.0.0.6\n"),
+			want: clash(9, "multicasting to the same group")},
+		{name: "unicast, no source, a common peer", src: inst(1, vip4+peers("", "10.0.0.7", "10.0.0.8")) + inst(2, vip4+peers("", "10.0.0.8")),
+			want: clash(12, "from the same source to the same unicast peer 10.0.0.8; keepalived refuses this too (a VRID must be unique per interface, family and unicast source and peer)")},
+		{name: "unicast, same source, same peer", src: inst(1, vip4+peers("10.0.0.5", "10.0.0.7")) + inst(2, vip4+peers("10.0.0.5", "10.0.0.7")),
+			want: clash(12, "from the same source to the same unicast peer 10.0.0.7")},
+		{name: "IPv6 multicast", src: inst(1, "  version 3\n"+vip6) + inst(2, "  version 3\n"+vip6),
+			want: clash(9, "multicasting to the same group ff02::12")},
+		// Pairs that do not.
+		{name: "other interface", src: inst(1, vip4) + strings.Replace(inst(2, vip4), "eth0", "eth1", 1)},
+		{name: "other family", src: inst(1, vip4) + inst(2, "  version 3\n"+vip6)},
+		{name: "other multicast group", src: inst(1, vip4) + inst(2, vip4+"  mcast_dst_ip 224.0.0.19\n")},
+		{name: "unicast and multicast", src: inst(1, vip4) + inst(2, vip4+peers("", "10.0.0.7"))},
+		{name: "unicast, disjoint peers", src: inst(1, vip4+peers("", "10.0.0.7")) + inst(2, vip4+peers("", "10.0.0.8"))},
+		{name: "unicast, other source", src: inst(1, vip4+peers("10.0.0.5", "10.0.0.7")) + inst(2, vip4+peers("10.0.0.6", "10.0.0.7"))},
+		{name: "other VRID", src: inst(1, vip4) + strings.Replace(inst(2, vip4), "51", "52", 1)},
 	})
 }

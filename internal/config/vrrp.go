@@ -411,6 +411,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"virtual_routes":             p.routeBlock(&in.Routes),
 		"virtual_rules":              p.ruleBlock(&in.Rules),
 	})
+	p.familyFromFirst(in, hs)
 	p.block("vrrp_instance", kids, hs)
 	cfg.Instances = append(cfg.Instances, in)
 }
