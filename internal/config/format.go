@@ -711,10 +711,10 @@ func (f *formatter) checker(c *Checker) {
 	case c.UDP != nil:
 		u := c.UDP
 		if len(u.Payload) > 0 {
-			f.line("payload", fmt.Sprintf("%x", u.Payload))
+			f.line(append([]string{"payload"}, strings.Fields(hexWords(u.Payload, nil))...)...)
 		}
 		if u.RequireReply {
-			f.line(append([]string{"require_reply"}, nonEmpty(fmt.Sprintf("%x", u.Reply))...)...)
+			f.line(append([]string{"require_reply"}, strings.Fields(hexWords(u.Reply, u.ReplyMask))...)...)
 		}
 		f.num("min_reply_length", u.MinReply)
 		f.num("max_reply_length", u.MaxReply)

@@ -353,7 +353,7 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		"log_all_failures": p.setFlag(&c.LogAll),
 	})
 	ctx := typ.String()
-	var hosts []*node
+	var hosts []smtpHost
 	switch typ {
 	case CheckHTTP, CheckSSL:
 		c.HTTP = &HTTPCheck{Protocol: HTTP10}
@@ -371,10 +371,8 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		hs = merge(hs, map[string]handler{
 			"helo_name": p.setStr(&c.SMTP.HeloName),
 			"host": func(n *node) {
-				if p.args(n, 0, 0) {
-					if _, ok := p.blockOf(n); ok {
-						hosts = append(hosts, n)
-					}
+				if h, ok := p.smtpHost(n, c); ok {
+					hosts = append(hosts, h)
 				}
 			},
 		})
@@ -382,10 +380,19 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		c.DNS = &DNSCheck{Type: 6, Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
 		hs = merge(hs, map[string]handler{
 			"type": setEnumOf(p, &c.DNS.Type, dnsTypes),
-			"name": p.setStr(&c.DNS.Name),
+			"name": func(n *node) {
+				if !p.noBlock(n) || !p.args(n, 1, 1) {
+					return
+				}
+				if err := dnsNameOK(n.Args[0].Text); err != nil {
+					p.errorf(n.Args[0].Pos, "name: %v (keepalived refuses it too)", err)
+					return
+				}
+				c.DNS.Name = n.Args[0].Text
+			},
 		})
 	case CheckUDP:
-		c.UDP = &UDPCheck{MaxReply: 65535}
+		c.UDP = &UDPCheck{MaxReply: 255} // check_udp.c: max_reply_len UINT8_MAX
 		hs = merge(hs, p.udpHandlers(c.UDP))
 	case CheckFile:
 		c.File = &FileCheck{}
@@ -407,17 +414,7 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 	if len(hosts) == 0 {
 		return []*Checker{c}
 	}
-	p.warnf(hosts[0].Keyword.Pos, "SMTP_CHECK: host { } blocks are deprecated; each is run as an SMTP_CHECK of its own")
-	out := make([]*Checker, 0, len(hosts))
-	for _, h := range hosts {
-		hc := *c
-		hc.Pos = h.Keyword.Pos
-		smtp := *c.SMTP
-		hc.SMTP = &smtp
-		p.block("host", h.Block, p.connHandlers(&hc))
-		out = append(out, &hc)
-	}
-	return out
+	return smtpCheckers(p, c, hosts)
 }
 
 // connHandlers reads where a checker connects from and to (check_api.c).
@@ -538,31 +535,33 @@ func (p *parser) statusRange(n *node, t syntax.Token) (StatusRange, bool) {
 }
 
 func (p *parser) udpHandlers(u *UDPCheck) map[string]handler {
-	hexArg := func(n *node, t syntax.Token) ([]byte, bool) {
-		b, err := hex.DecodeString(t.Text)
+	// The bytes are the rest of the line, in keepalived's hex form
+	// (readHex); only require_reply takes x wildcards.
+	hexArg := func(n *node, wildcards bool) ([]byte, []byte, bool) {
+		data, mask, err := readHex(tokenTexts(n.Args), wildcards)
 		if err != nil {
-			p.errorf(t.Pos, "%s: %q is not a hex string", n.Keyword.Text, t.Text)
-			return nil, false
+			p.errorf(n.Args[0].Pos, "%s: %q is not a hex string: %v", n.Keyword.Text, strings.Join(tokenTexts(n.Args), " "), err)
+			return nil, nil, false
 		}
-		return b, true
+		return data, mask, true
 	}
 	return map[string]handler{
 		"payload": func(n *node) {
-			if p.noBlock(n) && p.args(n, 1, 1) {
-				if b, ok := hexArg(n, n.Args[0]); ok {
+			if p.noBlock(n) && p.args(n, 1, -1) {
+				if b, _, ok := hexArg(n, false); ok {
 					u.Payload = b
 				}
 			}
 		},
 		// require_reply [HEX]: a reply is needed, starting with HEX if given.
 		"require_reply": func(n *node) {
-			if !p.noBlock(n) || !p.args(n, 0, 1) {
+			if !p.noBlock(n) {
 				return
 			}
 			u.RequireReply = true
-			if len(n.Args) == 1 {
-				if b, ok := hexArg(n, n.Args[0]); ok {
-					u.Reply = b
+			if len(n.Args) > 0 {
+				if b, m, ok := hexArg(n, true); ok {
+					u.Reply, u.ReplyMask = b, m
 				}
 			}
 		},

@@ -636,9 +636,11 @@ type DNSCheck struct {
 // DNSType is a DNS_CHECK query type, as numbered on the wire.
 type DNSType uint16
 
-// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c), by
-// their numbers in RFC 1035 §3.2.2 and RFC 3596 §2.1 (AAAA).
-var dnsTypes = vocabulary[DNSType]{{1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {15, "MX"}, {16, "TXT"}, {28, "AAAA"}}
+// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c
+// DNS_TYPE), by their numbers in RFC 1035 §3.2.2, RFC 3596 §2.1 (AAAA)
+// and RFC 4034 §3, §2 (RRSIG, DNSKEY). keepalived matches them ignoring
+// case (dns_type_lookup uses strcasecmp).
+var dnsTypes = vocabulary[DNSType]{{1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {15, "MX"}, {16, "TXT"}, {28, "AAAA"}, {46, "RRSIG"}, {48, "DNSKEY"}}
 
 func (t DNSType) String() string {
 	if w := dnsTypes.words(t); len(w) == 1 {
@@ -655,8 +657,12 @@ type UDPCheck struct {
 	// Payload is hex on the configuration line, raw bytes here.
 	Payload      []byte `json:"payload,omitempty"`
 	RequireReply bool   `json:"require_reply"`
-	// Reply is a required prefix of the reply (require_reply's argument).
-	Reply    []byte `json:"reply,omitempty"`
+	// Reply is a required prefix of the reply (require_reply's argument);
+	// only then are MinReply and MaxReply checked, as keepalived does.
+	Reply []byte `json:"reply,omitempty"`
+	// ReplyMask has the bits of Reply that match anything (the x
+	// wildcards of require_reply); nil when there are none.
+	ReplyMask []byte `json:"reply_mask,omitempty"`
 	MinReply int    `json:"min_reply_length"`
 	MaxReply int    `json:"max_reply_length"`
 }

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -139,4 +141,78 @@ func dnsNameOK(name string) error {
 		}
 	}
 	return nil
+}
+
+// readHex reads UDP_CHECK's payload or require_reply bytes as keepalived
+// does (lib/parser.c read_hex_str over the line's words joined by
+// spaces): hex digits in either case, two to a byte; a space ends a byte,
+// so a lone digit is a byte of its own ("1 2" is 01 02, "abc" is ab 0c).
+// With wildcards (require_reply only), x or X is a nibble that matches
+// anything: mask has its bits set. An empty or malformed string is an
+// error, as keepalived reports it.
+func readHex(words []string, wildcards bool) (data, mask []byte, err error) {
+	s := strings.Join(words, " ")
+	masked := false
+	for i := 0; i < len(s); {
+		if s[i] == ' ' || s[i] == '\t' {
+			i++
+			continue
+		}
+		var b, m byte
+		for n := 0; n < 2 && i < len(s) && s[i] != ' ' && s[i] != '\t'; n++ {
+			v, vm, ok := hexNibble(s[i], wildcards)
+			if !ok {
+				return nil, nil, fmt.Errorf("%q is not a hex digit", s[i])
+			}
+			b, m = b<<4|v, m<<4|vm
+			masked = masked || vm != 0
+			i++
+		}
+		data, mask = append(data, b), append(mask, m)
+	}
+	if len(data) == 0 {
+		return nil, nil, errors.New("no hex digits")
+	}
+	if !masked {
+		mask = nil
+	}
+	return data, mask, nil
+}
+
+func hexNibble(c byte, wildcards bool) (v, mask byte, ok bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', 0, true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, 0, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, 0, true
+	case wildcards && (c == 'x' || c == 'X'):
+		return 0, 0xf, true
+	}
+	return 0, 0, false
+}
+
+// hexWords writes data (and mask's wildcard nibbles as x) as readHex
+// reads it back: two digits a byte, bytes separated by spaces.
+func hexWords(data, mask []byte) string {
+	const digits = "0123456789abcdef"
+	var b strings.Builder
+	for i, d := range data {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		m := byte(0)
+		if mask != nil {
+			m = mask[i]
+		}
+		for _, sh := range []uint{4, 0} {
+			if m>>sh&0xf != 0 {
+				b.WriteByte('x')
+			} else {
+				b.WriteByte(digits[d>>sh&0xf])
+			}
+		}
+	}
+	return b.String()
 }

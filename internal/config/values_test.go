@@ -247,3 +247,114 @@ func TestDuplicateVRID(t *testing.T) {
 		{name: "other VRID", src: inst(1, vip4) + strings.Replace(inst(2, vip4), "51", "52", 1)},
 	})
 }
+
+// rsCheck is a virtual server (lines 1-4) whose real server (line 5) holds
+// checker lines from line 6 on.
+func rsCheck(lines string) string {
+	return "virtual_server 10.0.0.1 25 {\n  protocol TCP\n  lb_algo rr\n  lb_kind NAT\n  real_server 10.0.0.2 25 {\n" + lines + "  }\n}\n"
+}
+
+func checkersOf(c *Config) []*Checker { return c.VirtualServers[0].RealServers[0].Checkers }
+
+// TestCheckerValues: issue 12 item 11, DNS_CHECK types and names
+// (check_dns.c), UDP_CHECK hex (check_udp.c, read_hex_str) and SMTP_CHECK
+// host blocks (check_smtp.c).
+func TestCheckerValues(t *testing.T) {
+	sec := func(s float64) *Duration { d := Duration(s * float64(time.Second)); return &d }
+	runValueCases(t, []valueCase{
+		{
+			name: "DNS_CHECK RRSIG and dnskey",
+			src:  rsCheck("    DNS_CHECK {\n      type RRSIG\n    }\n    DNS_CHECK {\n      type dnskey\n    }\n"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "types", []DNSType{checkersOf(c)[0].DNS.Type, checkersOf(c)[1].DNS.Type}, []DNSType{46, 48})
+				equal(t, "names", []string{checkersOf(c)[0].DNS.Type.String(), checkersOf(c)[1].DNS.Type.String()}, []string{"RRSIG", "DNSKEY"})
+			},
+		},
+		{
+			name: "DNS_CHECK name with an empty label",
+			src:  rsCheck("    DNS_CHECK {\n      name a..b\n    }\n    DNS_CHECK {\n      name .a\n    }\n    DNS_CHECK {\n      name .\n    }\n"),
+			want: []wantDiag{
+				e(7, 12, `name: name "a..b" has an empty label (keepalived refuses it too)`),
+				e(10, 12, `name: name ".a" has an empty label`),
+			},
+		},
+		{
+			name: "UDP_CHECK hex words and wildcards",
+			src:  rsCheck("    UDP_CHECK {\n      payload 01 02 0a\n      require_reply 1 ab Xc 5x\n    }\n"),
+			check: func(t *testing.T, c *Config) {
+				u := checkersOf(c)[0].UDP
+				equal(t, "payload", u.Payload, []byte{1, 2, 0xa})
+				equal(t, "reply", u.Reply, []byte{1, 0xab, 0x0c, 0x50})
+				equal(t, "mask", u.ReplyMask, []byte{0, 0, 0xf0, 0x0f})
+				equal(t, "max_reply_length default", u.MaxReply, 255)
+			},
+		},
+		{
+			name: "UDP_CHECK reply without wildcards has no mask",
+			src:  rsCheck("    UDP_CHECK {\n      payload abc\n      require_reply ABCD\n    }\n"),
+			check: func(t *testing.T, c *Config) {
+				u := checkersOf(c)[0].UDP
+				equal(t, "payload", u.Payload, []byte{0xab, 0x0c})
+				equal(t, "reply", u.Reply, []byte{0xab, 0xcd})
+				equal(t, "mask", u.ReplyMask, []byte(nil))
+			},
+		},
+		{
+			name: "UDP_CHECK bad hex",
+			src:  rsCheck("    UDP_CHECK {\n      payload 0x01\n      require_reply 0g\n    }\n"),
+			want: []wantDiag{
+				e(7, 15, `payload: "0x01" is not a hex string: 'x' is not a hex digit`),
+				e(8, 21, `require_reply: "0g" is not a hex string: 'g' is not a hex digit`),
+			},
+		},
+		{
+			name: "SMTP_CHECK host keywords",
+			src: rsCheck("    SMTP_CHECK {\n      retry 2\n      host {\n        connect_ip 10.0.0.3\n        connect_port 587\n        connect_timeout 7\n        retry 4\n        delay_before_retry 2\n        warmup 1\n" +
+				"        delay_loop 9\n        alpha\n        log_all_failures\n      }\n      host {\n        connect_ip 10.0.0.4\n      }\n    }\n"),
+			want: []wantDiag{
+				w(8, 7, "SMTP_CHECK: host { } blocks are deprecated; each is run as an SMTP_CHECK of its own"),
+				w(12, 9, "SMTP_CHECK host: retry sets the whole SMTP_CHECK's value, shared by all its hosts, as keepalived does"),
+				w(13, 9, "SMTP_CHECK host: delay_before_retry sets the whole SMTP_CHECK's value"),
+				w(14, 9, "SMTP_CHECK host: warmup sets"),
+				w(15, 9, "SMTP_CHECK host: delay_loop sets"),
+				w(16, 9, "SMTP_CHECK host: alpha sets"),
+				w(17, 9, "SMTP_CHECK host: log_all_failures sets"),
+			},
+			check: func(t *testing.T, c *Config) {
+				cs := checkersOf(c)
+				if len(cs) != 2 {
+					t.Fatalf("%d checkers, want one per host (the SMTP_CHECK sets no connection keyword)", len(cs))
+				}
+				type got struct {
+					IP      string
+					Port    int
+					Timeout Duration
+					Timing  Timing
+					LogAll  bool
+				}
+				shared := Timing{DelayLoop: *sec(9), ConnectTimeout: *sec(5), Retry: 4, DelayBeforeRetry: *sec(2), Warmup: *sec(1), Alpha: true}
+				h1 := shared
+				h1.ConnectTimeout = *sec(7)
+				equal(t, "host 1", got{cs[0].ConnectIP.String(), cs[0].ConnectPort, cs[0].Timing.ConnectTimeout, cs[0].Timing, cs[0].LogAll},
+					got{"10.0.0.3", 587, *sec(7), h1, true})
+				equal(t, "host 2", got{cs[1].ConnectIP.String(), cs[1].ConnectPort, cs[1].Timing.ConnectTimeout, cs[1].Timing, cs[1].LogAll},
+					got{"10.0.0.4", 25, *sec(5), shared, true})
+			},
+		},
+		{
+			name: "SMTP_CHECK with its own connection keyword runs too",
+			src:  rsCheck("    SMTP_CHECK {\n      connect_timeout 3\n      host {\n        connect_ip 10.0.0.3\n      }\n    }\n"),
+			want: []wantDiag{w(8, 7, "SMTP_CHECK: host { } blocks are deprecated")},
+			check: func(t *testing.T, c *Config) {
+				cs := checkersOf(c)
+				if len(cs) != 2 {
+					t.Fatalf("%d checkers, want the SMTP_CHECK's own and the host's", len(cs))
+				}
+				equal(t, "targets", []string{cs[0].ConnectIP.String(), cs[1].ConnectIP.String()}, []string{"10.0.0.2", "10.0.0.3"})
+				// The host's connect_timeout is the real server's default,
+				// not the SMTP_CHECK's.
+				equal(t, "timeouts", []Duration{cs[0].Timing.ConnectTimeout, cs[1].Timing.ConnectTimeout}, []Duration{*sec(3), *sec(5)})
+			},
+		},
+	})
+}
