@@ -663,8 +663,8 @@ type UDPCheck struct {
 	// ReplyMask has the bits of Reply that match anything (the x
 	// wildcards of require_reply); nil when there are none.
 	ReplyMask []byte `json:"reply_mask,omitempty"`
-	MinReply int    `json:"min_reply_length"`
-	MaxReply int    `json:"max_reply_length"`
+	MinReply  int    `json:"min_reply_length"`
+	MaxReply  int    `json:"max_reply_length"`
 }
 
 // FileCheck follows a vrrp_track_file (track_file) for a real server.
