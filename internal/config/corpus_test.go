@@ -18,6 +18,7 @@ const syntaxError = syntax.Error
 // test, so that it is looked at.
 var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`^nb_get_retry is deprecated; read as retry \d+$`),
+	regexp.MustCompile(`^route: "(gw|or)" is deprecated; .* \(keepalived 2.2.7 reports it as a configuration error\)$`),
 	regexp.MustCompile(`^persistence_timeout 0 is not valid in keepalived; read as no persistence`),
 	regexp.MustCompile(`^authentication: auth_pass ".*" is longer than 8 bytes; truncated to ".{8}"`),
 	regexp.MustCompile(`^SMTP_CHECK: host \{ \} blocks are deprecated`),

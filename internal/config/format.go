@@ -460,9 +460,6 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.Via.IsValid() {
 			w = append(w, "via", r.Via.String())
 		}
-		for _, o := range r.Or {
-			w = append(w, "or", o.String())
-		}
 		if r.Dev != "" {
 			w = append(w, "dev", r.Dev)
 		}
@@ -481,8 +478,26 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.OnLink {
 			w = append(w, "onlink")
 		}
+		if r.TOS != 0 {
+			w = append(w, "tos", r.TOS.String())
+		}
 		if r.NoTrack {
 			w = append(w, "no_track")
+		}
+		for _, nh := range r.Nexthops {
+			w = append(w, "nexthop")
+			if nh.Via.IsValid() {
+				w = append(w, "via", nh.Via.String())
+			}
+			if nh.Dev != "" {
+				w = append(w, "dev", nh.Dev)
+			}
+			if nh.Weight != 0 {
+				w = append(w, "weight", strconv.Itoa(nh.Weight))
+			}
+			if nh.OnLink {
+				w = append(w, "onlink")
+			}
 		}
 		f.line(w...)
 	}

@@ -355,18 +355,33 @@ func (b Broadcast) MarshalText() ([]byte, error) { return []byte(b.String()), ni
 type Route struct {
 	Pos Pos `json:"-"`
 	// Type is 0 (unicast) or blackhole, unreachable, prohibit, throw.
-	Type    RouteType    `json:"type,omitempty"`
-	Dst     netip.Prefix `json:"to"`
-	Src     netip.Addr   `json:"src,omitzero"`
-	Via     netip.Addr   `json:"via,omitzero"`
-	Or      []netip.Addr `json:"or,omitempty"`
-	Dev     string       `json:"dev,omitempty"`
-	Scope   Scope        `json:"scope,omitempty"`
-	Table   RouteTable   `json:"table,omitempty"`
-	Metric  *uint32      `json:"metric,omitempty"`
-	Proto   RouteProto   `json:"proto,omitempty"`
-	OnLink  bool         `json:"onlink,omitempty"`
-	NoTrack bool         `json:"no_track,omitempty"`
+	Type RouteType    `json:"type,omitempty"`
+	Dst  netip.Prefix `json:"to"`
+	Src  netip.Addr   `json:"src,omitzero"`
+	Via  netip.Addr   `json:"via,omitzero"`
+	Or   []netip.Addr `json:"or,omitempty"`
+	// Nexthops are a multipath route's `nexthop` groups (then Via and Or
+	// are not given).
+	Nexthops []Nexthop `json:"nexthops,omitempty"`
+	// TOS is the IPv4 route's tos/dsfield selector.
+	TOS     DSField    `json:"tos,omitempty"`
+	Dev     string     `json:"dev,omitempty"`
+	Scope   Scope      `json:"scope,omitempty"`
+	Table   RouteTable `json:"table,omitempty"`
+	Metric  *uint32    `json:"metric,omitempty"`
+	Proto   RouteProto `json:"proto,omitempty"`
+	OnLink  bool       `json:"onlink,omitempty"`
+	NoTrack bool       `json:"no_track,omitempty"`
+}
+
+// Nexthop is one `nexthop via A [dev IF] [weight N] [onlink]` group of
+// a multipath route.
+type Nexthop struct {
+	Via netip.Addr `json:"via"`
+	Dev string     `json:"dev,omitempty"`
+	// Weight is 1..256 (0: not given, the kernel's 1).
+	Weight int  `json:"weight,omitempty"`
+	OnLink bool `json:"onlink,omitempty"`
 }
 
 // Rule is one policy-routing rule in `ip rule` syntax.

@@ -2,11 +2,13 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // valueCase is one snippet for TestValues: the diagnostics it must give
@@ -33,7 +35,7 @@ func runValueCases(t *testing.T, tests []valueCase) {
 
 func equal[T any](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", what, diff)
 	}
 }
@@ -354,6 +356,106 @@ func TestCheckerValues(t *testing.T) {
 				// The host's connect_timeout is the real server's default,
 				// not the SMTP_CHECK's.
 				equal(t, "timeouts", []Duration{cs[0].Timing.ConnectTimeout, cs[1].Timing.ConnectTimeout}, []Duration{*sec(3), *sec(5)})
+			},
+		},
+	})
+}
+
+// TestRoutes: issue 12 item 4, routes in the forms keepalived 2.2.7's
+// vrrp_iproute.c reads, each checked against `keepalived -t`.
+func TestRoutes(t *testing.T) {
+	routes := func(lines ...string) string {
+		return "static_routes {\n  " + strings.Join(lines, "\n  ") + "\n}\n"
+	}
+	route := func(c *Config) *Route { return c.StaticRoutes[0] }
+	a := netip.MustParseAddr
+	runValueCases(t, []valueCase{
+		{
+			name: "via inet and via inet6",
+			src:  routes("10.1.0.0/16 via inet 192.0.2.254 dev eth0", "fd01::/64 via inet6 fd00::1 dev eth0"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "v4 gw", c.StaticRoutes[0].Via, a("192.0.2.254"))
+				equal(t, "v6 gw", c.StaticRoutes[1].Via, a("fd00::1"))
+				equal(t, "v6 dst", c.StaticRoutes[1].Dst, netip.MustParsePrefix("fd01::/64"))
+			},
+		},
+		{
+			name: "default takes the family of its gateway",
+			src:  routes("default via fd00::1 dev eth0", "any via 192.0.2.1 dev eth0", "default dev eth0 table 7"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "dsts", []string{c.StaticRoutes[0].Dst.String(), c.StaticRoutes[1].Dst.String(), c.StaticRoutes[2].Dst.String()}, []string{"::/0", "0.0.0.0/0", "0.0.0.0/0"})
+			},
+		},
+		{
+			name: "an IPv6 gateway for an IPv4 destination",
+			src:  routes("10.1.0.0/16 via inet6 fe80::1 dev eth0"),
+			want: []wantDiag{e(2, 25, "route: cannot mix IPv4 and IPv6 addresses (fe80::1); keepalived refuses it too")},
+		},
+		{
+			name: "a family word that is not the address's",
+			src:  routes("10.1.0.0/16 via inet6 192.0.2.1 dev eth0"),
+			want: []wantDiag{e(2, 25, "route: via inet6 192.0.2.1: the address is not of family inet6")},
+		},
+		{
+			name: "a family word before the destination",
+			src:  routes("inet6 default via fe80::1 dev eth0"),
+			want: []wantDiag{e(2, 3, "route: inet6 before the destination is refused by keepalived 2.2.7")},
+		},
+		{
+			name: "nexthop groups",
+			src:  routes("10.1.0.0/16 dev eth0 metric 5 nexthop via 192.0.2.254 weight 2 nexthop via inet 192.0.2.253 dev eth1 onlink"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "nexthops", route(c).Nexthops, []Nexthop{{Via: a("192.0.2.254"), Weight: 2}, {Via: a("192.0.2.253"), Dev: "eth1", OnLink: true}})
+				equal(t, "via", route(c).Via, netip.Addr{})
+			},
+		},
+		{
+			name: "nexthop groups end the line",
+			src:  routes("10.1.0.0/16 nexthop via 192.0.2.254 dev eth0 no_track"),
+			want: []wantDiag{e(2, 48, `route: "no_track" after nexthop groups`)},
+		},
+		{
+			name: "nexthop weight 1..256",
+			src:  routes("10.1.0.0/16 nexthop via 192.0.2.254 weight 0"),
+			want: []wantDiag{e(2, 46, `weight: "0" is not an integer in 1..256`)},
+		},
+		{
+			name: "gw and or, deprecated",
+			src:  routes("10.1.0.0/16 gw 192.0.2.254 or 192.0.2.253 dev eth0"),
+			want: []wantDiag{
+				w(2, 15, `route: "gw" is deprecated; read as "via" (keepalived 2.2.7 reports it as a configuration error)`),
+				w(2, 30, `route: "or" is deprecated; use nexthop groups`),
+			},
+			check: func(t *testing.T, c *Config) {
+				equal(t, "nexthops", route(c).Nexthops, []Nexthop{{Via: a("192.0.2.254")}, {Via: a("192.0.2.253")}})
+			},
+		},
+		{
+			name: "a second or",
+			src:  routes("10.1.0.0/16 via 192.0.2.254 or 192.0.2.253 or 192.0.2.252 dev eth0"),
+			want: []wantDiag{
+				w(2, 31, `"or" is deprecated`), w(2, 46, `"or" is deprecated`),
+				e(2, 46, `route: "or" takes one alternative to a via gateway given before it (keepalived ignores any further "or")`),
+			},
+		},
+		{
+			name: "tos, types, table, metric, protocol, scope, src",
+			src:  routes("10.1.0.0/16 tos 0x10 via 192.0.2.1 dev eth0", "local 10.2.0.0/16 dev eth0 table 100 preference 7 protocol static scope host src 192.0.2.1", "unicast 10.3.0.0/16 dev eth0"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "tos", c.StaticRoutes[0].TOS, DSField(0x10))
+				r := c.StaticRoutes[1]
+				seven := uint32(7)
+				equal(t, "local", []any{r.Type.String(), r.Table, r.Metric, r.Proto, r.Scope, r.Src}, []any{"local", RouteTable(100), &seven, RouteProto(4), Scope(254), a("192.0.2.1")})
+				equal(t, "unicast", c.StaticRoutes[2].Type, RouteType(0))
+			},
+		},
+		{
+			name: "options keepalived reads that Tandem cannot apply",
+			src:  routes("fd01::/64 from fd00::/64 via fd00::1 dev eth0", "10.1.0.0/16 dev eth0 mtu 1400", "nat 10.1.0.0/16 dev eth0"),
+			want: []wantDiag{
+				e(2, 13, "route: from: source-prefix routing (RTA_SRC) is not supported by Tandem's netlink library"),
+				e(3, 24, "route: mtu: route metrics are not supported by Tandem"),
+				e(4, 3, "route: nat: the Linux kernel no longer takes NAT routes"),
 			},
 		},
 	})
