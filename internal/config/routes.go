@@ -26,7 +26,9 @@ type routeFamily struct {
 	v6   []bool
 }
 
-func (f *routeFamily) add(t syntax.Token, v6 bool) { f.toks, f.v6 = append(f.toks, t), append(f.v6, v6) }
+func (f *routeFamily) add(t syntax.Token, v6 bool) {
+	f.toks, f.v6 = append(f.toks, t), append(f.v6, v6)
+}
 
 // check reports the first address of another family than the first.
 func (f *routeFamily) check(p *parser) (v6, ok bool) {
