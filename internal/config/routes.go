@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 
 	"tandem/internal/config/syntax"
 )
@@ -97,6 +98,14 @@ func (p *parser) route(k *node) (*Route, bool) {
 			i++
 			return toks[i], true
 		}
+		nextAddr := func() (netip.Addr, syntax.Token, bool) {
+			v, ok := next()
+			if !ok {
+				return netip.Addr{}, v, false
+			}
+			a, ok := p.addrTok(k, v)
+			return a, v, ok
+		}
 		if why, ok := routeNotSupported[t.Text]; ok {
 			p.errorf(t.Pos, "route: %s: %s", t.Text, why)
 			return nil, false
@@ -112,11 +121,7 @@ func (p *parser) route(k *node) (*Route, bool) {
 		case "blackhole", "unreachable", "prohibit", "throw", "local", "broadcast", "anycast", "multicast":
 			r.Type = RouteType(routeTypeNames[t.Text])
 		case "src":
-			v, ok := next()
-			if !ok {
-				return nil, false
-			}
-			a, ok := p.addrTok(k, v)
+			a, v, ok := nextAddr()
 			if !ok {
 				return nil, false
 			}
@@ -138,11 +143,7 @@ func (p *parser) route(k *node) (*Route, bool) {
 				p.errorf(t.Pos, `route: "or" takes one alternative to a via gateway given before it (keepalived ignores any further "or")`)
 				return nil, false
 			}
-			v, ok := next()
-			if !ok {
-				return nil, false
-			}
-			a, ok := p.addrTok(k, v)
+			a, v, ok := nextAddr()
 			if !ok {
 				return nil, false
 			}
@@ -191,7 +192,7 @@ func (p *parser) route(k *node) (*Route, bool) {
 			case "default6":
 				fam.add(t, true)
 			default:
-				a, _, _ := cutPrefix(t.Text)
+				a, _, _ := strings.Cut(t.Text, "/")
 				if ip, err := netip.ParseAddr(a); err == nil {
 					fam.add(t, ip.Is6())
 				}
@@ -220,15 +221,6 @@ func (p *parser) route(k *node) (*Route, bool) {
 		r.Dst = pfx
 	}
 	return r, true
-}
-
-func cutPrefix(s string) (addr, length string, has bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // gateway reads "via [inet|inet6] ADDR" after toks[*i]; the family word,
