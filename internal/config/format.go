@@ -182,7 +182,9 @@ func (f *formatter) global(g *Global) {
 	f.only("vrrp_strict", g.VRRPStrict)
 	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
-	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	if g.VRRPStartupDelay != 0 { // 0 is "not given": keepalived refuses it
+		f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	}
 	f.garp(&g.Garp, "vrrp_")
 	// 0 is "not given": keepalived refuses an interval of 0.
 	if g.VRRPGarpInterval != 0 {

@@ -200,7 +200,8 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 				vs.Persistence = 0
 				return
 			}
-			if v, ok := p.durTok(n, n.Args[0], time.Second, maxPersistence); ok {
+			// keepalived: whole seconds 1..LVS_MAX_TIMEOUT.
+			if v, ok := p.wholeSecsTok(n, n.Args[0], 1, int(maxPersistence/time.Second)); ok {
 				vs.Persistence = v
 			}
 		},

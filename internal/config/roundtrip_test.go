@@ -184,7 +184,7 @@ func (g *confGen) global() {
 		{"vrrp_strict", func() { g.line("vrrp_strict") }},
 		{"vrrp_skip_check_adv_addr", func() { g.flag("vrrp_skip_check_adv_addr") }},
 		{"vrrp_check_unicast_src", func() { g.line("vrrp_check_unicast_src") }},
-		{"vrrp_startup_delay", func() { g.line("vrrp_startup_delay", g.secs("sd", 0, 6000)) }},
+		{"vrrp_startup_delay", func() { g.line("vrrp_startup_delay", g.secs("sd", 1, 5999)) }},
 		{"vrrp_garp_master_delay", func() { g.line("vrrp_garp_master_delay", strconv.Itoa(g.intn("gd", 0, 30))) }},
 		{"vrrp_garp_master_repeat", func() { g.line("vrrp_garp_master_repeat", strconv.Itoa(g.intn("gr", 1, 20))) }},
 		{"vrrp_garp_master_refresh", func() { g.line("vrrp_garp_master_refresh", strconv.Itoa(g.intn("gf", 0, 300))) }},

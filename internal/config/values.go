@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"tandem/internal/config/syntax"
 )
 
 // Value checks that follow keepalived's own (global_parser.c,
@@ -57,22 +59,45 @@ func setExactEnumOf[T ~uint8 | ~uint16](p *parser, dst *T, vc vocabulary[T]) han
 	}
 }
 
-// setWholeSecs reads a number of whole seconds in [0, hi]: keepalived
-// reads garp_master_delay, garp_master_refresh and garp_lower_prio_delay
-// as unsigned integers (read_unsigned_strvec), so "0.5" is refused.
-func (p *parser) setWholeSecs(dst *Duration, hi int) handler {
+// wholeSecsTok reads t as a number of whole seconds in [lo, hi]:
+// keepalived reads garp_master_delay, garp_master_refresh,
+// garp_lower_prio_delay, smtp_connect_timeout, persistence_timeout and
+// lvs_timeouts as unsigned integers (read_unsigned_strvec), so "0.5" is
+// refused.
+func (p *parser) wholeSecsTok(n *node, t syntax.Token, lo, hi int) (Duration, bool) {
+	if d, err := parseSeconds(t.Text); err == nil && d%time.Second != 0 {
+		p.errorf(t.Pos, "%s: %q is not a whole number of seconds (keepalived reads an integer here)", n.Keyword.Text, t.Text)
+		return 0, false
+	}
+	v, ok := p.uintTok(n, t, lo, hi)
+	return Duration(time.Duration(v) * time.Second), ok
+}
+
+// setWholeSecs is a keyword of one wholeSecsTok argument.
+func (p *parser) setWholeSecs(dst *Duration, lo, hi int) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 1, 1) {
 			return
 		}
-		t := n.Args[0]
-		if d, err := parseSeconds(t.Text); err == nil && d%time.Second != 0 {
-			p.errorf(t.Pos, "%s: %q is not a whole number of seconds (keepalived reads an integer here)", n.Keyword.Text, t.Text)
+		if v, ok := p.wholeSecsTok(n, n.Args[0], lo, hi); ok {
+			*dst = v
+		}
+	}
+}
+
+// setStartupDelay reads vrrp_startup_delay: decimal seconds 0.001 ..
+// 4294.967295 (global_parser.c vrrp_startup_delay_handler), a warning
+// from a minute on, where keepalived logs that it is very large.
+func (p *parser) setStartupDelay(dst *Duration) handler {
+	return func(n *node) {
+		v, ok := p.durArg(n, time.Millisecond, maxGarpInterval)
+		if !ok {
 			return
 		}
-		if v, ok := p.uintTok(n, t, 0, hi); ok {
-			*dst = Duration(time.Duration(v) * time.Second)
+		if v >= Duration(time.Minute) {
+			p.warnf(n.Args[0].Pos, "vrrp_startup_delay %s s is very large", v.Seconds())
 		}
+		*dst = v
 	}
 }
 

@@ -113,6 +113,36 @@ func TestGlobalValues(t *testing.T) {
 			},
 		},
 		{
+			name: "whole seconds: smtp_connect_timeout, lvs_timeouts, persistence_timeout",
+			src:  global("  smtp_connect_timeout 0.5\n  lvs_timeouts tcp 1.5 udp 2678401\n  smtp_connect_timeout 0\n") + vsWith("  persistence_timeout 0.5\n"),
+			want: []wantDiag{
+				e(2, 24, `smtp_connect_timeout: "0.5" is not a whole number of seconds (keepalived reads an integer here)`),
+				e(3, 20, `lvs_timeouts: "1.5" is not a whole number of seconds`),
+				e(4, 24, `smtp_connect_timeout: "0" is not an integer in 1..4294`),
+				e(10, 23, `persistence_timeout: "0.5" is not a whole number of seconds`),
+			},
+		},
+		{
+			name: "whole seconds accepted",
+			src:  global("  smtp_connect_timeout 4294\n  lvs_timeouts tcp 2678400 udp 0\n") + vsWith("  persistence_timeout 2678400\n"),
+			check: func(t *testing.T, c *Config) {
+				equal(t, "smtp", c.Global.SMTPConnectTimeout, Duration(4294*time.Second))
+				equal(t, "lvs tcp", c.Global.LVSTimeouts.TCP, Duration(31*24*time.Hour))
+				equal(t, "persistence", c.VirtualServers[0].Persistence, Duration(31*24*time.Hour))
+			},
+		},
+		{
+			name: "vrrp_startup_delay",
+			src:  global("  vrrp_startup_delay 0\n  vrrp_startup_delay 0.001\n  vrrp_startup_delay 90\n"),
+			want: []wantDiag{
+				e(2, 22, `vrrp_startup_delay: "0" is not a number of seconds in 0.001..4294.967295`),
+				w(4, 22, "vrrp_startup_delay 90 s is very large"),
+			},
+			check: func(t *testing.T, c *Config) {
+				equal(t, "delay", c.Global.VRRPStartupDelay, Duration(90*time.Second))
+			},
+		},
+		{
 			name: "garp repeat 0 and delay above the maximum",
 			src:  global("  vrrp_garp_master_repeat 0\n  vrrp_garp_master_delay 4295\n"),
 			want: []wantDiag{

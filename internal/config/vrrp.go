@@ -34,11 +34,11 @@ func (p *parser) garpHandlers(g *Garp, prefix string) map[string]handler {
 		// keepalived takes whole seconds for the delays and the refresh,
 		// and 1..UINT_MAX repeats (0..INT_MAX for lower_prio_repeat):
 		// values.go.
-		prefix + "garp_master_delay":          p.setWholeSecs(&g.MasterDelay, maxGarpSecs),
+		prefix + "garp_master_delay":          p.setWholeSecs(&g.MasterDelay, 0, maxGarpSecs),
 		prefix + "garp_master_repeat":         p.setRepeat(&g.MasterRepeat),
-		prefix + "garp_master_refresh":        p.setWholeSecs(&g.MasterRefresh, maxGarpRefresh),
+		prefix + "garp_master_refresh":        p.setWholeSecs(&g.MasterRefresh, 0, maxGarpRefresh),
 		prefix + "garp_master_refresh_repeat": p.setRepeat(&g.MasterRefreshRepeat),
-		prefix + "garp_lower_prio_delay":      p.setWholeSecs(&g.LowerPrioDelay, maxGarpSecs),
+		prefix + "garp_lower_prio_delay":      p.setWholeSecs(&g.LowerPrioDelay, 0, maxGarpSecs),
 		prefix + "garp_lower_prio_repeat":     p.setInt(&g.LowerPrioRepeat, 0, math.MaxInt32),
 	}
 }
