@@ -24,9 +24,10 @@ const (
 )
 
 // timingHandlers reads the timing keywords shared by virtual servers, real
-// servers and checkers.
-func (p *parser) timingHandlers(t *TimingDefaults) map[string]handler {
-	retry := p.setIntPtr(&t.Retry, 0, 1<<31-1)
+// servers and checkers. keepalived takes retry 1.. on a virtual or real
+// server (check_parser.c), 0.. in a checker (check_api.c): minRetry.
+func (p *parser) timingHandlers(t *TimingDefaults, minRetry int) map[string]handler {
+	retry := p.setIntPtr(&t.Retry, minRetry, 1<<31-1)
 	return map[string]handler{
 		"delay_loop":         p.setDurPtr(&t.DelayLoop, time.Millisecond, maxCheckTime),
 		"connect_timeout":    p.setDurPtr(&t.ConnectTimeout, time.Millisecond, maxCheckTime),
@@ -170,7 +171,7 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		return
 	}
 	u := &vs.unset
-	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
+	hs := merge(p.timingHandlers(&vs.Defaults, 1), map[string]handler{
 		"ip_family":   setExactEnumOf(p, &vs.Family, families),
 		"lb_algo":     setExactEnumOf(p, &vs.Scheduler, schedulers),
 		"lvs_sched":   setExactEnumOf(p, &vs.Scheduler, schedulers),
@@ -324,7 +325,7 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 		return
 	}
 	u := &rs.unset
-	hs := merge(p.timingHandlers(&rs.Defaults), map[string]handler{
+	hs := merge(p.timingHandlers(&rs.Defaults, 1), map[string]handler{
 		"weight":             p.setInt(&rs.Weight, 0, maxWeight),
 		"lvs_method":         p.methodTo(&rs.Method),
 		"uthreshold":         p.setInt(&rs.UThreshold, 0, 1<<31-1),
@@ -350,7 +351,7 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		return nil
 	}
 	kids := n.Block // a checker with no block uses every default
-	hs := merge(p.timingHandlers(&c.Set), p.connHandlers(c), map[string]handler{
+	hs := merge(p.timingHandlers(&c.Set, 0), p.connHandlers(c), map[string]handler{
 		"log_all_failures": p.setFlag(&c.LogAll),
 	})
 	ctx := typ.String()

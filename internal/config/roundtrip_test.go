@@ -643,7 +643,9 @@ func (g *confGen) serverGroups() {
 	}
 }
 
-func (g *confGen) timing() {
+// timing writes the timing keywords; minRetry is keepalived's least retry
+// there (1 on virtual and real servers, 0 in checkers).
+func (g *confGen) timing(minRetry int) {
 	if g.intn("dl", 0, 3) == 0 {
 		g.line("delay_loop", g.secs("dl", 1, 6000))
 	}
@@ -651,7 +653,7 @@ func (g *confGen) timing() {
 		g.line("connect_timeout", g.secs("ct", 1, 1000))
 	}
 	if g.intn("retry", 0, 3) == 0 {
-		g.line(g.pick("retrykw", "retry", "retry", "nb_get_retry"), strconv.Itoa(g.intn("retry", 0, 10)))
+		g.line(g.pick("retrykw", "retry", "retry", "nb_get_retry"), strconv.Itoa(g.intn("retry", minRetry, 10)))
 	}
 	if g.intn("dbr", 0, 3) == 0 {
 		g.line("delay_before_retry", g.secs("dbr", 0, 1000))
@@ -690,7 +692,7 @@ func (g *confGen) checker() {
 			g.line("fwmark", strconv.Itoa(g.intn("fwmark", 1, 1000)))
 		}
 	}
-	g.timing()
+	g.timing(0)
 	if g.maybe("laf") {
 		g.flag("log_all_failures")
 	}
@@ -892,7 +894,7 @@ func (g *confGen) virtualServer(i int) {
 	if g.maybe("weight") {
 		g.line("weight", strconv.Itoa(g.intn("vsw", 1, 65535)))
 	}
-	g.timing()
+	g.timing(1)
 	if g.maybe("sorry") {
 		ip := g.ip4("sorry")
 		if v6 {
@@ -948,7 +950,7 @@ func (g *confGen) virtualServer(i int) {
 		if g.maybe("rvh") {
 			g.line("virtualhost", "rs.example.com")
 		}
-		g.timing()
+		g.timing(1)
 		for range g.intn("checkers", 0, 2) {
 			g.checker()
 		}

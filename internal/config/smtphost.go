@@ -36,7 +36,7 @@ func (p *parser) smtpHost(n *node, c *Checker) (smtpHost, bool) {
 	}
 	hs := p.connHandlers(&h.conn)
 	hs["connect_timeout"] = p.setDurPtr(&h.conn.Set.ConnectTimeout, time.Millisecond, maxCheckTime)
-	shared := merge(p.timingHandlers(&c.Set), map[string]handler{"log_all_failures": p.setFlag(&c.LogAll)})
+	shared := merge(p.timingHandlers(&c.Set, 0), map[string]handler{"log_all_failures": p.setFlag(&c.LogAll)})
 	for _, kw := range []string{"retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures"} {
 		set := shared[kw]
 		hs[kw] = func(k *node) {

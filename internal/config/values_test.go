@@ -132,6 +132,16 @@ func TestGlobalValues(t *testing.T) {
 			},
 		},
 		{
+			// keepalived -t: "retry value invalid - 0" on a virtual server;
+			// a checker takes 0 (check_api.c retry_handler).
+			name: "retry 0 on a virtual or real server",
+			src:  vsWith("  retry 0\n  real_server 10.0.0.2 80 {\n    retry 0\n    TCP_CHECK {\n      retry 0\n    }\n  }\n"),
+			want: []wantDiag{
+				e(5, 9, `retry: "0" is not an integer in 1..2147483647`),
+				e(7, 11, `retry: "0" is not an integer in 1..2147483647`),
+			},
+		},
+		{
 			name: "vrrp_startup_delay",
 			src:  global("  vrrp_startup_delay 0\n  vrrp_startup_delay 0.001\n  vrrp_startup_delay 90\n"),
 			want: []wantDiag{
