@@ -490,6 +490,15 @@ func TestRoutes(t *testing.T) {
 			},
 		},
 		{
+			// The kernel tells routes apart by tos too (ip-route(8)).
+			name: "tos is part of a route's key",
+			src:  routes("10.1.0.0/16 tos 0x10 via 192.0.2.1 dev eth0", "10.1.0.0/16 via 192.0.2.1 dev eth0"),
+			check: func(t *testing.T, c *Config) {
+				ki := c.keyIndex()
+				equal(t, "keys", []Key{ki[c.StaticRoutes[0]], ki[c.StaticRoutes[1]]}, []Key{"static route  10.1.0.0/16 table unspec metric - tos 0x10", "static route  10.1.0.0/16 table unspec metric -"})
+			},
+		},
+		{
 			name: "options keepalived reads that Tandem cannot apply",
 			src:  routes("fd01::/64 from fd00::/64 via fd00::1 dev eth0", "10.1.0.0/16 dev eth0 mtu 1400", "nat 10.1.0.0/16 dev eth0"),
 			want: []wantDiag{
