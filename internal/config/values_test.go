@@ -495,7 +495,7 @@ func TestRoutes(t *testing.T) {
 			src:  routes("10.1.0.0/16 tos 0x10 via 192.0.2.1 dev eth0", "10.1.0.0/16 via 192.0.2.1 dev eth0"),
 			check: func(t *testing.T, c *Config) {
 				ki := c.keyIndex()
-				equal(t, "keys", []Key{ki[c.StaticRoutes[0]], ki[c.StaticRoutes[1]]}, []Key{"static route  10.1.0.0/16 table unspec metric - tos 0x10", "static route  10.1.0.0/16 table unspec metric -"})
+				equal(t, "keys", []Key{ki[c.StaticRoutes[0]], ki[c.StaticRoutes[1]]}, []Key{"static route 0 10.1.0.0/16 table unspec metric - tos 0x10", "static route 0 10.1.0.0/16 table unspec metric -"})
 			},
 		},
 		{
