@@ -386,8 +386,21 @@ func (g *confGen) routes(kw string, v6 bool) {
 			w = append(w, "to")
 		}
 		w = append(w, dst)
-		if len(w) > 0 && w[0] != "blackhole" && w[0] != "unreachable" && w[0] != "prohibit" && w[0] != "throw" && g.bool("via") {
-			w = append(w, g.pick("viakw", "via", "gw"), via)
+		fam := "inet"
+		if v6 {
+			fam = "inet6"
+		}
+		routed := len(w) == 0 || w[0] != "blackhole" && w[0] != "unreachable" && w[0] != "prohibit" && w[0] != "throw"
+		nexthops := routed && g.intn("nh", 0, 3) == 0
+		if routed && !nexthops && g.bool("via") {
+			w = append(w, "via")
+			if g.bool("viafam") {
+				w = append(w, fam)
+			}
+			w = append(w, via)
+		}
+		if !v6 && g.bool("tos") {
+			w = append(w, "tos", g.pick("rtos", "0x10", "8"))
 		}
 		if g.bool("dev") {
 			w = append(w, "dev", "eth0")
@@ -409,6 +422,24 @@ func (g *confGen) routes(kw string, v6 bool) {
 		}
 		if g.bool("nt") {
 			w = append(w, "no_track")
+		}
+		for i := range g.intn("nhs", 1, 3) {
+			if !nexthops {
+				break
+			}
+			w = append(w, "nexthop", "via", g.ip4(fmt.Sprint("nhvia", i)))
+			if v6 {
+				w[len(w)-1] = g.ip6(fmt.Sprint("nhvia", i))
+			}
+			if g.bool("nhdev") {
+				w = append(w, "dev", "eth1")
+			}
+			if g.bool("nhw") {
+				w = append(w, "weight", strconv.Itoa(g.intn("nhw", 1, 256)))
+			}
+			if g.bool("nhonlink") {
+				w = append(w, "onlink")
+			}
 		}
 		g.line(w...)
 	}
