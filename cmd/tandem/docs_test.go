@@ -50,9 +50,11 @@ func TestDocs(t *testing.T) {
 			t.Errorf("docs/%s is out of date with the command's help (go test ./cmd/tandem -run Docs -update-docs)", name)
 		}
 	}
+	// Pages named after a command are generated; the others
+	// (keepalived-compat.md) are written by hand.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if _, ok := want[e.Name()]; !ok {
+		if _, ok := want[e.Name()]; !ok && strings.HasPrefix(e.Name(), "tandem") {
 			t.Errorf("docs/%s documents no command", e.Name())
 		}
 	}

@@ -140,8 +140,10 @@ func TestUDP(t *testing.T) {
 		{name: "reply shorter than pattern compares its length", addr: echo,
 			udp: config.UDPCheck{Payload: []byte("pi"), RequireReply: true, Reply: []byte("ping")}, ok: true},
 		{name: "echo mismatch", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, Reply: []byte("pong")}, wantErr: "does not match"},
-		{name: "too short", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, MinReply: 5}, wantErr: "outside 5..255"},
-		{name: "too long", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, MaxReply: 3}, wantErr: "outside 0..3"},
+		{name: "too short", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, Reply: []byte("p"), MinReply: 5}, wantErr: "outside 5..255"},
+		{name: "too long", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, Reply: []byte("p"), MaxReply: 3}, wantErr: "outside 0..3"},
+		// keepalived judges the length only when require_reply gives bytes.
+		{name: "any length without reply bytes", addr: echo, udp: config.UDPCheck{Payload: []byte("ping"), RequireReply: true, MaxReply: 3}, ok: true},
 		{name: "silent with require_reply", addr: silent, udp: config.UDPCheck{Payload: []byte("x"), RequireReply: true}, wantErr: "no reply"},
 		{name: "silent without require_reply is up", addr: silent, udp: config.UDPCheck{Payload: []byte("x")}, ok: true},
 		{name: "closed port", addr: closed, udp: config.UDPCheck{Payload: []byte("x")}, wantErr: "port unreachable"},

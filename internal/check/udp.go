@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,19 +62,33 @@ func (u *UDP) Check(ctx context.Context) Result {
 	case err != nil:
 		return result(start, fmt.Errorf("udp %s: %w", u.addr, err))
 	}
-	if !cfg.RequireReply {
+	// keepalived (udp_check_thread) judges a reply's length and bytes
+	// only when require_reply gave bytes; any reply will do otherwise.
+	if len(cfg.Reply) == 0 {
 		return result(start, nil)
 	}
 	reply := buf[:n]
 	if n < cfg.MinReply || n > maxLen {
 		return result(start, fmt.Errorf("udp %s: reply of %d bytes outside %d..%d", u.addr, n, cfg.MinReply, maxLen))
 	}
-	want := cfg.Reply
-	if len(want) > n {
-		want = want[:n]
-	}
-	if !bytes.HasPrefix(reply, want) {
+	if !replyMatches(reply, cfg.Reply, cfg.ReplyMask) {
 		return result(start, fmt.Errorf("udp %s: reply % x does not match % x", u.addr, reply[:min(n, 16)], cfg.Reply[:min(len(cfg.Reply), 16)]))
 	}
 	return result(start, nil)
+}
+
+// replyMatches compares the shorter of reply and want byte by byte,
+// ignoring the bits set in mask (require_reply's x wildcards), as
+// keepalived's check_udp_reply does.
+func replyMatches(reply, want, mask []byte) bool {
+	for i := range min(len(reply), len(want)) {
+		ignore := byte(0)
+		if mask != nil {
+			ignore = mask[i]
+		}
+		if (reply[i]^want[i])&^ignore != 0 {
+			return false
+		}
+	}
+	return true
 }

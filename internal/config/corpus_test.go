@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"tandem/internal/config/syntax"
 )
 
@@ -16,6 +18,7 @@ const syntaxError = syntax.Error
 // test, so that it is looked at.
 var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`^nb_get_retry is deprecated; read as retry \d+$`),
+	regexp.MustCompile(`^route: "(gw|or)" is deprecated; .* \(keepalived 2.2.7 reports it as a configuration error\)$`),
 	regexp.MustCompile(`^persistence_timeout 0 is not valid in keepalived; read as no persistence`),
 	regexp.MustCompile(`^authentication: auth_pass ".*" is longer than 8 bytes; truncated to ".{8}"`),
 	regexp.MustCompile(`^SMTP_CHECK: host \{ \} blocks are deprecated`),
@@ -26,10 +29,31 @@ var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`^vrrp_instance \S+: lvs_sync_daemon_interface is deprecated; read as global_defs`),
 }
 
+// keepalivedRefuses are corpus files that keepalived 2.2.7 itself refuses
+// (`keepalived -t -f FILE` exits 5), with the errors Tandem must give for
+// the same lines: keepalived's sample sets vrrp_garp_interval and
+// vrrp_gna_interval to 0, below their range of 0.000001..4294.967295 s.
+var keepalivedRefuses = map[string][]string{
+	"keepalived.conf.sample.in": {
+		`15:23: error: vrrp_garp_interval: "0" is not a number of seconds in 0.000001..4294.967295`,
+		`16:22: error: vrrp_gna_interval: "0" is not a number of seconds in 0.000001..4294.967295`,
+	},
+}
+
 func TestCorpus(t *testing.T) {
 	for _, f := range corpusFiles(t) {
 		t.Run(f.name, func(t *testing.T) {
 			_, diags := Load(f.path, Options{ConfigID: f.configID})
+			if want, ok := keepalivedRefuses[f.name]; ok {
+				errs := errorsOf(diags)
+				for i := range errs {
+					errs[i] = errs[i][strings.LastIndex(errs[i], f.name)+len(f.name)+1:]
+				}
+				if diff := cmp.Diff(want, errs); diff != "" {
+					t.Errorf("errors of a file keepalived refuses (-want +got):\n%s", diff)
+				}
+				return
+			}
 			if f.bad {
 				checkBadSeed(t, f, diags)
 				return

@@ -161,7 +161,7 @@ func TestDiagnostics(t *testing.T) {
 		},
 		{
 			name: "IPv6 with VRRPv2",
-			src:  strings.Replace(vi, "10.0.0.1/24", "fd00::1/64", 1),
+			src:  strings.Replace(strings.Replace(vi, "10.0.0.1/24", "fd00::1/64", 1), "  interface eth0\n", "  interface eth0\n  version 2\n", 1),
 			want: []wantDiag{e(1, 1, "VRRPv2 is IPv4 only")},
 		},
 		{

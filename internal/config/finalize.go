@@ -67,9 +67,7 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 			in.State = StateMaster
 		}
 	}
-	if in.Version < 0 {
-		in.Version = g.VRRPVersion
-	}
+	p.finalizeFamily(in, g)
 	if in.UnicastTTL < 0 {
 		in.UnicastTTL = 0
 	}
@@ -94,15 +92,6 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 		if *f.dst < 0 {
 			*f.dst = *f.src
 		}
-	}
-	// The family of an instance is that of its first address (keepalived
-	// vrrp_parser.c: the first VIP decides, or the unicast source).
-	for _, a := range in.VIPs {
-		in.IPv6 = a.Prefix.Addr().Is6()
-		break
-	}
-	if len(in.VIPs) == 0 && in.UnicastSrcIP.IsValid() {
-		in.IPv6 = in.UnicastSrcIP.Is6()
 	}
 	p.finalizeVMAC(in)
 	p.resolveTracks(cfg, in.TrackScripts, in.TrackFiles, in.TrackProcesses)

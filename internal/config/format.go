@@ -174,7 +174,11 @@ func (f *formatter) global(g *Global) {
 	}
 	f.only("enable_script_security", g.EnableScriptSecurity)
 	f.str("default_interface", g.DefaultInterface)
-	f.flag("dynamic_interfaces", g.DynamicInterfaces)
+	if g.AllowIfChanges {
+		f.line("dynamic_interfaces", "allow_if_changes")
+	} else {
+		f.only("dynamic_interfaces", g.DynamicInterfaces)
+	}
 	f.addr("vrrp_mcast_group4", g.VRRPMcastGroup4)
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)
@@ -182,13 +186,20 @@ func (f *formatter) global(g *Global) {
 	f.firewall(&g.Firewall)
 	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
-	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	if g.VRRPStartupDelay != 0 { // 0 is "not given": keepalived refuses it
+		f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	}
 	if g.VMACPrefix != "" {
 		f.line("vmac_prefix", g.VMACPrefix)
 	}
 	f.garp(&g.Garp, "vrrp_")
-	f.dur("vrrp_garp_interval", g.VRRPGarpInterval)
-	f.dur("vrrp_gna_interval", g.VRRPGnaInterval)
+	// 0 is "not given": keepalived refuses an interval of 0.
+	if g.VRRPGarpInterval != 0 {
+		f.dur("vrrp_garp_interval", g.VRRPGarpInterval)
+	}
+	if g.VRRPGnaInterval != 0 {
+		f.dur("vrrp_gna_interval", g.VRRPGnaInterval)
+	}
 	f.flag("vrrp_lower_prio_no_advert", g.VRRPLowerPrioNoAdvert)
 	f.flag("vrrp_higher_prio_send_advert", g.VRRPHigherPrioSendAdv)
 	f.flag("vrrp_notify_priority_changes", g.VRRPNotifyPriorityChgs)
@@ -468,9 +479,6 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.Via.IsValid() {
 			w = append(w, "via", r.Via.String())
 		}
-		for _, o := range r.Or {
-			w = append(w, "or", o.String())
-		}
 		if r.Dev != "" {
 			w = append(w, "dev", r.Dev)
 		}
@@ -489,8 +497,26 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.OnLink {
 			w = append(w, "onlink")
 		}
+		if r.TOS != 0 {
+			w = append(w, "tos", r.TOS.String())
+		}
 		if r.NoTrack {
 			w = append(w, "no_track")
+		}
+		for _, nh := range r.Nexthops {
+			w = append(w, "nexthop")
+			if nh.Via.IsValid() {
+				w = append(w, "via", nh.Via.String())
+			}
+			if nh.Dev != "" {
+				w = append(w, "dev", nh.Dev)
+			}
+			if nh.Weight != 0 {
+				w = append(w, "weight", strconv.Itoa(nh.Weight))
+			}
+			if nh.OnLink {
+				w = append(w, "onlink")
+			}
 		}
 		f.line(w...)
 	}
@@ -721,10 +747,10 @@ func (f *formatter) checker(c *Checker) {
 	case c.UDP != nil:
 		u := c.UDP
 		if len(u.Payload) > 0 {
-			f.line("payload", fmt.Sprintf("%x", u.Payload))
+			f.line(append([]string{"payload"}, strings.Fields(hexWords(u.Payload, nil))...)...)
 		}
 		if u.RequireReply {
-			f.line(append([]string{"require_reply"}, nonEmpty(fmt.Sprintf("%x", u.Reply))...)...)
+			f.line(append([]string{"require_reply"}, strings.Fields(hexWords(u.Reply, u.ReplyMask))...)...)
 		}
 		f.num("min_reply_length", u.MinReply)
 		f.num("max_reply_length", u.MaxReply)

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // GarpGroup is a garp_group block (keepalived.conf(5) "VRRP gratuitous ARP
 // and unsolicited neighbour advert delay group(s)"): gratuitous ARPs sent
@@ -17,9 +20,11 @@ type GarpGroup struct {
 	Interfaces []string `json:"interfaces"`
 }
 
-// maxGarpInterval bounds garp_group's intervals (keepalived reads them as
-// unsigned microseconds; it warns above 1 s).
-const maxGarpInterval = time.Hour
+// maxGroupGarpInterval bounds garp_group's intervals: keepalived reads them
+// as microseconds from 0 to INT_MAX (vrrp_parser.c,
+// garp_group_garp_interval_handler), unlike vrrp_garp_interval's 1 µs ..
+// UINT_MAX µs.
+const maxGroupGarpInterval = math.MaxInt32 * time.Microsecond
 
 func (p *parser) garpGroup(n *node, cfg *Config) {
 	if !p.args(n, 0, 0) {
@@ -31,8 +36,8 @@ func (p *parser) garpGroup(n *node, cfg *Config) {
 	}
 	g := &GarpGroup{Pos: n.Keyword.Pos}
 	p.block("garp_group", kids, map[string]handler{
-		"garp_interval": p.setDur(&g.GarpInterval, 0, maxGarpInterval),
-		"gna_interval":  p.setDur(&g.GnaInterval, 0, maxGarpInterval),
+		"garp_interval": p.setDur(&g.GarpInterval, 0, maxGroupGarpInterval),
+		"gna_interval":  p.setDur(&g.GnaInterval, 0, maxGroupGarpInterval),
 		"interface": func(n *node) {
 			if p.noBlock(n) && p.args(n, 1, 1) {
 				g.Interfaces = append(g.Interfaces, n.Args[0].Text)

@@ -59,25 +59,26 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 			}
 			g.SMTPServer = net.JoinHostPort(n.Args[0].Text, strconv.Itoa(port))
 		},
-		"smtp_helo_name":               p.setStr(&g.SMTPHeloName),
-		"smtp_connect_timeout":         p.setDur(&g.SMTPConnectTimeout, time.Second, time.Hour),
+		"smtp_helo_name": p.setStr(&g.SMTPHeloName),
+		// keepalived: whole seconds 1..UINT_MAX/TIMER_HZ (0 is an error).
+		"smtp_connect_timeout":         p.setWholeSecs(&g.SMTPConnectTimeout, 1, maxGarpSecs),
 		"smtp_alert":                   p.setFlagPtr(&g.SMTPAlert),
 		"smtp_alert_vrrp":              p.setFlagPtr(&g.SMTPAlertVRRP),
 		"smtp_alert_checker":           p.setFlagPtr(&g.SMTPAlertChecker),
 		"script_user":                  p.userTo(&g.ScriptUser, &g.ScriptGroup),
 		"enable_script_security":       p.setConst(&g.EnableScriptSecurity, true),
 		"default_interface":            p.setStr(&g.DefaultInterface),
-		"dynamic_interfaces":           p.setFlag(&g.DynamicInterfaces),
+		"dynamic_interfaces":           p.dynamicInterfaces(g),
 		"vrrp_mcast_group4":            p.mcastTo(&g.VRRPMcastGroup4, true),
 		"vrrp_mcast_group6":            p.mcastTo(&g.VRRPMcastGroup6, false),
 		"vrrp_version":                 p.setInt(&g.VRRPVersion, 2, 3),
 		"vrrp_strict":                  p.setConst(&g.VRRPStrict, true),
 		"vrrp_skip_check_adv_addr":     p.setFlag(&g.VRRPSkipCheckAdv),
 		"vrrp_check_unicast_src":       p.setConst(&g.VRRPCheckUnicastSrc, true),
-		"vrrp_startup_delay":           p.setDur(&g.VRRPStartupDelay, 0, time.Hour),
+		"vrrp_startup_delay":           p.setStartupDelay(&g.VRRPStartupDelay),
+		"vrrp_garp_interval":           p.setGarpInterval(&g.VRRPGarpInterval),
+		"vrrp_gna_interval":            p.setGarpInterval(&g.VRRPGnaInterval),
 		"vmac_prefix":                  p.setStr(&g.VMACPrefix),
-		"vrrp_garp_interval":           p.setDur(&g.VRRPGarpInterval, 0, time.Second),
-		"vrrp_gna_interval":            p.setDur(&g.VRRPGnaInterval, 0, time.Second),
 		"vrrp_lower_prio_no_advert":    p.setFlag(&g.VRRPLowerPrioNoAdvert),
 		"vrrp_higher_prio_send_advert": p.setFlag(&g.VRRPHigherPrioSendAdv),
 		"vrrp_notify_priority_changes": p.setFlag(&g.VRRPNotifyPriorityChgs),
@@ -102,7 +103,8 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 					p.errorf(n.Args[i].Pos, "lvs_timeouts: expected tcp, tcpfin or udp, got %q", n.Args[i].Text)
 					return
 				}
-				v, ok := p.durTok(n, n.Args[i+1], time.Second, 24*time.Hour*365)
+				// keepalived: whole seconds 0..LVS_MAX_TIMEOUT.
+				v, ok := p.wholeSecsTok(n, n.Args[i+1], 0, int(maxPersistence/time.Second))
 				if !ok {
 					return
 				}

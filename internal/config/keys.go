@@ -108,7 +108,11 @@ func addrKey(a *IPAddress, defDev string) Key {
 // metric (ip-route(8): "the route is identified by ..."); a different
 // gateway or device is a different route to the same key.
 func routeKey(r *Route) Key {
-	return Key(fmt.Sprintf("route %v %s table %v metric %s", r.Type, r.Dst, r.Table, optional(r.Metric)))
+	k := fmt.Sprintf("route %v %s table %v metric %s", r.Type, r.Dst, r.Table, optional(r.Metric))
+	if r.TOS != 0 {
+		k += " tos " + r.TOS.String()
+	}
+	return Key(k)
 }
 
 // ruleKey: a rule has no name; its selectors and preference are what

@@ -24,9 +24,10 @@ const (
 )
 
 // timingHandlers reads the timing keywords shared by virtual servers, real
-// servers and checkers.
-func (p *parser) timingHandlers(t *TimingDefaults) map[string]handler {
-	retry := p.setIntPtr(&t.Retry, 0, 1<<31-1)
+// servers and checkers. keepalived takes retry 1.. on a virtual or real
+// server (check_parser.c), 0.. in a checker (check_api.c): minRetry.
+func (p *parser) timingHandlers(t *TimingDefaults, minRetry int) map[string]handler {
+	retry := p.setIntPtr(&t.Retry, minRetry, 1<<31-1)
 	return map[string]handler{
 		"delay_loop":         p.setDurPtr(&t.DelayLoop, time.Millisecond, maxCheckTime),
 		"connect_timeout":    p.setDurPtr(&t.ConnectTimeout, time.Millisecond, maxCheckTime),
@@ -170,10 +171,10 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		return
 	}
 	u := &vs.unset
-	hs := merge(p.timingHandlers(&vs.Defaults), map[string]handler{
-		"ip_family":   setEnumOf(p, &vs.Family, families),
-		"lb_algo":     setEnumOf(p, &vs.Scheduler, schedulers),
-		"lvs_sched":   setEnumOf(p, &vs.Scheduler, schedulers),
+	hs := merge(p.timingHandlers(&vs.Defaults, 1), map[string]handler{
+		"ip_family":   setExactEnumOf(p, &vs.Family, families),
+		"lb_algo":     setExactEnumOf(p, &vs.Scheduler, schedulers),
+		"lvs_sched":   setExactEnumOf(p, &vs.Scheduler, schedulers),
 		"lb_kind":     p.methodTo(&vs.Method),
 		"lvs_method":  p.methodTo(&vs.Method),
 		"hashed":      p.schedFlag(vs),
@@ -200,7 +201,8 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 				vs.Persistence = 0
 				return
 			}
-			if v, ok := p.durTok(n, n.Args[0], time.Second, maxPersistence); ok {
+			// keepalived: whole seconds 1..LVS_MAX_TIMEOUT.
+			if v, ok := p.wholeSecsTok(n, n.Args[0], 1, int(maxPersistence/time.Second)); ok {
 				vs.Persistence = v
 			}
 		},
@@ -290,7 +292,7 @@ func (p *parser) methodTo(dst *Method) handler {
 		if !p.noBlock(n) || !p.args(n, 1, -1) {
 			return
 		}
-		m, ok := enumOf(p, n, 0, methods)
+		m, ok := exactEnumOf(p, n, 0, methods)
 		if !ok {
 			return
 		}
@@ -323,7 +325,7 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 		return
 	}
 	u := &rs.unset
-	hs := merge(p.timingHandlers(&rs.Defaults), map[string]handler{
+	hs := merge(p.timingHandlers(&rs.Defaults, 1), map[string]handler{
 		"weight":             p.setInt(&rs.Weight, 0, maxWeight),
 		"lvs_method":         p.methodTo(&rs.Method),
 		"uthreshold":         p.setInt(&rs.UThreshold, 0, 1<<31-1),
@@ -349,11 +351,11 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		return nil
 	}
 	kids := n.Block // a checker with no block uses every default
-	hs := merge(p.timingHandlers(&c.Set), p.connHandlers(c), map[string]handler{
+	hs := merge(p.timingHandlers(&c.Set, 0), p.connHandlers(c), map[string]handler{
 		"log_all_failures": p.setFlag(&c.LogAll),
 	})
 	ctx := typ.String()
-	var hosts []*node
+	var hosts []smtpHost
 	switch typ {
 	case CheckHTTP, CheckSSL:
 		c.HTTP = &HTTPCheck{Protocol: HTTP10}
@@ -371,10 +373,8 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		hs = merge(hs, map[string]handler{
 			"helo_name": p.setStr(&c.SMTP.HeloName),
 			"host": func(n *node) {
-				if p.args(n, 0, 0) {
-					if _, ok := p.blockOf(n); ok {
-						hosts = append(hosts, n)
-					}
+				if h, ok := p.smtpHost(n, c); ok {
+					hosts = append(hosts, h)
 				}
 			},
 		})
@@ -382,10 +382,19 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 		c.DNS = &DNSCheck{Type: 6, Name: "."} // check_dns.h: DNS_DEFAULT_TYPE SOA, name "" (the root)
 		hs = merge(hs, map[string]handler{
 			"type": setEnumOf(p, &c.DNS.Type, dnsTypes),
-			"name": p.setStr(&c.DNS.Name),
+			"name": func(n *node) {
+				if !p.noBlock(n) || !p.args(n, 1, 1) {
+					return
+				}
+				if err := dnsNameOK(n.Args[0].Text); err != nil {
+					p.errorf(n.Args[0].Pos, "name: %v (keepalived refuses it too)", err)
+					return
+				}
+				c.DNS.Name = n.Args[0].Text
+			},
 		})
 	case CheckUDP:
-		c.UDP = &UDPCheck{MaxReply: 65535}
+		c.UDP = &UDPCheck{MaxReply: 255} // check_udp.c: max_reply_len UINT8_MAX
 		hs = merge(hs, p.udpHandlers(c.UDP))
 	case CheckFile:
 		c.File = &FileCheck{}
@@ -407,17 +416,7 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 	if len(hosts) == 0 {
 		return []*Checker{c}
 	}
-	p.warnf(hosts[0].Keyword.Pos, "SMTP_CHECK: host { } blocks are deprecated; each is run as an SMTP_CHECK of its own")
-	out := make([]*Checker, 0, len(hosts))
-	for _, h := range hosts {
-		hc := *c
-		hc.Pos = h.Keyword.Pos
-		smtp := *c.SMTP
-		hc.SMTP = &smtp
-		p.block("host", h.Block, p.connHandlers(&hc))
-		out = append(out, &hc)
-	}
-	return out
+	return smtpCheckers(p, c, hosts)
 }
 
 // connHandlers reads where a checker connects from and to (check_api.c).
@@ -558,31 +557,33 @@ func (p *parser) statusRange(n *node, t syntax.Token) (StatusRange, bool) {
 }
 
 func (p *parser) udpHandlers(u *UDPCheck) map[string]handler {
-	hexArg := func(n *node, t syntax.Token) ([]byte, bool) {
-		b, err := hex.DecodeString(t.Text)
+	// The bytes are the rest of the line, in keepalived's hex form
+	// (readHex); only require_reply takes x wildcards.
+	hexArg := func(n *node, wildcards bool) ([]byte, []byte, bool) {
+		data, mask, err := readHex(tokenTexts(n.Args), wildcards)
 		if err != nil {
-			p.errorf(t.Pos, "%s: %q is not a hex string", n.Keyword.Text, t.Text)
-			return nil, false
+			p.errorf(n.Args[0].Pos, "%s: %q is not a hex string: %v", n.Keyword.Text, strings.Join(tokenTexts(n.Args), " "), err)
+			return nil, nil, false
 		}
-		return b, true
+		return data, mask, true
 	}
 	return map[string]handler{
 		"payload": func(n *node) {
-			if p.noBlock(n) && p.args(n, 1, 1) {
-				if b, ok := hexArg(n, n.Args[0]); ok {
+			if p.noBlock(n) && p.args(n, 1, -1) {
+				if b, _, ok := hexArg(n, false); ok {
 					u.Payload = b
 				}
 			}
 		},
 		// require_reply [HEX]: a reply is needed, starting with HEX if given.
 		"require_reply": func(n *node) {
-			if !p.noBlock(n) || !p.args(n, 0, 1) {
+			if !p.noBlock(n) {
 				return
 			}
 			u.RequireReply = true
-			if len(n.Args) == 1 {
-				if b, ok := hexArg(n, n.Args[0]); ok {
-					u.Reply = b
+			if len(n.Args) > 0 {
+				if b, m, ok := hexArg(n, true); ok {
+					u.Reply, u.ReplyMask = b, m
 				}
 			}
 		},

@@ -81,6 +81,9 @@ type Global struct {
 	EnableScriptSecurity bool   `json:"enable_script_security"`
 	DefaultInterface     string `json:"default_interface,omitempty"`
 	DynamicInterfaces    bool   `json:"dynamic_interfaces"`
+	// AllowIfChanges is dynamic_interfaces' allow_if_changes option: an
+	// interface may be deleted and recreated with another type.
+	AllowIfChanges bool `json:"allow_if_changes,omitempty"`
 
 	VRRPMcastGroup4     netip.Addr `json:"vrrp_mcast_group4"`
 	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
@@ -96,7 +99,8 @@ type Global struct {
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
 
 	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
-	// and unsolicited NAs sent on one interface (0 = no spacing).
+	// and unsolicited NAs sent on one interface (0 = not given, no
+	// spacing; given, 1 µs .. 4294.967295 s as keepalived reads them).
 	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
 	VRRPGnaInterval        Duration `json:"vrrp_gna_interval"`
 	VRRPLowerPrioNoAdvert  bool     `json:"vrrp_lower_prio_no_advert"`
@@ -303,6 +307,9 @@ type instanceUnset struct {
 	accept, strict, skipAdv, checkSrc, lowerNoAdv, higherSend, v3v2 *bool
 
 	xmitBase *Pos // vmac_xmit_base, where it was given
+	// ipv6 is the family of the first address written in the block that
+	// decides it (family.go); nil when none does.
+	ipv6 *bool
 }
 
 // UnicastPeer is one unicast_peer entry.
@@ -365,18 +372,33 @@ func (b Broadcast) MarshalText() ([]byte, error) { return []byte(b.String()), ni
 type Route struct {
 	Pos Pos `json:"-"`
 	// Type is 0 (unicast) or blackhole, unreachable, prohibit, throw.
-	Type    RouteType    `json:"type,omitempty"`
-	Dst     netip.Prefix `json:"to"`
-	Src     netip.Addr   `json:"src,omitzero"`
-	Via     netip.Addr   `json:"via,omitzero"`
-	Or      []netip.Addr `json:"or,omitempty"`
-	Dev     string       `json:"dev,omitempty"`
-	Scope   Scope        `json:"scope,omitempty"`
-	Table   RouteTable   `json:"table,omitempty"`
-	Metric  *uint32      `json:"metric,omitempty"`
-	Proto   RouteProto   `json:"proto,omitempty"`
-	OnLink  bool         `json:"onlink,omitempty"`
-	NoTrack bool         `json:"no_track,omitempty"`
+	Type RouteType    `json:"type,omitempty"`
+	Dst  netip.Prefix `json:"to"`
+	Src  netip.Addr   `json:"src,omitzero"`
+	Via  netip.Addr   `json:"via,omitzero"`
+	Or   []netip.Addr `json:"or,omitempty"`
+	// Nexthops are a multipath route's `nexthop` groups (then Via and Or
+	// are not given).
+	Nexthops []Nexthop `json:"nexthops,omitempty"`
+	// TOS is the IPv4 route's tos/dsfield selector.
+	TOS     DSField    `json:"tos,omitempty"`
+	Dev     string     `json:"dev,omitempty"`
+	Scope   Scope      `json:"scope,omitempty"`
+	Table   RouteTable `json:"table,omitempty"`
+	Metric  *uint32    `json:"metric,omitempty"`
+	Proto   RouteProto `json:"proto,omitempty"`
+	OnLink  bool       `json:"onlink,omitempty"`
+	NoTrack bool       `json:"no_track,omitempty"`
+}
+
+// Nexthop is one `nexthop via A [dev IF] [weight N] [onlink]` group of
+// a multipath route.
+type Nexthop struct {
+	Via netip.Addr `json:"via"`
+	Dev string     `json:"dev,omitempty"`
+	// Weight is 1..256 (0: not given, the kernel's 1).
+	Weight int  `json:"weight,omitempty"`
+	OnLink bool `json:"onlink,omitempty"`
 }
 
 // Rule is one policy-routing rule in `ip rule` syntax.
@@ -650,9 +672,11 @@ type DNSCheck struct {
 // DNSType is a DNS_CHECK query type, as numbered on the wire.
 type DNSType uint16
 
-// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c), by
-// their numbers in RFC 1035 §3.2.2 and RFC 3596 §2.1 (AAAA).
-var dnsTypes = vocabulary[DNSType]{{1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {15, "MX"}, {16, "TXT"}, {28, "AAAA"}}
+// dnsTypes are the types keepalived's DNS_CHECK offers (check_dns.c
+// DNS_TYPE), by their numbers in RFC 1035 §3.2.2, RFC 3596 §2.1 (AAAA)
+// and RFC 4034 §3, §2 (RRSIG, DNSKEY). keepalived matches them ignoring
+// case (dns_type_lookup uses strcasecmp).
+var dnsTypes = vocabulary[DNSType]{{1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {15, "MX"}, {16, "TXT"}, {28, "AAAA"}, {46, "RRSIG"}, {48, "DNSKEY"}}
 
 func (t DNSType) String() string {
 	if w := dnsTypes.words(t); len(w) == 1 {
@@ -669,10 +693,14 @@ type UDPCheck struct {
 	// Payload is hex on the configuration line, raw bytes here.
 	Payload      []byte `json:"payload,omitempty"`
 	RequireReply bool   `json:"require_reply"`
-	// Reply is a required prefix of the reply (require_reply's argument).
-	Reply    []byte `json:"reply,omitempty"`
-	MinReply int    `json:"min_reply_length"`
-	MaxReply int    `json:"max_reply_length"`
+	// Reply is a required prefix of the reply (require_reply's argument);
+	// only then are MinReply and MaxReply checked, as keepalived does.
+	Reply []byte `json:"reply,omitempty"`
+	// ReplyMask has the bits of Reply that match anything (the x
+	// wildcards of require_reply); nil when there are none.
+	ReplyMask []byte `json:"reply_mask,omitempty"`
+	MinReply  int    `json:"min_reply_length"`
+	MaxReply  int    `json:"max_reply_length"`
 }
 
 // FileCheck follows a vrrp_track_file (track_file) for a real server.

@@ -176,7 +176,7 @@ func (g *confGen) global() {
 		}},
 		{"enable_script_security", func() { g.line("enable_script_security") }},
 		{"default_interface", func() { g.line("default_interface", "eth9") }},
-		{"dynamic_interfaces", func() { g.flag("dynamic_interfaces") }},
+		{"dynamic_interfaces", func() { g.line("dynamic_interfaces", g.pick("dynif", "", "allow_if_changes")) }},
 		{"vrrp_mcast_group4", func() {
 			g.line("vrrp_mcast_group4", fmt.Sprintf("224.0.%d.%d", g.intn("m", 0, 255), g.intn("m", 1, 255)))
 		}},
@@ -184,15 +184,15 @@ func (g *confGen) global() {
 		{"vrrp_strict", func() { g.line("vrrp_strict") }},
 		{"vrrp_skip_check_adv_addr", func() { g.flag("vrrp_skip_check_adv_addr") }},
 		{"vrrp_check_unicast_src", func() { g.line("vrrp_check_unicast_src") }},
-		{"vrrp_startup_delay", func() { g.line("vrrp_startup_delay", g.secs("sd", 0, 6000)) }},
-		{"vrrp_garp_master_delay", func() { g.line("vrrp_garp_master_delay", g.secs("gd", 0, 3000)) }},
+		{"vrrp_startup_delay", func() { g.line("vrrp_startup_delay", g.secs("sd", 1, 5999)) }},
+		{"vrrp_garp_master_delay", func() { g.line("vrrp_garp_master_delay", strconv.Itoa(g.intn("gd", 0, 30))) }},
 		{"vrrp_garp_master_repeat", func() { g.line("vrrp_garp_master_repeat", strconv.Itoa(g.intn("gr", 1, 20))) }},
-		{"vrrp_garp_master_refresh", func() { g.line("vrrp_garp_master_refresh", g.secs("gf", 0, 30000)) }},
+		{"vrrp_garp_master_refresh", func() { g.line("vrrp_garp_master_refresh", strconv.Itoa(g.intn("gf", 0, 300))) }},
 		{"vrrp_garp_master_refresh_repeat", func() { g.line("vrrp_garp_master_refresh_repeat", strconv.Itoa(g.intn("gfr", 1, 20))) }},
-		{"vrrp_garp_lower_prio_delay", func() { g.line("vrrp_garp_lower_prio_delay", g.secs("gld", 0, 3000)) }},
+		{"vrrp_garp_lower_prio_delay", func() { g.line("vrrp_garp_lower_prio_delay", strconv.Itoa(g.intn("gld", 0, 30))) }},
 		{"vrrp_garp_lower_prio_repeat", func() { g.line("vrrp_garp_lower_prio_repeat", strconv.Itoa(g.intn("glr", 0, 20))) }},
-		{"vrrp_garp_interval", func() { g.line("vrrp_garp_interval", g.secs("gi", 0, 100)) }},
-		{"vrrp_gna_interval", func() { g.line("vrrp_gna_interval", g.secs("ni", 0, 100)) }},
+		{"vrrp_garp_interval", func() { g.line("vrrp_garp_interval", g.secs("gi", 1, 1000)) }},
+		{"vrrp_gna_interval", func() { g.line("vrrp_gna_interval", g.secs("ni", 1, 1000)) }},
 		{"vrrp_lower_prio_no_advert", func() { g.flag("vrrp_lower_prio_no_advert") }},
 		{"vrrp_higher_prio_send_advert", func() { g.flag("vrrp_higher_prio_send_advert") }},
 		{"vrrp_notify_priority_changes", func() { g.flag("vrrp_notify_priority_changes") }},
@@ -386,8 +386,21 @@ func (g *confGen) routes(kw string, v6 bool) {
 			w = append(w, "to")
 		}
 		w = append(w, dst)
-		if len(w) > 0 && w[0] != "blackhole" && w[0] != "unreachable" && w[0] != "prohibit" && w[0] != "throw" && g.bool("via") {
-			w = append(w, g.pick("viakw", "via", "gw"), via)
+		fam := "inet"
+		if v6 {
+			fam = "inet6"
+		}
+		routed := len(w) == 0 || w[0] != "blackhole" && w[0] != "unreachable" && w[0] != "prohibit" && w[0] != "throw"
+		nexthops := routed && g.intn("nh", 0, 3) == 0
+		if routed && !nexthops && g.bool("via") {
+			w = append(w, "via")
+			if g.bool("viafam") {
+				w = append(w, fam)
+			}
+			w = append(w, via)
+		}
+		if !v6 && g.bool("tos") {
+			w = append(w, "tos", g.pick("rtos", "0x10", "8"))
 		}
 		if g.bool("dev") {
 			w = append(w, "dev", "eth0")
@@ -409,6 +422,24 @@ func (g *confGen) routes(kw string, v6 bool) {
 		}
 		if g.bool("nt") {
 			w = append(w, "no_track")
+		}
+		for i := range g.intn("nhs", 1, 3) {
+			if !nexthops {
+				break
+			}
+			w = append(w, "nexthop", "via", g.ip4(fmt.Sprint("nhvia", i)))
+			if v6 {
+				w[len(w)-1] = g.ip6(fmt.Sprint("nhvia", i))
+			}
+			if g.bool("nhdev") {
+				w = append(w, "dev", "eth1")
+			}
+			if g.bool("nhw") {
+				w = append(w, "weight", strconv.Itoa(g.intn("nhw", 1, 256)))
+			}
+			if g.bool("nhonlink") {
+				w = append(w, "onlink")
+			}
 		}
 		g.line(w...)
 	}
@@ -474,7 +505,7 @@ func (g *confGen) instance(i int) {
 	v6 := version == 3 && g.intn("v6", 0, 2) == 0
 	g.nextVRID++
 	g.open("vrrp_instance", name)
-	g.line("state", g.pick("state", "MASTER", "BACKUP", "master"))
+	g.line("state", g.pick("state", "MASTER", "BACKUP"))
 	g.line("interface", "eth0")
 	g.line("virtual_router_id", strconv.Itoa(g.nextVRID))
 	if explicit {
@@ -585,7 +616,7 @@ func (g *confGen) instance(i int) {
 	}
 	for _, k := range []string{"garp_master_delay", "garp_master_refresh", "garp_lower_prio_delay"} {
 		if g.intn(k, 0, 4) == 0 {
-			g.line(k, g.secs(k, 0, 3000))
+			g.line(k, strconv.Itoa(g.intn(k, 0, 30)))
 		}
 	}
 	for _, k := range []string{"garp_master_repeat", "garp_master_refresh_repeat", "garp_lower_prio_repeat"} {
@@ -643,7 +674,9 @@ func (g *confGen) serverGroups() {
 	}
 }
 
-func (g *confGen) timing() {
+// timing writes the timing keywords; minRetry is keepalived's least retry
+// there (1 on virtual and real servers, 0 in checkers).
+func (g *confGen) timing(minRetry int) {
 	if g.intn("dl", 0, 3) == 0 {
 		g.line("delay_loop", g.secs("dl", 1, 6000))
 	}
@@ -651,7 +684,7 @@ func (g *confGen) timing() {
 		g.line("connect_timeout", g.secs("ct", 1, 1000))
 	}
 	if g.intn("retry", 0, 3) == 0 {
-		g.line(g.pick("retrykw", "retry", "retry", "nb_get_retry"), strconv.Itoa(g.intn("retry", 0, 10)))
+		g.line(g.pick("retrykw", "retry", "retry", "nb_get_retry"), strconv.Itoa(g.intn("retry", minRetry, 10)))
 	}
 	if g.intn("dbr", 0, 3) == 0 {
 		g.line("delay_before_retry", g.secs("dbr", 0, 1000))
@@ -690,7 +723,7 @@ func (g *confGen) checker() {
 			g.line("fwmark", strconv.Itoa(g.intn("fwmark", 1, 1000)))
 		}
 	}
-	g.timing()
+	g.timing(0)
 	if g.maybe("laf") {
 		g.flag("log_all_failures")
 	}
@@ -844,7 +877,7 @@ func (g *confGen) virtualServer(i int) {
 	if proto == "UDP" && g.maybe("ops") {
 		g.line("ops")
 	}
-	g.line(g.pick("kindkw", "lb_kind", "lvs_method"), g.pick("method", "NAT", "DR", "TUN", "nat"))
+	g.line(g.pick("kindkw", "lb_kind", "lvs_method"), g.pick("method", "NAT", "DR", "TUN"))
 	if g.maybe("persist") {
 		if g.bool("pval") {
 			g.line("persistence_timeout", strconv.Itoa(g.intn("pt", 1, 86400)))
@@ -892,7 +925,7 @@ func (g *confGen) virtualServer(i int) {
 	if g.maybe("weight") {
 		g.line("weight", strconv.Itoa(g.intn("vsw", 1, 65535)))
 	}
-	g.timing()
+	g.timing(1)
 	if g.maybe("sorry") {
 		ip := g.ip4("sorry")
 		if v6 {
@@ -948,7 +981,7 @@ func (g *confGen) virtualServer(i int) {
 		if g.maybe("rvh") {
 			g.line("virtualhost", "rs.example.com")
 		}
-		g.timing()
+		g.timing(1)
 		for range g.intn("checkers", 0, 2) {
 			g.checker()
 		}

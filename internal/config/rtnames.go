@@ -45,9 +45,10 @@ var (
 		"ospf": 188, "rip": 189, "eigrp": 192,
 	}
 	scopeNames = map[string]uint32{"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
-	// Only the kinds `ip route` accepts in a keepalived route line that
-	// make sense without a device (keepalived vrrp_iproute.c).
-	routeTypeNames = map[string]uint32{"blackhole": 6, "unreachable": 7, "prohibit": 8, "throw": 9}
+	// The route types keepalived reads before a destination
+	// (vrrp_iproute.c, rttables.c rtntype names) that the kernel still
+	// takes; unicast is the default and written as no type.
+	routeTypeNames = map[string]uint32{"local": 2, "broadcast": 3, "anycast": 4, "multicast": 5, "blackhole": 6, "unreachable": 7, "prohibit": 8, "throw": 9}
 )
 
 // rtKind is one kind of iproute2 name: its file, its built-in names and the

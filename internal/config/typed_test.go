@@ -221,13 +221,18 @@ func TestEnumsAtLoad(t *testing.T) {
 	}{
 		// vrrp_instance state; unset is resolved from the priority.
 		{name: "state MASTER", src: inVI("  state MASTER\n"), got: func(c *Config) any { return instance(c).State }, want: StateMaster},
-		{name: "state backup", src: inVI("  state backup\n"), got: func(c *Config) any { return instance(c).State }, want: StateBackup},
+		// keepalived 2.2.7 refuses "state backup" (vrrp_state_handler uses
+		// strcmp; keepalived -t exits 5).
+		{name: "state backup", src: inVI("  state «backup\n"), msg: `state: "backup" must be written "BACKUP": keepalived matches this word's case`},
 		{name: "state unset", src: vi, got: func(c *Config) any { return instance(c).State }, want: StateBackup},
 		{name: "state unset, owner", src: inVI("  priority 255\n"), got: func(c *Config) any { return instance(c).State }, want: StateMaster},
 		{name: "state FAULT", src: inVI("  state «FAULT\n"), msg: `state: "FAULT" is not one of MASTER, BACKUP`},
 		// authentication auth_type.
 		{name: "auth_type AH", src: inVI("  authentication {\n    auth_type AH\n    auth_pass x\n  }\n"), got: func(c *Config) any { return instance(c).Auth.Type }, want: AuthAH},
-		{name: "auth_type pass", src: inVI("  authentication {\n    auth_type pass\n    auth_pass x\n  }\n"), got: func(c *Config) any { return instance(c).Auth.Type }, want: AuthPass},
+		{name: "auth_type PASS", src: inVI("  authentication {\n    auth_type PASS\n    auth_pass x\n  }\n"), got: func(c *Config) any { return instance(c).Auth.Type }, want: AuthPass},
+		// keepalived compares auth_type with strcmp (vrrp_auth_type_handler).
+		{name: "auth_type pass", src: inVI("  authentication {\n    auth_type «pass\n    auth_pass x\n  }\n"), msg: `auth_type: "pass" must be written "PASS": keepalived matches this word's case`,
+			more: []wantDiag{e(3, 3, "authentication: auth_type PASS or AH is required")}},
 		{name: "auth_type md5", src: inVI("  authentication {\n    auth_type «md5\n    auth_pass x\n  }\n"), msg: `auth_type: "md5" is not one of PASS, AH`,
 			more: []wantDiag{e(3, 3, "authentication: auth_type PASS or AH is required")}},
 		// vrrp_track_process param_match: bare is exact; exact is not a word.
@@ -248,11 +253,17 @@ func TestEnumsAtLoad(t *testing.T) {
 			more: []wantDiag{w(1, 1, "no protocol given; keepalived uses UDP")}},
 		// lb_algo and lvs_sched: unset is wlc, with a warning.
 		{name: "lb_algo sh", src: strings.Replace(vsWith(""), "rr", "sh", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerSH},
-		{name: "lvs_sched MH", src: strings.Replace(vsWith(""), "lb_algo rr", "lvs_sched MH", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerMH},
+		{name: "lvs_sched mh", src: strings.Replace(vsWith(""), "lb_algo rr", "lvs_sched mh", 1), got: func(c *Config) any { return vs(c).Scheduler }, want: SchedulerMH},
+		// keepalived compares scheduler names with strcmp (lbalgo_handler).
+		{name: "lvs_sched MH", src: strings.Replace(vsWith(""), "lb_algo rr", "lvs_sched «MH", 1), msg: `lvs_sched: "MH" must be written "mh": keepalived matches this word's case`,
+			more: []wantDiag{w(1, 1, "no lb_algo given; using keepalived's default wlc")}},
 		{name: "lb_algo wrrr", src: strings.Replace(vsWith(""), "rr", "«wrrr", 1), msg: `lb_algo: "wrrr" is not one of rr, wrr, lc, wlc, lblc, sh, mh, dh, fo, ovf, lblcr, sed, nq; did you mean "wrr"?`,
 			more: []wantDiag{w(1, 1, "no lb_algo given; using keepalived's default wlc")}},
 		// lb_kind, and the methods real and sorry servers inherit.
-		{name: "lb_kind dr", src: strings.Replace(vsWith(""), "NAT", "dr", 1), got: func(c *Config) any { return vs(c).Method }, want: DR},
+		{name: "lb_kind DR", src: strings.Replace(vsWith(""), "NAT", "DR", 1), got: func(c *Config) any { return vs(c).Method }, want: DR},
+		// keepalived 2.2.7 refuses "lb_kind dr" (svr_forwarding_handler
+		// compares with strcmp; keepalived -t exits 5).
+		{name: "lb_kind dr", src: strings.Replace(vsWith(""), "NAT", "«dr", 1), msg: `lb_kind: "dr" must be written "DR": keepalived matches this word's case`},
 		{name: "lb_kind TUN type ipip", src: strings.Replace(vsWith(""), "NAT", "TUN type ipip", 1), got: func(c *Config) any { return vs(c).Method }, want: TUN},
 		{name: "lb_kind NAT type ipip", src: strings.Replace(vsWith(""), "NAT", "NAT «type ipip", 1), msg: "lb_kind NAT takes no options"},
 		{name: "lb_kind bogus", src: strings.Replace(vsWith(""), "NAT", "«bogus", 1), msg: `lb_kind: "bogus" is not one of NAT, DR, TUN`},
@@ -260,7 +271,7 @@ func TestEnumsAtLoad(t *testing.T) {
 		{name: "real server lvs_method", src: rs("lvs_method TUN"), got: func(c *Config) any { return vs(c).RealServers[0].Method }, want: TUN},
 		{name: "real server lvs_method bad", src: rs("lvs_method «XDP"), msg: `lvs_method: "XDP" is not one of NAT, DR, TUN`},
 		{name: "sorry server inherits", src: vsWith("  sorry_server 10.0.0.9 80\n"), got: func(c *Config) any { return vs(c).SorryServer.Method }, want: NAT},
-		{name: "sorry_server_lvs_method DR", src: vsWith("  sorry_server 10.0.0.9 80\n  sorry_server_lvs_method dr\n"), got: func(c *Config) any { return vs(c).SorryServer.Method }, want: DR},
+		{name: "sorry_server_lvs_method DR", src: vsWith("  sorry_server 10.0.0.9 80\n  sorry_server_lvs_method DR\n"), got: func(c *Config) any { return vs(c).SorryServer.Method }, want: DR},
 		// the checker kinds, by their block's keyword.
 		{name: "TCP_CHECK", src: rs("TCP_CHECK {\n    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckTCP},
 		{name: "SSL_GET", src: rs("SSL_GET {\n    " + url + "    }"), got: func(c *Config) any { return checker(c).Type }, want: CheckSSL},

@@ -65,12 +65,7 @@ func (p *parser) validateNames(cfg *Config) {
 }
 
 func (p *parser) validateInstances(cfg *Config) {
-	type vridKey struct {
-		iface string
-		ipv6  bool
-		vrid  int
-	}
-	vrids := map[vridKey]*Instance{}
+	p.validateVRIDs(cfg)
 	for _, in := range cfg.Instances {
 		name := "vrrp_instance " + in.Name
 		if in.Interface == "" {
@@ -80,13 +75,6 @@ func (p *parser) validateInstances(cfg *Config) {
 		}
 		if in.VRID == 0 {
 			p.errorf(in.Pos, "%s: virtual_router_id is required (1..255)", name)
-		} else {
-			k := vridKey{in.Interface, in.IPv6, in.VRID}
-			if other, dup := vrids[k]; dup {
-				p.errorf(in.Pos, "%s: virtual_router_id %d is already used on %s by vrrp_instance %s (%s); a VRID must be unique per interface and family (RFC 3768 §5.3.3)", name, in.VRID, in.Interface, other.Name, other.Pos)
-			} else {
-				vrids[k] = in
-			}
 		}
 		p.validateAdvertInt(in, name)
 		if in.IPv6 && in.Version == 2 {
@@ -101,7 +89,13 @@ func (p *parser) validateInstances(cfg *Config) {
 		if len(in.VIPs) == 0 && !in.NoVirtualIPAddr {
 			p.warnf(in.Pos, "%s: no virtual_ipaddress", name)
 		}
-		for _, a := range append(slices.Clone(in.VIPs), in.ExcludedVIPs...) {
+		for _, a := range in.VIPs {
+			p.validateFamily(in, a, name)
+			p.validateAddress(in, a, name)
+		}
+		// keepalived.conf(5): virtual_ipaddress_excluded may hold
+		// addresses of either family; they are not advertised.
+		for _, a := range in.ExcludedVIPs {
 			p.validateAddress(in, a, name)
 		}
 		for _, peer := range in.UnicastPeers {
@@ -112,7 +106,7 @@ func (p *parser) validateInstances(cfg *Config) {
 		for _, a := range []struct {
 			kw   string
 			addr netip.Addr
-		}{{"unicast_src_ip", in.UnicastSrcIP}, {"mcast_src_ip", in.McastSrcIP}} {
+		}{{"unicast_src_ip", in.UnicastSrcIP}, {"mcast_src_ip", in.McastSrcIP}, {"mcast_dst_ip", in.McastDstIP}} {
 			if a.addr.IsValid() && a.addr.Is6() != in.IPv6 {
 				p.errorf(in.Pos, "%s: %s %s is not of the instance's address family", name, a.kw, a.addr)
 			}
@@ -150,14 +144,19 @@ func (p *parser) validateAdvertInt(in *Instance, name string) {
 	}
 }
 
-func (p *parser) validateAddress(in *Instance, a *IPAddress, name string) {
+// validateFamily checks that a virtual_ipaddress is of the instance's
+// family: one advertisement carries one family.
+func (p *parser) validateFamily(in *Instance, a *IPAddress, name string) {
 	if a.Prefix.Addr().Is6() != in.IPv6 {
 		fam := "IPv4"
 		if in.IPv6 {
 			fam = "IPv6"
 		}
-		p.errorf(a.Pos, "%s: %s is not %s like the instance's first address; an instance advertises one family (put other families in their own instance or in virtual_ipaddress_excluded of an instance of that family)", name, a.Prefix.Addr(), fam)
+		p.errorf(a.Pos, "%s: %s is not %s like the instance's first address; an instance advertises one family (put other families in their own instance or in virtual_ipaddress_excluded)", name, a.Prefix.Addr(), fam)
 	}
+}
+
+func (p *parser) validateAddress(in *Instance, a *IPAddress, name string) {
 	dev := a.Dev
 	if dev == "" {
 		dev = in.Interface

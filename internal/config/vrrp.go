@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -19,8 +20,6 @@ const (
 	maxAdvertInt    = 4095 * 10 * time.Millisecond
 	maxPreemptDelay = 3600 * time.Second // keepalived: preempt_delay 0..3600 s
 	maxScriptTime   = 24 * time.Hour
-	maxGarpDelay    = 24 * time.Hour
-	maxGarpRepeat   = 10000
 )
 
 func defaultGarp() Garp {
@@ -32,12 +31,15 @@ func defaultGarp() Garp {
 
 func (p *parser) garpHandlers(g *Garp, prefix string) map[string]handler {
 	return map[string]handler{
-		prefix + "garp_master_delay":          p.setDur(&g.MasterDelay, 0, maxGarpDelay),
-		prefix + "garp_master_repeat":         p.setInt(&g.MasterRepeat, 1, maxGarpRepeat),
-		prefix + "garp_master_refresh":        p.setDur(&g.MasterRefresh, 0, maxGarpDelay),
-		prefix + "garp_master_refresh_repeat": p.setInt(&g.MasterRefreshRepeat, 1, maxGarpRepeat),
-		prefix + "garp_lower_prio_delay":      p.setDur(&g.LowerPrioDelay, 0, maxGarpDelay),
-		prefix + "garp_lower_prio_repeat":     p.setInt(&g.LowerPrioRepeat, 0, maxGarpRepeat),
+		// keepalived takes whole seconds for the delays and the refresh,
+		// and 1..UINT_MAX repeats (0..INT_MAX for lower_prio_repeat):
+		// values.go.
+		prefix + "garp_master_delay":          p.setWholeSecs(&g.MasterDelay, 0, maxGarpSecs),
+		prefix + "garp_master_repeat":         p.setRepeat(&g.MasterRepeat),
+		prefix + "garp_master_refresh":        p.setWholeSecs(&g.MasterRefresh, 0, maxGarpRefresh),
+		prefix + "garp_master_refresh_repeat": p.setRepeat(&g.MasterRefreshRepeat),
+		prefix + "garp_lower_prio_delay":      p.setWholeSecs(&g.LowerPrioDelay, 0, maxGarpSecs),
+		prefix + "garp_lower_prio_repeat":     p.setInt(&g.LowerPrioRepeat, 0, math.MaxInt32),
 	}
 }
 
@@ -349,7 +351,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
-		"state":     setEnumOf(p, &in.State, initialStates),
+		"state":     setExactEnumOf(p, &in.State, initialStates),
 		"interface": p.setStr(&in.Interface),
 		// RFC 3768 §5.3.3: VRID 1..255.
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
@@ -391,7 +393,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 			}
 			a := &Auth{}
 			p.block("authentication", kids, map[string]handler{
-				"auth_type": setEnumOf(p, &a.Type, authTypes),
+				"auth_type": setExactEnumOf(p, &a.Type, authTypes),
 				"auth_pass": p.setStr(&a.Pass),
 			})
 			if a.Type == AuthUnset {
@@ -412,6 +414,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"virtual_routes":             p.routeBlock(&in.Routes),
 		"virtual_rules":              p.ruleBlock(&in.Rules),
 	})
+	p.familyFromFirst(in, hs)
 	p.block("vrrp_instance", kids, hs)
 	cfg.Instances = append(cfg.Instances, in)
 }
@@ -646,106 +649,6 @@ func broadcastOf(pfx netip.Prefix) netip.Addr {
 }
 
 func (p *parser) routeBlock(dst *[]*Route) handler { return listBlock(p, dst, p.route) }
-
-// route reads one `ip route` line: [TYPE] [src A] [to] PREFIX [via|gw A]
-// [or A]... [dev IF] [scope S] [table T] [metric N] [proto P] [onlink]
-// [no_track] (keepalived vrrp_iproute.c).
-func (p *parser) route(k *node) (*Route, bool) {
-	r := &Route{Pos: k.Keyword.Pos}
-	if k.HasBlock {
-		p.errorf(k.Keyword.Pos, "route: unexpected block")
-		return nil, false
-	}
-	toks := append([]syntax.Token{k.Keyword}, k.Args...)
-	haveDst := false
-	for i := 0; i < len(toks); i++ {
-		t := toks[i]
-		next := func() (syntax.Token, bool) {
-			if i+1 >= len(toks) {
-				p.errorf(t.Pos, "route: %s needs a value", t.Text)
-				return syntax.Token{}, false
-			}
-			i++
-			return toks[i], true
-		}
-		switch t.Text {
-		case "blackhole", "unreachable", "prohibit", "throw":
-			r.Type = RouteType(routeTypeNames[t.Text])
-		case "src", "via", "gw", "or":
-			v, ok := next()
-			if !ok {
-				return nil, false
-			}
-			a, ok := p.addrTok(k, v)
-			if !ok {
-				return nil, false
-			}
-			switch t.Text {
-			case "src":
-				r.Src = a
-			case "or":
-				r.Or = append(r.Or, a)
-			default:
-				r.Via = a
-			}
-		case "dev", "oif", "scope", "table", "proto", "protocol", "metric", "preference", "priority":
-			v, ok := next()
-			if !ok {
-				return nil, false
-			}
-			switch t.Text {
-			case "dev", "oif":
-				r.Dev = v.Text
-			case "scope":
-				s, ok := p.rtTok("route", kindScope, v)
-				if !ok {
-					return nil, false
-				}
-				r.Scope = Scope(s)
-			case "table":
-				n, ok := p.rtTok("route", kindTable, v)
-				if !ok {
-					return nil, false
-				}
-				r.Table = RouteTable(n)
-			case "proto", "protocol":
-				n, ok := p.rtTok("route", kindProto, v)
-				if !ok {
-					return nil, false
-				}
-				r.Proto = RouteProto(n)
-			default:
-				m, ok := p.uintTok(k, v, 0, 1<<32-1)
-				if !ok {
-					return nil, false
-				}
-				u := uint32(m)
-				r.Metric = &u
-			}
-		case "onlink":
-			r.OnLink = true
-		case "no_track":
-			r.NoTrack = true
-		case "to":
-			continue
-		default:
-			if haveDst {
-				p.errorf(t.Pos, "route: unknown or unsupported option %q", t.Text)
-				return nil, false
-			}
-			pfx, ok := p.parseRoutePrefix(k, t)
-			if !ok {
-				return nil, false
-			}
-			r.Dst, haveDst = pfx, true
-		}
-	}
-	if !haveDst {
-		p.errorf(k.Keyword.Pos, "route: no destination prefix")
-		return nil, false
-	}
-	return r, true
-}
 
 // parseRoutePrefix also accepts "default" (0.0.0.0/0).
 func (p *parser) parseRoutePrefix(k *node, t syntax.Token) (netip.Prefix, bool) {

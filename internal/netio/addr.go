@@ -125,18 +125,32 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// nlRoute turns a configured route into netlink's form. "or" gateways make
-// a multipath route over the via gateway and the alternatives.
+// nlRoute turns a configured route into netlink's form. Nexthop groups
+// make a multipath route; a nexthop without dev goes out of the route's
+// interface.
 func nlRoute(iface string, r *config.Route) (*netlink.Route, error) {
 	// Table 0 (not given) is the main table: netlink sends RT_TABLE_MAIN.
-	nr := &netlink.Route{Dst: prefixNet(r.Dst), Scope: netlink.Scope(r.Scope), Table: int(r.Table), Protocol: netlink.RouteProtocol(r.Proto)}
-	switch {
-	case r.Type != 0:
-		nr.Type = int(r.Type)
-	case r.Dev == "" && iface == "":
-		// A static route without dev: the kernel finds the interface
-		// through the gateway, as `ip route add` does.
+	nr := &netlink.Route{Dst: prefixNet(r.Dst), Scope: netlink.Scope(r.Scope), Table: int(r.Table), Protocol: netlink.RouteProtocol(r.Proto), Tos: int(r.TOS), Type: int(r.Type)}
+	switch r.Type {
+	case unix.RTN_BLACKHOLE, unix.RTN_UNREACHABLE, unix.RTN_PROHIBIT, unix.RTN_THROW:
+		// No device: these routes only answer.
+	case unix.RTN_LOCAL, unix.RTN_BROADCAST, unix.RTN_ANYCAST, unix.RTN_MULTICAST:
+		// The kernel refuses these in the global scope; `ip route`
+		// (iproute.c iproute_modify) gives local routes the host scope
+		// and the others the link scope when none is given.
+		if r.Scope == 0 {
+			nr.Scope = netlink.SCOPE_LINK
+			if r.Type == unix.RTN_LOCAL {
+				nr.Scope = netlink.SCOPE_HOST
+			}
+		}
+		fallthrough
 	default:
+		if r.Dev == "" && iface == "" {
+			// A static route without dev: the kernel finds the interface
+			// through the gateway, as `ip route add` does.
+			break
+		}
 		l, err := ifaceOf(r.Dev, iface)
 		if err != nil {
 			return nil, err
@@ -146,10 +160,27 @@ func nlRoute(iface string, r *config.Route) (*netlink.Route, error) {
 	if r.Src.IsValid() {
 		nr.Src = r.Src.AsSlice()
 	}
-	if len(r.Or) > 0 {
-		for _, gw := range append([]netip.Addr{r.Via}, r.Or...) {
-			nr.MultiPath = append(nr.MultiPath, &netlink.NexthopInfo{LinkIndex: nr.LinkIndex, Gw: gw.AsSlice()})
+	for _, nh := range r.Nexthops {
+		ni := &netlink.NexthopInfo{LinkIndex: nr.LinkIndex}
+		if nh.Dev != "" {
+			l, err := ifaceOf(nh.Dev, iface)
+			if err != nil {
+				return nil, err
+			}
+			ni.LinkIndex = l.Attrs().Index
 		}
+		if nh.Via.IsValid() {
+			ni.Gw = nh.Via.AsSlice()
+		}
+		if nh.Weight > 0 {
+			ni.Hops = nh.Weight - 1 // rtnh_hops is the weight less one
+		}
+		if nh.OnLink {
+			ni.Flags |= int(netlink.FLAG_ONLINK)
+		}
+		nr.MultiPath = append(nr.MultiPath, ni)
+	}
+	if len(nr.MultiPath) > 0 {
 		nr.LinkIndex = 0
 	} else if r.Via.IsValid() {
 		nr.Gw = r.Via.AsSlice()

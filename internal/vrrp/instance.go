@@ -587,7 +587,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 		m, err = ParseIPv4(p.Data, in.opts)
 	}
 	if err == nil {
-		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) {
+		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) || e.siblingOwns(in, m) {
 			return nil, false
 		}
 		err = in.recv.Check(m)
