@@ -85,7 +85,23 @@ func lines(src []byte) iter.Seq2[int, []byte] {
 //     removed; keepalived only honours it in $definitions;
 //   - trailing blanks are dropped.
 func decomment(line []byte) (t text, cont bool) {
+	t, cont, _ = decommentText(text{b: line})
+	return t, cont
+}
+
+// decommentText is decomment for text whose columns are known (nil cols
+// means byte i is at column i+1). comment is the index in in.b of the '!'
+// or '#' that started a comment, or -1.
+func decommentText(in text) (t text, cont bool, comment int) {
+	line := in.b
+	col := func(i int) int {
+		if in.cols == nil {
+			return i + 1
+		}
+		return in.cols[i]
+	}
 	t = text{b: make([]byte, 0, len(line)), cols: make([]int, 0, len(line))}
+	comment = -1
 	quote := false
 	i := 0
 	for i < len(line) && isBlank(line[i]) {
@@ -104,22 +120,23 @@ scan:
 			}
 			if !quote && (line[i+1] == '#' || line[i+1] == '!') {
 				i++
-				t.add(line[i], i+1)
+				t.add(line[i], col(i))
 				continue
 			}
-			t.add(c, i+1)
+			t.add(c, col(i))
 			i++
 			c = line[i]
 		case !quote && (c == '!' || c == '#'):
+			comment = i
 			break scan
 		}
-		t.add(c, i+1)
+		t.add(c, col(i))
 	}
 	n := len(t.b)
 	for n > 0 && isBlank(t.b[n-1]) {
 		n--
 	}
-	return t.slice(0, n), cont
+	return t.slice(0, n), cont, comment
 }
 
 // tokenize splits decommented text into tokens, following keepalived's

@@ -19,6 +19,9 @@ type Options struct {
 	// -i/--config-id). The caller defaults it to the short host name; an
 	// empty ConfigID matches no @ID, so every @^ID line is kept.
 	ConfigID string
+	// Random returns a random integer in [min, max] for ${_RANDOM}; nil
+	// means math/rand/v2. Tests set it to make expansions deterministic.
+	Random func(min, max uint64) uint64
 
 	MaxFileSize       int64 // bytes in one file (default 16 MiB)
 	MaxTotalSize      int64 // bytes in all files read (default 64 MiB)
@@ -107,8 +110,8 @@ func (d *diagSink) fatal(pos Pos, format string, args ...any) {
 }
 
 // definition is one $NAME. A multi-line value holds its lines separated by
-// '\n'. std names a keepalived built-in definition whose value tandem does not
-// compute (the value would differ from run to run or host to host).
+// '\n'. std names a keepalived built-in definition whose value is computed
+// at each use (builtin).
 type definition struct {
 	value     string
 	multiline bool
@@ -137,15 +140,18 @@ type preprocessor struct {
 	mval []byte
 	// userDefs counts the $NAME=value definitions the files made.
 	userDefs int
+	// dir is the directory of the file being read, for ${_PWD}.
+	dir string
+	// leftAsText holds the references already reported as left as text,
+	// so that rescanning an expanded line does not report them again.
+	leftAsText map[Pos]bool
 }
 
 func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
 	p := &preprocessor{opts: opts, ds: ds, defs: map[string]*definition{}, budget: opts.MaxExpansion}
-	// keepalived's set_std_definitions(): $_HASH and $_BANG give the comment
-	// characters; the others are computed at run time.
-	p.defs["_HASH"] = &definition{value: "#"}
-	p.defs["_BANG"] = &definition{value: "!"}
-	for _, n := range []string{"_PWD", "_INSTANCE", "_RANDOM", "_ENV"} {
+	// keepalived's set_std_definitions() (parser.c; keepalived.conf(5),
+	// "Pre-defined definitions"), computed at each use (builtin).
+	for _, n := range strings.Split(builtinNames, ", ") {
 		p.defs[n] = &definition{std: n}
 	}
 	return p
@@ -245,6 +251,9 @@ func (p *preprocessor) read(path string, at Pos) ([]byte, os.FileInfo, bool) {
 // file preprocesses the physical lines of one file.
 func (p *preprocessor) file(name string, src []byte, from *Pos) {
 	dir := filepath.Dir(name)
+	outer := p.dir
+	p.dir = dir
+	defer func() { p.dir = outer }()
 	for n, raw := range lines(src) {
 		if p.ds.stopped {
 			break
@@ -397,7 +406,7 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 	// after the first. Doing it for every line only gives a meaning to lines
 	// keepalived would reject as unknown keywords.
 	if changed {
-		p.line(first, false, pos, dir, level+1)
+		p.line(p.recomment(first, pos), false, pos, dir, level+1)
 	} else {
 		p.emit(first, pos, dir)
 	}
@@ -406,6 +415,38 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 	for _, r := range rest {
 		p.line(r, false, pos, dir, level+1)
 	}
+}
+
+// warnOnce reports a warning once per position: rescanning an expanded line
+// meets the same references again.
+func (p *preprocessor) warnOnce(at Pos, format string, args ...any) {
+	if p.leftAsText[at] {
+		return
+	}
+	if p.leftAsText == nil {
+		p.leftAsText = map[Pos]bool{}
+	}
+	p.leftAsText[at] = true
+	p.ds.add(at, Warning, format, args...)
+}
+
+// recomment runs keepalived's decomment() over an expanded line again, as
+// read_line() does after replace_param(): a '#' or '!' that expansion put
+// outside quotes (${_HASH}, ${_BANG}, or a "\#" written in the line) starts
+// a comment there. A line that starts with one is a comment; one that starts
+// later cuts the line, which is worth a warning.
+func (p *preprocessor) recomment(t text, pos Pos) text {
+	out, cont, c := decommentText(t)
+	if cont {
+		// decomment() puts a final '\' back; only definitions use it.
+		out.add('\\', t.colAt(len(t.b)-1, pos.Col))
+	}
+	if c >= 0 && len(out.b) > 0 {
+		at := pos
+		at.Col = t.colAt(c, pos.Col)
+		p.ds.add(at, Warning, "%q outside quotes after $expansion starts a comment, as keepalived reads the line; the rest of the line is ignored", t.b[c])
+	}
+	return out
 }
 
 // wholeLineMultiline reports whether b is exactly "$NAME" or "${NAME}" for a
@@ -545,6 +586,13 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		if name != "" {
 			d = p.defs[name]
 		}
+		if d == nil && name != "" && name[0] == '_' {
+			// find_definition() finds nothing, so keepalived leaves the
+			// reference as text.
+			p.warnOnce(at, "$%s is not a keepalived built-in definition (%s); left as text, as keepalived does", name, builtinNames)
+			x.copy(1)
+			continue
+		}
 		if d == nil && name != "" && p.userDefs == 0 {
 			// A configuration that defines nothing uses no variables:
 			// its '$' belongs to the text (a shell variable in a
@@ -553,14 +601,24 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			continue
 		}
 		after := x.peek(n)
+		val := ""
+		if d != nil {
+			val = d.value
+		}
+		if d != nil && d.std != "" {
+			v, ok := p.builtin(name, params, at)
+			if !ok {
+				x.copy(1)
+				continue
+			}
+			val, params = v, ""
+		}
 		bad := true
 		switch {
 		case name == "":
 			p.ds.add(at, Error, "'${' without a valid name and closing '}'")
 		case d == nil:
 			p.ds.add(at, Error, "undefined variable $%s", name)
-		case d.std != "":
-			p.ds.add(at, Error, "keepalived's built-in $%s is not supported", name)
 		case params != "":
 			p.ds.add(at, Error, "$%s does not take parameters", name)
 		case !braces && after >= 0 && !strings.ContainsRune(" \t,)", rune(after)):
@@ -581,7 +639,7 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			p.ds.add(at, Error, "more than %d $substitutions on one line (recursive definition?)", maxSubstitutions)
 			return text{}, nil, false, false
 		}
-		val := d.value
+		cost := len(val)
 		var more []text
 		if d.multiline {
 			lines := strings.Split(val, "\n")
@@ -596,7 +654,7 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			p.ds.add(at, Error, "expanding $%s makes the line longer than the limit of %d bytes", name, p.opts.MaxLineLength)
 			return text{}, nil, false, false
 		}
-		if !p.charge(len(d.value)+1, at) {
+		if !p.charge(cost+1, at) {
 			return text{}, nil, false, false
 		}
 		x.skip(n)

@@ -158,7 +158,14 @@ func TestDefinitions(t *testing.T) {
 		{name: "redefinition", src: "$A=1\nk $A\n$A=2\nk $A\n", want: "k 1\nk 2\n"},
 		{name: "definition expands at use", src: "$B=$A\n$A=1\nk $B\n", want: "k 1\n"},
 		{name: "empty value", src: "$E=\nk a${E}b $E\n", want: "k ab\n"},
-		{name: "hash and bang", src: "k a${_HASH}b$_BANG\n", want: "k a#b!\n"},
+		{name: "hash and bang quoted", src: "k \"a${_HASH}b${_BANG}\"\n", want: "k \"a#b!\"\n"},
+		{
+			// read_line() decomments again after expanding.
+			name:  "hash outside quotes cuts the line",
+			src:   "k a${_HASH}b\n${_BANG} c\n",
+			want:  "k a\n",
+			diags: []string{"1:4 warning: '#' outside quotes after $expansion starts a comment"},
+		},
 		{name: "dollar not a reference", src: "k $1 $$ a$ $-\n", want: "k $1 $$ a$ $-\n"},
 		{name: "whole line from definition", src: "$L=priority 100\n$L\n", want: "priority 100\n"},
 		{name: "block from definition", src: "$O=a {\n$C=}\n$O\nb\n$C\n", want: "a {\n  b\n}\n"},
@@ -216,10 +223,11 @@ func TestDefinitions(t *testing.T) {
 			diags: []string{"2:3 error: $F followed by '('", "2:11 error: $F does not take parameters"},
 		},
 		{
-			name:  "unsupported built-ins",
-			src:   "k ${_RANDOM 1 9} $_INSTANCE ${_ENV HOME} $_PWD\n",
-			want:  "",
-			diags: []string{"1:3 error: keepalived's built-in $_RANDOM is not supported", "1:18 error: keepalived's built-in $_INSTANCE", "1:29 error: keepalived's built-in $_ENV", "1:42 error: keepalived's built-in $_PWD"},
+			name:  "built-ins",
+			id:    "lb1",
+			src:   "k ${_RANDOM 7 7} ${_INSTANCE}\"${_HASH 1}\" \"${_FOO}\"\n",
+			want:  "k 7 lb1 \"${_HASH 1}\" \"${_FOO}\"\n",
+			diags: []string{"1:31 warning: $_HASH takes no parameters", "1:44 warning: $_FOO is not a keepalived built-in definition"},
 		},
 		{name: "built-in overridden", src: "$_PWD=/x\nk $_PWD\n", want: "k /x\n"},
 		{

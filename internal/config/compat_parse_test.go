@@ -1,0 +1,155 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// compatCase is a configuration keepalived accepts, as files in a
+// directory (the first is the one loaded), with the model it must give and
+// the exact diagnostics, as "file:line:col: severity: message".
+type compatCase struct {
+	name  string
+	files [][2]string // name, content; files[0] is loaded
+	opts  Options
+	diags []string
+	check func(t *testing.T, cfg *Config, dir string)
+}
+
+func runCompatCases(t *testing.T, cases []compatCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				p := filepath.Join(dir, f[0])
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f[1]), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, diags := Load(filepath.Join(dir, tc.files[0][0]), tc.opts)
+			var got []string
+			for _, d := range diags {
+				got = append(got, strings.ReplaceAll(d.String(), dir+"/", ""))
+			}
+			if d := cmp.Diff(tc.diags, got); d != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", d)
+			}
+			if tc.check != nil && !diags.HasErrors() {
+				real, err := filepath.EvalSymlinks(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, cfg, real)
+			}
+		})
+	}
+}
+
+func wantEqual[T any](t *testing.T, what string, want, got T) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", what, d)
+	}
+}
+
+// scriptCommands maps each vrrp_script to its command.
+func scriptCommands(cfg *Config) map[string][]string {
+	m := map[string][]string{}
+	for _, s := range cfg.Scripts {
+		m[s.Name] = s.Command
+	}
+	return m
+}
+
+// TestBuiltinDefinitions covers keepalived's pre-defined definitions
+// (keepalived.conf(5), "Pre-defined definitions").
+func TestBuiltinDefinitions(t *testing.T) {
+	t.Setenv("TANDEM_TEST_DIR", "/opt/checks")
+	var draws [][2]uint64
+	runCompatCases(t, []compatCase{
+		{
+			name: "_PWD is the directory of each file, _INSTANCE the config id",
+			files: [][2]string{
+				{"keepalived.conf", "global_defs {\n  router_id ${_INSTANCE}\n}\ninclude sub/*.conf\nvrrp_script main {\n  script \"${_PWD}/main.sh\"\n}\n"},
+				{"sub/chk.conf", "vrrp_script sub {\n  script \"${_PWD}/chk.sh $_INSTANCE x\"\n}\n"},
+			},
+			opts: Options{ConfigID: "lb1"},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "router_id", "lb1", cfg.Global.RouterID)
+				wantEqual(t, "scripts", map[string][]string{
+					"main": {dir + "/main.sh"},
+					"sub":  {dir + "/sub/chk.sh", "lb1", "x"},
+				}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "_RANDOM with and without a range",
+			files: [][2]string{{"keepalived.conf", vi[:len(vi)-2] + "  priority ${_RANDOM 1 100}\n  advert_int $_RANDOM\n}\n"}},
+			opts: Options{ConfigID: "lb1", Random: func(lo, hi uint64) uint64 {
+				draws = append(draws, [2]uint64{lo, hi})
+				return lo + 3
+			}},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "priority", 4, cfg.Instances[0].Priority)
+				wantEqual(t, "advert_int", Duration(3e9), cfg.Instances[0].AdvertInt)
+				wantEqual(t, "draws", [][2]uint64{{1, 100}, {0, 32767}}, draws)
+			},
+		},
+		{
+			name:  "_HASH starting a line makes it a comment; _BANG in quotes is text",
+			files: [][2]string{{"keepalived.conf", "vrrp_script chk {\n  ${_HASH} script /bin/false\n  script \"/bin/echo ${_BANG}x\"\n}\n"}},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/bin/echo", "!x"}}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "_HASH inside a line cuts it, as keepalived decomments after expanding",
+			files: [][2]string{{"keepalived.conf", "vrrp_script chk {\n  script /bin/check a${_HASH}b\n}\n"}},
+			diags: []string{`keepalived.conf:2:22: warning: '#' outside quotes after $expansion starts a comment, as keepalived reads the line; the rest of the line is ignored`},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/bin/check", "a"}}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "unknown _ definition is left as text with a warning",
+			files: [][2]string{{"keepalived.conf", "vrrp_script chk {\n  script \"${_FOO}/chk.sh\"\n}\n"}},
+			diags: []string{`keepalived.conf:2:11: warning: $_FOO is not a keepalived built-in definition (_PWD, _INSTANCE, _RANDOM, _HASH, _BANG, _ENV); left as text, as keepalived does`},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"${_FOO}/chk.sh"}}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "parameters keepalived does not match leave the reference as text",
+			files: [][2]string{{"keepalived.conf", "vrrp_script chk {\n  script \"/bin/x ${_PWD 1} ${_RANDOM a}\"\n}\n"}},
+			diags: []string{
+				`keepalived.conf:2:18: warning: $_PWD takes no parameters; left as text, as keepalived does`,
+				`keepalived.conf:2:28: warning: ${_RANDOM a}: parameters must be numbers; left as text, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/bin/x", "${_PWD", "1}", "${_RANDOM", "a}"}}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "_ENV reads the environment",
+			files: [][2]string{{"keepalived.conf", "vrrp_script chk {\n  script \"${_ENV TANDEM_TEST_DIR}/chk.sh\"\n}\n"}},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/opt/checks/chk.sh"}}, scriptCommands(cfg))
+			},
+		},
+		{
+			name:  "a definition overrides a built-in one",
+			files: [][2]string{{"keepalived.conf", "$_PWD=/etc/keepalived\nvrrp_script chk {\n  script \"${_PWD}/chk.sh\"\n}\n"}},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/etc/keepalived/chk.sh"}}, scriptCommands(cfg))
+			},
+		},
+	})
+}
