@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,71 @@ func TestBuiltinDefinitions(t *testing.T) {
 			check: func(t *testing.T, cfg *Config, dir string) {
 				wantEqual(t, "scripts", map[string][]string{"chk": {"/etc/keepalived/chk.sh"}}, scriptCommands(cfg))
 			},
+		},
+	})
+}
+
+// TestIgnoredArguments covers words keepalived's handlers never read: a
+// flag keyword followed by a value, or a line with a word too many. They
+// load with a warning at the first ignored word, and the model is what
+// keepalived makes of the line.
+func TestIgnoredArguments(t *testing.T) {
+	one := func(src string) [][2]string { return [][2]string{{"keepalived.conf", src}} }
+	runCompatCases(t, []compatCase{
+		{
+			name:  "enable_script_security yes",
+			files: one("global_defs {\n  enable_script_security yes\n  vrrp_strict on\n}\n"),
+			diags: []string{
+				`keepalived.conf:2:26: warning: enable_script_security: argument "yes" ignored, as keepalived does`,
+				`keepalived.conf:3:15: warning: vrrp_strict: argument "on" ignored, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "enable_script_security", true, cfg.Global.EnableScriptSecurity)
+				wantEqual(t, "vrrp_strict", true, cfg.Global.VRRPStrict)
+			},
+		},
+		{
+			name: "virtual_server and real_server with a word too many; alpha 1, omega on, omega off",
+			files: one("virtual_server 192.0.2.1 80 80 {\n  lb_kind NAT\n  alpha 1\n  omega on\n  ha_suspend off\n  hashed yes\n" +
+				"  real_server 10.0.0.2 80 weight {\n    smtp_alert yes please\n  }\n  protocol TCP\n  lb_algo rr\n}\n"),
+			diags: []string{
+				`keepalived.conf:1:29: warning: virtual_server: argument "80" ignored, as keepalived does`,
+				`keepalived.conf:3:9: warning: alpha: argument "1" ignored, as keepalived does`,
+				`keepalived.conf:4:9: warning: omega: argument "on" ignored, as keepalived does`,
+				`keepalived.conf:5:14: warning: ha_suspend: argument "off" ignored, as keepalived does`,
+				`keepalived.conf:6:10: warning: hashed: argument "yes" ignored, as keepalived does`,
+				`keepalived.conf:7:27: warning: real_server: argument "weight" ignored, as keepalived does`,
+				`keepalived.conf:8:20: warning: smtp_alert: argument "please" ignored, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				vs := cfg.VirtualServers[0]
+				wantEqual(t, "vs", "192.0.2.1:80", netip.AddrPortFrom(vs.IP, uint16(vs.Port)).String())
+				wantEqual(t, "alpha", true, vs.Defaults.Alpha != nil && *vs.Defaults.Alpha)
+				wantEqual(t, "omega, ha_suspend", [2]bool{true, true}, [2]bool{vs.Omega, vs.HASuspend})
+				rs := vs.RealServers[0]
+				wantEqual(t, "rs", "10.0.0.2:80", netip.AddrPortFrom(rs.IP, uint16(rs.Port)).String())
+				wantEqual(t, "rs smtp_alert", true, rs.SMTPAlert)
+			},
+		},
+		{
+			name:  "vrrp flags",
+			files: one(vi[:len(vi)-2] + "  nopreempt 1\n  dont_track_primary yes\n  smtp_alert false maybe\n}\n"),
+			diags: []string{
+				`keepalived.conf:7:13: warning: nopreempt: argument "1" ignored, as keepalived does`,
+				`keepalived.conf:8:22: warning: dont_track_primary: argument "yes" ignored, as keepalived does`,
+				`keepalived.conf:9:20: warning: smtp_alert: argument "maybe" ignored, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				in := cfg.Instances[0]
+				wantEqual(t, "preempt, dont_track_primary, smtp_alert", [3]bool{false, true, false}, [3]bool{in.Preempt, in.DontTrackPrimary, in.SMTPAlert})
+			},
+		},
+		{
+			// rs_alpha_handler() reads a true/false value and reports any
+			// other word as an error, so keepalived -t rejects this.
+			name:  "real server alpha with a value that is not true or false",
+			files: one("virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.2 80 {\n    alpha 1\n  }\n  protocol TCP\n  lb_algo rr\n}\n"),
+			diags: []string{`keepalived.conf:3:11: error: alpha: "1" is not true or false`},
 		},
 	})
 }

@@ -176,7 +176,7 @@ func (f *formatter) global(g *Global) {
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)
 	f.only("vrrp_strict", g.VRRPStrict)
-	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
+	f.only("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	f.garp(&g.Garp, "vrrp_")
@@ -185,7 +185,7 @@ func (f *formatter) global(g *Global) {
 	f.flag("vrrp_lower_prio_no_advert", g.VRRPLowerPrioNoAdvert)
 	f.flag("vrrp_higher_prio_send_advert", g.VRRPHigherPrioSendAdv)
 	f.flag("vrrp_notify_priority_changes", g.VRRPNotifyPriorityChgs)
-	f.flag("v3_checksum_as_v2", g.V3ChecksumAsV2)
+	f.only("v3_checksum_as_v2", g.V3ChecksumAsV2)
 	f.only("lvs_flush", g.LVSFlush)
 	switch g.LVSFlushOnStop {
 	case FlushAll:
@@ -562,7 +562,12 @@ func (f *formatter) timingDefaults(t *TimingDefaults) {
 	if t.Retry != nil {
 		f.num("retry", *t.Retry)
 	}
-	f.boolPtr("alpha", t.Alpha)
+	// A virtual server's alpha takes no value (vs_alpha_handler).
+	if t.Alpha != nil && *t.Alpha {
+		f.line("alpha")
+	} else {
+		f.boolPtr("alpha", t.Alpha)
+	}
 }
 
 func (f *formatter) virtualServer(vs *VirtualServer) {
@@ -592,20 +597,20 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 		f.line("persistence_granularity", net.IP(net.CIDRMask(int(g), 32)).String())
 	}
 	f.str("persistence_engine", vs.PersistenceEngine)
-	f.flag("ha_suspend", vs.HASuspend)
+	f.only("ha_suspend", vs.HASuspend)
 	f.str("virtualhost", vs.Virtualhost)
-	f.flag("omega", vs.Omega)
+	f.only("omega", vs.Omega)
 	f.num("quorum", vs.Quorum)
 	f.num("hysteresis", vs.Hysteresis)
 	f.cmd("quorum_up", vs.QuorumUp)
 	f.cmd("quorum_down", vs.QuorumDown)
-	f.flag("inhibit_on_failure", vs.Inhibit)
+	f.only("inhibit_on_failure", vs.Inhibit)
 	f.flag("smtp_alert", vs.SMTPAlert)
 	f.num("weight", vs.Weight)
 	f.timingDefaults(&vs.Defaults)
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", ss.IP.String(), strconv.Itoa(ss.Port))
-		f.flag("sorry_server_inhibit", ss.Inhibit)
+		f.only("sorry_server_inhibit", ss.Inhibit)
 		f.line("sorry_server_lvs_method", ss.Method.String())
 	}
 	for _, rs := range vs.RealServers {

@@ -413,9 +413,11 @@ func (p *parser) instance(n *node, cfg *Config) {
 	cfg.Instances = append(cfg.Instances, in)
 }
 
+// setConstPtr is setConst for a field whose nil means "not given".
 func (p *parser) setConstPtr(dst **bool, v bool) handler {
 	return func(n *node) {
-		if p.noBlock(n) && p.args(n, 0, 0) {
+		if p.noBlock(n) {
+			p.ignoreArgsFrom(n, 0)
 			*dst = &v
 		}
 	}
