@@ -219,3 +219,48 @@ func TestIgnoredArguments(t *testing.T) {
 		},
 	})
 }
+
+// TestSourceAndPeerPrefix covers addresses keepalived reads with
+// inet_stosockaddr(), which drops a "/prefix" (or "-range").
+func TestSourceAndPeerPrefix(t *testing.T) {
+	v6 := "vrrp_instance VI_6 {\n  interface eth0\n  virtual_router_id 52\n  version 3\n  unicast_src_ip fd00::2/64\n" +
+		"  unicast_peer {\n    fd00::3/64 min_ttl 1\n    fd00::4\n  }\n  virtual_ipaddress {\n    fd00::10\n  }\n}\n"
+	v4 := "vrrp_instance VI_4 {\n  interface eth0\n  virtual_router_id 51\n  mcast_src_ip 10.0.0.1/24\n" +
+		"  unicast_peer {\n    10.0.0.2/24\n  }\n  virtual_ipaddress {\n    10.0.0.10\n  }\n}\n"
+	runCompatCases(t, []compatCase{
+		{
+			name:  "unicast_src_ip and unicast_peer with a prefix",
+			files: [][2]string{{"keepalived.conf", v6}},
+			diags: []string{
+				`keepalived.conf:5:18: warning: unicast_src_ip: "fd00::2/64" read as fd00::2: the "/64" is dropped, as keepalived does`,
+				`keepalived.conf:7:5: warning: unicast_peer: "fd00::3/64" read as fd00::3: the "/64" is dropped, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				in := cfg.Instances[0]
+				wantEqual(t, "unicast_src_ip", "fd00::2", in.UnicastSrcIP.String())
+				wantEqual(t, "peers", []string{"fd00::3", "fd00::4"}, []string{in.UnicastPeers[0].Addr.String(), in.UnicastPeers[1].Addr.String()})
+				wantEqual(t, "min_ttl", 1, in.UnicastPeers[0].MinTTL)
+			},
+		},
+		{
+			name:  "mcast_src_ip and a peer with a prefix",
+			files: [][2]string{{"keepalived.conf", v4}},
+			diags: []string{
+				`keepalived.conf:4:16: warning: mcast_src_ip: "10.0.0.1/24" read as 10.0.0.1: the "/24" is dropped, as keepalived does`,
+				`keepalived.conf:6:5: warning: unicast_peer: "10.0.0.2/24" read as 10.0.0.2: the "/24" is dropped, as keepalived does`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				in := cfg.Instances[0]
+				wantEqual(t, "mcast_src_ip, peer", [2]string{"10.0.0.1", "10.0.0.2"}, [2]string{in.McastSrcIP.String(), in.UnicastPeers[0].Addr.String()})
+			},
+		},
+		{
+			name:  "what is before the prefix must be an address",
+			files: [][2]string{{"keepalived.conf", strings.Replace(v4, "10.0.0.1/24", "10.0.0/24", 1)}},
+			diags: []string{
+				`keepalived.conf:4:16: error: mcast_src_ip: "10.0.0/24" is not an IP address`,
+				`keepalived.conf:6:5: warning: unicast_peer: "10.0.0.2/24" read as 10.0.0.2: the "/24" is dropped, as keepalived does`,
+			},
+		},
+	})
+}

@@ -469,6 +469,38 @@ func (p *parser) addrTok(n *node, t syntax.Token) (netip.Addr, bool) {
 	return a, true
 }
 
+// hostAddrTok reads a VRRP source or peer address as keepalived's
+// inet_stosockaddr() does: text from the first '/' or '-' on (a prefix
+// length or a range) is dropped, so "fd00::2/64" is fd00::2. what names
+// the keyword in messages.
+func (p *parser) hostAddrTok(what string, t syntax.Token) (netip.Addr, bool) {
+	s, cut := t.Text, ""
+	if i := strings.IndexAny(s, "/-"); i >= 0 {
+		s, cut = s[:i], s[i:]
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		p.errorf(t.Pos, "%s: %q is not an IP address", what, t.Text)
+		return netip.Addr{}, false
+	}
+	if cut != "" {
+		p.warnf(t.Pos, "%s: %q read as %s: the %q is dropped, as keepalived does", what, t.Text, a, cut)
+	}
+	return a, true
+}
+
+// setHostAddr is setAddr with hostAddrTok.
+func (p *parser) setHostAddr(dst *netip.Addr) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if a, ok := p.hostAddrTok(n.Keyword.Text, n.Args[0]); ok {
+			*dst = a
+		}
+	}
+}
+
 func (p *parser) setAddr(dst *netip.Addr) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 1, 1) {

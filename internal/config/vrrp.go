@@ -372,8 +372,8 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"promote_secondaries":     p.setConst(&in.PromoteSecond, true),
 		"notify_priority_changes": p.setFlag(&in.NotifyPrioChgs),
 		"smtp_alert":              p.setFlag(&in.SMTPAlert),
-		"unicast_src_ip":          p.setAddr(&in.UnicastSrcIP),
-		"mcast_src_ip":            p.setAddr(&in.McastSrcIP),
+		"unicast_src_ip":          p.setHostAddr(&in.UnicastSrcIP),
+		"mcast_src_ip":            p.setHostAddr(&in.McastSrcIP),
 		"mcast_dst_ip":            p.setAddr(&in.McastDstIP),
 		"unicast_ttl":             p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":    p.setConst(&in.NoVirtualIPAddr, true),
@@ -430,7 +430,7 @@ func (p *parser) unicastPeer(k *node) (UnicastPeer, bool) {
 		p.errorf(k.Keyword.Pos, "unicast_peer: unexpected block")
 		return u, false
 	}
-	a, ok := p.addrTok(k, k.Keyword)
+	a, ok := p.hostAddrTok("unicast_peer", k.Keyword)
 	if !ok {
 		return u, false
 	}
