@@ -264,3 +264,57 @@ func TestSourceAndPeerPrefix(t *testing.T) {
 		},
 	})
 }
+
+// TestPreprocessorCompat covers keepalived.conf(5)'s "Parameter
+// substitution" as parser.c's read_line() does it.
+func TestPreprocessorCompat(t *testing.T) {
+	cond := "@main $PRIORITY=240\n@backup $PRIORITY=200\n$IF_MAIN=@main\n$IF_BACKUP=@backup\n" +
+		"vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority $PRIORITY\n" +
+		"  $IF_MAIN advert_int 2\n  $IF_BACKUP advert_int 3\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n"
+	prioAdvert := func(prio int, advert Duration) func(t *testing.T, cfg *Config, dir string) {
+		return func(t *testing.T, cfg *Config, dir string) {
+			in := cfg.Instances[0]
+			wantEqual(t, "priority, advert_int", [2]any{prio, advert}, [2]any{in.Priority, in.AdvertInt})
+		}
+	}
+	runCompatCases(t, []compatCase{
+		{
+			name:  "conditional definitions and a definition holding @id, on main",
+			files: [][2]string{{"keepalived.conf", cond}},
+			opts:  Options{ConfigID: "main"},
+			check: prioAdvert(240, Duration(2e9)),
+		},
+		{
+			name:  "conditional definitions and a definition holding @id, on backup",
+			files: [][2]string{{"keepalived.conf", cond}},
+			opts:  Options{ConfigID: "backup"},
+			check: prioAdvert(200, Duration(3e9)),
+		},
+		{
+			// A comment-only line inside a multi-line definition is
+			// skipped; a '\' still continues it after a comment or
+			// followed by blanks, as decomment() leaves it last.
+			name: "multi-line definitions with comments",
+			files: [][2]string{{"keepalived.conf", "$TRACK=track_script { \\\n  # the web check\n  chk_web \\\n}\n" +
+				"$SETTINGS=nopreempt # no preemption \\\n  dont_track_primary \\ \n\n" +
+				"vrrp_script chk_web {\n  script /bin/true\n}\n" +
+				"vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  $TRACK\n  $SETTINGS\n  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n"}},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				in := cfg.Instances[0]
+				wantEqual(t, "track_script", []string{"chk_web"}, []string{in.TrackScripts[0].Name})
+				wantEqual(t, "preempt, dont_track_primary", [2]bool{false, true}, [2]bool{in.Preempt, in.DontTrackPrimary})
+			},
+		},
+		{
+			name: "a definition used before it is defined stays text",
+			files: [][2]string{{"keepalived.conf", "$DIR=/etc/keepalived\nvrrp_script chk {\n  script \"${DIR}/chk.sh $HOST\"\n}\n$HOST=web1\n"}},
+			diags: []string{
+				`keepalived.conf:3:25: warning: $HOST is not defined here; left as text, as keepalived does`,
+				`keepalived.conf:5:1: warning: $HOST is defined after its use at keepalived.conf:3:25, which keepalived leaves as text: it expands definitions where they are used`,
+			},
+			check: func(t *testing.T, cfg *Config, dir string) {
+				wantEqual(t, "scripts", map[string][]string{"chk": {"/etc/keepalived/chk.sh", "$HOST"}}, scriptCommands(cfg))
+			},
+		},
+	})
+}

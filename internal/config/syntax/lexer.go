@@ -82,7 +82,8 @@ func lines(src []byte) iter.Seq2[int, []byte] {
 //   - any other '\' keeps itself and the next byte (so "\"" never opens or
 //     closes a quote);
 //   - a '\' as the last byte is a continuation mark, reported in cont and
-//     removed; keepalived only honours it in $definitions;
+//     removed; keepalived only honours it in $definitions; so is a '\'
+//     that ends the line once the comment and trailing blanks are cut;
 //   - trailing blanks are dropped.
 func decomment(line []byte) (t text, cont bool) {
 	t, cont, _ = decommentText(text{b: line})
@@ -128,6 +129,15 @@ scan:
 			c = line[i]
 		case !quote && (c == '!' || c == '#'):
 			comment = i
+			// decomment() scans on through the comment: a '\' ending
+			// the line still continues a $definition, so in
+			// "$X=a # note \" the '\' is a continuation mark.
+			for j := i; j < len(line); j++ {
+				if line[j] == '\\' {
+					cont = cont || j+1 == len(line)
+					j++
+				}
+			}
 			break scan
 		}
 		t.add(c, col(i))
@@ -135,6 +145,15 @@ scan:
 	n := len(t.b)
 	for n > 0 && isBlank(t.b[n-1]) {
 		n--
+	}
+	// keepalived tests for a final '\' after decomment() has cut the
+	// comment and the trailing blanks (check_definition, read_line), so
+	// "$X=a \ # note" and "$X=a \ " continue too; the '\' and the blanks
+	// before it go, as the last byte of the line would.
+	if !cont && n > 0 && t.b[n-1] == '\\' {
+		cont = true
+		for n--; n > 0 && isBlank(t.b[n-1]); n-- {
+		}
 	}
 	return t.slice(0, n), cont, comment
 }

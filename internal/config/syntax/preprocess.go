@@ -142,9 +142,12 @@ type preprocessor struct {
 	userDefs int
 	// dir is the directory of the file being read, for ${_PWD}.
 	dir string
-	// leftAsText holds the references already reported as left as text,
-	// so that rescanning an expanded line does not report them again.
-	leftAsText map[Pos]bool
+	// warned holds the positions warnOnce reported, so that rescanning an
+	// expanded line does not report the same reference again.
+	warned map[Pos]bool
+	// usedBefore holds where names were used before any definition of
+	// them, to tell at the definition that those uses stayed text.
+	usedBefore map[string]Pos
 }
 
 func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
@@ -420,13 +423,13 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 // warnOnce reports a warning once per position: rescanning an expanded line
 // meets the same references again.
 func (p *preprocessor) warnOnce(at Pos, format string, args ...any) {
-	if p.leftAsText[at] {
+	if p.warned[at] {
 		return
 	}
-	if p.leftAsText == nil {
-		p.leftAsText = map[Pos]bool{}
+	if p.warned == nil {
+		p.warned = map[Pos]bool{}
 	}
-	p.leftAsText[at] = true
+	p.warned[at] = true
 	p.ds.add(at, Warning, format, args...)
 }
 
@@ -520,7 +523,26 @@ func (p *preprocessor) setDefinition(name, val string, at Pos) *definition {
 	}
 	// A definition may override a built-in one (set_definition clears fn).
 	*d = definition{value: val}
+	if used, ok := p.usedBefore[name]; ok {
+		delete(p.usedBefore, name)
+		p.ds.add(at, Warning, "$%s is defined after its use at %s, which keepalived leaves as text: it expands definitions where they are used", name, used)
+	}
 	return d
+}
+
+// undefinedUse reports a reference to a name not defined at that point,
+// which stays text, and remembers it for a definition that comes later.
+func (p *preprocessor) undefinedUse(name string, at Pos) {
+	p.warnOnce(at, "$%s is not defined here; left as text, as keepalived does", name)
+	if _, ok := p.usedBefore[name]; ok {
+		return
+	}
+	if p.usedBefore == nil {
+		p.usedBefore = map[string]Pos{}
+	}
+	if len(p.usedBefore) < p.opts.MaxDefinitions {
+		p.usedBefore[name] = at
+	}
 }
 
 // lineCost is what a generated line costs from the expansion budget on top
@@ -542,12 +564,13 @@ func (p *preprocessor) charge(n int, at Pos) bool {
 // and a value may even complete a reference begun before it, as in
 // keepalived, which rewrites its line buffer in place.
 //
-// keepalived leaves a reference it cannot expand as literal text, which
-// would silently pass "$VIP" on as an address; once a configuration defines
-// variables, tandem reports an undefined one as an error and drops the
-// line. A configuration that defines none keeps every '$' as text, so that
-// script lines with shell variables read as in keepalived. A reference is
-// '$' followed by '{' or by a letter or '_'; any other '$' is literal text.
+// keepalived leaves a reference to a name not defined at that point as
+// literal text (a shell variable in a script line, or a use before the
+// definition); so does tandem, with a warning once the configuration
+// defines variables, so that "$VIPP" passed on as an address is explained.
+// A configuration that defines none keeps every '$' as text silently. A
+// reference is '$' followed by '{' or by a letter or '_'; any other '$' is
+// literal text.
 //
 // A multi-line definition must be the last thing on its line (keepalived
 // only expands it there); its first line replaces the reference and its
@@ -593,10 +616,15 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			x.copy(1)
 			continue
 		}
-		if d == nil && name != "" && p.userDefs == 0 {
-			// A configuration that defines nothing uses no variables:
-			// its '$' belongs to the text (a shell variable in a
-			// script line), as keepalived leaves it.
+		if d == nil && name != "" {
+			// keepalived expands a definition where it is used and
+			// leaves a name it does not know (yet) as text: a shell
+			// variable in a script line, or a definition made later in
+			// the file. A configuration that defines nothing uses no
+			// variables, so only the others hear about it.
+			if p.userDefs > 0 {
+				p.undefinedUse(name, at)
+			}
 			x.copy(1)
 			continue
 		}
@@ -617,8 +645,6 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		switch {
 		case name == "":
 			p.ds.add(at, Error, "'${' without a valid name and closing '}'")
-		case d == nil:
-			p.ds.add(at, Error, "undefined variable $%s", name)
 		case params != "":
 			p.ds.add(at, Error, "$%s does not take parameters", name)
 		case !braces && after >= 0 && !strings.ContainsRune(" \t,)", rune(after)):

@@ -198,10 +198,16 @@ func TestDefinitions(t *testing.T) {
 			diags: []string{"3:3 error: multi-line definition $M must be at the end of its line"},
 		},
 		{
-			name:  "undefined",
-			src:   "$USED=1\nauth_pass $PASS\nk ${NOPE}x\n",
-			want:  "",
-			diags: []string{"2:11 error: undefined variable $PASS", "3:3 error: undefined variable $NOPE"},
+			name:  "undefined: text, as in keepalived",
+			src:   "$USED=1\nauth_pass $PASS\nk \"${NOPE}x\"\n",
+			want:  "auth_pass $PASS\nk \"${NOPE}x\"\n",
+			diags: []string{"2:11 warning: $PASS is not defined here; left as text", "3:4 warning: $NOPE is not defined here"},
+		},
+		{
+			name:  "use before definition",
+			src:   "$A=1\nk $B\n$B=2\nk $B\n",
+			want:  "k $B\nk 2\n",
+			diags: []string{"2:3 warning: $B is not defined here", "3:1 warning: $B is defined after its use at t.conf:2:3, which keepalived leaves as text"},
 		},
 		{
 			// With no definitions at all, '$' is text, as in keepalived
@@ -236,7 +242,7 @@ func TestDefinitions(t *testing.T) {
 			want:  "",
 			diags: []string{"1:3 error: '${' without a valid name", "1:6 error: '${'", "1:11 error: '${'"},
 		},
-		{name: "not a definition", src: "$B=2\n$A =1\n", diags: []string{"2:1 error: undefined variable $A"}},
+		{name: "not a definition", src: "$B=2\n$A =1\n", want: "$A =1\n", diags: []string{"2:1 warning: $A is not defined here"}},
 	})
 }
 
@@ -256,7 +262,7 @@ func TestLoops(t *testing.T) {
 		{name: "seq body in block", src: "a {\n~SEQ(i,2) ip 10.0.0.$i\n}\n", want: "a {\n  ip 10.0.0.1\n  ip 10.0.0.2\n}\n"},
 		{name: "nested loops", src: "~SEQ(i,2) ~LST(j,a,b) k ${i}${j}\n", want: "k 1a\nk 1b\nk 2a\nk 2b\n"},
 		{name: "loop defines", src: "~LST(v,a,b) $X=$v\nk $X\n", want: "k b\n"},
-		{name: "loop body not a definition", src: "~SEQ(i,2) $D$i=x\n", diags: []string{"1:11 error: undefined variable $D", "1:13 error: $i followed by '='", "1:11 error: undefined variable $D", "1:13 error: $i followed by '='"}},
+		{name: "loop body not a definition", src: "~SEQ(i,2) $D$i=x\n", diags: []string{"1:11 warning: $D is not defined here", "1:13 error: $i followed by '='", "1:13 error: $i followed by '='"}},
 		{name: "lst", src: "~LST(if, eth0, eth1) interface $if\n", want: "interface eth0\ninterface eth1\n"},
 		{name: "lst multi", src: "~LST({a,b}, {1,2}, {3}, 4) k ${a}:$b\n", want: "k 1:2\nk 3:\nk 4:\n"},
 		{name: "body with braces", src: "~LST(x,a,b) x_$x { y }\n", want: "x_a {\n  y\n}\nx_b {\n  y\n}\n"},
