@@ -306,7 +306,7 @@ func TestPreprocessorCompat(t *testing.T) {
 			},
 		},
 		{
-			name: "a definition used before it is defined stays text",
+			name:  "a definition used before it is defined stays text",
 			files: [][2]string{{"keepalived.conf", "$DIR=/etc/keepalived\nvrrp_script chk {\n  script \"${DIR}/chk.sh $HOST\"\n}\n$HOST=web1\n"}},
 			diags: []string{
 				`keepalived.conf:3:25: warning: $HOST is not defined here; left as text, as keepalived does`,
