@@ -591,10 +591,11 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if vs.Persistence > 0 {
 		f.dur("persistence_timeout", vs.Persistence)
 	}
-	if g := vs.Granularity; g != 0 && vs.Family == Inet6 {
-		f.num("persistence_granularity", int(g))
-	} else if g != 0 {
-		f.line("persistence_granularity", net.IP(net.CIDRMask(int(g), 32)).String())
+	if g := vs.Granularity; g.Is6() {
+		ones, _ := net.IPMask(g.AsSlice()).Size()
+		f.num("persistence_granularity", ones)
+	} else if g.IsValid() {
+		f.line("persistence_granularity", g.String())
 	}
 	f.str("persistence_engine", vs.PersistenceEngine)
 	f.only("ha_suspend", vs.HASuspend)

@@ -415,9 +415,11 @@ type VirtualServer struct {
 	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
 	Method      Method     `json:"method"`
 	Persistence Duration   `json:"persistence_timeout"`
-	// Granularity is the persistence netmask as a prefix length (0: not
-	// given); the configuration writes it as a dotted mask for IPv4.
-	Granularity       uint8        `json:"persistence_granularity,omitempty"`
+	// Granularity is the persistence netmask (the zero Addr: not given).
+	// The configuration writes it as a dotted mask for IPv4, which need
+	// not be a prefix (keepalived and IPVS apply it bitwise), and as a
+	// prefix length for IPv6.
+	Granularity       netip.Addr   `json:"persistence_granularity,omitzero"`
 	PersistenceEngine string       `json:"persistence_engine,omitempty"`
 	HASuspend         bool         `json:"ha_suspend"`
 	Virtualhost       string       `json:"virtualhost,omitempty"`

@@ -72,7 +72,7 @@ func serviceOf(vs *config.VirtualServer) Service {
 	if vs.SchedFlags&config.SchedPort != 0 {
 		s.Flags |= port
 	}
-	s.PersistenceBits = vs.Granularity
+	s.PersistenceMask = vs.Granularity
 	return s
 }
 

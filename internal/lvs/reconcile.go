@@ -16,7 +16,7 @@ import (
 // Contract for implementations:
 //   - Services returns every service of the backend, including ones Tandem
 //     did not create (the reconciler decides ownership, see Reconciler), with
-//     Flags in Tandem's bits and PersistenceBits as a prefix length; the
+//     Flags in Tandem's bits and PersistenceMask as a netmask; the
 //     Service.Method field is ignored.
 //   - Dests returns the destinations of one service with concrete Methods.
 //   - Apply applies a plan: one Batch per virtual service, in order (see
@@ -130,8 +130,8 @@ func (o Op) String() string {
 	switch o.Kind {
 	case AddService, UpdateService:
 		s := o.Service
-		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%d",
-			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, s.PersistenceBits)
+		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%s",
+			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, MaskText(s.PersistenceMask))
 	case AddDest, UpdateDest:
 		d := o.Dest
 		return fmt.Sprintf("%v %v -> %v weight=%d method=%v thresholds=%d/%d",

@@ -156,7 +156,7 @@ func testServices() []lvs.VirtualServer {
 	a, ap := netip.MustParseAddr, netip.MustParseAddrPort
 	return []lvs.VirtualServer{
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: a("10.0.0.1"), Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 			Dests: []lvs.Dest{{Addr: ap("10.0.1.1:8080"), Weight: 3, UpperThreshold: 100, LowerThreshold: 10},
 				{Addr: ap("10.0.1.2:8080"), Weight: 0}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.UDP, VIP: a("2001:db8::1"), Port: 53},
@@ -169,7 +169,7 @@ func testServices() []lvs.VirtualServer {
 			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceTimeout: 60},
 			Dests: []lvs.Dest{{Addr: ap("10.0.1.1:0"), Weight: 1}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, FWMark: 43},
-			Scheduler: lvs.LeastConn, PersistenceTimeout: 120, PersistenceBits: 64},
+			Scheduler: lvs.LeastConn, PersistenceTimeout: 120, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)},
 			Dests: []lvs.Dest{{Addr: ap("[2001:db8::10]:80"), Weight: 5}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: a("10.0.0.3"), Port: 0},
 			Scheduler: lvs.WeightedLeastConn, Method: lvs.DR, PersistenceTimeout: 600},
@@ -201,7 +201,7 @@ func TestReconcileAndReadBack(t *testing.T) {
 	}
 
 	// Change everything that can change in place, and drop a service.
-	vss[0].Service.Scheduler, vss[0].Service.PersistenceTimeout, vss[0].Service.PersistenceBits = lvs.LeastConn, 0, 0
+	vss[0].Service.Scheduler, vss[0].Service.PersistenceTimeout, vss[0].Service.PersistenceMask = lvs.LeastConn, 0, netip.Addr{}
 	vss[0].Dests[0].Weight = 7
 	vss[0].Dests[1] = lvs.Dest{Addr: netip.MustParseAddrPort("10.0.1.9:8080"), Weight: 1, Method: lvs.DR}
 	vss[1].Service.Flags = lvs.FlagSHPort
@@ -476,7 +476,7 @@ func TestNATForwardingIPv6(t *testing.T) {
 	dests := []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}}
 	vip := netip.MustParseAddr("fd01::1")
 	sticky := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip, Port: 80},
-		Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceBits: 64}
+		Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)}
 	plain := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip, Port: 81}, Scheduler: lvs.RoundRobin}
 	reconcile(t, lvs.NewReconciler(k, k.Owns), mustDesired(t,
 		lvs.VirtualServer{Service: sticky, Dests: dests}, lvs.VirtualServer{Service: plain, Dests: dests}))
@@ -608,24 +608,23 @@ func parseServiceLine(f []string) (lvs.Service, error) {
 				if err != nil {
 					return s, err
 				}
-				s.PersistenceBits = uint8(bits)
+				s.PersistenceMask = lvs.PrefixMask(lvs.IPv6, int(bits))
 			} else {
 				m, err := netip.ParseAddr(f[1])
 				if err != nil {
 					return s, err
 				}
-				bits, _ := net.IPMask(m.AsSlice()).Size()
-				s.PersistenceBits = uint8(bits)
+				s.PersistenceMask = m
 			}
 			f = f[2:]
 		default:
 			return s, fmt.Errorf("unknown field %q", f[0])
 		}
 	}
-	if s.PersistenceBits == 0 {
-		s.PersistenceBits = 32
+	if !s.PersistenceMask.IsValid() {
+		s.PersistenceMask = lvs.PrefixMask(s.Family, 32)
 		if s.Family == lvs.IPv6 {
-			s.PersistenceBits = 128
+			s.PersistenceMask = lvs.PrefixMask(s.Family, 128)
 		}
 	}
 	return s, nil

@@ -33,10 +33,10 @@ var cmpOpts = cmp.Options{
 func TestRegistryRoundTrip(t *testing.T) {
 	svcs := []lvs.Service{
 		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.UDP, VIP: netip.MustParseAddr("2001:db8::5"), Port: 53},
-			Scheduler: lvs.SourceHash, Flags: lvs.FlagSHPort, Method: lvs.DR, PersistenceBits: 128},
-		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42}, Scheduler: lvs.RoundRobin, Method: lvs.NAT, PersistenceBits: 32},
+			Scheduler: lvs.SourceHash, Flags: lvs.FlagSHPort, Method: lvs.DR, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 128)},
+		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42}, Scheduler: lvs.RoundRobin, Method: lvs.NAT, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 32)},
 	}
 	for _, s := range svcs {
 		got, err := decodeService(encodeService(s))
@@ -58,7 +58,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	// nft(8) prints comments of up to 128 bytes.
 	longest := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.SCTP,
 		VIP: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, FWMark: 1<<32 - 1},
-		Scheduler: lvs.LocalityLeastConnReplicated, Flags: 31, PersistenceTimeout: 1<<32 - 1, PersistenceBits: 128, Method: lvs.NAT}
+		Scheduler: lvs.LocalityLeastConnReplicated, Flags: 31, PersistenceTimeout: 1<<32 - 1, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 128), Method: lvs.NAT}
 	longestDest := lvs.Dest{Addr: netip.MustParseAddrPort("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"),
 		Weight: 2147483647, Method: lvs.NAT, LowerThreshold: 1<<32 - 1, UpperThreshold: 1<<32 - 1}
 	for _, c := range []string{encodeService(longest), encodeDest(longestDest)} {
@@ -240,7 +240,7 @@ func TestKernelRoundTrip(t *testing.T) {
 
 	nat := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 		Dests: []lvs.Dest{{Addr: rs1, Weight: 3}, {Addr: rs2, Weight: 0, UpperThreshold: 9}},
 	}
 	dr := lvs.VirtualServer{
@@ -630,7 +630,7 @@ func TestNATEndToEndIPv6(t *testing.T) {
 	vip := netip.MustParseAddrPort("[fd01::1]:80")
 	want := mustDesired(t, lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 60, PersistenceBits: 64},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 60, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)},
 		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}},
 	})
 	reconcile(t, k, want)
@@ -744,7 +744,7 @@ func oldLayout(t *testing.T) (netns.NsHandle, *nftables.Conn, lvs.VirtualServer)
 	ns := nsHandle(t, l, "dir")
 	vs := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 32)},
 		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
 			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
 	}
