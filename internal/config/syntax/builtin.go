@@ -48,7 +48,11 @@ func (p *preprocessor) builtin(name, params string, at Pos) (val string, ok bool
 			return "", false
 		}
 		// keepalived 2.4's get_env_var(): an unset variable is empty.
-		return os.Getenv(params), true
+		getenv := p.opts.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		return getenv(params), true
 	}
 	return p.random(params, at)
 }

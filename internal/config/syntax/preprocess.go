@@ -22,6 +22,8 @@ type Options struct {
 	// Random returns a random integer in [min, max] for ${_RANDOM}; nil
 	// means math/rand/v2. Tests set it to make expansions deterministic.
 	Random func(min, max uint64) uint64
+	// Getenv reads the environment for ${_ENV NAME}; nil means os.Getenv.
+	Getenv func(string) string
 
 	MaxFileSize       int64 // bytes in one file (default 16 MiB)
 	MaxTotalSize      int64 // bytes in all files read (default 64 MiB)
