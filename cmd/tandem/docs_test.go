@@ -15,9 +15,9 @@ import (
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/ from the commands' help")
 
-// TestDocs keeps docs/, one man-page style file per command (tandem*.md),
-// in step with the commands' own help: `go test ./cmd/tandem -run Docs
-// -update-docs` rewrites it.
+// TestDocs keeps docs/, one man-page style file per command, in step with
+// the commands' own help: `go test ./cmd/tandem -run Docs -update-docs`
+// rewrites it.
 func TestDocs(t *testing.T) {
 	dir := filepath.Join("..", "..", "docs")
 	want := map[string]string{}
@@ -50,10 +50,10 @@ func TestDocs(t *testing.T) {
 			t.Errorf("docs/%s is out of date with the command's help (go test ./cmd/tandem -run Docs -update-docs)", name)
 		}
 	}
+	// Pages named after a command are generated; the others
+	// (keepalived-compat.md) are written by hand.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		// Command pages are tandem*.md; other pages (keepalived-compat.md)
-		// are written by hand.
 		if _, ok := want[e.Name()]; !ok && strings.HasPrefix(e.Name(), "tandem") {
 			t.Errorf("docs/%s documents no command", e.Name())
 		}
