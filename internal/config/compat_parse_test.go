@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -314,6 +315,40 @@ func TestPreprocessorCompat(t *testing.T) {
 			},
 			check: func(t *testing.T, cfg *Config, dir string) {
 				wantEqual(t, "scripts", map[string][]string{"chk": {"/etc/keepalived/chk.sh", "$HOST"}}, scriptCommands(cfg))
+			},
+		},
+	})
+}
+
+// TestGroupFWMarkFamily covers "fwmark N inet|inet6" in a
+// virtual_server_group (keepalived's alloc_vsg_entry).
+func TestGroupFWMarkFamily(t *testing.T) {
+	group := func(entries string) [][2]string {
+		return [][2]string{{"keepalived.conf", "virtual_server_group G {\n" + entries + "}\nvirtual_server group G {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.0.2 80 {\n  }\n}\n"}}
+	}
+	runCompatCases(t, []compatCase{
+		{
+			name:  "families given",
+			files: group("  fwmark 3 inet6\n  fwmark 4 inet\n  10.0.0.1 80\n"),
+			check: func(t *testing.T, cfg *Config, dir string) {
+				var got []string
+				for _, e := range cfg.ServerGroups[0].Entries[:2] {
+					got = append(got, fmt.Sprintf("%d/%v", e.FWMark, e.FWMarkFamily))
+				}
+				wantEqual(t, "fwmarks", []string{"3/inet6", "4/inet"}, got)
+			},
+		},
+		{
+			name:  "unknown family",
+			files: group("  fwmark 3 ipv6\n"),
+			diags: []string{`keepalived.conf:2:12: error: virtual_server_group: fwmark 3 family "ipv6" is not inet or inet6`},
+		},
+		{
+			name:  "both families and a fwmark of none",
+			files: group("  fwmark 3 inet6\n  10.0.0.1 80\n  fwmark 5\n"),
+			diags: []string{
+				`keepalived.conf:1:1: error: virtual_server_group G: IPv4 and IPv6 entries with a fwmark of no family; write fwmark N inet or inet6`,
+				`keepalived.conf:6:1: error: virtual_server group G: virtual_server_group "G" is not defined`,
 			},
 		},
 	})

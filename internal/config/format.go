@@ -529,7 +529,11 @@ func (f *formatter) serverGroup(g *ServerGroup) {
 	f.open("virtual_server_group", g.Name)
 	for _, e := range g.Entries {
 		if e.FWMark != 0 {
-			f.line("fwmark", strconv.FormatUint(uint64(e.FWMark), 10))
+			w := []string{"fwmark", strconv.FormatUint(uint64(e.FWMark), 10)}
+			if e.FWMarkFamily != FamilyUnset {
+				w = append(w, e.FWMarkFamily.String())
+			}
+			f.line(w...)
 			continue
 		}
 		ip := e.IP.String()

@@ -58,10 +58,19 @@ func (p *parser) serverGroup(n *node, cfg *Config) {
 		return
 	}
 	g.Name = name
+	var v4, v6, noFamily bool
 	for _, k := range kids {
 		if e, ok := p.groupEntry(k); ok {
 			g.Entries = append(g.Entries, e)
+			v4 = v4 || e.IP.Is4() || e.FWMarkFamily == Inet
+			v6 = v6 || e.IP.Is6() || e.FWMarkFamily == Inet6
+			noFamily = noFamily || e.FWMark != 0 && e.FWMarkFamily == FamilyUnset
 		}
+	}
+	if v4 && v6 && noFamily {
+		// vsg_handler() removes such a group.
+		p.errorf(n.Keyword.Pos, "virtual_server_group %s: IPv4 and IPv6 entries with a fwmark of no family; write fwmark N inet or inet6", name)
+		return
 	}
 	cfg.ServerGroups = append(cfg.ServerGroups, g)
 }
@@ -76,11 +85,24 @@ func (p *parser) groupEntry(k *node) (ServerGroupEntry, bool) {
 		return e, false
 	}
 	if k.Keyword.Text == "fwmark" {
-		if !p.args(k, 1, 1) {
+		// alloc_vsg_entry(): "fwmark N [inet|inet6]", spelt exactly.
+		if !p.args(k, 1, -1) {
 			return e, false
 		}
+		k = p.firstArgs(k, 2)
 		v, ok := p.uintTok(k, k.Args[0], 1, 1<<32-1)
 		e.FWMark = uint32(v)
+		if len(k.Args) == 2 {
+			switch k.Args[1].Text {
+			case "inet":
+				e.FWMarkFamily = Inet
+			case "inet6":
+				e.FWMarkFamily = Inet6
+			default:
+				p.errorf(k.Args[1].Pos, "virtual_server_group: fwmark %s family %q is not inet or inet6", k.Args[0].Text, k.Args[1].Text)
+				return e, false
+			}
+		}
 		return e, ok
 	}
 	if !p.args(k, 0, 1) {

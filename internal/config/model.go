@@ -395,6 +395,9 @@ type ServerGroupEntry struct {
 	LastIP netip.Addr `json:"last_ip,omitzero"`
 	Port   int        `json:"port,omitempty"`
 	FWMark uint32     `json:"fwmark,omitempty"`
+	// FWMarkFamily is the family a fwmark entry serves ("fwmark N inet6");
+	// FamilyUnset takes the virtual server's.
+	FWMarkFamily Family `json:"fwmark_family,omitzero"`
 }
 
 // VirtualServer is a virtual_server block.

@@ -94,7 +94,11 @@ func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) 
 		}
 		for _, e := range g.Entries {
 			if e.FWMark != 0 {
-				keys = append(keys, ServiceKey{Family: fam, FWMark: e.FWMark})
+				f := fam
+				if e.FWMarkFamily != config.FamilyUnset {
+					f = AddressFamily(e.FWMarkFamily)
+				}
+				keys = append(keys, ServiceKey{Family: f, FWMark: e.FWMark})
 				continue
 			}
 			last := e.IP

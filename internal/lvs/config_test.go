@@ -176,3 +176,30 @@ func TestFromConfigGranularityNotAPrefix(t *testing.T) {
 		t.Errorf("persistence mask %v, want %v", got, want)
 	}
 }
+
+// TestFromConfigGroupFWMarkFamily: "fwmark N inet6" in a group is an IPv6
+// fwmark service whatever the virtual server's own family.
+func TestFromConfigGroupFWMarkFamily(t *testing.T) {
+	cfg := lab.ParseConfig(t, `virtual_server_group G {
+    fwmark 3 inet6
+    fwmark 4
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind DR
+    real_server 10.0.0.2 80 {
+    }
+}
+`)
+	d, err := FromConfig(cfg, NewPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range d.Keys() {
+		got = append(got, k.String())
+	}
+	if diff := cmp.Diff([]string{"fwm:4/ipv4", "fwm:3/ipv6"}, got); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+}
