@@ -152,7 +152,9 @@ scan:
 	// before it go, as the last byte of the line would.
 	if !cont && n > 0 && t.b[n-1] == '\\' {
 		cont = true
-		for n--; n > 0 && isBlank(t.b[n-1]); n-- {
+		n--
+		for n > 0 && isBlank(t.b[n-1]) {
+			n--
 		}
 	}
 	return t.slice(0, n), cont, comment
