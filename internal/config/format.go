@@ -184,7 +184,7 @@ func (f *formatter) global(g *Global) {
 	f.num("vrrp_version", g.VRRPVersion)
 	f.only("vrrp_strict", g.VRRPStrict)
 	f.firewall(&g.Firewall)
-	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
+	f.only("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	if g.VRRPStartupDelay != 0 { // 0 is "not given": keepalived refuses it
 		f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
@@ -203,7 +203,7 @@ func (f *formatter) global(g *Global) {
 	f.flag("vrrp_lower_prio_no_advert", g.VRRPLowerPrioNoAdvert)
 	f.flag("vrrp_higher_prio_send_advert", g.VRRPHigherPrioSendAdv)
 	f.flag("vrrp_notify_priority_changes", g.VRRPNotifyPriorityChgs)
-	f.flag("v3_checksum_as_v2", g.V3ChecksumAsV2)
+	f.only("v3_checksum_as_v2", g.V3ChecksumAsV2)
 	f.only("lvs_flush", g.LVSFlush)
 	switch g.LVSFlushOnStop {
 	case FlushAll:
@@ -572,7 +572,11 @@ func (f *formatter) serverGroup(g *ServerGroup) {
 	f.open("virtual_server_group", g.Name)
 	for _, e := range g.Entries {
 		if e.FWMark != 0 {
-			f.line("fwmark", strconv.FormatUint(uint64(e.FWMark), 10))
+			w := []string{"fwmark", strconv.FormatUint(uint64(e.FWMark), 10)}
+			if e.FWMarkFamily != FamilyUnset {
+				w = append(w, e.FWMarkFamily.String())
+			}
+			f.line(w...)
 			continue
 		}
 		ip := e.IP.String()
@@ -605,7 +609,12 @@ func (f *formatter) timingDefaults(t *TimingDefaults) {
 	if t.Retry != nil {
 		f.num("retry", *t.Retry)
 	}
-	f.boolPtr("alpha", t.Alpha)
+	// A virtual server's alpha takes no value (vs_alpha_handler).
+	if t.Alpha != nil && *t.Alpha {
+		f.line("alpha")
+	} else {
+		f.boolPtr("alpha", t.Alpha)
+	}
 }
 
 func (f *formatter) virtualServer(vs *VirtualServer) {
@@ -629,26 +638,27 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if vs.Persistence > 0 {
 		f.dur("persistence_timeout", vs.Persistence)
 	}
-	if g := vs.Granularity; g != 0 && vs.Family == Inet6 {
-		f.num("persistence_granularity", int(g))
-	} else if g != 0 {
-		f.line("persistence_granularity", net.IP(net.CIDRMask(int(g), 32)).String())
+	if g := vs.Granularity; g.Is6() {
+		ones, _ := net.IPMask(g.AsSlice()).Size()
+		f.num("persistence_granularity", ones)
+	} else if g.IsValid() {
+		f.line("persistence_granularity", g.String())
 	}
 	f.str("persistence_engine", vs.PersistenceEngine)
-	f.flag("ha_suspend", vs.HASuspend)
+	f.only("ha_suspend", vs.HASuspend)
 	f.str("virtualhost", vs.Virtualhost)
-	f.flag("omega", vs.Omega)
+	f.only("omega", vs.Omega)
 	f.num("quorum", vs.Quorum)
 	f.num("hysteresis", vs.Hysteresis)
 	f.cmd("quorum_up", vs.QuorumUp)
 	f.cmd("quorum_down", vs.QuorumDown)
-	f.flag("inhibit_on_failure", vs.Inhibit)
+	f.only("inhibit_on_failure", vs.Inhibit)
 	f.flag("smtp_alert", vs.SMTPAlert)
 	f.num("weight", vs.Weight)
 	f.timingDefaults(&vs.Defaults)
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", ss.IP.String(), strconv.Itoa(ss.Port))
-		f.flag("sorry_server_inhibit", ss.Inhibit)
+		f.only("sorry_server_inhibit", ss.Inhibit)
 		f.line("sorry_server_lvs_method", ss.Method.String())
 	}
 	for _, rs := range vs.RealServers {

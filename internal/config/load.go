@@ -12,6 +12,10 @@ type Options struct {
 	// ConfigID selects @ID lines; empty means the short host name, as
 	// keepalived's default for -i.
 	ConfigID string
+	// Random returns a random integer in [min, max] for ${_RANDOM}; nil
+	// means math/rand/v2. Tests set it to make a configuration
+	// deterministic.
+	Random func(min, max uint64) uint64
 	// IPRoute2Dir holds the iproute2 name files (rt_tables, rt_protos,
 	// rt_scopes, rt_dsfield); empty means DefaultIPRoute2Dir.
 	IPRoute2Dir string
@@ -29,15 +33,19 @@ const (
 // Load reads, preprocesses, parses and validates the configuration at path.
 // The Config is usable only when the diagnostics hold no error.
 func Load(path string, opts Options) (*Config, Diagnostics) {
-	nodes, diags := syntax.ParseFile(path, syntax.Options{ConfigID: configID(opts)})
+	nodes, diags := syntax.ParseFile(path, syntaxOptions(opts))
 	return build(nodes, diags, opts)
 }
 
 // Parse is Load for configuration text held in memory; name is used in
 // positions and to resolve relative includes.
 func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
-	nodes, diags := syntax.ParseBytes(name, src, syntax.Options{ConfigID: configID(opts)})
+	nodes, diags := syntax.ParseBytes(name, src, syntaxOptions(opts))
 	return build(nodes, diags, opts)
+}
+
+func syntaxOptions(opts Options) syntax.Options {
+	return syntax.Options{ConfigID: configID(opts), Random: opts.Random}
 }
 
 func configID(opts Options) string {

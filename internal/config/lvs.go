@@ -59,10 +59,19 @@ func (p *parser) serverGroup(n *node, cfg *Config) {
 		return
 	}
 	g.Name = name
+	var v4, v6, noFamily bool
 	for _, k := range kids {
 		if e, ok := p.groupEntry(k); ok {
 			g.Entries = append(g.Entries, e)
+			v4 = v4 || e.IP.Is4() || e.FWMarkFamily == Inet
+			v6 = v6 || e.IP.Is6() || e.FWMarkFamily == Inet6
+			noFamily = noFamily || e.FWMark != 0 && e.FWMarkFamily == FamilyUnset
 		}
+	}
+	if v4 && v6 && noFamily {
+		// vsg_handler() removes such a group.
+		p.errorf(n.Keyword.Pos, "virtual_server_group %s: IPv4 and IPv6 entries with a fwmark of no family; write fwmark N inet or inet6", name)
+		return
 	}
 	cfg.ServerGroups = append(cfg.ServerGroups, g)
 }
@@ -77,11 +86,24 @@ func (p *parser) groupEntry(k *node) (ServerGroupEntry, bool) {
 		return e, false
 	}
 	if k.Keyword.Text == "fwmark" {
-		if !p.args(k, 1, 1) {
+		// alloc_vsg_entry(): "fwmark N [inet|inet6]", spelt exactly.
+		if !p.args(k, 1, -1) {
 			return e, false
 		}
+		k = p.firstArgs(k, 2)
 		v, ok := p.uintTok(k, k.Args[0], 1, 1<<32-1)
 		e.FWMark = uint32(v)
+		if len(k.Args) == 2 {
+			switch k.Args[1].Text {
+			case "inet":
+				e.FWMarkFamily = Inet
+			case "inet6":
+				e.FWMarkFamily = Inet6
+			default:
+				p.errorf(k.Args[1].Pos, "virtual_server_group: fwmark %s family %q is not inet or inet6", k.Args[0].Text, k.Args[1].Text)
+				return e, false
+			}
+		}
 		return e, ok
 	}
 	if !p.args(k, 0, 1) {
@@ -143,9 +165,12 @@ func rangeEnd(a netip.Addr, last string) (netip.Addr, bool) {
 
 func (p *parser) virtualServer(n *node, cfg *Config) {
 	vs := &VirtualServer{Pos: n.Keyword.Pos, Quorum: 1, Weight: 1}
-	if !p.args(n, 1, 2) {
+	if !p.args(n, 1, -1) {
 		return
 	}
+	// vs_handler() reads "IP [PORT]", "fwmark N" or "group NAME" and no
+	// further word.
+	n = p.firstArgs(n, 2)
 	switch n.Args[0].Text {
 	case "fwmark", "group":
 		if !p.args(n, 2, 2) {
@@ -213,16 +238,19 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		},
 		"persistence_engine": p.setStr(&vs.PersistenceEngine),
 		"protocol":           setEnumOf(p, &vs.Protocol, protocols),
-		"ha_suspend":         p.setFlag(&vs.HASuspend),
+		"ha_suspend":         p.setConst(&vs.HASuspend, true),
 		"virtualhost":        p.setStr(&vs.Virtualhost),
-		"omega":              p.setFlag(&vs.Omega),
+		"omega":              p.setConst(&vs.Omega, true),
 		"quorum":             p.setInt(&vs.Quorum, 1, 1<<31-1),
 		"hysteresis":         p.setInt(&vs.Hysteresis, 0, 1<<31-1),
 		"quorum_up":          p.setCmd(&vs.QuorumUp),
 		"quorum_down":        p.setCmd(&vs.QuorumDown),
-		"inhibit_on_failure": p.setFlag(&vs.Inhibit),
-		"smtp_alert":         p.setFlagPtr(&u.smtpAlert),
-		"weight":             p.setInt(&vs.Weight, 1, maxWeight),
+		"inhibit_on_failure": p.setConst(&vs.Inhibit, true),
+		// keepalived's vs_alpha_handler() ignores its argument, unlike
+		// the real server's and the checker's alpha.
+		"alpha":      p.setConstPtr(&vs.Defaults.Alpha, true),
+		"smtp_alert": p.setFlagPtr(&u.smtpAlert),
+		"weight":     p.setInt(&vs.Weight, 1, maxWeight),
 		"sorry_server": func(n *node) {
 			if !p.noBlock(n) || !p.args(n, 1, 2) {
 				return
@@ -238,8 +266,9 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 			vs.SorryServer = ss
 		},
 		"sorry_server_inhibit": func(n *node) {
-			if v, ok := p.boolArgs(n); ok {
-				p.sorry(vs, n).Inhibit = v
+			if p.noBlock(n) {
+				p.ignoreArgsFrom(n, 0)
+				p.sorry(vs, n).Inhibit = true
 			}
 		},
 		"sorry_server_lvs_method": func(n *node) {
@@ -278,7 +307,8 @@ func (p *parser) sorry(vs *VirtualServer, n *node) *SorryServer {
 
 func (p *parser) schedFlag(vs *VirtualServer) handler {
 	return func(n *node) {
-		if p.noBlock(n) && p.args(n, 0, 0) {
+		if p.noBlock(n) {
+			p.ignoreArgsFrom(n, 0) // lbflags_handler() reads the keyword only
 			vs.unset.schedFlags = append(vs.unset.schedFlags, n.Keyword)
 		}
 	}
@@ -313,9 +343,10 @@ func (p *parser) methodTo(dst *Method) handler {
 
 func (p *parser) realServer(n *node, vs *VirtualServer) {
 	rs := &RealServer{Pos: n.Keyword.Pos, Weight: -1}
-	if !p.args(n, 1, 2) {
+	if !p.args(n, 1, -1) {
 		return
 	}
+	n = p.firstArgs(n, 2) // rs_handler() reads "IP [PORT]" and no further word
 	var ok bool
 	if rs.IP, rs.Port, ok = p.addrPort(n); !ok {
 		return

@@ -434,6 +434,9 @@ type ServerGroupEntry struct {
 	LastIP netip.Addr `json:"last_ip,omitzero"`
 	Port   int        `json:"port,omitempty"`
 	FWMark uint32     `json:"fwmark,omitempty"`
+	// FWMarkFamily is the family a fwmark entry serves ("fwmark N inet6");
+	// FamilyUnset takes the virtual server's.
+	FWMarkFamily Family `json:"fwmark_family,omitzero"`
 }
 
 // VirtualServer is a virtual_server block.
@@ -454,9 +457,11 @@ type VirtualServer struct {
 	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
 	Method      Method     `json:"method"`
 	Persistence Duration   `json:"persistence_timeout"`
-	// Granularity is the persistence netmask as a prefix length (0: not
-	// given); the configuration writes it as a dotted mask for IPv4.
-	Granularity       uint8        `json:"persistence_granularity,omitempty"`
+	// Granularity is the persistence netmask (the zero Addr: not given).
+	// The configuration writes it as a dotted mask for IPv4, which need
+	// not be a prefix (keepalived and IPVS apply it bitwise), and as a
+	// prefix length for IPv6.
+	Granularity       netip.Addr   `json:"persistence_granularity,omitzero"`
 	PersistenceEngine string       `json:"persistence_engine,omitempty"`
 	HASuspend         bool         `json:"ha_suspend"`
 	Virtualhost       string       `json:"virtualhost,omitempty"`

@@ -218,15 +218,45 @@ func parseSeconds(s string) (time.Duration, error) {
 	return time.Duration(w)*time.Second + time.Duration(f)*time.Microsecond, nil
 }
 
+// ignoreArgsFrom warns about the arguments of n from index i on. keepalived
+// checks no argument count for its keywords: each handler reads the vector
+// slots it wants (strvec_slot) and never looks at the others, so a flag
+// followed by a word ("enable_script_security yes") or a line with a word
+// too many ("virtual_server 192.0.2.1 80 80") loads there.
+func (p *parser) ignoreArgsFrom(n *node, i int) {
+	if len(n.Args) <= i {
+		return
+	}
+	what := "argument"
+	if len(n.Args) > i+1 {
+		what += "s"
+	}
+	p.warnf(n.Args[i].Pos, "%s: %s %q ignored, as keepalived does", n.Keyword.Text, what, strings.Join(tokenTexts(n.Args[i:]), " "))
+}
+
+// firstArgs is n with only its first k arguments, warning about the others
+// as ignoreArgsFrom does.
+func (p *parser) firstArgs(n *node, k int) *node {
+	if len(n.Args) <= k {
+		return n
+	}
+	p.ignoreArgsFrom(n, k)
+	c := *n
+	c.Args = n.Args[:k]
+	return &c
+}
+
 // boolArgs reads a flag keyword: alone it means true; it may also carry an
-// explicit true/false (on/off, yes/no), as keepalived accepts.
+// explicit true/false (on/off, yes/no), as keepalived's check_true_false()
+// accepts; further words are ignored with a warning.
 func (p *parser) boolArgs(n *node) (bool, bool) {
-	if !p.noBlock(n) || !p.args(n, 0, 1) {
+	if !p.noBlock(n) {
 		return false, false
 	}
 	if len(n.Args) == 0 {
 		return true, true
 	}
+	p.ignoreArgsFrom(n, 1)
 	switch strings.ToLower(n.Args[0].Text) {
 	case "true", "on", "yes":
 		return true, true
@@ -256,9 +286,13 @@ func (p *parser) setFlagPtr(dst **bool) handler {
 }
 
 // setConst sets *dst to v for a keyword that takes no argument (nopreempt).
+// keepalived's handlers for these ignore their arguments (the strvec is
+// unused), so "omega on" and even "omega off" mean omega: arguments are
+// warned about, not errors.
 func (p *parser) setConst(dst *bool, v bool) handler {
 	return func(n *node) {
-		if p.noBlock(n) && p.args(n, 0, 0) {
+		if p.noBlock(n) {
+			p.ignoreArgsFrom(n, 0)
 			*dst = v
 		}
 	}
@@ -433,6 +467,38 @@ func (p *parser) addrTok(n *node, t syntax.Token) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// hostAddrTok reads a VRRP source or peer address as keepalived's
+// inet_stosockaddr() does: text from the first '/' or '-' on (a prefix
+// length or a range) is dropped, so "fd00::2/64" is fd00::2. what names
+// the keyword in messages.
+func (p *parser) hostAddrTok(what string, t syntax.Token) (netip.Addr, bool) {
+	s, cut := t.Text, ""
+	if i := strings.IndexAny(s, "/-"); i >= 0 {
+		s, cut = s[:i], s[i:]
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		p.errorf(t.Pos, "%s: %q is not an IP address", what, t.Text)
+		return netip.Addr{}, false
+	}
+	if cut != "" {
+		p.warnf(t.Pos, "%s: %q read as %s: the %q is dropped, as keepalived does", what, t.Text, a, cut)
+	}
+	return a, true
+}
+
+// setHostAddr is setAddr with hostAddrTok.
+func (p *parser) setHostAddr(dst *netip.Addr) handler {
+	return func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if a, ok := p.hostAddrTok(n.Keyword.Text, n.Args[0]); ok {
+			*dst = a
+		}
+	}
 }
 
 func (p *parser) setAddr(dst *netip.Addr) handler {

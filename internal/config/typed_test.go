@@ -106,9 +106,10 @@ func TestTypedAtLoad(t *testing.T) {
 		{name: "address brd -", src: addr("10.3.0.1/24 broadcast - dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{None: true}},
 		{name: "address brd address", src: addr("10.3.0.1/24 brd 10.3.0.127 dev eth0"), got: addrField(func(a *IPAddress) any { return a.Broadcast }), want: Broadcast{Addr: netip.MustParseAddr("10.3.0.127")}},
 		{name: "address brd bad", src: addr("10.3.0.1/24 brd 10.3.0 dev eth0"), col: 21, msg: `address 10.3.0.1/24: broadcast "10.3.0" is not an IPv4 address, + or -`},
-		// persistence_granularity: into a prefix length once the family is known.
-		{name: "granularity v4", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n"), got: vsGran, want: uint8(24)},
-		{name: "granularity v6", src: strings.Replace(vsWith("  persistence_timeout 60\n  persistence_granularity 64\n"), "10.0.0.1 80", "fd00::1 80", 1), got: vsGran, want: uint8(64)},
+		// persistence_granularity: into a netmask once the family is known.
+		{name: "granularity v4", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n"), got: vsGran, want: netip.MustParseAddr("255.255.255.0")},
+		{name: "granularity v4 not a prefix", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255.0\n"), got: vsGran, want: netip.MustParseAddr("255.0.255.0")},
+		{name: "granularity v6", src: strings.Replace(vsWith("  persistence_timeout 60\n  persistence_granularity 64\n"), "10.0.0.1 80", "fd00::1 80", 1), got: vsGran, want: netip.MustParseAddr("ffff:ffff:ffff:ffff::")},
 		// scheduler flags: resolved against lb_algo once it is known.
 		{name: "sched flag-1 and sh-port under sh", src: strings.Replace(vsWith("  flag-1\n  sh-port\n"), "rr", "sh", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedFallback | SchedPort},
 		{name: "sched ops", src: strings.Replace(vsWith("  ops\n"), "TCP", "UDP", 1), got: func(c *Config) any { return c.VirtualServers[0].SchedFlags }, want: SchedOnePacket},
@@ -117,7 +118,7 @@ func TestTypedAtLoad(t *testing.T) {
 		{name: "dns type aaaa", src: vsWith(dnsCheck("aaaa")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(28)},
 		{name: "dns type default SOA", src: vsWith(dnsCheck("")), got: func(c *Config) any { return c.VirtualServers[0].RealServers[0].Checkers[0].DNS.Type }, want: DNSType(6)},
 		{name: "dns type unknown", src: vsWith(dnsCheck("PTR")), line: 7, col: 12, msg: `type: "PTR" is not one of A, NS, CNAME, SOA, MX, TXT, AAAA`},
-		{name: "granularity v4 not a mask", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255.0\n"), col: 27, msg: `persistence_granularity "255.0.255.0" is not an IPv4 netmask`},
+		{name: "granularity v4 not an address", src: vsWith("  persistence_timeout 60\n  persistence_granularity 255.0.255\n"), col: 27, msg: `persistence_granularity "255.0.255" is not an IPv4 netmask`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

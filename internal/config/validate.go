@@ -1,8 +1,7 @@
 package config
 
 import (
-	"encoding/binary"
-	"math/bits"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -325,7 +324,9 @@ func (p *parser) schedFlags(vs *VirtualServer, name string, byIP bool) {
 
 // granularity reads the persistence netmask now that the family is known:
 // a dotted IPv4 mask or an IPv6 prefix length 1..128 (keepalived
-// check_parser.c pgr_handler).
+// check_parser.c pgr_handler). Any IPv4 mask is taken, as keepalived
+// does ("ipvsadm doesn't [force a solid netmask] and the kernel doesn't
+// require it either"): IPVS applies it bitwise, and so do Tandem's planes.
 func (p *parser) granularity(vs *VirtualServer, name string, t syntax.Token) {
 	if vs.Family == Inet6 {
 		n, err := strconv.Atoi(t.Text)
@@ -333,18 +334,13 @@ func (p *parser) granularity(vs *VirtualServer, name string, t syntax.Token) {
 			p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv6 prefix length 1..128", name, t.Text)
 			return
 		}
-		vs.Granularity = uint8(n)
+		vs.Granularity, _ = netip.AddrFromSlice(net.CIDRMask(n, 128))
 		return
 	}
 	m, err := netip.ParseAddr(t.Text)
-	if err != nil || !m.Is4() || !isMask(m.As4()) {
+	if err != nil || !m.Is4() {
 		p.errorf(t.Pos, "%s: persistence_granularity %q is not an IPv4 netmask like 255.255.255.0", name, t.Text)
 		return
 	}
-	vs.Granularity = uint8(bits.OnesCount32(binary.BigEndian.Uint32(m.AsSlice())))
-}
-
-func isMask(b [4]byte) bool {
-	v := binary.BigEndian.Uint32(b[:])
-	return v != 0 && ^v&(^v+1) == 0
+	vs.Granularity = m
 }

@@ -374,8 +374,8 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"promote_secondaries":       p.setConst(&in.PromoteSecond, true),
 		"notify_priority_changes":   p.setFlag(&in.NotifyPrioChgs),
 		"smtp_alert":                p.setFlag(&in.SMTPAlert),
-		"unicast_src_ip":            p.setAddr(&in.UnicastSrcIP),
-		"mcast_src_ip":              p.setAddr(&in.McastSrcIP),
+		"unicast_src_ip":            p.setHostAddr(&in.UnicastSrcIP),
+		"mcast_src_ip":              p.setHostAddr(&in.McastSrcIP),
 		"mcast_dst_ip":              p.setAddr(&in.McastDstIP),
 		"unicast_ttl":               p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":      p.setConst(&in.NoVirtualIPAddr, true),
@@ -419,9 +419,11 @@ func (p *parser) instance(n *node, cfg *Config) {
 	cfg.Instances = append(cfg.Instances, in)
 }
 
+// setConstPtr is setConst for a field whose nil means "not given".
 func (p *parser) setConstPtr(dst **bool, v bool) handler {
 	return func(n *node) {
-		if p.noBlock(n) && p.args(n, 0, 0) {
+		if p.noBlock(n) {
+			p.ignoreArgsFrom(n, 0)
 			*dst = &v
 		}
 	}
@@ -434,7 +436,7 @@ func (p *parser) unicastPeer(k *node) (UnicastPeer, bool) {
 		p.errorf(k.Keyword.Pos, "unicast_peer: unexpected block")
 		return u, false
 	}
-	a, ok := p.addrTok(k, k.Keyword)
+	a, ok := p.hostAddrTok("unicast_peer", k.Keyword)
 	if !ok {
 		return u, false
 	}

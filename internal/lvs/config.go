@@ -72,7 +72,7 @@ func serviceOf(vs *config.VirtualServer) Service {
 	if vs.SchedFlags&config.SchedPort != 0 {
 		s.Flags |= port
 	}
-	s.PersistenceBits = vs.Granularity
+	s.PersistenceMask = vs.Granularity
 	s.PersistenceEngine = vs.PersistenceEngine
 	return s
 }
@@ -95,7 +95,11 @@ func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) 
 		}
 		for _, e := range g.Entries {
 			if e.FWMark != 0 {
-				keys = append(keys, ServiceKey{Family: fam, FWMark: e.FWMark})
+				f := fam
+				if e.FWMarkFamily != config.FamilyUnset {
+					f = AddressFamily(e.FWMarkFamily)
+				}
+				keys = append(keys, ServiceKey{Family: f, FWMark: e.FWMark})
 				continue
 			}
 			last := e.IP

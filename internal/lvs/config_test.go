@@ -66,8 +66,8 @@ virtual_server group G {
 		t.Errorf("desired state (-want +got):\n%s", diff)
 	}
 	svc, _ := d.Lookup(ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("172.16.7.5"), Port: 80})
-	if svc.Service.PersistenceTimeout != 60 || svc.Service.PersistenceBits != 24 {
-		t.Errorf("persistence %d s /%d, want 60 s /24", svc.Service.PersistenceTimeout, svc.Service.PersistenceBits)
+	if svc.Service.PersistenceTimeout != 60 || svc.Service.PersistenceMask != netip.MustParseAddr("255.255.255.0") {
+		t.Errorf("persistence %d s %v, want 60 s 255.255.255.0", svc.Service.PersistenceTimeout, svc.Service.PersistenceMask)
 	}
 
 	// Quorum lost: the sorry server replaces the real servers.
@@ -150,5 +150,56 @@ func TestFromConfigEnums(t *testing.T) {
 		if vs.Service.Method != tt.method || len(vs.Dests) != 1 || vs.Dests[0].Method != tt.rsMethod {
 			t.Errorf("%s %q: method %v, dests %v; want %v and one dest with %v", tt.head, tt.body, vs.Service.Method, vs.Dests, tt.method, tt.rsMethod)
 		}
+	}
+}
+
+// TestFromConfigGranularityNotAPrefix: keepalived takes any IPv4
+// persistence_granularity, and IPVS applies it bitwise; the service keeps
+// the mask as written.
+func TestFromConfigGranularityNotAPrefix(t *testing.T) {
+	cfg := lab.ParseConfig(t, `virtual_server 172.16.7.5 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    persistence_timeout 60
+    persistence_granularity 255.0.255.0
+    real_server 172.16.7.3 80 {
+    }
+}
+`)
+	d, err := FromConfig(cfg, NewPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := d.Lookup(ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("172.16.7.5"), Port: 80})
+	if got, want := vs.Service.PersistenceMask, netip.MustParseAddr("255.0.255.0"); got != want {
+		t.Errorf("persistence mask %v, want %v", got, want)
+	}
+}
+
+// TestFromConfigGroupFWMarkFamily: "fwmark N inet6" in a group is an IPv6
+// fwmark service whatever the virtual server's own family.
+func TestFromConfigGroupFWMarkFamily(t *testing.T) {
+	cfg := lab.ParseConfig(t, `virtual_server_group G {
+    fwmark 3 inet6
+    fwmark 4
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind DR
+    real_server 10.0.0.2 80 {
+    }
+}
+`)
+	d, err := FromConfig(cfg, NewPool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range d.Keys() {
+		got = append(got, k.String())
+	}
+	if diff := cmp.Diff([]string{"fwm:4/ipv4", "fwm:3/ipv6"}, got); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
 	}
 }

@@ -50,7 +50,7 @@ func newFakeKernel() *fakeKernel {
 }
 
 // Services returns the services in map order, deliberately unsorted. Seeded
-// services keep their fields as written (PersistenceBits 0, say), which
+// services keep their fields as written (no PersistenceMask, say), which
 // exercises the reconciler's normalization.
 func (k *fakeKernel) Services() ([]Service, error) {
 	if k.servicesErr != nil {
@@ -180,7 +180,7 @@ func (k *fakeKernel) seed(vs VirtualServer) {
 }
 
 // state returns the kernel's contents as sorted virtual servers, Method
-// cleared and PersistenceBits normalized, for comparison with a Desired.
+// cleared and PersistenceMask normalized, for comparison with a Desired.
 func (k *fakeKernel) state() []VirtualServer {
 	var out []VirtualServer
 	for _, s := range k.svcs {

@@ -249,11 +249,15 @@ type Service struct {
 	// seconds (IPVS_SVC_ATTR_TIMEOUT), so this is not a time.Duration that
 	// the kernel would silently round.
 	PersistenceTimeout uint32
-	// PersistenceBits is the persistence granularity as a prefix length:
-	// clients within the same /bits share a real server. 0 means a single
-	// address (/32 or /128), which is what the kernel reports when none was
-	// given; NewDesired and the reconciler fill it in so the two compare equal.
-	PersistenceBits uint8
+	// PersistenceMask is the persistence granularity as a netmask: clients
+	// whose addresses are equal under the mask share a real server. IPVS
+	// applies an IPv4 mask bitwise, so it need not be a prefix (ipvsadm -M
+	// and keepalived's persistence_granularity take 255.0.255.0); an IPv6
+	// one is a prefix length in the kernel. The zero Addr means a single
+	// address (all ones), which is what the kernel reports when none was
+	// given; NewDesired and the reconciler fill it in so the two compare
+	// equal.
+	PersistenceMask netip.Addr
 	// PersistenceEngine names an IPVS persistence engine ("sip": the
 	// Call-ID of SIP messages is the persistence key,
 	// IPVS_SVC_ATTR_PE_NAME); "" is none. Only the IPVS backend has
@@ -268,6 +272,42 @@ type Timeouts struct {
 	TCP, TCPFin, UDP time.Duration
 }
 
+// PrefixMask is the netmask of a /bits prefix in family f.
+func PrefixMask(f AddressFamily, bits int) netip.Addr {
+	b := make([]byte, f.bits()/8)
+	for i := range b {
+		n := min(max(bits-8*i, 0), 8)
+		b[i] = ^byte(0xff >> n)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// MaskText is mask m as its prefix length ("24"), as the dotted mask when
+// it is not a prefix ("255.0.255.0"), or "0" for the zero Addr.
+func MaskText(m netip.Addr) string {
+	if !m.IsValid() {
+		return "0"
+	}
+	if n := MaskBits(m); n >= 0 {
+		return strconv.Itoa(n)
+	}
+	return m.String()
+}
+
+// MaskBits is the prefix length of mask m, or -1 when m is not a prefix.
+func MaskBits(m netip.Addr) int {
+	b := m.AsSlice()
+	ones := 0
+	for ones < 8*len(b) && b[ones/8]&(0x80>>(ones%8)) != 0 {
+		ones++
+	}
+	if PrefixMask(familyOf(m), ones) != m {
+		return -1
+	}
+	return ones
+}
+
 // Key returns the service's identity.
 func (s Service) Key() ServiceKey { return s.ServiceKey }
 
@@ -277,8 +317,8 @@ func (s Service) normalize() Service {
 	if s.Family == 0 && s.VIP.IsValid() {
 		s.Family = familyOf(s.VIP)
 	}
-	if s.PersistenceBits == 0 {
-		s.PersistenceBits = uint8(s.Family.bits())
+	if !s.PersistenceMask.IsValid() {
+		s.PersistenceMask = PrefixMask(s.Family, s.Family.bits())
 	}
 	if s.Method == MethodUnset {
 		s.Method = NAT
@@ -291,7 +331,7 @@ func (s Service) normalize() Service {
 func (s Service) sameAttrs(o Service) bool {
 	return s.Scheduler == o.Scheduler && s.Flags == o.Flags &&
 		s.PersistenceTimeout == o.PersistenceTimeout &&
-		s.PersistenceBits == o.PersistenceBits && s.PersistenceEngine == o.PersistenceEngine
+		s.PersistenceMask == o.PersistenceMask && s.PersistenceEngine == o.PersistenceEngine
 }
 
 func (s Service) validate() error {
@@ -313,8 +353,12 @@ func (s Service) validate() error {
 	if s.Flags&(FlagMHFallback|FlagMHPort) != 0 && s.Scheduler != MaglevHash {
 		return fmt.Errorf("flags %v need scheduler mh, not %s", s.Flags&(FlagMHFallback|FlagMHPort), s.Scheduler)
 	}
-	if int(s.PersistenceBits) > s.Family.bits() {
-		return fmt.Errorf("persistence granularity /%d is longer than an %v address", s.PersistenceBits, s.Family)
+	if m := s.PersistenceMask; m.IsValid() && familyOf(m) != s.Family {
+		return fmt.Errorf("persistence granularity %s is not an %v netmask", m, s.Family)
+	}
+	if m := s.PersistenceMask; m.Is6() && MaskBits(m) < 0 {
+		// IPVS_SVC_ATTR_NETMASK is a prefix length for IPv6.
+		return fmt.Errorf("persistence granularity %s is not an IPv6 prefix", m)
 	}
 	// ipvsadm refuses "zero port specified for non-persistent service":
 	// without persistence a port-0 service would send each connection of a

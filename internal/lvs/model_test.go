@@ -29,14 +29,14 @@ func TestNewDesiredNormalizes(t *testing.T) {
 
 	want := []VirtualServer{
 		{
-			Service: Service{ServiceKey: ServiceKey{Family: IPv4, FWMark: 1}, Scheduler: RoundRobin, Method: DR, PersistenceBits: 32},
+			Service: Service{ServiceKey: ServiceKey{Family: IPv4, FWMark: 1}, Scheduler: RoundRobin, Method: DR, PersistenceMask: PrefixMask(IPv4, 32)},
 			Dests: []Dest{
 				{Addr: netip.MustParseAddrPort("10.0.0.2:0"), Weight: 1, Method: DR},
 				{Addr: netip.MustParseAddrPort("[2001:db8::9]:0"), Weight: 1, Method: TUN},
 			},
 		},
 		{
-			Service: Service{ServiceKey: vip(TCP, "[2001:db8::1]:80"), Scheduler: RoundRobin, Method: NAT, PersistenceBits: 128},
+			Service: Service{ServiceKey: vip(TCP, "[2001:db8::1]:80"), Scheduler: RoundRobin, Method: NAT, PersistenceMask: PrefixMask(IPv6, 128)},
 			Dests: []Dest{
 				{Addr: netip.MustParseAddrPort("[2001:db8::2]:80"), Weight: 2, Method: NAT},
 				{Addr: netip.MustParseAddrPort("[2001:db8::3]:80"), Weight: 1, Method: NAT},
@@ -89,7 +89,7 @@ func TestNewDesiredRejects(t *testing.T) {
 		}, "flags mh-fallback need scheduler mh"},
 		{"unknown flag", func(v *VirtualServer) { v.Service.Flags = 1 << 7 }, "unknown flags 0x80"},
 		{"bad service method", func(v *VirtualServer) { v.Service.Method = 9 }, "method method(9)"},
-		{"granularity too long", func(v *VirtualServer) { v.Service.PersistenceBits = 33 }, "/33 is longer than an ipv4 address"},
+		{"granularity of another family", func(v *VirtualServer) { v.Service.PersistenceMask = PrefixMask(IPv6, 64) }, "persistence granularity ffff:ffff:ffff:ffff:: is not an ipv4 netmask"},
 		{"port 0 without persistence", func(v *VirtualServer) { v.Service.Port = 0 }, "port 0 (all ports) needs persistence"},
 		{"negative weight", func(v *VirtualServer) { v.Dests[0].Weight = -1 }, "weight -1"},
 		{"weight too large", func(v *VirtualServer) { v.Dests[0].Weight = math.MaxInt32 + 1 }, "weight 2147483648"},

@@ -16,7 +16,7 @@ import (
 // Contract for implementations:
 //   - Services returns every service of the backend, including ones Tandem
 //     did not create (the reconciler decides ownership, see Reconciler), with
-//     Flags in Tandem's bits and PersistenceBits as a prefix length; the
+//     Flags in Tandem's bits and PersistenceMask as a netmask; the
 //     Service.Method field is ignored.
 //   - Dests returns the destinations of one service with concrete Methods.
 //   - Apply applies a plan: one Batch per virtual service, in order (see
@@ -134,8 +134,8 @@ func (o Op) String() string {
 		if s.PersistenceEngine != "" {
 			pe = " pe=" + s.PersistenceEngine
 		}
-		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%d%s",
-			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, s.PersistenceBits, pe)
+		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%s%s",
+			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, MaskText(s.PersistenceMask), pe)
 	case AddDest, UpdateDest:
 		d := o.Dest
 		return fmt.Sprintf("%v %v -> %v weight=%d method=%v thresholds=%d/%d",

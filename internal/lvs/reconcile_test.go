@@ -49,7 +49,7 @@ func baseline() []VirtualServer {
 		{Service: Service{ServiceKey: vip(UDP, "10.0.0.2:53"), Scheduler: RoundRobin},
 			Dests: []Dest{rs("10.1.0.3:53", 1)}},
 		{Service: Service{ServiceKey: ServiceKey{Family: IPv4, FWMark: 7}, Scheduler: SourceHash,
-			Flags: FlagSHPort, PersistenceTimeout: 300, PersistenceBits: 24, Method: DR},
+			Flags: FlagSHPort, PersistenceTimeout: 300, PersistenceMask: PrefixMask(IPv4, 24), Method: DR},
 			Dests: []Dest{rs("10.1.0.4:0", 5)}},
 		{Service: Service{ServiceKey: vip(TCP, "[2001:db8::1]:443"), Scheduler: MaglevHash},
 			Dests: []Dest{rs("[2001:db8::10]:443", 1)}},
@@ -70,8 +70,8 @@ func TestReconcileFromEmpty(t *testing.T) {
 	d := mustDesired(t, baseline()[:2]...)
 	rep := reconcile(t, NewReconciler(k, nil), d)
 
-	a := Service{ServiceKey: vip(TCP, "10.0.0.1:80"), Scheduler: WeightedRoundRobin, Method: NAT, PersistenceBits: 32}
-	b := Service{ServiceKey: vip(UDP, "10.0.0.2:53"), Scheduler: RoundRobin, Method: NAT, PersistenceBits: 32}
+	a := Service{ServiceKey: vip(TCP, "10.0.0.1:80"), Scheduler: WeightedRoundRobin, Method: NAT, PersistenceMask: PrefixMask(IPv4, 32)}
+	b := Service{ServiceKey: vip(UDP, "10.0.0.2:53"), Scheduler: RoundRobin, Method: NAT, PersistenceMask: PrefixMask(IPv4, 32)}
 	nat := func(d Dest) Dest { d.Method = NAT; return d }
 	want := []Op{
 		{Kind: AddService, Service: a},

@@ -21,6 +21,8 @@ var fuzzSeeds = []string{
 	"include *.conf\ninclude {a,b}.conf\nincludea nope\n",
 	"$A=$A\nk $A\n$X=${X}${X}\nk $X\n",
 	"k \x00 x\n\xff\xfe\"\n",
+	"k ${_RANDOM 1 9} ${_RANDOM} $_INSTANCE \"${_HASH}\" a${_BANG}b ${_PWD} ${_ENV X} ${_FOO} ${_PWD 1} ${_RANDOM a}\n" +
+		"$A=a # c \\\n b \\ \n\nk $A $U\n$U=1\n${_HASH} k\n",
 }
 
 func FuzzLex(f *testing.F) {
@@ -58,7 +60,11 @@ func FuzzLex(f *testing.F) {
 
 // fuzzOptions keep each run fast while still reaching every limit.
 var fuzzOptions = Options{
-	ConfigID:          "high",
+	ConfigID: "high",
+	Random:   func(lo, _ uint64) uint64 { return lo },
+	// The environment would let ${_ENV NAME} name files outside the
+	// fuzzers' directory in include lines.
+	Getenv:            func(string) string { return "" },
 	MaxExpansion:      1 << 18,
 	MaxLoopIterations: 1000,
 	MaxTokens:         1 << 16,

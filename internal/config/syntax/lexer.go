@@ -82,10 +82,27 @@ func lines(src []byte) iter.Seq2[int, []byte] {
 //   - any other '\' keeps itself and the next byte (so "\"" never opens or
 //     closes a quote);
 //   - a '\' as the last byte is a continuation mark, reported in cont and
-//     removed; keepalived only honours it in $definitions;
+//     removed; keepalived only honours it in $definitions; so is a '\'
+//     that ends the line once the comment and trailing blanks are cut;
 //   - trailing blanks are dropped.
 func decomment(line []byte) (t text, cont bool) {
+	t, cont, _ = decommentText(text{b: line})
+	return t, cont
+}
+
+// decommentText is decomment for text whose columns are known (nil cols
+// means byte i is at column i+1). comment is the index in in.b of the '!'
+// or '#' that started a comment, or -1.
+func decommentText(in text) (t text, cont bool, comment int) {
+	line := in.b
+	col := func(i int) int {
+		if in.cols == nil {
+			return i + 1
+		}
+		return in.cols[i]
+	}
 	t = text{b: make([]byte, 0, len(line)), cols: make([]int, 0, len(line))}
+	comment = -1
 	quote := false
 	i := 0
 	for i < len(line) && isBlank(line[i]) {
@@ -104,22 +121,43 @@ scan:
 			}
 			if !quote && (line[i+1] == '#' || line[i+1] == '!') {
 				i++
-				t.add(line[i], i+1)
+				t.add(line[i], col(i))
 				continue
 			}
-			t.add(c, i+1)
+			t.add(c, col(i))
 			i++
 			c = line[i]
 		case !quote && (c == '!' || c == '#'):
+			comment = i
+			// decomment() scans on through the comment: a '\' ending
+			// the line still continues a $definition, so in
+			// "$X=a # note \" the '\' is a continuation mark.
+			for j := i; j < len(line); j++ {
+				if line[j] == '\\' {
+					cont = cont || j+1 == len(line)
+					j++
+				}
+			}
 			break scan
 		}
-		t.add(c, i+1)
+		t.add(c, col(i))
 	}
 	n := len(t.b)
 	for n > 0 && isBlank(t.b[n-1]) {
 		n--
 	}
-	return t.slice(0, n), cont
+	// keepalived tests for a final '\' after decomment() has cut the
+	// comment and the trailing blanks (check_definition, read_line), so
+	// "$X=a \ # note" and "$X=a \ " continue too; the '\' and the blanks
+	// before it go, as the last byte of the line would.
+	if !cont && n > 0 && t.b[n-1] == '\\' {
+		cont = true
+		n--
+		for n > 0 && isBlank(t.b[n-1]) {
+			n--
+		}
+	}
+	return t.slice(0, n), cont, comment
 }
 
 // tokenize splits decommented text into tokens, following keepalived's

@@ -19,6 +19,11 @@ type Options struct {
 	// -i/--config-id). The caller defaults it to the short host name; an
 	// empty ConfigID matches no @ID, so every @^ID line is kept.
 	ConfigID string
+	// Random returns a random integer in [min, max] for ${_RANDOM}; nil
+	// means math/rand/v2. Tests set it to make expansions deterministic.
+	Random func(min, max uint64) uint64
+	// Getenv reads the environment for ${_ENV NAME}; nil means os.Getenv.
+	Getenv func(string) string
 
 	MaxFileSize       int64 // bytes in one file (default 16 MiB)
 	MaxTotalSize      int64 // bytes in all files read (default 64 MiB)
@@ -107,8 +112,8 @@ func (d *diagSink) fatal(pos Pos, format string, args ...any) {
 }
 
 // definition is one $NAME. A multi-line value holds its lines separated by
-// '\n'. std names a keepalived built-in definition whose value tandem does not
-// compute (the value would differ from run to run or host to host).
+// '\n'. std names a keepalived built-in definition whose value is computed
+// at each use (builtin).
 type definition struct {
 	value     string
 	multiline bool
@@ -137,15 +142,21 @@ type preprocessor struct {
 	mval []byte
 	// userDefs counts the $NAME=value definitions the files made.
 	userDefs int
+	// dir is the directory of the file being read, for ${_PWD}.
+	dir string
+	// warned holds the positions warnOnce reported, so that rescanning an
+	// expanded line does not report the same reference again.
+	warned map[Pos]bool
+	// usedBefore holds where names were used before any definition of
+	// them, to tell at the definition that those uses stayed text.
+	usedBefore map[string]Pos
 }
 
 func newPreprocessor(opts Options, ds *diagSink) *preprocessor {
 	p := &preprocessor{opts: opts, ds: ds, defs: map[string]*definition{}, budget: opts.MaxExpansion}
-	// keepalived's set_std_definitions(): $_HASH and $_BANG give the comment
-	// characters; the others are computed at run time.
-	p.defs["_HASH"] = &definition{value: "#"}
-	p.defs["_BANG"] = &definition{value: "!"}
-	for _, n := range []string{"_PWD", "_INSTANCE", "_RANDOM", "_ENV"} {
+	// keepalived's set_std_definitions() (parser.c; keepalived.conf(5),
+	// "Pre-defined definitions"), computed at each use (builtin).
+	for _, n := range strings.Split(builtinNames, ", ") {
 		p.defs[n] = &definition{std: n}
 	}
 	return p
@@ -245,6 +256,9 @@ func (p *preprocessor) read(path string, at Pos) ([]byte, os.FileInfo, bool) {
 // file preprocesses the physical lines of one file.
 func (p *preprocessor) file(name string, src []byte, from *Pos) {
 	dir := filepath.Dir(name)
+	outer := p.dir
+	p.dir = dir
+	defer func() { p.dir = outer }()
 	for n, raw := range lines(src) {
 		if p.ds.stopped {
 			break
@@ -397,7 +411,7 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 	// after the first. Doing it for every line only gives a meaning to lines
 	// keepalived would reject as unknown keywords.
 	if changed {
-		p.line(first, false, pos, dir, level+1)
+		p.line(p.recomment(first, pos), false, pos, dir, level+1)
 	} else {
 		p.emit(first, pos, dir)
 	}
@@ -406,6 +420,38 @@ func (p *preprocessor) line(t text, cont bool, pos Pos, dir string, level int) {
 	for _, r := range rest {
 		p.line(r, false, pos, dir, level+1)
 	}
+}
+
+// warnOnce reports a warning once per position: rescanning an expanded line
+// meets the same references again.
+func (p *preprocessor) warnOnce(at Pos, format string, args ...any) {
+	if p.warned[at] {
+		return
+	}
+	if p.warned == nil {
+		p.warned = map[Pos]bool{}
+	}
+	p.warned[at] = true
+	p.ds.add(at, Warning, format, args...)
+}
+
+// recomment runs keepalived's decomment() over an expanded line again, as
+// read_line() does after replace_param(): a '#' or '!' that expansion put
+// outside quotes (${_HASH}, ${_BANG}, or a "\#" written in the line) starts
+// a comment there. A line that starts with one is a comment; one that starts
+// later cuts the line, which is worth a warning.
+func (p *preprocessor) recomment(t text, pos Pos) text {
+	out, cont, c := decommentText(t)
+	if cont {
+		// decomment() puts a final '\' back; only definitions use it.
+		out.add('\\', t.colAt(len(t.b)-1, pos.Col))
+	}
+	if c >= 0 && len(out.b) > 0 {
+		at := pos
+		at.Col = t.colAt(c, pos.Col)
+		p.ds.add(at, Warning, "%q outside quotes after $expansion starts a comment, as keepalived reads the line; the rest of the line is ignored", t.b[c])
+	}
+	return out
 }
 
 // wholeLineMultiline reports whether b is exactly "$NAME" or "${NAME}" for a
@@ -479,7 +525,26 @@ func (p *preprocessor) setDefinition(name, val string, at Pos) *definition {
 	}
 	// A definition may override a built-in one (set_definition clears fn).
 	*d = definition{value: val}
+	if used, ok := p.usedBefore[name]; ok {
+		delete(p.usedBefore, name)
+		p.ds.add(at, Warning, "$%s is defined after its use at %s, which keepalived leaves as text: it expands definitions where they are used", name, used)
+	}
 	return d
+}
+
+// undefinedUse reports a reference to a name not defined at that point,
+// which stays text, and remembers it for a definition that comes later.
+func (p *preprocessor) undefinedUse(name string, at Pos) {
+	p.warnOnce(at, "$%s is not defined here; left as text, as keepalived does", name)
+	if _, ok := p.usedBefore[name]; ok {
+		return
+	}
+	if p.usedBefore == nil {
+		p.usedBefore = map[string]Pos{}
+	}
+	if len(p.usedBefore) < p.opts.MaxDefinitions {
+		p.usedBefore[name] = at
+	}
 }
 
 // lineCost is what a generated line costs from the expansion budget on top
@@ -501,12 +566,13 @@ func (p *preprocessor) charge(n int, at Pos) bool {
 // and a value may even complete a reference begun before it, as in
 // keepalived, which rewrites its line buffer in place.
 //
-// keepalived leaves a reference it cannot expand as literal text, which
-// would silently pass "$VIP" on as an address; once a configuration defines
-// variables, tandem reports an undefined one as an error and drops the
-// line. A configuration that defines none keeps every '$' as text, so that
-// script lines with shell variables read as in keepalived. A reference is
-// '$' followed by '{' or by a letter or '_'; any other '$' is literal text.
+// keepalived leaves a reference to a name not defined at that point as
+// literal text (a shell variable in a script line, or a use before the
+// definition); so does tandem, with a warning once the configuration
+// defines variables, so that "$VIPP" passed on as an address is explained.
+// A configuration that defines none keeps every '$' as text silently. A
+// reference is '$' followed by '{' or by a letter or '_'; any other '$' is
+// literal text.
 //
 // A multi-line definition must be the last thing on its line (keepalived
 // only expands it there); its first line replaces the reference and its
@@ -545,22 +611,42 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 		if name != "" {
 			d = p.defs[name]
 		}
-		if d == nil && name != "" && p.userDefs == 0 {
-			// A configuration that defines nothing uses no variables:
-			// its '$' belongs to the text (a shell variable in a
-			// script line), as keepalived leaves it.
+		if d == nil && name != "" && name[0] == '_' {
+			// find_definition() finds nothing, so keepalived leaves the
+			// reference as text.
+			p.warnOnce(at, "$%s is not a keepalived built-in definition (%s); left as text, as keepalived does", name, builtinNames)
+			x.copy(1)
+			continue
+		}
+		if d == nil && name != "" {
+			// keepalived expands a definition where it is used and
+			// leaves a name it does not know (yet) as text: a shell
+			// variable in a script line, or a definition made later in
+			// the file. A configuration that defines nothing uses no
+			// variables, so only the others hear about it.
+			if p.userDefs > 0 {
+				p.undefinedUse(name, at)
+			}
 			x.copy(1)
 			continue
 		}
 		after := x.peek(n)
+		val := ""
+		if d != nil {
+			val = d.value
+		}
+		if d != nil && d.std != "" {
+			v, ok := p.builtin(name, params, at)
+			if !ok {
+				x.copy(1)
+				continue
+			}
+			val, params = v, ""
+		}
 		bad := true
 		switch {
 		case name == "":
 			p.ds.add(at, Error, "'${' without a valid name and closing '}'")
-		case d == nil:
-			p.ds.add(at, Error, "undefined variable $%s", name)
-		case d.std != "":
-			p.ds.add(at, Error, "keepalived's built-in $%s is not supported", name)
 		case params != "":
 			p.ds.add(at, Error, "$%s does not take parameters", name)
 		case !braces && after >= 0 && !strings.ContainsRune(" \t,)", rune(after)):
@@ -581,7 +667,7 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			p.ds.add(at, Error, "more than %d $substitutions on one line (recursive definition?)", maxSubstitutions)
 			return text{}, nil, false, false
 		}
-		val := d.value
+		cost := len(val)
 		var more []text
 		if d.multiline {
 			lines := strings.Split(val, "\n")
@@ -596,7 +682,7 @@ func (p *preprocessor) expand(t text, pos Pos) (first text, rest []text, changed
 			p.ds.add(at, Error, "expanding $%s makes the line longer than the limit of %d bytes", name, p.opts.MaxLineLength)
 			return text{}, nil, false, false
 		}
-		if !p.charge(len(d.value)+1, at) {
+		if !p.charge(cost+1, at) {
 			return text{}, nil, false, false
 		}
 		x.skip(n)

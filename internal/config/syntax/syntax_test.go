@@ -158,7 +158,14 @@ func TestDefinitions(t *testing.T) {
 		{name: "redefinition", src: "$A=1\nk $A\n$A=2\nk $A\n", want: "k 1\nk 2\n"},
 		{name: "definition expands at use", src: "$B=$A\n$A=1\nk $B\n", want: "k 1\n"},
 		{name: "empty value", src: "$E=\nk a${E}b $E\n", want: "k ab\n"},
-		{name: "hash and bang", src: "k a${_HASH}b$_BANG\n", want: "k a#b!\n"},
+		{name: "hash and bang quoted", src: "k \"a${_HASH}b${_BANG}\"\n", want: "k \"a#b!\"\n"},
+		{
+			// read_line() decomments again after expanding.
+			name:  "hash outside quotes cuts the line",
+			src:   "k a${_HASH}b\n${_BANG} c\n",
+			want:  "k a\n",
+			diags: []string{"1:4 warning: '#' outside quotes after $expansion starts a comment"},
+		},
 		{name: "dollar not a reference", src: "k $1 $$ a$ $-\n", want: "k $1 $$ a$ $-\n"},
 		{name: "whole line from definition", src: "$L=priority 100\n$L\n", want: "priority 100\n"},
 		{name: "block from definition", src: "$O=a {\n$C=}\n$O\nb\n$C\n", want: "a {\n  b\n}\n"},
@@ -191,10 +198,16 @@ func TestDefinitions(t *testing.T) {
 			diags: []string{"3:3 error: multi-line definition $M must be at the end of its line"},
 		},
 		{
-			name:  "undefined",
-			src:   "$USED=1\nauth_pass $PASS\nk ${NOPE}x\n",
-			want:  "",
-			diags: []string{"2:11 error: undefined variable $PASS", "3:3 error: undefined variable $NOPE"},
+			name:  "undefined: text, as in keepalived",
+			src:   "$USED=1\nauth_pass $PASS\nk \"${NOPE}x\"\n",
+			want:  "auth_pass $PASS\nk \"${NOPE}x\"\n",
+			diags: []string{"2:11 warning: $PASS is not defined here; left as text", "3:4 warning: $NOPE is not defined here"},
+		},
+		{
+			name:  "use before definition",
+			src:   "$A=1\nk $B\n$B=2\nk $B\n",
+			want:  "k $B\nk 2\n",
+			diags: []string{"2:3 warning: $B is not defined here", "3:1 warning: $B is defined after its use at t.conf:2:3, which keepalived leaves as text"},
 		},
 		{
 			// With no definitions at all, '$' is text, as in keepalived
@@ -216,10 +229,11 @@ func TestDefinitions(t *testing.T) {
 			diags: []string{"2:3 error: $F followed by '('", "2:11 error: $F does not take parameters"},
 		},
 		{
-			name:  "unsupported built-ins",
-			src:   "k ${_RANDOM 1 9} $_INSTANCE ${_ENV HOME} $_PWD\n",
-			want:  "",
-			diags: []string{"1:3 error: keepalived's built-in $_RANDOM is not supported", "1:18 error: keepalived's built-in $_INSTANCE", "1:29 error: keepalived's built-in $_ENV", "1:42 error: keepalived's built-in $_PWD"},
+			name:  "built-ins",
+			id:    "lb1",
+			src:   "k ${_RANDOM 7 7} ${_INSTANCE}\"${_HASH 1}\" \"${_FOO}\"\n",
+			want:  "k 7 lb1 \"${_HASH 1}\" \"${_FOO}\"\n",
+			diags: []string{"1:31 warning: $_HASH takes no parameters", "1:44 warning: $_FOO is not a keepalived built-in definition"},
 		},
 		{name: "built-in overridden", src: "$_PWD=/x\nk $_PWD\n", want: "k /x\n"},
 		{
@@ -228,7 +242,7 @@ func TestDefinitions(t *testing.T) {
 			want:  "",
 			diags: []string{"1:3 error: '${' without a valid name", "1:6 error: '${'", "1:11 error: '${'"},
 		},
-		{name: "not a definition", src: "$B=2\n$A =1\n", diags: []string{"2:1 error: undefined variable $A"}},
+		{name: "not a definition", src: "$B=2\n$A =1\n", want: "$A =1\n", diags: []string{"2:1 warning: $A is not defined here"}},
 	})
 }
 
@@ -248,7 +262,7 @@ func TestLoops(t *testing.T) {
 		{name: "seq body in block", src: "a {\n~SEQ(i,2) ip 10.0.0.$i\n}\n", want: "a {\n  ip 10.0.0.1\n  ip 10.0.0.2\n}\n"},
 		{name: "nested loops", src: "~SEQ(i,2) ~LST(j,a,b) k ${i}${j}\n", want: "k 1a\nk 1b\nk 2a\nk 2b\n"},
 		{name: "loop defines", src: "~LST(v,a,b) $X=$v\nk $X\n", want: "k b\n"},
-		{name: "loop body not a definition", src: "~SEQ(i,2) $D$i=x\n", diags: []string{"1:11 error: undefined variable $D", "1:13 error: $i followed by '='", "1:11 error: undefined variable $D", "1:13 error: $i followed by '='"}},
+		{name: "loop body not a definition", src: "~SEQ(i,2) $D$i=x\n", diags: []string{"1:11 warning: $D is not defined here", "1:13 error: $i followed by '='", "1:13 error: $i followed by '='"}},
 		{name: "lst", src: "~LST(if, eth0, eth1) interface $if\n", want: "interface eth0\ninterface eth1\n"},
 		{name: "lst multi", src: "~LST({a,b}, {1,2}, {3}, 4) k ${a}:$b\n", want: "k 1:2\nk 3:\nk 4:\n"},
 		{name: "body with braces", src: "~LST(x,a,b) x_$x { y }\n", want: "x_a {\n  y\n}\nx_b {\n  y\n}\n"},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudflare/ipvs/netmask"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -156,7 +157,7 @@ func testServices() []lvs.VirtualServer {
 	a, ap := netip.MustParseAddr, netip.MustParseAddrPort
 	return []lvs.VirtualServer{
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: a("10.0.0.1"), Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 			Dests: []lvs.Dest{{Addr: ap("10.0.1.1:8080"), Weight: 3, UpperThreshold: 100, LowerThreshold: 10},
 				{Addr: ap("10.0.1.2:8080"), Weight: 0}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.UDP, VIP: a("2001:db8::1"), Port: 53},
@@ -169,7 +170,7 @@ func testServices() []lvs.VirtualServer {
 			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceTimeout: 60},
 			Dests: []lvs.Dest{{Addr: ap("10.0.1.1:0"), Weight: 1}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, FWMark: 43},
-			Scheduler: lvs.LeastConn, PersistenceTimeout: 120, PersistenceBits: 64},
+			Scheduler: lvs.LeastConn, PersistenceTimeout: 120, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)},
 			Dests: []lvs.Dest{{Addr: ap("[2001:db8::10]:80"), Weight: 5}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: a("10.0.0.3"), Port: 0},
 			Scheduler: lvs.WeightedLeastConn, Method: lvs.DR, PersistenceTimeout: 600},
@@ -201,7 +202,7 @@ func TestReconcileAndReadBack(t *testing.T) {
 	}
 
 	// Change everything that can change in place, and drop a service.
-	vss[0].Service.Scheduler, vss[0].Service.PersistenceTimeout, vss[0].Service.PersistenceBits = lvs.LeastConn, 0, 0
+	vss[0].Service.Scheduler, vss[0].Service.PersistenceTimeout, vss[0].Service.PersistenceMask = lvs.LeastConn, 0, netip.Addr{}
 	vss[0].Dests[0].Weight = 7
 	vss[0].Dests[1] = lvs.Dest{Addr: netip.MustParseAddrPort("10.0.1.9:8080"), Weight: 1, Method: lvs.DR}
 	vss[1].Service.Flags = lvs.FlagSHPort
@@ -476,7 +477,7 @@ func TestNATForwardingIPv6(t *testing.T) {
 	dests := []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}}
 	vip := netip.MustParseAddr("fd01::1")
 	sticky := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip, Port: 80},
-		Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceBits: 64}
+		Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)}
 	plain := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip, Port: 81}, Scheduler: lvs.RoundRobin}
 	reconcile(t, lvs.NewReconciler(k, k.Owns), mustDesired(t,
 		lvs.VirtualServer{Service: sticky, Dests: dests}, lvs.VirtualServer{Service: plain, Dests: dests}))
@@ -610,24 +611,23 @@ func parseServiceLine(f []string) (lvs.Service, error) {
 				if err != nil {
 					return s, err
 				}
-				s.PersistenceBits = uint8(bits)
+				s.PersistenceMask = lvs.PrefixMask(lvs.IPv6, int(bits))
 			} else {
 				m, err := netip.ParseAddr(f[1])
 				if err != nil {
 					return s, err
 				}
-				bits, _ := net.IPMask(m.AsSlice()).Size()
-				s.PersistenceBits = uint8(bits)
+				s.PersistenceMask = m
 			}
 			f = f[2:]
 		default:
 			return s, fmt.Errorf("unknown field %q", f[0])
 		}
 	}
-	if s.PersistenceBits == 0 {
-		s.PersistenceBits = 32
+	if !s.PersistenceMask.IsValid() {
+		s.PersistenceMask = lvs.PrefixMask(s.Family, 32)
 		if s.Family == lvs.IPv6 {
-			s.PersistenceBits = 128
+			s.PersistenceMask = lvs.PrefixMask(s.Family, 128)
 		}
 	}
 	return s, nil
@@ -659,4 +659,37 @@ func parseDestLines(f, tf []string) (lvs.Dest, error) {
 	}
 	d.Weight, d.UpperThreshold, d.LowerThreshold = int(nums[0]), uint32(nums[1]), uint32(nums[2])
 	return d, nil
+}
+
+// TestPersistenceMaskToKernel checks that the persistence mask reaches
+// IPVS as given, a non-prefix IPv4 mask included (the kernel ANDs it with
+// the client address, ip_vs_sched_persist), and is read back the same.
+func TestPersistenceMaskToKernel(t *testing.T) {
+	for _, tc := range []struct {
+		svc  lvs.Service
+		want netmask.Mask
+	}{
+		{lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
+			Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceMask: netip.MustParseAddr("255.0.255.0")},
+			netmask.MaskFrom4([4]byte{255, 0, 255, 0})},
+		{lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
+			Scheduler: lvs.RoundRobin},
+			netmask.MaskFrom(32, 32)},
+		{lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.TCP, VIP: netip.MustParseAddr("2001:db8::1"), Port: 80},
+			Scheduler: lvs.RoundRobin, PersistenceTimeout: 60, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 48)},
+			netmask.MaskFrom(48, 128)},
+	} {
+		k := toService(tc.svc)
+		if k.Netmask != tc.want {
+			t.Errorf("%v: netmask %v, want %v", tc.svc.PersistenceMask, k.Netmask, tc.want)
+		}
+		back := fromService(k)
+		want := tc.svc.PersistenceMask
+		if !want.IsValid() {
+			want = lvs.PrefixMask(tc.svc.Family, 32)
+		}
+		if back.PersistenceMask != want {
+			t.Errorf("%v: read back as %v", tc.svc.PersistenceMask, back.PersistenceMask)
+		}
+	}
 }

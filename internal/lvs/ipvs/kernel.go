@@ -426,11 +426,10 @@ func fromService(s ipvs.Service) lvs.Service {
 	if s.Flags&ipvs.ServicePersistent != 0 {
 		out.PersistenceTimeout = s.Timeout
 	}
-	// A mask that is not a prefix (possible in IPv4 through ipvsadm -M)
-	// has no prefix length; leave 0, which the reconciler reads as "one
-	// address", rather than invent one.
-	if bits := s.Netmask.Bits(); bits > 0 {
-		out.PersistenceBits = uint8(bits)
+	// An IPv4 mask need not be a prefix (ipvsadm -M, keepalived's
+	// persistence_granularity); it is kept as the kernel has it.
+	if m, ok := netip.AddrFromSlice(s.Netmask.AsSlice()); ok {
+		out.PersistenceMask = m
 	}
 	if s.Flags&ipvs.ServiceOnePacket != 0 {
 		out.Flags |= lvs.FlagOnePacket
@@ -469,16 +468,17 @@ func toService(s lvs.Service) ipvs.Service {
 	if s.Family == lvs.IPv6 {
 		famBits = 128
 	}
-	bits := int(s.PersistenceBits)
-	if bits == 0 {
-		bits = famBits
+	mask := s.PersistenceMask
+	if !mask.IsValid() {
+		mask = lvs.PrefixMask(s.Family, famBits)
 	}
+	nm, _ := netmask.MaskFromSlice(mask.AsSlice())
 	out := ipvs.Service{
 		Family:    ipvs.AddressFamily(s.Family),
 		FWMark:    s.FWMark,
 		Scheduler: string(s.Scheduler),
 		Timeout:   s.PersistenceTimeout,
-		Netmask:   netmask.MaskFrom(bits, famBits),
+		Netmask:   nm,
 	}
 	if s.FWMark == 0 {
 		out.Address, out.Port, out.Protocol = s.VIP, s.Port, ipvs.Protocol(s.Protocol)

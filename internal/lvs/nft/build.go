@@ -226,7 +226,7 @@ func teardown(c *nftables.Conn, t *nftables.Table, old, next *layout) {
 	}
 	c.FlushSet(reg)
 	keepPersist := next != nil && next.persist
-	if old.persist && keepPersist && old.s.PersistenceBits != next.s.PersistenceBits {
+	if old.persist && keepPersist && old.s.PersistenceMask != next.s.PersistenceMask {
 		// Entries keyed by the old mask would never match again.
 		c.FlushSet(&nftables.Set{Table: t, Name: "persist_" + old.n})
 	}
@@ -400,14 +400,16 @@ func (l *layout) natExprs(d dest, persist *nftables.Set) []expr.Any {
 // clientKey loads the client address, masked to the persistence
 // granularity, into reg1.
 func (l *layout) clientKey() []expr.Any {
-	bits := int(l.s.PersistenceBits)
-	if bits == 0 {
-		bits = int(l.fam.addrLen * 8)
+	// The mask is applied bitwise, as IPVS does (ip_vs_sched_persist), so
+	// a mask that is not a prefix (255.0.255.0) works as given.
+	mask := l.s.PersistenceMask.AsSlice()
+	if len(mask) != int(l.fam.addrLen) {
+		mask = net.CIDRMask(int(l.fam.addrLen*8), int(l.fam.addrLen*8))
 	}
 	return []expr.Any{
 		payloadAddr(l.fam.saddrOff, l.fam.addrLen),
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: l.fam.addrLen,
-			Mask: net.CIDRMask(bits, int(l.fam.addrLen*8)), Xor: make([]byte, l.fam.addrLen)},
+			Mask: mask, Xor: make([]byte, l.fam.addrLen)},
 	}
 }
 

@@ -32,10 +32,10 @@ var cmpOpts = cmp.Options{
 func TestRegistryRoundTrip(t *testing.T) {
 	svcs := []lvs.Service{
 		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, Method: lvs.NAT, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.UDP, VIP: netip.MustParseAddr("2001:db8::5"), Port: 53},
-			Scheduler: lvs.SourceHash, Flags: lvs.FlagSHPort, Method: lvs.DR, PersistenceBits: 128},
-		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42}, Scheduler: lvs.RoundRobin, Method: lvs.NAT, PersistenceBits: 32},
+			Scheduler: lvs.SourceHash, Flags: lvs.FlagSHPort, Method: lvs.DR, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 128)},
+		{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42}, Scheduler: lvs.RoundRobin, Method: lvs.NAT, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 32)},
 	}
 	for _, s := range svcs {
 		got, err := decodeService(encodeService(s))
@@ -57,7 +57,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	// nft(8) prints comments of up to 128 bytes.
 	longest := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.SCTP,
 		VIP: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), Port: 65535, FWMark: 1<<32 - 1},
-		Scheduler: lvs.LocalityLeastConnReplicated, Flags: 31, PersistenceTimeout: 1<<32 - 1, PersistenceBits: 128, Method: lvs.NAT}
+		Scheduler: lvs.LocalityLeastConnReplicated, Flags: 31, PersistenceTimeout: 1<<32 - 1, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 128), Method: lvs.NAT}
 	longestDest := lvs.Dest{Addr: netip.MustParseAddrPort("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"),
 		Weight: 2147483647, Method: lvs.NAT, LowerThreshold: 1<<32 - 1, UpperThreshold: 1<<32 - 1}
 	for _, c := range []string{encodeService(longest), encodeDest(longestDest)} {
@@ -228,7 +228,7 @@ func TestKernelRoundTrip(t *testing.T) {
 
 	nat := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceBits: 24},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)},
 		Dests: []lvs.Dest{{Addr: rs1, Weight: 3}, {Addr: rs2, Weight: 0, UpperThreshold: 9}},
 	}
 	dr := lvs.VirtualServer{
@@ -618,7 +618,7 @@ func TestNATEndToEndIPv6(t *testing.T) {
 	vip := netip.MustParseAddrPort("[fd01::1]:80")
 	want := mustDesired(t, lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
-			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 60, PersistenceBits: 64},
+			Scheduler: lvs.WeightedRoundRobin, PersistenceTimeout: 60, PersistenceMask: lvs.PrefixMask(lvs.IPv6, 64)},
 		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd02::2]:8080"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd02::3]:8080"), Weight: 1}},
 	})
 	reconcile(t, k, want)
@@ -732,7 +732,7 @@ func oldLayout(t *testing.T) (netns.NsHandle, *nftables.Conn, lvs.VirtualServer)
 	ns := l.NSHandle(t, "dir")
 	vs := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
-			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 32)},
 		Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Weight: 1, Method: lvs.DR},
 			{Addr: netip.MustParseAddrPort("10.9.0.3:80"), Weight: 1, Method: lvs.DR}},
 	}
@@ -1043,4 +1043,46 @@ func TestBatchOneCommit(t *testing.T) {
 		t.Errorf("refused batch: %d commits, want none", got)
 	}
 	checkState(t, k, mustDesired(t, nat, dr))
+}
+
+// TestPersistenceMaskBitwise checks that the client key is the source
+// address ANDed with the persistence mask as given, as IPVS does: an IPv4
+// mask need not be a prefix (keepalived's persistence_granularity
+// 255.0.255.0), and the registry keeps it.
+func TestPersistenceMaskBitwise(t *testing.T) {
+	for _, tc := range []struct {
+		mask netip.Addr
+		fam  lvs.AddressFamily
+		want []byte
+		text string
+	}{
+		{netip.MustParseAddr("255.0.255.0"), lvs.IPv4, []byte{255, 0, 255, 0}, "b=255.0.255.0"},
+		{netip.MustParseAddr("255.255.255.0"), lvs.IPv4, []byte{255, 255, 255, 0}, "b=24"},
+		{netip.Addr{}, lvs.IPv4, []byte{255, 255, 255, 255}, "b=0"},
+		{lvs.PrefixMask(lvs.IPv6, 64), lvs.IPv6, []byte{255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0}, "b=64"},
+	} {
+		vip := netip.MustParseAddr("10.0.0.1")
+		if tc.fam == lvs.IPv6 {
+			vip = netip.MustParseAddr("2001:db8::1")
+		}
+		svc := lvs.Service{ServiceKey: lvs.ServiceKey{Family: tc.fam, Protocol: lvs.TCP, VIP: vip, Port: 80},
+			Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR, PersistenceTimeout: 60, PersistenceMask: tc.mask}
+		l := &layout{s: &service{Service: svc}, fam: familyOf(tc.fam)}
+		key := l.clientKey()
+		bw, ok := key[len(key)-1].(*expr.Bitwise)
+		if !ok {
+			t.Fatalf("%v: client key ends in %T, not a bitwise AND", tc.mask, key[len(key)-1])
+		}
+		if d := cmp.Diff(tc.want, bw.Mask); d != "" {
+			t.Errorf("%v: mask (-want +got):\n%s", tc.mask, d)
+		}
+		enc := encodeService(svc)
+		if !strings.Contains(enc, " "+tc.text+" ") {
+			t.Errorf("%v: registry comment %q lacks %q", tc.mask, enc, tc.text)
+		}
+		got, err := decodeService(enc)
+		if err != nil || got.PersistenceMask != tc.mask {
+			t.Errorf("%v: registry round trip gives %v, %v", tc.mask, got.PersistenceMask, err)
+		}
+	}
 }

@@ -22,16 +22,18 @@ import (
 // and at most 128 bytes even for IPv6 and every field at its maximum, which
 // is what nft(8) prints (NFTNL_UDATA_COMMENT_MAXLEN; the kernel keeps 256).
 // The service's keys are abbreviated to fit: p(rotocol), fwm(ark),
-// s(cheduler), f(lags), to (persistence timeout), b(its), m(ethod).
+// s(cheduler), f(lags), to (persistence timeout), b(its), m(ethod). b is
+// the persistence mask's prefix length (0: none given), or the dotted mask
+// when an IPv4 mask is not a prefix.
 
 // svcElemKey keys the service's own registry element; dest ids are below it.
 const svcElemKey = ^uint32(0)
 
 // encodeService renders the attributes of s that the registry keeps.
 func encodeService(s lvs.Service) string {
-	return fmt.Sprintf("svc af=%d p=%d vip=%s port=%d fwm=%d s=%s f=%d to=%d b=%d m=%s",
+	return fmt.Sprintf("svc af=%d p=%d vip=%s port=%d fwm=%d s=%s f=%d to=%d b=%s m=%s",
 		s.Family, s.Protocol, addrText(s.VIP), s.Port, s.FWMark, s.Scheduler, s.Flags,
-		s.PersistenceTimeout, s.PersistenceBits, s.Method)
+		s.PersistenceTimeout, lvs.MaskText(s.PersistenceMask), s.Method)
 }
 
 // encodeDest renders a real server.
@@ -110,8 +112,14 @@ func decodeService(comment string) (lvs.Service, error) {
 		Scheduler:          lvs.Scheduler(kv["s"]),
 		Flags:              lvs.Flags(d.uint("f", 8)),
 		PersistenceTimeout: uint32(d.uint("to", 32)),
-		PersistenceBits:    uint8(d.uint("b", 8)),
 		Method:             d.method("m"),
+	}
+	if v := kv["b"]; strings.Contains(v, ".") {
+		if s.PersistenceMask, err = netip.ParseAddr(v); err != nil && d.err == nil {
+			d.err = fmt.Errorf("registry field b=%q: %w", v, err)
+		}
+	} else if n := d.uint("b", 8); n > 0 {
+		s.PersistenceMask = lvs.PrefixMask(s.Family, int(n))
 	}
 	if v := kv["vip"]; v != "-" {
 		if s.VIP, err = netip.ParseAddr(v); err != nil && d.err == nil {
