@@ -23,6 +23,8 @@ var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`: incomplete address "[0-9.]+" read as [0-9.]+$`),
 	regexp.MustCompile(`: keyword "[^"]+" is not supported by Tandem \(.*\); ignored$`),
 	regexp.MustCompile(`^virtual_server fwmark \d+: protocol is ignored for fwmark services$`),
+	// keepalived's strict-mode fix-ups (vrrp_complete_instance).
+	regexp.MustCompile(`^vrrp_instance \S+: (strict mode|.* in strict mode|.* strict mode;)`),
 }
 
 func TestCorpus(t *testing.T) {

@@ -90,6 +90,7 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 		in.IPv6 = in.UnicastSrcIP.Is6()
 	}
 	p.resolveTracks(cfg, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+	p.strictInstance(g, in)
 }
 
 // resolveTracks gives track_script/track_file/track_process references

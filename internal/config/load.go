@@ -61,6 +61,7 @@ func build(nodes []*syntax.Node, diags Diagnostics, opts Options) (*Config, Diag
 	p.block("keepalived.conf", nodes, p.rootHandlers(cfg))
 	p.finalize(cfg)
 	p.validate(cfg)
+	p.resolveGroupModes(cfg)
 	return cfg, p.diags
 }
 

@@ -48,6 +48,12 @@ type StateChange struct {
 	State    State
 	Priority int
 	At       time.Time
+	// PriorityChange reports that an instance's effective priority
+	// changed to Priority while it stayed in State (MASTER or BACKUP),
+	// for an instance with notify_priority_changes: keepalived writes
+	// MASTER_PRIORITY / BACKUP_PRIORITY to its notify FIFOs then, and
+	// runs no notify script (vrrp_track.c, vrrp_notify.c).
+	PriorityChange bool
 }
 
 // InstanceStatus is a snapshot of one instance.
@@ -98,6 +104,9 @@ type Engine struct {
 	// removals until they go, or until a live instance installs one of
 	// the same addresses and so takes the kernel's state over (handOver).
 	retiring []*instance
+	// started is set once the instances have been started (after
+	// vrrp_startup_delay); the loop's.
+	started bool
 }
 
 type group struct {
@@ -126,6 +135,8 @@ type instance struct {
 	timer clock.Timer
 	gen   uint64
 	garp  clock.Timer
+	// garpLow is the pending second burst of a lower-priority refresh.
+	garpLow clock.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
 	garpGen uint64
@@ -138,6 +149,8 @@ type instance struct {
 	removal   backoff
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
+	// lastAdvSrc is the sender of the last advert accepted.
+	lastAdvSrc netip.Addr
 	// stale are addresses, routes and rules a reload took out of the
 	// instance's configuration while it held them, and that the kernel
 	// refused to delete: retried with backoff (staleRetry) while the
@@ -196,12 +209,15 @@ type loopEvent struct {
 	stale bool
 	// packet is a packet the instance's socket received.
 	packet *netio.Packet
+	// start starts every instance (inst is nil): vrrp_startup_delay is over.
+	start bool
 }
 
 // Phases of a gratuitous announcement series.
 const (
-	garpSecond  = iota + 1 // garp_master_delay after becoming master
-	garpRefresh            // every garp_master_refresh while master
+	garpSecond   = iota + 1 // garp_master_delay after becoming master
+	garpRefresh             // every garp_master_refresh while master
+	garpLowerPri            // garp_lower_prio_delay after hearing a lower priority
 )
 
 // send posts an event to the loop unless the loop has stopped.
@@ -337,9 +353,10 @@ func (in *instance) configure(ic *config.Instance) {
 	in.recv = RecvConfig{
 		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
 		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
-		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
-		OwnAddrs:        []netip.Addr{in.conn.Src()},
-		LastAHSeq:       in.recv.LastAHSeq,
+		CheckUnicastSrc:     ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
+		OwnAddrs:            []netip.Addr{in.conn.Src()},
+		LastAHSeq:           in.recv.LastAHSeq,
+		OwnerIgnoresAdverts: ic.StrictMode && ic.Priority == ownerPriority,
 	}
 }
 
@@ -353,6 +370,7 @@ func machineConfig(ic *config.Instance, src netip.Addr) MachineConfig {
 		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
 		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
 		InitialState: initial, PrimaryAddr: src, Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
+		LowerPrioNoAdvert: ic.LowerPrioNoAdv, HigherPrioSendAdvert: ic.HigherPrioSend,
 	}
 }
 
@@ -376,12 +394,25 @@ func (e *Engine) Run(ctx context.Context) error {
 		if in.unremoved { // crash leftovers that NewEngine could not remove
 			e.remove(in)
 		}
-		e.handle(in, Start{})
+	}
+	// vrrp_startup_delay holds every instance in INIT for a while after
+	// start, so that interfaces (bonds) that pass no traffic for a few
+	// seconds after boot do not make a backup take over unheard
+	// (keepalived.conf(5) vrrp_startup_delay).
+	var delayed clock.Timer
+	if d := time.Duration(e.cfg.Global.VRRPStartupDelay); d > 0 {
+		e.log.Info("VRRP instances start after vrrp_startup_delay", "delay", d)
+		delayed = e.clock.AfterFunc(d, func() { e.send(loopEvent{start: true}) })
+	} else {
+		e.startAll()
 	}
 	stop := ctx.Done()
 	for {
 		select {
 		case <-stop:
+			if delayed != nil {
+				delayed.Stop()
+			}
 			e.shutdown()
 			close(e.done)
 			e.readers.Wait()
@@ -390,6 +421,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
 			switch {
+			case le.start:
+				e.startAll()
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
 			case le.removal:
@@ -413,6 +446,14 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.handle(le.inst, le.ev)
 			}
 		}
+	}
+}
+
+// startAll starts the instances (those already started ignore Start).
+func (e *Engine) startAll() {
+	e.started = true
+	for _, in := range e.insts {
+		e.handle(in, Start{})
 	}
 }
 
@@ -509,7 +550,16 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	}
 	in.count.rcvd.Add(1)
 	// A differing address list is logged and counted, and the advert is
-	// still processed, as keepalived does (see CheckAddrs).
+	// still processed, as keepalived does (see CheckAddrs). With
+	// skip_check_adv_addr the list is compared only when the advert comes
+	// from another router than the previous one (keepalived.conf(5)
+	// vrrp_skip_check_adv_addr; vrrp_check_packet's check_vip_addr).
+	ev := AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}
+	sameSender := m.Src == in.lastAdvSrc
+	in.lastAdvSrc = m.Src
+	if in.cfg.SkipCheckAdv && sameSender {
+		return ev, true
+	}
 	if aerr := CheckAddrs(m.Addrs, in.vips); aerr != nil {
 		in.count.drop(aerr)
 		if msg := aerr.Error(); msg != in.lastAddrErr {
@@ -517,7 +567,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 			in.log.Warn("advert's address list differs from ours", "from", m.Src, "err", aerr)
 		}
 	}
-	return AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}, true
+	return ev, true
 }
 
 // handle feeds one event to an instance's machine, performs the actions,
@@ -536,9 +586,13 @@ func (e *Engine) handle(in *instance, ev Event) {
 		e.do(in, a, now)
 	}
 	if st, prio := in.m.State(), in.m.Priority(); st != in.state || prio != in.prio {
+		prioOnly := st == in.state
 		e.mu.Lock()
 		in.state, in.prio = st, prio
 		e.mu.Unlock()
+		if prioOnly && in.cfg.NotifyPrioChgs && (st == Master || st == Backup) {
+			e.notify(StateChange{Instance: in.cfg, State: st, Priority: int(prio), At: now, PriorityChange: true})
+		}
 	}
 	if in.m.State() != before {
 		e.mu.Lock()
@@ -579,6 +633,10 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case RemoveVIPs:
 		e.remove(in)
 	case SendGratuitous:
+		if a.LowerPrio {
+			e.lowerPrioGarp(in)
+			break
+		}
 		in.garpGen++
 		e.garpTick(in, in.garpGen, 0)
 	case Notify:
@@ -758,6 +816,10 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 		return
 	}
 	g := in.cfg.Garp
+	if phase == garpLowerPri {
+		e.announce(in, in.addresses(), g.LowerPrioRepeat)
+		return
+	}
 	repeat := g.MasterRepeat
 	if phase == garpRefresh {
 		repeat = g.MasterRefreshRepeat
@@ -774,6 +836,29 @@ func (e *Engine) garpTick(in *instance, gen uint64, phase int) {
 		in.garp.Stop()
 	}
 	in.garp = e.clock.AfterFunc(after, func() { e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: next}) })
+}
+
+// lowerPrioGarp is a master's answer to a lower priority advert:
+// garp_lower_prio_repeat announcements now and as many again
+// garp_lower_prio_delay later (keepalived vrrp_state_master_rx and
+// vrrp_lower_prio_gratuitous_arp_thread). The garp_master_* series of the
+// mastership goes on undisturbed.
+func (e *Engine) lowerPrioGarp(in *instance) {
+	g := in.cfg.Garp
+	if g.LowerPrioRepeat <= 0 {
+		return
+	}
+	e.announce(in, in.addresses(), g.LowerPrioRepeat)
+	if g.LowerPrioDelay <= 0 {
+		return
+	}
+	if in.garpLow != nil {
+		in.garpLow.Stop()
+	}
+	gen := in.garpGen
+	in.garpLow = e.clock.AfterFunc(time.Duration(g.LowerPrioDelay), func() {
+		e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: garpLowerPri})
+	})
 }
 
 // announce sends repeat gratuitous ARPs / unsolicited NAs for each of addrs.
@@ -853,8 +938,10 @@ func (in *instance) close() {
 	if in.timer != nil {
 		in.timer.Stop()
 	}
-	if in.garp != nil {
-		in.garp.Stop()
+	for _, t := range []clock.Timer{in.garp, in.garpLow} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	in.staleRetry.reset()
 	in.conn.Close()

@@ -123,7 +123,9 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	e.mu.Unlock()
 	for _, in := range fresh {
 		e.startReader(in)
-		e.handle(in, Start{})
+		if e.started { // else vrrp_startup_delay's end starts it
+			e.handle(in, Start{})
+		}
 	}
 	return rep
 }
