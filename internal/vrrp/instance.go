@@ -107,6 +107,8 @@ type Engine struct {
 	// started is set once the instances have been started (after
 	// vrrp_startup_delay); the loop's.
 	started bool
+	// pacers space announcements per interface; the loop's.
+	pacers map[paceKey]*pacer
 }
 
 type group struct {
@@ -211,6 +213,8 @@ type loopEvent struct {
 	packet *netio.Packet
 	// start starts every instance (inst is nil): vrrp_startup_delay is over.
 	start bool
+	// pace sends the next paced announcement of an interface (inst is nil).
+	pace *paceKey
 }
 
 // Phases of a gratuitous announcement series.
@@ -240,7 +244,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
-		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
+		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), pacers: map[paceKey]*pacer{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -413,6 +417,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			if delayed != nil {
 				delayed.Stop()
 			}
+			for _, p := range e.pacers {
+				if p.timer != nil {
+					p.timer.Stop()
+				}
+			}
 			e.shutdown()
 			close(e.done)
 			e.readers.Wait()
@@ -423,6 +432,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			switch {
 			case le.start:
 				e.startAll()
+			case le.pace != nil:
+				e.paceTick(*le.pace)
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
 			case le.removal:
@@ -869,10 +880,92 @@ func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
 			if iface == "" {
 				iface = in.cfg.Interface
 			}
-			if err := e.kernel.Announce(iface, a.Prefix.Addr()); err != nil {
-				in.log.Warn("gratuitous announcement not sent", "addr", a.Prefix.Addr(), "err", err)
-			}
+			e.pace(announcement{in: in, iface: iface, addr: a.Prefix.Addr()})
 		}
+	}
+}
+
+// announcement is one gratuitous ARP / unsolicited NA to send.
+type announcement struct {
+	in    *instance
+	iface string
+	addr  netip.Addr
+}
+
+// paceKey names the announcements of one family on one interface, which
+// vrrp_garp_interval (IPv4) and vrrp_gna_interval (IPv6) space out.
+type paceKey struct {
+	iface string
+	ipv6  bool
+}
+
+// pacer holds one interface's announcements that wait for their turn.
+type pacer struct {
+	next  time.Time // the earliest time the next one may go
+	queue []announcement
+	timer clock.Timer
+}
+
+// pace sends a now, or queues it until vrrp_garp_interval (IPv4) or
+// vrrp_gna_interval (IPv6) has passed since the previous one sent on the
+// same interface: switches that cannot take a burst of ARPs get them one
+// by one (keepalived.conf(5) vrrp_garp_interval; vrrp_arp.c queues them
+// per interface the same way).
+func (e *Engine) pace(a announcement) {
+	interval := e.paceInterval(a.addr.Is6())
+	if interval <= 0 {
+		e.sendAnnouncement(a)
+		return
+	}
+	k := paceKey{a.iface, a.addr.Is6()}
+	p := e.pacers[k]
+	if p == nil {
+		p = &pacer{}
+		e.pacers[k] = p
+	}
+	now := e.clock.Now()
+	if len(p.queue) == 0 && !now.Before(p.next) {
+		e.sendAnnouncement(a)
+		p.next = now.Add(interval)
+		return
+	}
+	p.queue = append(p.queue, a)
+	if len(p.queue) == 1 {
+		p.timer = e.clock.AfterFunc(p.next.Sub(now), func() { e.send(loopEvent{pace: &k}) })
+	}
+}
+
+// paceTick sends the next queued announcement of k, from the loop.
+func (e *Engine) paceTick(k paceKey) {
+	p := e.pacers[k]
+	if p == nil || len(p.queue) == 0 {
+		return
+	}
+	a := p.queue[0]
+	p.queue = p.queue[1:]
+	// One queued by an instance that has stopped being master since
+	// would announce an address that is no longer ours.
+	if !a.in.closed && a.in.m.State() == Master {
+		e.sendAnnouncement(a)
+	}
+	interval := e.paceInterval(k.ipv6)
+	p.next = e.clock.Now().Add(interval)
+	if len(p.queue) > 0 {
+		p.timer = e.clock.AfterFunc(interval, func() { e.send(loopEvent{pace: &k}) })
+	}
+}
+
+// paceInterval is the configured spacing of one family's announcements.
+func (e *Engine) paceInterval(ipv6 bool) time.Duration {
+	if ipv6 {
+		return time.Duration(e.cfg.Global.VRRPGnaInterval)
+	}
+	return time.Duration(e.cfg.Global.VRRPGarpInterval)
+}
+
+func (e *Engine) sendAnnouncement(a announcement) {
+	if err := e.kernel.Announce(a.iface, a.addr); err != nil {
+		a.in.log.Warn("gratuitous announcement not sent", "addr", a.addr, "err", err)
 	}
 }
 

@@ -165,6 +165,8 @@ type fakeHost struct {
 	mu   sync.Mutex
 	vips map[netip.Prefix]bool
 	arps int
+	// arpAt is when each announcement was sent.
+	arpAt []time.Time
 	// missing are interfaces Listen fails on.
 	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
@@ -218,6 +220,7 @@ func (h *fakeHost) Announce(string, netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.arps++
+	h.arpAt = append(h.arpAt, h.lan.clock.Now())
 	return nil
 }
 
@@ -258,13 +261,19 @@ type router struct {
 
 func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
 	t.Helper()
+	return startRouterNotify(t, lan, addr, conf, nil)
+}
+
+// startRouterNotify is startRouter with the engine's state callback.
+func startRouterNotify(t *testing.T, lan *fakeLAN, addr, conf string, onState func(StateChange)) *router {
+	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
 	h := &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := NewEngine(cfg, h, log, nil, WithClock(lan.clock))
+	e, err := NewEngine(cfg, h, log, onState, WithClock(lan.clock))
 	if err != nil {
 		t.Fatal(err)
 	}
