@@ -29,6 +29,9 @@ type Kernel interface {
 	AddRule(r *config.Rule) error
 	DelRule(r *config.Rule) error
 	Announce(iface string, a netip.Addr) error
+	// SetPromoteSecondaries sets net.ipv4.conf.IFACE.promote_secondaries
+	// and reports the value it had.
+	SetPromoteSecondaries(iface string, on bool) (was bool, err error)
 }
 
 // Conn is a VRRP socket (netio.Conn).
@@ -109,6 +112,9 @@ type Engine struct {
 	started bool
 	// pacers space announcements per interface; the loop's.
 	pacers map[paceKey]*pacer
+	// promoted holds the interfaces whose promote_secondaries the engine
+	// set, with the value each had before.
+	promoted map[string]bool
 }
 
 type group struct {
@@ -244,7 +250,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
-		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), pacers: map[paceKey]*pacer{}}
+		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), pacers: map[paceKey]*pacer{}, promoted: map[string]bool{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -327,6 +333,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.conn = conn
+	e.promoteSecondaries(ic)
 	// A crash leaves the VIPs on the interface, and a restarted node must
 	// not answer for them while BACKUP.
 	in.cleanup(e.kernel)
@@ -338,6 +345,38 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	}
 	in.m = m
 	return in, nil
+}
+
+// promoteSecondaries sets promote_secondaries on the interface of an
+// instance that asks for it, as keepalived does at start when the
+// interface does not have it yet; Run's end restores what it changed
+// (keepalived vrrp_complete_init, and reset_promote_secondaries when the
+// instances stop).
+func (e *Engine) promoteSecondaries(ic *config.Instance) {
+	if !ic.PromoteSecond {
+		return
+	}
+	if _, done := e.promoted[ic.Interface]; done {
+		return
+	}
+	was, err := e.kernel.SetPromoteSecondaries(ic.Interface, true)
+	if err != nil {
+		e.log.Warn("promote_secondaries not set", "instance", ic.Name, "err", err)
+		return
+	}
+	e.promoted[ic.Interface] = was
+}
+
+// restorePromoted turns promote_secondaries off again where it was off.
+func (e *Engine) restorePromoted() {
+	for iface, was := range e.promoted {
+		if was {
+			continue
+		}
+		if _, err := e.kernel.SetPromoteSecondaries(iface, false); err != nil {
+			e.log.Warn("promote_secondaries not restored", "interface", iface, "err", err)
+		}
+	}
 }
 
 // configure sets what the instance derives from its configuration and
@@ -986,6 +1025,7 @@ func (e *Engine) shutdown() {
 	}
 	e.closeAll()
 	e.finishRemovals()
+	e.restorePromoted()
 }
 
 // finishRemovals retries, for at most stopRetryFor, what the stop could
@@ -1016,7 +1056,10 @@ func (e *Engine) finishRemovals() {
 }
 
 // Close releases the sockets of an engine that will not Run.
-func (e *Engine) Close() { e.closeAll() }
+func (e *Engine) Close() {
+	e.closeAll()
+	e.restorePromoted()
+}
 
 func (e *Engine) closeAll() {
 	for _, in := range e.insts {

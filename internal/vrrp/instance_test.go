@@ -167,6 +167,8 @@ type fakeHost struct {
 	arps int
 	// arpAt is when each announcement was sent.
 	arpAt []time.Time
+	// sysctls are the interfaces' promote_secondaries.
+	sysctls map[string]bool
 	// missing are interfaces Listen fails on.
 	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
@@ -216,6 +218,17 @@ func (h *fakeHost) AddRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) DelRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) AddRule(*config.Rule) error           { return nil }
 func (h *fakeHost) DelRule(*config.Rule) error           { return nil }
+func (h *fakeHost) SetPromoteSecondaries(iface string, on bool) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sysctls == nil {
+		h.sysctls = map[string]bool{}
+	}
+	was := h.sysctls[iface]
+	h.sysctls[iface] = on
+	return was, nil
+}
+
 func (h *fakeHost) Announce(string, netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

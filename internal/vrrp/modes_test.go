@@ -238,3 +238,30 @@ func TestStrictOwnerIgnoresAdverts(t *testing.T) {
 		})
 	}
 }
+
+// promote_secondaries is set on the instance's interface while the engine
+// runs, and turned off again at its end where it was off before.
+func TestPromoteSecondaries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, "promote_secondaries"))
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.advance(100 * time.Millisecond)
+		sysctl := func(h *fakeHost) (on, set bool) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			on, set = h.sysctls["eth0"]
+			return on, set
+		}
+		if on, _ := sysctl(a.host); !on {
+			t.Error("promote_secondaries not set on eth0 while running")
+		}
+		if _, set := sysctl(b.host); set {
+			t.Error("promote_secondaries touched without the keyword")
+		}
+		a.stop()
+		if on, _ := sysctl(a.host); on {
+			t.Error("promote_secondaries left on after the stop")
+		}
+	})
+}
