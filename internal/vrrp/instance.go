@@ -115,6 +115,55 @@ type Engine struct {
 	// promoted holds the interfaces whose promote_secondaries the engine
 	// set, with the value each had before.
 	promoted map[string]bool
+	// waiting are instances whose interface does not exist yet
+	// (dynamic_interfaces); the loop's. waitTimer retries them.
+	waiting   []*config.Instance
+	waitTimer clock.Timer
+}
+
+// interfaceRetry is how often instances waiting for their interface try
+// again.
+const interfaceRetry = time.Second
+
+// waitsForInterface reports whether ic, which failed to start with err,
+// waits for its interface instead: keepalived.conf(5) dynamic_interfaces
+// allows interfaces that do not exist at start. A sync group member does
+// not wait (its group's coordinator counts its members at start).
+func waitsForInterface(cfg *config.Config, ic *config.Instance, err error) bool {
+	return err != nil && cfg.Global.DynamicInterfaces && ic.SyncGroup == "" && errors.Is(err, netio.ErrNoInterface)
+}
+
+// retryWaiting starts the waiting instances whose interface has appeared.
+func (e *Engine) retryWaiting() {
+	var still []*config.Instance
+	for _, ic := range e.waiting {
+		in, err := e.newInstance(e.cfg, ic)
+		switch {
+		case waitsForInterface(e.cfg, ic, err):
+			still = append(still, ic)
+			continue
+		case err != nil:
+			e.log.Error("instance not started", "instance", ic.Name, "err", err)
+			continue
+		}
+		in.log.Info("interface present: the instance starts", "interface", ic.Interface)
+		e.mu.Lock()
+		e.insts = append(e.insts, in)
+		e.mu.Unlock()
+		e.startReader(in)
+		if e.started {
+			e.handle(in, Start{})
+		}
+	}
+	e.waiting = still
+	e.armWaiting()
+}
+
+// armWaiting schedules the next retry of the waiting instances, if any.
+func (e *Engine) armWaiting() {
+	if len(e.waiting) > 0 {
+		e.waitTimer = e.clock.AfterFunc(interfaceRetry, func() { e.send(loopEvent{waitRetry: true}) })
+	}
 }
 
 type group struct {
@@ -221,6 +270,8 @@ type loopEvent struct {
 	start bool
 	// pace sends the next paced announcement of an interface (inst is nil).
 	pace *paceKey
+	// waitRetry retries the instances waiting for their interface.
+	waitRetry bool
 }
 
 // Phases of a gratuitous announcement series.
@@ -256,6 +307,11 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	}
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
+		if waitsForInterface(cfg, ic, err) {
+			e.log.Warn("interface missing: the instance waits for it (dynamic_interfaces)", "instance", ic.Name, "interface", ic.Interface)
+			e.waiting = append(e.waiting, ic)
+			continue
+		}
 		if err != nil {
 			e.closeAll()
 			return nil, err
@@ -449,12 +505,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	} else {
 		e.startAll()
 	}
+	e.armWaiting()
 	stop := ctx.Done()
 	for {
 		select {
 		case <-stop:
-			if delayed != nil {
-				delayed.Stop()
+			for _, t := range []clock.Timer{delayed, e.waitTimer} {
+				if t != nil {
+					t.Stop()
+				}
 			}
 			for _, p := range e.pacers {
 				if p.timer != nil {
@@ -473,6 +532,8 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.startAll()
 			case le.pace != nil:
 				e.paceTick(*le.pace)
+			case le.waitRetry:
+				e.retryWaiting()
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
 			case le.removal:

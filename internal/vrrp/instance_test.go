@@ -183,7 +183,7 @@ func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
 	missing := h.missing[cfg.Interface]
 	h.mu.Unlock()
 	if missing {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, syscall.ENODEV)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, netio.ErrNoInterface)
 	}
 	c := &fakeConn{lan: h.lan, iface: cfg.Interface, src: h.addr, in: make(chan netio.Packet, 64), closed: make(chan struct{}), dests: cfg.Peers}
 	if len(c.dests) == 0 {

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"tandem/internal/lab"
 )
 
 // twoVIPs is a VRRPv3 instance on eth0 with two addresses, one
@@ -263,5 +266,46 @@ func TestPromoteSecondaries(t *testing.T) {
 		if on, _ := sysctl(a.host); on {
 			t.Error("promote_secondaries left on after the stop")
 		}
+	})
+}
+
+// With dynamic_interfaces an instance whose interface does not exist yet
+// waits for it instead of failing the start, and runs once it appears;
+// without, the start fails.
+func TestDynamicInterfaces(t *testing.T) {
+	conf := strings.Replace(instanceConf("VI_1", 1, 100, ""), "eth0", "eth9", 1)
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		h := &fakeHost{lan: lan, addr: netip.MustParseAddr("10.0.0.1"), vips: map[netip.Prefix]bool{}, missing: map[string]bool{"eth9": true}}
+		if _, err := NewEngine(lab.ParseConfig(t, conf), h, lab.TestLogger(t), nil, WithClock(lan.clock)); err == nil {
+			t.Fatal("an instance on a missing interface started without dynamic_interfaces")
+		}
+		e, err := NewEngine(lab.ParseConfig(t, "global_defs {\n    dynamic_interfaces\n}\n"+conf), h, lab.TestLogger(t), nil, WithClock(lan.clock))
+		if err != nil {
+			t.Fatalf("dynamic_interfaces: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		lan.advance(3 * time.Second)
+		if st := e.Status(); len(st) != 0 {
+			t.Fatalf("instances running before their interface exists: %+v", st)
+		}
+		h.mu.Lock()
+		h.missing = nil
+		h.mu.Unlock()
+		lan.waitFor(t, "master once eth9 exists", 2*time.Second, func() bool {
+			st := e.Status()
+			return len(st) == 1 && st[0].State == Master
+		})
+		cancel()
+		lan.waitFor(t, "stop", 2*stopRetryFor, func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		})
 	})
 }

@@ -59,6 +59,9 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 		old[in.cfg.Name] = in
 	}
 	var next, fresh []*instance
+	// Instances still waiting for their interface are new to the diff
+	// (they never ran) and are tried again here.
+	var waiting []*config.Instance
 	running := map[string]bool{} // kept or updated
 	for _, d := range diff.Instances {
 		change := d.Change
@@ -97,6 +100,10 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 			rep.Started = append(rep.Started, d.New.Name)
 		}
 		n, err := e.newInstance(cfg, d.New)
+		if waitsForInterface(cfg, d.New, err) {
+			waiting = append(waiting, d.New)
+			continue
+		}
 		if err != nil {
 			rep.Errors = append(rep.Errors, err)
 			continue
@@ -121,6 +128,11 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	e.cfg, e.insts = cfg, next
 	e.groups = buildGroups(cfg, next, keepGroups)
 	e.mu.Unlock()
+	e.waiting = waiting
+	if e.waitTimer != nil {
+		e.waitTimer.Stop()
+	}
+	e.armWaiting()
 	for _, in := range fresh {
 		e.startReader(in)
 		if e.started { // else vrrp_startup_delay's end starts it
