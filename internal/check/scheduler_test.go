@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,6 +239,59 @@ func TestConcurrencyFor(t *testing.T) {
 	} {
 		if got := concurrencyFor(tt.n, tt.nofile); got != tt.want {
 			t.Errorf("concurrencyFor(%d, %d) = %d, want %d", tt.n, tt.nofile, got, tt.want)
+		}
+	}
+}
+
+// lockedBuffer is a log destination the scheduler's goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// With log_all_failures every failed check is logged, the retries before
+// the server goes down too; without, none is (the health change is).
+func TestLogAllFailures(t *testing.T) {
+	down := netip.MustParseAddrPort(closedPort(t, "tcp"))
+	for _, logAll := range []bool{false, true} {
+		vs := &config.VirtualServer{IP: netip.MustParseAddr("192.0.2.1"), Port: 80}
+		vs.RealServers = []*config.RealServer{{IP: down.Addr(), Port: int(down.Port()), Weight: 1,
+			Checkers: []*config.Checker{{Type: config.CheckTCP, Timing: timing(0.05, 0.01, 2, 0, false), LogAll: logAll}}}}
+		var buf lockedBuffer
+		events := make(chan Event, 16)
+		s, err := NewScheduler([]*config.VirtualServer{vs}, slog.New(slog.NewTextHandler(&buf, nil)), Options{Concurrency: 1, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { s.Run(ctx) })
+		timeout := time.After(5 * time.Second)
+		for wait := true; wait; {
+			select {
+			case e := <-events:
+				wait = e.Initial || e.Kind != RealServerDown
+			case <-timeout:
+				t.Fatal("no down event within 5 s")
+			}
+		}
+		cancel()
+		wg.Wait()
+		// retry 2: three failures in a row take the server down.
+		if n := strings.Count(buf.String(), `msg="check failed"`); logAll && n < 3 || !logAll && n != 0 {
+			t.Errorf("log_all_failures %v: %d failures logged before the server went down, want %s", logAll, n, map[bool]string{false: "none", true: "3"}[logAll])
 		}
 	}
 }

@@ -62,6 +62,7 @@ func build(nodes []*syntax.Node, diags Diagnostics, opts Options) (*Config, Diag
 	p.finalize(cfg)
 	p.validate(cfg)
 	p.resolveGroupModes(cfg)
+	resolveCheckerLogAll(cfg)
 	return cfg, p.diags
 }
 

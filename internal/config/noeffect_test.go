@@ -31,6 +31,7 @@ var notRead = map[string]string{
 	"Global.Garp":                   "default of Instance.Garp",
 	"Global.DefaultInterface":       "default of Instance.Interface",
 	"Global.SMTPAlertChecker":       "default of VirtualServer.SMTPAlert and RealServer.SMTPAlert",
+	"Global.CheckerLogAll":          "default of Checker.LogAll",
 	"SyncGroup.NotifyPrioChange":    "default of its members' Instance.NotifyPrioChgs",
 	"SyncGroup.TrackingWeight":      "applied at load: without it the members' trackers lose their weights",
 	"SyncGroup.GlobalTracking":      "deprecated; read as SyncGroup.TrackingWeight",

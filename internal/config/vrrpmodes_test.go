@@ -196,3 +196,17 @@ func TestNotifyPriorityChangesDefaults(t *testing.T) {
 		}
 	}
 }
+
+// checker_log_all_failures is the checkers' log_all_failures default.
+func TestCheckerLogAllDefault(t *testing.T) {
+	for _, global := range []bool{false, true} {
+		src := "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.1.1 80 {\n    TCP_CHECK {\n    }\n  }\n}\n"
+		if global {
+			src = "global_defs {\n  checker_log_all_failures\n}\n" + src
+		}
+		cfg, msgs := parseMsgs(t, src)
+		if got := cfg.VirtualServers[0].RealServers[0].Checkers[0].LogAll; got != global {
+			t.Errorf("checker_log_all_failures %v: the checker's log_all_failures is %v (%q)", global, got, msgs)
+		}
+	}
+}
