@@ -22,6 +22,7 @@ import (
 	"tandem/internal/api"
 	"tandem/internal/config"
 	"tandem/internal/lab"
+	"tandem/internal/notify"
 	"tandem/internal/notify/smtptest"
 	"tandem/internal/script"
 	"tandem/internal/vrrp"
@@ -405,5 +406,48 @@ virtual_server 192.0.2.1 80 {
 		}
 	case <-time.After(waitLimit):
 		t.Fatalf("Reload after the stop still waiting after %v", waitLimit)
+	}
+}
+
+// notify_priority_changes: a priority change is recorded in the event log
+// as keepalived names it on its FIFOs (MASTER_PRIORITY / BACKUP_PRIORITY
+// and the new priority), and runs no notify script.
+func TestPriorityChangeEvent(t *testing.T) {
+	d := &Daemon{events: notify.NewEventLog(8)}
+	in := &config.Instance{Name: "VI_1", Notify: config.Notify{Any: []string{"/nonexistent/notify"}}}
+	d.stateChanged(vrrp.StateChange{Instance: in, State: vrrp.Master, Priority: 90, At: time.Now(), PriorityChange: true})
+	d.stateChanged(vrrp.StateChange{Instance: in, State: vrrp.Backup, Priority: 80, At: time.Now(), PriorityChange: true})
+	var got []string
+	for _, e := range d.events.Events() {
+		got = append(got, e.Object+": "+e.Message)
+	}
+	if want := []string{"instance VI_1: MASTER_PRIORITY 90", "instance VI_1: BACKUP_PRIORITY 80"}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+// With dynamic_interfaces the daemon starts although an instance's
+// interface does not exist (the instance waits for it); without, the
+// start fails naming it.
+func TestDynamicInterfacesStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: VRRP sockets")
+	}
+	conf := "vrrp_instance VI_1 {\n    interface tnd-none0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1/24\n    }\n}\n"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := load(Options{ConfigFile: path, Socket: filepath.Join(dir, "s"), Dataplane: DataplaneNone, Log: lab.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.run(context.Background()); err == nil || !strings.Contains(err.Error(), "tnd-none0") {
+		t.Errorf("start on a missing interface without dynamic_interfaces: %v, want an error naming it", err)
+	}
+	td := startDaemon(t, "global_defs {\n    dynamic_interfaces\n}\n"+conf, lab.TestLogger(t))
+	if st := td.d.Status(); len(st.Instances) != 0 {
+		t.Errorf("instances running on a missing interface: %+v", st.Instances)
 	}
 }
