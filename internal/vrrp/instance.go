@@ -116,9 +116,12 @@ type Engine struct {
 	// set, with the value each had before.
 	promoted map[string]bool
 	// waiting are instances whose interface does not exist yet
-	// (dynamic_interfaces); the loop's. waitTimer retries them.
+	// (dynamic_interfaces), written by the loop under mu; waitTimer
+	// retries them. early holds what the trackers reported for them
+	// meanwhile (under mu), given to each when it starts.
 	waiting   []*config.Instance
 	waitTimer clock.Timer
+	early     map[string]map[string]Event
 }
 
 // interfaceRetry is how often instances waiting for their interface try
@@ -149,13 +152,20 @@ func (e *Engine) retryWaiting() {
 		in.log.Info("interface present: the instance starts", "interface", ic.Interface)
 		e.mu.Lock()
 		e.insts = append(e.insts, in)
+		early := e.early[ic.Name]
+		delete(e.early, ic.Name)
 		e.mu.Unlock()
+		for _, ev := range early {
+			e.handle(in, ev)
+		}
 		e.startReader(in)
 		if e.started {
 			e.handle(in, Start{})
 		}
 	}
+	e.mu.Lock()
 	e.waiting = still
+	e.mu.Unlock()
 	e.armWaiting()
 }
 
@@ -301,7 +311,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
-		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), pacers: map[paceKey]*pacer{}, promoted: map[string]bool{}}
+		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), pacers: map[paceKey]*pacer{}, promoted: map[string]bool{}, early: map[string]map[string]Event{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -309,7 +319,7 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 		in, err := e.newInstance(cfg, ic)
 		if waitsForInterface(cfg, ic, err) {
 			e.log.Warn("interface missing: the instance waits for it (dynamic_interfaces)", "instance", ic.Name, "interface", ic.Interface)
-			e.waiting = append(e.waiting, ic)
+			e.waiting = append(e.waiting, ic) // nothing else runs yet
 			continue
 		}
 		if err != nil {
@@ -595,10 +605,32 @@ func (e *Engine) post(name string, ev Event) {
 			target = in
 		}
 	}
+	if target == nil && slices.ContainsFunc(e.waiting, func(ic *config.Instance) bool { return ic.Name == name }) {
+		e.keepEarly(name, ev)
+	}
 	e.mu.Unlock()
 	if target != nil {
 		e.send(loopEvent{inst: target, ev: ev})
 	}
+}
+
+// keepEarly holds a tracker's report for an instance that waits for its
+// interface, the latest per tracker or fault reason, for when it starts.
+// Called under mu.
+func (e *Engine) keepEarly(name string, ev Event) {
+	var key string
+	switch ev := ev.(type) {
+	case TrackerChanged:
+		key = "tracker " + ev.Name
+	case FaultChanged:
+		key = "fault " + ev.Reason
+	default:
+		return
+	}
+	if e.early[name] == nil {
+		e.early[name] = map[string]Event{}
+	}
+	e.early[name][key] = ev
 }
 
 // read hands received packets to the loop until the socket is closed. It

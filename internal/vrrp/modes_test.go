@@ -287,6 +287,8 @@ func TestDynamicInterfaces(t *testing.T) {
 		if st := e.Status(); len(st) != 0 {
 			t.Fatalf("instances running before their interface exists: %+v", st)
 		}
+		// What a tracker says meanwhile reaches the instance when it starts.
+		e.Track("VI_1", "chk", -10, false)
 		h.mu.Lock()
 		h.missing = nil
 		h.mu.Unlock()
@@ -294,6 +296,9 @@ func TestDynamicInterfaces(t *testing.T) {
 			st := e.Status()
 			return len(st) == 1 && st[0].State == Master
 		})
+		if p := e.Status()[0].EffectivePriority; p != 90 {
+			t.Errorf("effective priority %d, want 90: the tracker's report while waiting was lost", p)
+		}
 		cancel()
 		lan.waitFor(t, "stop", 2*stopRetryFor, func() bool {
 			select {

@@ -127,8 +127,13 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	e.mu.Lock()
 	e.cfg, e.insts = cfg, next
 	e.groups = buildGroups(cfg, next, keepGroups)
-	e.mu.Unlock()
 	e.waiting = waiting
+	for name := range e.early {
+		if !slices.ContainsFunc(waiting, func(ic *config.Instance) bool { return ic.Name == name }) {
+			delete(e.early, name)
+		}
+	}
+	e.mu.Unlock()
 	if e.waitTimer != nil {
 		e.waitTimer.Stop()
 	}
