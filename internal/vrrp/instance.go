@@ -202,7 +202,8 @@ type instance struct {
 	timer clock.Timer
 	gen   uint64
 	garp  clock.Timer
-	// garpLow is the pending second burst of a lower-priority refresh.
+	// garpLow is the latest pending second burst of a lower-priority
+	// refresh.
 	garpLow clock.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
@@ -995,9 +996,9 @@ func (e *Engine) lowerPrioGarp(in *instance) {
 	if g.LowerPrioDelay <= 0 {
 		return
 	}
-	if in.garpLow != nil {
-		in.garpLow.Stop()
-	}
+	// Each lower priority advert gets its own delayed burst, as each gets
+	// its own timer in keepalived; close stops the last one, and the
+	// others find the instance closed.
 	gen := in.garpGen
 	in.garpLow = e.clock.AfterFunc(time.Duration(g.LowerPrioDelay), func() {
 		e.send(loopEvent{inst: in, garp: true, gen: gen, garpPhase: garpLowerPri})

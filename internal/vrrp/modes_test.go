@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tandem/internal/lab"
+	"tandem/internal/netio"
 )
 
 // twoVIPs is a VRRPv3 instance on eth0 with two addresses, one
@@ -308,5 +309,38 @@ func TestDynamicInterfaces(t *testing.T) {
 				return false
 			}
 		})
+	})
+}
+
+// garp_lower_prio_delay: a master hearing a lower priority sends
+// garp_lower_prio_repeat announcements per address at once and as many
+// again after the delay.
+func TestGarpLowerPrioDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		conf := strings.Replace(twoVIPs(200, ""), "garp_lower_prio_delay 0", "garp_lower_prio_delay 0.3", 1)
+		a := startRouter(t, lan, "10.0.0.1", conf)
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master })
+		lan.advance(time.Second)
+		before := len(a.host.announcedAt())
+		// One lower priority advert, as a router that missed a's would
+		// send it.
+		p := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 100, AdvertInt: 50 * time.Millisecond,
+			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101"), netip.MustParseAddr("10.0.0.102")}}
+		src, group := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("224.0.0.18")
+		b, err := p.MarshalIPv4(IPv4Header{Src: src, Dst: group, ID: 1, TTL: VRRPTTL}, nil, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := lan.clock.Now()
+		a.engine.send(loopEvent{inst: a.engine.insts[0], packet: &netio.Packet{Data: b, Src: src, Dst: group, TTL: VRRPTTL}})
+		lan.advance(time.Second)
+		var got []time.Duration
+		for _, t := range a.host.announcedAt()[before:] {
+			got = append(got, t.Sub(at))
+		}
+		if want := []time.Duration{0, 0, 300 * time.Millisecond, 300 * time.Millisecond}; !slices.Equal(got, want) {
+			t.Errorf("announcements after a lower priority advert at %v, want %v", got, want)
+		}
 	})
 }
