@@ -41,6 +41,15 @@ func (p *parser) strictInstance(g *Global, in *Instance) {
 	if len(in.VIPs) == 0 {
 		p.errorf(in.Pos, "%s: strict mode needs at least one virtual_ipaddress", name)
 	}
+	if in.IPv6 && in.Version == 2 {
+		p.warnf(in.Pos, "%s: strict mode: IPv6 cannot use VRRP version 2; using version 3", name)
+		in.Version = 3
+	}
+	// RFC 5798 §5.2.9: an IPv6 advert's first address is the link-local
+	// one (keepalived checks it for multicast instances).
+	if in.IPv6 && len(in.UnicastPeers) == 0 && len(in.VIPs) > 0 && !in.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() {
+		p.warnf(in.VIPs[0].Pos, "%s: strict mode: the first IPv6 virtual_ipaddress must be link-local (RFC 5798 §5.2.9)", name)
+	}
 	// Accept mode: unset, only the address owner accepts; VRRPv2 has no
 	// accept mode at all (RFC 3768).
 	switch {

@@ -87,6 +87,21 @@ vrrp_instance VI_2 {
 		}
 	}
 
+	// IPv6: VRRPv3 only, and the first address link-local.
+	cfg, msgs = parseMsgs(t, `vrrp_instance VI_6 {
+    strict_mode
+    version 2
+    interface eth0
+    virtual_router_id 6
+    virtual_ipaddress {
+        fd00::1/64
+    }
+}
+`)
+	if cfg.Instances[0].Version != 3 || !hasMsg(msgs, "IPv6 cannot use VRRP version 2") || !hasMsg(msgs, "must be link-local") {
+		t.Errorf("strict IPv6 instance: version %d, diagnostics %q", cfg.Instances[0].Version, msgs)
+	}
+
 	// Without strict mode nothing changes.
 	cfg, _ = parseMsgs(t, `vrrp_instance VI_1 {
     interface eth0
