@@ -36,7 +36,22 @@ One tandem runs per network namespace: a second one is refused, changing
 nothing, with a message saying which one runs there (the lock is
 /run/tandem/netns-INODE.lock). Once it holds the lock, it removes what a
 crashed earlier run left (virtual addresses, its own IPVS services or
-nftables tables) and tells systemd READY=1 when $NOTIFY_SOCKET is set. Signals, as keepalived:
+nftables tables) and tells systemd READY=1 when $NOTIFY_SOCKET is set.
+
+Like keepalived's nftables mode, while an instance that is not the address
+owner (priority 255) and has no "accept" (the default under vrrp_strict,
+or "no_accept") is master, traffic addressed to its virtual addresses, or
+sent from them, is dropped: in table inet tandem_vrrp (global_defs
+"nftables NAME" names another; keepalived's default is "keepalived"), at
+priority -1 ("nftables_priority"), chains "in" (input) and "out" (output)
+looking up sets vips4, vips6 and, for IPv6 link-local addresses, vips6_ll
+(address . ifindex) and vips6_ll_name (address . ifname, for instances with
+dont_track_primary unless "nftables_ifindex"); neighbour discovery is let
+through; "nftables_counters" counts. As with keepalived, kernel IPVS
+services on those addresses then get nothing (set "accept"); the nft data
+plane takes its traffic before the input hook. Each state change is one transaction
+of set elements; the table goes at stop. "vrrp_iptables" and
+"vrrp_ipsets" select the same nftables rules, with a warning. Signals, as keepalived:
   SIGTERM, SIGINT  stop: a master advertises priority 0 so that the backup
                    takes over at once; every address, route, rule and
                    data-plane entry Tandem added is removed
@@ -46,7 +61,24 @@ nftables tables) and tells systemd READY=1 when $NOTIFY_SOCKET is set. Signals, 
   SIGUSR2          write the statistics to keepalived.stats
   SIGRTMIN+2       write the state as JSON to keepalived.json
 The status socket serves "tandem status", "tandem lvs list" and
-"tandem reload".`,
+"tandem reload".
+
+static_ipaddress, static_routes and static_rules are added at start,
+whatever VRRP does (what an earlier run left is removed first), changed
+one by one by a reload, and removed at stop, as keepalived does. The
+data plane follows global_defs:
+  lvs_flush         at start, IPVS: flush the whole table, other
+                    programs' services included; nftables: delete
+                    Tandem's own tables (nothing else is Tandem's)
+  lvs_flush_onstop  at stop, IPVS: flush the whole table; with VS, or
+                    without the keyword, Tandem deletes each of its own
+                    services whole; nftables: Tandem's tables are always
+                    deleted whole at stop
+  lvs_timeouts      IPVS's connection timeouts, set at start and on each
+                    reload and put back at stop; nftables has no IPVS
+                    connection table and warns that it ignores them
+persistence_engine (sip) is passed to IPVS; nftables warns that it has
+none.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigFile == "" {

@@ -33,6 +33,8 @@ const maxHeaderBytes = 64 << 10
 // which matches regex. Redirects are not followed: a 3xx is judged by its
 // status like any other answer. The whole request — connect, TLS
 // handshake, request, response — must finish within connect_timeout.
+// SSL_GET closes its connections without a close_notify alert, as
+// keepalived does, unless tls_compliant asks for one.
 type HTTP struct {
 	cfg   *config.Checker
 	addr  netip.AddrPort
@@ -118,6 +120,14 @@ func (h *HTTP) get(ctx context.Context, u *config.URL, use func(*http.Response, 
 		t := tls.Client(conn, tc)
 		if err := t.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("tls handshake: %w", err)
+		}
+		// keepalived closes quietly, with no close_notify alert, unless
+		// the checker or the url is tls_compliant (check_ssl.c
+		// SSL_set_quiet_shutdown; keepalived.conf(5) SSL_GET). Closing
+		// the tls.Conn sends the alert; the deferred close of the TCP
+		// connection alone does not.
+		if h.cfg.HTTP.TLSCompliant || u.TLSCompliant {
+			defer t.Close()
 		}
 		conn = t
 	}

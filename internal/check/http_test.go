@@ -2,6 +2,7 @@ package check
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -245,4 +246,80 @@ func TestSSL(t *testing.T) {
 		ck := checker(t, config.CheckSSL, plain.Listener.Addr().String(), httpCfg(config.HTTP10, &config.URL{Path: "/"}))
 		expect(t, ck, false, "tls handshake", time.Second)
 	})
+}
+
+// afterCount counts the raw bytes a connection reads once armed.
+type afterCount struct {
+	net.Conn
+	armed bool
+	n     int
+}
+
+func (c *afterCount) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.armed {
+		c.n += n
+	}
+	return n, err
+}
+
+// TestSSLCloseNotify: SSL_GET closes its connection quietly, as keepalived
+// does by default (SSL_set_quiet_shutdown), and with tls_compliant, on the
+// checker or on the url, ends it with a close_notify alert: the server
+// reads an alert record after the response, or nothing at all.
+func TestSSLCloseNotify(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "secure.example.test")}}
+	after := make(chan int, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			raw := &afterCount{Conn: c}
+			tc := tls.Server(raw, cfg)
+			tc.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+				c.Close()
+				after <- -1
+				continue
+			}
+			raw.armed = true
+			io.WriteString(tc, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+			io.Copy(io.Discard, tc) // until the client's alert or its close
+			c.Close()
+			after <- raw.n
+		}
+	}()
+	for _, tt := range []struct {
+		name          string
+		checker, url  bool
+		wantCloseNote bool
+	}{
+		{name: "quiet by default"},
+		{name: "tls_compliant on the checker", checker: true, wantCloseNote: true},
+		{name: "tls_compliant on the url", url: true, wantCloseNote: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ck := checker(t, config.CheckSSL, ln.Addr().String(), func(c *config.Checker) {
+				c.Timing.ConnectTimeout = config.Duration(10 * time.Second)
+				c.HTTP = &config.HTTPCheck{TLSCompliant: tt.checker, URLs: []*config.URL{{Path: "/", TLSCompliant: tt.url}}}
+			})
+			if r := ck.Check(context.Background()); !r.OK {
+				t.Fatalf("check failed: %v", r.Err)
+			}
+			n := <-after
+			if n < 0 {
+				t.Fatal("the server could not read the request")
+			}
+			if got := n > 0; got != tt.wantCloseNote {
+				t.Errorf("server read %d bytes after the response; want a close_notify alert: %v", n, tt.wantCloseNote)
+			}
+		})
+	}
 }

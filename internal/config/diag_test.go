@@ -263,6 +263,43 @@ func TestDiagnostics(t *testing.T) {
 			src:  vsWith("  real_server 10.0.1.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        status_code 99\n      }\n    }\n  }\n"),
 			want: []wantDiag{e(9, 21, `status_code: "99" is not an integer in 100..999`)},
 		},
+		// Issue 12: keywords parsed and then ignored.
+		{
+			name: "static address without dev: default_interface",
+			src:  "global_defs {\n  default_interface bond0\n}\nstatic_ipaddress {\n  192.0.2.1/24\n  192.0.2.2/24 dev eth3\n}\n",
+			check: func(t *testing.T, c *Config) {
+				if a, b := c.StaticAddresses[0].Dev, c.StaticAddresses[1].Dev; a != "bond0" || b != "eth3" {
+					t.Errorf("devs %q %q, want bond0 eth3", a, b)
+				}
+			},
+		},
+		{
+			name: "static address without dev or default_interface: eth0",
+			src:  "static_ipaddress {\n  192.0.2.1/24\n}\n",
+			check: func(t *testing.T, c *Config) {
+				if d := c.StaticAddresses[0].Dev; d != "eth0" {
+					t.Errorf("dev %q, want keepalived's eth0", d)
+				}
+			},
+		},
+		{
+			name: "SSL_GET tls_compliant on the checker and on a url",
+			src:  vsWith("  real_server 10.0.0.2 80 {\n    SSL_GET {\n      tls_compliant\n      url {\n        path /\n        tls_compliant\n      }\n      url {\n        path /b\n      }\n    }\n  }\n"),
+			check: func(t *testing.T, c *Config) {
+				h := c.VirtualServers[0].RealServers[0].Checkers[0].HTTP
+				if !h.TLSCompliant || !h.URLs[0].TLSCompliant || h.URLs[1].TLSCompliant {
+					t.Errorf("checker %v, urls %v %v; want true, true false", h.TLSCompliant, h.URLs[0].TLSCompliant, h.URLs[1].TLSCompliant)
+				}
+			},
+		},
+		{
+			// keepalived knows tls_compliant in SSL_GET only; fast_recovery is
+			// what Tandem always does.
+			name: "HTTP_GET tls_compliant and fast_recovery warned",
+			src: vsWith("  real_server 10.0.0.2 80 {\n    HTTP_GET {\n      tls_compliant\n      fast_recovery\n      url {\n        path /\n      }\n    }\n" +
+				"    HTTP_GET {\n      fast_recovery maybe\n      url {\n        path /\n      }\n    }\n  }\n"),
+			want: []wantDiag{w(7, 7, "tls_compliant: HTTP_GET has no TLS"), w(8, 7, "fast_recovery: Tandem always checks all urls back to back"), e(14, 21, "maybe")},
+		},
 		{
 			name: "hysteresis not below quorum",
 			src:  vsWith("  quorum 2\n  hysteresis 2\n"),

@@ -333,12 +333,14 @@ const (
 	FlushNone FlushOnStop = iota
 	// FlushAll: the keyword alone.
 	FlushAll
-	// FlushVS and FlushRS are its VS and RS arguments.
+	// FlushVS is its VS argument: each of Tandem's virtual services is
+	// deleted whole, the kernel removing its real servers, instead of
+	// real server by real server (keepalived ipwrapper.c
+	// clear_service_vs). keepalived knows no other argument.
 	FlushVS
-	FlushRS
 )
 
-var flushOnStops = vocabulary[FlushOnStop]{{FlushAll, "all"}, {FlushVS, "VS"}, {FlushRS, "RS"}}
+var flushOnStops = vocabulary[FlushOnStop]{{FlushAll, "all"}, {FlushVS, "VS"}}
 
 func (f FlushOnStop) String() string { return flushOnStops.name(f) }
 

@@ -4,6 +4,9 @@ import (
 	"time"
 )
 
+// defaultStaticDev is keepalived's DFLT_INT (vrrp_ipaddress.h).
+const defaultStaticDev = "eth0"
+
 // finalize fills in keepalived's defaults and the values that cascade from
 // global_defs to instances and from virtual servers to real servers to
 // checkers, once the whole file is read.
@@ -23,6 +26,17 @@ func (p *parser) finalize(cfg *Config) {
 	}
 	for _, vs := range cfg.VirtualServers {
 		p.finalizeVS(cfg, vs)
+	}
+	// A static address without dev goes on default_interface, else eth0
+	// (keepalived vrrp_ipaddress.c alloc_ipaddress, vrrp_if.c
+	// get_default_if): resolved here so that its key names the interface.
+	for _, a := range cfg.StaticAddresses {
+		if a.Dev == "" {
+			a.Dev = g.DefaultInterface
+		}
+		if a.Dev == "" {
+			a.Dev = defaultStaticDev
+		}
 	}
 	cfg.keys = computeKeys(cfg)
 }

@@ -176,6 +176,7 @@ func (f *formatter) global(g *Global) {
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)
 	f.only("vrrp_strict", g.VRRPStrict)
+	f.firewall(&g.Firewall)
 	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
@@ -190,7 +191,7 @@ func (f *formatter) global(g *Global) {
 	switch g.LVSFlushOnStop {
 	case FlushAll:
 		f.line("lvs_flush_onstop")
-	case FlushVS, FlushRS:
+	case FlushVS:
 		f.line("lvs_flush_onstop", g.LVSFlushOnStop.String())
 	}
 	var to []string
@@ -665,8 +666,9 @@ func (f *formatter) checker(c *Checker) {
 		f.str("virtualhost", h.Virtualhost)
 		f.flag("enable_sni", h.EnableSNI)
 		f.str("sni_name", h.SNIName)
-		f.flag("tls_compliant", h.TLSCompliant)
-		f.flag("fast_recovery", h.FastRecovery)
+		if c.Type == CheckSSL {
+			f.flag("tls_compliant", h.TLSCompliant)
+		}
 		for _, u := range h.URLs {
 			f.open("url")
 			f.line("path", u.Path)
@@ -685,6 +687,7 @@ func (f *formatter) checker(c *Checker) {
 				f.line("regex", u.Regex.String())
 			}
 			f.only("regex_no_match", u.RegexNoMatch)
+			f.only("tls_compliant", u.TLSCompliant)
 			f.close()
 		}
 	case c.Misc != nil:

@@ -20,6 +20,7 @@ func defaultGlobal() Global {
 		VRRPMcastGroup6:    defaultMcast6,
 		VRRPVersion:        2,
 		Garp:               defaultGarp(),
+		Firewall:           Firewall{Priority: -1}, // keepalived.conf(5) nftables
 	}
 }
 
@@ -37,7 +38,7 @@ func (p *parser) global(n *node, cfg *Config) {
 }
 
 func (p *parser) globalHandlers(g *Global) map[string]handler {
-	return merge(p.garpHandlers(&g.Garp, "vrrp_"), map[string]handler{
+	return merge(p.garpHandlers(&g.Garp, "vrrp_"), p.firewallHandlers(&g.Firewall), map[string]handler{
 		"router_id": p.setStr(&g.RouterID),
 		"notification_email": func(n *node) {
 			g.NotificationEmail = append(g.NotificationEmail, p.words(n)...)
@@ -114,7 +115,8 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 	})
 }
 
-// flushOnStop reads "lvs_flush_onstop [VS|RS]": alone it flushes all.
+// flushOnStop reads "lvs_flush_onstop [VS]": alone it flushes all
+// (keepalived global_parser.c lvs_flush_on_stop_handler).
 func (p *parser) flushOnStop(g *Global) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 0, 1) {
@@ -122,7 +124,7 @@ func (p *parser) flushOnStop(g *Global) handler {
 		}
 		g.LVSFlushOnStop = FlushAll
 		if len(n.Args) == 1 {
-			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS, FlushRS); ok {
+			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS); ok {
 				g.LVSFlushOnStop = v
 			}
 		}

@@ -357,7 +357,7 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 	switch typ {
 	case CheckHTTP, CheckSSL:
 		c.HTTP = &HTTPCheck{Protocol: HTTP10}
-		hs = merge(hs, p.httpHandlers(c.HTTP))
+		hs = merge(hs, p.httpHandlers(c.HTTP, typ == CheckSSL))
 	case CheckMisc:
 		c.Misc = &MiscCheck{}
 		hs = merge(hs, map[string]handler{
@@ -439,7 +439,18 @@ func (p *parser) connHandlers(c *Checker) map[string]handler {
 	}
 }
 
-func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
+func (p *parser) httpHandlers(h *HTTPCheck, ssl bool) map[string]handler {
+	// tls_compliant exists in SSL_GET only (keepalived check_http.c
+	// installs it for SSL_GET and its urls); in HTTP_GET keepalived
+	// reports an unknown keyword and goes on.
+	tlsCompliant := func(dst *bool) handler {
+		if ssl {
+			return p.setFlag(dst)
+		}
+		return func(n *node) {
+			p.warnf(n.Keyword.Pos, "tls_compliant: HTTP_GET has no TLS; only SSL_GET takes it; ignored")
+		}
+	}
 	return map[string]handler{
 		"http_protocol": func(n *node) {
 			if !p.noBlock(n) || !p.args(n, 1, 1) {
@@ -457,8 +468,16 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 		"virtualhost":   p.setStr(&h.Virtualhost),
 		"enable_sni":    p.setFlag(&h.EnableSNI),
 		"sni_name":      p.setStr(&h.SNIName),
-		"tls_compliant": p.setFlag(&h.TLSCompliant),
-		"fast_recovery": p.setFlag(&h.FastRecovery),
+		"tls_compliant": tlsCompliant(&h.TLSCompliant),
+		// keepalived checks one url per delay_loop while a server
+		// starts or recovers, and fast_recovery checks them back to
+		// back instead (keepalived.conf(5) fast_recovery); Tandem
+		// checks all of a checker's urls back to back in every round.
+		"fast_recovery": func(n *node) {
+			if _, ok := p.boolArgs(n); ok {
+				p.warnf(n.Keyword.Pos, "fast_recovery: Tandem always checks all urls back to back (what fast_recovery asks for), so the keyword changes nothing")
+			}
+		},
 		"url": func(n *node) {
 			if !p.args(n, 0, 0) {
 				return
@@ -497,6 +516,7 @@ func (p *parser) httpHandlers(h *HTTPCheck) map[string]handler {
 					u.Regex = re
 				},
 				"regex_no_match": p.setConst(&u.RegexNoMatch, true),
+				"tls_compliant":  tlsCompliant(&u.TLSCompliant),
 				"status_code": func(n *node) {
 					if !p.noBlock(n) || !p.args(n, 1, -1) {
 						return

@@ -85,6 +85,7 @@ type Global struct {
 	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
 	VRRPVersion         int        `json:"vrrp_version"`
 	VRRPStrict          bool       `json:"vrrp_strict"`
+	Firewall            Firewall   `json:"firewall"`
 	VRRPSkipCheckAdv    bool       `json:"vrrp_skip_check_adv_addr"`
 	VRRPCheckUnicastSrc bool       `json:"vrrp_check_unicast_src"`
 	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`
@@ -584,12 +585,14 @@ type Checker struct {
 type HTTPCheck struct {
 	URLs []*URL `json:"urls"`
 	// Protocol is the request's HTTP version.
-	Protocol     HTTPVersion `json:"http_protocol"`
-	Virtualhost  string      `json:"virtualhost,omitempty"`
-	EnableSNI    bool        `json:"enable_sni"`
-	SNIName      string      `json:"sni_name,omitempty"`
-	TLSCompliant bool        `json:"tls_compliant"`
-	FastRecovery bool        `json:"fast_recovery"`
+	Protocol    HTTPVersion `json:"http_protocol"`
+	Virtualhost string      `json:"virtualhost,omitempty"`
+	EnableSNI   bool        `json:"enable_sni"`
+	SNIName     string      `json:"sni_name,omitempty"`
+	// TLSCompliant ends SSL_GET's connections with a close_notify alert;
+	// without it they are closed quietly, as keepalived's are
+	// (SSL_set_quiet_shutdown). A url may ask for it on its own.
+	TLSCompliant bool `json:"tls_compliant"`
 }
 
 // URL is one url block: what to fetch and what a good answer is.
@@ -603,6 +606,8 @@ type URL struct {
 	// Regex is compiled at load (Go RE2); dumps show its source.
 	Regex        *regexp.Regexp `json:"regex,omitempty"`
 	RegexNoMatch bool           `json:"regex_no_match,omitempty"`
+	// TLSCompliant is SSL_GET's tls_compliant for this url only.
+	TLSCompliant bool `json:"tls_compliant,omitempty"`
 }
 
 // StatusRange is an inclusive range of HTTP status codes.

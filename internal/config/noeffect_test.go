@@ -41,11 +41,10 @@ var notRead = map[string]string{
 	"TrackProcess.Reverse":          "default of TrackRef.Reverse",
 	"TrackRef.WeightSet":            "whether TrackRef.Weight was given, for the defaults",
 	"Broadcast.Auto":                "brd + is computed into Broadcast.Addr",
-	// no_track means: the instance stays master when the address, route
-	// or rule is deleted by someone else. Tandem does not watch for such
+	// no_track means: the instance stays master when the route or rule
+	// is deleted by someone else. Tandem does not watch for such
 	// deletions at all, so every one behaves as no_track; the tracked
 	// default of keepalived.conf(5) is what is missing.
-	"IPAddress.NoTrack":         "every address behaves as no_track (deletions by others are not watched)",
 	"Route.NoTrack":             "every route behaves as no_track (deletions by others are not watched)",
 	"Rule.NoTrack":              "every rule behaves as no_track (deletions by others are not watched)",
 	"Instance.NoVirtualIPAddr":  "only silences the no-address warning",
@@ -56,17 +55,6 @@ var notRead = map[string]string{
 	"VirtualServer.Defaults":    "cascades into Checker.Timing",
 	"RealServer.Defaults":       "cascades into Checker.Timing",
 	"Checker.Set":               "cascades into Checker.Timing",
-}
-
-// TODO(merge i12-static): the keywords branch i12-static implements. That
-// branch makes them read outside internal/config; delete this list when
-// merging it.
-var pendingI12Static = []string{
-	"Config.StaticAddresses", "Config.StaticRoutes", "Config.StaticRules",
-	"Global.LVSTimeouts", "LVSTimeouts.TCP", "LVSTimeouts.TCPFin", "LVSTimeouts.UDP",
-	"Global.LVSFlush", "Global.LVSFlushOnStop",
-	"VirtualServer.PersistenceEngine",
-	"HTTPCheck.TLSCompliant", "HTTPCheck.FastRecovery",
 }
 
 // modelFields walks config.Config and every struct type of package config
@@ -195,7 +183,6 @@ func TestModelFieldsHaveEffect(t *testing.T) {
 				t.Errorf("%s is read outside internal/config now; drop it from notRead (%q)", f, why)
 			}
 		case notRead[f] != "":
-		case slices.Contains(pendingI12Static, f):
 		default:
 			t.Errorf("config field %s is read by no package outside internal/config: its keyword has no effect", f)
 		}
@@ -203,11 +190,6 @@ func TestModelFieldsHaveEffect(t *testing.T) {
 	for f := range notRead {
 		if !slices.Contains(fields, f) {
 			t.Errorf("notRead names %s, which is not a model field", f)
-		}
-	}
-	for _, f := range pendingI12Static {
-		if !slices.Contains(fields, f) || read[f] {
-			t.Errorf("pendingI12Static names %s, which is not a model field or is read now: drop it", f)
 		}
 	}
 	t.Logf("%d model fields, %d read outside internal/config", len(fields), n)

@@ -199,7 +199,7 @@ func (g *confGen) global() {
 		{"v3_checksum_as_v2", func() { g.flag("v3_checksum_as_v2") }},
 		{"lvs_flush", func() { g.line("lvs_flush") }},
 		{"lvs_flush_onstop", func() {
-			g.line(append([]string{g.pick("fos", "lvs_flush_onstop", "lvs_flush_on_stop")}, g.pick("fosv", "", "VS", "RS"))...)
+			g.line(append([]string{g.pick("fos", "lvs_flush_onstop", "lvs_flush_on_stop")}, g.pick("fosv", "", "VS"))...)
 		}},
 		{"lvs_timeouts", func() {
 			w := []string{"lvs_timeouts"}
@@ -712,11 +712,8 @@ func (g *confGen) checker() {
 		if g.maybe("sniname") {
 			g.line("sni_name", "sni.example.com")
 		}
-		if g.maybe("tls") {
+		if typ == CheckSSL && g.maybe("tls") {
 			g.flag("tls_compliant")
-		}
-		if g.maybe("fr") {
-			g.flag("fast_recovery")
 		}
 		for range g.intn("urls", 1, 2) {
 			g.open("url")
@@ -738,6 +735,9 @@ func (g *confGen) checker() {
 			}
 			if g.maybe("uvh") {
 				g.line("virtualhost", "u.example.com")
+			}
+			if typ == CheckSSL && g.maybe("utls") {
+				g.line("tls_compliant")
 			}
 			g.close()
 		}

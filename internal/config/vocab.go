@@ -12,7 +12,7 @@ const (
 	whyProcess   = "keepalived process and scheduling tuning; Tandem is one Go process"
 	whySNMP      = "SNMP and D-Bus are not implemented; use the status API and /metrics"
 	whyNetlink   = "netlink buffer tuning"
-	whyFirewall  = "keepalived's own iptables/ipset/nftables rules"
+	whyNFTIPVS   = "keepalived's nftables fwmarks for IPVS virtual_server_group; Tandem programs each group member as its own service, which carries the same traffic"
 	whyFIFO      = "notify FIFOs are not implemented; use notify scripts or the status API"
 	whyVMAC      = "VMAC and ipvlan interfaces are not implemented"
 	whyBFD       = "BFD is not implemented"
@@ -67,8 +67,7 @@ func init() {
 		"vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs",
 		"process_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force",
 		"lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force")
-	add(g, whyFirewall, "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority", "nftables_ifindex",
-		"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_counters")
+	add(g, whyNFTIPVS, "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark")
 	add(g, whyFIFO, "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script",
 		"lvs_notify_fifo", "lvs_notify_fifo_script", "fifo_write_vrrp_states_on_reload")
 	add(g, whyVMAC, "vmac_prefix", "vmac_addr_prefix", "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
@@ -98,5 +97,4 @@ func init() {
 		add(c.String(), whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	}
 	add("url", whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
-	add("url", whyMisc, "tls_compliant")
 }

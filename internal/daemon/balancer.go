@@ -87,7 +87,7 @@ func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.Se
 	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
 }
 
-func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger) (*balancer, error) {
+func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger, atStart bool) (*balancer, error) {
 	if len(cfg.VirtualServers) == 0 {
 		return nil, nil
 	}
@@ -99,6 +99,7 @@ func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, l
 		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
+		b.startPlane(cfg, atStart)
 	}
 	b.sched, err = check.NewScheduler(cfg.VirtualServers, log, b.checkOptions(cfg, fx))
 	if err != nil {
@@ -142,6 +143,7 @@ func (b *balancer) run(ctx context.Context) {
 			next.Inherit(b.sched, diff)
 			b.swap(r.cfg, diff, next)
 			b.fx = r.fx
+			b.configurePlane(r.cfg)
 			stop, done = b.startChecks(ctx)
 			b.reconcile(ctx)
 			r.done <- nil
@@ -291,6 +293,7 @@ func (b *balancer) reconcile(ctx context.Context) {
 		b.log.Error("desired data-plane state", "err", err)
 		return
 	}
+	d = b.desired(d)
 	rep, err := b.rec.Reconcile(ctx, d)
 	if err != nil {
 		b.log.Error("data plane not updated; retried at the next change", "err", err)
@@ -308,7 +311,7 @@ func (b *balancer) close() {
 	if b.kernel == nil {
 		return
 	}
-	if err := b.kernel.Close(); err != nil {
+	if err := b.stopPlane(); err != nil {
 		b.log.Error("data plane not cleaned up", "err", err)
 	}
 }

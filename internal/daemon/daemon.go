@@ -18,6 +18,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/config"
+	"tandem/internal/firewall"
 	"tandem/internal/notify"
 	"tandem/internal/vrrp"
 )
@@ -50,6 +51,7 @@ type Options struct {
 type Daemon struct {
 	opts    Options
 	engine  *vrrp.Engine
+	static  vrrp.Kernel // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
 	started time.Time
 	// notes runs notify scripts and alert mails in the background, for
 	// every configuration the daemon runs; run waits for it at exit.
@@ -145,7 +147,28 @@ func (d *Daemon) run(ctx context.Context) error {
 	}()
 	host := vrrp.NewHost()
 	defer host.Close()
-	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged)
+	d.static = host
+	installStatic(host, cfg, log)
+	// Removed last, once the instances have let their VIPs go, as
+	// keepalived's VRRP process clears its static entries at exit; the
+	// configuration a reload installed is the one removed.
+	defer func() {
+		d.mu.Lock()
+		cur := d.cfg
+		d.mu.Unlock()
+		for _, err := range removeStatic(host, cur) {
+			log.Error("static entry not removed", "err", err)
+		}
+	}()
+	// keepalived's no-accept drop rules: the engine keeps them; their
+	// table goes once the engine has stopped (or failed to start).
+	fw := firewall.New(log)
+	defer func() {
+		if err := fw.Close(); err != nil {
+			log.Error("firewall table not removed", "err", err)
+		}
+	}()
+	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw))
 	if err != nil {
 		return err
 	}
@@ -172,7 +195,7 @@ func (d *Daemon) run(ctx context.Context) error {
 		eng.Close()
 		return err
 	}
-	if err := d.startBalancer(cfg, fx); err != nil {
+	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
 		return err
@@ -249,9 +272,10 @@ func (d *Daemon) dumps(ctx context.Context, sigs <-chan os.Signal) {
 }
 
 // startBalancer starts health checks and the data plane if cfg has
-// virtual servers.
-func (d *Daemon) startBalancer(cfg *config.Config, fx *effects) error {
-	bal, err := newBalancer(cfg, fx, d.opts.Dataplane, d, d.opts.Log)
+// virtual servers; atStart is false when a reload adds the first virtual
+// server (lvs_flush acts at start only).
+func (d *Daemon) startBalancer(cfg *config.Config, fx *effects, atStart bool) error {
+	bal, err := newBalancer(cfg, fx, d.opts.Dataplane, d, d.opts.Log, atStart)
 	if err != nil || bal == nil {
 		return err
 	}
@@ -301,6 +325,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	old := d.cfg
 	d.cfg, d.fx = cfg, fx
 	d.mu.Unlock()
+	// Static entries first: a new instance may send from a new static
+	// address.
+	for _, err := range reloadStatic(d.static, config.Diff(old, cfg)) {
+		res.Errors = append(res.Errors, err.Error())
+	}
 	rep := d.engine.Reload(cfg)
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted
 	for _, e := range rep.Errors {
@@ -319,7 +348,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	if bal != nil {
 		err = bal.reload(cfg, fx)
 	} else {
-		err = d.startBalancer(cfg, fx)
+		err = d.startBalancer(cfg, fx, false)
 		bal = d.balancer()
 	}
 	if err != nil {

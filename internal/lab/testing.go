@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -229,4 +230,17 @@ func WriteScript(t testing.TB, dir, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// NSHandle opens node's network namespace, for the libraries that program
+// a namespace by its descriptor (nftables.WithNetNSFd,
+// netlink.NewHandleAt); it is closed when t ends.
+func (l *Lab) NSHandle(t testing.TB, node string) netns.NsHandle {
+	t.Helper()
+	h, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName(node)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
 }

@@ -76,6 +76,7 @@ func serviceOf(vs *config.VirtualServer) Service {
 		s.Flags |= port
 	}
 	s.PersistenceBits = vs.Granularity
+	s.PersistenceEngine = vs.PersistenceEngine
 	return s
 }
 

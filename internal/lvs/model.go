@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Protocol is a virtual service's transport protocol. The values are the IP
@@ -253,6 +254,18 @@ type Service struct {
 	// address (/32 or /128), which is what the kernel reports when none was
 	// given; NewDesired and the reconciler fill it in so the two compare equal.
 	PersistenceBits uint8
+	// PersistenceEngine names an IPVS persistence engine ("sip": the
+	// Call-ID of SIP messages is the persistence key,
+	// IPVS_SVC_ATTR_PE_NAME); "" is none. Only the IPVS backend has
+	// persistence engines (see Desired.WithoutPersistenceEngines).
+	PersistenceEngine string
+}
+
+// Timeouts are a data plane's connection timeouts (keepalived's
+// lvs_timeouts): an established TCP connection's, a TCP connection's
+// once it has seen a FIN, and a UDP flow's. Zero is the kernel's own.
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
 }
 
 // Key returns the service's identity.
@@ -278,7 +291,7 @@ func (s Service) normalize() Service {
 func (s Service) sameAttrs(o Service) bool {
 	return s.Scheduler == o.Scheduler && s.Flags == o.Flags &&
 		s.PersistenceTimeout == o.PersistenceTimeout &&
-		s.PersistenceBits == o.PersistenceBits
+		s.PersistenceBits == o.PersistenceBits && s.PersistenceEngine == o.PersistenceEngine
 }
 
 func (s Service) validate() error {
@@ -401,6 +414,18 @@ func NewDesired(vss ...VirtualServer) (*Desired, error) {
 	}
 	slices.SortFunc(d.keys, ServiceKey.Compare)
 	return d, nil
+}
+
+// WithoutPersistenceEngines is d with no service naming a persistence
+// engine, for a backend that has none (nftables): what it reads back
+// then matches what it is asked for.
+func (d *Desired) WithoutPersistenceEngines() *Desired {
+	out := &Desired{keys: d.keys, vs: make(map[ServiceKey]VirtualServer, len(d.vs))}
+	for k, vs := range d.vs {
+		vs.Service.PersistenceEngine = ""
+		out.vs[k] = vs
+	}
+	return out
 }
 
 // Keys returns the desired services' keys in ServiceKey.Compare order.

@@ -130,8 +130,12 @@ func (o Op) String() string {
 	switch o.Kind {
 	case AddService, UpdateService:
 		s := o.Service
-		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%d",
-			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, s.PersistenceBits)
+		pe := ""
+		if s.PersistenceEngine != "" {
+			pe = " pe=" + s.PersistenceEngine
+		}
+		return fmt.Sprintf("%v %v sched=%s flags=[%v] persist=%ds/%d%s",
+			o.Kind, s.ServiceKey, s.Scheduler, s.Flags, s.PersistenceTimeout, s.PersistenceBits, pe)
 	case AddDest, UpdateDest:
 		d := o.Dest
 		return fmt.Sprintf("%v %v -> %v weight=%d method=%v thresholds=%d/%d",

@@ -130,9 +130,13 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 func nlRoute(iface string, r *config.Route) (*netlink.Route, error) {
 	// Table 0 (not given) is the main table: netlink sends RT_TABLE_MAIN.
 	nr := &netlink.Route{Dst: prefixNet(r.Dst), Scope: netlink.Scope(r.Scope), Table: int(r.Table), Protocol: netlink.RouteProtocol(r.Proto)}
-	if r.Type != 0 {
+	switch {
+	case r.Type != 0:
 		nr.Type = int(r.Type)
-	} else {
+	case r.Dev == "" && iface == "":
+		// A static route without dev: the kernel finds the interface
+		// through the gateway, as `ip route add` does.
+	default:
 		l, err := ifaceOf(r.Dev, iface)
 		if err != nil {
 			return nil, err

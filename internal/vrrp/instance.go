@@ -88,6 +88,7 @@ type Engine struct {
 	kernel  Kernel
 	onState func(StateChange)
 	clock   clock.Clock
+	fw      Firewall // nil: none (see WithFirewall)
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -330,6 +331,12 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 		e.insts = append(e.insts, in)
 	}
 	e.groups = buildGroups(cfg, e.insts, nil)
+	// The firewall's table exists before any instance runs (and what a
+	// crashed run left is gone); without it, no-accept cannot be kept.
+	if err := e.syncFirewall(); err != nil {
+		e.closeAll()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -772,6 +779,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case SendAdvert:
 		in.sendAdvert(a.Priority, e)
 	case AddVIPs:
+		e.updateFirewall(in.cfg) // first: no packet to the addresses is accepted
 		in.install(e.kernel)
 		e.handOver(in)
 	case RemoveVIPs:
@@ -874,7 +882,9 @@ const (
 // netlink socket) is retried from the loop with backoff until it goes:
 // a VIP left on a backup keeps answering for the master.
 func (e *Engine) remove(in *instance) {
-	if in.cleanup(e.kernel) {
+	ok := in.cleanup(e.kernel)
+	e.updateFirewall() // after the addresses are gone
+	if ok {
 		in.removal.reset()
 		return
 	}
@@ -1146,6 +1156,7 @@ func (e *Engine) finishRemovals() {
 		for _, in := range left {
 			in.cleanup(e.kernel)
 		}
+		e.updateFirewall()
 	}
 }
 

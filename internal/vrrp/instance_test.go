@@ -290,6 +290,11 @@ func startRouterNotify(t *testing.T, lan *fakeLAN, addr, conf string, onState fu
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runRouter(t, lan, h, e)
+}
+
+// runRouter runs e, on h, until the test ends.
+func runRouter(t *testing.T, lan *fakeLAN, h *fakeHost, e *Engine) *router {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &router{t: t, lan: lan, host: h, engine: e, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- e.Run(ctx) }()

@@ -144,6 +144,9 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 			e.handle(in, Start{})
 		}
 	}
+	// The firewall follows the new configuration: addresses and instances
+	// gone, settings changed (which rebuilds its table).
+	e.updateFirewall()
 	return rep
 }
 
@@ -167,6 +170,9 @@ func (e *Engine) update(in *instance, d config.InstanceDelta) error {
 		return fmt.Errorf("vrrp_instance %s: %w", d.New.Name, err)
 	}
 	if in.installed {
+		// New addresses are dropped before they are added; the old ones
+		// leave the drop set once they are gone (the reload's last update).
+		e.updateFirewall(d.New)
 		e.applyKernel(in, d)
 	}
 	e.mu.Lock()

@@ -23,13 +23,15 @@ import (
 // libcrc32c (pulled in by nf_conntrack, which ip_vs needs) asks the crypto
 // API for "crc32c"; every ip_vs scheduler, which the kernel would otherwise
 // request as ip_vs_<name> when a service names it (Debian 6.1 has no
-// ip_vs_twos); veth and bridge for the test labs; xfrm_user and nfnetlink
+// ip_vs_twos); ip_vs_pe_sip, the SIP persistence engine (it pulls in
+// nf_conntrack_sip); veth and bridge for the test labs; xfrm_user and nfnetlink
 // because vishvananda/netlink opens NETLINK_XFRM and NETLINK_NETFILTER
 // sockets next to NETLINK_ROUTE in every handle the labs use.
 var guestModules = []string{
 	"crc32c_generic", "veth", "bridge", "xfrm_user", "nfnetlink",
 	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr",
 	"ip_vs_dh", "ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh",
+	"ip_vs_pe_sip",
 }
 
 // guestTimeout bounds one boot plus the test run in TCG. A healthy run

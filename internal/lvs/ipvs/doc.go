@@ -30,7 +30,14 @@
 // SCHED2 (the kernel shares those bits between sh and mh); NAT, DR and TUN
 // as the per-destination forwarding methods Masq, Route and Tunnel (IPIP);
 // weights (0 inhibits a server) and the upper and lower connection
-// thresholds as they are. Firewall-mark services, TCP, UDP and SCTP, IPv4
+// thresholds as they are; a persistence engine (sip) as
+// IPVS_SVC_ATTR_PE_NAME, which cloudflare/ipvs does not send: services
+// with one are created and updated, and every service's engine is read
+// back, on a generic netlink socket of the backend's own (genl.go), which
+// also sends IPVS_CMD_FLUSH for FlushAll (keepalived's lvs_flush and
+// lvs_flush_onstop: the whole table, everyone's services). SetTimeouts
+// sets IPVS's connection timeouts (IPVS_CMD_SET_CONFIG, keepalived's
+// lvs_timeouts), remembering the kernel's own, which Close puts back. Firewall-mark services, TCP, UDP and SCTP, IPv4
 // and IPv6, and IPv6 real servers behind IPv4 services through a tunnel
 // all work. Services and Dests read the kernel every
 // time; the backend keeps no copy of the table.
@@ -99,7 +106,11 @@
 // (client, director, two real servers on bridges, a tiny TCP server in
 // each) reaching both real servers in rr order; IPv6 persistence with a /64
 // granularity keeping a client on one server; inhibition by weight 0;
-// adoption by a restarted process without a change; and the counters after
+// adoption by a restarted process without a change; the SIP persistence
+// engine (ip_vs_pe_sip) set, read back, shown by ipvsadm and dropped in
+// place, and an unknown one named; connection timeouts set and put back
+// (ipvsadm -L --timeout); FlushAll emptying the table, a service made
+// with ipvsadm included; and the counters after
 // the traffic (connections, packets, bytes, replies for NAT, one held
 // connection as ActiveConn, closed ones as InActConn).
 package ipvs

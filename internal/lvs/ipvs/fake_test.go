@@ -37,12 +37,14 @@ func identOf(s ipvs.Service) fakeIdent {
 
 type fakeService struct {
 	svc   ipvs.Service
+	pe    string // persistence engine
 	dests map[netip.AddrPort]ipvs.DestinationExtended
 }
 
 type fakeClient struct {
 	svcs  map[fakeIdent]*fakeService
-	calls []string // every request, refused ones included
+	cfg   ipvs.Config // the timeouts
+	calls []string    // every request, refused ones included
 	// before runs before each request with its text; an error refuses it.
 	before func(call string) error
 }
@@ -59,8 +61,55 @@ func (c *fakeClient) call(format string, args ...any) error {
 }
 
 func (c *fakeClient) Info() (ipvs.Info, error)     { return ipvs.Info{}, nil }
-func (c *fakeClient) Config() (ipvs.Config, error) { return ipvs.Config{}, nil }
-func (c *fakeClient) SetConfig(ipvs.Config) error  { return unix.EOPNOTSUPP }
+func (c *fakeClient) Config() (ipvs.Config, error) { return c.cfg, nil }
+func (c *fakeClient) SetConfig(cfg ipvs.Config) error {
+	if err := c.call("set-config %d %d %d", cfg.TCPTimeout, cfg.TCPFinTimeout, cfg.UDPTimeout); err != nil {
+		return err
+	}
+	c.cfg = cfg
+	return nil
+}
+
+// The extras (genl.go), on the same table.
+
+func (c *fakeClient) flush() error {
+	if err := c.call("flush"); err != nil {
+		return err
+	}
+	clear(c.svcs)
+	return nil
+}
+
+func (c *fakeClient) putService(cmd uint8, s lvs.Service) error {
+	svc := toService(s)
+	if err := c.call("put-service %d %v pe=%s", cmd, svc.Address, s.PersistenceEngine); err != nil {
+		return err
+	}
+	f := c.svcs[identOf(svc)]
+	switch {
+	case cmd == cmdNewService && f != nil:
+		return unix.EEXIST
+	case cmd == cmdSetService && f == nil:
+		return unix.ESRCH
+	case f == nil:
+		f = &fakeService{dests: map[netip.AddrPort]ipvs.DestinationExtended{}}
+		c.svcs[identOf(svc)] = f
+	}
+	f.svc, f.pe = svc, s.PersistenceEngine
+	return nil
+}
+
+func (c *fakeClient) persistenceEngines() (map[lvs.ServiceKey]string, error) {
+	out := map[lvs.ServiceKey]string{}
+	for _, f := range c.svcs {
+		if f.pe != "" {
+			out[fromService(f.svc).Key()] = f.pe
+		}
+	}
+	return out, nil
+}
+
+func (c *fakeClient) close() error { return nil }
 
 // Services answers as cloudflare/ipvs does for an empty table.
 func (c *fakeClient) Services() ([]ipvs.ServiceExtended, error) {
@@ -100,7 +149,7 @@ func (c *fakeClient) UpdateService(s ipvs.Service) error {
 	if f == nil {
 		return unix.ESRCH
 	}
-	f.svc = s
+	f.svc, f.pe = s, "" // the kernel drops the engine of an update that names none
 	return nil
 }
 
@@ -173,7 +222,7 @@ func fakeKernel(t *testing.T) (*Kernel, *fakeClient) {
 		t.Fatal(err)
 	}
 	c := newFakeClient()
-	return &Kernel{c: c, owned: owned}, c
+	return &Kernel{c: c, nl: c, owned: owned}, c
 }
 
 // TestApplyPerOp: behind lvs.Kernel's batches, IPVS gets one request per

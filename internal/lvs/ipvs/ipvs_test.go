@@ -602,6 +602,8 @@ func parseServiceLine(f []string) (lvs.Service, error) {
 				return s, err
 			}
 			s.PersistenceTimeout, f = uint32(t), f[2:]
+		case f[0] == "pe" && len(f) > 1:
+			s.PersistenceEngine, f = f[1], f[2:]
 		case f[0] == "mask" && len(f) > 1:
 			if s.Family == lvs.IPv6 {
 				bits, err := strconv.ParseUint(f[1], 10, 8)

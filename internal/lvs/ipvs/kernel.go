@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
@@ -28,7 +29,11 @@ var _ lvs.Kernel = (*Kernel)(nil)
 type Kernel struct {
 	c     ipvs.Client
 	conn  io.Closer // the client's netlink socket
+	nl    extras    // Tandem's own socket, for what the client cannot send (genl.go)
 	owned *stateFile
+	// origTimeouts are IPVS's connection timeouts as they were before
+	// SetTimeouts first changed them; nil while unchanged.
+	origTimeouts *ipvs.Config
 }
 
 // Option configures New.
@@ -63,6 +68,12 @@ func New(opts ...Option) (*Kernel, error) {
 	}
 	conn, _ := c.(io.Closer) // the Linux client has Close; the interface does not say so
 	k := &Kernel{c: c, conn: conn}
+	nl, err := dialGenl()
+	if err != nil {
+		k.closeConn()
+		return nil, fmt.Errorf("lvs/ipvs: open generic netlink: %w", err)
+	}
+	k.nl = nl
 	// Every IPVS command, reads included, needs CAP_NET_ADMIN
 	// (GENL_ADMIN_PERM); fail at start rather than at the first reconcile.
 	if _, err := c.Info(); err != nil {
@@ -83,6 +94,9 @@ func (k *Kernel) closeConn() {
 	if k.conn != nil {
 		k.conn.Close()
 	}
+	if k.nl != nil {
+		k.nl.close()
+	}
 }
 
 // Owns reports whether this Kernel, or a previous process with the same
@@ -102,10 +116,17 @@ func (k *Kernel) Services() ([]lvs.Service, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("lvs/ipvs: list services: %w", err)
 	}
+	// cloudflare/ipvs does not read the persistence engine: a dump of
+	// Tandem's own does.
+	pes, err := k.persistenceEngines()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]lvs.Service, 0, len(svcs))
 	present := make(map[lvs.ServiceKey]bool, len(svcs))
 	for _, s := range svcs {
 		svc := fromService(s.Service)
+		svc.PersistenceEngine = pes[svc.Key()]
 		out = append(out, svc)
 		present[svc.Key()] = true
 	}
@@ -173,13 +194,19 @@ func (k *Kernel) apply(op lvs.Op) error {
 		if added, err = k.owned.add(key); err != nil {
 			return err
 		}
-		if err = k.c.CreateService(svc); err != nil && added {
+		if err = k.createService(op.Service, svc); err != nil && added {
 			if ferr := k.owned.remove(key); ferr != nil {
 				err = errors.Join(err, ferr)
 			}
 		}
 	case lvs.UpdateService:
-		err = k.c.UpdateService(svc)
+		if op.Service.PersistenceEngine != "" {
+			err = k.nl.putService(cmdSetService, op.Service)
+		} else {
+			// Without IPVS_SVC_ATTR_PE_NAME the kernel drops an engine
+			// the service had (ip_vs_ctl.c ip_vs_edit_service).
+			err = k.c.UpdateService(svc)
+		}
 	case lvs.DelService:
 		err = k.c.RemoveService(svc)
 		// ESRCH: already gone, which is what was asked.
@@ -199,7 +226,12 @@ func (k *Kernel) apply(op lvs.Op) error {
 		return nil
 	}
 	// The kernel answers ENOENT when ip_vs_<name> cannot be found
-	// (ip_vs_sched.c: ip_vs_scheduler_get), which is otherwise a puzzle.
+	// (ip_vs_sched.c: ip_vs_scheduler_get), or ip_vs_pe_<name>
+	// (ip_vs_pe.c: ip_vs_pe_getbyname), which is otherwise a puzzle.
+	if (op.Kind == lvs.AddService || op.Kind == lvs.UpdateService) && isMissingPE(op.Service, err) {
+		return fmt.Errorf("lvs/ipvs: %v: scheduler %q or persistence engine %q is not available in this kernel (modules ip_vs_%s, ip_vs_pe_%s): %w",
+			key, op.Service.Scheduler, op.Service.PersistenceEngine, op.Service.Scheduler, op.Service.PersistenceEngine, err)
+	}
 	if (op.Kind == lvs.AddService || op.Kind == lvs.UpdateService) && errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("lvs/ipvs: %v: scheduler %q is not available in this kernel (module ip_vs_%s): %w",
 			key, op.Service.Scheduler, op.Service.Scheduler, err)
@@ -298,11 +330,83 @@ func (k *Kernel) Flush() error {
 }
 
 // Close removes the services this Kernel owns (Flush), as a stopping
-// director must (DESIGN.md, principle 4), and closes the netlink socket.
+// director must (DESIGN.md, principle 4), puts back the connection
+// timeouts SetTimeouts changed, and closes the netlink sockets.
 func (k *Kernel) Close() error {
-	err := k.Flush()
+	err := errors.Join(k.Flush(), k.SetTimeouts(lvs.Timeouts{}))
 	k.closeConn()
 	return err
+}
+
+// FlushAll deletes every service of the namespace with its real servers,
+// Tandem's and everyone else's (IPVS_CMD_FLUSH, ipvsadm -C): keepalived's
+// lvs_flush and lvs_flush_onstop, which ask for exactly that
+// (keepalived.conf(5) global_defs). Tandem forgets the services it had.
+func (k *Kernel) FlushAll() error {
+	if err := k.nl.flush(); err != nil {
+		return fmt.Errorf("lvs/ipvs: flush: %w", err)
+	}
+	return k.owned.retain(nil)
+}
+
+// SetTimeouts sets IPVS's connection timeouts (ipvsadm --set; global to
+// the namespace): an established TCP connection's, a TCP connection's
+// after its FIN, and a UDP flow's. A zero timeout is the one IPVS had
+// before SetTimeouts first changed any, so SetTimeouts(lvs.Timeouts{})
+// puts them all back, as keepalived does on a reload without
+// lvs_timeouts and at exit (ipvswrapper.c ipvs_set_timeouts, libipvs.c
+// ipvs_set_timeout). IPVS counts in whole seconds.
+func (k *Kernel) SetTimeouts(t lvs.Timeouts) error {
+	if k.origTimeouts == nil {
+		if t == (lvs.Timeouts{}) {
+			return nil // nothing changed, nothing to put back
+		}
+		orig, err := k.c.Config()
+		if err != nil {
+			return fmt.Errorf("lvs/ipvs: read timeouts: %w", err)
+		}
+		k.origTimeouts = &orig
+	}
+	secs := func(d time.Duration, orig uint32) uint32 {
+		if d <= 0 {
+			return orig
+		}
+		return uint32(max(d/time.Second, 1))
+	}
+	o := k.origTimeouts
+	c := ipvs.Config{TCPTimeout: secs(t.TCP, o.TCPTimeout), TCPFinTimeout: secs(t.TCPFin, o.TCPFinTimeout), UDPTimeout: secs(t.UDP, o.UDPTimeout)}
+	if err := k.c.SetConfig(c); err != nil {
+		return fmt.Errorf("lvs/ipvs: set timeouts tcp %ds tcpfin %ds udp %ds: %w", c.TCPTimeout, c.TCPFinTimeout, c.UDPTimeout, err)
+	}
+	return nil
+}
+
+// Timeouts reads IPVS's connection timeouts.
+func (k *Kernel) Timeouts() (lvs.Timeouts, error) {
+	c, err := k.c.Config()
+	if err != nil {
+		return lvs.Timeouts{}, fmt.Errorf("lvs/ipvs: read timeouts: %w", err)
+	}
+	s := func(n uint32) time.Duration { return time.Duration(n) * time.Second }
+	return lvs.Timeouts{TCP: s(c.TCPTimeout), TCPFin: s(c.TCPFinTimeout), UDP: s(c.UDPTimeout)}, nil
+}
+
+// createService creates a service, through Tandem's own socket when it
+// names a persistence engine.
+func (k *Kernel) createService(s lvs.Service, svc ipvs.Service) error {
+	if s.PersistenceEngine != "" {
+		return k.nl.putService(cmdNewService, s)
+	}
+	return k.c.CreateService(svc)
+}
+
+// persistenceEngines reads the services' persistence engines.
+func (k *Kernel) persistenceEngines() (map[lvs.ServiceKey]string, error) {
+	pes, err := k.nl.persistenceEngines()
+	if err != nil {
+		return nil, fmt.Errorf("lvs/ipvs: list services: %w", err)
+	}
+	return pes, nil
 }
 
 // fromService converts a service read from the kernel.

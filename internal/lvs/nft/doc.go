@@ -109,7 +109,10 @@
 // firewall-mark services (no rule can set a mark before the netdev
 // ingress hook), nor services
 // mixing forwarding methods. Upper and lower connection thresholds are
-// stored and reported but not enforced.
+// stored and reported but not enforced. IPVS's persistence engines and
+// connection timeouts (keepalived's persistence_engine and lvs_timeouts)
+// have no nftables counterpart here: the daemon warns that it ignores
+// them.
 //
 // # Persistence (NAT)
 //

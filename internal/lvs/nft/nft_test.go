@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -124,17 +123,6 @@ func TestSlots(t *testing.T) {
 	}
 }
 
-// nsHandle opens a lab node's namespace; the test closes it.
-func nsHandle(t *testing.T, l *lab.Lab, node string) netns.NsHandle {
-	t.Helper()
-	h, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName(node)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
 func newKernel(t *testing.T, ns netns.NsHandle) *Kernel {
 	t.Helper()
 	k, err := New(WithNetNS(int(ns)))
@@ -235,7 +223,7 @@ func TestKernelRoundTrip(t *testing.T) {
 	checkHostUntouched(t)
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("fd09::1/64")}}}}}})
-	ns := nsHandle(t, l, "dir")
+	ns := l.NSHandle(t, "dir")
 	k := newKernel(t, ns)
 
 	nat := lvs.VirtualServer{
@@ -351,7 +339,7 @@ func TestNATEndToEnd(t *testing.T) {
 	l := lab.NewT(t, y.Spec())
 	l.ServeName(t, "rs1", ":8080", false)
 	l.ServeName(t, "rs2", ":8080", false)
-	k := newKernel(t, nsHandle(t, l, "dir1"))
+	k := newKernel(t, l.NSHandle(t, "dir1"))
 
 	vip := netip.AddrPortFrom(y.VIPs[0], 80)
 	r1 := netip.AddrPortFrom(y.Reals[0].Addr, 8080)
@@ -412,7 +400,7 @@ func TestNATEndToEnd(t *testing.T) {
 
 	// A new process finds the service, changes nothing, and traffic
 	// keeps flowing through what the old one programmed.
-	k2 := newKernel(t, nsHandle(t, l, "dir1"))
+	k2 := newKernel(t, l.NSHandle(t, "dir1"))
 	if rep := reconcile(t, k2, vs(lvs.RoundRobin, w1, w2, 300)); len(rep.Ops) != 0 {
 		t.Errorf("reconcile after restart sent %v", rep.Ops)
 	}
@@ -495,12 +483,12 @@ func TestDREndToEnd(t *testing.T) {
 	l := lab.NewT(t, y.Spec())
 	vip := netip.AddrPortFrom(y.VIPs[0], 80)
 	// The director holds the VIP as VRRP would; the real servers on lo.
-	addAddr(t, nsHandle(t, l, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
+	addAddr(t, l.NSHandle(t, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
 	for _, r := range y.Reals {
-		addAddr(t, nsHandle(t, l, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
+		addAddr(t, l.NSHandle(t, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
 		l.ServeName(t, r.Name, ":80", false)
 	}
-	ns := nsHandle(t, l, "dir1")
+	ns := l.NSHandle(t, "dir1")
 	k := newKernel(t, ns)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
 	dests := []lvs.Dest{{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1}, {Addr: netip.AddrPortFrom(y.Reals[1].Addr, 80), Weight: 1}}
@@ -626,7 +614,7 @@ func TestNATEndToEndIPv6(t *testing.T) {
 	l := lab.NewT(t, lab.NAT6())
 	l.ServeName(t, "rs1", ":8080", false)
 	l.ServeName(t, "rs2", ":8080", false)
-	k := newKernel(t, nsHandle(t, l, "dir"))
+	k := newKernel(t, l.NSHandle(t, "dir"))
 	vip := netip.MustParseAddrPort("[fd01::1]:80")
 	want := mustDesired(t, lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
@@ -663,12 +651,12 @@ func TestDREndToEndIPv6(t *testing.T) {
 	vip := netip.MustParseAddrPort("[fd07::5]:80")
 	// Neighbour solicitations are answered only for addresses of the
 	// interface they arrive on, so the real servers' lo needs no sysctl.
-	addAddr(t, nsHandle(t, l, "dir"), "eth0", netip.PrefixFrom(vip.Addr(), 128))
+	addAddr(t, l.NSHandle(t, "dir"), "eth0", netip.PrefixFrom(vip.Addr(), 128))
 	for _, r := range []string{"rs1", "rs2"} {
-		addAddr(t, nsHandle(t, l, r), "lo", netip.PrefixFrom(vip.Addr(), 128))
+		addAddr(t, l.NSHandle(t, r), "lo", netip.PrefixFrom(vip.Addr(), 128))
 		l.ServeName(t, r, ":80", false)
 	}
-	k := newKernel(t, nsHandle(t, l, "dir"))
+	k := newKernel(t, l.NSHandle(t, "dir"))
 	reconcile(t, k, mustDesired(t, lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR},
 		Dests:   []lvs.Dest{{Addr: netip.MustParseAddrPort("[fd07::3]:80"), Weight: 1}, {Addr: netip.MustParseAddrPort("[fd07::4]:80"), Weight: 1}},
@@ -741,7 +729,7 @@ func oldLayout(t *testing.T) (netns.NsHandle, *nftables.Conn, lvs.VirtualServer)
 	checkHostUntouched(t)
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	ns := nsHandle(t, l, "dir")
+	ns := l.NSHandle(t, "dir")
 	vs := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip1, Port: 80},
 			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceBits: 32},
@@ -812,7 +800,7 @@ func TestDRScaleShape(t *testing.T) {
 	checkHostUntouched(t)
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	ns := nsHandle(t, l, "dir")
+	ns := l.NSHandle(t, "dir")
 	k := newKernel(t, ns)
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
@@ -989,7 +977,7 @@ func TestBatchOneCommit(t *testing.T) {
 	checkHostUntouched(t)
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
-	k := newKernel(t, nsHandle(t, l, "dir"))
+	k := newKernel(t, l.NSHandle(t, "dir"))
 	rs3 := netip.MustParseAddrPort("10.9.0.4:8080")
 	nat := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip1, Port: 80}, Scheduler: lvs.WeightedRoundRobin},

@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+	"tandem/internal/lvs/nft"
+)
+
+// TestNFTPlaneGlobals: on the nftables data plane (a real one, in a lab
+// namespace), a virtual server with persistence_engine is programmed
+// without it, and neither a second reconcile nor a restarted process
+// changes it (the engine is not asked for, so its absence is no
+// difference); lvs_timeouts and
+// persistence_engine are warned about at their positions, naming the data
+// plane; lvs_flush at start deletes what Tandem's tables held; and stop
+// deletes the tables.
+func TestNFTPlaneGlobals(t *testing.T) {
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "d", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.254/24")}}}}}})
+	ns, err := netns.GetFromName(l.NSName("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	open := func() *nft.Kernel {
+		k, err := nft.New(nft.WithNetNS(int(ns)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		return k
+	}
+	cfg := lab.ParseConfig(t, `global_defs {
+    lvs_flush
+    lvs_timeouts tcp 7200 udp 60
+}
+virtual_server 10.0.0.1 5060 {
+    protocol UDP
+    lb_algo rr
+    lb_kind NAT
+    persistence_timeout 60
+    persistence_engine sip
+    real_server 10.0.1.1 5060 {
+    }
+}
+`)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	k := open()
+	b := &balancer{cfg: cfg, log: log, name: DataplaneNFT, kernel: k, rec: lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true }), pool: lvs.NewPool()}
+	b.configurePlane(cfg)
+	for _, want := range []string{
+		`msg="lvs_timeouts: the nftables data plane has no IPVS connection table`,
+		`pos=t.conf:1:1`,
+		`msg="persistence_engine: the nftables data plane has no persistence engines; ignored, the IPVS data plane applies it" dataplane=nft vs=10.0.0.1:5060 engine=sip pos=t.conf:5:1`,
+	} {
+		if logs.count(want) != 1 {
+			t.Errorf("log has not %q once:\n%s", want, logs.b.String())
+		}
+	}
+	ctx := context.Background()
+	b.reconcile(ctx)
+	if b.ops != 1 {
+		t.Fatalf("first reconcile: %d ops, want the service", b.ops)
+	}
+	b.reconcile(ctx)
+	if b.ops != 1 {
+		t.Fatalf("second reconcile sent %d more ops: the engine nftables lacks reads as a difference", b.ops-1)
+	}
+
+	// A restart with lvs_flush: the new Kernel finds the service, and
+	// startPlane deletes it before the first reconcile.
+	k2 := open()
+	if svcs, err := k2.Services(); err != nil || len(svcs) != 1 {
+		t.Fatalf("restart finds %v, %v; want the service", svcs, err)
+	}
+	b2 := &balancer{cfg: cfg, log: log, name: DataplaneNFT, kernel: k2}
+	b2.startPlane(cfg, false) // a reload that opens the data plane: no flush
+	if svcs, err := k2.Services(); err != nil || len(svcs) != 1 {
+		t.Fatalf("lvs_flush on a reload: %v, %v; want the service kept", svcs, err)
+	}
+	b2.startPlane(cfg, true)
+	if svcs, err := k2.Services(); err != nil || len(svcs) != 0 {
+		t.Fatalf("after lvs_flush: %v, %v; want nothing", svcs, err)
+	}
+	if !strings.Contains(logs.b.String(), "lvs_flush: data plane flushed at start") {
+		t.Errorf("flush not logged:\n%s", logs.b.String())
+	}
+
+	// Without lvs_flush the service a restart finds stays for the
+	// reconciler to adopt.
+	b.reconcile(ctx)
+	cfg.Global.LVSFlush = false
+	b2.startPlane(cfg, true)
+	if svcs, err := k2.Services(); err != nil || len(svcs) != 1 {
+		t.Fatalf("without lvs_flush: %v, %v; want the service kept", svcs, err)
+	}
+	// ... and adopts it as it is: what nftables read back from its
+	// tables (no engine) is what it is asked for.
+	b2.rec, b2.pool = lvs.NewReconciler(k2, func(lvs.ServiceKey) bool { return true }), lvs.NewPool()
+	b2.reconcile(ctx)
+	if b2.ops != 0 {
+		t.Errorf("the restarted process changed the service it found (%d ops)", b2.ops)
+	}
+	if err := b2.stopPlane(); err != nil {
+		t.Fatal(err)
+	}
+	if svcs, err := open().Services(); err != nil || len(svcs) != 0 {
+		t.Fatalf("after stop: %v, %v; want nothing", svcs, err)
+	}
+}
