@@ -52,6 +52,10 @@ func TestDocs(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
+		// internal/config's TestKeywordReport writes this one.
+		if e.Name() == "keepalived-keywords.md" {
+			continue
+		}
 		if _, ok := want[e.Name()]; !ok {
 			t.Errorf("docs/%s documents no command", e.Name())
 		}

@@ -88,6 +88,8 @@ type InstanceStatus struct {
 	State     string `json:"state"`
 	VRID      int    `json:"vrid"`
 	Interface string `json:"interface"`
+	// VMAC is the use_vmac interface that carries the VIPs, if any.
+	VMAC string `json:"vmac,omitempty"`
 	// Priority is the configured priority; EffectivePriority includes the
 	// tracked objects' weights.
 	Priority          int       `json:"priority"`

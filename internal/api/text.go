@@ -23,7 +23,11 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 			if master == "" {
 				master = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, in.Interface,
+			iface := in.Interface
+			if in.VMAC != "" {
+				iface += " (vmac " + in.VMAC + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, iface,
 				in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, dropText(in.Dropped))
 		}
 		if err := tw.Flush(); err != nil {

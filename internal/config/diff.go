@@ -164,6 +164,9 @@ func diffInstance(oldCfg, newCfg *Config, old, new keyIndex, id Delta[*Instance]
 //     adverts sent to the new peers are a new conversation.
 //   - Sync group membership: the group's coordinator decides for its
 //     members together.
+//   - use_vmac (its interface, MAC and vmac_xmit_base): the interface
+//     that carries the addresses and sends the adverts (keepalived.conf(5),
+//     use_vmac); adding or removing it re-creates the instance alone.
 type identity struct {
 	VRID, Version   int
 	Interface       string
@@ -174,6 +177,7 @@ type identity struct {
 	TTL             int
 	Auth            *Auth
 	SyncGroup       string
+	VMAC            *VMAC
 }
 
 func instanceIdentity(c *Config, in *Instance) identity {
@@ -186,7 +190,7 @@ func instanceIdentity(c *Config, in *Instance) identity {
 	}
 	return identity{VRID: in.VRID, Version: in.Version, Interface: in.Interface, IPv6: in.IPv6, Group: g.String(),
 		SrcIP: in.UnicastSrcIP.String(), McastSrc: in.McastSrcIP.String(), Peers: in.UnicastPeers, TTL: in.UnicastTTL,
-		Auth: in.Auth, SyncGroup: in.SyncGroup}
+		Auth: in.Auth, SyncGroup: in.SyncGroup, VMAC: in.VMAC}
 }
 
 // instanceSettings is the instance without its children, which are

@@ -21,6 +21,7 @@ func (p *parser) finalize(cfg *Config) {
 	for _, in := range cfg.Instances {
 		p.finalizeInstance(cfg, in)
 	}
+	p.vmacNames(cfg)
 	for _, sg := range cfg.SyncGroups {
 		p.resolveTracks(cfg, sg.TrackScripts, sg.TrackFiles, sg.TrackProcesses)
 	}
@@ -103,6 +104,7 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 	if len(in.VIPs) == 0 && in.UnicastSrcIP.IsValid() {
 		in.IPv6 = in.UnicastSrcIP.Is6()
 	}
+	p.finalizeVMAC(in)
 	p.resolveTracks(cfg, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
 	p.strictInstance(g, in)
 }

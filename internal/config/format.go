@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -180,6 +181,9 @@ func (f *formatter) global(g *Global) {
 	f.flag("vrrp_skip_check_adv_addr", g.VRRPSkipCheckAdv)
 	f.only("vrrp_check_unicast_src", g.VRRPCheckUnicastSrc)
 	f.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	if g.VMACPrefix != "" {
+		f.line("vmac_prefix", g.VMACPrefix)
+	}
 	f.garp(&g.Garp, "vrrp_")
 	f.dur("vrrp_garp_interval", g.VRRPGarpInterval)
 	f.dur("vrrp_gna_interval", g.VRRPGnaInterval)
@@ -389,6 +393,14 @@ func (f *formatter) instance(in *Instance) {
 	f.rules("virtual_rules", in.Rules)
 	f.garp(&in.Garp, "")
 	f.only("no_virtual_ipaddress", in.NoVirtualIPAddr)
+	if v := in.VMAC; v != nil {
+		words := []string{"use_vmac", v.Name}
+		if !slices.Equal(v.MAC, VirtualMAC(in.VRID, in.IPv6)) {
+			words = append(words, v.MAC.String())
+		}
+		f.line(words...)
+		f.only("vmac_xmit_base", v.XmitBase)
+	}
 	f.close()
 }
 

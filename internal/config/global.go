@@ -75,6 +75,7 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 		"vrrp_skip_check_adv_addr":     p.setFlag(&g.VRRPSkipCheckAdv),
 		"vrrp_check_unicast_src":       p.setConst(&g.VRRPCheckUnicastSrc, true),
 		"vrrp_startup_delay":           p.setDur(&g.VRRPStartupDelay, 0, time.Hour),
+		"vmac_prefix":                  p.setStr(&g.VMACPrefix),
 		"vrrp_garp_interval":           p.setDur(&g.VRRPGarpInterval, 0, time.Second),
 		"vrrp_gna_interval":            p.setDur(&g.VRRPGnaInterval, 0, time.Second),
 		"vrrp_lower_prio_no_advert":    p.setFlag(&g.VRRPLowerPrioNoAdvert),

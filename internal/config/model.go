@@ -90,6 +90,10 @@ type Global struct {
 	VRRPCheckUnicastSrc bool       `json:"vrrp_check_unicast_src"`
 	VRRPStartupDelay    Duration   `json:"vrrp_startup_delay"`
 	Garp                Garp       `json:"garp"`
+
+	// VMACPrefix names the VMAC interfaces use_vmac creates (default "vrrp").
+	VMACPrefix string `json:"vmac_prefix,omitempty"`
+
 	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
 	// and unsolicited NAs sent on one interface (0 = no spacing).
 	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
@@ -283,6 +287,10 @@ type Instance struct {
 	SyncGroup       string       `json:"sync_group,omitempty"`
 	NoVirtualIPAddr bool         `json:"no_virtual_ipaddress"`
 
+	// VMAC is use_vmac; nil when the instance's own interface carries
+	// its addresses.
+	VMAC *VMAC `json:"use_vmac,omitempty"`
+
 	// unset holds the keywords whose default comes from global_defs,
 	// resolved once the whole file is read (global_defs may come last).
 	unset instanceUnset
@@ -293,6 +301,8 @@ type instanceUnset struct {
 	// notifyPrio is notify_priority_changes, resolved against the sync
 	// group's and the global setting (vrrpmodes.go).
 	notifyPrio *bool
+
+	xmitBase *Pos // vmac_xmit_base, where it was given
 }
 
 // UnicastPeer is one unicast_peer entry.

@@ -30,6 +30,7 @@ var notRead = map[string]string{
 	"Global.VRRPVersion":            "default of Instance.Version",
 	"Global.Garp":                   "default of Instance.Garp",
 	"Global.DefaultInterface":       "default of Instance.Interface",
+	"Global.VMACPrefix":             "default of VMAC.Name",
 	"Global.SMTPAlertChecker":       "default of VirtualServer.SMTPAlert and RealServer.SMTPAlert",
 	"Global.CheckerLogAll":          "default of Checker.LogAll",
 	"SyncGroup.NotifyPrioChange":    "default of its members' Instance.NotifyPrioChgs",

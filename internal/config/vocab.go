@@ -14,7 +14,9 @@ const (
 	whyNetlink   = "netlink buffer tuning"
 	whyNFTIPVS   = "keepalived's nftables fwmarks for IPVS virtual_server_group; Tandem programs each group member as its own service, which carries the same traffic"
 	whyFIFO      = "notify FIFOs are not implemented; use notify scripts or the status API"
-	whyVMAC      = "VMAC and ipvlan interfaces are not implemented"
+	whyVMACAddr  = "a VMAC per virtual address (use_vmac_addr) is not implemented; use_vmac is"
+	whyVMACGarp  = "gratuitous ARPs on extra interfaces are not implemented; use_vmac's GARPs go out of the VMAC"
+	whyIPVLAN    = "ipvlan interfaces are not implemented; use_vmac (macvlan) is"
 	whyBFD       = "BFD is not implemented"
 	whyNamespace = "run Tandem inside the namespace instead (ip netns exec)"
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
@@ -70,7 +72,8 @@ func init() {
 	add(g, whyNFTIPVS, "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark")
 	add(g, whyFIFO, "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script",
 		"lvs_notify_fifo", "lvs_notify_fifo_script", "fifo_write_vrrp_states_on_reload")
-	add(g, whyVMAC, "vmac_prefix", "vmac_addr_prefix", "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
+	add(g, whyVMACAddr, "vmac_addr_prefix")
+	add(g, whyVMACGarp, "vrrp_vmac_garp_intvl", "vrrp_garp_extra_if")
 	add(g, whyLVSSync, "lvs_sync_daemon")
 	add(g, whyReload, "reload_check_config", "reload_time_file", "reload_repeat", "reload_file",
 		"include_check", "config_save_dir", "tmp_config_directory")
@@ -80,7 +83,9 @@ func init() {
 		"vrrp_min_garp")
 
 	in := "vrrp_instance"
-	add(in, whyVMAC, "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "vmac_garp_intvl", "garp_extra_if")
+	add(in, whyVMACAddr, "use_vmac_addr")
+	add(in, whyVMACGarp, "vmac_garp_intvl", "garp_extra_if")
+	add(in, whyIPVLAN, "use_ipvlan")
 	add(in, whyBFD, "track_bfd")
 	add(in, whyLVSSync, "lvs_sync_daemon_interface")
 	add(in, whyMisc, "vrf", "track_src_ip", "debug", "kernel_rx_buf_size", "unicast_fault_no_peer",

@@ -390,6 +390,8 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"mcast_dst_ip":            p.setAddr(&in.McastDstIP),
 		"unicast_ttl":             p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":    p.setConst(&in.NoVirtualIPAddr, true),
+		"use_vmac":                p.useVMAC(in),
+		"vmac_xmit_base":          p.vmacXmitBase(u),
 		"unicast_peer":            listBlock(p, &in.UnicastPeers, p.unicastPeer),
 		"authentication": func(n *node) {
 			if !p.args(n, 0, 0) {

@@ -51,7 +51,7 @@ type Options struct {
 type Daemon struct {
 	opts    Options
 	engine  *vrrp.Engine
-	static  vrrp.Kernel // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
+	static  staticKernel // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
 	started time.Time
 	// notes runs notify scripts and alert mails in the background, for
 	// every configuration the daemon runs; run waits for it at exit.
@@ -146,7 +146,11 @@ func (d *Daemon) run(ctx context.Context) error {
 		}
 	}()
 	host := vrrp.NewHost()
-	defer host.Close()
+	defer func() {
+		if err := host.Close(); err != nil {
+			log.Warn("host settings not restored", "err", err)
+		}
+	}()
 	d.static = host
 	installStatic(host, cfg, log)
 	// Removed last, once the instances have let their VIPs go, as
@@ -452,7 +456,7 @@ func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.opts.Version, Config: d.opts.ConfigFile, Started: d.started, Instances: []api.InstanceStatus{}}
 	for _, in := range d.engine.Status() {
 		is := api.InstanceStatus{
-			Name: in.Name, State: in.State.String(), VRID: in.VRID, Interface: in.Interface,
+			Name: in.Name, State: in.State.String(), VRID: in.VRID, Interface: in.Interface, VMAC: in.VMAC,
 			Priority: in.Priority, EffectivePriority: in.EffectivePriority, Since: in.Since,
 			SyncGroup: in.SyncGroup, AdvertsSent: in.AdvertsSent, AdvertsReceived: in.AdvertsReceived,
 			Dropped: in.Dropped, Transitions: in.Transitions, VIPs: []string{},

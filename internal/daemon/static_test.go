@@ -3,15 +3,12 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"tandem/internal/config"
 	"tandem/internal/lab"
-	"tandem/internal/netio"
-	"tandem/internal/vrrp"
 )
 
 // staticCalls records what the static code asks of the kernel, one line
@@ -38,15 +35,6 @@ func (k *staticCalls) do(call string) error {
 	return nil
 }
 
-func (k *staticCalls) Listen(netio.ConnConfig) (vrrp.Conn, error) {
-	return nil, errors.New("static entries open no socket")
-}
-func (k *staticCalls) Announce(string, netip.Addr) error {
-	return errors.New("static entries are not announced")
-}
-func (k *staticCalls) SetPromoteSecondaries(string, bool) (bool, error) {
-	return false, errors.New("static entries set no sysctl")
-}
 func (k *staticCalls) AddAddress(iface string, a *config.IPAddress) error {
 	return k.do(fmt.Sprintf("add addr %s dev %s", a.Prefix, a.Dev))
 }

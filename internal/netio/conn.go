@@ -42,6 +42,10 @@ type ConnConfig struct {
 	// value picks the interface's primary IPv4 address or its IPv6
 	// link-local address (RFC 5798 §5.1.2.1).
 	Src netip.Addr
+	// AddrFrom is the interface whose address is the default source, if
+	// not Interface: a VMAC's parent (the macvlan has only the VIPs, and
+	// only while master; keepalived sends from the parent's address).
+	AddrFrom string
 	// Exclude lists addresses never to pick as source (the VIPs, which a
 	// crashed earlier run may have left on the interface).
 	Exclude []netip.Addr
@@ -102,7 +106,13 @@ func Listen(cfg ConnConfig) (*Conn, error) {
 	}
 	c := &Conn{cfg: cfg, ifi: ifi}
 	if c.src = cfg.Src; !c.src.IsValid() {
-		if c.src, err = sourceAddr(ifi, cfg.IPv6, cfg.Exclude); err != nil {
+		from := ifi
+		if cfg.AddrFrom != "" {
+			if from, err = net.InterfaceByName(cfg.AddrFrom); err != nil {
+				return nil, fmt.Errorf("interface %s: %w", cfg.AddrFrom, ErrNoInterface)
+			}
+		}
+		if c.src, err = sourceAddr(from, cfg.IPv6, cfg.Exclude); err != nil {
 			return nil, err
 		}
 	}

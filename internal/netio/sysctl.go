@@ -2,8 +2,6 @@ package netio
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -15,21 +13,17 @@ import (
 // ip-sysctl.rst). /proc/sys/net is that of the calling thread's network
 // namespace.
 func SetPromoteSecondaries(iface string, on bool) (was bool, err error) {
-	if iface == "" || strings.ContainsAny(iface, "/") || iface == "." || iface == ".." {
+	if iface == "" || strings.Contains(iface, "/") || iface == "." || iface == ".." {
 		return false, fmt.Errorf("promote_secondaries: bad interface name %q", iface)
 	}
-	p := filepath.Join("/proc/sys/net/ipv4/conf", iface, "promote_secondaries")
-	b, err := os.ReadFile(p)
+	key := ipv4Conf(iface, "promote_secondaries")
+	v, err := readSysctl(key)
 	if err != nil {
 		return false, fmt.Errorf("promote_secondaries on %s: %w", iface, err)
 	}
-	was = strings.TrimSpace(string(b)) != "0"
-	v := "0"
+	s := Sysctl{Key: key}
 	if on {
-		v = "1"
+		s.Value = 1
 	}
-	if err := os.WriteFile(p, []byte(v), 0); err != nil {
-		return was, fmt.Errorf("promote_secondaries on %s: %w", iface, err)
-	}
-	return was, nil
+	return v != 0, writeSysctl(s)
 }

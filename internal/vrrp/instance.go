@@ -32,6 +32,10 @@ type Kernel interface {
 	// SetPromoteSecondaries sets net.ipv4.conf.IFACE.promote_secondaries
 	// and reports the value it had.
 	SetPromoteSecondaries(iface string, on bool) (was bool, err error)
+	// AddVMAC, DelVMAC and StaleVMACs manage use_vmac's macvlans.
+	AddVMAC(v netio.VMAC) error
+	DelVMAC(name string) error
+	StaleVMACs(keep map[string]bool) ([]string, error)
 }
 
 // Conn is a VRRP socket (netio.Conn).
@@ -65,6 +69,7 @@ type InstanceStatus struct {
 	State             State
 	VRID              int
 	Interface         string
+	VMAC              string // use_vmac's interface, if any
 	Priority          int
 	EffectivePriority int
 	MasterIP          netip.Addr
@@ -317,6 +322,7 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	for _, o := range opts {
 		o(e)
 	}
+	e.dropStaleVMACs(cfg)
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
 		if waitsForInterface(cfg, ic, err) {
@@ -338,6 +344,28 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 		return nil, err
 	}
 	return e, nil
+}
+
+// dropStaleVMACs removes the VMACs an earlier run created (they carry
+// Tandem's mark) that cfg does not have: a crash left them, and nobody
+// else will. Those cfg has are adopted by their instances.
+func (e *Engine) dropStaleVMACs(cfg *config.Config) {
+	keep := map[string]bool{}
+	for _, ic := range cfg.Instances {
+		if ic.VMAC != nil {
+			keep[ic.VMAC.Name] = true
+		}
+	}
+	stale, err := e.kernel.StaleVMACs(keep)
+	if err != nil {
+		e.log.Warn("cannot look for vmac interfaces left by an earlier run", "err", err)
+	}
+	for _, name := range stale {
+		e.log.Info("removing vmac interface left by an earlier run", "vmac", name)
+		if err := e.kernel.DelVMAC(name); err != nil {
+			e.log.Warn("vmac interface not removed", "vmac", name, "err", err)
+		}
+	}
 }
 
 // buildGroups makes the sync group coordinators of cfg over insts,
@@ -390,6 +418,17 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 		group = ic.McastDstIP
 	}
 	cc := netio.ConnConfig{Interface: ic.Interface, IPv6: ic.IPv6, Group: group, Src: ic.UnicastSrcIP, Exclude: in.vips}
+	if v := ic.VMAC; v != nil {
+		// keepalived.conf(5), use_vmac: adverts go out of the VMAC, with
+		// its virtual MAC, unless vmac_xmit_base; the source address is
+		// the parent's either way.
+		if err := e.kernel.AddVMAC(vmacSpec(ic)); err != nil {
+			return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
+		}
+		if !v.XmitBase {
+			cc.Interface, cc.AddrFrom = v.Name, ic.Interface
+		}
+	}
 	if !cc.Src.IsValid() {
 		cc.Src = ic.McastSrcIP
 	}
@@ -404,6 +443,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	cc.AH = at == AuthAH
 	conn, err := e.kernel.Listen(cc)
 	if err != nil {
+		e.dropVMAC(in)
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.conn = conn
@@ -415,6 +455,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	m, err := NewMachine(machineConfig(ic, conn.Src()))
 	if err != nil {
 		conn.Close()
+		e.dropVMAC(in)
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.m = m
@@ -427,7 +468,9 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 // (keepalived vrrp_complete_init, and reset_promote_secondaries when the
 // instances stop).
 func (e *Engine) promoteSecondaries(ic *config.Instance) {
-	if !ic.PromoteSecond {
+	// With use_vmac the addresses go on the VMAC, whose sysctls are the
+	// VMAC's own; keepalived ignores promote_secondaries there.
+	if !ic.PromoteSecond || ic.VMAC != nil {
 		return
 	}
 	if _, done := e.promoted[ic.Interface]; done {
@@ -850,7 +893,7 @@ func (in *instance) install(k Kernel) {
 	in.unremoved = false
 	in.removal.reset()
 	for _, a := range in.addresses() {
-		if err := k.AddAddress(in.cfg.Interface, a); err != nil {
+		if err := k.AddAddress(in.cfg.Interface, in.placed(a)); err != nil {
 			in.log.Error("virtual address not added", "err", err)
 		}
 	}
@@ -922,8 +965,8 @@ func (e *Engine) retryLater(b *backoff, in *instance, what string, le loopEvent)
 // and in's own removal takes it off when in stops being master.
 func (e *Engine) handOver(in *instance) {
 	e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool {
-		if r.cfg.Interface != in.cfg.Interface || !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
-			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix })
+		if !slices.ContainsFunc(r.addresses(), func(a *config.IPAddress) bool {
+			return slices.ContainsFunc(in.addresses(), func(b *config.IPAddress) bool { return a.Prefix == b.Prefix && r.devOf(a) == in.devOf(b) })
 		}) {
 			return false
 		}
@@ -953,7 +996,7 @@ func (in *instance) cleanup(k Kernel) bool {
 		}
 	}
 	for _, a := range in.addresses() {
-		if err := k.DelAddress(in.cfg.Interface, a); err != nil {
+		if err := k.DelAddress(in.cfg.Interface, in.placed(a)); err != nil {
 			in.unremoved = true
 			in.log.Warn("virtual address not removed", "err", err)
 		}
@@ -1019,11 +1062,7 @@ func (e *Engine) lowerPrioGarp(in *instance) {
 func (e *Engine) announce(in *instance, addrs []*config.IPAddress, repeat int) {
 	for range repeat {
 		for _, a := range addrs {
-			iface := a.Dev
-			if iface == "" {
-				iface = in.cfg.Interface
-			}
-			e.pace(announcement{in: in, iface: iface, addr: a.Prefix.Addr()})
+			e.pace(announcement{in: in, iface: in.devOf(a), addr: a.Prefix.Addr()})
 		}
 	}
 }
@@ -1112,6 +1151,52 @@ func (e *Engine) sendAnnouncement(a announcement) {
 	}
 }
 
+// placed is a as the kernel calls take it. With use_vmac, keepalived puts
+// on the VMAC every address of the instance's family whose dev is unset or
+// the instance's interface, and the others on their dev or the instance's
+// interface (vrrp.c, vrrp_complete_instance).
+func (in *instance) placed(a *config.IPAddress) *config.IPAddress {
+	v := in.cfg.VMAC
+	if v == nil || a.Dev != "" && a.Dev != in.cfg.Interface {
+		return a
+	}
+	c := *a
+	c.Dev = in.cfg.Interface
+	if a.Prefix.Addr().Is6() == in.cfg.IPv6 {
+		c.Dev = v.Name
+	}
+	return &c
+}
+
+// devOf is the interface a goes on.
+func (in *instance) devOf(a *config.IPAddress) string {
+	if d := in.placed(a).Dev; d != "" {
+		return d
+	}
+	return in.cfg.Interface
+}
+
+// vmacName is the instance's use_vmac interface ("" without one).
+func (in *instance) vmacName() string {
+	if in.cfg.VMAC == nil {
+		return ""
+	}
+	return in.cfg.VMAC.Name
+}
+
+// vmacSpec is the macvlan of the instance's use_vmac.
+func vmacSpec(ic *config.Instance) netio.VMAC {
+	v := netio.VMAC{Name: ic.VMAC.Name, Parent: ic.Interface, MAC: ic.VMAC.MAC, Owner: ic.Name, IPv6: ic.IPv6, SendsFrom: !ic.VMAC.XmitBase}
+	// keepalived keeps IPv6 on an IPv4 instance's VMAC when it has IPv6
+	// excluded addresses (VRRP_FLAG_EVIP_OTHER_FAMILY).
+	for _, a := range ic.ExcludedVIPs {
+		if a.Prefix.Addr().Is6() {
+			v.KeepIPv6 = true
+		}
+	}
+	return v
+}
+
 // addresses are every address the instance installs.
 func (in *instance) addresses() []*config.IPAddress {
 	return append(append([]*config.IPAddress(nil), in.cfg.VIPs...), in.cfg.ExcludedVIPs...)
@@ -1168,7 +1253,22 @@ func (e *Engine) Close() {
 
 func (e *Engine) closeAll() {
 	for _, in := range e.insts {
-		in.close()
+		e.closeInstance(in)
+	}
+}
+
+// closeInstance closes the instance and removes its VMAC, whose
+// addresses go with it.
+func (e *Engine) closeInstance(in *instance) {
+	in.close()
+	e.dropVMAC(in)
+}
+
+// dropVMAC removes the instance's VMAC, if it has one (keepalived removes
+// its VMACs at exit and when a reload drops them).
+func (e *Engine) dropVMAC(in *instance) {
+	if name := in.vmacName(); name != "" {
+		logErr(in, "vmac interface not removed", e.kernel.DelVMAC(name))
 	}
 }
 
@@ -1195,7 +1295,7 @@ func (e *Engine) Status() []InstanceStatus {
 	out := make([]InstanceStatus, 0, len(e.insts))
 	for _, in := range e.insts {
 		st := InstanceStatus{
-			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface,
+			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface, VMAC: in.vmacName(),
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
 			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
 			Transitions: in.transitions, Dropped: map[string]uint64{},

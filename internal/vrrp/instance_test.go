@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -176,11 +177,18 @@ type fakeHost struct {
 	// delFails is how many of the next DelAddress calls fail as they do
 	// when the process has no descriptor left for a netlink socket.
 	delFails int
+	// vmacs are the macvlans present, by name (ours: created by AddVMAC
+	// or left by an earlier run); dev is where each VIP went; listens are
+	// the sockets asked for.
+	vmacs   map[string]netio.VMAC
+	dev     map[netip.Prefix]string
+	listens []netio.ConnConfig
 }
 
 func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
 	h.mu.Lock()
 	missing := h.missing[cfg.Interface]
+	h.listens = append(h.listens, cfg)
 	h.mu.Unlock()
 	if missing {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, netio.ErrNoInterface)
@@ -195,10 +203,14 @@ func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
 	return c, nil
 }
 
-func (h *fakeHost) AddAddress(_ string, a *config.IPAddress) error {
+func (h *fakeHost) AddAddress(iface string, a *config.IPAddress) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.vips[a.Prefix] = true
+	if h.dev == nil {
+		h.dev = map[netip.Prefix]string{}
+	}
+	h.dev[a.Prefix] = cmp.Or(a.Dev, iface) // netio's rule: its own dev first
 	return nil
 }
 
@@ -227,6 +239,35 @@ func (h *fakeHost) SetPromoteSecondaries(iface string, on bool) (bool, error) {
 	was := h.sysctls[iface]
 	h.sysctls[iface] = on
 	return was, nil
+}
+
+func (h *fakeHost) AddVMAC(v netio.VMAC) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.vmacs == nil {
+		h.vmacs = map[string]netio.VMAC{}
+	}
+	h.vmacs[v.Name] = v
+	return nil
+}
+
+func (h *fakeHost) DelVMAC(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.vmacs, name)
+	return nil
+}
+
+func (h *fakeHost) StaleVMACs(keep map[string]bool) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for name := range h.vmacs {
+		if !keep[name] {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 func (h *fakeHost) Announce(string, netip.Addr) error {
@@ -274,17 +315,28 @@ type router struct {
 
 func startRouter(t *testing.T, lan *fakeLAN, addr, conf string) *router {
 	t.Helper()
-	return startRouterNotify(t, lan, addr, conf, nil)
+	return startRouterOn(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf)
 }
 
 // startRouterNotify is startRouter with the engine's state callback.
 func startRouterNotify(t *testing.T, lan *fakeLAN, addr, conf string, onState func(StateChange)) *router {
 	t.Helper()
+	return startRouterWith(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf, onState)
+}
+
+// startRouterOn is startRouter on a host prepared by the caller.
+func startRouterOn(t *testing.T, lan *fakeLAN, h *fakeHost, conf string) *router {
+	t.Helper()
+	return startRouterWith(t, lan, h, conf, nil)
+}
+
+// startRouterWith is startRouterOn with the engine's state callback.
+func startRouterWith(t *testing.T, lan *fakeLAN, h *fakeHost, conf string, onState func(StateChange)) *router {
+	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
-	h := &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e, err := NewEngine(cfg, h, log, onState, WithClock(lan.clock))
 	if err != nil {

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 
@@ -13,6 +14,11 @@ import (
 type Host struct {
 	mu         sync.Mutex
 	announcers map[string]*netio.Announcer
+	// rpFilter is what the first IPv4 VMAC changed of
+	// net.ipv4.conf.*.rp_filter, put back at Close; rpCleared says that
+	// was done.
+	rpFilter  *netio.RPFilter
+	rpCleared bool
 }
 
 // NewHost returns the host kernel.
@@ -67,13 +73,55 @@ func (h *Host) Announce(iface string, a netip.Addr) error {
 	return an.Announce(a)
 }
 
-// Close releases the announcers' sockets.
+// AddVMAC creates (or adopts) a use_vmac macvlan; the first IPv4 one
+// clears net.ipv4.conf.all.rp_filter as keepalived does (ClearRPFilter).
+func (h *Host) AddVMAC(v netio.VMAC) error {
+	h.mu.Lock()
+	if !v.IPv6 && !h.rpCleared {
+		rp, err := netio.ClearRPFilter()
+		h.rpFilter, h.rpCleared = rp, err == nil
+		if err != nil {
+			h.mu.Unlock()
+			return fmt.Errorf("vmac %s: rp_filter: %w", v.Name, err)
+		}
+	}
+	if h.rpFilter != nil {
+		v.AllRPFilter = h.rpFilter.All()
+	}
+	h.mu.Unlock()
+	return netio.AddVMAC(v)
+}
+
+// DelVMAC removes a use_vmac macvlan Tandem created, and its announcer,
+// which holds the link's index.
+func (h *Host) DelVMAC(name string) error {
+	h.mu.Lock()
+	if an, ok := h.announcers[name]; ok {
+		an.Close()
+		delete(h.announcers, name)
+	}
+	h.mu.Unlock()
+	return netio.DelVMAC(name)
+}
+
+// StaleVMACs lists the macvlans Tandem created that keep does not name.
+func (h *Host) StaleVMACs(keep map[string]bool) ([]string, error) { return netio.StaleVMACs(keep) }
+
+// Close releases the announcers' sockets and puts back the rp_filter
+// settings the VMACs needed changed.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, an := range h.announcers {
 		an.Close()
 		delete(h.announcers, name)
+	}
+	if h.rpFilter != nil {
+		rp := h.rpFilter
+		h.rpFilter, h.rpCleared = nil, false
+		if err := rp.Restore(); err != nil {
+			return fmt.Errorf("restore rp_filter: %w", err)
+		}
 	}
 	return nil
 }

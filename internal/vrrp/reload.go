@@ -201,7 +201,7 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	}
 	for _, a := range addrs {
 		if a.Gone() {
-			in.stale = append(in.stale, staleObject{key: a.Key, what: "virtual address", del: func(k Kernel) error { return k.DelAddress(iface, a.Old) }})
+			in.stale = append(in.stale, staleObject{key: a.Key, what: "virtual address", del: func(k Kernel) error { return k.DelAddress(iface, in.placed(a.Old)) }})
 		}
 	}
 	e.dropStale(in)
@@ -215,7 +215,7 @@ func (e *Engine) applyKernel(in *instance, d config.InstanceDelta) {
 	var added []*config.IPAddress
 	for _, a := range addrs {
 		if a.Arrived() {
-			logErr(in, "virtual address not added", e.kernel.AddAddress(iface, a.New))
+			logErr(in, "virtual address not added", e.kernel.AddAddress(iface, in.placed(a.New)))
 			added = append(added, a.New)
 		}
 	}
@@ -281,7 +281,7 @@ func (e *Engine) stopInstance(in *instance) {
 	if in.installed {
 		e.remove(in) // arms a retry if the kernel refused
 	}
-	in.close()
+	e.closeInstance(in)
 	if in.unremoved {
 		e.retiring = append(e.retiring, in)
 	}
