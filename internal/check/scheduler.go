@@ -54,6 +54,9 @@ type Scheduler struct {
 	log      *slog.Logger
 	opts     Options
 	checkers []Checker
+	// specs are the checkers' places, for the failures log_all_failures
+	// logs.
+	specs []Spec
 
 	mu   sync.Mutex
 	core *Core
@@ -78,7 +81,8 @@ func NewScheduler(vss []*config.VirtualServer, log *slog.Logger, opts Options) (
 		return nil, errors.New("check: Options.Events is nil")
 	}
 	s := &Scheduler{log: log, opts: opts, core: NewCore(vss, opts.Rand), wake: make(chan struct{}, 1)}
-	for _, sp := range s.core.Specs() {
+	s.specs = s.core.Specs()
+	for _, sp := range s.specs {
 		ck, err := New(sp.Checker, sp.Target, opts.Env)
 		if err != nil {
 			return nil, fmt.Errorf("virtual server %s real server %s: %w", sp.VS.Name(), sp.Target.Addr, err)
@@ -241,6 +245,12 @@ func (s *Scheduler) complete(ds []done) {
 	}
 	n := len(s.events)
 	for _, d := range ds {
+		// log_all_failures (checker_log_all_failures): every failed
+		// check is logged, the retries too, not only the one that takes
+		// the server down (keepalived.conf(5)).
+		if sp := s.specs[d.id]; !d.res.OK && sp.Checker.LogAll {
+			s.log.Warn("check failed", "vs", sp.VS.Name(), "rs", sp.Target.Addr, "checker", sp.Checker.Type, "err", d.res.Err)
+		}
 		s.events = append(s.events, s.core.Complete(d.at, d.id, d.res)...)
 	}
 	evs := s.events[n:]

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,6 +239,54 @@ func TestConcurrencyFor(t *testing.T) {
 	} {
 		if got := concurrencyFor(tt.n, tt.nofile); got != tt.want {
 			t.Errorf("concurrencyFor(%d, %d) = %d, want %d", tt.n, tt.nofile, got, tt.want)
+		}
+	}
+}
+
+// failures counts the "check failed" lines logged through it.
+type failures struct{ n atomic.Int64 }
+
+func (f *failures) Enabled(context.Context, slog.Level) bool { return true }
+func (f *failures) WithAttrs([]slog.Attr) slog.Handler       { return f }
+func (f *failures) WithGroup(string) slog.Handler            { return f }
+func (f *failures) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "check failed" {
+		f.n.Add(1)
+	}
+	return nil
+}
+
+// With log_all_failures every failed check is logged, the retries before
+// the server goes down too; without, none is (the health change is).
+func TestLogAllFailures(t *testing.T) {
+	down := netip.MustParseAddrPort(closedPort(t, "tcp"))
+	for _, logAll := range []bool{false, true} {
+		vs := &config.VirtualServer{IP: netip.MustParseAddr("192.0.2.1"), Port: 80}
+		vs.RealServers = []*config.RealServer{{IP: down.Addr(), Port: int(down.Port()), Weight: 1,
+			Checkers: []*config.Checker{{Type: config.CheckTCP, Timing: timing(0.05, 0.01, 2, 0, false), LogAll: logAll}}}}
+		var logged failures
+		events := make(chan Event, 16)
+		s, err := NewScheduler([]*config.VirtualServer{vs}, slog.New(&logged), Options{Concurrency: 1, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { s.Run(ctx) })
+		timeout := time.After(5 * time.Second)
+		for wait := true; wait; {
+			select {
+			case e := <-events:
+				wait = e.Initial || e.Kind != RealServerDown
+			case <-timeout:
+				t.Fatal("no down event within 5 s")
+			}
+		}
+		cancel()
+		wg.Wait()
+		// retry 2: three failures in a row take the server down.
+		if n := logged.n.Load(); logAll && n < 3 || !logAll && n != 0 {
+			t.Errorf("log_all_failures %v: %d failures logged before the server went down, want %s", logAll, n, map[bool]string{false: "none", true: "3"}[logAll])
 		}
 	}
 }

@@ -27,6 +27,8 @@ var expectedWarnings = []*regexp.Regexp{
 	regexp.MustCompile(`: keyword "[^"]+" is not supported by Tandem \(.*\); ignored$`),
 	regexp.MustCompile(`^virtual_server fwmark \d+: protocol is ignored for fwmark services$`),
 	regexp.MustCompile(`^vrrp_instance \S+: lvs_sync_daemon_interface is deprecated; read as global_defs`),
+	// keepalived's strict-mode fix-ups (vrrp_complete_instance).
+	regexp.MustCompile(`^vrrp_instance \S+: (strict mode|.* in strict mode|.* strict mode;)`),
 }
 
 // keepalivedRefuses are corpus files that keepalived 2.2.7 itself refuses

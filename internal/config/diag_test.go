@@ -428,13 +428,25 @@ func TestDiagnostics(t *testing.T) {
 		{
 			// The brief asked for an error here, but keepalived's own
 			// keepalived.conf.sample.in writes vrrp_strict with accept and
-			// every sample must load: RFC 5798 §6.1 makes Accept_Mode a
-			// setting, so an explicit accept wins over the strict default.
-			name: "accept with vrrp_strict",
-			src:  "global_defs {\n  vrrp_strict\n}\n" + strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  accept\n", 1),
+			// every sample must load. RFC 5798 §6.1 makes Accept_Mode a
+			// setting, so an explicit accept wins over the strict default
+			// in VRRPv3; RFC 3768 has no accept mode, and keepalived's
+			// strict mode resets it for VRRPv2 (vrrp_complete_instance).
+			name: "accept with vrrp_strict, VRRPv3",
+			src:  "global_defs {\n  vrrp_strict\n}\n" + strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  accept\n  version 3\n", 1),
 			check: func(t *testing.T, cfg *Config) {
 				if !cfg.Instances[0].Accept || !cfg.Instances[0].StrictMode {
 					t.Errorf("accept %v strict %v, want true true", cfg.Instances[0].Accept, cfg.Instances[0].StrictMode)
+				}
+			},
+		},
+		{
+			name: "accept with vrrp_strict, VRRPv2",
+			src:  "global_defs {\n  vrrp_strict\n}\n" + strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  accept\n", 1),
+			want: []wantDiag{w(4, 1, "vrrp_instance VI_1: accept mode does not comply with VRRPv2 (RFC 3768) in strict mode; reset")},
+			check: func(t *testing.T, cfg *Config) {
+				if cfg.Instances[0].Accept || !cfg.Instances[0].StrictMode {
+					t.Errorf("accept %v strict %v, want false true", cfg.Instances[0].Accept, cfg.Instances[0].StrictMode)
 				}
 			},
 		},

@@ -95,6 +95,7 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 	}
 	p.finalizeVMAC(in)
 	p.resolveTracks(cfg, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+	p.strictInstance(g, in)
 }
 
 // resolveTracks gives track_script/track_file/track_process references

@@ -69,6 +69,8 @@ func build(nodes []*syntax.Node, diags Diagnostics, opts Options) (*Config, Diag
 	p.block("keepalived.conf", nodes, p.rootHandlers(cfg))
 	p.finalize(cfg)
 	p.validate(cfg)
+	p.resolveGroupModes(cfg)
+	resolveCheckerLogAll(cfg)
 	return cfg, p.diags
 }
 

@@ -224,6 +224,9 @@ type SyncGroup struct {
 	GlobalTracking   bool       `json:"global_tracking"`
 	TrackingWeight   bool       `json:"sync_group_tracking_weight"`
 	NotifyPrioChange bool       `json:"notify_priority_changes"`
+
+	// notifyPrio is notify_priority_changes if given (vrrpmodes.go).
+	notifyPrio *bool
 }
 
 // TrackRef names a tracked object with the weight it adds to (or, for
@@ -305,6 +308,9 @@ type Instance struct {
 
 type instanceUnset struct {
 	accept, strict, skipAdv, checkSrc, lowerNoAdv, higherSend, v3v2 *bool
+	// notifyPrio is notify_priority_changes, resolved against the sync
+	// group's and the global setting (vrrpmodes.go).
+	notifyPrio *bool
 
 	xmitBase *Pos // vmac_xmit_base, where it was given
 	// ipv6 is the family of the first address written in the block that

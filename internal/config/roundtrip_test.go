@@ -527,7 +527,8 @@ func (g *confGen) instance(i int) {
 		}
 		return g.ip4(what)
 	}
-	if g.maybe("unicast") {
+	unicast := g.maybe("unicast")
+	if unicast {
 		g.line("unicast_src_ip", addr("src"))
 		g.open("unicast_peer")
 		for range g.intn("peers", 1, 3) {
@@ -557,7 +558,10 @@ func (g *confGen) instance(i int) {
 		g.line("preempt_delay", g.secs("pd", 0, 360000))
 	}
 	for _, k := range []string{"strict_mode", "skip_check_adv_addr", "check_unicast_src", "lower_prio_no_advert", "higher_prio_send_advert", "notify_priority_changes", "smtp_alert", "v3_checksum_as_v2"} {
-		if g.intn(k, 0, 4) == 0 {
+		if k == "strict_mode" && unicast {
+			// Strict mode refuses unicast peers (vrrp_strict).
+			g.line(k, "off")
+		} else if g.intn(k, 0, 4) == 0 {
 			g.flag(k)
 		}
 	}

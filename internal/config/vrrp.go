@@ -271,10 +271,23 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 		"group": func(n *node) {
 			g.Members = append(g.Members, p.words(n)...)
 		},
-		"smtp_alert":                 p.setFlag(&g.SMTPAlert),
-		"global_tracking":            p.setConst(&g.GlobalTracking, true),
+		"smtp_alert": p.setFlag(&g.SMTPAlert),
+		// keepalived 2.x: global_tracking is deprecated and means
+		// sync_group_tracking_weight (vrrp_parser.c).
+		"global_tracking": func(n *node) {
+			p.setConst(&g.GlobalTracking, true)(n)
+			if g.GlobalTracking {
+				p.warnf(n.Keyword.Pos, "global_tracking is deprecated: it means sync_group_tracking_weight; use track_interface, track_script and track_file on the sync group")
+				g.TrackingWeight = true
+			}
+		},
 		"sync_group_tracking_weight": p.setConst(&g.TrackingWeight, true),
-		"notify_priority_changes":    p.setFlag(&g.NotifyPrioChange),
+		"notify_priority_changes": func(n *node) {
+			p.setFlagPtr(&g.notifyPrio)(n)
+			if g.notifyPrio != nil {
+				g.NotifyPrioChange = *g.notifyPrio
+			}
+		},
 	})
 	// keepalived 1.x listed the member instances directly in the block
 	// (its sample keepalived.conf.vrrp.lvs_syncd still does): a bare word
@@ -372,7 +385,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"v3_checksum_as_v2":         p.setFlagPtr(&u.v3v2),
 		"dont_track_primary":        p.setConst(&in.DontTrackPrimary, true),
 		"promote_secondaries":       p.setConst(&in.PromoteSecond, true),
-		"notify_priority_changes":   p.setFlag(&in.NotifyPrioChgs),
+		"notify_priority_changes":   p.setFlagPtr(&u.notifyPrio),
 		"smtp_alert":                p.setFlag(&in.SMTPAlert),
 		"unicast_src_ip":            p.setHostAddr(&in.UnicastSrcIP),
 		"mcast_src_ip":              p.setHostAddr(&in.McastSrcIP),

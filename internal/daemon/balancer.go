@@ -205,8 +205,8 @@ func (b *balancer) swap(cfg *config.Config, d config.ConfigDiff, next *check.Sch
 				pool.Weights[rs.New] = w
 			}
 		}
-		if b.pool.Sorry[vs.Old] {
-			pool.Sorry[vs.New] = true
+		if in, kept := b.pool.Sorry[vs.Old]; kept {
+			pool.Sorry[vs.New] = in
 		}
 	}
 	b.cfg, b.pool, b.sched = cfg, pool, next
@@ -242,7 +242,11 @@ func (b *balancer) apply(ev check.Event) {
 	case check.SorryServerIn:
 		b.pool.Sorry[ev.VS] = true
 	case check.SorryServerOut:
-		delete(b.pool.Sorry, ev.VS)
+		if ss := ev.VS.SorryServer; ss != nil && ss.Inhibit {
+			b.pool.Sorry[ev.VS] = false
+		} else {
+			delete(b.pool.Sorry, ev.VS)
+		}
 	}
 	b.mu.Unlock()
 	if ev.Initial {

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"tandem/internal/api"
+	"tandem/internal/check"
+	"tandem/internal/config"
 	"tandem/internal/lvs"
 )
 
@@ -80,5 +82,20 @@ func TestTableCounters(t *testing.T) {
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
+
+// With sorry_server_inhibit the sorry server stays in the pool, at weight
+// 0, once quorum is back; without, it leaves.
+func TestSorryServerInhibit(t *testing.T) {
+	for _, inhibit := range []bool{false, true} {
+		vs := &config.VirtualServer{SorryServer: &config.SorryServer{Inhibit: inhibit}}
+		b := &balancer{pool: lvs.NewPool()}
+		for _, k := range []check.EventKind{check.SorryServerIn, check.SorryServerOut} {
+			b.apply(check.Event{Kind: k, VS: vs, Initial: true})
+		}
+		if in, kept := b.pool.Sorry[vs]; in || kept != inhibit {
+			t.Errorf("sorry_server_inhibit %v, quorum back: in %v, kept %v", inhibit, in, kept)
+		}
 	}
 }

@@ -413,6 +413,10 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 // stateChanged runs the notify scripts and alerts of an instance or sync
 // group entering a state, and records it in the event log.
 func (d *Daemon) stateChanged(sc vrrp.StateChange) {
+	if sc.PriorityChange {
+		d.priorityChanged(sc)
+		return
+	}
 	st := notify.State(sc.State.String())
 	d.mu.Lock()
 	g, fx := &d.cfg.Global, d.fx
@@ -455,6 +459,22 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	if mail != nil {
 		d.notes.Mail(kind+" "+name, mail)
 	}
+}
+
+// priorityChanged reports an instance's priority change
+// (notify_priority_changes): keepalived runs no script for it and writes
+// `INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIO` to the notify
+// FIFOs; Tandem also records it in the event log.
+func (d *Daemon) priorityChanged(sc vrrp.StateChange) {
+	st := notify.BackupPriority
+	if sc.State == vrrp.Master {
+		st = notify.MasterPriority
+	}
+	d.mu.Lock()
+	fx := d.fx
+	d.mu.Unlock()
+	fx.fifos.Priority(sc.Instance.Name, st, sc.Priority)
+	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: "instance " + sc.Instance.Name, Message: fmt.Sprintf("%s %d", st, sc.Priority)})
 }
 
 // followMastership runs the checks of ha_suspend virtual servers only

@@ -407,3 +407,29 @@ virtual_server 192.0.2.1 80 {
 		t.Fatalf("Reload after the stop still waiting after %v", waitLimit)
 	}
 }
+
+// With dynamic_interfaces the daemon starts although an instance's
+// interface does not exist (the instance waits for it); without, the
+// start fails naming it.
+func TestDynamicInterfacesStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: VRRP sockets")
+	}
+	conf := "vrrp_instance VI_1 {\n    interface tnd-none0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1/24\n    }\n}\n"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := load(Options{ConfigFile: path, Socket: filepath.Join(dir, "s"), Dataplane: DataplaneNone, Log: lab.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.run(context.Background()); err == nil || !strings.Contains(err.Error(), "tnd-none0") {
+		t.Errorf("start on a missing interface without dynamic_interfaces: %v, want an error naming it", err)
+	}
+	td := startDaemon(t, "global_defs {\n    dynamic_interfaces\n}\n"+conf, lab.TestLogger(t))
+	if st := td.d.Status(); len(st.Instances) != 0 {
+		t.Errorf("instances running on a missing interface: %+v", st.Instances)
+	}
+}

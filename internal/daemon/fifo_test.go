@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -130,35 +131,68 @@ func TestGroupState(t *testing.T) {
 	}
 }
 
-// TestMasterRxLowerPriToFIFO: an instance's MASTER_RX_LOWER_PRI event
-// goes to the VRRP FIFO as keepalived writes it, and is not a state
-// change (no event log entry, mastership unchanged).
-func TestMasterRxLowerPriToFIFO(t *testing.T) {
+// fifoDaemon is a daemon with one instance, VI_1, whose vrrp_notify_fifo
+// the returned reader reads (for a second at most per line).
+func fifoDaemon(t *testing.T) (*Daemon, *config.Instance, *bufio.Reader) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "f")
 	log := slog.New(slog.DiscardHandler)
 	cfg := &config.Config{Instances: []*config.Instance{{Name: "VI_1"}}}
 	cfg.Global.VRRPNotifyFIFO.Path = path
 	d := &Daemon{cfg: cfg, fx: newEffects(cfg, log), notes: notify.NewRunner(0, log), events: notify.NewEventLog(8), masters: map[string]bool{}, opts: Options{Log: log}}
-	defer d.notes.Close(context.Background())
+	t.Cleanup(func() { d.notes.Close(context.Background()) })
 	var err error
 	if d.fx.fifos, err = notify.OpenFIFOs(&cfg.Global.Ops, d.fx.users, log); err != nil {
 		t.Fatal(err)
 	}
-	defer d.fx.fifos.Close()
+	t.Cleanup(d.fx.fifos.Close)
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	d.stateChanged(vrrp.StateChange{Instance: cfg.Instances[0], State: vrrp.Master, Priority: 150, MasterRxLowerPri: true})
+	t.Cleanup(func() { f.Close() })
 	if err := f.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := bufio.NewReader(f).ReadString('\n')
+	return d, cfg.Instances[0], bufio.NewReader(f)
+}
+
+// TestMasterRxLowerPriToFIFO: an instance's MASTER_RX_LOWER_PRI event
+// goes to the VRRP FIFO as keepalived writes it, and is not a state
+// change (no event log entry, mastership unchanged).
+func TestMasterRxLowerPriToFIFO(t *testing.T) {
+	d, in, r := fifoDaemon(t)
+	d.stateChanged(vrrp.StateChange{Instance: in, State: vrrp.Master, Priority: 150, MasterRxLowerPri: true})
+	l, err := r.ReadString('\n')
 	if err != nil || l != "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n" {
 		t.Errorf("FIFO line %q, %v", l, err)
 	}
 	if len(d.events.Events()) != 0 || len(d.masters) != 0 {
 		t.Errorf("taken as a state change: events %v, masters %v", d.events.Events(), d.masters)
+	}
+}
+
+// A priority change (notify_priority_changes) is written to the notify
+// FIFOs as keepalived writes it and recorded in the event log; it is not a
+// state change and runs no notify script.
+func TestPriorityChangeEvent(t *testing.T) {
+	d, in, r := fifoDaemon(t)
+	in.Notify = config.Notify{Any: []string{"/nonexistent/notify"}}
+	d.stateChanged(vrrp.StateChange{Instance: in, State: vrrp.Master, Priority: 90, At: time.Now(), PriorityChange: true})
+	d.stateChanged(vrrp.StateChange{Instance: in, State: vrrp.Backup, Priority: 80, At: time.Now(), PriorityChange: true})
+	for _, want := range []string{"INSTANCE \"VI_1\" MASTER_PRIORITY 90\n", "INSTANCE \"VI_1\" BACKUP_PRIORITY 80\n"} {
+		if l, err := r.ReadString('\n'); err != nil || l != want {
+			t.Errorf("FIFO line %q, %v; want %q", l, err, want)
+		}
+	}
+	var got []string
+	for _, e := range d.events.Events() {
+		got = append(got, e.Object+": "+e.Message)
+	}
+	if want := []string{"instance VI_1: MASTER_PRIORITY 90", "instance VI_1: BACKUP_PRIORITY 80"}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if len(d.masters) != 0 {
+		t.Errorf("taken as a state change: masters %v", d.masters)
 	}
 }

@@ -37,6 +37,7 @@ vrrp_sync_group G {
     group {
         VI_1
     }
+    sync_group_tracking_weight
     track_script {
         grp
     }

@@ -16,7 +16,10 @@ type Pool struct {
 	// not in the map is out of the pool.
 	Weights map[*config.RealServer]int
 	// Sorry marks the virtual servers whose sorry server replaces the
-	// real servers (quorum lost).
+	// real servers (quorum lost: true). With sorry_server_inhibit a sorry
+	// server that was in stays, at weight 0, once quorum is back (false),
+	// as inhibit_on_failure keeps a failed real server (keepalived.conf(5)
+	// sorry_server_inhibit).
 	Sorry map[*config.VirtualServer]bool
 }
 
@@ -120,10 +123,15 @@ func keysOf(cfg *config.Config, vs *config.VirtualServer) ([]ServiceKey, error) 
 // destsOf lists the real servers the pool holds for vs, or its sorry
 // server when it is in.
 func destsOf(vs *config.VirtualServer, pool *Pool) []Dest {
-	if ss := vs.SorryServer; ss != nil && pool.Sorry[vs] {
+	ss := vs.SorryServer
+	in, kept := pool.Sorry[vs]
+	if ss != nil && in {
 		return []Dest{{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 1, Method: methods[ss.Method]}}
 	}
 	var out []Dest
+	if ss != nil && kept && ss.Inhibit {
+		out = append(out, Dest{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 0, Method: methods[ss.Method]})
+	}
 	for _, rs := range vs.RealServers {
 		w, in := pool.Weights[rs]
 		if !in {

@@ -2,6 +2,7 @@ package lvs
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,29 @@ virtual_server group G {
 	if len(svc.Dests) != 1 || svc.Dests[0].Addr.String() != "172.16.7.9:80" {
 		t.Errorf("with the sorry server in: %v", svc.Dests)
 	}
+
+	// Quorum back: the sorry server goes, or with sorry_server_inhibit
+	// stays at weight 0.
+	for _, inhibit := range []bool{false, true} {
+		cfg.VirtualServers[0].SorryServer.Inhibit = inhibit
+		pool.Sorry[cfg.VirtualServers[0]] = false
+		d, err = FromConfig(cfg, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, _ = d.Lookup(ServiceKey{Family: IPv4, Protocol: TCP, VIP: netip.MustParseAddr("172.16.7.5"), Port: 80})
+		sorry := slices.IndexFunc(svc.Dests, func(d Dest) bool { return d.Addr.String() == "172.16.7.9:80" })
+		if inhibit != (sorry >= 0) || sorry >= 0 && svc.Dests[sorry].Weight != 0 || len(svc.Dests) != 2+btoi(inhibit) {
+			t.Errorf("sorry_server_inhibit %v, quorum back: %v", inhibit, svc.Dests)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestSchedFlags: the scheduler options config resolved at load map to

@@ -301,17 +301,13 @@ func (s *FIFOs) MasterRxLowerPri(name string, prio int) {
 }
 
 // Priority writes `INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIORITY`
-// when the effective priority of an instance changes and
-// notify_priority_changes is set for it (keepalived.conf(5); vrrp_notify.c
-// send_instance_priority_notifies: MASTER_PRIORITY while master, else
-// BACKUP_PRIORITY). The caller decides whether notify_priority_changes
-// applies.
-func (s *FIFOs) Priority(name string, master bool, prio int) {
-	ev := "BACKUP_PRIORITY"
-	if master {
-		ev = "MASTER_PRIORITY"
-	}
-	s.vrrpLine("INSTANCE", name, ev, prio)
+// (st is MasterPriority or BackupPriority) when the effective priority of
+// an instance changes and notify_priority_changes is set for it
+// (keepalived.conf(5); vrrp_notify.c send_instance_priority_notifies:
+// MASTER_PRIORITY while master, else BACKUP_PRIORITY). The caller decides
+// whether notify_priority_changes applies.
+func (s *FIFOs) Priority(name string, st State, prio int) {
+	s.vrrpLine("INSTANCE", name, string(st), prio)
 }
 
 // RealServer writes `RS [ip]:proto:port VS UP|DOWN` (check/ipwrapper.c

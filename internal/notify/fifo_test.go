@@ -71,7 +71,7 @@ func TestFIFOLines(t *testing.T) {
 	s.Instance(vi, Backup, 100)
 	s.Instance(vi, Master, 100)
 	s.Group("G", Master)
-	s.Priority("VI_1", true, 90)
+	s.Priority("VI_1", MasterPriority, 90)
 	s.MasterRxLowerPri("VI_1", 90)
 	s.RealServer(vs, rs, false)
 	s.VirtualServer(vs, false)

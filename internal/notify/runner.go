@@ -29,6 +29,14 @@ const (
 	Deleted State = "DELETED"
 )
 
+// The events of notify_priority_changes: an instance's effective priority
+// changed while it stayed MASTER or BACKUP. keepalived writes them only to
+// its notify FIFOs, never to notify scripts (vrrp_notify.c notify_fifo).
+const (
+	MasterPriority State = "MASTER_PRIORITY"
+	BackupPriority State = "BACKUP_PRIORITY"
+)
+
 // DefaultScriptTimeout bounds a notify script's run. keepalived does not
 // wait for notify scripts at all (vrrp_notify.c notify_exec); Tandem runs an
 // object's scripts one after another so they arrive in order, and must

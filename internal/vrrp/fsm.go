@@ -109,6 +109,18 @@ type MachineConfig struct {
 	// a priority drop of one member alone cannot move a unanimous group.
 	// That is for the caller to apply.
 	SyncGroup bool
+	// LowerPrioNoAdvert makes a master that hears a lower priority advert
+	// only refresh ARP caches instead of also advertising at once
+	// (keepalived.conf(5) lower_prio_no_advert; RFC 5798 §6.4.3 says to
+	// discard such an advert, which is what this does; strict mode forces
+	// it).
+	LowerPrioNoAdvert bool
+	// HigherPrioSendAdvert makes a master that hears a higher priority
+	// advert send one more advert of its own before it becomes backup, so
+	// that the new master, hearing a lower priority, refreshes ARP caches
+	// that our gratuitous ARPs may have poisoned (keepalived.conf(5)
+	// higher_prio_send_advert, vrrp_state_master_rx).
+	HigherPrioSendAdvert bool
 }
 
 // Validation errors returned by NewMachine.
@@ -586,9 +598,9 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	m.arm(now.Add(m.masterDown()), a)
 }
 
-// masterRx is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received" with
-// keepalived's defaults (lower_prio_no_advert off, higher_prio_send_advert
-// off, garp_lower_prio_rep = garp_rep) from vrrp_state_master_rx.
+// masterRx is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received" as
+// keepalived's vrrp_state_master_rx does it, with its lower_prio_no_advert
+// and higher_prio_send_advert.
 func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
 	switch {
 	case ev.Priority == 0:
@@ -598,10 +610,17 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
 	case ev.Src == m.cfg.PrimaryAddr:
 		// Our own advertisement looped back; neither higher nor lower.
 	case m.higherThanUs(ev.Priority, ev.Src):
+		if m.cfg.HigherPrioSendAdvert {
+			a.add(SendAdvert{Priority: m.priority})
+		}
 		if m.cfg.Version == 3 && ev.MaxAdvertInt > 0 {
 			m.masterAdverInt = ev.MaxAdvertInt
 		}
 		m.leaveMasterForBackup(now, a)
+	case m.cfg.LowerPrioNoAdvert:
+		// RFC 5798 §6.4.3: discard; the Adver_Timer keeps running. ARP
+		// caches the other router may have poisoned are still refreshed.
+		a.add(SendGratuitous{LowerPrio: true})
 	default:
 		// A lower priority router thinks it is master (a split brain is
 		// healing, or it missed our adverts): advertise at once to force it

@@ -30,6 +30,9 @@ type Kernel interface {
 	AddRule(r *config.Rule) error
 	DelRule(r *config.Rule) error
 	Announce(iface string, a netip.Addr) error
+	// SetPromoteSecondaries sets net.ipv4.conf.IFACE.promote_secondaries
+	// and reports the value it had.
+	SetPromoteSecondaries(iface string, on bool) (was bool, err error)
 	// AddVMAC, DelVMAC and StaleVMACs manage use_vmac's macvlans.
 	AddVMAC(v netio.VMAC) error
 	DelVMAC(name string) error
@@ -57,6 +60,12 @@ type StateChange struct {
 	Priority         int
 	At               time.Time
 	MasterRxLowerPri bool
+	// PriorityChange reports that an instance's effective priority
+	// changed to Priority while it stayed in State (MASTER or BACKUP),
+	// for an instance with notify_priority_changes: keepalived writes
+	// MASTER_PRIORITY / BACKUP_PRIORITY to its notify FIFOs then, and
+	// runs no notify script (vrrp_track.c, vrrp_notify.c).
+	PriorityChange bool
 }
 
 // InstanceStatus is a snapshot of one instance.
@@ -115,6 +124,71 @@ type Engine struct {
 	// removals until they go, or until a live instance installs one of
 	// the same addresses and so takes the kernel's state over (handOver).
 	retiring []*instance
+	// started is set once the instances have been started (after
+	// vrrp_startup_delay); the loop's.
+	started bool
+	// promoted holds the interfaces whose promote_secondaries the engine
+	// set, with the value each had before.
+	promoted map[string]bool
+	// waiting are instances whose interface does not exist yet
+	// (dynamic_interfaces), written by the loop under mu; waitTimer
+	// retries them. early holds what the trackers reported for them
+	// meanwhile (under mu), given to each when it starts.
+	waiting   []*config.Instance
+	waitTimer clock.Timer
+	early     map[string]map[string]Event
+}
+
+// interfaceRetry is how often instances waiting for their interface try
+// again.
+const interfaceRetry = time.Second
+
+// waitsForInterface reports whether ic, which failed to start with err,
+// waits for its interface instead: keepalived.conf(5) dynamic_interfaces
+// allows interfaces that do not exist at start. A sync group member does
+// not wait (its group's coordinator counts its members at start).
+func waitsForInterface(cfg *config.Config, ic *config.Instance, err error) bool {
+	return err != nil && cfg.Global.DynamicInterfaces && ic.SyncGroup == "" && errors.Is(err, netio.ErrNoInterface)
+}
+
+// retryWaiting starts the waiting instances whose interface has appeared.
+func (e *Engine) retryWaiting() {
+	var still []*config.Instance
+	for _, ic := range e.waiting {
+		in, err := e.newInstance(e.cfg, ic)
+		switch {
+		case waitsForInterface(e.cfg, ic, err):
+			still = append(still, ic)
+			continue
+		case err != nil:
+			e.log.Error("instance not started", "instance", ic.Name, "err", err)
+			continue
+		}
+		in.log.Info("interface present: the instance starts", "interface", ic.Interface)
+		e.mu.Lock()
+		e.insts = append(e.insts, in)
+		early := e.early[ic.Name]
+		delete(e.early, ic.Name)
+		e.mu.Unlock()
+		for _, ev := range early {
+			e.handle(in, ev)
+		}
+		e.startReader(in)
+		if e.started {
+			e.handle(in, Start{})
+		}
+	}
+	e.mu.Lock()
+	e.waiting = still
+	e.mu.Unlock()
+	e.armWaiting()
+}
+
+// armWaiting schedules the next retry of the waiting instances, if any.
+func (e *Engine) armWaiting() {
+	if len(e.waiting) > 0 {
+		e.waitTimer = e.clock.AfterFunc(interfaceRetry, func() { e.send(loopEvent{waitRetry: true}) })
+	}
 }
 
 type group struct {
@@ -155,6 +229,8 @@ type instance struct {
 	removal   backoff
 	// lastAddrErr is the last address list mismatch logged.
 	lastAddrErr string
+	// lastAdvSrc is the sender of the last advert accepted.
+	lastAdvSrc netip.Addr
 	// stale are addresses, routes and rules a reload took out of the
 	// instance's configuration while it held them, and that the kernel
 	// refused to delete: retried with backoff (staleRetry) while the
@@ -217,6 +293,10 @@ type loopEvent struct {
 	due time.Time
 	// paced is a gratuitous announcement whose time has come.
 	paced *pacedAnnounce
+	// start starts every instance (inst is nil): vrrp_startup_delay is over.
+	start bool
+	// waitRetry retries the instances waiting for their interface.
+	waitRetry bool
 }
 
 // Phases of a gratuitous announcement series.
@@ -247,7 +327,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 // left, and builds their state machines. Nothing is sent before Run.
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
-		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{})}
+		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), promoted: map[string]bool{}, early: map[string]map[string]Event{}}
 	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
 	e.pacer = newGarpPacer(cfg)
 	for _, o := range opts {
@@ -256,6 +336,11 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 	e.dropStaleVMACs(cfg)
 	for _, ic := range cfg.Instances {
 		in, err := e.newInstance(cfg, ic)
+		if waitsForInterface(cfg, ic, err) {
+			e.log.Warn("interface missing: the instance waits for it (dynamic_interfaces)", "instance", ic.Name, "interface", ic.Interface)
+			e.waiting = append(e.waiting, ic) // nothing else runs yet
+			continue
+		}
 		if err != nil {
 			e.closeAll()
 			return nil, err
@@ -373,6 +458,7 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 		return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 	}
 	in.conn = conn
+	e.promoteSecondaries(ic)
 	// A crash leaves the VIPs on the interface, and a restarted node must
 	// not answer for them while BACKUP.
 	in.cleanup(e.kernel)
@@ -385,6 +471,40 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	}
 	in.m = m
 	return in, nil
+}
+
+// promoteSecondaries sets promote_secondaries on the interface of an
+// instance that asks for it, as keepalived does at start when the
+// interface does not have it yet; Run's end restores what it changed
+// (keepalived vrrp_complete_init, and reset_promote_secondaries when the
+// instances stop).
+func (e *Engine) promoteSecondaries(ic *config.Instance) {
+	// With use_vmac the addresses go on the VMAC, whose sysctls are the
+	// VMAC's own; keepalived ignores promote_secondaries there.
+	if !ic.PromoteSecond || ic.VMAC != nil {
+		return
+	}
+	if _, done := e.promoted[ic.Interface]; done {
+		return
+	}
+	was, err := e.kernel.SetPromoteSecondaries(ic.Interface, true)
+	if err != nil {
+		e.log.Warn("promote_secondaries not set", "instance", ic.Name, "err", err)
+		return
+	}
+	e.promoted[ic.Interface] = was
+}
+
+// restorePromoted turns promote_secondaries off again where it was off.
+func (e *Engine) restorePromoted() {
+	for iface, was := range e.promoted {
+		if was {
+			continue
+		}
+		if _, err := e.kernel.SetPromoteSecondaries(iface, false); err != nil {
+			e.log.Warn("promote_secondaries not restored", "interface", iface, "err", err)
+		}
+	}
 }
 
 // configure sets what the instance derives from its configuration and
@@ -404,9 +524,10 @@ func (in *instance) configure(ic *config.Instance) {
 	in.recv = RecvConfig{
 		Version: uint8(ic.Version), VRID: uint8(ic.VRID), AuthType: at, AuthData: data,
 		AdvertInt: time.Duration(ic.AdvertInt), Unicast: len(peers) > 0, Peers: peers,
-		CheckUnicastSrc: ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
-		OwnAddrs:        []netip.Addr{in.conn.Src()},
-		LastAHSeq:       in.recv.LastAHSeq,
+		CheckUnicastSrc:     ic.CheckUnicastSrc || hasTTLBounds(ic.UnicastPeers),
+		OwnAddrs:            []netip.Addr{in.conn.Src()},
+		LastAHSeq:           in.recv.LastAHSeq,
+		OwnerIgnoresAdverts: ic.StrictMode && ic.Priority == ownerPriority,
 	}
 }
 
@@ -420,6 +541,7 @@ func machineConfig(ic *config.Instance, src netip.Addr) MachineConfig {
 		Version: uint8(ic.Version), VRID: uint8(ic.VRID), Priority: uint8(ic.Priority),
 		AdvertInt: time.Duration(ic.AdvertInt), Preempt: ic.Preempt, PreemptDelay: time.Duration(ic.PreemptDelay),
 		InitialState: initial, PrimaryAddr: src, Accept: ic.Accept, SyncGroup: ic.SyncGroup != "",
+		LowerPrioNoAdvert: ic.LowerPrioNoAdv, HigherPrioSendAdvert: ic.HigherPrioSend,
 	}
 }
 
@@ -460,12 +582,28 @@ func (e *Engine) loop(ctx context.Context) error {
 		if in.unremoved { // crash leftovers that NewEngine could not remove
 			e.remove(in)
 		}
-		e.handle(in, Start{})
 	}
+	// vrrp_startup_delay holds every instance in INIT for a while after
+	// start, so that interfaces (bonds) that pass no traffic for a few
+	// seconds after boot do not make a backup take over unheard
+	// (keepalived.conf(5) vrrp_startup_delay).
+	var delayed clock.Timer
+	if d := time.Duration(e.cfg.Global.VRRPStartupDelay); d > 0 {
+		e.log.Info("VRRP instances start after vrrp_startup_delay", "delay", d)
+		delayed = e.clock.AfterFunc(d, func() { e.send(loopEvent{start: true}) })
+	} else {
+		e.startAll()
+	}
+	e.armWaiting()
 	stop := ctx.Done()
 	for {
 		select {
 		case <-stop:
+			for _, t := range []clock.Timer{delayed, e.waitTimer} {
+				if t != nil {
+					t.Stop()
+				}
+			}
 			e.shutdown()
 			close(e.done)
 			e.readers.Wait()
@@ -474,6 +612,10 @@ func (e *Engine) loop(ctx context.Context) error {
 			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
 			switch {
+			case le.start:
+				e.startAll()
+			case le.waitRetry:
+				e.retryWaiting()
 			case le.garp:
 				e.garpTick(le.inst, le.gen, le.garpPhase)
 			case le.paced != nil:
@@ -509,6 +651,14 @@ func (e *Engine) loop(ctx context.Context) error {
 	}
 }
 
+// startAll starts the instances (those already started ignore Start).
+func (e *Engine) startAll() {
+	e.started = true
+	for _, in := range e.insts {
+		e.handle(in, Start{})
+	}
+}
+
 func (e *Engine) startReader(in *instance) {
 	e.readers.Add(1)
 	go func() {
@@ -536,10 +686,32 @@ func (e *Engine) post(name string, ev Event) {
 			target = in
 		}
 	}
+	if target == nil && slices.ContainsFunc(e.waiting, func(ic *config.Instance) bool { return ic.Name == name }) {
+		e.keepEarly(name, ev)
+	}
 	e.mu.Unlock()
 	if target != nil {
 		e.send(loopEvent{inst: target, ev: ev})
 	}
+}
+
+// keepEarly holds a tracker's report for an instance that waits for its
+// interface, the latest per tracker or fault reason, for when it starts.
+// Called under mu.
+func (e *Engine) keepEarly(name string, ev Event) {
+	var key string
+	switch ev := ev.(type) {
+	case TrackerChanged:
+		key = "tracker " + ev.Name
+	case FaultChanged:
+		key = "fault " + ev.Reason
+	default:
+		return
+	}
+	if e.early[name] == nil {
+		e.early[name] = map[string]Event{}
+	}
+	e.early[name][key] = ev
 }
 
 // read hands received packets to the loop until the socket is closed. It
@@ -602,7 +774,16 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	}
 	in.count.rcvd.Add(1)
 	// A differing address list is logged and counted, and the advert is
-	// still processed, as keepalived does (see CheckAddrs).
+	// still processed, as keepalived does (see CheckAddrs). With
+	// skip_check_adv_addr the list is compared only when the advert comes
+	// from another router than the previous one (keepalived.conf(5)
+	// vrrp_skip_check_adv_addr; vrrp_check_packet's check_vip_addr).
+	ev := AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}
+	sameSender := m.Src == in.lastAdvSrc
+	in.lastAdvSrc = m.Src
+	if in.cfg.SkipCheckAdv && sameSender {
+		return ev, true
+	}
 	if aerr := CheckAddrs(m.Addrs, in.vips); aerr != nil {
 		in.count.drop(aerr)
 		if msg := aerr.Error(); msg != in.lastAddrErr {
@@ -610,7 +791,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 			in.log.Warn("advert's address list differs from ours", "from", m.Src, "err", aerr)
 		}
 	}
-	return AdvertReceived{Priority: m.Priority, MaxAdvertInt: m.AdvertInt, Src: m.Src}, true
+	return ev, true
 }
 
 // handle feeds one event to an instance's machine, performs the actions,
@@ -629,9 +810,13 @@ func (e *Engine) handle(in *instance, ev Event) {
 		e.do(in, a, now)
 	}
 	if st, prio := in.m.State(), in.m.Priority(); st != in.state || prio != in.prio {
+		prioOnly := st == in.state
 		e.mu.Lock()
 		in.state, in.prio = st, prio
 		e.mu.Unlock()
+		if prioOnly && in.cfg.NotifyPrioChgs && (st == Master || st == Backup) {
+			e.notify(StateChange{Instance: in.cfg, State: st, Priority: int(prio), At: now, PriorityChange: true})
+		}
 	}
 	if in.m.State() != before {
 		e.mu.Lock()
@@ -992,6 +1177,7 @@ func (e *Engine) shutdown() {
 	}
 	e.closeAll()
 	e.finishRemovals()
+	e.restorePromoted()
 }
 
 // finishRemovals retries, for at most stopRetryFor, what the stop could
@@ -1023,7 +1209,10 @@ func (e *Engine) finishRemovals() {
 }
 
 // Close releases the sockets of an engine that will not Run.
-func (e *Engine) Close() { e.closeAll() }
+func (e *Engine) Close() {
+	e.closeAll()
+	e.restorePromoted()
+}
 
 func (e *Engine) closeAll() {
 	for _, in := range e.insts {

@@ -168,6 +168,10 @@ type fakeHost struct {
 	arps int
 	// announced is when each announcement went, by interface.
 	announced map[string][]time.Time
+	// arpAt is when each announcement was sent.
+	arpAt []time.Time
+	// sysctls are the interfaces' promote_secondaries.
+	sysctls map[string]bool
 	// missing are interfaces Listen fails on.
 	missing map[string]bool
 	// deleted lists the addresses deleted, in order.
@@ -189,7 +193,7 @@ func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {
 	h.listens = append(h.listens, cfg)
 	h.mu.Unlock()
 	if missing {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, syscall.ENODEV)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Interface, netio.ErrNoInterface)
 	}
 	c := &fakeConn{lan: h.lan, iface: cfg.Interface, src: h.addr, in: make(chan netio.Packet, 64), closed: make(chan struct{}), dests: cfg.Peers}
 	if len(c.dests) == 0 {
@@ -228,6 +232,17 @@ func (h *fakeHost) AddRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) DelRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) AddRule(*config.Rule) error           { return nil }
 func (h *fakeHost) DelRule(*config.Rule) error           { return nil }
+func (h *fakeHost) SetPromoteSecondaries(iface string, on bool) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sysctls == nil {
+		h.sysctls = map[string]bool{}
+	}
+	was := h.sysctls[iface]
+	h.sysctls[iface] = on
+	return was, nil
+}
+
 func (h *fakeHost) AddVMAC(v netio.VMAC) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -265,6 +280,7 @@ func (h *fakeHost) Announce(iface string, _ netip.Addr) error {
 		h.announced = map[string][]time.Time{}
 	}
 	h.announced[iface] = append(h.announced[iface], h.lan.clock.Now())
+	h.arpAt = append(h.arpAt, h.lan.clock.Now())
 	return nil
 }
 
@@ -310,15 +326,27 @@ func startRouter(t *testing.T, lan *fakeLAN, addr, conf string, adjust ...func(*
 	return startRouterOn(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf, adjust...)
 }
 
+// startRouterNotify is startRouter with the engine's state callback.
+func startRouterNotify(t *testing.T, lan *fakeLAN, addr, conf string, onState func(StateChange)) *router {
+	t.Helper()
+	return startRouterWith(t, lan, &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}, conf, onState)
+}
+
 // startRouterOn is startRouter on a host prepared by the caller.
 func startRouterOn(t *testing.T, lan *fakeLAN, h *fakeHost, conf string, adjust ...func(*Engine)) *router {
+	t.Helper()
+	return startRouterWith(t, lan, h, conf, nil, adjust...)
+}
+
+// startRouterWith is startRouterOn with the engine's state callback.
+func startRouterWith(t *testing.T, lan *fakeLAN, h *fakeHost, conf string, onState func(StateChange), adjust ...func(*Engine)) *router {
 	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := NewEngine(cfg, h, log, nil, WithClock(lan.clock))
+	e, err := NewEngine(cfg, h, log, onState, WithClock(lan.clock))
 	if err != nil {
 		t.Fatal(err)
 	}

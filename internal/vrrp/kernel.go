@@ -51,6 +51,12 @@ func (h *Host) AddRule(r *config.Rule) error { return netio.AddRule(r) }
 // DelRule removes a virtual rule.
 func (h *Host) DelRule(r *config.Rule) error { return netio.DelRule(r) }
 
+// SetPromoteSecondaries sets the interface's promote_secondaries sysctl
+// and reports its previous value.
+func (h *Host) SetPromoteSecondaries(iface string, on bool) (bool, error) {
+	return netio.SetPromoteSecondaries(iface, on)
+}
+
 // Announce sends a gratuitous ARP or unsolicited NA for a on iface, keeping
 // one announcer (and its sockets) per interface.
 func (h *Host) Announce(iface string, a netip.Addr) error {

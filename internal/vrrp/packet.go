@@ -144,6 +144,7 @@ const (
 	ReasonOwnAddress                          // sent from one of our own addresses
 	ReasonDestination                         // multicast received in unicast mode or vice versa
 	ReasonUnicastSource                       // unicast source is not a configured peer
+	ReasonOwner                               // heard as the address owner in strict mode, which ignores adverts
 	// ReasonSocketOverflow: the kernel dropped the packet before it was
 	// read, the socket's receive buffer full (a flood); counted from
 	// SO_RXQ_OVFL.
@@ -169,6 +170,7 @@ var dropReasonNames = [numDropReasons]string{
 	ReasonOwnAddress:     "own_address",
 	ReasonDestination:    "destination",
 	ReasonUnicastSource:  "unicast_source",
+	ReasonOwner:          "owner_ignores",
 	ReasonSocketOverflow: "socket_overflow",
 }
 
@@ -643,6 +645,12 @@ type RecvConfig struct {
 	// the caller also uses for sending). The caller stores m.AH.Seq
 	// after a successful Check.
 	LastAHSeq uint32
+	// OwnerIgnoresAdverts drops every advert that passes the other
+	// checks: keepalived's strict mode makes an address owner (priority
+	// 255) ignore adverts (vrrp_complete_instance sets
+	// owner_ignore_adverts; vrrp_check_packet drops them), since RFC 5798
+	// §6.4.3 has no router outrank the owner.
+	OwnerIgnoresAdverts bool
 }
 
 // Check applies the per-instance receive checks of RFC 3768 §7.1 and
@@ -703,6 +711,9 @@ func (c *RecvConfig) Check(m *Message) error {
 		if m.TTL >= 0 && (m.TTL < int(p.MinTTL) || m.TTL > int(hi)) {
 			return dropf(ReasonTTL, "TTL %d from %v not in [%d, %d]", m.TTL, m.Src, p.MinTTL, hi)
 		}
+	}
+	if c.OwnerIgnoresAdverts {
+		return dropf(ReasonOwner, "from %v: we are the address owner in strict mode", m.Src)
 	}
 	return nil
 }

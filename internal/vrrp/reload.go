@@ -66,6 +66,9 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 		old[in.cfg.Name] = in
 	}
 	var next, fresh []*instance
+	// Instances still waiting for their interface are new to the diff
+	// (they never ran) and are tried again here.
+	var waiting []*config.Instance
 	running := map[string]bool{} // kept or updated
 	for _, d := range diff.Instances {
 		change := d.Change
@@ -104,6 +107,10 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 			rep.Started = append(rep.Started, d.New.Name)
 		}
 		n, err := e.newInstance(cfg, d.New)
+		if waitsForInterface(cfg, d.New, err) {
+			waiting = append(waiting, d.New)
+			continue
+		}
 		if err != nil {
 			rep.Errors = append(rep.Errors, err)
 			continue
@@ -127,10 +134,22 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	e.mu.Lock()
 	e.cfg, e.insts = cfg, next
 	e.groups = buildGroups(cfg, next, keepGroups)
+	e.waiting = waiting
+	for name := range e.early {
+		if !slices.ContainsFunc(waiting, func(ic *config.Instance) bool { return ic.Name == name }) {
+			delete(e.early, name)
+		}
+	}
 	e.mu.Unlock()
+	if e.waitTimer != nil {
+		e.waitTimer.Stop()
+	}
+	e.armWaiting()
 	for _, in := range fresh {
 		e.startReader(in)
-		e.handle(in, Start{})
+		if e.started { // else vrrp_startup_delay's end starts it
+			e.handle(in, Start{})
+		}
 	}
 	// The firewall follows the new configuration: addresses and instances
 	// gone, settings changed (which rebuilds its table).
