@@ -174,11 +174,7 @@ func (f *formatter) global(g *Global) {
 	}
 	f.only("enable_script_security", g.EnableScriptSecurity)
 	f.str("default_interface", g.DefaultInterface)
-	if g.AllowIfChanges {
-		f.line("dynamic_interfaces", "allow_if_changes")
-	} else {
-		f.only("dynamic_interfaces", g.DynamicInterfaces)
-	}
+	f.only("dynamic_interfaces", g.DynamicInterfaces)
 	f.addr("vrrp_mcast_group4", g.VRRPMcastGroup4)
 	f.addr("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	f.num("vrrp_version", g.VRRPVersion)

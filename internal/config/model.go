@@ -81,9 +81,6 @@ type Global struct {
 	EnableScriptSecurity bool   `json:"enable_script_security"`
 	DefaultInterface     string `json:"default_interface,omitempty"`
 	DynamicInterfaces    bool   `json:"dynamic_interfaces"`
-	// AllowIfChanges is dynamic_interfaces' allow_if_changes option: an
-	// interface may be deleted and recreated with another type.
-	AllowIfChanges bool `json:"allow_if_changes,omitempty"`
 
 	VRRPMcastGroup4     netip.Addr `json:"vrrp_mcast_group4"`
 	VRRPMcastGroup6     netip.Addr `json:"vrrp_mcast_group6"`
@@ -382,9 +379,8 @@ type Route struct {
 	Dst  netip.Prefix `json:"to"`
 	Src  netip.Addr   `json:"src,omitzero"`
 	Via  netip.Addr   `json:"via,omitzero"`
-	Or   []netip.Addr `json:"or,omitempty"`
-	// Nexthops are a multipath route's `nexthop` groups (then Via and Or
-	// are not given).
+	// Nexthops are a multipath route's `nexthop` groups (then Via is not
+	// given); "via A or B" is read as two.
 	Nexthops []Nexthop `json:"nexthops,omitempty"`
 	// TOS is the IPv4 route's tos/dsfield selector.
 	TOS     DSField    `json:"tos,omitempty"`

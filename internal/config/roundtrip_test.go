@@ -176,7 +176,7 @@ func (g *confGen) global() {
 		}},
 		{"enable_script_security", func() { g.line("enable_script_security") }},
 		{"default_interface", func() { g.line("default_interface", "eth9") }},
-		{"dynamic_interfaces", func() { g.line("dynamic_interfaces", g.pick("dynif", "", "allow_if_changes")) }},
+		{"dynamic_interfaces", func() { g.line("dynamic_interfaces") }},
 		{"vrrp_mcast_group4", func() {
 			g.line("vrrp_mcast_group4", fmt.Sprintf("224.0.%d.%d", g.intn("m", 0, 255), g.intn("m", 1, 255)))
 		}},

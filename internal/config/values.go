@@ -137,8 +137,11 @@ func (p *parser) setGarpInterval(dst *Duration) handler {
 }
 
 // dynamicInterfaces reads "dynamic_interfaces [allow_if_changes]"
-// (global_parser.c dynamic_interfaces_handler): the option lets an
-// interface's type change under an instance (keepalived.conf(5)).
+// (global_parser.c dynamic_interfaces_handler). The option lets an
+// interface be deleted and recreated with another type or parent under an
+// instance (keepalived.conf(5)); Tandem finds a waiting instance's
+// interface by name whatever its type, so it behaves as if the option were
+// always given, and says so.
 func (p *parser) dynamicInterfaces(g *Global) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 0, 1) {
@@ -149,7 +152,9 @@ func (p *parser) dynamicInterfaces(g *Global) handler {
 			return
 		}
 		g.DynamicInterfaces = true
-		g.AllowIfChanges = len(n.Args) == 1
+		if len(n.Args) == 1 {
+			p.warnf(n.Args[0].Pos, "dynamic_interfaces: allow_if_changes has no further effect: Tandem finds an instance's interface by name, whatever its type or parent")
+		}
 	}
 }
 

@@ -74,9 +74,9 @@ func TestGlobalValues(t *testing.T) {
 		{
 			name: "dynamic_interfaces allow_if_changes",
 			src:  global("  dynamic_interfaces allow_if_changes\n"),
+			want: []wantDiag{w(2, 22, "dynamic_interfaces: allow_if_changes has no further effect: Tandem finds an instance's interface by name, whatever its type or parent")},
 			check: func(t *testing.T, c *Config) {
 				equal(t, "dynamic", c.Global.DynamicInterfaces, true)
-				equal(t, "allow", c.Global.AllowIfChanges, true)
 			},
 		},
 		{
@@ -84,7 +84,6 @@ func TestGlobalValues(t *testing.T) {
 			src:  global("  dynamic_interfaces\n"),
 			check: func(t *testing.T, c *Config) {
 				equal(t, "dynamic", c.Global.DynamicInterfaces, true)
-				equal(t, "allow", c.Global.AllowIfChanges, false)
 			},
 		},
 		{
