@@ -51,7 +51,7 @@ type Options struct {
 type Daemon struct {
 	opts    Options
 	engine  *vrrp.Engine
-	static  staticKernel // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
+	static  vrrp.Addresses // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
 	started time.Time
 	// notes runs notify scripts and alert mails in the background, for
 	// every configuration the daemon runs; run waits for it at exit.

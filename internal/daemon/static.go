@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"tandem/internal/config"
+	"tandem/internal/vrrp"
 )
 
 // Static addresses, routes and rules are the host's, not a virtual
@@ -16,25 +17,13 @@ import (
 // so no interface is passed down. They go through the VRRP engine's
 // vrrp.Host: netio's calls, the ones that install the VIPs.
 
-// staticKernel is the part of the VRRP engine's kernel that static
-// entries use: they are addresses, routes and rules like an instance's,
-// with no socket and no announcement.
-type staticKernel interface {
-	AddAddress(iface string, a *config.IPAddress) error
-	DelAddress(iface string, a *config.IPAddress) error
-	AddRoute(iface string, r *config.Route) error
-	DelRoute(iface string, r *config.Route) error
-	AddRule(r *config.Rule) error
-	DelRule(r *config.Rule) error
-}
-
 // installStatic removes what a previous run may have left and then adds
 // cfg's static entries, as keepalived's start_vrrp does on a fresh start
 // ("Clear leftover static entries", then "Set static entries"). It runs
 // before the VRRP sockets open: a static address may be an instance's
 // unicast_src_ip. A refused entry is logged and the others go on, as in
 // keepalived.
-func installStatic(k staticKernel, cfg *config.Config, log *slog.Logger) {
+func installStatic(k vrrp.Addresses, cfg *config.Config, log *slog.Logger) {
 	for _, err := range removeStatic(k, cfg) {
 		log.Debug("static entry left over from an earlier run not removed", "err", err)
 	}
@@ -47,7 +36,7 @@ func installStatic(k staticKernel, cfg *config.Config, log *slog.Logger) {
 // what is gone or changed is removed (rules, routes, then addresses),
 // what is new or changed is added (addresses, routes, then rules);
 // unchanged entries are not touched. It returns the kernel's refusals.
-func reloadStatic(k staticKernel, d config.ConfigDiff) []error {
+func reloadStatic(k vrrp.Addresses, d config.ConfigDiff) []error {
 	var errs []error
 	for _, r := range d.StaticRules {
 		if r.Gone() {
@@ -87,7 +76,7 @@ func reloadStatic(k staticKernel, d config.ConfigDiff) []error {
 
 // addStatic adds addresses first, then the routes that may go through
 // them, then the rules that may point at their tables.
-func addStatic(k staticKernel, addrs []*config.IPAddress, routes []*config.Route, rules []*config.Rule) []error {
+func addStatic(k vrrp.Addresses, addrs []*config.IPAddress, routes []*config.Route, rules []*config.Rule) []error {
 	var errs []error
 	for _, a := range addrs {
 		errs = appendErr(errs, k.AddAddress("", a), "add static address %s dev %s", a.Prefix, a.Dev)
@@ -104,7 +93,7 @@ func addStatic(k staticKernel, addrs []*config.IPAddress, routes []*config.Route
 // removeStatic removes cfg's static entries in the reverse order, as
 // keepalived does when its VRRP process stops (vrrp_daemon.c: rules,
 // routes, then addresses). Entries already gone are not errors (netio).
-func removeStatic(k staticKernel, cfg *config.Config) []error {
+func removeStatic(k vrrp.Addresses, cfg *config.Config) []error {
 	var errs []error
 	for _, r := range cfg.StaticRules {
 		errs = appendErr(errs, k.DelRule(r), "remove static rule at %s", r.Pos)

@@ -23,12 +23,7 @@ import (
 // for real; tests can fake it.
 type Kernel interface {
 	Listen(cfg netio.ConnConfig) (Conn, error)
-	AddAddress(iface string, a *config.IPAddress) error
-	DelAddress(iface string, a *config.IPAddress) error
-	AddRoute(iface string, r *config.Route) error
-	DelRoute(iface string, r *config.Route) error
-	AddRule(r *config.Rule) error
-	DelRule(r *config.Rule) error
+	Addresses
 	Announce(iface string, a netip.Addr) error
 	// SetPromoteSecondaries sets net.ipv4.conf.IFACE.promote_secondaries
 	// and reports the value it had.
@@ -37,6 +32,17 @@ type Kernel interface {
 	AddVMAC(v netio.VMAC) error
 	DelVMAC(name string) error
 	StaleVMACs(keep map[string]bool) ([]string, error)
+}
+
+// Addresses adds and removes addresses, routes and rules: an instance's
+// virtual ones, and the static_* entries the daemon keeps beside them.
+type Addresses interface {
+	AddAddress(iface string, a *config.IPAddress) error
+	DelAddress(iface string, a *config.IPAddress) error
+	AddRoute(iface string, r *config.Route) error
+	DelRoute(iface string, r *config.Route) error
+	AddRule(r *config.Rule) error
+	DelRule(r *config.Rule) error
 }
 
 // Conn is a VRRP socket (netio.Conn).

@@ -489,17 +489,24 @@ func TestNATForwardingIPv6(t *testing.T) {
 	checkForwarding(t, l, k, plain, 20)
 }
 
-func TestDRForwarding(t *testing.T) {
-	requireIPVS(t)
+// drLab is the seed topology for DR: dir1 holds the VIP as VRRP would,
+// and the real servers have it on lo and serve HTTP on port 80.
+func drLab(t *testing.T) (lab.Layout, *lab.Lab) {
+	t.Helper()
 	y := lab.Seed000()
 	l := lab.NewT(t, y.Spec())
 	vip := netip.PrefixFrom(y.VIPs[0], 32).String()
-	// The director holds the VIP as VRRP would; the real servers on lo.
 	run(t, l, "dir1", "ip", "addr", "add", vip, "dev", y.Iface)
 	for _, r := range y.Reals {
 		run(t, l, r.Name, "ip", "addr", "add", vip, "dev", "lo")
 		l.ServeName(t, r.Name, ":80", true)
 	}
+	return y, l
+}
+
+func TestDRForwarding(t *testing.T) {
+	requireIPVS(t)
+	y, l := drLab(t)
 	k := newKernel(t, l, "dir1", "")
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: y.VIPs[0], Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR}
 	reconcile(t, lvs.NewReconciler(k, k.Owns), mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{

@@ -80,14 +80,7 @@ func connTable(t *testing.T, l *lab.Lab, node string) []ipvsConn {
 // the second's connection table, which never saw a packet of them.
 func TestSyncDaemonReplicatesConnections(t *testing.T) {
 	requireIPVS(t)
-	y := lab.Seed000()
-	l := lab.NewT(t, y.Spec())
-	vip := netip.PrefixFrom(y.VIPs[0], 32).String()
-	run(t, l, "dir1", "ip", "addr", "add", vip, "dev", y.Iface)
-	for _, r := range y.Reals {
-		run(t, l, r.Name, "ip", "addr", "add", vip, "dev", "lo")
-		l.ServeName(t, r.Name, ":80", true)
-	}
+	y, l := drLab(t)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: y.VIPs[0], Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.DR}
 	want := mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{
 		{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1},
