@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"tandem/internal/api"
 	"tandem/internal/daemon"
 )
 
@@ -188,6 +189,7 @@ Gratuitous ARP pacing, as keepalived:
 	f.StringVar(&opts.ConfigID, "config-id", "", "id selecting @ID lines (default: short host name)")
 	f.StringVar(&opts.Socket, "socket", defaultSocket, "status socket")
 	f.StringVar(&opts.HTTP, "http", "", "address for the HTTP status listener (/metrics, /status.json, /), e.g. 127.0.0.1:9400; off by default")
+	f.DurationVar(&opts.HistoryInterval, "history-interval", api.DefaultHistoryInterval, "how often the status page's charts sample (they show the last 15 minutes, one point per interval; 1s at least)")
 	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, or none (health checks only)")
 	f.BoolVar(&opts.PlainSockets, "no-io-uring", false, "run TCP_CHECK on plain sockets, one system call at a time, instead of in batches through io_uring (used by default when the kernel allows)")
 	f.StringVar(&opts.DumpDir, "dump-dir", "", "where SIGUSR1/SIGUSR2/SIGRTMIN+2 write keepalived's dump files (default: the temporary directory, /tmp)")

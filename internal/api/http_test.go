@@ -89,7 +89,10 @@ func testSource() *fakeSource {
 
 func newTestServer(t *testing.T, src Source) *httptest.Server {
 	t.Helper()
-	h := NewHandler(src, slog.New(slog.DiscardHandler))
+	h, err := NewHandler(src, slog.New(slog.DiscardHandler), HandlerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
@@ -290,9 +293,12 @@ func TestSamplerOncePerRun(t *testing.T) {
 // test's concern: it checks only what it starts.
 func TestSamplerStops(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	h := NewHandler(testSource(), slog.New(slog.DiscardHandler))
+	h, err := NewHandler(testSource(), slog.New(slog.DiscardHandler), HandlerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.Close()
-	srv, err := ListenHTTP("127.0.0.1:0", testSource(), slog.New(slog.DiscardHandler), 8)
+	srv, err := ListenHTTP("127.0.0.1:0", testSource(), slog.New(slog.DiscardHandler), 8, HandlerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +313,7 @@ func TestListenHTTPAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if srv, err := ListenHTTP(ln.Addr().String(), testSource(), slog.New(slog.DiscardHandler), 8); err == nil {
+	if srv, err := ListenHTTP(ln.Addr().String(), testSource(), slog.New(slog.DiscardHandler), 8, HandlerOptions{}); err == nil {
 		srv.Close()
 		t.Fatalf("ListenHTTP on %s, which is in use: no error", ln.Addr())
 	}

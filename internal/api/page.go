@@ -24,6 +24,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"drops":   pageDrops,
 	"bytes":   pageBytes,
 	"latency": pageLatency,
+	"minutes": func(d time.Duration) int { return int(d.Minutes()) },
 	"clock":   func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"stamp":   func(t time.Time) string { return t.Local().Format(time.RFC3339) },
 }).Parse(pageHTML))
@@ -37,6 +38,7 @@ type pageData struct {
 	Table    Table
 	TableErr string
 	Events   []Event // newest first
+	Charts   pageCharts
 
 	Masters, RealServers, Healthy, QuorumLost int
 }
@@ -56,6 +58,7 @@ func (h *Handler) page(w http.ResponseWriter, _ *http.Request) {
 		}
 		d.Table = t
 	}
+	d.Charts = h.hist.charts(st, d.Table)
 	for i := len(st.Events) - 1; i >= 0 && len(d.Events) < pageEvents; i-- {
 		d.Events = append(d.Events, st.Events[i])
 	}

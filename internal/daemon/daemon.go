@@ -39,6 +39,9 @@ type Options struct {
 	// HTTP is the address of the optional HTTP listener (/metrics,
 	// /status.json, the status page); empty: none.
 	HTTP string
+	// HistoryInterval is how often the status page's charts sample
+	// (api.DefaultHistoryInterval when zero).
+	HistoryInterval time.Duration
 	// Dumps asks for keepalived's state dumps: SIGUSR1 (state), SIGUSR2
 	// (statistics), SIGRTMIN+2 (JSON), written to DumpDir (default /tmp).
 	Dumps   <-chan os.Signal

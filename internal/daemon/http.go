@@ -10,7 +10,7 @@ func (d *Daemon) listenHTTP() (close func(), err error) {
 	if d.opts.HTTP == "" {
 		return func() {}, nil
 	}
-	srv, err := api.ListenHTTP(d.opts.HTTP, d, d.opts.Log, connCap(d.files, maxHTTPConns))
+	srv, err := api.ListenHTTP(d.opts.HTTP, d, d.opts.Log, connCap(d.files, maxHTTPConns), api.HandlerOptions{HistoryInterval: d.opts.HistoryInterval})
 	if err != nil {
 		return nil, err
 	}
