@@ -16,7 +16,8 @@ import (
 // historyMaxPoints points of 16 bytes (a time and a value), allocated once
 // when the series appears. That is 1024 × 900 × 16 B ≈ 14.7 MB at the
 // shortest interval (1 s), and 1024 × 90 × 16 B ≈ 1.5 MB at the default
-// 10 s, plus the series' names. Series past the cap are not kept (the page
+// 10 s, plus the series' names and at most historyMaxSeries byte counters
+// (the previous reading, for the rates). Series past the cap are not kept (the page
 // says how many); series whose object is gone (a reload removed the
 // instance, the real server, the checker) are dropped at the next sample.
 const (
@@ -213,6 +214,10 @@ func (h *history) sample() {
 		for _, d := range s.Dests {
 			k := trafficKey(s, d)
 			prev, ok := h.counters[k]
+			if !ok && len(h.counters) >= historyMaxSeries {
+				h.refused++ // the counters are bounded as the series are
+				continue
+			}
 			h.counters[k] = trafficCounter{now, d.Bytes}
 			if !ok {
 				live[k] = true // the first reading gives no rate yet

@@ -128,6 +128,13 @@ func TestHistoryBound(t *testing.T) {
 	for i := range historyMaxSeries + extra {
 		src.st.Instances = append(src.st.Instances, InstanceStatus{Name: fmt.Sprintf("VI_%d", i), State: "MASTER"})
 	}
+	// As many real servers in the live table: their byte counters are
+	// bounded too.
+	src.st.Dataplane = "nft"
+	src.table.Services = []TableService{{Protocol: "TCP", Address: "192.0.2.1:80"}}
+	for i := range historyMaxSeries + extra {
+		src.table.Services[0].Dests = append(src.table.Services[0].Dests, TableDest{Address: fmt.Sprintf("10.%d.%d.1:80", i/256, i%256)})
+	}
 	h, fc := startHistory(t, src, MinHistoryInterval)
 	if h.points != historyMaxPoints {
 		t.Fatalf("points per series at %s: %d, want %d", MinHistoryInterval, h.points, historyMaxPoints)
@@ -135,8 +142,13 @@ func TestHistoryBound(t *testing.T) {
 	for range 2 * historyMaxPoints {
 		fc.Advance(MinHistoryInterval)
 	}
-	if len(h.series) != historyMaxSeries || h.refused != extra {
-		t.Errorf("%d series, %d refused; want %d and %d", len(h.series), h.refused, historyMaxSeries, extra)
+	// The instances come first and fill the cap; every real server is
+	// refused, and extra of them also have no counter.
+	if len(h.series) != historyMaxSeries || h.refused != extra+historyMaxSeries+extra {
+		t.Errorf("%d series, %d refused; want %d and %d", len(h.series), h.refused, historyMaxSeries, extra+historyMaxSeries+extra)
+	}
+	if len(h.counters) != historyMaxSeries {
+		t.Errorf("%d byte counters, want %d", len(h.counters), historyMaxSeries)
 	}
 	for k, r := range h.series {
 		if len(r.pts) != historyMaxPoints || cap(r.pts) != historyMaxPoints {
@@ -302,5 +314,33 @@ func TestPageCharts(t *testing.T) {
 	}
 	if !strings.Contains(page, `data-max="300"`) {
 		t.Errorf("traffic chart's top is not 300 B/s")
+	}
+}
+
+// BenchmarkHistorySample is one sample of a full history: 1,024 series
+// (instances, checkers and real servers) with full rings.
+func BenchmarkHistorySample(b *testing.B) {
+	src := &fakeSource{st: Status{Dataplane: "nft"}, table: Table{Services: []TableService{{Protocol: "TCP", Address: "192.0.2.1:80"}}}}
+	vs := VirtualServerStatus{Name: "192.0.2.1:80", Protocol: "TCP"}
+	for i := range historyMaxSeries / 3 {
+		src.st.Instances = append(src.st.Instances, InstanceStatus{Name: fmt.Sprintf("VI_%d", i), State: "MASTER"})
+		vs.RealServers = append(vs.RealServers, RealServerStatus{IP: fmt.Sprintf("10.0.%d.%d", i/256, i%256), Port: 80,
+			Checkers: []CheckerStatus{{Type: "TCP_CHECK", LastRun: histT0, Latency: 0.001}}})
+		src.table.Services[0].Dests = append(src.table.Services[0].Dests, TableDest{Address: fmt.Sprintf("10.0.%d.%d:80", i/256, i%256)})
+	}
+	src.st.VirtualServers = []VirtualServerStatus{vs}
+	fc := clock.NewFake(histT0)
+	h, err := newHistory(src, fc, DefaultHistoryInterval)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.start()
+	defer h.close()
+	for range h.points + 1 {
+		fc.Advance(DefaultHistoryInterval)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		fc.Advance(DefaultHistoryInterval)
 	}
 }
