@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,9 +198,30 @@ func TestPackage(t *testing.T) {
 		t.Errorf("tandem check on the example's uncommented blocks says:\n%s", out)
 	}
 
-	// The unit's wrapper: Tandem's file when it is there, else keepalived's.
-	if out, _ := in(true, "/usr/lib/tandem/tandem-config", "check"); out != "" {
-		t.Errorf("tandem-config check says:\n%s", out)
+	// The unit's own commands: its ExecStartPre (the check ExecStart's
+	// configuration gets) reads Tandem's file when it is there, else
+	// keepalived's; ExecStart's program is in the package.
+	unit, err := os.ReadFile(filepath.Join(dir, "lib/systemd/system/tandem.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checkCmd, runCmd []string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecStartPre="); ok {
+			checkCmd = strings.Fields(v)
+		}
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			runCmd = strings.Fields(v)
+		}
+	}
+	if len(checkCmd) < 2 || len(runCmd) < 2 || !slices.Contains(checkCmd, "check") || !slices.Contains(runCmd, "run") {
+		t.Fatalf("the unit's ExecStartPre %q and ExecStart %q are not a check and a run", checkCmd, runCmd)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, runCmd[0])); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("ExecStart's %s is not an executable of the package: %v", runCmd[0], err)
+	}
+	if out, _ := in(true, checkCmd...); out != "" {
+		t.Errorf("%q says:\n%s", checkCmd, out)
 	}
 	if err := os.Rename(filepath.Join(dir, "etc/tandem/keepalived.conf"), filepath.Join(dir, "tmp/tandem.conf")); err != nil {
 		t.Fatal(err)
@@ -210,8 +232,8 @@ func TestPackage(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "etc/keepalived/keepalived.conf"), []byte("not_a_keyword\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := in(false, "/usr/lib/tandem/tandem-config", "check"); err == nil || !strings.Contains(out, "/etc/keepalived/keepalived.conf:1:1: error:") {
-		t.Errorf("tandem-config check without /etc/tandem/keepalived.conf: %v\n%s", err, out)
+	if out, err := in(false, checkCmd...); err == nil || !strings.Contains(out, "/etc/keepalived/keepalived.conf:1:1: error:") {
+		t.Errorf("%q without /etc/tandem/keepalived.conf: %v\n%s", checkCmd, err, out)
 	}
 	if err := os.Rename(filepath.Join(dir, "tmp/tandem.conf"), filepath.Join(dir, "etc/tandem/keepalived.conf")); err != nil {
 		t.Fatal(err)
