@@ -164,9 +164,8 @@ func TestPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	output(t, true, nil, "chroot", dir, "/bin/busybox", "--install", "-s", "/bin")
-	output(t, true, nil, "dpkg", "--root="+dir, "--force-script-chrootless", "--install", deb)
-	// (--force-script-chrootless is not used by dpkg when a root is given
-	// with --root; the scripts run chrooted in dir with its /bin/sh.)
+	// dpkg runs the maintainer scripts chrooted in dir, with its /bin/sh.
+	output(t, true, nil, "dpkg", "--root="+dir, "--install", deb)
 	status, _, _ := output(t, true, nil, "dpkg", "--root="+dir, "-s", "tandem")
 	if !strings.Contains(status, "Status: install ok installed") {
 		t.Errorf("dpkg -s tandem:\n%s", status)
@@ -260,10 +259,18 @@ func TestPackage(t *testing.T) {
 		t.Errorf("the bash completion registers nothing for tandem: %q", out)
 	}
 
-	// Purge leaves nothing of the package, the conffile included.
+	// Purge leaves nothing of the package, the conffile included, nor the
+	// link "systemctl enable tandem" makes (postrm, chrooted in dir).
+	wants := filepath.Join(dir, "etc/systemd/system/multi-user.target.wants")
+	if err := os.MkdirAll(wants, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/lib/systemd/system/tandem.service", filepath.Join(wants, "tandem.service")); err != nil {
+		t.Fatal(err)
+	}
 	output(t, true, nil, "dpkg", "--root="+dir, "--purge", "tandem")
-	for _, path := range []string{"usr/sbin/tandem", "etc/tandem/keepalived.conf", "lib/systemd/system/tandem.service"} {
-		if _, err := os.Stat(filepath.Join(dir, path)); !os.IsNotExist(err) {
+	for _, path := range []string{"usr/sbin/tandem", "etc/tandem/keepalived.conf", "lib/systemd/system/tandem.service", "etc/systemd/system/multi-user.target.wants/tandem.service"} {
+		if _, err := os.Lstat(filepath.Join(dir, path)); !os.IsNotExist(err) {
 			t.Errorf("%s after purge: %v", path, err)
 		}
 	}
