@@ -108,6 +108,18 @@ func writeManPage(w io.Writer, c *cobra.Command) {
 		fmt.Fprintf(w, ".SH GLOBAL OPTIONS\n")
 		roffBlock(w, f)
 	}
+	var subs []*cobra.Command
+	for _, sub := range c.Commands() {
+		if len(manCommands(sub)) > 0 {
+			subs = append(subs, sub)
+		}
+	}
+	if len(subs) > 0 {
+		fmt.Fprintf(w, ".SH COMMANDS\n")
+		for _, sub := range subs {
+			fmt.Fprintf(w, ".TP\n\\fB%s\\fR(8)\n%s\n", roffText(manName(sub)), roffText(sub.Short))
+		}
+	}
 	// SEE ALSO: the parent, the subcommands, and from tandem(8) the
 	// configuration pages.
 	var see []string
@@ -115,10 +127,8 @@ func writeManPage(w io.Writer, c *cobra.Command) {
 	if p := c.Parent(); p != nil {
 		ref(manName(p), "8")
 	}
-	for _, sub := range c.Commands() {
-		if len(manCommands(sub)) > 0 {
-			ref(manName(sub), "8")
-		}
+	for _, sub := range subs {
+		ref(manName(sub), "8")
 	}
 	if c.Parent() == nil {
 		ref("tandem-keepalived.conf", "5")

@@ -53,6 +53,13 @@ func TestManPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	top, err := os.ReadFile(filepath.Join(dir, "tandem.8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ".SH COMMANDS\n.TP\n\\fBtandem\\-check\\fR(8)\nValidate"; !bytes.Contains(top, []byte(want)) {
+		t.Errorf("tandem.8 does not list the commands (%q):\n%s", want, top)
+	}
 	for _, want := range []string{".TH TANDEM\\-RUN 8 ", ".SH NAME\ntandem\\-run \\- Run the VRRP", ".SH OPTIONS\n", "\\-\\-dataplane", "SIGHUP"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("tandem-run.8 lacks %q", want)
