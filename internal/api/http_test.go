@@ -130,16 +130,16 @@ func TestMetrics(t *testing.T) {
 	want := `
 # HELP tandem_vrrp_state 1 for the VRRP instance's current state, 0 for the others.
 # TYPE tandem_vrrp_state gauge
-tandem_vrrp_state{instance="VI_1",state="BACKUP"} 0
-tandem_vrrp_state{instance="VI_1",state="FAULT"} 0
-tandem_vrrp_state{instance="VI_1",state="INIT"} 0
-tandem_vrrp_state{instance="VI_1",state="MASTER"} 1
-tandem_vrrp_state{instance="VI_1",state="STOP"} 0
-tandem_vrrp_state{instance="` + evil + `",state="BACKUP"} 1
-tandem_vrrp_state{instance="` + evil + `",state="FAULT"} 0
-tandem_vrrp_state{instance="` + evil + `",state="INIT"} 0
-tandem_vrrp_state{instance="` + evil + `",state="MASTER"} 0
-tandem_vrrp_state{instance="` + evil + `",state="STOP"} 0
+tandem_vrrp_state{instance="VI_1",state="BACKUP",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="FAULT",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="INIT",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="MASTER",vrid="51"} 1
+tandem_vrrp_state{instance="VI_1",state="STOP",vrid="51"} 0
+tandem_vrrp_state{instance="` + evil + `",state="BACKUP",vrid="52"} 1
+tandem_vrrp_state{instance="` + evil + `",state="FAULT",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="INIT",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="MASTER",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="STOP",vrid="52"} 0
 # HELP tandem_vrrp_transitions_total State changes of the VRRP instance since start.
 # TYPE tandem_vrrp_transitions_total counter
 tandem_vrrp_transitions_total{instance="VI_1"} 2

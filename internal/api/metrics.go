@@ -11,7 +11,9 @@ import (
 
 // metricStates are the label values of tandem_vrrp_state: every state is
 // exported (0 or 1) so that a query for MASTER finds a series even on a
-// backup.
+// backup. Its vrid label lets alert rules and dashboards group the
+// directors of one virtual router, whose instance names may differ
+// (packaging/prometheus/tandem-rules.yml counts the masters per VRID).
 var metricStates = []string{vrrp.Init.String(), vrrp.Backup.String(), vrrp.Master.String(), vrrp.Fault.String(), vrrp.Stop.String()}
 
 // metricDropReasons are the label values of tandem_vrrp_adverts_dropped_total,
@@ -51,7 +53,7 @@ var metric = struct {
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
 	dataplaneUp:   metricDesc("dataplane_table_up", "1 if the data plane's live table could be read at this scrape, else 0 (its counters are then missing).", "dataplane"),
-	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others.", "instance", "state"),
+	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others.", "instance", "vrid", "state"),
 	vrrpTrans:     metricDesc("vrrp_transitions_total", "State changes of the VRRP instance since start.", "instance"),
 	vrrpSent:      metricDesc("vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
 	vrrpReceived:  metricDesc("vrrp_adverts_received_total", "VRRP advertisements received and accepted.", "instance"),
@@ -90,7 +92,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(metric.buildInfo, 1, st.Version)
 	for _, in := range st.Instances {
 		for _, s := range metricStates {
-			gauge(metric.vrrpState, metricBool(in.State == s), in.Name, s)
+			gauge(metric.vrrpState, metricBool(in.State == s), in.Name, strconv.Itoa(in.VRID), s)
 		}
 		counter(metric.vrrpTrans, in.Transitions, in.Name)
 		counter(metric.vrrpSent, in.AdvertsSent, in.Name)
