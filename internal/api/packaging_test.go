@@ -37,6 +37,78 @@ func TestPrometheusRules(t *testing.T) {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	checkDashboardPromQL(t, promtool)
+}
+
+// grafanaVariables are the dashboard's variables and what promtool sees
+// in their place.
+var grafanaVariables = strings.NewReplacer("$__rate_interval", "1m", "$job", ".*", "$instance", ".*")
+
+// checkDashboardPromQL has Prometheus's parser read every dashboard query
+// (as recording rules for promtool check rules), and evaluates the VRRP
+// state panel's, which turns the state label into a value for the state
+// timeline's value mappings (2 is MASTER), over a director in MASTER.
+func checkDashboardPromQL(t *testing.T, promtool string) {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs, err := dashboardExprs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rec struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var recs []rec
+	var state string
+	for i, e := range exprs {
+		e = grafanaVariables.Replace(e)
+		recs = append(recs, rec{fmt.Sprintf("dashboard:query_%d", i), e})
+		if strings.Contains(e, `state="MASTER"} * 2`) {
+			state = e
+		}
+	}
+	if state == "" {
+		t.Fatal("the dashboard has no VRRP state query (MASTER as 2)")
+	}
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "dashboard-rules.yml")
+	writeYAML(t, rules, map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": recs}}})
+	series := func(state string, v int) map[string]string {
+		return map[string]string{
+			"series": fmt.Sprintf(`tandem_vrrp_state{job="tandem",instance="lb1:9100",exported_instance="VI_1",vrid="51",state=%q}`, state),
+			"values": fmt.Sprintf("%dx4", v)}
+	}
+	tests := filepath.Join(dir, "dashboard-test.yml")
+	writeYAML(t, tests, map[string]any{
+		"rule_files": []string{rules},
+		"tests": []any{map[string]any{
+			"interval":     "15s",
+			"input_series": []any{series("INIT", 0), series("BACKUP", 0), series("MASTER", 1), series("FAULT", 0), series("STOP", 0)},
+			"promql_expr_test": []any{map[string]any{"expr": state, "eval_time": "1m", "exp_samples": []any{map[string]any{
+				"labels": `{instance="lb1:9100",exported_instance="VI_1",vrid="51"}`, "value": 2}}}},
+		}},
+	})
+	for _, args := range [][]string{{"check", "rules", rules}, {"test", "rules", tests}} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s (the dashboard's queries): %v\n%s", args[0], err, out)
+		}
+	}
+}
+
+func writeYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPackagedQueriesUseExportedMetrics: every metric that the dashboard's
