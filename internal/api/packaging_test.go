@@ -58,15 +58,11 @@ func checkDashboardPromQL(t *testing.T, promtool string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type rec struct {
-		Record string `yaml:"record"`
-		Expr   string `yaml:"expr"`
-	}
-	var recs []rec
+	var recs []rule
 	var state string
 	for i, e := range exprs {
 		e = grafanaVariables.Replace(e)
-		recs = append(recs, rec{fmt.Sprintf("dashboard:query_%d", i), e})
+		recs = append(recs, rule{fmt.Sprintf("dashboard:query_%d", i), e})
 		if strings.Contains(e, `state="MASTER"} * 2`) {
 			state = e
 		}
@@ -253,26 +249,31 @@ func checkSeriesLabels(t *testing.T, series []string, exported map[string]map[st
 	}
 }
 
+// rule is a recording or alerting rule, as far as the tests read it.
 type rule struct {
-	Record string `yaml:"record"`
-	Alert  string `yaml:"alert"`
+	Record string `yaml:"record,omitempty"`
 	Expr   string `yaml:"expr"`
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
 
 func readRules(t *testing.T) []rule {
 	t.Helper()
-	b, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f struct {
 		Groups []struct {
 			Rules []rule `yaml:"rules"`
 		} `yaml:"groups"`
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
-	}
+	readYAML(t, rulesFile, &f)
 	var out []rule
 	for _, g := range f.Groups {
 		out = append(out, g.Rules...)
@@ -287,10 +288,6 @@ func readRules(t *testing.T) []rule {
 // which must be Tandem's too, or the tests prove nothing about real data.
 func ruleTestSeries(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(rulesTestFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f struct {
 		Tests []struct {
 			InputSeries []struct {
@@ -298,9 +295,7 @@ func ruleTestSeries(t *testing.T) []string {
 			} `yaml:"input_series"`
 		} `yaml:"tests"`
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", filepath.Base(rulesTestFile), err)
-	}
+	readYAML(t, rulesTestFile, &f)
 	var out []string
 	for _, tc := range f.Tests {
 		for _, s := range tc.InputSeries {
