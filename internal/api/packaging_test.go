@@ -50,14 +50,7 @@ var grafanaVariables = strings.NewReplacer("$__rate_interval", "1m", "$job", ".*
 // timeline's value mappings (2 is MASTER), over a director in MASTER.
 func checkDashboardPromQL(t *testing.T, promtool string) {
 	t.Helper()
-	b, err := os.ReadFile(dashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exprs, err := dashboardExprs(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, exprs := readDashboard(t)
 	var recs []rule
 	var state string
 	for i, e := range exprs {
@@ -117,26 +110,14 @@ func TestPackagedQueriesUseExportedMetrics(t *testing.T) {
 	for n := range exported {
 		known[n] = true
 	}
+	var exprs []string
 	for _, r := range rules {
 		if r.Record != "" {
 			known[r.Record] = true
 		}
-	}
-	var exprs []string
-	for _, r := range rules {
 		exprs = append(exprs, r.Expr)
 	}
-	b, err := os.ReadFile(dashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dash, err := dashboardExprs(b)
-	if err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
-	}
-	if len(dash) < 10 {
-		t.Fatalf("%s: %d queries found, want the panels' and the variables' (10 or more)", dashboardFile, len(dash))
-	}
+	b, dash := readDashboard(t)
 	exprs = append(exprs, dash...)
 	series := ruleTestSeries(t)
 	checkSeriesLabels(t, series, exported)
@@ -165,7 +146,7 @@ func TestPackagedQueriesUseExportedMetrics(t *testing.T) {
 	if bad == string(b) {
 		t.Fatal("the dashboard has no tandem_real_server_healthy selector to misspell")
 	}
-	dash, err = dashboardExprs([]byte(bad))
+	dash, err := dashboardExprs([]byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +284,23 @@ func ruleTestSeries(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// readDashboard returns the dashboard and its queries.
+func readDashboard(t *testing.T) ([]byte, []string) {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs, err := dashboardExprs(b)
+	if err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	if len(exprs) < 10 {
+		t.Fatalf("%s: %d queries found, want the panels' and the variables' (10 or more)", dashboardFile, len(exprs))
+	}
+	return b, exprs
 }
 
 // grafanaLabelValues is a variable's label_values(selector, label) query:
