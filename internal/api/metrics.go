@@ -18,13 +18,7 @@ var metricStates = []string{vrrp.Init.String(), vrrp.Backup.String(), vrrp.Maste
 
 // metricDropReasons are the label values of tandem_vrrp_adverts_dropped_total,
 // all exported from the start so that rate() sees a drop's first packet.
-var metricDropReasons = func() []string {
-	var out []string
-	for _, r := range vrrp.DropReasons() {
-		out = append(out, r.String())
-	}
-	return out
-}()
+var metricDropReasons = vrrp.DropNames()
 
 func metricDesc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("tandem_"+name, help, labels, nil)
