@@ -128,18 +128,18 @@ func TestMetrics(t *testing.T) {
 	}
 	const evil = `<b>\"evil\"</b>`
 	want := `
-# HELP tandem_vrrp_state 1 for the VRRP instance's current state, 0 for the others.
+# HELP tandem_vrrp_state 1 for the VRRP instance's current state, 0 for the others; vrid and vip (the lowest virtual address) name its virtual router across directors.
 # TYPE tandem_vrrp_state gauge
-tandem_vrrp_state{instance="VI_1",state="BACKUP",vrid="51"} 0
-tandem_vrrp_state{instance="VI_1",state="FAULT",vrid="51"} 0
-tandem_vrrp_state{instance="VI_1",state="INIT",vrid="51"} 0
-tandem_vrrp_state{instance="VI_1",state="MASTER",vrid="51"} 1
-tandem_vrrp_state{instance="VI_1",state="STOP",vrid="51"} 0
-tandem_vrrp_state{instance="` + evil + `",state="BACKUP",vrid="52"} 1
-tandem_vrrp_state{instance="` + evil + `",state="FAULT",vrid="52"} 0
-tandem_vrrp_state{instance="` + evil + `",state="INIT",vrid="52"} 0
-tandem_vrrp_state{instance="` + evil + `",state="MASTER",vrid="52"} 0
-tandem_vrrp_state{instance="` + evil + `",state="STOP",vrid="52"} 0
+tandem_vrrp_state{instance="VI_1",state="BACKUP",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="FAULT",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="INIT",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="MASTER",vip="192.0.2.100",vrid="51"} 1
+tandem_vrrp_state{instance="VI_1",state="STOP",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="` + evil + `",state="BACKUP",vip="",vrid="52"} 1
+tandem_vrrp_state{instance="` + evil + `",state="FAULT",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="INIT",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="MASTER",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="STOP",vip="",vrid="52"} 0
 # HELP tandem_vrrp_transitions_total State changes of the VRRP instance since start.
 # TYPE tandem_vrrp_transitions_total counter
 tandem_vrrp_transitions_total{instance="VI_1"} 2

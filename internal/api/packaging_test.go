@@ -68,7 +68,7 @@ func checkDashboardPromQL(t *testing.T, promtool string) {
 	writeYAML(t, rules, map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": recs}}})
 	series := func(state string, v int) map[string]string {
 		return map[string]string{
-			"series": fmt.Sprintf(`tandem_vrrp_state{job="tandem",instance="lb1:9100",exported_instance="VI_1",vrid="51",state=%q}`, state),
+			"series": fmt.Sprintf(`tandem_vrrp_state{job="tandem",instance="lb1:9100",exported_instance="VI_1",vrid="51",vip="192.0.2.100",state=%q}`, state),
 			"values": fmt.Sprintf("%dx4", v)}
 	}
 	tests := filepath.Join(dir, "dashboard-test.yml")
@@ -78,7 +78,7 @@ func checkDashboardPromQL(t *testing.T, promtool string) {
 			"interval":     "15s",
 			"input_series": []any{series("INIT", 0), series("BACKUP", 0), series("MASTER", 1), series("FAULT", 0), series("STOP", 0)},
 			"promql_expr_test": []any{map[string]any{"expr": state, "eval_time": "1m", "exp_samples": []any{map[string]any{
-				"labels": `{instance="lb1:9100",exported_instance="VI_1",vrid="51"}`, "value": 2}}}},
+				"labels": `{instance="lb1:9100",exported_instance="VI_1",vrid="51",vip="192.0.2.100"}`, "value": 2}}}},
 		}},
 	})
 	for _, args := range [][]string{{"check", "rules", rules}, {"test", "rules", tests}} {
