@@ -64,7 +64,7 @@ func testSource() *fakeSource {
 			Instances: []InstanceStatus{
 				{Name: "VI_1", State: "MASTER", VRID: 51, Interface: "eth0", Priority: 100, EffectivePriority: 90,
 					MasterIP: "192.0.2.1", VIPs: []string{"192.0.2.100/24"}, Since: statusT0.Add(time.Second),
-					AdvertsSent: 120, AdvertsReceived: 3, Dropped: map[string]uint64{"auth": 4, "ttl": 1}, Transitions: 2},
+					AdvertsSent: 120, AdvertsReceived: 3, Dropped: map[string]uint64{"auth": 4, "ttl": 1, "malformed": 2}, Transitions: 2},
 				{Name: `<b>"evil"</b>`, State: "BACKUP", VRID: 52, Interface: "eth1", Priority: 50, EffectivePriority: 50,
 					VIPs: []string{}, Dropped: map[string]uint64{}},
 			},
@@ -131,18 +131,18 @@ func TestMetrics(t *testing.T) {
 	}
 	const evil = `<b>\"evil\"</b>`
 	want := `
-# HELP tandem_vrrp_state 1 for the VRRP instance's current state, 0 for the others.
+# HELP tandem_vrrp_state 1 for the VRRP instance's current state, 0 for the others; vrid and vip (the lowest virtual address) name its virtual router across directors.
 # TYPE tandem_vrrp_state gauge
-tandem_vrrp_state{instance="VI_1",state="BACKUP"} 0
-tandem_vrrp_state{instance="VI_1",state="FAULT"} 0
-tandem_vrrp_state{instance="VI_1",state="INIT"} 0
-tandem_vrrp_state{instance="VI_1",state="MASTER"} 1
-tandem_vrrp_state{instance="VI_1",state="STOP"} 0
-tandem_vrrp_state{instance="` + evil + `",state="BACKUP"} 1
-tandem_vrrp_state{instance="` + evil + `",state="FAULT"} 0
-tandem_vrrp_state{instance="` + evil + `",state="INIT"} 0
-tandem_vrrp_state{instance="` + evil + `",state="MASTER"} 0
-tandem_vrrp_state{instance="` + evil + `",state="STOP"} 0
+tandem_vrrp_state{instance="VI_1",state="BACKUP",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="FAULT",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="INIT",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="VI_1",state="MASTER",vip="192.0.2.100",vrid="51"} 1
+tandem_vrrp_state{instance="VI_1",state="STOP",vip="192.0.2.100",vrid="51"} 0
+tandem_vrrp_state{instance="` + evil + `",state="BACKUP",vip="",vrid="52"} 1
+tandem_vrrp_state{instance="` + evil + `",state="FAULT",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="INIT",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="MASTER",vip="",vrid="52"} 0
+tandem_vrrp_state{instance="` + evil + `",state="STOP",vip="",vrid="52"} 0
 # HELP tandem_vrrp_transitions_total State changes of the VRRP instance since start.
 # TYPE tandem_vrrp_transitions_total counter
 tandem_vrrp_transitions_total{instance="VI_1"} 2
@@ -157,7 +157,7 @@ tandem_vrrp_adverts_received_total{instance="VI_1"} 3
 tandem_vrrp_adverts_received_total{instance="` + evil + `"} 0
 # HELP tandem_vrrp_adverts_dropped_total Received VRRP packets dropped, by reason.
 # TYPE tandem_vrrp_adverts_dropped_total counter
-` + dropped("VI_1", map[string]int{"auth": 4, "ttl": 1}) + dropped(evil, nil) + `
+` + dropped("VI_1", map[string]int{"auth": 4, "ttl": 1, "malformed": 2}) + dropped(evil, nil) + `
 # HELP tandem_vrrp_priority Configured priority of the VRRP instance.
 # TYPE tandem_vrrp_priority gauge
 tandem_vrrp_priority{instance="VI_1"} 100
@@ -214,6 +214,8 @@ tandem_build_info{version="v1.2.3"} 1
 		`tandem_check_latency_seconds_count{checker="TCP_CHECK",protocol="TCP",real_server="10.0.0.1:80",result="ok",virtual_server="192.0.2.100:80"} 1`,
 		`tandem_check_latency_seconds_bucket{checker="HTTP_GET",protocol="TCP",real_server="10.0.0.2:80",result="failed",virtual_server="192.0.2.100:80",le="0.25"} 0`,
 		`tandem_check_latency_seconds_bucket{checker="HTTP_GET",protocol="TCP",real_server="10.0.0.2:80",result="failed",virtual_server="192.0.2.100:80",le="0.5"} 1`,
+		// Packets dropped without a reason are counted too.
+		`tandem_vrrp_adverts_dropped_total{instance="VI_1",reason="malformed"} 2`,
 		"go_goroutines ", "process_open_fds ",
 	} {
 		if !strings.Contains(body, line) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,18 +12,15 @@ import (
 
 // metricStates are the label values of tandem_vrrp_state: every state is
 // exported (0 or 1) so that a query for MASTER finds a series even on a
-// backup.
+// backup. Its vrid and vip labels (see metricVIP) let alert rules and
+// dashboards group the directors of one virtual router, whose instance
+// names may differ (packaging/prometheus/tandem-rules.yml counts the
+// masters of each).
 var metricStates = []string{vrrp.Init.String(), vrrp.Backup.String(), vrrp.Master.String(), vrrp.Fault.String(), vrrp.Stop.String()}
 
 // metricDropReasons are the label values of tandem_vrrp_adverts_dropped_total,
 // all exported from the start so that rate() sees a drop's first packet.
-var metricDropReasons = func() []string {
-	var out []string
-	for _, r := range vrrp.DropReasons() {
-		out = append(out, r.String())
-	}
-	return out
-}()
+var metricDropReasons = vrrp.DropNames()
 
 func metricDesc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("tandem_"+name, help, labels, nil)
@@ -51,7 +49,7 @@ var metric = struct {
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
 	dataplaneUp:   metricDesc("dataplane_table_up", "1 if the data plane's live table could be read at this scrape, else 0 (its counters are then missing).", "dataplane"),
-	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others.", "instance", "state"),
+	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others; vrid and vip (the lowest virtual address) name its virtual router across directors.", "instance", "vrid", "vip", "state"),
 	vrrpTrans:     metricDesc("vrrp_transitions_total", "State changes of the VRRP instance since start.", "instance"),
 	vrrpSent:      metricDesc("vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
 	vrrpReceived:  metricDesc("vrrp_adverts_received_total", "VRRP advertisements received and accepted.", "instance"),
@@ -89,8 +87,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Status()
 	gauge(metric.buildInfo, 1, st.Version)
 	for _, in := range st.Instances {
+		vrid, vip := strconv.Itoa(in.VRID), metricVIP(in.VIPs)
 		for _, s := range metricStates {
-			gauge(metric.vrrpState, metricBool(in.State == s), in.Name, s)
+			gauge(metric.vrrpState, metricBool(in.State == s), in.Name, vrid, vip, s)
 		}
 		counter(metric.vrrpTrans, in.Transitions, in.Name)
 		counter(metric.vrrpSent, in.AdvertsSent, in.Name)
@@ -126,6 +125,31 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(metric.dpBytes, d.Bytes, s.Address, s.Protocol, d.Address)
 		}
 	}
+}
+
+// metricVIP is the lowest of an instance's virtual addresses, without its
+// prefix length ("" for none). The VRID alone does not name a virtual
+// router across directors: IPv4 and IPv6 have a VRID space each (RFC 5798
+// §5.2.3), and keepalived lets two instances share a VRID on one interface
+// when they advertise to different groups or peers. Their addresses do,
+// as the directors of one virtual router hold the same ones (adverts with
+// another list are counted as addr_list drops); the lowest, so that the
+// order they are configured in does not matter.
+func metricVIP(vips []string) string {
+	var low netip.Addr
+	for _, v := range vips {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			continue // the daemon writes netip.Prefix's String
+		}
+		if a := p.Addr(); !low.IsValid() || a.Less(low) {
+			low = a
+		}
+	}
+	if !low.IsValid() {
+		return ""
+	}
+	return low.String()
 }
 
 func metricBool(b bool) float64 {

@@ -281,6 +281,17 @@ func dropName(r DropReason) string {
 	return r.String()
 }
 
+// DropNames lists the keys of InstanceStatus.Dropped that an instance can
+// report: every DropReason's name, and "malformed" for packets dropped
+// without one. Metrics register them all up front.
+func DropNames() []string {
+	names := []string{dropName(0)}
+	for _, r := range DropReasons() {
+		names = append(names, dropName(r))
+	}
+	return names
+}
+
 type loopEvent struct {
 	inst *instance
 	ev   Event

@@ -109,7 +109,7 @@ func TestStatusPage(t *testing.T) {
 		return err == nil && strings.Contains(metrics, `tandem_check_latency_seconds_count{checker="TCP_CHECK",protocol="TCP",real_server="172.16.0.31:80",result="ok"`)
 	})
 	for _, want := range []string{
-		`tandem_vrrp_state{instance="VI_1",state="MASTER"} 1`,
+		`tandem_vrrp_state{instance="VI_1",state="MASTER",vip="172.16.0.30",vrid="51"} 1`,
 		`tandem_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 0`,
 		`tandem_real_server_healthy{protocol="TCP",real_server="172.16.0.31:80",virtual_server="172.16.0.30:80"} 1`,
 		`tandem_real_server_healthy{protocol="TCP",real_server="172.16.0.32:80",virtual_server="172.16.0.30:80"} 0`,
