@@ -59,8 +59,10 @@ const (
 	compatVS = "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n%s real_server 10.0.0.2 80 {\n  %s\n }\n}\n"
 )
 
-func compatInVI(s string) string        { return strings.Replace(compatVI, "%s", s, 1) }
-func compatInVS(vs, rs string) string   { return strings.Replace(strings.Replace(compatVS, "%s", vs, 1), "%s", rs, 1) }
+func compatInVI(s string) string { return strings.Replace(compatVI, "%s", s, 1) }
+func compatInVS(vs, rs string) string {
+	return strings.Replace(strings.Replace(compatVS, "%s", vs, 1), "%s", rs, 1)
+}
 func globalDefs(s string) string  { return "global_defs {\n " + s + "\n}\n" }
 func firstRoute(c *Config) *Route { return c.Instances[0].Routes[0] }
 
