@@ -51,7 +51,7 @@ func TestCheckCompatJSON(t *testing.T) {
 		t.Fatalf("--json: exit %d: %s", code, stderr.String())
 	}
 	var rep struct {
-		Findings []compatFinding `json:"findings"`
+		Findings                   []compatFinding `json:"findings"`
 		Unsupported, Differs, Adds int
 	}
 	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
