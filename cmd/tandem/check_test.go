@@ -165,3 +165,38 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("configFile(%q) = %q, %v", theirs, got, err)
 	}
 }
+
+// TestMigratingDoc keeps docs/migrating-from-keepalived.md true of the
+// code: its sample report lines are the golden report's (a line ending in
+// "..." is a prefix), and it names the default configuration paths.
+func TestMigratingDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "migrating-from-keepalived.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "compat.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.ReplaceAll(string(golden), "testdata/compat.conf:", "keepalived.conf:")
+	n := 0
+	for _, l := range strings.Split(string(doc), "\n") {
+		l, ok := strings.CutPrefix(l, "    ")
+		if !ok || !strings.HasPrefix(l, "keepalived.conf:") && !strings.HasSuffix(l, " add") {
+			continue
+		}
+		n++
+		if p, cut := strings.CutSuffix(l, " ..."); cut && strings.Contains(report, "\n"+p) || strings.Contains(report, l+"\n") {
+			continue
+		}
+		t.Errorf("the doc's report line is not in the report of testdata/compat.conf: %q", l)
+	}
+	if n < 4 {
+		t.Errorf("%d report lines found in the doc", n)
+	}
+	for _, p := range defaultConfigs {
+		if !strings.Contains(string(doc), "`"+p+"`") {
+			t.Errorf("the doc does not name %s", p)
+		}
+	}
+}

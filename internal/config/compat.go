@@ -100,7 +100,7 @@ var compatTable = []compatEntry{
 		Difference: "kernel IPVS: the whole table is flushed, as keepalived does; the nftables data plane deletes only Tandem's own tables (always, at stop)"},
 	{ID: "notify_priority_changes", Blocks: []string{"vrrp_instance", "vrrp_sync_group", "global_defs"},
 		Keywords: []string{"notify_priority_changes", "vrrp_notify_priority_changes"}, Kind: CompatAdds,
-		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in the events of tandem status"},
+		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,
 		Difference: "its state, priority and transitions are in tandem status [--json] and, with tandem run --http, the status page and Prometheus /metrics; keepalived's SNMP and D-Bus are not implemented"},
 }
