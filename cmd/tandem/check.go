@@ -22,7 +22,8 @@ func newCheckCmd() *cobra.Command {
 configuration can run (warnings allowed), 1 when it has errors, 2 on usage
 errors. --dataplane nft or none adds warnings for what the configuration asks
 of kernel IPVS alone (lvs_sync_daemon). --dump prints the validated model,
-with every default filled in, as indented JSON. ` + defaultConfigHelp + `
+with every default filled in, as indented JSON.
+` + defaultConfigHelp + `
 
 --keepalived-compat reports instead, keyword by keyword, what in FILE will
 behave differently under Tandem than under keepalived 2.2.7, one line per

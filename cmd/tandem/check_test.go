@@ -130,7 +130,7 @@ func TestDefaultConfig(t *testing.T) {
 	defaultConfigs = []string{mine, theirs}
 	t.Cleanup(func() { defaultConfigs = saved })
 	// The help names the real paths, whatever a test sets.
-	if !strings.Contains(defaultConfigHelp, "/etc/tandem/keepalived.conf when it exists, else /etc/keepalived/keepalived.conf") {
+	if !strings.Contains(defaultConfigHelp, "/etc/tandem/keepalived.conf when it exists, else\n/etc/keepalived/keepalived.conf;") {
 		t.Errorf("help: %q", defaultConfigHelp)
 	}
 	check := func(want string, code int, stderr string) {

@@ -15,7 +15,7 @@ import (
 var defaultConfigs = []string{"/etc/tandem/keepalived.conf", "/etc/keepalived/keepalived.conf"}
 
 // defaultConfigHelp is the sentence the commands' help gives about it.
-var defaultConfigHelp = fmt.Sprintf("Without -f, FILE is %s when it exists, else %s.", defaultConfigs[0], defaultConfigs[1])
+var defaultConfigHelp = fmt.Sprintf("Without -f, FILE is %s when it exists, else\n%s; with neither, it stops with an error.", defaultConfigs[0], defaultConfigs[1])
 
 // configFile returns file, or the first of defaultConfigs that exists
 // when file is empty; an error naming every path tried when none does.
