@@ -97,7 +97,7 @@ var compatTable = []compatEntry{
 	{ID: "persistence_engine", Blocks: []string{"virtual_server"}, Keywords: []string{"persistence_engine"}, Kind: CompatDiffers,
 		Difference: "passed to kernel IPVS; the nftables data plane has no persistence engine and ignores it, with a warning"},
 	{ID: "lvs_flush", Blocks: []string{"global_defs"}, Keywords: []string{"lvs_flush", "lvs_flush_onstop"}, Kind: CompatDiffers,
-		Difference: "kernel IPVS: the whole table is flushed, as keepalived does; the nftables data plane deletes only Tandem's own tables (always, at stop)"},
+		Difference: "kernel IPVS: as keepalived; the nftables data plane touches only Tandem's own tables, which it deletes (and always at stop)"},
 	{ID: "notify_priority_changes", Blocks: []string{"vrrp_instance", "vrrp_sync_group", "global_defs"},
 		Keywords: []string{"notify_priority_changes", "vrrp_notify_priority_changes"}, Kind: CompatAdds,
 		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},

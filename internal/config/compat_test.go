@@ -162,10 +162,10 @@ var compatCases = map[string]compatTableCase{
 			t.Errorf("persistence_engine %q", e)
 		}
 	}},
-	"lvs_flush": {globalDefs("lvs_flush"), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
+	"lvs_flush": {globalDefs("lvs_flush\n lvs_flush_onstop"), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
 		noWarnings(t, ds)
-		if !c.Global.LVSFlush {
-			t.Error("lvs_flush not set")
+		if !c.Global.LVSFlush || c.Global.LVSFlushOnStop != FlushAll {
+			t.Errorf("lvs_flush %v, lvs_flush_onstop %v", c.Global.LVSFlush, c.Global.LVSFlushOnStop)
 		}
 	}},
 	"notify_priority_changes": {compatInVI(" notify_priority_changes\n"), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
