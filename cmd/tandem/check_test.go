@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestCheckDataplane: only kernel IPVS has a connection sync daemon, so
@@ -32,6 +35,168 @@ func TestCheckDataplane(t *testing.T) {
 		code := run([]string{"check", "-f", conf, "--dataplane", tt.dataplane}, &stdout, &stderr)
 		if code != tt.code || (tt.stderr == "") != (stderr.Len() == 0) || !strings.Contains(stderr.String(), tt.stderr) {
 			t.Errorf("check --dataplane %s: exit %d, stderr:\n%s\nwant exit %d and %q", tt.dataplane, code, stderr.String(), tt.code, tt.stderr)
+		}
+	}
+}
+
+// TestCheckCompatGolden is the whole report for testdata/compat.conf, which
+// exercises findings of each kind. When a difference changes on
+// purpose, the test prints the new report to copy into compat.golden.
+func TestCheckCompatGolden(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--keepalived-compat", "-f", filepath.Join("testdata", "compat.conf")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr (warnings are the report's, errors there only): %s", stderr.String())
+	}
+	golden := filepath.Join("testdata", "compat.golden")
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(string(want), stdout.String()); d != "" {
+		t.Errorf("report differs from %s (-want +got):\n%s\nnew report:\n%s", golden, d, stdout.String())
+	}
+}
+
+// TestCheckCompatJSON: --json gives the same findings as the text report.
+func TestCheckCompatJSON(t *testing.T) {
+	conf := filepath.Join("testdata", "compat.conf")
+	var text, js, stderr bytes.Buffer
+	if code := run([]string{"check", "--keepalived-compat", "-f", conf}, &text, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if code := run([]string{"check", "--keepalived-compat", "--json", "-f", conf}, &js, &stderr); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, stderr.String())
+	}
+	var rep struct {
+		Findings                   []compatFinding `json:"findings"`
+		Unsupported, Differs, Adds int
+	}
+	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, js.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
+	if len(rep.Findings) != len(lines)-1 || rep.Unsupported+rep.Differs+rep.Adds != len(rep.Findings) {
+		t.Fatalf("%d findings in JSON (%d+%d+%d), %d lines of text", len(rep.Findings), rep.Unsupported, rep.Differs, rep.Adds, len(lines))
+	}
+	for i, f := range rep.Findings {
+		if !strings.HasPrefix(lines[i], conf+":") || !strings.HasSuffix(lines[i], ": "+f.Keyword+": "+string(f.Kind)+": "+f.Difference) {
+			t.Errorf("finding %d: JSON %+v, text %q", i, f, lines[i])
+		}
+	}
+}
+
+// TestCheckCompatCorpus: a seed configuration gives its known report, and
+// every keepalived sample a report (with a count line) and no crash; the
+// exit status is 1 only for files with errors.
+func TestCheckCompatCorpus(t *testing.T) {
+	seed := seedPath(t, "seed003-lvs-dr.conf")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--keepalived-compat", "-f", seed}, &stdout, &stderr); code != 0 {
+		t.Fatalf("%s: exit %d: %s", seed, code, stderr.String())
+	}
+	for _, want := range []string{": vrrp_instance: adds: ", ": virtual_server: differs: data plane: kernel IPVS when the kernel has it, else nftables"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("%s: report lacks %q:\n%s", seed, want, stdout.String())
+		}
+	}
+	samples, _ := filepath.Glob(filepath.Join(seedDir, "..", "keepalived-samples", "keepalived.conf*"))
+	bad, _ := filepath.Glob(filepath.Join(seedDir, "bad-*.conf"))
+	if len(samples) == 0 || len(bad) == 0 {
+		t.Skip("shared corpus not found; skipping the samples")
+	}
+	for _, f := range append(samples, bad...) {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"check", "--keepalived-compat", "-f", f, "--config-id", "x"}, &stdout, &stderr)
+		errs := strings.Contains(stderr.String(), ": error: ")
+		if code != 0 && !(code == 1 && errs) || code == 0 && errs {
+			t.Errorf("%s: exit %d, stderr:\n%s", f, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), " findings: ") {
+			t.Errorf("%s: no report:\n%s", f, stdout.String())
+		}
+	}
+}
+
+// TestDefaultConfig: without -f, run and check read /etc/tandem's file,
+// else /etc/keepalived's, and name both when neither exists (the paths
+// are replaced by temporary ones here).
+func TestDefaultConfig(t *testing.T) {
+	dir := t.TempDir()
+	mine, theirs := filepath.Join(dir, "tandem.conf"), filepath.Join(dir, "keepalived.conf")
+	saved := defaultConfigs
+	defaultConfigs = []string{mine, theirs}
+	t.Cleanup(func() { defaultConfigs = saved })
+	// The help names the real paths, whatever a test sets.
+	if !strings.Contains(defaultConfigHelp, "/etc/tandem/keepalived.conf when it exists, else\n/etc/keepalived/keepalived.conf;") {
+		t.Errorf("help: %q", defaultConfigHelp)
+	}
+	check := func(want string, code int, stderr string) {
+		t.Helper()
+		got, err := configFile("")
+		if (err == nil) != (want != "") || got != want {
+			t.Errorf("configFile(\"\") = %q, %v; want %q", got, err, want)
+		}
+		var out, errb bytes.Buffer
+		if c := run([]string{"check"}, &out, &errb); c != code || !strings.Contains(errb.String(), stderr) {
+			t.Errorf("check without -f: exit %d, stderr %q; want %d and %q", c, errb.String(), code, stderr)
+		}
+	}
+	check("", 2, "no -f FILE given and no configuration at "+mine+" or "+theirs)
+	var out, errb bytes.Buffer
+	if c := run([]string{"run"}, &out, &errb); c != 2 || !strings.Contains(errb.String(), "run: no -f FILE given and no configuration at "+mine+" or "+theirs) {
+		t.Errorf("run without -f: exit %d, stderr %q", c, errb.String())
+	}
+	// keepalived's file alone: it is read (this one has an error, which
+	// shows which file was read).
+	if err := os.WriteFile(theirs, []byte("vrrp_instance {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(theirs, 1, theirs+":")
+	// Tandem's own file wins over keepalived's.
+	if err := os.WriteFile(mine, []byte("global_defs {\n  router_id A\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(mine, 0, "")
+	// -f still wins over both.
+	if got, err := configFile(theirs); got != theirs || err != nil {
+		t.Errorf("configFile(%q) = %q, %v", theirs, got, err)
+	}
+}
+
+// TestMigratingDoc keeps docs/migrating-from-keepalived.md true of the
+// code: its sample report lines are the golden report's (a line ending in
+// "..." is a prefix), and it names the default configuration paths.
+func TestMigratingDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "migrating-from-keepalived.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "compat.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.ReplaceAll(string(golden), "testdata/compat.conf:", "keepalived.conf:")
+	n := 0
+	for _, l := range strings.Split(string(doc), "\n") {
+		l, ok := strings.CutPrefix(l, "    ")
+		if !ok || !strings.HasPrefix(l, "keepalived.conf:") && !strings.HasSuffix(l, " add") {
+			continue
+		}
+		n++
+		if p, cut := strings.CutSuffix(l, " ..."); cut && strings.Contains(report, "\n"+p) || strings.Contains(report, l+"\n") {
+			continue
+		}
+		t.Errorf("the doc's report line is not in the report of testdata/compat.conf: %q", l)
+	}
+	if n < 4 {
+		t.Errorf("%d report lines found in the doc", n)
+	}
+	for _, p := range defaultConfigs {
+		if !strings.Contains(string(doc), "`"+p+"`") {
+			t.Errorf("the doc does not name %s", p)
 		}
 	}
 }

@@ -40,7 +40,6 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "check long flag", args: []string{"check", "--file", good}, code: 0, noStdout: true},
 		{name: "check bad seed", args: []string{"check", "-f", bad}, code: 1, stderr: "bad-seed002-mcast-typo.conf:13:", noStdout: true},
 		{name: "check bad seed with dump prints no model", args: []string{"check", "--dump", "-f", bad}, code: 1, noStdout: true},
-		{name: "check without -f", args: []string{"check"}, code: 2, stderr: "-f FILE is required"},
 		{name: "check unknown flag", args: []string{"check", "--frobnicate", "-f", good}, code: 2, stderr: "unknown flag"},
 		{name: "check missing file", args: []string{"check", "-f", filepath.Join(t.TempDir(), "none.conf")}, code: 1},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2},

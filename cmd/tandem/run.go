@@ -26,12 +26,13 @@ func newRunCmd() *cobra.Command {
 	var logFormat string
 	var foreground bool
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [--config-id ID] [--socket PATH]",
+		Use:   "run [-f FILE] [--config-id ID] [--socket PATH]",
 		Short: "Run the VRRP instances (and services) of a keepalived.conf",
 		Long: `run loads FILE and runs it in the foreground: the VRRP instances (with
 their tracked scripts, files, processes and interfaces, notify scripts and
 SMTP alerts), the health checks of the virtual servers, and the data plane
 that balances their traffic (--dataplane: kernel IPVS, nftables, or none).
+` + defaultConfigHelp + `
 
 One tandem runs per network namespace: a second one is refused, changing
 nothing, with a message saying which one runs there (the lock is
@@ -143,8 +144,9 @@ Gratuitous ARP pacing, as keepalived:
   not tracked by instances): it is warned about.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.ConfigFile == "" {
-				return fmt.Errorf("run: -f FILE is required")
+			var err error
+			if opts.ConfigFile, err = configFile(opts.ConfigFile); err != nil {
+				return fmt.Errorf("run: %w", err)
 			}
 			log, err := newLogger(logFormat)
 			if err != nil {
