@@ -121,7 +121,6 @@ func TestPackage(t *testing.T) {
 	}
 	for path, mode := range map[string]string{
 		"/usr/sbin/tandem":                                  "-rwxr-xr-x",
-		"/usr/lib/tandem/tandem-config":                     "-rwxr-xr-x",
 		"/lib/systemd/system/tandem.service":                "-rw-r--r--",
 		"/etc/tandem/keepalived.conf":                       "-rw-r--r--",
 		"/usr/share/man/man8/tandem.8.gz":                   "-rw-r--r--",

@@ -156,7 +156,6 @@ func build(dist string) (string, error) {
 	}
 	pkgDir := filepath.Join(root, "packaging")
 	add(bin, "/usr/sbin/tandem", "", 0o755)
-	add(filepath.Join(pkgDir, "tandem-config"), "/usr/lib/tandem/tandem-config", "", 0o755)
 	add(filepath.Join(pkgDir, "tandem.service"), "/lib/systemd/system/tandem.service", "", 0o644)
 	add(filepath.Join(pkgDir, "keepalived.conf"), "/etc/tandem/keepalived.conf", files.TypeConfig, 0o644)
 
