@@ -849,8 +849,9 @@ func (e *Engine) handle(in *instance, ev Event) {
 		e.handle(g.members[f.Member], f.Event)
 	}
 	if st := g.sg.State(); st != g.state {
-		g.state = st
 		// The group moves with the member that moved it.
+		e.log.Info("VRRP sync group transition", "group", g.cfg.Name, "from", g.state, "to", st, "reason", in.reason)
+		g.state = st
 		e.notify(StateChange{Group: g.cfg, State: st, At: now, Reason: in.reason})
 	}
 }
