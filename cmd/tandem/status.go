@@ -38,7 +38,7 @@ to=MASTER reason="advert timeout from 10.0.0.11". The reasons:
     fault cleared: ...           the last fault went away
     sync group G member I went FAULT|BACKUP, wants MASTER
                                  the sync group moved the instance`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
