@@ -14,7 +14,7 @@ import (
 // The daemon records a transition's reason in its event log and logs no
 // line of its own for it: the engine's `VRRP transition` line is the one.
 func TestTransitionReasonInEventLogOnly(t *testing.T) {
-	var logs syncBuffer
+	var logs lab.LogBuffer
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, lab.TestWriter(t)), nil))
 	td := startDaemon(t, "global_defs {\n}\n", log)
 	sc := vrrpChange(&config.Instance{Name: "VI_1"}, vrrp.Master)
@@ -33,7 +33,7 @@ func TestTransitionReasonInEventLogOnly(t *testing.T) {
 	if !found {
 		t.Errorf("no event for VI_1's transition in %+v", td.d.Status().Events)
 	}
-	if n := logs.count("MASTER"); n != 0 {
+	if n := logs.Count("MASTER"); n != 0 {
 		t.Errorf("the daemon logged the transition %d times; the engine's line is the only one", n)
 	}
 }

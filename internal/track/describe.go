@@ -8,27 +8,23 @@ import "fmt"
 // tracks the object with (keepalived.conf(5) track_script, track_file,
 // track_interface, track_process).
 func (u Update) Describe() string {
-	var kw, how string
+	kw, how := u.Kind.String(), fmt.Sprintf("ok=%v value=%d", u.OK, u.Value)
 	switch u.Kind {
 	case KindScript:
-		kw, how = "track_script", "failed"
-		if u.OK {
-			how = "ok"
-		}
+		kw, how = "track_script", pick(u.OK, "ok", "failed")
+	case KindInterface:
+		kw, how = "track_interface", pick(u.OK, "up", "down")
 	case KindFile:
 		kw, how = "track_file", fmt.Sprintf("= %d", u.Value)
-	case KindInterface:
-		kw, how = "track_interface", "down"
-		if u.OK {
-			how = "up"
-		}
 	case KindProcess:
-		kw, how = "track_process", fmt.Sprintf("below quorum (%d running)", u.Value)
-		if u.OK {
-			how = fmt.Sprintf("running (%d)", u.Value)
-		}
-	default:
-		kw, how = u.Kind.String(), fmt.Sprintf("ok=%v value=%d", u.OK, u.Value)
+		kw, how = "track_process", pick(u.OK, fmt.Sprintf("running (%d)", u.Value), fmt.Sprintf("below quorum (%d running)", u.Value))
 	}
 	return kw + " " + u.Name + " " + how
+}
+
+func pick(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
 }

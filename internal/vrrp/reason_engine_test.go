@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -11,46 +10,18 @@ import (
 	"time"
 
 	"tandem/internal/config"
+	"tandem/internal/lab"
 )
-
-// logBuffer collects an engine's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the lines that contain every one of subs.
-func (l *logBuffer) lines(subs ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for line := range strings.Lines(l.b.String()) {
-		all := true
-		for _, s := range subs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
-}
 
 // startLogged runs conf at addr with its log in a buffer and its state
 // changes recorded.
-func startLogged(t *testing.T, lan *fakeLAN, addr, conf string) (*router, *logBuffer, func() []StateChange) {
+func startLogged(t *testing.T, lan *fakeLAN, addr, conf string) (*router, *lab.LogBuffer, func() []StateChange) {
 	t.Helper()
 	cfg, diags := config.Parse("t.conf", []byte(conf), config.Options{ConfigID: "t"})
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
-	var logs logBuffer
+	var logs lab.LogBuffer
 	var mu sync.Mutex
 	var changes []StateChange
 	h := &fakeHost{lan: lan, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}}
@@ -89,15 +60,15 @@ func TestEngineLogsOneLinePerTransition(t *testing.T) {
 		lan.waitFor(t, "b master after a's crash", time.Second, func() bool { return b.state("VI_1") == Master })
 
 		want := `msg="VRRP transition" instance=VI_1 vrid=1 from=BACKUP to=MASTER reason="advert timeout from 10.0.0.1" priority=100`
-		if got := logs.lines(want); len(got) != 1 {
-			t.Errorf("log lines %q: %d, want 1 in:\n%s", want, len(got), strings.Join(logs.lines(""), "\n"))
+		if got := logs.Lines(want); len(got) != 1 {
+			t.Errorf("log lines %q: %d, want 1 in:\n%s", want, len(got), strings.Join(logs.Lines(""), "\n"))
 		}
 		st := b.engine.Status()[0]
 		// INIT -> BACKUP at start, BACKUP -> MASTER now: one line each.
-		if got := logs.lines("VRRP transition"); uint64(len(got)) != st.Transitions || st.Transitions != 2 {
+		if got := logs.Lines("VRRP transition"); uint64(len(got)) != st.Transitions || st.Transitions != 2 {
 			t.Errorf("%d transition lines for %d transitions, want 2 of each:\n%s", len(got), st.Transitions, strings.Join(got, "\n"))
 		}
-		if got := logs.lines("from=INIT to=BACKUP reason=startup"); len(got) != 1 {
+		if got := logs.Lines("from=INIT to=BACKUP reason=startup"); len(got) != 1 {
 			t.Errorf("startup line: %q", got)
 		}
 		if st.Reason.String() != "advert timeout from 10.0.0.1" {
@@ -128,7 +99,7 @@ func TestEngineSyncGroupReasons(t *testing.T) {
 			return a.state("VI_1") == Fault && a.state("VI_2") == Fault && b.state("VI_1") == Master && b.state("VI_2") == Master
 		})
 		for _, want := range []struct {
-			logs *logBuffer
+			logs *lab.LogBuffer
 			line string
 		}{
 			{alogs, `instance=VI_1 vrid=1 from=MASTER to=FAULT reason="track_script chk_nginx failed"`},
@@ -137,8 +108,8 @@ func TestEngineSyncGroupReasons(t *testing.T) {
 			{blogs, `instance=VI_1 vrid=1 from=BACKUP to=MASTER reason="priority 0 received from 10.0.0.1"`},
 			{blogs, `instance=VI_2 vrid=2 from=BACKUP to=MASTER reason="priority 0 received from 10.0.0.1"`},
 		} {
-			if got := want.logs.lines(want.line); len(got) != 1 {
-				t.Errorf("%d lines %q, want 1 in:\n%s", len(got), want.line, strings.Join(want.logs.lines("transition"), "\n"))
+			if got := want.logs.Lines(want.line); len(got) != 1 {
+				t.Errorf("%d lines %q, want 1 in:\n%s", len(got), want.line, strings.Join(want.logs.Lines("transition"), "\n"))
 			}
 		}
 	})
