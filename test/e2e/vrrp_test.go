@@ -111,7 +111,7 @@ func TestGracefulStop(t *testing.T) {
 	if holds(t, l, "ka1", "ens33", vip001) {
 		t.Error("the stopped node still holds the VIP")
 	}
-	if !strings.Contains(ka1.proc.Output(), "state=STOP") {
+	if !strings.Contains(ka1.proc.Output(), "to=STOP reason=shutdown") {
 		t.Errorf("no STOP in the stopped daemon's log:\n%s", ka1.proc.Output())
 	}
 }
