@@ -16,7 +16,29 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--json] [--socket PATH]",
 		Short: "Show the running daemon's instances",
-		Args:  cobra.NoArgs,
+		Long: `Show the running daemon's VRRP instances, virtual servers and recent events.
+
+For each instance, SINCE is how long ago it entered its state and REASON
+why (the JSON's "since" and "reason"; each VRRP event carries its reason
+too). The daemon logs the same reason in the one line it writes per
+transition: msg="VRRP transition" instance=VI_1 vrid=51 from=BACKUP
+to=MASTER reason="advert timeout from 10.0.0.11". The reasons:
+
+    startup, reload, shutdown    the daemon started, reloaded or stopped it
+    vrrp_startup_delay over      the start delay ended
+    interface IF appeared        the instance waited for its interface
+    advert timeout from ADDR     Master_Down_Timer expired: the last master
+                                 heard (ADDR) went silent ("no master heard"
+                                 when none was)
+    priority 0 received from ADDR  the master gave up (RFC 5798 §6.4.2)
+    higher priority advert from ADDR (prio P)  a master yields (§6.4.3)
+    preempting lower priority master ADDR (prio P)
+    track_script S failed, track_interface IF down, track_file F = N,
+    track_process P below quorum (N running)   a weight-0 tracker's fault
+    fault cleared: ...           the last fault went away
+    sync group G member I went FAULT|BACKUP, wants MASTER
+                                 the sync group moved the instance`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()

@@ -61,6 +61,7 @@ type Event struct {
 	Kind    string    `json:"kind"`
 	Object  string    `json:"object"`
 	Message string    `json:"message"`
+	Reason  string    `json:"reason,omitempty"`
 }
 
 // VirtualServerStatus is one virtual server.
@@ -120,7 +121,10 @@ type InstanceStatus struct {
 	// Dropped counts received packets dropped, by reason.
 	Dropped     map[string]uint64 `json:"dropped"`
 	Transitions uint64            `json:"transitions"`
-	Faults      []string          `json:"faults,omitempty"`
+	// Reason is why the instance entered State, at Since ("advert
+	// timeout from 10.0.0.11").
+	Reason string   `json:"reason,omitempty"`
+	Faults []string `json:"faults,omitempty"`
 }
 
 // Source gives the current status; the daemon implements it.

@@ -64,7 +64,8 @@ func testSource() *fakeSource {
 			Instances: []InstanceStatus{
 				{Name: "VI_1", State: "MASTER", VRID: 51, Interface: "eth0", Priority: 100, EffectivePriority: 90,
 					MasterIP: "192.0.2.1", VIPs: []string{"192.0.2.100/24"}, Since: statusT0.Add(time.Second),
-					AdvertsSent: 120, AdvertsReceived: 3, Dropped: map[string]uint64{"auth": 4, "ttl": 1, "malformed": 2}, Transitions: 2},
+					AdvertsSent: 120, AdvertsReceived: 3, Dropped: map[string]uint64{"auth": 4, "ttl": 1, "malformed": 2}, Transitions: 2,
+					Reason: "advert timeout from 192.0.2.9"},
 				{Name: `<b>"evil"</b>`, State: "BACKUP", VRID: 52, Interface: "eth1", Priority: 50, EffectivePriority: 50,
 					VIPs: []string{}, Dropped: map[string]uint64{}},
 			},
@@ -79,7 +80,7 @@ func testSource() *fakeSource {
 			}},
 			Events: []Event{
 				{Time: statusT0, Kind: "vrrp", Object: "instance VI_1", Message: "entering BACKUP"},
-				{Time: statusT0.Add(time.Second), Kind: "vrrp", Object: "instance VI_1", Message: "entering MASTER"},
+				{Time: statusT0.Add(time.Second), Kind: "vrrp", Object: "instance VI_1", Message: "entering MASTER", Reason: "advert timeout from 192.0.2.9"},
 			},
 		},
 		table: Table{Dataplane: "nft", Services: []TableService{{Protocol: "TCP", Address: "192.0.2.100:80", Scheduler: "rr",
@@ -404,6 +405,8 @@ func TestPage(t *testing.T) {
 		"2.0 ms", "300.0 ms",                         // latencies
 		"120.6 KiB", "4</span> auth", // live table bytes, drops
 		"entering MASTER", `http-equiv="refresh"`,
+		`<div class="muted reason">advert timeout from 192.0.2.9</div>`, // why VI_1 is MASTER
+		"entering MASTER: advert timeout from 192.0.2.9",                // and in the events
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

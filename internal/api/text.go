@@ -13,7 +13,7 @@ import (
 func WriteText(w io.Writer, st Status, now time.Time) error {
 	if len(st.Instances) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "INSTANCE\tSTATE\tVRID\tINTERFACE\tPRIORITY\tMASTER\tVIPS\tSINCE\tDROPPED\n")
+		fmt.Fprintf(tw, "INSTANCE\tSTATE\tVRID\tINTERFACE\tPRIORITY\tMASTER\tVIPS\tSINCE\tDROPPED\tREASON\n")
 		for _, in := range st.Instances {
 			since := "-"
 			if !in.Since.IsZero() {
@@ -27,8 +27,12 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 			if in.VMAC != "" {
 				iface += " (vmac " + in.VMAC + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, iface,
-				in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, dropText(in.Dropped))
+			reason := in.Reason
+			if reason == "" {
+				reason = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, iface,
+				in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, dropText(in.Dropped), reason)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

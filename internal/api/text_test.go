@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,32 @@ func TestWriteTextVMAC(t *testing.T) {
 	lines := strings.Split(b.String(), "\n")
 	if len(lines) < 3 || !strings.Contains(lines[1], "eth0 (vmac vrrp.51)") || strings.Contains(lines[2], "vmac") {
 		t.Errorf("status table does not show VI_1's vmac (only):\n%s", b.String())
+	}
+}
+
+// TestStatusShowsReason: `tandem status` and its JSON show why each
+// instance is in its state, and since when.
+func TestStatusShowsReason(t *testing.T) {
+	st := Status{Instances: []InstanceStatus{
+		{Name: "VI_1", State: "MASTER", VRID: 51, Interface: "eth0", Priority: 100, EffectivePriority: 100,
+			Since: statusT0.Add(-90 * time.Second), Reason: "advert timeout from 10.0.0.11"},
+		{Name: "VI_2", State: "INIT", VRID: 52, Interface: "eth1", Priority: 100, EffectivePriority: 100},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, st, statusT0); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if !strings.HasSuffix(strings.TrimSpace(lines[0]), "REASON") ||
+		!strings.Contains(lines[1], "1m30s") || !strings.HasSuffix(lines[1], "advert timeout from 10.0.0.11") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[2]), "-") {
+		t.Errorf("status table does not show the reasons:\n%s", b.String())
+	}
+	js, err := json.Marshal(st.Instances[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"reason":"advert timeout from 10.0.0.11"`) || !strings.Contains(string(js), `"since":"2026-11-22T04:58:30Z"`) {
+		t.Errorf("JSON status lacks the reason or its time: %s", js)
 	}
 }

@@ -458,7 +458,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 			mail = func(ctx context.Context) error { return fx.mailer.Instance(ctx, name, st) }
 		}
 	}
-	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: kind + " " + name, Message: "entering " + string(st)})
+	d.events.Add(notify.Event{Time: sc.At, Kind: "vrrp", Object: kind + " " + name, Message: "entering " + string(st), Reason: sc.Reason.String()})
 	if mail != nil {
 		d.notes.Mail(kind+" "+name, mail)
 	}
@@ -524,6 +524,9 @@ func (d *Daemon) Status() api.Status {
 			Priority: in.Priority, EffectivePriority: in.EffectivePriority, Since: in.Since,
 			SyncGroup: in.SyncGroup, AdvertsSent: in.AdvertsSent, AdvertsReceived: in.AdvertsReceived,
 			Dropped: in.Dropped, Transitions: in.Transitions, VIPs: []string{},
+		}
+		if in.Reason.Kind != vrrp.ReasonNone {
+			is.Reason = in.Reason.String()
 		}
 		if in.MasterIP.IsValid() {
 			is.MasterIP = in.MasterIP.String()

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -325,24 +324,6 @@ func waitGone(t *testing.T, path string) {
 	}
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(substr string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), substr)
-}
-
 // Without script_user and without a keepalived_script user, a
 // configuration's scripts run as root with a warning: one per
 // configuration, however many parts run its scripts (here MISC_CHECK and a
@@ -352,7 +333,7 @@ func TestScriptUserWarnedOncePerConfig(t *testing.T) {
 		t.Skipf("user %s exists: nothing to warn about", script.DefaultUser)
 	}
 	const warning = "default script user does not exist"
-	var logs syncBuffer
+	var logs lab.LogBuffer
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, lab.TestWriter(t)), nil))
 	const conf = `
 virtual_server 192.0.2.1 80 {
@@ -373,7 +354,7 @@ virtual_server 192.0.2.1 80 {
 	td.reload(t, conf+"\n# the same again, as a new configuration\n")
 	td.d.stateChanged(vrrpChange(in, vrrp.Master))
 	td.stop(t) // waits for the scripts
-	if n := logs.count(warning); n != 2 {
+	if n := logs.Count(warning); n != 2 {
 		t.Errorf("%q logged %d times for two configurations, want 2", warning, n)
 	}
 }

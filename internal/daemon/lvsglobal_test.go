@@ -52,7 +52,7 @@ virtual_server 10.0.0.1 5060 {
     }
 }
 `)
-	var logs syncBuffer
+	var logs lab.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	k := open()
 	b := &balancer{cfg: cfg, log: log, name: DataplaneNFT, kernel: k, rec: lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true }), pool: lvs.NewPool()}
@@ -62,8 +62,8 @@ virtual_server 10.0.0.1 5060 {
 		`pos=t.conf:1:1`,
 		`msg="persistence_engine: the nftables data plane has no persistence engines; ignored, the IPVS data plane applies it" dataplane=nft vs=10.0.0.1:5060 engine=sip pos=t.conf:5:1`,
 	} {
-		if logs.count(want) != 1 {
-			t.Errorf("log has not %q once:\n%s", want, logs.b.String())
+		if logs.Count(want) != 1 {
+			t.Errorf("log has not %q once:\n%s", want, logs.String())
 		}
 	}
 	ctx := context.Background()
@@ -91,8 +91,8 @@ virtual_server 10.0.0.1 5060 {
 	if svcs, err := k2.Services(); err != nil || len(svcs) != 0 {
 		t.Fatalf("after lvs_flush: %v, %v; want nothing", svcs, err)
 	}
-	if !strings.Contains(logs.b.String(), "lvs_flush: data plane flushed at start") {
-		t.Errorf("flush not logged:\n%s", logs.b.String())
+	if !strings.Contains(logs.String(), "lvs_flush: data plane flushed at start") {
+		t.Errorf("flush not logged:\n%s", logs.String())
 	}
 
 	// Without lvs_flush the service a restart finds stays for the

@@ -136,7 +136,7 @@ func newRunner(cfg *config.Config, users *script.Users, w *watch, log *slog.Logg
 
 // sink is what the trackers' statuses go to: the VRRP engine's Track.
 type sink interface {
-	Track(instance, name string, weight int, fault bool)
+	Track(instance, name string, weight int, fault bool, detail string)
 }
 
 // trackerSet runs a tracker per watched object and feeds their updates to
@@ -235,7 +235,7 @@ func (s *trackerSet) contribute(w *watch) {
 	}
 	for _, us := range w.users {
 		delta, fault := track.Delta(us.ref, *w.last)
-		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault)
+		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault, w.last.Describe())
 	}
 }
 
@@ -302,7 +302,7 @@ func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error 
 	s.ws = next
 	for inst, names := range untracked(old, cfg) {
 		for _, n := range names {
-			s.eng.Track(inst, n, 0, false) // no contribution, no fault
+			s.eng.Track(inst, n, 0, false, n+" no longer tracked") // no contribution, no fault
 		}
 	}
 	return errors.Join(errs...)

@@ -105,7 +105,7 @@ type fakeEngine struct {
 	calls []trackCall
 }
 
-func (f *fakeEngine) Track(instance, name string, weight int, fault bool) {
+func (f *fakeEngine) Track(instance, name string, weight int, fault bool, _ string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, trackCall{instance, name, weight, fault})

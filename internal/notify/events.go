@@ -15,6 +15,9 @@ type Event struct {
 	// server or a script.
 	Object  string `json:"object"`
 	Message string `json:"message"`
+	// Reason says why, for a VRRP transition ("advert timeout from
+	// 10.0.0.11").
+	Reason string `json:"reason,omitempty"`
 }
 
 // EventLog keeps the most recent events, up to a fixed number, for the

@@ -178,7 +178,8 @@ func (c *MachineConfig) normalize() {
 type Event interface{ isEvent() }
 
 // Start brings the instance up from Init (RFC 5798 §6.4.1 Startup).
-type Start struct{}
+// Reason says what started it (the zero value: ReasonStartup).
+type Start struct{ Reason Reason }
 
 // AdvertReceived is a validated advertisement for our VRID. Packet checks
 // (TTL, checksum, version, addresses, authentication) belong to the packet
@@ -207,6 +208,9 @@ type TrackerChanged struct {
 	Name   string
 	Weight int
 	Fault  bool
+	// Detail says how the object is, in words, for the transition's
+	// reason ("track_script chk_nginx failed").
+	Detail string
 }
 
 // FaultChanged sets or clears one named fault reason (for example the
@@ -220,12 +224,17 @@ type FaultChanged struct {
 // GroupForce is a transition forced on a sync group member by SyncGroup:
 // Master, Backup or Fault (keepalived vrrp_sync_master, vrrp_sync_backup,
 // vrrp_sync_fault). A forced Fault is held until a forced Backup releases it.
-type GroupForce struct{ To State }
+type GroupForce struct {
+	To State
+	// Reason names the member that moved the group; a member that
+	// wanted MASTER on its own keeps its own reason.
+	Reason Reason
+}
 
 // Shutdown stops the instance for good (keepalived STOP). A master first
 // advertises priority 0 so that a backup takes over after only Skew_Time
 // (RFC 5798 §6.4.3).
-type Shutdown struct{}
+type Shutdown struct{ Reason Reason } // zero Reason: ReasonShutdown
 
 // Reconfigure gives a running instance the settings of a reloaded
 // configuration: priority, advertisement interval, preemption, initial
@@ -271,8 +280,13 @@ type RemoveVIPs struct{}
 // garp_master_* pair (keepalived.conf(5); vrrp.c vrrp_state_master_rx).
 type SendGratuitous struct{ LowerPrio bool }
 
-// Notify reports entry into State (notify scripts, FIFO, logs).
-type Notify struct{ State State }
+// Notify reports entry into State from From (notify scripts, FIFO, logs),
+// and why.
+type Notify struct {
+	State  State
+	From   State
+	Reason Reason
+}
 
 // ArmTimer (re)arms the instance's single timer to fire at At, replacing any
 // earlier timer. When it fires, feed back TimerFired{Gen}.
@@ -318,6 +332,14 @@ type Machine struct {
 
 	// preemptAt is when a pending preempt delay ends (zero: none pending).
 	preemptAt time.Time
+
+	// downWhy is why the BACKUP's Master_Down_Timer will have expired
+	// when it fires: the last master heard went silent, advertised
+	// priority 0, or advertises a priority we preempt.
+	downWhy Reason
+	// faultWhy is the latest fault that came on; groupWhy the reason of
+	// a group FAULT given before Start.
+	faultWhy, groupWhy Reason
 
 	gen      uint64    // generation of the armed timer
 	deadline time.Time // when the armed timer fires; zero if none
@@ -369,7 +391,11 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Start:
 		if m.state == Init {
-			m.start(now, &a)
+			why := ev.Reason
+			if why.Kind == ReasonNone {
+				why = Reason{Kind: ReasonStartup}
+			}
+			m.start(now, why, &a)
 		}
 	case AdvertReceived:
 		switch m.state {
@@ -385,31 +411,41 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			m.timerFired(now, due, &a)
 		}
 	case TrackerChanged:
+		why := Reason{Kind: ReasonFaultCleared, Name: ev.Name, Detail: ev.Detail}
 		if ev.Fault {
 			m.trackFault[ev.Name] = true
 			delete(m.trackWeight, ev.Name)
+			why.Kind = ReasonTracker
+			m.faultWhy = why
 		} else {
 			delete(m.trackFault, ev.Name)
 			m.trackWeight[ev.Name] = ev.Weight
 		}
 		m.setPriority(now, &a)
-		m.faultsChanged(now, &a)
+		m.faultsChanged(now, why, &a)
 	case FaultChanged:
+		why := Reason{Kind: ReasonFaultCleared, Name: ev.Reason}
 		if ev.On {
 			m.faults[ev.Reason] = true
+			why.Kind = ReasonFault
+			m.faultWhy = why
 		} else {
 			delete(m.faults, ev.Reason)
 		}
-		m.faultsChanged(now, &a)
+		m.faultsChanged(now, why, &a)
 	case GroupForce:
-		m.groupForce(now, ev.To, &a)
+		m.groupForce(now, ev, &a)
 	case Reconfigure:
 		m.reconfigure(now, ev.Config, &a)
 	case Shutdown:
 		if m.state == Master {
 			a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
 		}
-		m.enter(Stop, &a)
+		why := ev.Reason
+		if why.Kind == ReasonNone {
+			why = Reason{Kind: ReasonShutdown}
+		}
+		m.enter(Stop, why, &a)
 		m.cancelTimer(&a)
 	}
 	return a
@@ -423,22 +459,25 @@ func (a *actions) add(x ...Action) { *a = append(*a, x...) }
 // reason to be in FAULT.
 func (m *Machine) ownFault() bool { return len(m.faults) > 0 || len(m.trackFault) > 0 }
 
-func (m *Machine) start(now time.Time, a *actions) {
+func (m *Machine) start(now time.Time, why Reason, a *actions) {
 	if m.ownFault() || m.groupFault {
 		m.want = Backup
+		fwhy := m.groupWhy
 		if m.ownFault() {
 			m.want = Fault
+			fwhy = m.faultWhy
 		}
-		m.enter(Fault, a)
+		m.enter(Fault, fwhy, a)
 		return
 	}
 	owner := m.cfg.InitialState == Master && m.cfg.Priority == ownerPriority
 	if owner && !m.cfg.SyncGroup {
 		// RFC 5798 §6.4.1: the address owner takes over at once.
-		m.becomeMaster(now, a)
+		m.becomeMaster(now, why, a)
 		return
 	}
-	m.enter(Backup, a)
+	m.enter(Backup, why, a)
+	m.downWhy = Reason{Kind: ReasonAdvertTimeout}
 	switch {
 	case owner:
 		// In a sync group the owner only wants MASTER; the group decides.
@@ -498,9 +537,9 @@ func (m *Machine) cancelTimer(a *actions) {
 	a.add(CancelTimer{})
 }
 
-func (m *Machine) enter(s State, a *actions) {
+func (m *Machine) enter(s State, why Reason, a *actions) {
+	a.add(Notify{State: s, From: m.state, Reason: why})
 	m.state = s
-	a.add(Notify{State: s})
 }
 
 func (m *Machine) timerFired(now, due time.Time, a *actions) {
@@ -532,33 +571,34 @@ func (m *Machine) takeOver(now time.Time, a *actions) {
 		m.arm(now.Add(m.masterDown()), a)
 		return
 	}
-	m.becomeMaster(now, a)
+	m.becomeMaster(now, m.downWhy, a)
 }
 
 // becomeMaster performs the transition to MASTER. The advertisement goes
 // first so that the old master drops the addresses before our gratuitous
 // ARPs claim them (keepalived vrrp_state_master_tx).
-func (m *Machine) becomeMaster(now time.Time, a *actions) {
+func (m *Machine) becomeMaster(now time.Time, why Reason, a *actions) {
 	m.want = Master
 	m.masterAdverInt = m.cfg.AdvertInt
 	a.add(SendAdvert{Priority: m.priority}, AddVIPs{}, SendGratuitous{})
-	m.enter(Master, a)
+	m.enter(Master, why, a)
 	m.arm(now.Add(m.cfg.AdvertInt), a)
 }
 
 // leaveMasterForBackup: the addresses go, no priority 0 advertisement is
 // sent (keepalived vrrp_state_leave_master with wantstate BACKUP).
-func (m *Machine) leaveMasterForBackup(now time.Time, a *actions) {
+func (m *Machine) leaveMasterForBackup(now time.Time, why Reason, a *actions) {
 	a.add(RemoveVIPs{})
-	m.enterBackup(now, m.masterDown(), a)
+	m.enterBackup(now, m.masterDown(), why, a)
 }
 
 // enterBackup enters BACKUP from MASTER or FAULT; any preempt delay restarts
 // (keepalived clears preempt_time on both paths).
-func (m *Machine) enterBackup(now time.Time, down time.Duration, a *actions) {
+func (m *Machine) enterBackup(now time.Time, down time.Duration, why Reason, a *actions) {
 	m.want = Backup
 	m.preemptAt = time.Time{}
-	m.enter(Backup, a)
+	m.downWhy = Reason{Kind: ReasonAdvertTimeout}
+	m.enter(Backup, why, a)
 	m.arm(now.Add(down), a)
 }
 
@@ -574,6 +614,7 @@ func (m *Machine) higherThanUs(p uint8, src netip.Addr) bool {
 func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	if ev.Priority == 0 {
 		// The master is shutting down: take over after Skew_Time only.
+		m.downWhy = Reason{Kind: ReasonPriorityZero, Peer: ev.Src}
 		m.arm(now.Add(m.skew()), a)
 		return
 	}
@@ -581,6 +622,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	if m.cfg.Preempt && ev.Priority < m.priority && !delaying {
 		// Discard: Master_Down_Timer keeps running and we preempt when it
 		// expires.
+		m.downWhy = Reason{Kind: ReasonPreempt, Peer: ev.Src, Priority: ev.Priority}
 		return
 	}
 	if m.cfg.Version == 3 && ev.MaxAdvertInt > 0 {
@@ -595,6 +637,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	}
 	// Accepted: a sync group member that wanted MASTER now wants BACKUP.
 	m.want = Backup
+	m.downWhy = Reason{Kind: ReasonAdvertTimeout, Peer: ev.Src}
 	m.arm(now.Add(m.masterDown()), a)
 }
 
@@ -616,7 +659,8 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived, a *actions) {
 		if m.cfg.Version == 3 && ev.MaxAdvertInt > 0 {
 			m.masterAdverInt = ev.MaxAdvertInt
 		}
-		m.leaveMasterForBackup(now, a)
+		m.leaveMasterForBackup(now, Reason{Kind: ReasonHigherPriority, Peer: ev.Src, Priority: ev.Priority}, a)
+		m.downWhy = Reason{Kind: ReasonAdvertTimeout, Peer: ev.Src}
 	case m.cfg.LowerPrioNoAdvert:
 		// RFC 5798 §6.4.3: discard; the Adver_Timer keeps running. ARP
 		// caches the other router may have poisoned are still refreshed.
@@ -689,20 +733,20 @@ func later(now, at time.Time) time.Time {
 
 // faultsChanged moves into or out of FAULT after the fault reasons changed
 // (keepalived down_instance / try_up_instance).
-func (m *Machine) faultsChanged(now time.Time, a *actions) {
+func (m *Machine) faultsChanged(now time.Time, why Reason, a *actions) {
 	own := m.ownFault()
 	switch {
 	case own && m.want != Fault:
 		m.want = Fault
 		if m.state == Backup || m.state == Master {
-			m.enterFault(a)
+			m.enterFault(why, a)
 		}
 	case !own && m.want == Fault && m.state == Init:
 		m.want = Init
 	case !own && m.want == Fault:
 		m.want = Backup
 		if m.state == Fault && !m.groupFault {
-			m.leaveFault(now, a)
+			m.leaveFault(now, why, a)
 		}
 	}
 }
@@ -711,11 +755,11 @@ func (m *Machine) faultsChanged(now time.Time, a *actions) {
 // quickly, and drops the addresses (keepalived vrrp_state_leave_master with
 // wantstate FAULT, which may send the priority 0 advert twice; once is
 // enough). FAULT sends nothing and has no timer.
-func (m *Machine) enterFault(a *actions) {
+func (m *Machine) enterFault(why Reason, a *actions) {
 	if m.state == Master {
 		a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
 	}
-	m.enter(Fault, a)
+	m.enter(Fault, why, a)
 	m.cancelTimer(a)
 }
 
@@ -723,24 +767,26 @@ func (m *Machine) enterFault(a *actions) {
 // the configured interval, even for the address owner (keepalived
 // try_up_instance: down_instance set wantstate FAULT, so it becomes BACKUP;
 // vrrp_state_leave_fault resets master_adver_int).
-func (m *Machine) leaveFault(now time.Time, a *actions) {
+func (m *Machine) leaveFault(now time.Time, why Reason, a *actions) {
 	m.masterAdverInt = m.cfg.AdvertInt
-	m.enterBackup(now, m.masterDown(), a)
+	m.enterBackup(now, m.masterDown(), why, a)
 }
 
 // groupForce applies a sync group decision. A member not started yet only
 // remembers a group FAULT, so that it starts in FAULT as keepalived starts
 // members of a faulty group (vrrp_init_state uses the group's state).
-func (m *Machine) groupForce(now time.Time, to State, a *actions) {
+func (m *Machine) groupForce(now time.Time, ev GroupForce, a *actions) {
+	why := ev.Reason
 	if m.state == Init {
-		m.groupFault = to == Fault
+		m.groupFault = ev.To == Fault
+		m.groupWhy = why
 		return
 	}
-	switch to {
+	switch ev.To {
 	case Fault:
 		m.groupFault = true
 		if m.state != Fault {
-			m.enterFault(a)
+			m.enterFault(why, a)
 		}
 	case Backup:
 		m.groupFault = false
@@ -748,13 +794,17 @@ func (m *Machine) groupForce(now time.Time, to State, a *actions) {
 		// MASTER (keepalived vrrp_sync_backup skips it).
 		switch {
 		case m.state == Master:
-			m.leaveMasterForBackup(now, a)
+			m.leaveMasterForBackup(now, why, a)
 		case m.state == Fault && !m.ownFault():
-			m.leaveFault(now, a)
+			m.leaveFault(now, why, a)
 		}
 	case Master:
 		if m.state == Backup {
-			m.becomeMaster(now, a)
+			if m.want == Master {
+				// Its own Master_Down_Timer expired: that is the news.
+				why = m.downWhy
+			}
+			m.becomeMaster(now, why, a)
 		}
 	}
 }

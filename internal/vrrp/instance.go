@@ -66,6 +66,8 @@ type StateChange struct {
 	Priority         int
 	At               time.Time
 	MasterRxLowerPri bool
+	// Reason says why the instance or group entered State.
+	Reason Reason
 	// PriorityChange reports that an instance's effective priority
 	// changed to Priority while it stayed in State (MASTER or BACKUP),
 	// for an instance with notify_priority_changes: keepalived writes
@@ -91,6 +93,8 @@ type InstanceStatus struct {
 	AdvertsReceived   uint64
 	Dropped           map[string]uint64
 	Transitions       uint64
+	// Reason is why the instance entered State (at Since).
+	Reason Reason
 }
 
 // Engine runs every VRRP instance of a configuration in one event loop, so
@@ -181,7 +185,7 @@ func (e *Engine) retryWaiting() {
 		}
 		e.startReader(in)
 		if e.started {
-			e.handle(in, Start{})
+			e.handle(in, Start{Reason: Reason{Kind: ReasonInterfaceAppeared, Name: ic.Interface}})
 		}
 	}
 	e.mu.Lock()
@@ -251,6 +255,7 @@ type instance struct {
 	since       time.Time
 	masterIP    netip.Addr
 	transitions uint64
+	reason      Reason // why the last transition happened
 
 	count counters
 }
@@ -609,7 +614,7 @@ func (e *Engine) loop(ctx context.Context) error {
 		e.log.Info("VRRP instances start after vrrp_startup_delay", "delay", d)
 		delayed = e.clock.AfterFunc(d, func() { e.send(loopEvent{start: true}) })
 	} else {
-		e.startAll()
+		e.startAll(Reason{Kind: ReasonStartup})
 	}
 	e.armWaiting()
 	stop := ctx.Done()
@@ -630,7 +635,7 @@ func (e *Engine) loop(ctx context.Context) error {
 		case le := <-e.events:
 			switch {
 			case le.start:
-				e.startAll()
+				e.startAll(Reason{Kind: ReasonStartupDelay})
 			case le.waitRetry:
 				e.retryWaiting()
 			case le.garp:
@@ -669,10 +674,10 @@ func (e *Engine) loop(ctx context.Context) error {
 }
 
 // startAll starts the instances (those already started ignore Start).
-func (e *Engine) startAll() {
+func (e *Engine) startAll(why Reason) {
 	e.started = true
 	for _, in := range e.insts {
-		e.handle(in, Start{})
+		e.handle(in, Start{Reason: why})
 	}
 }
 
@@ -685,9 +690,10 @@ func (e *Engine) startReader(in *instance) {
 }
 
 // Track reports a tracked object's contribution to an instance's priority
-// (or a fault), from the trackers.
-func (e *Engine) Track(instance, name string, weight int, fault bool) {
-	e.post(instance, TrackerChanged{Name: name, Weight: weight, Fault: fault})
+// (or a fault), from the trackers; detail says how the object is, for the
+// reason of a transition it causes.
+func (e *Engine) Track(instance, name string, weight int, fault bool, detail string) {
+	e.post(instance, TrackerChanged{Name: name, Weight: weight, Fault: fault, Detail: detail})
 }
 
 // SetFault sets or clears a named fault of an instance (its interface down).
@@ -850,11 +856,14 @@ func (e *Engine) handle(in *instance, ev Event) {
 		return
 	}
 	for _, f := range g.sg.Observe(in.index, in.m.Status()) {
+		f.Event.Reason.Group, f.Event.Reason.Name = g.cfg.Name, g.members[f.Cause].cfg.Name
 		e.handle(g.members[f.Member], f.Event)
 	}
 	if st := g.sg.State(); st != g.state {
+		// The group moves with the member that moved it.
+		e.log.Info("VRRP sync group transition", "group", g.cfg.Name, "from", g.state, "to", st, "reason", in.reason)
 		g.state = st
-		e.notify(StateChange{Group: g.cfg, State: st, At: now})
+		e.notify(StateChange{Group: g.cfg, State: st, At: now, Reason: in.reason})
 	}
 }
 
@@ -895,8 +904,12 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		}
 		e.notify(StateChange{Instance: in.cfg, State: Master, Priority: int(in.m.Priority()), At: now, MasterRxLowerPri: true})
 	case Notify:
-		in.log.Info("state change", "state", a.State, "priority", in.m.Priority())
-		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now})
+		// The one log line of a transition; the daemon logs none.
+		in.log.Info("VRRP transition", "from", a.From, "to", a.State, "reason", a.Reason, "priority", in.m.Priority())
+		e.mu.Lock()
+		in.reason = a.Reason
+		e.mu.Unlock()
+		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now, Reason: a.Reason})
 	case ArmTimer:
 		in.gen = a.Gen
 		if in.timer != nil {
@@ -1276,7 +1289,7 @@ func (e *Engine) Status() []InstanceStatus {
 			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface, VMAC: in.vmacName(),
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
 			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
-			Transitions: in.transitions, Dropped: map[string]uint64{},
+			Transitions: in.transitions, Reason: in.reason, Dropped: map[string]uint64{},
 		}
 		for _, a := range in.cfg.VIPs {
 			st.VIPs = append(st.VIPs, a.Prefix)

@@ -504,14 +504,14 @@ func TestEngineTrackFaultAndSyncGroup(t *testing.T) {
 		})
 		// A tracked object with weight 0 failing faults VI_1; the group
 		// takes VI_2 with it, and b takes both.
-		a.engine.Track("VI_1", "chk", 0, true)
+		a.engine.Track("VI_1", "chk", 0, true, "")
 		lan.waitFor(t, "a in fault, b master of both", 2*time.Second, func() bool {
 			return a.state("VI_1") == Fault && a.state("VI_2") == Fault && b.state("VI_1") == Master && b.state("VI_2") == Master
 		})
 		if a.host.holds("10.0.0.101/24") || a.host.holds("10.0.0.102/24") {
 			t.Error("a faulty router keeps VIPs")
 		}
-		a.engine.Track("VI_1", "chk", 0, false)
+		a.engine.Track("VI_1", "chk", 0, false, "")
 		lan.waitFor(t, "a master of both again", 2*time.Second, func() bool {
 			return a.state("VI_1") == Master && a.state("VI_2") == Master && b.state("VI_1") == Backup && b.state("VI_2") == Backup
 		})
@@ -527,12 +527,12 @@ func TestEngineTrackWeight(t *testing.T) {
 		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, ""))
 		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
 		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
-		a.engine.Track("VI_1", "chk", -150, false)
+		a.engine.Track("VI_1", "chk", -150, false, "")
 		lan.waitFor(t, "b master after a's priority drop", 2*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
 		if p := a.engine.Status()[0].EffectivePriority; p != 50 {
 			t.Errorf("effective priority %d, want 200-150=50", p)
 		}
-		a.engine.Track("VI_1", "chk", 0, false)
+		a.engine.Track("VI_1", "chk", 0, false, "")
 		lan.waitFor(t, "a master again", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
 	})
 }

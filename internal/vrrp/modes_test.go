@@ -142,7 +142,7 @@ func TestNotifyPriorityChanges(t *testing.T) {
 					}
 				})
 				lan.waitFor(t, "master", 2*time.Second, func() bool { return a.state("VI_1") == Master })
-				a.engine.Track("VI_1", "chk", -10, false)
+				a.engine.Track("VI_1", "chk", -10, false, "")
 				lan.advance(100 * time.Millisecond)
 				mu.Lock()
 				defer mu.Unlock()
@@ -289,7 +289,7 @@ func TestDynamicInterfaces(t *testing.T) {
 			t.Fatalf("instances running before their interface exists: %+v", st)
 		}
 		// What a tracker says meanwhile reaches the instance when it starts.
-		e.Track("VI_1", "chk", -10, false)
+		e.Track("VI_1", "chk", -10, false, "")
 		h.mu.Lock()
 		h.missing = nil
 		h.mu.Unlock()

@@ -148,7 +148,7 @@ func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	for _, in := range fresh {
 		e.startReader(in)
 		if e.started { // else vrrp_startup_delay's end starts it
-			e.handle(in, Start{})
+			e.handle(in, Start{Reason: Reason{Kind: ReasonReload}})
 		}
 	}
 	// The firewall follows the new configuration: addresses and instances
@@ -282,7 +282,7 @@ func logErr(in *instance, msg string, err error) {
 // stopInstance stops one instance as Run's shutdown does.
 func (e *Engine) stopInstance(in *instance) {
 	now := e.clock.Now()
-	for _, a := range in.m.Handle(now, Shutdown{}) {
+	for _, a := range in.m.Handle(now, Shutdown{Reason: Reason{Kind: ReasonReload}}) {
 		e.do(in, a, now)
 	}
 	if in.installed {

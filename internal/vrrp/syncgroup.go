@@ -12,6 +12,9 @@ type MemberStatus struct {
 type Forced struct {
 	Member int
 	Event  GroupForce
+	// Cause is the member whose status moved the group; the caller
+	// names it (and the group) in Event.Reason.
+	Cause int
 }
 
 // SyncGroup coordinates the members of a keepalived vrrp_sync_group so that
@@ -67,17 +70,17 @@ func (g *SyncGroup) Observe(member int, st MemberStatus) []Forced {
 		g.state = Backup
 		// Members not started yet are released too, or they would start in
 		// FAULT and stay there.
-		return g.force(Backup, func(m MemberStatus) bool { return m.State == Fault || m.State == Init })
+		return g.force(member, st.Want, Backup, func(m MemberStatus) bool { return m.State == Fault || m.State == Init })
 	}
 	if st.Want == Fault {
 		g.state = Fault
 		// The member at fault is forced too, so that its own recovery does
 		// not take it out of FAULT while another member is still faulty.
-		return g.force(Fault, func(MemberStatus) bool { return true })
+		return g.force(member, st.Want, Fault, func(MemberStatus) bool { return true })
 	}
 	if prev.State == Master && st.State == Backup && g.state == Master {
 		g.state = Backup
-		return g.force(Backup, func(m MemberStatus) bool { return m.State == Master })
+		return g.force(member, st.Want, Backup, func(m MemberStatus) bool { return m.State == Master })
 	}
 	if st.Want == Master && st.State != Master && g.state != Master {
 		for _, m := range g.members {
@@ -88,16 +91,16 @@ func (g *SyncGroup) Observe(member int, st MemberStatus) []Forced {
 		g.state = Master
 	}
 	if g.state == Master && st.Want == Master && st.State == Backup {
-		return g.force(Master, func(m MemberStatus) bool { return m.State == Backup })
+		return g.force(member, st.Want, Master, func(m MemberStatus) bool { return m.State == Backup })
 	}
 	return nil
 }
 
-func (g *SyncGroup) force(to State, which func(MemberStatus) bool) []Forced {
+func (g *SyncGroup) force(cause int, went, to State, which func(MemberStatus) bool) []Forced {
 	var out []Forced
 	for i, m := range g.members {
 		if which(m) {
-			out = append(out, Forced{Member: i, Event: GroupForce{To: to}})
+			out = append(out, Forced{Member: i, Cause: cause, Event: GroupForce{To: to, Reason: Reason{Kind: ReasonSyncGroup, State: went}}})
 		}
 	}
 	return out

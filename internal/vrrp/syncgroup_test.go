@@ -94,7 +94,7 @@ func startBoth(t *testing.T) *groupHarness {
 		0: toMaster(100, 3, down100+time.Second),
 		1: append([]Action{arm(2, 2*down100)}, toMaster(100, 3, down100+time.Second)...),
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreWhy); diff != "" {
 		t.Fatalf("second timeout (-want +got):\n%s", diff)
 	}
 	h.expect(Master, Master)
@@ -128,7 +128,7 @@ func TestSyncGroupBackupFollows(t *testing.T) {
 		0: {RemoveVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
 		1: {RemoveVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreWhy); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 	h.expect(Backup, Backup)
@@ -141,7 +141,7 @@ func TestSyncGroupFault(t *testing.T) {
 	h := startBoth(t)
 	got := h.handle(5*time.Second, 1, FaultChanged{Reason: "eth1", On: true})
 	leave := []Action{SendAdvert{Priority: 0}, RemoveVIPs{}, Notify{State: Fault}, CancelTimer{}}
-	if diff := cmp.Diff(map[int][]Action{0: leave, 1: leave}, got); diff != "" {
+	if diff := cmp.Diff(map[int][]Action{0: leave, 1: leave}, got, ignoreWhy); diff != "" {
 		t.Fatalf("fault (-want +got):\n%s", diff)
 	}
 	h.expect(Fault, Fault)
@@ -157,7 +157,7 @@ func TestSyncGroupFault(t *testing.T) {
 		0: {Notify{State: Backup}, arm(5, 8*time.Second+down100)},
 		1: {Notify{State: Backup}, arm(5, 8*time.Second+down100)},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreWhy); diff != "" {
 		t.Fatalf("recovery (-want +got):\n%s", diff)
 	}
 	h.expect(Backup, Backup)
@@ -232,7 +232,7 @@ func TestSyncGroupObserve(t *testing.T) {
 			g := NewSyncGroup(tt.n)
 			for i, o := range tt.seq {
 				got := g.Observe(o.member, o.st)
-				if diff := cmp.Diff(o.want, got); diff != "" {
+				if diff := cmp.Diff(o.want, got, ignoreWhy); diff != "" {
 					t.Fatalf("observation %d: forced (-want +got):\n%s", i, diff)
 				}
 				if g.State() != o.group {

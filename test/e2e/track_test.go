@@ -128,6 +128,9 @@ func TestTrackInterfaceFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "VI_1 FAULT", 5*time.Second, func() bool { return ka1.state("VI_1") == "FAULT" })
+	if in := ka1.instance(t, "VI_1"); in.Reason != "track_interface eth1 down" {
+		t.Errorf("VI_1's reason %q, want track_interface eth1 down", in.Reason)
+	}
 	if ka1.state("VI_2") != "MASTER" {
 		t.Errorf("VI_2 (which does not track eth1) is %s", ka1.state("VI_2"))
 	}

@@ -54,6 +54,14 @@ func TestSeed001(t *testing.T) {
 	if !holds(t, l, "ka2", "ens33", vip001) {
 		t.Fatal("the new master does not hold the VIP")
 	}
+	// The operator reads why, in the status and in the one log line.
+	const why = "advert timeout from 192.168.1.4"
+	if in := ka2.instance(t, "VI_1"); in.Reason != why {
+		t.Errorf("ka2's VI_1 status reason %q, want %q", in.Reason, why)
+	}
+	if line := `from=BACKUP to=MASTER reason="` + why + `"`; strings.Count(ka2.proc.Output(), line) != 1 {
+		t.Errorf("ka2's log has not one line with %s:\n%s", line, ka2.proc.Output())
+	}
 	ka2MAC := macOf(t, l, "ka2", "ens33")
 	waitFor(t, "the client's neighbour entry for the VIP to point at ka2", 3*time.Second, func() bool {
 		return neighbourMAC(t, l, "client", vip001).String() == ka2MAC.String()
@@ -103,7 +111,7 @@ func TestGracefulStop(t *testing.T) {
 	if holds(t, l, "ka1", "ens33", vip001) {
 		t.Error("the stopped node still holds the VIP")
 	}
-	if !strings.Contains(ka1.proc.Output(), "state=STOP") {
+	if !strings.Contains(ka1.proc.Output(), "to=STOP reason=shutdown") {
 		t.Errorf("no STOP in the stopped daemon's log:\n%s", ka1.proc.Output())
 	}
 }
