@@ -118,8 +118,9 @@ func (p *parser) globalHandlers(g *Global) map[string]handler {
 	})
 }
 
-// flushOnStop reads "lvs_flush_onstop [VS]": alone it flushes all
-// (keepalived global_parser.c lvs_flush_on_stop_handler).
+// flushOnStop reads "lvs_flush_onstop [VS]": alone it flushes all; VS is
+// matched case-sensitively (keepalived global_parser.c
+// lvs_flush_on_stop_handler compares with strcmp).
 func (p *parser) flushOnStop(g *Global) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 0, 1) {
@@ -127,7 +128,7 @@ func (p *parser) flushOnStop(g *Global) handler {
 		}
 		g.LVSFlushOnStop = FlushAll
 		if len(n.Args) == 1 {
-			if v, ok := enumOf(p, n, 0, flushOnStops, FlushVS); ok {
+			if v, ok := exactEnumOf(p, n, 0, flushOnStops, FlushVS); ok {
 				g.LVSFlushOnStop = v
 			}
 		}

@@ -289,6 +289,7 @@ func TestEnumsAtLoad(t *testing.T) {
 		// keepalived has no RS form (global_parser.c: "Unknown lvs_flush_on_stop type").
 		{name: "lvs_flush_onstop RS", src: "global_defs {\n  lvs_flush_onstop «RS\n}\n", msg: `lvs_flush_onstop: "RS" is not one of VS`},
 		{name: "lvs_flush_onstop VS", src: "global_defs {\n  lvs_flush_onstop VS\n}\n", got: func(c *Config) any { return c.Global.LVSFlushOnStop }, want: FlushVS},
+		{name: "lvs_flush_onstop vs", src: "global_defs {\n  lvs_flush_onstop «vs\n}\n", msg: `lvs_flush_onstop: "vs" must be written "VS": keepalived matches this word's case`},
 		{name: "lvs_flush_onstop all", src: "global_defs {\n  lvs_flush_onstop «all\n}\n", msg: `lvs_flush_onstop: "all" is not one of VS`},
 	}
 	for _, tt := range tests {

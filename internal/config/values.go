@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,22 +29,23 @@ const (
 	maxGarpInterval = math.MaxUint32 * time.Microsecond
 )
 
-// exactEnumOf reads argument i of n as one of the words of vc, matching
-// case as keepalived does for this keyword (it compares with strcmp:
-// lb_kind, lb_algo, ip_family, state, auth_type); a word that differs only
-// in case is an error that says how to write it.
-func exactEnumOf[T ~uint8 | ~uint16](p *parser, n *node, i int, vc vocabulary[T]) (T, bool) {
+// exactEnumOf reads argument i of n as one of the words of vc (of allowed,
+// when given), matching case as keepalived does for this keyword (it
+// compares with strcmp: lb_kind, lb_algo, ip_family, state, auth_type,
+// lvs_flush_onstop); a word that differs only in case is an error that
+// says how to write it.
+func exactEnumOf[T ~uint8 | ~uint16](p *parser, n *node, i int, vc vocabulary[T], allowed ...T) (T, bool) {
 	t := n.Args[i]
 	for _, w := range vc {
-		if t.Text == w.text {
+		if t.Text == w.text && (len(allowed) == 0 || slices.Contains(allowed, w.v)) {
 			return w.v, true
 		}
 	}
-	if v, ok := vc.parse(t.Text); ok {
+	if v, ok := vc.parse(t.Text); ok && (len(allowed) == 0 || slices.Contains(allowed, v)) {
 		p.errorf(t.Pos, "%s: %q must be written %q: keepalived matches this word's case", n.Keyword.Text, t.Text, vc.name(v))
 		return 0, false
 	}
-	return enumOf(p, n, i, vc)
+	return enumOf(p, n, i, vc, allowed...)
 }
 
 // setExactEnumOf is setEnumOf for the keywords whose words keepalived
