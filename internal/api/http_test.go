@@ -246,6 +246,27 @@ tandem_dataplane_table_up{dataplane="nft"} 0
 	}
 }
 
+// TestMetricsSyncDaemon: lvs_sync_daemon's daemons are exported by role,
+// both roles always, and nothing when it is not configured.
+func TestMetricsSyncDaemon(t *testing.T) {
+	src := testSource()
+	if n := testutil.CollectAndCount(statusCollector{src}, "tandem_lvs_sync_daemon_running"); n != 0 {
+		t.Errorf("%d sync daemon series without lvs_sync_daemon, want 0", n)
+	}
+	src.set(func(st *Status) {
+		st.SyncDaemon = &SyncDaemonStatus{Interface: "eth1", Instance: "VI_1", SyncID: 51, Running: []string{"backup"}}
+	})
+	want := `
+# HELP tandem_lvs_sync_daemon_running 1 if the kernel runs IPVS's connection-sync daemon in this role (lvs_sync_daemon), else 0.
+# TYPE tandem_lvs_sync_daemon_running gauge
+tandem_lvs_sync_daemon_running{interface="eth1",role="backup",sync_id="51"} 1
+tandem_lvs_sync_daemon_running{interface="eth1",role="master",sync_id="51"} 0
+`
+	if err := testutil.CollectAndCompare(statusCollector{src}, strings.NewReader(want), "tandem_lvs_sync_daemon_running"); err != nil {
+		t.Error(err)
+	}
+}
+
 // histogram returns the sample count and sum of one latency series.
 func histogram(t *testing.T, s *latencySampler, labels ...string) (uint64, float64) {
 	t.Helper()

@@ -3,6 +3,7 @@ package api
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,10 @@ import (
 // names may differ (packaging/prometheus/tandem-rules.yml counts the
 // masters of each).
 var metricStates = []string{vrrp.Init.String(), vrrp.Backup.String(), vrrp.Master.String(), vrrp.Fault.String(), vrrp.Stop.String()}
+
+// metricSyncRoles are the label values of tandem_lvs_sync_daemon_running,
+// the roles SyncDaemonStatus.Running names.
+var metricSyncRoles = []string{"master", "backup"}
 
 // metricDropReasons are the label values of tandem_vrrp_adverts_dropped_total,
 // all exported from the start so that rate() sees a drop's first packet.
@@ -45,6 +50,7 @@ var metric = struct {
 	dpInactive    *prometheus.Desc
 	dpPackets     *prometheus.Desc
 	dpBytes       *prometheus.Desc
+	syncDaemon    *prometheus.Desc
 }{
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
@@ -63,6 +69,7 @@ var metric = struct {
 	dpInactive:    metricDesc("dataplane_inactive_connections", "Inactive connections to the real server (IPVS only).", "service", "protocol", "real_server"),
 	dpPackets:     metricDesc("dataplane_packets_total", "Packets the data plane forwarded to the real server.", "service", "protocol", "real_server"),
 	dpBytes:       metricDesc("dataplane_bytes_total", "Bytes the data plane forwarded to the real server.", "service", "protocol", "real_server"),
+	syncDaemon:    metricDesc("lvs_sync_daemon_running", "1 if the kernel runs IPVS's connection-sync daemon in this role (lvs_sync_daemon), else 0.", "role", "interface", "sync_id"),
 }
 
 // statusCollector turns a Source's status and live table into metrics at
@@ -72,7 +79,7 @@ type statusCollector struct{ src Source }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
-		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes} {
+		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon} {
 		ch <- d
 	}
 }
@@ -106,6 +113,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			addr := rs.Address()
 			gauge(metric.rsHealthy, metricBool(rs.Healthy), vs.Name, vs.Protocol, addr)
 			gauge(metric.rsWeight, float64(rs.Weight), vs.Name, vs.Protocol, addr)
+		}
+	}
+	if sd := st.SyncDaemon; sd != nil {
+		// Both roles are exported, so that a query for the master daemon
+		// finds a series on a backup too.
+		for _, role := range metricSyncRoles {
+			gauge(metric.syncDaemon, metricBool(slices.Contains(sd.Running, role)), role, sd.Interface, strconv.Itoa(sd.SyncID))
 		}
 	}
 	if st.Dataplane == "" {
