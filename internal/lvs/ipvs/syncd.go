@@ -52,11 +52,9 @@ type SyncDaemon struct {
 }
 
 // Generic netlink commands and attributes of the sync daemons
-// (include/uapi/linux/ip_vs.h). cloudflare/ipvs has no daemon commands.
+// (include/uapi/linux/ip_vs.h), on the family genl.go names.
+// cloudflare/ipvs has no daemon commands.
 const (
-	ipvsGenlName    = "IPVS"
-	ipvsGenlVersion = 1
-
 	cmdNewDaemon = 9  // IPVS_CMD_NEW_DAEMON
 	cmdDelDaemon = 10 // IPVS_CMD_DEL_DAEMON
 	cmdGetDaemon = 11 // IPVS_CMD_GET_DAEMON
@@ -94,7 +92,7 @@ func NewSyncer() (*Syncer, error) {
 }
 
 func newSyncer(c *genetlink.Conn) (*Syncer, error) {
-	f, err := c.GetFamily(ipvsGenlName)
+	f, err := c.GetFamily(genlName)
 	if err != nil {
 		c.Close()
 		if errors.Is(err, os.ErrNotExist) {
@@ -170,7 +168,7 @@ func (s *Syncer) execute(cmd uint8, data []byte, flags netlink.HeaderFlags, each
 	defer s.mu.Unlock()
 	// Best effort: genltest's fake socket has no deadlines.
 	_ = s.c.SetReadDeadline(time.Now().Add(syncTimeout))
-	msgs, err := s.c.Execute(genetlink.Message{Header: genetlink.Header{Command: cmd, Version: ipvsGenlVersion}, Data: data}, s.family, flags)
+	msgs, err := s.c.Execute(genetlink.Message{Header: genetlink.Header{Command: cmd, Version: genlVersion}, Data: data}, s.family, flags)
 	if err != nil {
 		return err
 	}

@@ -72,9 +72,9 @@ func walk(t *testing.T, b []byte) []attr {
 func fakeIPVS(t *testing.T, reply func(genetlink.Message) ([]genetlink.Message, error)) (*Syncer, *[]genetlink.Message) {
 	t.Helper()
 	var reqs []genetlink.Message
-	fam := genetlink.Family{ID: 0x1d, Name: ipvsGenlName, Version: ipvsGenlVersion}
+	fam := genetlink.Family{ID: 0x1d, Name: genlName, Version: genlVersion}
 	c := genltest.Dial(genltest.ServeFamily(fam, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
-		if greq.Header.Version != ipvsGenlVersion {
+		if greq.Header.Version != genlVersion {
 			return nil, fmt.Errorf("version %d", greq.Header.Version)
 		}
 		reqs = append(reqs, greq)
