@@ -1,0 +1,270 @@
+package bfd
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"go.uber.org/goleak"
+
+	"tandem/internal/lab"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pairLab is two nodes, a and b, on one segment, with IPv4 and IPv6
+// addresses: a is 10.77.0.1 / fd77::1, b is .2 / ::2.
+func pairLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	return lab.NewT(t, lab.Spec{Nodes: []lab.Node{
+		{Name: "a", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{
+			netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("fd77::1/64")}}}},
+		{Name: "b", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{
+			netip.MustParsePrefix("10.77.0.2/24"), netip.MustParsePrefix("fd77::2/64")}}}},
+	}})
+}
+
+// keepV6 keeps IPv6 addresses on an interface that goes down, as the
+// IPv4 ones are kept, so a cut link comes back usable.
+var keepV6 = map[string]string{"net.ipv6.conf.eth0.keep_addr_on_down": "1"}
+
+// engineIn starts an engine whose thread lives in node's namespace; it is
+// closed when t ends (unless the test closed it).
+func engineIn(t *testing.T, l *lab.Lab, node string) *Engine {
+	t.Helper()
+	h := l.NSHandle(t, node)
+	e, err := New(lab.TestLogger(t).With("node", node), Options{OnThread: func() error { return netns.Set(h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// watcher records an engine's events as they come.
+type watcher struct {
+	e      *Engine
+	mu     sync.Mutex
+	events []Event
+	seen   map[string]int // per name: how many of its events waitFor consumed
+	closed chan struct{}
+}
+
+func watch(e *Engine) *watcher {
+	w := &watcher{e: e, seen: map[string]int{}, closed: make(chan struct{})}
+	go func() {
+		defer close(w.closed)
+		for ev := range e.Events() {
+			w.mu.Lock()
+			w.events = append(w.events, ev)
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// of returns name's events.
+func (w *watcher) of(name string) []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []Event
+	for _, ev := range w.events {
+		if ev.Name == name {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitFor waits for name's next change to state to, after those an
+// earlier waitFor returned, and returns it.
+func (w *watcher) waitFor(t *testing.T, name string, to State, within time.Duration) Event {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		evs := w.of(name)
+		for i := w.seen[name]; i < len(evs); i++ {
+			if evs[i].To == to {
+				w.seen[name] = i + 1
+				return evs[i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not go %s within %v; events %+v; status %+v", name, to, within, evs, w.e.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cfgTo(name, nb string, tx time.Duration, mult uint8) Config {
+	return Config{Name: name, Neighbor: netip.MustParseAddr(nb), MinTx: tx, MinRx: tx, IdleTx: time.Second, Multiplier: mult, TTL: 255}
+}
+
+// The engine tests use 50 ms x 5 (250 ms detection): the machine that
+// runs them is shared and loaded, and these tests are about behaviour,
+// not speed (see TestEngineDetectionLatency for that).
+const testTx, testMult = 50 * time.Millisecond, 5
+
+func TestEnginePairUpDownAndReconfigure(t *testing.T) {
+	l := pairLab(t)
+	a, b := engineIn(t, l, "a"), engineIn(t, l, "b")
+	wa, wb := watch(a), watch(b)
+	mh := cfgTo("mh", "10.77.0.2", testTx, testMult)
+	mh.Multihop, mh.MaxHops = true, 255
+	mhb := cfgTo("mh", "10.77.0.1", testTx, testMult)
+	mhb.Multihop, mhb.MaxHops = true, 255
+	v4, v6 := cfgTo("v4", "10.77.0.2", testTx, testMult), cfgTo("v6", "fd77::2", testTx, testMult)
+	if err := a.Apply([]Config{v4, v6, mh}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply([]Config{cfgTo("v4", "10.77.0.1", testTx, testMult), cfgTo("v6", "fd77::1", testTx, testMult), mhb}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"v4", "v6", "mh"} {
+		wa.waitFor(t, name, Up, 10*time.Second)
+		wb.waitFor(t, name, Up, 10*time.Second)
+	}
+	st := a.Status()
+	if len(st) != 3 || st[0].Name != "mh" || st[1].Name != "v4" || st[2].Name != "v6" {
+		t.Fatalf("status not sorted by name: %+v", st)
+	}
+	for _, s := range st {
+		if s.State != Up || s.Sent == 0 || s.Received == 0 || !s.Source.IsValid() {
+			t.Errorf("status %+v, want Up with traffic and a source", s)
+		}
+	}
+
+	// Timers change in place (Poll/Final): no state change on either side.
+	before := len(wa.of("v4")) + len(wb.of("v4"))
+	slow := cfgTo("v4", "10.77.0.2", 2*testTx, testMult)
+	if err := a.Apply([]Config{slow, v6, mh}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sa, sb := a.Status()[1], b.Status()[1]
+		if sa.TxInterval == 2*testTx && sb.Detection == testMult*2*testTx {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timers not changed: a %+v b %+v", sa, sb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := len(wa.of("v4")) + len(wb.of("v4")); after != before {
+		t.Fatalf("v4 changed state during the timer change: a %+v b %+v", wa.of("v4"), wb.of("v4"))
+	}
+
+	// Cutting the link takes every session Down on detection time, on
+	// both sides; they come back when it is restored.
+	if err := l.SetLink("a", "eth0", false); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"v4", "v6", "mh"}
+	for _, name := range names {
+		for _, w := range []*watcher{wa, wb} {
+			if ev := w.waitFor(t, name, Down, 10*time.Second); ev.Diag != DiagExpired {
+				t.Errorf("%s Down with diag %d, want 1", name, ev.Diag)
+			}
+		}
+	}
+	if err := l.SetLink("a", "eth0", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		wa.waitFor(t, name, Up, 20*time.Second)
+		wb.waitFor(t, name, Up, 20*time.Second)
+	}
+
+	// Removing a session sends AdminDown: the neighbor goes Down, diag 3.
+	if err := a.Apply([]Config{slow, mh}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := wb.waitFor(t, "v6", Down, 10*time.Second); ev.Diag != DiagNeighborDown {
+		t.Errorf("v6 Down with diag %d after removal, want 3", ev.Diag)
+	}
+	if st := a.Status(); len(st) != 2 {
+		t.Errorf("a has %d sessions after removing one, want 2", len(st))
+	}
+	// A changed source restarts that session only: AdminDown, then Up
+	// again, while mh goes on.
+	mhEvents := len(wa.of("mh")) + len(wb.of("mh"))
+	withSrc := slow
+	withSrc.Source = netip.MustParseAddr("10.77.0.1")
+	if err := a.Apply([]Config{withSrc, mh}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := wb.waitFor(t, "v4", Down, 10*time.Second); ev.Diag != DiagNeighborDown {
+		t.Errorf("v4 Down with diag %d on restart, want 3", ev.Diag)
+	}
+	wb.waitFor(t, "v4", Up, 10*time.Second)
+	if n := len(wa.of("mh")) + len(wb.of("mh")); n != mhEvents {
+		t.Errorf("mh changed state when v4 restarted: %+v %+v", wa.of("mh"), wb.of("mh"))
+	}
+	// Close sends AdminDown on the rest and closes Events.
+	a.Close()
+	<-wa.closed
+	for _, name := range []string{"mh", "v4"} {
+		if ev := wb.waitFor(t, name, Down, 10*time.Second); ev.Diag != DiagNeighborDown {
+			t.Errorf("%s Down with diag %d after Close, want 3", name, ev.Diag)
+		}
+	}
+	if err := a.Apply(nil); err != ErrClosed {
+		t.Errorf("Apply after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestEngineGTSM: a single hop session drops packets that arrive with a
+// TTL below 255 (RFC 5881 section 5); with max_hops it accepts them.
+func TestEngineGTSM(t *testing.T) {
+	l := pairLab(t)
+	a, b := engineIn(t, l, "a"), engineIn(t, l, "b")
+	wb := watch(b)
+	low := cfgTo("s", "10.77.0.2", testTx, testMult)
+	low.TTL = 254
+	if err := a.Apply([]Config{low}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply([]Config{cfgTo("s", "10.77.0.1", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Status()[0].Dropped < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drops at TTL 254: %+v", b.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := b.Status()[0]; s.State != Down || s.Received != 0 {
+		t.Fatalf("b accepted TTL 254 packets: %+v", s)
+	}
+	lenient := cfgTo("s", "10.77.0.1", testTx, testMult)
+	lenient.MaxHops = 1
+	if err := b.Apply([]Config{lenient}); err != nil {
+		t.Fatal(err)
+	}
+	wb.waitFor(t, "s", Up, 10*time.Second)
+}
+
+func TestEngineRejectsBadConfig(t *testing.T) {
+	e, err := New(lab.TestLogger(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ok := cfgTo("x", "127.0.0.1", 10*time.Millisecond, 3)
+	noMult := ok
+	noMult.Multiplier = 0
+	mixed := ok
+	mixed.Source = netip.MustParseAddr("::1")
+	for _, cfgs := range [][]Config{{noMult}, {mixed}, {ok, ok}, {{Name: "n"}}} {
+		if err := e.Apply(cfgs); err == nil {
+			t.Errorf("Apply(%+v) accepted", cfgs)
+		}
+	}
+	if st := e.Status(); len(st) != 0 {
+		t.Errorf("sessions after rejected configs: %+v", st)
+	}
+}
