@@ -393,7 +393,7 @@ func (e *Engine) handle(l *listener, b []byte, m rxMeta) {
 		// Your Discriminator selects the session (RFC 5880 section
 		// 6.8.6); the source must still be its neighbor.
 		en = e.byDisc[p.YourDisc]
-		if en != nil && (en.s.cfg.Neighbor.Unmap() != m.src || en.s.cfg.Multihop != l.multihop) {
+		if en != nil && (en.s.cfg.Neighbor.WithZone("").Unmap() != m.src || en.s.cfg.Multihop != l.multihop) {
 			en = nil
 		}
 	} else {
@@ -416,12 +416,14 @@ func (e *Engine) handle(l *listener, b []byte, m rxMeta) {
 }
 
 // lookupAddr finds the session of a packet by its addresses: the
-// neighbor it came from, the hop mode of the port it came to, and the
-// source address when the session has one.
+// neighbor it came from, the hop mode of the port it came to, the source
+// address when the session has one and the interface when the neighbor
+// is link-local with a zone.
 func (e *Engine) lookupAddr(l *listener, m rxMeta) *entry {
 	for _, en := range e.sessions {
 		c := en.s.cfg
-		if c.Neighbor.Unmap() == m.src && c.Multihop == l.multihop && (!c.Source.IsValid() || c.Source.Unmap() == m.dst) {
+		if c.Neighbor.WithZone("").Unmap() == m.src && c.Multihop == l.multihop && (!c.Source.IsValid() || c.Source.WithZone("").Unmap() == m.dst) &&
+			(en.tx.scope == 0 || int(en.tx.scope) == m.ifindex) {
 			return en
 		}
 	}

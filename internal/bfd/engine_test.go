@@ -1,6 +1,7 @@
 package bfd
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netns"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 )
@@ -16,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // pairLab is two nodes, a and b, on one segment, with IPv4 and IPv6
 // addresses: a is 10.77.0.1 / fd77::1, b is .2 / ::2.
-func pairLab(t *testing.T) *lab.Lab {
+func pairLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	return lab.NewT(t, lab.Spec{Nodes: []lab.Node{
 		{Name: "a", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{
@@ -32,7 +34,7 @@ var keepV6 = map[string]string{"net.ipv6.conf.eth0.keep_addr_on_down": "1"}
 
 // engineIn starts an engine whose thread lives in node's namespace; it is
 // closed when t ends (unless the test closed it).
-func engineIn(t *testing.T, l *lab.Lab, node string) *Engine {
+func engineIn(t testing.TB, l *lab.Lab, node string) *Engine {
 	t.Helper()
 	h := l.NSHandle(t, node)
 	e, err := New(lab.TestLogger(t).With("node", node), Options{OnThread: func() error { return netns.Set(h) }})
@@ -80,7 +82,7 @@ func (w *watcher) of(name string) []Event {
 
 // waitFor waits for name's next change to state to, after those an
 // earlier waitFor returned, and returns it.
-func (w *watcher) waitFor(t *testing.T, name string, to State, within time.Duration) Event {
+func (w *watcher) waitFor(t testing.TB, name string, to State, within time.Duration) Event {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -266,5 +268,86 @@ func TestEngineRejectsBadConfig(t *testing.T) {
 	}
 	if st := e.Status(); len(st) != 0 {
 		t.Errorf("sessions after rejected configs: %+v", st)
+	}
+}
+
+// TestListenerReportsTTLDestinationAndStamp: the listener hands each
+// packet's TTL, destination address and kernel arrival time to the
+// engine (IP_RECVTTL, IP_PKTINFO, SO_TIMESTAMPNS and their IPv6 forms).
+func TestListenerReportsTTLDestinationAndStamp(t *testing.T) {
+	l := pairLab(t)
+	for _, tc := range []struct {
+		v6       bool
+		nb, from string
+	}{{false, "10.77.0.1", "10.77.0.2"}, {true, "fd77::1", "fd77::2"}} {
+		err := l.Do("a", func() error {
+			ln, err := openListener(tc.v6, false)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(ln.fd)
+			cfg := cfgTo("x", tc.nb, testTx, testMult)
+			cfg.TTL = 200
+			tx, err := openSender(cfg, rand.New(rand.NewPCG(1, 1)))
+			if err != nil {
+				return err
+			}
+			defer tx.close()
+			if tx.local.Port() < srcPortMin {
+				t.Errorf("source port %d outside %d-%d", tx.local.Port(), srcPortMin, srcPortMax)
+			}
+			before := time.Now()
+			if err := tx.send([]byte("probe")); err != nil {
+				return err
+			}
+			buf, oob := make([]byte, 64), make([]byte, oobSize)
+			pfd := []unix.PollFd{{Fd: int32(ln.fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, 5000); err != nil {
+				return err
+			}
+			n, m, err := ln.read(buf, oob)
+			if err != nil {
+				return err
+			}
+			after := time.Now()
+			if string(buf[:n]) != "probe" || m.ttl != 200 || m.dst != netip.MustParseAddr(tc.nb) || m.src != netip.MustParseAddr(tc.nb) || m.ifindex == 0 {
+				t.Errorf("v6 %v: read %q %+v, want the probe with TTL 200 to and from %s on an interface", tc.v6, buf[:n], m, tc.nb)
+			}
+			if m.stamp.Before(before.Add(-time.Millisecond).Round(0)) || m.stamp.After(after.Round(0)) {
+				t.Errorf("v6 %v: kernel stamp %v not between send %v and read %v", tc.v6, m.stamp, before, after)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestEngineLateLoopKeepsSession: when the engine's loop is held up for
+// longer than the detection time while the neighbor keeps sending, the
+// packets waiting in the socket count (read before the timers run, with
+// their kernel arrival times) and the session stays Up. b asks a for a
+// packet a second (min_rx 1 s) so that a's silence during the stall does
+// not take b Down.
+func TestEngineLateLoopKeepsSession(t *testing.T) {
+	l := pairLab(t)
+	a, b := engineIn(t, l, "a"), engineIn(t, l, "b")
+	wa := watch(a)
+	if err := a.Apply([]Config{cfgTo("s", "10.77.0.2", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	patient := cfgTo("s", "10.77.0.1", testTx, testMult)
+	patient.MinRx = time.Second
+	if err := b.Apply([]Config{patient}); err != nil {
+		t.Fatal(err)
+	}
+	wa.waitFor(t, "s", Up, 10*time.Second)
+	st := waitStatus(t, a, "Up at the configured timers", func(s Status) bool { return s.State == Up && s.Detection == testMult*testTx })
+	n := len(wa.of("s"))
+	a.do(func() { time.Sleep(2 * st.Detection) })
+	after := waitStatus(t, a, "packets read after the stall", func(s Status) bool { return s.Received > st.Received+testMult })
+	if evs := wa.of("s"); len(evs) != n || after.State != Up {
+		t.Fatalf("the session changed state across a stall of the loop: %+v", evs[n:])
 	}
 }

@@ -150,16 +150,24 @@ func frrConf(peer string, tx time.Duration, mult int) string {
 	return fmt.Sprintf("bfd\n peer %s\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n !\n!\n", peer, ms, ms, mult)
 }
 
-func TestInteropFRR(t *testing.T) {
+// withBfdd runs bfdd with peer (its `peer` line) in node b and the
+// engine with cfg in node a.
+func withBfdd(t *testing.T, peer string, cfg Config) (*lab.Lab, *bfdd, *Engine, *watcher) {
+	t.Helper()
 	dir := frrDir(t)
 	l := pairLab(t)
-	peer := startBfdd(t, l, "b", dir, frrConf("10.77.0.1 local-address 10.77.0.2", testTx, testMult))
+	b := startBfdd(t, l, "b", dir, frrConf(peer, testTx, testMult))
 	e := engineIn(t, l, "a")
 	w := watch(e)
-	cfg := cfgTo("frr", "10.77.0.2", testTx, testMult)
 	if err := e.Apply([]Config{cfg}); err != nil {
 		t.Fatal(err)
 	}
+	return l, b, e, w
+}
+
+func TestInteropFRR(t *testing.T) {
+	cfg := cfgTo("frr", "10.77.0.2", testTx, testMult)
+	l, peer, e, w := withBfdd(t, "10.77.0.1 local-address 10.77.0.2", cfg)
 	w.waitFor(t, "frr", Up, 15*time.Second)
 	up := peer.waitPeer(t, "up", func(p frrPeer) bool { return p.Status == "up" })
 
@@ -218,16 +226,9 @@ func TestInteropFRR(t *testing.T) {
 }
 
 func TestInteropFRRMultihop(t *testing.T) {
-	dir := frrDir(t)
-	l := pairLab(t)
-	peer := startBfdd(t, l, "b", dir, frrConf("10.77.0.1 multihop local-address 10.77.0.2", testTx, testMult))
-	e := engineIn(t, l, "a")
-	w := watch(e)
 	cfg := cfgTo("mh", "10.77.0.2", testTx, testMult)
 	cfg.Multihop, cfg.MaxHops = true, 254
-	if err := e.Apply([]Config{cfg}); err != nil {
-		t.Fatal(err)
-	}
+	_, peer, _, w := withBfdd(t, "10.77.0.1 multihop local-address 10.77.0.2", cfg)
 	w.waitFor(t, "mh", Up, 15*time.Second)
 	peer.waitPeer(t, "multihop up", func(p frrPeer) bool { return p.Status == "up" && p.Multihop })
 	if err := syscall.Kill(peer.proc.Pid(), syscall.SIGKILL); err != nil {
@@ -239,7 +240,7 @@ func TestInteropFRRMultihop(t *testing.T) {
 }
 
 // waitStatus waits until the engine's only session satisfies ok.
-func waitStatus(t *testing.T, e *Engine, what string, ok func(Status) bool) Status {
+func waitStatus(t testing.TB, e *Engine, what string, ok func(Status) bool) Status {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -253,7 +254,6 @@ func waitStatus(t *testing.T, e *Engine, what string, ok func(Status) bool) Stat
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
 
 func TestInteropKeepalived(t *testing.T) {
 	bin, err := exec.LookPath("keepalived")

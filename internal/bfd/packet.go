@@ -3,6 +3,7 @@ package bfd
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // The control packet's mandatory section (RFC 5880 section 4.1) is 24
@@ -63,30 +64,12 @@ const (
 	numDropReasons
 )
 
+var dropNames = [numDropReasons]string{"", "short", "version", "length", "auth-section", "detect-mult",
+	"multipoint", "my-discriminator", "your-discriminator", "no-session", "auth", "ttl"}
+
 func (r DropReason) String() string {
-	switch r {
-	case DropShort:
-		return "short"
-	case DropVersion:
-		return "version"
-	case DropLength:
-		return "length"
-	case DropAuthSection:
-		return "auth-section"
-	case DropDetectMult:
-		return "detect-mult"
-	case DropMultipoint:
-		return "multipoint"
-	case DropMyDisc:
-		return "my-discriminator"
-	case DropYourDisc:
-		return "your-discriminator"
-	case DropNoSession:
-		return "no-session"
-	case DropAuth:
-		return "auth"
-	case DropTTL:
-		return "ttl"
+	if r > 0 && r < numDropReasons {
+		return dropNames[r]
 	}
 	return fmt.Sprintf("DropReason(%d)", uint8(r))
 }
@@ -98,10 +81,7 @@ type DropError struct {
 }
 
 func (e *DropError) Error() string {
-	if e.Detail == "" {
-		return "bfd: drop: " + e.Reason.String()
-	}
-	return "bfd: drop: " + e.Reason.String() + ": " + e.Detail
+	return strings.TrimSuffix("bfd: drop: "+e.Reason.String()+": "+e.Detail, ": ")
 }
 
 func dropf(r DropReason, format string, args ...any) *DropError {

@@ -120,6 +120,7 @@ var oobSize = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) + unix.CmsgSpa
 type sender struct {
 	fd    int
 	local netip.AddrPort
+	scope uint32 // the interface of a link-local neighbor's zone
 }
 
 func openSender(cfg Config, rng *rand.Rand) (*sender, error) {
@@ -146,6 +147,7 @@ func openSender(cfg Config, rng *rand.Rand) (*sender, error) {
 		s.close()
 		return nil, fmt.Errorf("bfd %s: %w", cfg.Name, err)
 	}
+	s.scope = scope
 	src := cfg.Source.Unmap()
 	if !src.IsValid() {
 		src = netip.IPv4Unspecified()
