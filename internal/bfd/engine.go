@@ -27,6 +27,11 @@ type Options struct {
 	// bfd_no_swap belong, and where tests enter a network namespace. An
 	// error makes New fail.
 	OnThread func() error
+	// Late, when set, is called on the engine's thread with how late
+	// the latest-running timer of a loop pass ran (its due time to the
+	// time it ran): the input of keepalived's max_auto_priority
+	// escalation, as vrrp's realtime has it.
+	Late func(by time.Duration)
 	// EventBuffer is the capacity of the Events channel (default 1024).
 	// When the reader falls behind, further events wait, in order,
 	// inside the engine.
@@ -52,6 +57,7 @@ type Engine struct {
 	pending   []Event
 	rng       *rand.Rand
 	strays    uint64 // packets that matched no session
+	late      func(time.Duration)
 }
 
 var _ Sessions = (*Engine)(nil)
@@ -86,6 +92,7 @@ func New(log *slog.Logger, opts Options) (*Engine, error) {
 		byDisc:    map[uint32]*entry{},
 		listeners: map[listenKey]*listener{},
 		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		late:      opts.Late,
 	}
 	started := make(chan error, 1)
 	go e.run(opts.OnThread, started)
@@ -445,14 +452,19 @@ func (e *Engine) drop(en *entry, err error) {
 func (e *Engine) runTimers() time.Time {
 	now := time.Now()
 	var next time.Time
+	var late time.Duration
 	for _, en := range e.sessions {
 		if due := en.s.Due(); !due.IsZero() && !due.After(now) {
+			late = max(late, now.Sub(due))
 			e.transmit(en, en.s.Run(now))
 			e.collect(en)
 		}
 		if due := en.s.Due(); !due.IsZero() {
 			next = minDue(next, due)
 		}
+	}
+	if e.late != nil && late > 0 {
+		e.late(late)
 	}
 	return next
 }

@@ -36,8 +36,15 @@ var keepV6 = map[string]string{"net.ipv6.conf.eth0.keep_addr_on_down": "1"}
 // closed when t ends (unless the test closed it).
 func engineIn(t testing.TB, l *lab.Lab, node string) *Engine {
 	t.Helper()
+	return engineWith(t, l, node, Options{})
+}
+
+// engineWith is engineIn with opts (whose OnThread it sets).
+func engineWith(t testing.TB, l *lab.Lab, node string, opts Options) *Engine {
+	t.Helper()
 	h := l.NSHandle(t, node)
-	e, err := New(lab.TestLogger(t).With("node", node), Options{OnThread: func() error { return netns.Set(h) }})
+	opts.OnThread = func() error { return netns.Set(h) }
+	e, err := New(lab.TestLogger(t).With("node", node), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,11 +335,18 @@ func TestListenerReportsTTLDestinationAndStamp(t *testing.T) {
 // longer than the detection time while the neighbor keeps sending, the
 // packets waiting in the socket count (read before the timers run, with
 // their kernel arrival times) and the session stays Up. b asks a for a
-// packet a second (min_rx 1 s) so that a's silence during the stall does
-// not take b Down.
+// packet a second (min_rx 1 s, so 5 s detection) so that a's silence
+// during the stall does not take b Down.
 func TestEngineLateLoopKeepsSession(t *testing.T) {
 	l := pairLab(t)
-	a, b := engineIn(t, l, "a"), engineIn(t, l, "b")
+	var mu sync.Mutex
+	var latest time.Duration
+	a := engineWith(t, l, "a", Options{Late: func(by time.Duration) {
+		mu.Lock()
+		latest = max(latest, by)
+		mu.Unlock()
+	}})
+	b := engineIn(t, l, "b")
 	wa := watch(a)
 	if err := a.Apply([]Config{cfgTo("s", "10.77.0.2", testTx, testMult)}); err != nil {
 		t.Fatal(err)
@@ -345,9 +359,19 @@ func TestEngineLateLoopKeepsSession(t *testing.T) {
 	wa.waitFor(t, "s", Up, 10*time.Second)
 	st := waitStatus(t, a, "Up at the configured timers", func(s Status) bool { return s.State == Up && s.Detection == testMult*testTx })
 	n := len(wa.of("s"))
-	a.do(func() { time.Sleep(2 * st.Detection) })
+	// 2 s: longer than a's detection time (250 ms) and its TX interval
+	// (1 s, b's min_rx), shorter than b's detection time (5 s).
+	const stall = 2 * time.Second
+	a.do(func() { time.Sleep(stall) })
 	after := waitStatus(t, a, "packets read after the stall", func(s Status) bool { return s.Received > st.Received+testMult })
 	if evs := wa.of("s"); len(evs) != n || after.State != Up {
 		t.Fatalf("the session changed state across a stall of the loop: %+v", evs[n:])
+	}
+	// The stall was reported to the Late hook (the real-time escalation's
+	// input): the timers due during it ran at least a detection time late.
+	mu.Lock()
+	defer mu.Unlock()
+	if latest < stall-time.Second {
+		t.Errorf("Late reported at most %v after a stall of %v", latest, stall)
 	}
 }

@@ -38,8 +38,9 @@ type session struct {
 	// a larger TX interval and a smaller RX interval take effect only
 	// when the Final comes back).
 	usedTx, usedRx time.Duration
-	polling        bool // our Poll Sequence is under way: P on every packet
-	finalDue       bool // a Poll was received: send F at once
+	polling        bool      // our Poll Sequence is under way: P on every packet
+	finalDue       bool      // a Poll was received: send F at once
+	polledAt       time.Time // when that Poll was received
 
 	lastTx   time.Time // when the last periodic packet went out
 	nextTx   time.Time // when the next periodic packet is due
@@ -120,7 +121,7 @@ func (s *session) jittered() time.Duration {
 func (s *session) Due() time.Time {
 	var due time.Time
 	if s.finalDue {
-		return s.lastTx // any time in the past: now
+		return s.polledAt
 	}
 	if s.state != AdminDown && s.sending() {
 		due = s.nextTx
@@ -196,11 +197,11 @@ func (s *session) Receive(p *Packet, at time.Time) error {
 		s.polling = false
 		s.usedTx, s.usedRx = s.advertisedTx(), s.cfg.MinRx
 	}
-	if p.Poll {
-		s.finalDue = true
-	}
 	if s.state == AdminDown {
 		return nil
+	}
+	if p.Poll {
+		s.finalDue, s.polledAt = true, at
 	}
 	switch {
 	case p.State == AdminDown:

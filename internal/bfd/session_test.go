@@ -108,3 +108,22 @@ func TestSessionDropsAuth(t *testing.T) {
 		t.Errorf("an authenticated packet changed the session: %s, remote %#x", s.state, s.remoteDisc)
 	}
 }
+
+// TestSessionPassiveAnswersPoll: a passive session that has sent nothing
+// yet answers a Poll at once.
+func TestSessionPassiveAnswersPoll(t *testing.T) {
+	cfg := simConfig("p", 10*time.Millisecond, 10*time.Millisecond, 3)
+	cfg.Passive = true
+	now := simStart.Add(time.Second)
+	s := newSession(cfg, 0x1111, rand.New(rand.NewPCG(1, 2)), simStart)
+	if d := s.Due(); !d.IsZero() {
+		t.Fatalf("passive session due at %v before hearing from the neighbor", d)
+	}
+	s.Receive(&Packet{State: Down, Poll: true, DetectMult: 3, MyDisc: 0x2222, DesiredMinTx: 1000000, RequiredMinRx: 1000000}, now)
+	if d := s.Due(); d.IsZero() || d.After(now) {
+		t.Fatalf("due %v after a Poll at %v, want now", d, now)
+	}
+	if p := s.Run(now); p == nil || !p.Final || p.State != Init {
+		t.Fatalf("packet %+v, want F in Init", p)
+	}
+}
