@@ -2,6 +2,7 @@ package bfd
 
 import (
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -17,13 +18,14 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // pairLab is two nodes, a and b, on one segment, with IPv4 and IPv6
-// addresses: a is 10.77.0.1 / fd77::1, b is .2 / ::2.
+// addresses: a is 10.77.0.1 / fd77::1 / fe80::ff:fe00:1, b is .2 / ::2 /
+// fe80::ff:fe00:2 (link-local from the MACs).
 func pairLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	return lab.NewT(t, lab.Spec{Nodes: []lab.Node{
-		{Name: "a", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{
+		{Name: "a", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Addrs: []netip.Prefix{
 			netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("fd77::1/64")}}}},
-		{Name: "b", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{
+		{Name: "b", Sysctls: keepV6, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, Addrs: []netip.Prefix{
 			netip.MustParsePrefix("10.77.0.2/24"), netip.MustParsePrefix("fd77::2/64")}}}},
 	}})
 }
@@ -255,6 +257,34 @@ func TestEngineGTSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	wb.waitFor(t, "s", Up, 10*time.Second)
+	// Strict again: b drops a's packets and goes Down; a's TTL changed
+	// in place to 255 brings it back.
+	if err := b.Apply([]Config{cfgTo("s", "10.77.0.1", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	wb.waitFor(t, "s", Down, 10*time.Second)
+	low.TTL = 255
+	if err := a.Apply([]Config{low}); err != nil {
+		t.Fatal(err)
+	}
+	wb.waitFor(t, "s", Up, 10*time.Second)
+}
+
+// TestEngineLinkLocal: sessions to link-local IPv6 neighbors, named with
+// their zone, come Up (the zone picks the interface to send on and to
+// accept packets from).
+func TestEngineLinkLocal(t *testing.T) {
+	l := pairLab(t)
+	a, b := engineIn(t, l, "a"), engineIn(t, l, "b")
+	wa, wb := watch(a), watch(b)
+	if err := a.Apply([]Config{cfgTo("ll", "fe80::ff:fe00:2%eth0", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply([]Config{cfgTo("ll", "fe80::ff:fe00:1%eth0", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	wa.waitFor(t, "ll", Up, 10*time.Second)
+	wb.waitFor(t, "ll", Up, 10*time.Second)
 }
 
 func TestEngineRejectsBadConfig(t *testing.T) {
