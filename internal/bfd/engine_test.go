@@ -287,6 +287,45 @@ func TestEngineLinkLocal(t *testing.T) {
 	wb.waitFor(t, "ll", Up, 10*time.Second)
 }
 
+// TestEngineEventsWaitForSlowReader: with a one-event channel and no
+// reader, state changes queue inside the engine and come out later, all
+// of them, in order.
+func TestEngineEventsWaitForSlowReader(t *testing.T) {
+	l := pairLab(t)
+	a, b := engineWith(t, l, "a", Options{EventBuffer: 1}), engineIn(t, l, "b")
+	if err := a.Apply([]Config{cfgTo("s", "10.77.0.2", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply([]Config{cfgTo("s", "10.77.0.1", testTx, testMult)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, a, "Up", func(s Status) bool { return s.State == Up })
+	if err := l.SetLink("b", "eth0", false); err != nil {
+		t.Fatal(err)
+	}
+	down := waitStatus(t, a, "Down", func(s Status) bool { return s.State == Down })
+	w := watch(a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs := w.of("s")
+		if n := len(evs); n > 0 && evs[n-1].To == Down && down.Flaps == 1 {
+			if evs[0].From != Down {
+				t.Fatalf("first event %+v, want from Down", evs[0])
+			}
+			for i := 1; i < n; i++ {
+				if evs[i].From != evs[i-1].To {
+					t.Fatalf("events out of order or missing: %+v", evs)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %+v after Up and Down (flaps %d)", evs, down.Flaps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestEngineRejectsBadConfig(t *testing.T) {
 	e, err := New(lab.TestLogger(t), Options{})
 	if err != nil {
