@@ -42,13 +42,18 @@ type Options struct {
 // every session and socket; the methods hand it work and wait for the
 // answer. It implements Sessions.
 type Engine struct {
-	log    *slog.Logger
-	wake   int // eventfd: a request or Close is waiting
-	reqs   chan func()
-	quit   chan struct{}
-	done   chan struct{}
-	events chan Event
-	once   sync.Once
+	log *slog.Logger
+	// wake is an eventfd that tells the loop a request or Close is
+	// waiting; wakeMu keeps it from being written once closed (its
+	// number could by then name another file).
+	wakeMu     sync.RWMutex
+	wake       int
+	wakeClosed bool
+	reqs       chan func()
+	quit       chan struct{}
+	done       chan struct{}
+	events     chan Event
+	once       sync.Once
 
 	// Owned by the loop goroutine.
 	sessions  map[string]*entry
@@ -56,7 +61,6 @@ type Engine struct {
 	listeners map[listenKey]*listener
 	pending   []Event
 	rng       *rand.Rand
-	strays    uint64 // packets that matched no session
 	late      func(time.Duration)
 }
 
@@ -124,8 +128,19 @@ func (e *Engine) do(fn func()) error {
 }
 
 func (e *Engine) kick() {
-	var one = [8]byte{1}
-	unix.Write(e.wake, one[:])
+	e.wakeMu.RLock()
+	defer e.wakeMu.RUnlock()
+	if !e.wakeClosed {
+		one := [8]byte{1}
+		unix.Write(e.wake, one[:])
+	}
+}
+
+func (e *Engine) closeWake() {
+	e.wakeMu.Lock()
+	defer e.wakeMu.Unlock()
+	e.wakeClosed = true
+	unix.Close(e.wake)
 }
 
 // Apply makes the running sessions those of cfgs (see Sessions).
@@ -292,7 +307,7 @@ func (e *Engine) run(onThread func() error, started chan<- error) {
 	// than go back to Go's pool.
 	runtime.LockOSThread()
 	defer close(e.done)
-	defer unix.Close(e.wake)
+	defer e.closeWake()
 	if onThread != nil {
 		if err := onThread(); err != nil {
 			started <- fmt.Errorf("bfd: engine thread: %w", err)
@@ -391,7 +406,7 @@ func (e *Engine) handle(l *listener, b []byte, m rxMeta) {
 		if en := e.lookupAddr(l, m); en != nil {
 			e.drop(en, err)
 		} else {
-			e.strays++
+			e.log.Debug("bfd: packet dropped", "from", m.src, "err", err)
 		}
 		return
 	}
@@ -407,7 +422,8 @@ func (e *Engine) handle(l *listener, b []byte, m rxMeta) {
 		en = e.lookupAddr(l, m)
 	}
 	if en == nil {
-		e.strays++
+		e.log.Debug("bfd: packet dropped", "from", m.src, "multihop", l.multihop,
+			"err", dropf(DropNoSession, "your discriminator %#x", p.YourDisc))
 		return
 	}
 	if !ttlOK(en.s.cfg, m.ttl) {
