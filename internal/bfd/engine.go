@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -146,6 +147,13 @@ func (e *Engine) closeWake() {
 // Apply makes the running sessions those of cfgs (see Sessions).
 func (e *Engine) Apply(cfgs []Config) error {
 	seen := map[string]bool{}
+	// A packet with Your Discriminator zero finds its session by these
+	// (RFC 5880 section 6.8.6): two sessions must not share them.
+	type peerKey struct {
+		nb, src  netip.Addr
+		multihop bool
+	}
+	peers := map[peerKey]string{}
 	for _, c := range cfgs {
 		if err := validate(c); err != nil {
 			return err
@@ -154,6 +162,11 @@ func (e *Engine) Apply(cfgs []Config) error {
 			return fmt.Errorf("bfd %s: defined twice", c.Name)
 		}
 		seen[c.Name] = true
+		k := peerKey{c.Neighbor, c.Source, c.Multihop}
+		if other, dup := peers[k]; dup {
+			return fmt.Errorf("bfd %s: same neighbor %s, source and hop mode as %s", c.Name, c.Neighbor, other)
+		}
+		peers[k] = c.Name
 	}
 	var err error
 	if derr := e.do(func() { err = e.apply(cfgs) }); derr != nil {

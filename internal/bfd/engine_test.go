@@ -1,6 +1,7 @@
 package bfd
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -214,6 +215,10 @@ func TestEnginePairUpDownAndReconfigure(t *testing.T) {
 	if n := len(wa.of("mh")) + len(wb.of("mh")); n != mhEvents {
 		t.Errorf("mh changed state when v4 restarted: %+v %+v", wa.of("mh"), wb.of("mh"))
 	}
+	// While a runs, its ports are taken.
+	if err := l.Do("a", func() error { _, err := openListener(false, true); return err }); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("second listener on 4784 while the engine runs: %v, want EADDRINUSE", err)
+	}
 	// Close sends AdminDown on the rest and closes Events.
 	a.Close()
 	<-wa.closed
@@ -224,6 +229,19 @@ func TestEnginePairUpDownAndReconfigure(t *testing.T) {
 	}
 	if err := a.Apply(nil); err != ErrClosed {
 		t.Errorf("Apply after Close: %v, want ErrClosed", err)
+	}
+	// Its sockets are free: port 3784 and 4784 can be bound again.
+	if err := l.Do("a", func() error {
+		for _, mh := range []bool{false, true} {
+			ln, err := openListener(false, mh)
+			if err != nil {
+				return err
+			}
+			unix.Close(ln.fd)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("after Close: %v", err)
 	}
 }
 
@@ -337,7 +355,9 @@ func TestEngineRejectsBadConfig(t *testing.T) {
 	noMult.Multiplier = 0
 	mixed := ok
 	mixed.Source = netip.MustParseAddr("::1")
-	for _, cfgs := range [][]Config{{noMult}, {mixed}, {ok, ok}, {{Name: "n"}}} {
+	samePeer := ok
+	samePeer.Name = "y"
+	for _, cfgs := range [][]Config{{noMult}, {mixed}, {ok, ok}, {ok, samePeer}, {{Name: "n"}}} {
 		if err := e.Apply(cfgs); err == nil {
 			t.Errorf("Apply(%+v) accepted", cfgs)
 		}

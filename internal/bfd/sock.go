@@ -59,7 +59,10 @@ func openListener(v6, multihop bool) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bfd: socket: %w", err)
 	}
-	opts = append(opts, [2]int{unix.SOL_SOCKET, unix.SO_REUSEADDR}, [2]int{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS})
+	// No SO_REUSEADDR: another BFD daemon on this host (keepalived's,
+	// FRR's) holding the port is an error to report, not a socket to
+	// share packets with.
+	opts = append(opts, [2]int{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS})
 	for _, o := range opts {
 		if err := unix.SetsockoptInt(fd, o[0], o[1], 1); err != nil {
 			unix.Close(fd)
