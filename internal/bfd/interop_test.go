@@ -193,16 +193,7 @@ func TestInteropFRR(t *testing.T) {
 	}
 
 	// bfdd killed: Down on detection time, diag 1.
-	killed := time.Now()
-	if err := syscall.Kill(peer.proc.Pid(), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ev := w.waitFor(t, "frr", Down, 15*time.Second)
-	t.Logf("bfdd SIGKILLed: Down %v later (detection time %v)", time.Since(killed).Round(time.Millisecond), ev.Detection)
-	if ev.Diag != DiagExpired {
-		t.Errorf("Down with diag %d, want 1", ev.Diag)
-	}
-	peer.proc.Wait()
+	peer.killAndWait(t, w, "frr")
 
 	// bfdd back: Up again; then the link cut: Down again.
 	peer.start(t)
@@ -231,12 +222,23 @@ func TestInteropFRRMultihop(t *testing.T) {
 	_, peer, _, w := withBfdd(t, "10.77.0.1 multihop local-address 10.77.0.2", cfg)
 	w.waitFor(t, "mh", Up, 15*time.Second)
 	peer.waitPeer(t, "multihop up", func(p frrPeer) bool { return p.Status == "up" && p.Multihop })
-	if err := syscall.Kill(peer.proc.Pid(), syscall.SIGKILL); err != nil {
+	peer.killAndWait(t, w, "mh")
+}
+
+// killAndWait SIGKILLs bfdd and waits for name to go Down on the
+// detection time (diag 1), logging how long that took.
+func (b *bfdd) killAndWait(t *testing.T, w *watcher, name string) {
+	t.Helper()
+	killed := time.Now()
+	if err := syscall.Kill(b.proc.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if ev := w.waitFor(t, "mh", Down, 15*time.Second); ev.Diag != DiagExpired {
-		t.Errorf("Down with diag %d, want 1", ev.Diag)
+	ev := w.waitFor(t, name, Down, 15*time.Second)
+	t.Logf("bfdd SIGKILLed: %s Down %v later (detection time %v)", name, time.Since(killed).Round(time.Millisecond), ev.Detection)
+	if ev.Diag != DiagExpired {
+		t.Errorf("%s Down with diag %d, want 1", name, ev.Diag)
 	}
+	b.proc.Wait()
 }
 
 // waitStatus waits until the engine's only session satisfies ok.
@@ -332,4 +334,11 @@ func waitOutput(t *testing.T, p *lab.Proc, s string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestInteropFRRIPv6(t *testing.T) {
+	_, peer, _, w := withBfdd(t, "fd77::1 local-address fd77::2", cfgTo("v6", "fd77::2", testTx, testMult))
+	w.waitFor(t, "v6", Up, 15*time.Second)
+	peer.waitPeer(t, "up over IPv6", func(p frrPeer) bool { return p.Status == "up" })
+	peer.killAndWait(t, w, "v6")
 }
