@@ -38,9 +38,10 @@ type session struct {
 	// a larger TX interval and a smaller RX interval take effect only
 	// when the Final comes back).
 	usedTx, usedRx time.Duration
-	polling        bool      // our Poll Sequence is under way: P on every packet
-	finalDue       bool      // a Poll was received: send F at once
-	polledAt       time.Time // when that Poll was received
+	polling        bool          // our Poll Sequence is under way: P on every packet
+	pollTx, pollRx time.Duration // the intervals that Poll announces
+	finalDue       bool          // a Poll was received: send F at once
+	polledAt       time.Time     // when that Poll was received
 
 	lastTx   time.Time // when the last periodic packet went out
 	nextTx   time.Time // when the next periodic packet is due
@@ -195,7 +196,10 @@ func (s *session) Receive(p *Packet, at time.Time) error {
 	s.remoteMinRx = time.Duration(p.RequiredMinRx) * time.Microsecond
 	if p.Final && s.polling {
 		s.polling = false
-		s.usedTx, s.usedRx = s.advertisedTx(), s.cfg.MinRx
+		s.usedTx, s.usedRx = s.pollTx, s.pollRx
+		// A change made while that Poll ran gets a Poll of its own
+		// (6.8.3: one Poll Sequence at a time).
+		s.startPoll(s.advertisedTx(), s.cfg.MinRx, s.pollTx, s.pollRx)
 	}
 	if s.state == AdminDown {
 		return nil
@@ -222,12 +226,21 @@ func (s *session) Receive(p *Packet, at time.Time) error {
 	s.detectAt = at.Add(s.detection())
 	// A shorter interval takes effect at once (keepalived and FRR do
 	// the same), so that going Up does not wait out an idle period.
-	if iv := s.txInterval(); iv < oldIv && !s.lastTx.IsZero() {
-		if next := s.lastTx.Add(s.jittered()); next.Before(s.nextTx) {
-			s.nextTx = next
-		}
+	if s.txInterval() < oldIv {
+		s.advanceTx()
 	}
 	return nil
+}
+
+// advanceTx brings the next periodic packet forward to one interval
+// after the last, when the interval has shrunk.
+func (s *session) advanceTx() {
+	if s.lastTx.IsZero() {
+		return
+	}
+	if next := s.lastTx.Add(s.jittered()); next.Before(s.nextTx) {
+		s.nextTx = next
+	}
 }
 
 // setState moves the session and adjusts the timers whose value depends
@@ -255,13 +268,15 @@ func (s *session) setState(to State, diag uint8, at time.Time) {
 // startPoll begins a Poll Sequence for a change of the advertised
 // intervals from (oldTx, oldRx) to (tx, rx) while Up (6.8.3): a faster TX
 // and a slower RX take effect at once, the others when the Final arrives.
+// While a Poll runs no other starts: the Final of the running one starts
+// the next if the intervals changed meanwhile.
 func (s *session) startPoll(tx, rx, oldTx, oldRx time.Duration) {
-	if tx == oldTx && rx == oldRx {
-		return
-	}
-	s.polling = true
 	s.usedTx = min(s.usedTx, tx)
 	s.usedRx = max(s.usedRx, rx)
+	if s.polling || (tx == oldTx && rx == oldRx) {
+		return
+	}
+	s.polling, s.pollTx, s.pollRx = true, tx, rx
 }
 
 // Reconfigure takes new timers and options for the same neighbor (the
@@ -276,13 +291,7 @@ func (s *session) Reconfigure(cfg Config) {
 	} else {
 		s.usedTx, s.usedRx = s.advertisedTx(), cfg.MinRx
 	}
-	if s.state == Up && s.sending() && !s.lastTx.IsZero() {
-		// Announce the change with the next packet, not an idle period
-		// later: the Poll goes out on the current schedule at the latest.
-		if next := s.lastTx.Add(s.jittered()); next.Before(s.nextTx) {
-			s.nextTx = next
-		}
-	}
+	s.advanceTx()
 }
 
 // AdminDown takes the session administratively down (6.8.16) and returns

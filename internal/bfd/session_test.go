@@ -127,3 +127,25 @@ func TestSessionPassiveAnswersPoll(t *testing.T) {
 		t.Fatalf("packet %+v, want F in Init", p)
 	}
 }
+
+// TestSessionOnePollAtATime: a change made while a Poll runs waits for
+// its Final, then gets a Poll of its own (RFC 5880 section 6.8.3).
+func TestSessionOnePollAtATime(t *testing.T) {
+	s, now := upSession(t, simConfig("p", 10*time.Millisecond, 10*time.Millisecond, 3))
+	fin := &Packet{State: Up, Final: true, DetectMult: 3, MyDisc: 0x2222, YourDisc: 0x1111, DesiredMinTx: 1, RequiredMinRx: 1}
+	s.Receive(fin, now) // completes the Poll of going Up
+	cfg := s.cfg
+	cfg.MinTx = 50 * time.Millisecond
+	s.Reconfigure(cfg) // Poll 1: slower TX
+	cfg.MinRx = 5 * time.Millisecond
+	s.Reconfigure(cfg) // during Poll 1: faster RX, must wait
+	s.Receive(fin, now)
+	if !s.polling || s.usedTx != 50*time.Millisecond || s.usedRx != 10*time.Millisecond {
+		t.Fatalf("after Poll 1's Final: polling %v, used tx %v rx %v; want a second Poll, tx 50ms, rx still 10ms",
+			s.polling, s.usedTx, s.usedRx)
+	}
+	s.Receive(fin, now)
+	if s.polling || s.usedRx != 5*time.Millisecond {
+		t.Fatalf("after Poll 2's Final: polling %v, used rx %v; want done, 5ms", s.polling, s.usedRx)
+	}
+}
