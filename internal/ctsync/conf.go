@@ -32,10 +32,10 @@ func FilesFor(tandemSocket string) Files {
 // Socket buffers and hash sizes of conntrackd's FTFW example
 // (examples/sync/ftfw/conntrackd.conf).
 const (
-	sockBuf    = 1249280
-	hashSize   = 32768
-	hashLimit  = 131072
-	nlBuf      = 2097152
+	sockBuf     = 1249280
+	hashSize    = 32768
+	hashLimit   = 131072
+	nlBuf       = 2097152
 	nlBufGrowth = 8388608
 )
 
