@@ -182,7 +182,7 @@ func TestMigratingDoc(t *testing.T) {
 	n := 0
 	for _, l := range strings.Split(string(doc), "\n") {
 		l, ok := strings.CutPrefix(l, "    ")
-		if !ok || !strings.HasPrefix(l, "keepalived.conf:") && !strings.HasSuffix(l, " add") {
+		if !ok || !strings.HasPrefix(l, "keepalived.conf:") && !strings.HasSuffix(l, " Tandem-only") {
 			continue
 		}
 		n++
