@@ -124,18 +124,6 @@ func newSync(c *config.ConntrackSync, files Files, run Runner, clk clock.Clock, 
 		kick: make(chan struct{}, 1), cfg: c, st: Status{Role: Backup.String()}}
 }
 
-// Config is the block this conntrackd was started for.
-func (s *Sync) Config() *config.ConntrackSync { return s.cfg }
-
-// Follows reports whether instance or sync group name (group: a sync
-// group) is the one that switches conntrackd.
-func (s *Sync) Follows(name string, group bool) bool {
-	if group {
-		return s.cfg.SyncGroup == name
-	}
-	return s.cfg.Instance == name
-}
-
 // Start writes conntrackd.conf, clears what a previous run left (a
 // conntrackd still answering on the socket is told to exit: Tandem's
 // namespace lock says no other Tandem owns these files) and runs
