@@ -15,8 +15,8 @@ import (
 
 // fakeCT records what ctFollower asks of one conntrackd.
 type fakeCT struct {
-	cfg     *config.ConntrackSync
-	events  *[]string
+	cfg    *config.ConntrackSync
+	events *[]string
 }
 
 func (f *fakeCT) Start() error { *f.events = append(*f.events, "start "+f.cfg.Interface); return nil }
