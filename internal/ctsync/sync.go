@@ -251,6 +251,9 @@ func (s *Sync) applyRole(ctx context.Context) {
 	}
 	for _, opt := range Commands(r) {
 		res, err := s.run.Run(ctx, CommandTimeout, opt)
+		if ctx.Err() != nil {
+			return // Tandem is stopping conntrackd
+		}
 		if err == nil && res.ExitCode != 0 {
 			err = fmt.Errorf("exit status %d", res.ExitCode)
 			if res.TimedOut {

@@ -2,6 +2,7 @@ package ctsync
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -241,5 +242,19 @@ func waitPending(t *testing.T, clk *clock.Fake) {
 		if time.Since(start) > 10*time.Second {
 			t.Fatal("no timer set")
 		}
+	}
+}
+
+// TestNotInstalled: without conntrackd in PATH, New fails naming Debian's
+// package, and nothing is written.
+func TestNotInstalled(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	dir := t.TempDir()
+	_, err := New(&config.ConntrackSync{Instance: "VI_1"}, filepath.Join(dir, "tandem.sock"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if !errors.Is(err, ErrNotInstalled) || !strings.Contains(err.Error(), "Debian's conntrackd package") {
+		t.Errorf("err %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("files written: %v", ents)
 	}
 }

@@ -3,15 +3,20 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,4 +302,85 @@ func natFailover(t *testing.T, withSync bool) (kept, total int, stall time.Durat
 		}
 	}
 	return kept, len(flows), stall
+}
+
+// conntrackdPID finds the conntrackd running with conf (0: none).
+func conntrackdPID(t *testing.T, conf string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		if filepath.Base(args[0]) == "conntrackd" && slices.Contains(args, conf) && !slices.Contains(args, "-k") {
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestConntrackdLifecycle: the conntrackd Tandem runs for conntrack_sync
+// is restarted when it dies (SIGKILL leaves its lock file and socket
+// behind, which Tandem clears), shows in the status, and is stopped with
+// its files removed when Tandem stops.
+func TestConntrackdLifecycle(t *testing.T) {
+	if _, err := exec.LookPath("conntrackd"); err != nil {
+		t.Skip("conntrackd not installed (Debian package conntrackd)")
+	}
+	l := lab.NewT(t, natPairSpec())
+	d := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", natPairConf(1, true)), "--dataplane", "nft")
+	files := ctsync.FilesFor(d.socket)
+	running := func(restarts int) func() bool {
+		return func() bool {
+			st, err := d.status()
+			return err == nil && st.Conntrackd != nil && st.Conntrackd.Running && st.Conntrackd.Restarts == restarts
+		}
+	}
+	waitFor(t, "conntrackd running", 20*time.Second, running(0))
+	waitFor(t, "dir1 MASTER, conntrackd switched", 20*time.Second, func() bool {
+		st, err := d.status()
+		return err == nil && st.Conntrackd.Role == "MASTER" && st.Conntrackd.Command == "conntrackd -B"
+	})
+	pid := conntrackdPID(t, files.Conf)
+	if pid == 0 {
+		t.Fatal("no conntrackd process found")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "conntrackd restarted", 20*time.Second, running(1))
+	if p := conntrackdPID(t, files.Conf); p == 0 || p == pid {
+		t.Errorf("conntrackd pid %d after the restart (was %d)", p, pid)
+	}
+	// The new conntrackd gets the MASTER commands again.
+	waitFor(t, "the MASTER commands on the new conntrackd", 20*time.Second, func() bool {
+		st, err := d.status()
+		return err == nil && st.Conntrackd.Command == "conntrackd -B"
+	})
+	var text bytes.Buffer
+	cmd := exec.Command(tandemBin, "status", "--socket", d.socket)
+	cmd.Stdout = &text
+	if err := cmd.Run(); err != nil || !strings.Contains(text.String(), "conntrackd: running (following instance VI_1, MASTER, 1 restarts); last command conntrackd -B: ok") {
+		t.Errorf("tandem status: %v\n%s", err, text.String())
+	}
+	if err := d.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p := conntrackdPID(t, files.Conf); p != 0 {
+		t.Errorf("conntrackd %d still running after tandem stopped", p)
+	}
+	for _, p := range []string{files.Conf, files.Socket, files.Lock, files.Log} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after tandem stopped: %v", p, err)
+		}
+	}
 }
