@@ -58,6 +58,10 @@ type Runner interface {
 // takes a while.
 const CommandTimeout = 30 * time.Second
 
+// TakeoverTimeout bounds the commit a takeover waits for (Takeover): the
+// VRRP loop waits that long at most.
+const TakeoverTimeout = time.Second
+
 // Backoff between restarts of a conntrackd that died: doubling from
 // backoffMin up to backoffMax, back to backoffMin once it has run for
 // backoffReset.
@@ -95,6 +99,7 @@ type Sync struct {
 	// (or ctx ends); a variable for tests.
 	ready func(ctx context.Context) error
 
+	ctx    context.Context // the supervisor's, for Takeover's commit
 	cancel context.CancelFunc
 	done   chan struct{}
 	kick   chan struct{} // a new role to apply, capacity 1
@@ -103,6 +108,9 @@ type Sync struct {
 	cfg     *config.ConntrackSync
 	want    Role
 	applied bool // want's commands have run on the conntrackd running
+	// committed: Takeover has committed the external cache for the
+	// coming MASTER; its commands skip -c.
+	committed bool
 	st      Status
 }
 
@@ -133,7 +141,7 @@ func (s *Sync) Start() error {
 		return fmt.Errorf("conntrack_sync: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.done = cancel, make(chan struct{})
+	s.ctx, s.cancel, s.done = ctx, cancel, make(chan struct{})
 	go s.supervise(ctx)
 	return nil
 }
@@ -156,10 +164,31 @@ func (s *Sync) SetRole(r Role) {
 	if s.want != r {
 		s.want, s.applied = r, false
 	}
+	if r != Master {
+		s.committed = false
+	}
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
+	}
+}
+
+// Takeover commits the external cache (the old master's flows) to the
+// kernel and waits for it, up to TakeoverTimeout: the followed instance is
+// about to become MASTER and add its addresses, and the flows' next
+// packets must find their entries (with a loose TCP pickup, the default,
+// the kernel would otherwise make new ones, and the commit could not
+// replace them). The MASTER commands that follow skip their -c. Nothing
+// is done while conntrackd does not run, or if already committed (the
+// other members of a sync group).
+func (s *Sync) Takeover() {
+	s.mu.Lock()
+	skip := !s.st.Running || s.committed || s.want == Master
+	s.committed = s.committed || !skip
+	s.mu.Unlock()
+	if !skip {
+		s.command(s.ctx, Master, "-c", TakeoverTimeout)
 	}
 }
 
@@ -243,36 +272,48 @@ func (s *Sync) serve(ctx context.Context, exited <-chan error) error {
 // on this conntrackd already.
 func (s *Sync) applyRole(ctx context.Context) {
 	s.mu.Lock()
-	r, done := s.want, s.applied
-	s.applied = true
+	r, done, committed := s.want, s.applied, s.committed
+	s.applied, s.committed = true, false
 	s.mu.Unlock()
 	if done {
 		return
 	}
 	for _, opt := range Commands(r) {
-		res, err := s.run.Run(ctx, CommandTimeout, opt)
-		if ctx.Err() != nil {
-			return // Tandem is stopping conntrackd
+		if opt == "-c" && committed {
+			continue // Takeover did it
 		}
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit status %d", res.ExitCode)
-			if res.TimedOut {
-				err = fmt.Errorf("timed out after %v", CommandTimeout)
-			}
-		}
-		s.mu.Lock()
-		s.st.Role, s.st.Command, s.st.CommandAt = r.String(), "conntrackd "+opt, s.clock.Now()
-		s.st.CommandErr = ""
-		if err != nil {
-			s.st.CommandErr = err.Error()
-		}
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Error("conntrackd command failed", "role", r.String(), "command", opt, "err", err)
-		} else {
-			s.log.Info("conntrackd command", "role", r.String(), "command", opt)
+		if !s.command(ctx, r, opt, CommandTimeout) {
+			return
 		}
 	}
+}
+
+// command runs one conntrackd command for role r and records it in the
+// status; false if ctx ended (Tandem is stopping conntrackd).
+func (s *Sync) command(ctx context.Context, r Role, opt string, timeout time.Duration) bool {
+	res, err := s.run.Run(ctx, timeout, opt)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("exit status %d", res.ExitCode)
+		if res.TimedOut {
+			err = fmt.Errorf("timed out after %v", timeout)
+		}
+	}
+	s.mu.Lock()
+	s.st.Role, s.st.Command, s.st.CommandAt = r.String(), "conntrackd "+opt, s.clock.Now()
+	s.st.CommandErr = ""
+	if err != nil {
+		s.st.CommandErr = err.Error()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("conntrackd command failed", "role", r.String(), "command", opt, "err", err)
+	} else {
+		s.log.Info("conntrackd command", "role", r.String(), "command", opt)
+	}
+	return true
 }
 
 // clearStale removes what a conntrackd that did not stop cleanly left: a

@@ -258,3 +258,39 @@ func TestNotInstalled(t *testing.T) {
 		t.Errorf("files written: %v", ents)
 	}
 }
+
+// TestTakeover: the commit runs before Takeover returns (before the new
+// master's addresses go up), once for all members of a sync group, and
+// the MASTER commands that follow skip it.
+func TestTakeover(t *testing.T) {
+	f := newFake()
+	s := testSync(t, f, clock.Real)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	f.next(t, 3)
+	waitStatus(t, s, func(st Status) bool { return st.Running && st.Command == "conntrackd -n" })
+	s.Takeover()
+	select {
+	case c := <-f.calls:
+		if c != "-c" {
+			t.Fatalf("Takeover ran %q, want -c", c)
+		}
+	default:
+		t.Fatal("Takeover returned before committing")
+	}
+	s.Takeover() // another member of the sync group
+	s.SetRole(Master)
+	if diff := cmp.Diff([]string{"-f", "-R", "-B"}, f.next(t, 3)); diff != "" {
+		t.Errorf("MASTER after Takeover (-want +got):\n%s", diff)
+	}
+	// A later takeover commits again.
+	s.SetRole(Backup)
+	f.next(t, 2)
+	s.Takeover()
+	s.SetRole(Master)
+	if diff := cmp.Diff([]string{"-c", "-f", "-R", "-B"}, f.next(t, 4)); diff != "" {
+		t.Errorf("second takeover (-want +got):\n%s", diff)
+	}
+}

@@ -16,6 +16,7 @@ type ctSyncer interface {
 	Start() error
 	Stop()
 	SetRole(ctsync.Role)
+	Takeover()
 	Status() ctsync.Status
 }
 
@@ -106,6 +107,20 @@ func (c *ctFollower) setState(name string, group bool, st vrrp.State) {
 	c.roles[key] = role
 	if c.s != nil && c.follows() == key {
 		c.s.SetRole(role)
+	}
+}
+
+// takeover is the VRRP engine's hook before instance in adds its
+// addresses as the new master (vrrp.WithBeforeTakeover): if conntrackd
+// follows it, or its sync group, the replicated flows are committed
+// first.
+func (c *ctFollower) takeover(in *config.Instance) {
+	c.mu.Lock()
+	s := c.s
+	follows := s != nil && (c.cfg.Instance == in.Name || c.cfg.SyncGroup != "" && c.cfg.SyncGroup == in.SyncGroup)
+	c.mu.Unlock()
+	if follows {
+		s.Takeover()
 	}
 }
 

@@ -24,6 +24,7 @@ func (f *fakeCT) Stop()        { *f.events = append(*f.events, "stop "+f.cfg.Int
 func (f *fakeCT) SetRole(r ctsync.Role) {
 	*f.events = append(*f.events, f.cfg.Interface+" "+r.String())
 }
+func (f *fakeCT) Takeover()             { *f.events = append(*f.events, f.cfg.Interface+" takeover") }
 func (f *fakeCT) Status() ctsync.Status { return ctsync.Status{Running: true, Role: "MASTER"} }
 
 func testCTFollower(events *[]string) *ctFollower {
@@ -47,12 +48,15 @@ func TestCTFollower(t *testing.T) {
 		return &config.ConntrackSync{Interface: iface, Instance: inst, SyncGroup: group}
 	}
 	a := blk("eth2", "VI_1", "")
-	c.setState("VI_1", false, vrrp.Master) // before conntrackd starts
+	c.setState("VI_1", false, vrrp.Master)     // before conntrackd starts
+	c.takeover(&config.Instance{Name: "VI_1"}) // nothing runs yet
 	if err := c.apply(config.Delta[*config.ConntrackSync]{Change: config.Added, New: a}); err != nil {
 		t.Fatal(err)
 	}
 	c.setState("VI_2", false, vrrp.Fault) // not followed
-	c.setState("VI_1", true, vrrp.Fault)  // a sync group of the same name: not followed
+	c.takeover(&config.Instance{Name: "VI_2"})
+	c.takeover(&config.Instance{Name: "VI_1"})
+	c.setState("VI_1", true, vrrp.Fault) // a sync group of the same name: not followed
 	c.setState("VI_1", false, vrrp.Backup)
 	c.setState("VI_1", false, vrrp.Init)
 	c.setState("VI_1", false, vrrp.Fault)
@@ -65,12 +69,14 @@ func TestCTFollower(t *testing.T) {
 	if err := c.apply(config.Delta[*config.ConntrackSync]{Change: config.Recreated, Old: a, New: b}); err != nil {
 		t.Fatal(err)
 	}
+	c.takeover(&config.Instance{Name: "VI_3", SyncGroup: "G"})
+	c.takeover(&config.Instance{Name: "VI_4"})
 	if st := c.status(); st == nil || st.Follows != "sync_group G" || !st.Running {
 		t.Errorf("status %+v", st)
 	}
 	c.stop()
-	want := []string{"start eth2", "eth2 MASTER", "eth2 BACKUP", "eth2 BACKUP", "eth2 FAULT",
-		"stop eth2", "start eth3", "eth3 MASTER", "stop eth3"}
+	want := []string{"start eth2", "eth2 MASTER", "eth2 takeover", "eth2 BACKUP", "eth2 BACKUP", "eth2 FAULT",
+		"stop eth2", "start eth3", "eth3 MASTER", "eth3 takeover", "stop eth3"}
 	if diff := cmp.Diff(want, ev); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

@@ -192,7 +192,7 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Error("firewall table not removed", "err", err)
 		}
 	}()
-	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw))
+	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw), vrrp.WithBeforeTakeover(d.ct.takeover))
 	if err != nil {
 		return err
 	}
