@@ -291,10 +291,12 @@ func (s *Sync) applyRole(ctx context.Context) {
 // command runs one conntrackd command for role r and records it in the
 // status; false if ctx ended (Tandem is stopping conntrackd).
 func (s *Sync) command(ctx context.Context, r Role, opt string, timeout time.Duration) bool {
+	start := s.clock.Now()
 	res, err := s.run.Run(ctx, timeout, opt)
 	if ctx.Err() != nil {
 		return false
 	}
+	took := s.clock.Now().Sub(start)
 	if err == nil && res.ExitCode != 0 {
 		err = fmt.Errorf("exit status %d", res.ExitCode)
 		if res.TimedOut {
@@ -309,9 +311,9 @@ func (s *Sync) command(ctx context.Context, r Role, opt string, timeout time.Dur
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.log.Error("conntrackd command failed", "role", r.String(), "command", opt, "err", err)
+		s.log.Error("conntrackd command failed", "role", r.String(), "command", opt, "took", took, "err", err)
 	} else {
-		s.log.Info("conntrackd command", "role", r.String(), "command", opt)
+		s.log.Info("conntrackd command", "role", r.String(), "command", opt, "took", took)
 	}
 	return true
 }

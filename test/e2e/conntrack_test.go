@@ -26,7 +26,10 @@ import (
 
 // natConns is how many long-lived connections TestNATConntrackFailover
 // keeps through the VIP (the issue's measure: 200).
-var natConns = flag.Int("nat-conns", 200, "TestNATConntrackFailover: client connections through the VIP")
+var (
+	natConns  = flag.Int("nat-conns", 200, "TestNATConntrackFailover: client connections through the VIP")
+	natAdvert = flag.String("nat-advert", "0.1", "TestNATConntrackFailover: the directors' advert_int (VRRPv3, seconds)")
+)
 
 // The NAT pair's addresses: the VIP on the outside (wan), the real
 // servers' gateway (also floating) on the inside (lan), and the
@@ -64,7 +67,7 @@ func natPairSpec() lab.Spec {
 }
 
 // natPairConf is director n's configuration (1 is the master): VRRPv3 at
-// advert 0.1 s floating the VIP and the inside gateway, a round-robin NAT
+// advert -nat-advert floating the VIP and the inside gateway, a round-robin NAT
 // service, and, with sync, conntrack_sync over eth2.
 func natPairConf(n int, withSync bool) string {
 	prio := map[int]int{1: 150, 2: 100}[n]
@@ -81,7 +84,7 @@ func natPairConf(n int, withSync bool) string {
     virtual_router_id 71
     version 3
     priority %d
-    advert_int 0.1
+    advert_int %s
     virtual_ipaddress {
         %s/24 dev eth0
         %s/24 dev eth1
@@ -93,7 +96,7 @@ virtual_server %s %d {
     lb_kind NAT
     protocol TCP
 %s%s}
-%s`, prio, natVIP, natGW, natVIP, natPort, rs("10.7.2.11"), rs("10.7.2.12"), ct)
+%s`, prio, *natAdvert, natVIP, natGW, natVIP, natPort, rs("10.7.2.11"), rs("10.7.2.12"), ct)
 }
 
 // echoServer answers every read with the same bytes, in node, until the
