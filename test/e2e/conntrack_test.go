@@ -363,6 +363,33 @@ func TestConntrackdLifecycle(t *testing.T) {
 	if err := cmd.Run(); err != nil || !strings.Contains(text.String(), "conntrackd: running (following instance VI_1, MASTER, 1 restarts); last command conntrackd -B: ok") {
 		t.Errorf("tandem status: %v\n%s", err, text.String())
 	}
+	// A reload that leaves conntrack_sync alone leaves conntrackd alone;
+	// one that changes it restarts conntrackd with the new settings.
+	pid = conntrackdPID(t, files.Conf)
+	reload := func(conf string) {
+		t.Helper()
+		if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(tandemBin, "reload", "--socket", d.socket).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tandem reload: %v\n%s", err, out)
+		}
+	}
+	reload(natPairConf(1, true) + "# a comment\n")
+	if p := conntrackdPID(t, files.Conf); p != pid {
+		t.Errorf("conntrackd %d after a reload that changed nothing of it (was %d)", p, pid)
+	}
+	reload(strings.Replace(natPairConf(1, true), "    peer 10.7.9.3\n", "    peer 10.7.9.3\n    port 3781\n", 1))
+	waitFor(t, "conntrackd restarted by the reload", 20*time.Second, func() bool {
+		p := conntrackdPID(t, files.Conf)
+		b, _ := os.ReadFile(files.Conf)
+		return p != 0 && p != pid && strings.Contains(string(b), "Port 3781")
+	})
+	waitFor(t, "the new conntrackd running as MASTER", 20*time.Second, func() bool {
+		st, err := d.status()
+		return err == nil && st.Conntrackd != nil && st.Conntrackd.Running && st.Conntrackd.Command == "conntrackd -B"
+	})
 	if err := d.proc.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
