@@ -111,7 +111,7 @@ type Sync struct {
 	// committed: Takeover has committed the external cache for the
 	// coming MASTER; its commands skip -c.
 	committed bool
-	st      Status
+	st        Status
 }
 
 // New prepares conntrackd for c next to Tandem's socket; Start runs it.

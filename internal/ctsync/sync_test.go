@@ -229,18 +229,20 @@ func TestStopRemovesFiles(t *testing.T) {
 
 func waitStatus(t *testing.T, s *Sync, cond func(Status) bool) {
 	t.Helper()
-	for start := time.Now(); !cond(s.Status()); time.Sleep(time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("status never matched: %+v", s.Status())
-		}
-	}
+	waitUntil(t, "status", func() bool { return cond(s.Status()) })
 }
 
 func waitPending(t *testing.T, clk *clock.Fake) {
 	t.Helper()
-	for start := time.Now(); clk.Pending() == 0; time.Sleep(time.Millisecond) {
+	waitUntil(t, "a timer", func() bool { return clk.Pending() > 0 })
+}
+
+// waitUntil polls cond; the deadline only guards against a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(time.Millisecond) {
 		if time.Since(start) > 10*time.Second {
-			t.Fatal("no timer set")
+			t.Fatalf("waited in vain for %s", what)
 		}
 	}
 }
