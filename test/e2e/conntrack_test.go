@@ -363,6 +363,28 @@ func TestConntrackdLifecycle(t *testing.T) {
 	if err := cmd.Run(); err != nil || !strings.Contains(text.String(), "conntrackd: running (following instance VI_1, MASTER, 1 restarts); last command conntrackd -B: ok") {
 		t.Errorf("tandem status: %v\n%s", err, text.String())
 	}
+	// A second Tandem in the namespace is refused before it touches
+	// anything: conntrackd, its files, the first Tandem go on.
+	pid = conntrackdPID(t, files.Conf)
+	secondSock := filepath.Join(filepath.Dir(d.socket), "second.sock")
+	second, err := l.Start("dir1", tandemBin, "run", "-f", d.conf, "--socket", secondSock, "--dataplane", "nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("a second tandem in dir1 kept running")
+	}
+	if second.Wait() == nil || !strings.Contains(second.Output(), "another tandem") {
+		t.Errorf("second tandem: %v\n%s", second.Wait(), second.Output())
+	}
+	if p := conntrackdPID(t, files.Conf); p != pid || conntrackdPID(t, ctsync.FilesFor(secondSock).Conf) != 0 {
+		t.Errorf("conntrackd %d after a second tandem was refused (was %d)", p, pid)
+	}
+	if st, err := d.status(); err != nil || !st.Conntrackd.Running {
+		t.Errorf("first tandem after the second was refused: %v", err)
+	}
 	// A reload that leaves conntrack_sync alone leaves conntrackd alone;
 	// one that changes it restarts conntrackd with the new settings.
 	pid = conntrackdPID(t, files.Conf)
