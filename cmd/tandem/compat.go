@@ -39,20 +39,21 @@ func compatReport(cmd *cobra.Command, file, configID string, asJSON bool) error 
 			fmt.Fprintf(out, "%s: %s: %s: %s\n", f.Pos, f.Keyword, f.Kind, f.Difference)
 		}
 	}
-	unsup, differs, adds := counts[config.CompatUnsupported], counts[config.CompatDiffers], counts[config.CompatAdds]
+	unsup, differs, adds, ext := counts[config.CompatUnsupported], counts[config.CompatDiffers], counts[config.CompatAdds], counts[config.CompatTandem]
 	if asJSON {
 		b, err := json.MarshalIndent(struct {
 			Findings    []compatFinding `json:"findings"`
 			Unsupported int             `json:"unsupported"`
 			Differs     int             `json:"differs"`
 			Adds        int             `json:"adds"`
-		}{list, unsup, differs, adds}, "", "  ")
+			Tandem      int             `json:"tandem"`
+		}{list, unsup, differs, adds, ext}, "", "  ")
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s\n", b)
 	} else {
-		fmt.Fprintf(out, "%d findings: %d unsupported, %d differ, %d add\n", len(fs), unsup, differs, adds)
+		fmt.Fprintf(out, "%d findings: %d unsupported, %d differ, %d add, %d Tandem-only\n", len(fs), unsup, differs, adds, ext)
 	}
 	if diags.HasErrors() {
 		return exitError{1}

@@ -39,6 +39,27 @@ type Status struct {
 	// SyncDaemon is IPVS's connection-sync daemon (lvs_sync_daemon);
 	// absent when not configured.
 	SyncDaemon *SyncDaemonStatus `json:"sync_daemon,omitempty"`
+	// Conntrackd is the conntrackd conntrack_sync runs; absent when not
+	// configured.
+	Conntrackd *ConntrackdStatus `json:"conntrackd,omitempty"`
+}
+
+// ConntrackdStatus is conntrackd's state (conntrack_sync): whether it
+// runs, how often it was restarted, and the last command Tandem gave it
+// on a transition of the instance or sync group it follows.
+type ConntrackdStatus struct {
+	Follows  string `json:"follows"`
+	Running  bool   `json:"running"`
+	Restarts int    `json:"restarts"`
+	// Error says why conntrackd does not run (how it last died).
+	Error string `json:"error,omitempty"`
+	// Role is the role conntrackd was last switched to (MASTER, BACKUP,
+	// FAULT); Command the last command given ("conntrackd -c"),
+	// CommandError how it failed ("" if it did not), CommandTime when.
+	Role         string    `json:"role"`
+	Command      string    `json:"command,omitempty"`
+	CommandError string    `json:"command_error,omitempty"`
+	CommandTime  time.Time `json:"command_time,omitzero"`
 }
 
 // SyncDaemonStatus is lvs_sync_daemon's settings and the kernel's sync

@@ -267,6 +267,33 @@ tandem_lvs_sync_daemon_running{interface="eth1",role="master",sync_id="51"} 0
 	}
 }
 
+// TestMetricsConntrackd: conntrackd's state and last command are
+// exported when conntrack_sync is configured, and nothing otherwise.
+func TestMetricsConntrackd(t *testing.T) {
+	src := testSource()
+	names := []string{"tandem_conntrackd_running", "tandem_conntrackd_restarts_total", "tandem_conntrackd_last_command_ok"}
+	if n := testutil.CollectAndCount(statusCollector{src}, names...); n != 0 {
+		t.Errorf("%d conntrackd series without conntrack_sync, want 0", n)
+	}
+	src.set(func(st *Status) {
+		st.Conntrackd = &ConntrackdStatus{Follows: "instance VI_1", Running: true, Restarts: 3, Role: "MASTER", Command: "conntrackd -c", CommandError: "exit status 1"}
+	})
+	want := `
+# HELP tandem_conntrackd_last_command_ok 1 if the last command given to conntrackd on a VRRP transition succeeded, else 0.
+# TYPE tandem_conntrackd_last_command_ok gauge
+tandem_conntrackd_last_command_ok{command="conntrackd -c",follows="instance VI_1",role="MASTER"} 0
+# HELP tandem_conntrackd_restarts_total Times conntrackd died and was restarted.
+# TYPE tandem_conntrackd_restarts_total counter
+tandem_conntrackd_restarts_total{follows="instance VI_1"} 3
+# HELP tandem_conntrackd_running 1 if the conntrackd of conntrack_sync runs, else 0.
+# TYPE tandem_conntrackd_running gauge
+tandem_conntrackd_running{follows="instance VI_1"} 1
+`
+	if err := testutil.CollectAndCompare(statusCollector{src}, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+}
+
 // histogram returns the sample count and sum of one latency series.
 func histogram(t *testing.T, s *latencySampler, labels ...string) (uint64, float64) {
 	t.Helper()

@@ -51,6 +51,9 @@ var metric = struct {
 	dpPackets     *prometheus.Desc
 	dpBytes       *prometheus.Desc
 	syncDaemon    *prometheus.Desc
+	ctRunning     *prometheus.Desc
+	ctRestarts    *prometheus.Desc
+	ctCommandOK   *prometheus.Desc
 }{
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
@@ -70,6 +73,9 @@ var metric = struct {
 	dpPackets:     metricDesc("dataplane_packets_total", "Packets the data plane forwarded to the real server.", "service", "protocol", "real_server"),
 	dpBytes:       metricDesc("dataplane_bytes_total", "Bytes the data plane forwarded to the real server.", "service", "protocol", "real_server"),
 	syncDaemon:    metricDesc("lvs_sync_daemon_running", "1 if the kernel runs IPVS's connection-sync daemon in this role (lvs_sync_daemon), else 0.", "role", "interface", "sync_id"),
+	ctRunning:     metricDesc("conntrackd_running", "1 if the conntrackd of conntrack_sync runs, else 0.", "follows"),
+	ctRestarts:    metricDesc("conntrackd_restarts_total", "Times conntrackd died and was restarted.", "follows"),
+	ctCommandOK:   metricDesc("conntrackd_last_command_ok", "1 if the last command given to conntrackd on a VRRP transition succeeded, else 0.", "follows", "role", "command"),
 }
 
 // statusCollector turns a Source's status and live table into metrics at
@@ -79,7 +85,8 @@ type statusCollector struct{ src Source }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
-		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon} {
+		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon,
+		metric.ctRunning, metric.ctRestarts, metric.ctCommandOK} {
 		ch <- d
 	}
 }
@@ -120,6 +127,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		// finds a series on a backup too.
 		for _, role := range metricSyncRoles {
 			gauge(metric.syncDaemon, metricBool(slices.Contains(sd.Running, role)), role, sd.Interface, strconv.Itoa(sd.SyncID))
+		}
+	}
+	if ct := st.Conntrackd; ct != nil {
+		gauge(metric.ctRunning, metricBool(ct.Running), ct.Follows)
+		counter(metric.ctRestarts, uint64(ct.Restarts), ct.Follows)
+		if ct.Command != "" {
+			gauge(metric.ctCommandOK, metricBool(ct.CommandError == ""), ct.Follows, ct.Role, ct.Command)
 		}
 	}
 	if st.Dataplane == "" {

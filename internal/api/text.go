@@ -41,6 +41,9 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 	if sd := st.SyncDaemon; sd != nil {
 		writeSyncDaemon(w, sd)
 	}
+	if ct := st.Conntrackd; ct != nil {
+		writeConntrackd(w, ct)
+	}
 	if len(st.VirtualServers) == 0 {
 		return nil
 	}
@@ -88,6 +91,27 @@ func dropText(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// writeConntrackd writes conntrackd's line: running or not (and why),
+// its restarts, and the last command and its result.
+func writeConntrackd(w io.Writer, ct *ConntrackdStatus) {
+	state := "running"
+	if !ct.Running {
+		state = "not running"
+	}
+	fmt.Fprintf(w, "\nconntrackd: %s (following %s, %s, %d restarts)", state, ct.Follows, ct.Role, ct.Restarts)
+	if ct.Error != "" {
+		fmt.Fprintf(w, ": %s", ct.Error)
+	}
+	if ct.Command != "" {
+		res := "ok"
+		if ct.CommandError != "" {
+			res = ct.CommandError
+		}
+		fmt.Fprintf(w, "; last command %s: %s", ct.Command, res)
+	}
+	fmt.Fprintln(w)
 }
 
 // writeSyncDaemon writes the sync daemon's line: which daemons the kernel

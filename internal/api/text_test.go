@@ -73,3 +73,26 @@ func TestStatusShowsReason(t *testing.T) {
 		t.Errorf("JSON status lacks the reason or its time: %s", js)
 	}
 }
+
+// TestWriteTextConntrackd: `tandem status` shows whether conntrackd runs,
+// why not, and its last command's result.
+func TestWriteTextConntrackd(t *testing.T) {
+	for _, tt := range []struct {
+		ct   *ConntrackdStatus
+		want string
+	}{
+		{&ConntrackdStatus{Follows: "instance VI_1", Running: true, Role: "MASTER", Command: "conntrackd -B"},
+			"conntrackd: running (following instance VI_1, MASTER, 0 restarts); last command conntrackd -B: ok\n"},
+		{&ConntrackdStatus{Follows: "sync_group G", Restarts: 2, Role: "BACKUP", Error: "conntrackd exited (status 1, signal 0)",
+			Command: "conntrackd -n", CommandError: "exit status 1"},
+			"conntrackd: not running (following sync_group G, BACKUP, 2 restarts): conntrackd exited (status 1, signal 0); last command conntrackd -n: exit status 1\n"},
+	} {
+		var b strings.Builder
+		if err := WriteText(&b, Status{Conntrackd: tt.ct}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimPrefix(b.String(), "\n"); got != tt.want {
+			t.Errorf("WriteText with %+v:\n%q\nwant\n%q", tt.ct, got, tt.want)
+		}
+	}
+}

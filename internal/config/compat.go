@@ -19,6 +19,9 @@ const (
 	CompatDiffers CompatKind = "differs"
 	// CompatAdds: keepalived's behaviour, and something Tandem adds.
 	CompatAdds CompatKind = "adds"
+	// CompatTandem: a Tandem extension that keepalived does not read
+	// (it calls the keyword unknown and skips it).
+	CompatTandem CompatKind = "tandem"
 )
 
 // Finding is one place of a configuration that will behave differently
@@ -101,6 +104,8 @@ var compatTable = []compatEntry{
 	{ID: "notify_priority_changes", Blocks: []string{"vrrp_instance", "vrrp_sync_group", "global_defs"},
 		Keywords: []string{"notify_priority_changes", "vrrp_notify_priority_changes"}, Kind: CompatAdds,
 		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},
+	{ID: "conntrack_sync", Blocks: []string{"keepalived.conf"}, Keywords: []string{"conntrack_sync"}, Kind: CompatTandem,
+		Difference: "a Tandem extension (conntrackd run and switched on VRRP transitions, docs/conntrack-sync.md); keepalived does not know it: there, notify scripts run conntrackd (its primary-backup.sh)"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,
 		Difference: "its state, priority and transitions are in tandem status [--json] and, with tandem run --http, the status page and Prometheus /metrics; keepalived's SNMP and D-Bus are not implemented"},
 }

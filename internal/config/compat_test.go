@@ -174,6 +174,12 @@ var compatCases = map[string]compatTableCase{
 			t.Error("notify_priority_changes not set")
 		}
 	}},
+	"conntrack_sync": {compatInVI("") + "conntrack_sync {\n instance VI_1\n interface eth1\n source 10.9.0.1\n peer 10.9.0.2\n}\n", func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
+		noWarnings(t, ds)
+		if c.ConntrackSync == nil || c.ConntrackSync.Instance != "VI_1" {
+			t.Errorf("conntrack_sync %+v", c.ConntrackSync)
+		}
+	}},
 	"vrrp_instance": {compatInVI(""), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
 		noWarnings(t, ds)
 		if len(c.Instances) != 1 {

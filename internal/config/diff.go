@@ -80,6 +80,7 @@ type ConfigDiff struct {
 	StaticRules     []Delta[*Rule]
 	ServerGroups    []Delta[*ServerGroup]
 	VirtualServers  []VirtualServerDelta
+	ConntrackSync   Delta[*ConntrackSync]
 }
 
 // Diff compares two configurations by their objects' keys. It is the one
@@ -108,6 +109,7 @@ func Diff(oldCfg, newCfg *Config) ConfigDiff {
 		ServerGroups: diffList(old, new, oldCfg.ServerGroups, newCfg.ServerGroups, func(o, n *ServerGroup) Change {
 			return settings(o, n, true)
 		}),
+		ConntrackSync: diffConntrackSync(oldCfg.ConntrackSync, newCfg.ConntrackSync),
 	}
 	groups := map[string]Change{}
 	for _, g := range d.SyncGroups {

@@ -43,6 +43,7 @@ func Format(w io.Writer, cfg *Config) error {
 	for _, vs := range cfg.VirtualServers {
 		f.virtualServer(vs)
 	}
+	f.conntrackSync(cfg.ConntrackSync)
 	_, err := io.WriteString(w, f.b.String())
 	return err
 }

@@ -31,6 +31,8 @@ type Config struct {
 	ServerGroups    []*ServerGroup   `json:"virtual_server_groups"`
 	VirtualServers  []*VirtualServer `json:"virtual_servers"`
 	GarpGroups      []*GarpGroup     `json:"garp_groups,omitempty"`
+	// ConntrackSync is the Tandem block conntrack_sync; nil without one.
+	ConntrackSync *ConntrackSync `json:"conntrack_sync,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex

@@ -23,6 +23,7 @@ func (p *parser) validate(cfg *Config) {
 	p.validateSyncGroups(cfg)
 	p.validateServers(cfg)
 	p.finalizeSyncDaemon(cfg)
+	p.finalizeConntrackSync(cfg)
 	p.validateFIFOs(&cfg.Global.Ops)
 }
 

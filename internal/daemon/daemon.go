@@ -64,6 +64,8 @@ type Daemon struct {
 	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 	// syncd runs IPVS's connection-sync daemons (lvs_sync_daemon).
 	syncd *syncFollower
+	// ct runs conntrackd (conntrack_sync).
+	ct *ctFollower
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
@@ -138,7 +140,7 @@ func load(opts Options) (*Daemon, error) {
 	applyUmask(cfg)
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{},
-		syncd: newSyncFollower(opts.Dataplane, openSyncer, log)}, nil
+		syncd: newSyncFollower(opts.Dataplane, openSyncer, log), ct: newCTFollower(opts.Socket, log)}, nil
 }
 
 // run starts everything for d's configuration and runs until ctx is done;
@@ -190,7 +192,7 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Error("firewall table not removed", "err", err)
 		}
 	}()
-	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw))
+	eng, err := vrrp.NewEngine(cfg, host, log, d.stateChanged, vrrp.WithFirewall(fw), vrrp.WithBeforeTakeover(d.ct.takeover))
 	if err != nil {
 		return err
 	}
@@ -227,6 +229,15 @@ func (d *Daemon) run(ctx context.Context) error {
 		log.Warn(warning)
 	}
 	defer d.syncd.stop()
+	// conntrackd starts as backup, as the instances do, and stops last.
+	if c := cfg.ConntrackSync; c != nil {
+		if err := d.ct.apply(config.Delta[*config.ConntrackSync]{Change: config.Added, New: c}); err != nil {
+			d.trackers.stop()
+			eng.Close()
+			return err
+		}
+	}
+	defer d.ct.stop()
 	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
@@ -370,7 +381,8 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	d.mu.Unlock()
 	// Static entries first: a new instance may send from a new static
 	// address.
-	for _, err := range reloadStatic(d.static, config.Diff(old, cfg)) {
+	diff := config.Diff(old, cfg)
+	for _, err := range reloadStatic(d.static, diff) {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	rep := d.engine.Reload(cfg)
@@ -391,6 +403,10 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 		res.Errors = append(res.Errors, err.Error())
 	} else if warning != "" {
 		res.Warnings = append(res.Warnings, warning)
+	}
+	// conntrackd restarts only if conntrack_sync changed.
+	if err := d.ct.apply(diff.ConntrackSync); err != nil {
+		res.Errors = append(res.Errors, err.Error())
 	}
 	d.mu.Lock()
 	bal, master := d.bal, len(d.masters) > 0
@@ -439,6 +455,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 	var mail func(context.Context) error
 	if sc.Group != nil {
 		kind, name = "group", sc.Group.Name
+		d.ct.setState(name, true, sc.State)
 		d.notes.Group(fx.users, sc.Group, st)
 		fx.fifos.Group(sc.Group.Name, st)
 		if alert(sc.Group.SMTPAlert) {
@@ -452,6 +469,7 @@ func (d *Daemon) stateChanged(sc vrrp.StateChange) {
 		if sc.State != vrrp.Stop {
 			d.syncd.setState(name, sc.State == vrrp.Master)
 		}
+		d.ct.setState(name, false, sc.State)
 		d.notes.Instance(fx.users, sc.Instance, st, sc.Priority)
 		fx.fifos.Instance(sc.Instance, st, sc.Priority)
 		if alert(sc.Instance.SMTPAlert) {
@@ -541,6 +559,7 @@ func (d *Daemon) Status() api.Status {
 		st.VirtualServers, st.DataplaneOps = bal.status()
 	}
 	st.SyncDaemon = d.syncd.status()
+	st.Conntrackd = d.ct.status()
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {
 		st.Events = append(st.Events, api.Event(e))

@@ -109,6 +109,9 @@ type Engine struct {
 	onState func(StateChange)
 	clock   clock.Clock
 	fw      Firewall // nil: none (see WithFirewall)
+	// beforeTakeover runs before a new master adds its addresses (see
+	// WithBeforeTakeover); nil: nothing.
+	beforeTakeover func(*config.Instance)
 	// rt raises the loop's thread to real-time scheduling when its timers
 	// run late (max_auto_priority); the loop's own.
 	rt *realtime
@@ -878,6 +881,9 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	case SendAdvert:
 		in.sendAdvert(a.Priority, e)
 	case AddVIPs:
+		if e.beforeTakeover != nil {
+			e.beforeTakeover(in.cfg)
+		}
 		e.updateFirewall(in.cfg) // first: no packet to the addresses is accepted
 		in.install(e.kernel)
 		e.handOver(in)
