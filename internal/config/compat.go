@@ -101,6 +101,10 @@ var compatTable = []compatEntry{
 	{ID: "notify_priority_changes", Blocks: []string{"vrrp_instance", "vrrp_sync_group", "global_defs"},
 		Keywords: []string{"notify_priority_changes", "vrrp_notify_priority_changes"}, Kind: CompatAdds,
 		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},
+	{ID: "fast_failover_bfd", Blocks: []string{"vrrp_instance"}, Keywords: []string{"fast_failover_bfd"}, Kind: CompatAdds,
+		Difference: "Tandem's own keyword (BFD-accelerated takeover: a backup whose master's BFD session goes down takes over at once); keepalived 2.2.7 does not know it and refuses the file"},
+	{ID: "bfd-multihop", Blocks: []string{"bfd_instance"}, Keywords: []string{"multihop"}, Kind: CompatAdds,
+		Difference: "Tandem's own keyword (RFC 5883 multihop, UDP port 4784; keepalived always uses RFC 5881's port 3784); keepalived 2.2.7 does not know it and refuses the file"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,
 		Difference: "its state, priority and transitions are in tandem status [--json] and, with tandem run --http, the status page and Prometheus /metrics; keepalived's SNMP and D-Bus are not implemented"},
 }

@@ -90,5 +90,6 @@ func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 		"virtual_server_group": with(p.serverGroup),
 		"virtual_server":       with(p.virtualServer),
 		"garp_group":           with(p.garpGroup),
+		"bfd_instance":         with(p.bfdInstance),
 	})
 }

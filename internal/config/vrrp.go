@@ -124,16 +124,11 @@ func (p *parser) weightTo(w *int, reverse, set *bool) handler {
 	}
 }
 
-// intTok reads a signed decimal integer in [lo, hi].
+// intTok reads a signed decimal integer in [lo, hi]; the message names
+// the whole range (it used to name half of it: "-2" read as "2" not in
+// 0..1).
 func (p *parser) intTok(n *node, t syntax.Token, lo, hi int) (int, bool) {
-	if strings.HasPrefix(t.Text, "-") {
-		v, ok := p.uintTok(n, syntax.Token{Text: t.Text[1:], Pos: t.Pos}, 0, -lo)
-		if !ok {
-			return 0, false
-		}
-		return -v, true
-	}
-	return p.uintTok(n, t, max(lo, 0), hi)
+	return p.uintTok(n, t, lo, hi)
 }
 
 // userTo reads "user USER [GROUP]".
@@ -268,6 +263,7 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 	}
 	g.Name = name
 	hs := merge(p.notifyHandlers(&g.Notify), p.trackHandlers(&g.TrackInterfaces, &g.TrackScripts, &g.TrackFiles, &g.TrackProcesses), map[string]handler{
+		"track_bfd": p.trackBFDHandler(&g.TrackBFD),
 		"group": func(n *node) {
 			g.Members = append(g.Members, p.words(n)...)
 		},
@@ -364,8 +360,10 @@ func (p *parser) instance(n *node, cfg *Config) {
 	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
-		"state":     setExactEnumOf(p, &in.State, initialStates),
-		"interface": p.setStr(&in.Interface),
+		"state":             setExactEnumOf(p, &in.State, initialStates),
+		"track_bfd":         p.trackBFDHandler(&in.TrackBFD),
+		"fast_failover_bfd": p.fastFailoverBFD(in),
+		"interface":         p.setStr(&in.Interface),
 		// RFC 3768 §5.3.3: VRID 1..255.
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
 		// RFC 3768 §5.3.4: 1..254 for backups, 255 for the address owner.
