@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +251,77 @@ func TestBFDConfig(t *testing.T) {
 				tt.check(t, cfg)
 			}
 		})
+	}
+}
+
+// TestDiffBFD: a session's timers, passive, ttl and weight change in
+// place; its neighbor, source and hop mode make another session; a
+// BFD_CHECK is keyed by the session it follows.
+func TestDiffBFD(t *testing.T) {
+	const base = "bfd_instance B {\n  neighbor_ip 10.0.0.2\n  min_rx 10\n}\n" +
+		"virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.5 80 {\n    BFD_CHECK {\n      name B\n    }\n  }\n}\n"
+	b := Key("bfd_instance B")
+	vs := Key("virtual_server inet TCP 10.0.0.1:80")
+	rs := vs + "/real_server 10.0.0.5:80"
+	for _, tc := range []struct {
+		name, from, to string
+		want           map[Key]Change
+	}{
+		{"nothing", "", "", nil},
+		{"min_rx", "min_rx 10", "min_rx 5", map[Key]Change{b: InPlace}},
+		{"multiplier", "min_rx 10", "min_rx 10\n  multiplier 3", map[Key]Change{b: InPlace}},
+		{"passive", "min_rx 10", "min_rx 10\n  passive", map[Key]Change{b: InPlace}},
+		{"ttl", "min_rx 10", "min_rx 10\n  ttl 10", map[Key]Change{b: InPlace}},
+		{"neighbor", "10.0.0.2", "10.0.0.3", map[Key]Change{b: Recreated}},
+		{"source", "min_rx 10", "min_rx 10\n  source_ip 10.0.0.9", map[Key]Change{b: Recreated}},
+		{"multihop", "min_rx 10", "min_rx 10\n  multihop", map[Key]Change{b: Recreated}},
+		{"renamed", "B {", "C {\n  weight 1", map[Key]Change{b: Removed, "bfd_instance C": Added,
+			vs: InPlace, rs: InPlace, rs + "/BFD_CHECK B": Removed, rs + "/BFD_CHECK C": Added}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to := strings.Replace(base, tc.from, tc.to, 1)
+			if tc.name == "renamed" {
+				to = strings.Replace(to, "name B", "name C", 1)
+			}
+			got := flatten(Diff(mustParseDiff(t, base), mustParseDiff(t, to)))
+			for k, c := range got {
+				if c != tc.want[k] {
+					t.Errorf("%s: %v, want %v", k, c, tc.want[k])
+				}
+			}
+			for k := range tc.want {
+				if _, ok := got[k]; !ok {
+					t.Errorf("%s: not in the diff (keys %v)", k, keys(got))
+				}
+			}
+		})
+	}
+}
+
+// TestBFDRoundTrip: tandem fmt prints every BFD keyword so that the text
+// reads back to the same model.
+func TestBFDRoundTrip(t *testing.T) {
+	src := "bfd_instance B {\n  neighbor_ip 10.0.0.2\n  source_ip 10.0.0.1\n  min_rx 1.5\n  min_tx 20\n  idle_tx 2000\n  multiplier 3\n  passive\n  hoplimit 10\n  max_hops -1\n  weight 30 reverse\n  multihop\n}\n" +
+		"bfd_instance C {\n  neighbor_ip fd00::2\n}\n" +
+		viWith("  track_bfd {\n    B\n    C weight -20 reverse\n  }\n  fast_failover_bfd C\n") +
+		"vrrp_sync_group G {\n  group {\n    VI_1\n  }\n  track_bfd {\n    C weight 5\n  }\n}\n" +
+		vsWith("  real_server 10.0.0.5 80 {\n    BFD_CHECK {\n      name B\n      alpha\n    }\n  }\n")
+	cfg, diags := Parse("t.conf", []byte(src), Options{ConfigID: "x"})
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	cfg2, diags2, text := roundTrip(t, cfg)
+	for _, d := range diags2 {
+		if !strings.Contains(d.Msg, "Tandem extension") && !strings.Contains(d.Msg, "sync group of one") {
+			t.Errorf("formatted text: %s", d)
+		}
+	}
+	if d := cmp.Diff(dump(t, cfg), dump(t, cfg2)); d != "" {
+		t.Errorf("parse(fmt(parse(x))) != parse(x) (-parse(x) +parse(fmt)):\n%s\nformatted text:\n%s", d, text)
+	}
+	for _, kw := range []string{"bfd_instance B", "neighbor_ip 10.0.0.2", "min_rx 1.5", "idle_tx 2000", "passive", "ttl 10", "max_hops -1", "weight 30 reverse", "multihop", "track_bfd", "fast_failover_bfd C", "BFD_CHECK", "name B"} {
+		if !strings.Contains(text, kw) {
+			t.Errorf("formatted text lacks %q:\n%s", kw, text)
+		}
 	}
 }

@@ -80,6 +80,7 @@ type ConfigDiff struct {
 	StaticRules     []Delta[*Rule]
 	ServerGroups    []Delta[*ServerGroup]
 	VirtualServers  []VirtualServerDelta
+	BFDInstances    []Delta[*BFDInstance]
 }
 
 // Diff compares two configurations by their objects' keys. It is the one
@@ -107,6 +108,13 @@ func Diff(oldCfg, newCfg *Config) ConfigDiff {
 		StaticRules:     diffList(old, new, oldCfg.StaticRules, newCfg.StaticRules, kernelObject[*Rule]),
 		ServerGroups: diffList(old, new, oldCfg.ServerGroups, newCfg.ServerGroups, func(o, n *ServerGroup) Change {
 			return settings(o, n, true)
+		}),
+		BFDInstances: diffList(old, new, oldCfg.BFDInstances, newCfg.BFDInstances, func(o, n *BFDInstance) Change {
+			// A session is its two ends and its hop mode (RFC 5880
+			// section 6.3: demultiplexed by the peers' addresses); timers,
+			// passive, ttl and max_hops change on the running session (a
+			// Poll sequence for timers, RFC 5880 section 6.8.3).
+			return settings(o, n, o.Neighbor == n.Neighbor && o.Source == n.Source && o.Multihop == n.Multihop)
 		}),
 	}
 	groups := map[string]Change{}
