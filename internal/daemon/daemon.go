@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"tandem/internal/api"
+	"tandem/internal/bfd"
 	"tandem/internal/config"
 	"tandem/internal/firewall"
 	"tandem/internal/notify"
@@ -48,6 +49,10 @@ type Options struct {
 	DumpDir string
 	Version string
 	Log     *slog.Logger
+	// NewBFD starts the BFD engine the bfd_instance blocks run on; nil:
+	// none, and a configuration with bfd_instance blocks is refused at
+	// start (errNoBFD). tandem run passes bfd.New.
+	NewBFD func(*slog.Logger) (bfd.Sessions, error)
 }
 
 // Daemon is a running Tandem.
@@ -64,6 +69,9 @@ type Daemon struct {
 	files  uint64    // RLIMIT_NOFILE, which sizes the listeners' caps
 	// syncd runs IPVS's connection-sync daemons (lvs_sync_daemon).
 	syncd *syncFollower
+	// bfd is the BFD sessions, nil until a configuration has
+	// bfd_instance blocks; set under mu (and reloadMu).
+	bfd *bfdHub
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
@@ -213,7 +221,14 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	defer closeHTTP()
 	d.ctx = ctx
-	if d.trackers, err = startTrackers(ctx, cfg, fx.users, eng, log); err != nil {
+	// The sessions start before the trackers that follow them, and stop
+	// (AdminDown to every neighbor) once the instances have.
+	if err := d.applyBFD(nil, cfg); err != nil {
+		eng.Close()
+		return err
+	}
+	defer d.closeBFD()
+	if d.trackers, err = startTrackers(ctx, cfg, fx.users, d.bfdHub(), eng, log); err != nil {
 		eng.Close()
 		return err
 	}
@@ -314,6 +329,10 @@ func (d *Daemon) startBalancer(cfg *config.Config, fx *effects, atStart bool) er
 	d.mu.Lock()
 	d.bal = bal
 	d.mu.Unlock()
+	if hub := d.bfdHub(); hub != nil {
+		// BFD_CHECKs start from the sessions' states as they are.
+		hub.replay(bal.sched.SetBFD)
+	}
 	d.balDone = make(chan struct{})
 	go func() {
 		defer close(d.balDone)
@@ -382,6 +401,12 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// Trackers follow the new configuration as config.Diff says, after
 	// the engine's reload so that the instances it re-created get the
 	// trackers' status too.
+	// BFD sessions change as config.Diff says, before the trackers that
+	// follow them.
+	if err := d.applyBFD(old, cfg); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	d.trackers.bfd = d.bfdHub()
 	if err := d.trackers.reload(old, cfg, fx.users); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
