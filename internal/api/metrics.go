@@ -51,6 +51,12 @@ var metric = struct {
 	dpPackets     *prometheus.Desc
 	dpBytes       *prometheus.Desc
 	syncDaemon    *prometheus.Desc
+	bfdUp         *prometheus.Desc
+	bfdFlaps      *prometheus.Desc
+	bfdDetection  *prometheus.Desc
+	bfdSent       *prometheus.Desc
+	bfdReceived   *prometheus.Desc
+	bfdDropped    *prometheus.Desc
 }{
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
@@ -70,6 +76,12 @@ var metric = struct {
 	dpPackets:     metricDesc("dataplane_packets_total", "Packets the data plane forwarded to the real server.", "service", "protocol", "real_server"),
 	dpBytes:       metricDesc("dataplane_bytes_total", "Bytes the data plane forwarded to the real server.", "service", "protocol", "real_server"),
 	syncDaemon:    metricDesc("lvs_sync_daemon_running", "1 if the kernel runs IPVS's connection-sync daemon in this role (lvs_sync_daemon), else 0.", "role", "interface", "sync_id"),
+	bfdUp:         metricDesc("bfd_session_up", "1 if the BFD session (bfd_instance) is Up, else 0.", "session", "neighbor"),
+	bfdFlaps:      metricDesc("bfd_session_flaps_total", "Transitions of the BFD session out of Up since start.", "session"),
+	bfdDetection:  metricDesc("bfd_detection_seconds", "Detection time in force for the BFD session (RFC 5880 section 6.8.4).", "session"),
+	bfdSent:       metricDesc("bfd_packets_sent_total", "BFD control packets sent on the session.", "session"),
+	bfdReceived:   metricDesc("bfd_packets_received_total", "BFD control packets received for the session.", "session"),
+	bfdDropped:    metricDesc("bfd_packets_dropped_total", "BFD control packets for the session that failed validation (RFC 5880 section 6.8.6).", "session"),
 }
 
 // statusCollector turns a Source's status and live table into metrics at
@@ -79,7 +91,8 @@ type statusCollector struct{ src Source }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
-		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon} {
+		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon,
+		metric.bfdUp, metric.bfdFlaps, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped} {
 		ch <- d
 	}
 }
@@ -121,6 +134,14 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, role := range metricSyncRoles {
 			gauge(metric.syncDaemon, metricBool(slices.Contains(sd.Running, role)), role, sd.Interface, strconv.Itoa(sd.SyncID))
 		}
+	}
+	for _, b := range st.BFD {
+		gauge(metric.bfdUp, metricBool(b.State == "Up"), b.Name, b.Neighbor)
+		counter(metric.bfdFlaps, b.Flaps, b.Name)
+		gauge(metric.bfdDetection, b.Detection, b.Name)
+		counter(metric.bfdSent, b.Sent, b.Name)
+		counter(metric.bfdReceived, b.Received, b.Name)
+		counter(metric.bfdDropped, b.Dropped, b.Name)
 	}
 	if st.Dataplane == "" {
 		return // no virtual servers: no data plane to report on

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"tandem/internal/api"
 	"tandem/internal/bfd"
 	"tandem/internal/config"
 	"tandem/internal/track"
@@ -227,4 +228,23 @@ func (d *Daemon) closeBFD() {
 			d.opts.Log.Warn("BFD sessions not closed cleanly", "err", err)
 		}
 	}
+}
+
+// bfdStatus is the sessions' part of the status document (nil: none).
+func (d *Daemon) bfdStatus() []api.BFDSessionStatus {
+	hub := d.bfdHub()
+	if hub == nil {
+		return nil
+	}
+	var out []api.BFDSessionStatus
+	for _, s := range hub.s.Status() {
+		b := api.BFDSessionStatus{Name: s.Name, Neighbor: s.Neighbor.String(), State: s.State.String(),
+			LocalDiag: s.LocalDiag, RemoteDiag: s.RemoteDiag, Detection: s.Detection.Seconds(), TxInterval: s.TxInterval.Seconds(),
+			Flaps: s.Flaps, LastChange: s.LastChange, Sent: s.Sent, Received: s.Received, Dropped: s.Dropped}
+		if s.Source.IsValid() {
+			b.Source = s.Source.String()
+		}
+		out = append(out, b)
+	}
+	return out
 }

@@ -566,6 +566,7 @@ func (d *Daemon) Status() api.Status {
 		st.VirtualServers, st.DataplaneOps = bal.status()
 	}
 	st.SyncDaemon = d.syncd.status()
+	st.BFD = d.bfdStatus()
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {
 		st.Events = append(st.Events, api.Event(e))
