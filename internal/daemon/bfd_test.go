@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"tandem/internal/api"
 	"tandem/internal/bfd"
 	"tandem/internal/config"
 	"tandem/internal/lab"
@@ -191,6 +192,14 @@ func TestDaemonBFD(t *testing.T) {
 	waitFor(t, "the real server down with its session", func() bool { return !healthy() })
 	f.events <- change("B", bfd.Down, bfd.Up)
 	waitFor(t, "the real server up again", healthy)
+
+	f.mu.Lock()
+	f.status = []bfd.Status{{Name: "B", Neighbor: netip.MustParseAddr("10.0.0.2"), State: bfd.Up, Detection: 50 * time.Millisecond, Flaps: 1, Sent: 9}}
+	f.mu.Unlock()
+	want := []api.BFDSessionStatus{{Name: "B", Neighbor: "10.0.0.2", State: "Up", Detection: 0.05, Flaps: 1, Sent: 9}}
+	if d := cmp.Diff(want, td.d.Status().BFD); d != "" {
+		t.Errorf("status of the sessions (-want +got):\n%s", d)
+	}
 
 	td.reload(t, bfdConf("10")+"\n")
 	if n := len(f.applies()); n != 1 {
