@@ -21,8 +21,8 @@ const (
 	// bfdSensible is BFD_M*_MAX_SENSIBLE: larger intervals load, with a
 	// warning.
 	bfdSensible = 10 * time.Second
-	// bfdMaxMs is UINT32_MAX/1000 ms, the largest interval keepalived reads.
-	bfdMaxMs = (1<<32 - 1) / 1000 * time.Millisecond
+	// bfdMaxInterval is UINT32_MAX/1000 ms, the largest interval keepalived reads.
+	bfdMaxInterval = (1<<32 - 1) / 1000 * time.Millisecond
 )
 
 // bfdInstance reads a bfd_instance block (bfd_parser.c). keepalived
@@ -122,8 +122,8 @@ func (p *parser) setMs(dst *Duration, lo time.Duration) handler {
 		_, frac, _ := strings.Cut(t.Text, ".")
 		d, err := parseSeconds(t.Text) // the number, read as seconds ...
 		d /= 1000                      // ... is that many milliseconds
-		if err != nil || len(frac) > 3 || d < lo || d > bfdMaxMs {
-			p.errorf(t.Pos, "%s: %q is not a number of milliseconds in %s..%s (at most 3 decimals)", n.Keyword.Text, t.Text, msText(Duration(lo)), msText(Duration(bfdMaxMs)))
+		if err != nil || len(frac) > 3 || d < lo || d > bfdMaxInterval {
+			p.errorf(t.Pos, "%s: %q is not a number of milliseconds in %s..%s (at most 3 decimals)", n.Keyword.Text, t.Text, msText(Duration(lo)), msText(Duration(bfdMaxInterval)))
 			return
 		}
 		if d > bfdSensible {
@@ -140,34 +140,7 @@ func msText(d Duration) string { return (d * 1000).Seconds() }
 // [reverse|noreverse]]", N in -253..253 (vrrp_track.c alloc_track_bfd).
 func (p *parser) trackBFDHandler(dst *[]TrackRef) handler {
 	return func(n *node) {
-		listBlock(p, dst, func(k *node) (TrackRef, bool) {
-			r := TrackRef{Pos: k.Keyword.Pos, Name: k.Keyword.Text}
-			if k.HasBlock {
-				p.errorf(k.Keyword.Pos, "%s: unexpected block", n.Keyword.Text)
-				return r, false
-			}
-			a := k.Args
-			if len(a) == 0 {
-				return r, true
-			}
-			if a[0].Text != "weight" || len(a) < 2 || len(a) > 3 {
-				p.errorf(a[0].Pos, "%s: expected \"%s [weight N [reverse]]\"", n.Keyword.Text, r.Name)
-				return r, false
-			}
-			w, ok := p.intTok(n, a[1], -253, 253)
-			if !ok {
-				return r, false
-			}
-			r.Weight, r.WeightSet = w, true
-			if len(a) == 3 {
-				v, ok := p.enumTok(n, a[2], "reverse", "noreverse")
-				if !ok {
-					return r, false
-				}
-				r.Reverse = v == "reverse"
-			}
-			return r, true
-		})(n)
+		listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k, 253, true) })(n)
 	}
 }
 

@@ -24,12 +24,7 @@ func viWith(body string) string {
 // run through Debian's keepalived 2.2.7 (`keepalived -t -f FILE`), which
 // refuses each of them (exit 5); those marked "keepalived -t: 0" load there.
 func TestBFDConfig(t *testing.T) {
-	tests := []struct {
-		name  string
-		src   string
-		want  []wantDiag
-		check func(t *testing.T, cfg *Config)
-	}{
+	runDiagCases(t, []diagCase{
 		{
 			name: "defaults", // keepalived -t: 0
 			src:  bfdB + "bfd_instance C {\n  neighbour_ip fd00::2\n}\n",
@@ -242,16 +237,7 @@ func TestBFDConfig(t *testing.T) {
 			src:  bfdB + vsWith("  real_server 10.0.0.5 80 {\n    BFD_CHECK {\n      name B\n      delay_loop 3\n    }\n  }\n"),
 			want: []wantDiag{e(11, 7, `BFD_CHECK: unknown keyword "delay_loop"`)},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, diags := Parse("t.conf", []byte(tt.src), Options{ConfigID: "x"})
-			matchDiags(t, diags, tt.want)
-			if tt.check != nil {
-				tt.check(t, cfg)
-			}
-		})
-	}
+	})
 }
 
 // TestDiffBFD: a session's timers, passive, ttl and weight change in

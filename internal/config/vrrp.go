@@ -311,7 +311,7 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 func (p *parser) trackHandlers(ifs, scripts, files, procs *[]TrackRef) map[string]handler {
 	list := func(dst *[]TrackRef) handler {
 		return func(n *node) {
-			listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k) })(n)
+			listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k, 254, false) })(n)
 		}
 	}
 	return map[string]handler{
@@ -322,7 +322,9 @@ func (p *parser) trackHandlers(ifs, scripts, files, procs *[]TrackRef) map[strin
 	}
 }
 
-func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
+// trackRef reads one line of a track_* block: "NAME [weight N [reverse]]"
+// with |N| <= lim; noreverse also takes "noreverse" (track_bfd's).
+func (p *parser) trackRef(parent, k *node, lim int, noreverse bool) (TrackRef, bool) {
 	r := TrackRef{Pos: k.Keyword.Pos, Name: k.Keyword.Text}
 	if k.HasBlock {
 		p.errorf(k.Keyword.Pos, "%s: unexpected block", parent.Keyword.Text)
@@ -336,11 +338,16 @@ func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
 		p.errorf(args[0].Pos, "%s: expected \"%s [weight N [reverse]]\"", parent.Keyword.Text, r.Name)
 		return r, false
 	}
-	w, ok := p.intTok(parent, args[1], -254, 254)
+	w, ok := p.intTok(parent, args[1], -lim, lim)
 	if !ok {
 		return r, false
 	}
 	r.Weight, r.WeightSet = w, true
+	if len(args) == 3 && noreverse {
+		v, ok := p.enumTok(parent, args[2], "reverse", "noreverse")
+		r.Reverse = v == "reverse"
+		return r, ok
+	}
 	if len(args) == 3 {
 		if args[2].Text != "reverse" {
 			p.errorf(args[2].Pos, "%s: expected \"reverse\", got %q", parent.Keyword.Text, args[2].Text)
