@@ -24,7 +24,7 @@ func viWith(body string) string {
 // run through Debian's keepalived 2.2.7 (`keepalived -t -f FILE`), which
 // refuses each of them (exit 5); those marked "keepalived -t: 0" load there.
 func TestBFDConfig(t *testing.T) {
-	runDiagCases(t, []diagCase{
+	runValueCases(t, []valueCase{
 		{
 			name: "defaults", // keepalived -t: 0
 			src:  bfdB + "bfd_instance C {\n  neighbour_ip fd00::2\n}\n",

@@ -41,31 +41,13 @@ func vsWith(body string) string {
 	return "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_algo rr\n  lb_kind NAT\n" + body + "}\n"
 }
 
-// diagCase is a configuration, the diagnostics it must give exactly, and
-// what else to check of its model.
-type diagCase struct {
-	name  string
-	src   string
-	want  []wantDiag
-	check func(t *testing.T, cfg *Config)
-}
-
-// runDiagCases parses each case's src as t.conf and checks it.
-func runDiagCases(t *testing.T, tests []diagCase) {
-	t.Helper()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, diags := Parse("t.conf", []byte(tt.src), Options{ConfigID: "x"})
-			matchDiags(t, diags, tt.want)
-			if tt.check != nil {
-				tt.check(t, cfg)
-			}
-		})
-	}
-}
-
 func TestDiagnostics(t *testing.T) {
-	tests := []diagCase{
+	tests := []struct {
+		name  string
+		src   string
+		want  []wantDiag
+		check func(t *testing.T, cfg *Config)
+	}{
 		{name: "valid instance", src: vi},
 		{
 			// Issue 11: both used to pass and fail only on becoming MASTER.
@@ -522,7 +504,15 @@ func TestDiagnostics(t *testing.T) {
 			want: []wantDiag{e(2, 10, "unterminated ' quote"), e(1, 1, "vrrp_script chk: no script given")},
 		},
 	}
-	runDiagCases(t, tests)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, diags := Parse("t.conf", []byte(tt.src), Options{ConfigID: "x"})
+			matchDiags(t, diags, tt.want)
+			if tt.check != nil {
+				tt.check(t, cfg)
+			}
+		})
+	}
 }
 
 // matchDiags checks that diags are exactly want: each diagnostic matches
