@@ -208,7 +208,7 @@ func TestBFDConfig(t *testing.T) {
 			want: []wantDiag{w(7, 3, "Tandem extension"), e(7, 21, `vrrp_instance VI_1: fast_failover_bfd: bfd_instance "X" is not defined`)},
 		},
 		{
-			name: "BFD_CHECK", // keepalived -t: 0 (with -P/-C as the kernel allows)
+			name: "BFD_CHECK", // keepalived -t: 0
 			src:  bfdB + vsWith("  real_server 10.0.0.5 80 {\n    BFD_CHECK {\n      name B\n      alpha\n    }\n  }\n"),
 			check: func(t *testing.T, cfg *Config) {
 				c := cfg.VirtualServers[0].RealServers[0].Checkers[0]

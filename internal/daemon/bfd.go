@@ -76,7 +76,7 @@ func (h *bfdHub) run() {
 // which is a session stopped on purpose, RFC 5880 section 6.8.16).
 func (h *bfdHub) handle(ev bfd.Event) {
 	up := ev.To == bfd.Up
-	h.log.Info("BFD session changed", "session", ev.Name, "neighbor", ev.Neighbor, "from", ev.From, "to", ev.To, "diag", ev.Diag)
+	h.log.Info("BFD session changed", "session", ev.Name, "neighbor", ev.Neighbor, "from", ev.From.String(), "to", ev.To.String(), "diag", ev.Diag)
 	h.mu.Lock()
 	h.up[ev.Name] = up
 	for _, c := range h.subs[ev.Name] {
