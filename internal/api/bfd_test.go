@@ -23,6 +23,7 @@ func bfdSessions() []BFDSessionStatus {
 // packets, and no BFD series without sessions.
 func TestMetricsBFD(t *testing.T) {
 	src := testSource()
+	src.set(func(st *Status) { st.BFD = nil })
 	names := []string{"tandem_bfd_session_up", "tandem_bfd_session_flaps_total", "tandem_bfd_detection_seconds",
 		"tandem_bfd_packets_sent_total", "tandem_bfd_packets_received_total", "tandem_bfd_packets_dropped_total"}
 	if n := testutil.CollectAndCount(statusCollector{src}, names...); n != 0 {
@@ -64,6 +65,7 @@ tandem_bfd_session_up{neighbor="10.0.0.3",session="<rs>"} 0
 // marked, names escaped; with no session there is no section.
 func TestPageBFD(t *testing.T) {
 	src := testSource()
+	src.set(func(st *Status) { st.BFD = nil })
 	srv := newTestServer(t, src)
 	page, _ := httpGet(t, srv.URL+"/")
 	if strings.Contains(page, "BFD sessions") {
