@@ -212,8 +212,18 @@ func (p *parser) validateBFDRefs(cfg *Config, owner string, refs []TrackRef) {
 // track_bfd's: fast_failover_bfd and BFD_CHECK.
 func (p *parser) validateBFD(cfg *Config) {
 	for _, in := range cfg.Instances {
-		if r := in.FastFailoverBFD; r != nil && cfg.BFD(r.Name) == nil {
+		r := in.FastFailoverBFD
+		if r == nil {
+			continue
+		}
+		b := cfg.BFD(r.Name)
+		switch {
+		case b == nil:
 			p.errorf(r.Pos, "vrrp_instance %s: fast_failover_bfd: bfd_instance %q is not defined", in.Name, r.Name)
+		case len(in.UnicastPeers) > 0 && !slices.ContainsFunc(in.UnicastPeers, func(u UnicastPeer) bool { return u.Addr == b.Neighbor }):
+			// The takeover needs the master's adverts to come from the
+			// session's neighbor; with unicast they come from a peer.
+			p.warnf(r.Pos, "vrrp_instance %s: fast_failover_bfd: bfd_instance %s's neighbor %s is none of the instance's unicast peers, so it is never the master this backup hears: the session going down will change nothing", in.Name, r.Name, b.Neighbor)
 		}
 	}
 	for _, vs := range cfg.VirtualServers {

@@ -203,6 +203,16 @@ func TestBFDConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "fast_failover_bfd to a neighbor that is no unicast peer",
+			src:  bfdB + viWith("  unicast_peer {\n    10.0.0.3\n  }\n  fast_failover_bfd B\n"),
+			want: []wantDiag{w(13, 3, "Tandem extension"), w(13, 21, "bfd_instance B's neighbor 10.0.0.2 is none of the instance's unicast peers")},
+		},
+		{
+			name: "fast_failover_bfd to a unicast peer",
+			src:  bfdB + viWith("  unicast_peer {\n    10.0.0.2\n  }\n  fast_failover_bfd B\n"),
+			want: []wantDiag{w(13, 3, "Tandem extension")},
+		},
+		{
 			name: "fast_failover_bfd of an unknown session",
 			src:  viWith("  fast_failover_bfd X\n"),
 			want: []wantDiag{w(7, 3, "Tandem extension"), e(7, 21, `vrrp_instance VI_1: fast_failover_bfd: bfd_instance "X" is not defined`)},

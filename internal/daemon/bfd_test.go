@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,5 +242,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within %v", what, waitLimit)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDaemonBFDAddedByReload: a reload that brings the first bfd_instance
+// starts the engine then, and its BFD_CHECK follows the session; one that
+// removes every bfd_instance leaves the engine with no session.
+func TestDaemonBFDAddedByReload(t *testing.T) {
+	f := newFakeSessions()
+	var started atomic.Int32
+	vsOnly := "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_algo rr\n real_server 192.0.2.10 80 {\n }\n}\n"
+	td := startDaemon(t, vsOnly, lab.TestLogger(t), func(o *Options) {
+		o.NewBFD = func(*slog.Logger) (bfd.Sessions, error) { started.Add(1); return f, nil }
+	})
+	if started.Load() != 0 || td.d.bfdHub() != nil {
+		t.Fatalf("BFD engine started %d times for a configuration without sessions", started.Load())
+	}
+	td.reload(t, bfdConf("10"))
+	if a := f.applies(); started.Load() != 1 || len(a) != 1 || len(a[0]) != 1 {
+		t.Fatalf("after the reload: engine started %d times, applied %+v", started.Load(), a)
+	}
+	f.events <- change("B", bfd.Up, bfd.Down)
+	waitFor(t, "the new BFD_CHECK's real server down", func() bool {
+		vss := td.d.Status().VirtualServers
+		return len(vss) == 1 && len(vss[0].RealServers) == 1 && !vss[0].RealServers[0].Healthy
+	})
+	td.reload(t, vsOnly)
+	if a := f.applies(); started.Load() != 1 || len(a) != 2 || len(a[1]) != 0 {
+		t.Errorf("after removing the sessions: engine started %d times, applied %+v", started.Load(), a)
 	}
 }
