@@ -193,6 +193,20 @@ func TestBFDConfig(t *testing.T) {
 			},
 		},
 		{
+			// vrrp.c vrrp_complete_instance: "Ignore any weighted tracked
+			// bfd" of an address owner and of a sync group member.
+			// keepalived -t: 5 (a configuration error there); Tandem warns,
+			// as unweightTrackers does for the other trackers.
+			name: "weighted track_bfd of an address owner",
+			src:  "bfd_instance B {\n  neighbor_ip 10.0.0.2\n  weight 10\n}\n" + strings.Replace(viWith("  track_bfd {\n    B\n  }\n"), "interface eth0", "interface eth0\n  priority 255", 1),
+			want: []wantDiag{w(13, 5, "ignoring track_bfd B, which has a weight: address owner")},
+			check: func(t *testing.T, cfg *Config) {
+				if got := cfg.Instances[0].TrackBFD; len(got) != 0 {
+					t.Errorf("track_bfd %+v kept", got)
+				}
+			},
+		},
+		{
 			name: "fast_failover_bfd", // keepalived -t: 5 (unknown keyword)
 			src:  bfdB + viWith("  fast_failover_bfd B\n"),
 			want: []wantDiag{w(10, 3, "fast_failover_bfd is a Tandem extension; keepalived does not know it")},
