@@ -398,15 +398,15 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
 	}
-	// Trackers follow the new configuration as config.Diff says, after
-	// the engine's reload so that the instances it re-created get the
-	// trackers' status too.
 	// BFD sessions change as config.Diff says, before the trackers that
 	// follow them.
 	if err := d.applyBFD(old, cfg); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	d.trackers.bfd = d.bfdHub()
+	// Trackers follow the new configuration as config.Diff says, after
+	// the engine's reload so that the instances it re-created get the
+	// trackers' status too.
 	if err := d.trackers.reload(old, cfg, fx.users); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
