@@ -16,7 +16,8 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--json] [--socket PATH]",
 		Short: "Show the running daemon's instances",
-		Long: `Show the running daemon's VRRP instances, virtual servers and recent events.
+		Long: `Show the running daemon's VRRP instances, BFD sessions, virtual servers
+and recent events.
 
 For each instance, SINCE is how long ago it entered its state and REASON
 why (the JSON's "since" and "reason"; each VRRP event carries its reason
@@ -34,10 +35,19 @@ to=MASTER reason="advert timeout from 10.0.0.11". The reasons:
     higher priority advert from ADDR (prio P)  a master yields (§6.4.3)
     preempting lower priority master ADDR (prio P)
     track_script S failed, track_interface IF down, track_file F = N,
-    track_process P below quorum (N running)   a weight-0 tracker's fault
+    track_process P below quorum (N running),
+    bfd B down                   a weight-0 tracker's fault
+    bfd B down: master ADDR lost  fast_failover_bfd: the BFD session B to
+                                 the master ADDR went down and the backup
+                                 took over without waiting for
+                                 Master_Down_Timer
     fault cleared: ...           the last fault went away
     sync group G member I went FAULT|BACKUP, wants MASTER
-                                 the sync group moved the instance`,
+                                 the sync group moved the instance
+
+Each BFD session (bfd_instance) has its state (AdminDown, Down, Init, Up),
+its detection time, how many times it left Up (FLAPS), when it last
+changed, and its control packets sent, received and dropped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)

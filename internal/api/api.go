@@ -42,6 +42,9 @@ type Status struct {
 	// Conntrackd is the conntrackd conntrack_sync runs; absent when not
 	// configured.
 	Conntrackd *ConntrackdStatus `json:"conntrackd,omitempty"`
+	// BFD are the BFD sessions (bfd_instance), sorted by name; absent
+	// when none is configured.
+	BFD []BFDSessionStatus `json:"bfd_sessions,omitempty"`
 }
 
 // ConntrackdStatus is conntrackd's state (conntrack_sync): whether it
@@ -60,6 +63,30 @@ type ConntrackdStatus struct {
 	Command      string    `json:"command,omitempty"`
 	CommandError string    `json:"command_error,omitempty"`
 	CommandTime  time.Time `json:"command_time,omitzero"`
+}
+
+// BFDSessionStatus is one BFD session (RFC 5880).
+type BFDSessionStatus struct {
+	Name     string `json:"name"`
+	Neighbor string `json:"neighbor"`
+	Source   string `json:"source,omitempty"`
+	// State is AdminDown, Down, Init or Up (RFC 5880 section 4.1).
+	State string `json:"state"`
+	// LocalDiag and RemoteDiag are the RFC 5880 diagnostic codes.
+	LocalDiag  uint8 `json:"local_diag"`
+	RemoteDiag uint8 `json:"remote_diag"`
+	// Detection is the detection time in force, TxInterval the
+	// negotiated transmit interval (seconds).
+	Detection  float64 `json:"detection_seconds"`
+	TxInterval float64 `json:"tx_interval_seconds"`
+	// Flaps counts the session's transitions out of Up.
+	Flaps      uint64    `json:"flaps"`
+	LastChange time.Time `json:"last_change,omitzero"`
+	// Sent, Received and Dropped count control packets (Dropped: failed
+	// validation).
+	Sent     uint64 `json:"packets_sent"`
+	Received uint64 `json:"packets_received"`
+	Dropped  uint64 `json:"packets_dropped"`
 }
 
 // SyncDaemonStatus is lvs_sync_daemon's settings and the kernel's sync

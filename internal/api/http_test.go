@@ -56,7 +56,8 @@ func (f *fakeSource) set(fn func(*Status)) {
 var statusT0 = time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)
 
 // testSource is a director with one master instance (and one with a name
-// to escape) and a virtual server with a healthy and a failed real server.
+// to escape), a virtual server with a healthy and a failed real server,
+// and two BFD sessions, one Up and one Down (bfdSessions).
 func testSource() *fakeSource {
 	return &fakeSource{
 		st: Status{
@@ -78,6 +79,7 @@ func testSource() *fakeSource {
 						{Type: "HTTP_GET", LastResult: "failed", LastError: "status 503 <not 200>", LastRun: statusT0.Add(11 * time.Second), Latency: 0.3}}},
 				},
 			}},
+			BFD: bfdSessions(),
 			Events: []Event{
 				{Time: statusT0, Kind: "vrrp", Object: "instance VI_1", Message: "entering BACKUP"},
 				{Time: statusT0.Add(time.Second), Kind: "vrrp", Object: "instance VI_1", Message: "entering MASTER", Reason: "advert timeout from 192.0.2.9"},

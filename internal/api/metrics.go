@@ -54,6 +54,12 @@ var metric = struct {
 	ctRunning     *prometheus.Desc
 	ctRestarts    *prometheus.Desc
 	ctCommandOK   *prometheus.Desc
+	bfdUp         *prometheus.Desc
+	bfdFlaps      *prometheus.Desc
+	bfdDetection  *prometheus.Desc
+	bfdSent       *prometheus.Desc
+	bfdReceived   *prometheus.Desc
+	bfdDropped    *prometheus.Desc
 }{
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
@@ -76,6 +82,12 @@ var metric = struct {
 	ctRunning:     metricDesc("conntrackd_running", "1 if the conntrackd of conntrack_sync runs, else 0.", "follows"),
 	ctRestarts:    metricDesc("conntrackd_restarts_total", "Times conntrackd died and was restarted.", "follows"),
 	ctCommandOK:   metricDesc("conntrackd_last_command_ok", "1 if the last command given to conntrackd on a VRRP transition succeeded, else 0.", "follows", "role", "command"),
+	bfdUp:         metricDesc("bfd_session_up", "1 if the BFD session (bfd_instance) is Up, else 0.", "session", "neighbor"),
+	bfdFlaps:      metricDesc("bfd_session_flaps_total", "Transitions of the BFD session out of Up since start.", "session"),
+	bfdDetection:  metricDesc("bfd_detection_seconds", "Detection time in force for the BFD session (RFC 5880 section 6.8.4).", "session"),
+	bfdSent:       metricDesc("bfd_packets_sent_total", "BFD control packets sent on the session.", "session"),
+	bfdReceived:   metricDesc("bfd_packets_received_total", "BFD control packets received for the session.", "session"),
+	bfdDropped:    metricDesc("bfd_packets_dropped_total", "BFD control packets for the session that failed validation (RFC 5880 section 6.8.6).", "session"),
 }
 
 // statusCollector turns a Source's status and live table into metrics at
@@ -86,7 +98,8 @@ type statusCollector struct{ src Source }
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
 		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon,
-		metric.ctRunning, metric.ctRestarts, metric.ctCommandOK} {
+		metric.ctRunning, metric.ctRestarts, metric.ctCommandOK,
+		metric.bfdUp, metric.bfdFlaps, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped} {
 		ch <- d
 	}
 }
@@ -135,6 +148,14 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		if ct.Command != "" {
 			gauge(metric.ctCommandOK, metricBool(ct.CommandError == ""), ct.Follows, ct.Role, ct.Command)
 		}
+	}
+	for _, b := range st.BFD {
+		gauge(metric.bfdUp, metricBool(b.State == "Up"), b.Name, b.Neighbor)
+		counter(metric.bfdFlaps, b.Flaps, b.Name)
+		gauge(metric.bfdDetection, b.Detection, b.Name)
+		counter(metric.bfdSent, b.Sent, b.Name)
+		counter(metric.bfdReceived, b.Received, b.Name)
+		counter(metric.bfdDropped, b.Dropped, b.Name)
 	}
 	if st.Dataplane == "" {
 		return // no virtual servers: no data plane to report on

@@ -44,6 +44,9 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 	if ct := st.Conntrackd; ct != nil {
 		writeConntrackd(w, ct)
 	}
+	if err := writeBFD(w, st.BFD, now); err != nil {
+		return err
+	}
 	if len(st.VirtualServers) == 0 {
 		return nil
 	}
@@ -130,4 +133,24 @@ func writeSyncDaemon(w io.Writer, sd *SyncDaemonStatus) {
 		fmt.Fprintf(w, ": %s", sd.Error)
 	}
 	fmt.Fprintln(w)
+}
+
+// writeBFD writes the BFD sessions' table: state, detection time, flaps
+// and packets.
+func writeBFD(w io.Writer, bs []BFDSessionStatus, now time.Time) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "BFD SESSION\tNEIGHBOR\tSTATE\tDETECTION\tFLAPS\tSINCE\tSENT/RECEIVED/DROPPED\n")
+	for _, b := range bs {
+		since := "-"
+		if !b.LastChange.IsZero() {
+			since = now.Sub(b.LastChange).Round(time.Second).String()
+		}
+		det := time.Duration(b.Detection * float64(time.Second)).Round(time.Microsecond)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d/%d/%d\n", b.Name, b.Neighbor, b.State, det, b.Flaps, since, b.Sent, b.Received, b.Dropped)
+	}
+	return tw.Flush()
 }

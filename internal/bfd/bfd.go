@@ -40,6 +40,9 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
 
+// MarshalText gives logs and JSON the state's name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Config is one session, from one bfd_instance block.
 type Config struct {
 	// Name is the bfd_instance's name, the key that track_bfd,

@@ -315,6 +315,9 @@ func (c *Core) Stop(now time.Time) []Event {
 func (c *Core) armAll(now time.Time, vs *vsState) {
 	for _, rs := range vs.rss {
 		for _, ck := range rs.cks {
+			if ck.spec.Checker.BFD != nil {
+				continue // driven by SetBFD, never run
+			}
 			if ck.running {
 				ck.stale = true // arms itself when it completes
 				continue
@@ -351,6 +354,30 @@ func (ck *ckState) reason() string {
 		return ck.spec.Checker.Type.String() + ": " + ck.lastErr
 	}
 	return ck.spec.Checker.Type.String() + ": ok"
+}
+
+// SetBFD gives the BFD_CHECKs following session name its state: a
+// checker is up while the session is Up (check_bfd.c
+// bfd_check_handle_event). It runs no check and arms no timer: the
+// session's state changes are its results. Retries do not apply (a BFD
+// session has its own detection time); a checker told what it already
+// shows changes nothing once it has been told once.
+func (c *Core) SetBFD(now time.Time, name string, up bool) []Event {
+	var evs []Event
+	for _, ck := range c.cks {
+		b := ck.spec.Checker.BFD
+		if b == nil || b.Name != name || ck.up == up && ck.hasRun {
+			continue
+		}
+		ck.hasRun, ck.lastRun, ck.lastOK, ck.lastErr = true, now, up, ""
+		if !up {
+			ck.lastErr = "bfd " + name + " down"
+		}
+		if ck.up != up {
+			evs = append(evs, c.setUp(now, ck, up)...)
+		}
+	}
+	return evs
 }
 
 // setOffset applies the weight a successful MISC_CHECK or FILE_CHECK asks

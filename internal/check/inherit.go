@@ -1,6 +1,10 @@
 package check
 
-import "tandem/internal/config"
+import (
+	"maps"
+
+	"tandem/internal/config"
+)
 
 // Inherit takes over, before Start, the state of the checkers of old that
 // the reload d (config.Diff of old's configuration and c's) kept: the same
@@ -55,4 +59,5 @@ func (s *Scheduler) Inherit(old *Scheduler, d config.ConfigDiff) {
 	old.mu.Lock()
 	defer old.mu.Unlock()
 	s.core.Inherit(old.core, d)
+	s.bfd = maps.Clone(old.bfd)
 }

@@ -69,6 +69,10 @@ type Scheduler struct {
 	stopped  bool
 	wake     chan struct{}
 	ringWake chan struct{} // the io_uring thread's, once started (under mu)
+	// bfd is the last state SetBFD gave each session (under mu), applied
+	// to the core once Run has started it and carried over by Inherit.
+	bfd     map[string]bool
+	running bool // under mu: the core has been started
 }
 
 // NewScheduler builds a checker for every checker of vss. log receives a
@@ -83,6 +87,12 @@ func NewScheduler(vss []*config.VirtualServer, log *slog.Logger, opts Options) (
 	s := &Scheduler{log: log, opts: opts, core: NewCore(vss, opts.Rand), wake: make(chan struct{}, 1)}
 	s.specs = s.core.Specs()
 	for _, sp := range s.specs {
+		if sp.Checker.BFD != nil {
+			// A BFD_CHECK is told its session's state (SetBFD); it
+			// never runs.
+			s.checkers = append(s.checkers, nil)
+			continue
+		}
 		ck, err := New(sp.Checker, sp.Target, opts.Env)
 		if err != nil {
 			return nil, fmt.Errorf("virtual server %s real server %s: %w", sp.VS.Name(), sp.Target.Addr, err)
@@ -136,7 +146,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 	s.mu.Lock()
 	s.stopped = false
-	s.events = append(s.events, s.core.Start(time.Now())...)
+	now := time.Now()
+	s.events = append(s.events, s.core.Start(now)...)
+	s.running = true
+	for name, up := range s.bfd {
+		s.events = append(s.events, s.core.SetBFD(now, name, up)...)
+	}
 	s.mu.Unlock()
 	if ring := s.startRing(); ring != nil {
 		defer ring.stop()
@@ -256,12 +271,17 @@ func (s *Scheduler) complete(ds []done) {
 	evs := s.events[n:]
 	next, ok := s.core.Next(LaneMain)
 	wake := len(evs) > 0 || ok && (s.armed.IsZero() || next.Before(s.armed))
-	for _, e := range evs {
-		s.log.Info("health change", "event", e.Kind, "vs", e.VS.Name(), "rs", rsName(e), "weight", e.Weight, "reason", e.Reason)
-	}
+	s.logChanges(evs)
 	s.mu.Unlock()
 	if wake {
 		s.poke()
+	}
+}
+
+// logChanges logs the health changes among evs.
+func (s *Scheduler) logChanges(evs []Event) {
+	for _, e := range evs {
+		s.log.Info("health change", "event", e.Kind, "vs", e.VS.Name(), "rs", rsName(e), "weight", e.Weight, "reason", e.Reason)
 	}
 }
 
@@ -297,6 +317,25 @@ func rsName(e Event) string {
 		return ""
 	}
 	return netip.AddrPortFrom(e.RS.IP, uint16(e.RS.Port)).String()
+}
+
+// SetBFD tells the BFD_CHECKs of session name whether it is Up.
+func (s *Scheduler) SetBFD(name string, up bool) {
+	s.mu.Lock()
+	if s.bfd == nil {
+		s.bfd = map[string]bool{}
+	}
+	s.bfd[name] = up
+	var evs []Event
+	if s.running && !s.stopped {
+		evs = s.core.SetBFD(time.Now(), name, up)
+		s.events = append(s.events, evs...)
+		s.logChanges(evs)
+	}
+	s.mu.Unlock()
+	if len(evs) > 0 {
+		s.poke()
+	}
 }
 
 // Suspend stops the checks of ha_suspend virtual servers (this director is

@@ -180,6 +180,18 @@ var compatCases = map[string]compatTableCase{
 			t.Errorf("conntrack_sync %+v", c.ConntrackSync)
 		}
 	}},
+	"fast_failover_bfd": {"bfd_instance B {\n neighbor_ip 10.0.0.2\n}\n" + compatInVI(" fast_failover_bfd B\n"), func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
+		warnedAt(t, ds, at, "Tandem extension", "keepalived does not know it")
+		if r := c.Instances[0].FastFailoverBFD; r == nil || r.Name != "B" {
+			t.Errorf("fast_failover_bfd %+v", r)
+		}
+	}},
+	"bfd-multihop": {"bfd_instance B {\n neighbor_ip 10.0.0.2\n multihop\n}\n", func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
+		warnedAt(t, ds, at, "Tandem extension", "4784")
+		if !c.BFDInstances[0].Multihop {
+			t.Error("multihop not set")
+		}
+	}},
 	"vrrp_instance": {compatInVI(""), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
 		noWarnings(t, ds)
 		if len(c.Instances) != 1 {

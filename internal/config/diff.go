@@ -81,6 +81,7 @@ type ConfigDiff struct {
 	ServerGroups    []Delta[*ServerGroup]
 	VirtualServers  []VirtualServerDelta
 	ConntrackSync   Delta[*ConntrackSync]
+	BFDInstances    []Delta[*BFDInstance]
 }
 
 // Diff compares two configurations by their objects' keys. It is the one
@@ -110,6 +111,13 @@ func Diff(oldCfg, newCfg *Config) ConfigDiff {
 			return settings(o, n, true)
 		}),
 		ConntrackSync: diffConntrackSync(oldCfg.ConntrackSync, newCfg.ConntrackSync),
+		BFDInstances: diffList(old, new, oldCfg.BFDInstances, newCfg.BFDInstances, func(o, n *BFDInstance) Change {
+			// A session is its two ends and its hop mode (RFC 5880
+			// section 6.3: demultiplexed by the peers' addresses); timers,
+			// passive, ttl and max_hops change on the running session (a
+			// Poll sequence for timers, RFC 5880 section 6.8.3).
+			return settings(o, n, o.Neighbor == n.Neighbor && o.Source == n.Source && o.Multihop == n.Multihop)
+		}),
 	}
 	groups := map[string]Change{}
 	for _, g := range d.SyncGroups {

@@ -181,6 +181,7 @@ func flatten(d ConfigDiff) map[Key]Change {
 	addDeltas(out, d.StaticRoutes)
 	addDeltas(out, d.StaticRules)
 	addDeltas(out, d.ServerGroups)
+	addDeltas(out, d.BFDInstances)
 	for _, vs := range d.VirtualServers {
 		out[vs.Key] = vs.Change
 		for _, rs := range vs.RealServers {

@@ -246,12 +246,13 @@ const (
 	CheckUDP
 	CheckPing
 	CheckFile
+	CheckBFD
 )
 
 var checkTypes = vocabulary[CheckType]{
 	{CheckTCP, "TCP_CHECK"}, {CheckHTTP, "HTTP_GET"}, {CheckSSL, "SSL_GET"}, {CheckMisc, "MISC_CHECK"},
 	{CheckSMTP, "SMTP_CHECK"}, {CheckDNS, "DNS_CHECK"}, {CheckUDP, "UDP_CHECK"}, {CheckPing, "PING_CHECK"},
-	{CheckFile, "FILE_CHECK"},
+	{CheckFile, "FILE_CHECK"}, {CheckBFD, "BFD_CHECK"},
 }
 
 func (t CheckType) String() string { return checkTypes.name(t) }

@@ -24,6 +24,7 @@ func (p *parser) finalize(cfg *Config) {
 	p.vmacNames(cfg)
 	for _, sg := range cfg.SyncGroups {
 		p.resolveTracks(cfg, sg.TrackScripts, sg.TrackFiles, sg.TrackProcesses)
+		resolveTrackBFD(cfg, sg.TrackBFD)
 	}
 	for _, vs := range cfg.VirtualServers {
 		p.finalizeVS(cfg, vs)
@@ -95,6 +96,7 @@ func (p *parser) finalizeInstance(cfg *Config, in *Instance) {
 	}
 	p.finalizeVMAC(in)
 	p.resolveTracks(cfg, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+	resolveTrackBFD(cfg, in.TrackBFD)
 	p.strictInstance(g, in)
 }
 

@@ -28,6 +28,9 @@ func Format(w io.Writer, cfg *Config) error {
 	for _, t := range cfg.TrackProcesses {
 		f.trackProcess(t)
 	}
+	for _, b := range cfg.BFDInstances {
+		f.bfdInstance(b)
+	}
 	f.addrs("static_ipaddress", cfg.StaticAddresses)
 	f.routes("static_routes", cfg.StaticRoutes)
 	f.rules("static_rules", cfg.StaticRules)
@@ -331,6 +334,7 @@ func (f *formatter) syncGroup(g *SyncGroup) {
 	f.tracks("track_script", g.TrackScripts)
 	f.tracks("track_file", g.TrackFiles)
 	f.tracks("track_process", g.TrackProcesses)
+	f.tracks("track_bfd", g.TrackBFD)
 	f.notify(&g.Notify)
 	f.flag("smtp_alert", g.SMTPAlert)
 	f.only("global_tracking", g.GlobalTracking)
@@ -372,6 +376,10 @@ func (f *formatter) instance(in *Instance) {
 	f.tracks("track_script", in.TrackScripts)
 	f.tracks("track_file", in.TrackFiles)
 	f.tracks("track_process", in.TrackProcesses)
+	f.tracks("track_bfd", in.TrackBFD)
+	if in.FastFailoverBFD != nil {
+		f.line("fast_failover_bfd", in.FastFailoverBFD.Name)
+	}
 	f.only("dont_track_primary", in.DontTrackPrimary)
 	if in.Preempt {
 		f.line("preempt")
@@ -688,6 +696,13 @@ func (f *formatter) realServer(rs *RealServer) {
 
 func (f *formatter) checker(c *Checker) {
 	f.open(c.Type.String())
+	if c.BFD != nil {
+		// BFD_CHECK reads name and alpha only.
+		f.line("name", c.BFD.Name)
+		f.flag("alpha", c.Timing.Alpha)
+		f.close()
+		return
+	}
 	f.addr("connect_ip", c.ConnectIP)
 	if c.ConnectPort != 0 {
 		f.num("connect_port", c.ConnectPort)
@@ -767,5 +782,21 @@ func (f *formatter) checker(c *Checker) {
 			f.line(weightWords(c.File.Weight, c.File.Reverse)...)
 		}
 	}
+	f.close()
+}
+
+func (f *formatter) bfdInstance(b *BFDInstance) {
+	f.open("bfd_instance", b.Name)
+	f.addr("neighbor_ip", b.Neighbor)
+	f.addr("source_ip", b.Source)
+	f.line("min_rx", msText(b.MinRx))
+	f.line("min_tx", msText(b.MinTx))
+	f.line("idle_tx", msText(b.IdleTx))
+	f.num("multiplier", b.Multiplier)
+	f.only("passive", b.Passive)
+	f.num("ttl", b.TTL)
+	f.num("max_hops", b.MaxHops)
+	f.line(weightWords(b.Weight, b.WeightReverse)...)
+	f.only("multihop", b.Multihop)
 	f.close()
 }

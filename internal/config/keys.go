@@ -25,7 +25,8 @@ func (c *Config) keyIndex() keyIndex {
 
 // keyIndex maps each keyed object (by pointer: *Instance, *SyncGroup,
 // *IPAddress, *Route, *Rule, *Script, *TrackFile, *TrackProcess,
-// *ServerGroup, *VirtualServer, *RealServer, *Checker) to its key.
+// *ServerGroup, *VirtualServer, *RealServer, *Checker, *BFDInstance) to
+// its key.
 type keyIndex map[any]Key
 
 // add records obj under k, making k unique among the keys recorded: a
@@ -82,6 +83,9 @@ func computeKeys(c *Config) keyIndex {
 	for _, g := range c.ServerGroups {
 		ki.add(g, Key("virtual_server_group "+g.Name), seen)
 	}
+	for _, b := range c.BFDInstances {
+		ki.add(b, Key("bfd_instance "+b.Name), seen)
+	}
 	for _, vs := range c.VirtualServers {
 		vk := ki.add(vs, Key(fmt.Sprintf("virtual_server %s %s %s", vs.Family, vs.Protocol, vs.Name())), seen)
 		for _, rs := range vs.RealServers {
@@ -134,6 +138,10 @@ func optional(p *uint32) string {
 // its timing and other parameters are settings a running checker takes
 // on without losing its state.
 func checkerKey(c *Checker) Key {
+	if c.BFD != nil {
+		// A BFD_CHECK is the session it follows.
+		return Key("BFD_CHECK " + c.BFD.Name)
+	}
 	k := c.Type.String() + " " + netip.AddrPortFrom(c.ConnectIP, uint16(c.ConnectPort)).String()
 	if c.BindTo.IsValid() || c.BindPort != 0 || c.BindIf != "" {
 		k += fmt.Sprintf(" bind %s port %d if %s", c.BindTo, c.BindPort, c.BindIf)

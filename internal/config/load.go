@@ -91,5 +91,6 @@ func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 		"virtual_server":       with(p.virtualServer),
 		"garp_group":           with(p.garpGroup),
 		"conntrack_sync":       with(p.conntrackSync),
+		"bfd_instance":         with(p.bfdInstance),
 	})
 }

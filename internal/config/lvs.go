@@ -427,6 +427,9 @@ func (p *parser) checker(n *node, typ CheckType) []*Checker {
 	case CheckUDP:
 		c.UDP = &UDPCheck{MaxReply: 255} // check_udp.c: max_reply_len UINT8_MAX
 		hs = merge(hs, p.udpHandlers(c.UDP))
+	case CheckBFD:
+		// BFD_CHECK reads only name and alpha (check_bfd.c).
+		hs = p.bfdCheck(c)
 	case CheckFile:
 		c.File = &FileCheck{}
 		hs = merge(hs, map[string]handler{

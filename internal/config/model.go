@@ -33,6 +33,7 @@ type Config struct {
 	GarpGroups      []*GarpGroup     `json:"garp_groups,omitempty"`
 	// ConntrackSync is the Tandem block conntrack_sync; nil without one.
 	ConntrackSync *ConntrackSync `json:"conntrack_sync,omitempty"`
+	BFDInstances  []*BFDInstance `json:"bfd_instances,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex
@@ -218,6 +219,7 @@ type SyncGroup struct {
 	TrackScripts     []TrackRef `json:"track_script,omitempty"`
 	TrackFiles       []TrackRef `json:"track_file,omitempty"`
 	TrackProcesses   []TrackRef `json:"track_process,omitempty"`
+	TrackBFD         []TrackRef `json:"track_bfd,omitempty"`
 	Notify           Notify     `json:"notify"`
 	SMTPAlert        bool       `json:"smtp_alert"`
 	GlobalTracking   bool       `json:"global_tracking"`
@@ -268,11 +270,17 @@ type Instance struct {
 	// CheckUnicastSrc drops unicast adverts whose source is not a peer.
 	CheckUnicastSrc bool `json:"check_unicast_src"`
 
-	TrackInterfaces  []TrackRef `json:"track_interface,omitempty"`
-	TrackScripts     []TrackRef `json:"track_script,omitempty"`
-	TrackFiles       []TrackRef `json:"track_file,omitempty"`
-	TrackProcesses   []TrackRef `json:"track_process,omitempty"`
-	DontTrackPrimary bool       `json:"dont_track_primary"`
+	TrackInterfaces []TrackRef `json:"track_interface,omitempty"`
+	TrackScripts    []TrackRef `json:"track_script,omitempty"`
+	TrackFiles      []TrackRef `json:"track_file,omitempty"`
+	TrackProcesses  []TrackRef `json:"track_process,omitempty"`
+	TrackBFD        []TrackRef `json:"track_bfd,omitempty"`
+	// FastFailoverBFD (Tandem's fast_failover_bfd, not keepalived's)
+	// names a bfd_instance whose neighbor is the peer director: when it
+	// goes down while this instance is backup to that neighbor, the
+	// backup acts as if Master_Down_Timer had expired.
+	FastFailoverBFD  *TrackRef `json:"fast_failover_bfd,omitempty"`
+	DontTrackPrimary bool      `json:"dont_track_primary"`
 
 	Preempt      bool     `json:"preempt"`
 	PreemptDelay Duration `json:"preempt_delay"`
@@ -620,6 +628,13 @@ type Checker struct {
 	DNS         *DNSCheck      `json:"dns,omitempty"`
 	UDP         *UDPCheck      `json:"udp,omitempty"`
 	File        *FileCheck     `json:"file,omitempty"`
+	BFD         *BFDCheck      `json:"bfd,omitempty"`
+}
+
+// BFDCheck is a BFD_CHECK: the real server is up while the bfd_instance
+// it names is Up (keepalived check_bfd.c).
+type BFDCheck struct {
+	Name string `json:"name"`
 }
 
 // HTTPCheck holds HTTP_GET / SSL_GET settings.
@@ -729,4 +744,35 @@ func (vs *VirtualServer) Name() string {
 		return "fwmark " + strconv.FormatUint(uint64(vs.FWMark), 10)
 	}
 	return netip.AddrPortFrom(vs.IP, uint16(vs.Port)).String()
+}
+
+// BFDInstance is a bfd_instance block (keepalived.conf(5), BFD section;
+// bfd_parser.c). Times are read in milliseconds with up to three decimals.
+type BFDInstance struct {
+	Pos  Pos    `json:"-"`
+	Name string `json:"name"`
+	// Neighbor is neighbor_ip (or neighbour_ip); Source is source_ip
+	// (zero: the kernel picks).
+	Neighbor netip.Addr `json:"neighbor_ip"`
+	Source   netip.Addr `json:"source_ip,omitzero"`
+	MinRx    Duration   `json:"min_rx"`
+	MinTx    Duration   `json:"min_tx"`
+	IdleTx   Duration   `json:"idle_tx"`
+	// Multiplier is the detection time multiplier, 1..255.
+	Multiplier int  `json:"multiplier"`
+	Passive    bool `json:"passive"`
+	// TTL is ttl or hoplimit (default 255 for IPv4, 64 for IPv6, as
+	// keepalived's BFD_CONTROL_TTL and BFD_CONTROL_HOPLIMIT); MaxHops is
+	// -1..TTL (-1: the received TTL is not checked).
+	TTL     int `json:"ttl"`
+	MaxHops int `json:"max_hops"`
+	// Weight and WeightReverse are what track_bfd uses when a reference
+	// gives no weight of its own.
+	Weight        int  `json:"weight"`
+	WeightReverse bool `json:"weight_reverse"`
+	// Multihop (Tandem's, not keepalived's) runs the session as RFC 5883
+	// multihop, on UDP port 4784; keepalived always uses RFC 5881's 3784.
+	Multihop bool `json:"multihop"`
+	// ttlSet records that ttl or hoplimit was given.
+	ttlSet bool
 }

@@ -38,6 +38,8 @@ var notRead = map[string]string{
 	"SyncGroup.GlobalTracking":      "deprecated; read as SyncGroup.TrackingWeight",
 	"Script.Weight":                 "default of TrackRef.Weight",
 	"Script.WeightReverse":          "default of TrackRef.Reverse",
+	"BFDInstance.Weight":            "default of TrackRef.Weight (track_bfd)",
+	"BFDInstance.WeightReverse":     "default of TrackRef.Reverse (track_bfd)",
 	"TrackProcess.Weight":           "default of TrackRef.Weight",
 	"TrackProcess.Reverse":          "default of TrackRef.Reverse",
 	"TrackRef.WeightSet":            "whether TrackRef.Weight was given, for the defaults",

@@ -25,6 +25,7 @@ func (p *parser) validate(cfg *Config) {
 	p.finalizeSyncDaemon(cfg)
 	p.finalizeConntrackSync(cfg)
 	p.validateFIFOs(&cfg.Global.Ops)
+	p.validateBFD(cfg)
 }
 
 // validateNames rejects two definitions with one name: the later one would
@@ -52,6 +53,9 @@ func (p *parser) validateNames(cfg *Config) {
 	}
 	for _, g := range cfg.ServerGroups {
 		all = append(all, named{"virtual_server_group", g.Name, g.Pos})
+	}
+	for _, b := range cfg.BFDInstances {
+		all = append(all, named{"bfd_instance", b.Name, b.Pos})
 	}
 	seen := map[[2]string]Pos{}
 	for _, n := range all {
@@ -121,6 +125,7 @@ func (p *parser) validateInstances(cfg *Config) {
 			p.warnf(in.Pos, "%s: nopreempt has no effect on the address owner (priority 255)", name)
 		}
 		p.validateTrackRefs(cfg, name, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+		p.validateBFDRefs(cfg, name, in.TrackBFD)
 	}
 }
 
@@ -214,6 +219,7 @@ func (p *parser) validateSyncGroups(cfg *Config) {
 			p.warnf(g.Pos, "%s: a sync group of one instance does nothing", name)
 		}
 		p.validateTrackRefs(cfg, name, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
+		p.validateBFDRefs(cfg, name, g.TrackBFD)
 	}
 }
 

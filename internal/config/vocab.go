@@ -16,7 +16,7 @@ const (
 	whyVMACAddr  = "a VMAC per virtual address (use_vmac_addr) is not implemented; use_vmac is"
 	whyVMACGarp  = "gratuitous ARPs on extra interfaces are not implemented; use_vmac's GARPs go out of the VMAC"
 	whyIPVLAN    = "ipvlan interfaces are not implemented; use_vmac (macvlan) is"
-	whyBFD       = "BFD is not implemented"
+	whyBFDProc   = "keepalived's choice of which of its processes hear a session; Tandem is one process, and every user of a session hears it"
 	whyNamespace = "the data plane runs in net_namespace (or Tandem's own namespace); a separate IPVS namespace is not implemented"
 	whyIPSets    = "no effect: Tandem uses no ipsets (its firewall rules are nftables, which are namespace-aware)"
 	whyReload    = "keepalived's reload and config-dump machinery; Tandem reloads by diff"
@@ -43,7 +43,7 @@ func init() {
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
 	add(root, whyStatic, "track_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
-	add(root, whyBFD, "bfd_instance")
+	add("bfd_instance", whyBFDProc, "vrrp", "checker")
 	add(root, whySSLCtx, "SSL")
 	// The children of root blocks that are ignored as a whole: never
 	// dispatched, named here so that the vocabulary is complete.
@@ -81,17 +81,14 @@ func init() {
 	add(in, whyVMACAddr, "use_vmac_addr")
 	add(in, whyVMACGarp, "vmac_garp_intvl", "garp_extra_if")
 	add(in, whyIPVLAN, "use_ipvlan")
-	add(in, whyBFD, "track_bfd")
 	add(in, whyMisc, "vrf", "track_src_ip", "debug", "kernel_rx_buf_size", "unicast_fault_no_peer",
 		"old_unicast_checksum", "native_ipv6", "linkbeat_use_polling", "timer_expired_backup",
 		"thread_timer_expired", "owner_ignore_adverts", "down_timer_adverts", "interfaces")
 	add("authentication", whyAuthExt, "auth_hmac", "key", "active_key", "time_window", "anti_replay", "mode")
-	add("vrrp_sync_group", whyBFD, "track_bfd")
 
 	vs := "virtual_server"
 	add(vs, whySNMP, "snmp_name")
 	add("real_server", whySNMP, "snmp_name")
-	add("real_server", whyBFD, "BFD_CHECK")
 	for _, c := range []CheckType{CheckHTTP, CheckSSL} {
 		add(c.String(), whyRegex, "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack")
 	}

@@ -124,16 +124,11 @@ func (p *parser) weightTo(w *int, reverse, set *bool) handler {
 	}
 }
 
-// intTok reads a signed decimal integer in [lo, hi].
+// intTok reads a signed decimal integer in [lo, hi]; the message names
+// the whole range (it used to name half of it: "-2" read as "2" not in
+// 0..1).
 func (p *parser) intTok(n *node, t syntax.Token, lo, hi int) (int, bool) {
-	if strings.HasPrefix(t.Text, "-") {
-		v, ok := p.uintTok(n, syntax.Token{Text: t.Text[1:], Pos: t.Pos}, 0, -lo)
-		if !ok {
-			return 0, false
-		}
-		return -v, true
-	}
-	return p.uintTok(n, t, max(lo, 0), hi)
+	return p.uintTok(n, t, lo, hi)
 }
 
 // userTo reads "user USER [GROUP]".
@@ -268,6 +263,7 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 	}
 	g.Name = name
 	hs := merge(p.notifyHandlers(&g.Notify), p.trackHandlers(&g.TrackInterfaces, &g.TrackScripts, &g.TrackFiles, &g.TrackProcesses), map[string]handler{
+		"track_bfd": p.trackBFDHandler(&g.TrackBFD),
 		"group": func(n *node) {
 			g.Members = append(g.Members, p.words(n)...)
 		},
@@ -315,7 +311,7 @@ func (p *parser) syncGroup(n *node, cfg *Config) {
 func (p *parser) trackHandlers(ifs, scripts, files, procs *[]TrackRef) map[string]handler {
 	list := func(dst *[]TrackRef) handler {
 		return func(n *node) {
-			listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k) })(n)
+			listBlock(p, dst, func(k *node) (TrackRef, bool) { return p.trackRef(n, k, 254, false) })(n)
 		}
 	}
 	return map[string]handler{
@@ -326,7 +322,9 @@ func (p *parser) trackHandlers(ifs, scripts, files, procs *[]TrackRef) map[strin
 	}
 }
 
-func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
+// trackRef reads one line of a track_* block: "NAME [weight N [reverse]]"
+// with |N| <= lim; noreverse also takes "noreverse" (track_bfd's).
+func (p *parser) trackRef(parent, k *node, lim int, noreverse bool) (TrackRef, bool) {
 	r := TrackRef{Pos: k.Keyword.Pos, Name: k.Keyword.Text}
 	if k.HasBlock {
 		p.errorf(k.Keyword.Pos, "%s: unexpected block", parent.Keyword.Text)
@@ -340,11 +338,16 @@ func (p *parser) trackRef(parent, k *node) (TrackRef, bool) {
 		p.errorf(args[0].Pos, "%s: expected \"%s [weight N [reverse]]\"", parent.Keyword.Text, r.Name)
 		return r, false
 	}
-	w, ok := p.intTok(parent, args[1], -254, 254)
+	w, ok := p.intTok(parent, args[1], -lim, lim)
 	if !ok {
 		return r, false
 	}
 	r.Weight, r.WeightSet = w, true
+	if len(args) == 3 && noreverse {
+		v, ok := p.enumTok(parent, args[2], "reverse", "noreverse")
+		r.Reverse = v == "reverse"
+		return r, ok
+	}
 	if len(args) == 3 {
 		if args[2].Text != "reverse" {
 			p.errorf(args[2].Pos, "%s: expected \"reverse\", got %q", parent.Keyword.Text, args[2].Text)
@@ -364,8 +367,10 @@ func (p *parser) instance(n *node, cfg *Config) {
 	in.Name = name
 	u := &in.unset
 	hs := merge(p.notifyHandlers(&in.Notify), p.garpHandlers(&in.Garp, ""), p.trackHandlers(&in.TrackInterfaces, &in.TrackScripts, &in.TrackFiles, &in.TrackProcesses), map[string]handler{
-		"state":     setExactEnumOf(p, &in.State, initialStates),
-		"interface": p.setStr(&in.Interface),
+		"state":             setExactEnumOf(p, &in.State, initialStates),
+		"track_bfd":         p.trackBFDHandler(&in.TrackBFD),
+		"fast_failover_bfd": p.fastFailoverBFD(in),
+		"interface":         p.setStr(&in.Interface),
 		// RFC 3768 §5.3.3: VRID 1..255.
 		"virtual_router_id": p.setInt(&in.VRID, 1, 255),
 		// RFC 3768 §5.3.4: 1..254 for backups, 255 for the address owner.

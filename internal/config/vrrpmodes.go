@@ -107,7 +107,7 @@ func (p *parser) resolveGroupModes(cfg *Config) {
 // deprecated global_tracking) and of an address owner, whose priority
 // must not float (vrrp_complete_instance): a weighted track_interface
 // becomes a fault-only one for a group member and is dropped for an
-// owner; weighted scripts and processes are dropped; a track_file
+// owner; weighted scripts, processes and BFD sessions are dropped; a track_file
 // without its own weight becomes fault-only, one with a weight is
 // dropped. Each is named in a warning.
 func (p *parser) unweightTrackers(in *Instance, group bool) {
@@ -139,6 +139,7 @@ func (p *parser) unweightTrackers(in *Instance, group bool) {
 	}
 	in.TrackScripts = drop("track_script", in.TrackScripts)
 	in.TrackProcesses = drop("track_process", in.TrackProcesses)
+	in.TrackBFD = drop("track_bfd", in.TrackBFD)
 	for i := range in.TrackFiles {
 		if r := &in.TrackFiles[i]; !r.WeightSet && r.Weight != 0 {
 			p.warnf(r.Pos, "%s: track_file %s without its own weight is fault-only: %s (specify weight 0)", name, r.Name, why)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"tandem/internal/api"
+	"tandem/internal/bfd"
 	"tandem/internal/config"
 	"tandem/internal/firewall"
 	"tandem/internal/notify"
@@ -48,6 +49,9 @@ type Options struct {
 	DumpDir string
 	Version string
 	Log     *slog.Logger
+	// NewBFD starts the BFD engine the bfd_instance blocks run on; nil:
+	// bfd.New's (tests give a fake).
+	NewBFD func(*slog.Logger) (bfd.Sessions, error)
 }
 
 // Daemon is a running Tandem.
@@ -66,6 +70,9 @@ type Daemon struct {
 	syncd *syncFollower
 	// ct runs conntrackd (conntrack_sync).
 	ct *ctFollower
+	// bfd is the BFD sessions, nil until a configuration has
+	// bfd_instance blocks; set under mu (and reloadMu).
+	bfd *bfdHub
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
@@ -215,7 +222,14 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	defer closeHTTP()
 	d.ctx = ctx
-	if d.trackers, err = startTrackers(ctx, cfg, fx.users, eng, log); err != nil {
+	// The sessions start before the trackers that follow them, and stop
+	// (AdminDown to every neighbor) once the instances have.
+	if err := d.applyBFD(nil, cfg); err != nil {
+		eng.Close()
+		return err
+	}
+	defer d.closeBFD()
+	if d.trackers, err = startTrackers(ctx, cfg, fx.users, d.bfdHub(), eng, log); err != nil {
 		eng.Close()
 		return err
 	}
@@ -325,6 +339,10 @@ func (d *Daemon) startBalancer(cfg *config.Config, fx *effects, atStart bool) er
 	d.mu.Lock()
 	d.bal = bal
 	d.mu.Unlock()
+	if hub := d.bfdHub(); hub != nil {
+		// BFD_CHECKs start from the sessions' states as they are.
+		hub.replay(bal.sched.SetBFD)
+	}
 	d.balDone = make(chan struct{})
 	go func() {
 		defer close(d.balDone)
@@ -391,6 +409,12 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
 	}
+	// BFD sessions change as config.Diff says, before the trackers that
+	// follow them.
+	if err := d.applyBFD(old, cfg); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	d.trackers.bfd = d.bfdHub()
 	// Trackers follow the new configuration as config.Diff says, after
 	// the engine's reload so that the instances it re-created get the
 	// trackers' status too.
@@ -560,6 +584,7 @@ func (d *Daemon) Status() api.Status {
 	}
 	st.SyncDaemon = d.syncd.status()
 	st.Conntrackd = d.ct.status()
+	st.BFD = d.bfdStatus()
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {
 		st.Events = append(st.Events, api.Event(e))

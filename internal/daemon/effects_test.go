@@ -45,13 +45,18 @@ type testDaemon struct {
 	done   chan error
 }
 
-// startDaemon runs conf and returns once its socket answers.
-func startDaemon(t *testing.T, conf string, log *slog.Logger) *testDaemon {
+// startDaemon runs conf, with its options changed by adjust, and returns
+// once its socket answers.
+func startDaemon(t *testing.T, conf string, log *slog.Logger, adjust ...func(*Options)) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	td := &testDaemon{conf: filepath.Join(dir, "keepalived.conf"), socket: filepath.Join(dir, "tandem.sock"), done: make(chan error, 1)}
 	td.write(t, conf)
-	d, err := load(Options{ConfigFile: td.conf, Socket: td.socket, Dataplane: DataplaneNone, Log: log})
+	opts := Options{ConfigFile: td.conf, Socket: td.socket, Dataplane: DataplaneNone, Log: log}
+	for _, f := range adjust {
+		f(&opts)
+	}
+	d, err := load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

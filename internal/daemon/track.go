@@ -56,18 +56,19 @@ func trackers(cfg *config.Config) map[watchKey]*watch {
 			w.users = append(w.users, user{instance: instance, ref: r})
 		}
 	}
-	addAll := func(instance string, ifs, scripts, files, procs []config.TrackRef) {
+	addAll := func(instance string, ifs, scripts, files, procs, bfds []config.TrackRef) {
 		add(track.KindInterface, instance, ifs)
 		add(track.KindScript, instance, scripts)
 		add(track.KindFile, instance, files)
 		add(track.KindProcess, instance, procs)
+		add(track.KindBFD, instance, bfds)
 	}
 	for _, in := range cfg.Instances {
-		addAll(in.Name, track.InstanceInterfaces(in), in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+		addAll(in.Name, track.InstanceInterfaces(in), in.TrackScripts, in.TrackFiles, in.TrackProcesses, in.TrackBFD)
 	}
 	for _, g := range cfg.SyncGroups {
 		for _, m := range g.Members {
-			addAll(m, g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
+			addAll(m, g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses, g.TrackBFD)
 		}
 	}
 	return ws
@@ -104,9 +105,16 @@ func untracked(old, new *config.Config) map[string][]string {
 }
 
 // newRunner builds the tracker for one watched object; users picks the
-// identity of cfg's scripts.
-func newRunner(cfg *config.Config, users *script.Users, w *watch, log *slog.Logger) (runner, error) {
+// identity of cfg's scripts, hub holds the BFD sessions (nil: none).
+func newRunner(cfg *config.Config, users *script.Users, hub *bfdHub, w *watch, log *slog.Logger) (runner, error) {
 	switch w.kind {
+	case track.KindBFD:
+		if hub == nil {
+			return nil, errNoBFD
+		}
+		if cfg.BFD(w.name) != nil {
+			return &bfdTracker{hub: hub, name: w.name}, nil
+		}
 	case track.KindInterface:
 		return track.NewInterface(w.name, nil, log), nil
 	case track.KindScript:
@@ -147,6 +155,9 @@ type trackerSet struct {
 	ctx context.Context // the daemon's
 	eng sink
 	log *slog.Logger
+	// bfd holds the sessions track_bfd follows (nil: none yet); set by
+	// the daemon before start and reload.
+	bfd *bfdHub
 
 	mu sync.Mutex // ws, and each watch's users and last
 	ws map[watchKey]*watch
@@ -167,8 +178,8 @@ func (r *running) stop() {
 
 // startTrackers runs the trackers of cfg, their scripts run as users
 // picks, until ctx ends or stop is called.
-func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users, eng sink, log *slog.Logger) (*trackerSet, error) {
-	s := &trackerSet{ctx: ctx, eng: eng, log: log, ws: trackers(cfg)}
+func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users, hub *bfdHub, eng sink, log *slog.Logger) (*trackerSet, error) {
+	s := &trackerSet{ctx: ctx, eng: eng, log: log, bfd: hub, ws: trackers(cfg)}
 	for _, w := range s.ws {
 		if err := s.start(cfg, users, w); err != nil {
 			s.stop()
@@ -180,7 +191,7 @@ func startTrackers(ctx context.Context, cfg *config.Config, users *script.Users,
 
 // start runs w's tracker.
 func (s *trackerSet) start(cfg *config.Config, users *script.Users, w *watch) error {
-	r, err := newRunner(cfg, users, w, s.log)
+	r, err := newRunner(cfg, users, s.bfd, w, s.log)
 	if err != nil {
 		return err
 	}
@@ -326,6 +337,8 @@ func (s *trackerSet) reload(old, cfg *config.Config, users *script.Users) error 
 //     the process table is read at once, and the old status stays in
 //     force until then).
 //   - track_interface: its name is all there is.
+//   - track_bfd: weight and reverse are the users'; a session changed in
+//     place (timers, passive, ttl) is the same session.
 func keep(cfg *config.Config, users *script.Users, w *watch, change config.Change) bool {
 	switch r := w.run.r.(type) {
 	case *track.Script:
@@ -341,7 +354,9 @@ func keep(cfg *config.Config, users *script.Users, w *watch, change config.Chang
 			r.Reconfigure(sc)
 		}
 		return true
-	case *track.File:
+	case *track.File, *bfdTracker:
+		// A session changed in place is the same session (its timers
+		// change on the running one).
 		return true
 	}
 	return change == config.Unchanged
@@ -364,6 +379,11 @@ func trackerChanges(d config.ConfigDiff) map[watchKey]config.Change {
 	for _, c := range d.TrackProcesses {
 		if c.New != nil {
 			out[watchKey{track.KindProcess, c.New.Name}] = c.Change
+		}
+	}
+	for _, c := range d.BFDInstances {
+		if c.New != nil {
+			out[watchKey{track.KindBFD, c.New.Name}] = c.Change
 		}
 	}
 	return out

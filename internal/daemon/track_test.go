@@ -202,7 +202,7 @@ func runChk(t *testing.T, c *trackConf, first trackCall) *chkRun {
 	t.Helper()
 	r := &chkRun{c: c, eng: &fakeEngine{}, cfg: lab.ParseConfig(t, c.String())}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := startTrackers(ctx, r.cfg, script.NewUsers(&r.cfg.Global, lab.TestLogger(t)), r.eng, lab.TestLogger(t))
+	s, err := startTrackers(ctx, r.cfg, script.NewUsers(&r.cfg.Global, lab.TestLogger(t)), nil, r.eng, lab.TestLogger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

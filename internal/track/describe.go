@@ -16,6 +16,8 @@ func (u Update) Describe() string {
 		kw, how = "track_interface", pick(u.OK, "up", "down")
 	case KindFile:
 		kw, how = "track_file", fmt.Sprintf("= %d", u.Value)
+	case KindBFD:
+		kw, how = "bfd", pick(u.OK, "up", "down")
 	case KindProcess:
 		kw, how = "track_process", pick(u.OK, fmt.Sprintf("running (%d)", u.Value), fmt.Sprintf("below quorum (%d running)", u.Value))
 	}

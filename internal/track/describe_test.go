@@ -15,6 +15,8 @@ func TestDescribe(t *testing.T) {
 		{Update{Kind: KindFile, Name: "f", OK: true}, "track_file f = 0"},
 		{Update{Kind: KindProcess, Name: "nginx", Value: 1}, "track_process nginx below quorum (1 running)"},
 		{Update{Kind: KindProcess, Name: "nginx", OK: true, Value: 2}, "track_process nginx running (2)"},
+		{Update{Kind: KindBFD, Name: "peer"}, "bfd peer down"},
+		{Update{Kind: KindBFD, Name: "peer", OK: true}, "bfd peer up"},
 	} {
 		if got := tt.u.Describe(); got != tt.want {
 			t.Errorf("%+v.Describe() = %q, want %q", tt.u, got, tt.want)

@@ -25,6 +25,9 @@ const (
 	KindFile
 	KindInterface
 	KindProcess
+	// KindBFD is a bfd_instance's session, tracked with track_bfd: OK
+	// while Up.
+	KindBFD
 )
 
 // String names the kind as keepalived's configuration keyword does.
@@ -38,6 +41,8 @@ func (k Kind) String() string {
 		return "track_interface"
 	case KindProcess:
 		return "vrrp_track_process"
+	case KindBFD:
+		return "bfd_instance"
 	}
 	return "unknown"
 }

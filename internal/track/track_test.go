@@ -31,6 +31,10 @@ func TestDelta(t *testing.T) {
 		{"positive failed adds nothing", ref(10, false), Update{Kind: KindScript}, 0, false},
 		{"negative failed subtracts", ref(-10, false), Update{Kind: KindProcess}, -10, false},
 		{"negative ok adds nothing", ref(-10, false), Update{Kind: KindProcess, OK: true}, 0, false},
+		// track_bfd (vrrp_track.c initialise_track_bfd_state): as scripts.
+		{"bfd weight 0 down is fault", ref(0, false), Update{Kind: KindBFD}, 0, true},
+		{"bfd positive up adds", ref(20, false), Update{Kind: KindBFD, OK: true}, 20, false},
+		{"bfd negative down subtracts", ref(-20, false), Update{Kind: KindBFD}, -20, false},
 		{"positive reverse ok subtracts", ref(10, true), Update{Kind: KindScript, OK: true}, -10, false},
 		{"negative reverse failed adds", ref(-10, true), Update{Kind: KindScript}, 10, false},
 		{"file weight 0 zero", ref(0, false), Update{Kind: KindFile, Value: 0, OK: true}, 0, false},
@@ -317,7 +321,7 @@ func TestInstanceInterfaces(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindScript: "vrrp_script", KindFile: "track_file", KindInterface: "track_interface", KindProcess: "vrrp_track_process", 0: "unknown"} {
+	for k, want := range map[Kind]string{KindScript: "vrrp_script", KindFile: "track_file", KindInterface: "track_interface", KindProcess: "vrrp_track_process", KindBFD: "bfd_instance", 0: "unknown"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -250,6 +250,18 @@ type Shutdown struct{ Reason Reason } // zero Reason: ReasonShutdown
 // config that NewMachine would refuse is ignored.
 type Reconfigure struct{ Config MachineConfig }
 
+// PeerDown reports that the BFD session Name to Peer went down (Tandem's
+// fast_failover_bfd). A BACKUP whose master is Peer (the sender of the
+// last advertisement it accepted) acts at once as if Master_Down_Timer had
+// expired (RFC 5798 §6.4.2), as routers pair BFD with VRRP; in any other
+// state, or when Peer is not the master, nothing changes: the adverts
+// (or their absence) decide as usual.
+type PeerDown struct {
+	Name string
+	Peer netip.Addr
+}
+
+func (PeerDown) isEvent()       {}
 func (Start) isEvent()          {}
 func (Reconfigure) isEvent()    {}
 func (AdvertReceived) isEvent() {}
@@ -337,6 +349,9 @@ type Machine struct {
 	// when it fires: the last master heard went silent, advertised
 	// priority 0, or advertises a priority we preempt.
 	downWhy Reason
+	// master is the sender of the last advertisement the BACKUP accepted
+	// (zero: none since it entered BACKUP), the peer PeerDown names.
+	master netip.Addr
 	// faultWhy is the latest fault that came on; groupWhy the reason of
 	// a group FAULT given before Start.
 	faultWhy, groupWhy Reason
@@ -409,6 +424,11 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 			due := m.deadline
 			m.deadline = time.Time{}
 			m.timerFired(now, due, &a)
+		}
+	case PeerDown:
+		if m.state == Backup && m.master.IsValid() && m.master == ev.Peer {
+			m.downWhy = Reason{Kind: ReasonBFDDown, Peer: ev.Peer, Name: ev.Name}
+			m.takeOver(now, &a)
 		}
 	case TrackerChanged:
 		why := Reason{Kind: ReasonFaultCleared, Name: ev.Name, Detail: ev.Detail}
@@ -598,6 +618,7 @@ func (m *Machine) enterBackup(now time.Time, down time.Duration, why Reason, a *
 	m.want = Backup
 	m.preemptAt = time.Time{}
 	m.downWhy = Reason{Kind: ReasonAdvertTimeout}
+	m.master = netip.Addr{}
 	m.enter(Backup, why, a)
 	m.arm(now.Add(down), a)
 }
@@ -638,6 +659,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	// Accepted: a sync group member that wanted MASTER now wants BACKUP.
 	m.want = Backup
 	m.downWhy = Reason{Kind: ReasonAdvertTimeout, Peer: ev.Src}
+	m.master = ev.Src
 	m.arm(now.Add(m.masterDown()), a)
 }
 

@@ -699,6 +699,24 @@ func (e *Engine) Track(instance, name string, weight int, fault bool, detail str
 	e.post(instance, TrackerChanged{Name: name, Weight: weight, Fault: fault, Detail: detail})
 }
 
+// PeerDown tells the instances whose fast_failover_bfd names session
+// that it went down, peer being its neighbor; each instance's machine
+// decides (PeerDown). An instance still waiting for its interface has no
+// master to lose, and is not told.
+func (e *Engine) PeerDown(session string, peer netip.Addr) {
+	e.mu.Lock()
+	var to []*instance
+	for _, in := range e.insts {
+		if ff := in.cfg.FastFailoverBFD; ff != nil && ff.Name == session {
+			to = append(to, in)
+		}
+	}
+	e.mu.Unlock()
+	for _, in := range to {
+		e.send(loopEvent{inst: in, ev: PeerDown{Name: session, Peer: peer}})
+	}
+}
+
 // SetFault sets or clears a named fault of an instance (its interface down).
 func (e *Engine) SetFault(instance, reason string, on bool) {
 	e.post(instance, FaultChanged{Reason: reason, On: on})

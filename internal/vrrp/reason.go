@@ -47,6 +47,10 @@ const (
 	// ReasonSyncGroup: the sync group Group moved the instance because
 	// its member Name went to (or wants) State.
 	ReasonSyncGroup
+	// ReasonBFDDown: the BFD session Name to the master Peer went down
+	// and fast_failover_bfd took over without waiting for
+	// Master_Down_Timer.
+	ReasonBFDDown
 )
 
 var reasonKindNames = [...]string{
@@ -64,6 +68,7 @@ var reasonKindNames = [...]string{
 	ReasonFault:             "fault",
 	ReasonFaultCleared:      "fault_cleared",
 	ReasonSyncGroup:         "sync_group",
+	ReasonBFDDown:           "bfd_down",
 }
 
 // String returns the kind's name.
@@ -127,6 +132,8 @@ func (r Reason) String() string {
 			return "fault cleared: " + r.Detail
 		}
 		return "fault cleared: " + r.Name
+	case ReasonBFDDown:
+		return fmt.Sprintf("bfd %s down: master %s lost", r.Name, r.Peer)
 	case ReasonSyncGroup:
 		verb := "went"
 		if r.State == Master {
