@@ -28,6 +28,18 @@ func Format(w io.Writer, cfg *Config) error {
 	for _, t := range cfg.TrackProcesses {
 		f.trackProcess(t)
 	}
+	// Before the static entries: they can only name a group above them.
+	for _, g := range cfg.TrackGroups {
+		f.open("track_group", g.Name)
+		if len(g.Members) > 0 {
+			f.open("group")
+			for _, m := range g.Members {
+				f.line(m)
+			}
+			f.close()
+		}
+		f.close()
+	}
 	f.addrs("static_ipaddress", cfg.StaticAddresses)
 	f.routes("static_routes", cfg.StaticRoutes)
 	f.rules("static_rules", cfg.StaticRules)
@@ -455,6 +467,7 @@ func addressWords(a *IPAddress) []string {
 	if a.PreferredLft != nil {
 		w = append(w, "preferred_lft", strconv.FormatUint(uint64(*a.PreferredLft), 10))
 	}
+	opt("track_group", a.TrackGroup)
 	return w
 }
 
@@ -496,9 +509,7 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.TOS != 0 {
 			w = append(w, "tos", r.TOS.String())
 		}
-		if r.NoTrack {
-			w = append(w, "no_track")
-		}
+		w = trackWords(w, r.NoTrack, r.TrackGroup)
 		for _, nh := range r.Nexthops {
 			w = append(w, "nexthop")
 			if nh.Via.IsValid() {
@@ -556,9 +567,7 @@ func (f *formatter) rules(kw string, rs []*Rule) {
 		if r.Priority != nil {
 			w = append(w, "priority", strconv.FormatUint(uint64(*r.Priority), 10))
 		}
-		if r.NoTrack {
-			w = append(w, "no_track")
-		}
+		w = trackWords(w, r.NoTrack, r.TrackGroup)
 		f.line(w...)
 	}
 	f.close()
@@ -767,4 +776,15 @@ func (f *formatter) checker(c *Checker) {
 		}
 	}
 	f.close()
+}
+
+// trackWords appends a static route's or rule's no_track and track_group.
+func trackWords(w []string, noTrack bool, group string) []string {
+	if noTrack {
+		w = append(w, "no_track")
+	}
+	if group != "" {
+		w = append(w, "track_group", group)
+	}
+	return w
 }

@@ -23,7 +23,6 @@ const (
 	whyDump      = "use tandem status --json and the status API"
 	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
-	whyStatic    = "static tracking groups (VRRP instances tracking static addresses, routes and rules) are not implemented"
 	whyAuthExt   = "keepalived's experimental authentication extensions are not implemented"
 	whyMisc      = "not implemented"
 )
@@ -41,14 +40,12 @@ func init() {
 	add(root, whyNamespace, "net_namespace_ipvs")
 	add(root, whyIPSets, "namespace_with_ipsets")
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
-	add(root, whyStatic, "track_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 	add(root, whyBFD, "bfd_instance")
 	add(root, whySSLCtx, "SSL")
 	// The children of root blocks that are ignored as a whole: never
 	// dispatched, named here so that the vocabulary is complete.
 	add("SSL", whySSLCtx, "password", "ca", "certificate", "key")
-	add("track_group", whyStatic, "group")
 
 	g := "global_defs"
 	add(g, whyProcess, "process_names", "process_name", "vrrp_process_name", "checker_process_name",
