@@ -34,6 +34,10 @@ type watch struct {
 type user struct {
 	instance string
 	ref      config.TrackRef
+	// via names what makes the instance track the object when that is
+	// not the instance itself or its sync group ("track_group TG"): the
+	// instance's reason says it.
+	via string
 }
 
 type watchKey struct {
@@ -76,16 +80,19 @@ func trackers(cfg *config.Config) map[watchKey]*watch {
 				continue
 			}
 			for _, m := range g.Members {
-				// An interface the instance tracks already, with a
-				// weight, now puts it in FAULT: keepalived's
-				// add_vrrp_to_interface gives a tracked interface
-				// weight 0 when a static entry's group adds it again.
 				for _, r := range ifs {
-					if w := ws[watchKey{track.KindInterface, r.Name}]; w != nil {
-						w.users = slices.DeleteFunc(w.users, func(u user) bool { return u.instance == m })
+					k := watchKey{track.KindInterface, r.Name}
+					if ws[k] == nil {
+						ws[k] = &watch{kind: k.kind, name: k.name}
 					}
+					// An interface the instance tracks already, with a
+					// weight, now puts it in FAULT: keepalived's
+					// add_vrrp_to_interface gives a tracked interface
+					// weight 0 when a static entry's group adds it again.
+					w := ws[k]
+					w.users = slices.DeleteFunc(w.users, func(u user) bool { return u.instance == m })
+					w.users = append(w.users, user{instance: m, ref: r, via: "track_group " + group})
 				}
-				add(track.KindInterface, m, ifs)
 			}
 		}
 	}
@@ -282,7 +289,11 @@ func (s *trackerSet) contribute(w *watch) {
 	}
 	for _, us := range w.users {
 		delta, fault := track.Delta(us.ref, *w.last)
-		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault, w.last.Describe())
+		detail := w.last.Describe()
+		if us.via != "" {
+			detail = us.via + ": " + detail
+		}
+		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault, detail)
 	}
 }
 

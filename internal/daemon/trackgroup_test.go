@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,14 +87,28 @@ vrrp_instance VI_3 {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("interface watches (-want +got):\n%s", d)
 	}
-	// The contribution of a tracked static entry's interface going down
-	// is a fault, its coming back none.
-	for _, u := range ws[watchKey{track.KindInterface, "eth2"}].users {
-		if _, fault := track.Delta(u.ref, track.Update{Kind: track.KindInterface, Name: "eth2", OK: false}); !fault {
-			t.Errorf("%s: eth2 down is no fault", u.instance)
-		}
-		if d, fault := track.Delta(u.ref, track.Update{Kind: track.KindInterface, Name: "eth2", OK: true}); fault || d != 0 {
-			t.Errorf("%s: eth2 up gives %d, fault %t", u.instance, d, fault)
-		}
+	// A tracked static entry's interface going down is a fault of each
+	// instance of the group, whose reason names the group; its coming
+	// back is none.
+	sink := &detailSink{}
+	set := &trackerSet{eng: sink, log: slog.New(slog.DiscardHandler), ws: ws}
+	eth2 := ws[watchKey{track.KindInterface, "eth2"}]
+	set.apply(eth2, track.Update{Kind: track.KindInterface, Name: "eth2", OK: false})
+	set.apply(eth2, track.Update{Kind: track.KindInterface, Name: "eth2", OK: true})
+	wantCalls := []string{
+		"VI_1 track_interface eth2 0 true track_group TG: track_interface eth2 down",
+		"VI_2 track_interface eth2 0 true track_group TG: track_interface eth2 down",
+		"VI_1 track_interface eth2 0 false track_group TG: track_interface eth2 up",
+		"VI_2 track_interface eth2 0 false track_group TG: track_interface eth2 up",
 	}
+	if d := cmp.Diff(wantCalls, sink.calls); d != "" {
+		t.Errorf("engine told (-want +got):\n%s", d)
+	}
+}
+
+// detailSink records the engine's Track calls with their detail.
+type detailSink struct{ calls []string }
+
+func (s *detailSink) Track(instance, name string, weight int, fault bool, detail string) {
+	s.calls = append(s.calls, fmt.Sprintf("%s %s %d %t %s", instance, name, weight, fault, detail))
 }
