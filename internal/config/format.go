@@ -31,13 +31,7 @@ func Format(w io.Writer, cfg *Config) error {
 	// Before the static entries: they can only name a group above them.
 	for _, g := range cfg.TrackGroups {
 		f.open("track_group", g.Name)
-		if len(g.Members) > 0 {
-			f.open("group")
-			for _, m := range g.Members {
-				f.line(m)
-			}
-			f.close()
-		}
+		f.list("group", g.Members)
 		f.close()
 	}
 	f.addrs("static_ipaddress", cfg.StaticAddresses)
@@ -165,13 +159,7 @@ func (f *formatter) garp(g *Garp, prefix string) {
 func (f *formatter) global(g *Global) {
 	f.open("global_defs")
 	f.str("router_id", g.RouterID)
-	if len(g.NotificationEmail) > 0 {
-		f.open("notification_email")
-		for _, e := range g.NotificationEmail {
-			f.line(e)
-		}
-		f.close()
-	}
+	f.list("notification_email", g.NotificationEmail)
 	f.str("notification_email_from", g.NotificationEmailFrom)
 	if host, port, err := net.SplitHostPort(g.SMTPServer); err == nil {
 		f.line("smtp_server", host, port)
@@ -423,6 +411,18 @@ func (f *formatter) instance(in *Instance) {
 		}
 		f.line(words...)
 		f.only("vmac_xmit_base", v.XmitBase)
+	}
+	f.close()
+}
+
+// list writes a block of one word per line, if there are words.
+func (f *formatter) list(kw string, words []string) {
+	if len(words) == 0 {
+		return
+	}
+	f.open(kw)
+	for _, w := range words {
+		f.line(w)
 	}
 	f.close()
 }

@@ -171,11 +171,7 @@ func (p *parser) route(k *node, static bool) (*Route, bool) {
 		case "no_track":
 			r.NoTrack = true
 		case "track_group":
-			if !static {
-				p.errorf(t.Pos, "route: track_group is only for static_routes")
-				return nil, false
-			}
-			if !p.staticTrackGroup("route", &r.TrackGroup, toks, i) {
+			if !p.staticTrackGroup("route", static, &r.TrackGroup, toks, i) {
 				return nil, false
 			}
 			i++

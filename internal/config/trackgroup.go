@@ -58,8 +58,12 @@ func (p *parser) trackGroup(n *node, cfg *Config) {
 
 // staticTrackGroup reads the value of a static entry's track_group
 // option at args[i]: a group defined above (keepalived reports "track_group
-// NAME not found" otherwise), given once.
-func (p *parser) staticTrackGroup(what string, dst *string, args []syntax.Token, i int) bool {
+// NAME not found" otherwise), given once, on a static entry only.
+func (p *parser) staticTrackGroup(what string, static bool, dst *string, args []syntax.Token, i int) bool {
+	if !static {
+		p.errorf(args[i].Pos, "%s: track_group is only for static_routes and static_rules entries", what)
+		return false
+	}
 	if i+1 >= len(args) {
 		p.errorf(args[i].Pos, "%s: track_group needs a value", what)
 		return false

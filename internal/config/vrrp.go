@@ -631,7 +631,7 @@ func (p *parser) ipAddress(k *node, static bool) (*IPAddress, bool) {
 			a.NoTrack = true
 		case "track_group":
 			if static {
-				if !p.staticTrackGroup("address "+k.Keyword.Text, &a.TrackGroup, args, i) {
+				if !p.staticTrackGroup("address "+k.Keyword.Text, true, &a.TrackGroup, args, i) {
 					return nil, false
 				}
 				i++
@@ -708,11 +708,7 @@ func (p *parser) rule(k *node, static bool) (*Rule, bool) {
 			r.NoTrack = true
 			continue
 		case "track_group":
-			if !static {
-				p.errorf(t.Pos, "rule: track_group is only for static_rules")
-				return nil, false
-			}
-			if !p.staticTrackGroup("rule", &r.TrackGroup, toks, i) {
+			if !p.staticTrackGroup("rule", static, &r.TrackGroup, toks, i) {
 				return nil, false
 			}
 			i++
