@@ -404,7 +404,16 @@ func (f *formatter) instance(in *Instance) {
 	f.rules("virtual_rules", in.Rules)
 	f.garp(&in.Garp, "")
 	f.only("no_virtual_ipaddress", in.NoVirtualIPAddr)
-	if v := in.VMAC; v != nil {
+	if v := in.VMAC; v != nil && v.IPVLAN != nil {
+		words := []string{"use_ipvlan", v.Name}
+		if v.IPVLAN.Addr.IsValid() {
+			words = append(words, v.IPVLAN.Addr.String())
+		}
+		if v.IPVLAN.Mode != "" {
+			words = append(words, v.IPVLAN.Mode)
+		}
+		f.line(words...)
+	} else if v != nil {
 		words := []string{"use_vmac", v.Name}
 		if !slices.Equal(v.MAC, VirtualMAC(in.VRID, in.IPv6)) {
 			words = append(words, v.MAC.String())

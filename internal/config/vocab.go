@@ -15,7 +15,6 @@ const (
 	whyNFTIPVS   = "keepalived's nftables fwmarks for IPVS virtual_server_group; Tandem programs each group member as its own service, which carries the same traffic"
 	whyVMACAddr  = "a VMAC per virtual address (use_vmac_addr) is not implemented; use_vmac is"
 	whyVMACGarp  = "gratuitous ARPs on extra interfaces are not implemented; use_vmac's GARPs go out of the VMAC"
-	whyIPVLAN    = "ipvlan interfaces are not implemented; use_vmac (macvlan) is"
 	whyBFD       = "BFD is not implemented"
 	whyNamespace = "the data plane runs in net_namespace (or Tandem's own namespace); a separate IPVS namespace is not implemented"
 	whyIPSets    = "no effect: Tandem uses no ipsets (its firewall rules are nftables, which are namespace-aware)"
@@ -77,7 +76,6 @@ func init() {
 	in := "vrrp_instance"
 	add(in, whyVMACAddr, "use_vmac_addr")
 	add(in, whyVMACGarp, "vmac_garp_intvl", "garp_extra_if")
-	add(in, whyIPVLAN, "use_ipvlan")
 	add(in, whyBFD, "track_bfd")
 	add(in, whyMisc, "vrf", "track_src_ip", "debug", "kernel_rx_buf_size", "unicast_fault_no_peer",
 		"old_unicast_checksum", "native_ipv6", "linkbeat_use_polling", "timer_expired_backup",

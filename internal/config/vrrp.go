@@ -393,6 +393,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"unicast_ttl":               p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":      p.setConst(&in.NoVirtualIPAddr, true),
 		"use_vmac":                  p.useVMAC(in),
+		"use_ipvlan":                p.useIPVLAN(in),
 		"vmac_xmit_base":            p.vmacXmitBase(u),
 		"unicast_peer":              listBlock(p, &in.UnicastPeers, p.unicastPeer),
 		"lvs_sync_daemon_interface": p.lvsSyncDaemonInterface(cfg, in),
