@@ -140,8 +140,11 @@ Gratuitous ARP pacing, as keepalived:
                        gratuitous ARPs per address, and N again S later
                        (defaults: garp_master_repeat, garp_master_delay);
                        the other masters of its sync group do the same.
-  track_group is not implemented (static addresses, routes and rules are
-  not tracked by instances): it is warned about.`,
+  track_group NAME { group { INSTANCE ... } }, and track_group NAME on a
+  static_ipaddress, static_routes or static_rules entry: the group's
+  instances go to FAULT while the entry's interface is down. A static
+  entry someone else deletes is put back, as keepalived does, unless it
+  has no_track.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error

@@ -59,8 +59,7 @@ type compatEntry struct {
 
 // The blocks whose lines are routes and addresses.
 var (
-	routeBlocks   = []string{"virtual_routes", "static_routes"}
-	addressBlocks = []string{"virtual_ipaddress", "virtual_ipaddress_excluded", "static_ipaddress"}
+	routeBlocks = []string{"virtual_routes", "static_routes"}
 )
 
 // compatTable is what will behave differently from keepalived 2.2.7,
@@ -71,8 +70,6 @@ var compatTable = []compatEntry{
 		Difference: `read as "via", with a warning; keepalived 2.2.7 refuses the configuration ("gw" is a configuration error there)`},
 	{ID: "route-or", Blocks: routeBlocks, Keywords: []string{"*"}, Word: "or", Kind: CompatDiffers,
 		Difference: `"via A or B" is read as a multipath route of two nexthops, with a warning; keepalived 2.2.7 refuses the configuration`},
-	{ID: "address-track_group", Blocks: addressBlocks, Keywords: []string{"*"}, Word: "track_group", Kind: CompatUnsupported,
-		Difference: "track_group on an address is not implemented (static entries are not tracked by instances); ignored with a warning"},
 	{ID: "iptables", Blocks: []string{"global_defs"}, Keywords: []string{"vrrp_iptables", "vrrp_ipsets"}, Kind: CompatDiffers,
 		Difference: `Tandem writes no iptables rules and no ipsets: the drop rules of a master without "accept" go to its nftables table (inet ` + DefaultFirewallTable + ` unless "nftables NAME" names one)`},
 	{ID: "nftables-table", Blocks: []string{"global_defs"}, Keywords: []string{"nftables"}, NoArgs: true, Kind: CompatDiffers,

@@ -79,12 +79,6 @@ var compatCases = map[string]compatTableCase{
 			t.Errorf("via A or B is not two nexthops: %+v", r)
 		}
 	}},
-	"address-track_group": {"static_ipaddress {\n 10.0.0.9/24 dev eth0 track_group G\n}\n", func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
-		warnedAt(t, ds, at, "track_group", "not supported")
-		if len(c.StaticAddresses) != 1 {
-			t.Errorf("address not kept: %+v", c.StaticAddresses)
-		}
-	}},
 	"iptables": {globalDefs("vrrp_iptables\n vrrp_ipsets"), func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
 		warnedAt(t, ds, at, "nftables", DefaultFirewallTable)
 		if c.Global.Firewall.Table != "" {

@@ -72,8 +72,8 @@ func TestDiagnostics(t *testing.T) {
 		},
 		{
 			name: "unsupported keyword",
-			src:  strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  use_ipvlan\n", 1),
-			want: []wantDiag{w(3, 3, `keyword "use_ipvlan" is not supported by Tandem`)},
+			src:  strings.Replace(vi, "  interface eth0\n", "  interface eth0\n  use_vmac_addr\n", 1),
+			want: []wantDiag{w(3, 3, `keyword "use_vmac_addr" is not supported by Tandem`)},
 		},
 		{
 			name: "VRID 0",

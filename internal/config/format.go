@@ -31,6 +31,12 @@ func Format(w io.Writer, cfg *Config) error {
 	for _, b := range cfg.BFDInstances {
 		f.bfdInstance(b)
 	}
+	// Before the static entries: they can only name a group above them.
+	for _, g := range cfg.TrackGroups {
+		f.open("track_group", g.Name)
+		f.list("group", g.Members)
+		f.close()
+	}
 	f.addrs("static_ipaddress", cfg.StaticAddresses)
 	f.routes("static_routes", cfg.StaticRoutes)
 	f.rules("static_rules", cfg.StaticRules)
@@ -157,13 +163,7 @@ func (f *formatter) garp(g *Garp, prefix string) {
 func (f *formatter) global(g *Global) {
 	f.open("global_defs")
 	f.str("router_id", g.RouterID)
-	if len(g.NotificationEmail) > 0 {
-		f.open("notification_email")
-		for _, e := range g.NotificationEmail {
-			f.line(e)
-		}
-		f.close()
-	}
+	f.list("notification_email", g.NotificationEmail)
 	f.str("notification_email_from", g.NotificationEmailFrom)
 	if host, port, err := net.SplitHostPort(g.SMTPServer); err == nil {
 		f.line("smtp_server", host, port)
@@ -413,13 +413,34 @@ func (f *formatter) instance(in *Instance) {
 	f.rules("virtual_rules", in.Rules)
 	f.garp(&in.Garp, "")
 	f.only("no_virtual_ipaddress", in.NoVirtualIPAddr)
-	if v := in.VMAC; v != nil {
+	if v := in.VMAC; v != nil && v.IPVLAN != nil {
+		words := []string{"use_ipvlan", v.Name}
+		if v.IPVLAN.Addr.IsValid() {
+			words = append(words, v.IPVLAN.Addr.String())
+		}
+		if v.IPVLAN.Mode != "" {
+			words = append(words, v.IPVLAN.Mode)
+		}
+		f.line(words...)
+	} else if v != nil {
 		words := []string{"use_vmac", v.Name}
 		if !slices.Equal(v.MAC, VirtualMAC(in.VRID, in.IPv6)) {
 			words = append(words, v.MAC.String())
 		}
 		f.line(words...)
 		f.only("vmac_xmit_base", v.XmitBase)
+	}
+	f.close()
+}
+
+// list writes a block of one word per line, if there are words.
+func (f *formatter) list(kw string, words []string) {
+	if len(words) == 0 {
+		return
+	}
+	f.open(kw)
+	for _, w := range words {
+		f.line(w)
 	}
 	f.close()
 }
@@ -464,6 +485,7 @@ func addressWords(a *IPAddress) []string {
 	if a.PreferredLft != nil {
 		w = append(w, "preferred_lft", strconv.FormatUint(uint64(*a.PreferredLft), 10))
 	}
+	opt("track_group", a.TrackGroup)
 	return w
 }
 
@@ -505,9 +527,7 @@ func (f *formatter) routes(kw string, rs []*Route) {
 		if r.TOS != 0 {
 			w = append(w, "tos", r.TOS.String())
 		}
-		if r.NoTrack {
-			w = append(w, "no_track")
-		}
+		w = trackWords(w, r.NoTrack, r.TrackGroup)
 		for _, nh := range r.Nexthops {
 			w = append(w, "nexthop")
 			if nh.Via.IsValid() {
@@ -565,9 +585,7 @@ func (f *formatter) rules(kw string, rs []*Rule) {
 		if r.Priority != nil {
 			w = append(w, "priority", strconv.FormatUint(uint64(*r.Priority), 10))
 		}
-		if r.NoTrack {
-			w = append(w, "no_track")
-		}
+		w = trackWords(w, r.NoTrack, r.TrackGroup)
 		f.line(w...)
 	}
 	f.close()
@@ -799,4 +817,15 @@ func (f *formatter) bfdInstance(b *BFDInstance) {
 	f.line(weightWords(b.Weight, b.WeightReverse)...)
 	f.only("multihop", b.Multihop)
 	f.close()
+}
+
+// trackWords appends a static route's or rule's no_track and track_group.
+func trackWords(w []string, noTrack bool, group string) []string {
+	if noTrack {
+		w = append(w, "no_track")
+	}
+	if group != "" {
+		w = append(w, "track_group", group)
+	}
+	return w
 }

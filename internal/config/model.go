@@ -34,6 +34,7 @@ type Config struct {
 	// ConntrackSync is the Tandem block conntrack_sync; nil without one.
 	ConntrackSync *ConntrackSync `json:"conntrack_sync,omitempty"`
 	BFDInstances  []*BFDInstance `json:"bfd_instances,omitempty"`
+	TrackGroups   []*TrackGroup  `json:"track_groups,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex
@@ -350,6 +351,9 @@ type IPAddress struct {
 	NoPrefixRoute bool         `json:"noprefixroute,omitempty"`
 	AutoJoin      bool         `json:"autojoin,omitempty"`
 	NoTrack       bool         `json:"no_track,omitempty"`
+	// TrackGroup names the track_group whose instances track this static
+	// address's dev (trackgroup.go).
+	TrackGroup string `json:"track_group,omitempty"`
 	// PreferredLft is in seconds; nil means forever.
 	PreferredLft *uint32 `json:"preferred_lft,omitempty"`
 }
@@ -393,14 +397,18 @@ type Route struct {
 	// given); "via A or B" is read as two.
 	Nexthops []Nexthop `json:"nexthops,omitempty"`
 	// TOS is the IPv4 route's tos/dsfield selector.
-	TOS     DSField    `json:"tos,omitempty"`
-	Dev     string     `json:"dev,omitempty"`
-	Scope   Scope      `json:"scope,omitempty"`
-	Table   RouteTable `json:"table,omitempty"`
-	Metric  *uint32    `json:"metric,omitempty"`
-	Proto   RouteProto `json:"proto,omitempty"`
-	OnLink  bool       `json:"onlink,omitempty"`
-	NoTrack bool       `json:"no_track,omitempty"`
+	TOS    DSField    `json:"tos,omitempty"`
+	Dev    string     `json:"dev,omitempty"`
+	Scope  Scope      `json:"scope,omitempty"`
+	Table  RouteTable `json:"table,omitempty"`
+	Metric *uint32    `json:"metric,omitempty"`
+	Proto  RouteProto `json:"proto,omitempty"`
+	OnLink bool       `json:"onlink,omitempty"`
+	// NoTrack: a static route deleted by someone else is not put back
+	// (keepalived restores the others); TrackGroup names the track_group
+	// whose instances track its dev (trackgroup.go).
+	NoTrack    bool   `json:"no_track,omitempty"`
+	TrackGroup string `json:"track_group,omitempty"`
 }
 
 // Nexthop is one `nexthop via A [dev IF] [weight N] [onlink]` group of
@@ -425,10 +433,13 @@ type Rule struct {
 	OIF      string       `json:"oif,omitempty"`
 	// FWMark is matched under FWMask (nil: all bits, the kernel's default
 	// when `fwmark M` has no /MASK); a rule with neither matches any mark.
-	FWMark  uint32  `json:"fwmark,omitempty"`
-	FWMask  *uint32 `json:"fwmask,omitempty"`
-	TOS     DSField `json:"tos,omitempty"`
-	NoTrack bool    `json:"no_track,omitempty"`
+	FWMark uint32  `json:"fwmark,omitempty"`
+	FWMask *uint32 `json:"fwmask,omitempty"`
+	TOS    DSField `json:"tos,omitempty"`
+	// NoTrack and TrackGroup as for a Route; a rule's tracked interface
+	// is its iif.
+	NoTrack    bool   `json:"no_track,omitempty"`
+	TrackGroup string `json:"track_group,omitempty"`
 }
 
 // ServerGroup is a virtual_server_group block.

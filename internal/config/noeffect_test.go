@@ -44,20 +44,14 @@ var notRead = map[string]string{
 	"TrackProcess.Reverse":          "default of TrackRef.Reverse",
 	"TrackRef.WeightSet":            "whether TrackRef.Weight was given, for the defaults",
 	"Broadcast.Auto":                "brd + is computed into Broadcast.Addr",
-	// no_track means: the instance stays master when the route or rule
-	// is deleted by someone else. Tandem does not watch for such
-	// deletions at all, so every one behaves as no_track; the tracked
-	// default of keepalived.conf(5) is what is missing.
-	"Route.NoTrack":             "every route behaves as no_track (deletions by others are not watched)",
-	"Rule.NoTrack":              "every rule behaves as no_track (deletions by others are not watched)",
-	"Instance.NoVirtualIPAddr":  "only silences the no-address warning",
-	"VirtualServer.Virtualhost": "default of HTTPCheck.Virtualhost",
-	"RealServer.Virtualhost":    "default of HTTPCheck.Virtualhost",
-	"VirtualServer.Inhibit":     "default of RealServer.Inhibit",
-	"VirtualServer.Weight":      "default of RealServer.Weight",
-	"VirtualServer.Defaults":    "cascades into Checker.Timing",
-	"RealServer.Defaults":       "cascades into Checker.Timing",
-	"Checker.Set":               "cascades into Checker.Timing",
+	"Instance.NoVirtualIPAddr":      "only silences the no-address warning",
+	"VirtualServer.Virtualhost":     "default of HTTPCheck.Virtualhost",
+	"RealServer.Virtualhost":        "default of HTTPCheck.Virtualhost",
+	"VirtualServer.Inhibit":         "default of RealServer.Inhibit",
+	"VirtualServer.Weight":          "default of RealServer.Weight",
+	"VirtualServer.Defaults":        "cascades into Checker.Timing",
+	"RealServer.Defaults":           "cascades into Checker.Timing",
+	"Checker.Set":                   "cascades into Checker.Timing",
 }
 
 // modelFields walks config.Config and every struct type of package config

@@ -21,6 +21,8 @@ type parser struct {
 	rt rtNames
 	// The parser's own errors and warnings, for the caps in add.
 	errors, warnings int
+	// trackGroups are the track_group blocks read so far (trackgroup.go).
+	trackGroups map[string]bool
 }
 
 func (p *parser) errorf(pos Pos, format string, a ...any) { p.add(pos, syntax.Error, format, a...) }

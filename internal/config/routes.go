@@ -69,7 +69,6 @@ var routeNotSupported = map[string]string{
 	"encap":              "lightweight tunnel encapsulation is not supported by Tandem",
 	"as":                 "MPLS is not supported by Tandem",
 	"vrf":                "VRFs are not supported by Tandem",
-	"track_group":        "static track groups are not supported by Tandem",
 	"add":                "route add modes are not supported by Tandem (routes are replaced)",
 	"prepend":            "route add modes are not supported by Tandem (routes are replaced)",
 	"append":             "route add modes are not supported by Tandem (routes are replaced)",
@@ -78,7 +77,7 @@ var routeNotSupported = map[string]string{
 }
 
 // route reads one route line.
-func (p *parser) route(k *node) (*Route, bool) {
+func (p *parser) route(k *node, static bool) (*Route, bool) {
 	r := &Route{Pos: k.Keyword.Pos}
 	if k.HasBlock {
 		p.errorf(k.Keyword.Pos, "route: unexpected block")
@@ -171,6 +170,11 @@ func (p *parser) route(k *node) (*Route, bool) {
 			r.OnLink = true
 		case "no_track":
 			r.NoTrack = true
+		case "track_group":
+			if !p.staticTrackGroup("route", static, &r.TrackGroup, toks, i) {
+				return nil, false
+			}
+			i++
 		case "to":
 		case "nexthop":
 			if r.Via.IsValid() || len(r.Nexthops) > 0 {

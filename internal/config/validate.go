@@ -21,6 +21,7 @@ func (p *parser) validate(cfg *Config) {
 	p.validateNames(cfg)
 	p.validateInstances(cfg)
 	p.validateSyncGroups(cfg)
+	p.validateTrackGroups(cfg)
 	p.validateServers(cfg)
 	p.finalizeSyncDaemon(cfg)
 	p.finalizeConntrackSync(cfg)

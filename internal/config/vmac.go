@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode"
@@ -24,6 +25,11 @@ type VMAC struct {
 	// (with its MAC) rather than the macvlan.
 	XmitBase bool `json:"xmit_base,omitempty"`
 
+	// IPVLAN is use_ipvlan: the interface is an ipvlan in L2 mode, which
+	// shares its parent's MAC (MAC is then nil), instead of a macvlan.
+	IPVLAN *IPVLAN `json:"ipvlan,omitempty"`
+
+	macvlan    bool             // use_vmac was given
 	named      bool             // a name was configured
 	configured net.HardwareAddr // a MAC was configured
 	partial    bool             // the configured MAC is 5 octets, the VRID completes it
@@ -37,6 +43,22 @@ func (v VMAC) MarshalJSON() ([]byte, error) {
 		plain
 		MAC string `json:"mac"`
 	}{plain(v), v.MAC.String()})
+}
+
+// IPVLAN is use_ipvlan's own settings (keepalived.conf(5) vrrp_instance
+// use_ipvlan [IFNAME] [ADDRESS] [bridge|private|vepa]).
+type IPVLAN struct {
+	// Addr is the ipvlan's own address, which the adverts are sent from
+	// unless unicast_src_ip or mcast_src_ip is given; an IPv4 instance
+	// needs one (keepalived vrrp.c: "IPv4 ipvlan requires a source ip
+	// address").
+	Addr netip.Prefix `json:"address,omitzero"`
+	// Mode is the ipvlan's flag: bridge (the default), private or vepa.
+	Mode string `json:"mode,omitempty"`
+
+	pos       Pos  // the keyword, for finalizeVMAC's messages
+	modeSet   bool // a mode was given
+	addrGiven bool // an address was given
 }
 
 // vmacOUI is the IANA prefix of VRRP virtual MACs (RFC 5798 §7.3).
@@ -65,7 +87,7 @@ func (p *parser) useVMAC(in *Instance) handler {
 		if v == nil {
 			v = &VMAC{}
 		}
-		v.Pos = n.Keyword.Pos
+		v.Pos, v.macvlan = n.Keyword.Pos, true
 		in.VMAC = v
 		args := n.Args
 		for i := 0; i < len(args); i++ {
@@ -101,6 +123,74 @@ func (p *parser) useVMAC(in *Instance) handler {
 			}
 		}
 	}
+}
+
+// useIPVLAN reads "use_ipvlan [IFNAME] [ADDRESS[/LEN]] [bridge|private|
+// vepa]" in any order, as keepalived's vrrp_ipvlan_handler does: a word
+// that is a mode or an address is one, any other is the interface name;
+// a second of a kind is ignored with a warning. The ipvlan takes the
+// place of a macvlan: given with use_vmac, it is the one keepalived
+// creates.
+func (p *parser) useIPVLAN(in *Instance) handler {
+	return func(n *node) {
+		if !p.noBlock(n) {
+			return
+		}
+		if in.VMAC != nil && in.VMAC.IPVLAN != nil {
+			p.warnf(n.Keyword.Pos, "use_ipvlan already given; ignored, as keepalived does")
+			return
+		}
+		v := in.VMAC
+		if v == nil {
+			v = &VMAC{Pos: n.Keyword.Pos}
+		}
+		iv := &IPVLAN{pos: n.Keyword.Pos}
+		v.IPVLAN = iv
+		in.VMAC = v
+		for _, a := range n.Args {
+			switch a.Text {
+			case "bridge", "private", "vepa":
+				if iv.modeSet {
+					p.warnf(a.Pos, "use_ipvlan: mode already given; %q ignored, as keepalived does", a.Text)
+					continue
+				}
+				iv.Mode, iv.modeSet = a.Text, true
+				continue
+			}
+			if pfx, ok := parseAddrOrPrefix(a.Text); ok {
+				if iv.addrGiven {
+					p.warnf(a.Pos, "use_ipvlan: address already given; %q ignored, as keepalived does", a.Text)
+					continue
+				}
+				iv.Addr, iv.addrGiven = pfx, true
+				continue
+			}
+			switch {
+			case v.named:
+				p.warnf(a.Pos, "use_ipvlan: interface name already given; %q ignored, as keepalived does", a.Text)
+			case !validIfName(a.Text):
+				p.warnf(a.Pos, "use_ipvlan: interface name %q too long or invalid; ignored, as keepalived does", a.Text)
+			default:
+				v.Name, v.named = a.Text, true
+			}
+		}
+		if iv.Mode == "bridge" {
+			iv.Mode = "" // the default
+		}
+	}
+}
+
+// parseAddrOrPrefix reads ADDRESS or ADDRESS/LEN; a bare address is a
+// host prefix.
+func parseAddrOrPrefix(s string) (netip.Prefix, bool) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx, true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
 // vmacXmitBase reads vmac_xmit_base, settled with use_vmac at finalize.
@@ -157,6 +247,10 @@ func (p *parser) finalizeVMAC(in *Instance) {
 	}
 	v := in.VMAC
 	v.XmitBase = xb != nil
+	if iv := v.IPVLAN; iv != nil {
+		p.finalizeIPVLAN(in, v, iv, xb)
+		return
+	}
 	switch {
 	case v.configured != nil:
 		v.MAC = append(net.HardwareAddr(nil), v.configured...)
@@ -173,6 +267,28 @@ func (p *parser) finalizeVMAC(in *Instance) {
 	if in.StrictMode && v.XmitBase {
 		p.warnf(v.Pos, "vrrp_instance %s: vmac_xmit_base is incompatible with strict mode; reset, as keepalived does", in.Name)
 		v.XmitBase = false
+	}
+}
+
+// finalizeIPVLAN settles use_ipvlan as keepalived's vrrp_complete_instance
+// does: no MAC of its own, vmac_xmit_base ignored (it "is only valid with
+// a vmac"), an address of the other family dropped, and an IPv4 instance
+// without an address refused (keepalived keeps it in FAULT for good).
+func (p *parser) finalizeIPVLAN(in *Instance, v *VMAC, iv *IPVLAN, xb *Pos) {
+	if v.macvlan {
+		p.warnf(iv.pos, "vrrp_instance %s: use_vmac and use_ipvlan both given; the ipvlan is created, as keepalived does", in.Name)
+	}
+	v.MAC = nil
+	if xb != nil {
+		p.warnf(*xb, "vmac_xmit_base is only valid with use_vmac, not use_ipvlan; ignored, as keepalived does")
+		v.XmitBase = false
+	}
+	if iv.Addr.IsValid() && iv.Addr.Addr().Is6() != in.IPv6 {
+		p.warnf(iv.pos, "vrrp_instance %s: use_ipvlan address %s is not of the instance's family; ignored, as keepalived does", in.Name, iv.Addr)
+		iv.Addr = netip.Prefix{}
+	}
+	if !in.IPv6 && !iv.Addr.IsValid() {
+		p.errorf(iv.pos, "vrrp_instance %s: an IPv4 use_ipvlan needs the ipvlan's address (use_ipvlan [IFNAME] ADDRESS): keepalived keeps the instance in FAULT without one", in.Name)
 	}
 }
 

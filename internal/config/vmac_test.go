@@ -158,19 +158,7 @@ func TestUseVMAC(t *testing.T) {
 					}
 				}
 			}
-			var msgs []string
-			for _, d := range diags {
-				msgs = append(msgs, d.Msg)
-			}
-			all := strings.Join(msgs, "\n")
-			for _, s := range c.warns {
-				if !strings.Contains(all, s) {
-					t.Errorf("no warning with %q in:\n%s", s, all)
-				}
-			}
-			if len(c.warns) == 0 && len(diags) > 0 {
-				t.Errorf("unexpected diagnostics: %v", diags)
-			}
+			expectDiags(t, diags, c.warns)
 			// The formatted configuration reads back the same.
 			var buf strings.Builder
 			if err := Format(&buf, cfg); err != nil {
@@ -231,5 +219,82 @@ func TestVMACJSON(t *testing.T) {
 	}
 	if want := `{"name":"vrrp.51","xmit_base":true,"mac":"00:00:5e:00:01:33"}`; string(b) != want {
 		t.Errorf("json %s, want %s", b, want)
+	}
+}
+
+// TestUseIPVLAN: use_ipvlan [IFNAME] [ADDRESS] [bridge|private|vepa], in
+// any order, as keepalived's vrrp_ipvlan_handler reads it, and the checks
+// of its vrrp_complete_instance.
+func TestUseIPVLAN(t *testing.T) {
+	type want struct{ name, addr, mode string }
+	v6 := func(extra string) string {
+		return vmacInstance("A", "eth0", 51, "fd00::1/64", "  version 3\n"+extra)
+	}
+	for _, c := range []struct {
+		name   string
+		src    string
+		want   *want // instance A's; nil: an error
+		diags  []string
+		errors bool
+	}{
+		{"name, address with a prefix, mode", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan ipv1 10.0.0.5/24 private\n"), &want{"ipv1", "10.0.0.5/24", "private"}, nil, false},
+		{"address alone: default name, host prefix, bridge", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan 10.0.0.5\n"), &want{"vrrp.51", "10.0.0.5/32", ""}, nil, false},
+		{"any order, seconds ignored", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan vepa 10.0.0.5 bridge 10.0.0.6 ipvA ipvB\n"),
+			&want{"ipvA", "10.0.0.5/32", "vepa"}, []string{"mode already given", "address already given", "interface name already given"}, false},
+		{"IPv6 without address", v6("  use_ipvlan\n"), &want{"vrrp.51", "", ""}, nil, false},
+		{"address of the other family", v6("  use_ipvlan 10.0.0.5\n"), &want{"vrrp.51", "", ""}, []string{"not of the instance's family"}, false},
+		{"use_vmac as well", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_vmac\n  use_ipvlan 10.0.0.5\n"), &want{"vrrp.51", "10.0.0.5/32", ""}, []string{"use_vmac and use_ipvlan both given"}, false},
+		{"vmac_xmit_base", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan 10.0.0.5\n  vmac_xmit_base\n"), &want{"vrrp.51", "10.0.0.5/32", ""}, []string{"only valid with use_vmac, not use_ipvlan"}, false},
+		{"given twice", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan 10.0.0.5\n  use_ipvlan 10.0.0.6\n"), &want{"vrrp.51", "10.0.0.5/32", ""}, []string{"use_ipvlan already given"}, false},
+		{"IPv4 without address", vmacInstance("A", "eth0", 51, "10.0.0.1/24", "  use_ipvlan ipv1\n"), nil, []string{"an IPv4 use_ipvlan needs the ipvlan's address"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, diags := Parse("t.conf", []byte(c.src), Options{ConfigID: "t"})
+			expectDiags(t, diags, c.diags)
+			if diags.HasErrors() != c.errors {
+				t.Fatalf("errors %t, want %t: %v", diags.HasErrors(), c.errors, diags)
+			}
+			if c.want == nil {
+				return
+			}
+			v := cfg.Instances[0].VMAC
+			if v == nil || v.IPVLAN == nil {
+				t.Fatalf("VMAC %+v, want an ipvlan", v)
+			}
+			got := want{v.Name, "", v.IPVLAN.Mode}
+			if v.IPVLAN.Addr.IsValid() {
+				got.addr = v.IPVLAN.Addr.String()
+			}
+			if got != *c.want || v.MAC != nil || v.XmitBase {
+				t.Errorf("ipvlan %+v, MAC %v, xmit_base %t; want %+v, no MAC, no xmit_base", got, v.MAC, v.XmitBase, *c.want)
+			}
+			var buf strings.Builder
+			if err := Format(&buf, cfg); err != nil {
+				t.Fatal(err)
+			}
+			back, d2 := Parse("back.conf", []byte(buf.String()), Options{ConfigID: "t"})
+			if d2.HasErrors() || !same(back.Instances[0].VMAC, v) {
+				t.Errorf("after format: %+v (%v), before %+v\n%s", back.Instances[0].VMAC, d2, v, buf.String())
+			}
+		})
+	}
+}
+
+// expectDiags fails unless diags hold a message with each of want, or
+// none at all when want is empty.
+func expectDiags(t *testing.T, diags Diagnostics, want []string) {
+	t.Helper()
+	var msgs []string
+	for _, d := range diags {
+		msgs = append(msgs, d.Msg)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, s := range want {
+		if !strings.Contains(all, s) {
+			t.Errorf("no diagnostic with %q in:\n%s", s, all)
+		}
+	}
+	if len(want) == 0 && len(diags) > 0 {
+		t.Errorf("unexpected diagnostics: %v", diags)
 	}
 }

@@ -15,7 +15,6 @@ const (
 	whyNFTIPVS   = "keepalived's nftables fwmarks for IPVS virtual_server_group; Tandem programs each group member as its own service, which carries the same traffic"
 	whyVMACAddr  = "a VMAC per virtual address (use_vmac_addr) is not implemented; use_vmac is"
 	whyVMACGarp  = "gratuitous ARPs on extra interfaces are not implemented; use_vmac's GARPs go out of the VMAC"
-	whyIPVLAN    = "ipvlan interfaces are not implemented; use_vmac (macvlan) is"
 	whyBFDProc   = "keepalived's choice of which of its processes hear a session; Tandem is one process, and every user of a session hears it"
 	whyNamespace = "the data plane runs in net_namespace (or Tandem's own namespace); a separate IPVS namespace is not implemented"
 	whyIPSets    = "no effect: Tandem uses no ipsets (its firewall rules are nftables, which are namespace-aware)"
@@ -23,7 +22,6 @@ const (
 	whyDump      = "use tandem status --json and the status API"
 	whyRegex     = "PCRE matching options are not implemented (regex itself is, with Go's RE2)"
 	whySSLCtx    = "client certificates for SSL_GET are not implemented"
-	whyStatic    = "static tracking groups (VRRP instances tracking static addresses, routes and rules) are not implemented"
 	whyAuthExt   = "keepalived's experimental authentication extensions are not implemented"
 	whyMisc      = "not implemented"
 )
@@ -41,14 +39,12 @@ func init() {
 	add(root, whyNamespace, "net_namespace_ipvs")
 	add(root, whyIPSets, "namespace_with_ipsets")
 	add(root, whyProcess, "use_pid_dir", "instance", "child_wait_time")
-	add(root, whyStatic, "track_group")
 	add(root, whyMisc, "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 	add("bfd_instance", whyBFDProc, "vrrp", "checker")
 	add(root, whySSLCtx, "SSL")
 	// The children of root blocks that are ignored as a whole: never
 	// dispatched, named here so that the vocabulary is complete.
 	add("SSL", whySSLCtx, "password", "ca", "certificate", "key")
-	add("track_group", whyStatic, "group")
 
 	g := "global_defs"
 	add(g, whyProcess, "process_names", "process_name", "vrrp_process_name", "checker_process_name",
@@ -80,7 +76,6 @@ func init() {
 	in := "vrrp_instance"
 	add(in, whyVMACAddr, "use_vmac_addr")
 	add(in, whyVMACGarp, "vmac_garp_intvl", "garp_extra_if")
-	add(in, whyIPVLAN, "use_ipvlan")
 	add(in, whyMisc, "vrf", "track_src_ip", "debug", "kernel_rx_buf_size", "unicast_fault_no_peer",
 		"old_unicast_checksum", "native_ipv6", "linkbeat_use_polling", "timer_expired_backup",
 		"thread_timer_expired", "owner_ignore_adverts", "down_timer_adverts", "interfaces")

@@ -398,6 +398,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"unicast_ttl":               p.setInt(&in.UnicastTTL, 1, 255),
 		"no_virtual_ipaddress":      p.setConst(&in.NoVirtualIPAddr, true),
 		"use_vmac":                  p.useVMAC(in),
+		"use_ipvlan":                p.useIPVLAN(in),
 		"vmac_xmit_base":            p.vmacXmitBase(u),
 		"unicast_peer":              listBlock(p, &in.UnicastPeers, p.unicastPeer),
 		"lvs_sync_daemon_interface": p.lvsSyncDaemonInterface(cfg, in),
@@ -429,8 +430,8 @@ func (p *parser) instance(n *node, cfg *Config) {
 		},
 		"virtual_ipaddress":          p.addressBlock(&in.VIPs, false),
 		"virtual_ipaddress_excluded": p.addressBlock(&in.ExcludedVIPs, false),
-		"virtual_routes":             p.routeBlock(&in.Routes),
-		"virtual_rules":              p.ruleBlock(&in.Rules),
+		"virtual_routes":             p.routeBlock(&in.Routes, false),
+		"virtual_rules":              p.ruleBlock(&in.Rules, false),
 	})
 	p.familyFromFirst(in, hs)
 	p.block("vrrp_instance", kids, hs)
@@ -636,7 +637,9 @@ func (p *parser) ipAddress(k *node, static bool) (*IPAddress, bool) {
 			a.NoTrack = true
 		case "track_group":
 			if static {
-				p.warnf(t.Pos, "address %s: track_group is not supported by Tandem; ignored", k.Keyword.Text)
+				if !p.staticTrackGroup("address "+k.Keyword.Text, true, &a.TrackGroup, args, i) {
+					return nil, false
+				}
 				i++
 				continue
 			}
@@ -668,7 +671,11 @@ func broadcastOf(pfx netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-func (p *parser) routeBlock(dst *[]*Route) handler { return listBlock(p, dst, p.route) }
+// routeBlock reads a block of routes; static ones (static_routes) may
+// name a track_group.
+func (p *parser) routeBlock(dst *[]*Route, static bool) handler {
+	return listBlock(p, dst, func(k *node) (*Route, bool) { return p.route(k, static) })
+}
 
 // parseRoutePrefix also accepts "default" (0.0.0.0/0).
 func (p *parser) parseRoutePrefix(k *node, t syntax.Token) (netip.Prefix, bool) {
@@ -681,12 +688,15 @@ func (p *parser) parseRoutePrefix(k *node, t syntax.Token) (netip.Prefix, bool) 
 	return p.parsePrefix(k, t)
 }
 
-func (p *parser) ruleBlock(dst *[]*Rule) handler { return listBlock(p, dst, p.rule) }
+// ruleBlock reads a block of rules; static ones may name a track_group.
+func (p *parser) ruleBlock(dst *[]*Rule, static bool) handler {
+	return listBlock(p, dst, func(k *node) (*Rule, bool) { return p.rule(k, static) })
+}
 
 // rule reads one `ip rule` line: [not] [from P] [to P] [table|lookup T]
 // [priority|preference|pref N] [iif IF] [oif IF] [fwmark M] [tos T]
 // [no_track] (keepalived vrrp_iprule.c).
-func (p *parser) rule(k *node) (*Rule, bool) {
+func (p *parser) rule(k *node, static bool) (*Rule, bool) {
 	r := &Rule{Pos: k.Keyword.Pos}
 	if k.HasBlock {
 		p.errorf(k.Keyword.Pos, "rule: unexpected block")
@@ -702,6 +712,12 @@ func (p *parser) rule(k *node) (*Rule, bool) {
 			continue
 		case "no_track":
 			r.NoTrack = true
+			continue
+		case "track_group":
+			if !p.staticTrackGroup("rule", static, &r.TrackGroup, toks, i) {
+				return nil, false
+			}
+			i++
 			continue
 		}
 		if i+1 >= len(toks) {

@@ -58,7 +58,7 @@ type Options struct {
 type Daemon struct {
 	opts    Options
 	engine  *vrrp.Engine
-	static  vrrp.Addresses // where static_ipaddress, _routes, _rules go (netio, as the VIPs)
+	static  *staticKeeper // static_ipaddress, _routes, _rules: where they go (netio, as the VIPs), and who puts them back
 	started time.Time
 	// notes runs notify scripts and alert mails in the background, for
 	// every configuration the daemon runs; run waits for it at exit.
@@ -178,7 +178,8 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Warn("host settings not restored", "err", err)
 		}
 	}()
-	d.static = host
+	d.static = &staticKeeper{k: host, log: log}
+	d.static.set(cfg)
 	installStatic(host, cfg, log)
 	// Removed last, once the instances have let their VIPs go, as
 	// keepalived's VRRP process clears its static entries at exit; the
@@ -191,6 +192,17 @@ func (d *Daemon) run(ctx context.Context) error {
 			log.Error("static entry not removed", "err", err)
 		}
 	}()
+	// Deleted static entries are put back until the stop, which ends this
+	// before it removes them.
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	var keeping sync.WaitGroup
+	keeping.Go(func() {
+		if err := d.static.run(keepCtx); err != nil {
+			log.Error("deleted static entries are no longer put back", "err", err)
+		}
+	})
+	defer keeping.Wait()
+	defer stopKeeping()
 	// keepalived's no-accept drop rules: the engine keeps them; their
 	// table goes once the engine has stopped (or failed to start).
 	fw := firewall.New(log)
@@ -400,7 +412,9 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	// Static entries first: a new instance may send from a new static
 	// address.
 	diff := config.Diff(old, cfg)
-	for _, err := range reloadStatic(d.static, diff) {
+	// What cfg no longer has is no longer put back, before it goes.
+	d.static.set(cfg)
+	for _, err := range reloadStatic(d.static.k, diff) {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	rep := d.engine.Reload(cfg)

@@ -34,6 +34,10 @@ type watch struct {
 type user struct {
 	instance string
 	ref      config.TrackRef
+	// via names what makes the instance track the object when that is
+	// not the instance itself or its sync group ("track_group TG"): the
+	// instance's reason says it.
+	via string
 }
 
 type watchKey struct {
@@ -71,7 +75,57 @@ func trackers(cfg *config.Config) map[watchKey]*watch {
 			addAll(m, g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses, g.TrackBFD)
 		}
 	}
+	for group, ifs := range staticTrackedInterfaces(cfg) {
+		for _, g := range cfg.TrackGroups {
+			if g.Name != group {
+				continue
+			}
+			for _, m := range g.Members {
+				for _, r := range ifs {
+					k := watchKey{track.KindInterface, r.Name}
+					if ws[k] == nil {
+						ws[k] = &watch{kind: k.kind, name: k.name}
+					}
+					// An interface the instance tracks already, with a
+					// weight, now puts it in FAULT: keepalived's
+					// add_vrrp_to_interface gives a tracked interface
+					// weight 0 when a static entry's group adds it again.
+					w := ws[k]
+					w.users = slices.DeleteFunc(w.users, func(u user) bool { return u.instance == m })
+					w.users = append(w.users, user{instance: m, ref: r, via: "track_group " + group})
+				}
+			}
+		}
+	}
 	return ws
+}
+
+// staticTrackedInterfaces gives, per track_group, the interfaces of the
+// static entries that name it, as weight-0 references: each instance of
+// the group goes to FAULT while one is down (keepalived
+// vrrp_static_track.c static_track_group_init: an address's dev, a
+// route's dev, a rule's iif; an entry that also has no_track, or has no
+// interface, is not tracked).
+func staticTrackedInterfaces(cfg *config.Config) map[string][]config.TrackRef {
+	out := map[string][]config.TrackRef{}
+	add := func(group string, noTrack bool, pos config.Pos, dev string) {
+		if group == "" || noTrack || dev == "" {
+			return
+		}
+		if !slices.ContainsFunc(out[group], func(r config.TrackRef) bool { return r.Name == dev }) {
+			out[group] = append(out[group], config.TrackRef{Pos: pos, Name: dev})
+		}
+	}
+	for _, a := range cfg.StaticAddresses {
+		add(a.TrackGroup, a.NoTrack, a.Pos, a.Dev)
+	}
+	for _, r := range cfg.StaticRoutes {
+		add(r.TrackGroup, r.NoTrack, r.Pos, r.Dev)
+	}
+	for _, r := range cfg.StaticRules {
+		add(r.TrackGroup, r.NoTrack, r.Pos, r.IIF)
+	}
+	return out
 }
 
 // trackerName names a tracked object's contribution to an instance's
@@ -246,7 +300,11 @@ func (s *trackerSet) contribute(w *watch) {
 	}
 	for _, us := range w.users {
 		delta, fault := track.Delta(us.ref, *w.last)
-		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault, w.last.Describe())
+		detail := w.last.Describe()
+		if us.via != "" {
+			detail = us.via + ": " + detail
+		}
+		s.eng.Track(us.instance, trackerName(w.kind, w.name), delta, fault, detail)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,13 +13,23 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/config"
 )
 
 // VMAC is one use_vmac interface: a macvlan in private mode on Parent with
-// the virtual router's MAC (keepalived vrrp_vmac.c, netlink_link_add_vmac).
+// the virtual router's MAC (keepalived vrrp_vmac.c, netlink_link_add_vmac);
+// or, with IPVLAN, one use_ipvlan interface: an ipvlan in L2 mode, which
+// shares its parent's MAC (netlink_link_add_ipvlan).
 type VMAC struct {
 	Name, Parent string
-	MAC          net.HardwareAddr
+	MAC          net.HardwareAddr // the macvlan's; none for an ipvlan
+	// IPVLAN makes the interface an ipvlan, with IPVLANMode's flag
+	// ("" bridge, "private", "vepa") and its own address Addr (if
+	// valid), which keepalived adds once the link is up.
+	IPVLAN     bool
+	IPVLANMode string
+	Addr       netip.Prefix
 	// Owner is the vrrp_instance, written into the link's alias with the
 	// mark that says Tandem created it.
 	Owner string
@@ -114,7 +125,16 @@ func ipv4Conf(iface, key string) string { return "net/ipv4/conf/" + iface + "/" 
 // An IPv4 instance's macvlan also runs without IPv6 unless it carries
 // IPv6 addresses (keepalived's link_set_ipv6), so that it sends no MLD or
 // DAD from the virtual MAC while BACKUP.
+//
+// For an ipvlan keepalived makes none of these but the IPv6 one: it
+// shares the parent's MAC and answers ARP for its own addresses only.
 func VMACSysctls(v VMAC) (vmac, parent []Sysctl) {
+	if v.IPVLAN {
+		if v.IPv6 {
+			return nil, nil
+		}
+		return []Sysctl{disableIPv6(v)}, nil
+	}
 	vmac = []Sysctl{{ipv4Conf(v.Name, "arp_ignore"), 1}}
 	if v.IPv6 {
 		return vmac, nil
@@ -123,14 +143,19 @@ func VMACSysctls(v VMAC) (vmac, parent []Sysctl) {
 		Sysctl{ipv4Conf(v.Name, "accept_local"), 1},
 		Sysctl{ipv4Conf(v.Name, "rp_filter"), 0},
 		Sysctl{ipv4Conf(v.Name, "promote_secondaries"), 1})
-	// Written either way: an adopted macvlan may have it the other way.
+	vmac = append(vmac, disableIPv6(v))
+	parent = []Sysctl{{ipv4Conf(v.Parent, "arp_ignore"), 1}, {ipv4Conf(v.Parent, "arp_filter"), 1}}
+	return vmac, parent
+}
+
+// disableIPv6 is an IPv4 instance's VMAC running without IPv6 unless it
+// keeps it; written either way: an adopted link may have it the other way.
+func disableIPv6(v VMAC) Sysctl {
 	disable := 1
 	if v.KeepIPv6 {
 		disable = 0
 	}
-	vmac = append(vmac, Sysctl{"net/ipv6/conf/" + v.Name + "/disable_ipv6", disable})
-	parent = []Sysctl{{ipv4Conf(v.Parent, "arp_ignore"), 1}, {ipv4Conf(v.Parent, "arp_filter"), 1}}
-	return vmac, parent
+	return Sysctl{"net/ipv6/conf/" + v.Name + "/disable_ipv6", disable}
 }
 
 // sysctlRoot is where Sysctl keys live; the network ones are those of the
@@ -156,19 +181,51 @@ func writeSysctl(s Sysctl) error {
 // not create: it is never changed or removed.
 var ErrNotOurs = errors.New("exists and was not created by Tandem")
 
-// ourVMACs are the macvlans Tandem created in this namespace, by name.
-func ourVMACs() (map[string]*netlink.Macvlan, error) {
+// ourVMACs are the macvlans and ipvlans Tandem created in this
+// namespace, by name.
+func ourVMACs() (map[string]netlink.Link, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	out := map[string]*netlink.Macvlan{}
+	out := map[string]netlink.Link{}
 	for _, l := range links {
-		if mv, ok := l.(*netlink.Macvlan); ok && strings.HasPrefix(mv.Attrs().Alias, vmacMark+" ") {
-			out[mv.Attrs().Name] = mv
+		switch l.(type) {
+		case *netlink.Macvlan, *netlink.IPVlan:
+			if strings.HasPrefix(l.Attrs().Alias, vmacMark+" ") {
+				out[l.Attrs().Name] = l
+			}
 		}
 	}
 	return out, nil
+}
+
+// ipvlanFlags are use_ipvlan's modes.
+var ipvlanFlags = map[string]netlink.IPVlanFlag{"": netlink.IPVLAN_FLAG_BRIDGE, "private": netlink.IPVLAN_FLAG_PRIVATE, "vepa": netlink.IPVLAN_FLAG_VEPA}
+
+// newVMACLink is the link v asks for on parent.
+func newVMACLink(v VMAC, parent netlink.Link) netlink.Link {
+	attrs := netlink.LinkAttrs{Name: v.Name, ParentIndex: parent.Attrs().Index, Group: parent.Attrs().Group}
+	if v.IPVLAN {
+		return &netlink.IPVlan{LinkAttrs: attrs, Mode: netlink.IPVLAN_MODE_L2, Flag: ipvlanFlags[v.IPVLANMode]}
+	}
+	attrs.HardwareAddr = v.MAC
+	return &netlink.Macvlan{LinkAttrs: attrs, Mode: netlink.MACVLAN_MODE_PRIVATE}
+}
+
+// sameVMACLink reports whether old, a link of ours, is the one v asks for
+// on parent, to adopt as it is.
+func sameVMACLink(old netlink.Link, v VMAC, parent netlink.Link) bool {
+	if old.Attrs().ParentIndex != parent.Attrs().Index {
+		return false
+	}
+	switch l := old.(type) {
+	case *netlink.Macvlan:
+		return !v.IPVLAN && l.Mode == netlink.MACVLAN_MODE_PRIVATE && bytes.Equal(l.HardwareAddr, v.MAC)
+	case *netlink.IPVlan:
+		return v.IPVLAN && l.Mode == netlink.IPVLAN_MODE_L2 && l.Flag == ipvlanFlags[v.IPVLANMode]
+	}
+	return false
 }
 
 // AddVMAC creates the VMAC, or adopts the one of that name a previous run
@@ -187,8 +244,8 @@ func AddVMAC(v VMAC) error {
 	var orig []Sysctl // the parent's values before any of our VMACs
 	if old, ok := ours[v.Name]; ok {
 		rec, _ := parseVMACAlias(old.Attrs().Alias, v.Parent)
-		if old.ParentIndex == parent.Attrs().Index && old.Mode == netlink.MACVLAN_MODE_PRIVATE &&
-			bytes.Equal(old.HardwareAddr, v.MAC) && (rec.orig != nil) == !v.IPv6 {
+		_, parentSet := VMACSysctls(v)
+		if sameVMACLink(old, v, parent) && (rec.orig != nil) == (parentSet != nil) {
 			if err := netlink.LinkSetAlias(old, vmacAlias(v.Owner, rec.orig, v.AllRPFilter)); err != nil {
 				return fmt.Errorf("vmac %s: mark: %w", v.Name, err)
 			}
@@ -208,10 +265,12 @@ func AddVMAC(v VMAC) error {
 			return fmt.Errorf("vmac %s: %w", v.Name, err)
 		}
 	}
-	mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: v.Name, ParentIndex: parent.Attrs().Index,
-		HardwareAddr: v.MAC, Group: parent.Attrs().Group}, Mode: netlink.MACVLAN_MODE_PRIVATE}
+	mv := newVMACLink(v, parent)
 	if err := netlink.LinkAdd(mv); err != nil {
-		return fmt.Errorf("vmac %s: create macvlan on %s: %w", v.Name, v.Parent, err)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = fmt.Errorf("%w: this kernel has no %s driver (CONFIG_%s; modprobe %s)", err, mv.Type(), strings.ToUpper(mv.Type()), mv.Type())
+		}
+		return fmt.Errorf("vmac %s: create %s on %s: %w", v.Name, mv.Type(), v.Parent, err)
 	}
 	if err := netlink.LinkSetAlias(mv, vmacAlias(v.Owner, orig, v.AllRPFilter)); err != nil {
 		netlink.LinkDel(mv)
@@ -222,9 +281,9 @@ func AddVMAC(v VMAC) error {
 
 // parentOriginals are the parent's values of the settings a VMAC changes:
 // those another of our VMACs on it recorded, else the current ones.
-func parentOriginals(ours map[string]*netlink.Macvlan, parent netlink.Link, set []Sysctl) ([]Sysctl, error) {
+func parentOriginals(ours map[string]netlink.Link, parent netlink.Link, set []Sysctl) ([]Sysctl, error) {
 	for _, mv := range ours {
-		if mv.ParentIndex != parent.Attrs().Index {
+		if mv.Attrs().ParentIndex != parent.Attrs().Index {
 			continue
 		}
 		if rec, ok := parseVMACAlias(mv.Attrs().Alias, parent.Attrs().Name); ok && rec.orig != nil {
@@ -243,11 +302,15 @@ func parentOriginals(ours map[string]*netlink.Macvlan, parent netlink.Link, set 
 }
 
 // setupVMAC makes the settings and brings the link up. IPv6 address
-// generation is off before the link goes up, so that the macvlan gets no
-// EUI-64 link-local address from the shared virtual MAC (RFC 5798 §7.4).
+// generation is off before a macvlan goes up, so that it gets no EUI-64
+// link-local address from the shared virtual MAC (RFC 5798 §7.4); an
+// ipvlan, whose MAC is its parent's, keeps the kernel's way, as in
+// keepalived, and gets its address once up.
 func setupVMAC(v VMAC, l netlink.Link) error {
-	if err := netlink.LinkSetIP6AddrGenMode(l, 1 /* IN6_ADDR_GEN_MODE_NONE */); err != nil {
-		return fmt.Errorf("vmac %s: addrgenmode none: %w", v.Name, err)
+	if !v.IPVLAN {
+		if err := netlink.LinkSetIP6AddrGenMode(l, 1 /* IN6_ADDR_GEN_MODE_NONE */); err != nil {
+			return fmt.Errorf("vmac %s: addrgenmode none: %w", v.Name, err)
+		}
 	}
 	vm, parent := VMACSysctls(v)
 	for _, s := range append(vm, parent...) {
@@ -257,6 +320,15 @@ func setupVMAC(v VMAC, l netlink.Link) error {
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fmt.Errorf("vmac %s: set up: %w", v.Name, err)
+	}
+	if v.IPVLAN {
+		if !v.Addr.IsValid() {
+			return nil
+		}
+		if err := AddAddress(v.Name, &config.IPAddress{Prefix: v.Addr}); err != nil {
+			return fmt.Errorf("vmac %s: %w", v.Name, err)
+		}
+		return nil
 	}
 	if !v.IPv6 || !v.SendsFrom {
 		return nil
@@ -323,11 +395,11 @@ func DelVMAC(name string) error {
 	}
 	delete(ours, name)
 	for _, o := range ours {
-		if o.ParentIndex == mv.ParentIndex {
+		if o.Attrs().ParentIndex == mv.Attrs().ParentIndex {
 			return nil
 		}
 	}
-	parent, err := netlink.LinkByIndex(mv.ParentIndex)
+	parent, err := netlink.LinkByIndex(mv.Attrs().ParentIndex)
 	if err != nil {
 		return nil // the parent went too: nothing to restore
 	}

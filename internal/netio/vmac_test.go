@@ -2,12 +2,16 @@ package netio
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TestVMACSysctls: the settings keepalived's vrrp_if_config.c makes, per
@@ -159,6 +163,90 @@ func TestVMACLifecycle(t *testing.T) {
 		}
 		return DelVMAC("vrrp.1") // gone already: not an error
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIPVLANLifecycle: use_ipvlan's interface is an ipvlan in L2 mode
+// with the configured flag, up, marked as ours, with its own address and,
+// for an IPv4 instance, IPv6 off, and the parent left as it was
+// (keepalived's netlink_link_add_ipvlan changes nothing on it); a second
+// run adopts it, one with another mode re-creates it, DelVMAC removes it.
+func TestIPVLANLifecycle(t *testing.T) {
+	l := oneNode(t)
+	if err := l.Sysctl("n", "net.ipv4.conf.eth0.arp_ignore", "2"); err != nil {
+		t.Fatal(err)
+	}
+	v := VMAC{Name: "ipv1", Parent: "eth0", Owner: "VI_1", SendsFrom: true, IPVLAN: true, IPVLANMode: "private", Addr: netip.MustParsePrefix("10.0.0.50/24")}
+	errNoIPVLAN := errors.New("no ipvlan")
+	err := l.Do("n", func() error {
+		if err := AddVMAC(v); errors.Is(err, unix.EOPNOTSUPP) {
+			return errNoIPVLAN
+		} else if err != nil {
+			return err
+		}
+		link, err := netlink.LinkByName("ipv1")
+		if err != nil {
+			return err
+		}
+		parent, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		iv, ok := link.(*netlink.IPVlan)
+		switch {
+		case !ok:
+			return fmt.Errorf("ipv1 is a %s, want ipvlan", link.Type())
+		case iv.Mode != netlink.IPVLAN_MODE_L2 || iv.Flag != netlink.IPVLAN_FLAG_PRIVATE || iv.Flags&net.FlagUp == 0 || iv.ParentIndex != parent.Attrs().Index:
+			t.Errorf("ipv1: mode %v flag %v flags %v parent %d; want l2, private, up, on eth0", iv.Mode, iv.Flag, iv.Flags, iv.ParentIndex)
+		}
+		if !slices.Equal(link.Attrs().HardwareAddr, parent.Attrs().HardwareAddr) {
+			t.Errorf("ipv1 MAC %s, want the parent's %s", link.Attrs().HardwareAddr, parent.Attrs().HardwareAddr)
+		}
+		as, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if err != nil || len(as) != 1 || as[0].IPNet.String() != "10.0.0.50/24" {
+			t.Errorf("ipv1 addresses %v (%v), want 10.0.0.50/24", as, err)
+		}
+		for key, want := range map[string]int{"net/ipv6/conf/ipv1/disable_ipv6": 1, "net/ipv4/conf/eth0/arp_ignore": 2} {
+			if got, err := readSysctl(key); err != nil || got != want {
+				t.Errorf("%s = %d (%v), want %d", key, got, err, want)
+			}
+		}
+		if err := AddVMAC(v); err != nil {
+			return err
+		}
+		if again, err := netlink.LinkByName("ipv1"); err != nil || again.Attrs().Index != link.Attrs().Index {
+			t.Errorf("adopting ipv1 re-created it or lost it (%v)", err)
+		}
+		v.IPVLANMode = ""
+		if err := AddVMAC(v); err != nil {
+			return err
+		}
+		bridge, err := netlink.LinkByName("ipv1")
+		if err != nil {
+			return err
+		}
+		if iv, ok := bridge.(*netlink.IPVlan); !ok || iv.Flag != netlink.IPVLAN_FLAG_BRIDGE {
+			t.Errorf("ipv1 after a mode change: %+v, want an ipvlan in bridge mode", bridge)
+		}
+		if stale, err := StaleVMACs(nil); err != nil || !slices.Equal(stale, []string{"ipv1"}) {
+			t.Errorf("StaleVMACs = %v (%v), want [ipv1]", stale, err)
+		}
+		if err := DelVMAC("ipv1"); err != nil {
+			return err
+		}
+		if _, err := netlink.LinkByName("ipv1"); err == nil {
+			t.Error("ipv1 still there after DelVMAC")
+		}
+		return nil
+	})
+	if errors.Is(err, errNoIPVLAN) {
+		if os.Getenv("TANDEM_VM") != "" {
+			t.Fatal("the test VM's kernel has no ipvlan: is the module loaded?")
+		}
+		t.Skip("this kernel has no ipvlan (CONFIG_IPVLAN): test/vm runs this test in Debian's kernel")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

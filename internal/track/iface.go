@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/config"
+	"tandem/internal/netio"
 )
 
 // InstanceInterfaces is the interfaces instance in tracks: its
@@ -28,12 +29,6 @@ func InstanceInterfaces(in *config.Instance) []config.TrackRef {
 		}
 	}
 	return append(refs, config.TrackRef{Pos: in.Pos, Name: in.Interface})
-}
-
-// linkUp is keepalived's test of an interface being up (vrrp_if.h
-// FLAGS_UP): administratively up and running (carrier present).
-func linkUp(flags uint32) bool {
-	return flags&(unix.IFF_UP|unix.IFF_RUNNING) == unix.IFF_UP|unix.IFF_RUNNING
 }
 
 // Interface follows the link state of one network interface over rtnetlink.
@@ -108,7 +103,7 @@ func (t *Interface) Run(ctx context.Context, out chan<- Update) error {
 				index = 0
 			case a.Name == t.name:
 				index = a.Index
-				now = linkUp(u.IfInfomsg.Flags)
+				now = netio.LinkUp(u.IfInfomsg.Flags)
 			case index != 0 && a.Index == index:
 				index = 0
 			default:
@@ -145,5 +140,5 @@ func (t *Interface) initial() (up bool, index int, err error) {
 	case err != nil:
 		return false, 0, fmt.Errorf("track_interface %s: %w", t.name, err)
 	}
-	return linkUp(l.Attrs().RawFlags), l.Attrs().Index, nil
+	return netio.LinkUp(l.Attrs().RawFlags), l.Attrs().Index, nil
 }

@@ -457,16 +457,25 @@ func (e *Engine) newInstance(cfg *config.Config, ic *config.Instance) (*instance
 	if v := ic.VMAC; v != nil {
 		// keepalived.conf(5), use_vmac: adverts go out of the VMAC, with
 		// its virtual MAC, unless vmac_xmit_base; the source address is
-		// the parent's either way.
+		// the parent's either way. use_ipvlan: out of the ipvlan, from
+		// its own address (below).
 		if err := e.kernel.AddVMAC(vmacSpec(ic)); err != nil {
 			return nil, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err)
 		}
-		if !v.XmitBase {
+		switch {
+		case v.IPVLAN != nil:
+			cc.Interface = v.Name
+		case !v.XmitBase:
 			cc.Interface, cc.AddrFrom = v.Name, ic.Interface
 		}
 	}
 	if !cc.Src.IsValid() {
 		cc.Src = ic.McastSrcIP
+	}
+	if v := ic.VMAC; !cc.Src.IsValid() && v != nil && v.IPVLAN != nil {
+		// keepalived's use_ipvlan ADDRESS is the source address unless
+		// one is configured (vrrp_parser.c vrrp_ipvlan_handler).
+		cc.Src = v.IPVLAN.Addr.Addr()
 	}
 	for _, p := range ic.UnicastPeers {
 		cc.Peers = append(cc.Peers, p.Addr)
@@ -1192,6 +1201,9 @@ func (in *instance) vmacName() string {
 // vmacSpec is the macvlan of the instance's use_vmac.
 func vmacSpec(ic *config.Instance) netio.VMAC {
 	v := netio.VMAC{Name: ic.VMAC.Name, Parent: ic.Interface, MAC: ic.VMAC.MAC, Owner: ic.Name, IPv6: ic.IPv6, SendsFrom: !ic.VMAC.XmitBase}
+	if iv := ic.VMAC.IPVLAN; iv != nil {
+		v.IPVLAN, v.IPVLANMode, v.Addr = true, iv.Mode, iv.Addr
+	}
 	// keepalived keeps IPv6 on an IPv4 instance's VMAC when it has IPv6
 	// excluded addresses (VRRP_FLAG_EVIP_OTHER_FAMILY).
 	for _, a := range ic.ExcludedVIPs {

@@ -73,11 +73,12 @@ func (h *Host) Announce(iface string, a netip.Addr) error {
 	return an.Announce(a)
 }
 
-// AddVMAC creates (or adopts) a use_vmac macvlan; the first IPv4 one
-// clears net.ipv4.conf.all.rp_filter as keepalived does (ClearRPFilter).
+// AddVMAC creates (or adopts) a use_vmac macvlan or use_ipvlan ipvlan;
+// the first IPv4 macvlan clears net.ipv4.conf.all.rp_filter as keepalived does (ClearRPFilter).
 func (h *Host) AddVMAC(v netio.VMAC) error {
 	h.mu.Lock()
-	if !v.IPv6 && !h.rpCleared {
+	// An ipvlan has an address of its own: keepalived leaves rp_filter.
+	if !v.IPv6 && !v.IPVLAN && !h.rpCleared {
 		rp, err := netio.ClearRPFilter()
 		h.rpFilter, h.rpCleared = rp, err == nil
 		if err != nil {

@@ -28,13 +28,9 @@ func TestEngineVMAC(t *testing.T) {
 			vmacs: map[string]netio.VMAC{"vrrp.9": {Name: "vrrp.9"}}} // left by a crash
 		a := startRouterOn(t, lan, h, conf)
 		lan.waitFor(t, "both master", 2*time.Second, func() bool { return a.state("VI_1") == Master && a.state("VI_2") == Master })
-		h.mu.Lock()
-		vmacs := maps.Clone(h.vmacs)
-		listens := slices.Clone(h.listens)
-		dev := maps.Clone(h.dev)
-		h.mu.Unlock()
+		vmacs, listens, dev := h.vmacState()
 		want := map[string]netio.VMAC{"vrrp.1": {Name: "vrrp.1", Parent: "eth0", MAC: []byte{0, 0, 0x5e, 0, 1, 1}, Owner: "VI_1", SendsFrom: true}}
-		if diff := cmp.Diff(want, vmacs); diff != "" {
+		if diff := cmp.Diff(want, vmacs, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 			t.Errorf("vmacs (-want +got):\n%s", diff)
 		}
 		wantListen := []string{"vrrp.1 from eth0", "eth0 from "}
@@ -57,6 +53,43 @@ func TestEngineVMAC(t *testing.T) {
 		defer h.mu.Unlock()
 		if len(h.vmacs) != 0 {
 			t.Errorf("vmacs left after stop: %v", h.vmacs)
+		}
+	})
+}
+
+// TestEngineIPVLAN: use_ipvlan shares use_vmac's way: the ipvlan (L2,
+// its mode, its address, no MAC of its own) is created before the socket,
+// which sends out of it from the ipvlan's address; the VIPs go on it; it
+// is removed at stop.
+func TestEngineIPVLAN(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		conf := instanceConf("VI_1", 1, 200, "use_ipvlan ipv1 10.0.0.50/24 private") + instanceConf("VI_2", 2, 200, "")
+		h := &fakeHost{lan: lan, addr: netip.MustParseAddr("10.0.0.1"), vips: map[netip.Prefix]bool{}, vmacs: map[string]netio.VMAC{}}
+		a := startRouterOn(t, lan, h, conf)
+		lan.waitFor(t, "both master", 2*time.Second, func() bool { return a.state("VI_1") == Master && a.state("VI_2") == Master })
+		vmacs, listens, dev := h.vmacState()
+		want := map[string]netio.VMAC{"ipv1": {Name: "ipv1", Parent: "eth0", Owner: "VI_1", SendsFrom: true,
+			IPVLAN: true, IPVLANMode: "private", Addr: netip.MustParsePrefix("10.0.0.50/24")}}
+		if diff := cmp.Diff(want, vmacs, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Errorf("ipvlans (-want +got):\n%s", diff)
+		}
+		var gotListen []string
+		for _, l := range listens {
+			gotListen = append(gotListen, l.Interface+" from "+l.AddrFrom+" src "+l.Src.String())
+		}
+		if diff := cmp.Diff([]string{"ipv1 from  src 10.0.0.50", "eth0 from  src invalid IP"}, gotListen); diff != "" {
+			t.Errorf("sockets (-want +got):\n%s", diff)
+		}
+		wantDev := map[netip.Prefix]string{netip.MustParsePrefix("10.0.0.101/24"): "ipv1", netip.MustParsePrefix("10.0.0.102/24"): "eth0"}
+		if diff := cmp.Diff(wantDev, dev); diff != "" {
+			t.Errorf("VIPs' interfaces (-want +got):\n%s", diff)
+		}
+		a.stop()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.vmacs) != 0 {
+			t.Errorf("ipvlans left after stop: %v", h.vmacs)
 		}
 	})
 }
@@ -129,4 +162,12 @@ func TestVMACPlacement(t *testing.T) {
 	if !vmacSpec(in.cfg).KeepIPv6 {
 		t.Error("IPv6 disabled on the VMAC of an instance with IPv6 excluded addresses (keepalived keeps it)")
 	}
+}
+
+// vmacState is what the engine asked of h: its VMACs, its sockets and
+// where each VIP went.
+func (h *fakeHost) vmacState() (map[string]netio.VMAC, []netio.ConnConfig, map[netip.Prefix]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.vmacs), slices.Clone(h.listens), maps.Clone(h.dev)
 }

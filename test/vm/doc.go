@@ -1,7 +1,9 @@
 // Package vm runs the kernel IPVS backend's tests (internal/lvs/ipvs) for
 // real, inside Debian's stock kernel booted under qemu, because neither the
-// development machines' kernel nor CI's has IPVS. It holds no code outside
-// its test, TestIPVSInVM:
+// development machines' kernel nor CI's has IPVS; and use_ipvlan's
+// (internal/netio TestIPVLANLifecycle, run with TANDEM_VM=1 so that it
+// fails rather than skips without ipvlan), which lacks the ipvlan driver
+// too. It holds no code outside its test, TestIPVSInVM:
 //
 //	sudo go test ./test/vm/ -v
 //

@@ -28,12 +28,13 @@ import (
 // ip_vs_twos); ip_vs_pe_sip, the SIP persistence engine (it pulls in
 // nf_conntrack_sip); veth and bridge for the test labs; xfrm_user and nfnetlink
 // because vishvananda/netlink opens NETLINK_XFRM and NETLINK_NETFILTER
-// sockets next to NETLINK_ROUTE in every handle the labs use.
+// sockets next to NETLINK_ROUTE in every handle the labs use; ipvlan for
+// use_ipvlan's test (internal/netio TestIPVLANLifecycle).
 var guestModules = []string{
 	"crc32c_generic", "veth", "bridge", "xfrm_user", "nfnetlink",
 	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr",
 	"ip_vs_dh", "ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh",
-	"ip_vs_pe_sip",
+	"ip_vs_pe_sip", "ipvlan",
 }
 
 // guestTimeout bounds one boot plus the test run in TCG. A healthy run
@@ -241,14 +242,18 @@ func extractVmlinux(vmlinuz, out string) error {
 // their shared libraries, and the kernel modules the tests need.
 func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) error {
 	start := time.Now()
-	testBin := filepath.Join(work, "ipvs.test")
-	build := exec.Command(tl.goCmd, "test", "-c", "-o", testBin, "tandem/internal/lvs/ipvs")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Dir = moduleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("vm: build the ipvs test binary: %w\n%s", err, out)
+	// The ipvs tests, and use_ipvlan's, whose ipvlan driver this
+	// machine's kernel lacks too.
+	testBin, netioBin := filepath.Join(work, "ipvs.test"), filepath.Join(work, "netio.test")
+	for bin, pkg := range map[string]string{testBin: "tandem/internal/lvs/ipvs", netioBin: "tandem/internal/netio"} {
+		build := exec.Command(tl.goCmd, "test", "-c", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Dir = moduleRoot(t)
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("vm: build the %s test binary: %w\n%s", pkg, err, out)
+		}
 	}
-	t.Logf("built the ipvs test binary in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("built the test binaries in %v", time.Since(start).Round(time.Millisecond))
 	// The sync daemon's failover test runs two tandems in the guest
 	// (TANDEM_BIN, set by /init).
 	tandemBin, err := lab.BuildTandem(work)
@@ -261,6 +266,7 @@ func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) e
 		"/sbin/ipvsadm": tl.ipvsadm,
 		"/sbin/ip":      tl.ip,
 		"/ipvs.test":    testBin,
+		"/netio.test":   netioBin,
 		"/tandem":       tandemBin,
 	}
 	for _, bin := range []string{tl.ipvsadm, tl.ip} {
@@ -347,6 +353,7 @@ echo "tandem-vm: modules loaded at ${t0}s..$(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
 TANDEM_BIN=/tandem /ipvs.test -test.v -test.timeout 150s
 rc=$?
+TANDEM_VM=1 /netio.test -test.v -test.timeout 60s -test.run '^TestIPVLANLifecycle$' || rc=1
 echo "tandem-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime)s"
 if [ "$rc" = 0 ]; then v='\000'; else v='\001'; fi
 printf "$v" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
