@@ -1,0 +1,270 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"tandem/internal/lvs"
+)
+
+// The DR flow table: what keeps an established flow on its real server
+// when the director's Maglev table changes under it (a weight change,
+// a server added, or two directors' health views differing for a moment
+// around a failover), so that only new flows move. It is Katran's LRU
+// idea (facebookincubator/katran, the per-CPU connection table looked up
+// before the consistent hash) in nftables terms.
+//
+// Each DR service's chain (drRules) first tries, for each of its real
+// servers with slots, whether the flow's entry names that server:
+//
+//	num . client . port . id  in @flows4  ->  refresh, count, fwd to id
+//
+// and only then schedules by Maglev; the rule of the chosen server adds
+// the flow's entry before forwarding. The entry is the flow's stickiness
+// key, the same one persistence uses, with the timeout that goes with it:
+//
+//   - no persistence: client address and port (the unit Maglev hashes for
+//     DR), idle timeout flowTimeout of the protocol (IPVS's defaults);
+//   - persistence_timeout T: the client address masked to the persistence
+//     granularity, port 0, timeout T. This is IPVS's persistence template:
+//     a client stays on its server while it is active, even if the pool
+//     changes; it goes back to the Maglev choice after T idle.
+//
+// Entries are refreshed by every packet that uses them. The sets are
+// plain sets keyed by the server's id, not maps from flow to server: a
+// rule looking up a map binds to it at a cost of every element of the map
+// (see dr.go), while lookups and dynset updates of a plain set bind in
+// constant time, whatever the number of services and flows.
+//
+// A server that loses its slots (removed, or weight 0: down with
+// inhibit_on_failure) has no rule any more, so its entries stop matching
+// at once and its flows are rescheduled, as DR must (the server is not
+// there to finish them). Its stale entries are then deleted (sweep), so
+// that when it comes back under the same id it gets none of the flows
+// that moved away meanwhile. Two directors need not share these tables:
+// a flow that fails over finds no entry on the new master and is
+// scheduled by the same Maglev table (maglev.go: the table depends only
+// on the set of servers and weights), hence to the same server.
+
+// flowTimeout is how long an entry outlives the last packet of its flow
+// without persistence: IPVS's defaults for an established TCP connection
+// (15 minutes) and for UDP (5 minutes). There is no connection state in
+// the ingress hook to shorten a closed connection's entry (IPVS's FIN_WAIT
+// 2 minutes): an entry of a closed connection only pins a reused client
+// port to the server it had, which is a live server.
+func flowTimeout(s *service) time.Duration {
+	switch {
+	case s.PersistenceTimeout > 0:
+		return time.Duration(s.PersistenceTimeout) * time.Second
+	case s.Protocol == lvs.UDP:
+		return 5 * time.Minute
+	}
+	return 15 * time.Minute
+}
+
+// flowCapacity bounds each flow set (the kernel caps a dynamic set at
+// 65535 elements unless it is given a size). A flow that finds the set
+// full is not forwarded (the dynset fails its rule), as conntrack drops
+// what does not fit its table; its retransmission gets in once entries
+// expire. About 100 bytes of kernel memory per entry in use.
+const flowCapacity = 1 << 20
+
+// flowSet is the name of family f's flow set.
+func flowSet(f lvs.AddressFamily) string {
+	if f == lvs.IPv6 {
+		return "flows6"
+	}
+	return "flows4"
+}
+
+// addFlowSets queues the flow sets of both families.
+func addFlowSets(c *nftables.Conn, t *nftables.Table) error {
+	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
+		kt, err := nftables.ConcatSetType(nftables.TypeInteger, familyOf(f).addrType, nftables.TypeInetService, nftables.TypeInteger)
+		if err != nil {
+			return err
+		}
+		if err := c.AddSet(&nftables.Set{Table: t, Name: flowSet(f), Concatenation: true, KeyType: kt,
+			HasTimeout: true, Dynamic: true, Size: flowCapacity}, nil); err != nil {
+			return fmt.Errorf("flow set: %w", err)
+		}
+	}
+	return nil
+}
+
+// flowKey loads the flow's entry for real server id into reg32 onwards:
+// service number . client . port . id, each field in whole 4-byte
+// registers as the set's concatenation lays them out.
+func (l *layout) flowKey(id uint32) []expr.Any {
+	addr := uint32(reg32 + 1)
+	port := addr + l.fam.addrLen/4
+	exprs := []expr.Any{
+		&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.num)},
+		&expr.Payload{DestRegister: addr, Base: expr.PayloadBaseNetworkHeader, Offset: l.fam.saddrOff, Len: l.fam.addrLen},
+	}
+	if l.s.PersistenceTimeout > 0 {
+		mask := l.s.PersistenceMask.AsSlice()
+		if len(mask) == int(l.fam.addrLen) {
+			exprs = append(exprs, &expr.Bitwise{SourceRegister: addr, DestRegister: addr, Len: l.fam.addrLen,
+				Mask: mask, Xor: make([]byte, l.fam.addrLen)})
+		}
+		exprs = append(exprs, &expr.Immediate{Register: port, Data: make([]byte, 4)})
+	} else {
+		// The payload load zeroes the register's other two bytes.
+		exprs = append(exprs, &expr.Payload{DestRegister: port, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+	}
+	return append(exprs, &expr.Immediate{Register: port + 1, Data: nativeEndian.PutUint32(id)})
+}
+
+// flowUpdate adds the entry flowKey loaded, or refreshes its timeout.
+func (l *layout) flowUpdate() *expr.Dynset {
+	return &expr.Dynset{SrcRegKey: reg32, SetName: flowSet(l.s.Family), Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: flowTimeout(l.s)}
+}
+
+// flowPair names the entries of one real server of one service.
+type flowPair struct{ num, id uint32 }
+
+// livePairs are the (service number, id) pairs of s's servers with slots:
+// those whose entries some rule matches.
+func livePairs(s *service, into map[flowPair]bool) {
+	l, err := layoutOf(s)
+	if err != nil {
+		return // nothing of it was committed
+	}
+	for _, d := range l.rs {
+		into[flowPair{s.num, d.id}] = true
+	}
+}
+
+// departed reports whether a commit from the items' current states to
+// their next ones takes some real server's slots away, leaving entries
+// that must be swept.
+func departed(items []drItem) bool {
+	for _, it := range items {
+		if it.cur == nil || it.cur.legacy {
+			continue
+		}
+		before := map[flowPair]bool{}
+		livePairs(it.cur, before)
+		after := map[flowPair]bool{}
+		if it.next != nil {
+			livePairs(it.next, after)
+		}
+		for p := range before {
+			if !after[p] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sweepChunk bounds the elements of one deletion message.
+const sweepChunk = 4096
+
+// sweep deletes the flow entries that name no real server with slots:
+// those of servers removed or inhibited, and of services deleted. No rule
+// adds such entries any more, so once deleted they stay away.
+func (k *Kernel) sweep() error {
+	live := map[flowPair]bool{}
+	for _, s := range k.state {
+		if s.Method == lvs.DR && !s.legacy {
+			livePairs(s, live)
+		}
+	}
+	t := drTable()
+	c, err := k.dial()
+	if err != nil {
+		return err
+	}
+	queued := false
+	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
+		set := &nftables.Set{Table: t, Name: flowSet(f)}
+		elems, err := k.conn.GetSetElements(set)
+		if err != nil {
+			return fmt.Errorf("lvs/nft: read %s %s: %w", tableText(t), set.Name, err)
+		}
+		var stale []nftables.SetElement
+		for _, e := range elems {
+			if len(e.Key) < 8 {
+				continue
+			}
+			p := flowPair{nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[len(e.Key)-4:])}
+			if !live[p] {
+				stale = append(stale, nftables.SetElement{Key: e.Key})
+			}
+		}
+		for chunk := range slices.Chunk(stale, sweepChunk) {
+			if err := c.SetDeleteElements(set, chunk); err != nil {
+				return fmt.Errorf("lvs/nft: sweep %s: %w", set.Name, err)
+			}
+			queued = true
+		}
+	}
+	if !queued {
+		return nil
+	}
+	if err := k.flush(c); err != nil {
+		return fmt.Errorf("lvs/nft: sweep flow entries: %w", err)
+	}
+	return nil
+}
+
+// FlowEntry is one entry of the DR flow table.
+type FlowEntry struct {
+	Service lvs.ServiceKey
+	Client  netip.Addr // masked for a persistent service
+	Port    uint16     // 0 for a persistent service
+	Server  netip.AddrPort
+}
+
+// Flows lists the DR flow table (tests, and operators through `nft list
+// set netdev tandem flows4`), entries of services or servers it no
+// longer knows left out.
+func (k *Kernel) Flows() ([]FlowEntry, error) {
+	if err := k.fresh(); err != nil {
+		return nil, err
+	}
+	byNum := map[uint32]*service{}
+	for _, s := range k.state {
+		if s.Method == lvs.DR {
+			byNum[s.num] = s
+		}
+	}
+	var out []FlowEntry
+	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
+		if !k.dr.flows {
+			break
+		}
+		n := int(familyOf(f).addrLen)
+		elems, err := k.conn.GetSetElements(&nftables.Set{Table: drTable(), Name: flowSet(f)})
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: read %s: %w", flowSet(f), err)
+		}
+		for _, e := range elems {
+			if len(e.Key) != 12+n {
+				continue
+			}
+			s := byNum[nativeEndian.Uint32(e.Key[:4])]
+			if s == nil {
+				continue
+			}
+			id := nativeEndian.Uint32(e.Key[8+n:])
+			for _, d := range s.dests {
+				if d.id != id {
+					continue
+				}
+				client, _ := netip.AddrFromSlice(e.Key[4 : 4+n])
+				port := uint16(e.Key[4+n])<<8 | uint16(e.Key[5+n])
+				out = append(out, FlowEntry{Service: s.Key(), Client: client, Port: port, Server: d.Addr})
+			}
+		}
+	}
+	return out, nil
+}

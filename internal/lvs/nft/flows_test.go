@@ -1,0 +1,136 @@
+package nft
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+)
+
+// drLab is seed000's DR layout with the director dir1 holding the VIP (as
+// VRRP would) and each real server holding it on lo and answering every
+// line with its name (lab.NameEcho) on port 80.
+func drLab(t *testing.T) (*lab.Lab, lab.Layout, netip.AddrPort) {
+	t.Helper()
+	y := lab.Seed000()
+	l := lab.NewT(t, y.Spec())
+	vip := netip.AddrPortFrom(y.VIPs[0], 80)
+	addAddr(t, l.NSHandle(t, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
+	for _, r := range y.Reals {
+		addAddr(t, l.NSHandle(t, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
+		stop, err := l.Serve(r.Name, ":80", lab.NameEcho(r.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+	}
+	return l, y, vip
+}
+
+// talk keeps cs talking for a while and returns what each connection saw.
+func talk(cs *lab.Conns, d time.Duration) []lab.ConnResult {
+	time.Sleep(d)
+	return cs.Results()
+}
+
+// TestDRFlowTable: established DR flows stay on their real server when a
+// weight change gives their Maglev slots to another; new flows follow the
+// new table; an inhibited server's flows move and its entries go.
+func TestDRFlowTable(t *testing.T) {
+	checkHostUntouched(t)
+	l, y, vip := drLab(t)
+	k := newKernel(t, l.NSHandle(t, "dir1"))
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
+	a, b := netip.AddrPortFrom(y.Reals[0].Addr, 80), netip.AddrPortFrom(y.Reals[1].Addr, 80)
+	program := func(wa, wb int) {
+		t.Helper()
+		reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{{Addr: a, Weight: wa}, {Addr: b, Weight: wb}}}))
+	}
+	program(1, 1)
+
+	cs, err := l.OpenConns("client", vip, 20, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Stop()
+	on := map[string]int{}
+	for _, r := range cs.Results() {
+		on[r.Server]++
+	}
+	t.Logf("20 connections at 1:1: %v", on)
+	if on["rs1"] == 0 || on["rs2"] == 0 {
+		t.Fatalf("connections %v: want both servers used", on)
+	}
+	// One entry per connection, naming the server that answers it.
+	flows, err := k.Flows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPort := map[uint16]netip.AddrPort{}
+	for _, f := range flows {
+		byPort[f.Port] = f.Server
+	}
+	for _, r := range cs.Results() {
+		want := a
+		if r.Server == "rs2" {
+			want = b
+		}
+		if got := byPort[r.Local.Port()]; got != want {
+			t.Errorf("flow entry of client port %d: %v, want %v (%s answers it)", r.Local.Port(), got, want, r.Server)
+		}
+	}
+
+	// rs1 gives nearly all its slots to rs2: without the flow table its
+	// connections would reach rs2, which resets them.
+	program(1, 100)
+	for _, r := range talk(cs, 1500*time.Millisecond) {
+		if r.Err != nil {
+			t.Errorf("connection from port %d on %s after the weight change: %v", r.Local.Port(), r.Server, r.Err)
+		}
+	}
+	more, err := l.OpenConns("client", vip, 20, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := map[string]int{}
+	for _, r := range more.Stop() {
+		fresh[r.Server]++
+	}
+	t.Logf("new connections at 1:100: %v", fresh)
+	if fresh["rs2"] < 18 {
+		t.Errorf("new connections at 1:100: %v, want them (nearly) all on rs2", fresh)
+	}
+
+	// rs1 goes down (inhibited): its connections leave it (rs2 resets
+	// them), rs2's stay, and no entry names rs1 any more, so that none
+	// of the flows that moved comes back to it with it.
+	program(0, 100)
+	time.Sleep(1500 * time.Millisecond)
+	for _, r := range cs.Stop() {
+		switch {
+		case r.Server == "rs2" && r.Err != nil:
+			t.Errorf("connection from port %d on rs2 broke when rs1 went down: %v", r.Local.Port(), r.Err)
+		case r.Server == "rs1" && r.Err == nil:
+			t.Errorf("connection from port %d still reaches rs1 at weight 0", r.Local.Port())
+		}
+	}
+	if flows, err = k.Flows(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range flows {
+		if f.Server == a {
+			t.Errorf("entry %+v names rs1 after it went down", f)
+		}
+	}
+	program(1, 1)
+	if flows, err = k.Flows(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range flows {
+		if f.Server == a {
+			t.Errorf("entry %+v names rs1 once it is back", f)
+		}
+	}
+}
