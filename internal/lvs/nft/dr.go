@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net"
 	"net/netip"
@@ -108,6 +109,21 @@ func slotKey(pos []uint32) string {
 		b = append(b, nativeEndian.PutUint32(p)...)
 	}
 	return string(b)
+}
+
+// tableID numbers a new slot table by its content, so that directors
+// given the same pools hold the same maglev set, element for element,
+// whatever order their tables were made in (only a collision, between
+// different tables whose 32-bit hashes agree, takes the next free number).
+// 0 means none.
+func tableID(key string, used map[uint32]bool) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	id := h.Sum32()
+	for id == 0 || used[id] {
+		id++
+	}
+	return id
 }
 
 // drObjs are one service's chains and counters as the kernel has them.
@@ -580,10 +596,7 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drC
 		key := slotKey(l.pos)
 		st := dc.tables[key]
 		if st == nil {
-			st = &slotTable{id: 1, pos: l.pos} // 0 is none
-			for dc.ids[st.id] {
-				st.id++
-			}
+			st = &slotTable{id: tableID(key, dc.ids), pos: l.pos}
 			dc.ids[st.id] = true
 			dc.tables[key] = st
 			if err := c.SetAddElements(&nftables.Set{Table: t, Name: maglevSet}, slotElems(st)); err != nil {
