@@ -33,9 +33,13 @@ import (
 //	map registry    service number . id -> table: the definitions, as comments
 //	set maglev      table . slot . position: slot's real server is the
 //	                position-th of its service's servers with slots
-//	svc_n           one rule per real server with slots: jhash of the flow,
-//	                `table . jhash . position` in @maglev, count, fwd to
-//	                its address out of its interface
+//	set flows4/6    the flow table (flows.go): service number . client .
+//	                port . id, timed: the server each flow is on
+//	svc_n           per real server with slots, the flow's entry naming it
+//	                in @flows4: refresh, count, fwd; then per server, jhash
+//	                of the flow, `table . jhash . position` in @maglev, add
+//	                the flow's entry, count, fwd to its address out of its
+//	                interface
 //
 // so the ingress hook does one fib lookup and a few hash lookups per packet
 // whatever the number of services, and the number of named sets is
