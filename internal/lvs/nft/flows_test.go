@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,9 +11,9 @@ import (
 )
 
 // drLab is seed000's DR layout with the director dir1 holding the VIP (as
-// VRRP would) and each real server holding it on lo and answering every
-// line with its name (lab.NameEcho) on port 80.
-func drLab(t *testing.T) (*lab.Lab, lab.Layout, netip.AddrPort) {
+// VRRP would) and each real server holding it on lo and serving port 80
+// with handler(its name).
+func drLab(t *testing.T, handler func(name string) func(net.Conn)) (*lab.Lab, lab.Layout, netip.AddrPort) {
 	t.Helper()
 	y := lab.Seed000()
 	l := lab.NewT(t, y.Spec())
@@ -20,11 +21,7 @@ func drLab(t *testing.T) (*lab.Lab, lab.Layout, netip.AddrPort) {
 	addAddr(t, l.NSHandle(t, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
 	for _, r := range y.Reals {
 		addAddr(t, l.NSHandle(t, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
-		stop, err := l.Serve(r.Name, ":80", lab.NameEcho(r.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(stop)
+		l.ServeT(t, r.Name, ":80", handler(r.Name))
 	}
 	return l, y, vip
 }
@@ -40,7 +37,7 @@ func talk(cs *lab.Conns, d time.Duration) []lab.ConnResult {
 // new table; an inhibited server's flows move and its entries go.
 func TestDRFlowTable(t *testing.T) {
 	checkHostUntouched(t)
-	l, y, vip := drLab(t)
+	l, y, vip := drLab(t, lab.NameEcho)
 	k := newKernel(t, l.NSHandle(t, "dir1"))
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
 	a, b := netip.AddrPortFrom(y.Reals[0].Addr, 80), netip.AddrPortFrom(y.Reals[1].Addr, 80)

@@ -479,15 +479,8 @@ func addAddr(t *testing.T, ns netns.NsHandle, dev string, p netip.Prefix) {
 
 func TestDREndToEnd(t *testing.T) {
 	checkHostUntouched(t)
-	y := lab.Seed000()
-	l := lab.NewT(t, y.Spec())
-	vip := netip.AddrPortFrom(y.VIPs[0], 80)
 	// The director holds the VIP as VRRP would; the real servers on lo.
-	addAddr(t, l.NSHandle(t, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
-	for _, r := range y.Reals {
-		addAddr(t, l.NSHandle(t, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
-		l.ServeName(t, r.Name, ":80", false)
-	}
+	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
 	ns := l.NSHandle(t, "dir1")
 	k := newKernel(t, ns)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
