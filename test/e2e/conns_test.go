@@ -1,8 +1,14 @@
 package e2e
 
 import (
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 )
@@ -13,7 +19,7 @@ import (
 // the VIP, crashes the master (lab.Crash: switch port cut, SIGKILL) once
 // the backup has the same healthy pool, and returns what each connection
 // saw once the backup has carried them for a while.
-func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int) []lab.ConnResult {
+func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.Lab)) []lab.ConnResult {
 	t.Helper()
 	l := lab.NewT(t, lab.Seed004().Spec())
 	vip := lab.DRPairVIP
@@ -33,6 +39,9 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int) []lab.ConnResult {
 			m.healthy(vs, "172.16.0.31") && m.healthy(vs, "172.16.0.32") &&
 			b.healthy(vs, "172.16.0.31") && b.healthy(vs, "172.16.0.32")
 	})
+	if backup != nil {
+		backup(l)
+	}
 	cs, err := l.OpenConns("client", vip, n, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +71,26 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int) []lab.ConnResult {
 // servers answer the client directly. The backup forwards the client's
 // mid-connection segments from the netdev ingress hook, before conntrack,
 // so nothing there sees them, let alone calls them INVALID.
+//
+// The backup has a firewall of the usual kind (conntrack's INVALID state
+// dropped, after conntrack in prerouting) that counts what it sees for the
+// VIP: it sees nothing, though the backup forwards every connection.
 func TestDRConnectionsSurviveFailover(t *testing.T) {
-	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{}, 20)
+	var seen, invalid func() uint64
+	var l *lab.Lab
+	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{}, 20, func(in *lab.Lab) {
+		l = in
+		seen, invalid = conntrackFirewall(t, l, "dir2", lab.DRPairVIP)
+	})
+	if drForwarded(t, l, "dir2") == 0 {
+		t.Error("the backup forwarded nothing after the failover")
+	}
+	if n := seen(); n != 0 {
+		t.Errorf("the backup's IP stack saw %d packets for the VIP's port: the DR path is not ahead of it", n)
+	}
+	if n := invalid(); n != 0 {
+		t.Errorf("the backup's firewall dropped %d packets as conntrack INVALID", n)
+	}
 	var stall time.Duration
 	for _, r := range res {
 		stall = max(stall, r.MaxStall)
@@ -79,7 +106,7 @@ func TestDRConnectionsSurviveFailover(t *testing.T) {
 // differs from the master's and the flows whose slots changed hands reach
 // a server that resets them.
 func TestDRConnectionsFailoverControl(t *testing.T) {
-	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{Weights: [2]int{1, 9}}, 20)
+	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{Weights: [2]int{1, 9}}, 20, nil)
 	broken := 0
 	for _, r := range res {
 		if r.Err != nil {
@@ -90,4 +117,50 @@ func TestDRConnectionsFailoverControl(t *testing.T) {
 	if broken == 0 {
 		t.Error("no connection broke although the directors' tables differ: the survival test proves nothing")
 	}
+}
+
+// conntrackFirewall installs in node a filter table of the kind operators
+// run: in prerouting after conntrack, a counter of the TCP segments for
+// vip (conntrack has seen each of them), then `ct state invalid drop`
+// with a counter. It returns readers of both counters.
+func conntrackFirewall(t *testing.T, l *lab.Lab, node string, vip netip.AddrPort) (seen, invalid func() uint64) {
+	t.Helper()
+	c := nsConn(t, l, node)
+	tb := c.AddTable(&nftables.Table{Name: "e2e_fw", Family: nftables.TableFamilyIPv4})
+	ch := c.AddChain(&nftables.Chain{Name: "pre", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityConntrack + 1)})
+	counters := map[string]*nftables.CounterObj{}
+	for _, name := range []string{"seen", "invalid"} {
+		counters[name] = c.AddObj(&nftables.CounterObj{Table: tb, Name: name}).(*nftables.CounterObj)
+	}
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip.Addr().AsSlice()},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(vip.Port() >> 8), byte(vip.Port())}},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: "seen"},
+	}})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(1), Xor: make([]byte, 4)}, // NF_CT_STATE_INVALID_BIT
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: "invalid"},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("firewall in %s: %v", node, err)
+	}
+	read := func(name string) func() uint64 {
+		return func() uint64 {
+			t.Helper()
+			o, err := c.GetObject(counters[name])
+			if err != nil {
+				t.Fatalf("read counter %s of %s: %v", name, node, err)
+			}
+			return o.(*nftables.CounterObj).Packets
+		}
+	}
+	return read("seen"), read("invalid")
 }
