@@ -2,7 +2,6 @@ package nft
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -214,57 +213,4 @@ func (k *Kernel) sweep() error {
 		return fmt.Errorf("lvs/nft: sweep flow entries: %w", err)
 	}
 	return nil
-}
-
-// FlowEntry is one entry of the DR flow table.
-type FlowEntry struct {
-	Service lvs.ServiceKey
-	Client  netip.Addr // masked for a persistent service
-	Port    uint16     // 0 for a persistent service
-	Server  netip.AddrPort
-}
-
-// Flows lists the DR flow table (tests, and operators through `nft list
-// set netdev tandem flows4`), entries of services or servers it no
-// longer knows left out.
-func (k *Kernel) Flows() ([]FlowEntry, error) {
-	if err := k.fresh(); err != nil {
-		return nil, err
-	}
-	byNum := map[uint32]*service{}
-	for _, s := range k.state {
-		if s.Method == lvs.DR {
-			byNum[s.num] = s
-		}
-	}
-	var out []FlowEntry
-	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
-		if !k.dr.flows {
-			break
-		}
-		n := int(familyOf(f).addrLen)
-		elems, err := k.conn.GetSetElements(&nftables.Set{Table: drTable(), Name: flowSet(f)})
-		if err != nil {
-			return nil, fmt.Errorf("lvs/nft: read %s: %w", flowSet(f), err)
-		}
-		for _, e := range elems {
-			if len(e.Key) != 12+n {
-				continue
-			}
-			s := byNum[nativeEndian.Uint32(e.Key[:4])]
-			if s == nil {
-				continue
-			}
-			id := nativeEndian.Uint32(e.Key[8+n:])
-			for _, d := range s.dests {
-				if d.id != id {
-					continue
-				}
-				client, _ := netip.AddrFromSlice(e.Key[4 : 4+n])
-				port := uint16(e.Key[4+n])<<8 | uint16(e.Key[5+n])
-				out = append(out, FlowEntry{Service: s.Key(), Client: client, Port: port, Server: d.Addr})
-			}
-		}
-	}
-	return out, nil
 }

@@ -1,10 +1,13 @@
 package nft
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
@@ -61,7 +64,7 @@ func TestDRFlowTable(t *testing.T) {
 		t.Fatalf("connections %v: want both servers used", on)
 	}
 	// One entry per connection, naming the server that answers it.
-	flows, err := k.Flows()
+	flows, err := k.flows()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestDRFlowTable(t *testing.T) {
 			t.Errorf("connection from port %d still reaches rs1 at weight 0", r.Local.Port())
 		}
 	}
-	if flows, err = k.Flows(); err != nil {
+	if flows, err = k.flows(); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range flows {
@@ -122,7 +125,7 @@ func TestDRFlowTable(t *testing.T) {
 		}
 	}
 	program(1, 1)
-	if flows, err = k.Flows(); err != nil {
+	if flows, err = k.flows(); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range flows {
@@ -130,4 +133,56 @@ func TestDRFlowTable(t *testing.T) {
 			t.Errorf("entry %+v names rs1 once it is back", f)
 		}
 	}
+}
+
+// flowEntry is one entry of the DR flow table.
+type flowEntry struct {
+	Service lvs.ServiceKey
+	Client  netip.Addr // masked for a persistent service
+	Port    uint16     // 0 for a persistent service
+	Server  netip.AddrPort
+}
+
+// flows lists k's DR flow table, entries of services or servers it no
+// longer knows left out.
+func (k *Kernel) flows() ([]flowEntry, error) {
+	if err := k.fresh(); err != nil {
+		return nil, err
+	}
+	byNum := map[uint32]*service{}
+	for _, s := range k.state {
+		if s.Method == lvs.DR {
+			byNum[s.num] = s
+		}
+	}
+	var out []flowEntry
+	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
+		if !k.dr.flows {
+			break
+		}
+		n := int(familyOf(f).addrLen)
+		elems, err := k.conn.GetSetElements(&nftables.Set{Table: drTable(), Name: flowSet(f)})
+		if err != nil {
+			return nil, fmt.Errorf("lvs/nft: read %s: %w", flowSet(f), err)
+		}
+		for _, e := range elems {
+			if len(e.Key) != 12+n {
+				continue
+			}
+			s := byNum[nativeEndian.Uint32(e.Key[:4])]
+			if s == nil {
+				continue
+			}
+			id := nativeEndian.Uint32(e.Key[8+n:])
+			for _, d := range s.dests {
+				if d.id != id {
+					continue
+				}
+				client, _ := netip.AddrFromSlice(e.Key[4 : 4+n])
+				port := uint16(e.Key[4+n])<<8 | uint16(e.Key[5+n])
+				out = append(out, flowEntry{Service: s.Key(), Client: client, Port: port, Server: d.Addr})
+			}
+		}
+	}
+	return out, nil
 }
