@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -10,26 +12,20 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"tandem/internal/api"
 	"tandem/internal/lab"
 )
 
-// drPairConns builds seed004's layout with a line-echo server on each real
-// server (VIP on lo), runs a DR director pair with the given
-// configurations, opens n long-lived connections from the client through
-// the VIP, crashes the master (lab.Crash: switch port cut, SIGKILL) once
-// the backup has the same healthy pool, and returns what each connection
-// saw once the backup has carried them for a while.
-func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.Lab)) []lab.ConnResult {
+// drPair builds seed004's layout with a line-echo server on each real
+// server (VIP on lo) and runs a DR director pair with the given
+// configurations, until dir1 is MASTER, dir2 BACKUP, and both real
+// servers are healthy on both.
+func drPair(t *testing.T, c1, c2 lab.DRPairConf) (l *lab.Lab, master, backup *daemon) {
 	t.Helper()
-	l := lab.NewT(t, lab.Seed004().Spec())
-	vip := lab.DRPairVIP
+	l = lab.NewT(t, lab.Seed004().Spec())
 	for _, rs := range []string{"rs1", "rs2"} {
-		carryVIP(t, l, rs, vip.Addr())
-		stop, err := l.Serve(rs, ":80", lab.NameEcho(rs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(stop)
+		carryVIP(t, l, rs, lab.DRPairVIP.Addr())
+		l.ServeT(t, rs, ":80", lab.NameEcho(rs))
 	}
 	m := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", c1.Conf("dir1")))
 	b := startTandem(t, l, "dir2", writeConf(t, "dir2.conf", c2.Conf("dir2")))
@@ -39,6 +35,17 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.La
 			m.healthy(vs, "172.16.0.31") && m.healthy(vs, "172.16.0.32") &&
 			b.healthy(vs, "172.16.0.31") && b.healthy(vs, "172.16.0.32")
 	})
+	return l, m, b
+}
+
+// drPairConns runs drPair, calls backup (if not nil) with the lab, opens n
+// long-lived connections from the client through the VIP, crashes the
+// master (lab.Crash: switch port cut, SIGKILL), and returns what each
+// connection saw once the backup has carried them for a while.
+func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.Lab)) []lab.ConnResult {
+	t.Helper()
+	l, m, b := drPair(t, c1, c2)
+	vip := lab.DRPairVIP
 	if backup != nil {
 		backup(l)
 	}
@@ -163,4 +170,60 @@ func conntrackFirewall(t *testing.T, l *lab.Lab, node string, vip netip.AddrPort
 		}
 	}
 	return read("seen"), read("invalid")
+}
+
+// TestDRReloadWeightKeepsConnections: a reload that gives rs2 nine times
+// rs1's weight remaps most of rs1's Maglev slots to rs2; the master's flow
+// table keeps rs1's established connections on rs1 (without it rs2 would
+// reset them), while new connections follow the new table.
+func TestDRReloadWeightKeepsConnections(t *testing.T) {
+	l, m, _ := drPair(t, lab.DRPairConf{}, lab.DRPairConf{})
+	cs, err := l.OpenConns("client", lab.DRPairVIP, 20, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Stop()
+	if err := os.WriteFile(m.conf, []byte(lab.DRPairConf{Weights: [2]int{1, 9}}.Conf("dir1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rs2 at weight 9 in the master's table", 10*time.Second, func() bool {
+		tb, err := api.FetchTable(t.Context(), m.socket)
+		if err != nil {
+			return false
+		}
+		for _, s := range tb.Services {
+			for _, d := range s.Dests {
+				if d.Address == "172.16.0.32:80" && d.Weight == 9 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	time.Sleep(1500 * time.Millisecond)
+	on := map[string]int{}
+	for _, r := range cs.Stop() {
+		on[r.Server]++
+		if r.Err != nil {
+			t.Errorf("connection from port %d to %s broke at the weight change: %v", r.Local.Port(), r.Server, r.Err)
+		}
+	}
+	more, err := l.OpenConns("client", lab.DRPairVIP, 20, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := map[string]int{}
+	for _, r := range more.Stop() {
+		fresh[r.Server]++
+	}
+	t.Logf("established at 1:1: %v; new at 1:9: %v", on, fresh)
+	if on["rs1"] == 0 {
+		t.Error("no connection was on rs1 before the change: the test proves nothing")
+	}
+	if fresh["rs2"] < 14 {
+		t.Errorf("new connections at 1:9: %v, want most on rs2", fresh)
+	}
 }
