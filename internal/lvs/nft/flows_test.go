@@ -186,3 +186,51 @@ func (k *Kernel) flows() ([]flowEntry, error) {
 	}
 	return out, nil
 }
+
+// TestDRPersistenceTemplate: with persistence_timeout a DR client's entry
+// is its masked address (IPVS's template): its new connections stay on
+// its server when a weight change gives the client's slot to another,
+// and move once that server is inhibited.
+func TestDRPersistenceTemplate(t *testing.T) {
+	checkHostUntouched(t)
+	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
+	k := newKernel(t, l.NSHandle(t, "dir1"))
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin,
+		Method: lvs.DR, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)}
+	addrs := map[string]netip.AddrPort{"rs1": netip.AddrPortFrom(y.Reals[0].Addr, 80), "rs2": netip.AddrPortFrom(y.Reals[1].Addr, 80)}
+	program := func(w map[string]int) {
+		t.Helper()
+		var ds []lvs.Dest
+		for name, a := range addrs {
+			ds = append(ds, lvs.Dest{Addr: a, Weight: w[name]})
+		}
+		reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: ds}))
+	}
+	program(map[string]int{"rs1": 1, "rs2": 1})
+	got := hits(t, l, vip, 5)
+	if len(got) != 1 {
+		t.Fatalf("persistent client spread over %v", got)
+	}
+	var home, other string
+	for name := range got {
+		home = name
+	}
+	other = map[string]string{"rs1": "rs2", "rs2": "rs1"}[home]
+	flows, err := k.flows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 1 || flows[0].Port != 0 || flows[0].Client != netip.MustParseAddr("172.16.7.0") || flows[0].Server != addrs[home] {
+		t.Errorf("flow table %+v: want one template, client 172.16.7.0/24 on %s", flows, home)
+	}
+	// The other server gets 99% of the slots: the template keeps the
+	// client where it is.
+	program(map[string]int{home: 1, other: 100})
+	if got := hits(t, l, vip, 10); got[home] != 10 {
+		t.Errorf("persistent client after %s got 99%% of the slots: %v, want all on %s", other, got, home)
+	}
+	program(map[string]int{home: 0, other: 1})
+	if got := hits(t, l, vip, 10); got[other] != 10 {
+		t.Errorf("persistent client with %s inhibited: %v, want all on %s", home, got, other)
+	}
+}
