@@ -131,14 +131,7 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 	o.failover = time.Since(crashed)
 	// Every connection answered twice since the crash, or failed; then
 	// a second more of talking through the new master.
-	if err := poll(ctx, "every connection past the failover", 30*time.Second, func() bool {
-		for i, r := range cs.Results() {
-			if r.Err == nil && r.Answers < before[i].Answers+2 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := cs.WaitPast(before, 2, 30*time.Second); err != nil {
 		return o, err
 	}
 	time.Sleep(time.Second)

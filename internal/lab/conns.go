@@ -154,6 +154,29 @@ func (cs *Conns) Results() []ConnResult {
 	return append([]ConnResult(nil), cs.res...)
 }
 
+// WaitPast returns once every connection has had n more answers than
+// before shows (an earlier Results), or has failed; an error if that
+// takes longer than timeout.
+func (cs *Conns) WaitPast(before []ConnResult, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done := true
+		for i, r := range cs.Results() {
+			if r.Err == nil && r.Answers < before[i].Answers+n {
+				done = false
+				break
+			}
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: connections not %d answers further after %v", n, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Stop ends every connection and returns what each saw.
 func (cs *Conns) Stop() []ConnResult {
 	select {

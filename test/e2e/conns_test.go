@@ -60,14 +60,9 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.La
 	}
 	waitFor(t, "dir2 MASTER", 10*time.Second, func() bool { return b.state("VI_1") == "MASTER" })
 	// Every connection has answered twice since the crash, or failed.
-	waitFor(t, "every connection past the failover", 20*time.Second, func() bool {
-		for i, r := range cs.Results() {
-			if r.Err == nil && r.Answers < before[i].Answers+2 {
-				return false
-			}
-		}
-		return true
-	})
+	if err := cs.WaitPast(before, 2, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return cs.Stop()
 }
 
@@ -183,6 +178,7 @@ func TestDRReloadWeightKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Stop()
+	before := cs.Results()
 	if err := os.WriteFile(m.conf, []byte(lab.DRPairConf{Weights: [2]int{1, 9}}.Conf("dir1")), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +199,9 @@ func TestDRReloadWeightKeepsConnections(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(1500 * time.Millisecond)
+	if err := cs.WaitPast(before, 10, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	on := map[string]int{}
 	for _, r := range cs.Stop() {
 		on[r.Server]++

@@ -29,9 +29,13 @@ func drLab(t *testing.T, handler func(name string) func(net.Conn)) (*lab.Lab, la
 	return l, y, vip
 }
 
-// talk keeps cs talking for a while and returns what each connection saw.
-func talk(cs *lab.Conns, d time.Duration) []lab.ConnResult {
-	time.Sleep(d)
+// talk waits until every connection of cs has answered 10 more times or
+// failed, and returns what each saw.
+func talk(t *testing.T, cs *lab.Conns) []lab.ConnResult {
+	t.Helper()
+	if err := cs.WaitPast(cs.Results(), 10, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return cs.Results()
 }
 
@@ -85,7 +89,7 @@ func TestDRFlowTable(t *testing.T) {
 	// rs1 gives nearly all its slots to rs2: without the flow table its
 	// connections would reach rs2, which resets them.
 	program(1, 100)
-	for _, r := range talk(cs, 1500*time.Millisecond) {
+	for _, r := range talk(t, cs) {
 		if r.Err != nil {
 			t.Errorf("connection from port %d on %s after the weight change: %v", r.Local.Port(), r.Server, r.Err)
 		}
@@ -107,7 +111,7 @@ func TestDRFlowTable(t *testing.T) {
 	// them), rs2's stay, and no entry names rs1 any more, so that none
 	// of the flows that moved comes back to it with it.
 	program(0, 100)
-	time.Sleep(1500 * time.Millisecond)
+	talk(t, cs)
 	for _, r := range cs.Stop() {
 		switch {
 		case r.Server == "rs2" && r.Err != nil:
