@@ -661,10 +661,12 @@ func (k *Kernel) queueDRPost(c *nftables.Conn, t *nftables.Table, it drItem) err
 // (flows.go): refresh the entry, count the packet, forward it. Then, for
 // each again, whether the flow's slot in the service's Maglev table
 // belongs to it (table . jhash . i is in @maglev): add the flow's entry,
-// count, forward. Forwarding is fwd to the server's address out of its
-// interface. Each rule loads what it reads (the kernel refuses a rule
-// reading a register it did not set). A flow that no rule takes (no
-// server with a positive weight) is dropped.
+// count, forward. Last the same without the entry, reached only when the
+// flow table is full (the dynset fails its rule): the flow is forwarded
+// as if there were no flow table. Forwarding is fwd to the server's
+// address out of its interface. Each rule loads what it reads (the kernel
+// refuses a rule reading a register it did not set). A flow that no rule
+// takes (no server with a positive weight) is dropped.
 func (l *layout) drRules() []fwdRule {
 	drop := fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}
 	forward := func(d dest, exprs []expr.Any) fwdRule {
@@ -675,19 +677,24 @@ func (l *layout) drRules() []fwdRule {
 			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])})
 		return fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto}
 	}
+	maglev := func(i int) []expr.Any {
+		return append(l.schedule(reg32+1),
+			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
+			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet})
+	}
 	set := flowSet(l.s.Family)
 	var rules []fwdRule
 	for _, d := range l.rs {
 		rules = append(rules, forward(d, append(l.flowKey(d.id),
-			&expr.Lookup{SourceRegister: reg32, SetName: set}, l.flowUpdate())))
+			&expr.Lookup{SourceRegister: reg32, SetName: set}, l.flowUpdate(false))))
 	}
 	for i, d := range l.rs {
-		exprs := append(l.schedule(reg32+1),
-			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
-			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
-			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet})
-		exprs = append(exprs, l.flowKey(d.id)...)
-		rules = append(rules, forward(d, append(exprs, l.flowUpdate())))
+		exprs := append(maglev(i), l.flowKey(d.id)...)
+		rules = append(rules, forward(d, append(exprs, l.flowUpdate(true))))
+	}
+	for i, d := range l.rs {
+		rules = append(rules, forward(d, maglev(i)))
 	}
 	return append(rules, drop)
 }

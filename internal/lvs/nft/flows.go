@@ -53,26 +53,34 @@ import (
 
 // flowTimeout is how long an entry outlives the last packet of its flow
 // without persistence: IPVS's defaults for an established TCP connection
-// (15 minutes) and for UDP (5 minutes). There is no connection state in
+// (15 minutes) and for UDP (5 minutes). A new flow's entry gets
+// flowSetupTimeout until its second packet (IPVS's SYN_RECV timeout), so
+// that a flood of first packets (SYNs from random ports) leaves entries
+// for a minute, not a quarter of an hour. There is no connection state in
 // the ingress hook to shorten a closed connection's entry (IPVS's FIN_WAIT
 // 2 minutes): an entry of a closed connection only pins a reused client
 // port to the server it had, which is a live server.
-func flowTimeout(s *service) time.Duration {
+func flowTimeout(s *service, first bool) time.Duration {
 	switch {
 	case s.PersistenceTimeout > 0:
 		return time.Duration(s.PersistenceTimeout) * time.Second
+	case first:
+		return flowSetupTimeout
 	case s.Protocol == lvs.UDP:
 		return 5 * time.Minute
 	}
 	return 15 * time.Minute
 }
 
+// flowSetupTimeout is a new flow's entry's timeout (see flowTimeout).
+const flowSetupTimeout = time.Minute
+
 // flowCapacity bounds each flow set (the kernel caps a dynamic set at
-// 65535 elements unless it is given a size). A flow that finds the set
-// full is not forwarded (the dynset fails its rule), as conntrack drops
-// what does not fit its table; its retransmission gets in once entries
-// expire. About 100 bytes of kernel memory per entry in use.
-const flowCapacity = 1 << 20
+// 65535 elements unless it is given a size). A new flow that finds the
+// set full is forwarded by Maglev alone, with no entry (drRules), as
+// before there was a flow table. About 100 bytes of kernel memory per
+// entry in use.
+var flowCapacity uint32 = 1 << 20 // a variable for tests
 
 // flowSet is the name of family f's flow set.
 func flowSet(f lvs.AddressFamily) string {
@@ -121,9 +129,11 @@ func (l *layout) flowKey(id uint32) []expr.Any {
 	return append(exprs, &expr.Immediate{Register: port + 1, Data: nativeEndian.PutUint32(id)})
 }
 
-// flowUpdate adds the entry flowKey loaded, or refreshes its timeout.
-func (l *layout) flowUpdate() *expr.Dynset {
-	return &expr.Dynset{SrcRegKey: reg32, SetName: flowSet(l.s.Family), Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: flowTimeout(l.s)}
+// flowUpdate adds the entry flowKey loaded, or refreshes its timeout;
+// first for a flow's first packet. When the set is full it adds nothing
+// and fails its rule.
+func (l *layout) flowUpdate(first bool) *expr.Dynset {
+	return &expr.Dynset{SrcRegKey: reg32, SetName: flowSet(l.s.Family), Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: flowTimeout(l.s, first)}
 }
 
 // flowPair names the entries of one real server of one service.

@@ -85,6 +85,13 @@ func TestDRFlowTable(t *testing.T) {
 			t.Errorf("flow entry of client port %d: %v, want %v (%s answers it)", r.Local.Port(), got, want, r.Server)
 		}
 	}
+	// Established: the life of an established TCP connection's entry
+	// (15 minutes from its last packet), not a new flow's minute.
+	for _, f := range flows {
+		if f.Expires <= flowSetupTimeout || f.Expires > 15*time.Minute {
+			t.Errorf("flow entry %+v: expires in %v, want a little under 15m", f, f.Expires)
+		}
+	}
 
 	// rs1 gives nearly all its slots to rs2: without the flow table its
 	// connections would reach rs2, which resets them.
@@ -145,6 +152,7 @@ type flowEntry struct {
 	Client  netip.Addr // masked for a persistent service
 	Port    uint16     // 0 for a persistent service
 	Server  netip.AddrPort
+	Expires time.Duration // the entry's life left
 }
 
 // flows lists k's DR flow table, entries of services or servers it no
@@ -184,7 +192,7 @@ func (k *Kernel) flows() ([]flowEntry, error) {
 				}
 				client, _ := netip.AddrFromSlice(e.Key[4 : 4+n])
 				port := uint16(e.Key[4+n])<<8 | uint16(e.Key[5+n])
-				out = append(out, flowEntry{Service: s.Key(), Client: client, Port: port, Server: d.Addr})
+				out = append(out, flowEntry{Service: s.Key(), Client: client, Port: port, Server: d.Addr, Expires: e.Expires})
 			}
 		}
 	}
@@ -236,5 +244,27 @@ func TestDRPersistenceTemplate(t *testing.T) {
 	program(map[string]int{home: 0, other: 1})
 	if got := hits(t, l, vip, 10); got[other] != 10 {
 		t.Errorf("persistent client with %s inhibited: %v, want all on %s", home, got, other)
+	}
+}
+
+// TestDRFlowTableFull: new flows that find the flow table full are still
+// forwarded, by Maglev alone, as before there was a table.
+func TestDRFlowTableFull(t *testing.T) {
+	checkHostUntouched(t)
+	defer func(c uint32) { flowCapacity = c }(flowCapacity)
+	flowCapacity = 3
+	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
+	k := newKernel(t, l.NSHandle(t, "dir1"))
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{
+		{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1}, {Addr: netip.AddrPortFrom(y.Reals[1].Addr, 80), Weight: 1}}}))
+	got := hits(t, l, vip, 10) // fails the test if a connection fails
+	flows, err := k.flows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("10 connections %v, %d flow entries", got, len(flows))
+	if len(flows) != 3 {
+		t.Errorf("%d flow entries, want the set's capacity, 3", len(flows))
 	}
 }
