@@ -33,9 +33,13 @@ type mode struct {
 	prepare func(ctx context.Context, l *lab.Lab, bin, node, dir string) error
 	// conf is director node's configuration (dir1 the master).
 	conf func(node string) string
+	// control marks a mode built to lose connections, which shows the
+	// harness can see them lost: it runs only when -mode names it, and
+	// is not held to the goal.
+	control bool
 }
 
-var modes = []mode{drMode()}
+var modes = []mode{drMode(), drControlMode()}
 
 // drMode is DR through nftables: seed004's layout and pair (lab.DRPairConf,
 // advert_int 0.1, the same pool on both directors), the VIP on the real
@@ -59,4 +63,19 @@ func drMode() mode {
 		},
 		conf: lab.DRPairConf{}.Conf,
 	}
+}
+
+// drControlMode is drMode with a backup whose weights differ (rs2 nine
+// times rs1's): its Maglev table differs from the master's, so the flows
+// whose slots changed hands break at the failover.
+func drControlMode() mode {
+	m := drMode()
+	m.name, m.control = "dr-nft-control", true
+	m.conf = func(node string) string {
+		if node == "dir2" {
+			return lab.DRPairConf{Weights: [2]int{1, 9}}.Conf(node)
+		}
+		return lab.DRPairConf{}.Conf(node)
+	}
+	return m
 }
