@@ -177,9 +177,17 @@ func departed(items []drItem) bool {
 // sweepChunk bounds the elements of one deletion message.
 const sweepChunk = 4096
 
+// nftMsgDestroySetElem is NFT_MSG_DESTROYSETELEM (kernel 6.3+), which
+// golang.org/x/sys/unix does not define: a deletion that does not fail
+// on an element already gone.
+const nftMsgDestroySetElem = 30
+
 // sweep deletes the flow entries that name no real server with slots:
 // those of servers removed or inhibited, and of services deleted. No rule
-// adds such entries any more, so once deleted they stay away.
+// adds such entries any more, so once deleted they stay away. An entry
+// may expire between the listing and the deletion, so the deletion is a
+// destroy (no error for an element already gone); a kernel older than
+// 6.3 refuses that, and gets a plain deletion instead.
 func (k *Kernel) sweep() error {
 	live := map[flowPair]bool{}
 	for _, s := range k.state {
@@ -188,38 +196,45 @@ func (k *Kernel) sweep() error {
 		}
 	}
 	t := drTable()
-	c, err := k.dial()
-	if err != nil {
-		return err
-	}
-	queued := false
+	stale := map[string][]nftables.SetElement{}
 	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
-		set := &nftables.Set{Table: t, Name: flowSet(f)}
-		elems, err := k.conn.GetSetElements(set)
+		name := flowSet(f)
+		elems, err := k.conn.GetSetElements(&nftables.Set{Table: t, Name: name})
 		if err != nil {
-			return fmt.Errorf("lvs/nft: read %s %s: %w", tableText(t), set.Name, err)
+			return fmt.Errorf("lvs/nft: read %s %s: %w", tableText(t), name, err)
 		}
-		var stale []nftables.SetElement
 		for _, e := range elems {
 			if len(e.Key) < 8 {
 				continue
 			}
-			p := flowPair{nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[len(e.Key)-4:])}
-			if !live[p] {
-				stale = append(stale, nftables.SetElement{Key: e.Key})
+			if !live[flowPair{nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[len(e.Key)-4:])}] {
+				stale[name] = append(stale[name], nftables.SetElement{Key: e.Key})
 			}
-		}
-		for chunk := range slices.Chunk(stale, sweepChunk) {
-			if err := c.SetDeleteElements(set, chunk); err != nil {
-				return fmt.Errorf("lvs/nft: sweep %s: %w", set.Name, err)
-			}
-			queued = true
 		}
 	}
-	if !queued {
+	msgs, err := capture(func(c *nftables.Conn) error {
+		for name, es := range stale {
+			for chunk := range slices.Chunk(es, sweepChunk) {
+				if err := c.SetDeleteElements(&nftables.Set{Table: t, Name: name}, chunk); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lvs/nft: sweep flow entries: %w", err)
+	}
+	destroy := slices.Clone(msgs)
+	for i := range destroy {
+		if destroy[i].Header.Type&0xff == unix.NFT_MSG_DELSETELEM {
+			destroy[i].Header.Type = destroy[i].Header.Type&^0xff | nftMsgDestroySetElem
+		}
+	}
+	if err := k.send(destroy); err == nil {
 		return nil
 	}
-	if err := k.flush(c); err != nil {
+	if err := k.send(msgs); err != nil {
 		return fmt.Errorf("lvs/nft: sweep flow entries: %w", err)
 	}
 	return nil
