@@ -391,7 +391,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	// Entries a crash left between a commit and its sweep go before a
 	// server they name can come back.
 	if k.dr.sweep && k.dr.flows {
-		if err := k.sweep(); err != nil {
+		if err := k.sweep(nil); err != nil {
 			return err
 		}
 	}
@@ -525,7 +525,8 @@ func (k *Kernel) commitDR(changes []*change) error {
 	if err := k.send(slices.Concat(pre, chains, post)); err != nil {
 		return err
 	}
-	k.dr.sweep = departed(items)
+	stale := departed(items)
+	k.dr.sweep = len(stale) > 0
 
 	for _, it := range items {
 		if it.next == nil {
@@ -549,7 +550,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	k.dr.flows = dc.services > 0
 	k.dr.oldMap, k.dr.oldSlots = k.dr.oldMap && dc.oldSlots > 0, dc.oldSlots
 	if k.dr.sweep && k.dr.flows {
-		if err := k.sweep(); err != nil {
+		if err := k.sweep(stale); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -139,39 +140,41 @@ func (l *layout) flowUpdate(first bool) *expr.Dynset {
 // flowPair names the entries of one real server of one service.
 type flowPair struct{ num, id uint32 }
 
-// livePairs are the (service number, id) pairs of s's servers with slots:
-// those whose entries some rule matches.
-func livePairs(s *service, into map[flowPair]bool) {
+// livePairs adds the (service number, id) pairs of s's servers with
+// slots, those whose entries some rule matches, with their addresses.
+func livePairs(s *service, into map[flowPair]netip.AddrPort) {
 	l, err := layoutOf(s)
 	if err != nil {
 		return // nothing of it was committed
 	}
 	for _, d := range l.rs {
-		into[flowPair{s.num, d.id}] = true
+		into[flowPair{s.num, d.id}] = d.Addr
 	}
 }
 
-// departed reports whether a commit from the items' current states to
-// their next ones takes some real server's slots away, leaving entries
-// that must be swept.
-func departed(items []drItem) bool {
+// departed returns the (service number, id) pairs whose entries a commit
+// from the items' current states to their next ones leaves stale: those
+// of servers that lose their slots, and those whose id now names another
+// server (one removed and one added in the same batch).
+func departed(items []drItem) map[flowPair]bool {
+	gone := map[flowPair]bool{}
 	for _, it := range items {
 		if it.cur == nil || it.cur.legacy {
 			continue
 		}
-		before := map[flowPair]bool{}
+		before := map[flowPair]netip.AddrPort{}
 		livePairs(it.cur, before)
-		after := map[flowPair]bool{}
+		after := map[flowPair]netip.AddrPort{}
 		if it.next != nil {
 			livePairs(it.next, after)
 		}
-		for p := range before {
-			if !after[p] {
-				return true
+		for p, a := range before {
+			if after[p] != a {
+				gone[p] = true
 			}
 		}
 	}
-	return false
+	return gone
 }
 
 // sweepChunk bounds the elements of one deletion message.
@@ -183,13 +186,16 @@ const sweepChunk = 4096
 const nftMsgDestroySetElem = 30
 
 // sweep deletes the flow entries that name no real server with slots:
-// those of servers removed or inhibited, and of services deleted. No rule
-// adds such entries any more, so once deleted they stay away. An entry
+// those of servers removed or inhibited, and of services deleted; no rule
+// adds such entries any more, so once deleted they stay away. It also
+// deletes those of the pairs in also, whose id names a new server now:
+// a few entries the new server's flows made since the commit may go with
+// them, and come back with those flows' next packets. An entry
 // may expire between the listing and the deletion, so the deletion is a
 // destroy (no error for an element already gone); a kernel older than
 // 6.3 refuses that, and gets a plain deletion instead.
-func (k *Kernel) sweep() error {
-	live := map[flowPair]bool{}
+func (k *Kernel) sweep(also map[flowPair]bool) error {
+	live := map[flowPair]netip.AddrPort{}
 	for _, s := range k.state {
 		if s.Method == lvs.DR && !s.legacy {
 			livePairs(s, live)
@@ -207,7 +213,8 @@ func (k *Kernel) sweep() error {
 			if len(e.Key) < 8 {
 				continue
 			}
-			if !live[flowPair{nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[len(e.Key)-4:])}] {
+			p := flowPair{nativeEndian.Uint32(e.Key[:4]), nativeEndian.Uint32(e.Key[len(e.Key)-4:])}
+			if _, ok := live[p]; !ok || also[p] {
 				stale[name] = append(stale[name], nftables.SetElement{Key: e.Key})
 			}
 		}

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -266,5 +267,56 @@ func TestDRFlowTableFull(t *testing.T) {
 	t.Logf("10 connections %v, %d flow entries", got, len(flows))
 	if len(flows) != 3 {
 		t.Errorf("%d flow entries, want the set's capacity, 3", len(flows))
+	}
+}
+
+// TestDRFlowTableIDReused: a real server replaced by another in one
+// batch (deleted, then the other added: the newcomer takes the leaver's
+// id; the reconciler adds first, but Apply takes any order) inherits none
+// of the leaver's flow entries.
+func TestDRFlowTableIDReused(t *testing.T) {
+	checkHostUntouched(t)
+	l, y, vip := drLab(t, lab.NameEcho)
+	k := newKernel(t, l.NSHandle(t, "dir1"))
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
+	a, b := netip.AddrPortFrom(y.Reals[0].Addr, 80), netip.AddrPortFrom(y.Reals[1].Addr, 80)
+	x := netip.AddrPortFrom(netip.MustParseAddr("172.16.7.9"), 80) // on the segment, nobody there
+	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{{Addr: a, Weight: 1}, {Addr: b, Weight: 1}}}))
+	cs, err := l.OpenConns("client", vip, 20, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Stop()
+	id := func(d netip.AddrPort) uint32 {
+		t.Helper()
+		_, s, err := k.find(svc.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.dests[d].id
+	}
+	idA := id(a)
+	_, s, err := k.find(svc.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := lvs.Plan{{Key: s.Key(), Ops: []lvs.Op{
+		{Kind: lvs.DelDest, Service: s.Service, Dest: s.dests[a].Dest},
+		{Kind: lvs.AddDest, Service: s.Service, Dest: lvs.Dest{Addr: x, Weight: 1, Method: lvs.DR}},
+	}}}
+	if n, err := k.Apply(context.Background(), plan); err != nil || n != 2 {
+		t.Fatalf("apply: %d ops, %v", n, err)
+	}
+	if idX := id(x); idX != idA {
+		t.Fatalf("the newcomer has id %d, the leaver had %d: this test needs them equal", idX, idA)
+	}
+	flows, err := k.flows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range flows {
+		if f.Server == x {
+			t.Errorf("entry %+v: the newcomer inherited the leaver's flow", f)
+		}
 	}
 }
