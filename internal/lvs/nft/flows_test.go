@@ -30,6 +30,34 @@ func drLab(t *testing.T, handler func(name string) func(net.Conn)) (*lab.Lab, la
 	return l, y, vip
 }
 
+// nameOnce is a drLab handler: the server's name, then close.
+func nameOnce(name string) func(net.Conn) { return lab.NameOnce(name, false) }
+
+// drFixture is drLab with a Kernel on dir1 and a wrr DR service on the
+// VIP over rs1 (a) and rs2 (b), not yet programmed.
+type drFixture struct {
+	l    *lab.Lab
+	k    *Kernel
+	vip  netip.AddrPort
+	svc  lvs.Service
+	a, b netip.AddrPort
+}
+
+func newDRFixture(t *testing.T, handler func(name string) func(net.Conn)) *drFixture {
+	t.Helper()
+	checkHostUntouched(t)
+	l, y, vip := drLab(t, handler)
+	return &drFixture{l: l, k: newKernel(t, l.NSHandle(t, "dir1")), vip: vip,
+		svc: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
+		a:   netip.AddrPortFrom(y.Reals[0].Addr, 80), b: netip.AddrPortFrom(y.Reals[1].Addr, 80)}
+}
+
+// program reconciles the service with weights wa for a and wb for b.
+func (f *drFixture) program(t *testing.T, wa, wb int) {
+	t.Helper()
+	reconcile(t, f.k, mustDesired(t, lvs.VirtualServer{Service: f.svc, Dests: []lvs.Dest{{Addr: f.a, Weight: wa}, {Addr: f.b, Weight: wb}}}))
+}
+
 // talk waits until every connection of cs has answered 10 more times or
 // failed, and returns what each saw.
 func talk(t *testing.T, cs *lab.Conns) []lab.ConnResult {
@@ -44,16 +72,9 @@ func talk(t *testing.T, cs *lab.Conns) []lab.ConnResult {
 // weight change gives their Maglev slots to another; new flows follow the
 // new table; an inhibited server's flows move and its entries go.
 func TestDRFlowTable(t *testing.T) {
-	checkHostUntouched(t)
-	l, y, vip := drLab(t, lab.NameEcho)
-	k := newKernel(t, l.NSHandle(t, "dir1"))
-	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
-	a, b := netip.AddrPortFrom(y.Reals[0].Addr, 80), netip.AddrPortFrom(y.Reals[1].Addr, 80)
-	program := func(wa, wb int) {
-		t.Helper()
-		reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{{Addr: a, Weight: wa}, {Addr: b, Weight: wb}}}))
-	}
-	program(1, 1)
+	f := newDRFixture(t, lab.NameEcho)
+	l, k, vip, a, b := f.l, f.k, f.vip, f.a, f.b
+	f.program(t, 1, 1)
 
 	cs, err := l.OpenConns("client", vip, 20, 50*time.Millisecond)
 	if err != nil {
@@ -96,7 +117,7 @@ func TestDRFlowTable(t *testing.T) {
 
 	// rs1 gives nearly all its slots to rs2: without the flow table its
 	// connections would reach rs2, which resets them.
-	program(1, 100)
+	f.program(t, 1, 100)
 	for _, r := range talk(t, cs) {
 		if r.Err != nil {
 			t.Errorf("connection from port %d on %s after the weight change: %v", r.Local.Port(), r.Server, r.Err)
@@ -118,7 +139,7 @@ func TestDRFlowTable(t *testing.T) {
 	// rs1 goes down (inhibited): its connections leave it (rs2 resets
 	// them), rs2's stay, and no entry names rs1 any more, so that none
 	// of the flows that moved comes back to it with it.
-	program(0, 100)
+	f.program(t, 0, 100)
 	talk(t, cs)
 	for _, r := range cs.Stop() {
 		switch {
@@ -136,7 +157,7 @@ func TestDRFlowTable(t *testing.T) {
 			t.Errorf("entry %+v names rs1 after it went down", f)
 		}
 	}
-	program(1, 1)
+	f.program(t, 1, 1)
 	if flows, err = k.flows(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,20 +226,11 @@ func (k *Kernel) flows() ([]flowEntry, error) {
 // its server when a weight change gives the client's slot to another,
 // and move once that server is inhibited.
 func TestDRPersistenceTemplate(t *testing.T) {
-	checkHostUntouched(t)
-	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
-	k := newKernel(t, l.NSHandle(t, "dir1"))
-	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin,
-		Method: lvs.DR, PersistenceTimeout: 300, PersistenceMask: lvs.PrefixMask(lvs.IPv4, 24)}
-	addrs := map[string]netip.AddrPort{"rs1": netip.AddrPortFrom(y.Reals[0].Addr, 80), "rs2": netip.AddrPortFrom(y.Reals[1].Addr, 80)}
-	program := func(w map[string]int) {
-		t.Helper()
-		var ds []lvs.Dest
-		for name, a := range addrs {
-			ds = append(ds, lvs.Dest{Addr: a, Weight: w[name]})
-		}
-		reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: ds}))
-	}
+	f := newDRFixture(t, nameOnce)
+	f.svc.PersistenceTimeout, f.svc.PersistenceMask = 300, lvs.PrefixMask(lvs.IPv4, 24)
+	l, k, vip := f.l, f.k, f.vip
+	addrs := map[string]netip.AddrPort{"rs1": f.a, "rs2": f.b}
+	program := func(w map[string]int) { t.Helper(); f.program(t, w["rs1"], w["rs2"]) }
 	program(map[string]int{"rs1": 1, "rs2": 1})
 	got := hits(t, l, vip, 5)
 	if len(got) != 1 {
@@ -251,16 +263,12 @@ func TestDRPersistenceTemplate(t *testing.T) {
 // TestDRFlowTableFull: new flows that find the flow table full are still
 // forwarded, by Maglev alone, as before there was a table.
 func TestDRFlowTableFull(t *testing.T) {
-	checkHostUntouched(t)
 	defer func(c uint32) { flowCapacity = c }(flowCapacity)
 	flowCapacity = 3
-	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
-	k := newKernel(t, l.NSHandle(t, "dir1"))
-	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
-	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{
-		{Addr: netip.AddrPortFrom(y.Reals[0].Addr, 80), Weight: 1}, {Addr: netip.AddrPortFrom(y.Reals[1].Addr, 80), Weight: 1}}}))
-	got := hits(t, l, vip, 10) // fails the test if a connection fails
-	flows, err := k.flows()
+	f := newDRFixture(t, nameOnce)
+	f.program(t, 1, 1)
+	got := hits(t, f.l, f.vip, 10) // fails the test if a connection fails
+	flows, err := f.k.flows()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +283,11 @@ func TestDRFlowTableFull(t *testing.T) {
 // id; the reconciler adds first, but Apply takes any order) inherits none
 // of the leaver's flow entries.
 func TestDRFlowTableIDReused(t *testing.T) {
-	checkHostUntouched(t)
-	l, y, vip := drLab(t, lab.NameEcho)
-	k := newKernel(t, l.NSHandle(t, "dir1"))
-	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
-	a, b := netip.AddrPortFrom(y.Reals[0].Addr, 80), netip.AddrPortFrom(y.Reals[1].Addr, 80)
+	f := newDRFixture(t, lab.NameEcho)
+	k, svc, a := f.k, f.svc, f.a
 	x := netip.AddrPortFrom(netip.MustParseAddr("172.16.7.9"), 80) // on the segment, nobody there
-	reconcile(t, k, mustDesired(t, lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{{Addr: a, Weight: 1}, {Addr: b, Weight: 1}}}))
-	cs, err := l.OpenConns("client", vip, 20, 50*time.Millisecond)
+	f.program(t, 1, 1)
+	cs, err := f.l.OpenConns("client", f.vip, 20, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

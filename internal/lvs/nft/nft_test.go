@@ -481,7 +481,7 @@ func addAddr(t *testing.T, ns netns.NsHandle, dev string, p netip.Prefix) {
 func TestDREndToEnd(t *testing.T) {
 	checkHostUntouched(t)
 	// The director holds the VIP as VRRP would; the real servers on lo.
-	l, y, vip := drLab(t, func(name string) func(net.Conn) { return lab.NameOnce(name, false) })
+	l, y, vip := drLab(t, nameOnce)
 	ns := l.NSHandle(t, "dir1")
 	k := newKernel(t, ns)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
