@@ -143,13 +143,26 @@ func FullListener(t testing.TB) netip.AddrPort {
 // most 30 s); without, it closes at once. It stops when t ends.
 func (l *Lab) ServeName(t testing.TB, node, addr string, hold bool) {
 	t.Helper()
-	stop, err := l.Serve(node, addr, func(c net.Conn) {
+	l.ServeT(t, node, addr, NameOnce(node, hold))
+}
+
+// NameOnce is ServeName's handler: name and a newline, then, with hold,
+// wait for the client to close (at most 30 s).
+func NameOnce(name string, hold bool) func(net.Conn) {
+	return func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(30 * time.Second))
-		c.Write([]byte(node + "\n"))
+		c.Write([]byte(name + "\n"))
 		if hold {
 			io.Copy(io.Discard, c)
 		}
-	})
+	}
+}
+
+// ServeT is Serve for a test: it fails t if it cannot listen and stops
+// when t ends.
+func (l *Lab) ServeT(t testing.TB, node, addr string, handle func(net.Conn)) {
+	t.Helper()
+	stop, err := l.Serve(node, addr, handle)
 	if err != nil {
 		t.Fatal(err)
 	}

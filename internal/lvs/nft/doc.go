@@ -98,11 +98,13 @@
 // a VRRP backup forward nothing. There is no conntrack, so flows are hashed
 // (see slots for the schedulers):
 // jhash(saddr . sport) by default, and with persistence jhash of the client
-// address masked to the persistence granularity only, which keeps a client
-// on one server for as long as the pool does not change, with no timeout.
-// Changing the pool moves only the flows of the slots that change owner
-// (Maglev); an inhibited (weight-0) server's flows move at once, as DR has
-// no connection state to let them finish.
+// address masked to the persistence granularity only. The Maglev tables
+// depend only on the set of real servers and weights, so two directors
+// send a flow to the same server. A flow table (flows.go) keeps
+// established flows, and with persistence clients, on their server when
+// the table changes; only new flows move. An inhibited (weight-0) or
+// removed server's flows move at once, as DR has no connection state to
+// let them finish.
 //
 // TUN is not supported (a clear error naming the service): nftables has no
 // IP-in-IP encapsulation. Neither are one-packet scheduling (ops), DR with

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net"
 	"net/netip"
@@ -32,9 +33,13 @@ import (
 //	map registry    service number . id -> table: the definitions, as comments
 //	set maglev      table . slot . position: slot's real server is the
 //	                position-th of its service's servers with slots
-//	svc_n           one rule per real server with slots: jhash of the flow,
-//	                `table . jhash . position` in @maglev, count, fwd to
-//	                its address out of its interface
+//	set flows4/6    the flow table (flows.go): service number . client .
+//	                port . id, timed: the server each flow is on
+//	svc_n           per real server with slots, the flow's entry naming it
+//	                in @flows4: refresh, count, fwd; then per server, jhash
+//	                of the flow, `table . jhash . position` in @maglev, add
+//	                the flow's entry, count, fwd to its address out of its
+//	                interface
 //
 // so the ingress hook does one fib lookup and a few hash lookups per packet
 // whatever the number of services, and the number of named sets is
@@ -88,6 +93,8 @@ type drState struct {
 	numHint  uint32                // no service number below it is free
 	oldMap   bool                  // the slots map of the layout before maglevSet exists
 	oldSlots int                   // services whose chain may still look it up
+	flows    bool                  // the flow sets exist (flows.go)
+	sweep    bool                  // stale flow entries may exist: sweep before the next commit
 }
 
 // slotTable is a Maglev table in the maglev set: slot -> position of the
@@ -106,6 +113,21 @@ func slotKey(pos []uint32) string {
 		b = append(b, nativeEndian.PutUint32(p)...)
 	}
 	return string(b)
+}
+
+// tableID numbers a new slot table by its content, so that directors
+// given the same pools hold the same maglev set, element for element,
+// whatever order their tables were made in (only a collision, between
+// different tables whose 32-bit hashes agree, takes the next free number).
+// 0 means none.
+func tableID(key string, used map[uint32]bool) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	id := h.Sum32()
+	for id == 0 || used[id] {
+		id++
+	}
+	return id
 }
 
 // drObjs are one service's chains and counters as the kernel has them.
@@ -366,6 +388,14 @@ type drCommit struct {
 // chains), and the fwd rules, which google/nftables cannot send
 // (fillChains).
 func (k *Kernel) commitDR(changes []*change) error {
+	// Entries a crash left between a commit and its sweep go before a
+	// server they name can come back.
+	if k.dr.sweep && k.dr.flows {
+		if err := k.sweep(nil); err != nil {
+			return err
+		}
+	}
+	k.dr.sweep = false
 	t := drTable()
 	h := k.newHops()
 	dc := drCommit{refs: maps.Clone(k.dr.refs), services: k.dr.services, nums: maps.Clone(k.dr.nums), numHint: k.dr.numHint,
@@ -418,6 +448,11 @@ func (k *Kernel) commitDR(changes []*change) error {
 		c.AddTable(t)
 		if dc.services > 0 && !k.dr.shared {
 			if err := addShared(c, t); err != nil {
+				return err
+			}
+		}
+		if dc.services > 0 && !k.dr.flows {
+			if err := addFlowSets(c, t); err != nil {
 				return err
 			}
 		}
@@ -480,7 +515,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 			c.DelChain(&nftables.Chain{Table: t, Name: baseChain(idx)})
 		}
 		if dc.services == 0 {
-			delShared(c, t)
+			delShared(c, t, k.dr.flows)
 		}
 		return nil
 	})
@@ -490,6 +525,8 @@ func (k *Kernel) commitDR(changes []*change) error {
 	if err := k.send(slices.Concat(pre, chains, post)); err != nil {
 		return err
 	}
+	stale := departed(items)
+	k.dr.sweep = len(stale) > 0
 
 	for _, it := range items {
 		if it.next == nil {
@@ -510,7 +547,14 @@ func (k *Kernel) commitDR(changes []*change) error {
 	maps.DeleteFunc(dc.refs, func(_ uint32, n int) bool { return n <= 0 })
 	k.dr.refs, k.dr.services, k.dr.tables, k.dr.nums, k.dr.numHint = dc.refs, dc.services, dc.tables, dc.nums, dc.numHint
 	k.dr.shared = dc.services > 0
+	k.dr.flows = dc.services > 0
 	k.dr.oldMap, k.dr.oldSlots = k.dr.oldMap && dc.oldSlots > 0, dc.oldSlots
+	if k.dr.sweep && k.dr.flows {
+		if err := k.sweep(stale); err != nil {
+			return err
+		}
+	}
+	k.dr.sweep = false
 	return nil
 }
 
@@ -557,10 +601,7 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drC
 		key := slotKey(l.pos)
 		st := dc.tables[key]
 		if st == nil {
-			st = &slotTable{id: 1, pos: l.pos} // 0 is none
-			for dc.ids[st.id] {
-				st.id++
-			}
+			st = &slotTable{id: tableID(key, dc.ids), pos: l.pos}
 			dc.ids[st.id] = true
 			dc.tables[key] = st
 			if err := c.SetAddElements(&nftables.Set{Table: t, Name: maglevSet}, slotElems(st)); err != nil {
@@ -616,26 +657,45 @@ func (k *Kernel) queueDRPost(c *nftables.Conn, t *nftables.Table, it drItem) err
 	return nil
 }
 
-// drRules are the rules of a DR service's chain, one per real server
-// with slots: the rule of the i-th server matches when the flow's slot
-// in the service's table belongs to it (table . jhash . i is in @maglev),
-// counts the packet and forwards it (fwd) to its address out of its
-// interface. Each rule loads what it reads (the kernel refuses a rule
-// reading a register it did not set). A flow that no rule takes (no
-// server with a positive weight) is dropped.
+// drRules are the rules of a DR service's chain. First, for each real
+// server with slots, whether the flow's entry in the flow table names it
+// (flows.go): refresh the entry, count the packet, forward it. Then, for
+// each again, whether the flow's slot in the service's Maglev table
+// belongs to it (table . jhash . i is in @maglev): add the flow's entry,
+// count, forward. Last the same without the entry, reached only when the
+// flow table is full (the dynset fails its rule): the flow is forwarded
+// as if there were no flow table. Forwarding is fwd to the server's
+// address out of its interface. Each rule loads what it reads (the kernel
+// refuses a rule reading a register it did not set). A flow that no rule
+// takes (no server with a positive weight) is dropped.
 func (l *layout) drRules() []fwdRule {
 	drop := fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}
-	var rules []fwdRule
-	for i, d := range l.rs {
-		exprs := append(l.schedule(reg32+1),
-			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
-			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
-			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet},
+	forward := func(d dest, exprs []expr.Any) fwdRule {
+		exprs = append(exprs,
 			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
 			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
 			// The interface index is a host-endian int in the kernel.
 			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])})
-		rules = append(rules, fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto})
+		return fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto}
+	}
+	maglev := func(i int) []expr.Any {
+		return append(l.schedule(reg32+1),
+			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
+			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
+			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet})
+	}
+	set := flowSet(l.s.Family)
+	var rules []fwdRule
+	for _, d := range l.rs {
+		rules = append(rules, forward(d, append(l.flowKey(d.id),
+			&expr.Lookup{SourceRegister: reg32, SetName: set}, l.flowUpdate(false))))
+	}
+	for i, d := range l.rs {
+		exprs := append(maglev(i), l.flowKey(d.id)...)
+		rules = append(rules, forward(d, append(exprs, l.flowUpdate(true))))
+	}
+	for i, d := range l.rs {
+		rules = append(rules, forward(d, maglev(i)))
 	}
 	return append(rules, drop)
 }
@@ -730,9 +790,14 @@ func addShared(c *nftables.Conn, t *nftables.Table) error {
 	return nil
 }
 
-// delShared deletes what addShared created; the chains and elements that
-// refer to it are gone first.
-func delShared(c *nftables.Conn, t *nftables.Table) {
+// delShared deletes what addShared created, and the flow sets if they
+// exist; the chains and elements that refer to them are gone first.
+func delShared(c *nftables.Conn, t *nftables.Table, flows bool) {
+	if flows {
+		for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
+			c.DelSet(&nftables.Set{Table: t, Name: flowSet(f)})
+		}
+	}
 	for _, f := range []lvs.AddressFamily{lvs.IPv4, lvs.IPv6} {
 		c.DelChain(&nftables.Chain{Table: t, Name: dispatchChain(f)})
 		c.DelSet(&nftables.Set{Table: t, Name: dispatchMap(f, false)})

@@ -326,6 +326,9 @@ func (k *Kernel) load() error {
 				return slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name })
 			}
 			dr.shared, dr.oldMap = has(maglevSet), has(oldSlotsMap)
+			// A crash may have come between a commit and its sweep.
+			dr.flows = has(flowSet(lvs.IPv4))
+			dr.sweep = dr.flows
 		}
 		for _, set := range sets {
 			if netdev && set.Name == registryMap {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -479,15 +480,8 @@ func addAddr(t *testing.T, ns netns.NsHandle, dev string, p netip.Prefix) {
 
 func TestDREndToEnd(t *testing.T) {
 	checkHostUntouched(t)
-	y := lab.Seed000()
-	l := lab.NewT(t, y.Spec())
-	vip := netip.AddrPortFrom(y.VIPs[0], 80)
 	// The director holds the VIP as VRRP would; the real servers on lo.
-	addAddr(t, l.NSHandle(t, "dir1"), y.Iface, netip.PrefixFrom(vip.Addr(), 32))
-	for _, r := range y.Reals {
-		addAddr(t, l.NSHandle(t, r.Name), "lo", netip.PrefixFrom(vip.Addr(), 32))
-		l.ServeName(t, r.Name, ":80", false)
-	}
+	l, y, vip := drLab(t, nameOnce)
 	ns := l.NSHandle(t, "dir1")
 	k := newKernel(t, ns)
 	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR}
@@ -665,6 +659,22 @@ func TestDREndToEndIPv6(t *testing.T) {
 	t.Logf("IPv6 DR rr (flow hash): %v", got)
 	if got["rs1"] < 8 || got["rs2"] < 8 {
 		t.Errorf("IPv6 DR spread %v, want both servers used", got)
+	}
+	// One flow entry per connection, naming the server that answered.
+	flows, err := k.flows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[netip.AddrPort]string{netip.MustParseAddrPort("[fd07::3]:80"): "rs1", netip.MustParseAddrPort("[fd07::4]:80"): "rs2"}
+	entries := map[string]int{}
+	for _, f := range flows {
+		if f.Client != netip.MustParseAddr("fd07::50") || f.Port == 0 {
+			t.Errorf("flow entry %+v: want the client's address and port", f)
+		}
+		entries[names[f.Server]]++
+	}
+	if !maps.Equal(entries, got) {
+		t.Errorf("flow entries by server %v, connections %v", entries, got)
 	}
 }
 
