@@ -109,9 +109,10 @@ type Engine struct {
 	onState func(StateChange)
 	clock   clock.Clock
 	fw      Firewall // nil: none (see WithFirewall)
-	// rt raises the loop's thread to real-time scheduling when its timers
-	// run late (max_auto_priority); the loop's own.
-	rt *realtime
+	// rt schedules the loop's thread (vrrp_rt_priority and friends) and
+	// raises it when its timers run late (max_auto_priority); the loop's
+	// own.
+	rt *autoPriority
 	// pacer spaces gratuitous announcements per interface (garp_group);
 	// the loop's own.
 	pacer *garpPacer
@@ -350,7 +351,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), promoted: map[string]bool{}, early: map[string]map[string]Event{}}
-	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
+	e.rt = newAutoPriority(&cfg.Global, log)
 	e.pacer = newGarpPacer(cfg)
 	for _, o := range opts {
 		o(e)
@@ -580,17 +581,18 @@ func hasTTLBounds(ps []config.UnicastPeer) bool {
 // as SIGTERM should: a master advertises priority 0 so that a backup takes
 // over at once, and every address, route and rule added is removed.
 //
-// With max_auto_priority the loop runs on an OS thread of its own, which
-// it may raise to real-time scheduling (realtime); the thread ends with the
-// loop, so that no other goroutine ever runs on it.
+// With max_auto_priority or any vrrp_rt_priority, vrrp_priority or
+// vrrp_cpu_affinity the loop runs on an OS thread of its own, which it
+// schedules as they say (autoPriority); the thread ends with the loop, so
+// that no other goroutine ever runs on it.
 func (e *Engine) Run(ctx context.Context) error {
-	if e.rt.max <= 0 {
+	if !e.rt.wanted() {
 		return e.loop(ctx)
 	}
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		e.rt.ownThread = true
+		e.rt.start()
 		done <- e.loop(ctx)
 	}()
 	return <-done
