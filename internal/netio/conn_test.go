@@ -82,3 +82,75 @@ func TestRecvCountsOverflow(t *testing.T) {
 		t.Errorf("overflow %d; want the %d packets sent and not received", overflow, flood+1-received)
 	}
 }
+
+// TestRecvKernelTimestamp: a packet carries the kernel's receive time, so
+// that one read late has an Age at least as long as it waited in the
+// socket; and Pending sees a packet waiting, and no longer once it is
+// read. The kernel turns receive timestamps on for the whole host a
+// moment after the first socket asks (net_enable_timestamp defers it);
+// until then it stamps packets as they are read: so the test tries a few
+// times, and needs one packet dated by its arrival.
+func TestRecvKernelTimestamp(t *testing.T) {
+	l := oneNode(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, v6 := range []bool{false, true} {
+		network, addr := "ip4:112", lo
+		if v6 {
+			network, addr = "ip6:112", netip.IPv6Loopback()
+		}
+		var c *Conn
+		var sender net.PacketConn
+		err := l.Do("n", func() error {
+			var err error
+			if c, err = Listen(ConnConfig{Interface: "lo", IPv6: v6, Peers: []netip.Addr{addr}, Src: addr}); err != nil {
+				return err
+			}
+			sender, err = net.ListenPacket(network, addr.String())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		defer sender.Close()
+		const wait = 100 * time.Millisecond
+		var ages []time.Duration
+		for range 10 {
+			if c.Pending() {
+				t.Fatalf("v6=%v: a packet pending before any was sent", v6)
+			}
+			sent := time.Now()
+			if _, err := sender.WriteTo(make([]byte, 40), &net.IPAddr{IP: addr.AsSlice()}); err != nil {
+				t.Fatal(err)
+			}
+			for !c.Pending() {
+				if time.Since(sent) > 10*time.Second {
+					t.Fatalf("v6=%v: the packet sent is not pending", v6)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(wait) // the reader is late
+			if err := c.raw.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.Recv(make([]byte, 65536))
+			if err != nil {
+				t.Fatalf("v6=%v: %v", v6, err)
+			}
+			if p.Age > time.Since(sent) {
+				t.Fatalf("v6=%v: age %v, more than the %v since the send", v6, p.Age, time.Since(sent))
+			}
+			if c.Pending() {
+				t.Fatalf("v6=%v: still pending after the only packet was read", v6)
+			}
+			ages = append(ages, p.Age)
+			// At least the wait: it was queued before it.
+			if p.Age >= wait {
+				break
+			}
+		}
+		if last := ages[len(ages)-1]; last < wait {
+			t.Errorf("v6=%v: ages %v; want one of at least %v (the time the packet waited)", v6, ages, wait)
+		}
+	}
+}

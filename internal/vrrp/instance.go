@@ -51,6 +51,9 @@ type Conn interface {
 	Dests() []netip.Addr
 	SendTo(dst netip.Addr, data []byte) error
 	Recv(buf []byte) (netio.Packet, error)
+	// Pending reports whether a packet waits in the socket, not yet
+	// read; it is called while another goroutine waits in Recv.
+	Pending() bool
 	Close() error
 }
 
@@ -259,6 +262,9 @@ type instance struct {
 	reason      Reason // why the last transition happened
 
 	count counters
+	// inflight counts the packets the reader has read and the loop has
+	// not handled yet (see holdExpiry).
+	inflight atomic.Int64
 }
 
 // counters are an instance's packet counts: the reader and the loop add
@@ -310,10 +316,14 @@ type loopEvent struct {
 	removal bool
 	// stale marks a retry of the instance's stale objects (see dropStale).
 	stale bool
-	// packet is a packet the instance's socket received.
-	packet *netio.Packet
-	// due is when a TimerFired was due, to see how late it runs.
-	due time.Time
+	// packet is a packet the instance's socket received, at arrived on
+	// the engine's clock (its kernel timestamp).
+	packet  *netio.Packet
+	arrived time.Time
+	// due is when a TimerFired was due, to see how late it runs; held
+	// marks one posted again by holdExpiry.
+	due  time.Time
+	held bool
 	// paced is a gratuitous announcement whose time has come.
 	paced *pacedAnnounce
 	// start starts every instance (inst is nil): vrrp_startup_delay is over.
@@ -635,6 +645,9 @@ func (e *Engine) loop(ctx context.Context) error {
 		case r := <-e.reloads:
 			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
+			if le.packet != nil {
+				le.inst.inflight.Add(-1)
+			}
 			switch {
 			case le.start:
 				e.startAll(Reason{Kind: ReasonStartupDelay})
@@ -658,15 +671,18 @@ func (e *Engine) loop(ctx context.Context) error {
 				e.dropStale(le.inst)
 			case le.packet != nil:
 				if ev, ok := e.accept(le.inst, *le.packet); ok {
+					ev.At = le.arrived
 					e.handle(le.inst, ev)
 				}
 			default:
 				if tf, ok := le.ev.(TimerFired); ok {
 					// Any timer, replaced or not, measures how late
-					// the loop runs.
-					e.rt.late(e.clock.Now().Sub(le.due))
-					if tf.Gen != le.inst.gen {
-						continue // a timer replaced since it was armed
+					// the loop runs (once).
+					if !le.held {
+						e.rt.late(e.clock.Now().Sub(le.due))
+					}
+					if tf.Gen != le.inst.gen || e.holdExpiry(le) {
+						continue // a timer replaced since it was armed, or held
 					}
 				}
 				e.handle(le.inst, le.ev)
@@ -756,9 +772,45 @@ func (e *Engine) read(in *instance) {
 		if p.Overflow > 0 {
 			in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
 		}
+		// Dated on the engine's clock as of its arrival in the kernel,
+		// however late this goroutine ran.
+		arrived := e.clock.Now().Add(-p.Age)
+		in.inflight.Add(1)
 		p.Data = slices.Clone(p.Data) // buf is reused for the next packet
-		e.send(loopEvent{inst: in, packet: &p})
+		e.send(loopEvent{inst: in, packet: &p, arrived: arrived})
 	}
+}
+
+// expiryRecheck is how soon a held Master_Down_Timer expiry is looked at
+// again.
+const expiryRecheck = time.Millisecond
+
+// holdExpiry decides whether a BACKUP's expired Master_Down_Timer waits:
+// when the process ran late (a loaded machine), the timer's event can
+// reach the loop before the adverts that arrived in time but were not
+// read yet. While a packet waits in the socket or between the reader and
+// the loop, the expiry is held and looked at again shortly; an advert
+// among them restarts the timer as of its arrival (AdvertReceived.At), so
+// the held expiry goes stale and the peer, alive all along, is not taken
+// for dead. The hold ends after one more Master_Down_Interval, so that
+// other traffic arriving without end cannot keep a backup from taking
+// over. (A packet the reader has taken from the socket but not yet
+// counted is missed; that window is a few instructions.)
+func (e *Engine) holdExpiry(le loopEvent) bool {
+	in := le.inst
+	if in.m.State() != Backup {
+		return false
+	}
+	now := e.clock.Now()
+	if now.Sub(le.due) >= MasterDownInterval(in.recv.Version, in.m.MasterAdverInt(), in.m.Priority()) {
+		return false
+	}
+	if in.inflight.Load() == 0 && !in.conn.Pending() {
+		return false
+	}
+	le.held = true
+	e.clock.AfterFunc(expiryRecheck, func() { e.send(le) })
+	return true
 }
 
 // siblingVRID reports whether another instance on the same interface and
@@ -775,7 +827,7 @@ func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
 // accept decodes and checks one received packet (RFC 3768 §7.1, RFC 5798
 // §7.1), in the loop; packets that fail are counted by reason and never
 // acted on.
-func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
+func (e *Engine) accept(in *instance, p netio.Packet) (AdvertReceived, bool) {
 	var m *Message
 	var err error
 	if in.ipv6 {
@@ -785,7 +837,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	}
 	if err == nil {
 		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) || e.siblingOwns(in, m) {
-			return nil, false
+			return AdvertReceived{}, false
 		}
 		err = in.recv.Check(m)
 		if err == nil && m.AH != nil {
@@ -795,7 +847,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	if err != nil {
 		reason := in.count.drop(err)
 		in.log.Debug("advert dropped", "from", p.Src, "reason", reason, "err", err)
-		return nil, false
+		return AdvertReceived{}, false
 	}
 	in.count.rcvd.Add(1)
 	// A differing address list is logged and counted, and the advert is
