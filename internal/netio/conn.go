@@ -309,37 +309,84 @@ func (c *Conn) Recv(buf []byte) (Packet, error) {
 		if err != nil {
 			return Packet{}, err
 		}
-		read := time.Now()
-		oob := c.oob[:oobn]
-		overflow, age := c.socketMessages(oob, read)
-		if c.v6 != nil {
-			var cm ipv6.ControlMessage
-			// Without its control messages (destination, hop limit) an
-			// IPv6 advert cannot be checked.
-			if err := cm.Parse(oob); err != nil || oobn == 0 || cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-				continue
-			}
-			p := Packet{Data: buf[:n], TTL: cm.HopLimit, Overflow: overflow, Age: age}
-			p.Src, _ = netip.AddrFromSlice(from.IP)
-			p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+		var src netip.Addr
+		if from != nil {
+			src, _ = netip.AddrFromSlice(from.IP)
+		}
+		if p, ok := c.packet(buf[:n], c.oob[:oobn], src, time.Now()); ok {
 			return p, nil
 		}
-		// SO_BINDTODEVICE filters, but packets queued before it was set
-		// may come from elsewhere.
-		var cm ipv4.ControlMessage
-		if err := cm.Parse(oob); err == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			continue
-		}
-		// A raw IPv4 socket reads the IP header too.
-		h, err := ipv4.ParseHeader(buf[:n])
-		if err != nil {
-			continue
-		}
-		p := Packet{Data: buf[:n], TTL: h.TTL, Overflow: overflow, Age: age}
-		p.Src, _ = netip.AddrFromSlice(h.Src.To4())
-		p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
-		return p, nil
 	}
+}
+
+// RecvNow is Recv without waiting: ok is false when no packet is queued.
+// It reads the socket directly on the calling thread, never through the
+// Go runtime's poller, so that a real-time thread reading it depends on
+// no other thread. It must not run at the same time as Recv.
+func (c *Conn) RecvNow(buf []byte) (p Packet, ok bool, err error) {
+	for {
+		var n, oobn int
+		var from unix.Sockaddr
+		cerr := control(c.raw, func(fd int) error {
+			var err error
+			n, oobn, _, from, err = unix.Recvmsg(fd, buf, c.oob, unix.MSG_DONTWAIT)
+			return err
+		})
+		if errors.Is(cerr, unix.EAGAIN) {
+			return Packet{}, false, nil
+		}
+		if cerr != nil {
+			return Packet{}, false, cerr
+		}
+		var src netip.Addr
+		if sa, isV6 := from.(*unix.SockaddrInet6); isV6 {
+			src = netip.AddrFrom16(sa.Addr)
+		}
+		if p, ok := c.packet(buf[:n], c.oob[:oobn], src, time.Now()); ok {
+			return p, true, nil
+		}
+	}
+}
+
+// FD is the socket's descriptor, to wait on with poll(2) for RecvNow; it
+// is valid until Close.
+func (c *Conn) FD() (int, error) {
+	var fd int
+	err := control(c.raw, func(f int) error { fd = f; return nil })
+	return fd, err
+}
+
+// packet makes a Packet of a message read at read with its control
+// messages; ok is false for one to skip. src is the sender (IPv6; IPv4
+// takes it from the header).
+func (c *Conn) packet(data, oob []byte, src netip.Addr, read time.Time) (Packet, bool) {
+	overflow, age := c.socketMessages(oob, read)
+	if c.v6 != nil {
+		var cm ipv6.ControlMessage
+		// Without its control messages (destination, hop limit) an
+		// IPv6 advert cannot be checked.
+		if err := cm.Parse(oob); err != nil || len(oob) == 0 || cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+			return Packet{}, false
+		}
+		p := Packet{Data: data, Src: src, TTL: cm.HopLimit, Overflow: overflow, Age: age}
+		p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+		return p, true
+	}
+	// SO_BINDTODEVICE filters, but packets queued before it was set
+	// may come from elsewhere.
+	var cm ipv4.ControlMessage
+	if err := cm.Parse(oob); err == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+		return Packet{}, false
+	}
+	// A raw IPv4 socket reads the IP header too.
+	h, err := ipv4.ParseHeader(data)
+	if err != nil {
+		return Packet{}, false
+	}
+	p := Packet{Data: data, TTL: h.TTL, Overflow: overflow, Age: age}
+	p.Src, _ = netip.AddrFromSlice(h.Src.To4())
+	p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
+	return p, true
 }
 
 // socketMessages reads the socket-level control messages of a packet

@@ -154,3 +154,52 @@ func TestRecvKernelTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// TestRecvNow: the non-blocking read reports no packet on an empty
+// socket, and reads one that is queued, with its sender and timestamp.
+func TestRecvNow(t *testing.T) {
+	l := oneNode(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	var c *Conn
+	var sender net.PacketConn
+	err := l.Do("n", func() error {
+		var err error
+		if c, err = Listen(ConnConfig{Interface: "lo", Peers: []netip.Addr{lo}}); err != nil {
+			return err
+		}
+		sender, err = net.ListenPacket("ip4:112", lo.String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer sender.Close()
+	buf := make([]byte, 65536)
+	if _, ok, err := c.RecvNow(buf); ok || err != nil {
+		t.Fatalf("empty socket: ok %v, err %v", ok, err)
+	}
+	sent := time.Now()
+	if _, err := sender.WriteTo(make([]byte, 40), &net.IPAddr{IP: lo.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, ok, err := c.RecvNow(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if p.Src != lo || len(p.Data) != 60 || p.Age > time.Since(sent) {
+				t.Errorf("packet from %v, %d bytes, age %v", p.Src, len(p.Data), p.Age)
+			}
+			break
+		}
+		if time.Since(sent) > 10*time.Second {
+			t.Fatal("the packet sent never came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fd, err := c.FD(); err != nil || fd <= 0 {
+		t.Errorf("FD: %d, %v", fd, err)
+	}
+}

@@ -119,6 +119,9 @@ type Engine struct {
 	// pacer spaces gratuitous announcements per interface (garp_group);
 	// the loop's own.
 	pacer *garpPacer
+	// direct is set while the loop runs on a thread of its own that
+	// waits for its sockets and timers itself (loopDirect).
+	direct atomic.Pointer[direct]
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -230,7 +233,14 @@ type instance struct {
 	ahSeq uint32
 	timer clock.Timer
 	gen   uint64
-	garp  clock.Timer
+	// deadline is when the armed timer (of generation gen) fires; zero
+	// if none. firedGen is the generation a direct loop last fired.
+	deadline time.Time
+	firedGen uint64
+	// direct: a direct loop reads the socket, fd, itself.
+	direct bool
+	fd     int
+	garp   clock.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
 	garpGen uint64
@@ -330,6 +340,10 @@ type loopEvent struct {
 	start bool
 	// waitRetry retries the instances waiting for their interface.
 	waitRetry bool
+	// stop and reload carry Run's end and Reload's requests into a
+	// direct loop (loopDirect).
+	stop   bool
+	reload *reloadReq
 }
 
 // Phases of a gratuitous announcement series.
@@ -344,6 +358,9 @@ const (
 func (e *Engine) send(le loopEvent) {
 	select {
 	case e.events <- le:
+		if d := e.direct.Load(); d != nil {
+			d.poke()
+		}
 	case <-e.done:
 	}
 }
@@ -603,6 +620,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
 		e.rt.start()
+		if d := e.newDirect(); d != nil {
+			e.direct.Store(d)
+			defer d.close()
+		}
 		done <- e.loop(ctx)
 	}()
 	return <-done
@@ -629,65 +650,84 @@ func (e *Engine) loop(ctx context.Context) error {
 		e.startAll(Reason{Kind: ReasonStartup})
 	}
 	e.armWaiting()
+	if d := e.direct.Load(); d != nil {
+		return e.loopDirect(ctx, d, delayed)
+	}
 	stop := ctx.Done()
 	for {
 		select {
 		case <-stop:
-			for _, t := range []clock.Timer{delayed, e.waitTimer} {
-				if t != nil {
-					t.Stop()
-				}
-			}
-			e.shutdown()
-			close(e.done)
-			e.readers.Wait()
-			return nil
+			return e.end(delayed)
 		case r := <-e.reloads:
 			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
-			if le.packet != nil {
-				le.inst.inflight.Add(-1)
+			e.received(le)
+		}
+	}
+}
+
+// received handles an event that came through the events channel.
+func (e *Engine) received(le loopEvent) {
+	if le.packet != nil {
+		le.inst.inflight.Add(-1) // the reader's count (holdExpiry)
+	}
+	e.dispatch(le)
+}
+
+// end stops the engine: its timers, then every instance (shutdown).
+func (e *Engine) end(delayed clock.Timer) error {
+	for _, t := range []clock.Timer{delayed, e.waitTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	e.shutdown()
+	close(e.done)
+	e.readers.Wait()
+	return nil
+}
+
+// dispatch handles one event posted to the loop (or, on a direct loop,
+// made by it).
+func (e *Engine) dispatch(le loopEvent) {
+	switch {
+	case le.start:
+		e.startAll(Reason{Kind: ReasonStartupDelay})
+	case le.waitRetry:
+		e.retryWaiting()
+	case le.garp:
+		e.garpTick(le.inst, le.gen, le.garpPhase)
+	case le.paced != nil:
+		if !le.inst.closed && le.inst.m.State() == Master {
+			e.announceNow(le.inst, le.paced.iface, le.paced.addr)
+		}
+	case le.removal:
+		if !le.inst.installed && le.inst.unremoved {
+			e.remove(le.inst)
+		}
+		if !le.inst.unremoved {
+			e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
+		}
+	case le.inst.closed:
+	case le.stale:
+		e.dropStale(le.inst)
+	case le.packet != nil:
+		if ev, ok := e.accept(le.inst, *le.packet); ok {
+			ev.At = le.arrived
+			e.handle(le.inst, ev)
+		}
+	default:
+		if tf, ok := le.ev.(TimerFired); ok {
+			// Any timer, replaced or not, measures how late the loop
+			// runs (once).
+			if !le.held {
+				e.rt.late(e.clock.Now().Sub(le.due))
 			}
-			switch {
-			case le.start:
-				e.startAll(Reason{Kind: ReasonStartupDelay})
-			case le.waitRetry:
-				e.retryWaiting()
-			case le.garp:
-				e.garpTick(le.inst, le.gen, le.garpPhase)
-			case le.paced != nil:
-				if !le.inst.closed && le.inst.m.State() == Master {
-					e.announceNow(le.inst, le.paced.iface, le.paced.addr)
-				}
-			case le.removal:
-				if !le.inst.installed && le.inst.unremoved {
-					e.remove(le.inst)
-				}
-				if !le.inst.unremoved {
-					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
-				}
-			case le.inst.closed:
-			case le.stale:
-				e.dropStale(le.inst)
-			case le.packet != nil:
-				if ev, ok := e.accept(le.inst, *le.packet); ok {
-					ev.At = le.arrived
-					e.handle(le.inst, ev)
-				}
-			default:
-				if tf, ok := le.ev.(TimerFired); ok {
-					// Any timer, replaced or not, measures how late
-					// the loop runs (once).
-					if !le.held {
-						e.rt.late(e.clock.Now().Sub(le.due))
-					}
-					if tf.Gen != le.inst.gen || e.holdExpiry(le) {
-						continue // a timer replaced since it was armed, or held
-					}
-				}
-				e.handle(le.inst, le.ev)
+			if tf.Gen != le.inst.gen || e.holdExpiry(le) {
+				return // a timer replaced since it was armed, or held
 			}
 		}
+		e.handle(le.inst, le.ev)
 	}
 }
 
@@ -700,6 +740,9 @@ func (e *Engine) startAll(why Reason) {
 }
 
 func (e *Engine) startReader(in *instance) {
+	if e.readsDirect(in) {
+		return
+	}
 	e.readers.Add(1)
 	go func() {
 		defer e.readers.Done()
@@ -769,16 +812,22 @@ func (e *Engine) read(in *instance) {
 			}
 			return
 		}
-		if p.Overflow > 0 {
-			in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
-		}
-		// Dated on the engine's clock as of its arrival in the kernel,
-		// however late this goroutine ran.
-		arrived := e.clock.Now().Add(-p.Age)
-		in.inflight.Add(1)
-		p.Data = slices.Clone(p.Data) // buf is reused for the next packet
-		e.send(loopEvent{inst: in, packet: &p, arrived: arrived})
+		le := e.packetEvent(in, p)
+		in.inflight.Add(1) // until the loop has handled it
+		e.send(le)
 	}
+}
+
+// packetEvent counts the drops p reports and makes its loop event, dated
+// on the engine's clock as of its arrival in the kernel, however late its
+// reader ran.
+func (e *Engine) packetEvent(in *instance, p netio.Packet) loopEvent {
+	if p.Overflow > 0 {
+		in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
+	}
+	arrived := e.clock.Now().Add(-p.Age)
+	p.Data = slices.Clone(p.Data) // the read buffer is reused
+	return loopEvent{inst: in, packet: &p, arrived: arrived}
 }
 
 // expiryRecheck is how soon a held Master_Down_Timer expiry is looked at
@@ -809,6 +858,10 @@ func (e *Engine) holdExpiry(le loopEvent) bool {
 		return false
 	}
 	le.held = true
+	if e.direct.Load() != nil {
+		in.deadline = le.due // a direct loop reads and looks again at once
+		return true
+	}
 	e.clock.AfterFunc(expiryRecheck, func() { e.send(le) })
 	return true
 }
@@ -965,9 +1018,12 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		e.mu.Unlock()
 		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now, Reason: a.Reason})
 	case ArmTimer:
-		in.gen = a.Gen
+		in.gen, in.deadline = a.Gen, a.At
 		if in.timer != nil {
 			in.timer.Stop()
+		}
+		if e.direct.Load() != nil {
+			break // the direct loop waits for the deadline itself
 		}
 		gen := a.Gen
 		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}, due: a.At}) })
@@ -976,6 +1032,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 			in.timer.Stop()
 		}
 		in.gen++
+		in.deadline = time.Time{}
 	}
 }
 
