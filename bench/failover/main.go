@@ -39,7 +39,10 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	tandemBin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	kaBin := flag.String("keepalived", "", "keepalived binary (default: from PATH or /usr/sbin)")
-	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\")")
+	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"stress\")")
+	stressFor := flag.Duration("stress-for", 10*time.Minute, "how long the false-failovers-under-stress case runs (0: skip it)")
+	rtPriority := flag.Int("rt-priority", 0, "vrrp_rt_priority of both implementations in the stress case (0: none)")
+	stressArgs := flag.String("stress-args", "--cpu 32 --vm 2 --vm-bytes 25%", "stress-ng's arguments in the stress case")
 	flag.Parse()
 	if *runs < 1 || flag.NArg() > 0 {
 		flag.Usage()
@@ -122,9 +125,35 @@ func run() int {
 	if *asJSON {
 		table = os.Stderr
 	}
-	printTable(table, results)
+	sc := stressCase{duration: *stressFor, rtPriority: *rtPriority, stressArgs: strings.Fields(*stressArgs)}
+	var stress []stressResult
+	if sc.duration > 0 && strings.Contains(sc.String(), *only) {
+		stress, err = runStress(ctx, impls, sc)
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "failover: interrupted")
+			return 130
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "failover:", sc, err)
+			failed = true
+		}
+		for i, r := range stress {
+			if r.err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %s: FAILED: %v\n", sc, impls[i].name, r.err)
+			}
+		}
+		if !stressPass(stress) {
+			failed = true
+		}
+	}
+	if len(results) > 0 {
+		printTable(table, results)
+	}
+	if len(stress) > 0 {
+		printStress(table, sc, impls, stress)
+	}
 	if *asJSON {
-		if err := printJSON(os.Stdout, *runs, results); err != nil {
+		if err := printJSON(os.Stdout, *runs, results, sc, stress); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}
@@ -159,7 +188,7 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		return nil, errors.Join(fmt.Errorf("keepalived not found (apt-get install keepalived, or pass -keepalived)"), err)
 	}
 	return []impl{
-		{name: "tandem", start: startTandem(tandemBin)},
-		{name: "keepalived", start: startKeepalived(kaBin)},
+		{name: "tandem", start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER "},
+		{name: "keepalived", start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE"},
 	}, nil
 }
