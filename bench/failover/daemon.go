@@ -37,16 +37,12 @@ type daemon struct {
 // config is the keepalived.conf both implementations run: seed001's
 // (VRID 88, group 224.100.100.100, VIP 192.168.1.100/24 on ens33, PASS
 // authentication) at advert_int 1 with VRRPv2; at 0.1 it must be VRRPv3
-// (VRRPv2 carries whole seconds), which has no authentication. rt > 0
-// adds vrrp_rt_priority rt.
-func config(node, state string, priority int, a advert, rt int) string {
+// (VRRPv2 carries whole seconds), which has no authentication. sched
+// adds its thread scheduling keywords.
+func config(node, state string, priority int, a advert, sched threadSched) string {
 	auth := ""
 	if a.version == 2 {
 		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
-	}
-	sched := ""
-	if rt > 0 {
-		sched = fmt.Sprintf("    vrrp_rt_priority %d\n", rt)
 	}
 	return fmt.Sprintf(`global_defs {
     router_id %s
@@ -120,11 +116,26 @@ func lastState(log string) string {
 	return last
 }
 
-// startRouter writes the configuration for node (with vrrp_rt_priority
-// rt if rt > 0) and starts it.
-func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, rt int) (*daemon, error) {
+// threadSched is the VRRP thread's scheduling both implementations get:
+// vrrp_rt_priority and vrrp_rlimit_rttime (microseconds); 0 leaves each
+// out.
+type threadSched struct{ rtPriority, rlimitRTTime int }
+
+func (s threadSched) String() string {
+	var b strings.Builder
+	if s.rtPriority > 0 {
+		fmt.Fprintf(&b, "    vrrp_rt_priority %d\n", s.rtPriority)
+	}
+	if s.rlimitRTTime > 0 {
+		fmt.Fprintf(&b, "    vrrp_rlimit_rttime %d\n", s.rlimitRTTime)
+	}
+	return b.String()
+}
+
+// startRouter writes the configuration for node and starts it.
+func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, sched threadSched) (*daemon, error) {
 	conf := filepath.Join(dir, node+".conf")
-	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, rt)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched)), 0o644); err != nil {
 		return nil, err
 	}
 	d, err := im.start(l, node, conf, dir)

@@ -150,14 +150,15 @@ type (
 	// jsonStress is the false-failover case: transitions of each
 	// implementation's two routers during the run.
 	jsonStress struct {
-		Case        string          `json:"case"`
-		DurationS   float64         `json:"duration_s"`
-		AdvertIntMS float64         `json:"advert_int_ms"`
-		RTPriority  int             `json:"vrrp_rt_priority"`
-		StressArgs  string          `json:"stress_args"`
-		Tandem      jsonTransitions `json:"tandem"`
-		Keepalived  jsonTransitions `json:"keepalived"`
-		TandemPass  bool            `json:"tandem_pass"`
+		Case         string          `json:"case"`
+		DurationS    float64         `json:"duration_s"`
+		AdvertIntMS  float64         `json:"advert_int_ms"`
+		RTPriority   int             `json:"vrrp_rt_priority"`
+		RLimitRTTime int             `json:"vrrp_rlimit_rttime"`
+		StressArgs   string          `json:"stress_args"`
+		Tandem       jsonTransitions `json:"tandem"`
+		Keepalived   jsonTransitions `json:"keepalived"`
+		TandemPass   bool            `json:"tandem_pass"`
 	}
 	jsonTransitions struct {
 		Transitions int    `json:"transitions"`
@@ -199,7 +200,7 @@ func printJSON(w io.Writer, runs int, results []caseResult, sc stressCase, stres
 			return j
 		}
 		doc.Stress = &jsonStress{Case: sc.String(), DurationS: sc.duration.Seconds(), AdvertIntMS: msf(stressAdvert.interval),
-			RTPriority: sc.rtPriority, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
+			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
 	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {

@@ -25,10 +25,10 @@ var stressAdvert = advert{10 * time.Millisecond, 3, "0.01"}
 // is a false one, since neither master is ever stopped.
 type stressCase struct {
 	duration time.Duration
-	// rtPriority is the vrrp_rt_priority both implementations get (0:
-	// none): keepalived.conf(5) tells its users to use real-time
-	// scheduling against exactly this.
-	rtPriority int
+	// sched is the thread scheduling both implementations get:
+	// keepalived.conf(5) tells its users to use real-time scheduling
+	// against exactly this.
+	sched      threadSched
 	stressArgs []string
 }
 
@@ -79,7 +79,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 		}
 	}()
 	for _, im := range impls {
-		p, err := startPair(ctx, im, c.rtPriority)
+		p, err := startPair(ctx, im, c.sched)
 		if p != nil {
 			pairs = append(pairs, p)
 		}
@@ -96,7 +96,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v (vrrp_rt_priority %d)\n", c, strings.Join(c.stressArgs, " "), c.duration, c.rtPriority)
+	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v (vrrp_rt_priority %d, vrrp_rlimit_rttime %d)\n", c, strings.Join(c.stressArgs, " "), c.duration, c.sched.rtPriority, c.sched.rlimitRTTime)
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -116,7 +116,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 
 // startPair starts im's master, then its backup, in a lab of its own,
 // and waits until they have settled.
-func startPair(ctx context.Context, im impl, rtPriority int) (p *pair, err error) {
+func startPair(ctx context.Context, im impl, sched threadSched) (p *pair, err error) {
 	l, err := lab.New(lab.Seed001().Spec())
 	if err != nil {
 		return nil, err
@@ -130,13 +130,13 @@ func startPair(ctx context.Context, im impl, rtPriority int) (p *pair, err error
 	if p.dir, err = os.MkdirTemp("", "failover-stress-"); err != nil {
 		return p, err
 	}
-	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, rtPriority); err != nil {
+	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, sched); err != nil {
 		return p, err
 	}
 	if err := waitState(ctx, p.m, "MASTER", 15*time.Second); err != nil {
 		return p, fmt.Errorf("%s: %w", masterNode, err)
 	}
-	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, rtPriority); err != nil {
+	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, sched); err != nil {
 		return p, err
 	}
 	if err := waitState(ctx, p.b, "BACKUP", 10*time.Second); err != nil {
@@ -222,12 +222,12 @@ func (im impl) lines(d *daemon) []string {
 // taking its place back).
 func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority")
+	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority\tvrrp_rlimit_rttime")
 	for _, im := range impls {
 		fmt.Fprintf(tw, "\t%s transitions\tinto MASTER", im.name)
 	}
 	fmt.Fprintln(tw, "\ttandem")
-	fmt.Fprintf(tw, "%s\t%v\t%d", c, c.duration, c.rtPriority)
+	fmt.Fprintf(tw, "%s\t%v\t%d\t%d", c, c.duration, c.sched.rtPriority, c.sched.rlimitRTTime)
 	for _, r := range res {
 		if r.err != nil {
 			fmt.Fprint(tw, "\tFAILED\t-")
