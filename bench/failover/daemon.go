@@ -117,9 +117,12 @@ func lastState(log string) string {
 }
 
 // threadSched is the VRRP thread's scheduling both implementations get:
-// vrrp_rt_priority and vrrp_rlimit_rttime (microseconds); 0 leaves each
-// out.
-type threadSched struct{ rtPriority, rlimitRTTime int }
+// vrrp_rt_priority and vrrp_rlimit_rttime (microseconds), 0 leaving each
+// out, and vrrp_no_swap.
+type threadSched struct {
+	rtPriority, rlimitRTTime int
+	noSwap                   bool
+}
 
 func (s threadSched) String() string {
 	var b strings.Builder
@@ -128,6 +131,9 @@ func (s threadSched) String() string {
 	}
 	if s.rlimitRTTime > 0 {
 		fmt.Fprintf(&b, "    vrrp_rlimit_rttime %d\n", s.rlimitRTTime)
+	}
+	if s.noSwap {
+		b.WriteString("    vrrp_no_swap\n")
 	}
 	return b.String()
 }

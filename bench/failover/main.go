@@ -6,7 +6,7 @@
 // Usage (root only: it builds network namespaces):
 //
 //	go run ./bench/failover [-runs N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
-//	    [-stress-for D] [-rt-priority N] [-rlimit-rttime USECS] [-stress-args ARGS]
+//	    [-stress-for D] [-rt-priority N] [-rlimit-rttime USECS] [-no-swap] [-stress-args ARGS]
 //
 // It runs 8 cases (Tandem and keepalived × SIGKILL and SIGTERM of the
 // master × advert_int 1 with VRRPv2 and advert_int 0.1 with VRRPv3), each
@@ -46,6 +46,7 @@ func run() int {
 	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"stress\")")
 	stressFor := flag.Duration("stress-for", 10*time.Minute, "how long the false-failovers-under-stress case runs (0: skip it)")
 	rtPriority := flag.Int("rt-priority", 0, "vrrp_rt_priority of both implementations in the stress case (0: none)")
+	noSwap := flag.Bool("no-swap", false, "vrrp_no_swap for both implementations in the stress case")
 	rlimitRTTime := flag.Int("rlimit-rttime", 0, "vrrp_rlimit_rttime (microseconds) of both implementations in the stress case (0: their default, 10000)")
 	stressArgs := flag.String("stress-args", "--cpu 32 --vm 2 --vm-bytes 25%", "stress-ng's arguments in the stress case")
 	flag.Parse()
@@ -130,7 +131,7 @@ func run() int {
 	if *asJSON {
 		table = os.Stderr
 	}
-	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime}, stressArgs: strings.Fields(*stressArgs)}
+	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime, *noSwap}, stressArgs: strings.Fields(*stressArgs)}
 	var stress []stressResult
 	if sc.duration > 0 && strings.Contains(sc.String(), *only) {
 		stress, err = runStress(ctx, impls, sc)

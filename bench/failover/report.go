@@ -155,6 +155,7 @@ type (
 		AdvertIntMS  float64         `json:"advert_int_ms"`
 		RTPriority   int             `json:"vrrp_rt_priority"`
 		RLimitRTTime int             `json:"vrrp_rlimit_rttime"`
+		NoSwap       bool            `json:"vrrp_no_swap"`
 		StressArgs   string          `json:"stress_args"`
 		Tandem       jsonTransitions `json:"tandem"`
 		Keepalived   jsonTransitions `json:"keepalived"`
@@ -200,7 +201,7 @@ func printJSON(w io.Writer, runs int, results []caseResult, sc stressCase, stres
 			return j
 		}
 		doc.Stress = &jsonStress{Case: sc.String(), DurationS: sc.duration.Seconds(), AdvertIntMS: msf(stressAdvert.interval),
-			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
+			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
 	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {

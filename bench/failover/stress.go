@@ -96,7 +96,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v (vrrp_rt_priority %d, vrrp_rlimit_rttime %d)\n", c, strings.Join(c.stressArgs, " "), c.duration, c.sched.rtPriority, c.sched.rlimitRTTime)
+	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v with\n%s", c, strings.Join(c.stressArgs, " "), c.duration, c.sched)
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -222,12 +222,12 @@ func (im impl) lines(d *daemon) []string {
 // taking its place back).
 func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority\tvrrp_rlimit_rttime")
+	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority\tvrrp_rlimit_rttime\tvrrp_no_swap")
 	for _, im := range impls {
 		fmt.Fprintf(tw, "\t%s transitions\tinto MASTER", im.name)
 	}
 	fmt.Fprintln(tw, "\ttandem")
-	fmt.Fprintf(tw, "%s\t%v\t%d\t%d", c, c.duration, c.sched.rtPriority, c.sched.rlimitRTTime)
+	fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%v", c, c.duration, c.sched.rtPriority, c.sched.rlimitRTTime, c.sched.noSwap)
 	for _, r := range res {
 		if r.err != nil {
 			fmt.Fprint(tw, "\tFAILED\t-")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/lab"
 )
 
 // TestRecvCountsOverflow floods a VRRP socket with a minimal receive buffer
@@ -16,27 +18,11 @@ import (
 // overflow Recv reports is the kernel's drop count, every packet sent and
 // not received.
 func TestRecvCountsOverflow(t *testing.T) {
-	l := oneNode(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	var c *Conn
-	var sender net.PacketConn
-	err := l.Do("n", func() error {
-		var err error
-		if c, err = Listen(ConnConfig{Interface: "lo", Peers: []netip.Addr{lo}}); err != nil {
-			return err
-		}
+	c, sender := loopbackConn(t, oneNode(t), lo, func(c *Conn) error {
 		// The kernel raises 1 to its minimum: a few packets' worth.
-		if err := setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RCVBUF, 1); err != nil {
-			return err
-		}
-		sender, err = net.ListenPacket("ip4:112", lo.String())
-		return err
+		return setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	defer sender.Close()
 
 	const flood = 2000
 	msg := make([]byte, 40)
@@ -83,6 +69,41 @@ func TestRecvCountsOverflow(t *testing.T) {
 	}
 }
 
+// loopbackConn opens, in l's node n, a VRRP socket on lo that takes
+// unicast from addr (IPv4 or IPv6), adjusted by setup if not nil, and a
+// raw VRRP socket to send to it from addr. Both close with the test.
+func loopbackConn(t *testing.T, l *lab.Lab, addr netip.Addr, setup func(*Conn) error) (*Conn, net.PacketConn) {
+	t.Helper()
+	network := "ip4:112"
+	if addr.Is6() {
+		network = "ip6:112"
+	}
+	var c *Conn
+	var sender net.PacketConn
+	err := l.Do("n", func() error {
+		var err error
+		if c, err = Listen(ConnConfig{Interface: "lo", IPv6: addr.Is6(), Peers: []netip.Addr{addr}, Src: addr}); err != nil {
+			return err
+		}
+		if setup != nil {
+			if err := setup(c); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		sender, err = net.ListenPacket(network, addr.String())
+		if err != nil {
+			c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); sender.Close() })
+	return c, sender
+}
+
 // TestRecvKernelTimestamp: a packet carries the kernel's receive time, so
 // that one read late has an Age at least as long as it waited in the
 // socket; and Pending sees a packet waiting, and no longer once it is
@@ -93,26 +114,9 @@ func TestRecvCountsOverflow(t *testing.T) {
 func TestRecvKernelTimestamp(t *testing.T) {
 	l := oneNode(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	for _, v6 := range []bool{false, true} {
-		network, addr := "ip4:112", lo
-		if v6 {
-			network, addr = "ip6:112", netip.IPv6Loopback()
-		}
-		var c *Conn
-		var sender net.PacketConn
-		err := l.Do("n", func() error {
-			var err error
-			if c, err = Listen(ConnConfig{Interface: "lo", IPv6: v6, Peers: []netip.Addr{addr}, Src: addr}); err != nil {
-				return err
-			}
-			sender, err = net.ListenPacket(network, addr.String())
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		defer sender.Close()
+	for _, addr := range []netip.Addr{lo, netip.IPv6Loopback()} {
+		v6 := addr.Is6()
+		c, sender := loopbackConn(t, l, addr, nil)
 		const wait = 100 * time.Millisecond
 		var ages []time.Duration
 		for range 10 {
@@ -158,23 +162,8 @@ func TestRecvKernelTimestamp(t *testing.T) {
 // TestRecvNow: the non-blocking read reports no packet on an empty
 // socket, and reads one that is queued, with its sender and timestamp.
 func TestRecvNow(t *testing.T) {
-	l := oneNode(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	var c *Conn
-	var sender net.PacketConn
-	err := l.Do("n", func() error {
-		var err error
-		if c, err = Listen(ConnConfig{Interface: "lo", Peers: []netip.Addr{lo}}); err != nil {
-			return err
-		}
-		sender, err = net.ListenPacket("ip4:112", lo.String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	defer sender.Close()
+	c, sender := loopbackConn(t, oneNode(t), lo, nil)
 	buf := make([]byte, 65536)
 	if _, ok, err := c.RecvNow(buf); ok || err != nil {
 		t.Fatalf("empty socket: ok %v, err %v", ok, err)

@@ -641,6 +641,19 @@ func TestEngineCountsSocketOverflow(t *testing.T) {
 	})
 }
 
+// peerAdvert is an advert of instanceConf's VI_1 (VRID 1, 50 ms) from
+// peer at priority 200, as c receives it.
+func peerAdvert(t *testing.T, c *fakeConn, peer netip.Addr) netio.Packet {
+	t.Helper()
+	adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
+		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
+	data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+}
+
 // TestReceiveWithoutEngineLock: the receive path, reader and loop, takes no
 // engine lock for a packet that changes no state, so that whatever holds
 // the lock (a Status caller on a slow API connection, say) never holds up
@@ -651,13 +664,7 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
 		c := lan.conn(0)
 		peer := netip.MustParseAddr("10.0.0.2")
-		adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
-			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
-		data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		advert := netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+		advert := peerAdvert(t, c, peer)
 		c.in <- advert
 		lan.settle()
 		if st := r.engine.Status()[0]; st.State != Backup || st.MasterIP != peer || st.AdvertsReceived != 1 {
@@ -705,13 +712,7 @@ func TestLateReadAdvertKeepsBackup(t *testing.T) {
 		masters := func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
 		c := lan.conn(0)
 		peer := netip.MustParseAddr("10.0.0.2")
-		adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
-			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
-		data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		advert := netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+		advert := peerAdvert(t, c, peer)
 		c.in <- advert
 		lan.settle()
 		if st := r.state("VI_1"); st != Backup {
