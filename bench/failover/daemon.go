@@ -21,6 +21,9 @@ type impl struct {
 	// start runs it in node with the configuration file conf; dir is
 	// the run's scratch directory (sockets, pid files).
 	start func(l *lab.Lab, node, conf, dir string) (*daemon, error)
+	// transition marks the log line of each of the instance's
+	// transitions, and toMaster those into MASTER among them.
+	transition, toMaster string
 }
 
 // daemon is one running router.
@@ -34,8 +37,9 @@ type daemon struct {
 // config is the keepalived.conf both implementations run: seed001's
 // (VRID 88, group 224.100.100.100, VIP 192.168.1.100/24 on ens33, PASS
 // authentication) at advert_int 1 with VRRPv2; at 0.1 it must be VRRPv3
-// (VRRPv2 carries whole seconds), which has no authentication.
-func config(node, state string, priority int, a advert) string {
+// (VRRPv2 carries whole seconds), which has no authentication. sched
+// adds its thread scheduling keywords.
+func config(node, state string, priority int, a advert, sched threadSched) string {
 	auth := ""
 	if a.version == 2 {
 		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
@@ -43,7 +47,7 @@ func config(node, state string, priority int, a advert) string {
 	return fmt.Sprintf(`global_defs {
     router_id %s
     vrrp_mcast_group4 224.100.100.100
-}
+%s}
 
 vrrp_instance %s {
     state %s
@@ -56,7 +60,7 @@ vrrp_instance %s {
         192.168.1.100/24 dev ens33 label ens33:1
     }
 }
-`, node, instance, state, priority, a.text, a.version, auth)
+`, node, sched, instance, state, priority, a.text, a.version, auth)
 }
 
 func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, error) {
@@ -112,10 +116,32 @@ func lastState(log string) string {
 	return last
 }
 
+// threadSched is the VRRP thread's scheduling both implementations get:
+// vrrp_rt_priority and vrrp_rlimit_rttime (microseconds), 0 leaving each
+// out, and vrrp_no_swap.
+type threadSched struct {
+	rtPriority, rlimitRTTime int
+	noSwap                   bool
+}
+
+func (s threadSched) String() string {
+	var b strings.Builder
+	if s.rtPriority > 0 {
+		fmt.Fprintf(&b, "    vrrp_rt_priority %d\n", s.rtPriority)
+	}
+	if s.rlimitRTTime > 0 {
+		fmt.Fprintf(&b, "    vrrp_rlimit_rttime %d\n", s.rlimitRTTime)
+	}
+	if s.noSwap {
+		b.WriteString("    vrrp_no_swap\n")
+	}
+	return b.String()
+}
+
 // startRouter writes the configuration for node and starts it.
-func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert) (*daemon, error) {
+func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, sched threadSched) (*daemon, error) {
 	conf := filepath.Join(dir, node+".conf")
-	if err := os.WriteFile(conf, []byte(config(node, state, priority, a)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched)), 0o644); err != nil {
 		return nil, err
 	}
 	d, err := im.start(l, node, conf, dir)

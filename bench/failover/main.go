@@ -6,6 +6,7 @@
 // Usage (root only: it builds network namespaces):
 //
 //	go run ./bench/failover [-runs N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
+//	    [-stress-for D] [-rt-priority N] [-rlimit-rttime USECS] [-no-swap] [-stress-args ARGS]
 //
 // It runs 8 cases (Tandem and keepalived × SIGKILL and SIGTERM of the
 // master × advert_int 1 with VRRPv2 and advert_int 0.1 with VRRPv3), each
@@ -13,7 +14,10 @@
 // default 5 runs it takes about 4 minutes: keepalived needs ~4 s to become
 // master at advert_int 1, a crash failover there takes ~3.7 s, and every
 // run builds a fresh lab. With -json the table goes to stderr and a JSON
-// document to stdout. README.md says how to read the results.
+// document to stdout. Then, unless -stress-for is 0, the false-failover
+// case: both implementations' pairs at advert_int 0.01 side by side under
+// stress-ng for -stress-for (default 10 minutes), counting transitions.
+// README.md says how to read the results.
 package main
 
 import (
@@ -39,7 +43,12 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	tandemBin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	kaBin := flag.String("keepalived", "", "keepalived binary (default: from PATH or /usr/sbin)")
-	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\")")
+	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"stress\")")
+	stressFor := flag.Duration("stress-for", 10*time.Minute, "how long the false-failovers-under-stress case runs (0: skip it)")
+	rtPriority := flag.Int("rt-priority", 0, "vrrp_rt_priority of both implementations in the stress case (0: none)")
+	noSwap := flag.Bool("no-swap", false, "vrrp_no_swap for both implementations in the stress case")
+	rlimitRTTime := flag.Int("rlimit-rttime", 0, "vrrp_rlimit_rttime (microseconds) of both implementations in the stress case (0: their default, 10000)")
+	stressArgs := flag.String("stress-args", "--cpu 32 --vm 2 --vm-bytes 25%", "stress-ng's arguments in the stress case")
 	flag.Parse()
 	if *runs < 1 || flag.NArg() > 0 {
 		flag.Usage()
@@ -122,9 +131,35 @@ func run() int {
 	if *asJSON {
 		table = os.Stderr
 	}
-	printTable(table, results)
+	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime, *noSwap}, stressArgs: strings.Fields(*stressArgs)}
+	var stress []stressResult
+	if sc.duration > 0 && strings.Contains(sc.String(), *only) {
+		stress, err = runStress(ctx, impls, sc)
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "failover: interrupted")
+			return 130
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "failover:", sc, err)
+			failed = true
+		}
+		for i, r := range stress {
+			if r.err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %s: FAILED: %v\n", sc, impls[i].name, r.err)
+			}
+		}
+		if !stressPass(stress) {
+			failed = true
+		}
+	}
+	if len(results) > 0 {
+		printTable(table, results)
+	}
+	if len(stress) > 0 {
+		printStress(table, sc, impls, stress)
+	}
 	if *asJSON {
-		if err := printJSON(os.Stdout, *runs, results); err != nil {
+		if err := printJSON(os.Stdout, *runs, results, sc, stress); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}
@@ -159,7 +194,7 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		return nil, errors.Join(fmt.Errorf("keepalived not found (apt-get install keepalived, or pass -keepalived)"), err)
 	}
 	return []impl{
-		{name: "tandem", start: startTandem(tandemBin)},
-		{name: "keepalived", start: startKeepalived(kaBin)},
+		{name: "tandem", start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER "},
+		{name: "keepalived", start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE"},
 	}, nil
 }

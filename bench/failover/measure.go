@@ -67,13 +67,13 @@ func measure(ctx context.Context, im impl, c benchCase, phase time.Duration) (to
 			err = fmt.Errorf("%w\n--- %s output:\n%s--- %s output:\n%s", err, masterNode, tail(m), backupNode, tail(b))
 		}
 	}()
-	if m, err = startRouter(im, l, dir, masterNode, "MASTER", 100, c.advert); err != nil {
+	if m, err = startRouter(im, l, dir, masterNode, "MASTER", 100, c.advert, threadSched{}); err != nil {
 		return 0, err
 	}
 	if err := waitState(ctx, m, "MASTER", 15*time.Second); err != nil {
 		return 0, fmt.Errorf("%s on %s: %w", im.name, masterNode, err)
 	}
-	if b, err = startRouter(im, l, dir, backupNode, "BACKUP", 90, c.advert); err != nil {
+	if b, err = startRouter(im, l, dir, backupNode, "BACKUP", 90, c.advert, threadSched{}); err != nil {
 		return 0, err
 	}
 	if err := waitState(ctx, b, "BACKUP", 10*time.Second); err != nil {

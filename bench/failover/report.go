@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -131,11 +132,7 @@ func printTable(w io.Writer, results []caseResult) {
 		}
 		fmt.Fprintf(tw, "\t%.2f", r.ratio())
 		if pass, ok := r.pass(); ok {
-			verdict := "FAIL"
-			if pass {
-				verdict = "PASS"
-			}
-			fmt.Fprintf(tw, "\t%s\t%s\n", ms(r.crashBound()), verdict)
+			fmt.Fprintf(tw, "\t%s\t%s\n", ms(r.crashBound()), verdict(pass))
 		} else {
 			fmt.Fprintf(tw, "\t-\t-\n")
 		}
@@ -146,8 +143,28 @@ func printTable(w io.Writer, results []caseResult) {
 // The JSON document; durations in milliseconds.
 type (
 	jsonDoc struct {
-		Runs  int        `json:"runs"`
-		Cases []jsonCase `json:"cases"`
+		Runs   int         `json:"runs"`
+		Cases  []jsonCase  `json:"cases"`
+		Stress *jsonStress `json:"stress,omitempty"`
+	}
+	// jsonStress is the false-failover case: transitions of each
+	// implementation's two routers during the run.
+	jsonStress struct {
+		Case         string          `json:"case"`
+		DurationS    float64         `json:"duration_s"`
+		AdvertIntMS  float64         `json:"advert_int_ms"`
+		RTPriority   int             `json:"vrrp_rt_priority"`
+		RLimitRTTime int             `json:"vrrp_rlimit_rttime"`
+		NoSwap       bool            `json:"vrrp_no_swap"`
+		StressArgs   string          `json:"stress_args"`
+		Tandem       jsonTransitions `json:"tandem"`
+		Keepalived   jsonTransitions `json:"keepalived"`
+		TandemPass   bool            `json:"tandem_pass"`
+	}
+	jsonTransitions struct {
+		Transitions int    `json:"transitions"`
+		IntoMaster  int    `json:"into_master"`
+		Error       string `json:"error,omitempty"`
 	}
 	jsonCase struct {
 		Case        string     `json:"case"`
@@ -173,8 +190,19 @@ type (
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func printJSON(w io.Writer, runs int, results []caseResult) error {
+func printJSON(w io.Writer, runs int, results []caseResult, sc stressCase, stress []stressResult) error {
 	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}}
+	if len(stress) == 2 {
+		jt := func(r stressResult) jsonTransitions {
+			j := jsonTransitions{Transitions: r.all, IntoMaster: r.toMaster}
+			if r.err != nil {
+				j.Error = r.err.Error()
+			}
+			return j
+		}
+		doc.Stress = &jsonStress{Case: sc.String(), DurationS: sc.duration.Seconds(), AdvertIntMS: msf(stressAdvert.interval),
+			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
+	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {
 			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}

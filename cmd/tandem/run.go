@@ -127,6 +127,16 @@ Process keywords of keepalived.conf, as keepalived reads them:
                        thread is raised to SCHED_RR 1, then one higher, up
                        to N (alone: 99). Needs CAP_SYS_NICE; without it a
                        warning is logged and scheduling is left as it is.
+  vrrp_rt_priority N, vrrp_priority NICE, vrrp_cpu_affinity CPU...,
+  vrrp_rlimit_rttime USECS, vrrp_no_swap
+                       the VRRP loop's own OS thread runs at SCHED_RR N
+                       (max_auto_priority raises it from N), or at nice
+                       NICE without N, on the CPUs given, with
+                       RLIMIT_RTTIME USECS (default 10000) while real-time.
+                       keepalived sets these on its VRRP process; Tandem,
+                       one process, on that one thread. vrrp_no_swap locks
+                       the whole process in memory (mlockall). What the
+                       system refuses is logged in one line and skipped.
 
 Gratuitous ARP pacing, as keepalived:
   garp_group { garp_interval S; gna_interval S; interface I | interfaces { ... } }

@@ -1,6 +1,10 @@
 package config
 
 import (
+	"math"
+	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +40,32 @@ type Ops struct {
 	// MinAutoPriorityDelay is how late a timer may run before keepalived
 	// raises its priority (min_auto_priority_delay; default 1 s).
 	MinAutoPriorityDelay Duration `json:"min_auto_priority_delay,omitempty"`
+
+	// VRRPThread is how the VRRP engine's thread is scheduled
+	// (vrrp_rt_priority, vrrp_priority, vrrp_cpu_affinity,
+	// vrrp_rlimit_rttime, vrrp_no_swap).
+	VRRPThread ThreadSched `json:"vrrp_thread,omitzero"`
+}
+
+// ThreadSched is how a role's protocol thread is scheduled: keepalived
+// sets these on the role's process (keepalived.conf(5) vrrp_rt_priority
+// and friends; lib/process.c set_process_priorities), Tandem on the
+// role's thread (internal/realtime), except NoSwap, which locks the
+// whole process in memory.
+type ThreadSched struct {
+	// RTPriority is the SCHED_RR priority, 1..99; 0: the normal
+	// scheduler. max_auto_priority raises it further from there.
+	RTPriority int `json:"rt_priority,omitempty"`
+	// Nice is the nice value, -20..19 (*_priority), used only without
+	// RTPriority.
+	Nice int `json:"priority,omitempty"`
+	// CPUs are the CPUs the thread may run on (*_cpu_affinity).
+	CPUs []int `json:"cpu_affinity,omitempty"`
+	// RLimitRTTime is RLIMIT_RTTIME while real-time (*_rlimit_rttime,
+	// microseconds, at least 2); 0: keepalived's default, 10 ms.
+	RLimitRTTime Duration `json:"rlimit_rttime,omitempty"`
+	// NoSwap locks the process in memory (*_no_swap; mlockall(2)).
+	NoSwap bool `json:"no_swap,omitempty"`
 }
 
 // DefaultUmask is keepalived's default umask, IWGRP|IWOTH (keepalived.conf(5)
@@ -63,7 +93,7 @@ type FIFO struct {
 const maxRTPriority = 99
 
 func (p *parser) opsHandlers(o *Ops) map[string]handler {
-	return map[string]handler{
+	return merge(p.threadHandlers("vrrp", &o.VRRPThread), map[string]handler{
 		"notify_fifo":                      p.fifoTo(&o.NotifyFIFO),
 		"vrrp_notify_fifo":                 p.fifoTo(&o.VRRPNotifyFIFO),
 		"lvs_notify_fifo":                  p.fifoTo(&o.LVSNotifyFIFO),
@@ -94,7 +124,105 @@ func (p *parser) opsHandlers(o *Ops) map[string]handler {
 				o.MinAutoPriorityDelay = Duration(time.Duration(v) * time.Microsecond)
 			}
 		},
+	})
+}
+
+// minRTPriority is sched_get_priority_min(SCHED_RR) on Linux.
+const minRTPriority = 1
+
+// threadHandlers reads a role's scheduling keywords (role_rt_priority,
+// role_priority, role_cpu_affinity, role_rlimit_rttime and its deprecated
+// spelling role_rlimit_rtime, role_no_swap) into s, with keepalived's
+// ranges (global_parser.c get_realtime_priority, get_priority,
+// get_cpu_affinity, get_rt_rlimit).
+func (p *parser) threadHandlers(role string, s *ThreadSched) map[string]handler {
+	rlimit := func(n *node) {
+		if !p.noBlock(n) || !p.args(n, 1, 1) {
+			return
+		}
+		if strings.HasSuffix(n.Keyword.Text, "_rlimit_rtime") {
+			p.warnf(n.Keyword.Pos, "%s is deprecated; read as %s_rlimit_rttime", n.Keyword.Text, role)
+		}
+		if v, ok := p.uintTok(n, n.Args[0], 1, math.MaxUint32); ok {
+			// keepalived halves it for the soft limit, which must not be
+			// 0: 1 is read as 2.
+			s.RLimitRTTime = Duration(time.Duration(max(v, 2)) * time.Microsecond)
+		}
 	}
+	return map[string]handler{
+		// Out of range is clamped with a warning, as keepalived does; no
+		// value, or not a number, is an error that leaves the setting
+		// as it was.
+		role + "_rt_priority": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 1, 1) {
+				return
+			}
+			v, err := strconv.Atoi(n.Args[0].Text)
+			if err != nil {
+				p.errorf(n.Args[0].Pos, "%s: %q is not an integer", n.Keyword.Text, n.Args[0].Text)
+				return
+			}
+			if c := min(max(v, minRTPriority), maxRTPriority); c != v {
+				p.warnf(n.Args[0].Pos, "%s: %d is outside %d..%d; read as %d", n.Keyword.Text, v, minRTPriority, maxRTPriority, c)
+				v = c
+			}
+			s.RTPriority = v
+		},
+		role + "_priority": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 1, 1) {
+				return
+			}
+			if v, ok := p.intTok(n, n.Args[0], -20, 19); ok {
+				s.Nice = v
+			}
+		},
+		// CPU numbers run from 0 to the number of CPUs online less one; a
+		// bad one drops the whole set.
+		role + "_cpu_affinity": func(n *node) {
+			if !p.noBlock(n) || !p.args(n, 1, -1) {
+				return
+			}
+			var cpus []int
+			for _, a := range n.Args {
+				v, ok := p.uintTok(n, a, 0, onlineCPUs()-1)
+				if !ok {
+					s.CPUs = nil
+					return
+				}
+				if !slices.Contains(cpus, v) {
+					cpus = append(cpus, v)
+				}
+			}
+			s.CPUs = cpus
+		},
+		role + "_rlimit_rttime": rlimit,
+		role + "_rlimit_rtime":  rlimit,
+		role + "_no_swap":       p.setConst(&s.NoSwap, true),
+	}
+}
+
+// onlineCPUs is the number of CPUs this machine has online, which bounds
+// the CPU numbers of *_cpu_affinity (keepalived: sysconf(_SC_NPROCESSORS_ONLN)).
+func onlineCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for r := range strings.SplitSeq(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if found {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || b < a {
+			return runtime.NumCPU()
+		}
+		n += b - a + 1
+	}
+	return n
 }
 
 // rootOpsHandlers are the process keywords keepalived takes at the top
@@ -274,4 +402,25 @@ func (f *formatter) ops(o *Ops) {
 	if o.MinAutoPriorityDelay != 0 {
 		f.num("min_auto_priority_delay", int(time.Duration(o.MinAutoPriorityDelay)/time.Microsecond))
 	}
+	f.thread("vrrp", &o.VRRPThread)
+}
+
+func (f *formatter) thread(role string, s *ThreadSched) {
+	if s.RTPriority != 0 {
+		f.num(role+"_rt_priority", s.RTPriority)
+	}
+	if s.Nice != 0 {
+		f.num(role+"_priority", s.Nice)
+	}
+	if len(s.CPUs) > 0 {
+		words := []string{role + "_cpu_affinity"}
+		for _, c := range s.CPUs {
+			words = append(words, strconv.Itoa(c))
+		}
+		f.line(words...)
+	}
+	if s.RLimitRTTime != 0 {
+		f.num(role+"_rlimit_rttime", int(time.Duration(s.RLimitRTTime)/time.Microsecond))
+	}
+	f.only(role+"_no_swap", s.NoSwap)
 }

@@ -53,6 +53,16 @@ func TestOpsKeywords(t *testing.T) {
 		{name: "max_auto_priority -1", src: "global_defs {\nmax_auto_priority -1\n}", want: Ops{MaxAutoPriority: -1}},
 		{name: "max_auto_priority range", src: "global_defs {\nmax_auto_priority 100\n}", msg: "max_auto_priority"},
 		{name: "min_auto_priority_delay", src: "global_defs {\nmin_auto_priority_delay 500000\n}", want: Ops{MinAutoPriorityDelay: Duration(500 * time.Millisecond)}},
+		{name: "vrrp thread", src: "global_defs {\nvrrp_rt_priority 50\nvrrp_priority -5\nvrrp_cpu_affinity 0 0\nvrrp_rlimit_rttime 20000\nvrrp_no_swap\n}",
+			want: Ops{VRRPThread: ThreadSched{RTPriority: 50, Nice: -5, CPUs: []int{0}, RLimitRTTime: Duration(20 * time.Millisecond), NoSwap: true}}},
+		{name: "vrrp_rt_priority clamped high", src: "global_defs {\nvrrp_rt_priority 150\n}", want: Ops{VRRPThread: ThreadSched{RTPriority: 99}}},
+		{name: "vrrp_rt_priority clamped low", src: "global_defs {\nvrrp_rt_priority 0\n}", want: Ops{VRRPThread: ThreadSched{RTPriority: 1}}},
+		{name: "vrrp_rt_priority alone", src: "global_defs {\nvrrp_rt_priority\n}", msg: "vrrp_rt_priority takes 1 argument"},
+		{name: "vrrp_rt_priority word", src: "global_defs {\nvrrp_rt_priority high\n}", msg: `vrrp_rt_priority: "high" is not an integer`},
+		{name: "vrrp_priority range", src: "global_defs {\nvrrp_priority -21\n}", msg: "vrrp_priority"},
+		{name: "vrrp_rlimit_rtime 1", src: "global_defs {\nvrrp_rlimit_rtime 1\n}", want: Ops{VRRPThread: ThreadSched{RLimitRTTime: Duration(2 * time.Microsecond)}}},
+		{name: "vrrp_rlimit_rttime 0", src: "global_defs {\nvrrp_rlimit_rttime 0\n}", msg: "vrrp_rlimit_rttime"},
+		{name: "vrrp_cpu_affinity bad", src: "global_defs {\nvrrp_cpu_affinity 0 100000\n}", msg: "vrrp_cpu_affinity"},
 		{name: "min_auto_priority_delay range", src: "global_defs {\nmin_auto_priority_delay 0\n}", msg: "min_auto_priority_delay"},
 	}
 	for _, tc := range tests {

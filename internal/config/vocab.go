@@ -49,8 +49,7 @@ func init() {
 	g := "global_defs"
 	add(g, whyProcess, "process_names", "process_name", "vrrp_process_name", "checker_process_name",
 		"lvs_process_name", "bfd_process_name", "use_symlink_paths", "set_supplementary_groups",
-		"vrrp_priority", "vrrp_no_swap", "vrrp_rt_priority", "vrrp_cpu_affinity", "vrrp_rlimit_rttime",
-		"vrrp_rlimit_rtime", "checker_priority", "checker_no_swap", "checker_rt_priority",
+		"checker_priority", "checker_no_swap", "checker_rt_priority",
 		"checker_cpu_affinity", "checker_rlimit_rttime", "checker_rlimit_rtime", "bfd_priority",
 		"bfd_no_swap", "bfd_rt_priority", "bfd_cpu_affinity", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
 		"random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",

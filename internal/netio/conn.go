@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -68,6 +70,13 @@ type Packet struct {
 	// socket(7)). The kernel reports a drop with the next packet it
 	// queues, so drops after the last packet show up with the next one.
 	Overflow uint32
+	// Age is how long the packet had been in the socket when Recv
+	// returned it: the wall clock then, less the kernel's receive
+	// timestamp (SO_TIMESTAMPNS, socket(7)); 0 without a timestamp, or if
+	// the wall clock was stepped back in between. Callers subtract it from
+	// their own (monotonic) clock's reading to date the packet's arrival,
+	// so that a reader running late does not make the packet late.
+	Age time.Duration
 }
 
 // Conn is a raw VRRP socket on one interface.
@@ -151,6 +160,10 @@ func (c *Conn) setup() (err error) {
 	// flood) are counted as well as those Tandem drops itself.
 	if err := setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
 		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
+	}
+	// Each packet carries the time the kernel received it.
+	if err := setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
 	}
 	multicast := len(c.cfg.Peers) == 0
 	group := &net.IPAddr{IP: c.cfg.Group.AsSlice()}
@@ -296,56 +309,128 @@ func (c *Conn) Recv(buf []byte) (Packet, error) {
 		if err != nil {
 			return Packet{}, err
 		}
-		oob := c.oob[:oobn]
-		overflow := c.overflow(oob)
-		if c.v6 != nil {
-			var cm ipv6.ControlMessage
-			// Without its control messages (destination, hop limit) an
-			// IPv6 advert cannot be checked.
-			if err := cm.Parse(oob); err != nil || oobn == 0 || cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-				continue
-			}
-			p := Packet{Data: buf[:n], TTL: cm.HopLimit, Overflow: overflow}
-			p.Src, _ = netip.AddrFromSlice(from.IP)
-			p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+		var src netip.Addr
+		if from != nil {
+			src, _ = netip.AddrFromSlice(from.IP)
+		}
+		if p, ok := c.packet(buf[:n], c.oob[:oobn], src, time.Now()); ok {
 			return p, nil
 		}
-		// SO_BINDTODEVICE filters, but packets queued before it was set
-		// may come from elsewhere.
-		var cm ipv4.ControlMessage
-		if err := cm.Parse(oob); err == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			continue
-		}
-		// A raw IPv4 socket reads the IP header too.
-		h, err := ipv4.ParseHeader(buf[:n])
-		if err != nil {
-			continue
-		}
-		p := Packet{Data: buf[:n], TTL: h.TTL, Overflow: overflow}
-		p.Src, _ = netip.AddrFromSlice(h.Src.To4())
-		p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
-		return p, nil
 	}
 }
 
-// overflow is the number of packets the socket dropped since the previous
-// packet, from the SO_RXQ_OVFL control message: the socket's drop count,
-// cumulative, when the packet was queued (present only once it is
-// non-zero).
-func (c *Conn) overflow(oob []byte) uint32 {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_RXQ_OVFL && len(m.Data) >= 4 {
-			total := binary.NativeEndian.Uint32(m.Data)
-			d := total - c.drops // modulo 2^32, as the kernel's counter wraps
-			c.drops = total
-			return d
+// RecvNow is Recv without waiting: ok is false when no packet is queued.
+// It reads the socket directly on the calling thread, never through the
+// Go runtime's poller, so that a real-time thread reading it depends on
+// no other thread. It must not run at the same time as Recv.
+func (c *Conn) RecvNow(buf []byte) (p Packet, ok bool, err error) {
+	for {
+		var n, oobn int
+		var from unix.Sockaddr
+		cerr := control(c.raw, func(fd int) error {
+			var err error
+			n, oobn, _, from, err = unix.Recvmsg(fd, buf, c.oob, unix.MSG_DONTWAIT)
+			return err
+		})
+		if errors.Is(cerr, unix.EAGAIN) {
+			return Packet{}, false, nil
+		}
+		if cerr != nil {
+			return Packet{}, false, cerr
+		}
+		var src netip.Addr
+		if sa, isV6 := from.(*unix.SockaddrInet6); isV6 {
+			src = netip.AddrFrom16(sa.Addr)
+		}
+		if p, ok := c.packet(buf[:n], c.oob[:oobn], src, time.Now()); ok {
+			return p, true, nil
 		}
 	}
-	return 0
+}
+
+// FD is the socket's descriptor, to wait on with poll(2) for RecvNow; it
+// is valid until Close.
+func (c *Conn) FD() (int, error) {
+	var fd int
+	err := control(c.raw, func(f int) error { fd = f; return nil })
+	return fd, err
+}
+
+// packet makes a Packet of a message read at read with its control
+// messages; ok is false for one to skip. src is the sender (IPv6; IPv4
+// takes it from the header).
+func (c *Conn) packet(data, oob []byte, src netip.Addr, read time.Time) (Packet, bool) {
+	overflow, age := c.socketMessages(oob, read)
+	if c.v6 != nil {
+		var cm ipv6.ControlMessage
+		// Without its control messages (destination, hop limit) an
+		// IPv6 advert cannot be checked.
+		if err := cm.Parse(oob); err != nil || len(oob) == 0 || cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+			return Packet{}, false
+		}
+		p := Packet{Data: data, Src: src, TTL: cm.HopLimit, Overflow: overflow, Age: age}
+		p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+		return p, true
+	}
+	// SO_BINDTODEVICE filters, but packets queued before it was set
+	// may come from elsewhere.
+	var cm ipv4.ControlMessage
+	if err := cm.Parse(oob); err == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+		return Packet{}, false
+	}
+	// A raw IPv4 socket reads the IP header too.
+	h, err := ipv4.ParseHeader(data)
+	if err != nil {
+		return Packet{}, false
+	}
+	p := Packet{Data: data, TTL: h.TTL, Overflow: overflow, Age: age}
+	p.Src, _ = netip.AddrFromSlice(h.Src.To4())
+	p.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
+	return p, true
+}
+
+// socketMessages reads the socket-level control messages of a packet
+// read at read: overflow is the number of packets the socket dropped since
+// the previous packet, from SO_RXQ_OVFL (the socket's drop count,
+// cumulative, when the packet was queued; present only once it is
+// non-zero); age is how long before read the kernel received the packet,
+// from SCM_TIMESTAMPNS.
+func (c *Conn) socketMessages(oob []byte, read time.Time) (overflow uint32, age time.Duration) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET {
+			continue
+		}
+		switch {
+		case m.Header.Type == unix.SO_RXQ_OVFL && len(m.Data) >= 4:
+			total := binary.NativeEndian.Uint32(m.Data)
+			overflow = total - c.drops // modulo 2^32, as the kernel's counter wraps
+			c.drops = total
+		case m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			// The stamp is CLOCK_REALTIME; read's wall reading is too
+			// (Sub compares wall clocks when one side has no monotonic
+			// reading).
+			age = max(read.Sub(time.Unix(ts.Unix())), 0)
+		}
+	}
+	return overflow, age
+}
+
+// Pending reports whether a packet waits in the socket's receive queue,
+// not yet read (SIOCINQ, raw(7): the size of the next packet, 0 if none).
+// It may be called while another goroutine waits in Recv.
+func (c *Conn) Pending() bool {
+	var n int
+	err := control(c.raw, func(fd int) error {
+		var err error
+		n, err = unix.IoctlGetInt(fd, unix.SIOCINQ)
+		return err
+	})
+	return err == nil && n > 0
 }
 
 // Close closes the socket, which also leaves the multicast group.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/lab"
 )
 
 // TestRecvCountsOverflow floods a VRRP socket with a minimal receive buffer
@@ -16,27 +18,11 @@ import (
 // overflow Recv reports is the kernel's drop count, every packet sent and
 // not received.
 func TestRecvCountsOverflow(t *testing.T) {
-	l := oneNode(t)
 	lo := netip.MustParseAddr("127.0.0.1")
-	var c *Conn
-	var sender net.PacketConn
-	err := l.Do("n", func() error {
-		var err error
-		if c, err = Listen(ConnConfig{Interface: "lo", Peers: []netip.Addr{lo}}); err != nil {
-			return err
-		}
+	c, sender := loopbackConn(t, oneNode(t), lo, func(c *Conn) error {
 		// The kernel raises 1 to its minimum: a few packets' worth.
-		if err := setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RCVBUF, 1); err != nil {
-			return err
-		}
-		sender, err = net.ListenPacket("ip4:112", lo.String())
-		return err
+		return setsockopt(c.raw, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	defer sender.Close()
 
 	const flood = 2000
 	msg := make([]byte, 40)
@@ -80,5 +66,129 @@ func TestRecvCountsOverflow(t *testing.T) {
 	t.Logf("sent %d, received %d, overflow reported %d", flood+1, received, overflow)
 	if overflow == 0 || overflow != flood+1-received {
 		t.Errorf("overflow %d; want the %d packets sent and not received", overflow, flood+1-received)
+	}
+}
+
+// loopbackConn opens, in l's node n, a VRRP socket on lo that takes
+// unicast from addr (IPv4 or IPv6), adjusted by setup if not nil, and a
+// raw VRRP socket to send to it from addr. Both close with the test.
+func loopbackConn(t *testing.T, l *lab.Lab, addr netip.Addr, setup func(*Conn) error) (*Conn, net.PacketConn) {
+	t.Helper()
+	network := "ip4:112"
+	if addr.Is6() {
+		network = "ip6:112"
+	}
+	var c *Conn
+	var sender net.PacketConn
+	err := l.Do("n", func() error {
+		var err error
+		if c, err = Listen(ConnConfig{Interface: "lo", IPv6: addr.Is6(), Peers: []netip.Addr{addr}, Src: addr}); err != nil {
+			return err
+		}
+		if setup != nil {
+			if err := setup(c); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		sender, err = net.ListenPacket(network, addr.String())
+		if err != nil {
+			c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); sender.Close() })
+	return c, sender
+}
+
+// TestRecvKernelTimestamp: a packet carries the kernel's receive time, so
+// that one read late has an Age at least as long as it waited in the
+// socket; and Pending sees a packet waiting, and no longer once it is
+// read. The kernel turns receive timestamps on for the whole host a
+// moment after the first socket asks (net_enable_timestamp defers it);
+// until then it stamps packets as they are read: so the test tries a few
+// times, and needs one packet dated by its arrival.
+func TestRecvKernelTimestamp(t *testing.T) {
+	l := oneNode(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, addr := range []netip.Addr{lo, netip.IPv6Loopback()} {
+		v6 := addr.Is6()
+		c, sender := loopbackConn(t, l, addr, nil)
+		const wait = 100 * time.Millisecond
+		var ages []time.Duration
+		for range 10 {
+			if c.Pending() {
+				t.Fatalf("v6=%v: a packet pending before any was sent", v6)
+			}
+			sent := time.Now()
+			if _, err := sender.WriteTo(make([]byte, 40), &net.IPAddr{IP: addr.AsSlice()}); err != nil {
+				t.Fatal(err)
+			}
+			for !c.Pending() {
+				if time.Since(sent) > 10*time.Second {
+					t.Fatalf("v6=%v: the packet sent is not pending", v6)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(wait) // the reader is late
+			if err := c.raw.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.Recv(make([]byte, 65536))
+			if err != nil {
+				t.Fatalf("v6=%v: %v", v6, err)
+			}
+			if p.Age > time.Since(sent) {
+				t.Fatalf("v6=%v: age %v, more than the %v since the send", v6, p.Age, time.Since(sent))
+			}
+			if c.Pending() {
+				t.Fatalf("v6=%v: still pending after the only packet was read", v6)
+			}
+			ages = append(ages, p.Age)
+			// At least the wait: it was queued before it.
+			if p.Age >= wait {
+				break
+			}
+		}
+		if last := ages[len(ages)-1]; last < wait {
+			t.Errorf("v6=%v: ages %v; want one of at least %v (the time the packet waited)", v6, ages, wait)
+		}
+	}
+}
+
+// TestRecvNow: the non-blocking read reports no packet on an empty
+// socket, and reads one that is queued, with its sender and timestamp.
+func TestRecvNow(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	c, sender := loopbackConn(t, oneNode(t), lo, nil)
+	buf := make([]byte, 65536)
+	if _, ok, err := c.RecvNow(buf); ok || err != nil {
+		t.Fatalf("empty socket: ok %v, err %v", ok, err)
+	}
+	sent := time.Now()
+	if _, err := sender.WriteTo(make([]byte, 40), &net.IPAddr{IP: lo.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, ok, err := c.RecvNow(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if p.Src != lo || len(p.Data) != 60 || p.Age > time.Since(sent) {
+				t.Errorf("packet from %v, %d bytes, age %v", p.Src, len(p.Data), p.Age)
+			}
+			break
+		}
+		if time.Since(sent) > 10*time.Second {
+			t.Fatal("the packet sent never came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fd, err := c.FD(); err != nil || fd <= 0 {
+		t.Errorf("FD: %d, %v", fd, err)
 	}
 }

@@ -191,6 +191,11 @@ type AdvertReceived struct {
 	// (RFC 3768 requires it to match, which the packet layer checks).
 	MaxAdvertInt time.Duration
 	Src          netip.Addr
+	// At is when the advert reached the host (the kernel's receive
+	// timestamp, on the clock Handle's now comes from); zero, or later
+	// than now, means now. A BACKUP's Master_Down_Timer restarts from it,
+	// so that an advert read late restarts the timer as of its arrival.
+	At time.Time
 }
 
 // TimerFired reports that the timer armed by ArmTimer{Gen} expired. Timers of
@@ -636,7 +641,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 	if ev.Priority == 0 {
 		// The master is shutting down: take over after Skew_Time only.
 		m.downWhy = Reason{Kind: ReasonPriorityZero, Peer: ev.Src}
-		m.arm(now.Add(m.skew()), a)
+		m.arm(arrival(now, ev.At).Add(m.skew()), a)
 		return
 	}
 	delaying := m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || now.Before(m.preemptAt))
@@ -657,10 +662,21 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 		}
 	}
 	// Accepted: a sync group member that wanted MASTER now wants BACKUP.
+	// The timer restarts as of the advert's arrival: if that is more
+	// than Master_Down_Interval ago it fires at once, and the caller
+	// takes over unless a later advert is waiting to be read.
 	m.want = Backup
 	m.downWhy = Reason{Kind: ReasonAdvertTimeout, Peer: ev.Src}
 	m.master = ev.Src
-	m.arm(now.Add(m.masterDown()), a)
+	m.arm(arrival(now, ev.At).Add(m.masterDown()), a)
+}
+
+// arrival is when an advert stamped at arrived, handled at now.
+func arrival(now, at time.Time) time.Time {
+	if at.IsZero() || at.After(now) {
+		return now
+	}
+	return at
 }
 
 // masterRx is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received" as

@@ -235,6 +235,14 @@ func TestBackupReceive(t *testing.T) {
 			adv200ms(), []Action{arm(2, at+600*time.Millisecond+156*200*time.Millisecond/256)}},
 		{"v3 priority 0 does not learn the interval", func(c *MachineConfig) { c.Version = 3 },
 			AdvertReceived{Priority: 0, MaxAdvertInt: 200 * time.Millisecond, Src: addrHigh}, []Action{arm(2, at+skew100)}},
+		// An advert handled at 2 s that reached the host at 1.5 s restarts
+		// the timer as of its arrival; one stamped in the future, as of now.
+		{"restarts from the arrival", nil, AdvertReceived{Priority: 200, Src: addrLow, At: t0.Add(at - 500*time.Millisecond)},
+			[]Action{arm(2, at-500*time.Millisecond+down100)}},
+		{"priority 0 from the arrival", nil, AdvertReceived{Priority: 0, Src: addrHigh, At: t0.Add(at - 500*time.Millisecond)},
+			[]Action{arm(2, at-500*time.Millisecond+skew100)}},
+		{"arrival after now is now", nil, AdvertReceived{Priority: 200, Src: addrLow, At: t0.Add(at + time.Second)},
+			[]Action{arm(2, at+down100)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

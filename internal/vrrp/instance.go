@@ -51,6 +51,9 @@ type Conn interface {
 	Dests() []netip.Addr
 	SendTo(dst netip.Addr, data []byte) error
 	Recv(buf []byte) (netio.Packet, error)
+	// Pending reports whether a packet waits in the socket, not yet
+	// read; it is called while another goroutine waits in Recv.
+	Pending() bool
 	Close() error
 }
 
@@ -112,12 +115,16 @@ type Engine struct {
 	// beforeTakeover runs before a new master adds its addresses (see
 	// WithBeforeTakeover); nil: nothing.
 	beforeTakeover func(*config.Instance)
-	// rt raises the loop's thread to real-time scheduling when its timers
-	// run late (max_auto_priority); the loop's own.
-	rt *realtime
+	// rt schedules the loop's thread (vrrp_rt_priority and friends) and
+	// raises it when its timers run late (max_auto_priority); the loop's
+	// own.
+	rt *autoPriority
 	// pacer spaces gratuitous announcements per interface (garp_group);
 	// the loop's own.
 	pacer *garpPacer
+	// direct is set while the loop runs on a thread of its own that
+	// waits for its sockets and timers itself (loopDirect).
+	direct atomic.Pointer[direct]
 
 	cfg    *config.Config
 	insts  []*instance // guarded by mu when read outside the loop
@@ -229,7 +236,14 @@ type instance struct {
 	ahSeq uint32
 	timer clock.Timer
 	gen   uint64
-	garp  clock.Timer
+	// deadline is when the armed timer (of generation gen) fires; zero
+	// if none. firedGen is the generation a direct loop last fired.
+	deadline time.Time
+	firedGen uint64
+	// direct: a direct loop reads the socket, fd, itself.
+	direct bool
+	fd     int
+	garp   clock.Timer
 	// garpGen is bumped at each gratuitous burst series, so that the
 	// ticks of an earlier mastership do nothing.
 	garpGen uint64
@@ -261,6 +275,9 @@ type instance struct {
 	reason      Reason // why the last transition happened
 
 	count counters
+	// inflight counts the packets the reader has read and the loop has
+	// not handled yet (see holdExpiry).
+	inflight atomic.Int64
 }
 
 // counters are an instance's packet counts: the reader and the loop add
@@ -312,16 +329,24 @@ type loopEvent struct {
 	removal bool
 	// stale marks a retry of the instance's stale objects (see dropStale).
 	stale bool
-	// packet is a packet the instance's socket received.
-	packet *netio.Packet
-	// due is when a TimerFired was due, to see how late it runs.
-	due time.Time
+	// packet is a packet the instance's socket received, at arrived on
+	// the engine's clock (its kernel timestamp).
+	packet  *netio.Packet
+	arrived time.Time
+	// due is when a TimerFired was due, to see how late it runs; held
+	// marks one posted again by holdExpiry.
+	due  time.Time
+	held bool
 	// paced is a gratuitous announcement whose time has come.
 	paced *pacedAnnounce
 	// start starts every instance (inst is nil): vrrp_startup_delay is over.
 	start bool
 	// waitRetry retries the instances waiting for their interface.
 	waitRetry bool
+	// stop and reload carry Run's end and Reload's requests into a
+	// direct loop (loopDirect).
+	stop   bool
+	reload *reloadReq
 }
 
 // Phases of a gratuitous announcement series.
@@ -336,6 +361,9 @@ const (
 func (e *Engine) send(le loopEvent) {
 	select {
 	case e.events <- le:
+		if d := e.direct.Load(); d != nil {
+			d.poke()
+		}
 	case <-e.done:
 	}
 }
@@ -353,7 +381,7 @@ func WithClock(c clock.Clock) EngineOption { return func(e *Engine) { e.clock = 
 func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func(StateChange), opts ...EngineOption) (*Engine, error) {
 	e := &Engine{log: log, kernel: kernel, onState: onState, clock: clock.Real, cfg: cfg,
 		events: make(chan loopEvent, 256), reloads: make(chan reloadReq), done: make(chan struct{}), promoted: map[string]bool{}, early: map[string]map[string]Event{}}
-	e.rt = newRealtime(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay), log)
+	e.rt = newAutoPriority(&cfg.Global, log)
 	e.pacer = newGarpPacer(cfg)
 	for _, o := range opts {
 		o(e)
@@ -592,17 +620,22 @@ func hasTTLBounds(ps []config.UnicastPeer) bool {
 // as SIGTERM should: a master advertises priority 0 so that a backup takes
 // over at once, and every address, route and rule added is removed.
 //
-// With max_auto_priority the loop runs on an OS thread of its own, which
-// it may raise to real-time scheduling (realtime); the thread ends with the
-// loop, so that no other goroutine ever runs on it.
+// With max_auto_priority or any vrrp_rt_priority, vrrp_priority or
+// vrrp_cpu_affinity the loop runs on an OS thread of its own, which it
+// schedules as they say (autoPriority); the thread ends with the loop, so
+// that no other goroutine ever runs on it.
 func (e *Engine) Run(ctx context.Context) error {
-	if e.rt.max <= 0 {
+	if !e.rt.wanted() {
 		return e.loop(ctx)
 	}
 	done := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		e.rt.ownThread = true
+		e.rt.start()
+		if d := e.newDirect(); d != nil {
+			e.direct.Store(d)
+			defer d.close()
+		}
 		done <- e.loop(ctx)
 	}()
 	return <-done
@@ -629,59 +662,84 @@ func (e *Engine) loop(ctx context.Context) error {
 		e.startAll(Reason{Kind: ReasonStartup})
 	}
 	e.armWaiting()
+	if d := e.direct.Load(); d != nil {
+		return e.loopDirect(ctx, d, delayed)
+	}
 	stop := ctx.Done()
 	for {
 		select {
 		case <-stop:
-			for _, t := range []clock.Timer{delayed, e.waitTimer} {
-				if t != nil {
-					t.Stop()
-				}
-			}
-			e.shutdown()
-			close(e.done)
-			e.readers.Wait()
-			return nil
+			return e.end(delayed)
 		case r := <-e.reloads:
 			r.done <- e.reload(r.cfg)
 		case le := <-e.events:
-			switch {
-			case le.start:
-				e.startAll(Reason{Kind: ReasonStartupDelay})
-			case le.waitRetry:
-				e.retryWaiting()
-			case le.garp:
-				e.garpTick(le.inst, le.gen, le.garpPhase)
-			case le.paced != nil:
-				if !le.inst.closed && le.inst.m.State() == Master {
-					e.announceNow(le.inst, le.paced.iface, le.paced.addr)
-				}
-			case le.removal:
-				if !le.inst.installed && le.inst.unremoved {
-					e.remove(le.inst)
-				}
-				if !le.inst.unremoved {
-					e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
-				}
-			case le.inst.closed:
-			case le.stale:
-				e.dropStale(le.inst)
-			case le.packet != nil:
-				if ev, ok := e.accept(le.inst, *le.packet); ok {
-					e.handle(le.inst, ev)
-				}
-			default:
-				if tf, ok := le.ev.(TimerFired); ok {
-					// Any timer, replaced or not, measures how late
-					// the loop runs.
-					e.rt.late(e.clock.Now().Sub(le.due))
-					if tf.Gen != le.inst.gen {
-						continue // a timer replaced since it was armed
-					}
-				}
-				e.handle(le.inst, le.ev)
+			e.received(le)
+		}
+	}
+}
+
+// received handles an event that came through the events channel.
+func (e *Engine) received(le loopEvent) {
+	if le.packet != nil {
+		le.inst.inflight.Add(-1) // the reader's count (holdExpiry)
+	}
+	e.dispatch(le)
+}
+
+// end stops the engine: its timers, then every instance (shutdown).
+func (e *Engine) end(delayed clock.Timer) error {
+	for _, t := range []clock.Timer{delayed, e.waitTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	e.shutdown()
+	close(e.done)
+	e.readers.Wait()
+	return nil
+}
+
+// dispatch handles one event posted to the loop (or, on a direct loop,
+// made by it).
+func (e *Engine) dispatch(le loopEvent) {
+	switch {
+	case le.start:
+		e.startAll(Reason{Kind: ReasonStartupDelay})
+	case le.waitRetry:
+		e.retryWaiting()
+	case le.garp:
+		e.garpTick(le.inst, le.gen, le.garpPhase)
+	case le.paced != nil:
+		if !le.inst.closed && le.inst.m.State() == Master {
+			e.announceNow(le.inst, le.paced.iface, le.paced.addr)
+		}
+	case le.removal:
+		if !le.inst.installed && le.inst.unremoved {
+			e.remove(le.inst)
+		}
+		if !le.inst.unremoved {
+			e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
+		}
+	case le.inst.closed:
+	case le.stale:
+		e.dropStale(le.inst)
+	case le.packet != nil:
+		if ev, ok := e.accept(le.inst, *le.packet); ok {
+			ev.At = le.arrived
+			e.handle(le.inst, ev)
+		}
+	default:
+		if tf, ok := le.ev.(TimerFired); ok {
+			// Any timer, replaced or not, measures how late the loop
+			// runs (once).
+			if !le.held {
+				e.rt.late(e.clock.Now().Sub(le.due))
+			}
+			if tf.Gen != le.inst.gen || e.holdExpiry(le) {
+				return // a timer replaced since it was armed, or held
 			}
 		}
+		e.handle(le.inst, le.ev)
 	}
 }
 
@@ -694,6 +752,9 @@ func (e *Engine) startAll(why Reason) {
 }
 
 func (e *Engine) startReader(in *instance) {
+	if e.readsDirect(in) {
+		return
+	}
 	e.readers.Add(1)
 	go func() {
 		defer e.readers.Done()
@@ -781,12 +842,58 @@ func (e *Engine) read(in *instance) {
 			}
 			return
 		}
-		if p.Overflow > 0 {
-			in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
-		}
-		p.Data = slices.Clone(p.Data) // buf is reused for the next packet
-		e.send(loopEvent{inst: in, packet: &p})
+		le := e.packetEvent(in, p)
+		in.inflight.Add(1) // until the loop has handled it
+		e.send(le)
 	}
+}
+
+// packetEvent counts the drops p reports and makes its loop event, dated
+// on the engine's clock as of its arrival in the kernel, however late its
+// reader ran.
+func (e *Engine) packetEvent(in *instance, p netio.Packet) loopEvent {
+	if p.Overflow > 0 {
+		in.count.dropped[ReasonSocketOverflow].Add(uint64(p.Overflow))
+	}
+	arrived := e.clock.Now().Add(-p.Age)
+	p.Data = slices.Clone(p.Data) // the read buffer is reused
+	return loopEvent{inst: in, packet: &p, arrived: arrived}
+}
+
+// expiryRecheck is how soon a held Master_Down_Timer expiry is looked at
+// again.
+const expiryRecheck = time.Millisecond
+
+// holdExpiry decides whether a BACKUP's expired Master_Down_Timer waits:
+// when the process ran late (a loaded machine), the timer's event can
+// reach the loop before the adverts that arrived in time but were not
+// read yet. While a packet waits in the socket or between the reader and
+// the loop, the expiry is held and looked at again shortly; an advert
+// among them restarts the timer as of its arrival (AdvertReceived.At), so
+// the held expiry goes stale and the peer, alive all along, is not taken
+// for dead. The hold ends after one more Master_Down_Interval, so that
+// other traffic arriving without end cannot keep a backup from taking
+// over. (A packet the reader has taken from the socket but not yet
+// counted is missed; that window is a few instructions.)
+func (e *Engine) holdExpiry(le loopEvent) bool {
+	in := le.inst
+	if in.m.State() != Backup {
+		return false
+	}
+	now := e.clock.Now()
+	if now.Sub(le.due) >= MasterDownInterval(in.recv.Version, in.m.MasterAdverInt(), in.m.Priority()) {
+		return false
+	}
+	if in.inflight.Load() == 0 && !in.conn.Pending() {
+		return false
+	}
+	le.held = true
+	if e.direct.Load() != nil {
+		in.deadline = le.due // a direct loop reads and looks again at once
+		return true
+	}
+	e.clock.AfterFunc(expiryRecheck, func() { e.send(le) })
+	return true
 }
 
 // siblingVRID reports whether another instance on the same interface and
@@ -803,7 +910,7 @@ func (e *Engine) siblingVRID(in *instance, vrid uint8) bool {
 // accept decodes and checks one received packet (RFC 3768 §7.1, RFC 5798
 // §7.1), in the loop; packets that fail are counted by reason and never
 // acted on.
-func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
+func (e *Engine) accept(in *instance, p netio.Packet) (AdvertReceived, bool) {
 	var m *Message
 	var err error
 	if in.ipv6 {
@@ -813,7 +920,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	}
 	if err == nil {
 		if m.VRID != in.recv.VRID && e.siblingVRID(in, m.VRID) || e.siblingOwns(in, m) {
-			return nil, false
+			return AdvertReceived{}, false
 		}
 		err = in.recv.Check(m)
 		if err == nil && m.AH != nil {
@@ -823,7 +930,7 @@ func (e *Engine) accept(in *instance, p netio.Packet) (Event, bool) {
 	if err != nil {
 		reason := in.count.drop(err)
 		in.log.Debug("advert dropped", "from", p.Src, "reason", reason, "err", err)
-		return nil, false
+		return AdvertReceived{}, false
 	}
 	in.count.rcvd.Add(1)
 	// A differing address list is logged and counted, and the advert is
@@ -944,9 +1051,12 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		e.mu.Unlock()
 		e.notify(StateChange{Instance: in.cfg, State: a.State, Priority: int(in.m.Priority()), At: now, Reason: a.Reason})
 	case ArmTimer:
-		in.gen = a.Gen
+		in.gen, in.deadline = a.Gen, a.At
 		if in.timer != nil {
 			in.timer.Stop()
+		}
+		if e.direct.Load() != nil {
+			break // the direct loop waits for the deadline itself
 		}
 		gen := a.Gen
 		in.timer = e.clock.AfterFunc(a.At.Sub(now), func() { e.send(loopEvent{inst: in, ev: TimerFired{Gen: gen}, due: a.At}) })
@@ -955,6 +1065,7 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 			in.timer.Stop()
 		}
 		in.gen++
+		in.deadline = time.Time{}
 	}
 }
 

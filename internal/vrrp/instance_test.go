@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,6 +120,7 @@ type fakeConn struct {
 	src    netip.Addr
 	dests  []netip.Addr
 	in     chan netio.Packet
+	late   []latePacket // under lan.mu: see holdBack
 	closed chan struct{}
 	once   sync.Once
 }
@@ -148,6 +150,40 @@ func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// Pending reports packets queued for the reader, or held back from it
+// (late).
+func (c *fakeConn) Pending() bool {
+	c.lan.mu.Lock()
+	defer c.lan.mu.Unlock()
+	return len(c.in) > 0 || len(c.late) > 0
+}
+
+// holdBack queues p, arrived now, where the reader cannot read it yet,
+// as in a socket whose reader is late; release lets it read them, each
+// with its Age as the kernel's timestamp gives it.
+func (c *fakeConn) holdBack(p netio.Packet) {
+	c.lan.mu.Lock()
+	defer c.lan.mu.Unlock()
+	c.late = append(c.late, latePacket{p, c.lan.clock.Now()})
+}
+
+func (c *fakeConn) release() {
+	c.lan.mu.Lock()
+	late := c.late
+	c.late = nil
+	c.lan.mu.Unlock()
+	for _, l := range late {
+		l.p.Age = c.lan.clock.Now().Sub(l.arrived)
+		c.in <- l.p
+	}
+}
+
+// latePacket is a packet held back from the reader, and when it arrived.
+type latePacket struct {
+	p       netio.Packet
+	arrived time.Time
 }
 
 func (c *fakeConn) Recv(buf []byte) (netio.Packet, error) {
@@ -605,6 +641,19 @@ func TestEngineCountsSocketOverflow(t *testing.T) {
 	})
 }
 
+// peerAdvert is an advert of instanceConf's VI_1 (VRID 1, 50 ms) from
+// peer at priority 200, as c receives it.
+func peerAdvert(t *testing.T, c *fakeConn, peer netip.Addr) netio.Packet {
+	t.Helper()
+	adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
+		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
+	data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+}
+
 // TestReceiveWithoutEngineLock: the receive path, reader and loop, takes no
 // engine lock for a packet that changes no state, so that whatever holds
 // the lock (a Status caller on a slow API connection, say) never holds up
@@ -615,13 +664,7 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 		r := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""))
 		c := lan.conn(0)
 		peer := netip.MustParseAddr("10.0.0.2")
-		adv := &Packet{Version: 3, Type: TypeAdvertisement, VRID: 1, Priority: 200, AdvertInt: 50 * time.Millisecond,
-			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.101")}}
-		data, err := adv.MarshalIPv4(IPv4Header{Src: peer, Dst: c.dests[0], ID: 1, TTL: VRRPTTL}, nil, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		advert := netio.Packet{Data: data, Src: peer, Dst: c.dests[0], TTL: VRRPTTL}
+		advert := peerAdvert(t, c, peer)
 		c.in <- advert
 		lan.settle()
 		if st := r.engine.Status()[0]; st.State != Backup || st.MasterIP != peer || st.AdvertsReceived != 1 {
@@ -644,6 +687,58 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 		r.engine.mu.Unlock()
 		if rcvd != 4 || short != 1 {
 			t.Errorf("while the engine lock was held: %d adverts received, %d too short; want 4 and 1", rcvd, short)
+		}
+	})
+}
+
+// TestLateReadAdvertKeepsBackup: an advert that reached the host before
+// the BACKUP's Master_Down_Timer expired, but was read only after it (the
+// process ran late: a loaded machine), neither makes the backup take over
+// nor counts as heard late: the expiry waits for the packets queued, and
+// the timer restarts as of the advert's arrival (its kernel timestamp),
+// not of its reading.
+func TestLateReadAdvertKeepsBackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		var mu sync.Mutex
+		var masterAt []time.Time
+		r := startRouterNotify(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""), func(sc StateChange) {
+			if sc.Instance != nil && sc.State == Master && !sc.MasterRxLowerPri && !sc.PriorityChange {
+				mu.Lock()
+				masterAt = append(masterAt, sc.At)
+				mu.Unlock()
+			}
+		})
+		masters := func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
+		c := lan.conn(0)
+		peer := netip.MustParseAddr("10.0.0.2")
+		advert := peerAdvert(t, c, peer)
+		c.in <- advert
+		lan.settle()
+		if st := r.state("VI_1"); st != Backup {
+			t.Fatalf("after an advert from a better peer: %v", st)
+		}
+		down := MasterDownInterval(3, 50*time.Millisecond, 100)
+		// The next advert arrives 10 ms before the timer's deadline; the
+		// reader gets to it 20 ms after the deadline.
+		lan.advance(down - 10*time.Millisecond)
+		arrived := lan.clock.Now()
+		c.holdBack(advert)
+		lan.advance(30 * time.Millisecond)
+		if st := r.state("VI_1"); st != Backup || len(masters()) > 0 {
+			t.Fatalf("the deadline passed with an advert of the master queued: %v (master at %v)", st, masters())
+		}
+		c.release()
+		lan.settle()
+		// Restarted as of arrival: it expires Master_Down_Interval after
+		// it, not after the read (30 ms later).
+		lan.advance(arrived.Add(down - time.Millisecond).Sub(lan.clock.Now()))
+		if st := r.state("VI_1"); st != Backup || len(masters()) > 0 {
+			t.Fatalf("before the restarted timer's deadline: %v (master at %v)", st, masters())
+		}
+		lan.advance(2 * time.Millisecond)
+		if got := masters(); len(got) != 1 || !got[0].Equal(arrived.Add(down)) {
+			t.Errorf("became master at %v; want once, at the advert's arrival + Master_Down_Interval (%v)", got, arrived.Add(down))
 		}
 	})
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"tandem/internal/config"
+	"tandem/internal/realtime"
 )
 
 // TestRealtimeRaises: each timer run more than min_auto_priority_delay
@@ -23,7 +26,7 @@ import (
 func TestRealtimeRaises(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	var got []int
-	r := newRealtime(3, 0, log)
+	r := newAutoPriority(&config.Global{Ops: config.Ops{MaxAutoPriority: 3}}, log)
 	r.set = func(p int) error { got = append(got, p); return nil }
 	r.late(5 * time.Second) // not on its own thread yet
 	r.ownThread = true
@@ -35,7 +38,7 @@ func TestRealtimeRaises(t *testing.T) {
 	}
 
 	got = nil
-	r = newRealtime(10, 100*time.Millisecond, log)
+	r = newAutoPriority(&config.Global{Ops: config.Ops{MaxAutoPriority: 10, MinAutoPriorityDelay: config.Duration(100 * time.Millisecond)}}, log)
 	r.ownThread = true
 	r.set = func(p int) error { got = append(got, p); return unix.EPERM }
 	r.late(200 * time.Millisecond)
@@ -45,36 +48,41 @@ func TestRealtimeRaises(t *testing.T) {
 	}
 }
 
-// TestSetRR: the real system call moves the calling thread, and only it,
-// to SCHED_RR with SCHED_RESET_ON_FORK (so that threads and scripts
-// started from it are not real-time).
-func TestSetRR(t *testing.T) {
+// TestRTPriorityThenAuto: vrrp_rt_priority puts the loop's own thread
+// in SCHED_RR at that priority when the loop starts, and
+// max_auto_priority raises it from there, not from 1 (lib/process.c
+// increment_process_priority starts from cur_rt_priority).
+func TestRTPriorityThenAuto(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_SYS_NICE) to use real-time scheduling")
 	}
+	g := &config.Global{Ops: config.Ops{MaxAutoPriority: 5, VRRPThread: config.ThreadSched{RTPriority: 3}}}
+	r := newAutoPriority(g, slog.New(slog.DiscardHandler))
+	if !r.wanted() {
+		t.Fatal("vrrp_rt_priority must give the loop a thread of its own")
+	}
 	type result struct {
-		attr *unix.SchedAttr
-		err  error
+		prio, cur int
+		err       error
 	}
 	res := make(chan result)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		var r result
-		if r.err = setRR(1); r.err == nil {
-			r.attr, r.err = unix.SchedGetAttr(0, 0)
-		}
-		res <- r
+		r.start()
+		p, err := realtime.Priority()
+		res <- result{p, r.cur, err}
 	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatal(r.err)
+	got := <-res
+	if got.err != nil || got.prio != 3 || got.cur != 3 {
+		t.Fatalf("after start: thread priority %d, recorded %d (%v); want 3", got.prio, got.cur, got.err)
 	}
-	if r.attr.Policy != unix.SCHED_RR || r.attr.Priority != 1 || r.attr.Flags&unix.SCHED_FLAG_RESET_ON_FORK == 0 {
-		t.Errorf("thread scheduling %+v, want SCHED_RR priority 1 with RESET_ON_FORK", r.attr)
+	var set []int
+	r.set = func(p int) error { set = append(set, p); return nil }
+	for range 4 {
+		r.late(2 * time.Second)
 	}
-	other, err := unix.SchedGetAttr(unix.Gettid(), 0)
-	if err == nil && other.Policy == unix.SCHED_RR {
-		t.Errorf("another thread is SCHED_RR too")
+	if d := cmp.Diff([]int{4, 5}, set); d != "" {
+		t.Errorf("raised to (-want +got):\n%s", d)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"tandem/internal/config"
 )
@@ -55,9 +54,13 @@ func (e *Engine) Reload(cfg *config.Config) ReloadReport {
 func (e *Engine) reload(cfg *config.Config) ReloadReport {
 	var rep ReloadReport
 	diff := config.Diff(e.cfg, cfg)
-	// max_auto_priority and min_auto_priority_delay change in place; a
-	// loop started without real-time scheduling keeps its shared thread.
-	e.rt.reconfigure(cfg.Global.MaxAutoPriority, time.Duration(cfg.Global.MinAutoPriorityDelay))
+	// max_auto_priority, min_auto_priority_delay and the thread's
+	// scheduling change in place; a loop started without any keeps its
+	// shared thread, and says so.
+	e.rt.reconfigure(&cfg.Global)
+	if !e.rt.ownThread && e.rt.wanted() {
+		e.log.Warn("VRRP thread scheduling added by a reload takes effect at the next start: the loop runs on a shared thread")
+	}
 	// Announcements already booked keep their times; new ones follow the
 	// new intervals.
 	e.pacer = newGarpPacer(cfg)

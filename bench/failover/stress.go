@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tandem/internal/lab"
+)
+
+// stressAdvert is the false-failover case's interval: centisecond VRRPv3
+// adverts, where a late wake-up of a few tens of milliseconds is enough
+// to make a backup take a live master for dead.
+var stressAdvert = advert{10 * time.Millisecond, 3, "0.01"}
+
+// stressCase is "false failovers under stress": both implementations'
+// pairs run at once, each in a lab of its own, under the same stress-ng
+// load, for a while; every VRRP transition after both pairs have settled
+// is a false one, since neither master is ever stopped.
+type stressCase struct {
+	duration time.Duration
+	// sched is the thread scheduling both implementations get:
+	// keepalived.conf(5) tells its users to use real-time scheduling
+	// against exactly this.
+	sched      threadSched
+	stressArgs []string
+}
+
+func (c stressCase) String() string {
+	return fmt.Sprintf("false failovers under stress advert %s (v%d)", stressAdvert.text, stressAdvert.version)
+}
+
+// pair is one implementation's master and backup, and their transition
+// counts when the stress started.
+type pair struct {
+	im       impl
+	l        *lab.Lab
+	dir      string
+	m, b     *daemon
+	baseline [2]transitions
+}
+
+// transitions counts what a daemon's log says of its instance's states:
+// every transition, and those into MASTER.
+type transitions struct{ all, toMaster int }
+
+func (t transitions) sub(u transitions) transitions {
+	return transitions{t.all - u.all, t.toMaster - u.toMaster}
+}
+
+// stressResult is one implementation's count over the run (both routers).
+type stressResult struct {
+	transitions
+	err error
+}
+
+// runStress runs c and returns one result per implementation, in the
+// order of impls.
+func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult, error) {
+	if _, err := exec.LookPath("stress-ng"); err != nil {
+		return nil, errors.New("stress-ng not found (apt-get install stress-ng)")
+	}
+	// The daemons and the load run at the normal nice value, as they
+	// would on a loaded director: the bench's own boost (see main) would
+	// otherwise shield the daemons from the very load being measured.
+	if err := lab.Renice(0); err != nil {
+		return nil, fmt.Errorf("resetting the bench's priority: %w", err)
+	}
+	var pairs []*pair
+	defer func() {
+		for _, p := range pairs {
+			p.close()
+		}
+	}()
+	for _, im := range impls {
+		p, err := startPair(ctx, im, c.sched)
+		if p != nil {
+			pairs = append(pairs, p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", im.name, err)
+		}
+	}
+	for _, p := range pairs {
+		p.baseline = [2]transitions{p.im.count(p.m), p.im.count(p.b)}
+	}
+	// stress-ng runs in a lab node (its hogs load the whole machine
+	// anyway) so that the lab's Close kills it with everything else.
+	load, err := pairs[0].l.Start(clientNode, "stress-ng", c.stressArgs...)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v with\n%s", c, strings.Join(c.stressArgs, " "), c.duration, c.sched)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-load.Done():
+		return nil, fmt.Errorf("stress-ng exited early (%v):\n%s", load.Wait(), load.Output())
+	case <-time.After(c.duration):
+	}
+	if err := load.Kill(); err != nil {
+		return nil, fmt.Errorf("stopping stress-ng: %w", err)
+	}
+	var out []stressResult
+	for _, p := range pairs {
+		out = append(out, p.result())
+	}
+	return out, nil
+}
+
+// startPair starts im's master, then its backup, in a lab of its own,
+// and waits until they have settled.
+func startPair(ctx context.Context, im impl, sched threadSched) (p *pair, err error) {
+	l, err := lab.New(lab.Seed001().Spec())
+	if err != nil {
+		return nil, err
+	}
+	p = &pair{im: im, l: l}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w\n--- %s output:\n%s--- %s output:\n%s", err, masterNode, tail(p.m), backupNode, tail(p.b))
+		}
+	}()
+	if p.dir, err = os.MkdirTemp("", "failover-stress-"); err != nil {
+		return p, err
+	}
+	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, sched); err != nil {
+		return p, err
+	}
+	if err := waitState(ctx, p.m, "MASTER", 15*time.Second); err != nil {
+		return p, fmt.Errorf("%s: %w", masterNode, err)
+	}
+	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, sched); err != nil {
+		return p, err
+	}
+	if err := waitState(ctx, p.b, "BACKUP", 10*time.Second); err != nil {
+		return p, fmt.Errorf("%s: %w", backupNode, err)
+	}
+	// Well past the backup's first Master_Down_Interval, so that
+	// start-up is over before counting begins.
+	return p, sleep(ctx, time.Second)
+}
+
+// result counts the pair's transitions since the baseline; a router
+// that died, or a pair that does not end with its master as MASTER and
+// its backup as BACKUP, is an error.
+func (p *pair) result() stressResult {
+	r := stressResult{transitions: p.im.count(p.m).sub(p.baseline[0])}
+	b := p.im.count(p.b).sub(p.baseline[1])
+	r.all += b.all
+	r.toMaster += b.toMaster
+	// The first false transitions, with the reasons the daemons give.
+	for i, x := range []struct {
+		d    *daemon
+		node string
+	}{{p.m, masterNode}, {p.b, backupNode}} {
+		lines := p.im.lines(x.d)[p.baseline[i].all:]
+		for _, line := range lines[:min(len(lines), 3)] {
+			fmt.Fprintf(os.Stderr, "%s %s: %s", p.im.name, x.node, line)
+		}
+	}
+	for _, x := range []struct {
+		d          *daemon
+		node, want string
+	}{{p.m, masterNode, "MASTER"}, {p.b, backupNode, "BACKUP"}} {
+		select {
+		case <-x.d.proc.Done():
+			r.err = errors.Join(r.err, fmt.Errorf("%s on %s exited (%v):\n%s", p.im.name, x.node, x.d.proc.Wait(), tail(x.d)))
+			continue
+		default:
+		}
+		// The state may be moving back after a false takeover: give it
+		// a moment.
+		if err := waitState(context.Background(), x.d, x.want, 2*time.Second); err != nil {
+			r.err = errors.Join(r.err, fmt.Errorf("%s on %s at the end: %w", p.im.name, x.node, err))
+		}
+	}
+	return r
+}
+
+func (p *pair) close() {
+	if err := p.l.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+	}
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
+}
+
+// count reads d's log for its instance's transitions.
+func (im impl) count(d *daemon) transitions {
+	var t transitions
+	for _, line := range im.lines(d) {
+		t.all++
+		if strings.Contains(line, im.toMaster) {
+			t.toMaster++
+		}
+	}
+	return t
+}
+
+// lines are d's log lines of its instance's transitions.
+func (im impl) lines(d *daemon) []string {
+	var out []string
+	for line := range strings.Lines(d.proc.Output()) {
+		if strings.Contains(line, im.transition) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// printStress prints the false-failover table: per implementation, the
+// transitions of both routers during the run and how many of them were
+// into MASTER (a backup taking over from a live master, or the master
+// taking its place back).
+func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority\tvrrp_rlimit_rttime\tvrrp_no_swap")
+	for _, im := range impls {
+		fmt.Fprintf(tw, "\t%s transitions\tinto MASTER", im.name)
+	}
+	fmt.Fprintln(tw, "\ttandem")
+	fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%v", c, c.duration, c.sched.rtPriority, c.sched.rlimitRTTime, c.sched.noSwap)
+	for _, r := range res {
+		if r.err != nil {
+			fmt.Fprint(tw, "\tFAILED\t-")
+			continue
+		}
+		fmt.Fprintf(tw, "\t%d\t%d", r.all, r.toMaster)
+	}
+	fmt.Fprintf(tw, "\t%s\n", verdict(stressPass(res)))
+	tw.Flush()
+}
+
+// stressPass: Tandem (the first implementation) made no transition and
+// ended as it started.
+func stressPass(res []stressResult) bool {
+	return len(res) > 0 && res[0].err == nil && res[0].all == 0
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "FAIL"
+}
