@@ -137,6 +137,9 @@ Process keywords of keepalived.conf, as keepalived reads them:
                        one process, on that one thread. vrrp_no_swap locks
                        the whole process in memory (mlockall). What the
                        system refuses is logged in one line and skipped.
+  bfd_rt_priority N, bfd_priority NICE, bfd_cpu_affinity CPU...,
+  bfd_rlimit_rttime USECS, bfd_no_swap
+                       the same for the BFD engine's own OS thread.
 
 Gratuitous ARP pacing, as keepalived:
   garp_group { garp_interval S; gna_interval S; interface I | interfaces { ... } }

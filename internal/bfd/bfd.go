@@ -113,6 +113,9 @@ type Sessions interface {
 	Events() <-chan Event
 	// Status reports every session, sorted by name.
 	Status() []Status
+	// OnThread runs fn on the engine's own OS thread and returns its
+	// error: where bfd_rt_priority and its friends are set.
+	OnThread(fn func() error) error
 	// Close sends AdminDown on every session and releases the sockets.
 	Close() error
 }

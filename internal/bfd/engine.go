@@ -111,6 +111,15 @@ func New(log *slog.Logger, opts Options) (*Engine, error) {
 // Events delivers every state change in order; Close closes it.
 func (e *Engine) Events() <-chan Event { return e.events }
 
+// OnThread runs fn on the engine's locked OS thread (bfd.Sessions).
+func (e *Engine) OnThread(fn func() error) error {
+	var err error
+	if derr := e.do(func() { err = fn() }); derr != nil {
+		return derr
+	}
+	return err
+}
+
 // do runs fn on the engine's goroutine and waits for it.
 func (e *Engine) do(fn func()) error {
 	ran := make(chan struct{})

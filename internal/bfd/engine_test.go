@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -462,5 +463,35 @@ func TestEngineLateLoopKeepsSession(t *testing.T) {
 	defer mu.Unlock()
 	if latest < stall-time.Second {
 		t.Errorf("Late reported at most %v after a stall of %v", latest, stall)
+	}
+}
+
+// TestEngineOnThread: OnThread runs its function on the engine's own
+// thread (the same one each time, not the caller's), returns its error,
+// and refuses once the engine is closed.
+func TestEngineOnThread(t *testing.T) {
+	e, err := New(lab.TestLogger(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids [2]int
+	for i := range tids {
+		if err := e.OnThread(func() error { tids[i] = unix.Gettid(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.LockOSThread()
+	own := unix.Gettid()
+	runtime.UnlockOSThread()
+	if tids[0] != tids[1] || tids[0] == own {
+		t.Errorf("OnThread ran on threads %v; the caller is %d", tids, own)
+	}
+	refused := errors.New("refused")
+	if err := e.OnThread(func() error { return refused }); err != refused {
+		t.Errorf("OnThread returned %v, want the function's error", err)
+	}
+	e.Close()
+	if err := e.OnThread(func() error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("OnThread after Close: %v, want ErrClosed", err)
 	}
 }

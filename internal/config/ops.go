@@ -45,6 +45,10 @@ type Ops struct {
 	// (vrrp_rt_priority, vrrp_priority, vrrp_cpu_affinity,
 	// vrrp_rlimit_rttime, vrrp_no_swap).
 	VRRPThread ThreadSched `json:"vrrp_thread,omitzero"`
+	// BFDThread is how the BFD engine's thread is scheduled
+	// (bfd_rt_priority, bfd_priority, bfd_cpu_affinity,
+	// bfd_rlimit_rttime, bfd_no_swap).
+	BFDThread ThreadSched `json:"bfd_thread,omitzero"`
 }
 
 // ThreadSched is how a role's protocol thread is scheduled: keepalived
@@ -66,6 +70,11 @@ type ThreadSched struct {
 	RLimitRTTime Duration `json:"rlimit_rttime,omitempty"`
 	// NoSwap locks the process in memory (*_no_swap; mlockall(2)).
 	NoSwap bool `json:"no_swap,omitempty"`
+}
+
+// Equal reports whether s and t schedule a thread the same way.
+func (s ThreadSched) Equal(t ThreadSched) bool {
+	return s.RTPriority == t.RTPriority && s.Nice == t.Nice && s.RLimitRTTime == t.RLimitRTTime && s.NoSwap == t.NoSwap && slices.Equal(s.CPUs, t.CPUs)
 }
 
 // DefaultUmask is keepalived's default umask, IWGRP|IWOTH (keepalived.conf(5)
@@ -93,7 +102,7 @@ type FIFO struct {
 const maxRTPriority = 99
 
 func (p *parser) opsHandlers(o *Ops) map[string]handler {
-	return merge(p.threadHandlers("vrrp", &o.VRRPThread), map[string]handler{
+	return merge(p.threadHandlers("vrrp", &o.VRRPThread), p.threadHandlers("bfd", &o.BFDThread), map[string]handler{
 		"notify_fifo":                      p.fifoTo(&o.NotifyFIFO),
 		"vrrp_notify_fifo":                 p.fifoTo(&o.VRRPNotifyFIFO),
 		"lvs_notify_fifo":                  p.fifoTo(&o.LVSNotifyFIFO),
@@ -403,6 +412,7 @@ func (f *formatter) ops(o *Ops) {
 		f.num("min_auto_priority_delay", int(time.Duration(o.MinAutoPriorityDelay)/time.Microsecond))
 	}
 	f.thread("vrrp", &o.VRRPThread)
+	f.thread("bfd", &o.BFDThread)
 }
 
 func (f *formatter) thread(role string, s *ThreadSched) {

@@ -55,6 +55,8 @@ func TestOpsKeywords(t *testing.T) {
 		{name: "min_auto_priority_delay", src: "global_defs {\nmin_auto_priority_delay 500000\n}", want: Ops{MinAutoPriorityDelay: Duration(500 * time.Millisecond)}},
 		{name: "vrrp thread", src: "global_defs {\nvrrp_rt_priority 50\nvrrp_priority -5\nvrrp_cpu_affinity 0 0\nvrrp_rlimit_rttime 20000\nvrrp_no_swap\n}",
 			want: Ops{VRRPThread: ThreadSched{RTPriority: 50, Nice: -5, CPUs: []int{0}, RLimitRTTime: Duration(20 * time.Millisecond), NoSwap: true}}},
+		{name: "bfd thread", src: "global_defs {\nbfd_rt_priority 60\nbfd_priority 3\nbfd_cpu_affinity 1\nbfd_rlimit_rtime 30000\nbfd_no_swap\n}",
+			want: Ops{BFDThread: ThreadSched{RTPriority: 60, Nice: 3, CPUs: []int{1}, RLimitRTTime: Duration(30 * time.Millisecond), NoSwap: true}}},
 		{name: "vrrp_rt_priority clamped high", src: "global_defs {\nvrrp_rt_priority 150\n}", want: Ops{VRRPThread: ThreadSched{RTPriority: 99}}},
 		{name: "vrrp_rt_priority clamped low", src: "global_defs {\nvrrp_rt_priority 0\n}", want: Ops{VRRPThread: ThreadSched{RTPriority: 1}}},
 		{name: "vrrp_rt_priority alone", src: "global_defs {\nvrrp_rt_priority\n}", msg: "vrrp_rt_priority takes 1 argument"},

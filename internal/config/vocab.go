@@ -50,8 +50,7 @@ func init() {
 	add(g, whyProcess, "process_names", "process_name", "vrrp_process_name", "checker_process_name",
 		"lvs_process_name", "bfd_process_name", "use_symlink_paths", "set_supplementary_groups",
 		"checker_priority", "checker_no_swap", "checker_rt_priority",
-		"checker_cpu_affinity", "checker_rlimit_rttime", "checker_rlimit_rtime", "bfd_priority",
-		"bfd_no_swap", "bfd_rt_priority", "bfd_cpu_affinity", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
+		"checker_cpu_affinity", "checker_rlimit_rttime", "checker_rlimit_rtime",
 		"random_seed", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "startup_script",
 		"startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "iproute_usr_dir", "iproute_etc_dir", "vrrp_delay_after_boot")
 	add(g, whySNMP, "snmp_socket", "enable_traps", "enable_snmp_vrrp", "enable_snmp_keepalived",

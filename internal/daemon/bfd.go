@@ -13,6 +13,7 @@ import (
 	"tandem/internal/api"
 	"tandem/internal/bfd"
 	"tandem/internal/config"
+	"tandem/internal/realtime"
 	"tandem/internal/track"
 )
 
@@ -181,6 +182,9 @@ func (t *bfdTracker) Run(ctx context.Context, out chan<- track.Update) error {
 // reload whose config.Diff changes a bfd_instance, never otherwise. The
 // engine is started for the first configuration that has sessions.
 func (d *Daemon) applyBFD(old, cfg *config.Config) error {
+	if hub := d.bfdHub(); hub != nil && old != nil && !old.Global.BFDThread.Equal(cfg.Global.BFDThread) {
+		d.scheduleBFD(hub.s, cfg.Global.BFDThread)
+	}
 	if old != nil && !slices.ContainsFunc(config.Diff(old, cfg).BFDInstances, func(c config.Delta[*config.BFDInstance]) bool {
 		return c.Change != config.Unchanged
 	}) {
@@ -199,6 +203,7 @@ func (d *Daemon) applyBFD(old, cfg *config.Config) error {
 		if err != nil {
 			return fmt.Errorf("bfd: %w", err)
 		}
+		d.scheduleBFD(s, cfg.Global.BFDThread)
 		hub = newBFDHub(s, d.opts.Log)
 		hub.peerDown = d.engine.PeerDown
 		hub.checks = d.bfdCheck
@@ -257,4 +262,29 @@ func (d *Daemon) bfdStatus() []api.BFDSessionStatus {
 		out = append(out, b)
 	}
 	return out
+}
+
+// scheduleBFD sets bfd_rt_priority and its friends (t) on the engine's
+// thread, as the VRRP engine does vrrp_*'s on its own; bfd_no_swap locks
+// the whole process (mlockall is process-wide). What the system refuses
+// is logged in one line and the engine runs as it can. A setting a reload
+// drops is not undone, as keepalived does not lower a priority either.
+func (d *Daemon) scheduleBFD(s bfd.Sessions, t config.ThreadSched) {
+	if t.NoSwap {
+		if err := realtime.LockMemory(); err != nil {
+			d.opts.Log.Warn("bfd_no_swap: the process is not locked in memory", "err", err)
+		}
+	}
+	if t.RTPriority == 0 && t.Nice == 0 && len(t.CPUs) == 0 {
+		return
+	}
+	err := s.OnThread(func() error {
+		return realtime.Apply(realtime.Thread{Priority: t.RTPriority, Nice: t.Nice, CPUs: t.CPUs, RTTimeLimit: time.Duration(t.RLimitRTTime)})
+	})
+	if err != nil {
+		d.opts.Log.Warn("BFD thread scheduling not (fully) applied; the thread keeps what the system allowed",
+			"bfd_rt_priority", t.RTPriority, "bfd_priority", t.Nice, "bfd_cpu_affinity", t.CPUs, "err", err)
+		return
+	}
+	d.opts.Log.Info("BFD thread scheduled", "bfd_rt_priority", t.RTPriority, "bfd_priority", t.Nice, "bfd_cpu_affinity", t.CPUs)
 }

@@ -26,8 +26,11 @@ type fakeSessions struct {
 
 	mu      sync.Mutex
 	applied [][]bfd.Config
-	status  []bfd.Status
-	closed  bool
+	// onThread counts OnThread calls; the function is not run (it would
+	// change the test's own thread).
+	onThread int
+	status   []bfd.Status
+	closed   bool
 }
 
 func newFakeSessions() *fakeSessions { return &fakeSessions{events: make(chan bfd.Event, 16)} }
@@ -40,6 +43,19 @@ func (f *fakeSessions) Apply(cfgs []bfd.Config) error {
 }
 
 func (f *fakeSessions) Events() <-chan bfd.Event { return f.events }
+
+func (f *fakeSessions) OnThread(func() error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onThread++
+	return nil
+}
+
+func (f *fakeSessions) threadCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.onThread
+}
 
 func (f *fakeSessions) Status() []bfd.Status {
 	f.mu.Lock()
@@ -251,4 +267,32 @@ func TestDaemonBFDAddedByReload(t *testing.T) {
 	if a := f.applies(); started.Load() != 1 || len(a) != 2 || len(a[1]) != 0 {
 		t.Errorf("after removing the sessions: engine started %d times, applied %+v", started.Load(), a)
 	}
+}
+
+// TestDaemonBFDThread: bfd_rt_priority and its friends are set on the
+// engine's thread when it starts, again on a reload only when they change,
+// and not at all when none is given.
+func TestDaemonBFDThread(t *testing.T) {
+	f := newFakeSessions()
+	td := startBFDDaemon(t, bfdConf("10"), f)
+	if n := f.threadCalls(); n != 0 {
+		t.Errorf("no bfd_* scheduling given, %d OnThread calls", n)
+	}
+	td.stop(t)
+
+	f = newFakeSessions()
+	rt := func(prio string) string { return "global_defs {\n bfd_rt_priority " + prio + "\n}\n" + bfdConf("10") }
+	td = startBFDDaemon(t, rt("10"), f)
+	if n := f.threadCalls(); n != 1 {
+		t.Errorf("bfd_rt_priority at start: %d OnThread calls, want 1", n)
+	}
+	td.reload(t, rt("10")+"\n")
+	if n := f.threadCalls(); n != 1 {
+		t.Errorf("unchanged bfd_rt_priority on reload: %d OnThread calls, want 1", n)
+	}
+	td.reload(t, rt("20"))
+	if n := f.threadCalls(); n != 2 {
+		t.Errorf("changed bfd_rt_priority on reload: %d OnThread calls, want 2", n)
+	}
+	td.stop(t)
 }

@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"log/slog"
-	"slices"
 	"time"
 
 	"tandem/internal/config"
@@ -67,13 +66,9 @@ func (r *autoPriority) reconfigure(g *config.Global) {
 	old := r.thread
 	r.thread = g.VRRPThread
 	r.lockMemory()
-	if r.ownThread && !threadEqual(old, r.thread) {
+	if r.ownThread && !old.Equal(r.thread) {
 		r.apply()
 	}
-}
-
-func threadEqual(a, b config.ThreadSched) bool {
-	return a.RTPriority == b.RTPriority && a.Nice == b.Nice && a.RLimitRTTime == b.RLimitRTTime && slices.Equal(a.CPUs, b.CPUs)
 }
 
 // lockMemory is vrrp_no_swap: mlockall(2) locks the whole process, not
