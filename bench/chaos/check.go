@@ -43,10 +43,10 @@ type observation struct {
 // violation is one broken invariant: the first sample that showed it in a
 // quiet period and how long it lasted (up to the period's end).
 type violation struct {
-	At       time.Duration `json:"at"` // since the run's start
+	At       time.Duration `json:"at_ns"` // since the run's start
 	Instance string        `json:"instance,omitempty"`
 	What     string        `json:"what"`
-	Lasted   time.Duration `json:"lasted"`
+	Lasted   time.Duration `json:"lasted_ns"`
 	Samples  int           `json:"samples"`
 	seq      int           // the order in which it was first seen
 }

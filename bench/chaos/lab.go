@@ -123,6 +123,11 @@ type director struct {
 	conf   string
 	socket string
 
+	// busy is held by the fault that involves the director, until it has
+	// healed: a restart can outlast the scheduled end, and the next
+	// fault on the director then waits for it.
+	busy sync.Mutex
+
 	mu   sync.Mutex
 	proc *lab.Proc
 }

@@ -230,6 +230,10 @@ func chaos(ctx context.Context, sch schedule, o options) (res result, err error)
 		ph.begin()
 		evs.Go(func() {
 			defer ph.end()
+			for _, t := range e.Targets { // sorted: no lock-order cycle
+				ds[t].busy.Lock()
+				defer ds[t].busy.Unlock()
+			}
 			skipped, err := inject(ctx, l, ds, probes, e, o, func(node string, left map[string]holdings) {
 				chkMu.Lock()
 				chk.stopped(time.Since(start), node, left)
@@ -393,8 +397,8 @@ type clientLoop struct {
 
 // outage is a run of failed requests to one VIP.
 type outage struct {
-	At     time.Duration `json:"at"` // since the run's start
-	Lasted time.Duration `json:"lasted"`
+	At     time.Duration `json:"at_ns"` // since the run's start
+	Lasted time.Duration `json:"lasted_ns"`
 	// Before and After are the directors that answered just before and
 	// just after.
 	Before string `json:"before"`

@@ -159,7 +159,8 @@ func generate(seed uint64, directors, vips int, advert, length, window time.Dura
 			starveUntil = e.end()
 		}
 		for _, t := range e.Targets {
-			busyUntil[t] = e.end()
+			// A restart takes a moment beyond the scheduled end.
+			busyUntil[t] = e.end() + time.Second
 		}
 		s.Events = append(s.Events, e)
 		lastEnd = max(lastEnd, e.end())
