@@ -177,7 +177,7 @@ func chaosT(t *testing.T, sch schedule, sabotage bool) result {
 	lab.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := chaos(ctx, sch, options{tandem: tandemBin, margin: 350 * time.Millisecond, sabotage: sabotage, log: lab.TestWriter(t)})
+	res, err := chaos(ctx, sch, options{tandem: tandemBin, margin: 350 * time.Millisecond, sabotage: sabotage, log: lab.TestWriter(t), logDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

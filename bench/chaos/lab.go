@@ -128,8 +128,9 @@ type director struct {
 	// fault on the director then waits for it.
 	busy sync.Mutex
 
-	mu   sync.Mutex
-	proc *lab.Proc
+	mu    sync.Mutex
+	proc  *lab.Proc
+	procs []*lab.Proc // every run, for the logs
 }
 
 func (d *director) current() *lab.Proc {
@@ -146,6 +147,7 @@ func (d *director) start(ctx context.Context, l *lab.Lab, bin string) error {
 	}
 	d.mu.Lock()
 	d.proc = p
+	d.procs = append(d.procs, p)
 	d.mu.Unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -166,6 +168,19 @@ func (d *director) start(ctx context.Context, l *lab.Lab, bin string) error {
 			return fmt.Errorf("%s: status socket not answering 15 s after start: %v", d.node, err)
 		}
 	}
+}
+
+// saveLogs writes the output of every Tandem the director ran into dir,
+// NODE-N.log, before the lab (and its log directory) goes away.
+func (d *director) saveLogs(dir string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, p := range d.procs {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", d.node, i+1)), []byte(p.Output()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tail is the end of a process's output, for error messages.

@@ -104,7 +104,7 @@ func run() int {
 			return 1
 		}
 	}
-	res, err := chaos(ctx, sch, options{tandem: bin, margin: *margin, garpRefresh: *refresh, log: os.Stderr})
+	res, err := chaos(ctx, sch, options{tandem: bin, margin: *margin, garpRefresh: *refresh, log: os.Stderr, logDir: "."})
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "chaos: interrupted")
 		return 130

@@ -56,6 +56,9 @@ func printTable(w io.Writer, r result) {
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  %v\n", v)
 	}
+	if r.Logs != "" {
+		fmt.Fprintf(w, "the directors' logs are in %s\n", r.Logs)
+	}
 }
 
 func pct(n, of int) string {

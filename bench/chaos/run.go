@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ type options struct {
 	// other), while the run believes they are.
 	sabotage bool
 	log      io.Writer // progress lines
+	// logDir is where the directors' logs go when there are violations
+	// ("": nowhere).
+	logDir string
 }
 
 // window is how long after a heal the invariants may be broken: the
@@ -85,6 +89,9 @@ type result struct {
 	Judged        int            `json:"judged_samples"`
 	Unjudged      int            `json:"unjudged_samples"`
 	Avail         []availability `json:"availability"`
+	// Logs is the directory holding the directors' logs, written when
+	// there are violations.
+	Logs string `json:"logs,omitempty"`
 }
 
 // availability is the client's view of one VIP.
@@ -277,6 +284,17 @@ func chaos(ctx context.Context, sch schedule, o options) (res result, err error)
 		chk.stopped(time.Since(start), d.node, left)
 	}
 	res.Violations = chk.violations()
+	if len(res.Violations) > 0 && o.logDir != "" {
+		res.Logs = filepath.Join(o.logDir, fmt.Sprintf("chaos-%d-logs", sch.Seed))
+		if err := os.MkdirAll(res.Logs, 0o755); err != nil {
+			return res, err
+		}
+		for _, d := range ds {
+			if err := d.saveLogs(res.Logs); err != nil {
+				return res, err
+			}
+		}
+	}
 	res.MasterChanges = chk.masterChanges
 	res.Judged, res.Unjudged = chk.judged, chk.unjudged
 	for _, a := range avail {
@@ -289,7 +307,7 @@ func chaos(ctx context.Context, sch schedule, o options) (res result, err error)
 // the machine cannot do e (stress-ng missing).
 func inject(ctx context.Context, l *lab.Lab, ds []*director, probes []*kernelProbe, e event, o options,
 	stopped func(node string, left map[string]holdings)) (skipped bool, err error) {
-	hold := func() error { return sleepFor(ctx, time.Duration(e.Dur)) }
+	hold := func() error { return lab.Sleep(ctx, time.Duration(e.Dur)) }
 	var d *director
 	if len(e.Targets) > 0 {
 		d = ds[e.Targets[0]]
@@ -345,11 +363,11 @@ func inject(ctx context.Context, l *lab.Lab, ds []*director, probes []*kernelPro
 			if err := l.SetLink(d.node, iface, false); err != nil {
 				return false, err
 			}
-			herr := sleepFor(ctx, each)
+			herr := lab.Sleep(ctx, each)
 			if err := errors.Join(herr, l.SetLink(d.node, iface, true)); err != nil {
 				return false, err
 			}
-			if err := sleepFor(ctx, each); err != nil {
+			if err := lab.Sleep(ctx, each); err != nil {
 				return false, err
 			}
 		}
@@ -555,15 +573,4 @@ func instNames(insts []vrrpInst) []string {
 	return out
 }
 
-func sleepFor(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func sleepUntil(ctx context.Context, t time.Time) error { return sleepFor(ctx, time.Until(t)) }
+func sleepUntil(ctx context.Context, t time.Time) error { return lab.Sleep(ctx, time.Until(t)) }
