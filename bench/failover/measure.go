@@ -82,7 +82,7 @@ func measure(ctx context.Context, im impl, c benchCase, phase time.Duration) (to
 	// Let the backup hear the master (a VRRPv3 backup learns its
 	// interval from the adverts), and the client learn the master's MAC
 	// for the VIP, as a client of a long-running pair has.
-	if err := sleep(ctx, 3*c.advert.interval); err != nil {
+	if err := lab.Sleep(ctx, 3*c.advert.interval); err != nil {
 		return 0, err
 	}
 	if _, err := probe(ctx, l, masterNode, 5*time.Second); err != nil {
@@ -97,7 +97,7 @@ func measure(ctx context.Context, im impl, c benchCase, phase time.Duration) (to
 	if err != nil {
 		return 0, fmt.Errorf("client hears no advert from the master: %w", err)
 	}
-	if err := sleep(ctx, time.Until(heard.Add(phase))); err != nil {
+	if err := lab.Sleep(ctx, time.Until(heard.Add(phase))); err != nil {
 		return 0, err
 	}
 
@@ -266,15 +266,4 @@ func ask(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	return string(b), time.Now(), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

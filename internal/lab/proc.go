@@ -185,3 +185,16 @@ func (p *Proc) Output() string {
 	}
 	return string(b)
 }
+
+// Sleep waits d, or until ctx ends (then it returns ctx's error): the
+// benchmarks' pauses, which Ctrl-C must cut short.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
