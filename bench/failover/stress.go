@@ -144,7 +144,7 @@ func startPair(ctx context.Context, im impl, sched threadSched) (p *pair, err er
 	}
 	// Well past the backup's first Master_Down_Interval, so that
 	// start-up is over before counting begins.
-	return p, sleep(ctx, time.Second)
+	return p, lab.Sleep(ctx, time.Second)
 }
 
 // result counts the pair's transitions since the baseline; a router
