@@ -47,6 +47,9 @@ const (
 	// ReasonSyncGroup: the sync group Group moved the instance because
 	// its member Name went to (or wants) State.
 	ReasonSyncGroup
+	// ReasonHandover: the master handed its mastership over (`tandem
+	// handover`), to Peer if one was named.
+	ReasonHandover
 )
 
 var reasonKindNames = [...]string{
@@ -64,6 +67,7 @@ var reasonKindNames = [...]string{
 	ReasonFault:             "fault",
 	ReasonFaultCleared:      "fault_cleared",
 	ReasonSyncGroup:         "sync_group",
+	ReasonHandover:          "handover",
 }
 
 // String returns the kind's name.
@@ -127,6 +131,11 @@ func (r Reason) String() string {
 			return "fault cleared: " + r.Detail
 		}
 		return "fault cleared: " + r.Name
+	case ReasonHandover:
+		if r.Peer.IsValid() {
+			return "handover to " + r.Peer.String()
+		}
+		return "handover"
 	case ReasonSyncGroup:
 		verb := "went"
 		if r.State == Master {

@@ -149,9 +149,11 @@ func (s *sim) handle(i int, ev Event) {
 				s.fail("node %d: AddVIPs while holding them", i)
 			}
 			n.vips = true
-		case RemoveVIPs:
+		case RemoveVIPs, DrainVIPs:
+			// A drain keeps the addresses for forwarding but no
+			// longer claims them: for the simulated LAN they are gone.
 			if !n.vips {
-				s.fail("node %d: RemoveVIPs without holding them", i)
+				s.fail("node %d: %T without holding them", i, a)
 			}
 			n.vips = false
 		case Notify:
@@ -171,8 +173,9 @@ func (s *sim) handle(i int, ev Event) {
 			s.fail("node %d: unknown action %T", i, a)
 		}
 	}
-	// The addresses are held exactly while MASTER.
-	if n.vips != (n.m.State() == Master) {
+	// The addresses are claimed exactly while MASTER, or while a
+	// handover waits for its new master.
+	if n.vips != (n.m.State() == Master || n.m.handing) {
 		s.fail("node %d: holds VIPs %v in %v", i, n.vips, n.m.State())
 	}
 	if g := n.group; g != nil {
