@@ -47,6 +47,10 @@ func (f *fakeSource) Reload() (ReloadResult, error) {
 	return ReloadResult{}, errors.New("not in this test")
 }
 
+func (f *fakeSource) Handover(HandoverRequest) (HandoverResult, error) {
+	return HandoverResult{}, errors.New("not in this test")
+}
+
 func (f *fakeSource) set(fn func(*Status)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -853,14 +853,18 @@ func (e *Engine) handle(in *instance, ev Event) {
 	before := in.m.State()
 	now := e.clock.Now()
 	// The status fields are written under the lock only when they change,
-	// so that a steady stream of adverts takes no lock.
-	if ar, ok := ev.(AdvertReceived); ok && in.m.State() == Backup && ar.Priority > 0 && in.masterIP != ar.Src {
+	// so that a steady stream of adverts takes no lock. The master is
+	// recorded after the actions, so that a status showing a handover's
+	// new master shows the drain it started too.
+	ar, isAdvert := ev.(AdvertReceived)
+	heard := isAdvert && in.m.State() == Backup && ar.Priority > 0 && in.masterIP != ar.Src
+	for _, a := range in.m.Handle(now, ev) {
+		e.do(in, a, now)
+	}
+	if heard {
 		e.mu.Lock()
 		in.masterIP = ar.Src
 		e.mu.Unlock()
-	}
-	for _, a := range in.m.Handle(now, ev) {
-		e.do(in, a, now)
 	}
 	if in.draining && in.m.State() != Backup {
 		// A fault or a stop ends a drain at once: the instance no
