@@ -80,10 +80,18 @@ func Silence(addrs []netip.Addr) error {
 	return nil
 }
 
+// nfARPOut is the arp family's output hook (linux/netfilter_arp.h
+// NF_ARP_OUT), which is not the inet families' NF_INET_LOCAL_OUT.
+const nfARPOut = 1
+
 func silenceChain(c *nftables.Conn, t *nftables.Table) *nftables.Chain {
 	c.AddTable(t)
+	hook := nftables.ChainHookOutput
+	if t.Family == nftables.TableFamilyARP {
+		hook = nftables.ChainHookRef(nfARPOut)
+	}
 	return c.AddChain(&nftables.Chain{Name: "out", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter})
 }
 
 // match compares len(data) bytes at off of base with data.
