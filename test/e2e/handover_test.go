@@ -11,37 +11,76 @@ import (
 	"tandem/internal/lab"
 )
 
-// handoverConf is the pair's instance for the handover tests: VRRPv3 at
-// advert_int 0.1 (so a handover, Skew_Time, takes tens of ms), with
-// handover_drain drain ("" for the default).
+// handoverConf is a director of the handover tests, on seed004's layout:
+// VRRPv3 at advert_int 0.1 (a handover, Skew_Time, takes tens of ms) with
+// handover_drain drain ("" for the default), and an rr DR service on the
+// VIP's port 7070 over both real servers. DR is what lets a connection
+// outlive a handover: both directors hash a flow to the same real server,
+// which answers the client directly, so it does not matter which
+// director a packet of the flow reaches, as long as that one forwards it.
 func handoverConf(prio int, drain string) string {
 	extra := ""
 	if drain != "" {
-		extra = "    handover_drain " + drain
+		extra = "handover_drain " + drain
 	}
-	return vrrpConf(3, prio, "0.1", extra)
+	return fmt.Sprintf(`vrrp_instance VI_1 {
+    state BACKUP
+    interface enp0s3
+    virtual_router_id 51
+    priority %d
+    advert_int 0.1
+    version 3
+    %s
+    virtual_ipaddress {
+        172.16.0.30/24
+    }
+}
+virtual_server 172.16.0.30 7070 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 172.16.0.31 7070 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 172.16.0.32 7070 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`, prio, extra)
 }
 
-// handoverRun hands the VIP back and forth n times between ka1 and ka2
-// under a client making rate connections per second to a server on each
-// director (the one holding the VIP answers), and returns what the client
-// saw.
+// handoverRun hands the VIP back and forth n times between dir1 and dir2
+// with `tandem handover` under a client making rate connections per
+// second to the VIP, and returns what the client saw.
 func handoverRun(t *testing.T, drain string, n, rate int) lab.LoadResult {
 	t.Helper()
-	l := lab.NewT(t, lab.Seed001().Spec())
-	for _, node := range []string{"ka1", "ka2"} {
-		l.ServeName(t, node, ":7070", false)
+	y := lab.Seed004()
+	l := lab.NewT(t, y.Spec())
+	vip := y.VIPs[0]
+	for _, rs := range y.Reals {
+		carryVIP(t, l, rs.Name, vip)
+		l.ServeName(t, rs.Name, ":7070", false)
 	}
-	ka1 := startTandem(t, l, "ka1", writeConf(t, "ka1.conf", handoverConf(100, drain)))
-	waitFor(t, "ka1 MASTER", 10*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" })
-	ka2 := startTandem(t, l, "ka2", writeConf(t, "ka2.conf", handoverConf(90, drain)))
-	waitFor(t, "ka2 BACKUP", 10*time.Second, func() bool { return ka2.state("VI_1") == "BACKUP" })
-	vip := netip.AddrPortFrom(vip001, 7070)
-	if err := l.Do("client", func() error { _, _, err := lab.AskName(t.Context(), vip, time.Second); return err }); err != nil {
-		t.Fatalf("client does not reach the VIP: %v", err)
-	}
-	load := l.StartConnLoad("client", vip, rate, 8, time.Second)
-	from, to := ka1, ka2
+	dir1 := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", handoverConf(100, drain)))
+	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return dir1.state("VI_1") == "MASTER" })
+	dir2 := startTandem(t, l, "dir2", writeConf(t, "dir2.conf", handoverConf(90, drain)))
+	waitFor(t, "dir2 BACKUP", 10*time.Second, func() bool { return dir2.state("VI_1") == "BACKUP" })
+	const vs = "172.16.0.30:7070"
+	waitFor(t, "both real servers healthy on both directors", 20*time.Second, func() bool {
+		return dir1.healthy(vs, "172.16.0.31") && dir1.healthy(vs, "172.16.0.32") && dir2.healthy(vs, "172.16.0.31") && dir2.healthy(vs, "172.16.0.32")
+	})
+	target := netip.AddrPortFrom(vip, 7070)
+	waitFor(t, "the client served", 10*time.Second, func() bool {
+		return l.Do("client", func() error { _, _, err := lab.AskName(t.Context(), target, time.Second); return err }) == nil
+	})
+	addr := map[string]string{"dir1": y.Directors[0].Addr.String(), "dir2": y.Directors[1].Addr.String()}
+	load := l.StartConnLoad("client", target, rate, 8, time.Second)
+	from, to := dir1, dir2
 	for i := range n {
 		time.Sleep(500 * time.Millisecond)
 		out, err := exec.Command(tandemBin, "handover", "--socket", from.socket).CombinedOutput()
@@ -49,8 +88,7 @@ func handoverRun(t *testing.T, drain string, n, rate int) lab.LoadResult {
 			load.Stop()
 			t.Fatalf("handover %d on %s: %v\n%s", i, from.node, err, out)
 		}
-		want := fmt.Sprintf("VI_1: handed over to %s", lab.Seed001().Directors[map[string]int{"ka1": 1, "ka2": 0}[from.node]].Addr)
-		if !strings.Contains(string(out), want) {
+		if want := "VI_1: handed over to " + addr[to.node]; !strings.Contains(string(out), want) {
 			t.Errorf("handover %d on %s said %q, want %q", i, from.node, out, want)
 		}
 		waitFor(t, to.node+" MASTER", 5*time.Second, func() bool { return to.state("VI_1") == "MASTER" })
@@ -61,21 +99,38 @@ func handoverRun(t *testing.T, drain string, n, rate int) lab.LoadResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("drain %q: %d handovers, answered %v, failed %d", drain, n, res.OK, len(res.Failed))
+	t.Logf("handover_drain %q: %d handovers, answered %v, failed %d", drain, n, res.OK, len(res.Failed))
 	return res
 }
 
-// TestHandoverNoFailedRequests: `tandem handover`, back and forth under a
-// client making 1,000 connections a second through the VIP, loses none
-// (the measure of issue 13's make-before-break handover).
+// TestHandoverNoFailedRequests: 20 `tandem handover`s, back and forth,
+// under a client making 1,000 connections a second through the VIP, lose
+// none (issue 13's measure of the make-before-break handover). The
+// control, with handover_drain 0 (the old master drops the VIP the moment
+// it hears the new one, as keepalived does), loses connections: a SYN
+// that reaches the old master between its removal of the VIP and the
+// client's taking in the new master's gratuitous ARP is dropped (the DR
+// data plane forwards only to a local VIP), and resent only after 1 s.
+// That window is short, so the control runs more handovers: at about one
+// lost SYN in four handovers here, 30 of them lose none with a
+// probability well under 0.1 %.
 func TestHandoverNoFailedRequests(t *testing.T) {
-	const n, rate = 10, 1000
-	res := handoverRun(t, "", n, rate)
-	if len(res.Failed) > 0 {
-		t.Errorf("%d of %d connections failed across %d handovers:\n%s", len(res.Failed), len(res.Failed)+res.Total(), n, strings.Join(res.Failed[:min(len(res.Failed), 20)], "\n"))
-	}
-	// Both directors answered: the VIP really moved under the load.
-	if res.OK["ka1"] == 0 || res.OK["ka2"] == 0 {
-		t.Errorf("answers %v: the VIP did not move between the directors", res.OK)
-	}
+	const rate = 1000
+	t.Run("make-before-break", func(t *testing.T) {
+		const n = 20
+		res := handoverRun(t, "", n, rate)
+		if len(res.Failed) > 0 {
+			t.Errorf("%d of %d connections failed across %d handovers:\n%s", len(res.Failed), len(res.Failed)+res.Total(), n, strings.Join(res.Failed[:min(len(res.Failed), 20)], "\n"))
+		}
+		// About n/2 s of load: the client did run at its rate.
+		if res.Total() < n*rate/4 {
+			t.Errorf("only %d connections answered in about %d s at %d/s", res.Total(), n/2, rate)
+		}
+	})
+	t.Run("control: handover_drain 0", func(t *testing.T) {
+		const n = 30
+		if res := handoverRun(t, "0", n, rate); len(res.Failed) == 0 {
+			t.Errorf("no connection failed across %d handovers without a drain: the test cannot tell make-before-break from break-before-make", n)
+		}
+	})
 }
