@@ -5,15 +5,19 @@
 //
 // Usage (root only: it builds network namespaces):
 //
-//	go run ./bench/failover [-runs N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
+//	go run ./bench/failover [-runs N] [-handovers N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
 //
 // It runs 8 cases (Tandem and keepalived × SIGKILL and SIGTERM of the
 // master × advert_int 1 with VRRPv2 and advert_int 0.1 with VRRPv3), each
 // -runs times (default 5), and prints one table row per case. With the
 // default 5 runs it takes about 4 minutes: keepalived needs ~4 s to become
 // master at advert_int 1, a crash failover there takes ~3.7 s, and every
-// run builds a fresh lab. With -json the table goes to stderr and a JSON
-// document to stdout. README.md says how to read the results.
+// run builds a fresh lab. Then the planned handover rows (-handovers
+// handovers under a 1,000 connections/s client through a DR pair:
+// `tandem handover`, a priority change and reload in Tandem with and
+// without handover_drain, and in keepalived). With -json the tables go to
+// stderr and a JSON document to stdout. README.md says how to read the
+// results.
 package main
 
 import (
@@ -39,7 +43,8 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	tandemBin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	kaBin := flag.String("keepalived", "", "keepalived binary (default: from PATH or /usr/sbin)")
-	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\")")
+	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"handover\")")
+	handovers := flag.Int("handovers", 20, "handovers per planned handover row")
 	flag.Parse()
 	if *runs < 1 || flag.NArg() > 0 {
 		flag.Usage()
@@ -118,13 +123,39 @@ func run() int {
 		results = append(results, r)
 	}
 
+	var hres []handoverResult
+	for _, c := range handoverCases {
+		if !strings.Contains(c.name, *only) {
+			continue
+		}
+		r, err := measureHandover(ctx, impls[0].bin, impls[1], c, *handovers)
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "failover: interrupted")
+			return 130
+		}
+		if err != nil {
+			failed = true
+			r.Err = err.Error()
+			fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", c.name, err)
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %d handovers, %d connections, %d failed %v\n", c.name, r.Handovers, r.Answered+r.Failed, r.Failed, r.Errors)
+		}
+		hres = append(hres, r)
+	}
+
 	table := os.Stdout
 	if *asJSON {
 		table = os.Stderr
 	}
-	printTable(table, results)
+	if len(results) > 0 {
+		printTable(table, results)
+	}
+	if len(hres) > 0 {
+		fmt.Fprintf(table, "\nplanned handover: %d handovers under %d connections/s through a DR pair\n", *handovers, handoverRate)
+		printHandovers(table, hres)
+	}
 	if *asJSON {
-		if err := printJSON(os.Stdout, *runs, results); err != nil {
+		if err := printJSON(os.Stdout, *runs, results, hres); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}
@@ -159,7 +190,7 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		return nil, errors.Join(fmt.Errorf("keepalived not found (apt-get install keepalived, or pass -keepalived)"), err)
 	}
 	return []impl{
-		{name: "tandem", start: startTandem(tandemBin)},
-		{name: "keepalived", start: startKeepalived(kaBin)},
+		{name: "tandem", bin: tandemBin, start: startTandem(tandemBin)},
+		{name: "keepalived", bin: kaBin, start: startKeepalived(kaBin)},
 	}, nil
 }

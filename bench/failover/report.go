@@ -148,6 +148,8 @@ type (
 	jsonDoc struct {
 		Runs  int        `json:"runs"`
 		Cases []jsonCase `json:"cases"`
+		// Handovers are the planned handover rows.
+		Handovers []handoverResult `json:"handovers,omitempty"`
 	}
 	jsonCase struct {
 		Case        string     `json:"case"`
@@ -173,8 +175,8 @@ type (
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func printJSON(w io.Writer, runs int, results []caseResult) error {
-	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}}
+func printJSON(w io.Writer, runs int, results []caseResult, handovers []handoverResult) error {
+	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}, Handovers: handovers}
 	for _, r := range results {
 		js := func(s series) jsonSeries {
 			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
