@@ -71,44 +71,6 @@ type handoverResult struct {
 	Err    string   `json:"error,omitempty"`
 }
 
-// vrrpBlock is the directors' instance at VRRPv3, advert_int 0.1.
-func vrrpBlock(priority int, drain string) string {
-	extra := ""
-	if drain != "" {
-		extra = "    handover_drain " + drain + "\n"
-	}
-	return fmt.Sprintf(`vrrp_instance %s {
-    state BACKUP
-    interface enp0s3
-    virtual_router_id 51
-    priority %d
-    advert_int 0.1
-    version 3
-%s    virtual_ipaddress {
-        172.16.0.30/24
-    }
-}
-`, instance, priority, extra)
-}
-
-const drService = `virtual_server 172.16.0.30 7070 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind DR
-    protocol TCP
-    real_server 172.16.0.31 7070 {
-        TCP_CHECK {
-            connect_timeout 1
-        }
-    }
-    real_server 172.16.0.32 7070 {
-        TCP_CHECK {
-            connect_timeout 1
-        }
-    }
-}
-`
-
 // director is one director of a handover row: the daemon running VRRP,
 // and where its configuration goes.
 type director struct {
@@ -123,9 +85,9 @@ type director struct {
 
 // write writes the director's VRRP configuration.
 func (r *director) write() error {
-	text := vrrpBlock(r.prio, r.drain)
+	text := lab.HandoverVRRP(r.prio, r.drain)
 	if r.tandem {
-		text += drService
+		text += lab.HandoverService
 	}
 	return os.WriteFile(r.conf, []byte(text), 0o644)
 }
@@ -151,7 +113,7 @@ func measureHandover(ctx context.Context, tandemBin string, ka impl, c handoverC
 			return res, fmt.Errorf("realserver up on %s: %v: %s", rs.Name, err, out)
 		}
 		name := rs.Name
-		stop, err := l.Serve(rs.Name, ":7070", func(c net.Conn) { c.Write([]byte(name + "\n")) })
+		stop, err := l.Serve(rs.Name, fmt.Sprintf(":%d", lab.HandoverPort), func(c net.Conn) { c.Write([]byte(name + "\n")) })
 		if err != nil {
 			return res, err
 		}
@@ -166,7 +128,7 @@ func measureHandover(ctx context.Context, tandemBin string, ka impl, c handoverC
 		if !r.tandem {
 			// The data plane: a Tandem with the service alone.
 			dp := filepath.Join(dir, r.node+"-dp.conf")
-			if err := os.WriteFile(dp, []byte(drService), 0o644); err != nil {
+			if err := os.WriteFile(dp, []byte(lab.HandoverService), 0o644); err != nil {
 				return res, err
 			}
 			p, err := l.Start(r.node, tandemBin, "run", "-f", dp, "--socket", r.socket, "--log-format", "text")
@@ -186,7 +148,7 @@ func measureHandover(ctx context.Context, tandemBin string, ka impl, c handoverC
 			return res, fmt.Errorf("%s on %s: %w\n%s", c.vrrp, r.node, err, tail(r.d))
 		}
 	}
-	target := netip.AddrPortFrom(vip, 7070)
+	target := netip.AddrPortFrom(vip, lab.HandoverPort)
 	if err := waitServed(ctx, l, dirs, target); err != nil {
 		return res, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -180,7 +179,7 @@ func probe(ctx context.Context, l *lab.Lab, want string, timeout time.Duration) 
 			var at time.Time
 			// Each attempt opens its socket in the client's namespace.
 			err := l.Do(clientNode, func() (err error) {
-				name, at, err = ask(pctx)
+				name, at, err = lab.AskName(pctx, vipPort, probeTimeout)
 				return err
 			})
 			if err == nil && name != want {
@@ -250,22 +249,6 @@ func nextAdvert(ctx context.Context, l *lab.Lab, timeout time.Duration) (time.Ti
 		return heard, ctx.Err()
 	}
 	return heard, err
-}
-
-// ask makes one connection to the VIP and reads the serving node's name.
-func ask(ctx context.Context) (string, time.Time, error) {
-	d := net.Dialer{Timeout: probeTimeout}
-	c, err := d.DialContext(ctx, "tcp4", vipPort.String())
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(probeTimeout))
-	b, err := io.ReadAll(io.LimitReader(c, 64))
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	return string(b), time.Now(), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -12,47 +12,10 @@ import (
 	"tandem/internal/lab"
 )
 
-// handoverConf is a director of the handover tests, on seed004's layout:
-// VRRPv3 at advert_int 0.1 (a handover, Skew_Time, takes tens of ms) with
-// handover_drain drain ("" for the default), and an rr DR service on the
-// VIP's port 7070 over both real servers. DR is what lets a connection
-// outlive a handover: both directors hash a flow to the same real server,
-// which answers the client directly, so it does not matter which
-// director a packet of the flow reaches, as long as that one forwards it.
+// handoverConf is a director of the handover tests (lab.HandoverVRRP and
+// its DR service).
 func handoverConf(prio int, drain string) string {
-	extra := ""
-	if drain != "" {
-		extra = "handover_drain " + drain
-	}
-	return fmt.Sprintf(`vrrp_instance VI_1 {
-    state BACKUP
-    interface enp0s3
-    virtual_router_id 51
-    priority %d
-    advert_int 0.1
-    version 3
-    %s
-    virtual_ipaddress {
-        172.16.0.30/24
-    }
-}
-virtual_server 172.16.0.30 7070 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind DR
-    protocol TCP
-    real_server 172.16.0.31 7070 {
-        TCP_CHECK {
-            connect_timeout 1
-        }
-    }
-    real_server 172.16.0.32 7070 {
-        TCP_CHECK {
-            connect_timeout 1
-        }
-    }
-}
-`, prio, extra)
+	return lab.HandoverVRRP(prio, drain) + lab.HandoverService
 }
 
 // handoverRun hands the VIP back and forth n times between dir1 and dir2
@@ -67,17 +30,24 @@ func handoverRun(t *testing.T, drain string, byReload bool, n, rate int) lab.Loa
 	vip := y.VIPs[0]
 	for _, rs := range y.Reals {
 		carryVIP(t, l, rs.Name, vip)
-		l.ServeName(t, rs.Name, ":7070", false)
+		l.ServeName(t, rs.Name, fmt.Sprintf(":%d", lab.HandoverPort), false)
 	}
 	dir1 := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", handoverConf(100, drain)))
 	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return dir1.state("VI_1") == "MASTER" })
 	dir2 := startTandem(t, l, "dir2", writeConf(t, "dir2.conf", handoverConf(90, drain)))
 	waitFor(t, "dir2 BACKUP", 10*time.Second, func() bool { return dir2.state("VI_1") == "BACKUP" })
-	const vs = "172.16.0.30:7070"
+	vs := fmt.Sprintf("%s:%d", vip, lab.HandoverPort)
 	waitFor(t, "both real servers healthy on both directors", 20*time.Second, func() bool {
-		return dir1.healthy(vs, "172.16.0.31") && dir1.healthy(vs, "172.16.0.32") && dir2.healthy(vs, "172.16.0.31") && dir2.healthy(vs, "172.16.0.32")
+		for _, d := range []*daemon{dir1, dir2} {
+			for _, rs := range y.Reals {
+				if !d.healthy(vs, rs.Addr.String()) {
+					return false
+				}
+			}
+		}
+		return true
 	})
-	target := netip.AddrPortFrom(vip, 7070)
+	target := netip.AddrPortFrom(vip, lab.HandoverPort)
 	waitFor(t, "the client served", 10*time.Second, func() bool {
 		return l.Do("client", func() error { _, _, err := lab.AskName(t.Context(), target, time.Second); return err }) == nil
 	})
