@@ -618,9 +618,14 @@ func (m *Machine) takeOver(now time.Time, a *actions) {
 // ARPs claim them (keepalived vrrp_state_master_tx).
 func (m *Machine) becomeMaster(now time.Time, why Reason, a *actions) {
 	m.want = Master
-	m.yielded, m.handing = false, false
 	m.masterAdverInt = m.cfg.AdvertInt
-	a.add(SendAdvert{Priority: m.priority}, AddVIPs{}, SendGratuitous{})
+	a.add(SendAdvert{Priority: m.priority})
+	if !m.handing {
+		// A handover nobody took still holds and claims them.
+		a.add(AddVIPs{})
+	}
+	a.add(SendGratuitous{})
+	m.yielded, m.handing = false, false
 	m.enter(Master, why, a)
 	m.arm(now.Add(m.cfg.AdvertInt), a)
 }

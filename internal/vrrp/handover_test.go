@@ -237,7 +237,8 @@ func TestHandoverMachine(t *testing.T) {
 	t.Run("nobody takes over: master again", func(t *testing.T) {
 		runSteps(t, baseConfig(), append(master,
 			step{h, Handover{}, []Action{SendAdvert{Priority: 0}, Notify{State: Backup}, arm(3, h+down100)}, Backup},
-			step{h + down100, TimerFired{Gen: 3}, toMaster(100, 4, h+down100+time.Second), Master},
+			// The VIPs were never let go: no AddVIPs.
+			step{h + down100, TimerFired{Gen: 3}, []Action{SendAdvert{Priority: 100}, SendGratuitous{}, Notify{State: Master}, arm(4, h+down100+time.Second)}, Master},
 		))
 	})
 }
