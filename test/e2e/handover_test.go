@@ -52,6 +52,20 @@ func handoverRun(t *testing.T, drain string, byReload bool, n, rate int) lab.Loa
 		return l.Do("client", func() error { _, _, err := lab.AskName(t.Context(), target, time.Second); return err }) == nil
 	})
 	addr := map[string]string{"dir1": y.Directors[0].Addr.String(), "dir2": y.Directors[1].Addr.String()}
+	// What cannot be honoured is refused, saying why, and moves nothing.
+	for _, c := range []struct {
+		d    *daemon
+		args []string
+		want string
+	}{
+		{dir2, nil, "no instance outside a sync group is MASTER here"},
+		{dir1, []string{"--to", addr["dir2"]}, "needs " + addr["dir2"] + " in its unicast_peer list"},
+	} {
+		out, err := exec.Command(tandemBin, append([]string{"handover", "--socket", c.d.socket}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("tandem handover %v on %s: %v, %q; want exit 1 saying %q", c.args, c.d.node, err, out, c.want)
+		}
+	}
 	load := l.StartConnLoad("client", target, rate, 8, time.Second)
 	prio := map[*daemon]int{dir1: 100, dir2: 90}
 	from, to := dir1, dir2
