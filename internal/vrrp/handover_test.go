@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"tandem/internal/lab"
 )
 
 const vip1 = "10.0.0.101"
@@ -241,4 +243,32 @@ func TestHandoverMachine(t *testing.T) {
 			step{h + down100, TimerFired{Gen: 3}, []Action{SendAdvert{Priority: 100}, SendGratuitous{}, Notify{State: Master}, arm(4, h+down100+time.Second)}, Master},
 		))
 	})
+}
+
+// TestDrainEndsOnStop: stopping the daemon, or a reload removing the
+// instance, during a drain removes the VIP and lifts the silence.
+func TestDrainEndsOnStop(t *testing.T) {
+	for _, reload := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stop", true: "reload removes it"}[reload], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := startPair(t)
+				if _, err := p.a.engine.Handover(nil, netip.Addr{}); err != nil {
+					t.Fatal(err)
+				}
+				p.lan.waitFor(t, "b master", time.Second, func() bool { return p.b.state("VI_1") == Master })
+				p.lan.settle()
+				if held, quiet := drainOf(p.a); !held || !quiet {
+					t.Fatal("a is not draining")
+				}
+				if reload {
+					p.a.engine.Reload(lab.ParseConfig(t, instanceConf("VI_2", 2, 100, "")))
+				} else {
+					p.a.stop()
+				}
+				if held, quiet := drainOf(p.a); held || quiet {
+					t.Errorf("a after the %s: holds %v, silenced %v", map[bool]string{false: "stop", true: "reload"}[reload], held, quiet)
+				}
+			})
+		})
+	}
 }

@@ -680,7 +680,6 @@ func (e *Engine) loop(ctx context.Context) error {
 			case le.drained:
 				if le.inst.draining {
 					e.remove(le.inst)
-					e.endDrain(le.inst)
 				}
 			case le.stale:
 				e.dropStale(le.inst)
@@ -870,7 +869,6 @@ func (e *Engine) handle(in *instance, ev Event) {
 		// A fault or a stop ends a drain at once: the instance no
 		// longer forwards.
 		e.remove(in)
-		e.endDrain(in)
 	}
 	if st, prio := in.m.State(), in.m.Priority(); st != in.state || prio != in.prio {
 		prioOnly := st == in.state
@@ -924,7 +922,6 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		e.endDrain(in) // claimed again
 	case RemoveVIPs:
 		e.remove(in)
-		e.endDrain(in)
 	case DrainVIPs:
 		e.drain(in, now)
 	case SendGratuitous:
@@ -1111,13 +1108,15 @@ const (
 	stopRetryFor = 10 * time.Second
 )
 
-// remove takes the instance's addresses, routes and rules off the host.
+// remove takes the instance's addresses, routes and rules off the host,
+// which ends a drain (stops, faults and reloads remove through here too).
 // What the kernel refuses to remove (say, no descriptor left for a
 // netlink socket) is retried from the loop with backoff until it goes:
 // a VIP left on a backup keeps answering for the master.
 func (e *Engine) remove(in *instance) {
 	ok := in.cleanup(e.kernel)
 	e.updateFirewall() // after the addresses are gone
+	e.endDrain(in)
 	if ok {
 		in.removal.reset()
 		return
