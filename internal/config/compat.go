@@ -101,6 +101,10 @@ var compatTable = []compatEntry{
 	{ID: "notify_priority_changes", Blocks: []string{"vrrp_instance", "vrrp_sync_group", "global_defs"},
 		Keywords: []string{"notify_priority_changes", "vrrp_notify_priority_changes"}, Kind: CompatAdds,
 		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},
+	{ID: "vrrp_instance-drain", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatDiffers,
+		Difference: "a master that another router takes over from while it works (a higher priority, tandem handover) keeps its VIPs for handover_drain (default garp_master_delay + 1 s), forwarding what still reaches it but answering no ARP for them, then removes them (make-before-break, docs/handover.md); keepalived removes them at once, as handover_drain 0 does"},
+	{ID: "handover_drain", Blocks: []string{"vrrp_instance"}, Keywords: []string{"handover_drain"}, Kind: CompatDiffers,
+		Difference: "a Tandem extension, noted with a warning: keepalived refuses the configuration"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,
 		Difference: "its state, priority and transitions are in tandem status [--json] and, with tandem run --http, the status page and Prometheus /metrics; keepalived's SNMP and D-Bus are not implemented"},
 }
