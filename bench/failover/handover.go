@@ -161,7 +161,7 @@ func measureHandover(ctx context.Context, tandemBin string, ka impl, c handoverC
 		}
 		if err := handOver(ctx, tandemBin, c, from, to); err != nil {
 			load.Stop()
-			return res, fmt.Errorf("handover %d, %s to %s: %w", i+1, from.node, to.node, err)
+			return res, fmt.Errorf("handover %d, %s to %s: %w\n--- %s:\n%s--- %s:\n%s", i+1, from.node, to.node, err, from.node, tail(from.d), to.node, tail(to.d))
 		}
 		if err := waitState(ctx, to.d, "MASTER", 10*time.Second); err != nil {
 			load.Stop()

@@ -90,7 +90,9 @@ func TestInteropKeepalivedMaster(t *testing.T) {
 			waitFor(t, "keepalived MASTER again, Tandem BACKUP", 15*time.Second, func() bool {
 				return ka1.lastState("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP"
 			})
-			waitFor(t, "the VIP gone from Tandem's node", 3*time.Second, func() bool { return !holds(t, l, "ka2", "ens33", vip001) })
+			// Tandem drains it first (make-before-break,
+			// handover_drain: garp_master_delay 5 s + 1 s).
+			waitFor(t, "the VIP gone from Tandem's node", 10*time.Second, func() bool { return !holds(t, l, "ka2", "ens33", vip001) })
 		})
 	}
 }
