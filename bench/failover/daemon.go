@@ -18,6 +18,7 @@ const instance = "VI_1"
 // impl is a VRRP implementation under test.
 type impl struct {
 	name string
+	bin  string
 	// start runs it in node with the configuration file conf; dir is
 	// the run's scratch directory (sockets, pid files).
 	start func(l *lab.Lab, node, conf, dir string) (*daemon, error)

@@ -5,7 +5,7 @@
 //
 // Usage (root only: it builds network namespaces):
 //
-//	go run ./bench/failover [-runs N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
+//	go run ./bench/failover [-runs N] [-handovers N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
 //	    [-stress-for D] [-rt-priority N] [-rlimit-rttime USECS] [-no-swap] [-stress-args ARGS]
 //
 // It runs 8 cases (Tandem and keepalived × SIGKILL and SIGTERM of the
@@ -13,11 +13,14 @@
 // -runs times (default 5), and prints one table row per case. With the
 // default 5 runs it takes about 4 minutes: keepalived needs ~4 s to become
 // master at advert_int 1, a crash failover there takes ~3.7 s, and every
-// run builds a fresh lab. With -json the table goes to stderr and a JSON
-// document to stdout. Then, unless -stress-for is 0, the false-failover
-// case: both implementations' pairs at advert_int 0.01 side by side under
-// stress-ng for -stress-for (default 10 minutes), counting transitions.
-// README.md says how to read the results.
+// run builds a fresh lab. Then the planned handover rows (-handovers
+// handovers under a 1,000 connections/s client through a DR pair:
+// `tandem handover`, a priority change and reload in Tandem with and
+// without handover_drain, and in keepalived). Then, unless -stress-for is
+// 0, the false-failover case: both implementations' pairs at advert_int
+// 0.01 side by side under stress-ng for -stress-for (default 10 minutes),
+// counting transitions. With -json the tables go to stderr and a JSON
+// document to stdout. README.md says how to read the results.
 package main
 
 import (
@@ -43,12 +46,13 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	tandemBin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	kaBin := flag.String("keepalived", "", "keepalived binary (default: from PATH or /usr/sbin)")
-	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"stress\")")
+	only := flag.String("case", "", "run only the cases whose name contains this (\"crash\", \"advert 0.1\", \"handover\", \"stress\")")
 	stressFor := flag.Duration("stress-for", 10*time.Minute, "how long the false-failovers-under-stress case runs (0: skip it)")
 	rtPriority := flag.Int("rt-priority", 0, "vrrp_rt_priority of both implementations in the stress case (0: none)")
 	noSwap := flag.Bool("no-swap", false, "vrrp_no_swap for both implementations in the stress case")
 	rlimitRTTime := flag.Int("rlimit-rttime", 0, "vrrp_rlimit_rttime (microseconds) of both implementations in the stress case (0: their default, 10000)")
 	stressArgs := flag.String("stress-args", "--cpu 32 --vm 2 --vm-bytes 25%", "stress-ng's arguments in the stress case")
+	handovers := flag.Int("handovers", 20, "handovers per planned handover row")
 	flag.Parse()
 	if *runs < 1 || flag.NArg() > 0 {
 		flag.Usage()
@@ -127,6 +131,26 @@ func run() int {
 		results = append(results, r)
 	}
 
+	var hres []handoverResult
+	for _, c := range handoverCases {
+		if !strings.Contains(c.name, *only) {
+			continue
+		}
+		r, err := measureHandover(ctx, impls[0].bin, impls[1], c, *handovers)
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "failover: interrupted")
+			return 130
+		}
+		if err != nil {
+			failed = true
+			r.Err = err.Error()
+			fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", c.name, err)
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %d handovers, %d connections, %d failed %v\n", c.name, r.Handovers, r.Answered+r.Failed, r.Failed, r.Errors)
+		}
+		hres = append(hres, r)
+	}
+
 	table := os.Stdout
 	if *asJSON {
 		table = os.Stderr
@@ -155,11 +179,15 @@ func run() int {
 	if len(results) > 0 {
 		printTable(table, results)
 	}
+	if len(hres) > 0 {
+		fmt.Fprintf(table, "\nplanned handover: %d handovers under %d connections/s through a DR pair\n", *handovers, handoverRate)
+		printHandovers(table, hres)
+	}
 	if len(stress) > 0 {
 		printStress(table, sc, impls, stress)
 	}
 	if *asJSON {
-		if err := printJSON(os.Stdout, *runs, results, sc, stress); err != nil {
+		if err := printJSON(os.Stdout, *runs, results, hres, sc, stress); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}
@@ -194,7 +222,7 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		return nil, errors.Join(fmt.Errorf("keepalived not found (apt-get install keepalived, or pass -keepalived)"), err)
 	}
 	return []impl{
-		{name: "tandem", start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER "},
-		{name: "keepalived", start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE"},
+		{name: "tandem", bin: tandemBin, start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER "},
+		{name: "keepalived", bin: kaBin, start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE"},
 	}, nil
 }

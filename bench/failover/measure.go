@@ -180,7 +180,7 @@ func probe(ctx context.Context, l *lab.Lab, want string, timeout time.Duration) 
 			var at time.Time
 			// Each attempt opens its socket in the client's namespace.
 			err := l.Do(clientNode, func() (err error) {
-				name, at, err = ask(pctx)
+				name, at, err = lab.AskName(pctx, vipPort, probeTimeout)
 				return err
 			})
 			if err == nil && name != want {

@@ -146,6 +146,8 @@ type (
 		Runs   int         `json:"runs"`
 		Cases  []jsonCase  `json:"cases"`
 		Stress *jsonStress `json:"stress,omitempty"`
+		// Handovers are the planned handover rows.
+		Handovers []handoverResult `json:"handovers,omitempty"`
 	}
 	// jsonStress is the false-failover case: transitions of each
 	// implementation's two routers during the run.
@@ -190,8 +192,8 @@ type (
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func printJSON(w io.Writer, runs int, results []caseResult, sc stressCase, stress []stressResult) error {
-	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}}
+func printJSON(w io.Writer, runs int, results []caseResult, handovers []handoverResult, sc stressCase, stress []stressResult) error {
+	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}, Handovers: handovers}
 	if len(stress) == 2 {
 		jt := func(r stressResult) jsonTransitions {
 			j := jsonTransitions{Transitions: r.all, IntoMaster: r.toMaster}

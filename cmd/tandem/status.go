@@ -34,6 +34,7 @@ to=MASTER reason="advert timeout from 10.0.0.11". The reasons:
     priority 0 received from ADDR  the master gave up (RFC 5798 §6.4.2)
     higher priority advert from ADDR (prio P)  a master yields (§6.4.3)
     preempting lower priority master ADDR (prio P)
+    handover, handover to ADDR   tandem handover made the master yield
     track_script S failed, track_interface IF down, track_file F = N,
     track_process P below quorum (N running),
     bfd B down                   a weight-0 tracker's fault

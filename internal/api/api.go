@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,6 +174,10 @@ type InstanceStatus struct {
 	// timeout from 10.0.0.11").
 	Reason string   `json:"reason,omitempty"`
 	Faults []string `json:"faults,omitempty"`
+	// DrainingUntil is set while the instance, no longer master, keeps
+	// its VIPs unannounced to forward what still reaches it (a planned
+	// handover): when they go.
+	DrainingUntil time.Time `json:"draining_until,omitzero"`
 }
 
 // Source gives the current status; the daemon implements it.
@@ -184,6 +189,22 @@ type Source interface {
 	// Reload re-reads the configuration and applies the difference; an
 	// error means the configuration was refused and nothing changed.
 	Reload() (ReloadResult, error)
+	// Handover makes master instances hand their mastership over
+	// (`tandem handover`); an error means nothing was done.
+	Handover(HandoverRequest) (HandoverResult, error)
+}
+
+// HandoverRequest is what `tandem handover` asks for.
+type HandoverRequest struct {
+	// Instances are the instances to hand over; none: every master.
+	Instances []string `json:"instances,omitempty"`
+	// To is the unicast peer to hand over to; empty: the best backup.
+	To string `json:"to,omitempty"`
+}
+
+// HandoverResult names the instances that started handing over.
+type HandoverResult struct {
+	Instances []string `json:"instances"`
 }
 
 // ReloadResult says what a reload changed.
@@ -261,6 +282,7 @@ func Listen(path string, src Source, log *slog.Logger, maxConns int) (*Server, e
 	mux.HandleFunc("GET /status.json", s.status)
 	mux.HandleFunc("GET /lvs.json", s.table)
 	mux.HandleFunc("POST /reload", s.reload)
+	mux.HandleFunc("POST /handover", s.handover)
 	s.srv = serve(ln, maxConns, mux, log, "status socket")
 	return s, nil
 }
@@ -335,6 +357,20 @@ func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, res, s.log)
 }
 
+func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
+	var req HandoverRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		http.Error(w, "bad handover request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	res, err := s.src.Handover(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, res, s.log)
+}
+
 func writeJSON(w http.ResponseWriter, v any, log *slog.Logger) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -373,6 +409,17 @@ func Reload(ctx context.Context, socket string) (ReloadResult, error) {
 	return r, call(ctx, socket, http.MethodPost, "/reload", &r)
 }
 
+// Handover asks the daemon behind socket to hand the instances of req
+// over.
+func Handover(ctx context.Context, socket string, req HandoverRequest) (HandoverResult, error) {
+	var r HandoverResult
+	body, err := json.Marshal(req)
+	if err != nil {
+		return r, err
+	}
+	return r, callBody(ctx, socket, http.MethodPost, "/handover", body, &r)
+}
+
 // ReloadApplied waits until the daemon behind socket records a reload
 // applied after sent (the "reload" event the daemon adds once every part
 // has taken the new configuration) and returns that event's time, or
@@ -404,13 +451,22 @@ func get(ctx context.Context, socket, path string, v any) error {
 }
 
 func call(ctx context.Context, socket, method, path string, v any) error {
+	return callBody(ctx, socket, method, path, nil, v)
+}
+
+// callBody is call with a JSON request body (nil: none).
+func callBody(ctx context.Context, socket, method, path string, body []byte, v any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, method, "http://tandem"+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://tandem"+path, rd)
 	if err != nil {
 		return err
 	}

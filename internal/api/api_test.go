@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,33 @@ func TestReloadApplied(t *testing.T) {
 	defer cancel()
 	if at, err := ReloadApplied(ctx, path, sent); err != nil || !at.Equal(sent.Add(2*time.Second)) {
 		t.Errorf("ReloadApplied = %v, %v; want the reload event's time %v", at, err, sent.Add(2*time.Second))
+	}
+}
+
+// TestHandoverCall: `tandem handover`'s request reaches the daemon as
+// sent, the daemon's answer comes back, and a refusal comes back as an
+// error carrying the daemon's reason.
+func TestHandoverCall(t *testing.T) {
+	src := testSource()
+	path := filepath.Join(t.TempDir(), "tandem.sock")
+	srv, err := Listen(path, src, slog.New(slog.DiscardHandler), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := HandoverRequest{Instances: []string{"VI_1"}, To: "10.0.0.2"}
+	res, err := Handover(ctx, path, req)
+	if err != nil || !slices.Equal(res.Instances, []string{"VI_1"}) {
+		t.Fatalf("Handover = %+v, %v", res, err)
+	}
+	if _, err := Handover(ctx, path, HandoverRequest{Instances: []string{"VI_9"}}); err == nil || !strings.Contains(err.Error(), "no vrrp_instance VI_9 runs here") {
+		t.Errorf("refused handover: %v", err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if len(src.handovers) != 2 || src.handovers[0].To != "10.0.0.2" || !slices.Equal(src.handovers[0].Instances, req.Instances) {
+		t.Errorf("the daemon received %+v", src.handovers)
 	}
 }

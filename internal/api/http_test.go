@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,8 @@ type fakeSource struct {
 	st       Status
 	table    Table
 	tableErr error
+	// handovers are the handover requests received.
+	handovers []HandoverRequest
 }
 
 func (f *fakeSource) Status() Status {
@@ -45,6 +48,17 @@ func (f *fakeSource) Table() (Table, error) {
 
 func (f *fakeSource) Reload() (ReloadResult, error) {
 	return ReloadResult{}, errors.New("not in this test")
+}
+
+// Handover records the request; it refuses one naming VI_9.
+func (f *fakeSource) Handover(req HandoverRequest) (HandoverResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handovers = append(f.handovers, req)
+	if slices.Contains(req.Instances, "VI_9") {
+		return HandoverResult{}, errors.New("no vrrp_instance VI_9 runs here")
+	}
+	return HandoverResult{Instances: req.Instances}, nil
 }
 
 func (f *fakeSource) set(fn func(*Status)) {

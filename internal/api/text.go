@@ -31,7 +31,12 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 			if reason == "" {
 				reason = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.VRID, iface,
+			state := in.State
+			if !in.DrainingUntil.IsZero() {
+				// Still forwarding for the VIPs, no longer announcing them.
+				state += fmt.Sprintf(" (draining %s)", max(in.DrainingUntil.Sub(now), 0).Round(100*time.Millisecond))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", in.Name, state, in.VRID, iface,
 				in.EffectivePriority, in.Priority, master, strings.Join(in.VIPs, ","), since, dropText(in.Dropped), reason)
 		}
 		if err := tw.Flush(); err != nil {

@@ -96,3 +96,21 @@ func TestWriteTextConntrackd(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTextDraining: `tandem status` shows a draining instance's
+// remaining drain beside its state, and only there.
+func TestWriteTextDraining(t *testing.T) {
+	st := Status{Instances: []InstanceStatus{
+		{Name: "VI_1", State: "BACKUP", VRID: 51, Interface: "eth0", Priority: 200, EffectivePriority: 200,
+			Reason: "handover", DrainingUntil: statusT0.Add(4200 * time.Millisecond)},
+		{Name: "VI_2", State: "BACKUP", VRID: 52, Interface: "eth1", Priority: 100, EffectivePriority: 100},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, st, statusT0); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[1], "BACKUP (draining 4.2s)") || strings.Contains(lines[2], "draining") {
+		t.Errorf("status table does not show VI_1's drain (only):\n%s", b.String())
+	}
+}

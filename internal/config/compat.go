@@ -107,6 +107,10 @@ var compatTable = []compatEntry{
 		Difference: "Tandem's own keyword (BFD-accelerated takeover: a backup whose master's BFD session goes down takes over at once); keepalived 2.2.7 does not know it and refuses the file"},
 	{ID: "bfd-multihop", Blocks: []string{"bfd_instance"}, Keywords: []string{"multihop"}, Kind: CompatTandem,
 		Difference: "Tandem's own keyword (RFC 5883 multihop, UDP port 4784; keepalived always uses RFC 5881's port 3784); keepalived 2.2.7 does not know it and refuses the file"},
+	{ID: "vrrp_instance-drain", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatDiffers,
+		Difference: "a master that another router takes over from while it works (a higher priority, tandem handover) keeps its VIPs for handover_drain (default garp_master_delay + 1 s), forwarding what still reaches it but answering no ARP for them, then removes them (make-before-break, docs/handover.md); keepalived removes them at once, as handover_drain 0 does"},
+	{ID: "handover_drain", Blocks: []string{"vrrp_instance"}, Keywords: []string{"handover_drain"}, Kind: CompatTandem,
+		Difference: "a Tandem extension, noted with a warning: keepalived refuses the configuration"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,
 		Difference: "its state, priority and transitions are in tandem status [--json] and, with tandem run --http, the status page and Prometheus /metrics; keepalived's SNMP and D-Bus are not implemented"},
 }

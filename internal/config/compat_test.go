@@ -186,6 +186,18 @@ var compatCases = map[string]compatTableCase{
 			t.Error("multihop not set")
 		}
 	}},
+	"vrrp_instance-drain": {compatInVI(""), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
+		noWarnings(t, ds)
+		if d := c.Instances[0].HandoverDrain; d != nil {
+			t.Errorf("handover_drain %v without the keyword; want the default (nil)", *d)
+		}
+	}},
+	"handover_drain": {compatInVI(" handover_drain 0\n"), func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
+		warnedAt(t, ds, at, "Tandem extension")
+		if d := c.Instances[0].HandoverDrain; d == nil || *d != 0 {
+			t.Errorf("handover_drain %v, want 0", d)
+		}
+	}},
 	"vrrp_instance": {compatInVI(""), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
 		noWarnings(t, ds)
 		if len(c.Instances) != 1 {

@@ -387,6 +387,9 @@ func (f *formatter) instance(in *Instance) {
 		f.line("nopreempt")
 	}
 	f.dur("preempt_delay", in.PreemptDelay)
+	if in.HandoverDrain != nil {
+		f.dur("handover_drain", *in.HandoverDrain)
+	}
 	if in.Accept {
 		f.line("accept")
 	} else {

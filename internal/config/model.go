@@ -285,7 +285,13 @@ type Instance struct {
 
 	Preempt      bool     `json:"preempt"`
 	PreemptDelay Duration `json:"preempt_delay"`
-	Accept       bool     `json:"accept"`
+	// HandoverDrain is Tandem's handover_drain: how long a master that
+	// another router took over from while it still works (a handover, a
+	// preempting backup) keeps its addresses to forward what still
+	// reaches it, without answering ARP for them (make-before-break).
+	// nil: the default, garp_master_delay + 1 s; 0 removes them at once.
+	HandoverDrain *Duration `json:"handover_drain,omitempty"`
+	Accept        bool      `json:"accept"`
 	// StrictMode applies RFC conformance (vrrp_strict) to this instance.
 	StrictMode      bool         `json:"strict_mode"`
 	SkipCheckAdv    bool         `json:"skip_check_adv_addr"`

@@ -348,6 +348,16 @@ func (p *parser) setDurPtr(dst **Duration, lo, hi time.Duration) handler {
 	}
 }
 
+// tandemOnly wraps the handler of a keyword keepalived does not have: it
+// is applied, and `tandem check` notes that keepalived would refuse the
+// file.
+func (p *parser) tandemOnly(h handler) handler {
+	return func(n *node) {
+		p.warnf(n.Keyword.Pos, "%s is a Tandem extension: keepalived does not accept it", n.Keyword.Text)
+		h(n)
+	}
+}
+
 func (p *parser) setStr(dst *string) handler {
 	return func(n *node) {
 		if p.noBlock(n) && p.args(n, 1, 1) {

@@ -557,6 +557,9 @@ func (g *confGen) instance(i int) {
 	if g.maybe("pd") {
 		g.line("preempt_delay", g.secs("pd", 0, 360000))
 	}
+	if g.maybe("hd") {
+		g.line("handover_drain", g.secs("hd", 0, 6000))
+	}
 	for _, k := range []string{"strict_mode", "skip_check_adv_addr", "check_unicast_src", "lower_prio_no_advert", "higher_prio_send_advert", "notify_priority_changes", "smtp_alert", "v3_checksum_as_v2"} {
 		if k == "strict_mode" && unicast {
 			// Strict mode refuses unicast peers (vrrp_strict).

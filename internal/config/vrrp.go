@@ -19,7 +19,10 @@ const (
 	maxAdvertIntV2  = 255 * time.Second
 	maxAdvertInt    = 4095 * 10 * time.Millisecond
 	maxPreemptDelay = 3600 * time.Second // keepalived: preempt_delay 0..3600 s
-	maxScriptTime   = 24 * time.Hour
+	// maxHandoverDrain bounds handover_drain: a drain is meant to outlast
+	// the new master's gratuitous ARPs, not to keep two holders for long.
+	maxHandoverDrain = 60 * time.Second
+	maxScriptTime    = 24 * time.Hour
 )
 
 func defaultGarp() Garp {
@@ -380,6 +383,7 @@ func (p *parser) instance(n *node, cfg *Config) {
 		"nopreempt":                 p.setConst(&in.Preempt, false),
 		"preempt":                   p.setConst(&in.Preempt, true),
 		"preempt_delay":             p.setDur(&in.PreemptDelay, 0, maxPreemptDelay),
+		"handover_drain":            p.tandemOnly(p.setDurPtr(&in.HandoverDrain, 0, maxHandoverDrain)),
 		"accept":                    p.setConstPtr(&u.accept, true),
 		"no_accept":                 p.setConstPtr(&u.accept, false),
 		"strict_mode":               p.setFlagPtr(&u.strict),

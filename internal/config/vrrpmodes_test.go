@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parseMsgs parses src and returns the model and its diagnostics' texts.
@@ -223,5 +224,30 @@ func TestCheckerLogAllDefault(t *testing.T) {
 		if got := cfg.VirtualServers[0].RealServers[0].Checkers[0].LogAll; got != global {
 			t.Errorf("checker_log_all_failures %v: the checker's log_all_failures is %v (%q)", global, got, msgs)
 		}
+	}
+}
+
+// handover_drain is read as a duration in 0..60 s, noted as a Tandem
+// extension at its position, left nil when absent, and printed by fmt.
+func TestHandoverDrain(t *testing.T) {
+	inst := func(line string) string {
+		return "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n" + line + "\n    virtual_ipaddress {\n        10.0.0.1/24\n    }\n}\n"
+	}
+	cfg, diags := Parse("t.conf", []byte(inst("    handover_drain 2.5")), Options{})
+	if diags.HasErrors() || cfg.Instances[0].HandoverDrain == nil || *cfg.Instances[0].HandoverDrain != Duration(2500*time.Millisecond) {
+		t.Fatalf("handover_drain 2.5: %v, %v", cfg.Instances[0].HandoverDrain, diags)
+	}
+	if len(diags) != 1 || diags[0].Pos.Line != 4 || diags[0].Pos.Col != 5 || diags[0].Msg != "handover_drain is a Tandem extension: keepalived does not accept it" {
+		t.Errorf("diagnostics %v, want the extension noted at 4:5", diags)
+	}
+	var out strings.Builder
+	if err := Format(&out, cfg); err != nil || !strings.Contains(out.String(), "handover_drain 2.5\n") {
+		t.Errorf("fmt lost handover_drain (%v):\n%s", err, out.String())
+	}
+	if cfg, msgs := parseMsgs(t, inst("")); cfg.Instances[0].HandoverDrain != nil || len(msgs) != 0 {
+		t.Errorf("absent: %v, %q", cfg.Instances[0].HandoverDrain, msgs)
+	}
+	if _, diags := Parse("t.conf", []byte(inst("    handover_drain 61")), Options{}); !diags.HasErrors() {
+		t.Error("handover_drain 61 accepted; the range is 0..60 s")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -571,6 +572,21 @@ func (d *Daemon) Table() (api.Table, error) {
 	return api.Table{Dataplane: DataplaneNone, Services: []api.TableService{}}, nil
 }
 
+// Handover implements api.Source: the VRRP engine hands the instances
+// over (vrrp.Engine.Handover).
+func (d *Daemon) Handover(req api.HandoverRequest) (api.HandoverResult, error) {
+	var to netip.Addr
+	if req.To != "" {
+		a, err := netip.ParseAddr(req.To)
+		if err != nil {
+			return api.HandoverResult{}, fmt.Errorf("--to %q is not an IP address", req.To)
+		}
+		to = a
+	}
+	done, err := d.engine.Handover(req.Instances, to)
+	return api.HandoverResult{Instances: done}, err
+}
+
 // Status implements api.Source.
 func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.opts.Version, Config: d.opts.ConfigFile, Started: d.started, Instances: []api.InstanceStatus{}}
@@ -587,6 +603,7 @@ func (d *Daemon) Status() api.Status {
 		if in.MasterIP.IsValid() {
 			is.MasterIP = in.MasterIP.String()
 		}
+		is.DrainingUntil = in.DrainingUntil
 		for _, v := range in.VIPs {
 			is.VIPs = append(is.VIPs, v.String())
 		}

@@ -141,3 +141,53 @@ func (l *Lab) DropTCP(node string, port uint16) error {
 	}
 	return nil
 }
+
+// HandoverPort is the port of HandoverService.
+const HandoverPort = 7070
+
+// HandoverVRRP is a Seed004 director's instance for the planned handover
+// test (test/e2e) and bench (bench/failover): VI_1, VRRPv3 at advert_int
+// 0.1 (a handover, Skew_Time, takes tens of ms), VIP 172.16.0.30/24 on
+// enp0s3, state BACKUP at prio, with handover_drain drain ("": the
+// default).
+func HandoverVRRP(prio int, drain string) string {
+	extra := ""
+	if drain != "" {
+		extra = "    handover_drain " + drain + "\n"
+	}
+	return fmt.Sprintf(`vrrp_instance VI_1 {
+    state BACKUP
+    interface enp0s3
+    virtual_router_id 51
+    priority %d
+    advert_int 0.1
+    version 3
+%s    virtual_ipaddress {
+        172.16.0.30/24
+    }
+}
+`, prio, extra)
+}
+
+// HandoverService is HandoverVRRP's virtual server: rr DR on the VIP's
+// HandoverPort over Seed004's rs1 and rs2. DR is what lets a connection
+// outlive a handover: both directors hash a flow to the same real server,
+// which answers the client directly, so it does not matter which director
+// a packet of the flow reaches, as long as that one forwards it.
+var HandoverService = fmt.Sprintf(`virtual_server 172.16.0.30 %[1]d {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 172.16.0.31 %[1]d {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 172.16.0.32 %[1]d {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`, HandoverPort)

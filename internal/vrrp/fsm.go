@@ -266,8 +266,23 @@ type PeerDown struct {
 	Peer netip.Addr
 }
 
-func (PeerDown) isEvent()       {}
+func (PeerDown) isEvent() {}
+
+// Handover makes a master hand its mastership over, make-before-break
+// (`tandem handover`): it advertises priority 0 (to To alone when To is
+// set: a unicast peer), so that a backup takes over after Skew_Time
+// (RFC 5798 §6.4.2), and enters BACKUP without dropping its addresses: it
+// stops advertising but keeps claiming them until it hears the new
+// master's advertisement, and only then lets them drain (DrainVIPs), so
+// that no moment passes with nobody answering for them. If no backup
+// takes over within Master_Down_Interval, the instance becomes master
+// again. It then does not preempt (it yielded) until it is master again:
+// by a handover back, or because the new master went silent. Ignored in
+// any state but MASTER.
+type Handover struct{ To netip.Addr }
+
 func (Start) isEvent()          {}
+func (Handover) isEvent()       {}
 func (Reconfigure) isEvent()    {}
 func (AdvertReceived) isEvent() {}
 func (TimerFired) isEvent()     {}
@@ -280,8 +295,12 @@ func (Shutdown) isEvent()       {}
 type Action interface{ isAction() }
 
 // SendAdvert sends one advertisement with the given priority; the shell
-// fills in the configured interval and addresses.
-type SendAdvert struct{ Priority uint8 }
+// fills in the configured interval and addresses. To, when set, is the
+// one destination (a unicast peer) instead of all of them.
+type SendAdvert struct {
+	Priority uint8
+	To       netip.Addr
+}
 
 // AddVIPs installs the virtual addresses (and routes, rules, accept-mode
 // firewall state) of the instance.
@@ -289,6 +308,16 @@ type AddVIPs struct{}
 
 // RemoveVIPs removes what AddVIPs installed.
 type RemoveVIPs struct{}
+
+// DrainVIPs ends a mastership that another router took over while this
+// one still works (it heard a higher priority, or it handed over):
+// make-before-break, the shell keeps what AddVIPs installed for a while,
+// forwarding what still reaches it, but no longer answers ARP / neighbour
+// solicitations for the addresses, so that the clients move to the new
+// master as its gratuitous announcements reach them; then it removes
+// them. A later AddVIPs claims them again, and a later RemoveVIPs removes
+// them at once.
+type DrainVIPs struct{}
 
 // SendGratuitous sends gratuitous ARPs / unsolicited neighbour
 // advertisements for the virtual addresses. LowerPrio marks the ones a
@@ -319,6 +348,7 @@ type CancelTimer struct{}
 func (SendAdvert) isAction()     {}
 func (AddVIPs) isAction()        {}
 func (RemoveVIPs) isAction()     {}
+func (DrainVIPs) isAction()      {}
 func (SendGratuitous) isAction() {}
 func (Notify) isAction()         {}
 func (ArmTimer) isAction()       {}
@@ -360,6 +390,12 @@ type Machine struct {
 	// faultWhy is the latest fault that came on; groupWhy the reason of
 	// a group FAULT given before Start.
 	faultWhy, groupWhy Reason
+
+	// yielded: the instance handed its mastership over and does not
+	// preempt until it is master again. handing: it advertised priority
+	// 0 for a handover and still claims the addresses until it hears the
+	// new master.
+	yielded, handing bool
 
 	gen      uint64    // generation of the armed timer
 	deadline time.Time // when the armed timer fires; zero if none
@@ -462,10 +498,14 @@ func (m *Machine) Handle(now time.Time, ev Event) []Action {
 		m.groupForce(now, ev, &a)
 	case Reconfigure:
 		m.reconfigure(now, ev.Config, &a)
-	case Shutdown:
+	case Handover:
 		if m.state == Master {
-			a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
+			a.add(SendAdvert{Priority: 0, To: ev.To})
+			m.enterBackup(now, m.masterDown(), Reason{Kind: ReasonHandover, Peer: ev.To}, &a)
+			m.yielded, m.handing = true, true
 		}
+	case Shutdown:
+		m.dropVIPs(&a)
 		why := ev.Reason
 		if why.Kind == ReasonNone {
 			why = Reason{Kind: ReasonShutdown}
@@ -605,15 +645,23 @@ func (m *Machine) takeOver(now time.Time, a *actions) {
 func (m *Machine) becomeMaster(now time.Time, why Reason, a *actions) {
 	m.want = Master
 	m.masterAdverInt = m.cfg.AdvertInt
-	a.add(SendAdvert{Priority: m.priority}, AddVIPs{}, SendGratuitous{})
+	a.add(SendAdvert{Priority: m.priority})
+	if !m.handing {
+		// A handover nobody took still holds and claims them.
+		a.add(AddVIPs{})
+	}
+	a.add(SendGratuitous{})
+	m.yielded, m.handing = false, false
 	m.enter(Master, why, a)
 	m.arm(now.Add(m.cfg.AdvertInt), a)
 }
 
-// leaveMasterForBackup: the addresses go, no priority 0 advertisement is
-// sent (keepalived vrrp_state_leave_master with wantstate BACKUP).
+// leaveMasterForBackup: no priority 0 advertisement is sent (keepalived
+// vrrp_state_leave_master with wantstate BACKUP). Another router took
+// over while this one works, so the addresses drain rather than go at
+// once (make-before-break; keepalived removes them at once).
 func (m *Machine) leaveMasterForBackup(now time.Time, why Reason, a *actions) {
-	a.add(RemoveVIPs{})
+	a.add(DrainVIPs{})
 	m.enterBackup(now, m.masterDown(), why, a)
 }
 
@@ -638,6 +686,12 @@ func (m *Machine) higherThanUs(p uint8, src netip.Addr) bool {
 // backupRx is RFC 5798 §6.4.2 "If an ADVERTISEMENT is received" with
 // keepalived's preempt_delay (vrrp_state_backup).
 func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
+	if m.handing && ev.Priority > 0 && ev.Src != m.cfg.PrimaryAddr {
+		// The new master of a handover announced itself: the addresses
+		// are its now.
+		m.handing = false
+		a.add(DrainVIPs{})
+	}
 	if ev.Priority == 0 {
 		// The master is shutting down: take over after Skew_Time only.
 		m.downWhy = Reason{Kind: ReasonPriorityZero, Peer: ev.Src}
@@ -645,7 +699,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived, a *actions) {
 		return
 	}
 	delaying := m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || now.Before(m.preemptAt))
-	if m.cfg.Preempt && ev.Priority < m.priority && !delaying {
+	if m.cfg.Preempt && !m.yielded && ev.Priority < m.priority && !delaying {
 		// Discard: Master_Down_Timer keeps running and we preempt when it
 		// expires.
 		m.downWhy = Reason{Kind: ReasonPreempt, Peer: ev.Src, Priority: ev.Priority}
@@ -794,11 +848,22 @@ func (m *Machine) faultsChanged(now time.Time, why Reason, a *actions) {
 // wantstate FAULT, which may send the priority 0 advert twice; once is
 // enough). FAULT sends nothing and has no timer.
 func (m *Machine) enterFault(why Reason, a *actions) {
-	if m.state == Master {
-		a.add(SendAdvert{Priority: 0}, RemoveVIPs{})
-	}
+	m.dropVIPs(a)
 	m.enter(Fault, why, a)
 	m.cancelTimer(a)
+}
+
+// dropVIPs is a master failing or stopping: it advertises priority 0 and
+// its addresses go at once. A handover still waiting for its new master
+// only drops the addresses, its priority 0 advert already sent.
+func (m *Machine) dropVIPs(a *actions) {
+	if m.state == Master {
+		a.add(SendAdvert{Priority: 0})
+	}
+	if m.state == Master || m.handing {
+		a.add(RemoveVIPs{})
+	}
+	m.handing = false
 }
 
 // leaveFault always goes to BACKUP with a fresh Master_Down_Interval from

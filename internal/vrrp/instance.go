@@ -25,6 +25,10 @@ type Kernel interface {
 	Listen(cfg netio.ConnConfig) (Conn, error)
 	Addresses
 	Announce(iface string, a netip.Addr) error
+	// Silence makes the host answer no ARP request or neighbour
+	// solicitation for exactly addrs, which it keeps (netio.Silence):
+	// the addresses of draining instances (DrainVIPs).
+	Silence(addrs []netip.Addr) error
 	// SetPromoteSecondaries sets net.ipv4.conf.IFACE.promote_secondaries
 	// and reports the value it had.
 	SetPromoteSecondaries(iface string, on bool) (was bool, err error)
@@ -98,6 +102,9 @@ type InstanceStatus struct {
 	Transitions       uint64
 	// Reason is why the instance entered State (at Since).
 	Reason Reason
+	// DrainingUntil is when a draining instance's addresses go (zero:
+	// not draining): it still holds them but no longer claims them.
+	DrainingUntil time.Time
 }
 
 // Engine runs every VRRP instance of a configuration in one event loop, so
@@ -157,6 +164,9 @@ type Engine struct {
 	waiting   []*config.Instance
 	waitTimer clock.Timer
 	early     map[string]map[string]Event
+	// silenced are the addresses the kernel was last told to keep
+	// quiet about (draining instances'); the loop's.
+	silenced []netip.Addr
 }
 
 // interfaceRetry is how often instances waiting for their interface try
@@ -250,6 +260,10 @@ type instance struct {
 	closed  bool
 
 	installed bool // addresses, routes and rules are on the host
+	// draining: installed, but silenced and no longer claimed, until
+	// drain fires (DrainVIPs; see Engine.drain).
+	draining bool
+	drain    clock.Timer
 	// unremoved: the last removal left some on the host; remove retries
 	// it with backoff (removal).
 	unremoved bool
@@ -273,6 +287,7 @@ type instance struct {
 	masterIP    netip.Addr
 	transitions uint64
 	reason      Reason // why the last transition happened
+	drainUntil  time.Time
 
 	count counters
 	// inflight counts the packets the reader has read and the loop has
@@ -347,6 +362,10 @@ type loopEvent struct {
 	// direct loop (loopDirect).
 	stop   bool
 	reload *reloadReq
+	// drained ends the instance's drain (see Engine.drain).
+	drained bool
+	// call runs in the loop (Handover's requests).
+	call func()
 }
 
 // Phases of a gratuitous announcement series.
@@ -401,6 +420,10 @@ func NewEngine(cfg *config.Config, kernel Kernel, log *slog.Logger, onState func
 		e.insts = append(e.insts, in)
 	}
 	e.groups = buildGroups(cfg, e.insts, nil)
+	// A crashed run may have left draining addresses silenced.
+	if err := kernel.Silence(nil); err != nil {
+		e.log.Warn("cannot lift what an earlier run silenced (ARP for draining addresses)", "err", err)
+	}
 	// The firewall's table exists before any instance runs (and what a
 	// crashed run left is gone); without it, no-accept cannot be kept.
 	if err := e.syncFirewall(); err != nil {
@@ -720,7 +743,13 @@ func (e *Engine) dispatch(le loopEvent) {
 		if !le.inst.unremoved {
 			e.retiring = slices.DeleteFunc(e.retiring, func(r *instance) bool { return r == le.inst })
 		}
+	case le.call != nil:
+		le.call()
 	case le.inst.closed:
+	case le.drained:
+		if le.inst.draining {
+			e.remove(le.inst)
+		}
 	case le.stale:
 		e.dropStale(le.inst)
 	case le.packet != nil:
@@ -960,14 +989,23 @@ func (e *Engine) handle(in *instance, ev Event) {
 	before := in.m.State()
 	now := e.clock.Now()
 	// The status fields are written under the lock only when they change,
-	// so that a steady stream of adverts takes no lock.
-	if ar, ok := ev.(AdvertReceived); ok && in.m.State() == Backup && ar.Priority > 0 && in.masterIP != ar.Src {
+	// so that a steady stream of adverts takes no lock. The master is
+	// recorded after the actions, so that a status showing a handover's
+	// new master shows the drain it started too.
+	ar, isAdvert := ev.(AdvertReceived)
+	heard := isAdvert && in.m.State() == Backup && ar.Priority > 0 && in.masterIP != ar.Src
+	for _, a := range in.m.Handle(now, ev) {
+		e.do(in, a, now)
+	}
+	if heard {
 		e.mu.Lock()
 		in.masterIP = ar.Src
 		e.mu.Unlock()
 	}
-	for _, a := range in.m.Handle(now, ev) {
-		e.do(in, a, now)
+	if in.draining && in.m.State() != Backup {
+		// A fault or a stop ends a drain at once: the instance no
+		// longer forwards.
+		e.remove(in)
 	}
 	if st, prio := in.m.State(), in.m.Priority(); st != in.state || prio != in.prio {
 		prioOnly := st == in.state
@@ -1013,7 +1051,7 @@ func (e *Engine) notify(sc StateChange) {
 func (e *Engine) do(in *instance, a Action, now time.Time) {
 	switch a := a.(type) {
 	case SendAdvert:
-		in.sendAdvert(a.Priority, e)
+		in.sendAdvert(a.Priority, a.To, e)
 	case AddVIPs:
 		if e.beforeTakeover != nil {
 			e.beforeTakeover(in.cfg)
@@ -1021,8 +1059,11 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		e.updateFirewall(in.cfg) // first: no packet to the addresses is accepted
 		in.install(e.kernel)
 		e.handOver(in)
+		e.endDrain(in) // claimed again
 	case RemoveVIPs:
 		e.remove(in)
+	case DrainVIPs:
+		e.drain(in, now)
 	case SendGratuitous:
 		if !a.LowerPrio {
 			in.garpGen++
@@ -1069,13 +1110,87 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 	}
 }
 
-func (in *instance) sendAdvert(prio uint8, e *Engine) {
+// drainTime is the instance's handover_drain: by default the new
+// master's second gratuitous burst (garp_master_delay, assuming the peers
+// are configured alike) plus a second, so that clients that missed its
+// first burst have moved too.
+func (in *instance) drainTime() time.Duration {
+	if d := in.cfg.HandoverDrain; d != nil {
+		return time.Duration(*d)
+	}
+	return time.Duration(in.cfg.Garp.MasterDelay) + time.Second
+}
+
+// drain performs DrainVIPs: make-before-break, the addresses stay for
+// drainTime, so that what still reaches this director for them (clients
+// whose ARP caches have not moved yet) is taken, but the host no longer
+// answers ARP or neighbour solicitations for them, so that nothing moves
+// the clients back; then they go. Without a drain time they go at once.
+func (e *Engine) drain(in *instance, now time.Time) {
+	d := in.drainTime()
+	if d <= 0 || !in.installed {
+		e.remove(in)
+		return
+	}
+	in.draining = true
+	e.silence()
+	if in.drain != nil {
+		in.drain.Stop()
+	}
+	in.drain = e.clock.AfterFunc(d, func() { e.send(loopEvent{inst: in, drained: true}) })
+	e.mu.Lock()
+	in.drainUntil = now.Add(d)
+	e.mu.Unlock()
+	in.log.Info("virtual addresses draining: still forwarded, no longer announced", "for", d)
+}
+
+// endDrain ends the instance's drain, if any: its addresses were claimed
+// again or removed.
+func (e *Engine) endDrain(in *instance) {
+	if !in.draining {
+		return
+	}
+	in.draining = false
+	if in.drain != nil {
+		in.drain.Stop()
+	}
+	e.mu.Lock()
+	in.drainUntil = time.Time{}
+	e.mu.Unlock()
+	e.silence()
+}
+
+// silence tells the kernel which addresses to keep quiet about: those of
+// the draining instances.
+func (e *Engine) silence() {
+	var addrs []netip.Addr
+	for _, in := range e.insts {
+		if in.draining {
+			for _, a := range in.addresses() {
+				addrs = append(addrs, a.Prefix.Addr())
+			}
+		}
+	}
+	if slices.Equal(addrs, e.silenced) {
+		return
+	}
+	if err := e.kernel.Silence(addrs); err != nil {
+		e.log.Warn("ARP / neighbour answers for draining addresses not silenced", "addrs", addrs, "err", err)
+		return
+	}
+	e.silenced = addrs
+}
+
+func (in *instance) sendAdvert(prio uint8, to netip.Addr, e *Engine) {
 	p := &Packet{Version: in.recv.Version, Type: TypeAdvertisement, VRID: in.recv.VRID, Priority: prio,
 		AuthType: in.recv.AuthType, AdvertInt: in.recv.AdvertInt, Addrs: in.vips}
 	if p.AuthType == AuthSimple {
 		p.AuthData = in.recv.AuthData
 	}
 	for _, dst := range in.conn.Dests() {
+		if to.IsValid() && dst != to {
+			continue
+		}
 		var b []byte
 		var err error
 		if in.cfg.IPv6 {
@@ -1137,13 +1252,15 @@ const (
 	stopRetryFor = 10 * time.Second
 )
 
-// remove takes the instance's addresses, routes and rules off the host.
+// remove takes the instance's addresses, routes and rules off the host,
+// which ends a drain (stops, faults and reloads remove through here too).
 // What the kernel refuses to remove (say, no descriptor left for a
 // netlink socket) is retried from the loop with backoff until it goes:
 // a VIP left on a backup keeps answering for the master.
 func (e *Engine) remove(in *instance) {
 	ok := in.cleanup(e.kernel)
 	e.updateFirewall() // after the addresses are gone
+	e.endDrain(in)
 	if ok {
 		in.removal.reset()
 		return
@@ -1416,8 +1533,10 @@ func (e *Engine) dropVMAC(in *instance) {
 // reader; events still queued for it are ignored.
 func (in *instance) close() {
 	in.closed = true
-	if in.timer != nil {
-		in.timer.Stop()
+	for _, t := range []clock.Timer{in.timer, in.drain} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	if in.garp != nil {
 		in.garp.Stop()
@@ -1436,7 +1555,7 @@ func (e *Engine) Status() []InstanceStatus {
 			Name: in.cfg.Name, State: in.state, VRID: in.cfg.VRID, Interface: in.cfg.Interface, VMAC: in.vmacName(),
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
 			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
-			Transitions: in.transitions, Reason: in.reason, Dropped: map[string]uint64{},
+			Transitions: in.transitions, Reason: in.reason, Dropped: map[string]uint64{}, DrainingUntil: in.drainUntil,
 		}
 		for _, a := range in.cfg.VIPs {
 			st.VIPs = append(st.VIPs, a.Prefix)

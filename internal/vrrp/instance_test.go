@@ -140,7 +140,7 @@ func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 		return nil
 	}
 	for _, o := range c.lan.conns {
-		if o == c || o.iface != c.iface {
+		if o == c || o.iface != c.iface || !dst.IsMulticast() && o.src != dst {
 			continue
 		}
 		select {
@@ -221,6 +221,22 @@ type fakeHost struct {
 	vmacs   map[string]netio.VMAC
 	dev     map[netip.Prefix]string
 	listens []netio.ConnConfig
+	// silenced are the addresses the host does not answer ARP for.
+	silenced []netip.Addr
+}
+
+func (h *fakeHost) Silence(addrs []netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.silenced = slices.Clone(addrs)
+	return nil
+}
+
+// quiet reports whether the host answers no ARP for a.
+func (h *fakeHost) quiet(a string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.silenced, netip.MustParseAddr(a))
 }
 
 func (h *fakeHost) Listen(cfg netio.ConnConfig) (Conn, error) {

@@ -73,6 +73,9 @@ func (h *Host) Announce(iface string, a netip.Addr) error {
 	return an.Announce(a)
 }
 
+// Silence keeps the host from answering for addrs (netio.Silence).
+func (h *Host) Silence(addrs []netip.Addr) error { return netio.Silence(addrs) }
+
 // AddVMAC creates (or adopts) a use_vmac macvlan or use_ipvlan ipvlan;
 // the first IPv4 macvlan clears net.ipv4.conf.all.rp_filter as keepalived does (ClearRPFilter).
 func (h *Host) AddVMAC(v netio.VMAC) error {

@@ -51,6 +51,9 @@ const (
 	// and fast_failover_bfd took over without waiting for
 	// Master_Down_Timer.
 	ReasonBFDDown
+	// ReasonHandover: the master handed its mastership over (`tandem
+	// handover`), to Peer if one was named.
+	ReasonHandover
 )
 
 var reasonKindNames = [...]string{
@@ -69,6 +72,7 @@ var reasonKindNames = [...]string{
 	ReasonFaultCleared:      "fault_cleared",
 	ReasonSyncGroup:         "sync_group",
 	ReasonBFDDown:           "bfd_down",
+	ReasonHandover:          "handover",
 }
 
 // String returns the kind's name.
@@ -134,6 +138,11 @@ func (r Reason) String() string {
 		return "fault cleared: " + r.Name
 	case ReasonBFDDown:
 		return fmt.Sprintf("bfd %s down: master %s lost", r.Name, r.Peer)
+	case ReasonHandover:
+		if r.Peer.IsValid() {
+			return "handover to " + r.Peer.String()
+		}
+		return "handover"
 	case ReasonSyncGroup:
 		verb := "went"
 		if r.State == Master {

@@ -239,11 +239,16 @@ func TestReloadPriorityPreempts(t *testing.T) {
 					t.Fatalf("reload: %+v, want VI_1 updated", rep)
 				}
 				p.lan.waitFor(t, "b master", 2*time.Second, func() bool { return p.b.state("VI_1") == Master && p.a.state("VI_1") == Backup })
-				p.lan.advance(time.Second)
+				// Make-before-break: a keeps the VIP, unannounced,
+				// for its drain (garp_master_delay 5 s + 1 s).
+				if !p.a.host.holds("10.0.0.101/24") || !p.a.host.quiet("10.0.0.101") {
+					t.Errorf("a does not drain the VIP: holds %v, silenced %v", p.a.host.holds("10.0.0.101/24"), p.a.host.quiet("10.0.0.101"))
+				}
+				p.lan.advance(7 * time.Second)
 				if ta, tb := p.transitions(p.a), p.transitions(p.b); ta != p.ta0+1 || tb != p.tb0+1 {
 					t.Errorf("transitions a %d->%d, b %d->%d; want one each", p.ta0, ta, p.tb0, tb)
 				}
-				if p.a.host.holds("10.0.0.101/24") || !p.b.host.holds("10.0.0.101/24") {
+				if p.a.host.holds("10.0.0.101/24") || p.a.host.quiet("10.0.0.101") || !p.b.host.holds("10.0.0.101/24") {
 					t.Errorf("VIP on a %v, on b %v; want b only", p.a.host.holds("10.0.0.101/24"), p.b.host.holds("10.0.0.101/24"))
 				}
 				ads := p.lan.adverts(t, p.aAddr, since)

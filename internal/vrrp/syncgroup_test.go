@@ -125,8 +125,8 @@ func TestSyncGroupBackupFollows(t *testing.T) {
 	h := startBoth(t)
 	got := h.handle(5*time.Second, 0, adv(200, addrLow))
 	want := map[int][]Action{
-		0: {RemoveVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
-		1: {RemoveVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
+		0: {DrainVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
+		1: {DrainVIPs{}, Notify{State: Backup}, arm(4, 5*time.Second+down100)},
 	}
 	if diff := cmp.Diff(want, got, ignoreWhy); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)

@@ -218,7 +218,12 @@ func TestReloadVRRPPriority(t *testing.T) {
 	if a, b := transitions(ka1), transitions(ka2); a != t1+1 || b != t2+1 {
 		t.Errorf("preemption: transitions ka1 %d->%d, ka2 %d->%d; want one each", t1, a, t2, b)
 	}
-	if holds(t, l, "ka1", "ens33", vip001) || !holds(t, l, "ka2", "ens33", vip001) {
-		t.Error("after the preemption the VIP is not on ka2 alone")
+	// ka1 drains the VIP (make-before-break; handover_drain defaults to
+	// garp_master_delay 5 s + 1 s), then lets it go.
+	if in := ka1.instance(t, "VI_1"); in.DrainingUntil.IsZero() && holds(t, l, "ka1", "ens33", vip001) {
+		t.Error("ka1 holds the VIP after the preemption without draining it")
 	}
+	waitFor(t, "the VIP on ka2 alone", 10*time.Second, func() bool {
+		return !holds(t, l, "ka1", "ens33", vip001) && holds(t, l, "ka2", "ens33", vip001)
+	})
 }

@@ -86,6 +86,9 @@ type idleSource struct{}
 func (idleSource) Status() api.Status                { return api.Status{Version: "test"} }
 func (idleSource) Table() (api.Table, error)         { return api.Table{}, nil }
 func (idleSource) Reload() (api.ReloadResult, error) { return api.ReloadResult{}, nil }
+func (idleSource) Handover(api.HandoverRequest) (api.HandoverResult, error) {
+	return api.HandoverResult{}, nil
+}
 
 // TestStatusPermissionDenied: a user who may not connect to the status
 // socket (mode 0660, root's) is told so, and what to do, instead of
