@@ -21,6 +21,9 @@ type impl struct {
 	// start runs it in node with the configuration file conf; dir is
 	// the run's scratch directory (sockets, pid files).
 	start func(l *lab.Lab, node, conf, dir string) (*daemon, error)
+	// bfd: it runs the BFD cases with a BFD session and fast_failover_bfd
+	// (Tandem; keepalived has no BFD-driven takeover).
+	bfd bool
 }
 
 // daemon is one running router.
@@ -29,18 +32,30 @@ type daemon struct {
 	// state is the instance's state as the daemon reports it ("MASTER",
 	// "BACKUP", ...), "" while it reports none.
 	state func() string
+	// bfdFast reports whether its BFD session is Up at the configured
+	// rate (a session comes up at 1 s and speeds up after); nil where it
+	// runs none.
+	bfdFast func() bool
 }
 
 // config is the keepalived.conf both implementations run: seed001's
 // (VRID 88, group 224.100.100.100, VIP 192.168.1.100/24 on ens33, PASS
 // authentication) at advert_int 1 with VRRPv2; at 0.1 it must be VRRPv3
 // (VRRPv2 carries whole seconds), which has no authentication.
-func config(node, state string, priority int, a advert) string {
+//
+// With bfd, a BFD session to the other router (bfdConfig) goes before it
+// and the instance names it in fast_failover_bfd.
+func config(node, state string, priority int, a advert, bfd bool) string {
 	auth := ""
 	if a.version == 2 {
 		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
 	}
-	return fmt.Sprintf(`global_defs {
+	session := ""
+	if bfd {
+		session = bfdConfig(node)
+		auth += "    fast_failover_bfd " + bfdSession + "\n"
+	}
+	return session + fmt.Sprintf(`global_defs {
     router_id %s
     vrrp_mcast_group4 224.100.100.100
 }
@@ -59,6 +74,30 @@ vrrp_instance %s {
 `, node, instance, state, priority, a.text, a.version, auth)
 }
 
+// The BFD cases' session: bfdInterval x bfdMultiplier, the issue's 5 ms x 3.
+const (
+	bfdSession    = "peer"
+	bfdInterval   = 5 * time.Millisecond
+	bfdMultiplier = 3
+)
+
+// bfdConfig is node's BFD session to the other router.
+func bfdConfig(node string) string {
+	self, peer := lab.Seed001().Directors[0].Addr, lab.Seed001().Directors[1].Addr
+	if node == backupNode {
+		self, peer = peer, self
+	}
+	ms := bfdInterval.Milliseconds()
+	return fmt.Sprintf(`bfd_instance %s {
+    neighbor_ip %s
+    source_ip %s
+    min_rx %d
+    min_tx %d
+    multiplier %d
+}
+`, bfdSession, peer, self, ms, ms, bfdMultiplier)
+}
+
 func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, error) {
 	return func(l *lab.Lab, node, conf, dir string) (*daemon, error) {
 		socket := filepath.Join(dir, node+".sock")
@@ -66,10 +105,13 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string {
+		status := func() (api.Status, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			st, err := api.Fetch(ctx, socket)
+			return api.Fetch(ctx, socket)
+		}
+		return &daemon{proc: p, state: func() string {
+			st, err := status()
 			if err != nil {
 				return "" // not listening yet
 			}
@@ -79,6 +121,18 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 				}
 			}
 			return ""
+		}, bfdFast: func() bool {
+			st, err := status()
+			if err != nil {
+				return false
+			}
+			detect := (bfdMultiplier * bfdInterval).Seconds()
+			for _, b := range st.BFD {
+				if b.Name == bfdSession {
+					return b.State == "Up" && b.Detection > 0 && b.Detection <= detect+0.0001
+				}
+			}
+			return false
 		}}, nil
 	}
 }
@@ -112,10 +166,10 @@ func lastState(log string) string {
 	return last
 }
 
-// startRouter writes the configuration for node and starts it.
-func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert) (*daemon, error) {
+// startRouter writes the configuration of case c for node and starts it.
+func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, c benchCase) (*daemon, error) {
 	conf := filepath.Join(dir, node+".conf")
-	if err := os.WriteFile(conf, []byte(config(node, state, priority, a)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, c.advert, c.bfd && im.bfd)), 0o644); err != nil {
 		return nil, err
 	}
 	d, err := im.start(l, node, conf, dir)
@@ -127,21 +181,37 @@ func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a a
 
 // waitState polls d every 10 ms until it reports want.
 func waitState(ctx context.Context, d *daemon, want string, timeout time.Duration) error {
+	return waitUntil(ctx, d, want, timeout, func() (bool, string) {
+		got := d.state()
+		return got == want, fmt.Sprintf("state %q", got)
+	})
+}
+
+// waitBFD polls d every 10 ms until its BFD session is Up at its
+// configured rate.
+func waitBFD(ctx context.Context, d *daemon, timeout time.Duration) error {
+	what := fmt.Sprintf("BFD session %s Up at %v x %d", bfdSession, bfdInterval, bfdMultiplier)
+	return waitUntil(ctx, d, what, timeout, func() (bool, string) { return d.bfdFast(), "not yet" })
+}
+
+// waitUntil polls cond every 10 ms until it holds, d exits or timeout
+// passes; cond also says how d is, for the error.
+func waitUntil(ctx context.Context, d *daemon, what string, timeout time.Duration, cond func() (ok bool, how string)) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		got := d.state()
-		if got == want {
+		ok, how := cond()
+		if ok {
 			return nil
 		}
 		select {
 		case <-d.proc.Done():
-			return fmt.Errorf("exited (%v) before reaching %s", d.proc.Wait(), want)
+			return fmt.Errorf("exited (%v) before reaching %s", d.proc.Wait(), what)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not %s after %v (state %q)", want, timeout, got)
+			return fmt.Errorf("not %s after %v (%s)", what, timeout, how)
 		}
 	}
 }

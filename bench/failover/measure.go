@@ -67,17 +67,22 @@ func measure(ctx context.Context, im impl, c benchCase, phase time.Duration) (to
 			err = fmt.Errorf("%w\n--- %s output:\n%s--- %s output:\n%s", err, masterNode, tail(m), backupNode, tail(b))
 		}
 	}()
-	if m, err = startRouter(im, l, dir, masterNode, "MASTER", 100, c.advert); err != nil {
+	if m, err = startRouter(im, l, dir, masterNode, "MASTER", 100, c); err != nil {
 		return 0, err
 	}
 	if err := waitState(ctx, m, "MASTER", 15*time.Second); err != nil {
 		return 0, fmt.Errorf("%s on %s: %w", im.name, masterNode, err)
 	}
-	if b, err = startRouter(im, l, dir, backupNode, "BACKUP", 90, c.advert); err != nil {
+	if b, err = startRouter(im, l, dir, backupNode, "BACKUP", 90, c); err != nil {
 		return 0, err
 	}
 	if err := waitState(ctx, b, "BACKUP", 10*time.Second); err != nil {
 		return 0, fmt.Errorf("%s on %s: %w", im.name, backupNode, err)
+	}
+	if c.bfd && im.bfd {
+		if err := waitBFD(ctx, b, 10*time.Second); err != nil {
+			return 0, fmt.Errorf("%s on %s: %w", im.name, backupNode, err)
+		}
 	}
 	// Let the backup hear the master (a VRRPv3 backup learns its
 	// interval from the adverts), and the client learn the master's MAC
@@ -113,9 +118,12 @@ func measure(ctx context.Context, im impl, c benchCase, phase time.Duration) (to
 		answered <- answer{at, err}
 	}()
 	start := time.Now()
-	if c.stop == crash {
+	switch c.stop {
+	case crash:
 		err = m.proc.Kill() // the whole process group: keepalived's VRRP child too
-	} else {
+	case lost:
+		err = l.Crash(masterNode, m.proc) // port cut, then SIGKILL as for crash
+	default:
 		err = m.proc.Stop(10 * time.Second) // SIGTERM to the daemon, which stops its children
 	}
 	if err != nil {

@@ -21,27 +21,45 @@ type stopKind int
 const (
 	crash   stopKind = iota // SIGKILL of the master's process group
 	sigterm                 // SIGTERM: the master advertises priority 0 and leaves
+	// lost: the master's switch port cut and its process group killed at
+	// the same moment (lab.Crash), as a machine dies: its kernel, which
+	// keeps the VIP after a crash, forwards nothing more.
+	lost
 )
 
-func (s stopKind) String() string { return [...]string{"crash", "sigterm"}[s] }
+func (s stopKind) String() string { return [...]string{"crash", "sigterm", "lost"}[s] }
 
 type benchCase struct {
 	stop   stopKind
 	advert advert
+	// bfd: Tandem's routers also run a BFD session to each other
+	// (bfdConfig) and its backup fast_failover_bfd over it. keepalived
+	// has no BFD-driven takeover: it runs the plain configuration.
+	bfd bool
 }
+
+var (
+	advert1   = advert{time.Second, 2, "1"}
+	advert01  = advert{100 * time.Millisecond, 3, "0.1"}
+	advert001 = advert{10 * time.Millisecond, 3, "0.01"}
+)
 
 var cases = func() []benchCase {
 	var cs []benchCase
-	for _, a := range []advert{{time.Second, 2, "1"}, {100 * time.Millisecond, 3, "0.1"}} {
+	for _, a := range []advert{advert1, advert01} {
 		for _, s := range []stopKind{crash, sigterm} {
-			cs = append(cs, benchCase{s, a})
+			cs = append(cs, benchCase{stop: s, advert: a})
 		}
 	}
-	return cs
+	return append(cs, benchCase{stop: lost, advert: advert001}, benchCase{stop: lost, advert: advert001, bfd: true})
 }()
 
 func (c benchCase) String() string {
-	return fmt.Sprintf("%s advert %s (v%d)", c.stop, c.advert.text, c.advert.version)
+	s := fmt.Sprintf("%s advert %s (v%d)", c.stop, c.advert.text, c.advert.version)
+	if c.bfd {
+		s += fmt.Sprintf(" tandem bfd %v x %d", bfdInterval, bfdMultiplier)
+	}
+	return s
 }
 
 // crashBound is the most a crash failover may take: the backup's
@@ -105,10 +123,11 @@ func (r caseResult) ratio() float64 {
 	return float64(t) / float64(k)
 }
 
-// pass reports whether every Tandem run of a crash case failed over
-// within crashBound; ok is false for the other cases, which have no bound.
+// pass reports whether every Tandem run of a crash or lost case failed
+// over within crashBound; ok is false for sigterm cases, which have no
+// bound.
 func (r caseResult) pass() (pass, ok bool) {
-	if r.stop != crash {
+	if r.stop == sigterm {
 		return false, false
 	}
 	t := r.series[0]
@@ -158,7 +177,8 @@ type (
 		Tandem      jsonSeries `json:"tandem"`
 		Keepalived  jsonSeries `json:"keepalived"`
 		Ratio       float64    `json:"ratio"`
-		// Only crash cases have a bound.
+		BFD         bool       `json:"tandem_bfd"`
+		// Only crash and lost cases have a bound.
 		CrashBoundMS *float64 `json:"crash_bound_ms,omitempty"`
 		TandemPass   *bool    `json:"tandem_pass,omitempty"`
 	}
@@ -184,7 +204,7 @@ func printJSON(w io.Writer, runs int, results []caseResult) error {
 			return j
 		}
 		jc := jsonCase{
-			Case: r.String(), Stop: r.stop.String(), AdvertIntMS: msf(r.advert.interval), Version: r.advert.version,
+			Case: r.String(), Stop: r.stop.String(), AdvertIntMS: msf(r.advert.interval), Version: r.advert.version, BFD: r.bfd,
 			Tandem: js(r.series[0]), Keepalived: js(r.series[1]), Ratio: r.ratio(),
 		}
 		for _, p := range r.phases {
