@@ -32,6 +32,9 @@ type daemon struct {
 	// state is the instance's state as the daemon reports it ("MASTER",
 	// "BACKUP", ...), "" while it reports none.
 	state func() string
+	// reason is why the instance last changed state, "" where the
+	// daemon does not say (keepalived has no status query).
+	reason func() string
 	// bfdFast reports whether its BFD session is Up at the configured
 	// rate (a session comes up at 1 s and speeds up after); nil where it
 	// runs none.
@@ -110,18 +113,19 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 			defer cancel()
 			return api.Fetch(ctx, socket)
 		}
-		return &daemon{proc: p, state: func() string {
+		vi := func() api.InstanceStatus {
 			st, err := status()
 			if err != nil {
-				return "" // not listening yet
+				return api.InstanceStatus{} // not listening yet
 			}
 			for _, in := range st.Instances {
 				if in.Name == instance {
-					return in.State
+					return in
 				}
 			}
-			return ""
-		}, bfdFast: func() bool {
+			return api.InstanceStatus{}
+		}
+		return &daemon{proc: p, state: func() string { return vi().State }, reason: func() string { return vi().Reason }, bfdFast: func() bool {
 			st, err := status()
 			if err != nil {
 				return false
@@ -147,7 +151,7 @@ func startKeepalived(bin string) func(*lab.Lab, string, string, string) (*daemon
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }}, nil
+		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }, reason: func() string { return "" }}, nil
 	}
 }
 

@@ -107,7 +107,7 @@ func run() int {
 			phase := rand.N(c.advert.interval)
 			r.phases = append(r.phases, phase)
 			for j, im := range impls {
-				took, err := measure(ctx, im, c, phase)
+				took, why, err := measure(ctx, im, c, phase)
 				if ctx.Err() != nil {
 					fmt.Fprintln(os.Stderr, "failover: interrupted")
 					return 130
@@ -118,8 +118,11 @@ func run() int {
 					fmt.Fprintf(os.Stderr, "%s run %d/%d: %s: FAILED: %v\n", c, i+1, *runs, im.name, err)
 					continue
 				}
-				r.series[j].samples = append(r.series[j].samples, took)
-				fmt.Fprintf(os.Stderr, "%s run %d/%d (phase %v): %s %v\n", c, i+1, *runs, phase.Round(time.Millisecond), im.name, took.Round(time.Millisecond))
+				r.series[j].add(took, c.bfd && im.bfd, why)
+				if why != "" {
+					why = " (" + why + ")"
+				}
+				fmt.Fprintf(os.Stderr, "%s run %d/%d (phase %v): %s %v%s\n", c, i+1, *runs, phase.Round(time.Millisecond), im.name, took.Round(time.Millisecond), why)
 			}
 		}
 		results = append(results, r)

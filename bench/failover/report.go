@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -79,6 +80,20 @@ func (c benchCase) crashBound() time.Duration {
 type series struct {
 	samples []time.Duration
 	failed  int // runs that did not complete
+	// notBFD counts the runs of a BFD case where the backup took over
+	// for another reason than the BFD session going down (its
+	// Master_Down_Timer ran out first, or the session was already down
+	// when the master was lost: a false detection under load).
+	notBFD int
+}
+
+// add records a run that took d; with bfd, why is the backup's reason for
+// taking over, which fast_failover_bfd gives as "bfd NAME down: ...".
+func (s *series) add(d time.Duration, bfd bool, why string) {
+	s.samples = append(s.samples, d)
+	if bfd && !strings.HasPrefix(why, "bfd ") {
+		s.notBFD++
+	}
 }
 
 func (s series) median() time.Duration {
@@ -146,6 +161,9 @@ func printTable(w io.Writer, results []caseResult) {
 			if s.failed > 0 {
 				med += fmt.Sprintf(" (%d failed)", s.failed)
 			}
+			if s.notBFD > 0 {
+				med += fmt.Sprintf(" (%d not by BFD)", s.notBFD)
+			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%s", med, ms(s.min()), ms(s.max()))
 		}
 		fmt.Fprintf(tw, "\t%.2f", r.ratio())
@@ -185,6 +203,7 @@ type (
 	jsonSeries struct {
 		SamplesMS []float64 `json:"samples_ms"`
 		Failed    int       `json:"failed"`
+		NotBFD    int       `json:"not_by_bfd"`
 		MedianMS  float64   `json:"median_ms"`
 		MinMS     float64   `json:"min_ms"`
 		MaxMS     float64   `json:"max_ms"`
@@ -197,7 +216,7 @@ func printJSON(w io.Writer, runs int, results []caseResult) error {
 	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}}
 	for _, r := range results {
 		js := func(s series) jsonSeries {
-			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
+			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, NotBFD: s.notBFD, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
 			for _, d := range s.samples {
 				j.SamplesMS = append(j.SamplesMS, msf(d))
 			}
