@@ -35,6 +35,8 @@ type daemon struct {
 	// reason is why the instance last changed state, "" where the
 	// daemon does not say (keepalived has no status query).
 	reason func() string
+	// masters counts the times its log says it became MASTER.
+	masters func() int
 	// bfdFast reports whether its BFD session is Up at the configured
 	// rate (a session comes up at 1 s and speeds up after); nil where it
 	// runs none.
@@ -125,7 +127,7 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 			}
 			return api.InstanceStatus{}
 		}
-		return &daemon{proc: p, state: func() string { return vi().State }, reason: func() string { return vi().Reason }, bfdFast: func() bool {
+		bfdFast := func() bool {
 			st, err := status()
 			if err != nil {
 				return false
@@ -137,7 +139,13 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 				}
 			}
 			return false
-		}}, nil
+		}
+		return &daemon{proc: p,
+			state:   func() string { return vi().State },
+			reason:  func() string { return vi().Reason },
+			masters: func() int { return strings.Count(p.Output(), " to=MASTER ") },
+			bfdFast: bfdFast,
+		}, nil
 	}
 }
 
@@ -151,7 +159,8 @@ func startKeepalived(bin string) func(*lab.Lab, string, string, string) (*daemon
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }, reason: func() string { return "" }}, nil
+		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }, reason: func() string { return "" },
+			masters: func() int { return strings.Count(p.Output(), "("+instance+") Entering MASTER STATE") }}, nil
 	}
 }
 
