@@ -13,6 +13,12 @@ import (
 	"tandem/internal/lab"
 )
 
+// bfdPairOpts is what differs between the pair's configurations.
+type bfdPairOpts struct {
+	fastFailover bool // fast_failover_bfd peer in VI_1
+	trackBFD     bool // track_bfd { peer } in VI_1 (weight 0: FAULT while the session is not Up)
+}
+
 // The BFD pair: seed001's routers, ka1 (192.168.1.4, priority 100) and
 // ka2 (192.168.1.8, priority 90), VRRPv2 at advert_int 1 between unicast
 // peers, each with a BFD session "peer" to the other at 10 ms x 3.
@@ -21,12 +27,6 @@ const (
 	ka1Addr    = "192.168.1.4"
 	ka2Addr    = "192.168.1.8"
 )
-
-// bfdPairOpts is what differs between the pair's configurations.
-type bfdPairOpts struct {
-	fastFailover bool // fast_failover_bfd peer in VI_1
-	trackBFD     bool // track_bfd { peer } in VI_1 (weight 0: FAULT while the session is not Up)
-}
 
 // bfdPairConf is node's (ka1 or ka2) configuration.
 func bfdPairConf(node string, o bfdPairOpts) string {
@@ -83,6 +83,16 @@ func startBFDPair(t *testing.T, o bfdPairOpts) (l *lab.Lab, ka1, ka2 *daemon) {
 		waitFor(t, "ka1 MASTER", 10*time.Second, func() bool { return ka1.state("VI_1") == "MASTER" })
 	}
 	ka2 = startTandem(t, l, "ka2", writeConf(t, "ka2.conf", bfdPairConf("ka2", o)), "--http", ka2Addr+":9400")
+	waitBFDPair(t, ka1, ka2)
+	return l, ka1, ka2
+}
+
+// waitBFDPair waits until ka1 is MASTER, ka2 BACKUP having heard ka1, and
+// the BFD session Up on both at its fast rate. On a loaded machine a
+// session can go down falsely (30 ms without a packet) and come back; a
+// test waits again right before it acts.
+func waitBFDPair(t *testing.T, ka1, ka2 *daemon) {
+	t.Helper()
 	waitFor(t, "ka1 MASTER, ka2 BACKUP of ka1, BFD Up at 30 ms on both", 20*time.Second, func() bool {
 		fast := func(d *daemon) bool {
 			b, ok := bfdSessionOf(d)
@@ -91,13 +101,13 @@ func startBFDPair(t *testing.T, o bfdPairOpts) (l *lab.Lab, ka1, ka2 *daemon) {
 		return ka1.state("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP" &&
 			ka2.instance(t, "VI_1").MasterIP == ka1Addr && fast(ka1) && fast(ka2)
 	})
-	return l, ka1, ka2
 }
 
 // loseMaster crashes ka1 as a machine failure does (switch port cut and
 // SIGKILL, lab.Crash) and returns how long ka2 took to report MASTER.
 func loseMaster(t *testing.T, l *lab.Lab, ka1, ka2 *daemon) time.Duration {
 	t.Helper()
+	waitBFDPair(t, ka1, ka2)
 	start := time.Now()
 	if err := l.Crash("ka1", ka1.proc); err != nil {
 		t.Fatal(err)
@@ -203,6 +213,7 @@ func TestBFDFastFailoverControl(t *testing.T) {
 // transition, for longer than a backup's Master_Down_Interval.
 func TestBFDMasterKeepsOnPeerLoss(t *testing.T) {
 	l, ka1, ka2 := startBFDPair(t, bfdPairOpts{fastFailover: true})
+	waitBFDPair(t, ka1, ka2)
 	before := ka1.instance(t, "VI_1").Transitions
 	if err := l.Crash("ka2", ka2.proc); err != nil {
 		t.Fatal(err)
