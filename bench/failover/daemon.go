@@ -25,6 +25,9 @@ type impl struct {
 	// transition marks the log line of each of the instance's
 	// transitions, and toMaster those into MASTER among them.
 	transition, toMaster string
+	// bfd: it runs the BFD cases with a BFD session and fast_failover_bfd
+	// (Tandem; keepalived has no BFD-driven takeover).
+	bfd bool
 }
 
 // daemon is one running router.
@@ -33,6 +36,15 @@ type daemon struct {
 	// state is the instance's state as the daemon reports it ("MASTER",
 	// "BACKUP", ...), "" while it reports none.
 	state func() string
+	// reason is why the instance last changed state, "" where the
+	// daemon does not say (keepalived has no status query).
+	reason func() string
+	// masters counts the times its log says it became MASTER.
+	masters func() int
+	// bfdFast reports whether its BFD session is Up at the configured
+	// rate (a session comes up at 1 s and speeds up after); nil where it
+	// runs none.
+	bfdFast func() bool
 }
 
 // config is the keepalived.conf both implementations run: seed001's
@@ -40,12 +52,20 @@ type daemon struct {
 // authentication) at advert_int 1 with VRRPv2; at 0.1 it must be VRRPv3
 // (VRRPv2 carries whole seconds), which has no authentication. sched
 // adds its thread scheduling keywords.
-func config(node, state string, priority int, a advert, sched threadSched) string {
+//
+// With bfd, a BFD session to the other router (bfdConfig) goes before it
+// and the instance names it in fast_failover_bfd.
+func config(node, state string, priority int, a advert, sched threadSched, bfd bool) string {
 	auth := ""
 	if a.version == 2 {
 		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
 	}
-	return fmt.Sprintf(`global_defs {
+	session := ""
+	if bfd {
+		session = bfdConfig(node)
+		auth += "    fast_failover_bfd " + bfdSession + "\n"
+	}
+	return session + fmt.Sprintf(`global_defs {
     router_id %s
     vrrp_mcast_group4 224.100.100.100
 %s}
@@ -64,6 +84,30 @@ vrrp_instance %s {
 `, node, sched, instance, state, priority, a.text, a.version, auth)
 }
 
+// The BFD cases' session: bfdInterval x bfdMultiplier, the issue's 5 ms x 3.
+const (
+	bfdSession    = "peer"
+	bfdInterval   = 5 * time.Millisecond
+	bfdMultiplier = 3
+)
+
+// bfdConfig is node's BFD session to the other router.
+func bfdConfig(node string) string {
+	self, peer := lab.Seed001().Directors[0].Addr, lab.Seed001().Directors[1].Addr
+	if node == backupNode {
+		self, peer = peer, self
+	}
+	ms := bfdInterval.Milliseconds()
+	return fmt.Sprintf(`bfd_instance %s {
+    neighbor_ip %s
+    source_ip %s
+    min_rx %d
+    min_tx %d
+    multiplier %d
+}
+`, bfdSession, peer, self, ms, ms, bfdMultiplier)
+}
+
 func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, error) {
 	return func(l *lab.Lab, node, conf, dir string) (*daemon, error) {
 		socket := filepath.Join(dir, node+".sock")
@@ -71,20 +115,42 @@ func startTandem(bin string) func(*lab.Lab, string, string, string) (*daemon, er
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string {
+		status := func() (api.Status, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			st, err := api.Fetch(ctx, socket)
+			return api.Fetch(ctx, socket)
+		}
+		vi := func() api.InstanceStatus {
+			st, err := status()
 			if err != nil {
-				return "" // not listening yet
+				return api.InstanceStatus{} // not listening yet
 			}
 			for _, in := range st.Instances {
 				if in.Name == instance {
-					return in.State
+					return in
 				}
 			}
-			return ""
-		}}, nil
+			return api.InstanceStatus{}
+		}
+		bfdFast := func() bool {
+			st, err := status()
+			if err != nil {
+				return false
+			}
+			detect := (bfdMultiplier * bfdInterval).Seconds()
+			for _, b := range st.BFD {
+				if b.Name == bfdSession {
+					return b.State == "Up" && b.Detection > 0 && b.Detection <= detect+0.0001
+				}
+			}
+			return false
+		}
+		return &daemon{proc: p,
+			state:   func() string { return vi().State },
+			reason:  func() string { return vi().Reason },
+			masters: func() int { return strings.Count(p.Output(), " to=MASTER ") },
+			bfdFast: bfdFast,
+		}, nil
 	}
 }
 
@@ -98,7 +164,8 @@ func startKeepalived(bin string) func(*lab.Lab, string, string, string) (*daemon
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }}, nil
+		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }, reason: func() string { return "" },
+			masters: func() int { return strings.Count(p.Output(), "("+instance+") Entering MASTER STATE") }}, nil
 	}
 }
 
@@ -139,10 +206,11 @@ func (s threadSched) String() string {
 	return b.String()
 }
 
-// startRouter writes the configuration for node and starts it.
-func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, sched threadSched) (*daemon, error) {
+// startRouter writes the configuration for node and starts it (bfd: see
+// config).
+func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, bfd bool, sched threadSched) (*daemon, error) {
 	conf := filepath.Join(dir, node+".conf")
-	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched, bfd)), 0o644); err != nil {
 		return nil, err
 	}
 	d, err := im.start(l, node, conf, dir)
@@ -154,21 +222,37 @@ func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a a
 
 // waitState polls d every 10 ms until it reports want.
 func waitState(ctx context.Context, d *daemon, want string, timeout time.Duration) error {
+	return waitUntil(ctx, d, want, timeout, func() (bool, string) {
+		got := d.state()
+		return got == want, fmt.Sprintf("state %q", got)
+	})
+}
+
+// waitBFD polls d every 10 ms until its BFD session is Up at its
+// configured rate.
+func waitBFD(ctx context.Context, d *daemon, timeout time.Duration) error {
+	what := fmt.Sprintf("BFD session %s Up at %v x %d", bfdSession, bfdInterval, bfdMultiplier)
+	return waitUntil(ctx, d, what, timeout, func() (bool, string) { return d.bfdFast(), "not yet" })
+}
+
+// waitUntil polls cond every 10 ms until it holds, d exits or timeout
+// passes; cond also says how d is, for the error.
+func waitUntil(ctx context.Context, d *daemon, what string, timeout time.Duration, cond func() (ok bool, how string)) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		got := d.state()
-		if got == want {
+		ok, how := cond()
+		if ok {
 			return nil
 		}
 		select {
 		case <-d.proc.Done():
-			return fmt.Errorf("exited (%v) before reaching %s", d.proc.Wait(), want)
+			return fmt.Errorf("exited (%v) before reaching %s", d.proc.Wait(), what)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not %s after %v (state %q)", want, timeout, got)
+			return fmt.Errorf("not %s after %v (%s)", what, timeout, how)
 		}
 	}
 }

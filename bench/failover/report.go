@@ -22,27 +22,45 @@ type stopKind int
 const (
 	crash   stopKind = iota // SIGKILL of the master's process group
 	sigterm                 // SIGTERM: the master advertises priority 0 and leaves
+	// lost: the master's switch port cut and its process group killed at
+	// the same moment (lab.Crash), as a machine dies: its kernel, which
+	// keeps the VIP after a crash, forwards nothing more.
+	lost
 )
 
-func (s stopKind) String() string { return [...]string{"crash", "sigterm"}[s] }
+func (s stopKind) String() string { return [...]string{"crash", "sigterm", "lost"}[s] }
 
 type benchCase struct {
 	stop   stopKind
 	advert advert
+	// bfd: Tandem's routers also run a BFD session to each other
+	// (bfdConfig) and its backup fast_failover_bfd over it. keepalived
+	// has no BFD-driven takeover: it runs the plain configuration.
+	bfd bool
 }
+
+var (
+	advert1   = advert{time.Second, 2, "1"}
+	advert01  = advert{100 * time.Millisecond, 3, "0.1"}
+	advert001 = advert{10 * time.Millisecond, 3, "0.01"}
+)
 
 var cases = func() []benchCase {
 	var cs []benchCase
-	for _, a := range []advert{{time.Second, 2, "1"}, {100 * time.Millisecond, 3, "0.1"}} {
+	for _, a := range []advert{advert1, advert01} {
 		for _, s := range []stopKind{crash, sigterm} {
-			cs = append(cs, benchCase{s, a})
+			cs = append(cs, benchCase{stop: s, advert: a})
 		}
 	}
-	return cs
+	return append(cs, benchCase{stop: lost, advert: advert001}, benchCase{stop: lost, advert: advert001, bfd: true})
 }()
 
 func (c benchCase) String() string {
-	return fmt.Sprintf("%s advert %s (v%d)", c.stop, c.advert.text, c.advert.version)
+	s := fmt.Sprintf("%s advert %s (v%d)", c.stop, c.advert.text, c.advert.version)
+	if c.bfd {
+		s += fmt.Sprintf(" tandem bfd %v x %d", bfdInterval, bfdMultiplier)
+	}
+	return s
 }
 
 // crashBound is the most a crash failover may take: the backup's
@@ -62,6 +80,20 @@ func (c benchCase) crashBound() time.Duration {
 type series struct {
 	samples []time.Duration
 	failed  int // runs that did not complete
+	// notBFD counts the runs of a BFD case where the backup took over
+	// for another reason than the BFD session going down (its
+	// Master_Down_Timer ran out first, or the session was already down
+	// when the master was lost: a false detection under load).
+	notBFD int
+}
+
+// add records a run that took d; with bfd, why is the backup's reason for
+// taking over, which fast_failover_bfd gives as "bfd NAME down: ...".
+func (s *series) add(d time.Duration, bfd bool, why string) {
+	s.samples = append(s.samples, d)
+	if bfd && !strings.HasPrefix(why, "bfd ") {
+		s.notBFD++
+	}
 }
 
 func (s series) median() time.Duration {
@@ -106,10 +138,11 @@ func (r caseResult) ratio() float64 {
 	return float64(t) / float64(k)
 }
 
-// pass reports whether every Tandem run of a crash case failed over
-// within crashBound; ok is false for the other cases, which have no bound.
+// pass reports whether every Tandem run of a crash or lost case failed
+// over within crashBound; ok is false for sigterm cases, which have no
+// bound.
 func (r caseResult) pass() (pass, ok bool) {
-	if r.stop != crash {
+	if r.stop == sigterm {
 		return false, false
 	}
 	t := r.series[0]
@@ -127,6 +160,9 @@ func printTable(w io.Writer, results []caseResult) {
 			med := ms(s.median())
 			if s.failed > 0 {
 				med += fmt.Sprintf(" (%d failed)", s.failed)
+			}
+			if s.notBFD > 0 {
+				med += fmt.Sprintf(" (%d not by BFD)", s.notBFD)
 			}
 			fmt.Fprintf(tw, "\t%s\t%s\t%s", med, ms(s.min()), ms(s.max()))
 		}
@@ -177,13 +213,15 @@ type (
 		Tandem      jsonSeries `json:"tandem"`
 		Keepalived  jsonSeries `json:"keepalived"`
 		Ratio       float64    `json:"ratio"`
-		// Only crash cases have a bound.
+		BFD         bool       `json:"tandem_bfd"`
+		// Only crash and lost cases have a bound.
 		CrashBoundMS *float64 `json:"crash_bound_ms,omitempty"`
 		TandemPass   *bool    `json:"tandem_pass,omitempty"`
 	}
 	jsonSeries struct {
 		SamplesMS []float64 `json:"samples_ms"`
 		Failed    int       `json:"failed"`
+		NotBFD    int       `json:"not_by_bfd"`
 		MedianMS  float64   `json:"median_ms"`
 		MinMS     float64   `json:"min_ms"`
 		MaxMS     float64   `json:"max_ms"`
@@ -207,14 +245,14 @@ func printJSON(w io.Writer, runs int, results []caseResult, handovers []handover
 	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {
-			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
+			j := jsonSeries{SamplesMS: []float64{}, Failed: s.failed, NotBFD: s.notBFD, MedianMS: msf(s.median()), MinMS: msf(s.min()), MaxMS: msf(s.max())}
 			for _, d := range s.samples {
 				j.SamplesMS = append(j.SamplesMS, msf(d))
 			}
 			return j
 		}
 		jc := jsonCase{
-			Case: r.String(), Stop: r.stop.String(), AdvertIntMS: msf(r.advert.interval), Version: r.advert.version,
+			Case: r.String(), Stop: r.stop.String(), AdvertIntMS: msf(r.advert.interval), Version: r.advert.version, BFD: r.bfd,
 			Tandem: js(r.series[0]), Keepalived: js(r.series[1]), Ratio: r.ratio(),
 		}
 		for _, p := range r.phases {

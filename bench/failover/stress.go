@@ -130,13 +130,13 @@ func startPair(ctx context.Context, im impl, sched threadSched) (p *pair, err er
 	if p.dir, err = os.MkdirTemp("", "failover-stress-"); err != nil {
 		return p, err
 	}
-	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, sched); err != nil {
+	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, false, sched); err != nil {
 		return p, err
 	}
 	if err := waitState(ctx, p.m, "MASTER", 15*time.Second); err != nil {
 		return p, fmt.Errorf("%s: %w", masterNode, err)
 	}
-	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, sched); err != nil {
+	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, false, sched); err != nil {
 		return p, err
 	}
 	if err := waitState(ctx, p.b, "BACKUP", 10*time.Second); err != nil {
