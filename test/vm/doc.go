@@ -10,8 +10,9 @@
 // The test is root-only and skips, naming the missing piece, unless it runs
 // as root with qemu-system-x86_64, busybox (static), ipvsadm, iproute2's ip,
 // apt-get/apt-cache/dpkg-deb, xz and ldd at hand. keepalived (Debian's
-// keepalived) is optional: with it on the host, the guest also runs
-// TestKeepalivedConnsKept, keepalived's IPVS baseline for bench/conns.
+// keepalived) is optional: without it the guest skips the keepalived half
+// of TestIPVSConnsKept (connections kept across a director crash, IPVS
+// run by keepalived and by Tandem: the IPVS rows of bench/conns).
 //
 // # Steps
 //
@@ -32,7 +33,7 @@
 //     internal/lvs/ipvs, and lab.BuildTandem the static tandem binary,
 //     which /init hands to the tests as TANDEM_BIN (the sync daemon's
 //     failover test runs two tandems); ipvsadm and ip, and keepalived if
-//     the host has it (KEEPALIVED_BIN, for TestKeepalivedConnsKept), are
+//     the host has it (KEEPALIVED_BIN, for TestIPVSConnsKept), are
 //     copied with the shared libraries and loader ldd lists (keepalived's
 //     take the initramfs from 9 to 45 MiB), busybox-static is the shell and init,
 //     and guestModules with their dependencies (in modules.dep order) are
@@ -51,9 +52,9 @@
 //
 // The guest runs the tests with a 300 s timeout; the sync daemon tests
 // add ~25-35 s to the ipvs tests' 9-10 s (their VRRP failover and the
-// 2 s sync flushes), and TestKeepalivedConnsKept ~13 s (two labs, 200
+// 2 s sync flushes), and TestIPVSConnsKept ~13 s (two labs, 200
 // connections each), so the whole test now takes 65-140 s (85 s measured
-// with TestKeepalivedConnsKept at load average 4-11).
+// with TestIPVSConnsKept at load average 4-11).
 //
 // Inside the guest the ipvs tests build their namespaces with
 // internal/lab (bridge, veths, client, director, real servers), compare

@@ -277,7 +277,7 @@ func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) e
 	}
 	libsOf := []string{tl.ipvsadm, tl.ip}
 	// keepalived, if the host has it, for the ipvs package's
-	// TestKeepalivedConnsKept (KEEPALIVED_BIN, set by /init).
+	// TestIPVSConnsKept (KEEPALIVED_BIN, set by /init).
 	if tl.keepalived != "" {
 		files["/sbin/keepalived"] = tl.keepalived
 		libsOf = append(libsOf, tl.keepalived)
