@@ -50,11 +50,11 @@
 //  4. Report: the guest's serial console is printed on failure (and with
 //     -v); qemu's exit status decides pass or fail.
 //
-// The guest runs the tests with a 300 s timeout; the sync daemon tests
+// The guest runs the tests with a 420 s timeout; the sync daemon tests
 // add ~25-35 s to the ipvs tests' 9-10 s (their VRRP failover and the
-// 2 s sync flushes), and TestIPVSConnsKept ~13 s (two labs, 200
-// connections each), so the whole test now takes 65-140 s (85 s measured
-// with TestIPVSConnsKept at load average 4-11).
+// 2 s sync flushes), and TestIPVSConnsKept 100-130 s (six labs, 200
+// connections each, VRRP at advert_int 1), so the whole test now takes
+// 3-3.5 min (guest 187 s at load average 15-20).
 //
 // Inside the guest the ipvs tests build their namespaces with
 // internal/lab (bridge, veths, client, director, real servers), compare

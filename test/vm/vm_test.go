@@ -39,7 +39,7 @@ var guestModules = []string{
 
 // guestTimeout bounds one boot plus the test run in TCG. A healthy run
 // takes well under a minute (see the package documentation).
-const guestTimeout = 7 * time.Minute
+const guestTimeout = 9 * time.Minute
 
 // TestIPVSInVM runs the internal/lvs/ipvs tests inside a Debian kernel
 // booted under qemu, since neither this machine's kernel nor CI's has IPVS.
@@ -364,7 +364,7 @@ for m in ` + strings.Join(insmods, " ") + `; do
 done
 echo "tandem-vm: modules loaded at ${t0}s..$(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
-TANDEM_BIN=/tandem KEEPALIVED_BIN=$(command -v keepalived) /ipvs.test -test.v -test.timeout 300s
+TANDEM_BIN=/tandem KEEPALIVED_BIN=$(command -v keepalived) /ipvs.test -test.v -test.timeout 420s
 rc=$?
 TANDEM_VM=1 /netio.test -test.v -test.timeout 60s -test.run '^TestIPVLANLifecycle$' || rc=1
 echo "tandem-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime)s"
