@@ -10,7 +10,7 @@
 //
 // Usage (root only: it builds network namespaces):
 //
-//	go run ./bench/conns [-runs N] [-conns N] [-interval D] [-mode NAME] [-json] [-tandem BIN]
+//	go run ./bench/conns [-runs N] [-conns N] [-interval D] [-mode NAME,...] [-json] [-tandem BIN]
 //
 // README.md says what is measured and how to read it.
 package main
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -41,7 +42,7 @@ func run() int {
 	runs := flag.Int("runs", 5, "runs per mode, each in a fresh lab")
 	n := flag.Int("conns", 200, "connections per run")
 	interval := flag.Duration("interval", 50*time.Millisecond, "how often each connection sends a request")
-	only := flag.String("mode", "", "run only the modes whose name contains this")
+	only := flag.String("mode", "", "run only the modes whose name contains one of these, comma-separated (controls only when that one contains \"control\")")
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	bin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	flag.Parse()
@@ -80,8 +81,15 @@ func run() int {
 	var results []modeResult
 	failed := false
 	for _, m := range modes {
-		if !strings.Contains(m.name, *only) || (m.control && !strings.Contains(*only, "control")) {
+		if !selected(m, *only) {
 			continue
+		}
+		if m.needs != "" {
+			if _, err := exec.LookPath(m.needs); err != nil {
+				failed = true
+				fmt.Fprintf(os.Stderr, "%s: not run: %s not installed (Debian package %s)\n", m.name, m.needs, m.needs)
+				continue
+			}
 		}
 		r := modeResult{Mode: m.name, Control: m.control}
 		for i := range *runs {
@@ -123,6 +131,18 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// selected reports whether -mode only names m: m's name contains one of
+// its comma-separated items, an item that contains "control" for a
+// control mode.
+func selected(m mode, only string) bool {
+	for _, item := range strings.Split(only, ",") {
+		if strings.Contains(m.name, item) && (!m.control || strings.Contains(item, "control")) {
+			return true
+		}
+	}
+	return false
 }
 
 // modeResult sums one mode's runs.

@@ -14,32 +14,37 @@ import (
 // for every mode: echo servers on the real servers' port, the directors
 // started with conf, n connections through vip, the master (dir1)
 // crashed, and what the connections saw.
-//
-// Another mode plugs in as one more entry of modes, in a file of its own
-// (NAT with conntrackd: lab.Seed003NAT's layout, confs with its
-// conntrackd block, and a prepare that starts nothing more than the
-// directors need, the real servers routing via the directors' VIP).
 type mode struct {
 	name   string
-	layout lab.Layout
+	spec   lab.Spec
+	client string // the node the connections come from
 	vip    netip.AddrPort
-	// reals are the real servers' addresses, which must be healthy on
-	// both directors before the connections open.
-	reals []netip.Addr
+	// reals are the real servers, which must be healthy on both
+	// directors before the connections open.
+	reals []lab.Host
 	// vsName is the virtual server as `tandem status` names it.
 	vsName string
-	// prepare readies real server node (DR: the VIP on lo) with the
-	// tandem binary bin.
+	// prepare, if set, readies real server node (DR: the VIP on lo) with
+	// the tandem binary bin.
 	prepare func(ctx context.Context, l *lab.Lab, bin, node, dir string) error
 	// conf is director node's configuration (dir1 the master).
 	conf func(node string) string
+	// args are more arguments for tandem run.
+	args []string
+	// synced, if set, reports whether the backup, whose status socket is
+	// socket, holds the state of the n open connections, which the crash
+	// waits for.
+	synced func(ctx context.Context, l *lab.Lab, socket string, n int) bool
+	// needs is a program the mode needs (the Debian package of the same
+	// name), if any.
+	needs string
 	// control marks a mode built to lose connections, which shows the
 	// harness can see them lost: it runs only when -mode names it, and
 	// is not held to the goal.
 	control bool
 }
 
-var modes = []mode{drMode(), drControlMode()}
+var modes = []mode{drMode(), drControlMode(), natMode(), natControlMode()}
 
 // drMode is DR through nftables: seed004's layout and pair (lab.DRPairConf,
 // advert_int 0.1, the same pool on both directors), the VIP on the real
@@ -48,9 +53,10 @@ func drMode() mode {
 	y := lab.Seed004()
 	return mode{
 		name:   "dr-nft",
-		layout: y,
+		spec:   y.Spec(),
+		client: y.Client.Name,
 		vip:    lab.DRPairVIP,
-		reals:  []netip.Addr{y.Reals[0].Addr, y.Reals[1].Addr},
+		reals:  y.Reals,
 		vsName: lab.DRPairVIP.String(),
 		prepare: func(ctx context.Context, l *lab.Lab, bin, node, dir string) error {
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -47,8 +47,8 @@ func (d director) ready(ctx context.Context, m mode, state string) bool {
 			healthy[rs.IP] = rs.Healthy
 		}
 	}
-	for _, a := range m.reals {
-		if !healthy[a.String()] {
+	for _, r := range m.reals {
+		if !healthy[r.Addr.String()] {
 			return false
 		}
 	}
@@ -80,14 +80,16 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 		return o, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := lab.New(m.layout.Spec())
+	l, err := lab.New(m.spec)
 	if err != nil {
 		return o, err
 	}
 	defer l.Close()
-	for _, r := range m.layout.Reals {
-		if err := m.prepare(ctx, l, bin, r.Name, filepath.Join(dir, r.Name)); err != nil {
-			return o, err
+	for _, r := range m.reals {
+		if m.prepare != nil {
+			if err := m.prepare(ctx, l, bin, r.Name, filepath.Join(dir, r.Name)); err != nil {
+				return o, err
+			}
 		}
 		stop, err := l.Serve(r.Name, fmt.Sprintf(":%d", m.vip.Port()), lab.NameEcho(r.Name))
 		if err != nil {
@@ -102,7 +104,8 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 			return o, err
 		}
 		ds[i].socket = filepath.Join(dir, node+".sock")
-		if ds[i].proc, err = l.Start(node, bin, "run", "-f", conf, "--socket", ds[i].socket, "--log-format", "text"); err != nil {
+		args := append([]string{"run", "-f", conf, "--socket", ds[i].socket, "--log-format", "text"}, m.args...)
+		if ds[i].proc, err = l.Start(node, bin, args...); err != nil {
 			return o, err
 		}
 	}
@@ -111,11 +114,18 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 	}); err != nil {
 		return o, err
 	}
-	cs, err := l.OpenConns(m.layout.Client.Name, m.vip, n, interval)
+	cs, err := l.OpenConns(m.client, m.vip, n, interval)
 	if err != nil {
 		return o, err
 	}
 	defer cs.Stop()
+	if m.synced != nil {
+		if err := poll(ctx, "the backup holding the connections' state", 30*time.Second, func() bool {
+			return m.synced(ctx, l, ds[1].socket, n)
+		}); err != nil {
+			return o, err
+		}
+	}
 	time.Sleep(time.Second) // steady state: every connection has talked a while
 	before := cs.Results()
 	crashed := time.Now()

@@ -2,7 +2,9 @@ package lab
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 )
 
 // DRPairConf is the configuration of a Seed004 DR director pair for
@@ -65,12 +67,19 @@ virtual_server 172.16.0.30 80 {
 }
 
 // Crash takes director node and its daemon p down as a machine failure
-// does: its switch port is cut (so its kernel, which keeps the VIP and
-// the data plane's rules after the process dies, forwards nothing more)
-// and p's whole process group gets SIGKILL, one right after the other.
+// does: its ports on every switch are cut (so its kernel, which keeps the
+// VIP and the data plane's rules after the process dies, forwards and
+// replicates nothing more) and p's whole process group gets SIGKILL, one
+// right after the other.
 func (l *Lab) Crash(node string, p *Proc) error {
-	if err := l.Partition(SwitchLAN, node); err != nil {
+	n, err := l.node(node)
+	if err != nil {
 		return err
+	}
+	for _, sw := range slices.Sorted(maps.Keys(n.ports)) {
+		if err := l.Partition(sw, node); err != nil {
+			return err
+		}
 	}
 	return p.Kill()
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,72 +30,13 @@ var (
 	natAdvert = flag.String("nat-advert", "0.1", "TestNATConntrackFailover: the directors' advert_int (VRRPv3, seconds)")
 )
 
-// The NAT pair's addresses: the VIP on the outside (wan), the real
-// servers' gateway (also floating) on the inside (lan), and the
-// directors' own link for conntrackd (ct).
-var (
-	natVIP = netip.MustParseAddr("10.7.1.100")
-	natGW  = netip.MustParseAddr("10.7.2.1")
-)
+// natPort is the NAT pair's service port.
+var natPort = lab.NATPairVIP.Port()
 
-const natPort = 7000
-
-// natPairSpec is two NAT directors (eth0 outside, eth1 inside, eth2 their
-// sync link), two real servers whose default route is the floating
-// inside gateway, and a client outside.
-func natPairSpec() lab.Spec {
-	p := netip.MustParsePrefix
-	dir := func(name string, n int) lab.Node {
-		return lab.Node{Name: name, Ifaces: []lab.Iface{
-			{Name: "eth0", Switch: "wan", Addrs: []netip.Prefix{p(fmt.Sprintf("10.7.1.%d/24", n))}},
-			{Name: "eth1", Switch: "lan", Addrs: []netip.Prefix{p(fmt.Sprintf("10.7.2.%d/24", n))}},
-			{Name: "eth2", Switch: "ct", Addrs: []netip.Prefix{p(fmt.Sprintf("10.7.9.%d/24", n))}},
-		}, Sysctls: map[string]string{
-			"net.ipv4.ip_forward":               "1",
-			"net.ipv4.conf.all.send_redirects":  "0",
-			"net.ipv4.conf.eth0.send_redirects": "0",
-			"net.ipv4.conf.eth1.send_redirects": "0",
-		}}
-	}
-	rs := func(name string, n int) lab.Node {
-		return lab.Node{Name: name, Ifaces: []lab.Iface{{Name: "eth0", Switch: "lan", Addrs: []netip.Prefix{p(fmt.Sprintf("10.7.2.%d/24", n))}}},
-			Routes: []lab.Route{{Via: natGW}}}
-	}
-	return lab.Spec{Nodes: []lab.Node{dir("dir1", 2), dir("dir2", 3), rs("rs1", 11), rs("rs2", 12),
-		{Name: "client", Ifaces: []lab.Iface{{Name: "eth0", Switch: "wan", Addrs: []netip.Prefix{p("10.7.1.50/24")}}}}}}
-}
-
-// natPairConf is director n's configuration (1 is the master): VRRPv3 at
-// advert -nat-advert floating the VIP and the inside gateway, a round-robin NAT
-// service, and, with sync, conntrack_sync over eth2.
+// natPairConf is director n's configuration (1 is the master) at advert
+// -nat-advert.
 func natPairConf(n int, withSync bool) string {
-	prio := map[int]int{1: 150, 2: 100}[n]
-	ct := ""
-	if withSync {
-		ct = fmt.Sprintf("conntrack_sync {\n    instance VI_1\n    interface eth2\n    source 10.7.9.%d\n    peer 10.7.9.%d\n}\n", n+1, 4-n)
-	}
-	rs := func(ip string) string {
-		return fmt.Sprintf("    real_server %s %d {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", ip, natPort)
-	}
-	return fmt.Sprintf(`vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 71
-    version 3
-    priority %d
-    advert_int %s
-    virtual_ipaddress {
-        %s/24 dev eth0
-        %s/24 dev eth1
-    }
-}
-virtual_server %s %d {
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-%s%s}
-%s`, prio, *natAdvert, natVIP, natGW, natVIP, natPort, rs("10.7.2.11"), rs("10.7.2.12"), ct)
+	return lab.NATPairConf{Sync: withSync, Advert: *natAdvert}.Conf(fmt.Sprintf("dir%d", n))
 }
 
 // echoServer answers every read with the same bytes, in node, until the
@@ -160,14 +100,14 @@ func (f *flow) run(ctx context.Context) {
 	}
 }
 
-// conntrackdCount is how many of the natPort flows node's conntrackd
-// holds in its external cache (the peer's flows).
+// conntrackdCount is how many of the natPort flows d's conntrackd holds
+// in its external cache (the peer's flows); -1 if it cannot tell.
 func conntrackdCount(l *lab.Lab, d *daemon) int {
-	out, err := l.Command(context.Background(), d.node, "conntrackd", "-C", ctsync.FilesFor(d.socket).Conf, "-e").CombinedOutput()
+	n, err := l.ConntrackdFlows(context.Background(), d.node, ctsync.FilesFor(d.socket).Conf, natPort)
 	if err != nil {
 		return -1
 	}
-	return strings.Count(string(out), fmt.Sprintf("dport=%d ", natPort))
+	return n
 }
 
 // TestNATConntrackFailover: two Tandem NAT directors on nftables, conntrackd
@@ -201,7 +141,7 @@ func TestNATConntrackFailover(t *testing.T) {
 }
 
 func natFailover(t *testing.T, withSync bool) (kept, total int, stall time.Duration) {
-	l := lab.NewT(t, natPairSpec())
+	l := lab.NewT(t, lab.NATPairSpec())
 	echoServer(t, l, "rs1")
 	echoServer(t, l, "rs2")
 	d1 := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", natPairConf(1, withSync)), "--dataplane", "nft")
@@ -210,7 +150,7 @@ func natFailover(t *testing.T, withSync bool) (kept, total int, stall time.Durat
 	waitFor(t, "dir2 BACKUP", 20*time.Second, func() bool { return d2.state("VI_1") == "BACKUP" })
 	for _, d := range []*daemon{d1, d2} {
 		waitFor(t, d.node+"'s real servers healthy", 20*time.Second, func() bool {
-			return d.healthy(fmt.Sprintf("%s:%d", natVIP, natPort), "10.7.2.11") && d.healthy(fmt.Sprintf("%s:%d", natVIP, natPort), "10.7.2.12")
+			return !slices.ContainsFunc(lab.NATPairReals, func(r lab.Host) bool { return !d.healthy(lab.NATPairVIP.String(), r.Addr.String()) })
 		})
 		if withSync {
 			waitFor(t, d.node+"'s conntrackd running", 20*time.Second, func() bool {
@@ -222,7 +162,7 @@ func natFailover(t *testing.T, withSync bool) (kept, total int, stall time.Durat
 	var flows []*flow
 	if err := l.Do("client", func() error {
 		for range *natConns {
-			c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(natVIP, natPort).String(), 5*time.Second)
+			c, err := net.DialTimeout("tcp4", lab.NATPairVIP.String(), 5*time.Second)
 			if err != nil {
 				return err
 			}
@@ -249,16 +189,11 @@ func natFailover(t *testing.T, withSync bool) (kept, total int, stall time.Durat
 	if withSync {
 		waitFor(t, "dir2's conntrackd to hold the flows", 30*time.Second, func() bool { return conntrackdCount(l, d2) >= len(flows) })
 	}
-	// The crash: tandem (and with it conntrackd, PR_SET_PDEATHSIG) killed,
-	// and dir1 cut off every switch.
+	// The crash: dir1 cut off every switch, and tandem (and with it
+	// conntrackd, PR_SET_PDEATHSIG) killed.
 	crash := time.Now()
-	if err := d1.proc.Kill(); err != nil {
+	if err := l.Crash("dir1", d1.proc); err != nil {
 		t.Fatal(err)
-	}
-	for _, sw := range []string{"wan", "lan", "ct"} {
-		if err := l.Partition(sw, "dir1"); err != nil {
-			t.Fatal(err)
-		}
 	}
 	waitFor(t, "dir2 MASTER", 10*time.Second, func() bool { return d2.state("VI_1") == "MASTER" })
 	t.Logf("dir2 MASTER %v after the crash", time.Since(crash).Round(time.Millisecond))
@@ -326,7 +261,7 @@ func TestConntrackdLifecycle(t *testing.T) {
 	if _, err := exec.LookPath("conntrackd"); err != nil {
 		t.Skip("conntrackd not installed (Debian package conntrackd)")
 	}
-	l := lab.NewT(t, natPairSpec())
+	l := lab.NewT(t, lab.NATPairSpec())
 	d := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", natPairConf(1, true)), "--dataplane", "nft")
 	files := ctsync.FilesFor(d.socket)
 	running := func(restarts int) func() bool {

@@ -9,7 +9,10 @@
 //
 // The test is root-only and skips, naming the missing piece, unless it runs
 // as root with qemu-system-x86_64, busybox (static), ipvsadm, iproute2's ip,
-// apt-get/apt-cache/dpkg-deb, xz and ldd at hand.
+// apt-get/apt-cache/dpkg-deb, xz and ldd at hand. keepalived (Debian's
+// keepalived) is optional: without it the guest skips the keepalived half
+// of TestIPVSConnsKept (connections kept across a director crash, IPVS
+// run by keepalived and by Tandem: the IPVS rows of bench/conns).
 //
 // # Steps
 //
@@ -29,8 +32,10 @@
 //  2. Initramfs: `CGO_ENABLED=0 go test -c` builds a static test binary of
 //     internal/lvs/ipvs, and lab.BuildTandem the static tandem binary,
 //     which /init hands to the tests as TANDEM_BIN (the sync daemon's
-//     failover test runs two tandems); ipvsadm and ip are copied with the shared
-//     libraries and loader ldd lists, busybox-static is the shell and init,
+//     failover test runs two tandems); ipvsadm and ip, and keepalived if
+//     the host has it (KEEPALIVED_BIN, for TestIPVSConnsKept), are
+//     copied with the shared libraries and loader ldd lists (keepalived's
+//     take the initramfs from 9 to 45 MiB), busybox-static is the shell and init,
 //     and guestModules with their dependencies (in modules.dep order) are
 //     added. The harness writes the newc cpio itself and gzips it (9 MiB).
 //  3. Boot: qemu-system-x86_64 -accel tcg (the nested KVM here cannot run
@@ -45,9 +50,11 @@
 //  4. Report: the guest's serial console is printed on failure (and with
 //     -v); qemu's exit status decides pass or fail.
 //
-// The guest runs the tests with a 150 s timeout; the sync daemon tests
+// The guest runs the tests with a 420 s timeout; the sync daemon tests
 // add ~25-35 s to the ipvs tests' 9-10 s (their VRRP failover and the
-// 2 s sync flushes), so the whole test now takes 65-140 s.
+// 2 s sync flushes), and TestIPVSConnsKept 100-130 s (six labs, 200
+// connections each, VRRP at advert_int 1), so the whole test now takes
+// 3-3.5 min (guest 187 s at load average 15-20).
 //
 // Inside the guest the ipvs tests build their namespaces with
 // internal/lab (bridge, veths, client, director, real servers), compare

@@ -39,7 +39,7 @@ var guestModules = []string{
 
 // guestTimeout bounds one boot plus the test run in TCG. A healthy run
 // takes well under a minute (see the package documentation).
-const guestTimeout = 4 * time.Minute
+const guestTimeout = 9 * time.Minute
 
 // TestIPVSInVM runs the internal/lvs/ipvs tests inside a Debian kernel
 // booted under qemu, since neither this machine's kernel nor CI's has IPVS.
@@ -80,6 +80,7 @@ func TestIPVSInVM(t *testing.T) {
 // tools are the host programs the harness needs.
 type tools struct {
 	qemu, busybox, ipvsadm, ip, goCmd string
+	keepalived                        string // optional: "" if the host has none
 }
 
 // requireTools skips the test unless it runs as root with every package
@@ -117,6 +118,11 @@ func requireTools(t *testing.T) tools {
 		t.Skipf("vm: %s is dynamically linked; install busybox-static", tl.busybox)
 	}
 	tl.goCmd = find("go", "golang (or Go from go.dev)", "/usr/local/go/bin")
+	if p, err := exec.LookPath("keepalived"); err == nil {
+		tl.keepalived = p
+	} else if p := "/usr/sbin/keepalived"; fileExists(p) {
+		tl.keepalived = p
+	}
 	return tl
 }
 
@@ -269,7 +275,14 @@ func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) e
 		"/netio.test":   netioBin,
 		"/tandem":       tandemBin,
 	}
-	for _, bin := range []string{tl.ipvsadm, tl.ip} {
+	libsOf := []string{tl.ipvsadm, tl.ip}
+	// keepalived, if the host has it, for the ipvs package's
+	// TestIPVSConnsKept (KEEPALIVED_BIN, set by /init).
+	if tl.keepalived != "" {
+		files["/sbin/keepalived"] = tl.keepalived
+		libsOf = append(libsOf, tl.keepalived)
+	}
+	for _, bin := range libsOf {
 		libs, err := sharedLibs(bin)
 		if err != nil {
 			return err
@@ -351,7 +364,7 @@ for m in ` + strings.Join(insmods, " ") + `; do
 done
 echo "tandem-vm: modules loaded at ${t0}s..$(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
-TANDEM_BIN=/tandem /ipvs.test -test.v -test.timeout 150s
+TANDEM_BIN=/tandem KEEPALIVED_BIN=$(command -v keepalived) /ipvs.test -test.v -test.timeout 420s
 rc=$?
 TANDEM_VM=1 /netio.test -test.v -test.timeout 60s -test.run '^TestIPVLANLifecycle$' || rc=1
 echo "tandem-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime)s"
