@@ -290,14 +290,21 @@ func recovery(ctx context.Context, s *stack, p *progress, target netip.AddrPort)
 		return fail(start, "dir1 MASTER, dir2 BACKUP: %v (dir1 %s, dir2 %s)", err, dir1.state(ctx), dir2.state(ctx))
 	}
 	p.step("dir1 MASTER, dir2 BACKUP (%s after the start)", secs(time.Since(start)))
-	on1, err1 := s.holdsVIP(dir1.node)
-	on2, err2 := s.holdsVIP(dir2.node)
-	if err := errors.Join(err1, err2); err != nil {
-		return fail(start, "%v", err)
+	// dir2 drains the VIP (make-before-break, docs/handover.md: still
+	// forwarding what reaches it, no longer answering ARP for it) for
+	// handover_drain, garp_master_delay + 1 s by default, then removes it.
+	var on1, on2 bool
+	var herr error
+	if _, err := waitFor(ctx, 15*time.Second, func() bool {
+		var err1, err2 error
+		on1, err1 = s.holdsVIP(dir1.node)
+		on2, err2 = s.holdsVIP(dir2.node)
+		herr = errors.Join(err1, err2)
+		return herr != nil || (on1 && !on2)
+	}); err != nil || herr != nil {
+		return fail(start, "VIP %s: on dir1 %t, on dir2 %t; want dir1 only once dir2 has drained it (%v)", s.vip(), on1, on2, errors.Join(err, herr))
 	}
-	if !on1 || on2 {
-		return fail(start, "VIP %s: on dir1 %t, on dir2 %t; want dir1 only", s.vip(), on1, on2)
-	}
+	p.step("VIP on dir1 only: dir2 drained it (%s after the start)", secs(time.Since(start)))
 	mac, err := s.mac(dir1.node)
 	if err != nil {
 		return fail(start, "%v", err)
