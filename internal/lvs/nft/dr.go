@@ -64,9 +64,9 @@ import (
 const rtnLocal = 2
 
 // drChunk bounds the work committed in one DR transaction, in drWeight
-// units (about one netlink attribute each): a few MB of messages and
-// acknowledgements, which the sockets' buffers (bigBuffers) hold, and a
-// kernel transaction short enough not to stall other nftables users.
+// units (about one netlink attribute each): a few MB of messages, which
+// the socket's buffer (bigBuffers) holds, and a kernel transaction short
+// enough not to stall other nftables users.
 const drChunk = 1 << 16
 
 // drWeight is ch's share of a DR transaction: its registry elements,
