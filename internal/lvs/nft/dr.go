@@ -39,9 +39,15 @@ import (
 //	                in @flows4: refresh, count, fwd; then per server, jhash
 //	                of the flow, `table . jhash . position` in @maglev, add
 //	                the flow's entry, count, fwd to its address out of its
-//	                interface
+//	                interface; then goto fb_<hash>
+//	fb_<hash>       the fallback chain of every service whose pool and
+//	                schedule are the same (fallbackName): per server, the
+//	                Maglev match and fwd, no entry, no counter; reached
+//	                only when the flow set is full
 //
 // so the ingress hook does one fib lookup and a few hash lookups per packet
+// (per real server with slots: an established flow's entry is looked up
+// by at most one rule each, a new flow's slot by at most one more each)
 // whatever the number of services, and the number of named sets is
 // constant: nf_tables finds a set by name by walking its table's list of
 // sets, while chains and counters are in hash tables. The slot table is a

@@ -341,19 +341,7 @@ func TestDRFallbackShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services := func(n int) *lvs.Desired {
-		var vss []lvs.VirtualServer
-		for i := range n {
-			vss = append(vss, lvs.VirtualServer{
-				Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.AddrFrom4([4]byte{10, 8, 0, byte(i)}), Port: 80},
-					Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
-				// Two pools, alternately.
-				Dests: []lvs.Dest{{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(2 + i%2)}), 80), Weight: 1},
-					{Addr: netip.MustParseAddrPort("10.9.0.9:80"), Weight: 1}},
-			})
-		}
-		return mustDesired(t, vss...)
-	}
+	services := func(n int) *lvs.Desired { return twoPools(t, n) }
 	// rules returns the number of rules of each chain of the table whose
 	// name starts with prefix, and the chain each of their gotos names.
 	rules := func(prefix string) (map[string]int, map[string]string) {

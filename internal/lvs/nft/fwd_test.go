@@ -22,18 +22,7 @@ func TestSendReportsRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables := func() []string {
-		t.Helper()
-		ts, err := c.ListTables()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, tb := range ts {
-			names = append(names, tb.Name)
-		}
-		return names
-	}
+	tables := func() []string { return tableNames(t, c) }
 	a := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: "send_a"}
 	b := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: "send_b"}
 	bad, err := capture(func(c *nftables.Conn) error {
