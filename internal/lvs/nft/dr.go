@@ -519,9 +519,15 @@ func (k *Kernel) commitDR(changes []*change) error {
 				return fmt.Errorf("%v: %w", it.key, err)
 			}
 		}
-		// Fallback chains no service goes to any more.
+		// Fallback chains whose last service this commit removed, and
+		// all of them with the last service. Not one that no service
+		// was known to use before (a service's fallback chain is
+		// worked out again at load, which a real server's route having
+		// moved to another interface meanwhile would change): its
+		// service's chain may still go to it, and the kernel would
+		// refuse the whole transaction.
 		for name, n := range dc.fb {
-			if n <= 0 {
+			if n <= 0 && (dc.services == 0 || k.dr.fb[name] > 0) {
 				c.FlushChain(&nftables.Chain{Table: t, Name: name})
 				c.DelChain(&nftables.Chain{Table: t, Name: name})
 				delete(dc.fb, name)

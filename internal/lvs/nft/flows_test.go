@@ -342,34 +342,7 @@ func TestDRFallbackShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	services := func(n int) *lvs.Desired { return twoPools(t, n) }
-	// rules returns the number of rules of each chain of the table whose
-	// name starts with prefix, and the chain each of their gotos names.
-	rules := func(prefix string) (map[string]int, map[string]string) {
-		t.Helper()
-		chains, err := c.ListChainsOfTableFamily(drTable().Family)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, gotos := map[string]int{}, map[string]string{}
-		for _, ch := range chains {
-			if ch.Table.Name != drTable().Name || !strings.HasPrefix(ch.Name, prefix) {
-				continue
-			}
-			rs, err := c.GetRules(drTable(), ch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n[ch.Name] = len(rs)
-			for _, r := range rs {
-				for _, e := range r.Exprs {
-					if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictGoto {
-						gotos[ch.Name] = v.Chain
-					}
-				}
-			}
-		}
-		return n, gotos
-	}
+	rules := func(prefix string) (map[string]int, map[string]string) { return chainRules(t, c, prefix) }
 	k := newKernel(t, ns)
 	reconcile(t, k, services(4))
 	fbs, _ := rules(fbPrefix)
@@ -414,6 +387,66 @@ func TestDRFallbackShared(t *testing.T) {
 	}
 	reconcile(t, k2, services(0))
 	if got, _ := rules(""); len(got) != 0 {
+		t.Errorf("chains left with no service: %v", got)
+	}
+}
+
+// chainRules returns the number of rules of each chain of the DR table
+// whose name starts with prefix, and the chain each one's goto names.
+func chainRules(t *testing.T, c *nftables.Conn, prefix string) (map[string]int, map[string]string) {
+	t.Helper()
+	chains, err := c.ListChainsOfTableFamily(drTable().Family)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, gotos := map[string]int{}, map[string]string{}
+	for _, ch := range chains {
+		if ch.Table.Name != drTable().Name || !strings.HasPrefix(ch.Name, prefix) {
+			continue
+		}
+		rs, err := c.GetRules(drTable(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n[ch.Name] = len(rs)
+		for _, r := range rs {
+			for _, e := range r.Exprs {
+				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictGoto {
+					gotos[ch.Name] = v.Chain
+				}
+			}
+		}
+	}
+	return n, gotos
+}
+
+// TestDRFallbackRouteMoved: a restarted Kernel works a service's
+// fallback chain out again from its real servers' routes; if one moved to
+// another interface meanwhile, it finds another name, and the chain the
+// service's rules still go to must not be deleted with the other
+// services of its pool (the kernel would refuse the transaction).
+func TestDRFallbackRouteMoved(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{
+		{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}},
+		{Name: "eth1", Switch: "s2"}}}}})
+	ns := l.NSHandle(t, "dir")
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, newKernel(t, ns), twoPools(t, 4))
+	_, before := chainRules(t, c, "svc_")
+	addAddr(t, ns, "eth1", netip.MustParsePrefix("10.9.0.14/29")) // 10.9.0.9 is now reached on eth1
+	k := newKernel(t, ns)
+	reconcile(t, k, twoPools(t, 1))
+	fbs, after := chainRules(t, c, "")
+	first := "svc_tcp_10.8.0.0_80"
+	if _, ok := fbs[after[first]]; !ok || after[first] != before[first] {
+		t.Errorf("%s goes to %q, before the restart to %q; chains %v", first, after[first], before[first], fbs)
+	}
+	reconcile(t, k, twoPools(t, 0))
+	if got, _ := chainRules(t, c, ""); len(got) != 0 {
 		t.Errorf("chains left with no service: %v", got)
 	}
 }
