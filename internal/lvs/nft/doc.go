@@ -21,7 +21,8 @@
 //
 // Per NAT service named n (objName: "tcp_10.0.0.1_80", "fwm_42"), in its
 // table (DR services share a registry map and a slot set instead, and
-// their svc_n counts and forwards: see dr.go):
+// their svc_n counts and forwards, ending in a fallback chain shared by
+// the services of equal pools: see dr.go):
 //
 //	reg_n        registry set: the service and its real servers as element comments
 //	svc_n        the scheduler: persistence lookup, then slot lookup, then drop
@@ -63,7 +64,9 @@
 // is referenced before it exists or deleted while referenced. It deletes
 // every object of the service that the kernel has and the new state
 // lacks, so orphans of an older version's failed commit go with the
-// service's next commit (or Flush).
+// service's next commit (or Flush), and the fallback chains no service
+// goes to. Only its last message asks for an acknowledgement (send): the
+// kernel reports refused messages and failed commits anyway.
 //
 // # Restart
 //

@@ -39,9 +39,15 @@ import (
 //	                in @flows4: refresh, count, fwd; then per server, jhash
 //	                of the flow, `table . jhash . position` in @maglev, add
 //	                the flow's entry, count, fwd to its address out of its
-//	                interface
+//	                interface; then goto fb_<hash>
+//	fb_<hash>       the fallback chain of every service whose pool and
+//	                schedule are the same (fallbackName): per server, the
+//	                Maglev match and fwd, no entry, no counter; reached
+//	                only when the flow set is full
 //
 // so the ingress hook does one fib lookup and a few hash lookups per packet
+// (per real server with slots: an established flow's entry is looked up
+// by at most one rule each, a new flow's slot by at most one more each)
 // whatever the number of services, and the number of named sets is
 // constant: nf_tables finds a set by name by walking its table's list of
 // sets, while chains and counters are in hash tables. The slot table is a
@@ -64,9 +70,9 @@ import (
 const rtnLocal = 2
 
 // drChunk bounds the work committed in one DR transaction, in drWeight
-// units (about one netlink attribute each): a few MB of messages and
-// acknowledgements, which the sockets' buffers (bigBuffers) hold, and a
-// kernel transaction short enough not to stall other nftables users.
+// units (about one netlink attribute each): a few MB of messages, which
+// the socket's buffer (bigBuffers) holds, and a kernel transaction short
+// enough not to stall other nftables users.
 const drChunk = 1 << 16
 
 // drWeight is ch's share of a DR transaction: its registry elements,
@@ -94,6 +100,7 @@ type drState struct {
 	oldMap   bool                  // the slots map of the layout before maglevSet exists
 	oldSlots int                   // services whose chain may still look it up
 	flows    bool                  // the flow sets exist (flows.go)
+	fb       map[string]int        // fallback chains in the kernel -> services going to them
 	sweep    bool                  // stale flow entries may exist: sweep before the next commit
 }
 
@@ -137,7 +144,7 @@ type drObjs struct {
 
 func newDRState() *drState {
 	return &drState{objs: map[string]*drObjs{}, base: map[uint32]bool{}, refs: map[uint32]int{},
-		tables: map[string]*slotTable{}, nums: map[uint32]bool{}}
+		tables: map[string]*slotTable{}, nums: map[uint32]bool{}, fb: map[string]int{}}
 }
 
 // Names of the shared DR objects. oldSlotsMap is the data map that held
@@ -263,6 +270,10 @@ func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 		if ch.Table.Name != t.Name {
 			continue
 		}
+		if strings.HasPrefix(ch.Name, fbPrefix) {
+			dr.fb[ch.Name] = 0
+			continue
+		}
 		if idx, ok := strings.CutPrefix(ch.Name, "in_"); ok {
 			if i, err := strconv.ParseUint(idx, 10, 32); err == nil {
 				dr.base[uint32(i)] = true
@@ -310,6 +321,14 @@ func (k *Kernel) readDR(dr *drState, state map[lvs.ServiceKey]*service) error {
 			s.ifaces = l.ifaces
 			for _, idx := range l.ifaces {
 				dr.refs[idx]++
+			}
+			// A chain of an older version ends otherwise, and one
+			// whose fallback chain is gone has none.
+			if name, err := l.fallbackName(); err == nil && len(l.rs) > 0 && !s.legacy && !s.oldSlots {
+				if _, ok := dr.fb[name]; ok {
+					s.fb = name
+					dr.fb[name]++
+				}
 			}
 		}
 	}
@@ -379,6 +398,7 @@ type drCommit struct {
 	numHint  uint32
 	ids      map[uint32]bool // slot table ids in use, deleted ones included
 	oldSlots int
+	fb       map[string]int
 }
 
 // commitDR turns the DR services of changes from what the kernel has into
@@ -399,7 +419,8 @@ func (k *Kernel) commitDR(changes []*change) error {
 	t := drTable()
 	h := k.newHops()
 	dc := drCommit{refs: maps.Clone(k.dr.refs), services: k.dr.services, nums: maps.Clone(k.dr.nums), numHint: k.dr.numHint,
-		tables: make(map[string]*slotTable, len(k.dr.tables)), ids: make(map[uint32]bool, len(k.dr.tables)), oldSlots: k.dr.oldSlots}
+		tables: make(map[string]*slotTable, len(k.dr.tables)), ids: make(map[uint32]bool, len(k.dr.tables)), oldSlots: k.dr.oldSlots,
+		fb: maps.Clone(k.dr.fb)}
 	for key, st := range k.dr.tables {
 		cp := *st
 		dc.tables[key] = &cp
@@ -443,7 +464,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	// the services' chains (chainMsgs), in an order where nothing is
 	// referenced before it exists or deleted while still referenced.
 	var added, gone []uint32
-	var chains []mnl.Message
+	var fbs, chains []mnl.Message
 	pre, err := capture(func(c *nftables.Conn) error {
 		c.AddTable(t)
 		if dc.services > 0 && !k.dr.shared {
@@ -460,13 +481,32 @@ func (k *Kernel) commitDR(changes []*change) error {
 			if err := k.queueDR(c, t, it, &dc); err != nil {
 				return fmt.Errorf("%v: %w", it.key, err)
 			}
-			if it.next != nil {
-				msgs, err := chainMsgs(t, "svc_"+it.n, it.l.drRules())
+			if it.next == nil {
+				continue
+			}
+			fb, err := it.l.fallbackName()
+			if err != nil {
+				return fmt.Errorf("%v: %w", it.key, err)
+			}
+			if len(it.l.rs) == 0 {
+				fb = ""
+			} else if _, ok := dc.fb[fb]; !ok {
+				msgs, err := chainMsgs(t, fb, it.l.fallbackRules())
 				if err != nil {
 					return fmt.Errorf("%v: %w", it.key, err)
 				}
-				chains = append(chains, msgs...)
+				fbs = append(fbs, msgs...)
+				dc.fb[fb] = 0
 			}
+			if fb != "" {
+				dc.fb[fb]++
+			}
+			it.next.fb = fb
+			msgs, err := chainMsgs(t, "svc_"+it.n, it.l.drRules(fb))
+			if err != nil {
+				return fmt.Errorf("%v: %w", it.key, err)
+			}
+			chains = append(chains, msgs...)
 		}
 		return nil
 	})
@@ -477,6 +517,20 @@ func (k *Kernel) commitDR(changes []*change) error {
 		for _, it := range items {
 			if err := k.queueDRPost(c, t, it); err != nil {
 				return fmt.Errorf("%v: %w", it.key, err)
+			}
+		}
+		// Fallback chains whose last service this commit removed, and
+		// all of them with the last service. Not one that no service
+		// was known to use before (a service's fallback chain is
+		// worked out again at load, which a real server's route having
+		// moved to another interface meanwhile would change): its
+		// service's chain may still go to it, and the kernel would
+		// refuse the whole transaction.
+		for name, n := range dc.fb {
+			if n <= 0 && (dc.services == 0 || k.dr.fb[name] > 0) {
+				c.FlushChain(&nftables.Chain{Table: t, Name: name})
+				c.DelChain(&nftables.Chain{Table: t, Name: name})
+				delete(dc.fb, name)
 			}
 		}
 		// Slot tables no service uses any more.
@@ -522,7 +576,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 	if err != nil {
 		return err
 	}
-	if err := k.send(slices.Concat(pre, chains, post)); err != nil {
+	if err := k.send(slices.Concat(pre, fbs, chains, post)); err != nil {
 		return err
 	}
 	stale := departed(items)
@@ -545,7 +599,7 @@ func (k *Kernel) commitDR(changes []*change) error {
 		delete(k.dr.base, idx)
 	}
 	maps.DeleteFunc(dc.refs, func(_ uint32, n int) bool { return n <= 0 })
-	k.dr.refs, k.dr.services, k.dr.tables, k.dr.nums, k.dr.numHint = dc.refs, dc.services, dc.tables, dc.nums, dc.numHint
+	k.dr.refs, k.dr.services, k.dr.tables, k.dr.nums, k.dr.numHint, k.dr.fb = dc.refs, dc.services, dc.tables, dc.nums, dc.numHint, dc.fb
 	k.dr.shared = dc.services > 0
 	k.dr.flows = dc.services > 0
 	k.dr.oldMap, k.dr.oldSlots = k.dr.oldMap && dc.oldSlots > 0, dc.oldSlots
@@ -568,6 +622,9 @@ func (k *Kernel) queueDR(c *nftables.Conn, t *nftables.Table, it drItem, dc *drC
 			return fmt.Errorf("registry: %w", err)
 		}
 		delete(dc.nums, it.cur.num)
+		if it.cur.fb != "" {
+			dc.fb[it.cur.fb]--
+		}
 		dc.numHint = min(dc.numHint, it.cur.num)
 		if it.cur.table != 0 && !it.cur.oldSlots {
 			if l, err := layoutOf(it.cur); err == nil {
@@ -657,32 +714,24 @@ func (k *Kernel) queueDRPost(c *nftables.Conn, t *nftables.Table, it drItem) err
 	return nil
 }
 
-// drRules are the rules of a DR service's chain. First, for each real
-// server with slots, whether the flow's entry in the flow table names it
-// (flows.go): refresh the entry, count the packet, forward it. Then, for
-// each again, whether the flow's slot in the service's Maglev table
-// belongs to it (table . jhash . i is in @maglev): add the flow's entry,
-// count, forward. Last the same without the entry, reached only when the
-// flow table is full (the dynset fails its rule): the flow is forwarded
-// as if there were no flow table. Forwarding is fwd to the server's
-// address out of its interface. Each rule loads what it reads (the kernel
-// refuses a rule reading a register it did not set). A flow that no rule
-// takes (no server with a positive weight) is dropped.
-func (l *layout) drRules() []fwdRule {
-	drop := fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}
-	forward := func(d dest, exprs []expr.Any) fwdRule {
-		exprs = append(exprs,
-			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)},
-			&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
-			// The interface index is a host-endian int in the kernel.
-			&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])})
-		return fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto}
+// drRules are the rules of a DR service's chain, which ends in fallback
+// chain fb. First, for each real server with slots, whether the flow's
+// entry in the flow table names it (flows.go): refresh the entry, count
+// the packet, forward it. Then, for each again, whether the flow's slot
+// in the service's Maglev table belongs to it (table . jhash . i is in
+// @maglev): add the flow's entry, count, forward. A flow that gets past
+// those found the flow table full (the dynset fails its rule), and goes
+// to fb, which forwards it as if there were no flow table
+// (fallbackRules). Forwarding is fwd to the server's address out of its
+// interface. Each rule loads what it reads (the kernel refuses a rule
+// reading a register it did not set). A service with no server with a
+// positive weight has only a drop.
+func (l *layout) drRules(fb string) []fwdRule {
+	if len(l.rs) == 0 {
+		return []fwdRule{{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}}}
 	}
-	maglev := func(i int) []expr.Any {
-		return append(l.schedule(reg32+1),
-			&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
-			&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
-			&expr.Lookup{SourceRegister: reg32, SetName: maglevSet})
+	forward := func(d dest, exprs []expr.Any) fwdRule {
+		return l.fwd(d, append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: pktsName(l.n, d.id)}))
 	}
 	set := flowSet(l.s.Family)
 	var rules []fwdRule
@@ -691,13 +740,70 @@ func (l *layout) drRules() []fwdRule {
 			&expr.Lookup{SourceRegister: reg32, SetName: set}, l.flowUpdate(false))))
 	}
 	for i, d := range l.rs {
-		exprs := append(maglev(i), l.flowKey(d.id)...)
+		exprs := append(l.maglev(i), l.flowKey(d.id)...)
 		rules = append(rules, forward(d, append(exprs, l.flowUpdate(true))))
 	}
+	return append(rules, fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: fb}}})
+}
+
+// fbPrefix starts the names of fallback chains.
+const fbPrefix = "fb_"
+
+// fallbackRules are the rules of a fallback chain: per real server with
+// slots, whether the flow's slot in the Maglev table is the server's,
+// then fwd to it; drop if none is (not reached: every slot has a server).
+// They hold nothing of one service (no counter, no flow entry), so that
+// every service whose rules they would equal shares the chain: services
+// of the same real servers and weights, scheduled alike. A packet
+// forwarded here (a new flow while the flow table is full) is counted in
+// no per-service counter.
+func (l *layout) fallbackRules() []fwdRule {
+	var rules []fwdRule
 	for i, d := range l.rs {
-		rules = append(rules, forward(d, maglev(i)))
+		rules = append(rules, l.fwd(d, l.maglev(i)))
 	}
-	return append(rules, drop)
+	return append(rules, fwdRule{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
+}
+
+// fallbackName names l's fallback chain by the content of its rules (the
+// flow's hash, the slot table, each server's address and interface), so
+// that services whose fallback rules are equal share one chain, and a
+// chain of that name in the kernel holds exactly those rules.
+func (l *layout) fallbackName() (string, error) {
+	h := fnv.New64a()
+	h.Write([]byte("fb1")) // the version of fallbackRules
+	for _, e := range l.schedule(reg32 + 1) {
+		b, err := expr.Marshal(byte(nftables.TableFamilyNetdev), e)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	h.Write(nativeEndian.PutUint32(l.s.table))
+	h.Write(nativeEndian.PutUint32(l.fam.nfproto))
+	for _, d := range l.rs {
+		h.Write(d.Addr.Addr().AsSlice())
+		h.Write(nativeEndian.PutUint32(l.ifindex[d.id]))
+	}
+	return fmt.Sprintf("%s%016x", fbPrefix, h.Sum64()), nil
+}
+
+// maglev matches the flows whose slot in l's Maglev table belongs to
+// its i-th real server with slots: table . jhash . i in @maglev.
+func (l *layout) maglev(i int) []expr.Any {
+	return append(l.schedule(reg32+1),
+		&expr.Immediate{Register: reg32, Data: nativeEndian.PutUint32(l.s.table)},
+		&expr.Immediate{Register: reg32 + 2, Data: nativeEndian.PutUint32(uint32(i))},
+		&expr.Lookup{SourceRegister: reg32, SetName: maglevSet})
+}
+
+// fwd is a rule of exprs, then fwd to real server d out of its interface.
+func (l *layout) fwd(d dest, exprs []expr.Any) fwdRule {
+	exprs = append(exprs,
+		&expr.Immediate{Register: reg1, Data: d.Addr.Addr().AsSlice()},
+		// The interface index is a host-endian int in the kernel.
+		&expr.Immediate{Register: reg2, Data: nativeEndian.PutUint32(l.ifindex[d.id])})
+	return fwdRule{exprs: exprs, addrReg: reg1, devReg: reg2, nfproto: l.fam.nfproto}
 }
 
 // registryElems are service s's registry elements.

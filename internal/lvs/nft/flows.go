@@ -26,7 +26,11 @@ import (
 //	num . client . port . id  in @flows4  ->  refresh, count, fwd to id
 //
 // and only then schedules by Maglev; the rule of the chosen server adds
-// the flow's entry before forwarding. The entry is the flow's stickiness
+// the flow's entry before forwarding. When the set is full, adding fails
+// the rule, and the flow goes on to the service's fallback chain (dr.go,
+// fallbackRules: shared by the services of equal pools), which forwards
+// by Maglev alone, as before there was a flow table; those packets are
+// counted in no per-service counter. The entry is the flow's stickiness
 // key, the same one persistence uses, with the timeout that goes with it:
 //
 //   - no persistence: client address and port (the unit Maglev hashes for
@@ -38,9 +42,13 @@ import (
 //
 // Entries are refreshed by every packet that uses them. The sets are
 // plain sets keyed by the server's id, not maps from flow to server: a
-// rule looking up a map binds to it at a cost of every element of the map
-// (see dr.go), while lookups and dynset updates of a plain set bind in
-// constant time, whatever the number of services and flows.
+// rule looking up a map, a data map as much as a verdict map, binds to
+// it, and binding walks the rules bound to the map before (all of them,
+// unless one is of the same chain) and, for a chain's first, every
+// element of the map (nf_tables_bind_set; see dr.go): here every service
+// and every live flow. Lookups and dynset updates of a plain set bind in
+// constant time, whatever the number of services and flows. (A dynset cannot write a verdict map at
+// all: the kernel refuses it, EOPNOTSUPP.)
 //
 // A server that loses its slots (removed, or weight 0: down with
 // inhibit_on_failure) has no rule any more, so its entries stop matching
@@ -78,8 +86,8 @@ const flowSetupTimeout = time.Minute
 
 // flowCapacity bounds each flow set (the kernel caps a dynamic set at
 // 65535 elements unless it is given a size). A new flow that finds the
-// set full is forwarded by Maglev alone, with no entry (drRules), as
-// before there was a flow table. About 100 bytes of kernel memory per
+// set full is forwarded by Maglev alone, with no entry (fallbackRules),
+// as before there was a flow table. About 100 bytes of kernel memory per
 // entry in use.
 var flowCapacity uint32 = 1 << 20 // a variable for tests
 

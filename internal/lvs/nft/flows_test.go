@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
@@ -323,5 +325,128 @@ func TestDRFlowTableIDReused(t *testing.T) {
 		if f.Server == x {
 			t.Errorf("entry %+v: the newcomer inherited the leaver's flow", f)
 		}
+	}
+}
+
+// TestDRFallbackShared: the rules that forward new flows while the flow
+// table is full live in fallback chains shared by the services of equal
+// pools, not in every service's chain; the chains go with their last
+// service, also after a restart.
+func TestDRFallbackShared(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}}}}})
+	ns := l.NSHandle(t, "dir")
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := func(n int) *lvs.Desired { return twoPools(t, n) }
+	rules := func(prefix string) (map[string]int, map[string]string) { return chainRules(t, c, prefix) }
+	k := newKernel(t, ns)
+	reconcile(t, k, services(4))
+	fbs, _ := rules(fbPrefix)
+	if len(fbs) != 2 {
+		t.Fatalf("fallback chains for 4 services over 2 pools: %v, want 2", fbs)
+	}
+	for name, n := range fbs {
+		if n != 3 {
+			t.Errorf("%s: %d rules, want one per real server and a drop", name, n)
+		}
+	}
+	svcs, gotos := rules("svc_")
+	for name, n := range svcs {
+		if n != 5 {
+			t.Errorf("%s: %d rules, want 2 per real server and the goto", name, n)
+		}
+		if _, ok := fbs[gotos[name]]; !ok {
+			t.Errorf("%s goes to %q, not a fallback chain", name, gotos[name])
+		}
+	}
+	if gotos["svc_tcp_10.8.0.0_80"] != gotos["svc_tcp_10.8.0.2_80"] || gotos["svc_tcp_10.8.0.0_80"] == gotos["svc_tcp_10.8.0.1_80"] {
+		t.Errorf("services of one pool share a chain, of two pools not: %v", gotos)
+	}
+
+	// A restarted Kernel knows which services use which chain.
+	k2, err := New(WithNetNS(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k2.Close() })
+	if rep := reconcile(t, k2, services(4)); len(rep.Ops) != 0 {
+		t.Errorf("no-op reconcile after a restart sent %v", rep.Ops)
+	}
+	reconcile(t, k2, services(3)) // the second pool keeps one service
+	if got, _ := rules(fbPrefix); len(got) != 2 {
+		t.Errorf("fallback chains after deleting one of two services of a pool: %v, want 2", got)
+	}
+	reconcile(t, k2, services(1))
+	got, _ := rules(fbPrefix)
+	if _, ok := got[gotos["svc_tcp_10.8.0.0_80"]]; len(got) != 1 || !ok {
+		t.Errorf("fallback chains with one service left: %v, want its own, %s", got, gotos["svc_tcp_10.8.0.0_80"])
+	}
+	reconcile(t, k2, services(0))
+	if got, _ := rules(""); len(got) != 0 {
+		t.Errorf("chains left with no service: %v", got)
+	}
+}
+
+// chainRules returns the number of rules of each chain of the DR table
+// whose name starts with prefix, and the chain each one's goto names.
+func chainRules(t *testing.T, c *nftables.Conn, prefix string) (map[string]int, map[string]string) {
+	t.Helper()
+	chains, err := c.ListChainsOfTableFamily(drTable().Family)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, gotos := map[string]int{}, map[string]string{}
+	for _, ch := range chains {
+		if ch.Table.Name != drTable().Name || !strings.HasPrefix(ch.Name, prefix) {
+			continue
+		}
+		rs, err := c.GetRules(drTable(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n[ch.Name] = len(rs)
+		for _, r := range rs {
+			for _, e := range r.Exprs {
+				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictGoto {
+					gotos[ch.Name] = v.Chain
+				}
+			}
+		}
+	}
+	return n, gotos
+}
+
+// TestDRFallbackRouteMoved: a restarted Kernel works a service's
+// fallback chain out again from its real servers' routes; if one moved to
+// another interface meanwhile, it finds another name, and the chain the
+// service's rules still go to must not be deleted with the other
+// services of its pool (the kernel would refuse the transaction).
+func TestDRFallbackRouteMoved(t *testing.T) {
+	checkHostUntouched(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{
+		{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}},
+		{Name: "eth1", Switch: "s2"}}}}})
+	ns := l.NSHandle(t, "dir")
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, newKernel(t, ns), twoPools(t, 4))
+	_, before := chainRules(t, c, "svc_")
+	addAddr(t, ns, "eth1", netip.MustParsePrefix("10.9.0.14/29")) // 10.9.0.9 is now reached on eth1
+	k := newKernel(t, ns)
+	reconcile(t, k, twoPools(t, 1))
+	fbs, after := chainRules(t, c, "")
+	first := "svc_tcp_10.8.0.0_80"
+	if _, ok := fbs[after[first]]; !ok || after[first] != before[first] {
+		t.Errorf("%s goes to %q, before the restart to %q; chains %v", first, after[first], before[first], fbs)
+	}
+	reconcile(t, k, twoPools(t, 0))
+	if got, _ := chainRules(t, c, ""); len(got) != 0 {
+		t.Errorf("chains left with no service: %v", got)
 	}
 }

@@ -69,6 +69,9 @@ type service struct {
 	// of the layout whose slot tables were a map (oldSlotsMap): its next
 	// commit rewrites its chain to look up maglevSet.
 	legacy, oldSlots bool
+	// fb is the fallback chain a DR service's chain ends with (dr.go,
+	// fallbackName), "" for none.
+	fb string
 }
 
 // dest is a real server and its id, which names its chain and counters

@@ -142,6 +142,12 @@ func hostTables(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tableNames(t, c)
+}
+
+// tableNames lists the names of the tables c sees, sorted.
+func tableNames(t *testing.T, c *nftables.Conn) []string {
+	t.Helper()
 	ts, err := c.ListTables()
 	if err != nil {
 		t.Fatal(err)
@@ -816,19 +822,7 @@ func TestDRScaleShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	services := func(n int) *lvs.Desired {
-		var vss []lvs.VirtualServer
-		for i := range n {
-			vss = append(vss, lvs.VirtualServer{
-				Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.AddrFrom4([4]byte{10, 8, 0, byte(i)}), Port: 80},
-					Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
-				// Two pools, alternately.
-				Dests: []lvs.Dest{{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(2 + i%2)}), 80), Weight: 1},
-					{Addr: netip.MustParseAddrPort("10.9.0.9:80"), Weight: 1}},
-			})
-		}
-		return mustDesired(t, vss...)
-	}
+	services := func(n int) *lvs.Desired { return twoPools(t, n) }
 	count := func() (sets, slots int) {
 		t.Helper()
 		ss, err := c.GetSets(drTable())
@@ -873,6 +867,22 @@ func TestDRScaleShape(t *testing.T) {
 	if svcs, err := k.Services(); err != nil || len(svcs) != 0 {
 		t.Errorf("after another process deleted the table: %d services, %v", len(svcs), err)
 	}
+}
+
+// twoPools is n DR services, tcp 10.8.0.i:80, over two pools of two real
+// servers on 10.9.0.0/24, alternately.
+func twoPools(t *testing.T, n int) *lvs.Desired {
+	t.Helper()
+	var vss []lvs.VirtualServer
+	for i := range n {
+		vss = append(vss, lvs.VirtualServer{
+			Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.AddrFrom4([4]byte{10, 8, 0, byte(i)}), Port: 80},
+				Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
+			Dests: []lvs.Dest{{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(2 + i%2)}), 80), Weight: 1},
+				{Addr: netip.MustParseAddrPort("10.9.0.9:80"), Weight: 1}},
+		})
+	}
+	return mustDesired(t, vss...)
 }
 
 // mapLookups lists the lookups into a map (chain: set) that the netdev
