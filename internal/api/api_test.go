@@ -112,12 +112,7 @@ func TestListenPathInTheWay(t *testing.T) {
 // gives up with the context when there is none.
 func TestReloadApplied(t *testing.T) {
 	src := testSource()
-	path := filepath.Join(t.TempDir(), "tandem.sock")
-	srv, err := Listen(path, src, slog.New(slog.DiscardHandler), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	path := listenTest(t, src)
 	sent := statusT0.Add(time.Minute)
 	src.mu.Lock()
 	src.st.Events = []Event{
@@ -145,12 +140,7 @@ func TestReloadApplied(t *testing.T) {
 // error carrying the daemon's reason.
 func TestHandoverCall(t *testing.T) {
 	src := testSource()
-	path := filepath.Join(t.TempDir(), "tandem.sock")
-	srv, err := Listen(path, src, slog.New(slog.DiscardHandler), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	path := listenTest(t, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := HandoverRequest{Instances: []string{"VI_1"}, To: "10.0.0.2"}
@@ -166,4 +156,17 @@ func TestHandoverCall(t *testing.T) {
 	if len(src.handovers) != 2 || src.handovers[0].To != "10.0.0.2" || !slices.Equal(src.handovers[0].Instances, req.Instances) {
 		t.Errorf("the daemon received %+v", src.handovers)
 	}
+}
+
+// listenTest serves src on a socket of the test's own and returns its
+// path; the server is closed when the test ends.
+func listenTest(t *testing.T, src *fakeSource) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tandem.sock")
+	srv, err := Listen(path, src, slog.New(slog.DiscardHandler), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return path
 }

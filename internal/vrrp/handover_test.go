@@ -115,12 +115,7 @@ func TestHandoverNobodyTakesOver(t *testing.T) {
 // TestDrainEndsOnFault: a fault during the drain removes the VIP at once.
 func TestDrainEndsOnFault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := startPair(t)
-		if _, err := p.a.engine.Handover(nil, netip.Addr{}); err != nil {
-			t.Fatal(err)
-		}
-		p.lan.waitFor(t, "b master", time.Second, func() bool { return p.b.state("VI_1") == Master })
-		p.lan.settle()
+		p := drainingPair(t)
 		if held, _ := drainOf(p.a); !held {
 			t.Fatal("a is not draining")
 		}
@@ -251,12 +246,7 @@ func TestDrainEndsOnStop(t *testing.T) {
 	for _, reload := range []bool{false, true} {
 		t.Run(map[bool]string{false: "stop", true: "reload removes it"}[reload], func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := startPair(t)
-				if _, err := p.a.engine.Handover(nil, netip.Addr{}); err != nil {
-					t.Fatal(err)
-				}
-				p.lan.waitFor(t, "b master", time.Second, func() bool { return p.b.state("VI_1") == Master })
-				p.lan.settle()
+				p := drainingPair(t)
 				if held, quiet := drainOf(p.a); !held || !quiet {
 					t.Fatal("a is not draining")
 				}
@@ -271,4 +261,17 @@ func TestDrainEndsOnStop(t *testing.T) {
 			})
 		})
 	}
+}
+
+// drainingPair is a started pair whose master a has handed over to b:
+// b is MASTER and a drains.
+func drainingPair(t *testing.T) *pair {
+	t.Helper()
+	p := startPair(t)
+	if _, err := p.a.engine.Handover(nil, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	p.lan.waitFor(t, "b master", time.Second, func() bool { return p.b.state("VI_1") == Master })
+	p.lan.settle()
+	return p
 }
