@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -274,18 +273,3 @@ func nextAdvert(ctx context.Context, l *lab.Lab, timeout time.Duration) (time.Ti
 	return heard, err
 }
 
-// ask makes one connection to the VIP and reads the serving node's name.
-func ask(ctx context.Context) (string, time.Time, error) {
-	d := net.Dialer{Timeout: probeTimeout}
-	c, err := d.DialContext(ctx, "tcp4", vipPort.String())
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(probeTimeout))
-	b, err := io.ReadAll(io.LimitReader(c, 64))
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	return string(b), time.Now(), nil
-}
