@@ -272,4 +272,3 @@ func nextAdvert(ctx context.Context, l *lab.Lab, timeout time.Duration) (time.Ti
 	}
 	return heard, err
 }
-
