@@ -33,6 +33,9 @@ type fakeLAN struct {
 	conns []*fakeConn
 	// drop, when set, says whether a packet from src is lost.
 	drop func(src netip.Addr) bool
+	// cut, when set, says whether a packet from src is lost on its way
+	// to dst (a split between two routers); it runs under mu.
+	cut func(src, dst netip.Addr) bool
 	// delivered is when a packet from each source last reached a peer.
 	delivered map[netip.Addr]time.Time
 	// sent is every packet sent, in order.
@@ -140,7 +143,7 @@ func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 		return nil
 	}
 	for _, o := range c.lan.conns {
-		if o == c || o.iface != c.iface || !dst.IsMulticast() && o.src != dst {
+		if o == c || o.iface != c.iface || !dst.IsMulticast() && o.src != dst || c.lan.cut != nil && c.lan.cut(c.src, o.src) {
 			continue
 		}
 		select {
