@@ -1221,6 +1221,7 @@ func (in *instance) sendAdvert(prio uint8, to netip.Addr, e *Engine) {
 
 // install adds the instance's addresses, routes and rules.
 func (in *instance) install(k Kernel) {
+	again := in.installed // claimed again while draining
 	in.installed = true
 	in.unremoved = false
 	in.removal.reset()
@@ -1233,6 +1234,13 @@ func (in *instance) install(k Kernel) {
 		if err := k.AddRoute(in.cfg.Interface, r); err != nil {
 			in.log.Error("virtual route not added", "err", err)
 		}
+	}
+	if again {
+		// The rules are there: a rule without a priority added again
+		// would be there twice (the kernel gives each add the next
+		// free priority, so NLM_F_EXCL does not see the first copy),
+		// and one removal would leave the other behind.
+		return
 	}
 	for _, r := range in.cfg.Rules {
 		if err := k.AddRule(r); err != nil {

@@ -226,6 +226,8 @@ type fakeHost struct {
 	listens []netio.ConnConfig
 	// silenced are the addresses the host does not answer ARP for.
 	silenced []netip.Addr
+	// rules counts the copies of each rule held (see AddRule).
+	rules map[*config.Rule]int
 }
 
 func (h *fakeHost) Silence(addrs []netip.Addr) error {
@@ -285,8 +287,38 @@ func (h *fakeHost) DelAddress(_ string, a *config.IPAddress) error {
 
 func (h *fakeHost) AddRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) DelRoute(string, *config.Route) error { return nil }
-func (h *fakeHost) AddRule(*config.Rule) error           { return nil }
-func (h *fakeHost) DelRule(*config.Rule) error           { return nil }
+
+// AddRule adds a copy of r, as the kernel does for a rule without a
+// priority (each add gets the next free one), and DelRule removes one.
+func (h *fakeHost) AddRule(r *config.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rules == nil {
+		h.rules = map[*config.Rule]int{}
+	}
+	h.rules[r]++
+	return nil
+}
+
+func (h *fakeHost) DelRule(r *config.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rules[r] > 0 {
+		h.rules[r]--
+	}
+	return nil
+}
+
+// ruleCopies is how many rules the host holds.
+func (h *fakeHost) ruleCopies() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.rules {
+		n += c
+	}
+	return n
+}
 func (h *fakeHost) SetPromoteSecondaries(iface string, on bool) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
