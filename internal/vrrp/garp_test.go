@@ -130,3 +130,23 @@ func TestEngineGarpGroup(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineGarpLowerPrioZeroKeepsSeries: with garp_lower_prio_repeat 0,
+// the lower priority advert a preempting master hears from the master it
+// displaced (higher_prio_send_advert, Tandem's default) neither sends
+// anything nor cancels the second burst garp_master_delay after the
+// takeover (keepalived: vrrp_state_master_rx sends nothing then, and its
+// delayed burst runs on).
+func TestEngineGarpLowerPrioZeroKeepsSeries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+		lan.waitFor(t, "b master", 2*time.Second, func() bool { return b.state("VI_1") == Master })
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, "garp_master_repeat 2\n    garp_master_delay 1\n    garp_lower_prio_repeat 0"))
+		lan.waitFor(t, "a master, b backup", 2*time.Second, func() bool { return a.state("VI_1") == Master && b.state("VI_1") == Backup })
+		lan.advance(1500 * time.Millisecond)
+		if n := a.host.arpCount(); n != 4 {
+			t.Errorf("a sent %d gratuitous ARPs, want garp_master_repeat 2 at the takeover and 2 garp_master_delay later", n)
+		}
+	})
+}

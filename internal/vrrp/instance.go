@@ -1072,13 +1072,16 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		}
 		// The other masters of its sync group refresh their addresses
 		// too: the lower priority side's members had taken them as well
-		// (vrrp.c vrrp_state_master_rx).
+		// (vrrp.c vrrp_state_master_rx). With garp_lower_prio_repeat 0
+		// nothing is sent and the series running goes on (the second
+		// burst of garp_master_delay after a preemption, whose loser's
+		// last advert lands here: higher_prio_send_advert).
 		members := []*instance{in}
 		if in.group != nil {
 			members = in.group.members
 		}
 		for _, m := range members {
-			if m == in || (m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0) {
+			if m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0 {
 				m.garpGen++
 				e.garpTick(m, m.garpGen, garpLowerPrio)
 			}
