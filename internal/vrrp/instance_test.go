@@ -559,12 +559,20 @@ func TestEngineCrashAndPreempt(t *testing.T) {
 	})
 }
 
+// masterThenHigher starts b (10.0.0.2, VI_1 at priority 100), waits
+// until it is master alone, then starts a (10.0.0.1, priority 200, with
+// aExtra) and returns both.
+func masterThenHigher(t *testing.T, lan *fakeLAN, aExtra string) (a, b *router) {
+	t.Helper()
+	b = startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+	lan.waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
+	return startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, aExtra)), b
+}
+
 func TestEngineNoPreempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
-		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-		lan.waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
-		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, "nopreempt"))
+		a, b := masterThenHigher(t, lan, "nopreempt")
 		lan.waitFor(t, "a backup", 2*time.Second, func() bool { return a.state("VI_1") == Backup })
 		lan.advance(500 * time.Millisecond) // ten advert intervals
 		if a.state("VI_1") != Backup || b.state("VI_1") != Master {
