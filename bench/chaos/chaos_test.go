@@ -127,6 +127,7 @@ func TestChecker(t *testing.T) {
 			[]string{"0 directors MASTER"}},
 		{"a backup keeps the VIP", true, [][]observation{obs("MASTER", "BACKUP", all, holdings{vip: true})},
 			[]string{"VIP held by dir1,dir2 while MASTER is dir1"}},
+		{"a draining backup keeps all, silenced", true, [][]observation{obs("MASTER", "BACKUP"+draining, all, all)}, nil},
 		{"a master without its rule", true, [][]observation{obs("MASTER", "BACKUP", holdings{vip: true, route: true}, holdings{})},
 			[]string{"rule held by none while MASTER is dir1"}},
 		{"the lower priority is master", true, [][]observation{obs("BACKUP", "MASTER", holdings{}, all)},

@@ -119,6 +119,11 @@ func (c *checker) sample(at time.Duration, judge bool, obs []observation) {
 			if o.states[in] == "MASTER" {
 				masters = append(masters, d)
 			}
+			if strings.HasSuffix(o.states[in], draining) {
+				// A drain keeps what AddVIPs installed, silenced,
+				// for handover_drain: not a second holder.
+				continue
+			}
 			h := o.kernel[in]
 			if h.vip {
 				vip = append(vip, d)

@@ -29,6 +29,11 @@ const (
 	fresh = 150 * time.Millisecond
 )
 
+// draining marks the state of an instance that is draining its
+// addresses (make-before-break, docs/handover.md): no longer master, it
+// still holds them, silenced, for handover_drain.
+const draining = " (draining)"
+
 // statusPoller keeps the latest status report of one director.
 type statusPoller struct {
 	mu     sync.Mutex
@@ -45,6 +50,9 @@ func (p *statusPoller) run(ctx context.Context, socket string) {
 			m := map[string]string{}
 			for _, in := range st.Instances {
 				m[in.Name] = in.State
+				if !in.DrainingUntil.IsZero() {
+					m[in.Name] += draining
+				}
 			}
 			p.mu.Lock()
 			p.at, p.states = time.Now(), m

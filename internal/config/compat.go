@@ -109,6 +109,8 @@ var compatTable = []compatEntry{
 		Difference: "Tandem's own keyword (RFC 5883 multihop, UDP port 4784; keepalived always uses RFC 5881's port 3784); keepalived 2.2.7 does not know it and refuses the file"},
 	{ID: "vrrp_instance-drain", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatDiffers,
 		Difference: "a master that another router takes over from while it works (a higher priority, tandem handover) keeps its VIPs for handover_drain (default garp_master_delay + 1 s), forwarding what still reaches it but answering no ARP for them, then removes them (make-before-break, docs/handover.md); keepalived removes them at once, as handover_drain 0 does"},
+	{ID: "vrrp_instance-step-down-advert", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatDiffers,
+		Difference: "higher_prio_send_advert is on unless the file says otherwise (keepalived: off): a master that hears a higher priority sends one advert of its own before it steps down, so that the higher priority master re-announces its addresses after a split or partition heals (docs/split-heal.md); strict_mode turns it off, as in keepalived"},
 	{ID: "handover_drain", Blocks: []string{"vrrp_instance"}, Keywords: []string{"handover_drain"}, Kind: CompatTandem,
 		Difference: "a Tandem extension, noted with a warning: keepalived refuses the configuration"},
 	{ID: "vrrp_instance", Blocks: []string{"keepalived.conf"}, Keywords: []string{"vrrp_instance"}, Kind: CompatAdds,

@@ -192,6 +192,12 @@ var compatCases = map[string]compatTableCase{
 			t.Errorf("handover_drain %v without the keyword; want the default (nil)", *d)
 		}
 	}},
+	"vrrp_instance-step-down-advert": {compatInVI(""), func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
+		noWarnings(t, ds)
+		if !c.Instances[0].HigherPrioSend {
+			t.Error("higher_prio_send_advert off without the keyword; want Tandem's default, on")
+		}
+	}},
 	"handover_drain": {compatInVI(" handover_drain 0\n"), func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
 		warnedAt(t, ds, at, "Tandem extension")
 		if d := c.Instances[0].HandoverDrain; d == nil || *d != 0 {

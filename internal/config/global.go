@@ -21,6 +21,15 @@ func defaultGlobal() Global {
 		VRRPVersion:        2,
 		Garp:               defaultGarp(),
 		Firewall:           Firewall{Priority: -1}, // keepalived.conf(5) nftables
+		// Tandem's default differs from keepalived's (off): a master that
+		// hears a higher priority sends one last advert of its own, so
+		// that the rightful master hears a lower priority and
+		// re-announces its addresses (garp_lower_prio_repeat). Without
+		// it, a healed split or partition whose lower priority master
+		// hears the higher one first ends with nobody announcing, and
+		// clients keep the old master's MAC until their neighbour entry
+		// times out (seconds). docs/split-heal.md.
+		VRRPHigherPrioSendAdv: true,
 	}
 }
 

@@ -102,12 +102,14 @@ type Global struct {
 	// VRRPGarpInterval and VRRPGnaInterval space out the gratuitous ARPs
 	// and unsolicited NAs sent on one interface (0 = not given, no
 	// spacing; given, 1 µs .. 4294.967295 s as keepalived reads them).
-	VRRPGarpInterval       Duration `json:"vrrp_garp_interval"`
-	VRRPGnaInterval        Duration `json:"vrrp_gna_interval"`
-	VRRPLowerPrioNoAdvert  bool     `json:"vrrp_lower_prio_no_advert"`
-	VRRPHigherPrioSendAdv  bool     `json:"vrrp_higher_prio_send_advert"`
-	VRRPNotifyPriorityChgs bool     `json:"vrrp_notify_priority_changes"`
-	V3ChecksumAsV2         bool     `json:"v3_checksum_as_v2"`
+	VRRPGarpInterval      Duration `json:"vrrp_garp_interval"`
+	VRRPGnaInterval       Duration `json:"vrrp_gna_interval"`
+	VRRPLowerPrioNoAdvert bool     `json:"vrrp_lower_prio_no_advert"`
+	// VRRPHigherPrioSendAdv defaults to true in Tandem (keepalived:
+	// false); see defaultGlobal.
+	VRRPHigherPrioSendAdv  bool `json:"vrrp_higher_prio_send_advert"`
+	VRRPNotifyPriorityChgs bool `json:"vrrp_notify_priority_changes"`
+	V3ChecksumAsV2         bool `json:"v3_checksum_as_v2"`
 
 	LVSFlush       bool        `json:"lvs_flush"`
 	LVSFlushOnStop FlushOnStop `json:"lvs_flush_onstop,omitempty"`

@@ -251,3 +251,32 @@ func TestHandoverDrain(t *testing.T) {
 		t.Error("handover_drain 61 accepted; the range is 0..60 s")
 	}
 }
+
+// higher_prio_send_advert is on by default in Tandem (keepalived: off),
+// the file can turn it off globally or per instance, and strict mode
+// turns it off without a warning when the file did not ask for it.
+func TestHigherPrioSendAdvertDefault(t *testing.T) {
+	const vi = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n%s virtual_ipaddress {\n  10.0.0.1/24\n }\n}\n"
+	inVI := func(s string) string { return strings.Replace(vi, "%s", s, 1) }
+	tests := []struct {
+		name, src string
+		want      bool
+	}{
+		{"default", inVI(""), true},
+		{"global off", "global_defs {\n vrrp_higher_prio_send_advert off\n}\n" + inVI(""), false},
+		{"instance off", inVI(" higher_prio_send_advert false\n"), false},
+		{"instance on over global off", "global_defs {\n vrrp_higher_prio_send_advert off\n}\n" + inVI(" higher_prio_send_advert\n"), true},
+		{"strict mode", inVI(" strict_mode\n"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, msgs := parseMsgs(t, tt.src)
+			if got := cfg.Instances[0].HigherPrioSend; got != tt.want {
+				t.Errorf("higher_prio_send_advert %v, want %v", got, tt.want)
+			}
+			if hasMsg(msgs, "higher_prio_send_advert") {
+				t.Errorf("diagnostics %q", msgs)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -274,4 +275,38 @@ func drainingPair(t *testing.T) *pair {
 	p.lan.waitFor(t, "b master", time.Second, func() bool { return p.b.state("VI_1") == Master })
 	p.lan.settle()
 	return p
+}
+
+// TestDrainReclaimRuleOnce: a master that claims its addresses again
+// while draining them (the router that took over went silent) does not
+// add its virtual rules a second time: a rule without a priority would be
+// in the kernel twice, and the removal at the end of the next drain would
+// leave one copy behind (bench/chaos saw it).
+func TestDrainReclaimRuleOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN()
+		rule := "virtual_rules {\n        from 10.0.0.101/32 table 101\n    }"
+		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, rule))
+		lan.waitFor(t, "a master", 2*time.Second, func() bool { return a.state("VI_1") == Master })
+		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 200, ""))
+		lan.waitFor(t, "b master, a draining", 2*time.Second, func() bool { return b.state("VI_1") == Master && a.state("VI_1") == Backup })
+		lan.settle()
+		if held, _ := drainOf(a); !held {
+			t.Fatal("a is not draining")
+		}
+		var mu sync.Mutex
+		dead := false
+		lan.drop = func(src netip.Addr) bool { mu.Lock(); defer mu.Unlock(); return dead && src == b.host.addr }
+		mu.Lock()
+		dead = true
+		mu.Unlock()
+		lan.waitFor(t, "a master again", time.Second, func() bool { return a.state("VI_1") == Master })
+		if n := a.host.ruleCopies(); n != 1 {
+			t.Errorf("a master again holds %d copies of its rule, want 1", n)
+		}
+		a.stop()
+		if n := a.host.ruleCopies(); n != 0 {
+			t.Errorf("a stopped holds %d copies of its rule, want 0", n)
+		}
+	})
 }

@@ -1072,13 +1072,16 @@ func (e *Engine) do(in *instance, a Action, now time.Time) {
 		}
 		// The other masters of its sync group refresh their addresses
 		// too: the lower priority side's members had taken them as well
-		// (vrrp.c vrrp_state_master_rx).
+		// (vrrp.c vrrp_state_master_rx). With garp_lower_prio_repeat 0
+		// nothing is sent and the series running goes on (the second
+		// burst of garp_master_delay after a preemption, whose loser's
+		// last advert lands here: higher_prio_send_advert).
 		members := []*instance{in}
 		if in.group != nil {
 			members = in.group.members
 		}
 		for _, m := range members {
-			if m == in || (m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0) {
+			if m.m.State() == Master && m.cfg.Garp.LowerPrioRepeat > 0 {
 				m.garpGen++
 				e.garpTick(m, m.garpGen, garpLowerPrio)
 			}
@@ -1221,6 +1224,7 @@ func (in *instance) sendAdvert(prio uint8, to netip.Addr, e *Engine) {
 
 // install adds the instance's addresses, routes and rules.
 func (in *instance) install(k Kernel) {
+	again := in.installed // claimed again while draining
 	in.installed = true
 	in.unremoved = false
 	in.removal.reset()
@@ -1233,6 +1237,13 @@ func (in *instance) install(k Kernel) {
 		if err := k.AddRoute(in.cfg.Interface, r); err != nil {
 			in.log.Error("virtual route not added", "err", err)
 		}
+	}
+	if again {
+		// The rules are there: a rule without a priority added again
+		// would be there twice (the kernel gives each add the next
+		// free priority, so NLM_F_EXCL does not see the first copy),
+		// and one removal would leave the other behind.
+		return
 	}
 	for _, r := range in.cfg.Rules {
 		if err := k.AddRule(r); err != nil {

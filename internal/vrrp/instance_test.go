@@ -33,6 +33,9 @@ type fakeLAN struct {
 	conns []*fakeConn
 	// drop, when set, says whether a packet from src is lost.
 	drop func(src netip.Addr) bool
+	// cut, when set, says whether a packet from src is lost on its way
+	// to dst (a split between two routers); it runs under mu.
+	cut func(src, dst netip.Addr) bool
 	// delivered is when a packet from each source last reached a peer.
 	delivered map[netip.Addr]time.Time
 	// sent is every packet sent, in order.
@@ -140,7 +143,7 @@ func (c *fakeConn) SendTo(dst netip.Addr, data []byte) error {
 		return nil
 	}
 	for _, o := range c.lan.conns {
-		if o == c || o.iface != c.iface || !dst.IsMulticast() && o.src != dst {
+		if o == c || o.iface != c.iface || !dst.IsMulticast() && o.src != dst || c.lan.cut != nil && c.lan.cut(c.src, o.src) {
 			continue
 		}
 		select {
@@ -223,6 +226,8 @@ type fakeHost struct {
 	listens []netio.ConnConfig
 	// silenced are the addresses the host does not answer ARP for.
 	silenced []netip.Addr
+	// rules counts the copies of each rule held (see AddRule).
+	rules map[*config.Rule]int
 }
 
 func (h *fakeHost) Silence(addrs []netip.Addr) error {
@@ -282,8 +287,38 @@ func (h *fakeHost) DelAddress(_ string, a *config.IPAddress) error {
 
 func (h *fakeHost) AddRoute(string, *config.Route) error { return nil }
 func (h *fakeHost) DelRoute(string, *config.Route) error { return nil }
-func (h *fakeHost) AddRule(*config.Rule) error           { return nil }
-func (h *fakeHost) DelRule(*config.Rule) error           { return nil }
+
+// AddRule adds a copy of r, as the kernel does for a rule without a
+// priority (each add gets the next free one), and DelRule removes one.
+func (h *fakeHost) AddRule(r *config.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rules == nil {
+		h.rules = map[*config.Rule]int{}
+	}
+	h.rules[r]++
+	return nil
+}
+
+func (h *fakeHost) DelRule(r *config.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rules[r] > 0 {
+		h.rules[r]--
+	}
+	return nil
+}
+
+// ruleCopies is how many rules the host holds.
+func (h *fakeHost) ruleCopies() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.rules {
+		n += c
+	}
+	return n
+}
 func (h *fakeHost) SetPromoteSecondaries(iface string, on bool) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -524,12 +559,20 @@ func TestEngineCrashAndPreempt(t *testing.T) {
 	})
 }
 
+// masterThenHigher starts b (10.0.0.2, VI_1 at priority 100), waits
+// until it is master alone, then starts a (10.0.0.1, priority 200, with
+// aExtra) and returns both.
+func masterThenHigher(t *testing.T, lan *fakeLAN, aExtra string) (a, b *router) {
+	t.Helper()
+	b = startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
+	lan.waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
+	return startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, aExtra)), b
+}
+
 func TestEngineNoPreempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
-		b := startRouter(t, lan, "10.0.0.2", instanceConf("VI_1", 1, 100, ""))
-		lan.waitFor(t, "b master alone", 2*time.Second, func() bool { return b.state("VI_1") == Master })
-		a := startRouter(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 200, "nopreempt"))
+		a, b := masterThenHigher(t, lan, "nopreempt")
 		lan.waitFor(t, "a backup", 2*time.Second, func() bool { return a.state("VI_1") == Backup })
 		lan.advance(500 * time.Millisecond) // ten advert intervals
 		if a.state("VI_1") != Backup || b.state("VI_1") != Master {

@@ -67,10 +67,17 @@ type sim struct {
 	depth   int // nesting of handle calls through sync group cascades
 	// goodbyes counts the priority 0 adverts sent.
 	goodbyes int
+	// cut holds the pairs of routers (sender, receiver) that do not
+	// hear each other (split) though both are in the same segment.
+	cut map[[2]int]bool
+	// reannounced is when each router last sent the gratuitous
+	// announcements of a master hearing a lower priority.
+	reannounced map[int]time.Duration
 }
 
 func newSim(r reporter, seed uint64, cfgs ...MachineConfig) *sim {
-	s := &sim{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: clock.NewFake(t0), latency: time.Millisecond}
+	s := &sim{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), clock: clock.NewFake(t0), latency: time.Millisecond,
+		cut: map[[2]int]bool{}, reannounced: map[int]time.Duration{}}
 	for i, c := range cfgs {
 		c.PrimaryAddr = netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
 		s.nodes = append(s.nodes, &simNode{cfg: c})
@@ -168,7 +175,11 @@ func (s *sim) handle(i int, ev Event) {
 					s.handle(i, TimerFired{Gen: a.Gen})
 				}
 			})
-		case SendGratuitous, CancelTimer:
+		case SendGratuitous:
+			if a.LowerPrio {
+				s.reannounced[i] = s.elapsed()
+			}
+		case CancelTimer:
 		default:
 			s.fail("node %d: unknown action %T", i, a)
 		}
@@ -220,14 +231,14 @@ func (s *sim) checkGroups() {
 func (s *sim) send(from int, prio uint8) {
 	src := s.nodes[from]
 	for j, n := range s.nodes {
-		if j == from || n.cfg.VRID != src.cfg.VRID || n.partition != src.partition || s.rng.Float64() < s.loss {
+		if j == from || n.cfg.VRID != src.cfg.VRID || n.partition != src.partition || s.cut[[2]int{from, j}] || s.rng.Float64() < s.loss {
 			continue
 		}
 		ev := AdvertReceived{Priority: prio, MaxAdvertInt: src.cfg.AdvertInt, Src: src.cfg.PrimaryAddr}
 		epoch := n.epoch
 		delay := s.latency + time.Duration(s.rng.Int64N(int64(s.latency)))
 		s.push(s.clock.Now().Add(delay), func() {
-			if n.epoch == epoch && n.partition == src.partition {
+			if n.epoch == epoch && n.partition == src.partition && !s.cut[[2]int{from, j}] {
 				s.handle(j, ev)
 			}
 		})
@@ -809,5 +820,67 @@ func TestSimReconfigure(t *testing.T) {
 	}
 	if s.goodbyes != 0 {
 		s.fail("%d priority 0 adverts", s.goodbyes)
+	}
+}
+
+// TestSimSplitHealReannounce: the rightful master (node 0) and a peer are
+// split from each other (a third router hears both) until both are
+// master; then the split heals, at 40 phases of their advert timers, so
+// that in some the peer hears node 0 first and in others node 0 hears
+// the peer first. With higher_prio_send_advert, in every one node 0
+// re-announces (SendGratuitous LowerPrio) within one advert interval of
+// the heal, and the heal costs exactly one transition, the peer's, and
+// none later. Without it some heals end with nobody re-announcing: the
+// peer stepped down on node 0's advert without a word, and clients keep
+// the peer's MAC (bench/chaos measured seconds of outage).
+func TestSimSplitHealReannounce(t *testing.T) {
+	const phases = 40
+	maxLatency := 2 * time.Millisecond // sim latency plus jitter
+	for _, tt := range []struct {
+		prios []uint8
+		peer  int
+	}{{[]uint8{200, 190}, 1}, {[]uint8{200, 190, 180}, 1}, {[]uint8{200, 190, 180}, 2}} {
+		for _, send := range []bool{true, false} {
+			missed := 0
+			for k := range phases {
+				cfgs := simConfigs(tt.prios...)
+				for i := range cfgs {
+					cfgs[i].HigherPrioSendAdvert = send
+				}
+				s := newSim(t, uint64(k), cfgs...)
+				for i := range s.nodes {
+					s.start(i)
+				}
+				s.runUntil(settle)
+				s.expectMasters(0)
+				s.cut[[2]int{0, tt.peer}], s.cut[[2]int{tt.peer, 0}] = true, true
+				heal := settle + 5*time.Second + time.Duration(k)*time.Second/phases
+				s.runUntil(heal)
+				s.expectMasters(0, tt.peer)
+				clear(s.cut)
+				s.runUntil(heal + time.Second + maxLatency)
+				s.expectMasters(0)
+				at, ok := s.reannounced[0]
+				if !ok || at < heal {
+					missed++
+					if send {
+						s.fail("prios %v, split from %d, heal at %v: node 0 did not re-announce within one advert interval", tt.prios, tt.peer, heal)
+					}
+				}
+				if n := s.transitions(heal); n != 1 {
+					s.fail("prios %v, split from %d: %d transitions at the heal, want 1", tt.prios, tt.peer, n)
+				}
+				s.runUntil(heal + time.Minute)
+				if n := s.transitions(heal); n != 1 {
+					s.fail("prios %v, split from %d: %d transitions after the heal, want 1", tt.prios, tt.peer, n)
+				}
+			}
+			if !send && missed == 0 {
+				t.Errorf("prios %v, split from %d, without higher_prio_send_advert: every heal re-announced; the test does not reach the case it is for", tt.prios, tt.peer)
+			}
+			if !send {
+				t.Logf("prios %v, split from %d, without higher_prio_send_advert: %d of %d heals without a re-announcement", tt.prios, tt.peer, missed, phases)
+			}
+		}
 	}
 }

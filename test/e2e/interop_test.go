@@ -94,6 +94,18 @@ func TestInteropKeepalivedMaster(t *testing.T) {
 			waitFor(t, "keepalived MASTER again, Tandem BACKUP", 15*time.Second, func() bool {
 				return ka1.lastState("VI_1") == "MASTER" && ka2.state("VI_1") == "BACKUP"
 			})
+			// Tandem stepped down with one advert of its own
+			// (higher_prio_send_advert, on by default in Tandem):
+			// keepalived, master, heard a lower priority, answered as
+			// it does for a healing split brain (advert and
+			// gratuitous ARPs) and stayed master.
+			waitFor(t, "keepalived hearing Tandem's last advert", 5*time.Second, func() bool {
+				return strings.Contains(ka1.proc.Output(), "with lower priority 90, ours 100")
+			})
+			time.Sleep(2 * time.Second)
+			if out := ka1.proc.Output(); strings.Count(out, "Entering MASTER STATE") != 1 || ka1.lastState("VI_1") != "MASTER" {
+				t.Errorf("keepalived moved on hearing Tandem's last advert:\n%s", out)
+			}
 			// Tandem drains it first (make-before-break,
 			// handover_drain: garp_master_delay 5 s + 1 s).
 			waitFor(t, "the VIP gone from Tandem's node", 10*time.Second, func() bool { return !holds(t, l, "ka2", "ens33", vip001) })
