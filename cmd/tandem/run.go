@@ -134,10 +134,10 @@ Process keywords of keepalived.conf, as keepalived reads them:
                        NICE without N, on the CPUs given. keepalived sets
                        these on its VRRP process; Tandem on that thread,
                        and with N every other thread of the process runs
-                       SCHED_RR too, at the lowest of vrrp_rt_priority and
-                       bfd_rt_priority (the loop depends on the Go
-                       runtime's threads); the scripts it starts run
-                       under the normal policy. RLIMIT_RTTIME is USECS
+                       SCHED_RR too, one below the lowest of
+                       vrrp_rt_priority and bfd_rt_priority (the loop
+                       depends on the Go runtime's threads); the scripts
+                       it starts run under the normal policy. RLIMIT_RTTIME is USECS
                        (default 1000000, not keepalived's 10000: a Go
                        runtime thread may run longer than 10 ms without
                        blocking, and the kernel kills the process at the

@@ -179,6 +179,11 @@ func (d *Daemon) run(ctx context.Context) error {
 	// Before the engines start their protocol threads, which then run
 	// above the rest of the process.
 	d.scheduleProcess(&cfg.Global)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { d.watchRTTime(watchCtx) })
+	defer watching.Wait()
+	defer stopWatch()
 	host := vrrp.NewHost()
 	defer func() {
 		if err := host.Close(); err != nil {

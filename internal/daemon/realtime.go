@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,9 +43,6 @@ func (d *Daemon) scheduleProcess(g *config.Global) {
 		d.opts.Log.Warn("the process is not (fully) real-time; the protocol threads still ask for their own priorities", "sched_rr_priority", prio, "err", err)
 		return
 	}
-	if d.processRR == 0 {
-		go watchRTTime(d)
-	}
 	if limit < realtime.DefaultRTTimeLimit {
 		d.opts.Log.Warn("rlimit_rttime is below Tandem's default: the whole process runs real-time, and a Go runtime thread that runs this long without blocking gets tandem killed (SIGKILL)",
 			"rlimit_rttime", limit, "default", realtime.DefaultRTTimeLimit)
@@ -53,16 +51,22 @@ func (d *Daemon) scheduleProcess(g *config.Global) {
 	d.opts.Log.Info("process scheduled real-time: every thread SCHED_RR, programs started by Tandem under the normal policy", "sched_rr_priority", prio)
 }
 
-// watchRTTime logs each SIGXCPU: the kernel sends it when a real-time
-// thread has run for RLIMIT_RTTIME's soft limit (half the configured
-// *_rlimit_rttime) without blocking, and kills the process (SIGKILL) at
-// the hard limit; the Go runtime would ignore it. The kernel then raises
-// the soft limit by a second; it is put back so that the next overrun is
-// logged too.
-func watchRTTime(d *Daemon) {
+// watchRTTime logs each SIGXCPU until ctx ends: the kernel sends it when
+// a real-time thread has run for RLIMIT_RTTIME's soft limit (half the
+// configured *_rlimit_rttime) without blocking, and kills the process
+// (SIGKILL) at the hard limit; the Go runtime would ignore it. The kernel
+// then raises the soft limit by a second; it is put back so that the next
+// overrun is logged too.
+func (d *Daemon) watchRTTime(ctx context.Context) {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGXCPU)
-	for range c {
+	defer signal.Stop(c)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c:
+		}
 		d.opts.Log.Warn("SIGXCPU: a real-time thread ran past RLIMIT_RTTIME's soft limit (half of vrrp_rlimit_rttime/bfd_rlimit_rttime) without blocking; at the limit the kernel kills tandem")
 		if err := realtime.RearmRTTimeWarning(); err != nil {
 			d.opts.Log.Warn("RLIMIT_RTTIME's soft limit not reset: later overruns go unsignalled", "err", err)

@@ -11,15 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ProcessPriority is the SCHED_RR priority the whole process runs at when
-// either role asks for real-time scheduling: the lowest of the configured
-// role priorities (0: neither asks, the process keeps the normal
-// scheduler). keepalived sets *_rt_priority on the whole of the role's
-// process; Tandem's roles share one Go process whose protocol threads
-// depend on the runtime's other threads (a P to return from a system
-// call, the garbage collector's stop-the-world, timers), so those run
-// real-time too, at the lowest priority asked for, and each protocol
-// thread at its own.
+// ProcessPriority is the SCHED_RR priority the rest of the process runs
+// at when either role asks for real-time scheduling: one below the lowest
+// of the configured role priorities, at least 1 (0: neither asks, the
+// process keeps the normal scheduler). keepalived sets *_rt_priority on
+// the whole of the role's process; Tandem's roles share one Go process
+// whose protocol threads depend on the runtime's other threads (a P to
+// return from a system call, the garbage collector's stop-the-world,
+// timers), so those run real-time too, above every normal-policy program,
+// and each protocol thread at its own priority, above them, so that its
+// wake-up preempts them rather than waits for their round-robin slice.
 func ProcessPriority(roles ...int) int {
 	p := 0
 	for _, r := range roles {
@@ -27,7 +28,7 @@ func ProcessPriority(roles ...int) int {
 			p = r
 		}
 	}
-	return p
+	return max(p-1, min(p, 1))
 }
 
 // raises reports whether a thread scheduled as a must be moved to run at

@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestProcessPriority: the process runs at the lowest priority a role
-// asks for; roles without one (0) do not count.
+// TestProcessPriority: the process runs one below the lowest priority a
+// role asks for, at least at 1; roles without one (0) do not count.
 func TestProcessPriority(t *testing.T) {
 	for _, c := range []struct {
 		roles []int
@@ -16,10 +16,11 @@ func TestProcessPriority(t *testing.T) {
 	}{
 		{nil, 0},
 		{[]int{0, 0}, 0},
-		{[]int{10, 0}, 10},
-		{[]int{0, 20}, 20},
-		{[]int{10, 5}, 5},
-		{[]int{5, 10}, 5},
+		{[]int{10, 0}, 9},
+		{[]int{0, 20}, 19},
+		{[]int{10, 5}, 4},
+		{[]int{5, 10}, 4},
+		{[]int{1, 10}, 1},
 	} {
 		if got := ProcessPriority(c.roles...); got != c.want {
 			t.Errorf("ProcessPriority(%v) = %d, want %d", c.roles, got, c.want)

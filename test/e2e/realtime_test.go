@@ -16,8 +16,8 @@ import (
 )
 
 // TestRealtimeLoop: with vrrp_rt_priority (7) and bfd_rt_priority (5)
-// every thread of the process runs SCHED_RR, at the lower of the two, and
-// the VRRP loop on one thread of its own at 7, which waits on its sockets
+// every thread of the process runs SCHED_RR, one below the lower of the
+// two, and the VRRP loop on one thread of its own at 7, which waits on its sockets
 // and timers itself; a notify script, and a program it starts, run under
 // the normal policy (SCHED_OTHER). On that loop a pair elects its master,
 // the backup hears the master's adverts, and takes over when the master
@@ -59,8 +59,8 @@ func TestRealtimeLoop(t *testing.T) {
 		}
 		rr, all := rrThreads(t, d.proc.Pid())
 		slices.Sort(rr)
-		if len(rr) != all || len(rr) < 2 || rr[len(rr)-1] != 7 || rr[len(rr)-2] != 5 || rr[0] != 5 {
-			t.Errorf("%s: real-time threads' priorities %v of %d threads; want all, one at 7 and the rest at 5", d.node, rr, all)
+		if len(rr) != all || len(rr) < 2 || rr[len(rr)-1] != 7 || rr[len(rr)-2] != 4 || rr[0] != 4 {
+			t.Errorf("%s: real-time threads' priorities %v of %d threads; want all, one at 7 and the rest at 4", d.node, rr, all)
 		}
 	}
 	// The backup stays backup while the master advertises: it hears
