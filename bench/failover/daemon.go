@@ -25,9 +25,16 @@ type impl struct {
 	// transition marks the log line of each of the instance's
 	// transitions, and toMaster those into MASTER among them.
 	transition, toMaster string
-	// bfd: it runs the BFD cases with a BFD session and fast_failover_bfd
-	// (Tandem; keepalived has no BFD-driven takeover).
+	// bfd: it runs the crash cases' BFD rows with a BFD session and
+	// fast_failover_bfd (Tandem; keepalived has no BFD-driven takeover).
 	bfd bool
+	// bfdUse is the vrrp_instance's line(s) that tie it to the BFD
+	// session where one runs: Tandem's fast_failover_bfd, keepalived's
+	// track_bfd (the closest it has).
+	bfdUse string
+	// bfdDown marks the log line of each Up to Down change of the BFD
+	// session; every one is a flap while the peer lives.
+	bfdDown []string
 }
 
 // daemon is one running router.
@@ -53,17 +60,17 @@ type daemon struct {
 // (VRRPv2 carries whole seconds), which has no authentication. sched
 // adds its thread scheduling keywords.
 //
-// With bfd, a BFD session to the other router (bfdConfig) goes before it
-// and the instance names it in fast_failover_bfd.
-func config(node, state string, priority int, a advert, sched threadSched, bfd bool) string {
+// With bfdUse, a BFD session to the other router (bfdConfig) goes before
+// it and bfdUse goes in the instance (impl.bfdUse).
+func config(node, state string, priority int, a advert, sched threadSched, bfdUse string) string {
 	auth := ""
 	if a.version == 2 {
 		auth = "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
 	}
 	session := ""
-	if bfd {
+	if bfdUse != "" {
 		session = bfdConfig(node)
-		auth += "    fast_failover_bfd " + bfdSession + "\n"
+		auth += bfdUse
 	}
 	return session + fmt.Sprintf(`global_defs {
     router_id %s
@@ -164,15 +171,18 @@ func startKeepalived(bin string) func(*lab.Lab, string, string, string) (*daemon
 		if err != nil {
 			return nil, err
 		}
-		return &daemon{proc: p, state: func() string { return lastState(p.Output()) }, reason: func() string { return "" },
-			masters: func() int { return strings.Count(p.Output(), "("+instance+") Entering MASTER STATE") }}, nil
+		return &daemon{proc: p, state: func() string { return lastState(p.Output(), instance) }, reason: func() string { return "" },
+			masters: func() int { return strings.Count(p.Output(), "("+instance+") Entering MASTER STATE") },
+			// keepalived does not say at what rate its session runs.
+			bfdFast: func() bool { return lastState(p.Output(), bfdSession) == "Up" }}, nil
 	}
 }
 
-// lastState is the state of the last "(VI_1) Entering X STATE" line of a
-// keepalived log; keepalived has no status query.
-func lastState(log string) string {
-	const mark = "(" + instance + ") Entering "
+// lastState is the state of the last "(name) Entering X STATE" line of a
+// keepalived log, for a VRRP instance or a BFD session; keepalived has no
+// status query.
+func lastState(log, name string) string {
+	mark := "(" + name + ") Entering "
 	last := ""
 	for line := range strings.Lines(log) {
 		if _, rest, ok := strings.Cut(line, mark); ok {
@@ -184,33 +194,44 @@ func lastState(log string) string {
 	return last
 }
 
-// threadSched is the VRRP thread's scheduling both implementations get:
-// vrrp_rt_priority and vrrp_rlimit_rttime (microseconds), 0 leaving each
-// out, and vrrp_no_swap.
+// threadSched is the protocol threads' scheduling both implementations
+// get: vrrp_rt_priority and vrrp_rlimit_rttime (microseconds), 0 leaving
+// each out, and vrrp_no_swap; with bfd, the same for bfd_.
 type threadSched struct {
 	rtPriority, rlimitRTTime int
 	noSwap                   bool
+	bfd                      bool
 }
 
 func (s threadSched) String() string {
 	var b strings.Builder
-	if s.rtPriority > 0 {
-		fmt.Fprintf(&b, "    vrrp_rt_priority %d\n", s.rtPriority)
+	roles := []string{"vrrp"}
+	if s.bfd {
+		roles = append(roles, "bfd")
 	}
-	if s.rlimitRTTime > 0 {
-		fmt.Fprintf(&b, "    vrrp_rlimit_rttime %d\n", s.rlimitRTTime)
-	}
-	if s.noSwap {
-		b.WriteString("    vrrp_no_swap\n")
+	for _, role := range roles {
+		if s.rtPriority > 0 {
+			fmt.Fprintf(&b, "    %s_rt_priority %d\n", role, s.rtPriority)
+		}
+		if s.rlimitRTTime > 0 {
+			fmt.Fprintf(&b, "    %s_rlimit_rttime %d\n", role, s.rlimitRTTime)
+		}
+		if s.noSwap {
+			fmt.Fprintf(&b, "    %s_no_swap\n", role)
+		}
 	}
 	return b.String()
 }
 
-// startRouter writes the configuration for node and starts it (bfd: see
-// config).
+// startRouter writes the configuration for node and starts it, with
+// im's BFD session if bfd (see config).
 func startRouter(im impl, l *lab.Lab, dir, node, state string, priority int, a advert, bfd bool, sched threadSched) (*daemon, error) {
 	conf := filepath.Join(dir, node+".conf")
-	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched, bfd)), 0o644); err != nil {
+	use := ""
+	if bfd {
+		use = im.bfdUse
+	}
+	if err := os.WriteFile(conf, []byte(config(node, state, priority, a, sched, use)), 0o644); err != nil {
 		return nil, err
 	}
 	d, err := im.start(l, node, conf, dir)

@@ -6,7 +6,7 @@
 // Usage (root only: it builds network namespaces):
 //
 //	go run ./bench/failover [-runs N] [-handovers N] [-json] [-case NAME] [-tandem BIN] [-keepalived BIN]
-//	    [-stress-for D] [-rt-priority N] [-rlimit-rttime USECS] [-no-swap] [-stress-args ARGS]
+//	    [-stress-for D] [-stress-bfd] [-rt-priority N] [-rlimit-rttime USECS] [-no-swap] [-stress-args ARGS]
 //
 // It runs 6 cases, each for Tandem and keepalived: SIGKILL and SIGTERM of
 // the master × advert_int 1 with VRRPv2 and advert_int 0.1 with VRRPv3,
@@ -22,7 +22,9 @@
 // without handover_drain, and in keepalived). Then, unless -stress-for is
 // 0, the false-failover case: both implementations' pairs at advert_int
 // 0.01 side by side under stress-ng for -stress-for (default 10 minutes),
-// counting transitions. With -json the tables go to stderr and a JSON
+// counting transitions; with -stress-bfd, also with BFD at 5 ms x 3
+// between the routers (Tandem's fast_failover_bfd, keepalived's
+// track_bfd), counting the sessions' flaps too. With -json the tables go to stderr and a JSON
 // document to stdout. README.md says how to read the results.
 package main
 
@@ -53,6 +55,7 @@ func run() int {
 	stressFor := flag.Duration("stress-for", 10*time.Minute, "how long the false-failovers-under-stress case runs (0: skip it)")
 	rtPriority := flag.Int("rt-priority", 0, "vrrp_rt_priority of both implementations in the stress case (0: none)")
 	noSwap := flag.Bool("no-swap", false, "vrrp_no_swap for both implementations in the stress case")
+	stressBFD := flag.Bool("stress-bfd", false, "the stress case with BFD at 5 ms x 3 between the routers too (Tandem: fast_failover_bfd, keepalived: track_bfd), with the same bfd_ scheduling")
 	rlimitRTTime := flag.Int("rlimit-rttime", 0, "vrrp_rlimit_rttime (microseconds) of both implementations in the stress case (0: their default, 10000)")
 	stressArgs := flag.String("stress-args", "--cpu 32 --vm 2 --vm-bytes 25%", "stress-ng's arguments in the stress case")
 	handovers := flag.Int("handovers", 20, "handovers per planned handover row")
@@ -165,7 +168,7 @@ func run() int {
 	if *asJSON {
 		table = os.Stderr
 	}
-	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime, *noSwap}, stressArgs: strings.Fields(*stressArgs)}
+	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime, *noSwap, *stressBFD}, stressArgs: strings.Fields(*stressArgs)}
 	var stress []stressResult
 	if sc.duration > 0 && strings.Contains(sc.String(), *only) {
 		stress, err = runStress(ctx, impls, sc)
@@ -232,7 +235,9 @@ func implementations(ctx context.Context, tandemBin, kaBin, dir string) ([]impl,
 		return nil, errors.Join(fmt.Errorf("keepalived not found (apt-get install keepalived, or pass -keepalived)"), err)
 	}
 	return []impl{
-		{name: "tandem", bin: tandemBin, start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER ", bfd: true},
-		{name: "keepalived", bin: kaBin, start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE"},
+		{name: "tandem", bin: tandemBin, start: startTandem(tandemBin), transition: `msg="VRRP transition" instance=` + instance + " ", toMaster: " to=MASTER ", bfd: true,
+			bfdUse: "    fast_failover_bfd " + bfdSession + "\n", bfdDown: []string{`msg="BFD session changed" session=` + bfdSession + " ", " from=Up "}},
+		{name: "keepalived", bin: kaBin, start: startKeepalived(kaBin), transition: "(" + instance + ") Entering ", toMaster: "Entering MASTER STATE",
+			bfdUse: "    track_bfd {\n        " + bfdSession + "\n    }\n", bfdDown: []string{"(" + bfdSession + ") Entering Down state"}},
 	}, nil
 }

@@ -188,20 +188,24 @@ type (
 	// jsonStress is the false-failover case: transitions of each
 	// implementation's two routers during the run.
 	jsonStress struct {
-		Case         string          `json:"case"`
-		DurationS    float64         `json:"duration_s"`
-		AdvertIntMS  float64         `json:"advert_int_ms"`
-		RTPriority   int             `json:"vrrp_rt_priority"`
-		RLimitRTTime int             `json:"vrrp_rlimit_rttime"`
-		NoSwap       bool            `json:"vrrp_no_swap"`
-		StressArgs   string          `json:"stress_args"`
-		Tandem       jsonTransitions `json:"tandem"`
-		Keepalived   jsonTransitions `json:"keepalived"`
-		TandemPass   bool            `json:"tandem_pass"`
+		Case         string  `json:"case"`
+		DurationS    float64 `json:"duration_s"`
+		AdvertIntMS  float64 `json:"advert_int_ms"`
+		RTPriority   int     `json:"vrrp_rt_priority"`
+		RLimitRTTime int     `json:"vrrp_rlimit_rttime"`
+		NoSwap       bool    `json:"vrrp_no_swap"`
+		// BFD: the routers ran a BFD session at 5 ms x 3 too, with the
+		// same bfd_ scheduling.
+		BFD        bool            `json:"bfd"`
+		StressArgs string          `json:"stress_args"`
+		Tandem     jsonTransitions `json:"tandem"`
+		Keepalived jsonTransitions `json:"keepalived"`
+		TandemPass bool            `json:"tandem_pass"`
 	}
 	jsonTransitions struct {
 		Transitions int    `json:"transitions"`
 		IntoMaster  int    `json:"into_master"`
+		BFDFlaps    int    `json:"bfd_flaps"` // the session's Up to Down changes, both routers
 		Error       string `json:"error,omitempty"`
 	}
 	jsonCase struct {
@@ -234,14 +238,14 @@ func printJSON(w io.Writer, runs int, results []caseResult, handovers []handover
 	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}, Handovers: handovers}
 	if len(stress) == 2 {
 		jt := func(r stressResult) jsonTransitions {
-			j := jsonTransitions{Transitions: r.all, IntoMaster: r.toMaster}
+			j := jsonTransitions{Transitions: r.all, IntoMaster: r.toMaster, BFDFlaps: r.bfdDown}
 			if r.err != nil {
 				j.Error = r.err.Error()
 			}
 			return j
 		}
 		doc.Stress = &jsonStress{Case: sc.String(), DurationS: sc.duration.Seconds(), AdvertIntMS: msf(stressAdvert.interval),
-			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
+			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, BFD: sc.sched.bfd, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
 	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {

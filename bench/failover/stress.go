@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,31 +34,37 @@ type stressCase struct {
 }
 
 func (c stressCase) String() string {
-	return fmt.Sprintf("false failovers under stress advert %s (v%d)", stressAdvert.text, stressAdvert.version)
+	s := fmt.Sprintf("false failovers under stress advert %s (v%d)", stressAdvert.text, stressAdvert.version)
+	if c.sched.bfd {
+		s += fmt.Sprintf(" with BFD %v x %d", bfdInterval, bfdMultiplier)
+	}
+	return s
 }
 
 // pair is one implementation's master and backup, and their transition
-// counts when the stress started.
+// (and BFD flap) counts when the stress started and when it was stopped.
 type pair struct {
-	im       impl
-	l        *lab.Lab
-	dir      string
-	m, b     *daemon
-	baseline [2]transitions
+	im            impl
+	l             *lab.Lab
+	dir           string
+	m, b          *daemon
+	baseline, end [2]transitions
 }
 
 // transitions counts what a daemon's log says of its instance's states:
-// every transition, and those into MASTER.
-type transitions struct{ all, toMaster int }
+// every transition, and those into MASTER; and the BFD session's changes
+// from Up to Down.
+type transitions struct{ all, toMaster, bfdDown int }
 
 func (t transitions) sub(u transitions) transitions {
-	return transitions{t.all - u.all, t.toMaster - u.toMaster}
+	return transitions{t.all - u.all, t.toMaster - u.toMaster, t.bfdDown - u.bfdDown}
 }
 
 // stressResult is one implementation's count over the run (both routers).
 type stressResult struct {
 	transitions
-	err error
+	counted bool // the pair settled and was counted
+	err     error
 }
 
 // runStress runs c and returns one result per implementation, in the
@@ -78,14 +85,18 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 			p.close()
 		}
 	}()
-	for _, im := range impls {
+	// A pair that does not settle (keepalived's BFD at 5 ms may not come
+	// up even before the load) is a failed row; the others run.
+	settled := make([]error, len(impls))
+	for i, im := range impls {
 		p, err := startPair(ctx, im, c.sched)
 		if p != nil {
 			pairs = append(pairs, p)
 		}
-		if err != nil {
+		if err != nil && (p == nil || i == 0 || ctx.Err() != nil) {
 			return nil, fmt.Errorf("%s: %w", im.name, err)
 		}
+		settled[i] = err
 	}
 	for _, p := range pairs {
 		p.baseline = [2]transitions{p.im.count(p.m), p.im.count(p.b)}
@@ -104,11 +115,21 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 		return nil, fmt.Errorf("stress-ng exited early (%v):\n%s", load.Wait(), load.Output())
 	case <-time.After(c.duration):
 	}
+	// Counted up to the end of the load: stopping it (tens of hogs
+	// exiting, a quarter of the memory freed at once) is the bench's
+	// act, not the load being measured.
+	for _, p := range pairs {
+		p.end = [2]transitions{p.im.count(p.m), p.im.count(p.b)}
+	}
 	if err := load.Kill(); err != nil {
 		return nil, fmt.Errorf("stopping stress-ng: %w", err)
 	}
 	var out []stressResult
-	for _, p := range pairs {
+	for i, p := range pairs {
+		if settled[i] != nil {
+			out = append(out, stressResult{err: fmt.Errorf("did not settle before the load: %w", settled[i])})
+			continue
+		}
 		out = append(out, p.result())
 	}
 	return out, nil
@@ -130,37 +151,55 @@ func startPair(ctx context.Context, im impl, sched threadSched) (p *pair, err er
 	if p.dir, err = os.MkdirTemp("", "failover-stress-"); err != nil {
 		return p, err
 	}
-	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, false, sched); err != nil {
+	if p.m, err = startRouter(im, l, p.dir, masterNode, "MASTER", 100, stressAdvert, sched.bfd, sched); err != nil {
 		return p, err
 	}
-	if err := waitState(ctx, p.m, "MASTER", 15*time.Second); err != nil {
-		return p, fmt.Errorf("%s: %w", masterNode, err)
+	// With keepalived's track_bfd an instance stays in FAULT until its
+	// session is up, which needs the backup running.
+	if !sched.bfd {
+		if err := waitState(ctx, p.m, "MASTER", 15*time.Second); err != nil {
+			return p, fmt.Errorf("%s: %w", masterNode, err)
+		}
 	}
-	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, false, sched); err != nil {
+	if p.b, err = startRouter(im, l, p.dir, backupNode, "BACKUP", 90, stressAdvert, sched.bfd, sched); err != nil {
 		return p, err
 	}
-	if err := waitState(ctx, p.b, "BACKUP", 10*time.Second); err != nil {
-		return p, fmt.Errorf("%s: %w", backupNode, err)
+	routers := []struct {
+		d          *daemon
+		node, want string
+	}{{p.m, masterNode, "MASTER"}, {p.b, backupNode, "BACKUP"}}
+	for _, x := range routers {
+		if sched.bfd {
+			if err := waitBFD(ctx, x.d, 15*time.Second); err != nil {
+				return p, fmt.Errorf("%s: %w", x.node, err)
+			}
+		}
+	}
+	for _, x := range routers {
+		if err := waitState(ctx, x.d, x.want, 15*time.Second); err != nil {
+			return p, fmt.Errorf("%s: %w", x.node, err)
+		}
 	}
 	// Well past the backup's first Master_Down_Interval, so that
 	// start-up is over before counting begins.
 	return p, lab.Sleep(ctx, time.Second)
 }
 
-// result counts the pair's transitions since the baseline; a router
+// result counts the pair's transitions during the load; a router
 // that died, or a pair that does not end with its master as MASTER and
 // its backup as BACKUP, is an error.
 func (p *pair) result() stressResult {
-	r := stressResult{transitions: p.im.count(p.m).sub(p.baseline[0])}
-	b := p.im.count(p.b).sub(p.baseline[1])
+	r := stressResult{transitions: p.end[0].sub(p.baseline[0]), counted: true}
+	b := p.end[1].sub(p.baseline[1])
 	r.all += b.all
 	r.toMaster += b.toMaster
+	r.bfdDown += b.bfdDown
 	// The first false transitions, with the reasons the daemons give.
 	for i, x := range []struct {
 		d    *daemon
 		node string
 	}{{p.m, masterNode}, {p.b, backupNode}} {
-		lines := p.im.lines(x.d)[p.baseline[i].all:]
+		lines := p.im.lines(x.d)[p.baseline[i].all:p.end[i].all]
 		for _, line := range lines[:min(len(lines), 3)] {
 			fmt.Fprintf(os.Stderr, "%s %s: %s", p.im.name, x.node, line)
 		}
@@ -193,13 +232,19 @@ func (p *pair) close() {
 	}
 }
 
-// count reads d's log for its instance's transitions.
+// count reads d's log for its instance's transitions and its BFD
+// session's flaps.
 func (im impl) count(d *daemon) transitions {
 	var t transitions
 	for _, line := range im.lines(d) {
 		t.all++
 		if strings.Contains(line, im.toMaster) {
 			t.toMaster++
+		}
+	}
+	for line := range strings.Lines(d.proc.Output()) {
+		if len(im.bfdDown) > 0 && !slices.ContainsFunc(im.bfdDown, func(m string) bool { return !strings.Contains(line, m) }) {
+			t.bfdDown++
 		}
 	}
 	return t
@@ -222,18 +267,28 @@ func (im impl) lines(d *daemon) []string {
 // taking its place back).
 func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "case\tduration\tvrrp_rt_priority\tvrrp_rlimit_rttime\tvrrp_no_swap")
+	fmt.Fprint(tw, "case\tduration\trt_priority\trlimit_rttime\tno_swap")
 	for _, im := range impls {
 		fmt.Fprintf(tw, "\t%s transitions\tinto MASTER", im.name)
+		if c.sched.bfd {
+			fmt.Fprint(tw, "\tBFD flaps")
+		}
 	}
 	fmt.Fprintln(tw, "\ttandem")
 	fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%v", c, c.duration, c.sched.rtPriority, c.sched.rlimitRTTime, c.sched.noSwap)
 	for _, r := range res {
-		if r.err != nil {
-			fmt.Fprint(tw, "\tFAILED\t-")
-			continue
+		// A pair that ended in the wrong state still has its counts
+		// (the error goes to stderr); one that never settled has none.
+		cells := []any{r.all, r.toMaster, r.bfdDown}
+		if !r.counted {
+			cells = []any{"FAILED", "-", "-"}
 		}
-		fmt.Fprintf(tw, "\t%d\t%d", r.all, r.toMaster)
+		if !c.sched.bfd {
+			cells = cells[:2]
+		}
+		for _, v := range cells {
+			fmt.Fprintf(tw, "\t%v", v)
+		}
 	}
 	fmt.Fprintf(tw, "\t%s\n", verdict(stressPass(res)))
 	tw.Flush()

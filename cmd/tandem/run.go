@@ -131,12 +131,20 @@ Process keywords of keepalived.conf, as keepalived reads them:
   vrrp_rlimit_rttime USECS, vrrp_no_swap
                        the VRRP loop's own OS thread runs at SCHED_RR N
                        (max_auto_priority raises it from N), or at nice
-                       NICE without N, on the CPUs given, with
-                       RLIMIT_RTTIME USECS (default 10000) while real-time.
-                       keepalived sets these on its VRRP process; Tandem,
-                       one process, on that one thread. vrrp_no_swap locks
-                       the whole process in memory (mlockall). What the
-                       system refuses is logged in one line and skipped.
+                       NICE without N, on the CPUs given. keepalived sets
+                       these on its VRRP process; Tandem on that thread,
+                       and with N every other thread of the process runs
+                       SCHED_RR too, one below the lowest of
+                       vrrp_rt_priority and bfd_rt_priority (the loop
+                       depends on the Go runtime's threads); the scripts
+                       it starts run under the normal policy. RLIMIT_RTTIME is USECS
+                       (default 1000000, not keepalived's 10000: a Go
+                       runtime thread may run longer than 10 ms without
+                       blocking, and the kernel kills the process at the
+                       limit; a shorter one is warned about; SIGXCPU at
+                       half of it is logged). vrrp_no_swap locks the whole
+                       process in memory (mlockall). What the system
+                       refuses is logged in one line and skipped.
   bfd_rt_priority N, bfd_priority NICE, bfd_cpu_affinity CPU...,
   bfd_rlimit_rttime USECS, bfd_no_swap
                        the same for the BFD engine's own OS thread.

@@ -74,6 +74,9 @@ type Daemon struct {
 	// bfd is the BFD sessions, nil until a configuration has
 	// bfd_instance blocks; set under mu (and reloadMu).
 	bfd *bfdHub
+	// processRR is the SCHED_RR priority the whole process was moved
+	// to (scheduleProcess), 0 while none; under reloadMu once running.
+	processRR int
 
 	mu      sync.Mutex
 	cfg     *config.Config  // the running configuration
@@ -173,6 +176,14 @@ func (d *Daemon) run(ctx context.Context) error {
 		return err
 	}
 	defer d.closeFIFOs()
+	// Before the engines start their protocol threads, which then run
+	// above the rest of the process.
+	d.scheduleProcess(&cfg.Global)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { d.watchRTTime(watchCtx) })
+	defer watching.Wait()
+	defer stopWatch()
 	host := vrrp.NewHost()
 	defer func() {
 		if err := host.Close(); err != nil {
@@ -418,6 +429,7 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	for _, err := range reloadStatic(d.static.k, diff) {
 		res.Errors = append(res.Errors, err.Error())
 	}
+	d.scheduleProcess(&cfg.Global)
 	rep := d.engine.Reload(cfg)
 	writeStatesOnReload(fx, cfg, rep, d.engine.Status())
 	res.Kept, res.Updated, res.Started, res.Stopped, res.Restarted = rep.Kept, rep.Updated, rep.Started, rep.Stopped, rep.Restarted

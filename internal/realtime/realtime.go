@@ -5,9 +5,13 @@
 // vrrp_no_swap and their bfd_ twins; lib/process.c
 // set_process_priorities); Tandem is one process, so each role sets them
 // on the one OS thread its loop is locked to (runtime.LockOSThread), and
-// nothing else in the process is moved. Memory locking is the exception:
-// mlockall(2) is process-wide, so either role's no_swap locks all of
-// Tandem.
+// a real-time priority also moves the rest of the process to SCHED_RR at
+// the lowest priority asked for (SetProcessRR): a protocol thread alone at
+// real-time priority still waits on the Go runtime's other threads (a P
+// to return from a system call, the garbage collector, timers), which CPU
+// hogs at the normal policy starve. Programs Tandem starts do not inherit
+// it (ResetOnFork). Memory locking is process-wide too: mlockall(2), so
+// either role's no_swap locks all of Tandem.
 package realtime
 
 import (
@@ -19,9 +23,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultRTTimeLimit is keepalived's default *_rlimit_rttime (10000 us):
-// the CPU time a real-time thread may use without blocking.
-const DefaultRTTimeLimit = 10 * time.Millisecond
+// DefaultRTTimeLimit is Tandem's default *_rlimit_rttime: the CPU time a
+// real-time thread may use without blocking before the kernel kills the
+// process. keepalived's default, 10 ms, suits its single-threaded event
+// loops, which block in epoll between events; Tandem's whole process runs
+// real-time (SetProcessRR), and a Go runtime thread may run longer than
+// that without a blocking system call (a garbage collection mark worker
+// over a large heap, a reload parsing a large configuration, a thread
+// running goroutine after goroutine), and a director killed for it is
+// the outage real-time scheduling is meant to prevent. A second still
+// stops a runaway thread; SIGXCPU at half of it is logged.
+const DefaultRTTimeLimit = time.Second
 
 // Thread is how a protocol thread is scheduled.
 type Thread struct {
@@ -90,6 +102,19 @@ func SetRR(prio int, limit time.Duration) error {
 		return fmt.Errorf("RLIMIT_RTTIME: %w", err)
 	}
 	return nil
+}
+
+// RearmRTTimeWarning puts RLIMIT_RTTIME's soft limit back to half the
+// hard one, as set here: at each SIGXCPU the kernel raises the soft limit
+// by a second, so that without this only the first overrun is signalled.
+func RearmRTTimeWarning() error {
+	rttime.mu.Lock()
+	defer rttime.mu.Unlock()
+	if rttime.set == 0 {
+		return nil
+	}
+	us := uint64(rttime.set / time.Microsecond)
+	return unix.Setrlimit(unix.RLIMIT_RTTIME, &unix.Rlimit{Cur: us / 2, Max: us})
 }
 
 // rttime guards the process's RLIMIT_RTTIME as set here.

@@ -88,6 +88,35 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestRearmRTTimeWarning: after a SIGXCPU (the kernel then raises the
+// soft limit by a second) the soft limit is put back to half the hard.
+func TestRearmRTTimeWarning(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_SYS_RESOURCE) to raise RLIMIT_RTTIME")
+	}
+	// Raising the hard limit needs CAP_SYS_RESOURCE, which a container's
+	// root may lack: a limit TestApply has set serves as well.
+	if rttime.set == 0 {
+		if err := raiseRTTime(2 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_RTTIME, &rl); err != nil {
+		t.Fatal(err)
+	}
+	rl.Cur = rl.Max // as the kernel leaves it after a SIGXCPU or two
+	if err := unix.Setrlimit(unix.RLIMIT_RTTIME, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if err := RearmRTTimeWarning(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Getrlimit(unix.RLIMIT_RTTIME, &rl); err != nil || rl.Cur != rl.Max/2 {
+		t.Errorf("RLIMIT_RTTIME %+v (%v), want the soft limit at half the hard", rl, err)
+	}
+}
+
 // TestRefusedNamesTheFix: a refusal says what would permit it, and stays
 // an EPERM for callers that branch on it.
 func TestRefusedNamesTheFix(t *testing.T) {

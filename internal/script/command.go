@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"tandem/internal/realtime"
 )
 
 // KillGrace is how long a timed-out script has between SIGTERM and SIGKILL
@@ -90,7 +92,15 @@ func (c *Command) Run(ctx context.Context, timeout time.Duration, extra ...strin
 		// thread until the script has exited keeps that thread alive as
 		// long as the script, so only Tandem's own death signals it.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		// In a real-time process (realtime.SetProcessRR) the script
+		// starts under the normal policy, and the thread, marked so,
+		// ends with this goroutine instead of serving the runtime.
+		if marked, err := realtime.ResetOnFork(); err != nil {
+			started <- fmt.Errorf("SCHED_RESET_ON_FORK: %w", err)
+			return
+		} else if !marked {
+			defer runtime.UnlockOSThread()
+		}
 		err := cmd.Start()
 		started <- err
 		if err != nil {

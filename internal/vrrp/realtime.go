@@ -21,10 +21,12 @@ const defaultMinAutoPriorityDelay = time.Second
 // than minDelay late, the loop's thread is moved to SCHED_RR one above
 // where it is (1 from the normal scheduler, vrrp_rt_priority+1 from
 // there), up to max. The engine's loop runs on an OS thread of its own
-// (runtime.LockOSThread in Run) whenever any of these is set, so only that
+// (runtime.LockOSThread in Run) whenever any of these is set, so that
 // thread, the one that handles adverts and timers and sends adverts, is
-// changed; SCHED_RESET_ON_FORK keeps threads and scripts started from it
-// out of the real-time class. A failure (no CAP_SYS_NICE and no
+// the one changed; SCHED_RESET_ON_FORK keeps threads and scripts started
+// from it out of the real-time class. With vrrp_rt_priority the daemon
+// has moved the rest of the process to SCHED_RR one below it first
+// (realtime.SetProcessRR). A failure (no CAP_SYS_NICE and no
 // RLIMIT_RTPRIO) is logged once and the loop goes on as it was.
 type autoPriority struct {
 	max      int
