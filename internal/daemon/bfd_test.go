@@ -269,7 +269,7 @@ func TestDaemonBFDAddedByReload(t *testing.T) {
 	}
 }
 
-// TestDaemonBFDThread: bfd_rt_priority and its friends are set on the
+// TestDaemonBFDThread: bfd_cpu_affinity and its friends are set on the
 // engine's thread when it starts, again on a reload only when they change,
 // and not at all when none is given.
 func TestDaemonBFDThread(t *testing.T) {
@@ -281,18 +281,20 @@ func TestDaemonBFDThread(t *testing.T) {
 	td.stop(t)
 
 	f = newFakeSessions()
-	rt := func(prio string) string { return "global_defs {\n bfd_rt_priority " + prio + "\n}\n" + bfdConf("10") }
-	td = startBFDDaemon(t, rt("10"), f)
+	// bfd_cpu_affinity, not bfd_rt_priority: that would make the whole
+	// test binary real-time (the daemon's process scheduling).
+	cpus := func(cpu string) string { return "global_defs {\n bfd_cpu_affinity " + cpu + "\n}\n" + bfdConf("10") }
+	td = startBFDDaemon(t, cpus("0"), f)
 	if n := f.threadCalls(); n != 1 {
-		t.Errorf("bfd_rt_priority at start: %d OnThread calls, want 1", n)
+		t.Errorf("bfd_cpu_affinity at start: %d OnThread calls, want 1", n)
 	}
-	td.reload(t, rt("10")+"\n")
+	td.reload(t, cpus("0")+"\n")
 	if n := f.threadCalls(); n != 1 {
-		t.Errorf("unchanged bfd_rt_priority on reload: %d OnThread calls, want 1", n)
+		t.Errorf("unchanged bfd_cpu_affinity on reload: %d OnThread calls, want 1", n)
 	}
-	td.reload(t, rt("20"))
+	td.reload(t, cpus("0 1"))
 	if n := f.threadCalls(); n != 2 {
-		t.Errorf("changed bfd_rt_priority on reload: %d OnThread calls, want 2", n)
+		t.Errorf("changed bfd_cpu_affinity on reload: %d OnThread calls, want 2", n)
 	}
 	td.stop(t)
 }
