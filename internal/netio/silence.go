@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,9 +33,18 @@ const SilenceTable = "tandem_drain"
 // Gratuitous ARPs are requests and go out: the draining director sends
 // none anyway. An empty addrs deletes the tables.
 func Silence(addrs []netip.Addr) error {
-	c, err := nftables.New()
+	// google/nftables waits for an ack per message of a batch, but a
+	// kernel without nf_tables (and no modprobe to load it) answers the
+	// batch with one error: without a deadline, tandem would hang here.
+	c, err := nftables.New(nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		return nc.SetReadDeadline(time.Now().Add(silenceTimeout))
+	}))
 	if err != nil {
 		return fmt.Errorf("silence: open netlink: %w", err)
+	}
+	// A plain request gets its error at once where nf_tables is missing.
+	if _, err := c.ListTables(); err != nil {
+		return fmt.Errorf("silence: nf_tables: %w", err)
 	}
 	arp := &nftables.Table{Name: SilenceTable, Family: nftables.TableFamilyARP}
 	ip6 := &nftables.Table{Name: SilenceTable, Family: nftables.TableFamilyIPv6}
@@ -79,6 +90,9 @@ func Silence(addrs []netip.Addr) error {
 	}
 	return nil
 }
+
+// silenceTimeout bounds each netlink exchange of Silence.
+const silenceTimeout = 5 * time.Second
 
 // nfARPOut is the arp family's output hook (linux/netfilter_arp.h
 // NF_ARP_OUT), which is not the inet families' NF_INET_LOCAL_OUT.
