@@ -56,6 +56,12 @@ type balancer struct {
 	mu   sync.Mutex
 	pool *lvs.Pool
 	ops  uint64 // data-plane operations applied since start
+
+	// kmu serializes the kernel's callers: the loop's reconciles and
+	// reloads, and the API's table reads. Neither backend is safe for
+	// concurrent use (nftables caches the ruleset it last read or wrote;
+	// IPVS rewrites its state file when it lists services).
+	kmu sync.Mutex
 }
 
 // openKernel picks the data plane: auto takes kernel IPVS where the kernel
@@ -143,7 +149,9 @@ func (b *balancer) run(ctx context.Context) {
 			next.Inherit(b.sched, diff)
 			b.swap(r.cfg, diff, next)
 			b.fx = r.fx
+			b.kmu.Lock()
 			b.configurePlane(r.cfg)
+			b.kmu.Unlock()
 			stop, done = b.startChecks(ctx)
 			b.reconcile(ctx)
 			r.done <- nil
@@ -296,7 +304,9 @@ func (b *balancer) reconcile(ctx context.Context) {
 		return
 	}
 	d = b.desired(d)
+	b.kmu.Lock()
 	rep, err := b.rec.Reconcile(ctx, d)
+	b.kmu.Unlock()
 	if err != nil {
 		b.log.Error("data plane not updated; retried at the next change", "err", err)
 	}
@@ -313,6 +323,8 @@ func (b *balancer) close() {
 	if b.kernel == nil {
 		return
 	}
+	b.kmu.Lock()
+	defer b.kmu.Unlock()
 	if err := b.stopPlane(); err != nil {
 		b.log.Error("data plane not cleaned up", "err", err)
 	}
@@ -370,6 +382,8 @@ func (b *balancer) table() (api.Table, error) {
 	if b.kernel == nil {
 		return t, nil
 	}
+	b.kmu.Lock()
+	defer b.kmu.Unlock()
 	svcs, err := b.kernel.Services()
 	if err != nil {
 		return t, err

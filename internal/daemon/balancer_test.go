@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -97,5 +100,61 @@ func TestSorryServerInhibit(t *testing.T) {
 		if in, kept := b.pool.Sorry[vs]; in || kept != inhibit {
 			t.Errorf("sorry_server_inhibit %v, quorum back: in %v, kept %v", inhibit, in, kept)
 		}
+	}
+}
+
+// exclusiveKernel fails the test when two of its calls overlap: neither
+// backend is safe for concurrent use.
+type exclusiveKernel struct {
+	tableKernel
+	inside  atomic.Int32
+	overlap atomic.Bool
+}
+
+func (k *exclusiveKernel) enter() func() {
+	if k.inside.Add(1) > 1 {
+		k.overlap.Store(true)
+	}
+	time.Sleep(100 * time.Microsecond) // long enough for an unguarded caller to come in
+	return func() { k.inside.Add(-1) }
+}
+
+func (k *exclusiveKernel) Services() ([]lvs.Service, error) {
+	defer k.enter()()
+	return k.tableKernel.Services()
+}
+
+func (k *exclusiveKernel) Dests(key lvs.ServiceKey) ([]lvs.Dest, error) {
+	defer k.enter()()
+	return k.tableKernel.Dests(key)
+}
+
+func (k *exclusiveKernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
+	defer k.enter()()
+	return k.tableKernel.Counters()
+}
+
+// TestTableReadsDuringReconcile: `tandem lvs list` and the status page
+// read the table while the loop reconciles; the kernel sees one caller at
+// a time (CI caught the nftables backend's cache replaced under a commit).
+func TestTableReadsDuringReconcile(t *testing.T) {
+	k := &exclusiveKernel{}
+	b := &balancer{name: "fake", kernel: k, cfg: &config.Config{}, pool: lvs.NewPool(), log: slog.New(slog.DiscardHandler)}
+	b.rec = lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			b.reconcile(t.Context())
+		}
+	}()
+	for range 200 {
+		if _, err := b.table(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if k.overlap.Load() {
+		t.Error("a table read and a reconcile called the kernel at the same time")
 	}
 }

@@ -27,8 +27,9 @@ const TableName = "tandem"
 
 var _ lvs.Kernel = (*Kernel)(nil)
 
-// Kernel is an lvs.Kernel on nftables. It is not safe for concurrent use;
-// the daemon's reconcile loop is its only caller.
+// Kernel is an lvs.Kernel on nftables. It is not safe for concurrent use
+// (state is a cache every call may reread or replace): the daemon
+// serializes its reconciles and its status reads.
 type Kernel struct {
 	conn  *nftables.Conn // reads, and Flush
 	dial  func() (*nftables.Conn, error)
