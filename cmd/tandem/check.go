@@ -33,7 +33,7 @@ then a count. "unsupported" keywords are accepted with a warning and have
 no effect; "differs" are implemented with another behaviour (routes'
 gw/or, vrrp_iptables, the firewall table's name, FIFO lines, the data
 plane, ...); "adds" are what Tandem adds to keepalived's behaviour; "tandem" are
-Tandem's own blocks, which keepalived does not read (conntrack_sync). Errors
+Tandem's own blocks, which keepalived does not read (conntrack_sync, bgp). Errors
 go to standard error as above. It exits 0 (the report is not a verdict),
 1 only when FILE has errors. --json prints the report as one JSON object.
 docs/keepalived-keywords.md lists every keyword.`,

@@ -103,6 +103,8 @@ var compatTable = []compatEntry{
 		Difference: "the MASTER_PRIORITY / BACKUP_PRIORITY FIFO lines and no script, as keepalived; Tandem also records each change in its events (tandem status --json, the status page)"},
 	{ID: "conntrack_sync", Blocks: []string{"keepalived.conf"}, Keywords: []string{"conntrack_sync"}, Kind: CompatTandem,
 		Difference: "a Tandem extension (conntrackd run and switched on VRRP transitions, docs/conntrack-sync.md); keepalived does not know it: there, notify scripts run conntrackd (its primary-backup.sh)"},
+	{ID: "bgp", Blocks: []string{"keepalived.conf"}, Keywords: []string{"bgp"}, Kind: CompatTandem,
+		Difference: "a Tandem extension (the VIPs announced to routers over BGP, for several active directors behind ECMP, docs/bgp.md); keepalived does not know it and refuses the file"},
 	{ID: "fast_failover_bfd", Blocks: []string{"vrrp_instance"}, Keywords: []string{"fast_failover_bfd"}, Kind: CompatTandem,
 		Difference: "Tandem's own keyword (BFD-accelerated takeover: a backup whose master's BFD session goes down takes over at once); keepalived 2.2.7 does not know it and refuses the file"},
 	{ID: "bfd-multihop", Blocks: []string{"bfd_instance"}, Keywords: []string{"multihop"}, Kind: CompatTandem,

@@ -174,6 +174,12 @@ var compatCases = map[string]compatTableCase{
 			t.Errorf("conntrack_sync %+v", c.ConntrackSync)
 		}
 	}},
+	"bgp": {"virtual_server 192.0.2.10 80 {\n lb_kind DR\n protocol TCP\n lb_algo rr\n}\nbgp {\n router_id 10.0.0.1\n local_as 65001\n neighbor 10.0.0.254 {\n  remote_as 65000\n }\n}\n", func(t *testing.T, c *Config, ds Diagnostics, _ Pos) {
+		noWarnings(t, ds)
+		if c.BGP == nil || len(c.BGP.Neighbors) != 1 {
+			t.Errorf("bgp %+v", c.BGP)
+		}
+	}},
 	"fast_failover_bfd": {"bfd_instance B {\n neighbor_ip 10.0.0.2\n}\n" + compatInVI(" fast_failover_bfd B\n"), func(t *testing.T, c *Config, ds Diagnostics, at Pos) {
 		warnedAt(t, ds, at, "Tandem extension", "keepalived does not know it")
 		if r := c.Instances[0].FastFailoverBFD; r == nil || r.Name != "B" {

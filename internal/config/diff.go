@@ -82,6 +82,9 @@ type ConfigDiff struct {
 	VirtualServers  []VirtualServerDelta
 	ConntrackSync   Delta[*ConntrackSync]
 	BFDInstances    []Delta[*BFDInstance]
+	// BGP is the speaker's own change, BGPNeighbors its sessions'.
+	BGP          Delta[*BGP]
+	BGPNeighbors []Delta[*BGPNeighbor]
 }
 
 // Diff compares two configurations by their objects' keys. It is the one
@@ -119,6 +122,7 @@ func Diff(oldCfg, newCfg *Config) ConfigDiff {
 			return settings(o, n, o.Neighbor == n.Neighbor && o.Source == n.Source && o.Multihop == n.Multihop)
 		}),
 	}
+	d.BGP, d.BGPNeighbors = diffBGP(old, new, oldCfg.BGP, newCfg.BGP)
 	groups := map[string]Change{}
 	for _, g := range d.SyncGroups {
 		if g.New != nil {

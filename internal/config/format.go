@@ -53,6 +53,7 @@ func Format(w io.Writer, cfg *Config) error {
 		f.virtualServer(vs)
 	}
 	f.conntrackSync(cfg.ConntrackSync)
+	f.bgp(cfg.BGP)
 	_, err := io.WriteString(w, f.b.String())
 	return err
 }

@@ -25,7 +25,8 @@ func (c *Config) keyIndex() keyIndex {
 
 // keyIndex maps each keyed object (by pointer: *Instance, *SyncGroup,
 // *IPAddress, *Route, *Rule, *Script, *TrackFile, *TrackProcess,
-// *ServerGroup, *VirtualServer, *RealServer, *Checker, *BFDInstance) to
+// *ServerGroup, *VirtualServer, *RealServer, *Checker, *BFDInstance,
+// *BGPNeighbor) to
 // its key.
 type keyIndex map[any]Key
 
@@ -85,6 +86,11 @@ func computeKeys(c *Config) keyIndex {
 	}
 	for _, b := range c.BFDInstances {
 		ki.add(b, Key("bfd_instance "+b.Name), seen)
+	}
+	if c.BGP != nil {
+		for _, nb := range c.BGP.Neighbors {
+			ki.add(nb, Key("bgp neighbor "+nb.Addr.String()), seen)
+		}
 	}
 	for _, vs := range c.VirtualServers {
 		vk := ki.add(vs, Key(fmt.Sprintf("virtual_server %s %s %s", vs.Family, vs.Protocol, vs.Name())), seen)

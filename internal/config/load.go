@@ -93,5 +93,6 @@ func (p *parser) rootHandlers(cfg *Config) map[string]handler {
 		"garp_group":           with(p.garpGroup),
 		"conntrack_sync":       with(p.conntrackSync),
 		"bfd_instance":         with(p.bfdInstance),
+		"bgp":                  with(p.bgp),
 	})
 }

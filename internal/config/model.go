@@ -35,6 +35,8 @@ type Config struct {
 	ConntrackSync *ConntrackSync `json:"conntrack_sync,omitempty"`
 	BFDInstances  []*BFDInstance `json:"bfd_instances,omitempty"`
 	TrackGroups   []*TrackGroup  `json:"track_groups,omitempty"`
+	// BGP is the Tandem block bgp; nil without one.
+	BGP *BGP `json:"bgp,omitempty"`
 
 	// keys are the objects' stable identities (keys.go).
 	keys keyIndex

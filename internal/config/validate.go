@@ -27,6 +27,7 @@ func (p *parser) validate(cfg *Config) {
 	p.finalizeConntrackSync(cfg)
 	p.validateFIFOs(&cfg.Global.Ops)
 	p.validateBFD(cfg)
+	p.finalizeBGP(cfg)
 }
 
 // validateNames rejects two definitions with one name: the later one would
