@@ -51,8 +51,11 @@ type BGPNeighbor struct {
 	// Source is the local address of the session (zero: the kernel
 	// picks).
 	Source netip.Addr `json:"source_ip,omitzero"`
-	// HoldTime (0, or 3 s or more) and KeepaliveTime (less than
-	// HoldTime) are whole seconds (RFC 4271 section 4.2 and 10).
+	// HoldTime (3 s or more) and KeepaliveTime (1 s or more, less than
+	// HoldTime) are whole seconds (RFC 4271 section 4.2 and 10). RFC
+	// 4271 also allows a hold time of 0 (no keepalives, no failure
+	// detection); Tandem refuses it: a director that crashed would stay
+	// in the routers' tables, and GoBGP reads 0 as its default, 90.
 	HoldTime      Duration `json:"hold_time"`
 	KeepaliveTime Duration `json:"keepalive_time"`
 	// MultihopTTL is the TTL of the session's packets when the router is
@@ -150,7 +153,6 @@ func (p *parser) bgpNeighbor(n *node, b *BGP) {
 	}
 	nb := &BGPNeighbor{Pos: n.Keyword.Pos, Addr: addr, HoldTime: Duration(bgpHoldDefault * time.Second)}
 	where := "bgp neighbor " + addr.String()
-	keepalive := false
 	p.block("neighbor", kids, map[string]handler{
 		"remote_as": p.setAS(&nb.RemoteAS),
 		"password": func(n *node) {
@@ -160,8 +162,8 @@ func (p *parser) bgpNeighbor(n *node, b *BGP) {
 			}
 		},
 		"source_ip":      p.setAddr(&nb.Source),
-		"hold_time":      p.bgpSeconds(&nb.HoldTime),
-		"keepalive_time": func(n *node) { keepalive = true; p.bgpSeconds(&nb.KeepaliveTime)(n) },
+		"hold_time":      p.bgpSeconds(&nb.HoldTime, 3),
+		"keepalive_time": p.bgpSeconds(&nb.KeepaliveTime, 1),
 		"multihop": func(n *node) {
 			if !p.noBlock(n) || !p.args(n, 0, 1) {
 				return
@@ -175,19 +177,14 @@ func (p *parser) bgpNeighbor(n *node, b *BGP) {
 		},
 		"bfd": p.setStr(&nb.BFD),
 	})
-	hold := time.Duration(nb.HoldTime)
-	if !keepalive {
-		nb.KeepaliveTime = Duration(hold / 3 / time.Second * time.Second)
+	if nb.KeepaliveTime == 0 { // not given: a third of the hold time
+		nb.KeepaliveTime = Duration(time.Duration(nb.HoldTime) / 3 / time.Second * time.Second)
 	}
 	switch {
 	case nb.RemoteAS == 0:
 		p.errorf(nb.Pos, "%s: remote_as is missing", where)
 		return
-	case hold != 0 && hold < 3*time.Second:
-		// RFC 4271 section 4.2: zero or at least three seconds.
-		p.errorf(nb.Pos, "%s: hold_time %s must be 0 or at least 3 (RFC 4271 section 4.2)", where, nb.HoldTime.Seconds())
-		return
-	case hold != 0 && nb.KeepaliveTime >= nb.HoldTime:
+	case nb.KeepaliveTime >= nb.HoldTime:
 		p.errorf(nb.Pos, "%s: keepalive_time %s must be less than hold_time %s", where, nb.KeepaliveTime.Seconds(), nb.HoldTime.Seconds())
 		return
 	case nb.Source.IsValid() && nb.Source.Is4() != addr.Is4():
@@ -203,10 +200,10 @@ func (p *parser) bgpNeighbor(n *node, b *BGP) {
 	b.Neighbors = append(b.Neighbors, nb)
 }
 
-// bgpSeconds reads a BGP timer: whole seconds, 0..65535.
-func (p *parser) bgpSeconds(dst *Duration) handler {
+// bgpSeconds reads a BGP timer: whole seconds, lo..65535.
+func (p *parser) bgpSeconds(dst *Duration, lo int) handler {
 	return func(n *node) {
-		if v, ok := p.intArg(n, 0, bgpTimeMax); ok {
+		if v, ok := p.intArg(n, lo, bgpTimeMax); ok {
 			*dst = Duration(time.Duration(v) * time.Second)
 		}
 	}
