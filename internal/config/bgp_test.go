@@ -137,7 +137,7 @@ func TestBGP(t *testing.T) {
 			want: []wantDiag{e(at+7, 1, "bgp: already given at t.conf:19:1")},
 			b:    &BGP{RouterID: a("10.0.0.1"), LocalAS: 65001, Neighbors: []*BGPNeighbor{defNeighbor}, GracefulShutdownDelay: sec(5)}},
 		{name: "a NAT virtual server announced",
-			src: strings.Replace(blk(with(nb("remote_as 65000"))...), "lb_kind DR", "lb_kind NAT", 1),
+			src:  strings.Replace(blk(with(nb("remote_as 65000"))...), "lb_kind DR", "lb_kind NAT", 1),
 			want: []wantDiag{e(1, 1, "virtual_server 192.0.2.10:80: lb_kind NAT cannot be announced over BGP (bgp at t.conf:19:1 announces 192.0.2.10)")}},
 		{name: "a NAT virtual server not announced",
 			src: strings.Replace(blk(with(nb("remote_as 65000"), "announce {\n    192.0.2.11\n  }")...), "lb_kind DR", "lb_kind NAT", 1),
