@@ -46,6 +46,47 @@ type Status struct {
 	// BFD are the BFD sessions (bfd_instance), sorted by name; absent
 	// when none is configured.
 	BFD []BFDSessionStatus `json:"bfd_sessions,omitempty"`
+	// BGP is the embedded BGP speaker (the bgp block); absent without
+	// one.
+	BGP *BGPStatus `json:"bgp,omitempty"`
+}
+
+// BGPStatus is the BGP speaker: its sessions and the VIPs it announces.
+type BGPStatus struct {
+	RouterID  string              `json:"router_id"`
+	LocalAS   uint32              `json:"local_as"`
+	Neighbors []BGPNeighborStatus `json:"neighbors"`
+	// VIPs are the VIPs the bgp block announces when they can be served
+	// here, each with whether its route is announced now.
+	VIPs []BGPVIPStatus `json:"vips"`
+	// ShuttingDown is set once the speaker takes this director out of
+	// rotation (the routes carry GRACEFUL_SHUTDOWN, then go).
+	ShuttingDown bool `json:"shutting_down,omitempty"`
+}
+
+// BGPNeighborStatus is one BGP session (RFC 4271).
+type BGPNeighborStatus struct {
+	Address  string `json:"address"`
+	RemoteAS uint32 `json:"remote_as"`
+	// State is the RFC 4271 FSM state: idle, connect, active, opensent,
+	// openconfirm, established.
+	State string `json:"state"`
+	// Since is when the session was established (absent unless it is).
+	Since time.Time `json:"since,omitzero"`
+	// PrefixesSent and PrefixesReceived count the prefixes advertised to
+	// the router and learned from it.
+	PrefixesSent     uint64 `json:"prefixes_sent"`
+	PrefixesReceived uint64 `json:"prefixes_received"`
+	// LastError is the session's last failure (empty: none).
+	LastError string `json:"last_error,omitempty"`
+}
+
+// BGPVIPStatus is one VIP the bgp block announces.
+type BGPVIPStatus struct {
+	VIP string `json:"vip"`
+	// Announced: its host route is announced (the VIP has quorum and its
+	// rules are in the data plane); false: withdrawn.
+	Announced bool `json:"announced"`
 }
 
 // ConntrackdStatus is conntrackd's state (conntrack_sync): whether it

@@ -60,6 +60,10 @@ var metric = struct {
 	bfdSent       *prometheus.Desc
 	bfdReceived   *prometheus.Desc
 	bfdDropped    *prometheus.Desc
+	bgpUp         *prometheus.Desc
+	bgpSent       *prometheus.Desc
+	bgpReceived   *prometheus.Desc
+	bgpVIP        *prometheus.Desc
 }{
 	buildInfo:     metricDesc("build_info", "Always 1; the version label is the running Tandem's.", "version"),
 	dataplaneOps:  metricDesc("dataplane_operations_total", "Operations sent to the data plane since start (services and real servers added, changed, removed).", "dataplane"),
@@ -88,6 +92,10 @@ var metric = struct {
 	bfdSent:       metricDesc("bfd_packets_sent_total", "BFD control packets sent on the session.", "session"),
 	bfdReceived:   metricDesc("bfd_packets_received_total", "BFD control packets received for the session.", "session"),
 	bfdDropped:    metricDesc("bfd_packets_dropped_total", "BFD control packets for the session that failed validation (RFC 5880 section 6.8.6).", "session"),
+	bgpUp:         metricDesc("bgp_session_up", "1 if the BGP session to the router is established, else 0.", "neighbor", "remote_as"),
+	bgpSent:       metricDesc("bgp_prefixes_sent", "Prefixes advertised to the router on the BGP session.", "neighbor"),
+	bgpReceived:   metricDesc("bgp_prefixes_received", "Prefixes learned from the router on the BGP session.", "neighbor"),
+	bgpVIP:        metricDesc("bgp_vip_announced", "1 if the VIP's host route is announced over BGP, 0 if withdrawn (no quorum, or not in the data plane).", "vip"),
 }
 
 // statusCollector turns a Source's status and live table into metrics at
@@ -99,7 +107,8 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
 		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon,
 		metric.ctRunning, metric.ctRestarts, metric.ctCommandOK,
-		metric.bfdUp, metric.bfdFlaps, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped} {
+		metric.bfdUp, metric.bfdFlaps, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped,
+		metric.bgpUp, metric.bgpSent, metric.bgpReceived, metric.bgpVIP} {
 		ch <- d
 	}
 }
@@ -156,6 +165,16 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(metric.bfdSent, b.Sent, b.Name)
 		counter(metric.bfdReceived, b.Received, b.Name)
 		counter(metric.bfdDropped, b.Dropped, b.Name)
+	}
+	if b := st.BGP; b != nil {
+		for _, n := range b.Neighbors {
+			gauge(metric.bgpUp, metricBool(n.State == "established"), n.Address, strconv.FormatUint(uint64(n.RemoteAS), 10))
+			gauge(metric.bgpSent, float64(n.PrefixesSent), n.Address)
+			gauge(metric.bgpReceived, float64(n.PrefixesReceived), n.Address)
+		}
+		for _, v := range b.VIPs {
+			gauge(metric.bgpVIP, metricBool(v.Announced), v.VIP)
+		}
 	}
 	if st.Dataplane == "" {
 		return // no virtual servers: no data plane to report on

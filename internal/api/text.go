@@ -52,6 +52,9 @@ func WriteText(w io.Writer, st Status, now time.Time) error {
 	if err := writeBFD(w, st.BFD, now); err != nil {
 		return err
 	}
+	if err := writeBGP(w, st.BGP, now); err != nil {
+		return err
+	}
 	if len(st.VirtualServers) == 0 {
 		return nil
 	}
@@ -156,6 +159,39 @@ func writeBFD(w io.Writer, bs []BFDSessionStatus, now time.Time) error {
 		}
 		det := time.Duration(b.Detection * float64(time.Second)).Round(time.Microsecond)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d/%d/%d\n", b.Name, b.Neighbor, b.State, det, b.Flaps, since, b.Sent, b.Received, b.Dropped)
+	}
+	return tw.Flush()
+}
+
+// writeBGP writes the BGP speaker's sessions and VIPs.
+func writeBGP(w io.Writer, b *BGPStatus, now time.Time) error {
+	if b == nil {
+		return nil
+	}
+	state := ""
+	if b.ShuttingDown {
+		state = ", graceful shutdown"
+	}
+	fmt.Fprintf(w, "\nBGP: router id %s, AS %d%s\n", b.RouterID, b.LocalAS, state)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "BGP NEIGHBOR\tAS\tSTATE\tSINCE\tSENT/RECEIVED\tLAST ERROR\n")
+	for _, n := range b.Neighbors {
+		since, last := "-", "-"
+		if !n.Since.IsZero() {
+			since = now.Sub(n.Since).Round(time.Second).String()
+		}
+		if n.LastError != "" {
+			last = n.LastError
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d/%d\t%s\n", n.Address, n.RemoteAS, n.State, since, n.PrefixesSent, n.PrefixesReceived, last)
+	}
+	fmt.Fprintf(tw, "VIP\tROUTE\n")
+	for _, v := range b.VIPs {
+		route := "withdrawn"
+		if v.Announced {
+			route = "announced"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", v.VIP, route)
 	}
 	return tw.Flush()
 }

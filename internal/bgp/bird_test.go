@@ -78,7 +78,7 @@ func TestSpeakerHelper(t *testing.T) {
 				err = sp.Withdraw(ctx, p)
 			}
 		case "gshut":
-			err = sp.GracefulShutdown(ctx)
+			err = sp.GracefulShutdown(ctx, time.Duration(cfg.BGP.GracefulShutdownDelay))
 		case "status":
 			var st []Neighbor
 			st, err = sp.Status(ctx)

@@ -54,11 +54,10 @@ func AttrsOf(b *config.BGP) Attrs { return Attrs{Communities: b.Communities, MED
 
 // Speaker is one BGP speaker and the routes it announces.
 type Speaker struct {
-	s     *server.BgpServer
-	log   *slog.Logger
-	clk   clock.Clock
-	delay time.Duration // graceful_shutdown_delay
-	errs  *lastErrors
+	s    *server.BgpServer
+	log  *slog.Logger
+	clk  clock.Clock
+	errs *lastErrors
 
 	mu sync.Mutex // guards announced and shutdown
 	// announced is every route announced and not withdrawn, with its
@@ -73,7 +72,7 @@ func Start(ctx context.Context, b *config.BGP, log *slog.Logger, clk clock.Clock
 	errs := &lastErrors{m: map[string]string{}}
 	s := server.NewBgpServer(server.LoggerOption(&logAdapter{log: log, errs: errs}))
 	go s.Serve()
-	sp := &Speaker{s: s, log: log, clk: clk, delay: time.Duration(b.GracefulShutdownDelay), errs: errs, announced: map[netip.Prefix]Attrs{}}
+	sp := &Speaker{s: s, log: log, clk: clk, errs: errs, announced: map[netip.Prefix]Attrs{}}
 	err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: b.LocalAS, RouterId: b.RouterID.String(), ListenPort: -1,
 	}})
@@ -177,12 +176,12 @@ func (sp *Speaker) add(ctx context.Context, p netip.Prefix, attrs Attrs, gshut b
 
 // GracefulShutdown takes this director out of the routers' rotation
 // (RFC 8326 section 4): every announced route is announced again with
-// the GRACEFUL_SHUTDOWN community, the speaker waits
-// graceful_shutdown_delay for the routers to move the traffic to the
+// the GRACEFUL_SHUTDOWN community, the speaker waits delay
+// (graceful_shutdown_delay) for the routers to move the traffic to the
 // other directors, then withdraws every route. Routes announced
 // meanwhile carry the community too. It returns early, withdrawing,
 // when ctx ends.
-func (sp *Speaker) GracefulShutdown(ctx context.Context) error {
+func (sp *Speaker) GracefulShutdown(ctx context.Context, delay time.Duration) error {
 	sp.mu.Lock()
 	sp.shutdown = true
 	var errs []error
@@ -192,9 +191,9 @@ func (sp *Speaker) GracefulShutdown(ctx context.Context) error {
 	n := len(sp.announced)
 	sp.mu.Unlock()
 	if n > 0 {
-		sp.log.Info("bgp: graceful shutdown: routes marked 65535:0", "routes", n, "delay", sp.delay)
+		sp.log.Info("bgp: graceful shutdown: routes marked 65535:0", "routes", n, "delay", delay)
 		woken := make(chan struct{})
-		t := sp.clk.AfterFunc(sp.delay, func() { close(woken) })
+		t := sp.clk.AfterFunc(delay, func() { close(woken) })
 		select {
 		case <-woken:
 		case <-ctx.Done():

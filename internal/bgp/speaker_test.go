@@ -48,7 +48,7 @@ func ribCommunities(t *testing.T, sp *Speaker, p netip.Prefix) []uint32 {
 // is what it would send.
 func TestGracefulShutdownOrder(t *testing.T) {
 	clk := clock.NewFake(time.Unix(0, 0))
-	b := &config.BGP{RouterID: netip.MustParseAddr("10.0.0.1"), LocalAS: 65001, GracefulShutdownDelay: config.Duration(5 * time.Second)}
+	b := &config.BGP{RouterID: netip.MustParseAddr("10.0.0.1"), LocalAS: 65001}
 	sp, err := Start(context.Background(), b, slog.New(slog.NewTextHandler(io.Discard, nil)), clk)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestGracefulShutdownOrder(t *testing.T) {
 		t.Fatalf("before the shutdown: communities %x", c)
 	}
 	done := make(chan error, 1)
-	go func() { done <- sp.GracefulShutdown(ctx) }()
+	go func() { done <- sp.GracefulShutdown(ctx, 5*time.Second) }()
 	// Wait for the delay's timer: the routes are marked by then.
 	for clk.Pending() == 0 {
 		select {

@@ -49,6 +49,9 @@ type balancer struct {
 	eventLog *notify.EventLog
 	// plainSockets: TCP_CHECK without io_uring (--no-io-uring).
 	plainSockets bool
+	// ready hears, after each reconcile, which VIPs can be served
+	// (servableVIPs): the BGP speaker announces those.
+	ready func(map[netip.Addr]bool)
 
 	// fx are cfg's effects; only the loop (run) uses and swaps them.
 	fx *effects
@@ -102,7 +105,8 @@ func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, l
 		return nil, err
 	}
 	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024), reloads: make(chan reloadReq),
-		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets}
+		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets,
+		ready: d.bgp.setReady}
 	if k != nil {
 		b.rec = lvs.NewReconciler(k, owns)
 		b.startPlane(cfg, atStart)
@@ -291,14 +295,19 @@ func rsName(rs *config.RealServer) string {
 	return fmt.Sprintf("%s:%d", rs.IP, rs.Port)
 }
 
-// reconcile drives the kernel to the pool's desired state.
+// reconcile drives the kernel to the pool's desired state, then tells
+// ready which VIPs can be served.
 func (b *balancer) reconcile(ctx context.Context) {
 	if b.rec == nil {
 		return
 	}
 	b.mu.Lock()
-	d, err := lvs.FromConfig(b.cfg, b.pool)
+	cfg, sched := b.cfg, b.sched
+	d, err := lvs.FromConfig(cfg, b.pool)
 	b.mu.Unlock()
+	if b.ready != nil {
+		defer func() { b.ready(servableVIPs(cfg, sched.Snapshot(), err == nil)) }()
+	}
 	if err != nil {
 		b.log.Error("desired data-plane state", "err", err)
 		return

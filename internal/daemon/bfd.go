@@ -205,7 +205,7 @@ func (d *Daemon) applyBFD(old, cfg *config.Config) error {
 		}
 		d.scheduleBFD(s, cfg.Global.BFDThread)
 		hub = newBFDHub(s, d.opts.Log)
-		hub.peerDown = d.engine.PeerDown
+		hub.peerDown = d.bfdPeerDown
 		hub.checks = d.bfdCheck
 		go hub.run()
 		d.mu.Lock()
@@ -216,6 +216,13 @@ func (d *Daemon) applyBFD(old, cfg *config.Config) error {
 		return fmt.Errorf("bfd: %w", err)
 	}
 	return nil
+}
+
+// bfdPeerDown is a session gone from Up to Down: the VRRP instances'
+// fast_failover_bfd and the BGP sessions that name it hear it.
+func (d *Daemon) bfdPeerDown(session string, peer netip.Addr) {
+	d.engine.PeerDown(session, peer)
+	d.bgp.bfdDown(session)
 }
 
 // bfdHub is the running sessions, nil if none were ever configured.

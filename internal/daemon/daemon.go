@@ -71,6 +71,8 @@ type Daemon struct {
 	syncd *syncFollower
 	// ct runs conntrackd (conntrack_sync).
 	ct *ctFollower
+	// bgp announces the servable VIPs over BGP (the bgp block).
+	bgp *bgpFollower
 	// bfd is the BFD sessions, nil until a configuration has
 	// bfd_instance blocks; set under mu (and reloadMu).
 	bfd *bfdHub
@@ -83,8 +85,12 @@ type Daemon struct {
 	fx      *effects        // cfg's
 	masters map[string]bool // instances in MASTER, for ha_suspend
 
-	// ctx is Run's; trackers and a balancer started by a reload run in it.
-	ctx      context.Context
+	// ctx is Run's; trackers started by a reload run in it.
+	ctx context.Context
+	// balCtx is the balancers'. It ends after ctx, once the BGP speaker
+	// has taken this director out of rotation: the data plane forwards
+	// until the routers have moved the traffic away.
+	balCtx   context.Context
 	reloadMu sync.Mutex  // one reload at a time
 	stopped  bool        // under reloadMu: run is stopping; reloads are refused
 	trackers *trackerSet // under reloadMu
@@ -151,7 +157,8 @@ func load(opts Options) (*Daemon, error) {
 	applyUmask(cfg)
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{},
-		syncd: newSyncFollower(opts.Dataplane, openSyncer, log), ct: newCTFollower(opts.Socket, log)}, nil
+		syncd: newSyncFollower(opts.Dataplane, openSyncer, log), ct: newCTFollower(opts.Socket, log),
+		bgp: newBGPFollower(log)}, nil
 }
 
 // run starts everything for d's configuration and runs until ctx is done;
@@ -246,6 +253,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	defer closeHTTP()
 	d.ctx = ctx
+	balCtx, stopBalancer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBalancer()
+	d.balCtx = balCtx
 	// The sessions start before the trackers that follow them, and stop
 	// (AdminDown to every neighbor) once the instances have.
 	if err := d.applyBFD(nil, cfg); err != nil {
@@ -276,6 +286,27 @@ func (d *Daemon) run(ctx context.Context) error {
 		}
 	}
 	defer d.ct.stop()
+	// The BGP speaker starts before the balancer, whose first reconcile
+	// says which VIPs it may announce.
+	if err := d.bgp.apply(ctx, cfg, config.Diff(&config.Config{}, cfg)); err != nil {
+		d.trackers.stop()
+		eng.Close()
+		return err
+	}
+	// At stop, the routes carry GRACEFUL_SHUTDOWN for
+	// graceful_shutdown_delay and are withdrawn before the data plane
+	// goes (RFC 8326); the VRRP instances stop meanwhile.
+	gshutDone := make(chan struct{})
+	go func() {
+		defer close(gshutDone)
+		select {
+		case <-ctx.Done():
+			d.bgp.shutdown(context.Background())
+		case <-balCtx.Done(): // run returned early
+		}
+		stopBalancer()
+	}()
+	defer func() { <-gshutDone }()
 	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
@@ -318,6 +349,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	defer d.reloadMu.Unlock()
 	d.stopped = true
 	d.trackers.stop()
+	<-gshutDone
 	if d.balDone != nil {
 		<-d.balDone
 	}
@@ -370,7 +402,7 @@ func (d *Daemon) startBalancer(cfg *config.Config, fx *effects, atStart bool) er
 	d.balDone = make(chan struct{})
 	go func() {
 		defer close(d.balDone)
-		bal.run(d.ctx)
+		bal.run(d.balCtx)
 	}()
 	return nil
 }
@@ -457,6 +489,11 @@ func (d *Daemon) Reload() (api.ReloadResult, error) {
 	}
 	// conntrackd restarts only if conntrack_sync changed.
 	if err := d.ct.apply(diff.ConntrackSync); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	// BGP sessions change as config.Diff says, before the balancer's
+	// reconcile says which VIPs are servable.
+	if err := d.bgp.apply(d.ctx, cfg, diff); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	d.mu.Lock()
@@ -628,6 +665,7 @@ func (d *Daemon) Status() api.Status {
 	st.SyncDaemon = d.syncd.status()
 	st.Conntrackd = d.ct.status()
 	st.BFD = d.bfdStatus()
+	st.BGP = d.bgp.status()
 	st.Events = []api.Event{}
 	for _, e := range d.events.Events() {
 		st.Events = append(st.Events, api.Event(e))
