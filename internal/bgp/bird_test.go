@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -126,88 +125,21 @@ func (s *speakerProc) do(t *testing.T, cmd string, out any) {
 	}
 }
 
-// bird is bird2 running in a lab node with its own control socket.
-type bird struct {
-	sock string
-	proc *lab.Proc
-}
-
-// route runs birdc's "show route all for PREFIX" and returns its output.
-func (b *bird) route(t *testing.T, p netip.Prefix) string {
-	t.Helper()
-	out, err := exec.Command("birdc", "-s", b.sock, "show", "route", "all", "for", p.String()).CombinedOutput()
-	// birdc exits 1 when the route is not there.
-	if err != nil && !strings.Contains(string(out), "Network not found") {
-		t.Fatalf("birdc: %v: %s\n%s", err, out, b.proc.Output())
-	}
-	return string(out)
-}
-
-// waitRoute waits until ok(bird's output for p) holds.
-func (b *bird) waitRoute(t *testing.T, p netip.Prefix, what string, timeout time.Duration, ok func(string) bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := b.route(t, p)
-		if ok(out) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bird: %s: not after %s; last output:\n%s\nbird's log:\n%s", what, timeout, out, b.proc.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// hasRoute reports whether birdc's output holds a route for p learned
-// over BGP.
-func hasRoute(p netip.Prefix) func(string) bool {
-	return func(out string) bool { return strings.Contains(out, p.String()) && strings.Contains(out, "BGP.origin") }
-}
-
-func noRoute(p netip.Prefix) func(string) bool {
-	return func(out string) bool { return !hasRoute(p)(out) }
-}
-
 // birdLab is a router (bird) and a director (the speaker) on one switch.
-func birdLab(t *testing.T, speakerConf, birdProtocols string) (*lab.Lab, *bird, *speakerProc) {
+func birdLab(t *testing.T, speakerConf, birdProtocols string) (*lab.Lab, *lab.Bird, *speakerProc) {
 	t.Helper()
-	lab.RequireRoot(t)
-	for _, p := range []string{"bird", "birdc"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s missing (Debian package bird2): %v", p, err)
-		}
-	}
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
 		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.254/24")}}}},
 		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24")}}}},
 	}})
+	b := lab.StartBird(t, l, "router", netip.MustParseAddr("10.77.0.254"), birdProtocols)
 	dir := t.TempDir()
-	b := &bird{sock: filepath.Join(dir, "bird.ctl")}
-	conf := filepath.Join(dir, "bird.conf")
-	// The router accepts the director's session (passive: the
-	// director dials) and keeps what it learns in its table.
-	birdConf := "router id 10.77.0.254;\nlog stderr all;\nprotocol device {}\n" + birdProtocols
-	if err := os.WriteFile(conf, []byte(birdConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := l.Start("router", "bird", "-f", "-c", conf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.proc = p
-	deadline := time.Now().Add(10 * time.Second)
-	for exec.Command("birdc", "-s", b.sock, "show", "status").Run() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("bird not answering after 10s:\n%s", p.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	sconf := filepath.Join(dir, "tandem.conf")
 	if err := os.WriteFile(sconf, []byte(speakerConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sp := &speakerProc{sock: filepath.Join(dir, "speaker.sock")}
+	var err error
 	sp.proc, err = l.Start("dir", os.Args[0], "-test.run=^TestSpeakerHelper$", "-bgp-helper-conf="+sconf, "-bgp-helper-sock="+sp.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -262,8 +194,8 @@ func TestBirdAnnounceShutdownWithdraw(t *testing.T) {
 	_, b, sp := birdLab(t, speakerConf, birdDirector)
 	vip := netip.MustParsePrefix("192.0.2.10/32")
 	sp.do(t, "announce "+vip.String(), nil)
-	b.waitRoute(t, vip, "the VIP learned", 60*time.Second, hasRoute(vip))
-	out := b.route(t, vip)
+	b.WaitRoute(t, vip, "the VIP learned", 60*time.Second, lab.HasBGPRoute)
+	out := b.Route(t, vip)
 	for _, want := range []string{"(65001,10)", "BGP.med: 20", "BGP.next_hop: 10.77.0.1", "BGP.as_path: 65001"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bird's route lacks %q:\n%s", want, out)
@@ -290,9 +222,9 @@ func TestBirdAnnounceShutdownWithdraw(t *testing.T) {
 	stop := make(chan struct{})
 	go func() {
 		for {
-			out, _ := exec.Command("birdc", "-s", b.sock, "show", "route", "all", "for", vip.String()).CombinedOutput()
-			if strings.Contains(string(out), "(65535,0)") {
-				saw <- string(out)
+			out, _ := b.Birdc("show", "route", "all", "for", vip.String())
+			if strings.Contains(out, "(65535,0)") {
+				saw <- out
 				return
 			}
 			select {
@@ -310,7 +242,7 @@ func TestBirdAnnounceShutdownWithdraw(t *testing.T) {
 	} else if !strings.Contains(out, "(65001,10)") {
 		t.Errorf("the graceful-shutdown route lost its own community:\n%s", out)
 	}
-	b.waitRoute(t, vip, "the VIP withdrawn after the graceful shutdown", 30*time.Second, noRoute(vip))
+	b.WaitRoute(t, vip, "the VIP withdrawn after the graceful shutdown", 30*time.Second, lab.NoRoute)
 	sp.do(t, "status", &st)
 	if len(st.Announced) != 0 {
 		t.Errorf("announced after the shutdown: %v", st.Announced)
@@ -323,16 +255,16 @@ func TestBirdWithdraw(t *testing.T) {
 	_, b, sp := birdLab(t, speakerConf, birdDirector)
 	vip := netip.MustParsePrefix("192.0.2.10/32")
 	sp.do(t, "announce "+vip.String(), nil)
-	b.waitRoute(t, vip, "the VIP learned", 60*time.Second, hasRoute(vip))
+	b.WaitRoute(t, vip, "the VIP learned", 60*time.Second, lab.HasBGPRoute)
 	sp.do(t, "withdraw "+vip.String(), nil)
-	b.waitRoute(t, vip, "the VIP withdrawn", 30*time.Second, noRoute(vip))
+	b.WaitRoute(t, vip, "the VIP withdrawn", 30*time.Second, lab.NoRoute)
 	var st struct{ Neighbors []Neighbor }
 	sp.do(t, "status", &st)
 	if len(st.Neighbors) != 1 || st.Neighbors[0].State != "established" {
 		t.Errorf("the session did not stay up: %+v", st.Neighbors)
 	}
 	sp.do(t, "announce "+vip.String(), nil)
-	b.waitRoute(t, vip, "the VIP announced again", 30*time.Second, hasRoute(vip))
+	b.WaitRoute(t, vip, "the VIP announced again", 30*time.Second, lab.HasBGPRoute)
 }
 
 // TestBirdHoldTimerExpiry: a speaker that stops without a word (its
@@ -342,17 +274,17 @@ func TestBirdHoldTimerExpiry(t *testing.T) {
 	_, b, sp := birdLab(t, speakerConf, birdDirector)
 	vip := netip.MustParsePrefix("192.0.2.10/32")
 	sp.do(t, "announce "+vip.String(), nil)
-	b.waitRoute(t, vip, "the VIP learned", 60*time.Second, hasRoute(vip))
+	b.WaitRoute(t, vip, "the VIP learned", 60*time.Second, lab.HasBGPRoute)
 	if err := syscall.Kill(sp.proc.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(sp.proc.Pid(), syscall.SIGCONT) })
-	b.waitRoute(t, vip, "the VIP gone after the hold time", 30*time.Second, noRoute(vip))
-	out, err := exec.Command("birdc", "-s", b.sock, "show", "protocols", "all", "director").CombinedOutput()
+	b.WaitRoute(t, vip, "the VIP gone after the hold time", 30*time.Second, lab.NoRoute)
+	out, err := b.Birdc("show", "protocols", "all", "director")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "Hold timer expired") {
+	if !strings.Contains(out, "Hold timer expired") {
 		t.Errorf("bird dropped the route for another reason than its hold timer:\n%s", out)
 	}
 }
@@ -374,7 +306,7 @@ func TestBirdLastError(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no last error after 20s: %+v\n%s\n%s", st.Neighbors, sp.proc.Output(), b.proc.Output())
+			t.Fatalf("no last error after 20s: %+v\n%s\n%s", st.Neighbors, sp.proc.Output(), b.Proc.Output())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
