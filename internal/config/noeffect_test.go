@@ -52,6 +52,7 @@ var notRead = map[string]string{
 	"VirtualServer.Defaults":        "cascades into Checker.Timing",
 	"RealServer.Defaults":           "cascades into Checker.Timing",
 	"Checker.Set":                   "cascades into Checker.Timing",
+	"BGP.Announce":                  "read through Config.BGPAnnounced, which the daemon announces from",
 }
 
 // modelFields walks config.Config and every struct type of package config
