@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -71,5 +72,37 @@ VIP           ROUTE
 `
 	if got := b.String(); got != want {
 		t.Errorf("WriteText:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestPageBGP: the status page has a row per session and per VIP, the
+// sessions not established and the VIPs withdrawn marked; without a
+// speaker there is no section.
+func TestPageBGP(t *testing.T) {
+	src := testSource()
+	srv := newTestServer(t, src)
+	page, _ := httpGet(t, srv.URL+"/")
+	if strings.Contains(page, "<h2>BGP</h2>") {
+		t.Error("a BGP section without a speaker")
+	}
+	src.set(func(st *Status) { st.BGP = bgpSpeaker() })
+	page, _ = httpGet(t, srv.URL+"/")
+	for _, c := range []struct {
+		class string
+		want  []string
+	}{
+		{"bgp", []string{"10.0.0.254", "10.0.0.253"}},
+		{"bgp-down", []string{"10.0.0.253"}},
+		{"bgp-vip", []string{"192.0.2.10", "192.0.2.11"}},
+		{"bgp-withdrawn", []string{"192.0.2.11"}},
+	} {
+		if got := rows(t, page, c.class, "data-name"); !cmp.Equal(got, c.want) {
+			t.Errorf("rows of class %s: %q, want %q", c.class, got, c.want)
+		}
+	}
+	for _, want := range []string{"<h2>BGP</h2>", "router id 10.0.0.1 · AS 65001", "failed to connect: connection refused", `<span class="badge up">announced</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
