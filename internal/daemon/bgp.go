@@ -60,8 +60,13 @@ type bgpFollower struct {
 	stopping bool
 }
 
-func newBGPFollower(log *slog.Logger) *bgpFollower {
-	return &bgpFollower{log: log, open: startSpeaker, cfg: &config.Config{}}
+// newBGPFollower follows the bgp block with speakers open starts (nil:
+// bgp.Start's).
+func newBGPFollower(log *slog.Logger, open func(context.Context, *config.BGP, *slog.Logger) (bgpSpeaker, error)) *bgpFollower {
+	if open == nil {
+		open = startSpeaker
+	}
+	return &bgpFollower{log: log, open: open, cfg: &config.Config{}}
 }
 
 // apply makes the speaker cfg's, as config.Diff says (at start, the diff

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"tandem/internal/bfd"
 	"tandem/internal/bgp"
 	"tandem/internal/check"
 	"tandem/internal/config"
@@ -125,13 +126,12 @@ func bgpConf(body string) string {
 func TestBGPFollower(t *testing.T) {
 	var sp *fakeSpeaker
 	opened := 0
-	f := newBGPFollower(slog.New(slog.DiscardHandler))
-	f.open = func(_ context.Context, b *config.BGP, _ *slog.Logger) (bgpSpeaker, error) {
+	f := newBGPFollower(slog.New(slog.DiscardHandler), func(_ context.Context, b *config.BGP, _ *slog.Logger) (bgpSpeaker, error) {
 		opened++
 		sp = &fakeSpeaker{announced: map[netip.Prefix]bgp.Attrs{}}
 		sp.call("open %s with %d neighbors", b.RouterID, len(b.Neighbors))
 		return sp, nil
-	}
+	})
 	a := netip.MustParseAddr
 	ctx := context.Background()
 	cfg := lab.ParseConfig(t, bgpConf(" med 5\n"))
@@ -213,8 +213,7 @@ func TestBGPFollower(t *testing.T) {
 // speaker (its routes go with the sessions) and shows no BGP status.
 func TestBGPFollowerRemoved(t *testing.T) {
 	sp := &fakeSpeaker{announced: map[netip.Prefix]bgp.Attrs{}}
-	f := newBGPFollower(slog.New(slog.DiscardHandler))
-	f.open = func(context.Context, *config.BGP, *slog.Logger) (bgpSpeaker, error) { return sp, nil }
+	f := newBGPFollower(slog.New(slog.DiscardHandler), func(context.Context, *config.BGP, *slog.Logger) (bgpSpeaker, error) { return sp, nil })
 	cfg := lab.ParseConfig(t, bgpConf(""))
 	if err := f.apply(context.Background(), cfg, config.Diff(&config.Config{}, cfg)); err != nil {
 		t.Fatal(err)
@@ -261,5 +260,41 @@ func TestServableVIPs(t *testing.T) {
 		if got := servableVIPs(cfg, snap, tt.planeOK); !cmp.Equal(got, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestDaemonBGP: tandem run starts the speaker with the bgp block,
+// resets the session whose bfd_instance goes down, shows the speaker in
+// its status (nothing announced with --dataplane none: nothing would
+// forward), and shuts the speaker down gracefully at stop.
+func TestDaemonBGP(t *testing.T) {
+	sp := &fakeSpeaker{announced: map[netip.Prefix]bgp.Attrs{}}
+	f := newFakeSessions()
+	td := startDaemon(t, bgpConf(""), lab.TestLogger(t), func(o *Options) {
+		o.NewBFD = func(*slog.Logger) (bfd.Sessions, error) { return f, nil }
+		o.newSpeaker = func(_ context.Context, b *config.BGP, _ *slog.Logger) (bgpSpeaker, error) {
+			sp.call("open %s", b.RouterID)
+			return sp, nil
+		}
+	})
+	if got := sp.take(); !cmp.Equal(got, []string{"open 10.0.0.1"}) {
+		t.Errorf("at start: %q", got)
+	}
+	f.events <- change("R", bfd.Up, bfd.Down)
+	waitFor(t, "the BGP session reset after BFD down", func() bool {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		return len(sp.calls) > 0
+	})
+	if got := sp.take(); !cmp.Equal(got, []string{"reset neighbor 10.0.0.254: BFD session R down"}) {
+		t.Errorf("after BFD down: %q", got)
+	}
+	st := td.d.Status().BGP
+	if st == nil || len(st.VIPs) != 2 || st.VIPs[0].Announced || st.VIPs[1].Announced {
+		t.Errorf("status: %+v", st)
+	}
+	td.stop(t)
+	if got := sp.take(); !cmp.Equal(got, []string{"graceful shutdown 5s", "close"}) {
+		t.Errorf("at stop: %q", got)
 	}
 }

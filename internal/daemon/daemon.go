@@ -53,6 +53,9 @@ type Options struct {
 	// NewBFD starts the BFD engine the bfd_instance blocks run on; nil:
 	// bfd.New's (tests give a fake).
 	NewBFD func(*slog.Logger) (bfd.Sessions, error)
+	// newSpeaker starts the bgp block's speaker; nil: bgp.Start's
+	// (tests give a fake).
+	newSpeaker func(context.Context, *config.BGP, *slog.Logger) (bgpSpeaker, error)
 }
 
 // Daemon is a running Tandem.
@@ -158,7 +161,7 @@ func load(opts Options) (*Daemon, error) {
 	return &Daemon{opts: opts, cfg: cfg, fx: newEffects(cfg, log), started: time.Now(), files: files,
 		notes: notify.NewRunner(notify.DefaultScriptTimeout, log), events: notify.NewEventLog(256), masters: map[string]bool{},
 		syncd: newSyncFollower(opts.Dataplane, openSyncer, log), ct: newCTFollower(opts.Socket, log),
-		bgp: newBGPFollower(log)}, nil
+		bgp: newBGPFollower(log, opts.newSpeaker)}, nil
 }
 
 // run starts everything for d's configuration and runs until ctx is done;
