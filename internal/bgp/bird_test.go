@@ -125,12 +125,13 @@ func (s *speakerProc) do(t *testing.T, cmd string, out any) {
 	}
 }
 
-// birdLab is a router (bird) and a director (the speaker) on one switch.
+// birdLab is a router (bird) and a director (the speaker) on one switch,
+// with IPv4 and IPv6 addresses.
 func birdLab(t *testing.T, speakerConf, birdProtocols string) (*lab.Lab, *lab.Bird, *speakerProc) {
 	t.Helper()
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
-		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.254/24")}}}},
-		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24")}}}},
+		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.254/24"), netip.MustParsePrefix("fd77::254/64")}}}},
+		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24"), netip.MustParsePrefix("fd77::1/64")}}}},
 	}})
 	b := lab.StartBird(t, l, "router", netip.MustParseAddr("10.77.0.254"), birdProtocols)
 	dir := t.TempDir()
@@ -310,4 +311,27 @@ func TestBirdLastError(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestBirdIPv6: an IPv6 VIP's /128 reaches an IPv6 neighbor (MP_REACH,
+// RFC 4760), with the session's address as next hop, and is withdrawn.
+func TestBirdIPv6(t *testing.T) {
+	conf := strings.NewReplacer("192.0.2.10", "2001:db8::10", "neighbor 10.77.0.254", "neighbor fd77::254").Replace(speakerConf)
+	router := `protocol bgp director {
+  local fd77::254 as 65000;
+  neighbor fd77::1 as 65001;
+  passive on;
+  password "tandem-md5";
+  ipv6 { import all; export none; };
+}
+`
+	_, b, sp := birdLab(t, conf, router)
+	vip := netip.MustParsePrefix("2001:db8::10/128")
+	sp.do(t, "announce "+vip.String(), nil)
+	b.WaitRoute(t, vip, "the IPv6 VIP learned", 60*time.Second, lab.HasBGPRoute)
+	if out := b.Route(t, vip); !strings.Contains(out, "BGP.next_hop: fd77::1") || !strings.Contains(out, "(65001,10)") {
+		t.Errorf("bird's route lacks the next hop or the community:\n%s", out)
+	}
+	sp.do(t, "withdraw "+vip.String(), nil)
+	b.WaitRoute(t, vip, "the IPv6 VIP withdrawn", 30*time.Second, lab.NoRoute)
 }

@@ -292,6 +292,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	// The BGP speaker starts before the balancer, whose first reconcile
 	// says which VIPs it may announce.
 	if err := d.bgp.apply(ctx, cfg, config.Diff(&config.Config{}, cfg)); err != nil {
+		d.bgp.shutdown(context.Background())
 		d.trackers.stop()
 		eng.Close()
 		return err
@@ -304,12 +305,12 @@ func (d *Daemon) run(ctx context.Context) error {
 		defer close(gshutDone)
 		select {
 		case <-ctx.Done():
-			d.bgp.shutdown(context.Background())
 		case <-balCtx.Done(): // run returned early
 		}
+		d.bgp.shutdown(context.Background())
 		stopBalancer()
 	}()
-	defer func() { <-gshutDone }()
+	defer func() { stopBalancer(); <-gshutDone }()
 	if err := d.startBalancer(cfg, fx, true); err != nil {
 		d.trackers.stop()
 		eng.Close()
