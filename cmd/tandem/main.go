@@ -28,7 +28,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newCheckCmd(), newFmtCmd(), newRunCmd(), newStatusCmd(), newRealserverCmd(), newGenhashCmd(), newLVSCmd(), newReloadCmd(), newHandoverCmd(), newLabCmd())
+	root.AddCommand(newVersionCmd(), newCheckCmd(), newFmtCmd(), newRunCmd(), newStatusCmd(), newRealserverCmd(), newGenhashCmd(), newLVSCmd(), newReloadCmd(), newHandoverCmd(), newDrainCmd(), newLabCmd())
 	root.AddCommand(newManCmd())
 	return root
 }

@@ -60,8 +60,10 @@ type BGPStatus struct {
 	// here, each with whether its route is announced now.
 	VIPs []BGPVIPStatus `json:"vips"`
 	// ShuttingDown is set once the speaker takes this director out of
-	// rotation (the routes carry GRACEFUL_SHUTDOWN, then go).
+	// rotation as it stops (the routes carry GRACEFUL_SHUTDOWN, then go);
+	// Drained while `tandem drain` keeps it out (until --undo).
 	ShuttingDown bool `json:"shutting_down,omitempty"`
+	Drained      bool `json:"drained,omitempty"`
 }
 
 // BGPNeighborStatus is one BGP session (RFC 4271).
@@ -233,6 +235,21 @@ type Source interface {
 	// Handover makes master instances hand their mastership over
 	// (`tandem handover`); an error means nothing was done.
 	Handover(HandoverRequest) (HandoverResult, error)
+	// Drain takes this director out of the routers' rotation (`tandem
+	// drain`) or puts it back (Undo); an error means nothing was done.
+	Drain(DrainRequest) (DrainResult, error)
+}
+
+// DrainRequest is what `tandem drain` asks for.
+type DrainRequest struct {
+	// Undo puts the director back into rotation.
+	Undo bool `json:"undo,omitempty"`
+}
+
+// DrainResult names the VIPs whose routes were withdrawn (a drain) or
+// announced again (an undo).
+type DrainResult struct {
+	VIPs []string `json:"vips"`
 }
 
 // HandoverRequest is what `tandem handover` asks for.
@@ -324,6 +341,7 @@ func Listen(path string, src Source, log *slog.Logger, maxConns int) (*Server, e
 	mux.HandleFunc("GET /lvs.json", s.table)
 	mux.HandleFunc("POST /reload", s.reload)
 	mux.HandleFunc("POST /handover", s.handover)
+	mux.HandleFunc("POST /drain", s.drain)
 	s.srv = serve(ln, maxConns, mux, log, "status socket")
 	return s, nil
 }
@@ -412,6 +430,20 @@ func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, res, s.log)
 }
 
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	var req DrainRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		http.Error(w, "bad drain request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	res, err := s.src.Drain(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, res, s.log)
+}
+
 func writeJSON(w http.ResponseWriter, v any, log *slog.Logger) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -459,6 +491,18 @@ func Handover(ctx context.Context, socket string, req HandoverRequest) (Handover
 		return r, err
 	}
 	return r, callBody(ctx, socket, http.MethodPost, "/handover", body, &r)
+}
+
+// Drain asks the daemon behind socket to take this director out of the
+// routers' rotation, or to put it back (req.Undo); it returns once the
+// routes are withdrawn (after graceful_shutdown_delay) or announced.
+func Drain(ctx context.Context, socket string, req DrainRequest) (DrainResult, error) {
+	var r DrainResult
+	body, err := json.Marshal(req)
+	if err != nil {
+		return r, err
+	}
+	return r, callBody(ctx, socket, http.MethodPost, "/drain", body, &r)
 }
 
 // ReloadApplied waits until the daemon behind socket records a reload

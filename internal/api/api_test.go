@@ -170,3 +170,25 @@ func listenTest(t *testing.T, src *fakeSource) string {
 	t.Cleanup(func() { srv.Close() })
 	return path
 }
+
+// TestDrainCall: `tandem drain`'s request reaches the daemon as sent, the
+// daemon's answer comes back, and a refusal comes back as an error
+// carrying the daemon's reason.
+func TestDrainCall(t *testing.T) {
+	src := testSource()
+	path := listenTest(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := Drain(ctx, path, DrainRequest{})
+	if err != nil || !slices.Equal(res.VIPs, []string{"192.0.2.10"}) {
+		t.Fatalf("Drain = %+v, %v", res, err)
+	}
+	if _, err := Drain(ctx, path, DrainRequest{Undo: true}); err == nil || !strings.Contains(err.Error(), "not drained") {
+		t.Errorf("refused undo: %v", err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if !slices.Equal(src.drains, []DrainRequest{{}, {Undo: true}}) {
+		t.Errorf("the daemon received %+v", src.drains)
+	}
+}

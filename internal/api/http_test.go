@@ -32,6 +32,8 @@ type fakeSource struct {
 	tableErr error
 	// handovers are the handover requests received.
 	handovers []HandoverRequest
+	// drains are the drain requests received.
+	drains []DrainRequest
 }
 
 func (f *fakeSource) Status() Status {
@@ -59,6 +61,17 @@ func (f *fakeSource) Handover(req HandoverRequest) (HandoverResult, error) {
 		return HandoverResult{}, errors.New("no vrrp_instance VI_9 runs here")
 	}
 	return HandoverResult{Instances: req.Instances}, nil
+}
+
+// Drain records the request; it refuses an undo.
+func (f *fakeSource) Drain(req DrainRequest) (DrainResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drains = append(f.drains, req)
+	if req.Undo {
+		return DrainResult{}, errors.New("not drained")
+	}
+	return DrainResult{VIPs: []string{"192.0.2.10"}}, nil
 }
 
 func (f *fakeSource) set(fn func(*Status)) {

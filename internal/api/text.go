@@ -169,8 +169,11 @@ func writeBGP(w io.Writer, b *BGPStatus, now time.Time) error {
 		return nil
 	}
 	state := ""
-	if b.ShuttingDown {
+	switch {
+	case b.ShuttingDown:
 		state = ", graceful shutdown"
+	case b.Drained:
+		state = ", drained (tandem drain --undo puts it back)"
 	}
 	fmt.Fprintf(w, "\nBGP: router id %s, AS %d%s\n", b.RouterID, b.LocalAS, state)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

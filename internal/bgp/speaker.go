@@ -63,7 +63,7 @@ type Speaker struct {
 	// announced is every route announced and not withdrawn, with its
 	// attributes.
 	announced map[netip.Prefix]Attrs
-	// shutdown is set by GracefulShutdown: the routes carry 65535:0.
+	// shutdown is set during GracefulShutdown: the routes carry 65535:0.
 	shutdown bool
 }
 
@@ -151,6 +151,11 @@ func (sp *Speaker) Withdraw(ctx context.Context, p netip.Prefix) error {
 	if _, ok := sp.announced[p]; !ok {
 		return nil
 	}
+	return sp.withdraw(ctx, p)
+}
+
+// withdraw withdraws p (under mu).
+func (sp *Speaker) withdraw(ctx context.Context, p netip.Prefix) error {
 	path, err := newPath(p, Attrs{}, false)
 	if err != nil {
 		return err
@@ -179,8 +184,9 @@ func (sp *Speaker) add(ctx context.Context, p netip.Prefix, attrs Attrs, gshut b
 // the GRACEFUL_SHUTDOWN community, the speaker waits delay
 // (graceful_shutdown_delay) for the routers to move the traffic to the
 // other directors, then withdraws every route. Routes announced
-// meanwhile carry the community too. It returns early, withdrawing,
-// when ctx ends.
+// meanwhile carry the community too; those announced after it returns
+// do not (tandem drain --undo). It returns early, withdrawing, when ctx
+// ends.
 func (sp *Speaker) GracefulShutdown(ctx context.Context, delay time.Duration) error {
 	sp.mu.Lock()
 	sp.shutdown = true
@@ -200,9 +206,14 @@ func (sp *Speaker) GracefulShutdown(ctx context.Context, delay time.Duration) er
 			t.Stop()
 		}
 	}
-	for _, p := range sp.Announced() {
-		errs = append(errs, sp.Withdraw(context.WithoutCancel(ctx), p))
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for p := range sp.announced {
+		if err := sp.withdraw(context.WithoutCancel(ctx), p); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	sp.shutdown = false
 	return errors.Join(errs...)
 }
 

@@ -108,4 +108,11 @@ func TestGracefulShutdownOrder(t *testing.T) {
 	if got := sp.Announced(); len(got) != 0 {
 		t.Errorf("announced after the shutdown: %v", got)
 	}
+	// After it (tandem drain --undo), routes carry no 65535:0.
+	if err := sp.Announce(ctx, vips[0], Attrs{}); err != nil {
+		t.Fatal(err)
+	}
+	if c := ribCommunities(t, sp, vips[0]); len(c) != 0 {
+		t.Errorf("announced after the shutdown: communities %x", c)
+	}
 }

@@ -58,7 +58,13 @@ type bgpFollower struct {
 	// stopping: the graceful shutdown has begun; nothing is announced
 	// any more.
 	stopping bool
+	// drained: tandem drain took this director out of rotation; nothing
+	// is announced until tandem drain --undo.
+	drained bool
 }
+
+// errNoBGP refuses tandem drain without a bgp block.
+var errNoBGP = errors.New("no bgp block: this director announces nothing, so there is nothing to drain")
 
 // newBGPFollower follows the bgp block with speakers open starts (nil:
 // bgp.Start's).
@@ -124,7 +130,7 @@ func (f *bgpFollower) setReady(ready map[netip.Addr]bool) {
 // and withdraws the others (under mu). New attributes re-announce every
 // route.
 func (f *bgpFollower) sync(ctx context.Context) error {
-	if f.sp == nil || f.stopping {
+	if f.sp == nil || f.stopping || f.drained {
 		return nil
 	}
 	want := map[netip.Prefix]bool{}
@@ -182,6 +188,50 @@ func (f *bgpFollower) shutdown(ctx context.Context) {
 	sp.Close()
 }
 
+// drain takes this director out of the routers' rotation as a stop does
+// (GRACEFUL_SHUTDOWN for graceful_shutdown_delay, then the withdraw) but
+// keeps running, forwarding what still arrives, until undo puts it back:
+// then the servable VIPs are announced again. It returns the VIPs
+// withdrawn or announced.
+func (f *bgpFollower) drain(ctx context.Context, undo bool) ([]string, error) {
+	f.mu.Lock()
+	sp, cfg := f.sp, f.cfg.BGP
+	switch {
+	case f.stopping:
+		f.mu.Unlock()
+		return nil, errStopping
+	case sp == nil:
+		f.mu.Unlock()
+		return nil, errNoBGP
+	case undo:
+		defer f.mu.Unlock()
+		if !f.drained {
+			return nil, errors.New("not drained")
+		}
+		f.drained = false
+		err := f.sync(ctx)
+		return prefixAddrs(sp.Announced()), err
+	case f.drained:
+		f.mu.Unlock()
+		return nil, errors.New("already drained")
+	}
+	f.drained = true
+	f.mu.Unlock()
+	was := prefixAddrs(sp.Announced())
+	f.log.Info("bgp: draining: routes marked GRACEFUL_SHUTDOWN, then withdrawn", "vips", was, "delay", cfg.GracefulShutdownDelay)
+	return was, sp.GracefulShutdown(ctx, time.Duration(cfg.GracefulShutdownDelay))
+}
+
+// prefixAddrs is the addresses of host routes, as text.
+func prefixAddrs(ps []netip.Prefix) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Addr().String())
+	}
+	slices.Sort(out)
+	return out
+}
+
 // bfdDown resets the BGP sessions whose bfd names session, which went
 // down (RFC 5882 section 4.3: BFD's verdict ends the session, without
 // waiting for the hold timer).
@@ -205,12 +255,12 @@ func (f *bgpFollower) bfdDown(session string) {
 // block).
 func (f *bgpFollower) status() *api.BGPStatus {
 	f.mu.Lock()
-	sp, cfg, stopping := f.sp, f.cfg, f.stopping
+	sp, cfg, stopping, drained := f.sp, f.cfg, f.stopping, f.drained
 	f.mu.Unlock()
 	if sp == nil || cfg.BGP == nil {
 		return nil
 	}
-	st := &api.BGPStatus{RouterID: cfg.BGP.RouterID.String(), LocalAS: cfg.BGP.LocalAS, ShuttingDown: stopping,
+	st := &api.BGPStatus{RouterID: cfg.BGP.RouterID.String(), LocalAS: cfg.BGP.LocalAS, ShuttingDown: stopping, Drained: drained,
 		Neighbors: []api.BGPNeighborStatus{}, VIPs: []api.BGPVIPStatus{}}
 	ns, err := sp.Status(context.Background())
 	if err != nil {

@@ -298,3 +298,55 @@ func TestDaemonBGP(t *testing.T) {
 		t.Errorf("at stop: %q", got)
 	}
 }
+
+// TestBGPFollowerDrain: tandem drain withdraws gracefully and keeps the
+// VIPs out whatever the health checks say, until the undo; a drain with
+// no bgp block, twice, or an undo without a drain is refused.
+func TestBGPFollowerDrain(t *testing.T) {
+	sp := &fakeSpeaker{announced: map[netip.Prefix]bgp.Attrs{}}
+	f := newBGPFollower(slog.New(slog.DiscardHandler), func(context.Context, *config.BGP, *slog.Logger) (bgpSpeaker, error) { return sp, nil })
+	ctx := context.Background()
+	if _, err := f.drain(ctx, false); err != errNoBGP {
+		t.Errorf("drain without a bgp block: %v", err)
+	}
+	cfg := lab.ParseConfig(t, bgpConf(""))
+	if err := f.apply(ctx, cfg, config.Diff(&config.Config{}, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddr
+	f.setReady(map[netip.Addr]bool{a("192.0.2.10"): true})
+	sp.take()
+	if _, err := f.drain(ctx, true); err == nil {
+		t.Error("an undo without a drain was accepted")
+	}
+	vips, err := f.drain(ctx, false)
+	if err != nil || !slices.Equal(vips, []string{"192.0.2.10"}) {
+		t.Errorf("drain: %v, %v", vips, err)
+	}
+	if got := sp.take(); !cmp.Equal(got, []string{"graceful shutdown 5s"}) {
+		t.Errorf("drain: calls %q", got)
+	}
+	if _, err := f.drain(ctx, false); err == nil {
+		t.Error("a second drain was accepted")
+	}
+	f.setReady(map[netip.Addr]bool{a("192.0.2.10"): true, a("192.0.2.11"): true})
+	if got := sp.take(); len(got) != 0 {
+		t.Errorf("announced while drained: %q", got)
+	}
+	if !f.status().Drained {
+		t.Error("status does not say drained")
+	}
+	vips, err = f.drain(ctx, true)
+	if err != nil || !slices.Equal(vips, []string{"192.0.2.10", "192.0.2.11"}) {
+		t.Errorf("undo: %v, %v", vips, err)
+	}
+	got := sp.take()
+	slices.Sort(got)
+	if !cmp.Equal(got, []string{"announce 192.0.2.10/32 med -", "announce 192.0.2.11/32 med -"}) {
+		t.Errorf("undo: calls %q", got)
+	}
+	f.shutdown(ctx)
+	if _, err := f.drain(ctx, false); err != errStopping {
+		t.Errorf("drain while stopping: %v", err)
+	}
+}

@@ -640,6 +640,15 @@ func (d *Daemon) Handover(req api.HandoverRequest) (api.HandoverResult, error) {
 	return api.HandoverResult{Instances: done}, err
 }
 
+// Drain implements api.Source: the BGP speaker takes this director out
+// of the routers' rotation, or puts it back.
+func (d *Daemon) Drain(req api.DrainRequest) (api.DrainResult, error) {
+	// Not run's context: a stop meanwhile runs its own graceful
+	// shutdown, with its full delay.
+	vips, err := d.bgp.drain(context.Background(), req.Undo)
+	return api.DrainResult{VIPs: vips}, err
+}
+
 // Status implements api.Source.
 func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.opts.Version, Config: d.opts.ConfigFile, Started: d.started, Instances: []api.InstanceStatus{}}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"strings"
@@ -63,7 +64,8 @@ func bgpOf(d *daemon) *api.BGPStatus {
 // TestBGPAnnounce runs tandem with a bgp block against bird: the VIP is
 // announced once its virtual server has quorum, withdrawn when the real
 // server stops answering and announced again when it is back; a reload
-// that adds a neighbor leaves the running session alone; SIGTERM marks
+// that adds a neighbor leaves the running session alone; tandem drain
+// withdraws it gracefully until --undo; SIGTERM marks
 // the route GRACEFUL_SHUTDOWN while the data plane still forwards, then
 // withdraws it before the data plane goes.
 func TestBGPAnnounce(t *testing.T) {
@@ -120,6 +122,49 @@ func TestBGPAnnounce(t *testing.T) {
 	if r := bird.Route(t, vip); !lab.HasBGPRoute(r) {
 		t.Errorf("the route went with the reload:\n%s", bird.Proc.Output())
 	}
+
+	// tandem drain: GRACEFUL_SHUTDOWN, then the withdraw, with tandem
+	// running; the VIP stays out until the undo.
+	drain := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := l.Command(ctx, "dir", tandemBin, append([]string{"drain", "--socket", d.socket}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tandem drain %q: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	marked := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if out, _ := bird.Birdc("show", "route", "all", "for", vip.String()); strings.Contains(out, "(65535,0)") {
+				marked <- true
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		marked <- false
+	}()
+	if out := drain(); out != "drained; withdrawn: 192.0.2.80\n" {
+		t.Errorf("tandem drain said %q", out)
+	}
+	if !<-marked {
+		t.Error("tandem drain: bird never saw the route marked (65535,0)")
+	}
+	if r := bird.Route(t, vip); !lab.NoRoute(r) {
+		t.Errorf("the route is still there after tandem drain returned:\n%s", r)
+	}
+	if b := bgpOf(d); b == nil || !b.Drained || b.VIPs[0].Announced || len(b.Neighbors) != 2 || b.Neighbors[1].State != "established" {
+		t.Errorf("status after the drain: %+v", b)
+	}
+	if out := drain("--undo"); out != "back in rotation; announced: 192.0.2.80\n" {
+		t.Errorf("tandem drain --undo said %q", out)
+	}
+	bird.WaitRoute(t, vip, "the VIP back after the undo, without 65535:0", 15*time.Second, func(r string) bool {
+		return lab.HasBGPRoute(r) && !strings.Contains(r, "(65535,0)")
+	})
 
 	// SIGTERM: GRACEFUL_SHUTDOWN with the data plane still in place,
 	// then the withdraw, then the data plane goes.

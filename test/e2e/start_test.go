@@ -89,6 +89,7 @@ func (idleSource) Reload() (api.ReloadResult, error) { return api.ReloadResult{}
 func (idleSource) Handover(api.HandoverRequest) (api.HandoverResult, error) {
 	return api.HandoverResult{}, nil
 }
+func (idleSource) Drain(api.DrainRequest) (api.DrainResult, error) { return api.DrainResult{}, nil }
 
 // TestStatusPermissionDenied: a user who may not connect to the status
 // socket (mode 0660, root's) is told so, and what to do, instead of
