@@ -340,8 +340,8 @@ func Listen(path string, src Source, log *slog.Logger, maxConns int) (*Server, e
 	mux.HandleFunc("GET /status.json", s.status)
 	mux.HandleFunc("GET /lvs.json", s.table)
 	mux.HandleFunc("POST /reload", s.reload)
-	mux.HandleFunc("POST /handover", s.handover)
-	mux.HandleFunc("POST /drain", s.drain)
+	mux.HandleFunc("POST /handover", jsonCall(s, "handover", src.Handover))
+	mux.HandleFunc("POST /drain", jsonCall(s, "drain", src.Drain))
 	s.srv = serve(ln, maxConns, mux, log, "status socket")
 	return s, nil
 }
@@ -416,32 +416,22 @@ func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, res, s.log)
 }
 
-func (s *Server) handover(w http.ResponseWriter, r *http.Request) {
-	var req HandoverRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-		http.Error(w, "bad handover request: "+err.Error(), http.StatusBadRequest)
-		return
+// jsonCall serves a request whose body is a Req as JSON by fn: its Res
+// as JSON, or its error as the reason of a 422.
+func jsonCall[Req, Res any](s *Server, what string, fn func(Req) (Res, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, "bad "+what+" request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		res, err := fn(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		writeJSON(w, res, s.log)
 	}
-	res, err := s.src.Handover(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
-		return
-	}
-	writeJSON(w, res, s.log)
-}
-
-func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
-	var req DrainRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-		http.Error(w, "bad drain request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	res, err := s.src.Drain(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
-		return
-	}
-	writeJSON(w, res, s.log)
 }
 
 func writeJSON(w http.ResponseWriter, v any, log *slog.Logger) {
@@ -485,24 +475,25 @@ func Reload(ctx context.Context, socket string) (ReloadResult, error) {
 // Handover asks the daemon behind socket to hand the instances of req
 // over.
 func Handover(ctx context.Context, socket string, req HandoverRequest) (HandoverResult, error) {
-	var r HandoverResult
+	return post[HandoverResult](ctx, socket, "/handover", req)
+}
+
+// post sends req as JSON to path on the daemon behind socket and decodes
+// its answer.
+func post[Res any](ctx context.Context, socket, path string, req any) (Res, error) {
+	var r Res
 	body, err := json.Marshal(req)
 	if err != nil {
 		return r, err
 	}
-	return r, callBody(ctx, socket, http.MethodPost, "/handover", body, &r)
+	return r, callBody(ctx, socket, http.MethodPost, path, body, &r)
 }
 
 // Drain asks the daemon behind socket to take this director out of the
 // routers' rotation, or to put it back (req.Undo); it returns once the
 // routes are withdrawn (after graceful_shutdown_delay) or announced.
 func Drain(ctx context.Context, socket string, req DrainRequest) (DrainResult, error) {
-	var r DrainResult
-	body, err := json.Marshal(req)
-	if err != nil {
-		return r, err
-	}
-	return r, callBody(ctx, socket, http.MethodPost, "/drain", body, &r)
+	return post[DrainResult](ctx, socket, "/drain", req)
 }
 
 // ReloadApplied waits until the daemon behind socket records a reload
