@@ -24,6 +24,7 @@ func bgpSpeaker() *BGPStatus {
 // and no BGP series without a speaker.
 func TestMetricsBGP(t *testing.T) {
 	src := testSource()
+	src.set(func(st *Status) { st.BGP = nil })
 	names := []string{"tandem_bgp_session_up", "tandem_bgp_prefixes_sent", "tandem_bgp_prefixes_received", "tandem_bgp_vip_announced"}
 	if n := testutil.CollectAndCount(statusCollector{src}, names...); n != 0 {
 		t.Errorf("%d BGP series without a speaker, want 0", n)
@@ -80,6 +81,7 @@ VIP           ROUTE
 // speaker there is no section.
 func TestPageBGP(t *testing.T) {
 	src := testSource()
+	src.set(func(st *Status) { st.BGP = nil })
 	srv := newTestServer(t, src)
 	page, _ := httpGet(t, srv.URL+"/")
 	if strings.Contains(page, "<h2>BGP</h2>") {

@@ -84,7 +84,8 @@ var statusT0 = time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)
 
 // testSource is a director with one master instance (and one with a name
 // to escape), a virtual server with a healthy and a failed real server,
-// and two BFD sessions, one Up and one Down (bfdSessions).
+// and two BFD sessions, one Up and one Down (bfdSessions), and a BGP
+// speaker (bgpSpeaker).
 func testSource() *fakeSource {
 	return &fakeSource{
 		st: Status{
@@ -107,6 +108,7 @@ func testSource() *fakeSource {
 				},
 			}},
 			BFD: bfdSessions(),
+			BGP: bgpSpeaker(),
 			Events: []Event{
 				{Time: statusT0, Kind: "vrrp", Object: "instance VI_1", Message: "entering BACKUP"},
 				{Time: statusT0.Add(time.Second), Kind: "vrrp", Object: "instance VI_1", Message: "entering MASTER", Reason: "advert timeout from 192.0.2.9"},
