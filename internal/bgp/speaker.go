@@ -230,7 +230,8 @@ func (sp *Speaker) Announced() []netip.Prefix {
 }
 
 // Close stops the speaker: its sessions end with a NOTIFICATION Cease
-// (the routers drop its routes at once).
+// (the routers drop its routes at once). GoBGP's Serve loop has no way
+// out and stays, blocked, with the stopped server.
 func (sp *Speaker) Close() { sp.s.Stop() }
 
 // Neighbor is one session's state for tandem status.
