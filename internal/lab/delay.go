@@ -66,8 +66,8 @@ const delayQueueLen = 4096
 // delayTable is the nftables table of the rules (IPv4 family).
 const delayTable = "lab_delay"
 
-// drainIdle is how long Close reads after the rules are gone, for the
-// packets that were queued while they went.
+// drainIdle: once the rules are emptied, Close reads until nothing has
+// come for this long, for the packets queued while they went.
 const drainIdle = 50 * time.Millisecond
 
 // Delayer holds every IPv4 packet a node receives (prerouting) and sends
@@ -88,6 +88,7 @@ type Delayer struct {
 	released chan struct{}   // the releaser is done
 
 	count atomic.Int64 // packets held so far
+	lost  atomic.Int64 // packets the kernel dropped while they were held
 
 	mu  sync.Mutex
 	err error // the reader's and releaser's errors
@@ -134,16 +135,29 @@ func (l *Lab) Delay(node string, delay, jitter time.Duration) (*Delayer, error) 
 // Held is how many packets d has held so far.
 func (d *Delayer) Held() int { return int(d.count.Load()) }
 
+// Lost is how many held packets the kernel dropped before their time: it
+// drops every queued packet of a namespace whenever a netfilter hook
+// there goes away (an nftables base chain deleted, as Tandem's ARP
+// silencing does when a drain ends), and a verdict for one of them is
+// answered "no such packet".
+func (d *Delayer) Lost() int { return int(d.lost.Load()) }
+
 // Close heals: every held packet goes on at once (in order), the rules
 // go, and the queue is unbound with the socket. It returns the first
 // error the delayer met on the way, if any.
+//
+// The order matters: the rules are emptied first (no packet enters the
+// queue any more, and the hooks stay), the held packets are let go, and
+// only then does the table go: removing its hooks makes the kernel drop
+// whatever is still queued.
 func (d *Delayer) Close() error {
 	d.closeOnce.Do(func() {
 		close(d.healing)
-		err := d.removeRules()
+		err := d.nft(func(c *nftables.Conn, t *nftables.Table) { c.FlushTable(t) })
 		// The reader stops once nothing has come for drainIdle.
 		d.conn.SetReadDeadline(time.Now().Add(drainIdle))
 		<-d.released
+		err = errors.Join(err, d.nft(func(c *nftables.Conn, t *nftables.Table) { c.DelTable(t) }))
 		d.mu.Lock()
 		err = errors.Join(err, d.err)
 		d.mu.Unlock()
@@ -202,21 +216,29 @@ func (d *Delayer) read() {
 	defer close(d.held)
 	for {
 		msgs, err := d.conn.Receive()
-		if err != nil {
-			var sys *os.SyscallError
-			if errors.As(err, &sys) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
-				select {
-				case <-d.healing: // Close's deadline: done
-				default:
-					d.fail(fmt.Errorf("queue: %w", err))
-				}
-				return
+		var sys *os.SyscallError
+		switch {
+		case err == nil:
+		case errors.As(err, &sys) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed):
+			select {
+			case <-d.healing: // Close's deadline: done
+			default:
+				d.fail(fmt.Errorf("queue: %w", err))
 			}
-			// An error answer (to a verdict): note it, go on.
+			return
+		case errors.Is(err, unix.ENOENT):
+			// An answer to a verdict: no such packet. The kernel
+			// dropped it (see Lost).
+			d.lost.Add(1)
+		default:
 			d.fail(fmt.Errorf("queue: %w", err))
-			continue
 		}
 		now := time.Now()
+		select {
+		case <-d.healing: // Close has begun: read on while messages come
+			d.conn.SetReadDeadline(now.Add(drainIdle))
+		default:
+		}
 		for _, m := range msgs {
 			id, ok := packetID(m)
 			if !ok {
@@ -321,8 +343,8 @@ func (d *Delayer) addRules() error {
 	})
 }
 
-// removeRules deletes the table addRules made, if it is there.
-func (d *Delayer) removeRules() error {
+// nft applies change to the table addRules made, if it is there.
+func (d *Delayer) nft(change func(*nftables.Conn, *nftables.Table)) error {
 	err := d.l.Do(d.node, func() error {
 		c, err := nftables.New()
 		if err != nil {
@@ -334,14 +356,14 @@ func (d *Delayer) removeRules() error {
 		}
 		for _, t := range tabs {
 			if t.Name == delayTable {
-				c.DelTable(t)
+				change(c, t)
 				return c.Flush()
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("lab %s: delay %s: remove nftables table %s: %w", d.l.name, d.node, delayTable, err)
+		return fmt.Errorf("lab %s: delay %s: nftables table %s: %w", d.l.name, d.node, delayTable, err)
 	}
 	return nil
 }

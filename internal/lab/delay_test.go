@@ -97,10 +97,11 @@ func TestDelay(t *testing.T) {
 	}
 }
 
-// TestDelayKeepsOrder: with jitter much larger than the gap between
-// packets, they still leave in the order they came.
-func TestDelayKeepsOrder(t *testing.T) {
-	l := NewT(t, threeNodes())
+// udpAB is a UDP socket in a connected to b's port 9999 and one in b
+// listening there. send sends numbered datagrams; receive returns the
+// numbers that b got within timeout, up to n, in order of arrival.
+func udpAB(t *testing.T, l *Lab) (send func(from, to int), receive func(n int, timeout time.Duration) []uint32) {
+	t.Helper()
 	var rc net.PacketConn
 	err := l.Do("b", func() (err error) {
 		rc, err = net.ListenPacket("udp4", netip.AddrPortFrom(addrB, 9999).String())
@@ -109,7 +110,7 @@ func TestDelayKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	t.Cleanup(func() { rc.Close() })
 	var sc net.Conn
 	err = l.Do("a", func() (err error) {
 		sc, err = net.Dial("udp4", netip.AddrPortFrom(addrB, 9999).String())
@@ -118,41 +119,143 @@ func TestDelayKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sc.Close()
+	t.Cleanup(func() { sc.Close() })
 	// Resolve b's MAC first, so no datagram waits for ARP.
 	if err := l.Ping("a", addrB, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	send = func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := sc.Write(binary.BigEndian.AppendUint32(nil, uint32(i))); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	receive = func(n int, timeout time.Duration) []uint32 {
+		var got []uint32
+		buf := make([]byte, 16)
+		rc.SetReadDeadline(time.Now().Add(timeout))
+		for len(got) < n {
+			k, _, err := rc.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			got = append(got, binary.BigEndian.Uint32(buf[:k]))
+		}
+		return got
+	}
+	return send, receive
+}
 
-	dl, err := l.Delay("b", 60*time.Millisecond, 40*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dl.Close() })
-	const n = 100
-	for i := range n {
-		if _, err := sc.Write(binary.BigEndian.AppendUint32(nil, uint32(i))); err != nil {
-			t.Fatal(err)
+// waitHeld waits until dl has held at least n packets.
+func waitHeld(t *testing.T, dl *Delayer, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); dl.Held() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delayer held %d packets; waited for %d", dl.Held(), n)
 		}
-		time.Sleep(time.Millisecond)
 	}
-	var got []uint32
-	buf := make([]byte, 16)
-	rc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for len(got) < n {
-		k, _, err := rc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("received %d of %d datagrams: %v", len(got), n, err)
-		}
-		got = append(got, binary.BigEndian.Uint32(buf[:k]))
+}
+
+// inOrder fails t unless got is 0, 1, ..., n-1.
+func inOrder(t *testing.T, got []uint32, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("b received %d of %d datagrams: %v", len(got), n, got)
 	}
 	for i, v := range got {
 		if v != uint32(i) {
 			t.Fatalf("datagram %d arrived in position %d: reordered (arrival order %v)", v, i, got)
 		}
 	}
+}
+
+// TestDelayKeepsOrder: with jitter much larger than the gap between
+// packets, they still leave in the order they came.
+func TestDelayKeepsOrder(t *testing.T) {
+	l := NewT(t, threeNodes())
+	send, receive := udpAB(t, l)
+	dl, err := l.Delay("b", 60*time.Millisecond, 40*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dl.Close() })
+	const n = 100
+	send(0, n)
+	inOrder(t, receive(n, 10*time.Second), n)
 	if dl.Held() < n {
 		t.Errorf("the delayer held %d packets; want at least the %d datagrams", dl.Held(), n)
+	}
+}
+
+// TestDelayCloseReleasesHeld: Close lets the held packets go at once, in
+// order, none lost, though their time has not come.
+func TestDelayCloseReleasesHeld(t *testing.T) {
+	l := NewT(t, threeNodes())
+	send, receive := udpAB(t, l)
+	dl, err := l.Delay("b", 5*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dl.Close() })
+	const n = 20
+	send(0, n)
+	waitHeld(t, dl, n)
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Released at their time, they would come 5 s after they were sent.
+	inOrder(t, receive(n, 2*time.Second), n)
+	if dl.Lost() != 0 {
+		t.Errorf("%d held packets lost at Close", dl.Lost())
+	}
+}
+
+// TestDelayKernelDrops: when a netfilter hook goes away in the node (here
+// an unrelated nftables table with a base chain is deleted), the kernel
+// drops the queued packets; the delayer counts them as lost, Close does
+// not fail, and the queue goes on working.
+func TestDelayKernelDrops(t *testing.T) {
+	l := NewT(t, threeNodes())
+	send, receive := udpAB(t, l)
+	dl, err := l.Delay("b", 5*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dl.Close() })
+	const n = 5
+	send(0, n)
+	waitHeld(t, dl, n)
+	err = l.Do("b", func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		tab := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "other"})
+		c.AddChain(&nftables.Chain{Name: "in", Table: tab, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		c.DelTable(tab)
+		return c.Flush()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(n, 2*n)
+	waitHeld(t, dl, 2*n)
+	if err := dl.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := receive(2*n, 2*time.Second)
+	if dl.Lost() < 1 {
+		t.Errorf("the kernel dropped the held datagrams (b got %v) and the delayer counted none lost", got)
+	}
+	// The ones sent after the hook went were held and released.
+	if len(got) < n || got[len(got)-1] != 2*n-1 {
+		t.Errorf("b received %v; want the last %d datagrams", got, n)
 	}
 }
 
