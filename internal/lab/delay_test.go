@@ -148,6 +148,19 @@ func udpAB(t *testing.T, l *Lab) (send func(from, to int), receive func(n int, t
 	return send, receive
 }
 
+// delayedUDP is a lab with udpAB and b's packets delayed.
+func delayedUDP(t *testing.T, delay, jitter time.Duration) (*Lab, *Delayer, func(from, to int), func(n int, timeout time.Duration) []uint32) {
+	t.Helper()
+	l := NewT(t, threeNodes())
+	send, receive := udpAB(t, l)
+	dl, err := l.Delay("b", delay, jitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dl.Close() })
+	return l, dl, send, receive
+}
+
 // waitHeld waits until dl has held at least n packets.
 func waitHeld(t *testing.T, dl *Delayer, n int) {
 	t.Helper()
@@ -174,13 +187,7 @@ func inOrder(t *testing.T, got []uint32, n int) {
 // TestDelayKeepsOrder: with jitter much larger than the gap between
 // packets, they still leave in the order they came.
 func TestDelayKeepsOrder(t *testing.T) {
-	l := NewT(t, threeNodes())
-	send, receive := udpAB(t, l)
-	dl, err := l.Delay("b", 60*time.Millisecond, 40*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dl.Close() })
+	_, dl, send, receive := delayedUDP(t, 60*time.Millisecond, 40*time.Millisecond)
 	const n = 100
 	send(0, n)
 	inOrder(t, receive(n, 10*time.Second), n)
@@ -192,13 +199,7 @@ func TestDelayKeepsOrder(t *testing.T) {
 // TestDelayCloseReleasesHeld: Close lets the held packets go at once, in
 // order, none lost, though their time has not come.
 func TestDelayCloseReleasesHeld(t *testing.T) {
-	l := NewT(t, threeNodes())
-	send, receive := udpAB(t, l)
-	dl, err := l.Delay("b", 5*time.Second, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dl.Close() })
+	_, dl, send, receive := delayedUDP(t, 5*time.Second, 0)
 	const n = 20
 	send(0, n)
 	waitHeld(t, dl, n)
@@ -217,17 +218,11 @@ func TestDelayCloseReleasesHeld(t *testing.T) {
 // drops the queued packets; the delayer counts them as lost, Close does
 // not fail, and the queue goes on working.
 func TestDelayKernelDrops(t *testing.T) {
-	l := NewT(t, threeNodes())
-	send, receive := udpAB(t, l)
-	dl, err := l.Delay("b", 5*time.Second, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dl.Close() })
+	l, dl, send, receive := delayedUDP(t, 5*time.Second, 0)
 	const n = 5
 	send(0, n)
 	waitHeld(t, dl, n)
-	err = l.Do("b", func() error {
+	err := l.Do("b", func() error {
 		c, err := nftables.New()
 		if err != nil {
 			return err
