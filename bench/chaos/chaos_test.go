@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,62 @@ func TestGenerate(t *testing.T) {
 	}
 	if s, seedOnly, err := loadReplay("42"); err != nil || !seedOnly || s.Seed != 42 {
 		t.Fatalf(`loadReplay("42") = %v, %v, %v`, s.Seed, seedOnly, err)
+	}
+}
+
+// TestGenerateDelay: -kinds delay draws delays of one director, 1-5 s
+// long, each packet held 20-300 ms with a jitter of at most a quarter of
+// that; they survive the schedule file, and a file whose jitter exceeds
+// its delay is refused.
+func TestGenerateDelay(t *testing.T) {
+	const w = 700 * time.Millisecond
+	s := generate(7, 2, 2, 100*time.Millisecond, 2*time.Minute, w, []kind{delay})
+	if len(s.Events) < 10 {
+		t.Fatalf("%d delays in 2 minutes; want at least 10", len(s.Events))
+	}
+	distinct := map[dur]bool{}
+	for _, e := range s.Events {
+		d, j := time.Duration(e.Delay), time.Duration(e.Jitter)
+		if e.Kind != delay || len(e.Targets) != 1 || e.Dur < dur(time.Second) || e.Dur > dur(5*time.Second) ||
+			d < 20*time.Millisecond || d > 300*time.Millisecond || j < 0 || j > d/4+time.Millisecond {
+			t.Errorf("drawn: %v", e)
+		}
+		if !strings.Contains(e.String(), fmt.Sprintf("delay %v ± %v", d, j)) {
+			t.Errorf("%q does not say its delay %v and jitter %v", e.String(), d, j)
+		}
+		distinct[e.Delay] = true
+	}
+	if len(distinct) < len(s.Events)/2 {
+		t.Errorf("%d distinct delays among %d events: not drawn", len(distinct), len(s.Events))
+	}
+
+	js, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"kind":"delay"`) || !strings.Contains(string(js), `"delay":"`) ||
+		!strings.Contains(string(js), `"jitter":"`) {
+		t.Fatalf("schedule file without the delays: %s", js)
+	}
+	f := filepath.Join(t.TempDir(), "s.json")
+	if err := os.WriteFile(f, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := loadReplay(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, back); diff != "" {
+		t.Fatalf("delays changed through the file:\n%s", diff)
+	}
+
+	s.Events[0].Jitter = s.Events[0].Delay + 1
+	js, _ = json.Marshal(s)
+	if err := os.WriteFile(f, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadReplay(f); err == nil || !strings.Contains(err.Error(), "jitter") {
+		t.Errorf("a delay with more jitter than delay: loadReplay = %v", err)
 	}
 }
 

@@ -38,6 +38,11 @@ type options struct {
 	logDir string
 }
 
+// logf prints a progress line to o.log.
+func (o options) logf() func(format string, args ...any) {
+	return log.New(o.log, "chaos: ", log.Ltime|log.Lmicroseconds).Printf
+}
+
 // window is how long after a heal the invariants may be broken: the
 // Master_Down_Interval of the slowest backup, 3 × advert + Skew_Time at
 // the lowest priority (RFC 5798 §6.1), plus margin for the checker's own
@@ -108,7 +113,7 @@ type availability struct {
 
 // chaos runs sch in a fresh lab.
 func chaos(ctx context.Context, sch schedule, o options) (res result, err error) {
-	logf := log.New(o.log, "chaos: ", log.Ltime|log.Lmicroseconds).Printf
+	logf := o.logf()
 	insts := instances(sch.VIPs)
 	w := window(time.Duration(sch.Advert), sch.Directors, o.margin)
 	res = result{Schedule: sch, Window: w, Executed: map[kind]int{}, Skipped: map[kind]int{}}
@@ -378,6 +383,15 @@ func inject(ctx context.Context, l *lab.Lab, ds []*director, probes []*kernelPro
 		}
 		herr := hold()
 		return false, errors.Join(herr, nftDelete(l, d.node, loss))
+	case delay:
+		dl, err := l.Delay(d.node, time.Duration(e.Delay), time.Duration(e.Jitter))
+		if err != nil {
+			return false, err
+		}
+		herr := hold()
+		err = errors.Join(herr, dl.Close())
+		o.logf()("%s: delay healed; %d packets were held, %d of them dropped by the kernel", d.node, dl.Held(), dl.Lost())
+		return false, err
 	case starve:
 		bin := stressNG()
 		if bin == "" {

@@ -21,14 +21,15 @@ const (
 	split     kind = "split"     // drop traffic between two directors only (nftables in both)
 	flap      kind = "flap"      // its link down and up Count times within Dur
 	loss      kind = "loss"      // drop Percent% of its packets, both ways (nftables numgen)
+	delay     kind = "delay"     // hold its packets Delay ± Jitter, both ways (lab.Delay: NFQUEUE)
 	starve    kind = "starve"    // stress-ng with Count CPU hogs for Dur
 )
 
 // kinds in the order the report lists them; weights is how often the
 // generator draws each.
 var (
-	kinds   = []kind{crash, stop, pause, partition, split, flap, loss, starve}
-	weights = map[kind]int{crash: 3, stop: 2, pause: 3, partition: 3, split: 3, flap: 2, loss: 2, starve: 1}
+	kinds   = []kind{crash, stop, pause, partition, split, flap, loss, delay, starve}
+	weights = map[kind]int{crash: 3, stop: 2, pause: 3, partition: 3, split: 3, flap: 2, loss: 2, delay: 2, starve: 1}
 )
 
 // event is one fault: it starts At after the run's start and is healed Dur
@@ -40,6 +41,8 @@ type event struct {
 	Dur     dur   `json:"dur"`
 	Count   int   `json:"count,omitempty"`   // flap: flaps; starve: CPU hogs
 	Percent int   `json:"percent,omitempty"` // loss
+	Delay   dur   `json:"delay,omitempty"`   // delay: each packet's, both ways
+	Jitter  dur   `json:"jitter,omitempty"`  // delay: ± this much, uniformly
 }
 
 func (e event) String() string {
@@ -55,6 +58,8 @@ func (e event) String() string {
 		s += fmt.Sprintf(" (%d CPU hogs)", e.Count)
 	case loss:
 		s += fmt.Sprintf(" (%d%% loss)", e.Percent)
+	case delay:
+		s += fmt.Sprintf(" (delay %v ± %v)", time.Duration(e.Delay).Round(time.Millisecond), time.Duration(e.Jitter).Round(time.Millisecond))
 	}
 	return s
 }
@@ -153,6 +158,11 @@ func generate(seed uint64, directors, vips int, advert, length, window time.Dura
 		case loss:
 			e.Dur = dur(between(time.Second, 5*time.Second))
 			e.Percent = 10 + r.IntN(61)
+		case delay:
+			e.Dur = dur(between(time.Second, 5*time.Second))
+			d := between(20*time.Millisecond, 300*time.Millisecond).Round(time.Millisecond)
+			e.Delay = dur(d)
+			e.Jitter = dur(between(0, d/4).Round(time.Millisecond))
 		case starve:
 			e.Dur = dur(between(time.Second, 4*time.Second))
 			e.Count = 2 + r.IntN(5)
@@ -194,6 +204,10 @@ func loadReplay(arg string) (s schedule, seedOnly bool, err error) {
 	for i, e := range s.Events {
 		if !slices.Contains(kinds, e.Kind) {
 			return s, false, fmt.Errorf("-replay %s: event %d: unknown kind %q", arg, i, e.Kind)
+		}
+		if e.Kind == delay && (e.Jitter < 0 || e.Jitter > e.Delay) {
+			return s, false, fmt.Errorf("-replay %s: event %d: want 0 <= jitter <= delay (have %v, %v)",
+				arg, i, time.Duration(e.Jitter), time.Duration(e.Delay))
 		}
 		for _, t := range e.Targets {
 			if t < 0 || t >= s.Directors {

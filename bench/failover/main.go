@@ -170,8 +170,9 @@ func run() int {
 	}
 	sc := stressCase{duration: *stressFor, sched: threadSched{*rtPriority, *rlimitRTTime, *noSwap, *stressBFD}, stressArgs: strings.Fields(*stressArgs)}
 	var stress []stressResult
+	var probed probeResult
 	if sc.duration > 0 && strings.Contains(sc.String(), *only) {
-		stress, err = runStress(ctx, impls, sc)
+		stress, probed, err = runStress(ctx, impls, sc)
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "failover: interrupted")
 			return 130
@@ -197,10 +198,10 @@ func run() int {
 		printHandovers(table, hres)
 	}
 	if len(stress) > 0 {
-		printStress(table, sc, impls, stress)
+		printStress(table, sc, impls, stress, probed)
 	}
 	if *asJSON {
-		if err := printJSON(os.Stdout, *runs, results, hres, sc, stress); err != nil {
+		if err := printJSON(os.Stdout, *runs, results, hres, sc, stress, probed); err != nil {
 			fmt.Fprintln(os.Stderr, "failover:", err)
 			return 1
 		}

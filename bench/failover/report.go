@@ -201,6 +201,9 @@ type (
 		Tandem     jsonTransitions `json:"tandem"`
 		Keepalived jsonTransitions `json:"keepalived"`
 		TandemPass bool            `json:"tandem_pass"`
+		// Probe is what a thread at the daemons' priority saw of the
+		// machine's scheduling during the load (probe.go).
+		Probe probeResult `json:"probe"`
 	}
 	jsonTransitions struct {
 		Transitions int    `json:"transitions"`
@@ -234,7 +237,7 @@ type (
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func printJSON(w io.Writer, runs int, results []caseResult, handovers []handoverResult, sc stressCase, stress []stressResult) error {
+func printJSON(w io.Writer, runs int, results []caseResult, handovers []handoverResult, sc stressCase, stress []stressResult, probed probeResult) error {
 	doc := jsonDoc{Runs: runs, Cases: []jsonCase{}, Handovers: handovers}
 	if len(stress) == 2 {
 		jt := func(r stressResult) jsonTransitions {
@@ -245,7 +248,7 @@ func printJSON(w io.Writer, runs int, results []caseResult, handovers []handover
 			return j
 		}
 		doc.Stress = &jsonStress{Case: sc.String(), DurationS: sc.duration.Seconds(), AdvertIntMS: msf(stressAdvert.interval),
-			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, BFD: sc.sched.bfd, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress)}
+			RTPriority: sc.sched.rtPriority, RLimitRTTime: sc.sched.rlimitRTTime, NoSwap: sc.sched.noSwap, BFD: sc.sched.bfd, StressArgs: strings.Join(sc.stressArgs, " "), Tandem: jt(stress[0]), Keepalived: jt(stress[1]), TandemPass: stressPass(stress), Probe: probed}
 	}
 	for _, r := range results {
 		js := func(s series) jsonSeries {

@@ -68,16 +68,17 @@ type stressResult struct {
 }
 
 // runStress runs c and returns one result per implementation, in the
-// order of impls.
-func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult, error) {
+// order of impls, and what the scheduling probe saw during the load.
+func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult, probeResult, error) {
+	var probed probeResult
 	if _, err := exec.LookPath("stress-ng"); err != nil {
-		return nil, errors.New("stress-ng not found (apt-get install stress-ng)")
+		return nil, probed, errors.New("stress-ng not found (apt-get install stress-ng)")
 	}
 	// The daemons and the load run at the normal nice value, as they
 	// would on a loaded director: the bench's own boost (see main) would
 	// otherwise shield the daemons from the very load being measured.
 	if err := lab.Renice(0); err != nil {
-		return nil, fmt.Errorf("resetting the bench's priority: %w", err)
+		return nil, probed, fmt.Errorf("resetting the bench's priority: %w", err)
 	}
 	var pairs []*pair
 	defer func() {
@@ -94,7 +95,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 			pairs = append(pairs, p)
 		}
 		if err != nil && (p == nil || i == 0 || ctx.Err() != nil) {
-			return nil, fmt.Errorf("%s: %w", im.name, err)
+			return nil, probed, fmt.Errorf("%s: %w", im.name, err)
 		}
 		settled[i] = err
 	}
@@ -105,14 +106,16 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 	// anyway) so that the lab's Close kills it with everything else.
 	load, err := pairs[0].l.Start(clientNode, "stress-ng", c.stressArgs...)
 	if err != nil {
-		return nil, err
+		return nil, probed, err
 	}
 	fmt.Fprintf(os.Stderr, "%s: stress-ng %s for %v with\n%s", c, strings.Join(c.stressArgs, " "), c.duration, c.sched)
+	probe := startProbe(c.sched.rtPriority)
+	defer probe.end()
 	select {
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, probed, ctx.Err()
 	case <-load.Done():
-		return nil, fmt.Errorf("stress-ng exited early (%v):\n%s", load.Wait(), load.Output())
+		return nil, probed, fmt.Errorf("stress-ng exited early (%v):\n%s", load.Wait(), load.Output())
 	case <-time.After(c.duration):
 	}
 	// Counted up to the end of the load: stopping it (tens of hogs
@@ -121,8 +124,9 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 	for _, p := range pairs {
 		p.end = [2]transitions{p.im.count(p.m), p.im.count(p.b)}
 	}
+	probed = probe.end()
 	if err := load.Kill(); err != nil {
-		return nil, fmt.Errorf("stopping stress-ng: %w", err)
+		return nil, probed, fmt.Errorf("stopping stress-ng: %w", err)
 	}
 	var out []stressResult
 	for i, p := range pairs {
@@ -132,7 +136,7 @@ func runStress(ctx context.Context, impls []impl, c stressCase) ([]stressResult,
 		}
 		out = append(out, p.result())
 	}
-	return out, nil
+	return out, probed, nil
 }
 
 // startPair starts im's master, then its backup, in a lab of its own,
@@ -265,7 +269,7 @@ func (im impl) lines(d *daemon) []string {
 // transitions of both routers during the run and how many of them were
 // into MASTER (a backup taking over from a live master, or the master
 // taking its place back).
-func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
+func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult, probed probeResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "case\tduration\trt_priority\trlimit_rttime\tno_swap")
 	for _, im := range impls {
@@ -292,6 +296,7 @@ func printStress(w io.Writer, c stressCase, impls []impl, res []stressResult) {
 	}
 	fmt.Fprintf(tw, "\t%s\n", verdict(stressPass(res)))
 	tw.Flush()
+	fmt.Fprintln(w, probed)
 }
 
 // stressPass: Tandem (the first implementation) made no transition and

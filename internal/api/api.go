@@ -126,6 +126,9 @@ type BFDSessionStatus struct {
 	// Flaps counts the session's transitions out of Up.
 	Flaps      uint64    `json:"flaps"`
 	LastChange time.Time `json:"last_change,omitzero"`
+	// LateDetections counts detection times that ran out late (a
+	// stalled machine) and were extended by one interval.
+	LateDetections uint64 `json:"late_detections"`
 	// Sent, Received and Dropped count control packets (Dropped: failed
 	// validation).
 	Sent     uint64 `json:"packets_sent"`
@@ -213,6 +216,9 @@ type InstanceStatus struct {
 	// Dropped counts received packets dropped, by reason.
 	Dropped     map[string]uint64 `json:"dropped"`
 	Transitions uint64            `json:"transitions"`
+	// LateExpiries counts the Master_Down_Timer expiries that ran late
+	// (a stalled machine) and waited one more advertisement interval.
+	LateExpiries uint64 `json:"late_expiries"`
 	// Reason is why the instance entered State, at Since ("advert
 	// timeout from 10.0.0.11").
 	Reason string   `json:"reason,omitempty"`

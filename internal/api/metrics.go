@@ -39,6 +39,7 @@ var metric = struct {
 	vrrpState     *prometheus.Desc
 	vrrpTrans     *prometheus.Desc
 	vrrpSent      *prometheus.Desc
+	vrrpLate      *prometheus.Desc
 	vrrpReceived  *prometheus.Desc
 	vrrpDropped   *prometheus.Desc
 	vrrpPrio      *prometheus.Desc
@@ -56,6 +57,7 @@ var metric = struct {
 	ctCommandOK   *prometheus.Desc
 	bfdUp         *prometheus.Desc
 	bfdFlaps      *prometheus.Desc
+	bfdLate       *prometheus.Desc
 	bfdDetection  *prometheus.Desc
 	bfdSent       *prometheus.Desc
 	bfdReceived   *prometheus.Desc
@@ -71,6 +73,7 @@ var metric = struct {
 	vrrpState:     metricDesc("vrrp_state", "1 for the VRRP instance's current state, 0 for the others; vrid and vip (the lowest virtual address) name its virtual router across directors.", "instance", "vrid", "vip", "state"),
 	vrrpTrans:     metricDesc("vrrp_transitions_total", "State changes of the VRRP instance since start.", "instance"),
 	vrrpSent:      metricDesc("vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
+	vrrpLate:      metricDesc("vrrp_late_expiries_total", "Master_Down_Timer expiries that ran late (a stalled machine) and waited one more advertisement interval before a takeover.", "instance"),
 	vrrpReceived:  metricDesc("vrrp_adverts_received_total", "VRRP advertisements received and accepted.", "instance"),
 	vrrpDropped:   metricDesc("vrrp_adverts_dropped_total", "Received VRRP packets dropped, by reason.", "instance", "reason"),
 	vrrpPrio:      metricDesc("vrrp_priority", "Configured priority of the VRRP instance.", "instance"),
@@ -88,6 +91,7 @@ var metric = struct {
 	ctCommandOK:   metricDesc("conntrackd_last_command_ok", "1 if the last command given to conntrackd on a VRRP transition succeeded, else 0.", "follows", "role", "command"),
 	bfdUp:         metricDesc("bfd_session_up", "1 if the BFD session (bfd_instance) is Up, else 0.", "session", "neighbor"),
 	bfdFlaps:      metricDesc("bfd_session_flaps_total", "Transitions of the BFD session out of Up since start.", "session"),
+	bfdLate:       metricDesc("bfd_late_detections_total", "Detection times that ran out late (a stalled machine) and were extended by one interval.", "session"),
 	bfdDetection:  metricDesc("bfd_detection_seconds", "Detection time in force for the BFD session (RFC 5880 section 6.8.4).", "session"),
 	bfdSent:       metricDesc("bfd_packets_sent_total", "BFD control packets sent on the session.", "session"),
 	bfdReceived:   metricDesc("bfd_packets_received_total", "BFD control packets received for the session.", "session"),
@@ -104,10 +108,10 @@ var metric = struct {
 type statusCollector struct{ src Source }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpReceived,
+	for _, d := range []*prometheus.Desc{metric.buildInfo, metric.dataplaneOps, metric.dataplaneUp, metric.vrrpState, metric.vrrpTrans, metric.vrrpSent, metric.vrrpLate, metric.vrrpReceived,
 		metric.vrrpDropped, metric.vrrpPrio, metric.vrrpEffective, metric.vsQuorum, metric.rsHealthy, metric.rsWeight, metric.dpActive, metric.dpInactive, metric.dpPackets, metric.dpBytes, metric.syncDaemon,
 		metric.ctRunning, metric.ctRestarts, metric.ctCommandOK,
-		metric.bfdUp, metric.bfdFlaps, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped,
+		metric.bfdUp, metric.bfdFlaps, metric.bfdLate, metric.bfdDetection, metric.bfdSent, metric.bfdReceived, metric.bfdDropped,
 		metric.bgpUp, metric.bgpSent, metric.bgpReceived, metric.bgpVIP} {
 		ch <- d
 	}
@@ -129,6 +133,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(metric.vrrpTrans, in.Transitions, in.Name)
 		counter(metric.vrrpSent, in.AdvertsSent, in.Name)
+		counter(metric.vrrpLate, in.LateExpiries, in.Name)
 		counter(metric.vrrpReceived, in.AdvertsReceived, in.Name)
 		for _, r := range metricDropReasons {
 			counter(metric.vrrpDropped, in.Dropped[r], in.Name, r)
@@ -161,6 +166,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range st.BFD {
 		gauge(metric.bfdUp, metricBool(b.State == "Up"), b.Name, b.Neighbor)
 		counter(metric.bfdFlaps, b.Flaps, b.Name)
+		counter(metric.bfdLate, b.LateDetections, b.Name)
 		gauge(metric.bfdDetection, b.Detection, b.Name)
 		counter(metric.bfdSent, b.Sent, b.Name)
 		counter(metric.bfdReceived, b.Received, b.Name)

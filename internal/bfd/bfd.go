@@ -96,6 +96,9 @@ type Status struct {
 	// Flaps counts transitions out of Up.
 	Flaps      uint64
 	LastChange time.Time
+	// LateDetections counts detection times that ran out late (a
+	// stalled machine) and were extended by one interval (Run).
+	LateDetections uint64
 	// Sent, Received and Dropped count control packets (Dropped: failed
 	// validation, RFC 5880 section 6.8.6).
 	Sent, Received, Dropped uint64

@@ -298,7 +298,7 @@ func (e *Engine) Status() []Status {
 				Name: s.cfg.Name, Neighbor: s.cfg.Neighbor, Source: en.tx.local.Addr(),
 				State: s.state, RemoteDiag: s.remoteDiag, LocalDiag: s.localDiag,
 				Detection: s.detection(), TxInterval: s.txInterval(),
-				Flaps: s.flaps, LastChange: s.lastChange,
+				Flaps: s.flaps, LastChange: s.lastChange, LateDetections: s.lateDetect,
 				Sent: en.sent, Received: en.recv, Dropped: en.dropped,
 			})
 		}

@@ -3,6 +3,8 @@ package bfd
 import (
 	"math/rand/v2"
 	"time"
+
+	"tandem/internal/realtime"
 )
 
 // minIdleTx is the floor of the transmit interval while a session is not
@@ -46,11 +48,15 @@ type session struct {
 	lastTx   time.Time // when the last periodic packet went out
 	nextTx   time.Time // when the next periodic packet is due
 	detectAt time.Time // zero: no detection timer running
+	// graced: the running detection time was extended once because it
+	// ran out late (Run); a received packet clears it.
+	graced bool
 
 	// events queue up until takeEvents.
 	events []Event
 	// Counters for Status.
 	flaps      uint64
+	lateDetect uint64 // detection times extended for running out late
 	lastChange time.Time
 }
 
@@ -135,14 +141,30 @@ func (s *session) Due() time.Time {
 
 // Run handles the timers due at now: the detection time first (6.8.4),
 // then transmission (6.8.7). It returns the packet to send, if any.
+//
+// A detection time that ran out while this process was not running
+// (realtime.Stalled: its timer is handled late) measured time when
+// nothing could be received: a stalled kernel or a paused VM takes no
+// packets in and, where the neighbor shares the host, sends none. Once
+// per detection time it is extended by one of the neighbor's intervals,
+// for the packet a neighbor that is alive sends as soon as it runs
+// again; the engine reads its sockets before its timers, so a packet
+// that arrived meanwhile has already restarted it. On time, it runs
+// out as RFC 5880 says.
 func (s *session) Run(now time.Time) *Packet {
 	if !s.detectAt.IsZero() && !now.Before(s.detectAt) {
-		s.detectAt = time.Time{}
-		// 6.8.1: RemoteDiscr is reset when a detection time passes
-		// with nothing received; the neighbor is then taken as Down.
-		s.remoteDisc, s.remoteState = 0, Down
-		if s.state == Init || s.state == Up {
-			s.setState(Down, DiagExpired, now)
+		if iv := s.detection() / time.Duration(max(s.remoteMult, 1)); !s.graced && realtime.Stalled(now.Sub(s.detectAt), iv) {
+			s.graced = true
+			s.lateDetect++
+			s.detectAt = now.Add(iv)
+		} else {
+			s.detectAt, s.graced = time.Time{}, false
+			// 6.8.1: RemoteDiscr is reset when a detection time passes
+			// with nothing received; the neighbor is then taken as Down.
+			s.remoteDisc, s.remoteState = 0, Down
+			if s.state == Init || s.state == Up {
+				s.setState(Down, DiagExpired, now)
+			}
 		}
 	}
 	if s.state == AdminDown {
@@ -223,7 +245,7 @@ func (s *session) Receive(p *Packet, at time.Time) error {
 	// The detection timer runs in every state: in Init and Up its end
 	// takes the session Down, in any state it forgets the neighbor's
 	// discriminator (6.8.1), which stops a passive session (6.8.17).
-	s.detectAt = at.Add(s.detection())
+	s.detectAt, s.graced = at.Add(s.detection()), false
 	// A shorter interval takes effect at once (keepalived and FRR do
 	// the same), so that going Up does not wait out an idle period.
 	if s.txInterval() < oldIv {

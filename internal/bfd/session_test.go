@@ -149,3 +149,39 @@ func TestSessionOnePollAtATime(t *testing.T) {
 		t.Fatalf("after Poll 2's Final: polling %v, used rx %v; want done, 5ms", s.polling, s.usedRx)
 	}
 }
+
+// TestSessionLateDetectionExtendedOnce: a detection time that runs out
+// on time takes the session Down; one that is handled late (the process
+// or the machine stalled) is extended by one of the neighbor's intervals,
+// once, and a packet within that keeps the session Up and makes the next
+// late expiry eligible again.
+func TestSessionLateDetectionExtendedOnce(t *testing.T) {
+	up := &Packet{State: Up, DetectMult: 3, MyDisc: 0x2222, YourDisc: 0x1111, DesiredMinTx: 1, RequiredMinRx: 1}
+	const iv = 10 * time.Millisecond
+	cfg := simConfig("l", iv, iv, 3)
+
+	s, now := upSession(t, cfg)
+	s.Run(s.detectAt)
+	if s.state != Down || s.lateDetect != 0 {
+		t.Fatalf("on time: %s, %d late detections; want Down, 0", s.state, s.lateDetect)
+	}
+
+	s, now = upSession(t, cfg)
+	late := s.detectAt.Add(20 * time.Millisecond)
+	s.Run(late)
+	if s.state != Up || s.lateDetect != 1 || !s.detectAt.Equal(late.Add(iv)) {
+		t.Fatalf("20 ms late: %s, %d late detections, detection at +%v; want Up, 1, one interval later", s.state, s.lateDetect, s.detectAt.Sub(late))
+	}
+	now = late.Add(iv / 2)
+	if err := s.Receive(up, now); err != nil {
+		t.Fatal(err)
+	}
+	s.Run(s.detectAt.Add(20 * time.Millisecond))
+	if s.state != Up || s.lateDetect != 2 {
+		t.Fatalf("late again after a packet: %s, %d late detections; want Up, 2", s.state, s.lateDetect)
+	}
+	s.Run(s.detectAt.Add(20 * time.Millisecond))
+	if s.state != Down || s.lateDetect != 2 {
+		t.Errorf("late twice without a packet: %s, %d late detections; want Down, 2", s.state, s.lateDetect)
+	}
+}

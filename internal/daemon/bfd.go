@@ -262,7 +262,7 @@ func (d *Daemon) bfdStatus() []api.BFDSessionStatus {
 	for _, s := range hub.s.Status() {
 		b := api.BFDSessionStatus{Name: s.Name, Neighbor: s.Neighbor.String(), State: s.State.String(),
 			LocalDiag: s.LocalDiag, RemoteDiag: s.RemoteDiag, Detection: s.Detection.Seconds(), TxInterval: s.TxInterval.Seconds(),
-			Flaps: s.Flaps, LastChange: s.LastChange, Sent: s.Sent, Received: s.Received, Dropped: s.Dropped}
+			Flaps: s.Flaps, LastChange: s.LastChange, LateDetections: s.LateDetections, Sent: s.Sent, Received: s.Received, Dropped: s.Dropped}
 		if s.Source.IsValid() {
 			b.Source = s.Source.String()
 		}

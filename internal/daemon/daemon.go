@@ -657,7 +657,7 @@ func (d *Daemon) Status() api.Status {
 			Name: in.Name, State: in.State.String(), VRID: in.VRID, Interface: in.Interface, VMAC: in.VMAC,
 			Priority: in.Priority, EffectivePriority: in.EffectivePriority, Since: in.Since,
 			SyncGroup: in.SyncGroup, AdvertsSent: in.AdvertsSent, AdvertsReceived: in.AdvertsReceived,
-			Dropped: in.Dropped, Transitions: in.Transitions, VIPs: []string{},
+			Dropped: in.Dropped, Transitions: in.Transitions, LateExpiries: in.LateExpiries, VIPs: []string{},
 		}
 		if in.Reason.Kind != vrrp.ReasonNone {
 			is.Reason = in.Reason.String()

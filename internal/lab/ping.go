@@ -16,14 +16,26 @@ import (
 // answered (nil) or timeout passes (an error). It is done in Go on a raw
 // socket inside the node, so the tests need no iputils-ping.
 func (l *Lab) Ping(node string, dst netip.Addr, timeout time.Duration) error {
-	err := l.Do(node, func() error { return ping(dst, timeout) })
-	if err != nil {
-		return fmt.Errorf("lab %s: ping %s from %s: %w", l.name, dst, node, err)
-	}
-	return nil
+	_, err := l.RTT(node, dst, timeout)
+	return err
 }
 
-func ping(dst netip.Addr, timeout time.Duration) error {
+// RTT is Ping that also says how long the answered echo request took,
+// from its sending to its reply (each request carries its own sequence
+// number, so a late reply is not taken for a later request's).
+func (l *Lab) RTT(node string, dst netip.Addr, timeout time.Duration) (time.Duration, error) {
+	var rtt time.Duration
+	err := l.Do(node, func() (err error) {
+		rtt, err = ping(dst, timeout)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("lab %s: ping %s from %s: %w", l.name, dst, node, err)
+	}
+	return rtt, nil
+}
+
+func ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	dst = dst.Unmap()
 	network, echo, reply := "ip4:icmp", byte(8), byte(0) // RFC 792
 	if dst.Is6() {
@@ -31,7 +43,7 @@ func ping(dst netip.Addr, timeout time.Duration) error {
 	}
 	c, err := net.ListenPacket(network, "")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 
@@ -40,17 +52,20 @@ func ping(dst netip.Addr, timeout time.Duration) error {
 	msg := make([]byte, 16)
 	rand.Read(msg[4:])
 	msg[0] = echo
-	binary.BigEndian.PutUint16(msg[6:], 1) // sequence
-	if !dst.Is6() {
-		// The kernel fills in the ICMPv6 checksum (it covers a
-		// pseudo-header) but not the ICMPv4 one.
-		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
-	}
 	to := &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 1500)
+	var sent []time.Time // by sequence number - 1
 	var lastErr error
 	for time.Now().Before(deadline) {
+		binary.BigEndian.PutUint16(msg[6:], uint16(len(sent)+1)) // sequence
+		if !dst.Is6() {
+			// The kernel fills in the ICMPv6 checksum (it covers a
+			// pseudo-header) but not the ICMPv4 one.
+			binary.BigEndian.PutUint16(msg[2:], 0)
+			binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+		}
+		sent = append(sent, time.Now())
 		if _, err := c.WriteTo(msg, to); err != nil {
 			lastErr = err // no route yet, neighbour failed: try again
 		}
@@ -61,19 +76,22 @@ func ping(dst netip.Addr, timeout time.Duration) error {
 				break
 			}
 			if err != nil {
-				return err
+				return 0, err
 			}
 			// Go strips the IPv4 header from raw reads.
-			if n == len(msg) && buf[0] == reply && bytes.Equal(buf[4:n], msg[4:]) &&
-				from.(*net.IPAddr).IP.Equal(to.IP) {
-				return nil
+			if n != len(msg) || buf[0] != reply || !bytes.Equal(buf[4:6], msg[4:6]) || !bytes.Equal(buf[8:n], msg[8:]) ||
+				!from.(*net.IPAddr).IP.Equal(to.IP) {
+				continue
+			}
+			if seq := int(binary.BigEndian.Uint16(buf[6:])); seq >= 1 && seq <= len(sent) {
+				return time.Since(sent[seq-1]), nil
 			}
 		}
 	}
 	if lastErr != nil {
-		return fmt.Errorf("no echo reply within %v (last send error: %w)", timeout, lastErr)
+		return 0, fmt.Errorf("no echo reply within %v (last send error: %w)", timeout, lastErr)
 	}
-	return fmt.Errorf("no echo reply within %v", timeout)
+	return 0, fmt.Errorf("no echo reply within %v", timeout)
 }
 
 // checksum is the Internet checksum of RFC 1071.

@@ -178,3 +178,14 @@ func Priority() (int, error) {
 	}
 	return int(a.Priority), nil
 }
+
+// Stalled reports whether a timer of a protocol whose peer sends every
+// interval ran late enough that the process (or the whole machine) was
+// not running for a sizeable part of an interval: a quarter of it, and
+// at least 2 ms, far above the scheduling noise of a thread that runs
+// when its timer is due. A timeout judged then measured time when
+// nothing could be received, and VRRP and BFD give it one more interval
+// before they act on it.
+func Stalled(late, interval time.Duration) bool {
+	return late >= max(interval/4, 2*time.Millisecond)
+}

@@ -16,6 +16,7 @@ import (
 	"tandem/internal/clock"
 	"tandem/internal/config"
 	"tandem/internal/netio"
+	"tandem/internal/realtime"
 )
 
 // Kernel is what the instances need from the host: VRRP sockets, virtual
@@ -100,6 +101,9 @@ type InstanceStatus struct {
 	AdvertsReceived   uint64
 	Dropped           map[string]uint64
 	Transitions       uint64
+	// LateExpiries counts the Master_Down_Timer expiries that ran late
+	// and were given one more advertisement interval (holdExpiry).
+	LateExpiries uint64
 	// Reason is why the instance entered State (at Since).
 	Reason Reason
 	// DrainingUntil is when a draining instance's addresses go (zero:
@@ -250,6 +254,9 @@ type instance struct {
 	// if none. firedGen is the generation a direct loop last fired.
 	deadline time.Time
 	firedGen uint64
+	// graceGen is the timer generation whose expiry was given its grace
+	// for running late (holdExpiry): once per expiry.
+	graceGen uint64
 	// direct: a direct loop reads the socket, fd, itself.
 	direct bool
 	fd     int
@@ -299,6 +306,8 @@ type instance struct {
 // to them and Status reads them, none taking the engine's lock.
 type counters struct {
 	sent, rcvd atomic.Uint64
+	// lateExpiries: see InstanceStatus.LateExpiries.
+	lateExpiries atomic.Uint64
 	// dropped is indexed by DropReason; 0 counts errors without one.
 	dropped [numDropReasons]atomic.Uint64
 }
@@ -893,35 +902,58 @@ func (e *Engine) packetEvent(in *instance, p netio.Packet) loopEvent {
 // again.
 const expiryRecheck = time.Millisecond
 
-// holdExpiry decides whether a BACKUP's expired Master_Down_Timer waits:
-// when the process ran late (a loaded machine), the timer's event can
+// holdExpiry decides whether a BACKUP's expired Master_Down_Timer waits.
+//
+// When the process ran late (a loaded machine), the timer's event can
 // reach the loop before the adverts that arrived in time but were not
 // read yet. While a packet waits in the socket or between the reader and
 // the loop, the expiry is held and looked at again shortly; an advert
 // among them restarts the timer as of its arrival (AdvertReceived.At), so
 // the held expiry goes stale and the peer, alive all along, is not taken
-// for dead. The hold ends after one more Master_Down_Interval, so that
+// for dead. That hold ends after one more Master_Down_Interval, so that
 // other traffic arriving without end cannot keep a backup from taking
 // over. (A packet the reader has taken from the socket but not yet
 // counted is missed; that window is a few instructions.)
+//
+// When nothing waits but the timer itself ran late (realtime.Stalled), the
+// silence it measured includes time when this machine was not running:
+// a stalled kernel or a paused VM receives nothing and, where the master
+// shares the host (namespaces, a hypervisor under pressure), sends
+// nothing either. The expiry then waits one more Master_Adver_Interval,
+// once, for the adverts a master that is alive sends as soon as it runs
+// again; a master that is really gone costs that interval more. On time,
+// nothing changes: RFC 5798's timer fires as it is.
 func (e *Engine) holdExpiry(le loopEvent) bool {
 	in := le.inst
 	if in.m.State() != Backup {
 		return false
 	}
 	now := e.clock.Now()
-	if now.Sub(le.due) >= MasterDownInterval(in.recv.Version, in.m.MasterAdverInt(), in.m.Priority()) {
+	late := now.Sub(le.due)
+	if late >= MasterDownInterval(in.recv.Version, in.m.MasterAdverInt(), in.m.Priority()) && le.held {
 		return false
 	}
-	if in.inflight.Load() == 0 && !in.conn.Pending() {
-		return false
-	}
-	le.held = true
-	if e.direct.Load() != nil {
-		in.deadline = le.due // a direct loop reads and looks again at once
+	if in.inflight.Load() > 0 || in.conn.Pending() {
+		le.held = true
+		if e.direct.Load() != nil {
+			in.deadline = le.due // a direct loop reads and looks again at once
+			return true
+		}
+		e.clock.AfterFunc(expiryRecheck, func() { e.send(le) })
 		return true
 	}
-	e.clock.AfterFunc(expiryRecheck, func() { e.send(le) })
+	if le.held || in.graceGen == in.gen || !realtime.Stalled(late, in.m.MasterAdverInt()) {
+		return false
+	}
+	in.graceGen = in.gen
+	in.count.lateExpiries.Add(1)
+	in.log.Debug("Master_Down_Timer ran late: one more advertisement interval before taking over", "late", late)
+	le.held, le.due = true, now.Add(in.m.MasterAdverInt())
+	if e.direct.Load() != nil {
+		in.deadline = le.due
+		return true
+	}
+	e.clock.AfterFunc(in.m.MasterAdverInt(), func() { e.send(le) })
 	return true
 }
 
@@ -1567,6 +1599,7 @@ func (e *Engine) Status() []InstanceStatus {
 			Priority: in.cfg.Priority, EffectivePriority: int(in.prio), MasterIP: in.masterIP,
 			Since: in.since, SyncGroup: in.cfg.SyncGroup, AdvertsSent: in.count.sent.Load(), AdvertsReceived: in.count.rcvd.Load(),
 			Transitions: in.transitions, Reason: in.reason, Dropped: map[string]uint64{}, DrainingUntil: in.drainUntil,
+			LateExpiries: in.count.lateExpiries.Load(),
 		}
 		for _, a := range in.cfg.VIPs {
 			st.VIPs = append(st.VIPs, a.Prefix)

@@ -801,3 +801,67 @@ func TestLateReadAdvertKeepsBackup(t *testing.T) {
 		}
 	})
 }
+
+// TestLateExpiryWaitsOneInterval: a BACKUP whose Master_Down_Timer
+// expiry runs late (its loop was stalled, as a loaded or paused machine
+// stalls it) with nothing in its socket waits one more
+// Master_Adver_Interval before taking over, once: a master that shares
+// the stall and sends as soon as it runs again keeps its role, and a
+// master that is gone is replaced one interval later. An expiry on time
+// is not held (TestLateReadAdvertKeepsBackup's takeover at the exact
+// deadline).
+func TestLateExpiryWaitsOneInterval(t *testing.T) {
+	for _, alive := range []bool{true, false} {
+		t.Run(map[bool]string{true: "master sends again", false: "master gone"}[alive], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lan := newLAN()
+				var mu sync.Mutex
+				var masterAt []time.Time
+				r := startRouterNotify(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""), func(sc StateChange) {
+					if sc.Instance != nil && sc.State == Master && !sc.MasterRxLowerPri && !sc.PriorityChange {
+						mu.Lock()
+						masterAt = append(masterAt, sc.At)
+						mu.Unlock()
+					}
+				})
+				masters := func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
+				c := lan.conn(0)
+				advert := peerAdvert(t, c, netip.MustParseAddr("10.0.0.2"))
+				c.in <- advert
+				lan.settle()
+				down := MasterDownInterval(3, 50*time.Millisecond, 100)
+				// The loop stalls from 10 ms before the deadline until 30
+				// ms after it; the master, stalled as well, sent nothing.
+				lan.advance(down - 10*time.Millisecond)
+				resume := make(chan struct{})
+				r.engine.send(loopEvent{call: func() { <-resume }})
+				lan.advance(40 * time.Millisecond)
+				close(resume)
+				lan.settle()
+				resumed := lan.clock.Now()
+				if st := r.state("VI_1"); st != Backup || len(masters()) > 0 {
+					t.Fatalf("right after a stall past the deadline: %v (master at %v); want BACKUP for one more interval", st, masters())
+				}
+				if alive {
+					lan.advance(20 * time.Millisecond)
+					c.in <- advert
+					lan.settle()
+					lan.advance(down - time.Millisecond)
+					if got := masters(); len(got) > 0 {
+						t.Fatalf("became master at %v although the master sent within the grace", got)
+					}
+				} else {
+					lan.advance(60 * time.Millisecond)
+					if got, want := masters(), resumed.Add(50*time.Millisecond); len(got) != 1 || !got[0].Equal(want) {
+						t.Fatalf("became master at %v; want once, one advertisement interval after the stall (%v)", got, want)
+					}
+				}
+				for _, s := range r.engine.Status() {
+					if s.LateExpiries != 1 {
+						t.Errorf("LateExpiries %d; want 1", s.LateExpiries)
+					}
+				}
+			})
+		})
+	}
+}
