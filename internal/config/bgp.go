@@ -350,7 +350,7 @@ func (p *parser) finalizeBGP(cfg *Config) {
 	for a, vss := range cfg.BGPAnnounced() {
 		for _, vs := range vss {
 			if vsUsesNAT(vs) {
-				p.errorf(vs.Pos, "virtual_server %s: lb_kind NAT cannot be announced over BGP (bgp at %s announces %s): with several directors the replies bypass the one the router chose; use DR or TUN, or leave the VIP out of bgp's announce list", vs.Name(), b.Pos, a)
+				p.errorf(vs.Pos, "virtual_server %s: NAT (its lb_kind, a real server's or the sorry server's) cannot be announced over BGP (bgp at %s announces %s): with several directors the replies bypass the one the router chose; use DR or TUN, or leave the VIP out of bgp's announce list", vs.Name(), b.Pos, a)
 			}
 		}
 	}
@@ -367,10 +367,11 @@ func (p *parser) finalizeBGP(cfg *Config) {
 	}
 }
 
-// vsUsesNAT reports whether vs, or one of its real servers, forwards by
-// NAT.
+// vsUsesNAT reports whether vs, one of its real servers or its sorry
+// server forwards by NAT.
 func vsUsesNAT(vs *VirtualServer) bool {
-	return vs.Method == NAT || slices.ContainsFunc(vs.RealServers, func(rs *RealServer) bool { return rs.Method == NAT })
+	return vs.Method == NAT || slices.ContainsFunc(vs.RealServers, func(rs *RealServer) bool { return rs.Method == NAT }) ||
+		vs.SorryServer != nil && vs.SorryServer.Method == NAT
 }
 
 func (f *formatter) bgp(b *BGP) {
