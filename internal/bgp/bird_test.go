@@ -173,7 +173,7 @@ bgp {
   }
   community 65001:10
   med 20
-  graceful_shutdown_delay 1
+  graceful_shutdown_delay 3
 }
 `
 

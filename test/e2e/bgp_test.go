@@ -38,7 +38,7 @@ bgp {
     keepalive_time 1
   }
   community 65001:10
-  graceful_shutdown_delay 2
+  graceful_shutdown_delay 5
 ` + extra + "}\n"
 }
 
