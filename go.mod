@@ -3,6 +3,7 @@ module tandem
 go 1.26.4
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/cloudflare/ipvs v0.12.0
 	github.com/google/go-cmp v0.7.0
 	github.com/google/nftables v0.3.0

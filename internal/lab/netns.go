@@ -132,6 +132,27 @@ func (l *Lab) Do(node string, fn func() error) error {
 	})
 }
 
+// DoPorts runs fn, as Do does, in the switch namespace, with the names of
+// node's ports on switch sw there: the bridge side of node's veths there
+// (for a test that needs them to carry XDP: a veth transmits XDP frames
+// only to a peer that runs XDP or NAPI).
+func (l *Lab) DoPorts(node, sw string, fn func(ports []string) error) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	ports := n.ports[sw]
+	if len(ports) == 0 {
+		return fmt.Errorf("lab %s: node %s has no port on switch %s", l.name, node, sw)
+	}
+	return onThread(func() error {
+		if err := netns.Set(l.sw.fd); err != nil {
+			return fmt.Errorf("lab %s: enter the switch namespace: %w", l.name, err)
+		}
+		return fn(ports)
+	})
+}
+
 // onThread runs fn on a new goroutine locked to its OS thread and puts
 // that thread back into its original network namespace afterwards.
 func onThread(fn func() error) error {
