@@ -137,13 +137,9 @@ func (l *Lab) Do(node string, fn func() error) error {
 // (for a test that needs them to carry XDP: a veth transmits XDP frames
 // only to a peer that runs XDP or NAPI).
 func (l *Lab) DoPorts(node, sw string, fn func(ports []string) error) error {
-	n, err := l.node(node)
+	ports, err := l.ports(node, sw)
 	if err != nil {
 		return err
-	}
-	ports := n.ports[sw]
-	if len(ports) == 0 {
-		return fmt.Errorf("lab %s: node %s has no port on switch %s", l.name, node, sw)
 	}
 	return onThread(func() error {
 		if err := netns.Set(l.sw.fd); err != nil {
