@@ -13,7 +13,7 @@
 // interface the packet came in on, XDP_REDIRECT through a devmap
 // otherwise. Everything else (not IPv4/IPv6 TCP/UDP to a VIP, not sent to
 // the interface's MAC, or sent from it, not for an address this host
-// holds) goes on to the stack (XDP_PASS).
+// holds: see watchLocals) goes on to the stack (XDP_PASS).
 //
 // A plan is applied as map updates, never by reloading the program: each
 // service has two rows of slots, and its batch writes the one not in use
@@ -80,6 +80,8 @@ type Kernel struct {
 	maxSvc uint32
 	maxRS  uint32
 	gen    uint32 // the last generation given to a real server id
+	// stopLocals ends watchLocals.
+	stopLocals func()
 }
 
 type service struct {
@@ -170,6 +172,10 @@ func New(opts ...Option) (*Kernel, error) {
 	if k.route, err = netlink.NewHandle(); err != nil {
 		k.objs.Close()
 		return nil, fmt.Errorf("lvs/xdp: netlink: %w", err)
+	}
+	if k.stopLocals, err = k.watchLocals(); err != nil {
+		k.close()
+		return nil, err
 	}
 	if err := k.adopt(); err != nil {
 		k.close()
@@ -779,6 +785,9 @@ func (k *Kernel) detach(idx uint32, l link.Link) error {
 // Close detaches the program from every interface and removes the pinned
 // maps and links: a stopping director forwards nothing more.
 func (k *Kernel) Close() error {
+	if k.route == nil {
+		return nil // closed already
+	}
 	var errs []error
 	for idx, l := range k.links {
 		if err := k.detach(idx, l); err != nil {
@@ -799,12 +808,17 @@ func (k *Kernel) Close() error {
 }
 
 func (k *Kernel) close() {
+	if k.stopLocals != nil {
+		k.stopLocals()
+		k.stopLocals = nil
+	}
 	for _, l := range k.links {
 		l.Close()
 	}
 	k.objs.Close()
 	if k.route != nil {
 		k.route.Close()
+		k.route = nil
 	}
 }
 

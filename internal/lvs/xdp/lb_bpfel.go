@@ -40,6 +40,12 @@ type lbIfaceVal struct {
 	Pad uint16
 }
 
+type lbLocalKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Family uint32
+}
+
 type lbRealDef struct {
 	_      structs.HostLayout
 	Addr   [16]uint8
@@ -99,6 +105,7 @@ const (
 	lbMapCounters = "counters"
 	lbMapFlows    = "flows"
 	lbMapIfaces   = "ifaces"
+	lbMapLocals   = "locals"
 	lbMapRealDefs = "real_defs"
 	lbMapReals    = "reals"
 	lbMapServices = "services"
@@ -160,6 +167,7 @@ type lbMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Flows    *ebpf.MapSpec `ebpf:"flows"`
 	Ifaces   *ebpf.MapSpec `ebpf:"ifaces"`
+	Locals   *ebpf.MapSpec `ebpf:"locals"`
 	RealDefs *ebpf.MapSpec `ebpf:"real_defs"`
 	Reals    *ebpf.MapSpec `ebpf:"reals"`
 	Services *ebpf.MapSpec `ebpf:"services"`
@@ -197,6 +205,7 @@ type lbMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Flows    *ebpf.Map `ebpf:"flows"`
 	Ifaces   *ebpf.Map `ebpf:"ifaces"`
+	Locals   *ebpf.Map `ebpf:"locals"`
 	RealDefs *ebpf.Map `ebpf:"real_defs"`
 	Reals    *ebpf.Map `ebpf:"reals"`
 	Services *ebpf.Map `ebpf:"services"`
@@ -210,6 +219,7 @@ func (m *lbMaps) Close() error {
 		m.Counters,
 		m.Flows,
 		m.Ifaces,
+		m.Locals,
 		m.RealDefs,
 		m.Reals,
 		m.Services,

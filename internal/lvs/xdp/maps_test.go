@@ -96,7 +96,7 @@ func TestServiceValue(t *testing.T) {
 // real server that stays keeps its id, generation and MAC, a refused op
 // is named by its index and leaves the current state alone.
 func TestNextState(t *testing.T) {
-	svc := wrr(1, 1).Service
+	svc := (&fixture{vip: vip, rs1: rs1, rs2: rs2}).wrr(1, 1).Service
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	cur := &service{Service: svc, id: 2, row: 5, dests: map[netip.AddrPort]*dest{
 		rs1: {Dest: lvs.Dest{Addr: rs1, Weight: 1, Method: lvs.DR}, id: 9, gen: 4, ifindex: 3, mac: mac},

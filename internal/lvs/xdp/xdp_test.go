@@ -1,15 +1,16 @@
 package xdp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,12 +18,23 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
+	"tandem/internal/lvs/nft"
 )
+
+// TestMain checks that a Kernel stops the goroutines it starts (the
+// address watch, watchLocals). The lab's servers may still hold
+// connections whose clients moved to another server (TestDREndToEnd:
+// the server that left never hears of them), until their deadline.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("tandem/internal/lab.(*Lab).Serve.func2.1"))
+}
 
 var (
 	vip = netip.MustParseAddrPort("10.81.9.1:80")
@@ -71,17 +83,54 @@ func bpffs(t *testing.T) string {
 	return dir
 }
 
-// drLab builds drSpec with the real servers answering with NameEcho on
-// the VIP, and a pass-through XDP program on the director's switch ports:
-// a veth transmits XDP frames (XDP_TX, XDP_REDIRECT) only to a peer that
-// runs XDP or NAPI, as a physical NIC needs nothing of.
-func drLab(t *testing.T) *lab.Lab {
+// fixture is a lab with a director ("dir" of drSpec, "dir1" of seed000)
+// and real servers rs1 and rs2 answering NameEcho on the VIP.
+type fixture struct {
+	l        *lab.Lab
+	dir      string
+	vip      netip.AddrPort
+	rs1, rs2 netip.AddrPort
+}
+
+// twoSegments is drSpec's fixture: the client's packets come in on eth1
+// and go out of eth0 (XDP_REDIRECT).
+func twoSegments(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: "dir", vip: vip, rs1: rs1, rs2: rs2}
+	f.l = newLab(t, drSpec(), f, []string{"c", "r"})
+	return f
+}
+
+// oneSegment is seed000's fixture, LVS-DR as keepalived's users run it:
+// client, director (not routing) and real servers on one segment, the
+// VIP on the director's eth0; packets go back out of eth0 (XDP_TX).
+func oneSegment(t *testing.T) *fixture {
+	t.Helper()
+	y := lab.Seed000()
+	f := &fixture{dir: "dir1", vip: netip.AddrPortFrom(y.VIPs[0], 80),
+		rs1: netip.AddrPortFrom(y.Reals[0].Addr, 80), rs2: netip.AddrPortFrom(y.Reals[1].Addr, 80)}
+	spec := y.Spec()
+	for i, n := range spec.Nodes {
+		if n.Name == f.dir {
+			spec.Nodes[i].Ifaces[0].Addrs = append(spec.Nodes[i].Ifaces[0].Addrs, netip.PrefixFrom(f.vip.Addr(), 32))
+		}
+	}
+	f.l = newLab(t, spec, f, []string{lab.SwitchLAN})
+	return f
+}
+
+// newLab builds spec with the real servers of f answering NameEcho on
+// the VIP (held on their lo), and a pass-through XDP program on the
+// director's ports on switches: a veth transmits XDP frames (XDP_TX,
+// XDP_REDIRECT) only to a peer that runs XDP or NAPI, as a physical NIC
+// needs nothing of.
+func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab {
 	t.Helper()
 	ethtool, err := exec.LookPath("ethtool")
 	if err != nil {
 		t.Skip("ethtool not found (Debian package ethtool): needed to turn off the veths' checksum offload")
 	}
-	l := lab.NewT(t, drSpec())
+	l := lab.NewT(t, spec)
 	// A veth leaves TCP checksums to be filled in later (offload), which a
 	// packet forwarded by XDP never gets: hosts compute their own here, as
 	// a NIC would.
@@ -103,13 +152,13 @@ func drLab(t *testing.T) *lab.Lab {
 		}
 		lo, err := h.LinkByName("lo")
 		if err == nil {
-			err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: vip.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}})
+			err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: f.vip.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}})
 		}
 		h.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.ServeT(t, rs, vip.String(), lab.NameEcho(rs))
+		l.ServeT(t, rs, f.vip.String(), lab.NameEcho(rs))
 	}
 	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
@@ -117,8 +166,8 @@ func drLab(t *testing.T) *lab.Lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pass.Close() })
-	for _, sw := range []string{"c", "r"} {
-		err := l.DoPorts("dir", sw, func(ports []string) error {
+	for _, sw := range switches {
+		err := l.DoPorts(f.dir, sw, func(ports []string) error {
 			for _, p := range ports {
 				ifc, err := net.InterfaceByName(p)
 				if err != nil {
@@ -140,28 +189,29 @@ func drLab(t *testing.T) *lab.Lab {
 }
 
 // newKernel is New in the director's namespace, closed at the end.
-func newKernel(t *testing.T, l *lab.Lab, dir string) *Kernel {
+func (f *fixture) newKernel(t *testing.T, dir string, opts ...Option) *Kernel {
 	t.Helper()
 	var k *Kernel
-	err := l.Do("dir", func() (err error) {
-		k, err = New(WithPinDir(dir), WithInterfaces("eth1"))
+	err := f.l.Do(f.dir, func() (err error) {
+		k, err = New(append([]Option{WithPinDir(dir)}, opts...)...)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Do("dir", k.Close) })
+	t.Cleanup(func() { f.l.Do(f.dir, k.Close) })
 	return k
 }
 
-func reconcile(t *testing.T, l *lab.Lab, k *Kernel, vss ...lvs.VirtualServer) lvs.Report {
+// reconcile drives k to vss from the director's namespace.
+func (f *fixture) reconcile(t *testing.T, k lvs.Kernel, vss ...lvs.VirtualServer) lvs.Report {
 	t.Helper()
 	d, err := lvs.NewDesired(vss...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rep lvs.Report
-	err = l.Do("dir", func() (err error) {
+	err = f.l.Do(f.dir, func() (err error) {
 		rep, err = lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true }).Reconcile(context.Background(), d)
 		return err
 	})
@@ -171,38 +221,49 @@ func reconcile(t *testing.T, l *lab.Lab, k *Kernel, vss ...lvs.VirtualServer) lv
 	return rep
 }
 
-func wrr(w1, w2 int) lvs.VirtualServer {
+// wrr is the wrr DR service on f's VIP over rs1 and rs2 at weights w1, w2.
+func (f *fixture) wrr(w1, w2 int) lvs.VirtualServer {
 	return lvs.VirtualServer{
-		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: f.vip.Addr(), Port: f.vip.Port()},
 			Scheduler: lvs.WeightedRoundRobin, Method: lvs.DR},
-		Dests: []lvs.Dest{{Addr: rs1, Weight: w1}, {Addr: rs2, Weight: w2}},
+		Dests: []lvs.Dest{{Addr: f.rs1, Weight: w1}, {Addr: f.rs2, Weight: w2}},
 	}
 }
 
-// hits makes n connections from the client, each reading who answers.
-func hits(t *testing.T, l *lab.Lab, n int) map[string]int {
+// ask makes one connection from the client, from port (0: any), and
+// returns who answered; the client resets it (no TIME_WAIT), so that the
+// port can be used again at once.
+func (f *fixture) ask(port int) (string, error) {
+	var who string
+	err := f.l.Do("client", func() error {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+		c, err := d.Dial("tcp", f.vip.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetLinger(0)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		who = strings.TrimSpace(line)
+		return err
+	})
+	return who, err
+}
+
+// hits makes n connections from the client and counts who answers.
+func (f *fixture) hits(t *testing.T, n int) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	err := l.Do("client", func() error {
-		for range n {
-			c, err := net.DialTimeout("tcp", vip.String(), 5*time.Second)
-			if err != nil {
-				return err
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			c.Write([]byte("x\n"))
-			buf := make([]byte, 16)
-			m, err := io.ReadAtLeast(c, buf, 4)
-			c.Close()
-			if err != nil {
-				return err
-			}
-			out[strings.TrimSpace(string(buf[:m]))]++
+	for range n {
+		who, err := f.ask(0)
+		if err != nil {
+			t.Fatalf("connection to %v: %v (so far %v)", f.vip, err, out)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("connections to %v: %v (so far %v)", vip, err, out)
+		out[who]++
 	}
 	return out
 }
@@ -220,16 +281,16 @@ func pins(t *testing.T, dir string) []string {
 	return out
 }
 
-// attached reports which of the director's interfaces run an XDP program.
-func attached(t *testing.T, l *lab.Lab) map[string]bool {
+// attached reports which of f's director's interfaces run an XDP program.
+func (f *fixture) attached(t *testing.T, names ...string) map[string]bool {
 	t.Helper()
-	h, err := netlink.NewHandleAt(l.NSHandle(t, "dir"))
+	h, err := netlink.NewHandleAt(f.l.NSHandle(t, f.dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
 	out := map[string]bool{}
-	for _, n := range []string{"eth0", "eth1"} {
+	for _, n := range names {
 		ln, err := h.LinkByName(n)
 		if err != nil {
 			t.Fatal(err)
@@ -243,18 +304,20 @@ func attached(t *testing.T, l *lab.Lab) map[string]bool {
 // servers in the weights' proportion, counted per server; an established
 // flow stays on its server when the weights change, and moves when its
 // server leaves; a restarted Kernel adopts the pinned state and changes
-// nothing; Close leaves nothing attached or pinned.
+// nothing; only packets for a VIP the director holds are forwarded;
+// Close leaves nothing attached or pinned.
 func TestDREndToEnd(t *testing.T) {
-	l := drLab(t)
+	f := twoSegments(t)
+	l := f.l
 	dir := filepath.Join(bpffs(t), "tandem")
-	k := newKernel(t, l, dir)
+	k := f.newKernel(t, dir, WithInterfaces("eth1"))
 
-	reconcile(t, l, k, wrr(3, 1))
-	if a := attached(t, l); !a["eth0"] || !a["eth1"] {
+	f.reconcile(t, k, f.wrr(3, 1))
+	if a := f.attached(t, "eth0", "eth1"); !a["eth0"] || !a["eth1"] {
 		t.Fatalf("XDP attached %v: want eth0 (the servers') and eth1 (WithInterfaces)", a)
 	}
 	const n = 400
-	got := hits(t, l, n)
+	got := f.hits(t, n)
 	t.Logf("wrr 3:1 over %d connections: %v", n, got)
 	// Flows hash to slots: each connection is a draw, so allow for
 	// chance (binomial sd ≈ 8.7 of 300).
@@ -266,20 +329,20 @@ func TestDREndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var total uint64
-	for _, c := range cs[wrr(3, 1).Service.Key()] {
+	for _, c := range cs[f.wrr(3, 1).Service.Key()] {
 		t.Logf("counters %+v", c)
 		if c.Packets == 0 || c.Bytes < 40*c.Packets {
 			t.Errorf("counters of %v: %+v", c.Addr, c)
 		}
 		total += c.Packets
 	}
-	// Each connection: SYN, ACK, data, FIN and ACK at least from the client.
+	// Each connection: SYN, ACK, data, RST at least from the client.
 	if total < 4*n {
 		t.Errorf("%d packets counted for %d connections", total, n)
 	}
 
 	// Established flows stay put when the weights turn to 1:100 ...
-	conns, err := l.OpenConns("client", vip, 20, 50*time.Millisecond)
+	conns, err := l.OpenConns("client", f.vip, 20, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +354,7 @@ func TestDREndToEnd(t *testing.T) {
 	if on["rs1"] == 0 {
 		t.Fatalf("20 connections %v: want some on rs1", on)
 	}
-	reconcile(t, l, k, wrr(1, 100))
+	f.reconcile(t, k, f.wrr(1, 100))
 	if err := conns.WaitPast(conns.Results(), 5, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -301,29 +364,30 @@ func TestDREndToEnd(t *testing.T) {
 		}
 	}
 	// ... while new ones follow the new table.
-	got = hits(t, l, 50)
+	got = f.hits(t, 50)
 	t.Logf("new connections at 1:100: %v", got)
 	if got["rs2"] < 45 {
 		t.Errorf("new connections at 1:100: %v", got)
 	}
 
-	// A Kernel started after a crash adopts the pinned state: the same
-	// services read back, a reconcile sends nothing.
-	var k2 *Kernel
-	if err := l.Do("dir", func() (err error) { k2, err = New(WithPinDir(dir), WithInterfaces("eth1")); return err }); err != nil {
+	// Tandem crashes (its program and pins stay, forwarding goes on) and
+	// a new one adopts the pinned state: the same services read back, a
+	// reconcile sends nothing, and the new one carries on.
+	k.close()
+	if err := conns.WaitPast(conns.Results(), 3, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if rep := reconcile(t, l, k2, wrr(1, 100)); len(rep.Ops) != 0 {
+	k = f.newKernel(t, dir, WithInterfaces("eth1"))
+	if rep := f.reconcile(t, k, f.wrr(1, 100)); len(rep.Ops) != 0 {
 		t.Errorf("reconcile after adoption: %v, want nothing", rep.Ops)
 	}
-	k2.close() // the crash: pins stay, forwarding goes on
 	if err := conns.WaitPast(conns.Results(), 3, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
 	// rs1 leaves: its flows move (to rs2, which resets them), the others
 	// stay.
-	reconcile(t, l, k, lvs.VirtualServer{Service: wrr(1, 1).Service, Dests: []lvs.Dest{{Addr: rs2, Weight: 1}}})
+	f.reconcile(t, k, lvs.VirtualServer{Service: f.wrr(1, 1).Service, Dests: []lvs.Dest{{Addr: f.rs2, Weight: 1}}})
 	if err := conns.WaitPast(conns.Results(), 3, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -335,18 +399,114 @@ func TestDREndToEnd(t *testing.T) {
 			t.Errorf("connection from %v on rs2: %v", r.Local, r.Err)
 		}
 	}
-	if got := hits(t, l, 20); got["rs2"] != 20 {
+	if got := f.hits(t, 20); got["rs2"] != 20 {
 		t.Errorf("after rs1 left: %v", got)
 	}
 
-	if err := l.Do("dir", k.Close); err != nil {
+	// Without the VIP (a VRRP backup) the director forwards nothing: the
+	// packet goes to its stack, which has no route for it.
+	h, err := netlink.NewHandleAt(l.NSHandle(t, f.dir))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if a := attached(t, l); a["eth0"] || a["eth1"] {
+	defer h.Close()
+	eth1, err := h.LinkByName("eth1")
+	if err == nil {
+		err = h.AddrDel(eth1, &netlink.Addr{IPNet: &net.IPNet{IP: f.vip.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The address notification comes when it comes, and the closed
+	// connections' last packets too: wait for a connection that fails
+	// while no counter moves (one that the program forwarded would
+	// count its SYNs).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		before, err := k.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		who, err := f.ask(0)
+		after, cerr := k.Counters()
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		if err != nil && reflect.DeepEqual(before, after) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("without the VIP: answered by %q (%v), counters %v -> %v", who, err, before, after)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	if err := l.Do(f.dir, k.Close); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.attached(t, "eth0", "eth1"); a["eth0"] || a["eth1"] {
 		t.Errorf("after Close, XDP attached: %v", a)
 	}
 	if p := pins(t, dir); len(p) != 0 {
 		t.Errorf("after Close, pinned: %v", p)
+	}
+}
+
+// TestDROneSegmentSameAsNFT: on seed000's segment, with a director that
+// does not route, XDP sends back out of the interface (XDP_TX), and sends
+// every flow to the server the nftables DR data plane sends it to: the
+// same Maglev table (lvs.Slots), the same jhash of the flow.
+func TestDROneSegmentSameAsNFT(t *testing.T) {
+	f := oneSegment(t)
+	vs := f.wrr(2, 1)
+	const first, flows = 21000, 60
+	route := func() map[int]string {
+		out := map[int]string{}
+		for p := first; p < first+flows; p++ {
+			who, err := f.ask(p)
+			if err != nil {
+				t.Fatalf("connection from port %d: %v", p, err)
+			}
+			out[p] = who
+		}
+		return out
+	}
+
+	nk, err := nft.New(nft.WithNetNS(int(f.l.NSHandle(t, f.dir))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(t, nk, vs)
+	byNFT := route()
+	if err := nk.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	k := f.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	f.reconcile(t, k, vs)
+	if a := f.attached(t, "eth0"); !a["eth0"] {
+		t.Fatalf("XDP attached %v: want eth0", a)
+	}
+	byXDP := route()
+	if d := cmp.Diff(byNFT, byXDP); d != "" {
+		t.Errorf("servers by client port, nftables (-) and XDP (+):\n%s", d)
+	}
+	n := map[string]int{}
+	for _, who := range byXDP {
+		n[who]++
+	}
+	t.Logf("%d flows at 2:1: %v", flows, n)
+	if n["rs1"] == 0 || n["rs2"] == 0 {
+		t.Errorf("%d flows at 2:1: %v, want both servers used", flows, n)
+	}
+	cs, err := k.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[vs.Service.Key()] {
+		if c.Packets == 0 {
+			t.Errorf("counters %+v: nothing counted", c)
+		}
 	}
 }
 

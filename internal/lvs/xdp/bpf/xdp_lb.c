@@ -313,26 +313,21 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 	       0;
 }
 
-// local reports whether the packet's destination is an address of this
-// host (the VIP is held: a VRRP backup forwards nothing, as IPVS, which
-// sees only local traffic), by a route lookup in the local table.
-static __always_inline int local(struct xdp_md *ctx, struct pkt *p)
-{
-	struct bpf_fib_lookup fib = {};
-	fib.family = p->family;
-	fib.l4_protocol = p->proto;
-	fib.sport = p->sport;
-	fib.dport = p->dport;
-	fib.ifindex = ctx->ingress_ifindex;
-	if (p->family == AF_INET) {
-		__builtin_memcpy(&fib.ipv4_src, p->saddr, 4);
-		__builtin_memcpy(&fib.ipv4_dst, p->daddr, 4);
-	} else {
-		__builtin_memcpy(fib.ipv6_src, p->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, p->daddr, 16);
-	}
-	return bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
-}
+// The addresses this host holds, kept by the Go side from the kernel's
+// address notifications: only packets for a VIP the director holds are
+// forwarded, as IPVS sees only local traffic, so that a VRRP backup
+// forwards nothing. Not pinned: a Tandem that starts fills a fresh one.
+struct local_key {
+	__u8 addr[16];
+	__u32 family;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct local_key);
+	__type(value, __u8);
+} locals SEC(".maps");
 
 // schedule picks a new flow's real server: the flow's slot in the
 // service's current Maglev row.
@@ -404,7 +399,9 @@ int xdp_lb(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if (!ifc || !mac_eq(eth->h_dest, ifc->mac) || mac_eq(eth->h_source, ifc->mac))
 		return XDP_PASS;
-	if (!local(ctx, &p))
+	struct local_key lk = {.family = p.family};
+	__builtin_memcpy(lk.addr, p.daddr, 16);
+	if (!bpf_map_lookup_elem(&locals, &lk))
 		return XDP_PASS;
 	if (svc->size == 0)
 		return XDP_DROP;
