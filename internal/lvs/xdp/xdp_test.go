@@ -90,6 +90,9 @@ type fixture struct {
 	dir      string
 	vip      netip.AddrPort
 	rs1, rs2 netip.AddrPort
+	// vip6 is an IPv6 VIP (oneSegment), rs6 the servers' IPv6 addresses.
+	vip6 netip.AddrPort
+	rs6  [2]netip.AddrPort
 }
 
 // twoSegments is drSpec's fixture: the client's packets come in on eth1
@@ -108,11 +111,17 @@ func oneSegment(t *testing.T) *fixture {
 	t.Helper()
 	y := lab.Seed000()
 	f := &fixture{dir: "dir1", vip: netip.AddrPortFrom(y.VIPs[0], 80),
-		rs1: netip.AddrPortFrom(y.Reals[0].Addr, 80), rs2: netip.AddrPortFrom(y.Reals[1].Addr, 80)}
+		rs1: netip.AddrPortFrom(y.Reals[0].Addr, 80), rs2: netip.AddrPortFrom(y.Reals[1].Addr, 80),
+		vip6: netip.MustParseAddrPort("[fd07::5]:80"),
+		rs6:  [2]netip.AddrPort{netip.MustParseAddrPort("[fd07::3]:80"), netip.MustParseAddrPort("[fd07::4]:80")}}
+	// IPv6 beside seed000's addresses: fd07::<last byte of the IPv4 one>.
 	spec := y.Spec()
 	for i, n := range spec.Nodes {
+		ifc := &spec.Nodes[i].Ifaces[0]
+		a4 := ifc.Addrs[0].Addr().As4()
+		ifc.Addrs = append(ifc.Addrs, netip.PrefixFrom(netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x07, 15: a4[3]}), 64))
 		if n.Name == f.dir {
-			spec.Nodes[i].Ifaces[0].Addrs = append(spec.Nodes[i].Ifaces[0].Addrs, netip.PrefixFrom(f.vip.Addr(), 32))
+			ifc.Addrs = append(ifc.Addrs, netip.PrefixFrom(f.vip.Addr(), 32), netip.PrefixFrom(f.vip6.Addr(), 128))
 		}
 	}
 	f.l = newLab(t, spec, f, []string{lab.SwitchLAN})
@@ -150,15 +159,24 @@ func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab
 		if err != nil {
 			t.Fatal(err)
 		}
+		vips := []netip.AddrPort{f.vip}
+		if f.vip6.IsValid() {
+			vips = append(vips, f.vip6)
+		}
 		lo, err := h.LinkByName("lo")
-		if err == nil {
-			err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: f.vip.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}})
+		for _, v := range vips {
+			if err == nil {
+				a := v.Addr()
+				err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}})
+			}
 		}
 		h.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.ServeT(t, rs, f.vip.String(), lab.NameEcho(rs))
+		for _, v := range vips {
+			l.ServeT(t, rs, v.String(), lab.NameEcho(rs))
+		}
 	}
 	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
@@ -230,14 +248,17 @@ func (f *fixture) wrr(w1, w2 int) lvs.VirtualServer {
 	}
 }
 
-// ask makes one connection from the client, from port (0: any), and
-// returns who answered; the client resets it (no TIME_WAIT), so that the
-// port can be used again at once.
-func (f *fixture) ask(port int) (string, error) {
+// ask makes one connection from the client to the VIP, from port (0:
+// any), and returns who answered; the client resets it (no TIME_WAIT), so
+// that the port can be used again at once.
+func (f *fixture) ask(port int) (string, error) { return f.askAt(f.vip, port) }
+
+// askAt is ask to vip.
+func (f *fixture) askAt(vip netip.AddrPort, port int) (string, error) {
 	var who string
 	err := f.l.Do("client", func() error {
 		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{Port: port}}
-		c, err := d.Dial("tcp", f.vip.String())
+		c, err := d.Dial("tcp", vip.String())
 		if err != nil {
 			return err
 		}
@@ -507,6 +528,49 @@ func TestDROneSegmentSameAsNFT(t *testing.T) {
 		if c.Packets == 0 {
 			t.Errorf("counters %+v: nothing counted", c)
 		}
+	}
+}
+
+// TestDRIPv6: an IPv6 DR service on seed000's segment: connections reach
+// both servers by flow hash, each counted, and the flow table holds them.
+func TestDRIPv6(t *testing.T) {
+	f := oneSegment(t)
+	k := f.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	vs := lvs.VirtualServer{
+		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.TCP, VIP: f.vip6.Addr(), Port: f.vip6.Port()},
+			Scheduler: lvs.RoundRobin, Method: lvs.DR},
+		Dests: []lvs.Dest{{Addr: f.rs6[0], Weight: 1}, {Addr: f.rs6[1], Weight: 1}},
+	}
+	f.reconcile(t, k, vs)
+	got := map[string]int{}
+	for range 40 {
+		who, err := f.askAt(f.vip6, 0)
+		if err != nil {
+			t.Fatalf("connection to %v: %v (so far %v)", f.vip6, err, got)
+		}
+		got[who]++
+	}
+	t.Logf("rr over 40 IPv6 connections: %v", got)
+	if got["rs1"] < 8 || got["rs2"] < 8 {
+		t.Errorf("IPv6 spread %v: want both servers well used", got)
+	}
+	cs, err := k.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[vs.Service.Key()] {
+		if c.Packets < 4*8 || c.Bytes < 60*c.Packets {
+			t.Errorf("IPv6 counters %+v: want at least 4 packets of 60 bytes per connection", c)
+		}
+	}
+	var fk lbFlowKey
+	var fv lbFlowVal
+	n := 0
+	for it := k.objs.Flows.Iterate(); it.Next(&fk, &fv); {
+		n++
+	}
+	if n < 40 {
+		t.Errorf("%d flow entries for 40 connections", n)
 	}
 }
 
