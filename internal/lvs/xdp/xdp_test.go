@@ -167,7 +167,9 @@ func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab
 		for _, v := range vips {
 			if err == nil {
 				a := v.Addr()
-				err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}})
+				// NODAD: usable at once, as the lab's own addresses.
+				err = h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())},
+					Flags: unix.IFA_F_NODAD})
 			}
 		}
 		h.Close()
