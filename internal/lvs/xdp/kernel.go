@@ -760,6 +760,11 @@ func (k *Kernel) attachTo(idx uint32, egress bool) error {
 	}
 	k.links[idx] = l
 	k.log.Info("lvs/xdp: program attached", "interface", name, "mode", mode)
+	if mode == "native" && nl.Type() == "veth" {
+		// Measured here: without that, XDP_TX and redirected frames
+		// vanish (GRO on the peer did not help).
+		k.log.Warn("lvs/xdp: native XDP on a veth: the frames it forwards reach the peer only if the peer runs an XDP program", "interface", name)
+	}
 	return nil
 }
 

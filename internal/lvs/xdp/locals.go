@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -33,8 +34,11 @@ func localKey(a netip.Addr) lbLocalKey {
 func (k *Kernel) watchLocals() (stop func(), err error) {
 	ch := make(chan netlink.AddrUpdate, 256)
 	done := make(chan struct{})
+	var stopping atomic.Bool // closing the socket makes its reader fail
 	opts := netlink.AddrSubscribeOptions{ErrorCallback: func(err error) {
-		k.log.Error("lvs/xdp: address notifications", "err", err)
+		if !stopping.Load() {
+			k.log.Error("lvs/xdp: address notifications", "err", err)
+		}
 	}}
 	// Subscribed first, listed second: a change in between is both in
 	// the list and queued, and applying it again changes nothing.
@@ -42,6 +46,7 @@ func (k *Kernel) watchLocals() (stop func(), err error) {
 		return nil, fmt.Errorf("lvs/xdp: subscribe to address changes: %w", err)
 	}
 	stop = func() {
+		stopping.Store(true)
 		close(done)
 		for range ch {
 		}
@@ -66,13 +71,12 @@ func (k *Kernel) watchLocals() (stop func(), err error) {
 				k.log.Error("lvs/xdp: local addresses", "err", err)
 			}
 		}
-		select {
-		case <-done:
-		default:
+		if !stopping.Load() {
 			k.log.Error("lvs/xdp: address notifications ended; VIPs added or removed from now on are not seen until a restart")
 		}
 	}()
 	return func() {
+		stopping.Store(true)
 		close(done)
 		wg.Wait()
 	}, nil
