@@ -20,8 +20,10 @@ func newCheckCmd() *cobra.Command {
 		Long: `check reads a keepalived.conf as "tandem run" would and prints one
 "FILE:LINE:COL: error|warning: message" line per problem. It exits 0 when the
 configuration can run (warnings allowed), 1 when it has errors, 2 on usage
-errors. --dataplane nft or none adds warnings for what the configuration asks
-of kernel IPVS alone (lvs_sync_daemon). --dump prints the validated model,
+errors. --dataplane nft, xdp or none adds warnings for what the configuration
+asks of kernel IPVS alone (lvs_sync_daemon), and for the virtual servers the
+data plane cannot program: ipvs forwards lb_kind NAT, DR and TUN; nft NAT and
+DR; xdp DR only (TCP and UDP services on a VIP, no fwmark, no ops). --dump prints the validated model,
 with every default filled in, as indented JSON.
 ` + defaultConfigHelp + `
 
@@ -47,9 +49,9 @@ docs/keepalived-keywords.md lists every keyword.`,
 				return fmt.Errorf("check: --json goes with --keepalived-compat, --dump without it")
 			}
 			switch dataplane {
-			case daemon.DataplaneAuto, daemon.DataplaneIPVS, daemon.DataplaneNFT, daemon.DataplaneNone:
+			case daemon.DataplaneAuto, daemon.DataplaneIPVS, daemon.DataplaneNFT, daemon.DataplaneXDP, daemon.DataplaneNone:
 			default:
-				return fmt.Errorf("check: --dataplane %q: use auto, ipvs, nft or none", dataplane)
+				return fmt.Errorf("check: --dataplane %q: use auto, ipvs, nft, xdp or none", dataplane)
 			}
 			if compat {
 				return compatReport(cmd, file, configID, asJSON)
@@ -81,6 +83,6 @@ docs/keepalived-keywords.md lists every keyword.`,
 	cmd.Flags().BoolVar(&dump, "dump", false, "print the validated model as JSON")
 	cmd.Flags().BoolVar(&compat, "keepalived-compat", false, "report what in FILE behaves differently from keepalived, keyword by keyword")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --keepalived-compat: the report as JSON")
-	cmd.Flags().StringVar(&dataplane, "dataplane", daemon.DataplaneAuto, "the data plane tandem run will use: auto, ipvs, nft or none")
+	cmd.Flags().StringVar(&dataplane, "dataplane", daemon.DataplaneAuto, "the data plane tandem run will use: auto, ipvs, nft, xdp or none")
 	return cmd
 }

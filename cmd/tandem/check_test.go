@@ -29,7 +29,8 @@ func TestCheckDataplane(t *testing.T) {
 		{"ipvs", 0, ""},
 		{"nft", 0, conf + ":2:3: warning: lvs_sync_daemon eth1: not started: the data plane is nft"},
 		{"none", 0, conf + ":2:3: warning: lvs_sync_daemon eth1: not started: the data plane is none"},
-		{"xdp", 2, `--dataplane "xdp": use auto, ipvs, nft or none`},
+		{"xdp", 0, conf + ":2:3: warning: lvs_sync_daemon eth1: not started: the data plane is xdp"},
+		{"ebpf", 2, `--dataplane "ebpf": use auto, ipvs, nft, xdp or none`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run([]string{"check", "-f", conf, "--dataplane", tt.dataplane}, &stdout, &stderr)
@@ -197,6 +198,66 @@ func TestMigratingDoc(t *testing.T) {
 	for _, p := range defaultConfigs {
 		if !strings.Contains(string(doc), "`"+p+"`") {
 			t.Errorf("the doc does not name %s", p)
+		}
+	}
+}
+
+// TestCheckDataplaneMethods: check --dataplane names the virtual servers
+// the data plane cannot program, and the data planes that can: ipvs
+// forwards NAT, DR and TUN, nft NAT and DR, xdp DR alone, on a VIP.
+func TestCheckDataplaneMethods(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "k.conf")
+	src := `virtual_server 10.0.0.1 80 {
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  real_server 10.0.1.1 80 {
+  }
+}
+virtual_server 10.0.0.1 81 {
+  lb_algo rr
+  lb_kind TUN
+  protocol TCP
+  real_server 10.0.1.1 81 {
+  }
+}
+virtual_server fwmark 7 {
+  lb_algo rr
+  lb_kind DR
+  real_server 10.0.1.1 0 {
+  }
+}
+virtual_server 10.0.0.1 82 {
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+  real_server 10.0.1.1 82 {
+  }
+}
+`
+	if err := os.WriteFile(conf, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dataplane string
+		want      []string
+	}{
+		{"ipvs", nil},
+		{"nft", []string{conf + ":8:1: warning: virtual_server 10.0.0.1:81: lb_kind TUN: the nft data plane does not forward it (TUN: ipvs); its service is refused"}},
+		{"xdp", []string{
+			conf + ":1:1: warning: virtual_server 10.0.0.1:80: lb_kind NAT: the xdp data plane does not forward it (NAT: ipvs, nft); its service is refused",
+			conf + ":8:1: warning: virtual_server 10.0.0.1:81: lb_kind TUN: the xdp data plane does not forward it (TUN: ipvs); its service is refused",
+			conf + ":15:1: warning: virtual_server fwmark 7: fwmark: the xdp data plane matches VIP, protocol and port, not firewall marks (ipvs, nft); its service is refused",
+		}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"check", "-f", conf, "--dataplane", tt.dataplane}, &stdout, &stderr)
+		var got []string
+		for line := range strings.Lines(stderr.String()) {
+			got = append(got, strings.TrimSuffix(line, "\n"))
+		}
+		if code != 0 || !cmp.Equal(got, tt.want) {
+			t.Errorf("check --dataplane %s: exit %d, stderr (-want +got):\n%s", tt.dataplane, code, cmp.Diff(tt.want, got))
 		}
 	}
 }

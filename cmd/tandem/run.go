@@ -31,7 +31,8 @@ func newRunCmd() *cobra.Command {
 		Long: `run loads FILE and runs it in the foreground: the VRRP instances (with
 their tracked scripts, files, processes and interfaces, notify scripts and
 SMTP alerts), the health checks of the virtual servers, and the data plane
-that balances their traffic (--dataplane: kernel IPVS, nftables, or none).
+that balances their traffic (--dataplane: kernel IPVS, nftables, XDP (DR
+only), or none).
 ` + defaultConfigHelp + `
 
 One tandem runs per network namespace: a second one is refused, changing
@@ -216,7 +217,7 @@ Gratuitous ARP pacing, as keepalived:
 	f.StringVar(&opts.Socket, "socket", defaultSocket, "status socket")
 	f.StringVar(&opts.HTTP, "http", "", "address for the HTTP status listener (/metrics, /status.json, /), e.g. 127.0.0.1:9400; off by default")
 	f.DurationVar(&opts.HistoryInterval, "history-interval", api.DefaultHistoryInterval, "how often the status page's charts sample (they show the last 15 minutes, one point per interval; 1s at least)")
-	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, or none (health checks only)")
+	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, xdp (DR only), or none (health checks only)")
 	f.BoolVar(&opts.PlainSockets, "no-io-uring", false, "run TCP_CHECK on plain sockets, one system call at a time, instead of in batches through io_uring (used by default when the kernel allows)")
 	f.StringVar(&opts.DumpDir, "dump-dir", "", "where SIGUSR1/SIGUSR2/SIGRTMIN+2 write keepalived's dump files (default: the temporary directory, /tmp)")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")

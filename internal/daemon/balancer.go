@@ -16,6 +16,7 @@ import (
 	"tandem/internal/lvs"
 	"tandem/internal/lvs/ipvs"
 	"tandem/internal/lvs/nft"
+	"tandem/internal/lvs/xdp"
 	"tandem/internal/notify"
 )
 
@@ -24,6 +25,7 @@ const (
 	DataplaneAuto = "auto"
 	DataplaneIPVS = "ipvs"
 	DataplaneNFT  = "nft"
+	DataplaneXDP  = "xdp"
 	DataplaneNone = "none"
 )
 
@@ -68,9 +70,10 @@ type balancer struct {
 }
 
 // openKernel picks the data plane: auto takes kernel IPVS where the kernel
-// has it, else nftables. It returns the backend, its name and which
-// services it may touch (nftables: all of its own tables; IPVS: the ones
-// Tandem created, never an operator's).
+// has it, else nftables; xdp is only taken when asked for (it forwards
+// DR only). It returns the backend, its name and which services it may
+// touch (nftables and XDP: all of their own tables and maps; IPVS: the
+// ones Tandem created, never an operator's).
 func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.ServiceKey) bool, error) {
 	all := func(lvs.ServiceKey) bool { return true }
 	switch dataplane {
@@ -92,8 +95,14 @@ func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.Se
 			return nil, "", nil, fmt.Errorf("data plane nftables: %w", err)
 		}
 		return k, DataplaneNFT, all, nil
+	case DataplaneXDP:
+		k, err := xdp.New(xdp.WithLogger(log))
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("data plane xdp: %w", err)
+		}
+		return k, DataplaneXDP, all, nil
 	}
-	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft or none", dataplane)
+	return nil, "", nil, fmt.Errorf("--dataplane %q: use auto, ipvs, nft, xdp or none", dataplane)
 }
 
 func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger, atStart bool) (*balancer, error) {

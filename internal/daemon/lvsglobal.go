@@ -8,6 +8,7 @@ import (
 	"tandem/internal/lvs"
 	"tandem/internal/lvs/ipvs"
 	"tandem/internal/lvs/nft"
+	"tandem/internal/lvs/xdp"
 )
 
 // The global_defs keywords about the data plane as a whole, and the
@@ -72,23 +73,34 @@ func (b *balancer) configurePlane(cfg *config.Config) {
 		if err := k.SetTimeouts(t); err != nil {
 			b.log.Error("lvs_timeouts not applied", "dataplane", b.name, "err", err)
 		}
-	case *nft.Kernel:
+	case *nft.Kernel, *xdp.Kernel:
+		what := map[string]string{
+			DataplaneNFT: "the nftables data plane has no IPVS connection table to time out (its NAT flows follow the kernel's conntrack timeouts, its DR flows keep no state)",
+			DataplaneXDP: "the xdp data plane has no IPVS connection table to time out (its flow table keeps IPVS's default timeouts)",
+		}[b.name]
 		if t != (lvs.Timeouts{}) {
-			b.log.Warn("lvs_timeouts: the nftables data plane has no IPVS connection table to time out (its NAT flows follow the kernel's conntrack timeouts, its DR flows keep no state); ignored, the IPVS data plane applies them",
+			b.log.Warn("lvs_timeouts: "+what+"; ignored, the IPVS data plane applies them",
 				"dataplane", b.name, "pos", cfg.Global.Pos.String())
 		}
 		for _, vs := range cfg.VirtualServers {
 			if vs.PersistenceEngine != "" {
-				b.log.Warn("persistence_engine: the nftables data plane has no persistence engines; ignored, the IPVS data plane applies it",
+				b.log.Warn("persistence_engine: the "+planeTitle[b.name]+" data plane has no persistence engines; ignored, the IPVS data plane applies it",
 					"dataplane", b.name, "vs", vs.Name(), "engine", vs.PersistenceEngine, "pos", vs.Pos.String())
 			}
+		}
+		for _, d := range planeLimits(cfg, b.name) {
+			b.log.Warn(d.Msg, "dataplane", b.name, "pos", d.Pos.String())
 		}
 	}
 }
 
+// planeTitle is how messages name a data plane.
+var planeTitle = map[string]string{DataplaneNFT: "nftables", DataplaneXDP: "xdp"}
+
 // desired is cfg's data-plane state for the kernel in use.
 func (b *balancer) desired(d *lvs.Desired) *lvs.Desired {
-	if _, ok := b.kernel.(*nft.Kernel); ok {
+	switch b.kernel.(type) {
+	case *nft.Kernel, *xdp.Kernel:
 		return d.WithoutPersistenceEngines()
 	}
 	return d

@@ -57,7 +57,7 @@ func newSyncFollower(dataplane string, open func() (syncKernel, error), log *slo
 // syncDataplaneOff says why data plane dp runs no sync daemon: only
 // kernel IPVS has them. "" for ipvs and auto, which finds out at start.
 func syncDataplaneOff(dp string) string {
-	if dp == DataplaneNFT || dp == DataplaneNone {
+	if dp == DataplaneNFT || dp == DataplaneXDP || dp == DataplaneNone {
 		return fmt.Sprintf("the data plane is %s; the connection sync daemon is kernel IPVS's (--dataplane ipvs)", dp)
 	}
 	return ""
@@ -77,7 +77,7 @@ func CheckDataplane(cfg *config.Config, dp string) config.Diagnostics {
 			out = append(out, syntax.Diagnostic{Pos: c.Pos, Severity: syntax.Warning, Msg: syncOffMsg(c, why)})
 		}
 	}
-	return out
+	return append(out, planeLimits(cfg, dp)...)
 }
 
 // openSyncer is the real syncFollower.open: IPVS's generic netlink family

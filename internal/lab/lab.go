@@ -551,6 +551,19 @@ func (l *Lab) Heal(sw string, nodes ...string) error {
 	return l.setPorts(sw, nodes, true)
 }
 
+// ports are the names of node's ports on switch sw, in the switch
+// namespace.
+func (l *Lab) ports(node, sw string) ([]string, error) {
+	n, err := l.node(node)
+	if err != nil {
+		return nil, err
+	}
+	if len(n.ports[sw]) == 0 {
+		return nil, fmt.Errorf("lab %s: node %s is not on switch %s", l.name, node, sw)
+	}
+	return n.ports[sw], nil
+}
+
 func (l *Lab) setPorts(sw string, nodes []string, attach bool) error {
 	h, err := netlink.NewHandleAt(l.sw.fd)
 	if err != nil {
@@ -558,13 +571,9 @@ func (l *Lab) setPorts(sw string, nodes []string, attach bool) error {
 	}
 	defer h.Close()
 	for _, name := range nodes {
-		n, err := l.node(name)
+		ports, err := l.ports(name, sw)
 		if err != nil {
 			return err
-		}
-		ports := n.ports[sw]
-		if len(ports) == 0 {
-			return fmt.Errorf("lab %s: node %s is not on switch %s", l.name, name, sw)
 		}
 		for _, p := range ports {
 			err := l.setPort(h, sw, p, attach)

@@ -132,6 +132,23 @@ func (l *Lab) Do(node string, fn func() error) error {
 	})
 }
 
+// DoPorts runs fn, as Do does, in the switch namespace, with the names of
+// node's ports on switch sw there: the bridge side of node's veths there
+// (for a test that needs them to carry XDP: a veth transmits XDP frames
+// only to a peer that runs XDP or NAPI).
+func (l *Lab) DoPorts(node, sw string, fn func(ports []string) error) error {
+	ports, err := l.ports(node, sw)
+	if err != nil {
+		return err
+	}
+	return onThread(func() error {
+		if err := netns.Set(l.sw.fd); err != nil {
+			return fmt.Errorf("lab %s: enter the switch namespace: %w", l.name, err)
+		}
+		return fn(ports)
+	})
+}
+
 // onThread runs fn on a new goroutine locked to its OS thread and puts
 // that thread back into its original network namespace afterwards.
 func onThread(fn func() error) error {

@@ -119,9 +119,6 @@ func TestSlots(t *testing.T) {
 			t.Errorf("%s/%v: shares %v, want 3:1", s.Scheduler, s.Method, n)
 		}
 	}
-	if got := scaleWeights([]int{1000000, 1}); !slices.Equal(got, []int{256, 1}) {
-		t.Errorf("scaleWeights = %v", got)
-	}
 }
 
 func newKernel(t *testing.T, ns netns.NsHandle) *Kernel {

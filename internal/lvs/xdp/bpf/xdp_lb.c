@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// Tandem's XDP data plane: LVS-DR forwarding of the packets a client sends
+// to a virtual service, scheduled by the same weighted Maglev tables and
+// the same flow hash as the nftables DR data plane (internal/lvs/nft), so
+// that the two agree on every flow. Go (internal/lvs/xdp) fills the maps;
+// this program only reads them, except for the flow table and counters.
+//
+// Built by bpf2go (see ../gen.go) against the UAPI headers of
+// linux-libc-dev and libbpf-dev's bpf_helpers.h: no vmlinux.h, no CO-RE,
+// since nothing here reads a kernel structure.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+
+// Limits; the Go side reads them back from the maps' max_entries.
+#define MAX_SERVICES 256
+#define MAX_SLOTS 4093 // the largest Maglev table (lvs.HashedSlots)
+#define MAX_REALS 16384
+#define MAX_FLOWS (1 << 20)
+
+// svc_val.key: what a new flow's hash covers, as the nftables DR path
+// hashes it (nft/build.go, schedule).
+#define KEY_SADDR_SPORT 0 // client address and port: rr, wrr, ... and sh-port/mh-port
+#define KEY_SADDR 1       // client address (masked with persistence): sh, mh, persistence
+#define KEY_DADDR 2       // the VIP: dh, lblc, lblcr
+
+// The flow hash's seed: nft's hashSeed, so that both data planes pick the
+// same slot for a flow.
+#define HASH_SEED 0x74616e64
+
+struct svc_key {
+	__u8 addr[16]; // the VIP; IPv4 in the first 4 bytes, the rest zero
+	__be16 port;   // 0: the service of every port
+	__u8 proto;
+	__u8 family;
+};
+
+struct svc_val {
+	__u32 id;      // the service's number: flow table keys, sanity of real_val.svc
+	__u32 row;     // the slot table row in use (slots: row * MAX_SLOTS + slot)
+	__u32 size;    // slots in the row; 0: no real server has a positive weight, drop
+	__u32 key;     // KEY_*
+	__u64 timeout; // ns a flow's entry outlives its last packet
+	__u8 mask[16]; // persistence granularity; all zero: no persistence
+};
+
+struct real_val {
+	__u8 dmac[6];  // the real server's MAC
+	__u8 smac[6];  // the egress interface's
+	__u32 ifindex; // the egress interface
+	__u32 svc;     // the service's id
+	__u32 gen;     // changes whenever the id is given to another real server
+	__u32 live;    // 1 while it holds slots; a flow on a server without is rescheduled
+};
+
+struct flow_key {
+	__u32 svc;
+	__u8 addr[16]; // client address (masked with persistence)
+	__be16 port;   // client port (0 with persistence)
+	__u16 pad;
+};
+
+struct flow_val {
+	__u32 real;
+	__u32 gen;
+	__u64 seen; // bpf_ktime_get_ns of its last packet
+};
+
+struct iface_val {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, struct svc_key);
+	__type(value, struct svc_val);
+} services SEC(".maps");
+
+// Two rows per service: Go writes the one not in use and then switches
+// svc_val.row, so that a packet sees the old table or the new one.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 2 * MAX_SERVICES * MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32); // real id
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real_val);
+} reals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct counter);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} flows SEC(".maps");
+
+// The interfaces the program is attached to, with their MACs: only frames
+// sent to that MAC, and not from it, are for this director.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct iface_val);
+} ifaces SEC(".maps");
+
+// Egress interfaces other than the ingress one, for XDP_REDIRECT.
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+// The definitions of the services and real servers, as Tandem was told
+// them: the program does not read these; they are how a restarted Tandem
+// finds what it programmed (they are pinned, as every map here).
+struct svc_def {
+	__u8 vip[16];
+	__u16 port; // host order
+	__u8 proto;
+	__u8 family;
+	char sched[8];
+	__u32 flags;
+	__u32 persist; // persistence timeout, s
+	__u8 mask[16]; // persistence granularity
+};
+
+struct real_def {
+	__u8 addr[16];
+	__u16 port; // host order
+	__u8 family;
+	__u8 method;
+	__u32 svc; // the service's id
+	__u32 weight;
+	__u32 lower, upper; // connection thresholds
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct svc_def);
+} svc_defs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real_def);
+} real_defs SEC(".maps");
+
+// The Linux kernel's jhash (include/linux/jhash.h), which nft's hash
+// expression computes: the same mixing, byte order and tail handling.
+#define rol32(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+#define JHASH_INITVAL 0xdeadbeef
+#define jhash_mix(a, b, c)                        \
+	{                                         \
+		a -= c; a ^= rol32(c, 4); c += b; \
+		b -= a; b ^= rol32(a, 6); a += c; \
+		c -= b; c ^= rol32(b, 8); b += a; \
+		a -= c; a ^= rol32(c, 16); c += b; \
+		b -= a; b ^= rol32(a, 19); a += c; \
+		c -= b; c ^= rol32(b, 4); b += a; \
+	}
+#define jhash_final(a, b, c)            \
+	{                               \
+		c ^= b; c -= rol32(b, 14); \
+		a ^= c; a -= rol32(c, 11); \
+		b ^= a; b -= rol32(a, 25); \
+		c ^= b; c -= rol32(b, 16); \
+		a ^= c; a -= rol32(c, 4);  \
+		b ^= a; b -= rol32(a, 14); \
+		c ^= b; c -= rol32(b, 24); \
+	}
+
+static __always_inline __u32 le32(const __u8 *k)
+{
+	return (__u32)k[0] | (__u32)k[1] << 8 | (__u32)k[2] << 16 | (__u32)k[3] << 24;
+}
+
+// jhash of len bytes (4, 8, 16 or 20: the keys below), a multiple of 4,
+// so the tail is whole words.
+static __always_inline __u32 jhash(const __u8 *k, __u32 len, __u32 seed)
+{
+	__u32 a, b, c;
+	a = b = c = JHASH_INITVAL + len + seed;
+	while (len > 12) {
+		a += le32(k);
+		b += le32(k + 4);
+		c += le32(k + 8);
+		jhash_mix(a, b, c);
+		len -= 12;
+		k += 12;
+	}
+	switch (len) {
+	case 12:
+		c += le32(k + 8);
+		// fallthrough
+	case 8:
+		b += le32(k + 4);
+		// fallthrough
+	case 4:
+		a += le32(k);
+		jhash_final(a, b, c);
+		break;
+	}
+	return c;
+}
+
+// The slot of hash h in a table of n: nft_hash's reciprocal_scale.
+static __always_inline __u32 scale(__u32 h, __u32 n)
+{
+	return (__u32)(((__u64)h * n) >> 32);
+}
+
+struct pkt {
+	__u8 family;
+	__u8 proto;
+	__u8 alen; // 4 or 16
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport, dport;
+	__u32 len; // of the IP packet
+};
+
+// parse reads the packet's addresses and ports; 0 means not ours (not
+// IPv4/IPv6 TCP/UDP, a fragment other than the first, truncated).
+static __always_inline int parse(void *data, void *end, struct pkt *p)
+{
+	struct ethhdr *eth = data;
+	void *l4;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return 0;
+		if (ip->frag_off & bpf_htons(0x1fff)) // IP_OFFSET: no ports here
+			return 0;
+		p->family = AF_INET;
+		p->proto = ip->protocol;
+		p->alen = 4;
+		__builtin_memcpy(p->saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->daddr, &ip->daddr, 4);
+		p->len = bpf_ntohs(ip->tot_len);
+		l4 = (void *)ip + ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		// Extension headers are not followed: such packets go to the stack.
+		p->family = AF_INET6;
+		p->proto = ip6->nexthdr;
+		p->alen = 16;
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+		p->len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		l4 = ip6 + 1;
+	} else {
+		return 0;
+	}
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return 0;
+	__be16 *ports = l4;
+	if ((void *)(ports + 2) > end)
+		return 0;
+	p->sport = ports[0];
+	p->dport = ports[1];
+	return 1;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((__u32)a[0] ^ b[0]) + ((__u32)a[1] ^ b[1]) + ((__u32)a[2] ^ b[2]) + ((__u32)a[3] ^ b[3]) +
+		       ((__u32)a[4] ^ b[4]) + ((__u32)a[5] ^ b[5]) ==
+	       0;
+}
+
+// The addresses this host holds, kept by the Go side from the kernel's
+// address notifications: only packets for a VIP the director holds are
+// forwarded, as IPVS sees only local traffic, so that a VRRP backup
+// forwards nothing. Not pinned: a Tandem that starts fills a fresh one.
+struct local_key {
+	__u8 addr[16];
+	__u32 family;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct local_key);
+	__type(value, __u8);
+} locals SEC(".maps");
+
+// schedule picks a new flow's real server: the flow's slot in the
+// service's current Maglev row.
+static __always_inline __u32 *schedule(struct svc_val *svc, struct pkt *p, const __u8 *client)
+{
+	__u8 buf[20] = {};
+	__u32 len, h;
+	switch (svc->key) {
+	case KEY_SADDR:
+		__builtin_memcpy(buf, client, 16);
+		len = p->alen;
+		break;
+	case KEY_DADDR:
+		__builtin_memcpy(buf, p->daddr, 16);
+		len = p->alen;
+		break;
+	default:
+		// address . port, the port zero-padded to 4 bytes, as nft lays
+		// a concatenation out in its registers.
+		__builtin_memcpy(buf, p->saddr, 16);
+		if (p->alen == 4) {
+			__builtin_memcpy(buf + 4, &p->sport, 2);
+			__builtin_memset(buf + 6, 0, 14);
+			len = 8;
+		} else {
+			__builtin_memcpy(buf + 16, &p->sport, 2);
+			len = 20;
+		}
+	}
+	if (len == 4)
+		h = jhash(buf, 4, HASH_SEED);
+	else if (len == 8)
+		h = jhash(buf, 8, HASH_SEED);
+	else if (len == 16)
+		h = jhash(buf, 16, HASH_SEED);
+	else
+		h = jhash(buf, 20, HASH_SEED);
+	__u32 slot = scale(h, svc->size);
+	if (slot >= MAX_SLOTS)
+		return 0;
+	__u32 idx = svc->row * MAX_SLOTS + slot;
+	return bpf_map_lookup_elem(&slots, &idx);
+}
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct pkt p = {};
+	if (!parse(data, end, &p))
+		return XDP_PASS;
+
+	struct svc_key sk = {};
+	__builtin_memcpy(sk.addr, p.daddr, 16);
+	sk.port = p.dport;
+	sk.proto = p.proto;
+	sk.family = p.family;
+	struct svc_val *svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&services, &sk);
+		if (!svc)
+			return XDP_PASS;
+	}
+
+	__u32 in = ctx->ingress_ifindex;
+	struct iface_val *ifc = bpf_map_lookup_elem(&ifaces, &in);
+	struct ethhdr *eth = data;
+	if (!ifc || !mac_eq(eth->h_dest, ifc->mac) || mac_eq(eth->h_source, ifc->mac))
+		return XDP_PASS;
+	struct local_key lk = {.family = p.family};
+	__builtin_memcpy(lk.addr, p.daddr, 16);
+	if (!bpf_map_lookup_elem(&locals, &lk))
+		return XDP_PASS;
+	if (svc->size == 0)
+		return XDP_DROP;
+
+	struct flow_key fk = {};
+	fk.svc = svc->id;
+	int persist = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		fk.addr[i] = p.saddr[i] & svc->mask[i];
+		persist |= svc->mask[i];
+	}
+	if (!persist) {
+		__builtin_memcpy(fk.addr, p.saddr, 16);
+		fk.port = p.sport;
+	}
+
+	__u64 now = bpf_ktime_get_ns();
+	struct real_val *real = 0;
+	__u32 rid = 0;
+	struct flow_val *fv = bpf_map_lookup_elem(&flows, &fk);
+	if (fv && now - fv->seen <= svc->timeout) {
+		rid = fv->real;
+		real = bpf_map_lookup_elem(&reals, &rid);
+		if (real && (real->svc != svc->id || real->gen != fv->gen || !real->live))
+			real = 0;
+	}
+	if (real) {
+		fv->seen = now;
+	} else {
+		__u32 *id = schedule(svc, &p, fk.addr);
+		if (!id)
+			return XDP_DROP;
+		rid = *id;
+		real = bpf_map_lookup_elem(&reals, &rid);
+		if (!real)
+			return XDP_DROP;
+		struct flow_val nv = {.real = rid, .gen = real->gen, .seen = now};
+		bpf_map_update_elem(&flows, &fk, &nv, BPF_ANY);
+	}
+
+	struct counter *c = bpf_map_lookup_elem(&counters, &rid);
+	if (c) {
+		c->packets++;
+		c->bytes += p.len;
+	}
+	__builtin_memcpy(eth->h_dest, real->dmac, 6);
+	__builtin_memcpy(eth->h_source, real->smac, 6);
+	if (real->ifindex == in)
+		return XDP_TX;
+	return bpf_redirect_map(&tx_ports, real->ifindex, 0);
+}
+
+char _license[] SEC("license") = "GPL";
