@@ -160,20 +160,19 @@ func TestSessionLateDetectionExtendedOnce(t *testing.T) {
 	const iv = 10 * time.Millisecond
 	cfg := simConfig("l", iv, iv, 3)
 
-	s, now := upSession(t, cfg)
+	s, _ := upSession(t, cfg)
 	s.Run(s.detectAt)
 	if s.state != Down || s.lateDetect != 0 {
 		t.Fatalf("on time: %s, %d late detections; want Down, 0", s.state, s.lateDetect)
 	}
 
-	s, now = upSession(t, cfg)
+	s, _ = upSession(t, cfg)
 	late := s.detectAt.Add(20 * time.Millisecond)
 	s.Run(late)
 	if s.state != Up || s.lateDetect != 1 || !s.detectAt.Equal(late.Add(iv)) {
 		t.Fatalf("20 ms late: %s, %d late detections, detection at +%v; want Up, 1, one interval later", s.state, s.lateDetect, s.detectAt.Sub(late))
 	}
-	now = late.Add(iv / 2)
-	if err := s.Receive(up, now); err != nil {
+	if err := s.Receive(up, late.Add(iv/2)); err != nil {
 		t.Fatal(err)
 	}
 	s.Run(s.detectAt.Add(20 * time.Millisecond))
