@@ -64,15 +64,7 @@ tandem_bfd_session_up{neighbor="10.0.0.3",session="<rs>"} 0
 // TestPageBFD: the status page has a row per session, the ones not Up
 // marked, names escaped; with no session there is no section.
 func TestPageBFD(t *testing.T) {
-	src := testSource()
-	src.set(func(st *Status) { st.BFD = nil })
-	srv := newTestServer(t, src)
-	page, _ := httpGet(t, srv.URL+"/")
-	if strings.Contains(page, "BFD sessions") {
-		t.Error("a BFD section without sessions")
-	}
-	src.set(func(st *Status) { st.BFD = bfdSessions() })
-	page, _ = httpGet(t, srv.URL+"/")
+	page := sectionPage(t, "BFD sessions", func(st *Status) { st.BFD = nil }, func(st *Status) { st.BFD = bfdSessions() })
 	if got, want := rows(t, page, "bfd", "data-name"), []string{"peer", "<rs>"}; !cmp.Equal(got, want) {
 		t.Errorf("BFD rows %q, want %q", got, want)
 	}
@@ -85,6 +77,23 @@ func TestPageBFD(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
+}
+
+// sectionPage checks that the status page has no section headed title
+// for a status changed by without, and returns the page for one changed
+// by with.
+func sectionPage(t *testing.T, title string, without, with func(*Status)) string {
+	t.Helper()
+	src := testSource()
+	src.set(without)
+	srv := newTestServer(t, src)
+	page, _ := httpGet(t, srv.URL+"/")
+	if strings.Contains(page, "<h2>"+title+"</h2>") {
+		t.Errorf("a %s section without anything to show", title)
+	}
+	src.set(with)
+	page, _ = httpGet(t, srv.URL+"/")
+	return page
 }
 
 // TestWriteTextBFD: tandem status prints a table of the sessions.

@@ -80,15 +80,7 @@ VIP           ROUTE
 // sessions not established and the VIPs withdrawn marked; without a
 // speaker there is no section.
 func TestPageBGP(t *testing.T) {
-	src := testSource()
-	src.set(func(st *Status) { st.BGP = nil })
-	srv := newTestServer(t, src)
-	page, _ := httpGet(t, srv.URL+"/")
-	if strings.Contains(page, "<h2>BGP</h2>") {
-		t.Error("a BGP section without a speaker")
-	}
-	src.set(func(st *Status) { st.BGP = bgpSpeaker() })
-	page, _ = httpGet(t, srv.URL+"/")
+	page := sectionPage(t, "BGP", func(st *Status) { st.BGP = nil }, func(st *Status) { st.BGP = bgpSpeaker() })
 	for _, c := range []struct {
 		class string
 		want  []string

@@ -750,6 +750,21 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 	})
 }
 
+// startWatched starts instanceConf's VI_1 (priority 100) at 10.0.0.1;
+// masters returns when it became master, in order.
+func startWatched(t *testing.T, lan *fakeLAN) (r *router, masters func() []time.Time) {
+	var mu sync.Mutex
+	var masterAt []time.Time
+	r = startRouterNotify(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""), func(sc StateChange) {
+		if sc.Instance != nil && sc.State == Master && !sc.MasterRxLowerPri && !sc.PriorityChange {
+			mu.Lock()
+			masterAt = append(masterAt, sc.At)
+			mu.Unlock()
+		}
+	})
+	return r, func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
+}
+
 // TestLateReadAdvertKeepsBackup: an advert that reached the host before
 // the BACKUP's Master_Down_Timer expired, but was read only after it (the
 // process ran late: a loaded machine), neither makes the backup take over
@@ -759,16 +774,7 @@ func TestReceiveWithoutEngineLock(t *testing.T) {
 func TestLateReadAdvertKeepsBackup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := newLAN()
-		var mu sync.Mutex
-		var masterAt []time.Time
-		r := startRouterNotify(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""), func(sc StateChange) {
-			if sc.Instance != nil && sc.State == Master && !sc.MasterRxLowerPri && !sc.PriorityChange {
-				mu.Lock()
-				masterAt = append(masterAt, sc.At)
-				mu.Unlock()
-			}
-		})
-		masters := func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
+		r, masters := startWatched(t, lan)
 		c := lan.conn(0)
 		peer := netip.MustParseAddr("10.0.0.2")
 		advert := peerAdvert(t, c, peer)
@@ -815,16 +821,7 @@ func TestLateExpiryWaitsOneInterval(t *testing.T) {
 		t.Run(map[bool]string{true: "master sends again", false: "master gone"}[alive], func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				lan := newLAN()
-				var mu sync.Mutex
-				var masterAt []time.Time
-				r := startRouterNotify(t, lan, "10.0.0.1", instanceConf("VI_1", 1, 100, ""), func(sc StateChange) {
-					if sc.Instance != nil && sc.State == Master && !sc.MasterRxLowerPri && !sc.PriorityChange {
-						mu.Lock()
-						masterAt = append(masterAt, sc.At)
-						mu.Unlock()
-					}
-				})
-				masters := func() []time.Time { mu.Lock(); defer mu.Unlock(); return slices.Clone(masterAt) }
+				r, masters := startWatched(t, lan)
 				c := lan.conn(0)
 				advert := peerAdvert(t, c, netip.MustParseAddr("10.0.0.2"))
 				c.in <- advert
