@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"tandem/internal/api"
+	"tandem/internal/lab"
+)
+
+// scaleOut is lab.ScaleOut built and running: bird on the router, nginx
+// and the VIP on lo on the real servers, tandem on every director.
+type scaleOut struct {
+	lab.ScaleOut
+	l    *lab.Lab
+	bird *lab.Bird
+	dirs []*daemon
+	web  map[string]*lab.Proc
+}
+
+var scaleOutVIP = netip.PrefixFrom(lab.ScaleOutVIP.Addr(), 32)
+
+// startScaleOut builds the scale-out lab with n directors and waits until
+// the router's route to the VIP has all n next hops.
+func startScaleOut(t *testing.T, n int) *scaleOut {
+	t.Helper()
+	if err := lab.BirdMissing(); err != nil {
+		t.Skip(err)
+	}
+	s := &scaleOut{ScaleOut: lab.ScaleOut{Directors: n}, web: map[string]*lab.Proc{}}
+	s.l = lab.NewT(t, s.Spec())
+	s.bird = lab.StartBird(t, s.l, lab.ScaleOutRouterNode, lab.ScaleOutRouter, s.BirdProtocols())
+	for _, r := range lab.ScaleOutReals {
+		carryVIP(t, s.l, r.Name, lab.ScaleOutVIP.Addr())
+		s.web[r.Name] = startNginx(t, s.l, r.Name)
+	}
+	for i := range n {
+		s.dirs = append(s.dirs, s.startDirector(t, i))
+	}
+	s.waitHops(t, "every director's next hop", 60*time.Second, s.addrs(s.dirs...)...)
+	return s
+}
+
+func (s *scaleOut) startDirector(t *testing.T, i int) *daemon {
+	t.Helper()
+	d := s.Director(i)
+	return startTandem(t, s.l, d.Name, writeConf(t, d.Name+".conf", s.Conf(i)), "--dataplane", "nft")
+}
+
+// addrs are the directors' addresses.
+func (s *scaleOut) addrs(ds ...*daemon) []netip.Addr {
+	var out []netip.Addr
+	for _, d := range ds {
+		for i := range s.Directors {
+			if s.Director(i).Name == d.node {
+				out = append(out, s.Director(i).Addr)
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// hops are the router's kernel next hops for the VIP, sorted.
+func (s *scaleOut) hops(t *testing.T) []netip.Addr {
+	t.Helper()
+	hs, err := s.l.NextHops(lab.ScaleOutRouterNode, scaleOutVIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(hs, netip.Addr.Compare)
+	return hs
+}
+
+// waitHops waits until the router's next hops for the VIP are want, and
+// returns how long that took.
+func (s *scaleOut) waitHops(t *testing.T, what string, timeout time.Duration, want ...netip.Addr) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := s.hops(t)
+		if slices.Equal(got, want) {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("router: %s: next hops %v after %v, want %v\nbird:\n%s", what, got, timeout, want, s.bird.Route(t, scaleOutVIP))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// forwarded is how many packets director d's data plane has sent to the
+// real servers.
+func forwarded(t *testing.T, d *daemon) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tab, err := api.FetchTable(ctx, d.socket)
+	if err != nil {
+		t.Fatalf("%s: lvs table: %v", d.node, err)
+	}
+	var n uint64
+	for _, svc := range tab.Services {
+		for _, dst := range svc.Dests {
+			n += dst.Packets
+		}
+	}
+	return n
+}
+
+// gets makes n GETs from the client, each a new connection (so a new
+// source port, a new ECMP hash), and returns the errors.
+func (s *scaleOut) gets(n int) []error {
+	var errs []error
+	for range n {
+		if _, err := s.l.HTTPGet(lab.ScaleOutClient.Name, lab.ScaleOutVIP, "/", time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// TestScaleOutECMP: three directors announce the VIP to bird, the router's
+// kernel route has the three next hops, and the client's flows reach all
+// three directors. A crashed director (SIGKILL and its link cut) leaves
+// the route within the hold time, and after that no request fails.
+func TestScaleOutECMP(t *testing.T) {
+	s := startScaleOut(t, 3)
+	for _, d := range s.dirs {
+		waitFor(t, d.node+": the real servers healthy", 20*time.Second, func() bool {
+			st, err := d.status()
+			if err != nil || len(st.VirtualServers) != 1 {
+				return false
+			}
+			for _, rs := range st.VirtualServers[0].RealServers {
+				if !rs.Healthy {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	before := make([]uint64, len(s.dirs))
+	for i, d := range s.dirs {
+		before[i] = forwarded(t, d)
+	}
+	if errs := s.gets(60); len(errs) > 0 {
+		t.Fatalf("%d of 60 GETs through three directors failed, the first: %v", len(errs), errs[0])
+	}
+	for i, d := range s.dirs {
+		// 60 flows over 3 next hops: a director with none would be a
+		// 1-in-10^10 draw if the hash spreads them.
+		if got := forwarded(t, d) - before[i]; got == 0 {
+			t.Errorf("%s forwarded no packet of 60 client flows: ECMP does not spread them (or it does not forward)", d.node)
+		} else {
+			t.Logf("%s forwarded %d packets", d.node, got)
+		}
+	}
+
+	// Crash dir1: its route goes with the hold timer.
+	if err := s.l.Crash(s.dirs[0].node, s.dirs[0].proc); err != nil {
+		t.Fatal(err)
+	}
+	gone := s.waitHops(t, "dir1's next hop gone after its crash", 30*time.Second, s.addrs(s.dirs[1:]...)...)
+	t.Logf("dir1's next hop gone %v after the crash (hold time %d s)", gone.Round(time.Millisecond), lab.ScaleOutHoldTime)
+	// bird polls the session each second at most: the hold time plus
+	// a margin for a loaded machine.
+	if limit := time.Duration(lab.ScaleOutHoldTime)*time.Second + 2*time.Second; gone > limit {
+		t.Errorf("dir1's next hop gone %v after the crash, want within the hold time (%v with the margin)", gone, limit)
+	}
+	if errs := s.gets(60); len(errs) > 0 {
+		t.Errorf("after dir1's route went, %d of 60 GETs failed, the first: %v", len(errs), errs[0])
+	}
+}
+
+// dropChecks makes director d's health checks to the real servers fail
+// (its outgoing TCP to their port dropped), or lets them through again.
+func (s *scaleOut) dropChecks(t *testing.T, d *daemon, drop bool) {
+	t.Helper()
+	var err error
+	if drop {
+		err = s.l.DropTCPOut(d.node, lab.ScaleOutVIP.Port())
+	} else {
+		err = s.l.UndropTCP(d.node)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestScaleOutQuorum: a director whose real servers all fail their health
+// checks (its checks alone are cut) withdraws its route and the router
+// keeps the others; with its checks back it announces it again.
+func TestScaleOutQuorum(t *testing.T) {
+	s := startScaleOut(t, 2)
+	s.dropChecks(t, s.dirs[1], true)
+	s.waitHops(t, "dir2's next hop gone with its quorum", 30*time.Second, s.addrs(s.dirs[0])...)
+	if errs := s.gets(30); len(errs) > 0 {
+		t.Errorf("with dir2 out, %d of 30 GETs failed, the first: %v", len(errs), errs[0])
+	}
+	s.dropChecks(t, s.dirs[1], false)
+	s.waitHops(t, "dir2's next hop back with its quorum", 30*time.Second, s.addrs(s.dirs...)...)
+}
+
+// TestScaleOutSIGTERM: a director stopped with SIGTERM marks its route
+// GRACEFUL_SHUTDOWN, which the router's filter turns into LOCAL_PREF 0, so
+// the route leaves the multipath route while the director still forwards;
+// then it is withdrawn. A client asking all along sees no failure.
+func TestScaleOutSIGTERM(t *testing.T) {
+	s := startScaleOut(t, 3)
+	load := s.l.HTTPLoad(lab.ScaleOutClient.Name, lab.ScaleOutVIP, 10*time.Millisecond, time.Second)
+	d := s.dirs[2]
+	// Watch bird from here on: the marked route lasts
+	// graceful_shutdown_delay.
+	marked := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			out, _ := s.bird.Birdc("show", "route", "all", "for", scaleOutVIP.String(), "protocol", d.node)
+			if strings.Contains(out, "(65535,0)") {
+				marked <- true
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		marked <- false
+	}()
+	time.Sleep(500 * time.Millisecond) // the load running before the stop
+	if err := d.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !<-marked {
+		t.Errorf("bird never saw %s's route marked (65535,0)", d.node)
+	}
+	s.waitHops(t, "dir3's next hop gone", 20*time.Second, s.addrs(s.dirs[:2]...)...)
+	s.bird.WaitRoute(t, scaleOutVIP, "dir3's route withdrawn", 20*time.Second, func(r string) bool {
+		return lab.HasBGPRoute(r) && !strings.Contains(r, "from "+s.Director(2).Addr.String())
+	})
+	select {
+	case <-d.proc.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tandem on %s still running 30 s after SIGTERM", d.node)
+	}
+	time.Sleep(time.Second) // the load going on after the director left
+	ok, failed := load.Stop()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d GETs failed across the graceful shutdown: %s", len(failed), ok+len(failed), strings.Join(failed[:min(5, len(failed))], "; "))
+	}
+	if ok < 50 {
+		t.Errorf("only %d GETs made: the load did not run across the shutdown", ok)
+	}
+	t.Log(fmt.Sprintf("%d GETs, none failed", ok))
+}
