@@ -172,3 +172,24 @@ func TestUpExecDown(t *testing.T) {
 		t.Errorf("a second down: %v, %q; want \"no lab ... is up\"", err, &down)
 	}
 }
+
+// TestDemoScaleOut runs `tandem lab demo --scale-out --directors 2`: the
+// four scale-out tests pass.
+func TestDemoScaleOut(t *testing.T) {
+	lab.RequireRoot(t)
+	if err := lab.BirdMissing(); err != nil {
+		t.Skip(err)
+	}
+	w := &testWriter{t: t}
+	results, err := Run(t.Context(), Options{Bin: tandemBin, Web: WebBuiltin, Out: w, ScaleOut: 2})
+	if err != nil {
+		t.Fatalf("demo --scale-out: %v", err)
+	}
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Name)
+	}
+	if !AllPassed(results) || strings.Join(names, " ") != "ecmp spread drain crash" {
+		t.Fatalf("demo --scale-out: want ecmp, spread, drain and crash passed: %+v", results)
+	}
+}

@@ -22,7 +22,7 @@ import (
 // director rewrites the MAC only); the client has a segment of its own,
 // so every packet it sends to the VIP crosses the router's ECMP route.
 type ScaleOut struct {
-	// Directors is how many directors there are, 1..4.
+	// Directors is how many directors there are, 2..4.
 	Directors int
 }
 
@@ -45,13 +45,14 @@ const (
 	ScaleOutDirectorAS = 65001
 )
 
-// MaxScaleOutDirectors bounds ScaleOut.Directors.
+// MaxScaleOutDirectors bounds ScaleOut.Directors, which is at least 2:
+// one director is no scale-out.
 const MaxScaleOutDirectors = 4
 
 // Validate checks Directors.
 func (s ScaleOut) Validate() error {
-	if s.Directors < 1 || s.Directors > MaxScaleOutDirectors {
-		return fmt.Errorf("scale-out lab: %d directors: want 1 to %d", s.Directors, MaxScaleOutDirectors)
+	if s.Directors < 2 || s.Directors > MaxScaleOutDirectors {
+		return fmt.Errorf("scale-out lab: %d directors: want 2 to %d", s.Directors, MaxScaleOutDirectors)
 	}
 	return nil
 }
