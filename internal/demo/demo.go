@@ -160,14 +160,8 @@ func (seedPair) try(s *stack, target netip.AddrPort) []string {
 // dir1 is MASTER with both real servers healthy. It returns the virtual
 // server's address.
 func (s *stack) populate(ctx context.Context, p *progress, confs, names [2]string) (netip.AddrPort, error) {
-	for _, h := range s.layout.Reals {
-		if err := s.prepareReal(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		if err := s.startWeb(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	if err := s.startReals(ctx, p); err != nil {
+		return netip.AddrPort{}, err
 	}
 	for i, conf := range confs {
 		if err := s.startDirector(ctx, i, conf); err != nil {

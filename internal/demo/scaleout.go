@@ -68,14 +68,8 @@ func (t scaleOut) populate(ctx context.Context, s *stack, p *progress) (netip.Ad
 	s.bird = b
 	p.step("router: bird2, merge paths into one ECMP route, a passive BGP session per director (hold %ds, keepalive %ds), GRACEFUL_SHUTDOWN -> LOCAL_PREF 0",
 		lab.ScaleOutHoldTime, lab.ScaleOutKeepaliveTime)
-	for _, h := range s.layout.Reals {
-		if err := s.prepareReal(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		if err := s.startWeb(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	if err := s.startReals(ctx, p); err != nil {
+		return netip.AddrPort{}, err
 	}
 	for i := range t.Directors {
 		d := t.Director(i)

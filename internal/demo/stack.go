@@ -187,6 +187,21 @@ func (s *stack) webName() string {
 	return "built-in web server"
 }
 
+// startReals prepares every real server (prepareReal) and starts its web
+// server.
+func (s *stack) startReals(ctx context.Context, p *progress) error {
+	for _, h := range s.layout.Reals {
+		if err := s.prepareReal(ctx, h.Name); err != nil {
+			return err
+		}
+		if err := s.startWeb(ctx, h.Name); err != nil {
+			return err
+		}
+		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	}
+	return nil
+}
+
 // prepareReal does on a real server what the seed's lvs-web.sh does, with
 // `tandem realserver up`: the VIP on lo, arp_ignore and arp_announce.
 func (s *stack) prepareReal(ctx context.Context, node string) error {

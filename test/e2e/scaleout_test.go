@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -255,5 +254,5 @@ func TestScaleOutSIGTERM(t *testing.T) {
 	if ok < 50 {
 		t.Errorf("only %d GETs made: the load did not run across the shutdown", ok)
 	}
-	t.Log(fmt.Sprintf("%d GETs, none failed", ok))
+	t.Logf("%d GETs, none failed", ok)
 }
