@@ -2,12 +2,10 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -118,17 +116,10 @@ func (t scaleOut) try(s *stack, target netip.AddrPort) []string {
 	}
 }
 
-// hops are the router's next hops for the VIP, sorted.
-func (s *stack) hops() ([]netip.Addr, error) {
-	hs, err := s.l.NextHops(lab.ScaleOutRouterNode, netip.PrefixFrom(s.vip(), 32))
-	slices.SortFunc(hs, netip.Addr.Compare)
-	return hs, err
-}
-
 // waitHops waits until the router's next hops for the VIP are those of
 // dirs, and returns how long that took.
 func (s *stack) waitHops(ctx context.Context, timeout time.Duration, dirs ...*director) (time.Duration, error) {
-	var want, got []netip.Addr
+	var want []netip.Addr
 	for _, d := range dirs {
 		for _, h := range s.layout.Directors {
 			if h.Name == d.node {
@@ -136,16 +127,7 @@ func (s *stack) waitHops(ctx context.Context, timeout time.Duration, dirs ...*di
 			}
 		}
 	}
-	slices.SortFunc(want, netip.Addr.Compare)
-	var herr error
-	took, err := waitFor(ctx, timeout, func() bool {
-		got, herr = s.hops()
-		return herr == nil && slices.Equal(got, want)
-	})
-	if err != nil || herr != nil {
-		return took, fmt.Errorf("router's next hops for %s: %v, want %v: %w", s.vip(), got, want, errors.Join(err, herr))
-	}
-	return took, nil
+	return s.l.WaitNextHops(ctx, lab.ScaleOutRouterNode, netip.PrefixFrom(s.vip(), 32), want, timeout)
 }
 
 // ecmpRoute: with every director announcing the VIP, the router's kernel
@@ -153,7 +135,7 @@ func (s *stack) waitHops(ctx context.Context, timeout time.Duration, dirs ...*di
 // per director, each with that director as next hop.
 func ecmpRoute(ctx context.Context, s *stack, p *progress, target netip.AddrPort) Result {
 	start := time.Now()
-	hs, err := s.hops()
+	hs, err := s.l.NextHops(lab.ScaleOutRouterNode, netip.PrefixFrom(target.Addr(), 32))
 	if err != nil {
 		return fail(start, "%v", err)
 	}

@@ -1,9 +1,12 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -115,7 +118,10 @@ const (
 // multipath route, and one passive BGP session per director, whose import
 // filter honours GRACEFUL_SHUTDOWN (RFC 8326 section 4: LOCAL_PREF 0, so
 // a marked route is no longer among the best, and leaves the multipath
-// route before it is withdrawn).
+// route before it is withdrawn). After a session error (a crashed
+// director's hold timer) bird refuses the peer for `error wait time`, 60
+// s at first by default: 1 s here, so a director restarted after a crash
+// rejoins at once.
 func (s ScaleOut) BirdProtocols() string {
 	var b strings.Builder
 	b.WriteString(`protocol kernel {
@@ -135,6 +141,7 @@ filter director_in {
   passive on;
   hold time %d;
   keepalive time %d;
+  error wait time 1, 10;
   ipv4 { import filter director_in; export none; };
 }
 `, d.Name, ScaleOutRouter, ScaleOutRouterAS, d.Addr, ScaleOutDirectorAS, ScaleOutHoldTime, ScaleOutKeepaliveTime)
@@ -214,4 +221,32 @@ func (l *Lab) NextHops(node string, dst netip.Prefix) ([]netip.Addr, error) {
 		return nil, fmt.Errorf("lab %s: node %s: route to %s: %w", l.name, node, dst, err)
 	}
 	return hops, nil
+}
+
+// WaitNextHops polls node's route to dst every 10 ms until its next hops
+// are want (in any order; none: no route), and returns how long that
+// took. It fails when timeout passes or ctx ends first, naming the last
+// next hops seen.
+func (l *Lab) WaitNextHops(ctx context.Context, node string, dst netip.Prefix, want []netip.Addr, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	want = slices.Clone(want)
+	slices.SortFunc(want, netip.Addr.Compare)
+	for {
+		got, err := l.NextHops(node, dst)
+		if err != nil {
+			return time.Since(start), err
+		}
+		slices.SortFunc(got, netip.Addr.Compare)
+		if slices.Equal(got, want) {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), fmt.Errorf("lab %s: node %s: next hops to %s %v after %v, want %v", l.name, node, dst, got, timeout, want)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,23 +21,37 @@ type scaleOut struct {
 	bird *lab.Bird
 	dirs []*daemon
 	web  map[string]*lab.Proc
+	// stopEcho stops a real server's line-echo server (startScaleOut
+	// with echo).
+	stopEcho map[string]func()
 }
 
 var scaleOutVIP = netip.PrefixFrom(lab.ScaleOutVIP.Addr(), 32)
 
 // startScaleOut builds the scale-out lab with n directors and waits until
-// the router's route to the VIP has all n next hops.
-func startScaleOut(t *testing.T, n int) *scaleOut {
+// the router's route to the VIP has all n next hops. The real servers run
+// nginx, or with echo a line-echo server (lab.NameEcho) for long-lived
+// connections.
+func startScaleOut(t *testing.T, n int, echo bool) *scaleOut {
 	t.Helper()
 	if err := lab.BirdMissing(); err != nil {
 		t.Skip(err)
 	}
-	s := &scaleOut{ScaleOut: lab.ScaleOut{Directors: n}, web: map[string]*lab.Proc{}}
+	s := &scaleOut{ScaleOut: lab.ScaleOut{Directors: n}, web: map[string]*lab.Proc{}, stopEcho: map[string]func(){}}
 	s.l = lab.NewT(t, s.Spec())
 	s.bird = lab.StartBird(t, s.l, lab.ScaleOutRouterNode, lab.ScaleOutRouter, s.BirdProtocols())
 	for _, r := range lab.ScaleOutReals {
 		carryVIP(t, s.l, r.Name, lab.ScaleOutVIP.Addr())
-		s.web[r.Name] = startNginx(t, s.l, r.Name)
+		if !echo {
+			s.web[r.Name] = startNginx(t, s.l, r.Name)
+			continue
+		}
+		stop, err := s.l.Serve(r.Name, fmt.Sprintf(":%d", lab.ScaleOutVIP.Port()), lab.NameEcho(r.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		s.stopEcho[r.Name] = stop
 	}
 	for i := range n {
 		s.dirs = append(s.dirs, s.startDirector(t, i))
@@ -62,36 +76,18 @@ func (s *scaleOut) addrs(ds ...*daemon) []netip.Addr {
 			}
 		}
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
 	return out
-}
-
-// hops are the router's kernel next hops for the VIP, sorted.
-func (s *scaleOut) hops(t *testing.T) []netip.Addr {
-	t.Helper()
-	hs, err := s.l.NextHops(lab.ScaleOutRouterNode, scaleOutVIP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(hs, netip.Addr.Compare)
-	return hs
 }
 
 // waitHops waits until the router's next hops for the VIP are want, and
 // returns how long that took.
 func (s *scaleOut) waitHops(t *testing.T, what string, timeout time.Duration, want ...netip.Addr) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		got := s.hops(t)
-		if slices.Equal(got, want) {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("router: %s: next hops %v after %v, want %v\nbird:\n%s", what, got, timeout, want, s.bird.Route(t, scaleOutVIP))
-		}
-		time.Sleep(20 * time.Millisecond)
+	took, err := s.l.WaitNextHops(t.Context(), lab.ScaleOutRouterNode, scaleOutVIP, want, timeout)
+	if err != nil {
+		t.Fatalf("router: %s: %v\nbird:\n%s", what, err, s.bird.Route(t, scaleOutVIP))
 	}
+	return took
 }
 
 // forwarded is how many packets director d's data plane has sent to the
@@ -130,7 +126,7 @@ func (s *scaleOut) gets(n int) []error {
 // three directors. A crashed director (SIGKILL and its link cut) leaves
 // the route within the hold time, and after that no request fails.
 func TestScaleOutECMP(t *testing.T) {
-	s := startScaleOut(t, 3)
+	s := startScaleOut(t, 3, false)
 	for _, d := range s.dirs {
 		waitFor(t, d.node+": the real servers healthy", 20*time.Second, func() bool {
 			st, err := d.status()
@@ -197,7 +193,7 @@ func (s *scaleOut) dropChecks(t *testing.T, d *daemon, drop bool) {
 // checks (its checks alone are cut) withdraws its route and the router
 // keeps the others; with its checks back it announces it again.
 func TestScaleOutQuorum(t *testing.T) {
-	s := startScaleOut(t, 2)
+	s := startScaleOut(t, 2, false)
 	s.dropChecks(t, s.dirs[1], true)
 	s.waitHops(t, "dir2's next hop gone with its quorum", 30*time.Second, s.addrs(s.dirs[0])...)
 	if errs := s.gets(30); len(errs) > 0 {
@@ -212,7 +208,7 @@ func TestScaleOutQuorum(t *testing.T) {
 // the route leaves the multipath route while the director still forwards;
 // then it is withdrawn. A client asking all along sees no failure.
 func TestScaleOutSIGTERM(t *testing.T) {
-	s := startScaleOut(t, 3)
+	s := startScaleOut(t, 3, false)
 	load := s.l.HTTPLoad(lab.ScaleOutClient.Name, lab.ScaleOutVIP, 10*time.Millisecond, time.Second)
 	d := s.dirs[2]
 	// Watch bird from here on: the marked route lasts
@@ -255,4 +251,117 @@ func TestScaleOutSIGTERM(t *testing.T) {
 		t.Errorf("only %d GETs made: the load did not run across the shutdown", ok)
 	}
 	t.Logf("%d GETs, none failed", ok)
+}
+
+// TestScaleOutConnsKept: 200 long-lived connections through the VIP,
+// each asking every 50 ms, across a director's crash, a director joining,
+// tandem drain of a director (each: at most 0.5% broken, the issue's
+// goal), and a real server leaving the pool (only its own connections
+// broken: the others stay where the directors' flow tables keep them).
+func TestScaleOutConnsKept(t *testing.T) {
+	s := startScaleOut(t, 3, true)
+	const n = 200
+	cs, err := s.l.OpenConns(lab.ScaleOutClient.Name, lab.ScaleOutVIP, n, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Stop()
+	broken := func(rs []lab.ConnResult) (out []lab.ConnResult) {
+		for _, r := range rs {
+			if r.Err != nil {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	// step runs event, waits until every connection has had two more
+	// answers (or failed), checks that at most allowed more broke, and
+	// returns those.
+	step := func(name string, allowed int, event func()) []lab.ConnResult {
+		t.Helper()
+		time.Sleep(time.Second)
+		before := cs.Results()
+		start := time.Now()
+		event()
+		t.Logf("%s: done in %v", name, time.Since(start).Round(time.Millisecond))
+		if err := cs.WaitPast(before, 2, 30*time.Second); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		time.Sleep(time.Second)
+		after := cs.Results()
+		var stall time.Duration
+		for _, r := range after {
+			stall = max(stall, r.MaxStall)
+		}
+		newly := len(broken(after)) - len(broken(before))
+		t.Logf("%s: %d of %d connections broken, longest stall so far %v", name, newly, n, stall.Round(time.Millisecond))
+		var out []lab.ConnResult
+		for i, r := range after {
+			if r.Err != nil && before[i].Err == nil {
+				out = append(out, r)
+			}
+		}
+		if newly > allowed {
+			t.Errorf("%s: %d connections broke, want at most %d: %v", name, newly, allowed, out[:min(3, newly)])
+		}
+		return out
+	}
+	allowed := n * 5 / 1000 // 0.5%
+	step("crash dir1", allowed, func() {
+		if err := s.l.Crash(s.dirs[0].node, s.dirs[0].proc); err != nil {
+			t.Fatal(err)
+		}
+		s.waitHops(t, "dir1's next hop gone", 30*time.Second, s.addrs(s.dirs[1:]...)...)
+	})
+	step("dir1 joins again", allowed, func() {
+		if err := s.l.Heal(lab.SwitchLAN, s.dirs[0].node); err != nil {
+			t.Fatal(err)
+		}
+		s.dirs[0] = s.startDirector(t, 0)
+		s.waitHops(t, "dir1's next hop back", 60*time.Second, s.addrs(s.dirs...)...)
+	})
+	step("tandem drain dir3", allowed, func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		d := s.dirs[2]
+		if out, err := s.l.Command(ctx, d.node, tandemBin, "drain", "--socket", d.socket).CombinedOutput(); err != nil {
+			t.Fatalf("tandem drain: %v: %s", err, out)
+		}
+		s.waitHops(t, "dir3's next hop gone", 30*time.Second, s.addrs(s.dirs[:2]...)...)
+	})
+	// rs1 leaves: its listener closes, its checks fail on every
+	// director, and its connections move (and break: another server
+	// does not know them); the others' must not.
+	leaving := lab.ScaleOutReals[0]
+	var onLeaving int
+	for _, r := range cs.Results() {
+		if r.Err == nil && r.Server == leaving.Name {
+			onLeaving++
+		}
+	}
+	lost := step("rs1 leaves", onLeaving, func() {
+		s.stopEcho[leaving.Name]()
+		waitFor(t, "rs1 out of every live director's pool", 30*time.Second, func() bool {
+			for _, d := range s.dirs[:2] {
+				st, err := d.status()
+				if err != nil || len(st.VirtualServers) != 1 {
+					return false
+				}
+				for _, rs := range st.VirtualServers[0].RealServers {
+					if rs.IP == leaving.Addr.String() && rs.Healthy {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	})
+	for _, r := range lost {
+		if r.Server != leaving.Name {
+			t.Errorf("rs1 left, and a connection to %s broke: %v", r.Server, r.Err)
+		}
+	}
+	if len(lost) == 0 {
+		t.Errorf("rs1 left and none of its %d connections broke: were they still forwarded to it?", onLeaving)
+	}
 }
