@@ -42,10 +42,11 @@ func run() int {
 	n := flag.Int("conns", 200, "connections per run")
 	interval := flag.Duration("interval", 50*time.Millisecond, "how often each connection sends a request")
 	dirs := flag.Int("directors", 3, "directors (2-4); join starts with one less")
+	bfd := flag.Bool("bfd", false, "a BFD session beside each BGP session (50 ms x 3)")
 	only := flag.String("event", strings.Join(events, ","), "events to run, comma-separated: "+strings.Join(events, ", "))
 	bin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
 	flag.Parse()
-	so := lab.ScaleOut{Directors: *dirs}
+	so := lab.ScaleOut{Directors: *dirs, BFD: *bfd}
 	if *runs < 1 || *n < 1 || flag.NArg() > 0 || so.Validate() != nil {
 		flag.Usage()
 		return 2

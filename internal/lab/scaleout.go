@@ -27,7 +27,18 @@ import (
 type ScaleOut struct {
 	// Directors is how many directors there are, 2..4.
 	Directors int
+	// BFD runs a BFD session (ScaleOutBFDInterval x ScaleOutBFDMultiplier)
+	// beside each BGP session: the router drops a crashed director's
+	// route when BFD detects it, before the hold timer.
+	BFD bool
 }
+
+// The BFD sessions' timers with ScaleOut.BFD: detection in 150 ms,
+// without false alarms on a loaded two-core machine.
+const (
+	ScaleOutBFDInterval   = 50 // ms, min_rx and min_tx on both sides
+	ScaleOutBFDMultiplier = 3
+)
 
 // The scale-out lab's addresses.
 var (
@@ -121,7 +132,8 @@ const (
 // route before it is withdrawn). After a session error (a crashed
 // director's hold timer) bird refuses the peer for `error wait time`, 60
 // s at first by default: 1 s here, so a director restarted after a crash
-// rejoins at once.
+// rejoins at once. With BFD, a `protocol bfd` on eth0 and `bfd on` in
+// every BGP session.
 func (s ScaleOut) BirdProtocols() string {
 	var b strings.Builder
 	b.WriteString(`protocol kernel {
@@ -133,6 +145,12 @@ filter director_in {
   accept;
 }
 `)
+	bfd := ""
+	if s.BFD {
+		fmt.Fprintf(&b, "protocol bfd {\n  interface \"eth0\" {\n    min rx interval %[1]d ms;\n    min tx interval %[1]d ms;\n    multiplier %[2]d;\n  };\n}\n",
+			ScaleOutBFDInterval, ScaleOutBFDMultiplier)
+		bfd = "  bfd on;\n"
+	}
 	for i := range s.Directors {
 		d := s.Director(i)
 		fmt.Fprintf(&b, `protocol bgp %s {
@@ -142,9 +160,9 @@ filter director_in {
   hold time %d;
   keepalive time %d;
   error wait time 1, 10;
-  ipv4 { import filter director_in; export none; };
+%s  ipv4 { import filter director_in; export none; };
 }
-`, d.Name, ScaleOutRouter, ScaleOutRouterAS, d.Addr, ScaleOutDirectorAS, ScaleOutHoldTime, ScaleOutKeepaliveTime)
+`, d.Name, ScaleOutRouter, ScaleOutRouterAS, d.Addr, ScaleOutDirectorAS, ScaleOutHoldTime, ScaleOutKeepaliveTime, bfd)
 	}
 	return b.String()
 }
@@ -157,9 +175,15 @@ const ScaleOutGracefulDelay = 3
 // over the real servers (rr, which the DR data plane turns into a Maglev
 // table hashed on the client's address and port: the same on every
 // director for the same healthy set), and the bgp block announcing it to
-// the router.
+// the router (with BFD, over a bfd_instance to the router).
 func (s ScaleOut) Conf(i int) string {
 	d := s.Director(i)
+	bfdInstance, bfdRef := "", ""
+	if s.BFD {
+		bfdInstance = fmt.Sprintf("bfd_instance router {\n    neighbor_ip %s\n    source_ip %s\n    min_rx %d\n    min_tx %d\n    multiplier %d\n}\n",
+			ScaleOutRouter, d.Addr, ScaleOutBFDInterval, ScaleOutBFDInterval, ScaleOutBFDMultiplier)
+		bfdRef = "        bfd router\n"
+	}
 	var rs strings.Builder
 	for _, r := range ScaleOutReals {
 		fmt.Fprintf(&rs, `    real_server %s %d {
@@ -182,18 +206,18 @@ virtual_server %[2]s %[3]d {
     lb_kind DR
     protocol TCP
 %[4]s}
-bgp {
+%[12]sbgp {
     router_id %[5]s
     local_as %[6]d
     neighbor %[7]s {
         remote_as %[8]d
         hold_time %[9]d
         keepalive_time %[10]d
-    }
+%[13]s    }
     graceful_shutdown_delay %[11]d
 }
 `, d.Name, ScaleOutVIP.Addr(), ScaleOutVIP.Port(), rs.String(), d.Addr, ScaleOutDirectorAS, ScaleOutRouter, ScaleOutRouterAS,
-		ScaleOutHoldTime, ScaleOutKeepaliveTime, ScaleOutGracefulDelay)
+		ScaleOutHoldTime, ScaleOutKeepaliveTime, ScaleOutGracefulDelay, bfdInstance, bfdRef)
 }
 
 // NextHops are the gateways of node's kernel route to dst (one for a

@@ -34,10 +34,16 @@ var scaleOutVIP = netip.PrefixFrom(lab.ScaleOutVIP.Addr(), 32)
 // connections.
 func startScaleOut(t *testing.T, n int, echo bool) *scaleOut {
 	t.Helper()
+	return startScaleOutLab(t, lab.ScaleOut{Directors: n}, echo)
+}
+
+// startScaleOutLab is startScaleOut for a lab.ScaleOut of any shape.
+func startScaleOutLab(t *testing.T, so lab.ScaleOut, echo bool) *scaleOut {
+	t.Helper()
 	if err := lab.BirdMissing(); err != nil {
 		t.Skip(err)
 	}
-	s := &scaleOut{ScaleOut: lab.ScaleOut{Directors: n}, web: map[string]*lab.Proc{}, stopEcho: map[string]func(){}}
+	s := &scaleOut{ScaleOut: so, web: map[string]*lab.Proc{}, stopEcho: map[string]func(){}}
 	s.l = lab.NewT(t, s.Spec())
 	s.bird = lab.StartBird(t, s.l, lab.ScaleOutRouterNode, lab.ScaleOutRouter, s.BirdProtocols())
 	for _, r := range lab.ScaleOutReals {
@@ -53,7 +59,7 @@ func startScaleOut(t *testing.T, n int, echo bool) *scaleOut {
 		t.Cleanup(stop)
 		s.stopEcho[r.Name] = stop
 	}
-	for i := range n {
+	for i := range so.Directors {
 		s.dirs = append(s.dirs, s.startDirector(t, i))
 	}
 	s.waitHops(t, "every director's next hop", 60*time.Second, s.addrs(s.dirs...)...)
@@ -363,5 +369,38 @@ func TestScaleOutConnsKept(t *testing.T) {
 	}
 	if len(lost) == 0 {
 		t.Errorf("rs1 left and none of its %d connections broke: were they still forwarded to it?", onLeaving)
+	}
+}
+
+// TestScaleOutBFD: with a BFD session beside each BGP session (50 ms x 3),
+// bird has the sessions up, and a crashed director's next hop goes when
+// BFD detects it: well before the hold timer (3 s after the last
+// keepalive, so at least 2 s after the crash) could have removed it.
+func TestScaleOutBFD(t *testing.T) {
+	s := startScaleOutLab(t, lab.ScaleOut{Directors: 2, BFD: true}, false)
+	waitFor(t, "bird's BFD sessions to both directors up", 30*time.Second, func() bool {
+		out, err := s.bird.Birdc("show", "bfd", "sessions")
+		if err != nil {
+			return false
+		}
+		up := 0
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && (f[0] == s.Director(0).Addr.String() || f[0] == s.Director(1).Addr.String()) && f[2] == "Up" {
+				up++
+			}
+		}
+		return up == 2
+	})
+	if err := s.l.Crash(s.dirs[0].node, s.dirs[0].proc); err != nil {
+		t.Fatal(err)
+	}
+	gone := s.waitHops(t, "dir1's next hop gone after its crash", 30*time.Second, s.addrs(s.dirs[1])...)
+	t.Logf("dir1's next hop gone %v after the crash (BFD detection %d ms)", gone.Round(time.Millisecond), lab.ScaleOutBFDInterval*lab.ScaleOutBFDMultiplier)
+	if gone > 1500*time.Millisecond {
+		t.Errorf("dir1's next hop gone %v after the crash: the hold timer's time, not BFD's", gone)
+	}
+	if errs := s.gets(30); len(errs) > 0 {
+		t.Errorf("after dir1's route went, %d of 30 GETs failed, the first: %v", len(errs), errs[0])
 	}
 }
