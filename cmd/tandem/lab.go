@@ -198,6 +198,9 @@ func labOptions(args []string, web string, scale scaleOutFlags) (demo.Options, e
 	directors := 0
 	switch {
 	case scale.on:
+		if err := (lab.ScaleOut{Directors: scale.directors}).Validate(); err != nil {
+			return demo.Options{}, fmt.Errorf("--directors: %w", err)
+		}
 		directors = scale.directors
 	case scale.directors != defaultDirectors:
 		return demo.Options{}, errors.New("--directors is for the scale-out lab: add --scale-out")
