@@ -65,18 +65,13 @@ func run() int {
 	if _, err := lab.Sweep(); err != nil {
 		fmt.Fprintln(os.Stderr, "conns: sweeping stale labs:", err)
 	}
-	if *bin == "" {
-		dir, err := os.MkdirTemp("", "conns-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "conns:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if *bin, err = lab.BuildTandem(dir); err != nil {
-			fmt.Fprintf(os.Stderr, "conns: %v (run from inside the module, or pass -tandem)\n", err)
-			return 1
-		}
+	tandem, cleanup, err := lab.TandemFor(*bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conns:", err)
+		return 1
 	}
+	defer cleanup()
+	*bin = tandem
 
 	var results []modeResult
 	failed := false
@@ -147,44 +142,19 @@ func selected(m mode, only string) bool {
 
 // modeResult sums one mode's runs.
 type modeResult struct {
-	Mode        string
-	Control     bool // not held to the goal (mode.control)
-	Runs        int
-	Failed      int // runs that could not be measured
-	Conns, Kept int
-	MinKept     float64         // the worst run's share
-	Stalls      []time.Duration // each run's longest stall
-	Failovers   []time.Duration // each run's crash to backup MASTER
+	Mode    string
+	Control bool // not held to the goal (mode.control)
+	lab.KeptRuns
+	Failed    int             // runs that could not be measured
+	Failovers []time.Duration // each run's crash to backup MASTER
 }
 
 func (r *modeResult) add(o outcome) {
-	share := float64(o.kept) / float64(o.conns)
-	if r.Runs == 0 || share < r.MinKept {
-		r.MinKept = share
-	}
-	r.Runs++
-	r.Conns += o.conns
-	r.Kept += o.kept
-	r.Stalls = append(r.Stalls, o.stall)
+	r.Add(o.conns, o.kept, o.stall)
 	r.Failovers = append(r.Failovers, o.failover)
 }
 
-func (r modeResult) share() float64 {
-	if r.Conns == 0 {
-		return 0
-	}
-	return float64(r.Kept) / float64(r.Conns)
-}
-
-func (r modeResult) pass() bool { return r.Runs > 0 && r.share() >= goal }
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(ds))
-	return s[len(s)/2]
-}
+func (r modeResult) pass() bool { return r.Runs > 0 && r.Share() >= goal }
 
 func printTable(w io.Writer, rs []modeResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -197,9 +167,9 @@ func printTable(w io.Writer, rs []modeResult) {
 		case !r.pass():
 			verdict = "NOT met"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%.2f%%\t%.2f%%\t%v\t%v\t%v\t%s\n", r.Mode, r.Runs, r.Kept, r.Conns, 100*r.share(), 100*r.MinKept,
-			median(r.Stalls).Round(time.Millisecond), slices.Max(append([]time.Duration{0}, r.Stalls...)).Round(time.Millisecond),
-			median(r.Failovers).Round(time.Millisecond), verdict)
+		fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%.2f%%\t%.2f%%\t%v\t%v\t%v\t%s\n", r.Mode, r.Runs, r.Kept, r.Conns, 100*r.Share(), 100*r.MinKept,
+			lab.Median(r.Stalls).Round(time.Millisecond), slices.Max(append([]time.Duration{0}, r.Stalls...)).Round(time.Millisecond),
+			lab.Median(r.Failovers).Round(time.Millisecond), verdict)
 	}
 	tw.Flush()
 }

@@ -55,22 +55,6 @@ func (d director) ready(ctx context.Context, m mode, state string) bool {
 	return true
 }
 
-// poll calls cond every 10 ms until it holds, ctx ends or timeout passes.
-func poll(ctx context.Context, what string, timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not %s after %v", what, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
 // measure does one run of mode m with n connections talking every
 // interval, in a fresh lab.
 func measure(ctx context.Context, m mode, bin string, n int, interval time.Duration) (outcome, error) {
@@ -109,7 +93,7 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 			return o, err
 		}
 	}
-	if err := poll(ctx, "dir1 MASTER, dir2 BACKUP, the pool healthy on both", 30*time.Second, func() bool {
+	if err := lab.Poll(ctx, "dir1 MASTER, dir2 BACKUP, the pool healthy on both", 30*time.Second, func() bool {
 		return ds[0].ready(ctx, m, "MASTER") && ds[1].ready(ctx, m, "BACKUP")
 	}); err != nil {
 		return o, err
@@ -120,7 +104,7 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 	}
 	defer cs.Stop()
 	if m.synced != nil {
-		if err := poll(ctx, "the backup holding the connections' state", 30*time.Second, func() bool {
+		if err := lab.Poll(ctx, "the backup holding the connections' state", 30*time.Second, func() bool {
 			return m.synced(ctx, l, ds[1].socket, n)
 		}); err != nil {
 			return o, err
@@ -132,7 +116,7 @@ func measure(ctx context.Context, m mode, bin string, n int, interval time.Durat
 	if err := l.Crash("dir1", ds[0].proc); err != nil {
 		return o, err
 	}
-	if err := poll(ctx, "dir2 MASTER", 10*time.Second, func() bool {
+	if err := lab.Poll(ctx, "dir2 MASTER", 10*time.Second, func() bool {
 		st, err := ds[1].status(ctx)
 		return err == nil && len(st.Instances) > 0 && st.Instances[0].State == "MASTER"
 	}); err != nil {

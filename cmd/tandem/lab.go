@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +31,7 @@ func newLabCmd() *cobra.Command {
 
 func newLabDemoCmd() *cobra.Command {
 	var web string
+	var scale scaleOutFlags
 	cmd := &cobra.Command{
 		Use:   "demo [MASTER.conf BACKUP.conf]",
 		Short: "Build seed000's topology in namespaces and run the health-check, failover and recovery tests",
@@ -39,10 +42,18 @@ BACKUP.conf (default: the built-in examples/seed000-lvs-dr-*.conf), and runs
 the seeds' three tests: health check, failover, recovery. It prints each step,
 then a summary, tears everything down (also on Ctrl-C, exit 130), and exits 0
 only when every test passed. It needs root and iproute2's ip; the real
-servers run nginx when it is installed, a built-in web server otherwise.`,
+servers run nginx when it is installed, a built-in web server otherwise.
+
+With --scale-out it builds the active-active lab instead (docs/bgp.md): a
+router running bird2 (Debian package bird2) that spreads the VIP's flows
+over --directors directors (2-4) with ECMP, each announcing the VIP over
+BGP and forwarding by DR to three real servers, and a client behind the
+router; and runs its tests: the router's route has one next hop per
+director, the client's flows reach every director, a drain and a crash
+fail no request.`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := labOptions(args, web)
+			opts, err := labOptions(args, web, scale)
 			if err != nil {
 				return err
 			}
@@ -65,21 +76,38 @@ servers run nginx when it is installed, a built-in web server otherwise.`,
 		},
 	}
 	cmd.Flags().StringVar(&web, "web", demo.WebAuto, "real servers' web server: auto (nginx if installed), nginx, builtin")
+	scale.add(cmd)
 	return cmd
+}
+
+// defaultDirectors is --directors' default.
+const defaultDirectors = 3
+
+// scaleOutFlags are --scale-out and --directors.
+type scaleOutFlags struct {
+	on        bool
+	directors int
+}
+
+func (f *scaleOutFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.on, "scale-out", false, "the active-active lab: a bird2 router with ECMP in front of BGP directors")
+	cmd.Flags().IntVar(&f.directors, "directors", defaultDirectors, "with --scale-out, how many directors (2-4)")
 }
 
 func newLabUpCmd() *cobra.Command {
 	var web string
+	var scale scaleOutFlags
 	cmd := &cobra.Command{
 		Use:   "up [MASTER.conf BACKUP.conf]",
 		Short: "Build the demo's lab and leave it running, for exploration",
 		Long: `up builds the same lab as demo and starts the same processes, then exits
 and leaves them running, recording what it started under ` + demo.DefaultEnv.Dir + `.
 Explore it with "tandem lab exec NODE -- CMD"; remove it with "tandem lab down".
-It refuses if a lab is up already.`,
+It refuses if a lab is up already. With --scale-out it builds demo
+--scale-out's lab.`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := labOptions(args, web)
+			opts, err := labOptions(args, web, scale)
 			if err != nil {
 				return err
 			}
@@ -105,16 +133,18 @@ It refuses if a lab is up already.`,
 			}
 			self := filepath.Join(demo.DefaultEnv.BinDir(), "tandem")
 			fmt.Fprintf(out, "\nnodes: %s\ntry:\n", strings.Join(st.Nodes, " "))
-			for _, node := range []string{"dir1", "dir2"} {
+			for _, node := range slices.Sorted(maps.Keys(st.Sockets)) {
 				fmt.Fprintf(out, "  %s lab exec %s -- tandem status --socket %s\n", self, node, st.Sockets[node])
 			}
-			fmt.Fprintf(out, "  %s lab exec client -- curl -s http://172.16.7.5/\n", self)
-			fmt.Fprintf(out, "  %s lab exec dir1 -- ip addr show eth0\n", self)
+			for _, try := range st.Try {
+				fmt.Fprintf(out, "  %s lab exec %s\n", self, try)
+			}
 			fmt.Fprintf(out, "  %s lab down\n", self)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&web, "web", demo.WebAuto, "real servers' web server: auto (nginx if installed), nginx, builtin")
+	scale.add(cmd)
 	return cmd
 }
 
@@ -160,10 +190,20 @@ func newLabDownCmd() *cobra.Command {
 
 // labOptions checks the command line and finds the binary to run in the
 // nodes: this one, if it is the static binary that ships.
-func labOptions(args []string, web string) (demo.Options, error) {
+func labOptions(args []string, web string, scale scaleOutFlags) (demo.Options, error) {
 	cfgs, err := demo.ConfigArgs(args)
 	if err != nil {
 		return demo.Options{}, err
+	}
+	directors := 0
+	switch {
+	case scale.on:
+		if err := (lab.ScaleOut{Directors: scale.directors}).Validate(); err != nil {
+			return demo.Options{}, fmt.Errorf("--directors: %w", err)
+		}
+		directors = scale.directors
+	case scale.directors != defaultDirectors:
+		return demo.Options{}, errors.New("--directors is for the scale-out lab: add --scale-out")
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -172,7 +212,7 @@ func labOptions(args []string, web string) (demo.Options, error) {
 	if err := requireStatic(bin); err != nil {
 		return demo.Options{}, err
 	}
-	return demo.Options{Configs: cfgs, Bin: bin, Web: web}, nil
+	return demo.Options{Configs: cfgs, Bin: bin, Web: web, ScaleOut: directors}, nil
 }
 
 // requireStatic refuses a dynamically linked tandem (go build links libc

@@ -18,7 +18,7 @@ import (
 	"tandem/internal/vrrp"
 )
 
-// Run builds the lab, runs the seeds' three tests on it, printing each
+// Run builds the lab, runs its tests (the seeds' three for seed000's pair), printing each
 // step to opts.Out, tears everything down, also when ctx is cancelled
 // (then it returns ctx's error), and prints a summary of the tests. The
 // results are nil when the lab could not be set up (err says why).
@@ -48,13 +48,13 @@ func runLab(ctx context.Context, opts Options, nginx string, p *progress) (resul
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	confs, names, err := configFiles(opts.Configs, dir)
+	topo, err := newTopology(opts, dir)
 	if err != nil {
 		return nil, err
 	}
 
 	built := time.Now()
-	l, err := lab.New(lab.Seed000().Spec())
+	l, err := lab.New(topo.spec())
 	if err != nil {
 		return nil, err
 	}
@@ -63,23 +63,15 @@ func runLab(ctx context.Context, opts Options, nginx string, p *progress) (resul
 		err = errors.Join(err, l.Close())
 		p.step("lab torn down: processes killed, namespaces removed (%s)", ms(time.Since(t)))
 	}()
-	s := newStack(l, opts.Bin, dir, nginx, l.Start)
-	p.step("lab %s: dir1 %s, dir2 %s, rs1 %s, rs2 %s, client %s on one bridge, no link to the host (%s)",
-		l.Name(), s.layout.Directors[0].Addr, s.layout.Directors[1].Addr, s.layout.Reals[0].Addr, s.layout.Reals[1].Addr,
-		s.layout.Client.Addr, ms(time.Since(built)))
-	target, err := s.populate(ctx, p, confs, names)
+	s := newStack(l, topo.layout(), opts.Bin, dir, nginx, l.Start)
+	p.step("lab %s: %s, no link to the host (%s)", l.Name(), topo.describe(), ms(time.Since(built)))
+	target, err := topo.populate(ctx, s, p)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range []struct {
-		name string
-		run  func(context.Context, *stack, *progress, netip.AddrPort) Result
-	}{
-		{"health check", healthCheck},
-		{"failover", failover},
-		{"recovery", recovery},
-	} {
-		fmt.Fprintf(opts.Out, "test %d/3: %s\n", len(results)+1, t.name)
+	tests := topo.tests()
+	for _, t := range tests {
+		fmt.Fprintf(opts.Out, "test %d/%d: %s\n", len(results)+1, len(tests), t.name)
 		r := t.run(ctx, s, p, target)
 		r.Name = t.name
 		if err := ctx.Err(); err != nil {
@@ -94,18 +86,82 @@ func runLab(ctx context.Context, opts Options, nginx string, p *progress) (resul
 	return results, nil
 }
 
+// topology is a lab Run and Up build: seed000's pair, or the scale-out
+// lab.
+type topology interface {
+	spec() lab.Spec
+	// layout names the directors, real servers and client for the
+	// stack.
+	layout() lab.Layout
+	// describe says what the lab holds, for the first step.
+	describe() string
+	// populate starts the lab's processes and waits until they serve;
+	// it returns the service the tests use.
+	populate(ctx context.Context, s *stack, p *progress) (netip.AddrPort, error)
+	tests() []labTest
+	// try are commands for `tandem lab exec` to suggest once the lab is
+	// up: NODE -- CMD [ARGS...].
+	try(s *stack, target netip.AddrPort) []string
+}
+
+// labTest is one test of the demo.
+type labTest struct {
+	name string
+	run  func(context.Context, *stack, *progress, netip.AddrPort) Result
+}
+
+// newTopology is the lab opts ask for, with its configurations written
+// under dir.
+func newTopology(opts Options, dir string) (topology, error) {
+	if opts.ScaleOut > 0 {
+		so := scaleOut{ScaleOut: lab.ScaleOut{Directors: opts.ScaleOut}, dir: dir}
+		if opts.Configs != [2]string{} {
+			return nil, errors.New("the scale-out lab runs its own configurations: give no files with --scale-out")
+		}
+		if err := so.Validate(); err != nil {
+			return nil, err
+		}
+		return so, lab.BirdMissing()
+	}
+	confs, names, err := configFiles(opts.Configs, dir)
+	return seedPair{confs: confs, names: names}, err
+}
+
+// seedPair is seed000's LVS-DR pair with the seeds' three tests.
+type seedPair struct {
+	confs, names [2]string
+}
+
+func (seedPair) spec() lab.Spec     { return lab.Seed000().Spec() }
+func (seedPair) layout() lab.Layout { return lab.Seed000() }
+
+func (seedPair) describe() string {
+	y := lab.Seed000()
+	return fmt.Sprintf("dir1 %s, dir2 %s, rs1 %s, rs2 %s, client %s on one bridge",
+		y.Directors[0].Addr, y.Directors[1].Addr, y.Reals[0].Addr, y.Reals[1].Addr, y.Client.Addr)
+}
+
+func (t seedPair) populate(ctx context.Context, s *stack, p *progress) (netip.AddrPort, error) {
+	return s.populate(ctx, p, t.confs, t.names)
+}
+
+func (seedPair) tests() []labTest {
+	return []labTest{{"health check", healthCheck}, {"failover", failover}, {"recovery", recovery}}
+}
+
+func (seedPair) try(s *stack, target netip.AddrPort) []string {
+	return []string{
+		"client -- curl -s http://" + target.String() + "/",
+		"dir1 -- ip addr show eth0",
+	}
+}
+
 // populate starts the real servers and the directors, and waits until
 // dir1 is MASTER with both real servers healthy. It returns the virtual
 // server's address.
 func (s *stack) populate(ctx context.Context, p *progress, confs, names [2]string) (netip.AddrPort, error) {
-	for _, h := range s.layout.Reals {
-		if err := s.prepareReal(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		if err := s.startWeb(ctx, h.Name); err != nil {
-			return netip.AddrPort{}, err
-		}
-		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	if err := s.startReals(ctx, p); err != nil {
+		return netip.AddrPort{}, err
 	}
 	for i, conf := range confs {
 		if err := s.startDirector(ctx, i, conf); err != nil {

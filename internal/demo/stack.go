@@ -45,7 +45,10 @@ type Options struct {
 	Bin string
 	// Web is WebAuto, WebNginx or WebBuiltin.
 	Web string
-	Out io.Writer
+	// ScaleOut, when positive, builds the scale-out lab (lab.ScaleOut)
+	// with that many directors instead of seed000's pair.
+	ScaleOut int
+	Out      io.Writer
 }
 
 // ConfigArgs turns the command line's files into Options.Configs: none
@@ -148,8 +151,9 @@ func configFiles(cfgs [2]string, dir string) (paths, names [2]string, err error)
 // Lab.StartDetached for `lab up`.
 type starter func(node, name string, args ...string) (*lab.Proc, error)
 
-// stack is seed000's layout built and populated: real servers carrying
-// the VIP and serving HTTP, the two directors running tandem.
+// stack is a lab built and populated: real servers carrying the VIP and
+// serving HTTP, the directors running tandem (seed000's pair, or the
+// scale-out lab's directors behind their router).
 type stack struct {
 	l      *lab.Lab
 	layout lab.Layout
@@ -159,7 +163,8 @@ type stack struct {
 	start  starter
 
 	web  map[string]*lab.Proc // by real-server node
-	dirs [2]*director         // dir1 (MASTER), dir2 (BACKUP)
+	dirs []*director          // layout.Directors' (seed000: dir1 MASTER, dir2 BACKUP)
+	bird *lab.Bird            // the scale-out lab's router
 }
 
 type director struct {
@@ -167,8 +172,9 @@ type director struct {
 	proc               *lab.Proc
 }
 
-func newStack(l *lab.Lab, bin, dir, nginx string, start starter) *stack {
-	return &stack{l: l, layout: lab.Seed000(), bin: bin, dir: dir, nginx: nginx, start: start, web: map[string]*lab.Proc{}}
+func newStack(l *lab.Lab, layout lab.Layout, bin, dir, nginx string, start starter) *stack {
+	return &stack{l: l, layout: layout, bin: bin, dir: dir, nginx: nginx, start: start, web: map[string]*lab.Proc{},
+		dirs: make([]*director, len(layout.Directors))}
 }
 
 func (s *stack) vip() netip.Addr { return s.layout.VIPs[0] }
@@ -179,6 +185,21 @@ func (s *stack) webName() string {
 		return "nginx"
 	}
 	return "built-in web server"
+}
+
+// startReals prepares every real server (prepareReal) and starts its web
+// server.
+func (s *stack) startReals(ctx context.Context, p *progress) error {
+	for _, h := range s.layout.Reals {
+		if err := s.prepareReal(ctx, h.Name); err != nil {
+			return err
+		}
+		if err := s.startWeb(ctx, h.Name); err != nil {
+			return err
+		}
+		p.step("%s: VIP %s on lo (tandem realserver up), %s on :80", h.Name, s.vip(), s.webName())
+	}
+	return nil
 }
 
 // prepareReal does on a real server what the seed's lvs-web.sh does, with
@@ -244,8 +265,8 @@ func nginxConf(root, node string) string {
     }`, node))
 }
 
-// startDirector runs `tandem run` on dir1 (i=0) or dir2 (i=1) and waits
-// for its status socket.
+// startDirector runs `tandem run` on layout.Directors[i] and waits for its
+// status socket.
 func (s *stack) startDirector(ctx context.Context, i int, conf string) error {
 	node := s.layout.Directors[i].Name
 	d := &director{node: node, conf: conf, socket: filepath.Join(s.dir, node+".sock")}

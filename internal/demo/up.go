@@ -46,6 +46,9 @@ type State struct {
 	// Sockets are the directors' status sockets, by node.
 	Sockets map[string]string `json:"sockets"`
 	Procs   []ProcState       `json:"procs"`
+	// Try are commands to suggest, as `tandem lab exec` takes them:
+	// NODE -- CMD [ARGS...].
+	Try []string `json:"try,omitempty"`
 }
 
 // ProcState is one process Up started.
@@ -98,13 +101,13 @@ func Up(ctx context.Context, opts Options, env Env) (st State, err error) {
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		return st, fmt.Errorf("lab directory: %w", err)
 	}
-	confs, names, err := configFiles(opts.Configs, confDir)
+	topo, err := newTopology(opts, confDir)
 	if err != nil {
 		return st, err
 	}
 	p := newProgress(opts.Out)
 	logDir := filepath.Join(env.Dir, "log")
-	if l, err = lab.NewNamed(env.Name, logDir, lab.Seed000().Spec()); err != nil {
+	if l, err = lab.NewNamed(env.Name, logDir, topo.spec()); err != nil {
 		return st, err
 	}
 	st = State{Lab: env.Name, Dir: env.Dir, Started: time.Now(), Sockets: map[string]string{}}
@@ -121,13 +124,14 @@ func Up(ctx context.Context, opts Options, env Env) (st State, err error) {
 		st.Procs = append(st.Procs, ps)
 		return proc, nil
 	}
-	s := newStack(l, bin, env.Dir, nginx, start)
-	p.step("lab %s: dir1 %s, dir2 %s, rs1 %s, rs2 %s, client %s on one bridge, no link to the host",
-		env.Name, s.layout.Directors[0].Addr, s.layout.Directors[1].Addr, s.layout.Reals[0].Addr, s.layout.Reals[1].Addr, s.layout.Client.Addr)
-	if _, err := s.populate(ctx, p, confs, names); err != nil {
+	s := newStack(l, topo.layout(), bin, env.Dir, nginx, start)
+	p.step("lab %s: %s, no link to the host", env.Name, topo.describe())
+	target, err := topo.populate(ctx, s, p)
+	if err != nil {
 		return st, err
 	}
-	for _, n := range lab.Seed000().Spec().Nodes {
+	st.Try = topo.try(s, target)
+	for _, n := range topo.spec().Nodes {
 		st.Nodes = append(st.Nodes, n.Name)
 	}
 	for _, d := range s.dirs {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,31 +24,63 @@ type Bird struct {
 // answers. It skips tb when bird2 is not installed.
 func StartBird(tb testing.TB, l *Lab, node string, routerID netip.Addr, protocols string) *Bird {
 	tb.Helper()
+	if err := BirdMissing(); err != nil {
+		tb.Skip(err)
+	}
+	b, args, err := BirdCommand(tb.TempDir(), routerID, protocols)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if b.Proc, err = l.Start(node, args[0], args[1:]...); err != nil {
+		tb.Fatal(err)
+	}
+	if err := b.WaitReady(10 * time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BirdMissing says which of bird2's programs is not installed, naming the
+// package; nil when both are.
+func BirdMissing() error {
 	for _, p := range []string{"bird", "birdc"} {
 		if _, err := exec.LookPath(p); err != nil {
-			tb.Skipf("%s missing (Debian package bird2; sudo test/run installs it): %v", p, err)
+			return fmt.Errorf("%s missing (Debian package bird2; sudo test/run installs it): %w", p, err)
 		}
 	}
-	dir := tb.TempDir()
+	return nil
+}
+
+// BirdCommand writes bird's configuration (router id routerID, logging to
+// stderr, "protocol device" and protocols) into dir, and returns the Bird
+// whose control socket is there, without its Proc, and the command line
+// that runs it in the foreground.
+func BirdCommand(dir string, routerID netip.Addr, protocols string) (*Bird, []string, error) {
 	b := &Bird{Sock: filepath.Join(dir, "bird.ctl")}
 	conf := filepath.Join(dir, "bird.conf")
 	text := "router id " + routerID.String() + ";\nlog stderr all;\nprotocol device {}\n" + protocols
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		tb.Fatal(err)
+		return nil, nil, fmt.Errorf("bird configuration: %w", err)
 	}
-	p, err := l.Start(node, "bird", "-f", "-c", conf, "-s", b.Sock, "-P", filepath.Join(dir, "bird.pid"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b.Proc = p
-	deadline := time.Now().Add(10 * time.Second)
+	return b, []string{"bird", "-f", "-c", conf, "-s", b.Sock, "-P", filepath.Join(dir, "bird.pid")}, nil
+}
+
+// WaitReady waits until birdc answers, and fails with bird's output if it
+// does not within timeout or bird exits.
+func (b *Bird) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for exec.Command("birdc", "-s", b.Sock, "show", "status").Run() != nil {
+		select {
+		case <-b.Proc.Done():
+			return fmt.Errorf("bird exited: %v:\n%s", b.Proc.Wait(), b.Proc.Output())
+		default:
+		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("bird not answering after 10s:\n%s", p.Output())
+			return fmt.Errorf("bird not answering after %v:\n%s", timeout, b.Proc.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return b
+	return nil
 }
 
 // Birdc runs one birdc command and returns its output.

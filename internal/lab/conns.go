@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -186,4 +187,43 @@ func (cs *Conns) Stop() []ConnResult {
 	}
 	cs.wg.Wait()
 	return cs.Results()
+}
+
+// KeptRuns sums the runs of a connections-kept measurement (bench/conns,
+// bench/scaleout): how many connections should have survived and did,
+// the worst run's share, and each run's longest stall.
+type KeptRuns struct {
+	Runs        int
+	Conns, Kept int
+	MinKept     float64         // the worst run's share
+	Stalls      []time.Duration // each run's longest stall
+}
+
+// Add counts one run.
+func (k *KeptRuns) Add(conns, kept int, stall time.Duration) {
+	share := float64(kept) / float64(conns)
+	if k.Runs == 0 || share < k.MinKept {
+		k.MinKept = share
+	}
+	k.Runs++
+	k.Conns += conns
+	k.Kept += kept
+	k.Stalls = append(k.Stalls, stall)
+}
+
+// Share is the share of connections kept over every run.
+func (k KeptRuns) Share() float64 {
+	if k.Conns == 0 {
+		return 0
+	}
+	return float64(k.Kept) / float64(k.Conns)
+}
+
+// Median is the middle of ds (the upper one of an even count), 0 for none.
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	return s[len(s)/2]
 }

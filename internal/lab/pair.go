@@ -119,14 +119,45 @@ virtual_server 172.16.7.5 %d {
 // nftables table of its own (gone with the lab's namespace): a connect
 // there neither succeeds nor is refused until the connector gives up.
 func (l *Lab) DropTCP(node string, port uint16) error {
+	return l.dropTCP(node, port, "in", nftables.ChainHookInput)
+}
+
+// DropTCPOut makes node drop the TCP segments it sends to port, as
+// DropTCP does: a director's health checks to its real servers then fail,
+// while the frames its data plane forwards (from the ingress hook, past
+// the output hook) still go.
+func (l *Lab) DropTCPOut(node string, port uint16) error {
+	return l.dropTCP(node, port, "out", nftables.ChainHookOutput)
+}
+
+// UndropTCP undoes DropTCP and DropTCPOut.
+func (l *Lab) UndropTCP(node string) error {
 	err := l.Do(node, func() error {
 		c, err := nftables.New()
 		if err != nil {
 			return err
 		}
-		tab := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "lab_drop"})
-		ch := c.AddChain(&nftables.Chain{Name: "in", Table: tab, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+		c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: dropTable})
+		return c.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("lab %s: %s: remove table %s: %w", l.name, node, dropTable, err)
+	}
+	return nil
+}
+
+// dropTable is DropTCP's table.
+const dropTable = "lab_drop"
+
+func (l *Lab) dropTCP(node string, port uint16, chain string, hook *nftables.ChainHook) error {
+	err := l.Do(node, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		tab := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: dropTable})
+		ch := c.AddChain(&nftables.Chain{Name: chain, Table: tab, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: nftables.ChainPriorityFilter})
 		c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},

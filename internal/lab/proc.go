@@ -198,3 +198,21 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Poll calls cond every 10 ms until it holds (nil), timeout passes (an
+// error saying what was not reached) or ctx ends (its error): the
+// benchmarks' waits.
+func Poll(ctx context.Context, what string, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not %s after %v", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

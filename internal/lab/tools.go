@@ -73,3 +73,21 @@ func Renice(prio int) error {
 	}
 	return nil
 }
+
+// TandemFor is the tandem binary a benchmark runs: bin when given,
+// otherwise one BuildTandem builds into a temporary directory, which
+// cleanup removes.
+func TandemFor(bin string) (path string, cleanup func(), err error) {
+	if bin != "" {
+		return bin, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "tandem-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	if path, err = BuildTandem(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
+}
