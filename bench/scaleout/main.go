@@ -8,6 +8,10 @@
 // Usage (root only: it builds network namespaces):
 //
 //	go run ./bench/scaleout [-runs N] [-conns N] [-interval D] [-directors N] [-event NAME,...] [-tandem BIN]
+//	go run ./bench/scaleout -cost [-directors N] [-conns N] [-interval D] [-window D]
+//
+// With -cost it measures instead the machine's CPU per 1,000 requests
+// through the VIP with 1 to N directors at the same offered load.
 //
 // README.md says what is measured and how to read it.
 package main
@@ -45,6 +49,8 @@ func run() int {
 	bfd := flag.Bool("bfd", false, "a BFD session beside each BGP session (50 ms x 3)")
 	only := flag.String("event", strings.Join(events, ","), "events to run, comma-separated: "+strings.Join(events, ", "))
 	bin := flag.String("tandem", "", "tandem binary to test (default: build ./cmd/tandem)")
+	costMode := flag.Bool("cost", false, "measure the CPU per 1,000 requests with 1 to -directors directors instead of the events")
+	window := flag.Duration("window", 10*time.Second, "-cost: how long each count is measured")
 	flag.Parse()
 	so := lab.ScaleOut{Directors: *dirs, BFD: *bfd}
 	if *runs < 1 || *n < 1 || flag.NArg() > 0 || so.Validate() != nil {
@@ -77,6 +83,17 @@ func run() int {
 	}
 	defer cleanup()
 	*bin = tandem
+	if *costMode {
+		rs, err := cost(ctx, *bin, *dirs, *n, *interval, *window)
+		if len(rs) > 0 {
+			printCost(os.Stdout, rs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scaleout: cost:", err)
+			return 1
+		}
+		return 0
+	}
 	var results []eventResult
 	failed := false
 	for _, ev := range events {

@@ -87,6 +87,63 @@ func (b *bench) waitHops(ctx context.Context, timeout time.Duration, ds ...*dire
 	return err
 }
 
+// setUp builds so's lab in dir with its router, its real servers
+// serving, and directors 0 to first-1 running, and waits until the
+// router has them all as next hops. stops stops each real server's
+// service; closing the lab (the bench's l) ends everything else.
+func setUp(ctx context.Context, dir, bin string, so lab.ScaleOut, first int) (b *bench, stops map[string]func(), err error) {
+	l, err := lab.New(so.Spec())
+	if err != nil {
+		return nil, nil, err
+	}
+	b = &bench{ScaleOut: so, l: l, bin: bin, dir: dir}
+	stops = map[string]func(){}
+	defer func() {
+		if err != nil {
+			b.close(stops)
+		}
+	}()
+	bird, args, err := lab.BirdCommand(dir, lab.ScaleOutRouter, so.BirdProtocols())
+	if err != nil {
+		return b, stops, err
+	}
+	if bird.Proc, err = l.Start(lab.ScaleOutRouterNode, args[0], args[1:]...); err != nil {
+		return b, stops, err
+	}
+	if err := bird.WaitReady(10 * time.Second); err != nil {
+		return b, stops, err
+	}
+	// The real servers answer each line with their name, on port 80,
+	// which the directors' TCP_CHECKs connect to.
+	for _, r := range lab.ScaleOutReals {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err := l.Command(cctx, r.Name, bin, "realserver", "up", "--vip", lab.ScaleOutVIP.Addr().String(), "--state-dir", filepath.Join(dir, r.Name)).CombinedOutput()
+		cancel()
+		if err != nil {
+			return b, stops, fmt.Errorf("%s: tandem realserver up: %w: %s", r.Name, err, out)
+		}
+		stop, err := l.Serve(r.Name, fmt.Sprintf(":%d", lab.ScaleOutVIP.Port()), lab.NameEcho(r.Name))
+		if err != nil {
+			return b, stops, err
+		}
+		stops[r.Name] = stop
+	}
+	for i := range first {
+		if err := b.start(i); err != nil {
+			return b, stops, err
+		}
+	}
+	return b, stops, b.waitHops(ctx, 60*time.Second, b.dirs...)
+}
+
+// close stops the real servers' services and closes the lab.
+func (b *bench) close(stops map[string]func()) {
+	for _, stop := range stops {
+		stop()
+	}
+	b.l.Close()
+}
+
 // measure does one run of event ev with n connections talking every
 // interval, in a fresh lab.
 func measure(ctx context.Context, ev, bin string, so lab.ScaleOut, n int, interval time.Duration) (outcome, error) {
@@ -96,52 +153,16 @@ func measure(ctx context.Context, ev, bin string, so lab.ScaleOut, n int, interv
 		return o, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := lab.New(so.Spec())
-	if err != nil {
-		return o, err
-	}
-	defer l.Close()
-	b := &bench{ScaleOut: so, l: l, bin: bin, dir: dir}
-
-	bird, args, err := lab.BirdCommand(dir, lab.ScaleOutRouter, so.BirdProtocols())
-	if err != nil {
-		return o, err
-	}
-	if bird.Proc, err = l.Start(lab.ScaleOutRouterNode, args[0], args[1:]...); err != nil {
-		return o, err
-	}
-	if err := bird.WaitReady(10 * time.Second); err != nil {
-		return o, err
-	}
-	// The real servers answer each line with their name, on port 80,
-	// which the directors' TCP_CHECKs connect to.
-	stops := map[string]func(){}
-	for _, r := range lab.ScaleOutReals {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		out, err := l.Command(cctx, r.Name, bin, "realserver", "up", "--vip", lab.ScaleOutVIP.Addr().String(), "--state-dir", filepath.Join(dir, r.Name)).CombinedOutput()
-		cancel()
-		if err != nil {
-			return o, fmt.Errorf("%s: tandem realserver up: %w: %s", r.Name, err, out)
-		}
-		stop, err := l.Serve(r.Name, fmt.Sprintf(":%d", lab.ScaleOutVIP.Port()), lab.NameEcho(r.Name))
-		if err != nil {
-			return o, err
-		}
-		stops[r.Name] = stop
-		defer stop()
-	}
 	first := so.Directors
 	if ev == "join" {
 		first--
 	}
-	for i := range first {
-		if err := b.start(i); err != nil {
-			return o, err
-		}
-	}
-	if err := b.waitHops(ctx, 60*time.Second, b.dirs...); err != nil {
+	b, stops, err := setUp(ctx, dir, bin, so, first)
+	if err != nil {
 		return o, err
 	}
+	defer b.close(stops)
+	l := b.l
 	cs, err := l.OpenConns(lab.ScaleOutClient.Name, lab.ScaleOutVIP, n, interval)
 	if err != nil {
 		return o, err
