@@ -91,10 +91,9 @@ func Render(c *config.ConntrackSync, f Files) []byte {
 	line(1, "NetlinkBufferSizeMaxGrowth %d", nlBufGrowth)
 	line(1, "Filter From Userspace {")
 	line(2, "Protocol Accept {")
-	line(3, "TCP")
-	line(3, "UDP")
-	line(3, "SCTP")
-	line(3, "DCCP")
+	for _, p := range filterProtocols {
+		line(3, "%s", strings.ToUpper(p))
+	}
 	line(2, "}")
 	line(2, "Address Ignore {")
 	line(3, "IPv4_address 127.0.0.1")

@@ -114,12 +114,52 @@ type Sync struct {
 	st        Status
 }
 
+// protocolsFile is where conntrackd looks up the names of its protocol
+// filter (getprotobyname).
+const protocolsFile = "/etc/protocols"
+
+// filterProtocols are the protocols conntrackd.conf's filter accepts
+// (Render): conntrackd skips, with a warning in its own log, each one
+// /etc/protocols does not list, and with none left it replicates nothing.
+var filterProtocols = []string{"tcp", "udp", "sctp", "dccp"}
+
+// protocolsKnown checks that file lists every filterProtocols name, as
+// Debian's netbase package installs it (a minimal system may lack it,
+// and conntrackd's package does not pull it in).
+func protocolsKnown(file string) error {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		known := map[string]bool{}
+		for line := range strings.Lines(string(b)) {
+			line, _, _ = strings.Cut(line, "#")
+			for _, f := range strings.Fields(line) {
+				known[strings.ToLower(f)] = true
+			}
+		}
+		var missing []string
+		for _, p := range filterProtocols {
+			if !known[p] {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		err = fmt.Errorf("it lists no %s", strings.Join(missing, ", "))
+	}
+	return fmt.Errorf("conntrackd reads its protocol filter through %s (%w), without which it replicates nothing: install Debian's netbase package (apt-get install netbase)", file, err)
+}
+
 // New prepares conntrackd for c next to Tandem's socket; Start runs it.
-// It fails with ErrNotInstalled when conntrackd is missing.
+// It fails with ErrNotInstalled when conntrackd is missing, and when
+// /etc/protocols cannot name the protocols it replicates.
 func New(c *config.ConntrackSync, tandemSocket string, log *slog.Logger) (*Sync, error) {
 	bin, err := exec.LookPath("conntrackd")
 	if err != nil {
 		return nil, ErrNotInstalled
+	}
+	if err := protocolsKnown(protocolsFile); err != nil {
+		return nil, err
 	}
 	files := FilesFor(tandemSocket)
 	s := newSync(c, files, &script.Command{Argv: []string{bin, "-C", files.Conf}}, clock.Real, log)

@@ -296,3 +296,29 @@ func TestTakeover(t *testing.T) {
 		t.Errorf("second takeover (-want +got):\n%s", diff)
 	}
 }
+
+// TestProtocolsKnown: conntrackd names its filter's protocols through
+// /etc/protocols; a system without it (Debian minbase: no netbase) makes
+// a conntrackd that replicates nothing, so New refuses it, naming the
+// package.
+func TestProtocolsKnown(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	full := write("full", "# Internet protocols\ntcp\t6\tTCP\nudp\t17\tUDP\t# User Datagram Protocol\ndccp\t33\tDCCP\nsctp\t132\tSCTP\n")
+	if err := protocolsKnown(full); err != nil {
+		t.Errorf("a netbase-like file: %v", err)
+	}
+	partial := write("partial", "tcp 6 TCP\n# udp 17 UDP\n")
+	if err := protocolsKnown(partial); err == nil || !strings.Contains(err.Error(), "no udp, sctp, dccp") || !strings.Contains(err.Error(), "netbase") {
+		t.Errorf("tcp only: %v", err)
+	}
+	if err := protocolsKnown(filepath.Join(dir, "absent")); err == nil || !strings.Contains(err.Error(), "apt-get install netbase") {
+		t.Errorf("no file: %v", err)
+	}
+}
