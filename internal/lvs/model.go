@@ -384,6 +384,40 @@ type Dest struct {
 	// u_threshold, l_threshold); 0 means no limit.
 	UpperThreshold uint32
 	LowerThreshold uint32
+	// Tunnel is a TUN server's encapsulation (keepalived's "lb_kind TUN
+	// type ipip|gue|gre [port N] [nocsum|csum|remcsum]"); the zero value
+	// is IPIP. Ignored for NAT and DR.
+	Tunnel Tunnel
+}
+
+// TunnelType is a TUN server's encapsulation, numbered as IPVS numbers it
+// (IP_VS_CONN_F_TUNNEL_TYPE_*).
+type TunnelType uint8
+
+// Tunnel types.
+const (
+	TunnelIPIP TunnelType = iota // IP in IP (RFC 2003)
+	TunnelGUE                    // Generic UDP Encapsulation, to Tunnel.Port
+	TunnelGRE                    // GRE (RFC 2784)
+)
+
+// TunnelCsum is a GUE or GRE tunnel's checksum option, as IPVS numbers it
+// (IP_VS_TUNNEL_ENCAP_FLAG_*).
+type TunnelCsum uint8
+
+// Checksum options.
+const (
+	TunnelNoCsum  TunnelCsum = iota // no outer checksum (keepalived's default)
+	TunnelCsumOn                    // "csum": UDP or GRE checksum
+	TunnelRemCsum                   // "remcsum": remote checksum offload (GUE only)
+)
+
+// Tunnel is how a TUN server's packets are encapsulated.
+type Tunnel struct {
+	Type TunnelType
+	// Port is the GUE destination port (1..65535); 0 for IPIP and GRE.
+	Port uint16
+	Csum TunnelCsum
 }
 
 func (d Dest) validate(svc Service) error {
