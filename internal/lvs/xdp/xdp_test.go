@@ -4,20 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/goleak"
@@ -71,18 +66,6 @@ func drSpec() lab.Spec {
 	}}
 }
 
-// bpffs mounts a BPF file system of the test's own and returns it, so
-// that nothing is pinned in the host's.
-func bpffs(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
-		t.Skipf("cannot mount a BPF file system: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
 // fixture is a lab with a director ("dir" of drSpec, "dir1" of seed000)
 // and real servers rs1 and rs2 answering NameEcho on the VIP.
 type fixture struct {
@@ -129,31 +112,12 @@ func oneSegment(t *testing.T) *fixture {
 }
 
 // newLab builds spec with the real servers of f answering NameEcho on
-// the VIP (held on their lo), and a pass-through XDP program on the
-// director's ports on switches: a veth transmits XDP frames (XDP_TX,
-// XDP_REDIRECT) only to a peer that runs XDP or NAPI, as a physical NIC
-// needs nothing of.
+// the VIP (held on their lo), ready for XDP on the director's ports on
+// switches (lab.XDPReadyT).
 func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab {
 	t.Helper()
-	ethtool, err := exec.LookPath("ethtool")
-	if err != nil {
-		t.Skip("ethtool not found (Debian package ethtool): needed to turn off the veths' checksum offload")
-	}
 	l := lab.NewT(t, spec)
-	// A veth leaves TCP checksums to be filled in later (offload), which a
-	// packet forwarded by XDP never gets: hosts compute their own here, as
-	// a NIC would.
-	for _, n := range []string{"client", "rs1", "rs2"} {
-		err := l.Do(n, func() error {
-			if out, err := exec.Command(ethtool, "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {
-				return fmt.Errorf("ethtool: %v: %s", err, out)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	l.XDPReadyT(t, []string{"client", "rs1", "rs2"}, []string{f.dir}, switches)
 	for _, rs := range []string{"rs1", "rs2"} {
 		h, err := netlink.NewHandleAt(l.NSHandle(t, rs))
 		if err != nil {
@@ -178,31 +142,6 @@ func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab
 		}
 		for _, v := range vips {
 			l.ServeT(t, rs, v.String(), lab.NameEcho(rs))
-		}
-	}
-	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pass.Close() })
-	for _, sw := range switches {
-		err := l.DoPorts(f.dir, sw, func(ports []string) error {
-			for _, p := range ports {
-				ifc, err := net.InterfaceByName(p)
-				if err != nil {
-					return err
-				}
-				ln, err := link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
-				if err != nil {
-					return err
-				}
-				t.Cleanup(func() { ln.Close() })
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
 	return l
@@ -332,7 +271,7 @@ func (f *fixture) attached(t *testing.T, names ...string) map[string]bool {
 func TestDREndToEnd(t *testing.T) {
 	f := twoSegments(t)
 	l := f.l
-	dir := filepath.Join(bpffs(t), "tandem")
+	dir := filepath.Join(lab.BPFFST(t), "tandem")
 	k := f.newKernel(t, dir, WithInterfaces("eth1"))
 
 	f.reconcile(t, k, f.wrr(3, 1))
@@ -505,7 +444,7 @@ func TestDROneSegmentSameAsNFT(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	k := f.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	k := f.newKernel(t, filepath.Join(lab.BPFFST(t), "tandem"))
 	f.reconcile(t, k, vs)
 	if a := f.attached(t, "eth0"); !a["eth0"] {
 		t.Fatalf("XDP attached %v: want eth0", a)
@@ -537,7 +476,7 @@ func TestDROneSegmentSameAsNFT(t *testing.T) {
 // both servers by flow hash, each counted, and the flow table holds them.
 func TestDRIPv6(t *testing.T) {
 	f := oneSegment(t)
-	k := f.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	k := f.newKernel(t, filepath.Join(lab.BPFFST(t), "tandem"))
 	vs := lvs.VirtualServer{
 		Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv6, Protocol: lvs.TCP, VIP: f.vip6.Addr(), Port: f.vip6.Port()},
 			Scheduler: lvs.RoundRobin, Method: lvs.DR},
