@@ -13,6 +13,7 @@ import (
 
 	"tandem/internal/api"
 	"tandem/internal/daemon"
+	"tandem/internal/lvs/xdp"
 )
 
 const defaultSocket = "/run/tandem/tandem.sock"
@@ -78,8 +79,10 @@ data plane follows global_defs:
                     services whole; nftables: Tandem's tables are always
                     deleted whole at stop
   lvs_timeouts      IPVS's connection timeouts, set at start and on each
-                    reload and put back at stop; nftables has no IPVS
-                    connection table and warns that it ignores them
+                    reload and put back at stop; xdp: tcp and udp are
+                    its flow table's idle timeouts (tcpfin is warned
+                    about); nftables has no IPVS connection table and
+                    warns that it ignores them
 persistence_engine (sip) is passed to IPVS; nftables warns that it has
 none.
 
@@ -218,6 +221,7 @@ Gratuitous ARP pacing, as keepalived:
 	f.StringVar(&opts.HTTP, "http", "", "address for the HTTP status listener (/metrics, /status.json, /), e.g. 127.0.0.1:9400; off by default")
 	f.DurationVar(&opts.HistoryInterval, "history-interval", api.DefaultHistoryInterval, "how often the status page's charts sample (they show the last 15 minutes, one point per interval; 1s at least)")
 	f.StringVar(&opts.Dataplane, "dataplane", "auto", "load-balancing data plane: auto, ipvs, nft, xdp (DR only), or none (health checks only)")
+	f.StringVar(&opts.BPFDir, "bpf-dir", xdp.DefaultPinDir, "where --dataplane xdp pins its maps and links (a directory per network namespace under it), on a BPF file system")
 	f.BoolVar(&opts.PlainSockets, "no-io-uring", false, "run TCP_CHECK on plain sockets, one system call at a time, instead of in batches through io_uring (used by default when the kernel allows)")
 	f.StringVar(&opts.DumpDir, "dump-dir", "", "where SIGUSR1/SIGUSR2/SIGRTMIN+2 write keepalived's dump files (default: the temporary directory, /tmp)")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")

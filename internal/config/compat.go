@@ -93,7 +93,7 @@ var compatTable = []compatEntry{
 	{ID: "lvs_sync_daemon", Blocks: []string{"global_defs"}, Keywords: []string{"lvs_sync_daemon"}, Kind: CompatDiffers,
 		Difference: "runs on kernel IPVS only: with the nftables data plane (or none) it is not started, with a warning (tandem check --dataplane nft shows it)"},
 	{ID: "lvs_timeouts", Blocks: []string{"global_defs"}, Keywords: []string{"lvs_timeouts"}, Kind: CompatDiffers,
-		Difference: "set on kernel IPVS at start and each reload, put back at stop; the nftables data plane has no IPVS connection table and ignores them, with a warning"},
+		Difference: "set on kernel IPVS at start and each reload, put back at stop; the xdp data plane takes tcp and udp as its flow table's idle timeouts (tcpfin, without TCP state there, is warned about); the nftables data plane has no IPVS connection table and ignores them, with a warning"},
 	{ID: "persistence_engine", Blocks: []string{"virtual_server"}, Keywords: []string{"persistence_engine"}, Kind: CompatDiffers,
 		Difference: "passed to kernel IPVS; the nftables data plane has no persistence engine and ignores it, with a warning"},
 	{ID: "lvs_flush", Blocks: []string{"global_defs"}, Keywords: []string{"lvs_flush", "lvs_flush_onstop"}, Kind: CompatDiffers,

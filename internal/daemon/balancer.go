@@ -74,7 +74,7 @@ type balancer struct {
 // DR only). It returns the backend, its name and which services it may
 // touch (nftables and XDP: all of their own tables and maps; IPVS: the
 // ones Tandem created, never an operator's).
-func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.ServiceKey) bool, error) {
+func openKernel(dataplane string, log *slog.Logger, xopts ...xdp.Option) (kernel, string, func(lvs.ServiceKey) bool, error) {
 	all := func(lvs.ServiceKey) bool { return true }
 	switch dataplane {
 	case DataplaneNone:
@@ -96,7 +96,7 @@ func openKernel(dataplane string, log *slog.Logger) (kernel, string, func(lvs.Se
 		}
 		return k, DataplaneNFT, all, nil
 	case DataplaneXDP:
-		k, err := xdp.New(xdp.WithLogger(log))
+		k, err := xdp.New(append([]xdp.Option{xdp.WithLogger(log)}, xopts...)...)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("data plane xdp: %w", err)
 		}
@@ -109,7 +109,11 @@ func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, l
 	if len(cfg.VirtualServers) == 0 {
 		return nil, nil
 	}
-	k, name, owns, err := openKernel(dataplane, log)
+	var xopts []xdp.Option
+	if d.opts.BPFDir != "" {
+		xopts = append(xopts, xdp.WithPinRoot(d.opts.BPFDir))
+	}
+	k, name, owns, err := openKernel(dataplane, log, xopts...)
 	if err != nil {
 		return nil, err
 	}

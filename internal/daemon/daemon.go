@@ -30,8 +30,12 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	Socket     string
-	// Dataplane is auto, ipvs, nft or none (health checks only).
+	// Dataplane is auto, ipvs, nft, xdp or none (health checks only).
 	Dataplane string
+	// BPFDir is where the xdp data plane pins its maps and links, a
+	// directory per network namespace under it, on a BPF file system
+	// (xdp.DefaultPinDir when empty).
+	BPFDir string
 	// PlainSockets runs TCP_CHECK on plain sockets instead of io_uring
 	// (check.Options.PlainSockets).
 	PlainSockets bool

@@ -29,8 +29,9 @@ import (
 //     deleted whole at stop, which is the keyword's effect on them.
 //   - lvs_timeouts: IPVS's connection timeouts are set at start and on
 //     every reload, a timeout not given being the kernel's own, and put
-//     back at stop (keepalived ipvswrapper.c). nftables has no IPVS
-//     connection table: see planTimeouts.
+//     back at stop (keepalived ipvswrapper.c). xdp: tcp and udp are its
+//     flow table's idle timeouts (xdp.Kernel.SetTimeouts), tcpfin has no
+//     counterpart. nftables has no IPVS connection table and warns.
 //   - persistence_engine: IPVS only (IPVS_SVC_ATTR_PE_NAME); nftables has
 //     none, and says so.
 
@@ -73,24 +74,35 @@ func (b *balancer) configurePlane(cfg *config.Config) {
 		if err := k.SetTimeouts(t); err != nil {
 			b.log.Error("lvs_timeouts not applied", "dataplane", b.name, "err", err)
 		}
-	case *nft.Kernel, *xdp.Kernel:
-		what := map[string]string{
-			DataplaneNFT: "the nftables data plane has no IPVS connection table to time out (its NAT flows follow the kernel's conntrack timeouts, its DR flows keep no state)",
-			DataplaneXDP: "the xdp data plane has no IPVS connection table to time out (its flow table keeps IPVS's default timeouts)",
-		}[b.name]
-		if t != (lvs.Timeouts{}) {
-			b.log.Warn("lvs_timeouts: "+what+"; ignored, the IPVS data plane applies them",
+	case *xdp.Kernel:
+		if err := k.SetTimeouts(t); err != nil {
+			b.log.Error("lvs_timeouts not applied", "dataplane", b.name, "err", err)
+		}
+		if t.TCPFin > 0 {
+			b.log.Warn("lvs_timeouts tcpfin: the xdp data plane does not follow TCP's state; a closed connection's flow keeps the tcp timeout",
 				"dataplane", b.name, "pos", cfg.Global.Pos.String())
 		}
-		for _, vs := range cfg.VirtualServers {
-			if vs.PersistenceEngine != "" {
-				b.log.Warn("persistence_engine: the "+planeTitle[b.name]+" data plane has no persistence engines; ignored, the IPVS data plane applies it",
-					"dataplane", b.name, "vs", vs.Name(), "engine", vs.PersistenceEngine, "pos", vs.Pos.String())
-			}
+		b.warnLimits(cfg)
+	case *nft.Kernel:
+		if t != (lvs.Timeouts{}) {
+			b.log.Warn("lvs_timeouts: the nftables data plane has no IPVS connection table to time out (its NAT flows follow the kernel's conntrack timeouts, its DR flows keep no state); ignored, the IPVS data plane applies them",
+				"dataplane", b.name, "pos", cfg.Global.Pos.String())
 		}
-		for _, d := range planeLimits(cfg, b.name) {
-			b.log.Warn(d.Msg, "dataplane", b.name, "pos", d.Pos.String())
+		b.warnLimits(cfg)
+	}
+}
+
+// warnLimits says what the nftables or xdp data plane cannot do of cfg:
+// persistence engines, and what planeLimits finds.
+func (b *balancer) warnLimits(cfg *config.Config) {
+	for _, vs := range cfg.VirtualServers {
+		if vs.PersistenceEngine != "" {
+			b.log.Warn("persistence_engine: the "+planeTitle[b.name]+" data plane has no persistence engines; ignored, the IPVS data plane applies it",
+				"dataplane", b.name, "vs", vs.Name(), "engine", vs.PersistenceEngine, "pos", vs.Pos.String())
 		}
+	}
+	for _, d := range planeLimits(cfg, b.name) {
+		b.log.Warn(d.Msg, "dataplane", b.name, "pos", d.Pos.String())
 	}
 }
 

@@ -80,6 +80,8 @@ type Kernel struct {
 	maxSvc uint32
 	maxRS  uint32
 	gen    uint32 // the last generation given to a real server id
+	// timeouts are lvs_timeouts (SetTimeouts).
+	timeouts lvs.Timeouts
 	// stopLocals ends watchLocals.
 	stopLocals func()
 }
@@ -105,6 +107,7 @@ type Option func(*options)
 
 type options struct {
 	dir    string
+	root   string
 	ifaces []string
 	log    *slog.Logger
 }
@@ -112,6 +115,11 @@ type options struct {
 // WithPinDir pins maps and links in dir, on a BPF file system, instead of
 // DefaultPinDir's directory for the namespace.
 func WithPinDir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// WithPinRoot pins maps and links in root's directory for the network
+// namespace (xdp-<namespace inode>), root being on a BPF file system,
+// instead of DefaultPinDir's. WithPinDir overrides it.
+func WithPinRoot(root string) Option { return func(o *options) { o.root = root } }
 
 // WithInterfaces attaches the program to the named interfaces too, for
 // clients whose packets for a VIP arrive elsewhere than on the real
@@ -131,7 +139,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // programs a service, and a previous run's attachments now run this
 // program with the maps they had.
 func New(opts ...Option) (*Kernel, error) {
-	o := options{log: slog.New(slog.DiscardHandler)}
+	o := options{log: slog.New(slog.DiscardHandler), root: DefaultPinDir}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -140,7 +148,7 @@ func New(opts ...Option) (*Kernel, error) {
 		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
 			return nil, fmt.Errorf("lvs/xdp: network namespace: %w", err)
 		}
-		o.dir = filepath.Join(DefaultPinDir, "xdp-"+strconv.FormatUint(st.Ino, 10))
+		o.dir = filepath.Join(o.root, "xdp-"+strconv.FormatUint(st.Ino, 10))
 	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lvs/xdp: %w (is a BPF file system mounted? mount -t bpf bpf /sys/fs/bpf)", err)
@@ -518,7 +526,7 @@ func (k *Kernel) commit(key lvs.ServiceKey, next *service) error {
 		return fmt.Errorf("service definition: %w", err)
 	}
 	// The switch: from here on packets see the new pool.
-	if err := k.objs.Services.Put(sk, svcVal(next, uint32(len(table)))); err != nil {
+	if err := k.objs.Services.Put(sk, svcVal(next, uint32(len(table)), k.timeouts)); err != nil {
 		k.restore(key, cur)
 		return fmt.Errorf("service: %w", err)
 	}

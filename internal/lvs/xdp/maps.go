@@ -37,26 +37,33 @@ func svcKey(key lvs.ServiceKey) lbSvcKey {
 
 // flowTimeout is how long a flow's entry outlives its last packet:
 // persistence_timeout with persistence (IPVS's persistence template: the
-// client stays on its server while it is active), else IPVS's defaults
-// for an established TCP connection (15 minutes) and for UDP (5), as the
-// nftables DR flow table has them.
-func flowTimeout(s lvs.Service) time.Duration {
+// client stays on its server while it is active), else the connection
+// timeout of the protocol in t (keepalived's lvs_timeouts tcp and udp,
+// which IPVS applies to its established TCP connections and UDP flows),
+// or where t has none IPVS's defaults, 15 minutes (TCP) and 5 (UDP), as
+// the nftables DR flow table has them.
+func flowTimeout(s lvs.Service, t lvs.Timeouts) time.Duration {
 	switch {
 	case s.PersistenceTimeout > 0:
 		return time.Duration(s.PersistenceTimeout) * time.Second
+	case s.Protocol == lvs.UDP && t.UDP > 0:
+		return t.UDP
 	case s.Protocol == lvs.UDP:
 		return 5 * time.Minute
+	case t.TCP > 0:
+		return t.TCP
 	}
 	return 15 * time.Minute
 }
 
-// svcVal is the services map value of s whose current row has size slots:
+// svcVal is the services map value of s whose current row has size slots,
+// with connection timeouts t (flowTimeout):
 // what the flow hash covers is what the nftables DR path hashes
 // (nft/build.go, schedule): the client address masked to the persistence
 // granularity with persistence, the client address for sh and mh, the
 // VIP for dh, lblc and lblcr, else the client address and port.
-func svcVal(s *service, size uint32) lbSvcVal {
-	v := lbSvcVal{Id: s.id, Row: s.row, Size: size, Key: keySaddrSport, Timeout: uint64(flowTimeout(s.Service))}
+func svcVal(s *service, size uint32, t lvs.Timeouts) lbSvcVal {
+	v := lbSvcVal{Id: s.id, Row: s.row, Size: size, Key: keySaddrSport, Timeout: uint64(flowTimeout(s.Service, t))}
 	switch {
 	case s.PersistenceTimeout > 0:
 		v.Key = keySaddr

@@ -50,8 +50,9 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 
 // TestServiceValue: the program hashes what the nftables DR path hashes
 // (client address and port; the client address for sh and mh, masked with
-// persistence; the VIP for dh), keeps entries for the timeouts of IPVS,
-// and finds the port in network byte order.
+// persistence; the VIP for dh), keeps entries for the timeouts of IPVS
+// (lvs_timeouts, else its defaults), and finds the port in network byte
+// order.
 func TestServiceValue(t *testing.T) {
 	base := lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Method: lvs.DR,
 		PersistenceMask: lvs.PrefixMask(lvs.IPv4, 32)}
@@ -61,27 +62,38 @@ func TestServiceValue(t *testing.T) {
 		return &service{Service: s, id: 3, row: 7}
 	}
 	mask24 := [16]byte{255, 255, 255}
+	timeouts := lvs.Timeouts{TCP: 2 * time.Hour, TCPFin: 2 * time.Minute, UDP: time.Minute}
 	for _, tc := range []struct {
-		name    string
-		s       *service
-		key     uint32
-		mask    [16]byte
-		timeout time.Duration
+		name     string
+		s        *service
+		timeouts lvs.Timeouts // lvs_timeouts
+		key      uint32
+		mask     [16]byte
+		timeout  time.Duration
 	}{
-		{"wrr", with(func(s *lvs.Service) { s.Scheduler = lvs.WeightedRoundRobin }), keySaddrSport, [16]byte{}, 15 * time.Minute},
-		{"rr udp", with(func(s *lvs.Service) { s.Scheduler = lvs.RoundRobin; s.Protocol = lvs.UDP }), keySaddrSport, [16]byte{}, 5 * time.Minute},
-		{"sh", with(func(s *lvs.Service) { s.Scheduler = lvs.SourceHash }), keySaddr, [16]byte{}, 15 * time.Minute},
-		{"sh-port", with(func(s *lvs.Service) { s.Scheduler = lvs.SourceHash; s.Flags = lvs.FlagSHPort }), keySaddrSport, [16]byte{}, 15 * time.Minute},
-		{"mh-port", with(func(s *lvs.Service) { s.Scheduler = lvs.MaglevHash; s.Flags = lvs.FlagMHPort }), keySaddrSport, [16]byte{}, 15 * time.Minute},
-		{"dh", with(func(s *lvs.Service) { s.Scheduler = lvs.DestinationHash }), keyDaddr, [16]byte{}, 15 * time.Minute},
-		{"lblc", with(func(s *lvs.Service) { s.Scheduler = lvs.LocalityLeastConn }), keyDaddr, [16]byte{}, 15 * time.Minute},
+		{"wrr", with(func(s *lvs.Service) { s.Scheduler = lvs.WeightedRoundRobin }), lvs.Timeouts{}, keySaddrSport, [16]byte{}, 15 * time.Minute},
+		{"rr udp", with(func(s *lvs.Service) { s.Scheduler = lvs.RoundRobin; s.Protocol = lvs.UDP }), lvs.Timeouts{}, keySaddrSport, [16]byte{}, 5 * time.Minute},
+		{"sh", with(func(s *lvs.Service) { s.Scheduler = lvs.SourceHash }), lvs.Timeouts{}, keySaddr, [16]byte{}, 15 * time.Minute},
+		{"sh-port", with(func(s *lvs.Service) { s.Scheduler = lvs.SourceHash; s.Flags = lvs.FlagSHPort }), lvs.Timeouts{}, keySaddrSport, [16]byte{}, 15 * time.Minute},
+		{"mh-port", with(func(s *lvs.Service) { s.Scheduler = lvs.MaglevHash; s.Flags = lvs.FlagMHPort }), lvs.Timeouts{}, keySaddrSport, [16]byte{}, 15 * time.Minute},
+		{"dh", with(func(s *lvs.Service) { s.Scheduler = lvs.DestinationHash }), lvs.Timeouts{}, keyDaddr, [16]byte{}, 15 * time.Minute},
+		{"lblc", with(func(s *lvs.Service) { s.Scheduler = lvs.LocalityLeastConn }), lvs.Timeouts{}, keyDaddr, [16]byte{}, 15 * time.Minute},
 		{"persistent dh", with(func(s *lvs.Service) {
 			s.Scheduler = lvs.DestinationHash
 			s.PersistenceTimeout = 300
 			s.PersistenceMask = lvs.PrefixMask(lvs.IPv4, 24)
-		}), keySaddr, mask24, 300 * time.Second},
+		}), lvs.Timeouts{}, keySaddr, mask24, 300 * time.Second},
+		// lvs_timeouts tcp 7200 tcpfin 120 udp 60: the connection
+		// timeout of the service's protocol; persistence keeps its own.
+		{"wrr, lvs_timeouts", with(func(s *lvs.Service) { s.Scheduler = lvs.WeightedRoundRobin }), timeouts, keySaddrSport, [16]byte{}, 2 * time.Hour},
+		{"rr udp, lvs_timeouts", with(func(s *lvs.Service) { s.Scheduler = lvs.RoundRobin; s.Protocol = lvs.UDP }), timeouts, keySaddrSport, [16]byte{}, time.Minute},
+		{"rr udp, lvs_timeouts tcp only", with(func(s *lvs.Service) { s.Scheduler = lvs.RoundRobin; s.Protocol = lvs.UDP }), lvs.Timeouts{TCP: time.Hour}, keySaddrSport, [16]byte{}, 5 * time.Minute},
+		{"persistent, lvs_timeouts", with(func(s *lvs.Service) {
+			s.Scheduler = lvs.WeightedRoundRobin
+			s.PersistenceTimeout = 50
+		}), timeouts, keySaddr, [16]byte{255, 255, 255, 255}, 50 * time.Second},
 	} {
-		v := svcVal(tc.s, 251)
+		v := svcVal(tc.s, 251, tc.timeouts)
 		if v.Key != tc.key || v.Mask != tc.mask || v.Timeout != uint64(tc.timeout) || v.Id != 3 || v.Row != 7 || v.Size != 251 {
 			t.Errorf("%s: %+v: want key %d, mask %v, timeout %v", tc.name, v, tc.key, tc.mask[:4], tc.timeout)
 		}
