@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -258,6 +259,42 @@ virtual_server 10.0.0.1 82 {
 		}
 		if code != 0 || !cmp.Equal(got, tt.want) {
 			t.Errorf("check --dataplane %s: exit %d, stderr (-want +got):\n%s", tt.dataplane, code, cmp.Diff(tt.want, got))
+		}
+	}
+}
+
+// TestCheckDataplaneSeeds: on the seed configurations, check --dataplane
+// xdp says, with file:line:col, what XDP cannot forward that nftables
+// can, the NAT seed's virtual server, and nothing else: the DR seeds run
+// on it unchanged.
+func TestCheckDataplaneSeeds(t *testing.T) {
+	seeds, _ := filepath.Glob(filepath.Join(seedDir, "seed*.conf"))
+	if len(seeds) == 0 {
+		t.Skipf("no seed configurations in %s", seedDir)
+	}
+	nat := seedPath(t, "seed003-lvs-nat.conf")
+	want := map[string][]string{
+		nat: {nat + ":4:1: warning: virtual_server 192.168.142.147:80: lb_kind NAT: the xdp data plane does not forward it (NAT: ipvs, nft); its service is refused"},
+	}
+	for _, seed := range seeds {
+		lines := map[string][]string{}
+		for _, dp := range []string{"nft", "xdp"} {
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"check", "-f", seed, "--dataplane", dp}, &stdout, &stderr); code != 0 {
+				t.Fatalf("check --dataplane %s %s: exit %d: %s", dp, seed, code, stderr.String())
+			}
+			for line := range strings.Lines(stderr.String()) {
+				lines[dp] = append(lines[dp], strings.TrimSuffix(line, "\n"))
+			}
+		}
+		var onlyXDP []string
+		for _, line := range lines["xdp"] {
+			if !slices.Contains(lines["nft"], line) {
+				onlyXDP = append(onlyXDP, line)
+			}
+		}
+		if d := cmp.Diff(want[seed], onlyXDP); d != "" {
+			t.Errorf("check --dataplane xdp %s, beyond nft's warnings (-want +got):\n%s", filepath.Base(seed), d)
 		}
 	}
 }
