@@ -146,6 +146,7 @@ func (b *balancer) checkOptions(cfg *config.Config, fx *effects) check.Options {
 // too, between events.
 func (b *balancer) run(ctx context.Context) {
 	stop, done := b.startChecks(ctx)
+	b.initial(ctx)
 	b.reconcile(ctx)
 	for {
 		select {
@@ -184,6 +185,27 @@ func (b *balancer) run(ctx context.Context) {
 				}
 			}
 			b.reconcile(ctx)
+		}
+	}
+}
+
+// initial applies the scheduler's first events, the state every real
+// server starts in (up, as keepalived starts its checkers, unless alpha)
+// and then each virtual server's quorum, so that the first reconcile
+// programs the pool the checks start from rather than an empty one. A
+// Tandem restarted after a crash then finds the data plane its
+// predecessor left as it should be, and changes nothing, instead of
+// taking every real server out until their events come.
+func (b *balancer) initial(ctx context.Context) {
+	for left := len(b.cfg.VirtualServers); left > 0; {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-b.checks:
+			b.apply(ev)
+			if ev.Initial && (ev.Kind == check.QuorumUp || ev.Kind == check.QuorumDown) {
+				left--
+			}
 		}
 	}
 }
