@@ -28,7 +28,7 @@ func BPFFST(t testing.TB) string {
 
 // XDPReadyT prepares the lab for an XDP data plane in directors: the
 // hosts compute their own TCP/UDP checksums (checksum offload off on
-// their eth0: a veth leaves the checksum to be filled in later, which a
+// their interfaces: a veth leaves the checksum to be filled in later, which a
 // frame forwarded by XDP never gets, as a NIC would have done it), and
 // each director's ports on switches run a pass-through XDP program (a
 // veth transmits XDP frames, XDP_TX and XDP_REDIRECT, only to a peer that
@@ -41,8 +41,17 @@ func (l *Lab) XDPReadyT(t testing.TB, hosts, directors, switches []string) {
 	}
 	for _, n := range hosts {
 		err := l.Do(n, func() error {
-			if out, err := exec.Command(ethtool, "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {
-				return fmt.Errorf("ethtool on %s: %v: %s", n, err, out)
+			ifcs, err := net.Interfaces()
+			if err != nil {
+				return err
+			}
+			for _, ifc := range ifcs {
+				if ifc.Flags&net.FlagLoopback != 0 {
+					continue
+				}
+				if out, err := exec.Command(ethtool, "-K", ifc.Name, "tx", "off").CombinedOutput(); err != nil {
+					return fmt.Errorf("ethtool on %s's %s: %v: %s", n, ifc.Name, err, out)
+				}
 			}
 			return nil
 		})

@@ -31,13 +31,14 @@ func spread(l *lab.Lab, target netip.AddrPort, n int) map[string]int {
 	return got
 }
 
-func lvsList(t *testing.T, l *lab.Lab, d *daemon) string {
+// lvsList is `tandem lvs list` against d, with flags.
+func lvsList(t *testing.T, l *lab.Lab, d *daemon, flags ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := l.Command(ctx, d.node, tandemBin, "lvs", "list", "--socket", d.socket).CombinedOutput()
+	out, err := l.Command(ctx, d.node, tandemBin, append([]string{"lvs", "list", "--socket", d.socket}, flags...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("tandem lvs list: %v\n%s", err, out)
+		t.Fatalf("tandem lvs list %v: %v\n%s", flags, err, out)
 	}
 	return string(out)
 }
@@ -93,18 +94,20 @@ func TestSeed003NAT(t *testing.T) {
 }
 
 // seed004Pair builds seed004's layout with nginx on the real servers
-// (VIP on lo) and its two directors running unmodified, and returns once
-// dir1 is MASTER and dir2 BACKUP.
-func seed004Pair(t *testing.T) (l *lab.Lab, vip netip.Addr, master, backup *daemon) {
+// (VIP on lo) and its two directors running unmodified on data plane dp,
+// and returns once dir1 is MASTER and dir2 BACKUP.
+func seed004Pair(t *testing.T, dp string) (l *lab.Lab, vip netip.Addr, master, backup *daemon) {
 	t.Helper()
-	l = lab.NewT(t, lab.Seed004().Spec())
-	vip = netip.MustParseAddr("172.16.0.30")
+	y := lab.Seed004()
+	l = lab.NewT(t, y.Spec())
+	flags := onPlane(t, l, y, dp)
+	vip = y.VIPs[0]
 	for _, rs := range []string{"rs1", "rs2"} {
 		carryVIP(t, l, rs, vip)
 		startNginx(t, l, rs)
 	}
-	master = startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"))
-	backup = startTandem(t, l, "dir2", seedConf(t, "seed004-lvs-dr-backup.conf"))
+	master = startTandem(t, l, "dir1", seedConf(t, "seed004-lvs-dr-master.conf"), flags...)
+	backup = startTandem(t, l, "dir2", seedConf(t, "seed004-lvs-dr-backup.conf"), flags...)
 	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool {
 		return master.state("VI_1") == "MASTER" && backup.state("VI_1") == "BACKUP"
 	})
@@ -112,19 +115,24 @@ func seed004Pair(t *testing.T) (l *lab.Lab, vip netip.Addr, master, backup *daem
 }
 
 // TestSeed004DR runs seed004's director pair unmodified (rr DR, VIP
-// 172.16.0.30/24 floating by VRRP): the client's connections reach both
-// real servers through the master's nftables DR forwarding, the real servers
-// answering directly.
-func TestSeed004DR(t *testing.T) {
-	l, vip, m, _ := seed004Pair(t)
+// 172.16.0.30/24 floating by VRRP) on each DR data plane: the client's
+// connections reach both real servers through the master's DR forwarding,
+// the real servers answering directly, and the master counts each
+// server's packets in step with the requests it answered.
+func TestSeed004DR(t *testing.T) { forPlanes(t, seed004DR) }
+
+func seed004DR(t *testing.T, dp string) {
+	l, vip, m, _ := seed004Pair(t, dp)
 	const vs = "172.16.0.30:80"
 	waitFor(t, "both real servers healthy", 15*time.Second, func() bool {
 		return m.healthy(vs, "172.16.0.31") && m.healthy(vs, "172.16.0.32")
 	})
 	target := netip.AddrPortFrom(vip, 80)
 	waitFor(t, "the client served", 5*time.Second, func() bool { _, err := get(l, target); return err == nil })
+	before := m.packets(t)
 	got := spread(l, target, 60)
 	t.Logf("rr DR (flow hash), 60 connections: %v", got)
+	checkCounted(t, m, before, got, map[string]string{"rs1": "172.16.0.31:80", "rs2": "172.16.0.32:80"})
 	// DR has no conntrack: flows are hashed, so the split is even only on
 	// average; each server must still get a fair share.
 	if got[""] > 0 || got["rs1"] < 15 || got["rs2"] < 15 {
@@ -209,9 +217,11 @@ func drForwarded(t *testing.T, l *lab.Lab, node string) uint64 {
 // hooks see the client's SYN to the master's MAC, and each sees what the
 // other forwards to the real servers' MACs. Only the master may forward,
 // and only frames addressed to it: one request puts exactly one SYN on the
-// real servers, and the backup forwards nothing.
-func TestDRFloodingSwitch(t *testing.T) {
-	l, vip, m, b := seed004Pair(t)
+// real servers, and the backup forwards nothing. On each DR data plane.
+func TestDRFloodingSwitch(t *testing.T) { forPlanes(t, drFloodingSwitch) }
+
+func drFloodingSwitch(t *testing.T, dp string) {
+	l, vip, m, b := seed004Pair(t, dp)
 	const vs = "172.16.0.30:80"
 	for _, d := range []*daemon{m, b} {
 		waitFor(t, d.node+": both real servers healthy", 15*time.Second, func() bool {
@@ -235,7 +245,7 @@ func TestDRFloodingSwitch(t *testing.T) {
 		t.Fatalf("bridge ageing_time 0: %v: %s", err, out)
 	}
 	syns := map[string]func() uint64{"rs1": countSYNs(t, l, "rs1", vip), "rs2": countSYNs(t, l, "rs2", vip)}
-	before := drForwarded(t, l, "dir2")
+	before := b.forwarded(t)
 	if before != 0 {
 		t.Errorf("the backup forwarded %d packets before the test's request", before)
 	}
@@ -250,11 +260,11 @@ func TestDRFloodingSwitch(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	n1, n2 := syns["rs1"](), syns["rs2"]()
 	t.Logf("one request, answered by %s; SYNs at rs1 %d, rs2 %d; packets forwarded by dir1 %d, by dir2 %d",
-		got, n1, n2, drForwarded(t, l, "dir1"), drForwarded(t, l, "dir2"))
+		got, n1, n2, m.forwarded(t), b.forwarded(t))
 	if n1+n2 != 1 {
 		t.Errorf("one request put %d SYNs on the real servers (rs1 %d, rs2 %d), want exactly 1", n1+n2, n1, n2)
 	}
-	if n := drForwarded(t, l, "dir2"); n != 0 {
+	if n := b.forwarded(t); n != 0 {
 		t.Errorf("the backup, which does not hold the VIP, forwarded %d packets", n)
 	}
 }

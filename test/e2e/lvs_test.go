@@ -89,20 +89,25 @@ func (d *daemon) healthy(vsName, rsIP string) bool {
 }
 
 // TestSeed000HealthCheck is the seeds' health-check test on seed000's DR
-// pair with its configurations unmodified and nginx as real servers: the
-// client is served through the VIP; the serving real server's nginx stops
-// and it leaves the pool within delay_loop + retries, the client being
-// served by the other; it starts again and comes back.
-func TestSeed000HealthCheck(t *testing.T) {
-	l := lab.NewT(t, lab.Seed000().Spec())
-	vip := netip.MustParseAddr("172.16.7.5")
+// pair with its configurations unmodified and nginx as real servers, on
+// each DR data plane: the client is served through the VIP; the serving
+// real server's nginx stops and it leaves the pool within delay_loop +
+// retries, the client being served by the other with no failed request;
+// it starts again and comes back.
+func TestSeed000HealthCheck(t *testing.T) { forPlanes(t, seed000HealthCheck) }
+
+func seed000HealthCheck(t *testing.T, dp string) {
+	y := lab.Seed000()
+	l := lab.NewT(t, y.Spec())
+	flags := onPlane(t, l, y, dp)
+	vip := y.VIPs[0]
 	nginx := map[string]*lab.Proc{}
 	for _, rs := range []string{"rs1", "rs2"} {
 		carryVIP(t, l, rs, vip)
 		nginx[rs] = startNginx(t, l, rs)
 	}
-	dir1 := startTandem(t, l, "dir1", seedConf(t, "seed000-lvs-dr-master.conf"))
-	dir2 := startTandem(t, l, "dir2", seedConf(t, "seed000-lvs-dr-backup.conf"))
+	dir1 := startTandem(t, l, "dir1", seedConf(t, "seed000-lvs-dr-master.conf"), flags...)
+	dir2 := startTandem(t, l, "dir2", seedConf(t, "seed000-lvs-dr-backup.conf"), flags...)
 	waitFor(t, "dir1 MASTER", 10*time.Second, func() bool { return dir1.state("VI_1") == "MASTER" && dir2.state("VI_1") == "BACKUP" })
 	const vs = "172.16.7.5:80"
 	waitFor(t, "both real servers healthy", 15*time.Second, func() bool {
