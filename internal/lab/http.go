@@ -39,9 +39,19 @@ http {
 // dialTimeout keeps a lost SYN (retransmitted after 1 s) from hiding the
 // moment a service answers again.
 func (l *Lab) HTTPGet(node string, addr netip.AddrPort, path string, dialTimeout time.Duration) (string, error) {
+	return l.HTTPGetFrom(node, netip.Addr{}, addr, path, dialTimeout)
+}
+
+// HTTPGetFrom is HTTPGet from node's address src (the zero Addr: the
+// one the kernel picks), for tests that need many clients.
+func (l *Lab) HTTPGetFrom(node string, src netip.Addr, addr netip.AddrPort, path string, dialTimeout time.Duration) (string, error) {
 	var body string
 	err := l.Do(node, func() error {
-		c, err := net.DialTimeout("tcp", addr.String(), dialTimeout)
+		d := net.Dialer{Timeout: dialTimeout}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		c, err := d.Dial("tcp", addr.String())
 		if err != nil {
 			return err
 		}

@@ -98,7 +98,9 @@ func TestSeed000HealthCheck(t *testing.T) { forPlanes(t, seed000HealthCheck) }
 
 func seed000HealthCheck(t *testing.T, dp string) {
 	y := lab.Seed000()
-	l := lab.NewT(t, y.Spec())
+	spec := y.Spec()
+	clients := moreAddrs(&spec, y.Client.Name, netip.MustParseAddr("172.16.7.101"), 40)
+	l := lab.NewT(t, spec)
 	flags := onPlane(t, l, y, dp)
 	vip := y.VIPs[0]
 	nginx := map[string]*lab.Proc{}
@@ -114,6 +116,7 @@ func seed000HealthCheck(t *testing.T, dp string) {
 		return dir1.healthy(vs, "172.16.7.3") && dir1.healthy(vs, "172.16.7.4")
 	})
 	target := netip.AddrPortFrom(vip, 80)
+	ip := map[string]string{"rs1": "172.16.7.3", "rs2": "172.16.7.4"}
 	var first string
 	waitFor(t, "the client served through the VIP", 10*time.Second, func() bool {
 		var err error
@@ -127,11 +130,34 @@ func seed000HealthCheck(t *testing.T, dp string) {
 			t.Fatalf("request %d: %q, %v; persistence should keep the client on %s", i, got, err, first)
 		}
 	}
+	// wrr 3:1 (rs1 weight 3): 40 clients, each kept on its server, each
+	// address a draw of the flow hash (jhash, as nft's DR and XDP have it:
+	// the same split on both, 31:9 for .101-.140; consecutive addresses
+	// differ in one byte, which the hash spreads less evenly than a mean
+	// of 30:10 with sd 2.7 would say). rr's 1:1 would give about 20:20.
+	waitFor(t, "both real servers in the data plane", 5*time.Second, func() bool {
+		c := dir1.packets(t)
+		_, ok1 := c[ip["rs1"]+":80"]
+		_, ok2 := c[ip["rs2"]+":80"]
+		return ok1 && ok2
+	})
+	split := map[string]int{}
+	for _, c := range clients {
+		got, err := l.HTTPGetFrom("client", c, target, "/", 2*time.Second)
+		again, err2 := l.HTTPGetFrom("client", c, target, "/", 2*time.Second)
+		if err != nil || err2 != nil || got != again {
+			t.Errorf("client %v: %q, %v then %q, %v; want one server twice", c, got, err, again, err2)
+		}
+		split[got]++
+	}
+	t.Logf("wrr 3:1 with persistence, 40 clients: %v", split)
+	if split[""] > 0 || split["rs2"] == 0 || split["rs1"] < 2*split["rs2"] {
+		t.Errorf("wrr 3:1 over 40 clients: %v, want about 30:10", split)
+	}
 	other, ok := map[string]string{"rs1": "rs2", "rs2": "rs1"}[first]
 	if !ok {
 		t.Fatalf("the VIP answered %q, not a real server", first)
 	}
-	ip := map[string]string{"rs1": "172.16.7.3", "rs2": "172.16.7.4"}
 
 	start := time.Now()
 	if err := nginx[first].Stop(5 * time.Second); err != nil {
@@ -156,4 +182,21 @@ func seed000HealthCheck(t *testing.T, dp string) {
 	nginx[first] = startNginx(t, l, first)
 	took = waitFor(t, first+" back in the pool", 15*time.Second, func() bool { return dir1.healthy(vs, ip[first]) })
 	t.Logf("health check: %s back %v after nginx started (%v since it stopped)", first, took, time.Since(start))
+}
+
+// moreAddrs gives node of spec n more addresses on its first interface,
+// first and those after it, in that interface's subnet, and returns them.
+func moreAddrs(spec *lab.Spec, node string, first netip.Addr, n int) []netip.Addr {
+	var out []netip.Addr
+	for i := range spec.Nodes {
+		if spec.Nodes[i].Name != node {
+			continue
+		}
+		ifc := &spec.Nodes[i].Ifaces[0]
+		for a := first; len(out) < n; a = a.Next() {
+			ifc.Addrs = append(ifc.Addrs, netip.PrefixFrom(a, ifc.Addrs[0].Bits()))
+			out = append(out, a)
+		}
+	}
+	return out
 }
