@@ -14,6 +14,13 @@ import (
 	"tandem/internal/lvs/nft"
 )
 
+// directorLab is a lab of one node, d, on 10.0.0.254/24, for a data plane.
+func directorLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	return lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "d", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.254/24")}}}}}})
+}
+
 // TestNFTPlaneGlobals: on the nftables data plane (a real one, in a lab
 // namespace), a virtual server with persistence_engine is programmed
 // without it, and neither a second reconcile nor a restarted process
@@ -23,8 +30,7 @@ import (
 // plane; lvs_flush at start deletes what Tandem's tables held; and stop
 // deletes the tables.
 func TestNFTPlaneGlobals(t *testing.T) {
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "d", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.254/24")}}}}}})
+	l := directorLab(t)
 	ns, err := netns.GetFromName(l.NSName("d"))
 	if err != nil {
 		t.Fatal(err)

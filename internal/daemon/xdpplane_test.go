@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,8 +23,7 @@ import (
 // which has no counterpart, is warned about at its position, and nothing
 // says the timeouts are ignored.
 func TestXDPPlaneTimeouts(t *testing.T) {
-	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "d", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.254/24")}}}}}})
+	l := directorLab(t)
 	root := lab.BPFFST(t)
 	var k kernel
 	err := l.Do("d", func() (err error) {

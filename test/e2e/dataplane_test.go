@@ -245,7 +245,7 @@ func drFloodingSwitch(t *testing.T, dp string) {
 		t.Fatalf("bridge ageing_time 0: %v: %s", err, out)
 	}
 	syns := map[string]func() uint64{"rs1": countSYNs(t, l, "rs1", vip), "rs2": countSYNs(t, l, "rs2", vip)}
-	before := b.forwarded(t)
+	before := forwarded(t, b)
 	if before != 0 {
 		t.Errorf("the backup forwarded %d packets before the test's request", before)
 	}
@@ -260,11 +260,11 @@ func drFloodingSwitch(t *testing.T, dp string) {
 	time.Sleep(200 * time.Millisecond)
 	n1, n2 := syns["rs1"](), syns["rs2"]()
 	t.Logf("one request, answered by %s; SYNs at rs1 %d, rs2 %d; packets forwarded by dir1 %d, by dir2 %d",
-		got, n1, n2, m.forwarded(t), b.forwarded(t))
+		got, n1, n2, forwarded(t, m), forwarded(t, b))
 	if n1+n2 != 1 {
 		t.Errorf("one request put %d SYNs on the real servers (rs1 %d, rs2 %d), want exactly 1", n1+n2, n1, n2)
 	}
-	if n := b.forwarded(t); n != 0 {
+	if n := forwarded(t, b); n != 0 {
 		t.Errorf("the backup, which does not hold the VIP, forwarded %d packets", n)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"tandem/internal/api"
 	"tandem/internal/lab"
 )
 
@@ -100,14 +99,8 @@ func (s *scaleOut) waitHops(t *testing.T, what string, timeout time.Duration, wa
 // real servers.
 func forwarded(t *testing.T, d *daemon) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	tab, err := api.FetchTable(ctx, d.socket)
-	if err != nil {
-		t.Fatalf("%s: lvs table: %v", d.node, err)
-	}
 	var n uint64
-	for _, svc := range tab.Services {
+	for _, svc := range d.table(t).Services {
 		for _, dst := range svc.Dests {
 			n += dst.Packets
 		}

@@ -75,16 +75,6 @@ func (d *daemon) packets(t *testing.T) map[string][2]uint64 {
 	return out
 }
 
-// forwarded is the packets d's data plane forwarded, all real servers'.
-func (d *daemon) forwarded(t *testing.T) uint64 {
-	t.Helper()
-	var n uint64
-	for _, c := range d.packets(t) {
-		n += c[0]
-	}
-	return n
-}
-
 // checkCounted checks that the packets d counted per real server between
 // before and now follow got, the requests each answered (by name, addr
 // giving each name's address): every request of the client (connect,
