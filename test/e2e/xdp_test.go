@@ -135,7 +135,8 @@ func xdpAttached(t *testing.T, l *lab.Lab, node string) []string {
 // leaves forwarding in place (requests go on succeeding while it is down),
 // and the one started next adopts the pinned maps and links, without a
 // failed request and without changing the data plane (0 operations: its
-// reconcile with the same configuration finds nothing to do); SIGTERM then
+// reconcile with the same configuration finds nothing to do, nor does a
+// reload of the same file); SIGTERM then
 // detaches the program and removes every pin.
 func TestXDPLifecycle(t *testing.T) {
 	y := lab.Seed004()
@@ -235,6 +236,15 @@ func TestXDPLifecycle(t *testing.T) {
 	}
 	if p := xdpPins(t, root); strings.Join(p, " ") != strings.Join(pinned, " ") {
 		t.Errorf("pins after the restart %v, before %v", p, pinned)
+	}
+	// A reload of the same file changes nothing either.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := api.Reload(ctx, d.socket); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = d.status(); err != nil || st.DataplaneOps != 0 {
+		t.Errorf("after a reload of the same file: %d data-plane operations (%v), want 0", st.DataplaneOps, err)
 	}
 
 	// A stop: nothing attached, nothing pinned.
