@@ -20,15 +20,17 @@ import (
 // server (VIP on lo) and runs a DR director pair with the given
 // configurations, until dir1 is MASTER, dir2 BACKUP, and both real
 // servers are healthy on both.
-func drPair(t *testing.T, c1, c2 lab.DRPairConf) (l *lab.Lab, master, backup *daemon) {
+func drPair(t *testing.T, dp string, c1, c2 lab.DRPairConf) (l *lab.Lab, master, backup *daemon) {
 	t.Helper()
-	l = lab.NewT(t, lab.Seed004().Spec())
+	y := lab.Seed004()
+	l = lab.NewT(t, y.Spec())
+	flags := onPlane(t, l, y, dp)
 	for _, rs := range []string{"rs1", "rs2"} {
 		carryVIP(t, l, rs, lab.DRPairVIP.Addr())
 		l.ServeT(t, rs, ":80", lab.NameEcho(rs))
 	}
-	m := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", c1.Conf("dir1")))
-	b := startTandem(t, l, "dir2", writeConf(t, "dir2.conf", c2.Conf("dir2")))
+	m := startTandem(t, l, "dir1", writeConf(t, "dir1.conf", c1.Conf("dir1")), flags...)
+	b := startTandem(t, l, "dir2", writeConf(t, "dir2.conf", c2.Conf("dir2")), flags...)
 	const vs = "172.16.0.30:80"
 	waitFor(t, "dir1 MASTER, dir2 BACKUP, both real servers healthy on both", 20*time.Second, func() bool {
 		return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" &&
@@ -42,9 +44,9 @@ func drPair(t *testing.T, c1, c2 lab.DRPairConf) (l *lab.Lab, master, backup *da
 // long-lived connections from the client through the VIP, crashes the
 // master (lab.Crash: switch port cut, SIGKILL), and returns what each
 // connection saw once the backup has carried them for a while.
-func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.Lab)) []lab.ConnResult {
+func drPairConns(t *testing.T, dp string, c1, c2 lab.DRPairConf, n int, backup func(*lab.Lab)) ([]lab.ConnResult, *daemon) {
 	t.Helper()
-	l, m, b := drPair(t, c1, c2)
+	l, m, b := drPair(t, dp, c1, c2)
 	vip := lab.DRPairVIP
 	if backup != nil {
 		backup(l)
@@ -63,7 +65,7 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.La
 	if err := cs.WaitPast(before, 2, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return cs.Stop()
+	return cs.Stop(), b
 }
 
 // TestDRConnectionsSurviveFailover: long-lived TCP connections through a
@@ -77,14 +79,15 @@ func drPairConns(t *testing.T, c1, c2 lab.DRPairConf, n int, backup func(*lab.La
 // The backup has a firewall of the usual kind (conntrack's INVALID state
 // dropped, after conntrack in prerouting) that counts what it sees for the
 // VIP: it sees nothing, though the backup forwards every connection.
-func TestDRConnectionsSurviveFailover(t *testing.T) {
+// On each DR data plane (XDP forwards before the stack too).
+func TestDRConnectionsSurviveFailover(t *testing.T) { forPlanes(t, drConnectionsSurviveFailover) }
+
+func drConnectionsSurviveFailover(t *testing.T, dp string) {
 	var seen, invalid func() uint64
-	var l *lab.Lab
-	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{}, 20, func(in *lab.Lab) {
-		l = in
+	res, b := drPairConns(t, dp, lab.DRPairConf{}, lab.DRPairConf{}, 20, func(l *lab.Lab) {
 		seen, invalid = conntrackFirewall(t, l, "dir2", lab.DRPairVIP)
 	})
-	if drForwarded(t, l, "dir2") == 0 {
+	if forwarded(t, b) == 0 {
 		t.Error("the backup forwarded nothing after the failover")
 	}
 	if n := seen(); n != 0 {
@@ -108,7 +111,7 @@ func TestDRConnectionsSurviveFailover(t *testing.T) {
 // differs from the master's and the flows whose slots changed hands reach
 // a server that resets them.
 func TestDRConnectionsFailoverControl(t *testing.T) {
-	res := drPairConns(t, lab.DRPairConf{}, lab.DRPairConf{Weights: [2]int{1, 9}}, 20, nil)
+	res, _ := drPairConns(t, "auto", lab.DRPairConf{}, lab.DRPairConf{Weights: [2]int{1, 9}}, 20, nil)
 	broken := 0
 	for _, r := range res {
 		if r.Err != nil {
@@ -170,9 +173,12 @@ func conntrackFirewall(t *testing.T, l *lab.Lab, node string, vip netip.AddrPort
 // TestDRReloadWeightKeepsConnections: a reload that gives rs2 nine times
 // rs1's weight remaps most of rs1's Maglev slots to rs2; the master's flow
 // table keeps rs1's established connections on rs1 (without it rs2 would
-// reset them), while new connections follow the new table.
-func TestDRReloadWeightKeepsConnections(t *testing.T) {
-	l, m, _ := drPair(t, lab.DRPairConf{}, lab.DRPairConf{})
+// reset them), while new connections follow the new table. On each DR
+// data plane.
+func TestDRReloadWeightKeepsConnections(t *testing.T) { forPlanes(t, drReloadWeightKeepsConnections) }
+
+func drReloadWeightKeepsConnections(t *testing.T, dp string) {
+	l, m, _ := drPair(t, dp, lab.DRPairConf{}, lab.DRPairConf{})
 	cs, err := l.OpenConns("client", lab.DRPairVIP, 20, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)

@@ -194,23 +194,6 @@ func countSYNs(t *testing.T, l *lab.Lab, node string, vip netip.Addr) func() uin
 	}
 }
 
-// drForwarded sums the packets node's DR data plane forwarded (the
-// counters of `nft list counters table netdev tandem`).
-func drForwarded(t *testing.T, l *lab.Lab, node string) uint64 {
-	t.Helper()
-	objs, err := nsConn(t, l, node).GetObjects(&nftables.Table{Name: "tandem", Family: nftables.TableFamilyNetdev})
-	if err != nil {
-		t.Fatalf("counters of netdev tandem in %s: %v", node, err)
-	}
-	var n uint64
-	for _, o := range objs {
-		if c, ok := o.(*nftables.CounterObj); ok {
-			n += c.Packets
-		}
-	}
-	return n
-}
-
 // TestDRFloodingSwitch runs seed004's DR pair behind a switch that floods
 // every frame (a bridge with ageing_time 0, what any switch does for a
 // MAC it has not learned yet or has aged out). Both directors' ingress
