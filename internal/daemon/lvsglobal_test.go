@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 
+	"tandem/internal/check"
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
 	"tandem/internal/lvs/nft"
@@ -21,6 +23,26 @@ func directorLab(t *testing.T) *lab.Lab {
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.254/24")}}}}}})
 }
 
+// nftDirector builds directorLab and returns an opener of the nftables
+// data plane in its node; what it opens is closed at the end of the test.
+func nftDirector(t *testing.T) func() *nft.Kernel {
+	t.Helper()
+	l := directorLab(t)
+	ns, err := netns.GetFromName(l.NSName("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return func() *nft.Kernel {
+		k, err := nft.New(nft.WithNetNS(int(ns)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		return k
+	}
+}
+
 // TestNFTPlaneGlobals: on the nftables data plane (a real one, in a lab
 // namespace), a virtual server with persistence_engine is programmed
 // without it, and neither a second reconcile nor a restarted process
@@ -30,20 +52,7 @@ func directorLab(t *testing.T) *lab.Lab {
 // plane; lvs_flush at start deletes what Tandem's tables held; and stop
 // deletes the tables.
 func TestNFTPlaneGlobals(t *testing.T) {
-	l := directorLab(t)
-	ns, err := netns.GetFromName(l.NSName("d"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	open := func() *nft.Kernel {
-		k, err := nft.New(nft.WithNetNS(int(ns)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { k.Close() })
-		return k
-	}
+	open := nftDirector(t)
 	cfg := lab.ParseConfig(t, `global_defs {
     lvs_flush
     lvs_timeouts tcp 7200 udp 60
@@ -121,5 +130,66 @@ virtual_server 10.0.0.1 5060 {
 	}
 	if svcs, err := open().Services(); err != nil || len(svcs) != 0 {
 		t.Fatalf("after stop: %v, %v; want nothing", svcs, err)
+	}
+}
+
+// TestRestartChangesNothing: a Tandem started where a crashed one left
+// its service programmed (nftables, in a lab namespace; the XDP data plane
+// in TestXDPLifecycle) changes nothing: its first reconcile waits for the
+// checks' initial states (real servers start up, as keepalived's do)
+// instead of taking every real server out until their events come.
+func TestRestartChangesNothing(t *testing.T) {
+	open := nftDirector(t)
+	cfg := lab.ParseConfig(t, `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    lb_algo rr
+    lb_kind NAT
+    real_server 10.0.1.1 80 {
+    }
+    real_server 10.0.1.2 80 {
+    }
+}
+`)
+	all := func(lvs.ServiceKey) bool { return true }
+	// The crashed run's work: the service with both servers, left behind.
+	full := lvs.NewPool()
+	for _, rs := range cfg.VirtualServers[0].RealServers {
+		full.Weights[rs] = rs.Weight
+	}
+	d, err := lvs.FromConfig(cfg, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := lvs.NewReconciler(open(), all).Reconcile(context.Background(), d); err != nil || len(rep.Ops) != 3 {
+		t.Fatalf("the first run's reconcile: %v, %v", rep.Ops, err)
+	}
+
+	k2 := open()
+	reconciled := make(chan struct{}, 1)
+	b := &balancer{cfg: cfg, log: slog.New(slog.DiscardHandler), name: DataplaneNFT, kernel: k2, rec: lvs.NewReconciler(k2, all),
+		pool: lvs.NewPool(), checks: make(chan check.Event, 16), reloads: make(chan reloadReq),
+		ready: func(map[netip.Addr]bool) {
+			select {
+			case reconciled <- struct{}{}:
+			default:
+			}
+		}}
+	if b.sched, err = check.NewScheduler(cfg.VirtualServers, b.log, check.Options{Events: b.checks}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); b.run(ctx) }()
+	defer func() { cancel(); <-stopped }()
+	select {
+	case <-reconciled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reconcile within 10 s")
+	}
+	b.mu.Lock()
+	ops := b.ops
+	b.mu.Unlock()
+	if ops != 0 {
+		t.Errorf("the restarted run's first reconcile sent %d operations to a data plane already as configured, want 0", ops)
 	}
 }
