@@ -28,8 +28,11 @@
 // (an IPv4 mask, or an IPv6 prefix length); ops as IP_VS_SVC_F_ONEPACKET;
 // sh-fallback/mh-fallback as IP_VS_SVC_F_SCHED1 and sh-port/mh-port as
 // SCHED2 (the kernel shares those bits between sh and mh); NAT, DR and TUN
-// as the per-destination forwarding methods Masq, Route and Tunnel (IPIP);
-// weights (0 inhibits a server) and the upper and lower connection
+// as the per-destination forwarding methods Masq, Route and Tunnel, a TUN
+// server's encapsulation (lvs.Dest.Tunnel: IPIP, GUE to a UDP port, GRE,
+// with a checksum option) as IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT and
+// _TUN_FLAGS (Linux 5.2, GRE 5.3), read back and updated in place like
+// the weight; weights (0 inhibits a server) and the upper and lower connection
 // thresholds as they are; a persistence engine (sip) as
 // IPVS_SVC_ATTR_PE_NAME, which cloudflare/ipvs does not send: services
 // with one are created and updated, and every service's engine is read
