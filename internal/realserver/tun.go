@@ -16,8 +16,9 @@ import (
 // (CONFIG_NET_IPIP, module ipip, whose catch-all device is tunl0), no IPv6
 // one (CONFIG_IPV6_TUNNEL, module ip6_tunnel: ip6tnl0) for IPv6 VIPs, or,
 // for GUE, no foo-over-UDP (CONFIG_NET_FOU, module fou). UpTun has then
-// changed nothing. Match it with errors.Is: it is where a decapsulation
-// that does not need the kernel's tunnels (XDP) can take over.
+// changed nothing (a tunnel device it had set up for the other family is
+// put back). Match it with errors.Is: it is where a decapsulation that does
+// not need the kernel's tunnels (XDP) can take over.
 var ErrNoKernelTunnel = errors.New("this kernel cannot decapsulate LVS-TUN packets")
 
 // TunType is how the director encapsulates (keepalived's "lb_kind TUN
@@ -154,8 +155,9 @@ func (h Host) UpTun(vips []netip.Addr, tun Tun) (ch TunChanges, err error) {
 		return ch, err
 	}
 	defer func() { err = errors.Join(err, h.save(st)) }()
+	nCreated, nRaised := len(st.Created), len(st.Raised)
 	for _, d := range devs {
-		created, raised, err := ensureTunDev(d)
+		created, raised, err := ensureDev(d)
 		if created {
 			st.Created = append(st.Created, d.name)
 		}
@@ -164,6 +166,13 @@ func (h Host) UpTun(vips []netip.Addr, tun Tun) (ch TunChanges, err error) {
 		}
 		if created || raised {
 			ch.Devices = append(ch.Devices, d.name)
+		}
+		if errors.Is(err, ErrNoKernelTunnel) {
+			// IPv6's driver missing after IPv4's device was set up: put
+			// that back too, so that the caller can hand the host to
+			// another decapsulation as it was.
+			err = errors.Join(err, undoDevs(State{Created: st.Created[nCreated:], Raised: st.Raised[nRaised:]}))
+			st.Created, st.Raised, ch.Devices = st.Created[:nCreated], st.Raised[:nRaised], nil
 		}
 		if err != nil {
 			return ch, err
@@ -238,6 +247,10 @@ func (h Host) StatusTun(vips []netip.Addr, tun Tun) ([]Check, error) {
 	out = append(out, vc...)
 	return append(out, h.sysctlChecks(tunSysctlIfaces(devs), tunSysctls)...), nil
 }
+
+// ensureDev is ensureTunDev; tests replace it to reach the error paths a
+// kernel with one family's driver and not the other's would take.
+var ensureDev = ensureTunDev
 
 // ensureTunDev makes d exist and be up. If it is missing, creating a
 // device of its kind makes the kernel load the driver, which creates d in

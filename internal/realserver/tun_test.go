@@ -271,3 +271,45 @@ func TestTunValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestUpTunRollback: when IPv6's tunnel driver is missing after IPv4's
+// device was made (a kernel with ipip and without ip6_tunnel), UpTun puts
+// the IPv4 device back before it fails, and records nothing: the host is
+// as it was for whatever decapsulates instead. The devices are stood in
+// for (a veth called tunl0), since no kernel here lacks just one driver.
+func TestUpTunRollback(t *testing.T) {
+	l := rsNode(t)
+	h := Host{SysctlDir: DefaultHost.SysctlDir, StateDir: t.TempDir()}
+	defer func(orig func(tunDev) (bool, bool, error)) { ensureDev = orig }(ensureDev)
+	ensureDev = func(d tunDev) (bool, bool, error) {
+		if d.v6 {
+			return false, false, fmt.Errorf("%w: no %s (test)", ErrNoKernelTunnel, d.name)
+		}
+		err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: d.name}, PeerName: d.name + "p"})
+		return err == nil, false, err
+	}
+	err := l.Do("rs", func() error {
+		before, err := hostState()
+		if err != nil {
+			return err
+		}
+		_, upErr := h.UpTun([]netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8::100")}, Tun{Type: TunIPIP})
+		if !errors.Is(upErr, ErrNoKernelTunnel) {
+			return fmt.Errorf("UpTun: %v, want ErrNoKernelTunnel", upErr)
+		}
+		after, err := hostState()
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(before, after); diff != "" {
+			return fmt.Errorf("a failed UpTun left the host changed (-before +after):\n%s", diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(h.StateDir); len(entries) != 0 {
+		t.Errorf("a failed UpTun left a record: %v", entries)
+	}
+}
