@@ -193,9 +193,7 @@ func (h Host) undo(st State) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, p := range st.Fou {
-		errs = append(errs, delFou(p))
-	}
+	errs = append(errs, delFous(st.Fou))
 	for k, v := range st.Saved {
 		iface, key, _ := strings.Cut(k, "/")
 		if err := h.write(iface, key, v); err != nil {

@@ -145,10 +145,12 @@ func (h Host) UpTun(vips []netip.Addr, tun Tun) (ch TunChanges, err error) {
 	devs := tunDevs(vips)
 	// The one check that changes nothing, first: with fou missing, no
 	// device is created for nothing.
+	var fou *fouConn
 	if tun.Type == TunGUE {
-		if _, err := netlink.FouFamilyId(); err != nil {
+		if fou, err = dialFou(); err != nil {
 			return ch, fmt.Errorf("%w: GUE needs foo-over-UDP (CONFIG_NET_FOU, module fou): %v", ErrNoKernelTunnel, err)
 		}
+		defer fou.close()
 	}
 	st, err := h.load(tunKey)
 	if err != nil {
@@ -180,7 +182,7 @@ func (h Host) UpTun(vips []netip.Addr, tun Tun) (ch TunChanges, err error) {
 	}
 	if tun.Type == TunGUE {
 		for _, p := range fouPorts(devs, tun.Port) {
-			added, err := ensureFou(p)
+			added, err := ensureFou(fou, p)
 			if err != nil {
 				return ch, err
 			}
@@ -232,12 +234,18 @@ func (h Host) StatusTun(vips []netip.Addr, tun Tun) ([]Check, error) {
 		out = append(out, Check{What: fmt.Sprintf("tunnel device %s (%s)", d.name, d.kind), Have: have, OK: have == "up"})
 	}
 	if tun.Type == TunGUE {
+		fou, err := dialFou()
 		for _, p := range fouPorts(devs, tun.Port) {
-			have, err := fouMode(p)
-			if err != nil {
-				have = err.Error()
+			have := "no fou in this kernel"
+			if err == nil {
+				if have, err = fou.mode(p); err != nil {
+					return nil, err
+				}
 			}
 			out = append(out, Check{What: "fou port " + p.String(), Have: have, OK: have == "gue"})
+		}
+		if fou != nil {
+			fou.close()
 		}
 	}
 	vc, err := vipChecks(State{Dev: tunKey}, vips)
@@ -296,22 +304,19 @@ func ensureTunDev(d tunDev) (created, raised bool, err error) {
 // created.
 func undoDevs(st State) error {
 	var errs []error
-	for _, name := range st.Raised {
-		l, err := netlink.LinkByName(name)
-		if err == nil {
-			err = netlink.LinkSetDown(l)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("set %s down: %w", name, err))
-		}
-	}
-	for _, name := range st.Created {
-		l, err := netlink.LinkByName(name)
-		if err == nil {
-			err = netlink.LinkDel(l)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("delete %s: %w", name, err))
+	for _, step := range []struct {
+		names []string
+		what  string
+		do    func(netlink.Link) error
+	}{{st.Raised, "set down", netlink.LinkSetDown}, {st.Created, "delete", netlink.LinkDel}} {
+		for _, name := range step.names {
+			l, err := netlink.LinkByName(name)
+			if err == nil {
+				err = step.do(l)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", step.what, name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -330,29 +335,11 @@ func fouPorts(devs []tunDev, port uint16) []FouPort {
 	return out
 }
 
-// fouMode says what the fou port p is: "gue", "direct" or "absent".
-func fouMode(p FouPort) (string, error) {
-	fous, err := netlink.FouList(p.Family)
-	if err != nil {
-		return "", fmt.Errorf("list fou ports: %w", err)
-	}
-	for _, f := range fous {
-		if f.Port != int(p.Port) {
-			continue
-		}
-		if f.EncapType == netlink.FOU_ENCAP_GUE {
-			return "gue", nil
-		}
-		return "direct", nil
-	}
-	return "absent", nil
-}
-
 // ensureFou opens p in GUE mode unless it is open already; a port open in
 // direct mode (for another protocol) is an error, not something to take
 // over.
-func ensureFou(p FouPort) (added bool, err error) {
-	mode, err := fouMode(p)
+func ensureFou(fou *fouConn, p FouPort) (added bool, err error) {
+	mode, err := fou.mode(p)
 	switch {
 	case err != nil:
 		return false, err
@@ -361,15 +348,25 @@ func ensureFou(p FouPort) (added bool, err error) {
 	case mode != "absent":
 		return false, fmt.Errorf("fou port %s is open in %s mode, not gue", p, mode)
 	}
-	if err := netlink.FouAdd(netlink.Fou{Family: p.Family, Port: int(p.Port), EncapType: netlink.FOU_ENCAP_GUE}); err != nil {
-		return false, fmt.Errorf("add fou port %s (gue): %w", p, err)
+	if err := fou.addGUE(p); err != nil {
+		return false, err
 	}
 	return true, nil
 }
 
-func delFou(p FouPort) error {
-	if err := netlink.FouDel(netlink.Fou{Family: p.Family, Port: int(p.Port)}); err != nil {
-		return fmt.Errorf("delete fou port %s: %w", p, err)
+// delFous closes the fou ports ps.
+func delFous(ps []FouPort) error {
+	if len(ps) == 0 {
+		return nil
 	}
-	return nil
+	fou, err := dialFou()
+	if err != nil {
+		return fmt.Errorf("delete fou ports: %w", err)
+	}
+	defer fou.close()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, fou.del(p))
+	}
+	return errors.Join(errs...)
 }

@@ -2,9 +2,11 @@ package realserver
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -13,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -88,12 +90,14 @@ func hostState() (string, error) {
 			}
 		}
 	}
-	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-		fous, err := netlink.FouList(fam)
-		if err == nil {
-			for _, f := range fous {
-				fmt.Fprintf(&b, "fou %d/%d type %d\n", f.Port, f.Family, f.EncapType)
-			}
+	if fou, err := dialFou(); err == nil { // else no fou in this kernel
+		ports, err := fou.list()
+		fou.close()
+		if err != nil {
+			return "", err
+		}
+		for _, p := range slices.SortedFunc(maps.Keys(ports), func(a, b FouPort) int { return cmp.Compare(a.String(), b.String()) }) {
+			fmt.Fprintf(&b, "fou %s %s\n", p, ports[p])
 		}
 	}
 	for _, iface := range []string{"all", "tunl0"} {
@@ -138,32 +142,45 @@ func TestUpTunWithoutKernelSupport(t *testing.T) {
 		cases = append(cases, tc{[]netip.Addr{v4}, Tun{Type: TunGUE, Port: 6080}, "CONFIG_NET_FOU"})
 	}
 	for _, c := range cases {
-		err := l.Do("rs", func() error {
-			before, err := hostState()
-			if err != nil {
-				return err
-			}
-			_, upErr := h.UpTun(c.vips, c.tun)
-			if !errors.Is(upErr, ErrNoKernelTunnel) || !strings.Contains(upErr.Error(), c.want) {
-				return fmt.Errorf("UpTun(%v, %+v) = %v; want ErrNoKernelTunnel naming %s", c.vips, c.tun, upErr, c.want)
-			}
-			t.Logf("UpTun(%v, %+v): %v", c.vips, c.tun, upErr)
-			after, err := hostState()
-			if err != nil {
-				return err
-			}
-			if diff := cmp.Diff(before, after); diff != "" {
-				return fmt.Errorf("a failed UpTun changed the host (-before +after):\n%s", diff)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
+		upErr := failsUnchanged(t, l, h, c.vips, c.tun)
+		if !strings.Contains(upErr.Error(), c.want) {
+			t.Errorf("UpTun(%v, %+v) = %v; want it to name %s", c.vips, c.tun, upErr, c.want)
 		}
-		if entries, _ := os.ReadDir(h.StateDir); len(entries) != 0 {
-			t.Errorf("a failed UpTun left a record: %v", entries)
-		}
+		t.Logf("UpTun(%v, %+v): %v", c.vips, c.tun, upErr)
 	}
+}
+
+// failsUnchanged runs UpTun in l's node rs, checks that it fails with
+// ErrNoKernelTunnel and leaves the host as it was, with no record, and
+// returns its error.
+func failsUnchanged(t *testing.T, l *lab.Lab, h Host, vips []netip.Addr, tun Tun) error {
+	t.Helper()
+	var upErr error
+	err := l.Do("rs", func() error {
+		before, err := hostState()
+		if err != nil {
+			return err
+		}
+		_, upErr = h.UpTun(vips, tun)
+		after, err := hostState()
+		if err != nil {
+			return err
+		}
+		if diff := gocmp.Diff(before, after); diff != "" {
+			return fmt.Errorf("a failed UpTun changed the host (-before +after):\n%s", diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if !errors.Is(upErr, ErrNoKernelTunnel) {
+		t.Fatalf("UpTun(%v, %+v) = %v; want ErrNoKernelTunnel", vips, tun, upErr)
+	}
+	if entries, _ := os.ReadDir(h.StateDir); len(entries) != 0 {
+		t.Errorf("a failed UpTun left a record: %v", entries)
+	}
+	return upErr
 }
 
 // TestUpDownTun prepares a node for TUN with an IPv4 and an IPv6 VIP over
@@ -200,7 +217,7 @@ func TestUpDownTun(t *testing.T) {
 		}
 		want := TunChanges{Added: []string{"192.0.2.100", "2001:db8::100"}, Devices: []string{"tunl0", "ip6tnl0"},
 			Fou: []FouPort{{6080, unix.AF_INET}, {6080, unix.AF_INET6}}, Sysctls: ch.Sysctls}
-		if diff := cmp.Diff(want, ch); diff != "" || ch.Sysctls < 2 {
+		if diff := gocmp.Diff(want, ch); diff != "" || ch.Sysctls < 2 {
 			return fmt.Errorf("UpTun changed (-want +got):\n%s\n(%d sysctls, want at least the two rp_filter)", diff, ch.Sysctls)
 		}
 		checks, err := h.StatusTun(vips, tun)
@@ -221,7 +238,7 @@ func TestUpDownTun(t *testing.T) {
 				return fmt.Errorf("%s after UpTun: %v, up=%t", d, err, err == nil && lk.Attrs().Flags&net.FlagUp != 0)
 			}
 		}
-		if again, err := h.UpTun(vips, tun); err != nil || !cmp.Equal(again, TunChanges{}) {
+		if again, err := h.UpTun(vips, tun); err != nil || !gocmp.Equal(again, TunChanges{}) {
 			return fmt.Errorf("second UpTun: %+v, %v; want no change", again, err)
 		}
 		if _, err := h.DownTun(); err != nil {
@@ -231,7 +248,7 @@ func TestUpDownTun(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if diff := cmp.Diff(before, after); diff != "" {
+		if diff := gocmp.Diff(before, after); diff != "" {
 			return fmt.Errorf("DownTun left the host changed (-before +after):\n%s", diff)
 		}
 		checks, err = h.StatusTun(vips, tun)
@@ -275,8 +292,9 @@ func TestTunValidate(t *testing.T) {
 // TestUpTunRollback: when IPv6's tunnel driver is missing after IPv4's
 // device was made (a kernel with ipip and without ip6_tunnel), UpTun puts
 // the IPv4 device back before it fails, and records nothing: the host is
-// as it was for whatever decapsulates instead. The devices are stood in
-// for (a veth called tunl0), since no kernel here lacks just one driver.
+// as it was for whatever decapsulates instead. The drivers are stood in
+// for (tunl0 is set up where the kernel has it, else a veth called tunl0
+// is created), since no kernel here lacks just one of them.
 func TestUpTunRollback(t *testing.T) {
 	l := rsNode(t)
 	h := Host{SysctlDir: DefaultHost.SysctlDir, StateDir: t.TempDir()}
@@ -285,31 +303,11 @@ func TestUpTunRollback(t *testing.T) {
 		if d.v6 {
 			return false, false, fmt.Errorf("%w: no %s (test)", ErrNoKernelTunnel, d.name)
 		}
+		if l, err := netlink.LinkByName(d.name); err == nil { // the kernel's (ipip loaded): set it up
+			return false, true, netlink.LinkSetUp(l)
+		}
 		err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: d.name}, PeerName: d.name + "p"})
 		return err == nil, false, err
 	}
-	err := l.Do("rs", func() error {
-		before, err := hostState()
-		if err != nil {
-			return err
-		}
-		_, upErr := h.UpTun([]netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8::100")}, Tun{Type: TunIPIP})
-		if !errors.Is(upErr, ErrNoKernelTunnel) {
-			return fmt.Errorf("UpTun: %v, want ErrNoKernelTunnel", upErr)
-		}
-		after, err := hostState()
-		if err != nil {
-			return err
-		}
-		if diff := cmp.Diff(before, after); diff != "" {
-			return fmt.Errorf("a failed UpTun left the host changed (-before +after):\n%s", diff)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if entries, _ := os.ReadDir(h.StateDir); len(entries) != 0 {
-		t.Errorf("a failed UpTun left a record: %v", entries)
-	}
+	failsUnchanged(t, l, h, []netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8::100")}, Tun{Type: TunIPIP})
 }
