@@ -63,9 +63,11 @@
 // the backend's reading of the kernel with Debian's `ipvsadm -Ln`, and send
 // NAT, DR and TUN traffic through IPVS; see internal/lvs/ipvs. The TUN
 // test (IPIP and GUE to real servers behind a router, prepared by
-// internal/realserver) and the realserver tests (up, status, down --tun
-// with IPv4 and IPv6 VIPs over GUE) add ~3 s in the guest, and building
-// realserver.test a few seconds on the host.
+// internal/realserver and by the tandem binary's `realserver up --tun`)
+// and the realserver tests (up, status, down --tun with IPv4 and IPv6 VIPs
+// over GUE) took 6 s of the guest's time in a run at load average ~10
+// (TestDRForwarding: 2.3 s) and 32 s at ~18 (TestDRForwarding: 6.3 s);
+// building realserver.test adds 1-3 s on the host.
 //
 // # Measured times
 //

@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -40,9 +41,9 @@ func tunLab(t *testing.T) (netip.Addr, *lab.Lab) {
 }
 
 // TestTUNForwarding sends TCP through kernel IPVS's TUN method to real
-// servers on another subnet, prepared by the realserver package as
-// `tandem realserver up --tun` does: rs1 decapsulating IPIP, rs2 GUE on
-// UDP port 6080 (with the UDP checksum). Connections alternate between
+// servers on another subnet, prepared by the realserver package: rs1
+// decapsulating IPIP (through the package), rs2 GUE on UDP port 6080 with
+// the UDP checksum (through `tandem realserver up --tun` in the VM). Connections alternate between
 // them (rr) and IPVS counts them; then DownTun on each leaves no VIP, no
 // fou port and the catch-all device down again.
 func TestTUNForwarding(t *testing.T) {
@@ -50,10 +51,18 @@ func TestTUNForwarding(t *testing.T) {
 	vip, l := tunLab(t)
 	tuns := map[string]realserver.Tun{"rs1": {Type: realserver.TunIPIP}, "rs2": {Type: realserver.TunGUE, Port: 6080}}
 	hosts := map[string]realserver.Host{}
+	// rs2 is prepared by the tandem binary where test/vm provides it
+	// (TANDEM_BIN), with the command line an operator would type.
+	bin := os.Getenv("TANDEM_BIN")
+	gueArgs := []string{"--vip", vip.String(), "--tun", "--tun-type", "gue", "--tun-port", "6080"}
 	for _, rs := range []string{"rs1", "rs2"} {
 		h := realserver.Host{SysctlDir: realserver.DefaultHost.SysctlDir, StateDir: t.TempDir()}
 		hosts[rs] = h
-		if err := l.Do(rs, func() error {
+		if rs == "rs2" && bin != "" {
+			out := run(t, l, rs, bin, append(append([]string{"realserver", "up"}, gueArgs...), "--state-dir", h.StateDir)...)
+			t.Logf("rs2: tandem realserver up %s: %s", strings.Join(gueArgs, " "), out)
+			run(t, l, rs, bin, append(append([]string{"realserver", "status"}, gueArgs...), "--state-dir", h.StateDir)...) // exit 0: ready
+		} else if err := l.Do(rs, func() error {
 			_, err := h.UpTun([]netip.Addr{vip}, tuns[rs])
 			return err
 		}); err != nil {
@@ -76,10 +85,15 @@ func TestTUNForwarding(t *testing.T) {
 	}
 
 	for _, rs := range []string{"rs1", "rs2"} {
+		if rs == "rs2" && bin != "" {
+			run(t, l, rs, bin, "realserver", "down", "--tun", "--state-dir", hosts[rs].StateDir)
+		}
 		var checks []realserver.Check
 		if err := l.Do(rs, func() (err error) {
-			if _, err := hosts[rs].DownTun(); err != nil {
-				return err
+			if rs == "rs1" || bin == "" {
+				if _, err := hosts[rs].DownTun(); err != nil {
+					return err
+				}
 			}
 			checks, err = hosts[rs].StatusTun([]netip.Addr{vip}, tuns[rs])
 			return err
