@@ -65,9 +65,11 @@
 // test (IPIP and GUE to real servers behind a router, prepared by
 // internal/realserver and by the tandem binary's `realserver up --tun`)
 // and the realserver tests (up, status, down --tun with IPv4 and IPv6 VIPs
-// over GUE) took 6 s of the guest's time in a run at load average ~10
-// (TestDRForwarding: 2.3 s) and 32 s at ~18 (TestDRForwarding: 6.3 s);
-// building realserver.test adds 1-3 s on the host.
+// over GUE) add to the guest's time: 4.7 s and 1.2 s in a run where
+// TestDRForwarding took 2.3 s (before TestTUNForwarding ran the binary);
+// 18.7 s and 14 s with the binary's three commands, at load average 18,
+// where TestDRForwarding took 6.3 s. Building realserver.test adds 1-3 s
+// on the host.
 //
 // # Measured times
 //
