@@ -1,9 +1,12 @@
-// Package realserver prepares a Linux host to be an LVS-DR (or TUN) real
-// server, as the seeds' lvs-web.sh scripts do by hand: the VIP on a
-// loopback-like device, so the host accepts packets for it, and the ARP
-// sysctls that stop it answering ARP for the VIP (which would steal the
-// VIP from the director). What Up changes is recorded, so that Down undoes
-// exactly that and nothing else.
+// Package realserver prepares a Linux host to be an LVS-DR or LVS-TUN real
+// server, as the seeds' lvs-web.sh scripts and the Linux Virtual Server
+// documents do by hand. DR (Up): the VIP on a loopback-like device, so the
+// host accepts packets for it, and the ARP sysctls that stop it answering
+// ARP for the VIP (which would steal the VIP from the director). TUN
+// (UpTun, tun.go): the VIPs on the kernel's catch-all tunnel devices, which
+// decapsulate what the director sends (IPIP, or GUE through a fou port),
+// rp_filter off, and the same ARP sysctls. What Up and UpTun change is
+// recorded, so that Down and DownTun undo exactly that and nothing else.
 package realserver
 
 import (
@@ -11,11 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"tandem/internal/config"
 	"tandem/internal/netio"
@@ -28,13 +35,31 @@ import (
 // both are set.
 var wanted = map[string]string{"arp_ignore": "1", "arp_announce": "2"}
 
-// State is what Up changed, kept in a file for Down.
+// State is what Up (or UpTun) changed, kept in a file for Down.
 type State struct {
 	Dev string `json:"dev"`
 	// Added are the VIPs Up added (ones already there are not listed).
 	Added []string `json:"added"`
 	// Saved holds the previous value of every sysctl Up changed.
 	Saved map[string]string `json:"saved"`
+	// Created are the tunnel devices UpTun created, Raised the ones it set
+	// up, Fou the GUE ports it opened.
+	Created []string  `json:"created,omitempty"`
+	Raised  []string  `json:"raised,omitempty"`
+	Fou     []FouPort `json:"fou,omitempty"`
+}
+
+func (st State) empty() bool {
+	return len(st.Added) == 0 && len(st.Saved) == 0 && len(st.Created) == 0 && len(st.Raised) == 0 && len(st.Fou) == 0
+}
+
+// vipDev is the device a recorded VIP was added to: the DR device, or
+// for TUN the tunnel device of the VIP's family.
+func (st State) vipDev(v netip.Addr) string {
+	if st.Dev == tunKey {
+		return tunDevFor(v).name
+	}
+	return st.Dev
 }
 
 // Host is where the sysctls and the state file live; tests point it at
@@ -86,26 +111,43 @@ func (h Host) Up(vips []netip.Addr, dev string) (added []string, changed int, er
 	if err != nil {
 		return nil, 0, err
 	}
+	defer func() { err = errors.Join(err, h.save(st)) }()
+	if added, err = addVIPs(&st, vips); err != nil {
+		return added, 0, err
+	}
+	changed, err = h.setSysctls(&st, []string{"all", dev}, wanted)
+	return added, changed, err
+}
+
+// addVIPs adds each VIP missing from its device (st.vipDev), recording it.
+func addVIPs(st *State, vips []netip.Addr) (added []string, err error) {
 	for i, v := range vips {
-		a := vipAddress(dev, i, v)
-		has, err := netio.HasAddress(dev, a)
+		a := vipAddress(st.vipDev(v), i, v)
+		has, err := netio.HasAddress(a.Dev, a)
 		if err != nil {
-			return added, changed, err
+			return added, err
 		}
 		if has {
 			continue
 		}
-		if err := netio.AddAddress(dev, a); err != nil {
-			return added, changed, err
+		if err := netio.AddAddress(a.Dev, a); err != nil {
+			return added, err
 		}
 		st.Added = append(st.Added, v.String())
 		added = append(added, v.String())
 	}
-	for _, iface := range []string{"all", dev} {
-		for key, v := range wanted {
+	return added, nil
+}
+
+// setSysctls sets each of want on every iface, recording the first value
+// it replaced, and returns how many it changed.
+func (h Host) setSysctls(st *State, ifaces []string, want map[string]string) (changed int, err error) {
+	for _, iface := range ifaces {
+		for _, key := range slices.Sorted(maps.Keys(want)) {
+			v := want[key]
 			cur, err := h.read(iface, key)
 			if err != nil {
-				return added, changed, err
+				return changed, err
 			}
 			if cur == v {
 				continue
@@ -114,12 +156,12 @@ func (h Host) Up(vips []netip.Addr, dev string) (added []string, changed int, er
 				st.Saved[iface+"/"+key] = cur
 			}
 			if err := h.write(iface, key, v); err != nil {
-				return added, changed, err
+				return changed, err
 			}
 			changed++
 		}
 	}
-	return added, changed, h.save(st)
+	return changed, nil
 }
 
 // Down removes the VIPs Up added and puts back the sysctls it changed. With
@@ -129,9 +171,15 @@ func (h Host) Down(dev string) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	if len(st.Added) == 0 && len(st.Saved) == 0 {
+	if st.empty() {
 		return st, fmt.Errorf("no record of `tandem realserver up` on %s (%s): nothing to undo", dev, h.statePath(dev))
 	}
+	return st, h.undo(st)
+}
+
+// undo reverses what st records: VIPs and fou ports first, then the
+// sysctls (a tunnel device's go with the device), then the devices.
+func (h Host) undo(st State) error {
 	var errs []error
 	for _, s := range st.Added {
 		v, err := netip.ParseAddr(s)
@@ -139,25 +187,28 @@ func (h Host) Down(dev string) (State, error) {
 			errs = append(errs, err)
 			continue
 		}
+		dev := st.vipDev(v)
 		// Without a label: the kernel matches a label given in a delete.
 		if err := netio.DelAddress(dev, &config.IPAddress{Prefix: netip.PrefixFrom(v, v.BitLen()), Dev: dev}); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, delFous(st.Fou))
 	for k, v := range st.Saved {
 		iface, key, _ := strings.Cut(k, "/")
 		if err := h.write(iface, key, v); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, undoDevs(st))
 	if err := errors.Join(errs...); err != nil {
-		return st, err
+		return err
 	}
-	return st, os.Remove(h.statePath(dev))
+	return os.Remove(h.statePath(st.Dev))
 }
 
-// Check is one line of Status: a fact and whether it is as a DR real
-// server needs it.
+// Check is one line of Status: a fact and whether it is as a real server
+// needs it.
 type Check struct {
 	What string
 	Have string
@@ -166,28 +217,51 @@ type Check struct {
 
 // Status reports, for each VIP and ARP setting, what the host has now.
 func (h Host) Status(vips []netip.Addr, dev string) ([]Check, error) {
+	out, err := vipChecks(State{Dev: dev}, vips)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, h.sysctlChecks([]string{"all", dev}, wanted)...), nil
+}
+
+// vipChecks says whether each VIP is on its device (st.vipDev).
+func vipChecks(st State, vips []netip.Addr) ([]Check, error) {
 	var out []Check
 	for i, v := range vips {
+		dev := st.vipDev(v)
 		has, err := netio.HasAddress(dev, vipAddress(dev, i, v))
+		if errors.As(err, &netlink.LinkNotFoundError{}) {
+			has, err = false, nil // no device: no VIP on it either
+		}
 		if err != nil {
 			return nil, err
 		}
-		have := "absent"
-		if has {
-			have = "present"
-		}
-		out = append(out, Check{What: fmt.Sprintf("VIP %s on %s", v, dev), Have: have, OK: has})
-	}
-	for _, iface := range []string{"all", dev} {
-		for _, key := range []string{"arp_ignore", "arp_announce"} {
-			cur, err := h.read(iface, key)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, Check{What: fmt.Sprintf("%s/%s (want %s)", iface, key, wanted[key]), Have: cur, OK: cur == wanted[key]})
-		}
+		out = append(out, Check{What: fmt.Sprintf("VIP %s on %s", v, dev), Have: presence(has), OK: has})
 	}
 	return out, nil
+}
+
+// sysctlChecks compares each of want on every iface with the host's value;
+// one that cannot be read (a device that is not there) is not as wanted.
+func (h Host) sysctlChecks(ifaces []string, want map[string]string) []Check {
+	var out []Check
+	for _, iface := range ifaces {
+		for _, key := range slices.Sorted(maps.Keys(want)) {
+			cur, err := h.read(iface, key)
+			if err != nil {
+				cur = "unreadable"
+			}
+			out = append(out, Check{What: fmt.Sprintf("%s/%s (want %s)", iface, key, want[key]), Have: cur, OK: cur == want[key]})
+		}
+	}
+	return out
+}
+
+func presence(ok bool) string {
+	if ok {
+		return "present"
+	}
+	return "absent"
 }
 
 func (h Host) load(dev string) (State, error) {
@@ -208,7 +282,14 @@ func (h Host) load(dev string) (State, error) {
 	return st, nil
 }
 
+// save writes st, or removes the record when there is nothing in it.
 func (h Host) save(st State) error {
+	if st.empty() {
+		if err := os.Remove(h.statePath(st.Dev)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	if err := os.MkdirAll(h.StateDir, 0o755); err != nil {
 		return err
 	}

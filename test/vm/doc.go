@@ -3,7 +3,9 @@
 // development machines' kernel nor CI's has IPVS; and use_ipvlan's
 // (internal/netio TestIPVLANLifecycle, run with TANDEM_VM=1 so that it
 // fails rather than skips without ipvlan), which lacks the ipvlan driver
-// too. It holds no code outside its test, TestIPVSInVM:
+// too; and internal/realserver's, whose LVS-TUN real servers need the
+// ipip, ip6_tunnel and fou drivers that kernel lacks as well. It holds no
+// code outside its test, TestIPVSInVM:
 //
 //	sudo go test ./test/vm/ -v
 //
@@ -59,7 +61,15 @@
 // Inside the guest the ipvs tests build their namespaces with
 // internal/lab (bridge, veths, client, director, real servers), compare
 // the backend's reading of the kernel with Debian's `ipvsadm -Ln`, and send
-// NAT and DR traffic through IPVS; see internal/lvs/ipvs.
+// NAT, DR and TUN traffic through IPVS; see internal/lvs/ipvs. The TUN
+// test (IPIP and GUE to real servers behind a router, prepared by
+// internal/realserver and by the tandem binary's `realserver up --tun`)
+// and the realserver tests (up, status, down --tun with IPv4 and IPv6 VIPs
+// over GUE) add to the guest's time: 4.7 s and 1.2 s in a run where
+// TestDRForwarding took 2.3 s (before TestTUNForwarding ran the binary);
+// 18.7 s and 14 s with the binary's three commands, at load average 18,
+// where TestDRForwarding took 6.3 s. Building realserver.test adds 1-3 s
+// on the host.
 //
 // # Measured times
 //

@@ -29,12 +29,15 @@ import (
 // nf_conntrack_sip); veth and bridge for the test labs; xfrm_user and nfnetlink
 // because vishvananda/netlink opens NETLINK_XFRM and NETLINK_NETFILTER
 // sockets next to NETLINK_ROUTE in every handle the labs use; ipvlan for
-// use_ipvlan's test (internal/netio TestIPVLANLifecycle).
+// use_ipvlan's test (internal/netio TestIPVLANLifecycle); ipip, ip6_tunnel
+// and fou (with tunnel4, tunnel6, ip_tunnel, udp_tunnel and
+// ip6_udp_tunnel from modules.dep) for the LVS-TUN real servers
+// (internal/realserver, and TestTUNForwarding in internal/lvs/ipvs).
 var guestModules = []string{
 	"crc32c_generic", "veth", "bridge", "xfrm_user", "nfnetlink",
 	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr",
 	"ip_vs_dh", "ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh",
-	"ip_vs_pe_sip", "ipvlan",
+	"ip_vs_pe_sip", "ipvlan", "ipip", "ip6_tunnel", "fou",
 }
 
 // guestTimeout bounds one boot plus the test run in TCG. A healthy run
@@ -248,10 +251,10 @@ func extractVmlinux(vmlinuz, out string) error {
 // their shared libraries, and the kernel modules the tests need.
 func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) error {
 	start := time.Now()
-	// The ipvs tests, and use_ipvlan's, whose ipvlan driver this
-	// machine's kernel lacks too.
-	testBin, netioBin := filepath.Join(work, "ipvs.test"), filepath.Join(work, "netio.test")
-	for bin, pkg := range map[string]string{testBin: "tandem/internal/lvs/ipvs", netioBin: "tandem/internal/netio"} {
+	// The ipvs tests, use_ipvlan's, whose ipvlan driver this machine's
+	// kernel lacks too, and the LVS-TUN real server's (no ipip, no fou).
+	testBin, netioBin, rsBin := filepath.Join(work, "ipvs.test"), filepath.Join(work, "netio.test"), filepath.Join(work, "realserver.test")
+	for bin, pkg := range map[string]string{testBin: "tandem/internal/lvs/ipvs", netioBin: "tandem/internal/netio", rsBin: "tandem/internal/realserver"} {
 		build := exec.Command(tl.goCmd, "test", "-c", "-o", bin, pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Dir = moduleRoot(t)
@@ -268,12 +271,13 @@ func buildInitramfs(t *testing.T, out string, k kernel, tl tools, work string) e
 	}
 
 	files := map[string]string{ // guest path -> host path
-		"/bin/busybox":  tl.busybox,
-		"/sbin/ipvsadm": tl.ipvsadm,
-		"/sbin/ip":      tl.ip,
-		"/ipvs.test":    testBin,
-		"/netio.test":   netioBin,
-		"/tandem":       tandemBin,
+		"/bin/busybox":     tl.busybox,
+		"/sbin/ipvsadm":    tl.ipvsadm,
+		"/sbin/ip":         tl.ip,
+		"/ipvs.test":       testBin,
+		"/netio.test":      netioBin,
+		"/realserver.test": rsBin,
+		"/tandem":          tandemBin,
 	}
 	libsOf := []string{tl.ipvsadm, tl.ip}
 	// keepalived, if the host has it, for the ipvs package's
@@ -367,6 +371,7 @@ cd /tmp
 TANDEM_BIN=/tandem KEEPALIVED_BIN=$(command -v keepalived) /ipvs.test -test.v -test.timeout 420s
 rc=$?
 TANDEM_VM=1 /netio.test -test.v -test.timeout 60s -test.run '^TestIPVLANLifecycle$' || rc=1
+/realserver.test -test.v -test.timeout 60s || rc=1
 echo "tandem-vm: tests exited $rc at $(cut -d' ' -f1 /proc/uptime)s"
 if [ "$rc" = 0 ]; then v='\000'; else v='\001'; fi
 printf "$v" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null

@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,5 +103,50 @@ func TestStateFile(t *testing.T) {
 		if _, err := loadStateFile(path); err == nil {
 			t.Errorf("state file %q loaded without error", bad)
 		}
+	}
+}
+
+// TestTunnelToKernel checks the TUN encapsulation sent with a real server
+// (IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT, _TUN_FLAGS, which cloudflare/ipvs
+// encodes from these fields) and read back: the kernel's numbers
+// (include/uapi/linux/ip_vs.h: IP_VS_CONN_F_TUNNEL_TYPE_IPIP 0, GUE 1, GRE
+// 2; IP_VS_TUNNEL_ENCAP_FLAG_CSUM 1, REMCSUM 2), and nothing for NAT and DR,
+// where the kernel would refuse a GUE type without a port and report back
+// what it was given.
+func TestTunnelToKernel(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	gue := lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelRemCsum}
+	for _, tc := range []struct {
+		dest  lvs.Dest
+		typ   ipvs.TunnelType
+		port  uint16
+		flags ipvs.TunnelFlags
+	}{
+		{lvs.Dest{Addr: ap("10.0.2.1:80"), Method: lvs.TUN}, ipvs.IPIP, 0, ipvs.TunnelEncapNoChecksum},
+		{lvs.Dest{Addr: ap("10.0.2.1:80"), Method: lvs.TUN, Tunnel: gue}, ipvs.GUE, 6080, ipvs.TunnelEncapRemoteChecksum},
+		{lvs.Dest{Addr: ap("10.0.2.1:80"), Method: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunnelGUE, Port: 5555, Csum: lvs.TunnelCsumOn}}, ipvs.GUE, 5555, ipvs.TunnelEncapChecksum},
+		{lvs.Dest{Addr: ap("[2001:db8::20]:80"), Method: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunnelGRE, Csum: lvs.TunnelCsumOn}}, ipvs.GRE, 0, ipvs.TunnelEncapChecksum},
+		{lvs.Dest{Addr: ap("10.0.1.1:80"), Method: lvs.DR, Tunnel: gue}, ipvs.IPIP, 0, ipvs.TunnelEncapNoChecksum},
+		{lvs.Dest{Addr: ap("10.0.1.1:80"), Method: lvs.NAT, Tunnel: gue}, ipvs.IPIP, 0, ipvs.TunnelEncapNoChecksum},
+	} {
+		k := toDest(tc.dest)
+		if k.TunnelType != tc.typ || k.TunnelPort != tc.port || k.TunnelFlags != tc.flags {
+			t.Errorf("%v %v %+v: kernel gets type %v port %d flags %v, want %v %d %v",
+				tc.dest.Addr, tc.dest.Method, tc.dest.Tunnel, k.TunnelType, k.TunnelPort, k.TunnelFlags, tc.typ, tc.port, tc.flags)
+		}
+		want := tc.dest
+		if want.Method != lvs.TUN {
+			want.Tunnel = lvs.Tunnel{}
+		}
+		if diff := cmp.Diff(want, fromDest(k), cmpOpts); diff != "" {
+			t.Errorf("%v %v: read back (-want +got):\n%s", tc.dest.Addr, tc.dest.Method, diff)
+		}
+	}
+	// A DR server the kernel reports with tunnel attributes (set by hand
+	// with ipvsadm) reads back without them, as the configuration has it.
+	k := toDest(lvs.Dest{Addr: ap("10.0.1.1:80"), Method: lvs.DR})
+	k.TunnelType, k.TunnelPort = ipvs.GUE, 6080
+	if got := fromDest(k).Tunnel; got != (lvs.Tunnel{}) {
+		t.Errorf("DR server read back with tunnel %+v", got)
 	}
 }

@@ -28,8 +28,11 @@
 // (an IPv4 mask, or an IPv6 prefix length); ops as IP_VS_SVC_F_ONEPACKET;
 // sh-fallback/mh-fallback as IP_VS_SVC_F_SCHED1 and sh-port/mh-port as
 // SCHED2 (the kernel shares those bits between sh and mh); NAT, DR and TUN
-// as the per-destination forwarding methods Masq, Route and Tunnel (IPIP);
-// weights (0 inhibits a server) and the upper and lower connection
+// as the per-destination forwarding methods Masq, Route and Tunnel, a TUN
+// server's encapsulation (lvs.Dest.Tunnel: IPIP, GUE to a UDP port, GRE,
+// with a checksum option) as IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT and
+// _TUN_FLAGS (Linux 5.2, GRE 5.3), read back and updated in place like
+// the weight; weights (0 inhibits a server) and the upper and lower connection
 // thresholds as they are; a persistence engine (sip) as
 // IPVS_SVC_ATTR_PE_NAME, which cloudflare/ipvs does not send: services
 // with one are created and updated, and every service's engine is read
@@ -127,13 +130,18 @@
 // after the master's SIGTERM (without the sync daemon the backup resets
 // it), and the stopped tandem leaves no sync daemon behind. In the VM they also check: programming every attribute above through the
 // lvs.Reconciler and reading it back both through the backend and by
-// parsing Debian's `ipvsadm -Ln` (and `-Ln --thresholds`); that a second
-// reconcile sends nothing; in-place updates; that services made with
+// parsing Debian's `ipvsadm -Ln` (and `-Ln --thresholds`, `-Ln
+// --tun-info`); that a second reconcile sends nothing; in-place updates
+// (a real server's tunnel from GUE to GRE among them); that services made with
 // ipvsadm survive reconciles, a simulated crash and restart, and Close;
 // every scheduler name the kernel has (twos must fail naming its module on
 // Linux 6.1); IPv4 NAT, IPv6 NAT and IPv4 DR forwarding between namespaces
 // (client, director, two real servers on bridges, a tiny TCP server in
-// each) reaching both real servers in rr order; IPv6 persistence with a /64
+// each) reaching both real servers in rr order, and IPv4 TUN forwarding
+// (TestTUNForwarding) to real servers on another subnet behind a router,
+// one decapsulating IPIP and one GUE with the UDP checksum, prepared (and
+// afterwards undone) by internal/realserver as `tandem realserver up
+// --tun` does; IPv6 persistence with a /64
 // granularity keeping a client on one server; inhibition by weight 0;
 // adoption by a restarted process without a change; the SIP persistence
 // engine (ip_vs_pe_sip) set, read back, shown by ipvsadm and dropped in

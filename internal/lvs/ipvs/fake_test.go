@@ -330,3 +330,34 @@ func TestCounters(t *testing.T) {
 		t.Errorf("counters of %d dests (-want +got):\n%s", n, diff)
 	}
 }
+
+// TestTunnelUpdateInPlace: a TUN server's encapsulation is read back as it
+// was sent (a second reconcile sends nothing), and a change of only the
+// encapsulation updates the server in place (IPVS_CMD_SET_DEST), without
+// removing it and its connections.
+func TestTunnelUpdateInPlace(t *testing.T) {
+	k, c := fakeKernel(t)
+	svc := lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.TUN}
+	dest := func(tun lvs.Tunnel) lvs.VirtualServer {
+		return lvs.VirtualServer{Service: svc, Dests: []lvs.Dest{{Addr: netip.MustParseAddrPort("10.0.2.1:80"), Weight: 1, Tunnel: tun}}}
+	}
+	r := lvs.NewReconciler(k, k.Owns)
+	gue := lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelCsumOn}
+	reconcile(t, r, mustDesired(t, dest(gue)))
+	if got, _ := k.Dests(svc.Key()); len(got) != 1 || got[0].Tunnel != gue {
+		t.Fatalf("read back %+v, want one server with tunnel %+v", got, gue)
+	}
+	if rep := reconcile(t, r, mustDesired(t, dest(gue))); len(rep.Ops) != 0 {
+		t.Errorf("second reconcile sent %v", rep.Ops)
+	}
+	for _, tun := range []lvs.Tunnel{{Type: lvs.TunnelGUE, Port: 6081, Csum: lvs.TunnelCsumOn}, {Type: lvs.TunnelGUE, Port: 6081, Csum: lvs.TunnelRemCsum}, {Type: lvs.TunnelGRE}, {}} {
+		c.calls = nil
+		reconcile(t, r, mustDesired(t, dest(tun)))
+		if want := []string{"update-dest 10.0.0.1 10.0.2.1:80"}; !slices.Equal(c.calls, want) {
+			t.Errorf("to %+v: requests %q, want %q", tun, c.calls, want)
+		}
+		if got, _ := k.Dests(svc.Key()); len(got) != 1 || got[0].Tunnel != tun {
+			t.Errorf("read back %+v, want tunnel %+v", got, tun)
+		}
+	}
+}

@@ -140,9 +140,10 @@ func checkState(t *testing.T, l *lab.Lab, k *Kernel, d *lvs.Desired) {
 	}
 	out := run(t, l, "dir", "ipvsadm", "-Ln")
 	thresholds := run(t, l, "dir", "ipvsadm", "-Ln", "--thresholds")
-	got, err := parseIPVSADM(out, thresholds)
+	tunnels := run(t, l, "dir", "ipvsadm", "-Ln", "--tun-info")
+	got, err := parseIPVSADM(out, thresholds, tunnels)
 	if err != nil {
-		t.Fatalf("%v\n%s\n%s", err, out, thresholds)
+		t.Fatalf("%v\n%s\n%s\n%s", err, out, thresholds, tunnels)
 	}
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
 		t.Errorf("ipvsadm -Ln shows (-want +got):\n%s\n%s", diff, out)
@@ -151,7 +152,8 @@ func checkState(t *testing.T, l *lab.Lab, k *Kernel, d *lvs.Desired) {
 
 // testServices covers every attribute the backend programs: protocols,
 // families, firewall marks, all-ports services, forwarding methods (mixed
-// families through a tunnel), inhibited servers, thresholds, persistence
+// families through a tunnel; IPIP and GUE with a port and a checksum
+// option), inhibited servers, thresholds, persistence
 // with a granularity, and scheduler flags.
 func testServices() []lvs.VirtualServer {
 	a, ap := netip.MustParseAddr, netip.MustParseAddrPort
@@ -165,7 +167,8 @@ func testServices() []lvs.VirtualServer {
 			Dests: []lvs.Dest{{Addr: ap("[2001:db8::10]:53"), Weight: 1}, {Addr: ap("[2001:db8::11]:53"), Weight: 2}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.SCTP, VIP: a("10.0.0.2"), Port: 3868},
 			Scheduler: lvs.MaglevHash, Method: lvs.TUN, Flags: lvs.FlagMHFallback | lvs.FlagMHPort},
-			Dests: []lvs.Dest{{Addr: ap("10.0.2.1:3868"), Weight: 1}, {Addr: ap("[2001:db8::20]:3868"), Weight: 1}}},
+			Dests: []lvs.Dest{{Addr: ap("10.0.2.1:3868"), Weight: 1, Tunnel: lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelRemCsum}},
+				{Addr: ap("[2001:db8::20]:3868"), Weight: 1}}},
 		{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 42},
 			Scheduler: lvs.RoundRobin, Method: lvs.DR, PersistenceTimeout: 60},
 			Dests: []lvs.Dest{{Addr: ap("10.0.1.1:0"), Weight: 1}}},
@@ -207,11 +210,12 @@ func TestReconcileAndReadBack(t *testing.T) {
 	vss[0].Dests[1] = lvs.Dest{Addr: netip.MustParseAddrPort("10.0.1.9:8080"), Weight: 1, Method: lvs.DR}
 	vss[1].Service.Flags = lvs.FlagSHPort
 	vss[1].Dests[1].Weight = 0
+	vss[2].Dests[0].Tunnel = lvs.Tunnel{Type: lvs.TunnelGRE, Csum: lvs.TunnelCsumOn} // GUE to GRE: in place
 	vss = vss[:len(vss)-1]
 	want = mustDesired(t, vss...)
 	rep = reconcile(t, r, want)
 	t.Logf("update: %v", rep.Ops)
-	for kind, n := range map[lvs.OpKind]int{lvs.UpdateService: 2, lvs.UpdateDest: 2, lvs.AddDest: 1, lvs.DelDest: 1, lvs.DelService: 1, lvs.AddService: 0} {
+	for kind, n := range map[lvs.OpKind]int{lvs.UpdateService: 2, lvs.UpdateDest: 3, lvs.AddDest: 1, lvs.DelDest: 1, lvs.DelService: 1, lvs.AddService: 0} {
 		if got := rep.Count(kind); got != n {
 			t.Errorf("update sent %d %v, want %d", got, kind, n)
 		}
@@ -516,12 +520,13 @@ func TestDRForwarding(t *testing.T) {
 }
 
 // parseIPVSADM reads `ipvsadm -Ln` (forwarding method, weight) and `ipvsadm
-// -Ln --thresholds` (the same lines with thresholds instead) into virtual
+// -Ln --thresholds` and `--tun-info` (the same lines with thresholds
+// instead, and with the tunnel after the forwarding) into virtual
 // servers in this package's terms, normalized as lvs.NewDesired does.
-func parseIPVSADM(out, thresholds string) (map[lvs.ServiceKey]lvs.VirtualServer, error) {
-	lines, tlines := strings.Split(out, "\n"), strings.Split(thresholds, "\n")
-	if len(lines) != len(tlines) {
-		return nil, fmt.Errorf("ipvsadm: %d lines, %d with --thresholds", len(lines), len(tlines))
+func parseIPVSADM(out, thresholds, tunnels string) (map[lvs.ServiceKey]lvs.VirtualServer, error) {
+	lines, tlines, ulines := strings.Split(out, "\n"), strings.Split(thresholds, "\n"), strings.Split(tunnels, "\n")
+	if len(lines) != len(tlines) || len(lines) != len(ulines) {
+		return nil, fmt.Errorf("ipvsadm: %d lines, %d with --thresholds, %d with --tun-info", len(lines), len(tlines), len(ulines))
 	}
 	vss := map[lvs.ServiceKey]lvs.VirtualServer{}
 	var cur *lvs.VirtualServer
@@ -537,7 +542,7 @@ func parseIPVSADM(out, thresholds string) (map[lvs.ServiceKey]lvs.VirtualServer,
 			continue
 		}
 		if f[0] == "->" {
-			d, err := parseDestLines(f, strings.Fields(tlines[i]))
+			d, err := parseDestLines(f, strings.Fields(tlines[i]), strings.Fields(ulines[i]))
 			if err != nil {
 				return nil, fmt.Errorf("ipvsadm: real server line %q: %w", line, err)
 			}
@@ -641,13 +646,14 @@ func parseServiceLine(f []string) (lvs.Service, error) {
 }
 
 // parseDestLines reads "-> 10.0.1.1:8080 Masq 3 0 0" (address, forwarding,
-// weight, active and inactive connections) and the same real server's
+// weight, active and inactive connections), the same real server's
 // "-> 10.0.1.1:8080 100 10 0 0" (upper and lower threshold instead of
-// forwarding and weight).
-func parseDestLines(f, tf []string) (lvs.Dest, error) {
+// forwarding and weight) and its "-> 10.0.2.1:80 Tunnel gue:6080:csum 1 0
+// 0" (--tun-info: the encapsulation after the forwarding).
+func parseDestLines(f, tf, uf []string) (lvs.Dest, error) {
 	var d lvs.Dest
-	if len(f) != 6 || len(tf) != 6 || f[1] != tf[1] {
-		return d, fmt.Errorf("want 6 fields and the same address in both, got %q", tf)
+	if len(f) != 6 || len(tf) != 6 || len(uf) != 7 || f[1] != tf[1] || f[1] != uf[1] {
+		return d, fmt.Errorf("want 6, 6 and 7 fields and the same address in all, got %q, %q", tf, uf)
 	}
 	var err error
 	if d.Addr, err = netip.ParseAddrPort(f[1]); err != nil {
@@ -658,6 +664,11 @@ func parseDestLines(f, tf []string) (lvs.Dest, error) {
 		return d, fmt.Errorf("forwarding method %q", f[2])
 	}
 	d.Method = method
+	if method == lvs.TUN {
+		if d.Tunnel, err = parseTunInfo(uf[3]); err != nil {
+			return d, err
+		}
+	}
 	var nums [3]uint64
 	for i, s := range []string{f[3], tf[2], tf[3]} {
 		if nums[i], err = strconv.ParseUint(s, 10, 32); err != nil {
@@ -666,6 +677,26 @@ func parseDestLines(f, tf []string) (lvs.Dest, error) {
 	}
 	d.Weight, d.UpperThreshold, d.LowerThreshold = int(nums[0]), uint32(nums[1]), uint32(nums[2])
 	return d, nil
+}
+
+// parseTunInfo reads ipvsadm's TunnelInfo column: "ipip", "gue:PORT:F"
+// or "gre:F", F being the checksum option: -c (none), +c or r+c (remote).
+func parseTunInfo(s string) (lvs.Tunnel, error) {
+	f := strings.Split(s, ":")
+	csum, ok := map[string]lvs.TunnelCsum{"-c": lvs.TunnelNoCsum, "+c": lvs.TunnelCsumOn, "r+c": lvs.TunnelRemCsum}[f[len(f)-1]]
+	switch {
+	case s == "ipip":
+		return lvs.Tunnel{}, nil
+	case len(f) == 2 && f[0] == "gre" && ok:
+		return lvs.Tunnel{Type: lvs.TunnelGRE, Csum: csum}, nil
+	case len(f) == 3 && f[0] == "gue" && ok:
+		port, err := strconv.ParseUint(f[1], 10, 16)
+		if err != nil {
+			return lvs.Tunnel{}, fmt.Errorf("tunnel info %q: %w", s, err)
+		}
+		return lvs.Tunnel{Type: lvs.TunnelGUE, Port: uint16(port), Csum: csum}, nil
+	}
+	return lvs.Tunnel{}, fmt.Errorf("tunnel info %q", s)
 }
 
 // TestPersistenceMaskToKernel checks that the persistence mask reaches

@@ -520,6 +520,12 @@ func fromDest(d ipvs.Destination) lvs.Dest {
 			out.Method = m
 		}
 	}
+	// The kernel keeps and reports the tunnel attributes whatever the
+	// method; they mean something (and lvs.Dest carries them) only for
+	// TUN.
+	if out.Method == lvs.TUN {
+		out.Tunnel = lvs.Tunnel{Type: lvs.TunnelType(d.TunnelType), Port: d.TunnelPort, Csum: lvs.TunnelCsum(d.TunnelFlags)}
+	}
 	return out
 }
 
@@ -530,7 +536,7 @@ func toDest(d lvs.Dest) ipvs.Destination {
 	if d.Addr.Addr().Is6() {
 		fam = ipvs.INET6
 	}
-	return ipvs.Destination{
+	out := ipvs.Destination{
 		Address:        d.Addr.Addr(),
 		Port:           d.Addr.Port(),
 		Family:         fam,
@@ -539,4 +545,16 @@ func toDest(d lvs.Dest) ipvs.Destination {
 		UpperThreshold: d.UpperThreshold,
 		LowerThreshold: d.LowerThreshold,
 	}
+	// IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT (big-endian) and _TUN_FLAGS
+	// (Linux 5.2, GRE 5.3), which cloudflare/ipvs always sends: lvs numbers
+	// the type and the checksum option as the kernel does
+	// (IP_VS_CONN_F_TUNNEL_TYPE_*, IP_VS_TUNNEL_ENCAP_FLAG_*). Only a TUN
+	// server gets them: the kernel refuses a GUE type without a port
+	// whatever the method (ip_vs_ctl.c ip_vs_add_dest).
+	if d.Method == lvs.TUN {
+		out.TunnelType = ipvs.TunnelType(d.Tunnel.Type)
+		out.TunnelPort = d.Tunnel.Port
+		out.TunnelFlags = ipvs.TunnelFlags(d.Tunnel.Csum)
+	}
+	return out
 }
