@@ -30,6 +30,7 @@ package xdp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,8 @@ type dest struct {
 	id      uint32
 	gen     uint32
 	ifindex uint32
-	mac     net.HardwareAddr // the real server's
+	mac     net.HardwareAddr // the real server's (DR), the next hop's (TUN)
+	src     netip.Addr       // TUN: the director's address toward the server
 	live    bool             // holds slots
 }
 
@@ -136,11 +138,11 @@ func New(opts ...Option) (*Kernel, error) {
 		f(&o)
 	}
 	if o.dir == "" {
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-			return nil, fmt.Errorf("lvs/xdp: network namespace: %w", err)
+		ns, err := netnsInode()
+		if err != nil {
+			return nil, err
 		}
-		o.dir = filepath.Join(DefaultPinDir, "xdp-"+strconv.FormatUint(st.Ino, 10))
+		o.dir = filepath.Join(DefaultPinDir, "xdp-"+ns)
 	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lvs/xdp: %w (is a BPF file system mounted? mount -t bpf bpf /sys/fs/bpf)", err)
@@ -182,6 +184,16 @@ func New(opts ...Option) (*Kernel, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// netnsInode names the network namespace of the calling thread: its
+// inode number.
+func netnsInode() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return "", fmt.Errorf("lvs/xdp: network namespace: %w", err)
+	}
+	return strconv.FormatUint(st.Ino, 10), nil
 }
 
 // removePins deletes the pins of dir.
@@ -244,6 +256,11 @@ func (k *Kernel) adopt() error {
 		}
 		d := decodeDest(rd)
 		s.dests[d.Addr] = &dest{Dest: d, id: id, gen: rv.Gen, ifindex: rv.Ifindex, mac: net.HardwareAddr(rv.Dmac[:]), live: rv.Live != 0}
+		if rv.Tun != tunNone {
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], rv.Saddr)
+			s.dests[d.Addr].src = netip.AddrFrom4(b)
+		}
 		k.gen = max(k.gen, rv.Gen)
 	}
 	if err := it.Err(); err != nil {
@@ -331,6 +348,33 @@ func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
 	return out, nil
 }
 
+// Drops counts the packets the program dropped where IPVS would have
+// sent something, summed over the CPUs.
+type Drops struct {
+	// TooBig: a TUN packet that its encapsulation made bigger than the
+	// egress interface's MTU (IPVS answers ICMP "fragmentation needed",
+	// or fragments the outer packet if the inner allows it).
+	TooBig uint64
+	// NoRoute: a TUN packet for which bpf_fib_lookup found no route, no
+	// resolved next hop, or forwarding off on the interface it came in on.
+	NoRoute uint64
+}
+
+// Drops reads the program's drop counters.
+func (k *Kernel) Drops() (Drops, error) {
+	var out Drops
+	for i, dst := range []*uint64{&out.TooBig, &out.NoRoute} {
+		var per []uint64
+		if err := k.objs.Stats.Lookup(uint32(i), &per); err != nil {
+			return out, fmt.Errorf("lvs/xdp: drop counters: %w", err)
+		}
+		for _, n := range per {
+			*dst += n
+		}
+	}
+	return out, nil
+}
+
 // Apply applies plan, one batch at a time (lvs.Kernel). A batch is one
 // pass of map updates that switches its service from its old pool to its
 // new one at once (the slot row switch); a batch with an op this data
@@ -353,11 +397,8 @@ func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
 	return n, nil
 }
 
-// errNotDR names the data planes that do what this one does not.
-const (
-	natElsewhere = "lb_kind NAT needs the nftables or ipvs data plane"
-	tunElsewhere = "lb_kind TUN needs the ipvs data plane"
-)
+// natElsewhere names the data planes that do what this one does not.
+const natElsewhere = "lb_kind NAT needs the nftables or ipvs data plane"
 
 // check refuses what the XDP program cannot do for s.
 func check(s lvs.Service) error {
@@ -379,9 +420,15 @@ func checkDest(d lvs.Dest) error {
 	case lvs.DR:
 		return nil
 	case lvs.NAT:
-		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR only; %s", d.Addr, natElsewhere)
+		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR and TUN; %s", d.Addr, natElsewhere)
 	case lvs.TUN:
-		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR only; %s", d.Addr, tunElsewhere)
+		switch {
+		case d.Tunnel.Type == lvs.TunnelGRE:
+			return fmt.Errorf("real server %v: the XDP data plane encapsulates in ipip and gue, not gre (use the ipvs data plane)", d.Addr)
+		case !d.Addr.Addr().Is4():
+			return fmt.Errorf("real server %v: the XDP data plane tunnels to IPv4 real servers only (use the ipvs data plane)", d.Addr)
+		}
+		return nil
 	}
 	return fmt.Errorf("real server %v: method %v", d.Addr, d.Method)
 }
@@ -420,7 +467,7 @@ func nextState(cur *service, b lvs.Batch) (*service, int, error) {
 			}
 			d := &dest{Dest: op.Dest}
 			if old := next.dests[op.Dest.Addr]; old != nil {
-				d.id, d.gen, d.ifindex, d.mac = old.id, old.gen, old.ifindex, old.mac
+				d.id, d.gen, d.ifindex, d.mac, d.src = old.id, old.gen, old.ifindex, old.mac, old.src
 			}
 			next.dests[op.Dest.Addr] = d
 		case lvs.DelDest:
@@ -481,7 +528,7 @@ func (k *Kernel) commit(key lvs.ServiceKey, next *service) error {
 	// may be down, and not answer ARP).
 	for _, d := range ds {
 		if d.ifindex == 0 || d.live && d.mac == nil {
-			if d.ifindex, d.mac, err = k.resolve(d.Addr.Addr(), d.live); err != nil {
+			if d.ifindex, d.mac, d.src, err = k.resolve(d.Addr.Addr(), d.live, d.Method == lvs.TUN); err != nil {
 				return fmt.Errorf("real server %v: %w", d.Addr, err)
 			}
 		}
@@ -592,14 +639,11 @@ func (k *Kernel) writeReals(s *service, ds, fresh []*dest) error {
 		}
 	}
 	for _, d := range ds {
-		rv := lbRealVal{Ifindex: d.ifindex, Svc: s.id, Gen: d.gen}
-		if d.live {
-			rv.Live = 1
-		}
-		copy(rv.Dmac[:], d.mac)
+		var smac net.HardwareAddr
 		if l, err := k.link(d.ifindex); err == nil {
-			copy(rv.Smac[:], l.Attrs().HardwareAddr)
+			smac = l.Attrs().HardwareAddr
 		}
+		rv := realVal(s.id, d, smac)
 		if err := k.objs.RealDefs.Put(d.id, encodeDest(s.id, d.Dest)); err != nil {
 			return fmt.Errorf("real server %v: %w", d.Addr, err)
 		}
@@ -636,47 +680,64 @@ func (k *Kernel) link(idx uint32) (netlink.Link, error) {
 	return k.route.LinkByIndex(int(idx))
 }
 
-// resolve finds the interface that reaches real server a directly (DR only
-// rewrites the MAC, so it must be on a connected subnet) and, with mac,
-// its MAC, asking the kernel to resolve it when the neighbour table has
-// none.
-func (k *Kernel) resolve(a netip.Addr, mac bool) (uint32, net.HardwareAddr, error) {
+// resolve finds the interface that reaches real server a and, with mac,
+// the MAC of the next hop, asking the kernel to resolve it when the
+// neighbour table has none. DR only rewrites the MAC, so its server must
+// be on a connected subnet; a TUN server may be behind routers (tun), and
+// its packets leave from src, the address the kernel's route to it
+// names (the program looks the route up again for each packet, with
+// bpf_fib_lookup, which finds only resolved neighbours: this resolves it
+// first).
+func (k *Kernel) resolve(a netip.Addr, mac, tun bool) (uint32, net.HardwareAddr, netip.Addr, error) {
+	var src netip.Addr
 	routes, err := k.route.RouteGet(a.AsSlice())
 	if err != nil {
-		return 0, nil, fmt.Errorf("route lookup: %w", err)
+		return 0, nil, src, fmt.Errorf("route lookup: %w", err)
 	}
 	if len(routes) == 0 {
-		return 0, nil, errors.New("no route")
+		return 0, nil, src, errors.New("no route")
 	}
-	if routes[0].Gw != nil {
-		return 0, nil, fmt.Errorf("reached via gateway %v; lb_kind DR needs the real server on a directly connected subnet", routes[0].Gw)
+	hop := a
+	if gw := routes[0].Gw; gw != nil {
+		if !tun {
+			return 0, nil, src, fmt.Errorf("reached via gateway %v; lb_kind DR needs the real server on a directly connected subnet", gw)
+		}
+		hop, _ = netip.AddrFromSlice(gw)
+		hop = hop.Unmap()
+	}
+	if tun {
+		var ok bool
+		if src, ok = netip.AddrFromSlice(routes[0].Src); !ok {
+			return 0, nil, src, errors.New("the route to it names no source address")
+		}
+		src = src.Unmap()
 	}
 	idx := routes[0].LinkIndex
 	if !mac {
-		return uint32(idx), nil, nil
+		return uint32(idx), nil, src, nil
 	}
 	family := netlink.FAMILY_V4
-	if a.Is6() {
+	if hop.Is6() {
 		family = netlink.FAMILY_V6
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for probed := false; ; probed = true {
 		neighs, err := k.route.NeighList(idx, family)
 		if err != nil {
-			return 0, nil, fmt.Errorf("neighbours: %w", err)
+			return 0, nil, src, fmt.Errorf("neighbours: %w", err)
 		}
 		for _, n := range neighs {
 			usable := n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) != 0
-			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a && usable && len(n.HardwareAddr) == 6 {
-				return uint32(idx), n.HardwareAddr, nil
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == hop && usable && len(n.HardwareAddr) == 6 {
+				return uint32(idx), n.HardwareAddr, src, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, nil, errors.New("no MAC address: the real server does not answer ARP/neighbour solicitation")
+			return 0, nil, src, fmt.Errorf("no MAC address: %v does not answer ARP/neighbour solicitation", hop)
 		}
 		if !probed {
 			// A datagram to the discard port makes the kernel resolve
-			// the address; the server's answer, if any, is an ICMP error.
+			// the next hop; the server's answer, if any, is an ICMP error.
 			if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9))); err == nil {
 				c.Write([]byte{0})
 				c.Close()
@@ -800,7 +861,7 @@ func (k *Kernel) Close() error {
 		}
 	}
 	k.state = map[lvs.ServiceKey]*service{}
-	for _, m := range []*ebpf.Map{k.objs.Counters, k.objs.Flows, k.objs.Ifaces, k.objs.RealDefs, k.objs.Reals, k.objs.Services, k.objs.Slots, k.objs.SvcDefs, k.objs.TxPorts} {
+	for _, m := range []*ebpf.Map{k.objs.Counters, k.objs.Stats, k.objs.Flows, k.objs.Ifaces, k.objs.RealDefs, k.objs.Reals, k.objs.Services, k.objs.Slots, k.objs.SvcDefs, k.objs.TxPorts} {
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, err)
 		}

@@ -47,15 +47,18 @@ type lbLocalKey struct {
 }
 
 type lbRealDef struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Port   uint16
-	Family uint8
-	Method uint8
-	Svc    uint32
-	Weight uint32
-	Lower  uint32
-	Upper  uint32
+	_       structs.HostLayout
+	Addr    [16]uint8
+	Port    uint16
+	Family  uint8
+	Method  uint8
+	Svc     uint32
+	Weight  uint32
+	Lower   uint32
+	Upper   uint32
+	TunType uint8
+	TunCsum uint8
+	TunPort uint16
 }
 
 type lbRealVal struct {
@@ -66,6 +69,11 @@ type lbRealVal struct {
 	Svc     uint32
 	Gen     uint32
 	Live    uint32
+	Tun     uint8
+	Csum    uint8
+	Port    uint16
+	Saddr   uint32
+	Daddr   uint32
 }
 
 type lbSvcDef struct {
@@ -110,6 +118,7 @@ const (
 	lbMapReals    = "reals"
 	lbMapServices = "services"
 	lbMapSlots    = "slots"
+	lbMapStats    = "stats"
 	lbMapSvcDefs  = "svc_defs"
 	lbMapTxPorts  = "tx_ports"
 	lbProgXdpLb   = "xdp_lb"
@@ -172,6 +181,7 @@ type lbMapSpecs struct {
 	Reals    *ebpf.MapSpec `ebpf:"reals"`
 	Services *ebpf.MapSpec `ebpf:"services"`
 	Slots    *ebpf.MapSpec `ebpf:"slots"`
+	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	SvcDefs  *ebpf.MapSpec `ebpf:"svc_defs"`
 	TxPorts  *ebpf.MapSpec `ebpf:"tx_ports"`
 }
@@ -210,6 +220,7 @@ type lbMaps struct {
 	Reals    *ebpf.Map `ebpf:"reals"`
 	Services *ebpf.Map `ebpf:"services"`
 	Slots    *ebpf.Map `ebpf:"slots"`
+	Stats    *ebpf.Map `ebpf:"stats"`
 	SvcDefs  *ebpf.Map `ebpf:"svc_defs"`
 	TxPorts  *ebpf.Map `ebpf:"tx_ports"`
 }
@@ -224,6 +235,7 @@ func (m *lbMaps) Close() error {
 		m.Reals,
 		m.Services,
 		m.Slots,
+		m.Stats,
 		m.SvcDefs,
 		m.TxPorts,
 	)

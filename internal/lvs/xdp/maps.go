@@ -1,8 +1,10 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -109,11 +111,56 @@ func encodeDest(svc uint32, d lvs.Dest) lbRealDef {
 		f = lvs.IPv4
 	}
 	return lbRealDef{Addr: addr16(a), Port: d.Addr.Port(), Family: uint8(f), Method: uint8(d.Method), Svc: svc,
-		Weight: uint32(d.Weight), Lower: d.LowerThreshold, Upper: d.UpperThreshold}
+		Weight: uint32(d.Weight), Lower: d.LowerThreshold, Upper: d.UpperThreshold,
+		TunType: uint8(d.Tunnel.Type), TunCsum: uint8(d.Tunnel.Csum), TunPort: d.Tunnel.Port}
 }
 
 // decodeDest reads back what encodeDest stored.
 func decodeDest(r lbRealDef) lvs.Dest {
 	return lvs.Dest{Addr: netip.AddrPortFrom(addrOf(r.Family, r.Addr), r.Port), Weight: int(r.Weight),
-		Method: lvs.Method(r.Method), LowerThreshold: r.Lower, UpperThreshold: r.Upper}
+		Method: lvs.Method(r.Method), LowerThreshold: r.Lower, UpperThreshold: r.Upper,
+		Tunnel: lvs.Tunnel{Type: lvs.TunnelType(r.TunType), Csum: lvs.TunnelCsum(r.TunCsum), Port: r.TunPort}}
+}
+
+// Real server forwarding (real_val.tun).
+const (
+	tunNone = 0 // TUN_NONE: DR
+	tunIPIP = 1 // TUN_IPIP
+	tunGUE  = 2 // TUN_GUE
+)
+
+// realVal is the reals map value of real server d of service svc.
+func realVal(svc uint32, d *dest, smac net.HardwareAddr) lbRealVal {
+	rv := lbRealVal{Ifindex: d.ifindex, Svc: svc, Gen: d.gen}
+	if d.live {
+		rv.Live = 1
+	}
+	copy(rv.Dmac[:], d.mac)
+	copy(rv.Smac[:], smac)
+	if d.Method != lvs.TUN {
+		return rv
+	}
+	rv.Tun = tunIPIP
+	if d.Tunnel.Type == lvs.TunnelGUE {
+		rv.Tun, rv.Port = tunGUE, htons(d.Tunnel.Port)
+		// remcsum asks for a checksum the receiver completes, for a
+		// packet whose sender left it partial; a packet from the wire
+		// has its checksum, so remcsum sends a full one, as IPVS does
+		// for such packets.
+		if d.Tunnel.Csum != lvs.TunnelNoCsum {
+			rv.Csum = 1
+		}
+	}
+	rv.Saddr = be32(d.src)
+	rv.Daddr = be32(d.Addr.Addr())
+	return rv
+}
+
+// be32 is IPv4 address a as a __be32 read on this (little-endian) machine.
+func be32(a netip.Addr) uint32 {
+	if !a.Is4() {
+		return 0
+	}
+	b := a.As4()
+	return binary.LittleEndian.Uint32(b[:])
 }

@@ -1,0 +1,303 @@
+package xdp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+)
+
+// XDP return codes.
+const (
+	xdpDrop = 1
+	xdpPass = 2
+	xdpTX   = 3
+)
+
+// checksum is the Internet checksum of b (RFC 1071).
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// l4Checksum is the TCP/UDP checksum of segment seg (its checksum field
+// included: a correct one gives 0) between IPv4 addresses src and dst.
+func l4Checksum(src, dst netip.Addr, proto byte, seg []byte) uint16 {
+	s, d := src.As4(), dst.As4()
+	ph := append(append(s[:], d[:]...), 0, proto, byte(len(seg)>>8), byte(len(seg)))
+	return checksum(append(ph, seg...))
+}
+
+// frame is a client's TCP segment to vip, from src:sport, with tos, ttl
+// and DF as given, padded with payload bytes, its checksums correct, in an
+// Ethernet frame to dmac.
+func frame(dmac net.HardwareAddr, src netip.Addr, sport uint16, vip netip.AddrPort, tos, ttl byte, df bool, payload int) []byte {
+	tcp := make([]byte, 20+payload)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], vip.Port())
+	binary.BigEndian.PutUint32(tcp[4:], 0x01020304)
+	tcp[12] = 5 << 4
+	tcp[13] = 0x02 // SYN
+	binary.BigEndian.PutUint16(tcp[14:], 64240)
+	for i := 20; i < len(tcp); i++ {
+		tcp[i] = byte(i * 7)
+	}
+	binary.BigEndian.PutUint16(tcp[16:], l4Checksum(src, vip.Addr(), 6, tcp))
+	ip := make([]byte, 20)
+	ip[0], ip[1] = 0x45, tos
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
+	binary.BigEndian.PutUint16(ip[4:], 0x1234)
+	if df {
+		ip[6] = 0x40
+	}
+	ip[8], ip[9] = ttl, 6
+	s, d := src.As4(), vip.Addr().As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
+	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
+	eth := append(append(append([]byte{}, dmac...), 0x02, 0, 0, 0, 0, 0x07), 0x08, 0x00)
+	return append(append(eth, ip...), tcp...)
+}
+
+// tunFixture is a director (dir: eth0 10.83.2.1/24 with the VIP
+// 10.83.9.1, forwarding on) whose TUN real servers, 10.83.3.0/24, are
+// behind router (10.83.2.254), with a Kernel programmed with an IPIP
+// service on port 80 (to .2), a GUE one on 81 (to .3, port 6080) and a
+// GUE one with checksums on 82 (to .4, port 7000).
+type tunFixture struct {
+	l         *lab.Lab
+	k         *Kernel
+	ifindex   uint32
+	mac       net.HardwareAddr // dir's eth0
+	routerMAC net.HardwareAddr
+	vip       netip.Addr
+}
+
+func newTunFixture(t *testing.T) *tunFixture {
+	t.Helper()
+	p := netip.MustParsePrefix
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
+		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.1/24"), p("10.83.9.1/32")}}},
+			Routes:  []lab.Route{{Dst: p("10.83.3.0/24"), Via: netip.MustParseAddr("10.83.2.254")}},
+			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
+		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.254/24")}}}},
+	}})
+	f := &tunFixture{l: l, vip: netip.MustParseAddr("10.83.9.1")}
+	for node, dst := range map[string]*net.HardwareAddr{"dir": &f.mac, "router": &f.routerMAC} {
+		if err := l.Do(node, func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err == nil {
+				*dst = ifc.HardwareAddr
+				if node == "dir" {
+					f.ifindex = uint32(ifc.Index)
+				}
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx := &fixture{l: l, dir: "dir"}
+	f.k = fx.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	svc := func(port uint16, rs string, tun lvs.Tunnel) lvs.VirtualServer {
+		return lvs.VirtualServer{
+			Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: f.vip, Port: port}, Scheduler: lvs.RoundRobin, Method: lvs.TUN},
+			Dests:   []lvs.Dest{{Addr: netip.AddrPortFrom(netip.MustParseAddr(rs), port), Weight: 1, Tunnel: tun}},
+		}
+	}
+	fx.reconcile(t, f.k,
+		svc(80, "10.83.3.2", lvs.Tunnel{}),
+		svc(81, "10.83.3.3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}),
+		svc(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}))
+	return f
+}
+
+// run runs the program on in, received on dir's eth0, and returns its
+// verdict and the frame it leaves.
+func (f *tunFixture) run(t *testing.T, in []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(in)+256)
+	var ret uint32
+	err := f.l.Do("dir", func() error {
+		// struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+		// rx_queue_index, egress_ifindex.
+		opts := &ebpf.RunOptions{Data: in, DataOut: out, Context: [6]uint32{0, uint32(len(in)), 0, f.ifindex, 0, 0}}
+		var err error
+		ret, err = f.k.objs.XdpLb.Run(opts)
+		out = opts.DataOut
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ret, out
+}
+
+var (
+	tunClient = netip.MustParseAddr("10.83.1.7")
+	tunSrc    = netip.MustParseAddr("10.83.2.1")
+)
+
+// checkOuter checks the outer Ethernet and IPv4 headers of out, a packet
+// that f's program encapsulated from inner toward rs with protocol proto.
+func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, proto byte, hlen int) {
+	t.Helper()
+	if !bytes.Equal(out[0:6], f.routerMAC) || !bytes.Equal(out[6:12], f.mac) || out[12] != 8 || out[13] != 0 {
+		t.Errorf("outer Ethernet %x: want to the router %v from %v, IPv4", out[:14], f.routerMAC, f.mac)
+	}
+	ip, in := out[14:34], inner[14:]
+	want := map[string][2]int{
+		"version/ihl": {int(ip[0]), 0x45}, "tos": {int(ip[1]), int(in[1])},
+		"total length": {int(binary.BigEndian.Uint16(ip[2:])), len(in) + hlen},
+		"DF":           {int(ip[6] & 0x40), int(in[6] & 0x40)}, "fragment offset": {int(binary.BigEndian.Uint16(ip[6:]) & 0x1fff), 0},
+		"ttl": {int(ip[8]), int(in[8])}, "protocol": {int(ip[9]), int(proto)}, "header checksum": {int(checksum(ip)), 0},
+	}
+	for what, v := range want {
+		if v[0] != v[1] {
+			t.Errorf("outer IPv4 %s: %#x, want %#x", what, v[0], v[1])
+		}
+	}
+	if s, d := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20])); s != tunSrc || d != netip.MustParseAddr(rs) {
+		t.Errorf("outer IPv4 %v -> %v, want %v -> %v", s, d, tunSrc, rs)
+	}
+	if got := out[14+hlen:]; !bytes.Equal(got, in) {
+		t.Errorf("inner packet changed:\n got %x\nwant %x", got, in)
+	}
+}
+
+// TestTunEncapsulation runs the program on frames (BPF_PROG_TEST_RUN) and
+// checks the bytes it sends: IPIP, and GUE with and without the UDP
+// checksum, to a real server behind a router, the outer TOS, TTL and DF
+// copied from the inner header, the GUE source port stable per flow, and
+// a packet the tunnel makes too big for the MTU dropped and counted.
+func TestTunEncapsulation(t *testing.T) {
+	f := newTunFixture(t)
+	vip := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(f.vip, port) }
+
+	t.Run("ipip", func(t *testing.T) {
+		for _, df := range []bool{true, false} {
+			in := frame(f.mac, tunClient, 40000, vip(80), 0x28, 37, df, 100)
+			ret, out := f.run(t, in)
+			if ret != xdpTX || len(out) != len(in)+20 {
+				t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 20 bytes more", ret, len(out), len(in))
+			}
+			f.checkOuter(t, out, in, "10.83.3.2", 4, 20)
+		}
+	})
+
+	gue := func(t *testing.T, in []byte, rs string, port uint16) []byte {
+		t.Helper()
+		ret, out := f.run(t, in)
+		if ret != xdpTX || len(out) != len(in)+32 {
+			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 32 bytes more", ret, len(out), len(in))
+		}
+		f.checkOuter(t, out, in, rs, 17, 32)
+		udp := out[34:42]
+		if sp := binary.BigEndian.Uint16(udp[0:]); sp < 32768 || sp > 60999 {
+			t.Errorf("GUE source port %d: want 32768..60999", sp)
+		}
+		if dp, n := binary.BigEndian.Uint16(udp[2:]), binary.BigEndian.Uint16(udp[4:]); dp != port || int(n) != len(out)-34 {
+			t.Errorf("UDP to port %d, length %d: want %d, %d", dp, n, port, len(out)-34)
+		}
+		// Version 0, no control, no options; IPIP inside; no flags.
+		if g := out[42:46]; !bytes.Equal(g, []byte{0, 4, 0, 0}) {
+			t.Errorf("GUE header %x, want 00040000", g)
+		}
+		return out
+	}
+	t.Run("gue", func(t *testing.T) {
+		out := gue(t, frame(f.mac, tunClient, 40001, vip(81), 0, 64, true, 30), "10.83.3.3", 6080)
+		if c := binary.BigEndian.Uint16(out[40:]); c != 0 {
+			t.Errorf("UDP checksum %#x without csum: want 0 (none)", c)
+		}
+	})
+	t.Run("gue csum", func(t *testing.T) {
+		for _, n := range []int{0, 1, 33, 1000} { // odd payloads too
+			out := gue(t, frame(f.mac, tunClient, 40002, vip(82), 0, 64, true, n), "10.83.3.4", 7000)
+			if c := binary.BigEndian.Uint16(out[40:]); c == 0 || l4Checksum(tunSrc, netip.MustParseAddr("10.83.3.4"), 17, out[34:]) != 0 {
+				t.Errorf("payload %d: UDP checksum %#x does not check", n, c)
+			}
+		}
+	})
+	t.Run("gue source port per flow", func(t *testing.T) {
+		ports := map[uint16]bool{}
+		for i := range 16 {
+			sport := uint16(41000 + i)
+			_, a := f.run(t, frame(f.mac, tunClient, sport, vip(81), 0, 64, true, 10))
+			_, b := f.run(t, frame(f.mac, tunClient, sport, vip(81), 0, 64, true, 500))
+			if !bytes.Equal(a[34:36], b[34:36]) {
+				t.Errorf("flow from port %d: GUE source ports %x and %x", sport, a[34:36], b[34:36])
+			}
+			ports[binary.BigEndian.Uint16(a[34:])] = true
+		}
+		if len(ports) < 8 {
+			t.Errorf("16 flows used %d GUE source ports: want them spread", len(ports))
+		}
+	})
+	t.Run("too big", func(t *testing.T) {
+		before, err := f.k.Drops()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 1480 bytes of IP fit a 1500-byte MTU; with 20 bytes of IPIP
+		// they do not.
+		fits := frame(f.mac, tunClient, 40003, vip(80), 0, 64, true, 1480-40)
+		if ret, _ := f.run(t, fits); ret != xdpTX {
+			t.Errorf("1480 bytes in IPIP: verdict %d, want XDP_TX", ret)
+		}
+		big := frame(f.mac, tunClient, 40003, vip(80), 0, 64, true, 1481-40)
+		if ret, _ := f.run(t, big); ret != xdpDrop {
+			t.Errorf("1481 bytes in IPIP: verdict %d, want XDP_DROP", ret)
+		}
+		after, err := f.k.Drops()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.TooBig != before.TooBig+1 || after.NoRoute != before.NoRoute {
+			t.Errorf("drops %+v -> %+v: want one more too big", before, after)
+		}
+	})
+	t.Run("not for the VIP", func(t *testing.T) {
+		in := frame(f.mac, tunClient, 40004, netip.MustParseAddrPort("10.83.2.1:80"), 0, 64, true, 10)
+		if ret, out := f.run(t, in); ret != xdpPass || !bytes.Equal(out, in) {
+			t.Errorf("a packet for the director itself: verdict %d, want XDP_PASS unchanged", ret)
+		}
+	})
+}
+
+// TestTunRefused: GRE and IPv6 real servers are refused by name, with
+// the data plane that tunnels them.
+func TestTunRefused(t *testing.T) {
+	for _, tc := range []struct {
+		d    lvs.Dest
+		want string
+	}{
+		{lvs.Dest{Addr: rs1, Weight: 1, Method: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunnelGRE}}, "not gre (use the ipvs data plane)"},
+		{lvs.Dest{Addr: netip.MustParseAddrPort("[2001:db8::2]:80"), Weight: 1, Method: lvs.TUN}, "IPv4 real servers only (use the ipvs data plane)"},
+	} {
+		if err := checkDest(tc.d); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+			t.Errorf("%v %v: %v, want an error naming %q", tc.d.Addr, tc.d.Tunnel, err, tc.want)
+		}
+	}
+	for _, tun := range []lvs.Tunnel{{}, {Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelRemCsum}} {
+		if err := checkDest(lvs.Dest{Addr: rs1, Weight: 1, Method: lvs.TUN, Tunnel: tun}); err != nil {
+			t.Errorf("%v: %v", tun, err)
+		}
+	}
+}
