@@ -301,3 +301,112 @@ func TestTunRefused(t *testing.T) {
 		}
 	}
 }
+
+// tunSpec is LVS-TUN with the real servers on a subnet of their own,
+// behind a router: client (10.84.1.2) — router — director, whose front
+// interface eth0 (10.84.2.1, on f) holds the VIP 10.84.9.1 and whose back
+// interface eth1 (10.84.4.1, on b) is its route to the real servers' subnet
+// (10.84.3.0/24, on s); the servers answer the client through the router,
+// not the director. The program sees the client's packets on eth0 (the
+// director attaches it there only when told: WithInterfaces) and
+// redirects them, encapsulated, out of eth1.
+func tunSpec() lab.Spec {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	rs := func(name, addr string) lab.Node {
+		return lab.Node{Name: name, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{p(addr)}}},
+			Routes: []lab.Route{{Dst: p("0.0.0.0/0"), Via: a("10.84.3.254")}}}
+	}
+	return lab.Spec{Nodes: []lab.Node{
+		{Name: "client", Ifaces: []lab.Iface{{Name: "eth0", Switch: "c", Addrs: []netip.Prefix{p("10.84.1.2/24")}}},
+			Routes: []lab.Route{{Dst: p("0.0.0.0/0"), Via: a("10.84.1.254")}}},
+		{Name: "router", Ifaces: []lab.Iface{
+			{Name: "eth0", Switch: "c", Addrs: []netip.Prefix{p("10.84.1.254/24")}},
+			{Name: "eth1", Switch: "f", Addrs: []netip.Prefix{p("10.84.2.254/24")}},
+			{Name: "eth2", Switch: "b", Addrs: []netip.Prefix{p("10.84.4.254/24")}},
+			{Name: "eth3", Switch: "s", Addrs: []netip.Prefix{p("10.84.3.254/24")}},
+		}, Routes: []lab.Route{{Dst: p("10.84.9.1/32"), Via: a("10.84.2.1")}},
+			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
+		{Name: "dir", Ifaces: []lab.Iface{
+			{Name: "eth0", Switch: "f", Addrs: []netip.Prefix{p("10.84.2.1/24"), p("10.84.9.1/32")}},
+			{Name: "eth1", Switch: "b", Addrs: []netip.Prefix{p("10.84.4.1/24")}},
+		}, Routes: []lab.Route{{Dst: p("10.84.3.0/24"), Via: a("10.84.4.254")}},
+			// bpf_fib_lookup routes only where the kernel would forward.
+			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
+		rs("rs1", "10.84.3.2/24"),
+		rs("rs2", "10.84.3.3/24"),
+	}}
+}
+
+// TestTunEndToEnd: TCP connections from a client behind a router reach
+// real servers on another subnet through the director's XDP program,
+// IPIP for one service and GUE for another, the servers decapsulating
+// with AttachDecap; both servers serve both services, and a server that
+// leaves a service gets none of its new connections.
+func TestTunEndToEnd(t *testing.T) {
+	f := &fixture{dir: "dir", vip: netip.MustParseAddrPort("10.84.9.1:80"),
+		rs1: netip.MustParseAddrPort("10.84.3.2:80"), rs2: netip.MustParseAddrPort("10.84.3.3:80")}
+	f.l = newLab(t, tunSpec(), f, []string{"f", "b"})
+	gueVIP := netip.AddrPortFrom(f.vip.Addr(), 81)
+	for _, rs := range []string{"rs1", "rs2"} {
+		f.l.ServeT(t, rs, gueVIP.String(), lab.NameEcho(rs))
+		var d *Decap
+		if err := f.l.Do(rs, func() (err error) {
+			d, err = AttachDecap("eth0", []uint16{6080})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.l.Do(rs, d.Close) })
+	}
+	k := f.newKernel(t, filepath.Join(bpffs(t), "tandem"), WithInterfaces("eth0"))
+	svc := func(vip netip.AddrPort, tun lvs.Tunnel, rss ...netip.AddrPort) lvs.VirtualServer {
+		vs := lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: vip.Addr(), Port: vip.Port()},
+			Scheduler: lvs.RoundRobin, Method: lvs.TUN}}
+		for _, a := range rss {
+			vs.Dests = append(vs.Dests, lvs.Dest{Addr: netip.AddrPortFrom(a.Addr(), vip.Port()), Weight: 1, Tunnel: tun})
+		}
+		return vs
+	}
+	gue := lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelCsumOn}
+	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs1, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2))
+	if a := f.attached(t, "eth0", "eth1"); !a["eth0"] || !a["eth1"] {
+		t.Fatalf("XDP attached %v: want eth0 (WithInterfaces) and eth1 (the route to the servers)", a)
+	}
+	for _, vip := range []netip.AddrPort{f.vip, gueVIP} {
+		got := map[string]int{}
+		for i := range 40 {
+			who, err := f.askAt(vip, 23000+i)
+			if err != nil {
+				t.Fatalf("connection %d to %v: %v (so far %v)", i, vip, err, got)
+			}
+			got[who]++
+		}
+		t.Logf("rr over 40 connections to %v: %v", vip, got)
+		if got["rs1"] < 8 || got["rs2"] < 8 {
+			t.Errorf("%v: %v, want both servers well used", vip, got)
+		}
+	}
+	cs, err := k.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, ds := range cs {
+		for _, c := range ds {
+			if c.Packets < 8*4 {
+				t.Errorf("%v %v: %d packets counted", key, c.Addr, c.Packets)
+			}
+		}
+	}
+	if d, err := k.Drops(); err != nil || d != (Drops{}) {
+		t.Errorf("drops %+v, %v: want none", d, err)
+	}
+
+	// rs1 leaves the IPIP service: every new connection goes to rs2.
+	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2))
+	for i := range 20 {
+		if who, err := f.askAt(f.vip, 24000+i); err != nil || who != "rs2" {
+			t.Errorf("connection %d after rs1 left: %q, %v; want rs2", i, who, err)
+		}
+	}
+}
