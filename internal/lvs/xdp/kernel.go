@@ -123,6 +123,15 @@ func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.ifaces = append(o.ifaces, names...) }
 }
 
+// SetInterfaces makes names the interfaces the program is attached to
+// besides the real servers' (replacing those of WithInterfaces), at once
+// if services are programmed: the daemon names the interfaces that carry
+// the VIPs, at start and on every reload.
+func (k *Kernel) SetInterfaces(names ...string) error {
+	k.extra = slices.Clone(names)
+	return k.attach()
+}
+
 // WithLogger logs attachments to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
