@@ -4,20 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/goleak"
@@ -129,31 +124,12 @@ func oneSegment(t *testing.T) *fixture {
 }
 
 // newLab builds spec with the real servers of f answering NameEcho on
-// the VIP (held on their lo), and a pass-through XDP program on the
-// director's ports on switches: a veth transmits XDP frames (XDP_TX,
-// XDP_REDIRECT) only to a peer that runs XDP or NAPI, as a physical NIC
-// needs nothing of.
+// the VIP (held on their lo), ready for XDP on the director's ports on
+// switches (lab.ForXDP).
 func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab {
 	t.Helper()
-	ethtool, err := exec.LookPath("ethtool")
-	if err != nil {
-		t.Skip("ethtool not found (Debian package ethtool): needed to turn off the veths' checksum offload")
-	}
 	l := lab.NewT(t, spec)
-	// A veth leaves TCP checksums to be filled in later (offload), which a
-	// packet forwarded by XDP never gets: hosts compute their own here, as
-	// a NIC would.
-	for _, n := range []string{"client", "rs1", "rs2"} {
-		err := l.Do(n, func() error {
-			if out, err := exec.Command(ethtool, "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {
-				return fmt.Errorf("ethtool: %v: %s", err, out)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	l.ForXDP(t, f.dir, switches, "client", "rs1", "rs2")
 	for _, rs := range []string{"rs1", "rs2"} {
 		h, err := netlink.NewHandleAt(l.NSHandle(t, rs))
 		if err != nil {
@@ -178,31 +154,6 @@ func newLab(t *testing.T, spec lab.Spec, f *fixture, switches []string) *lab.Lab
 		}
 		for _, v := range vips {
 			l.ServeT(t, rs, v.String(), lab.NameEcho(rs))
-		}
-	}
-	pass, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pass.Close() })
-	for _, sw := range switches {
-		err := l.DoPorts(f.dir, sw, func(ports []string) error {
-			for _, p := range ports {
-				ifc, err := net.InterfaceByName(p)
-				if err != nil {
-					return err
-				}
-				ln, err := link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
-				if err != nil {
-					return err
-				}
-				t.Cleanup(func() { ln.Close() })
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
 	return l
