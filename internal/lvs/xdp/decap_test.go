@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -81,5 +82,50 @@ func TestDecap(t *testing.T) {
 		if ret != xdpPass || !bytes.Equal(opts.DataOut, want) {
 			t.Errorf("%s: verdict %d, frame\n %x\nwant\n %x", tc.name, ret, opts.DataOut, want)
 		}
+	}
+}
+
+// TestDecapPin: a pinned decapsulator stays attached after its process
+// lets go of it (as `tandem realserver up` exits), until DetachDecap;
+// Close of an unpinned one detaches it.
+func TestDecapPin(t *testing.T) {
+	f := &fixture{dir: "dir"}
+	f.l = lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.85.0.1/24")}}}}}})
+	dir := filepath.Join(bpffs(t), "tandem")
+	var d *Decap
+	if err := f.l.Do("dir", func() (err error) {
+		if d, err = AttachDecap("eth0", []uint16{6080}); err != nil {
+			return err
+		}
+		return d.Pin(dir)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// What the end of the process does: its file descriptors close.
+	d.link.Close()
+	d.objs.Close()
+	if !f.attached(t, "eth0")["eth0"] || len(pins(t, dir)) != 1 {
+		t.Fatalf("after the process let go: attached %v, pins %v; want attached, one pin", f.attached(t, "eth0"), pins(t, dir))
+	}
+	if err := f.l.Do("dir", func() error { return DetachDecap(dir, "eth0") }); err != nil {
+		t.Fatal(err)
+	}
+	if f.attached(t, "eth0")["eth0"] || len(pins(t, dir)) != 0 {
+		t.Errorf("after DetachDecap: attached %v, pins %v; want neither", f.attached(t, "eth0"), pins(t, dir))
+	}
+	if err := f.l.Do("dir", func() error { return DetachDecap(dir, "eth0") }); err != nil {
+		t.Errorf("DetachDecap with nothing attached: %v", err)
+	}
+	if err := f.l.Do("dir", func() (err error) {
+		if d, err = AttachDecap("eth0", nil); err != nil {
+			return err
+		}
+		return d.Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if f.attached(t, "eth0")["eth0"] {
+		t.Error("after Close: still attached")
 	}
 }
