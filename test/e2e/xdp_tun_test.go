@@ -12,41 +12,6 @@ import (
 	"tandem/internal/lvs/xdp"
 )
 
-// xdpTunSpec is LVS-TUN with the real servers on a subnet of their own
-// behind a router: client (10.86.1.2) — router — director, whose VRRP
-// instance holds the VIPs on its front interface eth0 (10.86.2.1, on f),
-// the router routing them there, and whose back interface eth1 (10.86.4.1,
-// on b) is its route to the real servers (10.86.3.0/24, on s). The
-// servers answer the client through the router, not the director.
-func xdpTunSpec() lab.Spec {
-	p := netip.MustParsePrefix
-	a := netip.MustParseAddr
-	rs := func(name, addr string) lab.Node {
-		return lab.Node{Name: name, Ifaces: []lab.Iface{{Name: "eth0", Switch: "s", Addrs: []netip.Prefix{p(addr)}}},
-			Routes: []lab.Route{{Dst: p("0.0.0.0/0"), Via: a("10.86.3.254")}}}
-	}
-	return lab.Spec{Nodes: []lab.Node{
-		{Name: "client", Ifaces: []lab.Iface{{Name: "eth0", Switch: "c", Addrs: []netip.Prefix{p("10.86.1.2/24")}}},
-			Routes: []lab.Route{{Dst: p("0.0.0.0/0"), Via: a("10.86.1.254")}}},
-		{Name: "router", Ifaces: []lab.Iface{
-			{Name: "eth0", Switch: "c", Addrs: []netip.Prefix{p("10.86.1.254/24")}},
-			{Name: "eth1", Switch: "f", Addrs: []netip.Prefix{p("10.86.2.254/24")}},
-			{Name: "eth2", Switch: "b", Addrs: []netip.Prefix{p("10.86.4.254/24")}},
-			{Name: "eth3", Switch: "s", Addrs: []netip.Prefix{p("10.86.3.254/24")}},
-		}, Routes: []lab.Route{{Dst: p("10.86.9.0/24"), Via: a("10.86.2.1")}},
-			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
-		{Name: "dir", Ifaces: []lab.Iface{
-			{Name: "eth0", Switch: "f", Addrs: []netip.Prefix{p("10.86.2.1/24")}},
-			{Name: "eth1", Switch: "b", Addrs: []netip.Prefix{p("10.86.4.1/24")}},
-		}, Routes: []lab.Route{{Dst: p("10.86.3.0/24"), Via: a("10.86.4.254")}},
-			// The XDP program's route lookup (bpf_fib_lookup) is the
-			// forwarding one.
-			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
-		rs("rs1", "10.86.3.2/24"),
-		rs("rs2", "10.86.3.3/24"),
-	}}
-}
-
 const xdpTunConf = `vrrp_instance VI_1 {
     state MASTER
     interface eth0
@@ -88,7 +53,7 @@ const xdpTunVS = `virtual_server %s 80 {
 // and spread over both servers; once a stopped server is found down, no
 // request fails.
 func TestXDPTun(t *testing.T) {
-	l := lab.NewT(t, xdpTunSpec())
+	l := lab.NewT(t, lab.RoutedTUN(86)) // the VRRP instance holds the VIPs, on dir's eth0
 	l.ForXDP(t, "dir", []string{"f", "b"}, "client", "rs1", "rs2")
 	ipip, gue := netip.MustParseAddr("10.86.9.1"), netip.MustParseAddr("10.86.9.2")
 	nginx := map[string]*lab.Proc{}
