@@ -357,12 +357,12 @@ func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
 	return out, nil
 }
 
-// Drops counts the packets the program dropped where IPVS would have
-// sent something, summed over the CPUs.
+// Drops counts the TUN packets the program could not send on to their
+// real server, summed over the CPUs.
 type Drops struct {
-	// TooBig: a TUN packet that its encapsulation made bigger than the
-	// egress interface's MTU (IPVS answers ICMP "fragmentation needed",
-	// or fragments the outer packet if the inner allows it).
+	// TooBig: a packet that its encapsulation made bigger than the egress
+	// interface's MTU; answered with ICMP "fragmentation needed" if IPv4
+	// with DF (as IPVS does), else dropped (IPVS fragments those).
 	TooBig uint64
 	// NoRoute: a TUN packet for which bpf_fib_lookup found no route, no
 	// resolved next hop, or forwarding off on the interface it came in on.

@@ -76,6 +76,11 @@ type lbRealVal struct {
 	Daddr   uint32
 }
 
+type lbScratchVal struct {
+	_    structs.HostLayout
+	Room [8]uint64
+}
+
 type lbSvcDef struct {
 	_       structs.HostLayout
 	Vip     [16]uint8
@@ -116,6 +121,7 @@ const (
 	lbMapLocals   = "locals"
 	lbMapRealDefs = "real_defs"
 	lbMapReals    = "reals"
+	lbMapScratch  = "scratch"
 	lbMapServices = "services"
 	lbMapSlots    = "slots"
 	lbMapStats    = "stats"
@@ -179,6 +185,7 @@ type lbMapSpecs struct {
 	Locals   *ebpf.MapSpec `ebpf:"locals"`
 	RealDefs *ebpf.MapSpec `ebpf:"real_defs"`
 	Reals    *ebpf.MapSpec `ebpf:"reals"`
+	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
 	Services *ebpf.MapSpec `ebpf:"services"`
 	Slots    *ebpf.MapSpec `ebpf:"slots"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
@@ -218,6 +225,7 @@ type lbMaps struct {
 	Locals   *ebpf.Map `ebpf:"locals"`
 	RealDefs *ebpf.Map `ebpf:"real_defs"`
 	Reals    *ebpf.Map `ebpf:"reals"`
+	Scratch  *ebpf.Map `ebpf:"scratch"`
 	Services *ebpf.Map `ebpf:"services"`
 	Slots    *ebpf.Map `ebpf:"slots"`
 	Stats    *ebpf.Map `ebpf:"stats"`
@@ -233,6 +241,7 @@ func (m *lbMaps) Close() error {
 		m.Locals,
 		m.RealDefs,
 		m.Reals,
+		m.Scratch,
 		m.Services,
 		m.Slots,
 		m.Stats,

@@ -93,7 +93,7 @@ func newTunFixture(t *testing.T) *tunFixture {
 	t.Helper()
 	p := netip.MustParsePrefix
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
-		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.1/24"), p("10.83.9.1/32")}}},
+		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.1/24"), p("10.83.9.1/32"), p("fd83::9/128")}}},
 			Routes:  []lab.Route{{Dst: p("10.83.3.0/24"), Via: netip.MustParseAddr("10.83.2.254")}},
 			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
 		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.254/24")}}}},
@@ -121,11 +121,45 @@ func newTunFixture(t *testing.T) *tunFixture {
 			Dests:   []lvs.Dest{{Addr: netip.AddrPortFrom(netip.MustParseAddr(rs), port), Weight: 1, Tunnel: tun}},
 		}
 	}
+	// IPv6 services over IPv4 tunnels.
+	svc6 := func(port uint16, rs string, tun lvs.Tunnel) lvs.VirtualServer {
+		vs := svc(port, rs, tun)
+		vs.Service.Family, vs.Service.VIP = lvs.IPv6, tunVIP6
+		return vs
+	}
 	fx.reconcile(t, f.k,
 		svc(80, "10.83.3.2", lvs.Tunnel{}),
 		svc(81, "10.83.3.3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}),
-		svc(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}))
+		svc(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}),
+		svc6(80, "10.83.3.2", lvs.Tunnel{}),
+		svc6(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}))
 	return f
+}
+
+var tunVIP6 = netip.MustParseAddr("fd83::9")
+
+// frame6 is frame for IPv6: a TCP SYN from [fd83::7]:sport to vip with
+// traffic class tc and hop limit hops.
+func frame6(dmac net.HardwareAddr, sport uint16, vip netip.AddrPort, tc, hops byte, payload int) []byte {
+	src := netip.MustParseAddr("fd83::7")
+	tcp := make([]byte, 20+payload)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], vip.Port())
+	tcp[12], tcp[13] = 5<<4, 0x02
+	for i := 20; i < len(tcp); i++ {
+		tcp[i] = byte(i * 5)
+	}
+	s, d := src.As16(), vip.Addr().As16()
+	ph := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(tcp)>>8), byte(len(tcp)), 0, 0, 0, 6)
+	binary.BigEndian.PutUint16(tcp[16:], checksum(append(ph, tcp...)))
+	ip := make([]byte, 40)
+	ip[0], ip[1] = 0x60|tc>>4, tc<<4
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
+	ip[6], ip[7] = 6, hops
+	copy(ip[8:], s[:])
+	copy(ip[24:], d[:])
+	eth := append(append(append([]byte{}, dmac...), 0x02, 0, 0, 0, 0, 0x07), 0x86, 0xdd)
+	return append(append(eth, ip...), tcp...)
 }
 
 // run runs the program on in, received on dir's eth0, and returns its
@@ -162,11 +196,15 @@ func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, prot
 		t.Errorf("outer Ethernet %x: want to the router %v from %v, IPv4", out[:14], f.routerMAC, f.mac)
 	}
 	ip, in := out[14:34], inner[14:]
+	tos, df, ttl := int(in[1]), int(in[6]&0x40), int(in[8])
+	if in[0]>>4 == 6 { // traffic class, DF always, hop limit
+		tos, df, ttl = int(in[0]&0xf)<<4|int(in[1]>>4), 0x40, int(in[7])
+	}
 	want := map[string][2]int{
-		"version/ihl": {int(ip[0]), 0x45}, "tos": {int(ip[1]), int(in[1])},
+		"version/ihl": {int(ip[0]), 0x45}, "tos": {int(ip[1]), tos},
 		"total length": {int(binary.BigEndian.Uint16(ip[2:])), len(in) + hlen},
-		"DF":           {int(ip[6] & 0x40), int(in[6] & 0x40)}, "fragment offset": {int(binary.BigEndian.Uint16(ip[6:]) & 0x1fff), 0},
-		"ttl": {int(ip[8]), int(in[8])}, "protocol": {int(ip[9]), int(proto)}, "header checksum": {int(checksum(ip)), 0},
+		"DF":           {int(ip[6] & 0x40), df}, "fragment offset": {int(binary.BigEndian.Uint16(ip[6:]) & 0x1fff), 0},
+		"ttl": {int(ip[8]), ttl}, "protocol": {int(ip[9]), int(proto)}, "header checksum": {int(checksum(ip)), 0},
 	}
 	for what, v := range want {
 		if v[0] != v[1] {
@@ -185,7 +223,8 @@ func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, prot
 // checks the bytes it sends: IPIP, and GUE with and without the UDP
 // checksum, to a real server behind a router, the outer TOS, TTL and DF
 // copied from the inner header, the GUE source port stable per flow, and
-// a packet the tunnel makes too big for the MTU dropped and counted.
+// a packet the tunnel makes too big for the MTU counted, and answered
+// with ICMP "fragmentation needed" if it has DF, else dropped.
 func TestTunEncapsulation(t *testing.T) {
 	f := newTunFixture(t)
 	vip := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(f.vip, port) }
@@ -199,6 +238,15 @@ func TestTunEncapsulation(t *testing.T) {
 			}
 			f.checkOuter(t, out, in, "10.83.3.2", 4, 20)
 		}
+	})
+
+	t.Run("ipv6 in ipip", func(t *testing.T) {
+		in := frame6(f.mac, 40010, netip.AddrPortFrom(tunVIP6, 80), 0xb8, 9, 60)
+		ret, out := f.run(t, in)
+		if ret != xdpTX || len(out) != len(in)+20 {
+			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 20 bytes more", ret, len(out), len(in))
+		}
+		f.checkOuter(t, out, in, "10.83.3.2", 41, 20)
 	})
 
 	gue := func(t *testing.T, in []byte, rs string, port uint16) []byte {
@@ -215,9 +263,14 @@ func TestTunEncapsulation(t *testing.T) {
 		if dp, n := binary.BigEndian.Uint16(udp[2:]), binary.BigEndian.Uint16(udp[4:]); dp != port || int(n) != len(out)-34 {
 			t.Errorf("UDP to port %d, length %d: want %d, %d", dp, n, port, len(out)-34)
 		}
-		// Version 0, no control, no options; IPIP inside; no flags.
-		if g := out[42:46]; !bytes.Equal(g, []byte{0, 4, 0, 0}) {
-			t.Errorf("GUE header %x, want 00040000", g)
+		// Version 0, no control, no options; IPIP (or IPv6) inside; no
+		// flags.
+		want := []byte{0, 4, 0, 0}
+		if in[12] == 0x86 {
+			want[1] = 41
+		}
+		if g := out[42:46]; !bytes.Equal(g, want) {
+			t.Errorf("GUE header %x, want %x", g, want)
 		}
 		return out
 	}
@@ -230,6 +283,14 @@ func TestTunEncapsulation(t *testing.T) {
 	t.Run("gue csum", func(t *testing.T) {
 		for _, n := range []int{0, 1, 33, 1000} { // odd payloads too
 			out := gue(t, frame(f.mac, tunClient, 40002, vip(82), 0, 64, true, n), "10.83.3.4", 7000)
+			if c := binary.BigEndian.Uint16(out[40:]); c == 0 || l4Checksum(tunSrc, netip.MustParseAddr("10.83.3.4"), 17, out[34:]) != 0 {
+				t.Errorf("payload %d: UDP checksum %#x does not check", n, c)
+			}
+		}
+	})
+	t.Run("ipv6 in gue csum", func(t *testing.T) {
+		for _, n := range []int{0, 7, 400} {
+			out := gue(t, frame6(f.mac, 40011, netip.AddrPortFrom(tunVIP6, 82), 0, 64, n), "10.83.3.4", 7000)
 			if c := binary.BigEndian.Uint16(out[40:]); c == 0 || l4Checksum(tunSrc, netip.MustParseAddr("10.83.3.4"), 17, out[34:]) != 0 {
 				t.Errorf("payload %d: UDP checksum %#x does not check", n, c)
 			}
@@ -261,16 +322,38 @@ func TestTunEncapsulation(t *testing.T) {
 		if ret, _ := f.run(t, fits); ret != xdpTX {
 			t.Errorf("1480 bytes in IPIP: verdict %d, want XDP_TX", ret)
 		}
+		// With DF: ICMP "fragmentation needed" back to the sender, from
+		// the VIP, naming the tunnel's MTU and quoting the packet's IP
+		// header and first 8 bytes.
 		big := frame(f.mac, tunClient, 40003, vip(80), 0, 64, true, 1481-40)
+		ret, out := f.run(t, big)
+		if ret != xdpTX || len(out) != 14+20+8+28 {
+			t.Fatalf("1481 bytes with DF in IPIP: verdict %d, %d bytes; want XDP_TX of an ICMP error (70 bytes)", ret, len(out))
+		}
+		ip, icmp := out[14:34], out[34:]
+		switch {
+		case !bytes.Equal(out[0:6], big[6:12]) || !bytes.Equal(out[6:12], f.mac) || out[12] != 8 || out[13] != 0:
+			t.Errorf("ICMP frame %x: want back to the sender's MAC from ours", out[:14])
+		case ip[0] != 0x45 || ip[9] != 1 || checksum(ip) != 0 || binary.BigEndian.Uint16(ip[2:]) != 56:
+			t.Errorf("ICMP's IPv4 header %x: want protocol 1, 56 bytes, a correct checksum", ip)
+		case netip.AddrFrom4([4]byte(ip[12:16])) != f.vip || netip.AddrFrom4([4]byte(ip[16:20])) != tunClient:
+			t.Errorf("ICMP from %v to %v: want from the VIP to the client", ip[12:16], ip[16:20])
+		case icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 1480 || checksum(icmp) != 0:
+			t.Errorf("ICMP %x: want type 3 code 4, MTU 1480, a correct checksum", icmp[:8])
+		case !bytes.Equal(icmp[8:], big[14:14+28]):
+			t.Errorf("ICMP quotes %x, want %x", icmp[8:], big[14:14+28])
+		}
+		// Without DF: dropped (IPVS would fragment the outer packet).
+		big = frame(f.mac, tunClient, 40003, vip(80), 0, 64, false, 1481-40)
 		if ret, _ := f.run(t, big); ret != xdpDrop {
-			t.Errorf("1481 bytes in IPIP: verdict %d, want XDP_DROP", ret)
+			t.Errorf("1481 bytes without DF in IPIP: verdict %d, want XDP_DROP", ret)
 		}
 		after, err := f.k.Drops()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if after.TooBig != before.TooBig+1 || after.NoRoute != before.NoRoute {
-			t.Errorf("drops %+v -> %+v: want one more too big", before, after)
+		if after.TooBig != before.TooBig+2 || after.NoRoute != before.NoRoute {
+			t.Errorf("drops %+v -> %+v: want two more too big", before, after)
 		}
 	})
 	t.Run("not for the VIP", func(t *testing.T) {

@@ -279,13 +279,13 @@ static __always_inline __u32 scale(__u32 h, __u32 n)
 }
 
 struct pkt {
-	__u8 family;
-	__u8 proto;
-	__u8 alen; // 4 or 16
-	__u8 saddr[16];
+	__u8 saddr[16]; // first: 16-bit aligned, for checksums (sum16)
 	__u8 daddr[16];
 	__be16 sport, dport;
 	__u32 len; // of the IP packet
+	__u8 family;
+	__u8 proto;
+	__u8 alen; // 4 or 16
 };
 
 // parse reads the packet's addresses and ports; 0 means not ours (not
@@ -400,6 +400,19 @@ static __always_inline __u32 *schedule(struct svc_val *svc, struct pkt *p, const
 	return bpf_map_lookup_elem(&slots, &idx);
 }
 
+// scratch holds encap's route lookup (a struct bpf_fib_lookup), which
+// the stack has no room for.
+struct scratch_val {
+	__u64 room[(sizeof(struct bpf_fib_lookup) + 7) / 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_val);
+} scratch SEC(".maps");
+
 static __always_inline void count(__u32 stat)
 {
 	__u64 *n = bpf_map_lookup_elem(&stats, &stat);
@@ -428,17 +441,11 @@ static __always_inline __u32 sum16(const void *p, int n)
 	return s;
 }
 
-// The pseudo headers of the TCP/UDP checksums (RFC 768, RFC 8200 8.1).
+// The IPv4 pseudo header of the TCP/UDP checksums (RFC 768).
 struct pseudo4 {
 	__be32 saddr, daddr;
 	__u8 zero, proto;
 	__be16 len;
-};
-
-struct pseudo6 {
-	__u8 saddr[16], daddr[16];
-	__be32 len;
-	__u8 zero[3], proto;
 };
 
 // tunnel is what encap needs of the inner packet, read before its outer
@@ -491,14 +498,79 @@ static __always_inline int inner(void *data, void *end, struct pkt *p, struct tu
 		t->ttl = ip6->hop_limit;
 		t->df = bpf_htons(0x4000);
 		t->proto = IPPROTO_IPV6;
-		struct pseudo6 ph = {.proto = p->proto, .len = bpf_htonl(p->len - sizeof(*ip6))};
-		__builtin_memcpy(ph.saddr, p->saddr, 16);
-		__builtin_memcpy(ph.daddr, p->daddr, 16);
-		s = (__u16)~fold(sum16(&ph, sizeof(ph)));
+		// The IPv6 pseudo header: addresses, 32-bit length (under 2^16
+		// here), next header; each 16-bit word as read from memory.
+		s = sum16(p->saddr, 32) + bpf_htons(p->len - sizeof(*ip6)) + bpf_htons(p->proto);
+		s = (__u16)~fold(s);
 		s += sum16(ip6, sizeof(*ip6));
 	}
 	t->sum = s;
 	return 1;
+}
+
+// The part of a packet an ICMP error quotes: its IPv4 header (without
+// options) and the first 8 bytes of its payload (RFC 792), which hold the
+// ports the sender needs to find its connection.
+#define ICMP_QUOTE 28
+
+// frag_needed turns the IPv4 packet of ctx, which has DF set and does not
+// fit the tunnel's MTU, into the ICMP "fragmentation needed" error (type 3,
+// code 4, RFC 1191) that tells its sender the path MTU, from the VIP it
+// was sent to, and returns it to the sender (XDP_TX), as IPVS answers such
+// packets. Packets with IPv4 options are dropped instead.
+static __attribute__((noinline)) int frag_needed(struct xdp_md *ctx, __u16 mtu)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)ip + ICMP_QUOTE > end || ip->ihl != 5)
+		return XDP_DROP;
+	__u8 quote[ICMP_QUOTE] __attribute__((aligned(8)));
+	__u8 dmac[6] __attribute__((aligned(8)));
+	__u8 smac[6] __attribute__((aligned(8)));
+	__builtin_memcpy(quote, ip, ICMP_QUOTE);
+	__builtin_memcpy(dmac, eth->h_source, 6);
+	__builtin_memcpy(smac, eth->h_dest, 6);
+	__be32 saddr = ip->daddr, daddr = ip->saddr;
+	int len = end - data;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + ICMP_QUOTE) - len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct iphdr) + 8)))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	__u8 *icmp = (void *)(ip + 1);
+	if ((void *)(icmp + 8 + ICMP_QUOTE) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, smac, 6);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0xc0; // internetwork control, as the kernel's ICMP errors
+	ip->tot_len = bpf_htons(sizeof(*ip) + 8 + ICMP_QUOTE);
+	ip->id = (__be16)bpf_get_prandom_u32();
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	ip->check = 0;
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = ~fold(sum16(ip, sizeof(*ip)));
+	icmp[0] = 3; // destination unreachable
+	icmp[1] = 4; // fragmentation needed and DF set
+	icmp[2] = 0;
+	icmp[3] = 0;
+	icmp[4] = 0;
+	icmp[5] = 0;
+	icmp[6] = mtu >> 8; // next-hop MTU
+	icmp[7] = mtu & 0xff;
+	__builtin_memcpy(icmp + 8, quote, ICMP_QUOTE);
+	*(__u16 *)(icmp + 2) = ~fold(sum16(icmp, 8 + ICMP_QUOTE));
+	return XDP_TX;
 }
 
 // GUE's source port: from the flow's hash, as the kernel's
@@ -520,10 +592,11 @@ static __always_inline __be16 gue_sport(struct pkt *p)
 // module reads them), and transmits toward the server as the kernel's
 // routing table says: bpf_fib_lookup gives the egress interface, the next
 // hop's MAC and the MTU. A packet that would exceed that MTU is dropped
-// and counted (STAT_TOO_BIG): XDP cannot fragment, nor does this program
-// answer ICMP "fragmentation needed" as IPVS does; passing it on would
-// deliver it to the director's own stack, which holds the VIP and would
-// reset the connection.
+// and counted (STAT_TOO_BIG), and answered with ICMP "fragmentation
+// needed" if it is IPv4 with DF, as IPVS answers it: XDP cannot fragment
+// (IPVS fragments the outer packet of an inner one without DF), and
+// passing it on would deliver it to the director's own stack, which holds
+// the VIP and would answer it as the server.
 static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, struct pkt *p)
 {
 	struct tunnel t = {};
@@ -538,17 +611,23 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 		return XDP_DROP;
 	}
 
-	struct bpf_fib_lookup fib = {};
-	fib.family = AF_INET;
-	fib.tos = t.tos;
-	fib.l4_protocol = real->tun == TUN_GUE ? IPPROTO_UDP : t.proto;
-	fib.tot_len = olen;
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = real->saddr;
-	fib.ipv4_dst = real->daddr;
-	int rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = (void *)bpf_map_lookup_elem(&scratch, &zero);
+	if (!fib)
+		return XDP_DROP;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET;
+	fib->tos = t.tos;
+	fib->l4_protocol = real->tun == TUN_GUE ? IPPROTO_UDP : t.proto;
+	fib->tot_len = olen;
+	fib->ifindex = ctx->ingress_ifindex;
+	fib->ipv4_src = real->saddr;
+	fib->ipv4_dst = real->daddr;
+	int rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		count(STAT_TOO_BIG);
+		if (p->family == AF_INET && t.df && fib->mtu_result > hlen + 68)
+			return frag_needed(ctx, fib->mtu_result - hlen);
 		return XDP_DROP;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
@@ -565,8 +644,8 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, fib.dmac, 6);
-	__builtin_memcpy(eth->h_source, fib.smac, 6);
+	__builtin_memcpy(eth->h_dest, fib->dmac, 6);
+	__builtin_memcpy(eth->h_source, fib->smac, 6);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	ip->version = 4;
 	ip->ihl = 5;
@@ -603,9 +682,9 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 			udp->check = c ? c : 0xffff;
 		}
 	}
-	if (fib.ifindex == ctx->ingress_ifindex)
+	if (fib->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
-	return bpf_redirect_map(&tx_ports, fib.ifindex, 0);
+	return bpf_redirect_map(&tx_ports, fib->ifindex, 0);
 }
 
 SEC("xdp")
