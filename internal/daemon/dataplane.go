@@ -11,9 +11,9 @@ import (
 
 // dataplaneMethods are the forwarding methods (lb_kind) each data plane
 // forwards: kernel IPVS all three; nftables NAT (dnat) and DR (fwd), not
-// TUN (it has no IP-in-IP encapsulation); XDP DR and TUN (ipip and gue
-// to IPv4 real servers; gre is refused, see planeLimits), not NAT, which
-// stays with conntrack, in nftables or IPVS.
+// TUN (it has no IP-in-IP encapsulation); XDP DR and TUN (ipip and gue;
+// gre is refused, see planeLimits), not NAT, which stays with conntrack,
+// in nftables or IPVS.
 var dataplaneMethods = map[string][]config.Method{
 	DataplaneIPVS: {config.NAT, config.DR, config.TUN},
 	DataplaneNFT:  {config.NAT, config.DR},
@@ -70,12 +70,8 @@ func planeLimits(cfg *config.Config, dp string) config.Diagnostics {
 			warn(vs, "ops: the xdp data plane schedules flows, not datagrams (ipvs); its service is refused")
 		}
 		for _, rs := range vs.RealServers {
-			switch {
-			case rs.Method != config.TUN:
-			case rs.Tunnel.Type == config.TunnelGRE:
+			if rs.Method == config.TUN && rs.Tunnel.Type == config.TunnelGRE {
 				warn(vs, "real_server %s: lb_kind TUN type gre: the xdp data plane encapsulates in ipip and gue (ipvs); its service is refused", rs.IP)
-			case rs.IP.Is6():
-				warn(vs, "real_server %s: lb_kind TUN to an IPv6 real server: the xdp data plane tunnels to IPv4 only (ipvs); its service is refused", rs.IP)
 			}
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 // Decap is the decapsulation program of bpf/xdp_decap.c attached to one
 // interface, for an LVS-TUN real server whose kernel cannot decapsulate
-// (no ipip or fou module): it strips the outer IPv4 header of IPIP and
-// 6in4 packets, and the outer IPv4, UDP and GUE headers of packets to
+// (no ipip or fou module): it strips the outer IPv4 or IPv6 header of
+// IP-in-IP packets, and the outer IP, UDP and GUE headers of packets to
 // one of its GUE ports, and hands the inner packet to the stack, which
 // delivers it to the VIP the server holds (on lo, as for DR). Other
 // packets pass untouched. It does not check the outer destination

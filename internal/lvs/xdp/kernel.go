@@ -1,6 +1,8 @@
 // Package xdp is Tandem's XDP data plane: an lvs.Kernel that forwards
-// LVS-DR services from an XDP program (bpf/xdp_lb.c), before the
-// kernel's network stack sees the packet, as Katran does.
+// LVS-DR and LVS-TUN services from an XDP program (bpf/xdp_lb.c), before
+// the kernel's network stack sees the packet, as Katran does; and
+// AttachDecap, the other end of its tunnels for real servers whose kernel
+// cannot decapsulate (bpf/xdp_decap.c).
 //
 // The program looks the packet's VIP, protocol and port up in a hash map
 // of services; a flow it knows (an LRU map of client address and port
@@ -9,9 +11,10 @@
 // weighted Maglev table, the table lvs.Slots builds for the nftables DR
 // path too, indexed by the same jhash of the flow with the same seed, so
 // that both data planes send a flow to the same server. Forwarding is the
-// MAC rewrite of LVS-DR: XDP_TX when the server is reached out of the
-// interface the packet came in on, XDP_REDIRECT through a devmap
-// otherwise. Everything else (not IPv4/IPv6 TCP/UDP to a VIP, not sent to
+// MAC rewrite of LVS-DR, or for TUN the encapsulation in IPIP or GUE
+// toward the next hop the kernel's routing table names (bpf_fib_lookup):
+// XDP_TX when the server is reached out of the interface the packet came
+// in on, XDP_REDIRECT through a devmap otherwise. Everything else (not IPv4/IPv6 TCP/UDP to a VIP, not sent to
 // the interface's MAC, or sent from it, not for an address this host
 // holds: see watchLocals) goes on to the stack (XDP_PASS).
 //
@@ -30,7 +33,6 @@ package xdp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -266,9 +268,7 @@ func (k *Kernel) adopt() error {
 		d := decodeDest(rd)
 		s.dests[d.Addr] = &dest{Dest: d, id: id, gen: rv.Gen, ifindex: rv.Ifindex, mac: net.HardwareAddr(rv.Dmac[:]), live: rv.Live != 0}
 		if rv.Tun != tunNone {
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], rv.Saddr)
-			s.dests[d.Addr].src = netip.AddrFrom4(b)
+			s.dests[d.Addr].src = addrOf(rv.Family, rv.Saddr)
 		}
 		k.gen = max(k.gen, rv.Gen)
 	}
@@ -431,11 +431,8 @@ func checkDest(d lvs.Dest) error {
 	case lvs.NAT:
 		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR and TUN; %s", d.Addr, natElsewhere)
 	case lvs.TUN:
-		switch {
-		case d.Tunnel.Type == lvs.TunnelGRE:
+		if d.Tunnel.Type == lvs.TunnelGRE {
 			return fmt.Errorf("real server %v: the XDP data plane encapsulates in ipip and gue, not gre (use the ipvs data plane)", d.Addr)
-		case !d.Addr.Addr().Is4():
-			return fmt.Errorf("real server %v: the XDP data plane tunnels to IPv4 real servers only (use the ipvs data plane)", d.Addr)
 		}
 		return nil
 	}

@@ -72,8 +72,10 @@ type lbRealVal struct {
 	Tun     uint8
 	Csum    uint8
 	Port    uint16
-	Saddr   uint32
-	Daddr   uint32
+	Family  uint8
+	Pad     [3]uint8
+	Saddr   [16]uint8
+	Daddr   [16]uint8
 }
 
 type lbScratchVal struct {

@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"net"
@@ -106,11 +105,7 @@ func decodeService(d lbSvcDef) (lvs.Service, error) {
 // encodeDest is real server d of service svc as the real_defs map keeps it.
 func encodeDest(svc uint32, d lvs.Dest) lbRealDef {
 	a := d.Addr.Addr()
-	f := lvs.IPv6
-	if a.Is4() {
-		f = lvs.IPv4
-	}
-	return lbRealDef{Addr: addr16(a), Port: d.Addr.Port(), Family: uint8(f), Method: uint8(d.Method), Svc: svc,
+	return lbRealDef{Addr: addr16(a), Port: d.Addr.Port(), Family: uint8(familyOf(a)), Method: uint8(d.Method), Svc: svc,
 		Weight: uint32(d.Weight), Lower: d.LowerThreshold, Upper: d.UpperThreshold,
 		TunType: uint8(d.Tunnel.Type), TunCsum: uint8(d.Tunnel.Csum), TunPort: d.Tunnel.Port}
 }
@@ -151,16 +146,15 @@ func realVal(svc uint32, d *dest, smac net.HardwareAddr) lbRealVal {
 			rv.Csum = 1
 		}
 	}
-	rv.Saddr = be32(d.src)
-	rv.Daddr = be32(d.Addr.Addr())
+	rv.Family = uint8(familyOf(d.Addr.Addr()))
+	rv.Saddr, rv.Daddr = addr16(d.src), addr16(d.Addr.Addr())
 	return rv
 }
 
-// be32 is IPv4 address a as a __be32 read on this (little-endian) machine.
-func be32(a netip.Addr) uint32 {
-	if !a.Is4() {
-		return 0
+// familyOf is a's address family.
+func familyOf(a netip.Addr) lvs.AddressFamily {
+	if a.Is4() {
+		return lvs.IPv4
 	}
-	b := a.As4()
-	return binary.LittleEndian.Uint32(b[:])
+	return lvs.IPv6
 }

@@ -79,7 +79,10 @@ func frame(dmac net.HardwareAddr, src netip.Addr, sport uint16, vip netip.AddrPo
 // 10.83.9.1, forwarding on) whose TUN real servers, 10.83.3.0/24, are
 // behind router (10.83.2.254), with a Kernel programmed with an IPIP
 // service on port 80 (to .2), a GUE one on 81 (to .3, port 6080) and a
-// GUE one with checksums on 82 (to .4, port 7000).
+// GUE one with checksums on 82 (to .4, port 7000); the IPv6 VIP fd83::9
+// has ports 80 and 82 over the same IPv4 tunnels; and real servers on
+// fd83:3::/64, behind the router's fd83:2::fe, get IPv4 VIP's ports 83
+// (IPIP, to fd83:3::2) and 84 (GUE, to fd83:3::3).
 type tunFixture struct {
 	l         *lab.Lab
 	k         *Kernel
@@ -93,10 +96,11 @@ func newTunFixture(t *testing.T) *tunFixture {
 	t.Helper()
 	p := netip.MustParsePrefix
 	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{
-		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.1/24"), p("10.83.9.1/32"), p("fd83::9/128")}}},
-			Routes:  []lab.Route{{Dst: p("10.83.3.0/24"), Via: netip.MustParseAddr("10.83.2.254")}},
-			Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}},
-		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.254/24")}}}},
+		{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.1/24"), p("10.83.9.1/32"), p("fd83::9/128"), p("fd83:2::1/64")}}},
+			Routes: []lab.Route{{Dst: p("10.83.3.0/24"), Via: netip.MustParseAddr("10.83.2.254")},
+				{Dst: p("fd83:3::/64"), Via: netip.MustParseAddr("fd83:2::fe")}},
+			Sysctls: map[string]string{"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}},
+		{Name: "router", Ifaces: []lab.Iface{{Name: "eth0", Switch: "r", Addrs: []netip.Prefix{p("10.83.2.254/24"), p("fd83:2::fe/64")}}}},
 	}})
 	f := &tunFixture{l: l, vip: netip.MustParseAddr("10.83.9.1")}
 	for node, dst := range map[string]*net.HardwareAddr{"dir": &f.mac, "router": &f.routerMAC} {
@@ -132,7 +136,9 @@ func newTunFixture(t *testing.T) *tunFixture {
 		svc(81, "10.83.3.3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}),
 		svc(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}),
 		svc6(80, "10.83.3.2", lvs.Tunnel{}),
-		svc6(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}))
+		svc6(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}),
+		svc(83, "fd83:3::2", lvs.Tunnel{}),
+		svc(84, "fd83:3::3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}))
 	return f
 }
 
@@ -219,6 +225,32 @@ func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, prot
 	}
 }
 
+// checkOuter6 is checkOuter for an outer IPv6 header from fd83:2::1.
+func (f *tunFixture) checkOuter6(t *testing.T, out, inner []byte, rs string, proto byte, hlen int) {
+	t.Helper()
+	if !bytes.Equal(out[0:6], f.routerMAC) || !bytes.Equal(out[6:12], f.mac) || out[12] != 0x86 || out[13] != 0xdd {
+		t.Errorf("outer Ethernet %x: want to the router %v from %v, IPv6", out[:14], f.routerMAC, f.mac)
+	}
+	ip, in := out[14:54], inner[14:]
+	want := map[string][2]int{
+		"version": {int(ip[0] >> 4), 6}, "traffic class": {int(ip[0]&0xf)<<4 | int(ip[1]>>4), int(in[1])},
+		"flow label":     {int(ip[1]&0xf)<<16 | int(binary.BigEndian.Uint16(ip[2:])), 0},
+		"payload length": {int(binary.BigEndian.Uint16(ip[4:])), len(in) + hlen - 40},
+		"next header":    {int(ip[6]), int(proto)}, "hop limit": {int(ip[7]), int(in[8])},
+	}
+	for what, v := range want {
+		if v[0] != v[1] {
+			t.Errorf("outer IPv6 %s: %#x, want %#x", what, v[0], v[1])
+		}
+	}
+	if s, d := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40])); s != netip.MustParseAddr("fd83:2::1") || d != netip.MustParseAddr(rs) {
+		t.Errorf("outer IPv6 %v -> %v, want fd83:2::1 -> %v", s, d, rs)
+	}
+	if got := out[14+hlen:]; !bytes.Equal(got, in) {
+		t.Errorf("inner packet changed:\n got %x\nwant %x", got, in)
+	}
+}
+
 // TestTunEncapsulation runs the program on frames (BPF_PROG_TEST_RUN) and
 // checks the bytes it sends: IPIP, and GUE with and without the UDP
 // checksum, to a real server behind a router, the outer TOS, TTL and DF
@@ -296,6 +328,34 @@ func TestTunEncapsulation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ipip over ipv6", func(t *testing.T) {
+		in := frame(f.mac, tunClient, 40020, vip(83), 0x28, 37, true, 100)
+		ret, out := f.run(t, in)
+		if ret != xdpTX || len(out) != len(in)+40 {
+			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 40 bytes more", ret, len(out), len(in))
+		}
+		f.checkOuter6(t, out, in, "fd83:3::2", 4, 40)
+	})
+	t.Run("gue over ipv6", func(t *testing.T) {
+		for _, n := range []int{0, 3, 500} {
+			in := frame(f.mac, tunClient, 40021, vip(84), 0, 64, true, n)
+			ret, out := f.run(t, in)
+			if ret != xdpTX || len(out) != len(in)+52 {
+				t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 52 bytes more", ret, len(out), len(in))
+			}
+			f.checkOuter6(t, out, in, "fd83:3::3", 17, 52)
+			udp := out[54:]
+			if dp := binary.BigEndian.Uint16(udp[2:]); dp != 6080 || !bytes.Equal(udp[8:12], []byte{0, 4, 0, 0}) {
+				t.Errorf("UDP to %d, GUE %x: want 6080, 00040000", dp, udp[8:12])
+			}
+			// Over IPv6 the UDP checksum is always there (RFC 8200 8.1).
+			s, d := netip.MustParseAddr("fd83:2::1").As16(), netip.MustParseAddr("fd83:3::3").As16()
+			ph := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, 17)
+			if c := binary.BigEndian.Uint16(udp[6:]); c == 0 || checksum(append(ph, udp...)) != 0 {
+				t.Errorf("payload %d: UDP checksum %#x does not check", n, c)
+			}
+		}
+	})
 	t.Run("gue source port per flow", func(t *testing.T) {
 		ports := map[uint16]bool{}
 		for i := range 16 {
@@ -364,31 +424,33 @@ func TestTunEncapsulation(t *testing.T) {
 	})
 }
 
-// TestTunRefused: GRE and IPv6 real servers are refused by name, with
-// the data plane that tunnels them.
+// TestTunRefused: GRE real servers are refused by name, with the data
+// plane that tunnels them; IPIP and GUE ones, IPv4 or IPv6, are not.
 func TestTunRefused(t *testing.T) {
 	for _, tc := range []struct {
 		d    lvs.Dest
 		want string
 	}{
 		{lvs.Dest{Addr: rs1, Weight: 1, Method: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunnelGRE}}, "not gre (use the ipvs data plane)"},
-		{lvs.Dest{Addr: netip.MustParseAddrPort("[2001:db8::2]:80"), Weight: 1, Method: lvs.TUN}, "IPv4 real servers only (use the ipvs data plane)"},
 	} {
 		if err := checkDest(tc.d); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
 			t.Errorf("%v %v: %v, want an error naming %q", tc.d.Addr, tc.d.Tunnel, err, tc.want)
 		}
 	}
 	for _, tun := range []lvs.Tunnel{{}, {Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelRemCsum}} {
-		if err := checkDest(lvs.Dest{Addr: rs1, Weight: 1, Method: lvs.TUN, Tunnel: tun}); err != nil {
-			t.Errorf("%v: %v", tun, err)
+		for _, a := range []netip.AddrPort{rs1, netip.MustParseAddrPort("[2001:db8::2]:80")} {
+			if err := checkDest(lvs.Dest{Addr: a, Weight: 1, Method: lvs.TUN, Tunnel: tun}); err != nil {
+				t.Errorf("%v %v: %v", a, tun, err)
+			}
 		}
 	}
 }
 
 // TestTunEndToEnd: TCP connections from a client behind a router reach
 // real servers on another subnet through the director's XDP program,
-// IPIP for one service and GUE for another, the servers decapsulating
-// with AttachDecap; both servers serve both services, and a server that
+// IPIP for one service, GUE for another, and GUE over IPv6 (to the
+// servers' IPv6 addresses) for a third, the servers decapsulating with
+// AttachDecap; both servers serve both services, and a server that
 // leaves a service gets none of its new connections.
 func TestTunEndToEnd(t *testing.T) {
 	f := &fixture{dir: "dir", vip: netip.MustParseAddrPort("10.84.9.1:80"),
@@ -398,8 +460,10 @@ func TestTunEndToEnd(t *testing.T) {
 	// encapsulated, out of eth1.
 	f.l = newLab(t, lab.RoutedTUN(84, netip.MustParsePrefix("10.84.9.1/32")), f, []string{"f", "b"})
 	gueVIP := netip.AddrPortFrom(f.vip.Addr(), 81)
+	gue6VIP := netip.AddrPortFrom(f.vip.Addr(), 82) // to the servers' IPv6 addresses
 	for _, rs := range []string{"rs1", "rs2"} {
 		f.l.ServeT(t, rs, gueVIP.String(), lab.NameEcho(rs))
+		f.l.ServeT(t, rs, gue6VIP.String(), lab.NameEcho(rs))
 		var d *Decap
 		if err := f.l.Do(rs, func() (err error) {
 			d, err = AttachDecap("eth0", []uint16{6080})
@@ -419,11 +483,13 @@ func TestTunEndToEnd(t *testing.T) {
 		return vs
 	}
 	gue := lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelCsumOn}
-	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs1, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2))
+	rs6 := []netip.AddrPort{netip.MustParseAddrPort("[fd00:84:3::2]:82"), netip.MustParseAddrPort("[fd00:84:3::3]:82")}
+	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs1, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2),
+		svc(gue6VIP, lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}, rs6...))
 	if a := f.attached(t, "eth0", "eth1"); !a["eth0"] || !a["eth1"] {
 		t.Fatalf("XDP attached %v: want eth0 (WithInterfaces) and eth1 (the route to the servers)", a)
 	}
-	for _, vip := range []netip.AddrPort{f.vip, gueVIP} {
+	for _, vip := range []netip.AddrPort{f.vip, gueVIP, gue6VIP} {
 		got := map[string]int{}
 		for i := range 40 {
 			who, err := f.askAt(vip, 23000+i)
@@ -453,7 +519,8 @@ func TestTunEndToEnd(t *testing.T) {
 	}
 
 	// rs1 leaves the IPIP service: every new connection goes to rs2.
-	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2))
+	f.reconcile(t, k, svc(f.vip, lvs.Tunnel{}, f.rs2), svc(gueVIP, gue, f.rs1, f.rs2),
+		svc(gue6VIP, lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}, rs6...))
 	for i := range 20 {
 		if who, err := f.askAt(f.vip, 24000+i); err != nil || who != "rs2" {
 			t.Errorf("connection %d after rs1 left: %q, %v; want rs2", i, who, err)
@@ -475,6 +542,17 @@ func outer(inner []byte, proto byte, extra []byte) []byte {
 	return append(append(append(out, ip...), extra...), inner[14:]...)
 }
 
+// outer6 is outer with an IPv6 outer header (fd00::1 to fd00::2).
+func outer6(inner []byte, proto byte, extra []byte) []byte {
+	ip := make([]byte, 40)
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(extra)+len(inner)-14))
+	ip[6], ip[7] = proto, 64
+	ip[8], ip[23], ip[24], ip[39] = 0xfd, 1, 0xfd, 2
+	out := append(append([]byte{}, inner[:12]...), 0x86, 0xdd)
+	return append(append(append(out, ip...), extra...), inner[14:]...)
+}
+
 // udpGUE is a UDP header to port (length for payload n) and, with gue,
 // the 4 bytes of a GUE header.
 func udpGUE(port uint16, n int, gue []byte) []byte {
@@ -486,7 +564,8 @@ func udpGUE(port uint16, n int, gue []byte) []byte {
 }
 
 // TestDecap runs the decapsulation program (BPF_PROG_TEST_RUN) on IPIP,
-// GUE (versions 0 and 1, with optional fields) and other packets: it
+// GUE (versions 0 and 1, with optional fields), over IPv4 and IPv6, and
+// other packets: it
 // gives back the inner frame of each tunnel packet and passes the rest
 // unchanged.
 func TestDecap(t *testing.T) {
@@ -514,6 +593,9 @@ func TestDecap(t *testing.T) {
 		{"gue to another port", outer(inner, 17, udpGUE(6081, n, []byte{0, 4, 0, 0})), nil},
 		{"gue control message", outer(inner, 17, udpGUE(6080, n, []byte{0x20, 4, 0, 0})), nil},
 		{"gue of protocol 47", outer(inner, 17, udpGUE(6080, n, []byte{0, 47, 0, 0})), nil},
+		{"ipip over ipv6", outer6(inner, 4, nil), inner},
+		{"gue over ipv6", outer6(inner, 17, udpGUE(6080, n, []byte{0, 4, 0, 0})), inner},
+		{"gue over ipv6 to another port", outer6(inner, 17, udpGUE(6081, n, []byte{0, 4, 0, 0})), nil},
 		{"plain tcp", inner, nil},
 		{"gre", outer(inner, 47, []byte{0, 0, 8, 0}), nil},
 	} {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // Decapsulation for an LVS-TUN real server whose kernel has no ipip or
-// fou module: an XDP program that strips the outer IPv4 header of an
-// IPIP (protocol 4) or 6in4 (protocol 41) packet, or the outer IPv4, UDP
-// and GUE headers of a packet to one of the configured GUE ports, and
-// passes the inner packet on to the stack as if it had arrived as it is.
-// Everything else passes untouched. Go (internal/lvs/xdp, decap.go)
+// fou module: an XDP program that strips the outer IPv4 or IPv6 header of
+// an IP-in-IP packet (protocol 4: IPv4 inside; 41: IPv6 inside), or the
+// outer IP, UDP and GUE headers of a packet to one of the configured GUE
+// ports, and passes the inner packet on to the stack as if it had arrived
+// as it is. Everything else passes untouched (IPv6 extension headers are
+// not followed). Go (internal/lvs/xdp, decap.go)
 // attaches it and fills gue_ports.
 //
 // Built by bpf2go with the same flags as xdp_lb.c (../gen.go).
@@ -14,6 +15,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -59,13 +61,59 @@ static __always_inline __be16 ethertype(__u8 proto)
 	return 0;
 }
 
+// gue strips the outer headers of a packet whose UDP header (after ihl
+// bytes of outer IP header) is at udp, if it is GUE to one of our ports.
+static __always_inline int gue(struct xdp_md *ctx, struct udphdr *udp, __u32 ihl)
+{
+	void *end = (void *)(long)ctx->data_end;
+	if ((void *)(udp + 1) > end || !bpf_map_lookup_elem(&gue_ports, &udp->dest))
+		return XDP_PASS;
+	__u8 *g = (void *)(udp + 1);
+	if ((void *)(g + 4) > end)
+		return XDP_PASS;
+	// GUE (draft-ietf-intarea-gue, as the kernel's fou reads it): the
+	// first two bits are the version. Version 0: a control bit (control
+	// messages are not ours), the length of the optional fields in
+	// 32-bit words, the inner protocol, flags. Version 1: no GUE header,
+	// the inner IPv4 or IPv6 header right after UDP (its first nibble
+	// 4 or 6 gives 01 as the first two bits).
+	__be16 type;
+	switch (g[0] >> 6) {
+	case 0:
+		if (g[0] & 0x20)
+			return XDP_PASS;
+		type = ethertype(g[1]);
+		if (!type)
+			return XDP_PASS;
+		return strip(ctx, ihl + sizeof(*udp) + 4 + (g[0] & 0x1f) * 4, type);
+	case 1:
+		type = (g[0] >> 4) == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+		return strip(ctx, ihl + sizeof(*udp), type);
+	}
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int xdp_decap(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	__be16 type;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end || ip6->version != 6)
+			return XDP_PASS;
+		type = ethertype(ip6->nexthdr);
+		if (type)
+			return strip(ctx, sizeof(*ip6), type);
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return XDP_PASS;
+		return gue(ctx, (void *)(ip6 + 1), sizeof(*ip6));
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end || ip->ihl < 5 || ip->version != 4)
@@ -75,36 +123,12 @@ int xdp_decap(struct xdp_md *ctx)
 	if (ip->frag_off & bpf_htons(0x3fff))
 		return XDP_PASS;
 	__u32 ihl = ip->ihl * 4;
-	__be16 type = ethertype(ip->protocol);
+	type = ethertype(ip->protocol);
 	if (type)
 		return strip(ctx, ihl, type);
 	if (ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
-	struct udphdr *udp = (void *)ip + ihl;
-	if ((void *)(udp + 1) > end || !bpf_map_lookup_elem(&gue_ports, &udp->dest))
-		return XDP_PASS;
-	__u8 *gue = (void *)(udp + 1);
-	if ((void *)(gue + 4) > end)
-		return XDP_PASS;
-	// GUE (draft-ietf-intarea-gue, as the kernel's fou reads it): the
-	// first two bits are the version. Version 0: a control bit (control
-	// messages are not ours), the length of the optional fields in
-	// 32-bit words, the inner protocol, flags. Version 1: no GUE header,
-	// the inner IPv4 or IPv6 header right after UDP (its first nibble
-	// 4 or 6 gives 01 as the first two bits).
-	switch (gue[0] >> 6) {
-	case 0:
-		if (gue[0] & 0x20)
-			return XDP_PASS;
-		type = ethertype(gue[1]);
-		if (!type)
-			return XDP_PASS;
-		return strip(ctx, ihl + sizeof(*udp) + 4 + (gue[0] & 0x1f) * 4, type);
-	case 1:
-		type = (gue[0] >> 4) == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
-		return strip(ctx, ihl + sizeof(*udp), type);
-	}
-	return XDP_PASS;
+	return gue(ctx, (void *)ip + ihl, ihl);
 }
 
 char _license[] SEC("license") = "GPL";

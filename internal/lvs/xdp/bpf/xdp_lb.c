@@ -56,8 +56,8 @@ struct svc_val {
 
 // real_val.tun: how packets reach the real server.
 #define TUN_NONE 0 // DR: the frame itself, to the server's MAC
-#define TUN_IPIP 1 // in an outer IPv4 header (protocol 4, or 41 for IPv6 inside)
-#define TUN_GUE 2  // in outer IPv4, UDP to real_val.port, and a GUE header
+#define TUN_IPIP 1 // in an outer IP header (protocol 4, or 41 for IPv6 inside)
+#define TUN_GUE 2  // in outer IP, UDP to real_val.port, and a GUE header
 
 struct real_val {
 	__u8 dmac[6];  // the real server's MAC (DR)
@@ -69,8 +69,10 @@ struct real_val {
 	__u8 tun;      // TUN_*
 	__u8 csum;     // GUE: fill in the UDP checksum (csum, remcsum); else 0
 	__be16 port;   // GUE: the real server's GUE port
-	__be32 saddr;  // TUN: the outer source, the director's address toward the server
-	__be32 daddr;  // TUN: the real server's address
+	__u8 family;   // TUN: the outer header's, AF_INET or AF_INET6
+	__u8 pad[3];
+	__u8 saddr[16]; // TUN: the outer source, the director's address toward the server
+	__u8 daddr[16]; // TUN: the real server's address (IPv4: the first 4 bytes)
 };
 
 struct flow_key {
@@ -586,15 +588,15 @@ static __always_inline __be16 gue_sport(struct pkt *p)
 	return bpf_htons(32768 + scale(jhash(buf, 36, HASH_SEED), 60999 - 32768 + 1));
 }
 
-// encap sends p to TUN real server real: it pushes an outer IPv4 header
-// (and, for GUE, UDP and GUE headers, RFC 8086 / draft-ietf-intarea-gue
+// encap sends p to TUN real server real: it pushes an outer IPv4 or IPv6
+// header (and, for GUE, UDP and GUE headers, draft-ietf-intarea-gue
 // version 0, as IPVS's ipvs_gue_encap writes them and the kernel's fou
 // module reads them), and transmits toward the server as the kernel's
 // routing table says: bpf_fib_lookup gives the egress interface, the next
 // hop's MAC and the MTU. A packet that would exceed that MTU is dropped
 // and counted (STAT_TOO_BIG), and answered with ICMP "fragmentation
 // needed" if it is IPv4 with DF, as IPVS answers it: XDP cannot fragment
-// (IPVS fragments the outer packet of an inner one without DF), and
+// (IPVS fragments the outer IPv4 packet of an inner one without DF), and
 // passing it on would deliver it to the director's own stack, which holds
 // the VIP and would answer it as the server.
 static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, struct pkt *p)
@@ -602,11 +604,14 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 	struct tunnel t = {};
 	if (!inner((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, &t))
 		return XDP_DROP;
-	__u32 hlen = sizeof(struct iphdr);
+	int v6 = real->family == AF_INET6;
+	__u32 iplen = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	__u32 hlen = iplen;
 	if (real->tun == TUN_GUE)
 		hlen += sizeof(struct udphdr) + 4;
 	__u32 olen = p->len + hlen;
-	if (olen > 0xffff) {
+	__u8 proto = real->tun == TUN_GUE ? IPPROTO_UDP : t.proto;
+	if (olen - (v6 ? iplen : 0) > 0xffff) {
 		count(STAT_TOO_BIG);
 		return XDP_DROP;
 	}
@@ -616,13 +621,19 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 	if (!fib)
 		return XDP_DROP;
 	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->family = AF_INET;
-	fib->tos = t.tos;
-	fib->l4_protocol = real->tun == TUN_GUE ? IPPROTO_UDP : t.proto;
+	fib->l4_protocol = proto;
 	fib->tot_len = olen;
 	fib->ifindex = ctx->ingress_ifindex;
-	fib->ipv4_src = real->saddr;
-	fib->ipv4_dst = real->daddr;
+	if (v6) {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, real->saddr, 16);
+		__builtin_memcpy(fib->ipv6_dst, real->daddr, 16);
+	} else {
+		fib->family = AF_INET;
+		fib->tos = t.tos;
+		fib->ipv4_src = *(__be32 *)real->saddr;
+		fib->ipv4_dst = *(__be32 *)real->daddr;
+	}
 	int rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		count(STAT_TOO_BIG);
@@ -641,33 +652,59 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end)
+	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
 	__builtin_memcpy(eth->h_dest, fib->dmac, 6);
 	__builtin_memcpy(eth->h_source, fib->smac, 6);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = t.tos;
-	ip->tot_len = bpf_htons(olen);
-	ip->id = (__be16)bpf_get_prandom_u32();
-	ip->frag_off = t.df;
-	ip->ttl = t.ttl;
-	ip->protocol = real->tun == TUN_GUE ? IPPROTO_UDP : t.proto;
-	ip->check = 0;
-	ip->saddr = real->saddr;
-	ip->daddr = real->daddr;
-	ip->check = ~fold(sum16(ip, sizeof(*ip)));
+	struct udphdr *udp;
+	__u32 s; // the outer pseudo header's sum, for GUE's checksum
+	if (v6) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		// Traffic class from the inner header, no flow label, as IPVS
+		// writes it.
+		ip6->version = 6;
+		ip6->priority = t.tos >> 4;
+		ip6->flow_lbl[0] = t.tos << 4;
+		ip6->flow_lbl[1] = 0;
+		ip6->flow_lbl[2] = 0;
+		ip6->payload_len = bpf_htons(olen - iplen);
+		ip6->nexthdr = proto;
+		ip6->hop_limit = t.ttl;
+		__builtin_memcpy(&ip6->saddr, real->saddr, 16);
+		__builtin_memcpy(&ip6->daddr, real->daddr, 16);
+		udp = (void *)(ip6 + 1);
+		s = sum16(real->saddr, 32); // saddr, daddr: next to each other
+	} else {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = t.tos;
+		ip->tot_len = bpf_htons(olen);
+		ip->id = (__be16)bpf_get_prandom_u32();
+		ip->frag_off = t.df;
+		ip->ttl = t.ttl;
+		ip->protocol = proto;
+		ip->check = 0;
+		ip->saddr = *(__be32 *)real->saddr;
+		ip->daddr = *(__be32 *)real->daddr;
+		ip->check = ~fold(sum16(ip, sizeof(*ip)));
+		udp = (void *)(ip + 1);
+		s = sum16(real->saddr, 4) + sum16(real->daddr, 4);
+	}
 
 	if (real->tun == TUN_GUE) {
-		struct udphdr *udp = (void *)(ip + 1);
 		__u8 *gue = (void *)(udp + 1);
 		if ((void *)(gue + 4) > end)
 			return XDP_DROP;
 		udp->source = sport;
 		udp->dest = real->port;
-		udp->len = bpf_htons(olen - sizeof(*ip));
+		udp->len = bpf_htons(olen - iplen);
 		udp->check = 0;
 		// Version 0, no control message, no optional fields (hlen 0),
 		// the inner protocol, no flags.
@@ -675,9 +712,11 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 		gue[1] = t.proto;
 		gue[2] = 0;
 		gue[3] = 0;
-		if (real->csum && t.sum) {
-			struct pseudo4 ph = {.saddr = real->saddr, .daddr = real->daddr, .proto = IPPROTO_UDP, .len = udp->len};
-			__u32 s = sum16(&ph, sizeof(ph)) + sum16(udp, sizeof(*udp)) + sum16(gue, 4) + t.sum;
+		// The checksum with csum; over IPv6 always when it can be had
+		// (RFC 8200 8.1 wants one; IPVS sends none with nocsum, which
+		// only tunnels configured for it take, RFC 6935).
+		if (t.sum && (real->csum || v6)) {
+			s += bpf_htons(IPPROTO_UDP) + udp->len + sum16(udp, sizeof(*udp)) + sum16(gue, 4) + t.sum;
 			__u16 c = ~fold(s);
 			udp->check = c ? c : 0xffff;
 		}
