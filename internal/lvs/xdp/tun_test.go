@@ -194,6 +194,17 @@ var (
 	tunSrc    = netip.MustParseAddr("10.83.2.1")
 )
 
+// encap runs the program on in and returns the frame it sends back out
+// (XDP_TX), extra bytes longer.
+func (f *tunFixture) encap(t *testing.T, in []byte, extra int) []byte {
+	t.Helper()
+	ret, out := f.run(t, in)
+	if ret != xdpTX || len(out) != len(in)+extra {
+		t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and %d bytes more", ret, len(out), len(in), extra)
+	}
+	return out
+}
+
 // checkOuter checks the outer Ethernet and IPv4 headers of out, a packet
 // that f's program encapsulated from inner toward rs with protocol proto.
 func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, proto byte, hlen int) {
@@ -264,29 +275,20 @@ func TestTunEncapsulation(t *testing.T) {
 	t.Run("ipip", func(t *testing.T) {
 		for _, df := range []bool{true, false} {
 			in := frame(f.mac, tunClient, 40000, vip(80), 0x28, 37, df, 100)
-			ret, out := f.run(t, in)
-			if ret != xdpTX || len(out) != len(in)+20 {
-				t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 20 bytes more", ret, len(out), len(in))
-			}
+			out := f.encap(t, in, 20)
 			f.checkOuter(t, out, in, "10.83.3.2", 4, 20)
 		}
 	})
 
 	t.Run("ipv6 in ipip", func(t *testing.T) {
 		in := frame6(f.mac, 40010, netip.AddrPortFrom(tunVIP6, 80), 0xb8, 9, 60)
-		ret, out := f.run(t, in)
-		if ret != xdpTX || len(out) != len(in)+20 {
-			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 20 bytes more", ret, len(out), len(in))
-		}
+		out := f.encap(t, in, 20)
 		f.checkOuter(t, out, in, "10.83.3.2", 41, 20)
 	})
 
 	gue := func(t *testing.T, in []byte, rs string, port uint16) []byte {
 		t.Helper()
-		ret, out := f.run(t, in)
-		if ret != xdpTX || len(out) != len(in)+32 {
-			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 32 bytes more", ret, len(out), len(in))
-		}
+		out := f.encap(t, in, 32)
 		f.checkOuter(t, out, in, rs, 17, 32)
 		udp := out[34:42]
 		if sp := binary.BigEndian.Uint16(udp[0:]); sp < 32768 || sp > 60999 {
@@ -330,19 +332,13 @@ func TestTunEncapsulation(t *testing.T) {
 	})
 	t.Run("ipip over ipv6", func(t *testing.T) {
 		in := frame(f.mac, tunClient, 40020, vip(83), 0x28, 37, true, 100)
-		ret, out := f.run(t, in)
-		if ret != xdpTX || len(out) != len(in)+40 {
-			t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 40 bytes more", ret, len(out), len(in))
-		}
+		out := f.encap(t, in, 40)
 		f.checkOuter6(t, out, in, "fd83:3::2", 4, 40)
 	})
 	t.Run("gue over ipv6", func(t *testing.T) {
 		for _, n := range []int{0, 3, 500} {
 			in := frame(f.mac, tunClient, 40021, vip(84), 0, 64, true, n)
-			ret, out := f.run(t, in)
-			if ret != xdpTX || len(out) != len(in)+52 {
-				t.Fatalf("verdict %d, %d bytes from %d: want XDP_TX and 52 bytes more", ret, len(out), len(in))
-			}
+			out := f.encap(t, in, 52)
 			f.checkOuter6(t, out, in, "fd83:3::3", 17, 52)
 			udp := out[54:]
 			if dp := binary.BigEndian.Uint16(udp[2:]); dp != 6080 || !bytes.Equal(udp[8:12], []byte{0, 4, 0, 0}) {
