@@ -83,6 +83,9 @@ type Kernel struct {
 	maxSvc uint32
 	maxRS  uint32
 	gen    uint32 // the last generation given to a real server id
+	// unforwarded: the families whose forwarding was found off (and
+	// said so) when a TUN server of theirs was programmed.
+	unforwarded map[lvs.AddressFamily]bool
 	// stopLocals ends watchLocals.
 	stopLocals func()
 }
@@ -539,6 +542,11 @@ func (k *Kernel) commit(key lvs.ServiceKey, next *service) error {
 			}
 		}
 	}
+	for _, d := range ds {
+		if d.Method == lvs.TUN {
+			k.checkForwarding(familyOf(d.Addr.Addr()))
+		}
+	}
 	next.id = id
 	if cur != nil {
 		next.row = cur.row ^ 1
@@ -751,6 +759,26 @@ func (k *Kernel) resolve(a netip.Addr, mac, tun bool) (uint32, net.HardwareAddr,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// checkForwarding says, once, that family f's forwarding is off in the
+// namespace: the program's route lookups toward TUN servers
+// (bpf_fib_lookup) are the forwarding ones, which the kernel refuses
+// then, so the packets are dropped (Drops().NoRoute).
+func (k *Kernel) checkForwarding(f lvs.AddressFamily) {
+	p, key := "/proc/sys/net/ipv4/conf/all/forwarding", "net.ipv4.ip_forward"
+	if f == lvs.IPv6 {
+		p, key = "/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding"
+	}
+	b, err := os.ReadFile(p)
+	off := err == nil && strings.TrimSpace(string(b)) == "0"
+	if off && !k.unforwarded[f] {
+		k.log.Warn("lvs/xdp: forwarding is off: the kernel's route lookups for TUN real servers fail, and their packets are dropped; set "+key+"=1", "family", f)
+	}
+	if k.unforwarded == nil {
+		k.unforwarded = map[lvs.AddressFamily]bool{}
+	}
+	k.unforwarded[f] = off
 }
 
 // attach makes the set of interfaces the program is attached to those its

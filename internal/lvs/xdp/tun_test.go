@@ -3,9 +3,11 @@ package xdp
 import (
 	"bytes"
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -90,6 +92,9 @@ type tunFixture struct {
 	mac       net.HardwareAddr // dir's eth0
 	routerMAC net.HardwareAddr
 	vip       netip.Addr
+	log       *bytes.Buffer // the Kernel's log
+	fx        *fixture
+	vss       []lvs.VirtualServer // programmed
 }
 
 func newTunFixture(t *testing.T) *tunFixture {
@@ -118,7 +123,8 @@ func newTunFixture(t *testing.T) *tunFixture {
 		}
 	}
 	fx := &fixture{l: l, dir: "dir"}
-	f.k = fx.newKernel(t, filepath.Join(bpffs(t), "tandem"))
+	f.log = &bytes.Buffer{}
+	f.k = fx.newKernel(t, filepath.Join(bpffs(t), "tandem"), WithLogger(slog.New(slog.NewTextHandler(f.log, nil))))
 	svc := func(port uint16, rs string, tun lvs.Tunnel) lvs.VirtualServer {
 		return lvs.VirtualServer{
 			Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: f.vip, Port: port}, Scheduler: lvs.RoundRobin, Method: lvs.TUN},
@@ -131,14 +137,15 @@ func newTunFixture(t *testing.T) *tunFixture {
 		vs.Service.Family, vs.Service.VIP = lvs.IPv6, tunVIP6
 		return vs
 	}
-	fx.reconcile(t, f.k,
+	f.fx, f.vss = fx, []lvs.VirtualServer{
 		svc(80, "10.83.3.2", lvs.Tunnel{}),
 		svc(81, "10.83.3.3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}),
 		svc(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}),
 		svc6(80, "10.83.3.2", lvs.Tunnel{}),
 		svc6(82, "10.83.3.4", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 7000, Csum: lvs.TunnelCsumOn}),
 		svc(83, "fd83:3::2", lvs.Tunnel{}),
-		svc(84, "fd83:3::3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080}))
+		svc(84, "fd83:3::3", lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080})}
+	fx.reconcile(t, f.k, f.vss...)
 	return f
 }
 
@@ -410,6 +417,33 @@ func TestTunEncapsulation(t *testing.T) {
 		}
 		if after.TooBig != before.TooBig+2 || after.NoRoute != before.NoRoute {
 			t.Errorf("drops %+v -> %+v: want two more too big", before, after)
+		}
+	})
+	t.Run("forwarding off", func(t *testing.T) {
+		if err := f.l.Sysctl("dir", "net.ipv4.ip_forward", "0"); err != nil {
+			t.Fatal(err)
+		}
+		defer f.l.Sysctl("dir", "net.ipv4.ip_forward", "1")
+		before, err := f.k.Drops()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ret, _ := f.run(t, frame(f.mac, tunClient, 40030, vip(80), 0, 64, true, 10)); ret != xdpDrop {
+			t.Errorf("verdict %d without forwarding, want XDP_DROP", ret)
+		}
+		after, err := f.k.Drops()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.NoRoute != before.NoRoute+1 || after.TooBig != before.TooBig {
+			t.Errorf("drops %+v -> %+v: want one more without a route", before, after)
+		}
+		// A TUN server programmed now is told about.
+		more := f.vss[0]
+		more.Service.Port = 85
+		f.fx.reconcile(t, f.k, append(f.vss, more)...)
+		if !strings.Contains(f.log.String(), "set net.ipv4.ip_forward=1") {
+			t.Errorf("no warning about forwarding logged:\n%s", f.log.String())
 		}
 	})
 	t.Run("not for the VIP", func(t *testing.T) {
