@@ -14,9 +14,10 @@
 // MAC rewrite of LVS-DR, or for TUN the encapsulation in IPIP or GUE
 // toward the next hop the kernel's routing table names (bpf_fib_lookup):
 // XDP_TX when the server is reached out of the interface the packet came
-// in on, XDP_REDIRECT through a devmap otherwise. Everything else (not IPv4/IPv6 TCP/UDP to a VIP, not sent to
-// the interface's MAC, or sent from it, not for an address this host
-// holds: see watchLocals) goes on to the stack (XDP_PASS).
+// in on, XDP_REDIRECT through a devmap otherwise. Everything else (not
+// IPv4/IPv6 TCP/UDP to a VIP, not sent to the interface's MAC, or sent
+// from it, not for an address this host holds: see watchLocals) goes on
+// to the stack (XDP_PASS).
 //
 // A plan is applied as map updates, never by reloading the program: each
 // service has two rows of slots, and its batch writes the one not in use
