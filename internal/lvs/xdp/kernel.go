@@ -774,7 +774,7 @@ func (k *Kernel) checkForwarding(f lvs.AddressFamily) {
 	b, err := os.ReadFile(p)
 	off := err == nil && strings.TrimSpace(string(b)) == "0"
 	if off && !k.unforwarded[f] {
-		k.log.Warn("lvs/xdp: forwarding is off: the kernel's route lookups for TUN real servers fail, and their packets are dropped; set "+key+"=1", "family", f)
+		k.log.Warn("lvs/xdp: forwarding is off: the kernel's route lookups for TUN real servers fail, and their packets are dropped; set "+key+"=1", "family", f.String())
 	}
 	if k.unforwarded == nil {
 		k.unforwarded = map[lvs.AddressFamily]bool{}
