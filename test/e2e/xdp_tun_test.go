@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -58,12 +57,8 @@ func TestXDPTun(t *testing.T) {
 	ipip, gue := netip.MustParseAddr("10.86.9.1"), netip.MustParseAddr("10.86.9.2")
 	nginx := map[string]*lab.Proc{}
 	for _, rs := range []string{"rs1", "rs2"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := l.Command(ctx, rs, tandemBin, "realserver", "up", "--vip", ipip.String()+","+gue.String(), "--state-dir", t.TempDir()).CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("tandem realserver up on %s: %v: %s", rs, err, out)
-		}
+		carryVIP(t, l, rs, ipip)
+		carryVIP(t, l, rs, gue)
 		nginx[rs] = startNginx(t, l, rs)
 		var d *xdp.Decap
 		if err := l.Do(rs, func() (err error) {

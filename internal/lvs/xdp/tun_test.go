@@ -212,6 +212,16 @@ func (f *tunFixture) encap(t *testing.T, in []byte, extra int) []byte {
 	return out
 }
 
+// drops reads the Kernel's drop counters.
+func (f *tunFixture) drops(t *testing.T) Drops {
+	t.Helper()
+	d, err := f.k.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // checkOuter checks the outer Ethernet and IPv4 headers of out, a packet
 // that f's program encapsulated from inner toward rs with protocol proto.
 func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, proto byte, hlen int) {
@@ -375,10 +385,7 @@ func TestTunEncapsulation(t *testing.T) {
 		}
 	})
 	t.Run("too big", func(t *testing.T) {
-		before, err := f.k.Drops()
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := f.drops(t)
 		// 1480 bytes of IP fit a 1500-byte MTU; with 20 bytes of IPIP
 		// they do not.
 		fits := frame(f.mac, tunClient, 40003, vip(80), 0, 64, true, 1480-40)
@@ -411,11 +418,7 @@ func TestTunEncapsulation(t *testing.T) {
 		if ret, _ := f.run(t, big); ret != xdpDrop {
 			t.Errorf("1481 bytes without DF in IPIP: verdict %d, want XDP_DROP", ret)
 		}
-		after, err := f.k.Drops()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after.TooBig != before.TooBig+2 || after.NoRoute != before.NoRoute {
+		if after := f.drops(t); after != (Drops{TooBig: before.TooBig + 2, NoRoute: before.NoRoute}) {
 			t.Errorf("drops %+v -> %+v: want two more too big", before, after)
 		}
 	})
@@ -424,18 +427,11 @@ func TestTunEncapsulation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.l.Sysctl("dir", "net.ipv4.ip_forward", "1")
-		before, err := f.k.Drops()
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := f.drops(t)
 		if ret, _ := f.run(t, frame(f.mac, tunClient, 40030, vip(80), 0, 64, true, 10)); ret != xdpDrop {
 			t.Errorf("verdict %d without forwarding, want XDP_DROP", ret)
 		}
-		after, err := f.k.Drops()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after.NoRoute != before.NoRoute+1 || after.TooBig != before.TooBig {
+		if after := f.drops(t); after != (Drops{TooBig: before.TooBig, NoRoute: before.NoRoute + 1}) {
 			t.Errorf("drops %+v -> %+v: want one more without a route", before, after)
 		}
 		// A TUN server programmed now is told about.
