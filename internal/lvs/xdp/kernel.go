@@ -366,7 +366,8 @@ func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
 type Drops struct {
 	// TooBig: a packet that its encapsulation made bigger than the egress
 	// interface's MTU; answered with ICMP "fragmentation needed" if IPv4
-	// with DF (as IPVS does), else dropped (IPVS fragments those).
+	// with DF, ICMPv6 "packet too big" if IPv6 (as IPVS does), else
+	// dropped (IPVS fragments those).
 	TooBig uint64
 	// NoRoute: a TUN packet for which bpf_fib_lookup found no route, no
 	// resolved next hop, or forwarding off on the interface it came in on.

@@ -284,7 +284,8 @@ func (f *tunFixture) checkOuter6(t *testing.T, out, inner []byte, rs string, pro
 // checksum, to a real server behind a router, the outer TOS, TTL and DF
 // copied from the inner header, the GUE source port stable per flow, and
 // a packet the tunnel makes too big for the MTU counted, and answered
-// with ICMP "fragmentation needed" if it has DF, else dropped.
+// with ICMP "fragmentation needed" if it has DF, ICMPv6 "packet too big"
+// if IPv6, else dropped.
 func TestTunEncapsulation(t *testing.T) {
 	f := newTunFixture(t)
 	vip := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(f.vip, port) }
@@ -413,13 +414,32 @@ func TestTunEncapsulation(t *testing.T) {
 		case !bytes.Equal(icmp[8:], big[14:14+28]):
 			t.Errorf("ICMP quotes %x, want %x", icmp[8:], big[14:14+28])
 		}
+		// IPv6: ICMPv6 "packet too big", quoting the header and 8 bytes.
+		big6 := frame6(f.mac, 40004, netip.AddrPortFrom(tunVIP6, 80), 0, 64, 1481-60)
+		ret, out = f.run(t, big6)
+		if ret != xdpTX || len(out) != 14+40+8+48 {
+			t.Fatalf("1481 bytes of IPv6 in IPIP: verdict %d, %d bytes; want XDP_TX of an ICMPv6 error (110 bytes)", ret, len(out))
+		}
+		ip6, icmp6 := out[14:54], out[54:]
+		s, d := tunVIP6.As16(), netip.MustParseAddr("fd83::7").As16()
+		ph := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, 0, 56, 0, 0, 0, 58)
+		switch {
+		case !bytes.Equal(out[0:6], big6[6:12]) || !bytes.Equal(out[6:12], f.mac) || out[12] != 0x86 || out[13] != 0xdd:
+			t.Errorf("ICMPv6 frame %x: want back to the sender's MAC from ours", out[:14])
+		case ip6[0]>>4 != 6 || ip6[6] != 58 || binary.BigEndian.Uint16(ip6[4:]) != 56 || !bytes.Equal(ip6[8:24], s[:]) || !bytes.Equal(ip6[24:40], d[:]):
+			t.Errorf("ICMPv6's IPv6 header %x: want next header 58, 56 bytes, from the VIP to the client", ip6)
+		case icmp6[0] != 2 || icmp6[1] != 0 || binary.BigEndian.Uint32(icmp6[4:]) != 1480 || checksum(append(ph, icmp6...)) != 0:
+			t.Errorf("ICMPv6 %x: want type 2 code 0, MTU 1480, a correct checksum", icmp6[:8])
+		case !bytes.Equal(icmp6[8:], big6[14:14+48]):
+			t.Errorf("ICMPv6 quotes %x, want %x", icmp6[8:], big6[14:14+48])
+		}
 		// Without DF: dropped (IPVS would fragment the outer packet).
 		big = frame(f.mac, tunClient, 40003, vip(80), 0, 64, false, 1481-40)
 		if ret, _ := f.run(t, big); ret != xdpDrop {
 			t.Errorf("1481 bytes without DF in IPIP: verdict %d, want XDP_DROP", ret)
 		}
-		if after := f.drops(t); after != (Drops{TooBig: before.TooBig + 2, NoRoute: before.NoRoute}) {
-			t.Errorf("drops %+v -> %+v: want two more too big", before, after)
+		if after := f.drops(t); after != (Drops{TooBig: before.TooBig + 3, NoRoute: before.NoRoute}) {
+			t.Errorf("drops %+v -> %+v: want three more too big", before, after)
 		}
 	})
 	t.Run("forwarding off", func(t *testing.T) {

@@ -575,6 +575,63 @@ static __attribute__((noinline)) int frag_needed(struct xdp_md *ctx, __u16 mtu)
 	return XDP_TX;
 }
 
+// The part of an IPv6 packet Tandem's "packet too big" quotes: its header
+// and the first 8 bytes of its payload (RFC 4443 asks for as much as fits
+// in 1280 bytes; this much lets the sender find its connection).
+#define ICMP6_QUOTE 48
+
+// too_big6 is frag_needed for IPv6: the ICMPv6 "packet too big" error
+// (type 2, RFC 4443 3.2) naming mtu, from the VIP, back to the sender.
+static __attribute__((noinline)) int too_big6(struct xdp_md *ctx, __u32 mtu)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) + ICMP6_QUOTE > end)
+		return XDP_DROP;
+	__u8 quote[ICMP6_QUOTE] __attribute__((aligned(8)));
+	__u8 dmac[6] __attribute__((aligned(8)));
+	__u8 smac[6] __attribute__((aligned(8)));
+	__builtin_memcpy(quote, eth + 1, ICMP6_QUOTE);
+	__builtin_memcpy(dmac, eth->h_source, 6);
+	__builtin_memcpy(smac, eth->h_dest, 6);
+	int len = end - data;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + ICMP6_QUOTE) - len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(struct ipv6hdr) + 8)))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	__u8 *icmp = (void *)(ip6 + 1);
+	if ((void *)(icmp + 8 + ICMP6_QUOTE) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, smac, 6);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	__builtin_memset(ip6, 0, sizeof(*ip6));
+	ip6->version = 6;
+	ip6->payload_len = bpf_htons(8 + ICMP6_QUOTE);
+	ip6->nexthdr = IPPROTO_ICMPV6;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, quote + 24, 16); // the packet's destination, the VIP
+	__builtin_memcpy(&ip6->daddr, quote + 8, 16);  // its source
+	icmp[0] = 2; // packet too big
+	icmp[1] = 0;
+	icmp[2] = 0;
+	icmp[3] = 0;
+	icmp[4] = mtu >> 24;
+	icmp[5] = mtu >> 16;
+	icmp[6] = mtu >> 8;
+	icmp[7] = mtu;
+	__builtin_memcpy(icmp + 8, quote, ICMP6_QUOTE);
+	__u32 sum = sum16(&ip6->saddr, 32) + bpf_htons(8 + ICMP6_QUOTE) + bpf_htons(IPPROTO_ICMPV6) +
+		    sum16(icmp, 8 + ICMP6_QUOTE);
+	*(__u16 *)(icmp + 2) = ~fold(sum);
+	return XDP_TX;
+}
+
 // GUE's source port: from the flow's hash, as the kernel's
 // udp_flow_src_port does, in the default ephemeral range 32768..60999, so
 // that routers on the way spread flows over their paths.
@@ -595,7 +652,8 @@ static __always_inline __be16 gue_sport(struct pkt *p)
 // routing table says: bpf_fib_lookup gives the egress interface, the next
 // hop's MAC and the MTU. A packet that would exceed that MTU is dropped
 // and counted (STAT_TOO_BIG), and answered with ICMP "fragmentation
-// needed" if it is IPv4 with DF, as IPVS answers it: XDP cannot fragment
+// needed" if it is IPv4 with DF, ICMPv6 "packet too big" if it is IPv6,
+// as IPVS answers it: XDP cannot fragment
 // (IPVS fragments the outer IPv4 packet of an inner one without DF), and
 // passing it on would deliver it to the director's own stack, which holds
 // the VIP and would answer it as the server.
@@ -639,6 +697,8 @@ static __always_inline int encap(struct xdp_md *ctx, struct real_val *real, stru
 		count(STAT_TOO_BIG);
 		if (p->family == AF_INET && t.df && fib->mtu_result > hlen + 68)
 			return frag_needed(ctx, fib->mtu_result - hlen);
+		if (p->family == AF_INET6 && fib->mtu_result >= hlen + 1280)
+			return too_big6(ctx, fib->mtu_result - hlen);
 		return XDP_DROP;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
