@@ -23,7 +23,8 @@ configuration can run (warnings allowed), 1 when it has errors, 2 on usage
 errors. --dataplane nft, xdp or none adds warnings for what the configuration
 asks of kernel IPVS alone (lvs_sync_daemon), and for the virtual servers the
 data plane cannot program: ipvs forwards lb_kind NAT, DR and TUN; nft NAT and
-DR; xdp DR only (TCP and UDP services on a VIP, no fwmark, no ops). --dump prints the validated model,
+DR; xdp DR and TUN type ipip or gue (TCP and UDP services on a VIP, no fwmark,
+no ops). --dump prints the validated model,
 with every default filled in, as indented JSON.
 ` + defaultConfigHelp + `
 

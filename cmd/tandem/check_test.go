@@ -205,7 +205,8 @@ func TestMigratingDoc(t *testing.T) {
 
 // TestCheckDataplaneMethods: check --dataplane names the virtual servers
 // the data plane cannot program, and the data planes that can: ipvs
-// forwards NAT, DR and TUN, nft NAT and DR, xdp DR alone, on a VIP.
+// forwards NAT, DR and TUN, nft NAT and DR, xdp DR and TUN (not gre), on
+// a VIP.
 func TestCheckDataplaneMethods(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "k.conf")
 	src := `virtual_server 10.0.0.1 80 {
@@ -220,6 +221,9 @@ virtual_server 10.0.0.1 81 {
   lb_kind TUN
   protocol TCP
   real_server 10.0.1.1 81 {
+  }
+  real_server 10.0.1.2 81 {
+    lvs_method TUN type gre
   }
 }
 virtual_server fwmark 7 {
@@ -244,11 +248,11 @@ virtual_server 10.0.0.1 82 {
 		want      []string
 	}{
 		{"ipvs", nil},
-		{"nft", []string{conf + ":8:1: warning: virtual_server 10.0.0.1:81: lb_kind TUN: the nft data plane does not forward it (TUN: ipvs); its service is refused"}},
+		{"nft", []string{conf + ":8:1: warning: virtual_server 10.0.0.1:81: lb_kind TUN: the nft data plane does not forward it (TUN: ipvs, xdp); its service is refused"}},
 		{"xdp", []string{
 			conf + ":1:1: warning: virtual_server 10.0.0.1:80: lb_kind NAT: the xdp data plane does not forward it (NAT: ipvs, nft); its service is refused",
-			conf + ":8:1: warning: virtual_server 10.0.0.1:81: lb_kind TUN: the xdp data plane does not forward it (TUN: ipvs); its service is refused",
-			conf + ":15:1: warning: virtual_server fwmark 7: fwmark: the xdp data plane matches VIP, protocol and port, not firewall marks (ipvs, nft); its service is refused",
+			conf + ":8:1: warning: virtual_server 10.0.0.1:81: real_server 10.0.1.2: lb_kind TUN type gre: the xdp data plane encapsulates in ipip and gue (ipvs); its service is refused",
+			conf + ":18:1: warning: virtual_server fwmark 7: fwmark: the xdp data plane matches VIP, protocol and port, not firewall marks (ipvs, nft); its service is refused",
 		}},
 	} {
 		var stdout, stderr bytes.Buffer

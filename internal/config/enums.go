@@ -231,6 +231,50 @@ func (m Method) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 // UnmarshalText reads the method's word.
 func (m *Method) UnmarshalText(b []byte) error { return methods.unmarshal(m, b) }
 
+// TunnelType is a TUN real server's encapsulation ("lb_kind TUN type
+// ipip|gue|gre"); the zero value is ipip, keepalived's default.
+type TunnelType uint8
+
+// The tunnel types, numbered as IPVS numbers them
+// (IP_VS_CONN_F_TUNNEL_TYPE_*).
+const (
+	TunnelIPIP TunnelType = iota
+	TunnelGUE
+	TunnelGRE
+)
+
+var tunnelTypes = vocabulary[TunnelType]{{TunnelIPIP, "ipip"}, {TunnelGUE, "gue"}, {TunnelGRE, "gre"}}
+
+func (t TunnelType) String() string { return tunnelTypes.name(t) }
+
+// MarshalText writes the tunnel type's word.
+func (t TunnelType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads the tunnel type's word.
+func (t *TunnelType) UnmarshalText(b []byte) error { return tunnelTypes.unmarshal(t, b) }
+
+// TunnelCsum is a GUE or GRE tunnel's checksum option; the zero value is
+// nocsum, keepalived's default.
+type TunnelCsum uint8
+
+// The checksum options, numbered as IPVS numbers them
+// (IP_VS_TUNNEL_ENCAP_FLAG_*).
+const (
+	TunnelNoCsum TunnelCsum = iota
+	TunnelCsumOn
+	TunnelRemCsum
+)
+
+var tunnelCsums = vocabulary[TunnelCsum]{{TunnelNoCsum, "nocsum"}, {TunnelCsumOn, "csum"}, {TunnelRemCsum, "remcsum"}}
+
+func (c TunnelCsum) String() string { return tunnelCsums.name(c) }
+
+// MarshalText writes the checksum option's word.
+func (c TunnelCsum) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads the checksum option's word.
+func (c *TunnelCsum) UnmarshalText(b []byte) error { return tunnelCsums.unmarshal(c, b) }
+
 // CheckType is a health checker's kind, the keyword of its block.
 type CheckType uint8
 

@@ -180,14 +180,14 @@ func (p *parser) finalizeVS(cfg *Config, vs *VirtualServer) {
 	}
 	vs.SMTPAlert = First(false, vs.unset.smtpAlert, g.SMTPAlertChecker, g.SMTPAlert)
 	if ss := vs.SorryServer; ss != nil && ss.Method == MethodUnset {
-		ss.Method = vs.Method
+		ss.Method, ss.Tunnel = vs.Method, vs.Tunnel
 	}
 	for _, rs := range vs.RealServers {
 		if rs.Weight < 0 {
 			rs.Weight = vs.Weight
 		}
 		if rs.Method == MethodUnset {
-			rs.Method = vs.Method
+			rs.Method, rs.Tunnel = vs.Method, vs.Tunnel
 		}
 		rs.Inhibit = First(vs.Inhibit, rs.unset.inhibit)
 		// Real servers alert by default, unlike everything else, for

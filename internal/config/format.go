@@ -661,7 +661,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	for _, fl := range vs.SchedFlags.words(vs.Scheduler) {
 		f.line(fl)
 	}
-	f.line("lb_kind", vs.Method.String())
+	f.line(methodLine("lb_kind", vs.Method, vs.Tunnel)...)
 	if vs.Persistence > 0 {
 		f.dur("persistence_timeout", vs.Persistence)
 	}
@@ -686,7 +686,7 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	if ss := vs.SorryServer; ss != nil {
 		f.line("sorry_server", ss.IP.String(), strconv.Itoa(ss.Port))
 		f.only("sorry_server_inhibit", ss.Inhibit)
-		f.line("sorry_server_lvs_method", ss.Method.String())
+		f.line(methodLine("sorry_server_lvs_method", ss.Method, ss.Tunnel)...)
 	}
 	for _, rs := range vs.RealServers {
 		f.realServer(rs)
@@ -694,10 +694,27 @@ func (f *formatter) virtualServer(vs *VirtualServer) {
 	f.close()
 }
 
+// methodLine is the line of method keyword kw: the method, and a TUN's
+// tunnel options unless it is plain ipip.
+func methodLine(kw string, m Method, t Tunnel) []string {
+	out := []string{kw, m.String()}
+	if m != TUN || t == (Tunnel{}) {
+		return out
+	}
+	out = append(out, "type", t.Type.String())
+	if t.Port != 0 {
+		out = append(out, "port", strconv.Itoa(t.Port))
+	}
+	if t.Csum != TunnelNoCsum {
+		out = append(out, t.Csum.String())
+	}
+	return out
+}
+
 func (f *formatter) realServer(rs *RealServer) {
 	f.open("real_server", rs.IP.String(), strconv.Itoa(rs.Port))
 	f.num("weight", rs.Weight)
-	f.line("lvs_method", rs.Method.String())
+	f.line(methodLine("lvs_method", rs.Method, rs.Tunnel)...)
 	if rs.UThreshold > 0 {
 		f.num("uthreshold", rs.UThreshold)
 	}

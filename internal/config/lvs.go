@@ -200,8 +200,8 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 		"ip_family":   setExactEnumOf(p, &vs.Family, families),
 		"lb_algo":     setExactEnumOf(p, &vs.Scheduler, schedulers),
 		"lvs_sched":   setExactEnumOf(p, &vs.Scheduler, schedulers),
-		"lb_kind":     p.methodTo(&vs.Method),
-		"lvs_method":  p.methodTo(&vs.Method),
+		"lb_kind":     p.methodTo(&vs.Method, &vs.Tunnel),
+		"lvs_method":  p.methodTo(&vs.Method, &vs.Tunnel),
 		"hashed":      p.schedFlag(vs),
 		"flag-1":      p.schedFlag(vs),
 		"flag-2":      p.schedFlag(vs),
@@ -261,7 +261,7 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 				return
 			}
 			if vs.SorryServer != nil {
-				ss.Inhibit, ss.Method = vs.SorryServer.Inhibit, vs.SorryServer.Method
+				ss.Inhibit, ss.Method, ss.Tunnel = vs.SorryServer.Inhibit, vs.SorryServer.Method, vs.SorryServer.Tunnel
 			}
 			vs.SorryServer = ss
 		},
@@ -272,7 +272,8 @@ func (p *parser) virtualServer(n *node, cfg *Config) {
 			}
 		},
 		"sorry_server_lvs_method": func(n *node) {
-			p.methodTo(&p.sorry(vs, n).Method)(n)
+			ss := p.sorry(vs, n)
+			p.methodTo(&ss.Method, &ss.Tunnel)(n)
 		},
 		"real_server": func(n *node) { p.realServer(n, vs) },
 	})
@@ -314,10 +315,15 @@ func (p *parser) schedFlag(vs *VirtualServer) handler {
 	}
 }
 
-// methodTo reads NAT, DR or TUN. TUN may be followed by keepalived's tunnel
-// options ("type ipip|gue|gre [port N] [nocsum|csum|remcsum]"); Tandem only
-// does IPIP, so other tunnel types are errors.
-func (p *parser) methodTo(dst *Method) handler {
+// methodTo reads NAT, DR or TUN into dst, and into tun the options a TUN
+// may be followed by, as keepalived's svr_forwarding_handler reads them
+// (check_parser.c): "type ipip|gue|gre", "port N" (1..65535),
+// "nocsum|csum|remcsum", in any order, the last of each winning; a gue
+// tunnel needs a port and only gue has one, ipip takes no checksum
+// option, gre no remcsum. Each line starts from plain ipip, as
+// keepalived's does. keepalived also takes these words after NAT and DR,
+// where they mean nothing: Tandem says so as an error.
+func (p *parser) methodTo(dst *Method, tun *Tunnel) handler {
 	return func(n *node) {
 		if !p.noBlock(n) || !p.args(n, 1, -1) {
 			return
@@ -327,17 +333,56 @@ func (p *parser) methodTo(dst *Method) handler {
 			return
 		}
 		rest := n.Args[1:]
-		if len(rest) > 0 {
-			if m != TUN {
-				p.errorf(rest[0].Pos, "%s %s takes no options", n.Keyword.Text, m)
-				return
-			}
-			if len(rest) != 2 || rest[0].Text != "type" || rest[1].Text != "ipip" {
-				p.errorf(rest[0].Pos, "%s TUN: only \"type ipip\" tunnels are supported by Tandem", n.Keyword.Text)
-				return
+		if len(rest) > 0 && m != TUN {
+			p.errorf(rest[0].Pos, "%s %s takes no options", n.Keyword.Text, m)
+			return
+		}
+		var t Tunnel
+		var portAt syntax.Token
+		for i := 1; i < len(n.Args); i++ {
+			w := n.Args[i]
+			switch {
+			case w.Text == "type" || w.Text == "port":
+				if i+1 == len(n.Args) {
+					p.errorf(w.Pos, "%s TUN: %s needs a value", n.Keyword.Text, w.Text)
+					return
+				}
+				i++
+				if w.Text == "port" {
+					v, ok := p.uintTok(n, n.Args[i], 1, 65535)
+					if !ok {
+						return
+					}
+					t.Port, portAt = v, w
+					continue
+				}
+				if t.Type, ok = exactEnumOf(p, n, i, tunnelTypes); !ok {
+					return
+				}
+			default:
+				c, known := tunnelCsums.parse(w.Text)
+				if !known || w.Text != c.String() {
+					p.errorf(w.Pos, "%s TUN: %q is not a tunnel option (type, port, nocsum, csum, remcsum)", n.Keyword.Text, w.Text)
+					return
+				}
+				t.Csum = c
 			}
 		}
-		*dst = m
+		switch {
+		case t.Type == TunnelGUE && t.Port == 0:
+			p.errorf(n.Args[0].Pos, "%s TUN type gue: a gue tunnel needs \"port N\" (the real servers' GUE port)", n.Keyword.Text)
+			return
+		case t.Type != TunnelGUE && t.Port != 0:
+			p.errorf(portAt.Pos, "%s TUN type %s: only gue tunnels have a port", n.Keyword.Text, t.Type)
+			return
+		case t.Type == TunnelIPIP && t.Csum != TunnelNoCsum:
+			p.errorf(n.Args[0].Pos, "%s TUN type ipip: ipip tunnels have no checksum option (%s)", n.Keyword.Text, t.Csum)
+			return
+		case t.Type == TunnelGRE && t.Csum == TunnelRemCsum:
+			p.errorf(n.Args[0].Pos, "%s TUN type gre: gre tunnels have no remote checksum option (remcsum)", n.Keyword.Text)
+			return
+		}
+		*dst, *tun = m, t
 	}
 }
 
@@ -358,7 +403,7 @@ func (p *parser) realServer(n *node, vs *VirtualServer) {
 	u := &rs.unset
 	hs := merge(p.timingHandlers(&rs.Defaults, 1), map[string]handler{
 		"weight":             p.setInt(&rs.Weight, 0, maxWeight),
-		"lvs_method":         p.methodTo(&rs.Method),
+		"lvs_method":         p.methodTo(&rs.Method, &rs.Tunnel),
 		"uthreshold":         p.setInt(&rs.UThreshold, 0, 1<<31-1),
 		"lthreshold":         p.setInt(&rs.LThreshold, 0, 1<<31-1),
 		"inhibit_on_failure": p.setFlagPtr(&u.inhibit),

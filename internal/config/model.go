@@ -489,6 +489,7 @@ type VirtualServer struct {
 	// resolved against the scheduler at load.
 	SchedFlags  SchedFlags `json:"sched_flags,omitempty"`
 	Method      Method     `json:"method"`
+	Tunnel      Tunnel     `json:"tunnel,omitzero"`
 	Persistence Duration   `json:"persistence_timeout"`
 	// Granularity is the persistence netmask (the zero Addr: not given).
 	// The configuration writes it as a dotted mask for IPv4, which need
@@ -576,7 +577,19 @@ type SorryServer struct {
 	IP      netip.Addr `json:"ip"`
 	Port    int        `json:"port"`
 	Method  Method     `json:"method"`
+	Tunnel  Tunnel     `json:"tunnel,omitzero"`
 	Inhibit bool       `json:"inhibit"`
+}
+
+// Tunnel is how a TUN server's packets are encapsulated: the options of
+// "lb_kind TUN type ipip|gue|gre [port N] [nocsum|csum|remcsum]"
+// (keepalived check_parser.c, svr_forwarding_handler). The zero value is
+// plain IPIP, what "lb_kind TUN" alone means; it is zero for NAT and DR.
+type Tunnel struct {
+	Type TunnelType `json:"type"`
+	// Port is the GUE destination port (1..65535); 0 for ipip and gre.
+	Port int        `json:"port,omitempty"`
+	Csum TunnelCsum `json:"csum"`
 }
 
 // TimingDefaults are the checker timing keywords as given on a virtual
@@ -611,6 +624,7 @@ type RealServer struct {
 	Port       int        `json:"port"`
 	Weight     int        `json:"weight"`
 	Method     Method     `json:"method"`
+	Tunnel     Tunnel     `json:"tunnel,omitzero"`
 	UThreshold int        `json:"uthreshold,omitempty"`
 	LThreshold int        `json:"lthreshold,omitempty"`
 	Inhibit    bool       `json:"inhibit_on_failure"`

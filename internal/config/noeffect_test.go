@@ -49,6 +49,7 @@ var notRead = map[string]string{
 	"RealServer.Virtualhost":        "default of HTTPCheck.Virtualhost",
 	"VirtualServer.Inhibit":         "default of RealServer.Inhibit",
 	"VirtualServer.Weight":          "default of RealServer.Weight",
+	"VirtualServer.Tunnel":          "default of RealServer.Tunnel and SorryServer.Tunnel",
 	"VirtualServer.Defaults":        "cascades into Checker.Timing",
 	"RealServer.Defaults":           "cascades into Checker.Timing",
 	"Checker.Set":                   "cascades into Checker.Timing",

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,26 @@ func (g *confGen) pick(what string, opts ...string) string {
 
 // subset draws, for each of n optional items, whether to write it.
 func (g *confGen) maybe(what string) bool { return g.intn(what, 0, 2) == 0 }
+
+// method draws a forwarding method line of keyword kw, a TUN with any of
+// keepalived's valid tunnel options.
+func (g *confGen) method(kw string) []string {
+	m := g.pick("method", "NAT", "DR", "TUN")
+	out := []string{kw, m}
+	if m != "TUN" {
+		return out
+	}
+	switch g.pick("tuntype", "", "ipip", "gue", "gre") {
+	case "ipip":
+		out = append(out, "type", "ipip")
+	case "gue":
+		out = append(out, "type", "gue", "port", strconv.Itoa(g.intn("gueport", 1, 65535)))
+		out = append(out, g.pick("guecsum", "", "nocsum", "csum", "remcsum"))
+	case "gre":
+		out = append(out, "type", "gre", g.pick("grecsum", "", "nocsum", "csum"))
+	}
+	return slices.DeleteFunc(out, func(w string) bool { return w == "" })
+}
 
 func (g *confGen) line(words ...string) {
 	g.b.WriteString(strings.Repeat("  ", g.depth) + strings.Join(words, " ") + "\n")
@@ -884,7 +905,7 @@ func (g *confGen) virtualServer(i int) {
 	if proto == "UDP" && g.maybe("ops") {
 		g.line("ops")
 	}
-	g.line(g.pick("kindkw", "lb_kind", "lvs_method"), g.pick("method", "NAT", "DR", "TUN"))
+	g.line(g.method(g.pick("kindkw", "lb_kind", "lvs_method"))...)
 	if g.maybe("persist") {
 		if g.bool("pval") {
 			g.line("persistence_timeout", strconv.Itoa(g.intn("pt", 1, 86400)))
@@ -947,7 +968,7 @@ func (g *confGen) virtualServer(i int) {
 			g.flag("sorry_server_inhibit")
 		}
 		if g.bool("ssm") {
-			g.line("sorry_server_lvs_method", g.pick("ssm", "NAT", "DR", "TUN"))
+			g.line(g.method("sorry_server_lvs_method")...)
 		}
 	}
 	for j := range g.intn("rs", 0, 3) {
@@ -964,7 +985,7 @@ func (g *confGen) virtualServer(i int) {
 			g.line("weight", strconv.Itoa(g.intn("w", 0, 65535)))
 		}
 		if g.maybe("m") {
-			g.line("lvs_method", g.pick("rsm", "NAT", "DR", "TUN"))
+			g.line(g.method("lvs_method")...)
 		}
 		ut := g.intn("ut", 0, 1000)
 		if g.maybe("ut") {

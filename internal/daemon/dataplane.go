@@ -11,12 +11,13 @@ import (
 
 // dataplaneMethods are the forwarding methods (lb_kind) each data plane
 // forwards: kernel IPVS all three; nftables NAT (dnat) and DR (fwd), not
-// TUN (it has no IP-in-IP encapsulation); XDP DR only (NAT stays with
-// conntrack, in nftables or IPVS; TUN is not built yet).
+// TUN (it has no IP-in-IP encapsulation); XDP DR and TUN (ipip and gue;
+// gre is refused, see planeLimits), not NAT, which stays with conntrack,
+// in nftables or IPVS.
 var dataplaneMethods = map[string][]config.Method{
 	DataplaneIPVS: {config.NAT, config.DR, config.TUN},
 	DataplaneNFT:  {config.NAT, config.DR},
-	DataplaneXDP:  {config.DR},
+	DataplaneXDP:  {config.DR, config.TUN},
 }
 
 // dataplanesFor names the data planes that forward method m.
@@ -67,6 +68,11 @@ func planeLimits(cfg *config.Config, dp string) config.Diagnostics {
 			warn(vs, "protocol SCTP: the xdp data plane forwards TCP and UDP (ipvs); its service is refused")
 		case vs.SchedFlags&config.SchedOnePacket != 0:
 			warn(vs, "ops: the xdp data plane schedules flows, not datagrams (ipvs); its service is refused")
+		}
+		for _, rs := range vs.RealServers {
+			if rs.Method == config.TUN && rs.Tunnel.Type == config.TunnelGRE {
+				warn(vs, "real_server %s: lb_kind TUN type gre: the xdp data plane encapsulates in ipip and gue (ipvs); its service is refused", rs.IP)
+			}
 		}
 	}
 	return out

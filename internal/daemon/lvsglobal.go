@@ -64,10 +64,12 @@ func (b *balancer) startPlane(cfg *config.Config, atStart bool) {
 	b.configurePlane(cfg)
 }
 
-// configurePlane applies cfg's lvs_timeouts and says what the data plane
-// in use cannot do of them and of persistence_engine. It runs at start
-// and on every reload.
+// configurePlane applies cfg's lvs_timeouts, gives the XDP data plane the
+// VIPs' interfaces, and says what the data plane in use cannot do of
+// lvs_timeouts and persistence_engine. It runs at start and on every
+// reload.
 func (b *balancer) configurePlane(cfg *config.Config) {
+	b.clientInterfaces(cfg)
 	t := timeoutsOf(&cfg.Global)
 	switch k := b.kernel.(type) {
 	case *ipvs.Kernel:

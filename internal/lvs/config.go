@@ -32,6 +32,16 @@ func NewPool() *Pool {
 // left by config.Load, stays unset).
 var methods = map[config.Method]Method{config.NAT: NAT, config.DR: DR, config.TUN: TUN}
 
+// tunnelOf is the encapsulation of a server of method m with tunnel
+// options t (config numbers types and checksum options as IPVS does, as
+// lvs does); zero unless m is TUN.
+func tunnelOf(m config.Method, t config.Tunnel) Tunnel {
+	if m != config.TUN {
+		return Tunnel{}
+	}
+	return Tunnel{Type: TunnelType(t.Type), Port: uint16(t.Port), Csum: TunnelCsum(t.Csum)}
+}
+
 // FromConfig computes the desired state of the data plane: one service per
 // virtual server (or per address and fwmark of its virtual_server_group),
 // each with the real servers the pool holds, or its sorry server.
@@ -126,11 +136,11 @@ func destsOf(vs *config.VirtualServer, pool *Pool) []Dest {
 	ss := vs.SorryServer
 	in, kept := pool.Sorry[vs]
 	if ss != nil && in {
-		return []Dest{{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 1, Method: methods[ss.Method]}}
+		return []Dest{{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 1, Method: methods[ss.Method], Tunnel: tunnelOf(ss.Method, ss.Tunnel)}}
 	}
 	var out []Dest
 	if ss != nil && kept && ss.Inhibit {
-		out = append(out, Dest{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 0, Method: methods[ss.Method]})
+		out = append(out, Dest{Addr: netip.AddrPortFrom(ss.IP, uint16(ss.Port)), Weight: 0, Method: methods[ss.Method], Tunnel: tunnelOf(ss.Method, ss.Tunnel)})
 	}
 	for _, rs := range vs.RealServers {
 		w, in := pool.Weights[rs]
@@ -138,7 +148,7 @@ func destsOf(vs *config.VirtualServer, pool *Pool) []Dest {
 			continue
 		}
 		out = append(out, Dest{Addr: netip.AddrPortFrom(rs.IP, uint16(rs.Port)), Weight: w, Method: methods[rs.Method],
-			UpperThreshold: uint32(rs.UThreshold), LowerThreshold: uint32(rs.LThreshold)})
+			UpperThreshold: uint32(rs.UThreshold), LowerThreshold: uint32(rs.LThreshold), Tunnel: tunnelOf(rs.Method, rs.Tunnel)})
 	}
 	return out
 }

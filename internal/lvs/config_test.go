@@ -177,6 +177,52 @@ func TestFromConfigEnums(t *testing.T) {
 	}
 }
 
+// TestFromConfigTunnel: a TUN real server's tunnel options reach its
+// Dest, inherited from lb_kind or its own lvs_method; a DR server behind
+// a TUN service has none; so does the sorry server's.
+func TestFromConfigTunnel(t *testing.T) {
+	cfg := lab.ParseConfig(t, `virtual_server 10.0.0.1 80 {
+lb_algo rr
+protocol TCP
+lb_kind TUN type gue port 6080 csum
+sorry_server 10.0.0.9 80
+sorry_server_lvs_method TUN type gre csum
+real_server 10.0.0.2 80 {
+}
+real_server 10.0.0.3 80 {
+lvs_method DR
+}
+real_server 10.0.0.4 80 {
+lvs_method TUN
+}
+}
+`)
+	pool := NewPool()
+	vs := cfg.VirtualServers[0]
+	for _, rs := range vs.RealServers {
+		pool.Weights[rs] = 1
+	}
+	d, err := FromConfig(cfg, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Tunnel{}
+	for _, dst := range d.vs[d.keys[0]].Dests {
+		got[dst.Addr.Addr().String()] = dst.Tunnel
+	}
+	want := map[string]Tunnel{"10.0.0.2": {Type: TunnelGUE, Port: 6080, Csum: TunnelCsumOn}, "10.0.0.3": {}, "10.0.0.4": {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tunnels (-want +got):\n%s", diff)
+	}
+	pool.Sorry[vs] = true
+	if d, err = FromConfig(cfg, pool); err != nil {
+		t.Fatal(err)
+	}
+	if ds := d.vs[d.keys[0]].Dests; len(ds) != 1 || ds[0].Tunnel != (Tunnel{Type: TunnelGRE, Csum: TunnelCsumOn}) {
+		t.Errorf("sorry server: %+v, want a gre csum tunnel", ds)
+	}
+}
+
 // TestFromConfigGranularityNotAPrefix: keepalived takes any IPv4
 // persistence_granularity, and IPVS applies it bitwise; the service keeps
 // the mask as written.

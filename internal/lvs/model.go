@@ -436,8 +436,49 @@ func (d Dest) validate(svc Service) error {
 	// rewrite or forward the original packet.
 	case familyOf(a) != svc.Family && d.Method != TUN:
 		return fmt.Errorf("%v real server %v behind an %v service needs method tun", familyOf(a), a, svc.Family)
+	case d.Method != TUN && d.Tunnel != Tunnel{}:
+		return fmt.Errorf("tunnel %v: only a tun real server has one (method %v)", d.Tunnel, d.Method)
+	}
+	return d.Tunnel.validate()
+}
+
+// validate applies keepalived's rules (check_parser.c,
+// svr_forwarding_handler), which are the kernel's: a GUE tunnel has a
+// port and only GUE has one; IPIP has no checksum option, GRE no remote
+// checksum offload.
+func (t Tunnel) validate() error {
+	switch {
+	case t.Type > TunnelGRE:
+		return fmt.Errorf("tunnel type %d: want ipip, gue or gre", t.Type)
+	case t.Csum > TunnelRemCsum:
+		return fmt.Errorf("tunnel checksum option %d: want nocsum, csum or remcsum", t.Csum)
+	case t.Type == TunnelGUE && t.Port == 0:
+		return errors.New("a gue tunnel needs a port")
+	case t.Type != TunnelGUE && t.Port != 0:
+		return fmt.Errorf("tunnel port %d: only gue tunnels have a port", t.Port)
+	case t.Type == TunnelIPIP && t.Csum != TunnelNoCsum:
+		return errors.New("an ipip tunnel has no checksum option")
+	case t.Type == TunnelGRE && t.Csum == TunnelRemCsum:
+		return errors.New("a gre tunnel has no remote checksum option (remcsum)")
 	}
 	return nil
+}
+
+// String is t as keepalived writes it: "ipip", "gue port 6080 csum".
+func (t Tunnel) String() string {
+	s := fmt.Sprintf("type%d", t.Type)
+	if types := []string{"ipip", "gue", "gre"}; int(t.Type) < len(types) {
+		s = types[t.Type]
+	}
+	if t.Port != 0 {
+		s += fmt.Sprintf(" port %d", t.Port)
+	}
+	if csums := []string{"", " csum", " remcsum"}; int(t.Csum) < len(csums) {
+		s += csums[t.Csum]
+	} else {
+		s += fmt.Sprintf(" csum%d", t.Csum)
+	}
+	return s
 }
 
 // VirtualServer is one configured service with its real servers, as

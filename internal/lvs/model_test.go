@@ -97,6 +97,16 @@ func TestNewDesiredRejects(t *testing.T) {
 		{"zoned dest", func(v *VirtualServer) { v.Dests[0].Addr = netip.MustParseAddrPort("[fe80::1%eth0]:80") }, "want a plain"},
 		{"mixed family without tunnel", func(v *VirtualServer) { v.Dests[0] = rs("[2001:db8::1]:80", 1) }, "needs method tun"},
 		{"duplicate dest", func(v *VirtualServer) { v.Dests = append(v.Dests, rs("10.1.0.1:80", 5)) }, "duplicate real server 10.1.0.1:80"},
+		{"tunnel on a NAT server", func(v *VirtualServer) { v.Dests[0].Tunnel = Tunnel{Type: TunnelGRE} }, "tunnel gre: only a tun real server has one"},
+		{"gue without port", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Type: TunnelGUE} }, "a gue tunnel needs a port"},
+		{"ipip with port", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Port: 5} }, "tunnel port 5: only gue"},
+		{"gre with port", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Type: TunnelGRE, Port: 5} }, "tunnel port 5: only gue"},
+		{"ipip csum", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Csum: TunnelCsumOn} }, "ipip tunnel has no checksum option"},
+		{"gre remcsum", func(v *VirtualServer) {
+			v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Type: TunnelGRE, Csum: TunnelRemCsum}
+		}, "gre tunnel has no remote checksum"},
+		{"unknown tunnel type", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Type: 3} }, "tunnel type 3"},
+		{"unknown csum", func(v *VirtualServer) { v.Dests[0].Method, v.Dests[0].Tunnel = TUN, Tunnel{Type: TunnelGRE, Csum: 3} }, "checksum option 3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +122,15 @@ func TestNewDesiredRejects(t *testing.T) {
 		_, err := NewDesired(ok(), ok())
 		if err == nil || !strings.Contains(err.Error(), "duplicate service tcp/10.0.0.1:80") {
 			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("valid tunnels", func(t *testing.T) {
+		for _, tun := range []Tunnel{{}, {Type: TunnelGUE, Port: 6080}, {Type: TunnelGUE, Port: 1, Csum: TunnelRemCsum}, {Type: TunnelGRE, Csum: TunnelCsumOn}} {
+			vs := ok()
+			vs.Dests[0].Method, vs.Dests[0].Tunnel = TUN, tun
+			if _, err := NewDesired(vs); err != nil {
+				t.Errorf("%v: %v", tun, err)
+			}
 		}
 	})
 	t.Run("all schedulers", func(t *testing.T) {

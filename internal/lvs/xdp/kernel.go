@@ -1,6 +1,8 @@
 // Package xdp is Tandem's XDP data plane: an lvs.Kernel that forwards
-// LVS-DR services from an XDP program (bpf/xdp_lb.c), before the
-// kernel's network stack sees the packet, as Katran does.
+// LVS-DR and LVS-TUN services from an XDP program (bpf/xdp_lb.c), before
+// the kernel's network stack sees the packet, as Katran does; and
+// AttachDecap, the other end of its tunnels for real servers whose kernel
+// cannot decapsulate (bpf/xdp_decap.c).
 //
 // The program looks the packet's VIP, protocol and port up in a hash map
 // of services; a flow it knows (an LRU map of client address and port
@@ -9,11 +11,13 @@
 // weighted Maglev table, the table lvs.Slots builds for the nftables DR
 // path too, indexed by the same jhash of the flow with the same seed, so
 // that both data planes send a flow to the same server. Forwarding is the
-// MAC rewrite of LVS-DR: XDP_TX when the server is reached out of the
-// interface the packet came in on, XDP_REDIRECT through a devmap
-// otherwise. Everything else (not IPv4/IPv6 TCP/UDP to a VIP, not sent to
-// the interface's MAC, or sent from it, not for an address this host
-// holds: see watchLocals) goes on to the stack (XDP_PASS).
+// MAC rewrite of LVS-DR, or for TUN the encapsulation in IPIP or GUE
+// toward the next hop the kernel's routing table names (bpf_fib_lookup):
+// XDP_TX when the server is reached out of the interface the packet came
+// in on, XDP_REDIRECT through a devmap otherwise. Everything else (not
+// IPv4/IPv6 TCP/UDP to a VIP, not sent to the interface's MAC, or sent
+// from it, not for an address this host holds: see watchLocals) goes on
+// to the stack (XDP_PASS).
 //
 // A plan is applied as map updates, never by reloading the program: each
 // service has two rows of slots, and its batch writes the one not in use
@@ -82,6 +86,9 @@ type Kernel struct {
 	gen    uint32 // the last generation given to a real server id
 	// timeouts are lvs_timeouts (SetTimeouts).
 	timeouts lvs.Timeouts
+	// unforwarded: the families whose forwarding was found off (and
+	// said so) when a TUN server of theirs was programmed.
+	unforwarded map[lvs.AddressFamily]bool
 	// stopLocals ends watchLocals.
 	stopLocals func()
 }
@@ -98,7 +105,8 @@ type dest struct {
 	id      uint32
 	gen     uint32
 	ifindex uint32
-	mac     net.HardwareAddr // the real server's
+	mac     net.HardwareAddr // the real server's (DR), the next hop's (TUN)
+	src     netip.Addr       // TUN: the director's address toward the server
 	live    bool             // holds slots
 }
 
@@ -129,6 +137,15 @@ func WithInterfaces(names ...string) Option {
 	return func(o *options) { o.ifaces = append(o.ifaces, names...) }
 }
 
+// SetInterfaces makes names the interfaces the program is attached to
+// besides the real servers' (replacing those of WithInterfaces), at once
+// if services are programmed: the daemon names the interfaces that carry
+// the VIPs, at start and on every reload.
+func (k *Kernel) SetInterfaces(names ...string) error {
+	k.extra = slices.Clone(names)
+	return k.attach()
+}
+
 // WithLogger logs attachments to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
@@ -144,11 +161,11 @@ func New(opts ...Option) (*Kernel, error) {
 		f(&o)
 	}
 	if o.dir == "" {
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-			return nil, fmt.Errorf("lvs/xdp: network namespace: %w", err)
+		ns, err := netnsInode()
+		if err != nil {
+			return nil, err
 		}
-		o.dir = filepath.Join(o.root, "xdp-"+strconv.FormatUint(st.Ino, 10))
+		o.dir = filepath.Join(o.root, "xdp-"+ns)
 	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lvs/xdp: %w (is a BPF file system mounted? mount -t bpf bpf /sys/fs/bpf)", err)
@@ -190,6 +207,16 @@ func New(opts ...Option) (*Kernel, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// netnsInode names the network namespace of the calling thread: its
+// inode number.
+func netnsInode() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return "", fmt.Errorf("lvs/xdp: network namespace: %w", err)
+	}
+	return strconv.FormatUint(st.Ino, 10), nil
 }
 
 // removePins deletes the pins of dir.
@@ -252,6 +279,9 @@ func (k *Kernel) adopt() error {
 		}
 		d := decodeDest(rd)
 		s.dests[d.Addr] = &dest{Dest: d, id: id, gen: rv.Gen, ifindex: rv.Ifindex, mac: net.HardwareAddr(rv.Dmac[:]), live: rv.Live != 0}
+		if rv.Tun != tunNone {
+			s.dests[d.Addr].src = addrOf(rv.Family, rv.Saddr)
+		}
 		k.gen = max(k.gen, rv.Gen)
 	}
 	if err := it.Err(); err != nil {
@@ -339,6 +369,34 @@ func (k *Kernel) Counters() (map[lvs.ServiceKey][]lvs.DestCounters, error) {
 	return out, nil
 }
 
+// Drops counts the TUN packets the program could not send on to their
+// real server, summed over the CPUs.
+type Drops struct {
+	// TooBig: a packet that its encapsulation made bigger than the egress
+	// interface's MTU; answered with ICMP "fragmentation needed" if IPv4
+	// with DF, ICMPv6 "packet too big" if IPv6 (as IPVS does), else
+	// dropped (IPVS fragments those).
+	TooBig uint64
+	// NoRoute: a TUN packet for which bpf_fib_lookup found no route, no
+	// resolved next hop, or forwarding off on the interface it came in on.
+	NoRoute uint64
+}
+
+// Drops reads the program's drop counters.
+func (k *Kernel) Drops() (Drops, error) {
+	var out Drops
+	for i, dst := range []*uint64{&out.TooBig, &out.NoRoute} {
+		var per []uint64
+		if err := k.objs.Stats.Lookup(uint32(i), &per); err != nil {
+			return out, fmt.Errorf("lvs/xdp: drop counters: %w", err)
+		}
+		for _, n := range per {
+			*dst += n
+		}
+	}
+	return out, nil
+}
+
 // Apply applies plan, one batch at a time (lvs.Kernel). A batch is one
 // pass of map updates that switches its service from its old pool to its
 // new one at once (the slot row switch); a batch with an op this data
@@ -361,11 +419,8 @@ func (k *Kernel) Apply(ctx context.Context, plan lvs.Plan) (int, error) {
 	return n, nil
 }
 
-// errNotDR names the data planes that do what this one does not.
-const (
-	natElsewhere = "lb_kind NAT needs the nftables or ipvs data plane"
-	tunElsewhere = "lb_kind TUN needs the ipvs data plane"
-)
+// natElsewhere names the data planes that do what this one does not.
+const natElsewhere = "lb_kind NAT needs the nftables or ipvs data plane"
 
 // check refuses what the XDP program cannot do for s.
 func check(s lvs.Service) error {
@@ -387,9 +442,12 @@ func checkDest(d lvs.Dest) error {
 	case lvs.DR:
 		return nil
 	case lvs.NAT:
-		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR only; %s", d.Addr, natElsewhere)
+		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR and TUN; %s", d.Addr, natElsewhere)
 	case lvs.TUN:
-		return fmt.Errorf("real server %v: the XDP data plane forwards lb_kind DR only; %s", d.Addr, tunElsewhere)
+		if d.Tunnel.Type == lvs.TunnelGRE {
+			return fmt.Errorf("real server %v: the XDP data plane encapsulates in ipip and gue, not gre (use the ipvs data plane)", d.Addr)
+		}
+		return nil
 	}
 	return fmt.Errorf("real server %v: method %v", d.Addr, d.Method)
 }
@@ -428,7 +486,7 @@ func nextState(cur *service, b lvs.Batch) (*service, int, error) {
 			}
 			d := &dest{Dest: op.Dest}
 			if old := next.dests[op.Dest.Addr]; old != nil {
-				d.id, d.gen, d.ifindex, d.mac = old.id, old.gen, old.ifindex, old.mac
+				d.id, d.gen, d.ifindex, d.mac, d.src = old.id, old.gen, old.ifindex, old.mac, old.src
 			}
 			next.dests[op.Dest.Addr] = d
 		case lvs.DelDest:
@@ -489,9 +547,14 @@ func (k *Kernel) commit(key lvs.ServiceKey, next *service) error {
 	// may be down, and not answer ARP).
 	for _, d := range ds {
 		if d.ifindex == 0 || d.live && d.mac == nil {
-			if d.ifindex, d.mac, err = k.resolve(d.Addr.Addr(), d.live); err != nil {
+			if d.ifindex, d.mac, d.src, err = k.resolve(d.Addr.Addr(), d.live, d.Method == lvs.TUN); err != nil {
 				return fmt.Errorf("real server %v: %w", d.Addr, err)
 			}
+		}
+	}
+	for _, d := range ds {
+		if d.Method == lvs.TUN {
+			k.checkForwarding(familyOf(d.Addr.Addr()))
 		}
 	}
 	next.id = id
@@ -600,14 +663,11 @@ func (k *Kernel) writeReals(s *service, ds, fresh []*dest) error {
 		}
 	}
 	for _, d := range ds {
-		rv := lbRealVal{Ifindex: d.ifindex, Svc: s.id, Gen: d.gen}
-		if d.live {
-			rv.Live = 1
-		}
-		copy(rv.Dmac[:], d.mac)
+		var smac net.HardwareAddr
 		if l, err := k.link(d.ifindex); err == nil {
-			copy(rv.Smac[:], l.Attrs().HardwareAddr)
+			smac = l.Attrs().HardwareAddr
 		}
+		rv := realVal(s.id, d, smac)
 		if err := k.objs.RealDefs.Put(d.id, encodeDest(s.id, d.Dest)); err != nil {
 			return fmt.Errorf("real server %v: %w", d.Addr, err)
 		}
@@ -644,47 +704,64 @@ func (k *Kernel) link(idx uint32) (netlink.Link, error) {
 	return k.route.LinkByIndex(int(idx))
 }
 
-// resolve finds the interface that reaches real server a directly (DR only
-// rewrites the MAC, so it must be on a connected subnet) and, with mac,
-// its MAC, asking the kernel to resolve it when the neighbour table has
-// none.
-func (k *Kernel) resolve(a netip.Addr, mac bool) (uint32, net.HardwareAddr, error) {
+// resolve finds the interface that reaches real server a and, with mac,
+// the MAC of the next hop, asking the kernel to resolve it when the
+// neighbour table has none. DR only rewrites the MAC, so its server must
+// be on a connected subnet; a TUN server may be behind routers (tun), and
+// its packets leave from src, the address the kernel's route to it
+// names (the program looks the route up again for each packet, with
+// bpf_fib_lookup, which finds only resolved neighbours: this resolves it
+// first).
+func (k *Kernel) resolve(a netip.Addr, mac, tun bool) (uint32, net.HardwareAddr, netip.Addr, error) {
+	var src netip.Addr
 	routes, err := k.route.RouteGet(a.AsSlice())
 	if err != nil {
-		return 0, nil, fmt.Errorf("route lookup: %w", err)
+		return 0, nil, src, fmt.Errorf("route lookup: %w", err)
 	}
 	if len(routes) == 0 {
-		return 0, nil, errors.New("no route")
+		return 0, nil, src, errors.New("no route")
 	}
-	if routes[0].Gw != nil {
-		return 0, nil, fmt.Errorf("reached via gateway %v; lb_kind DR needs the real server on a directly connected subnet", routes[0].Gw)
+	hop := a
+	if gw := routes[0].Gw; gw != nil {
+		if !tun {
+			return 0, nil, src, fmt.Errorf("reached via gateway %v; lb_kind DR needs the real server on a directly connected subnet", gw)
+		}
+		hop, _ = netip.AddrFromSlice(gw)
+		hop = hop.Unmap()
+	}
+	if tun {
+		var ok bool
+		if src, ok = netip.AddrFromSlice(routes[0].Src); !ok {
+			return 0, nil, src, errors.New("the route to it names no source address")
+		}
+		src = src.Unmap()
 	}
 	idx := routes[0].LinkIndex
 	if !mac {
-		return uint32(idx), nil, nil
+		return uint32(idx), nil, src, nil
 	}
 	family := netlink.FAMILY_V4
-	if a.Is6() {
+	if hop.Is6() {
 		family = netlink.FAMILY_V6
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for probed := false; ; probed = true {
 		neighs, err := k.route.NeighList(idx, family)
 		if err != nil {
-			return 0, nil, fmt.Errorf("neighbours: %w", err)
+			return 0, nil, src, fmt.Errorf("neighbours: %w", err)
 		}
 		for _, n := range neighs {
 			usable := n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) != 0
-			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a && usable && len(n.HardwareAddr) == 6 {
-				return uint32(idx), n.HardwareAddr, nil
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == hop && usable && len(n.HardwareAddr) == 6 {
+				return uint32(idx), n.HardwareAddr, src, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, nil, errors.New("no MAC address: the real server does not answer ARP/neighbour solicitation")
+			return 0, nil, src, fmt.Errorf("no MAC address: %v does not answer ARP/neighbour solicitation", hop)
 		}
 		if !probed {
 			// A datagram to the discard port makes the kernel resolve
-			// the address; the server's answer, if any, is an ICMP error.
+			// the next hop; the server's answer, if any, is an ICMP error.
 			if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9))); err == nil {
 				c.Write([]byte{0})
 				c.Close()
@@ -692,6 +769,26 @@ func (k *Kernel) resolve(a netip.Addr, mac bool) (uint32, net.HardwareAddr, erro
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// checkForwarding says, once, that family f's forwarding is off in the
+// namespace: the program's route lookups toward TUN servers
+// (bpf_fib_lookup) are the forwarding ones, which the kernel refuses
+// then, so the packets are dropped (Drops().NoRoute).
+func (k *Kernel) checkForwarding(f lvs.AddressFamily) {
+	p, key := "/proc/sys/net/ipv4/conf/all/forwarding", "net.ipv4.ip_forward"
+	if f == lvs.IPv6 {
+		p, key = "/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding"
+	}
+	b, err := os.ReadFile(p)
+	off := err == nil && strings.TrimSpace(string(b)) == "0"
+	if off && !k.unforwarded[f] {
+		k.log.Warn("lvs/xdp: forwarding is off: the kernel's route lookups for TUN real servers fail, and their packets are dropped; set "+key+"=1", "family", f.String())
+	}
+	if k.unforwarded == nil {
+		k.unforwarded = map[lvs.AddressFamily]bool{}
+	}
+	k.unforwarded[f] = off
 }
 
 // attach makes the set of interfaces the program is attached to those its
@@ -808,7 +905,7 @@ func (k *Kernel) Close() error {
 		}
 	}
 	k.state = map[lvs.ServiceKey]*service{}
-	for _, m := range []*ebpf.Map{k.objs.Counters, k.objs.Flows, k.objs.Ifaces, k.objs.RealDefs, k.objs.Reals, k.objs.Services, k.objs.Slots, k.objs.SvcDefs, k.objs.TxPorts} {
+	for _, m := range []*ebpf.Map{k.objs.Counters, k.objs.Stats, k.objs.Flows, k.objs.Ifaces, k.objs.RealDefs, k.objs.Reals, k.objs.Services, k.objs.Slots, k.objs.SvcDefs, k.objs.TxPorts} {
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, err)
 		}

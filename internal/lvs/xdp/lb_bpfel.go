@@ -47,15 +47,18 @@ type lbLocalKey struct {
 }
 
 type lbRealDef struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Port   uint16
-	Family uint8
-	Method uint8
-	Svc    uint32
-	Weight uint32
-	Lower  uint32
-	Upper  uint32
+	_       structs.HostLayout
+	Addr    [16]uint8
+	Port    uint16
+	Family  uint8
+	Method  uint8
+	Svc     uint32
+	Weight  uint32
+	Lower   uint32
+	Upper   uint32
+	TunType uint8
+	TunCsum uint8
+	TunPort uint16
 }
 
 type lbRealVal struct {
@@ -66,6 +69,18 @@ type lbRealVal struct {
 	Svc     uint32
 	Gen     uint32
 	Live    uint32
+	Tun     uint8
+	Csum    uint8
+	Port    uint16
+	Family  uint8
+	Pad     [3]uint8
+	Saddr   [16]uint8
+	Daddr   [16]uint8
+}
+
+type lbScratchVal struct {
+	_    structs.HostLayout
+	Room [8]uint64
 }
 
 type lbSvcDef struct {
@@ -108,8 +123,10 @@ const (
 	lbMapLocals   = "locals"
 	lbMapRealDefs = "real_defs"
 	lbMapReals    = "reals"
+	lbMapScratch  = "scratch"
 	lbMapServices = "services"
 	lbMapSlots    = "slots"
+	lbMapStats    = "stats"
 	lbMapSvcDefs  = "svc_defs"
 	lbMapTxPorts  = "tx_ports"
 	lbProgXdpLb   = "xdp_lb"
@@ -170,8 +187,10 @@ type lbMapSpecs struct {
 	Locals   *ebpf.MapSpec `ebpf:"locals"`
 	RealDefs *ebpf.MapSpec `ebpf:"real_defs"`
 	Reals    *ebpf.MapSpec `ebpf:"reals"`
+	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
 	Services *ebpf.MapSpec `ebpf:"services"`
 	Slots    *ebpf.MapSpec `ebpf:"slots"`
+	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	SvcDefs  *ebpf.MapSpec `ebpf:"svc_defs"`
 	TxPorts  *ebpf.MapSpec `ebpf:"tx_ports"`
 }
@@ -208,8 +227,10 @@ type lbMaps struct {
 	Locals   *ebpf.Map `ebpf:"locals"`
 	RealDefs *ebpf.Map `ebpf:"real_defs"`
 	Reals    *ebpf.Map `ebpf:"reals"`
+	Scratch  *ebpf.Map `ebpf:"scratch"`
 	Services *ebpf.Map `ebpf:"services"`
 	Slots    *ebpf.Map `ebpf:"slots"`
+	Stats    *ebpf.Map `ebpf:"stats"`
 	SvcDefs  *ebpf.Map `ebpf:"svc_defs"`
 	TxPorts  *ebpf.Map `ebpf:"tx_ports"`
 }
@@ -222,8 +243,10 @@ func (m *lbMaps) Close() error {
 		m.Locals,
 		m.RealDefs,
 		m.Reals,
+		m.Scratch,
 		m.Services,
 		m.Slots,
+		m.Stats,
 		m.SvcDefs,
 		m.TxPorts,
 	)

@@ -10,17 +10,11 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-
-	"tandem/internal/lvs"
 )
 
 // localKey is the locals map's key of address a.
 func localKey(a netip.Addr) lbLocalKey {
-	f := lvs.IPv6
-	if a.Is4() {
-		f = lvs.IPv4
-	}
-	return lbLocalKey{Addr: addr16(a), Family: uint32(f)}
+	return lbLocalKey{Addr: addr16(a), Family: uint32(familyOf(a))}
 }
 
 // watchLocals keeps the program's locals map equal to the addresses of

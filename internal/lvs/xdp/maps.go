@@ -3,6 +3,7 @@ package xdp
 import (
 	"fmt"
 	"math/bits"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -111,16 +112,56 @@ func decodeService(d lbSvcDef) (lvs.Service, error) {
 // encodeDest is real server d of service svc as the real_defs map keeps it.
 func encodeDest(svc uint32, d lvs.Dest) lbRealDef {
 	a := d.Addr.Addr()
-	f := lvs.IPv6
-	if a.Is4() {
-		f = lvs.IPv4
-	}
-	return lbRealDef{Addr: addr16(a), Port: d.Addr.Port(), Family: uint8(f), Method: uint8(d.Method), Svc: svc,
-		Weight: uint32(d.Weight), Lower: d.LowerThreshold, Upper: d.UpperThreshold}
+	return lbRealDef{Addr: addr16(a), Port: d.Addr.Port(), Family: uint8(familyOf(a)), Method: uint8(d.Method), Svc: svc,
+		Weight: uint32(d.Weight), Lower: d.LowerThreshold, Upper: d.UpperThreshold,
+		TunType: uint8(d.Tunnel.Type), TunCsum: uint8(d.Tunnel.Csum), TunPort: d.Tunnel.Port}
 }
 
 // decodeDest reads back what encodeDest stored.
 func decodeDest(r lbRealDef) lvs.Dest {
 	return lvs.Dest{Addr: netip.AddrPortFrom(addrOf(r.Family, r.Addr), r.Port), Weight: int(r.Weight),
-		Method: lvs.Method(r.Method), LowerThreshold: r.Lower, UpperThreshold: r.Upper}
+		Method: lvs.Method(r.Method), LowerThreshold: r.Lower, UpperThreshold: r.Upper,
+		Tunnel: lvs.Tunnel{Type: lvs.TunnelType(r.TunType), Csum: lvs.TunnelCsum(r.TunCsum), Port: r.TunPort}}
+}
+
+// Real server forwarding (real_val.tun).
+const (
+	tunNone = 0 // TUN_NONE: DR
+	tunIPIP = 1 // TUN_IPIP
+	tunGUE  = 2 // TUN_GUE
+)
+
+// realVal is the reals map value of real server d of service svc.
+func realVal(svc uint32, d *dest, smac net.HardwareAddr) lbRealVal {
+	rv := lbRealVal{Ifindex: d.ifindex, Svc: svc, Gen: d.gen}
+	if d.live {
+		rv.Live = 1
+	}
+	copy(rv.Dmac[:], d.mac)
+	copy(rv.Smac[:], smac)
+	if d.Method != lvs.TUN {
+		return rv
+	}
+	rv.Tun = tunIPIP
+	if d.Tunnel.Type == lvs.TunnelGUE {
+		rv.Tun, rv.Port = tunGUE, htons(d.Tunnel.Port)
+		// remcsum asks for a checksum the receiver completes, for a
+		// packet whose sender left it partial; a packet from the wire
+		// has its checksum, so remcsum sends a full one, as IPVS does
+		// for such packets.
+		if d.Tunnel.Csum != lvs.TunnelNoCsum {
+			rv.Csum = 1
+		}
+	}
+	rv.Family = uint8(familyOf(d.Addr.Addr()))
+	rv.Saddr, rv.Daddr = addr16(d.src), addr16(d.Addr.Addr())
+	return rv
+}
+
+// familyOf is a's address family.
+func familyOf(a netip.Addr) lvs.AddressFamily {
+	if a.Is4() {
+		return lvs.IPv4
+	}
+	return lvs.IPv6
 }

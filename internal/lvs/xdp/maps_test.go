@@ -35,6 +35,8 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 	for _, d := range []lvs.Dest{
 		{Addr: rs1, Weight: 3, Method: lvs.DR, LowerThreshold: 2, UpperThreshold: 9},
 		{Addr: netip.MustParseAddrPort("[2001:db8::7]:8080"), Weight: 0, Method: lvs.DR},
+		{Addr: rs2, Weight: 2, Method: lvs.TUN, Tunnel: lvs.Tunnel{Type: lvs.TunnelGUE, Port: 6080, Csum: lvs.TunnelRemCsum}},
+		{Addr: rs2, Weight: 2, Method: lvs.TUN},
 	} {
 		if got := decodeDest(encodeDest(4, d)); got != d {
 			t.Errorf("dest %+v read back as %+v", d, got)

@@ -516,7 +516,7 @@ func TestDRIPv6(t *testing.T) {
 	}
 }
 
-// TestRefused: NAT and TUN real servers, firewall marks and one-packet
+// TestRefused: NAT and GRE TUN real servers, firewall marks and one-packet
 // scheduling are refused with the data planes that do them named, and
 // change nothing.
 func TestRefused(t *testing.T) {
@@ -527,7 +527,7 @@ func TestRefused(t *testing.T) {
 		{lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.NAT},
 			Dests: []lvs.Dest{{Addr: rs1, Weight: 1}}}, "nftables or ipvs"},
 		{lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.TCP, VIP: vip.Addr(), Port: 80}, Scheduler: lvs.RoundRobin, Method: lvs.TUN},
-			Dests: []lvs.Dest{{Addr: rs1, Weight: 1}}}, "ipvs data plane"},
+			Dests: []lvs.Dest{{Addr: rs1, Weight: 1, Tunnel: lvs.Tunnel{Type: lvs.TunnelGRE}}}}, "ipvs data plane"},
 		{lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, FWMark: 7}, Scheduler: lvs.RoundRobin, Method: lvs.DR},
 			Dests: []lvs.Dest{{Addr: rs1, Weight: 1}}}, "firewall marks"},
 		{lvs.VirtualServer{Service: lvs.Service{ServiceKey: lvs.ServiceKey{Protocol: lvs.UDP, VIP: vip.Addr(), Port: 53}, Scheduler: lvs.RoundRobin, Method: lvs.DR, Flags: lvs.FlagOnePacket},
