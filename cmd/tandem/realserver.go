@@ -9,11 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tandem/internal/lvs/xdp"
 	"tandem/internal/realserver"
 )
 
 func newRealserverCmd() *cobra.Command {
-	var vipList, dev, stateDir, tunType string
+	var vipList, dev, stateDir, tunType, bpfDir string
 	var tun bool
 	var tunPort uint16
 	parse := func() ([]netip.Addr, error) {
@@ -54,11 +55,16 @@ device decapsulates it, so the real server may sit on another subnet:
           add port N gue"; module fou), which hands the IPIP packet inside
           to tunl0; sets rp_filter=0 on "all" and on tunl0 (a decapsulated
           packet comes from the client, which tunl0 has no route to) and the
-          ARP sysctls as for DR. It records what it changed, and fails,
-          changing nothing, on a kernel without those tunnel drivers;
-  down    removes the VIPs and fou ports up added, restores the sysctls, and
-          sets down (or deletes) the devices it set up (or created);
-  status  shows the devices, fou ports, VIPs and sysctls.
+          ARP sysctls as for DR. It records what it changed. On a kernel
+          without those tunnel drivers it attaches Tandem's XDP
+          decapsulator instead to every interface that is up (IPIP, and
+          GUE to --tun-port), pinned in --bpf-dir, and puts the VIPs on lo
+          as for DR; with --bpf-dir "" it fails there, changing nothing;
+  down    removes the VIPs and fou ports up added, restores the sysctls,
+          sets down (or deletes) the devices it set up (or created), and
+          detaches the XDP decapsulator;
+  status  shows the devices, fou ports (or the XDP decapsulator), VIPs and
+          sysctls.
 --tun-type and --tun-port must match the director's "lb_kind TUN type gue
 port N" (keepalived.conf(5)).`,
 		Args:      cobra.ExactArgs(1),
@@ -82,12 +88,17 @@ port N" (keepalived.conf(5)).`,
 				}
 				if tun {
 					ch, err := h.UpTun(vips, t)
-					// errors.Is(err, realserver.ErrNoKernelTunnel): the
-					// kernel cannot decapsulate (no ipip, ip6_tunnel or
-					// fou), and nothing was changed; the XDP
-					// decapsulation fallback (issue 15) takes over here.
+					if errors.Is(err, realserver.ErrNoKernelTunnel) && bpfDir != "" {
+						// Nothing was changed; XDP decapsulates instead.
+						fmt.Fprintf(out, "%v; using Tandem's XDP decapsulator instead\n", err)
+						ch, err = h.UpDecap(vips, t, bpfDir)
+					}
 					if err != nil {
 						return fmt.Errorf("realserver up --tun: %w", err)
+					}
+					if len(ch.Decap) > 0 {
+						fmt.Fprintf(out, "added VIPs: %s; XDP decapsulator on: %s; sysctls changed: %d\n", orNone(ch.Added), orNone(ch.Decap), ch.Sysctls)
+						return nil
 					}
 					fmt.Fprintf(out, "added VIPs: %s; tunnel devices created or set up: %s; fou ports added: %s; sysctls changed: %d\n",
 						orNone(ch.Added), orNone(ch.Devices), orNone(fouStrings(ch.Fou)), ch.Sysctls)
@@ -104,8 +115,8 @@ port N" (keepalived.conf(5)).`,
 					if err != nil {
 						return fmt.Errorf("realserver down --tun: %w", err)
 					}
-					fmt.Fprintf(out, "removed VIPs: %s; fou ports removed: %s; tunnel devices set down: %s, deleted: %s; sysctls restored: %d\n",
-						orNone(st.Added), orNone(fouStrings(st.Fou)), orNone(st.Raised), orNone(st.Created), len(st.Saved))
+					fmt.Fprintf(out, "removed VIPs: %s; fou ports removed: %s; tunnel devices set down: %s, deleted: %s; XDP decapsulator removed from: %s; sysctls restored: %d\n",
+						orNone(st.Added), orNone(fouStrings(st.Fou)), orNone(st.Raised), orNone(st.Created), orNone(st.Decap), len(st.Saved))
 					return nil
 				}
 				st, err := h.Down(dev)
@@ -153,6 +164,7 @@ port N" (keepalived.conf(5)).`,
 	cmd.Flags().BoolVar(&tun, "tun", false, "prepare an LVS-TUN real server (tunl0, ip6tnl0) instead of a DR one")
 	cmd.Flags().StringVar(&tunType, "tun-type", string(realserver.TunIPIP), "with --tun: the director's encapsulation, ipip or gue")
 	cmd.Flags().Uint16Var(&tunPort, "tun-port", 0, "with --tun-type gue: the GUE UDP port")
+	cmd.Flags().StringVar(&bpfDir, "bpf-dir", xdp.DefaultPinDir, "with --tun, on a kernel without ipip or fou: where the XDP decapsulator that replaces them is pinned (a BPF file system); \"\" to fail instead")
 	cmd.Flags().StringVar(&stateDir, "state-dir", realserver.DefaultHost.StateDir, "where up records what it changed, for down")
 	return cmd
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"tandem/internal/lab"
+
+	"github.com/vishvananda/netlink"
 )
 
 // TestRealserverTunFlags: the --tun flags are checked before anything on
@@ -37,9 +39,9 @@ func TestRealserverTunFlags(t *testing.T) {
 }
 
 // TestRealserverUpTunNoKernel: on a kernel without the ipip driver (this
-// machine's), `realserver up --vip X --tun` fails naming the missing
-// kernel support and records nothing (internal/realserver checks that
-// nothing changed).
+// machine's), `realserver up --vip X --tun --bpf-dir ""` fails naming the
+// missing kernel support and records nothing (internal/realserver checks
+// that nothing changed).
 func TestRealserverUpTunNoKernel(t *testing.T) {
 	if _, err := os.Stat("/sys/module/ipip"); err == nil {
 		t.Skip("this kernel has ipip loaded: up --tun would succeed")
@@ -51,7 +53,7 @@ func TestRealserverUpTunNoKernel(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := -1
 	if err := l.Do("rs", func() error {
-		code = run([]string{"realserver", "up", "--vip", "192.0.2.100", "--tun", "--state-dir", state}, &stdout, &stderr)
+		code = run([]string{"realserver", "up", "--vip", "192.0.2.100", "--tun", "--bpf-dir", "", "--state-dir", state}, &stdout, &stderr)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -62,4 +64,94 @@ func TestRealserverUpTunNoKernel(t *testing.T) {
 	if entries, _ := os.ReadDir(state); len(entries) != 0 {
 		t.Errorf("a failed up --tun left a record: %v", entries)
 	}
+}
+
+// TestRealserverUpTunXDPDecap: on a kernel without ipip and fou (this
+// machine's), `realserver up --tun --tun-type gue` attaches Tandem's XDP
+// decapsulator to the host's interfaces instead, pinned, with the VIP on
+// lo; status finds it all, and down leaves nothing: no program on the
+// interface, no pin, no VIP, no record. (TestXDPTun in test/e2e forwards
+// through it.)
+func TestRealserverUpTunXDPDecap(t *testing.T) {
+	if _, err := os.Stat("/sys/module/ipip"); err == nil {
+		t.Skip("this kernel has ipip loaded: up --tun uses it, not the XDP decapsulator")
+	}
+	lab.RequireRoot(t)
+	l := lab.NewT(t, lab.Spec{Nodes: []lab.Node{{Name: "rs", Ifaces: []lab.Iface{{Name: "eth0", Switch: "s",
+		Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}}}}}})
+	state, bpf := t.TempDir(), lab.BPFFST(t)
+	vip := netip.MustParsePrefix("192.0.2.100/32")
+	realserver := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := -1
+		if err := l.Do("rs", func() error {
+			code = run(append([]string{"realserver"}, append(args, "--vip", vip.Addr().String(), "--tun", "--tun-type", "gue", "--tun-port", "6080", "--bpf-dir", bpf, "--state-dir", state)...), &stdout, &stderr)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String() + stderr.String()
+	}
+	// observe returns whether eth0 runs an XDP program and lo has the VIP.
+	observe := func() (xdpOn, vipOn bool) {
+		if err := l.Do("rs", func() error {
+			eth0, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			xdpOn = eth0.Attrs().Xdp != nil && eth0.Attrs().Xdp.Attached
+			lo, err := netlink.LinkByName("lo")
+			if err != nil {
+				return err
+			}
+			addrs, err := netlink.AddrList(lo, netlink.FAMILY_V4)
+			for _, a := range addrs {
+				vipOn = vipOn || a.IP.Equal(vip.Addr().AsSlice())
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return xdpOn, vipOn
+	}
+	code, out := realserver("up")
+	if code != 0 || !strings.Contains(out, "XDP decapsulator on: eth0") {
+		t.Fatalf("up --tun: exit %d: %s", code, out)
+	}
+	if x, v := observe(); !x || !v {
+		t.Fatalf("after up: XDP on eth0 %v, VIP on lo %v; want both", x, v)
+	}
+	if pins := decapPins(bpf); len(pins) != 1 {
+		t.Errorf("after up: pins %v, want eth0's", pins)
+	}
+	if code, out := realserver("status"); code != 0 || !strings.Contains(out, "XDP decapsulator on eth0") {
+		t.Errorf("status after up: exit %d: %s", code, out)
+	}
+	if code, out := realserver("down"); code != 0 || !strings.Contains(out, "XDP decapsulator removed from: eth0") {
+		t.Fatalf("down --tun: exit %d: %s", code, out)
+	}
+	if x, v := observe(); x || v {
+		t.Errorf("after down: XDP on eth0 %v, VIP on lo %v; want neither", x, v)
+	}
+	if pins := decapPins(bpf); len(pins) != 0 {
+		t.Errorf("down left pins: %v", pins)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("down left records: %v", entries)
+	}
+	if code, out := realserver("status"); code == 0 {
+		t.Errorf("status after down: exit 0, want 1: %s", out)
+	}
+}
+
+// decapPins lists the decapsulators pinned in dir.
+func decapPins(dir string) []string {
+	var pins []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "decap-") {
+			pins = append(pins, e.Name())
+		}
+	}
+	return pins
 }

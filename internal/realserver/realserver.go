@@ -47,16 +47,24 @@ type State struct {
 	Created []string  `json:"created,omitempty"`
 	Raised  []string  `json:"raised,omitempty"`
 	Fou     []FouPort `json:"fou,omitempty"`
+	// Decap are the interfaces UpDecap put Tandem's XDP decapsulator on,
+	// pinned in DecapDir; the VIPs are then on lo.
+	Decap    []string `json:"decap,omitempty"`
+	DecapDir string   `json:"decap_dir,omitempty"`
 }
 
 func (st State) empty() bool {
-	return len(st.Added) == 0 && len(st.Saved) == 0 && len(st.Created) == 0 && len(st.Raised) == 0 && len(st.Fou) == 0
+	return len(st.Added) == 0 && len(st.Saved) == 0 && len(st.Created) == 0 && len(st.Raised) == 0 && len(st.Fou) == 0 && len(st.Decap) == 0
 }
 
 // vipDev is the device a recorded VIP was added to: the DR device, or
-// for TUN the tunnel device of the VIP's family.
+// for TUN the tunnel device of the VIP's family (lo with the XDP
+// decapsulator).
 func (st State) vipDev(v netip.Addr) string {
-	if st.Dev == tunKey {
+	switch {
+	case st.Dev == tunKey && st.DecapDir != "":
+		return "lo"
+	case st.Dev == tunKey:
 		return tunDevFor(v).name
 	}
 	return st.Dev
@@ -193,7 +201,7 @@ func (h Host) undo(st State) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, delFous(st.Fou))
+	errs = append(errs, delFous(st.Fou), detachDecaps(st))
 	for k, v := range st.Saved {
 		iface, key, _ := strings.Cut(k, "/")
 		if err := h.write(iface, key, v); err != nil {

@@ -129,6 +129,7 @@ type TunChanges struct {
 	Sysctls int       // sysctls changed
 	Devices []string  // tunnel devices created or set up
 	Fou     []FouPort // GUE ports opened
+	Decap   []string  // interfaces given the XDP decapsulator (UpDecap)
 }
 
 // UpTun prepares the host as an LVS-TUN real server for vips: the
@@ -220,6 +221,11 @@ func (h Host) DownTun() (State, error) {
 func (h Host) StatusTun(vips []netip.Addr, tun Tun) ([]Check, error) {
 	if err := tun.validate(); err != nil {
 		return nil, err
+	}
+	if st, err := h.load(tunKey); err != nil {
+		return nil, err
+	} else if st.DecapDir != "" {
+		return h.statusDecap(st, vips)
 	}
 	devs := tunDevs(vips)
 	var out []Check

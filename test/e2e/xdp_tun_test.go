@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -8,7 +9,6 @@ import (
 	"time"
 
 	"tandem/internal/lab"
-	"tandem/internal/lvs/xdp"
 )
 
 const xdpTunConf = `vrrp_instance VI_1 {
@@ -45,8 +45,8 @@ const xdpTunVS = `virtual_server %s 80 {
 
 // TestXDPTun: `tandem run --dataplane xdp` forwards two VIPs, one over
 // IPIP and one over GUE, to real servers on another subnet behind a
-// router, which decapsulate with xdp.AttachDecap (this kernel has neither
-// ipip nor fou); the clients' packets come in on the VRRP instance's
+// router, which `tandem realserver up --tun` prepared (this kernel has
+// neither ipip nor fou: with Tandem's XDP decapsulator); the clients' packets come in on the VRRP instance's
 // interface, which reaches no real server (the daemon attaches the
 // program there because it carries the VIPs). HTTP requests all succeed
 // and spread over both servers; once a stopped server is found down, no
@@ -56,18 +56,10 @@ func TestXDPTun(t *testing.T) {
 	l.XDPReadyT(t, []string{"client", "rs1", "rs2"}, []string{"dir"}, []string{"f", "b"})
 	ipip, gue := netip.MustParseAddr("10.86.9.1"), netip.MustParseAddr("10.86.9.2")
 	nginx := map[string]*lab.Proc{}
+	bpf := lab.BPFFST(t)
 	for _, rs := range []string{"rs1", "rs2"} {
-		carryVIP(t, l, rs, ipip)
-		carryVIP(t, l, rs, gue)
 		nginx[rs] = startNginx(t, l, rs)
-		var d *xdp.Decap
-		if err := l.Do(rs, func() (err error) {
-			d, err = xdp.AttachDecap("eth0", []uint16{6080})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Do(rs, d.Close) })
+		prepareTUN(t, l, rs, bpf, ipip, gue)
 	}
 	conf := writeConf(t, "tun.conf", fmt.Sprintf(xdpTunConf,
 		fmt.Sprintf(xdpTunVS, ipip, "TUN"), fmt.Sprintf(xdpTunVS, gue, "TUN type gue port 6080 csum")))
@@ -110,4 +102,28 @@ func TestXDPTun(t *testing.T) {
 			t.Errorf("%v:80 after rs1 stopped: %v, want all 30 on rs2", v, got)
 		}
 	}
+}
+
+// prepareTUN runs `tandem realserver up --tun` for GUE on port 6080 (IPIP
+// is decapsulated too) with vips on node, and its down at the end of t.
+func prepareTUN(t *testing.T, l *lab.Lab, node, bpf string, vips ...netip.Addr) {
+	t.Helper()
+	var list []string
+	for _, v := range vips {
+		list = append(list, v.String())
+	}
+	args := []string{"--vip", strings.Join(list, ","), "--tun", "--tun-type", "gue", "--tun-port", "6080", "--bpf-dir", bpf, "--state-dir", t.TempDir()}
+	realserver := func(verb string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return l.Command(ctx, node, tandemBin, append([]string{"realserver", verb}, args...)...).CombinedOutput()
+	}
+	if out, err := realserver("up"); err != nil {
+		t.Fatalf("tandem realserver up --tun on %s: %v: %s", node, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := realserver("down"); err != nil {
+			t.Errorf("tandem realserver down --tun on %s: %v: %s", node, err, out)
+		}
+	})
 }

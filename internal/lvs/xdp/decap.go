@@ -94,6 +94,15 @@ func (d *Decap) Pin(dir string) error {
 	return nil
 }
 
+// Release lets go of a pinned attachment without detaching it: it stays
+// until DetachDecap.
+func (d *Decap) Release() error {
+	if d.pin == "" {
+		return errors.New("lvs/xdp: decap: Release of an attachment not pinned (Close detaches it)")
+	}
+	return errors.Join(d.link.Close(), d.objs.Close())
+}
+
 // Close detaches the program and removes its pin, if any.
 func (d *Decap) Close() error {
 	var errs []error
@@ -108,20 +117,40 @@ func (d *Decap) Close() error {
 // Pin(dir) left on interface ifname of the calling thread's network
 // namespace; none there is no error.
 func DetachDecap(dir, ifname string) error {
+	l, err := pinnedDecap(dir, ifname)
+	if l == nil || err != nil {
+		return err
+	}
+	return errors.Join(l.Unpin(), l.Close())
+}
+
+// DecapAttached reports whether the decapsulator Pin(dir) left on
+// interface ifname of the calling thread's network namespace is still
+// there.
+func DecapAttached(dir, ifname string) (bool, error) {
+	l, err := pinnedDecap(dir, ifname)
+	if l == nil || err != nil {
+		return false, err
+	}
+	return true, l.Close()
+}
+
+// pinnedDecap loads the attachment Pin(dir) left on ifname, nil if none.
+func pinnedDecap(dir, ifname string) (link.Link, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return fmt.Errorf("lvs/xdp: decap: %w", err)
+		return nil, fmt.Errorf("lvs/xdp: decap: %w", err)
 	}
 	p, err := decapPin(dir, ifc.Index)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l, err := link.LoadPinnedLink(p, nil)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("lvs/xdp: decap: %w", err)
+		return nil, fmt.Errorf("lvs/xdp: decap: %w", err)
 	}
-	return errors.Join(l.Unpin(), l.Close())
+	return l, nil
 }
