@@ -106,16 +106,22 @@ func openKernel(dataplane string, log *slog.Logger, xopts ...xdp.Option) (kernel
 }
 
 func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, log *slog.Logger, atStart bool) (*balancer, error) {
+	root := d.opts.BPFDir
+	if root == "" {
+		root = xdp.DefaultPinDir
+	}
 	if len(cfg.VirtualServers) == 0 {
+		if atStart {
+			removeXDP(root, log)
+		}
 		return nil, nil
 	}
-	var xopts []xdp.Option
-	if d.opts.BPFDir != "" {
-		xopts = append(xopts, xdp.WithPinRoot(d.opts.BPFDir))
-	}
-	k, name, owns, err := openKernel(dataplane, log, xopts...)
+	k, name, owns, err := openKernel(dataplane, log, xdp.WithPinRoot(root))
 	if err != nil {
 		return nil, err
+	}
+	if atStart && name != DataplaneXDP {
+		removeXDP(root, log)
 	}
 	b := &balancer{cfg: cfg, log: log, name: name, kernel: k, checks: make(chan check.Event, 1024), reloads: make(chan reloadReq),
 		notes: d.notes, fx: fx, eventLog: d.events, pool: lvs.NewPool(), plainSockets: d.opts.PlainSockets,
@@ -132,6 +138,19 @@ func newBalancer(cfg *config.Config, fx *effects, dataplane string, d *Daemon, l
 		return nil, err
 	}
 	return b, nil
+}
+
+// removeXDP takes away the XDP data plane a crashed Tandem left in this
+// network namespace, which would go on forwarding by stale tables ahead
+// of the data plane this run uses.
+func removeXDP(root string, log *slog.Logger) {
+	found, err := xdp.Remove(root)
+	switch {
+	case err != nil:
+		log.Error("cannot remove the XDP data plane a previous run left", "dir", root, "err", err)
+	case found:
+		log.Warn("removed the XDP data plane a previous run left (it forwarded ahead of this run's data plane)", "dir", root)
+	}
 }
 
 // checkOptions are the health-check scheduler's options for cfg, whose

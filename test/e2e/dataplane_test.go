@@ -376,8 +376,9 @@ func xdpAttached(t *testing.T, l *lab.Lab, node string) []string {
 // and the one started next adopts the pinned maps and links, without a
 // failed request and without changing the data plane (0 operations: its
 // reconcile with the same configuration finds nothing to do, nor does a
-// reload of the same file); SIGTERM then
-// detaches the program and removes every pin.
+// reload of the same file); SIGTERM then detaches the program and removes
+// every pin. After one more crash, a tandem on nftables removes what the
+// XDP one left.
 func TestXDPLifecycle(t *testing.T) {
 	y := lab.Seed004()
 	l := lab.NewT(t, y.Spec())
@@ -504,5 +505,29 @@ func TestXDPLifecycle(t *testing.T) {
 	}
 	if p := xdpPins(t, root); len(p) != 0 {
 		t.Errorf("after SIGTERM, pinned: %v", p)
+	}
+
+	// A crash, then a Tandem on another data plane: it removes what the
+	// crashed one left, which would go on forwarding ahead of it by stale
+	// tables.
+	d = startTandem(t, l, "dir1", conf, args...)
+	waitFor(t, "dir1 on XDP again", 15*time.Second, func() bool { return len(xdpPins(t, root)) > 0 && len(xdpAttached(t, l, "dir1")) == 1 })
+	if err := d.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	d = startTandem(t, l, "dir1", conf, "--dataplane", "nft", "--bpf-dir", root)
+	waitFor(t, "dir1 MASTER on nftables, both real servers healthy", 15*time.Second, func() bool {
+		return d.state("VI_1") == "MASTER" && d.healthy(vs, "172.16.0.31") && d.healthy(vs, "172.16.0.32")
+	})
+	// The kernel lets go of an unpinned link from a work queue.
+	waitFor(t, "the crashed run's XDP program gone", 2*time.Second, func() bool { return len(xdpAttached(t, l, "dir1")) == 0 })
+	if p := xdpPins(t, root); len(p) != 0 {
+		t.Errorf("on nftables after a crash on XDP, still pinned: %v", p)
+	}
+	if !strings.Contains(d.proc.Output(), "removed the XDP data plane a previous run left") {
+		t.Errorf("tandem on nftables did not say it removed the XDP leftovers:\n%s", d.proc.Output())
+	}
+	if got := spread(l, target, 20); got[""] > 0 || got["rs1"] == 0 || got["rs2"] == 0 {
+		t.Errorf("on nftables after the XDP leftovers went: %v, want both used and no failure", got)
 	}
 }

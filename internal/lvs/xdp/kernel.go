@@ -161,11 +161,10 @@ func New(opts ...Option) (*Kernel, error) {
 		f(&o)
 	}
 	if o.dir == "" {
-		ns, err := netnsInode()
-		if err != nil {
+		var err error
+		if o.dir, err = pinDir(o.root); err != nil {
 			return nil, err
 		}
-		o.dir = filepath.Join(o.root, "xdp-"+ns)
 	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lvs/xdp: %w (is a BPF file system mounted? mount -t bpf bpf /sys/fs/bpf)", err)
@@ -217,6 +216,36 @@ func netnsInode() (string, error) {
 		return "", fmt.Errorf("lvs/xdp: network namespace: %w", err)
 	}
 	return strconv.FormatUint(st.Ino, 10), nil
+}
+
+// pinDir is where New pins under root, for the calling thread's network
+// namespace.
+func pinDir(root string) (string, error) {
+	ns, err := netnsInode()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "xdp-"+ns), nil
+}
+
+// Remove takes away what a Tandem that forwarded with XDP in the calling
+// thread's network namespace left pinned under root (DefaultPinDir, or
+// WithPinRoot's): it crashed, and this run uses another data plane or
+// none. Unpinning the links detaches the program (nothing else holds
+// them), unpinning the maps frees them. It reports whether there was
+// anything; a root that is not there holds nothing.
+func Remove(root string) (bool, error) {
+	dir, err := pinDir(root)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err := removePins(dir); err != nil {
+		return true, err
+	}
+	return true, os.Remove(dir)
 }
 
 // removePins deletes the pins of dir.

@@ -548,3 +548,44 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRemove: what a crashed Tandem left (the program attached, its maps
+// and links pinned) forwards on until Remove, run by a Tandem that uses
+// another data plane: then nothing is attached or pinned; a second Remove
+// finds nothing.
+func TestRemove(t *testing.T) {
+	f := oneSegment(t)
+	root := lab.BPFFST(t)
+	var k *Kernel
+	if err := f.l.Do(f.dir, func() (err error) { k, err = New(WithPinRoot(root)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(t, k, f.wrr(1, 1))
+	k.close() // the crash
+	if a := f.attached(t, "eth0"); !a["eth0"] {
+		t.Fatal("no XDP program on eth0 after the crash: nothing for Remove to do")
+	}
+	if got := f.hits(t, 4); got["rs1"]+got["rs2"] != 4 {
+		t.Fatalf("forwarding after the crash: %v", got)
+	}
+	for i, want := range []bool{true, false} {
+		var found bool
+		if err := f.l.Do(f.dir, func() (err error) { found, err = Remove(root); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if found != want {
+			t.Errorf("Remove #%d found %v, want %v", i+1, found, want)
+		}
+	}
+	// The kernel releases a link whose last reference went in a work
+	// queue: give it a moment.
+	for i := 0; f.attached(t, "eth0")["eth0"]; i++ {
+		if i == 100 {
+			t.Fatal("XDP still attached to eth0 a second after Remove")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "xdp-*")); len(left) != 0 {
+		t.Errorf("left pinned: %v", left)
+	}
+}
