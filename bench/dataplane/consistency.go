@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+	"tandem/internal/lvs/xdp"
+)
+
+// Connection consistency: flows are sent through Tandem's real XDP program
+// (BPF_PROG_TEST_RUN on crafted frames, in the director's namespace), with
+// the real xdp.Kernel programmed by lvs's reconciler; the real server each
+// frame went to is read from its rewritten destination MAC.
+
+var (
+	ccVIP   = netip.MustParseAddrPort("10.82.0.100:80")
+	ccReals = []string{"rs1", "rs2", "rs3", "rs4"}
+)
+
+const (
+	ccWeightRS = "rs1" // whose weight changes, 1 -> 2
+	ccLeaving  = "rs4" // who is removed
+)
+
+// ccSpec is one segment: the director (holding the VIP) and four real
+// servers, which only need to answer ARP.
+func ccSpec() lab.Spec {
+	nodes := []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: lab.SwitchLAN,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.82.0.1/24"), netip.PrefixFrom(ccVIP.Addr(), 32)}}}}}
+	for i, rs := range ccReals {
+		nodes = append(nodes, lab.Node{Name: rs, Ifaces: []lab.Iface{{Name: "eth0", Switch: lab.SwitchLAN,
+			Addrs: []netip.Prefix{netip.PrefixFrom(ccRealAddr(i), 24)}}}})
+	}
+	return lab.Spec{Nodes: nodes}
+}
+
+func ccRealAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 82, 0, byte(11 + i)}) }
+
+// ccService is the wrr DR service over the real servers with weights.
+func ccService(weights map[string]int) lvs.VirtualServer {
+	vs := lvs.VirtualServer{Service: lvs.Service{
+		ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: ccVIP.Addr(), Port: ccVIP.Port()},
+		Scheduler:  lvs.WeightedRoundRobin, Method: lvs.DR}}
+	for i, rs := range ccReals {
+		if w, ok := weights[rs]; ok {
+			vs.Dests = append(vs.Dests, lvs.Dest{Addr: netip.AddrPortFrom(ccRealAddr(i), 80), Weight: w})
+		}
+	}
+	return vs
+}
+
+// ccFlow is flow i's client: 10,000 flows from 100 addresses × 100 ports.
+func ccFlow(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i / 100 / 250), byte(i/100%250 + 1)}), uint16(40000+i%100))
+}
+
+// consistencyResult is what moved at each change.
+type consistencyResult struct {
+	Flows   int            `json:"flows"`
+	Initial map[string]int `json:"initial"` // flows per real server at weights 1:1:1:1
+	// WeightChange: ccWeightRS's weight 1 -> 2. Moved is how many of the
+	// established flows changed server; NewShare is ccWeightRS's share of
+	// as many new flows after the change, against InitialShare (its share
+	// before), which shows the change took effect.
+	WeightChange string  `json:"weight_change"`
+	WeightMoved  int     `json:"weight_moved"`
+	InitialShare float64 `json:"initial_share"`
+	NewShare     float64 `json:"new_share"`
+	// Removal: ccLeaving removed. Its flows must all move, the others
+	// none; NewOnRemoved counts new flows still sent to it.
+	Removal      string `json:"removal"`
+	RemovedFlows int    `json:"removed_flows"`
+	RemovedMoved int    `json:"removed_moved"`
+	OthersMoved  int    `json:"others_moved"`
+	NewOnRemoved int    `json:"new_on_removed"`
+	Pass         bool   `json:"pass"`
+}
+
+// moves counts, between two assignments of the same flows, the flows that
+// changed server: among those that were on gone (the removed server, ""
+// for none) and among the others.
+func moves(before, after []string, gone string) (goneFlows, goneMoved, othersMoved int) {
+	for i := range before {
+		switch {
+		case before[i] == gone:
+			goneFlows++
+			if after[i] != gone {
+				goneMoved++
+			}
+		case after[i] != before[i]:
+			othersMoved++
+		}
+	}
+	return goneFlows, goneMoved, othersMoved
+}
+
+// share is name's share of servers.
+func share(servers []string, name string) float64 {
+	if len(servers) == 0 {
+		return 0
+	}
+	n := 0
+	for _, s := range servers {
+		if s == name {
+			n++
+		}
+	}
+	return float64(n) / float64(len(servers))
+}
+
+// judge sets Pass: at the weight change at most 1% of the flows moved and
+// the weighted server's share of new flows grew; at the removal every
+// flow of the removed server moved, no other flow did, and no new flow
+// went to it.
+func (r *consistencyResult) judge() {
+	r.Pass = r.Flows > 0 && float64(r.WeightMoved) <= 0.01*float64(r.Flows) && r.NewShare > r.InitialShare &&
+		r.RemovedFlows > 0 && r.RemovedMoved == r.RemovedFlows && r.OthersMoved == 0 && r.NewOnRemoved == 0
+}
+
+// benchConsistency builds ccSpec's lab and sends flows established flows
+// (a SYN each) through the XDP data plane, then their ACKs after each
+// change.
+func benchConsistency(ctx context.Context, flows int) (res consistencyResult, err error) {
+	fmt.Fprintf(os.Stderr, "dataplane: consistency: %d flows through the XDP program ...", flows)
+	defer func() {
+		if err != nil {
+			fmt.Fprintln(os.Stderr)
+		}
+	}()
+	l, err := lab.New(ccSpec())
+	if err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, l.Close()) }()
+	pins, unmount, err := bpfFS()
+	if err != nil {
+		return res, err
+	}
+	defer unmount()
+
+	var k *xdp.Kernel
+	if err := l.Do("dir", func() (err error) { k, err = xdp.New(xdp.WithPinDir(pins)); return err }); err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, l.Do("dir", k.Close)) }()
+	reconcile := func(weights map[string]int) error { return reconcileIn(ctx, l, "dir", k, ccService(weights)) }
+	weights := map[string]int{}
+	for _, rs := range ccReals {
+		weights[rs] = 1
+	}
+	if err := reconcile(weights); err != nil {
+		return res, err
+	}
+	tp, err := newTestPath(l)
+	if err != nil {
+		return res, err
+	}
+	defer tp.prog.Close()
+
+	client := func(i int) netip.AddrPort { return ccFlow(i) }
+	fresh := func(i int) netip.AddrPort { return ccFlow(i + flows) }
+	initial, err := tp.send(flows, client, tcpSYN)
+	if err != nil {
+		return res, err
+	}
+	res = consistencyResult{Flows: flows, Initial: map[string]int{}, InitialShare: share(initial, ccWeightRS),
+		WeightChange: ccWeightRS + " weight 1 -> 2", Removal: ccLeaving + " removed"}
+	for _, s := range initial {
+		res.Initial[s]++
+	}
+
+	weights[ccWeightRS] = 2
+	if err := reconcile(weights); err != nil {
+		return res, err
+	}
+	afterWeight, err := tp.send(flows, client, tcpACK)
+	if err != nil {
+		return res, err
+	}
+	_, _, res.WeightMoved = moves(initial, afterWeight, "")
+	newFlows, err := tp.send(flows, fresh, tcpSYN)
+	if err != nil {
+		return res, err
+	}
+	res.NewShare = share(newFlows, ccWeightRS)
+
+	delete(weights, ccLeaving)
+	if err := reconcile(weights); err != nil {
+		return res, err
+	}
+	afterRemoval, err := tp.send(flows, client, tcpACK)
+	if err != nil {
+		return res, err
+	}
+	res.RemovedFlows, res.RemovedMoved, res.OthersMoved = moves(afterWeight, afterRemoval, ccLeaving)
+	newFlows, err = tp.send(flows, func(i int) netip.AddrPort { return ccFlow(i + 2*flows) }, tcpSYN)
+	if err != nil {
+		return res, err
+	}
+	res.NewOnRemoved = int(share(newFlows, ccLeaving)*float64(flows) + 0.5)
+	res.judge()
+	fmt.Fprintf(os.Stderr, " weight change moved %d, removal moved %d of %d (others %d)\n",
+		res.WeightMoved, res.RemovedMoved, res.RemovedFlows, res.OthersMoved)
+	return res, nil
+}
+
+// bpfFS mounts a BPF file system of the bench's own in a temporary
+// directory, for the xdp data plane's pins.
+func bpfFS() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "dataplane-bpf-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		os.Remove(dir)
+		return "", nil, fmt.Errorf("mount a BPF file system on %s: %w", dir, err)
+	}
+	return dir + "/tandem", func() { unix.Unmount(dir, unix.MNT_DETACH); os.Remove(dir) }, nil
+}
+
+// testPath runs the program attached to the director's eth0 on frames.
+type testPath struct {
+	l       *lab.Lab
+	prog    *ebpf.Program
+	ifindex uint32
+	mac     net.HardwareAddr  // the director's
+	byMAC   map[string]string // real server by MAC
+}
+
+func newTestPath(l *lab.Lab) (*testPath, error) {
+	tp := &testPath{l: l, byMAC: map[string]string{}}
+	err := l.Do("dir", func() error {
+		ln, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		x := ln.Attrs().Xdp
+		if x == nil || !x.Attached {
+			return errors.New("no XDP program on the director's eth0 after the reconcile")
+		}
+		tp.ifindex, tp.mac = uint32(ln.Attrs().Index), ln.Attrs().HardwareAddr
+		tp.prog, err = ebpf.NewProgramFromID(ebpf.ProgramID(x.ProgId))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the director's XDP program: %w", err)
+	}
+	for _, rs := range ccReals {
+		err := l.Do(rs, func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err == nil {
+				tp.byMAC[ifc.HardwareAddr.String()] = rs
+			}
+			return err
+		})
+		if err != nil {
+			tp.prog.Close()
+			return nil, err
+		}
+	}
+	return tp, nil
+}
+
+// xdpMD is struct xdp_md, the context of BPF_PROG_TEST_RUN: the frame
+// arrives on ifindex, queue 0.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// send runs one frame with flags from each of n clients through the
+// program and returns the real server each went to.
+func (tp *testPath) send(n int, client func(int) netip.AddrPort, flags byte) ([]string, error) {
+	out := make([]string, n)
+	client0 := net.HardwareAddr{0x02, 0xcc, 0, 0, 0, 1}
+	err := tp.l.Do("dir", func() error {
+		buf := make([]byte, 128)
+		for i := range n {
+			f := tcpFrame(tp.mac, client0, client(i), ccVIP, flags)
+			ret, err := tp.prog.Run(&ebpf.RunOptions{Data: f, DataOut: buf,
+				Context: xdpMD{DataEnd: uint32(len(f)), IngressIfindex: tp.ifindex}})
+			if err != nil {
+				return fmt.Errorf("BPF_PROG_TEST_RUN: %w", err)
+			}
+			if ret != 3 && ret != 4 { // XDP_TX, XDP_REDIRECT
+				return fmt.Errorf("flow from %v: the program returned %d, not XDP_TX or XDP_REDIRECT", client(i), ret)
+			}
+			rs, ok := tp.byMAC[net.HardwareAddr(buf[0:6]).String()]
+			if !ok {
+				return fmt.Errorf("flow from %v: sent to %v, no real server's MAC", client(i), net.HardwareAddr(buf[0:6]))
+			}
+			out[i] = rs
+		}
+		return nil
+	})
+	return out, err
+}
+
+// flowsPer lists servers' flow counts in ccReals order.
+func flowsPer(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s := ""
+	for _, n := range names {
+		if s != "" {
+			s += " "
+		}
+		s += fmt.Sprintf("%s:%d", n, m[n])
+	}
+	return s
+}

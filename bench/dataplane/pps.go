@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"tandem/internal/lab"
+	"tandem/internal/lvs"
+	"tandem/internal/lvs/nft"
+	"tandem/internal/lvs/xdp"
+)
+
+// Packets per second that one director core forwards, LVS-DR, XDP against
+// nftables. The lab is one segment (seed000's shape): the director "dir"
+// holds the VIP on eth0, rs1 and rs2 only answer ARP. trafgen sends
+// 64-byte TCP SYNs and ACKs (SYN then ACK on each of 64,512 client ports)
+// from the switch side of dir's veth straight into dir's eth0, with no
+// bridge on the way; dir forwards each frame back out of eth0 to a real
+// server's MAC (XDP_TX, or nft's fwd), and the switch side of the veth
+// counts and drops it with frameCounter before the bridge. So every hop
+// of the measured path is a veth, and the receiving stack never runs.
+//
+// Where the work runs: a veth delivers to a peer through a NAPI instance
+// when the peer runs XDP or has GRO on (the bench turns GRO on dir's eth0
+// so that the nftables case has one too), and threaded NAPI puts that
+// instance in a kernel thread of its own. The bench pins dir's NAPI
+// thread to CPU 1 and everything else it starts (trafgen pins itself to
+// CPU 0; the receiving port's NAPI thread) to CPU 0, and reads the
+// director's CPU time from its thread's schedstat: that is the XDP
+// program or the nft ingress hook and fwd, the veth's receive and its
+// transmit to the peer. pps per core = forwarded pps / the thread's share
+// of a CPU.
+
+var (
+	ppsVIP   = netip.MustParseAddrPort("10.84.0.100:80")
+	ppsReals = []netip.Addr{netip.MustParseAddr("10.84.0.11"), netip.MustParseAddr("10.84.0.12")}
+)
+
+const (
+	ppsGenCPU = 0 // trafgen pins itself to CPU 0 with --cpus 1
+	ppsDirCPU = 1
+	ppsWarmup = time.Second
+	ppsTarget = 3.0 // XDP >= 3 x nftables per core
+)
+
+func ppsSpec() lab.Spec {
+	nodes := []lab.Node{{Name: "dir", Ifaces: []lab.Iface{{Name: "eth0", Switch: lab.SwitchLAN,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.84.0.1/24"), netip.PrefixFrom(ppsVIP.Addr(), 32)}}}}}
+	for i, a := range ppsReals {
+		nodes = append(nodes, lab.Node{Name: realNames[i], Ifaces: []lab.Iface{{Name: "eth0", Switch: lab.SwitchLAN,
+			Addrs: []netip.Prefix{netip.PrefixFrom(a, 24)}}}})
+	}
+	return lab.Spec{Nodes: nodes}
+}
+
+// ppsService is rr DR over rs1 and rs2.
+func ppsService() lvs.VirtualServer {
+	vs := lvs.VirtualServer{Service: lvs.Service{
+		ServiceKey: lvs.ServiceKey{Family: lvs.IPv4, Protocol: lvs.TCP, VIP: ppsVIP.Addr(), Port: ppsVIP.Port()},
+		Scheduler:  lvs.RoundRobin, Method: lvs.DR}}
+	for _, a := range ppsReals {
+		vs.Dests = append(vs.Dests, lvs.Dest{Addr: netip.AddrPortFrom(a, 80), Weight: 1})
+	}
+	return vs
+}
+
+// trafgenConf is trafgen's packet configuration: two 60-byte frames
+// (64 on the wire) from a client to the VIP, a SYN and then an ACK, each
+// with its own source-port counter running over 1024-65535 in step, so
+// that every flow sends a SYN and then an ACK.
+func trafgenConf(dmac, smac net.HardwareAddr, client netip.Addr, vip netip.AddrPort) string {
+	var b strings.Builder
+	for _, tcp := range []string{"seq=1, syn, win=64240", "seq=2, aseq=1, ack, win=502"} {
+		fmt.Fprintf(&b, "{ eth(da=%s, sa=%s, type=0x0800), ipv4(sa=%s, da=%s, ttl=64, df), tcp(sp=dinc(1024, 65535), dp=%d, %s), fill(0x00, 6) }\n",
+			dmac, smac, client, vip.Addr(), vip.Port(), tcp)
+	}
+	return b.String()
+}
+
+// ppsRun is one measured run of one data plane.
+type ppsRun struct {
+	Dataplane string  `json:"dataplane"`
+	Seconds   float64 `json:"seconds"`
+	// Offered is what trafgen put on the veth (sent and dropped by it
+	// because dir's queue was full), Forwarded what the receiver counted,
+	// both per second.
+	Offered   float64 `json:"offered_pps"`
+	Forwarded float64 `json:"forwarded_pps"`
+	// DirectorCPU is the share of one CPU that dir's NAPI thread used.
+	DirectorCPU float64 `json:"director_cpu"`
+	PerCore     float64 `json:"pps_per_core"`
+	// CPUBusy is each CPU's busy share, the whole machine's load.
+	CPUBusy []float64 `json:"cpu_busy"`
+}
+
+// perCore is forwarded pps per fully used core.
+func perCore(forwarded, cpuShare float64) float64 {
+	if cpuShare <= 0 {
+		return 0
+	}
+	return forwarded / cpuShare
+}
+
+// ppsReport is the packets-per-second part.
+type ppsReport struct {
+	Setup  string   `json:"setup"`
+	IPVS   string   `json:"ipvs"`
+	Runs   []ppsRun `json:"runs"`
+	XDP    ppsRun   `json:"xdp"`      // median run by pps per core
+	NFT    ppsRun   `json:"nftables"` // median run by pps per core
+	Ratio  float64  `json:"ratio"`    // XDP / nftables, per core
+	Target float64  `json:"target"`
+	Pass   bool     `json:"pass"`
+}
+
+// ppsMedians fills XDP, NFT, Ratio and Pass from Runs.
+func (r *ppsReport) ppsMedians() {
+	med := func(dp string) ppsRun {
+		var rs []ppsRun
+		for _, x := range r.Runs {
+			if x.Dataplane == dp {
+				rs = append(rs, x)
+			}
+		}
+		if len(rs) == 0 {
+			return ppsRun{Dataplane: dp}
+		}
+		sort.SliceStable(rs, func(i, j int) bool { return rs[i].PerCore < rs[j].PerCore })
+		return rs[(len(rs)-1)/2]
+	}
+	r.XDP, r.NFT = med(caseXDP), med(caseNFT)
+	r.Target = ppsTarget
+	if r.NFT.PerCore > 0 {
+		r.Ratio = r.XDP.PerCore / r.NFT.PerCore
+	}
+	r.Pass = r.Ratio >= r.Target
+}
+
+// ipvsNote says why IPVS is not measured.
+func ipvsNote() string {
+	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
+		return "IPVS: not measured: this kernel has no IPVS (/proc/net/ip_vs is missing)"
+	}
+	return "IPVS: not measured: the bench has no IPVS case yet"
+}
+
+// benchPPS measures runs rounds of XDP and nftables, interleaved.
+func benchPPS(ctx context.Context, trafgen string, d time.Duration, runs int) (rep ppsReport, err error) {
+	rep.IPVS = ipvsNote()
+	ncpu := runtime.NumCPU()
+	dirCPU := ppsDirCPU
+	if ncpu < 2 {
+		dirCPU = ppsGenCPU
+	}
+	rep.Setup = fmt.Sprintf("trafgen (CPU %d) -> veth -> dir eth0: NAPI thread on CPU %d runs the data plane, "+
+		"sends back out of eth0 -> veth peer: XDP counter drops (its NAPI thread on CPU %d); 64-byte TCP SYN+ACK over 64,512 flows; "+
+		"%d CPUs; pps per core = forwarded pps / the director thread's CPU share", ppsGenCPU, dirCPU, ppsGenCPU, ncpu)
+	ip, err := lab.IPPath()
+	if err != nil {
+		return rep, err
+	}
+	l, err := lab.New(ppsSpec())
+	if err != nil {
+		return rep, err
+	}
+	defer func() { err = errors.Join(err, l.Close()) }()
+	pins, unmount, err := bpfFS()
+	if err != nil {
+		return rep, err
+	}
+	defer unmount()
+	counter, err := newFrameCounter()
+	if err != nil {
+		return rep, err
+	}
+	defer counter.Close()
+	ports, detach, err := attachPorts(l, "dir", lab.SwitchLAN, counter.prog)
+	if err != nil {
+		return rep, err
+	}
+	defer detach()
+	port := ports[0]
+
+	// NAPI on dir's eth0 for nftables too (GRO), then threaded NAPI on
+	// both ends.
+	if err := nsShell(ctx, ip, l.NSName("dir"), "ethtool -K eth0 gro on && echo 1 >/sys/class/net/eth0/threaded"); err != nil {
+		return rep, err
+	}
+	if err := nsShell(ctx, ip, l.Name(), "echo 1 >/sys/class/net/"+port+"/threaded"); err != nil {
+		return rep, err
+	}
+	var dirMAC net.HardwareAddr
+	var dirIndex int
+	if err := l.Do("dir", func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			dirMAC, dirIndex = ifc.HardwareAddr, ifc.Index
+		}
+		return err
+	}); err != nil {
+		return rep, err
+	}
+	var portMAC net.HardwareAddr
+	var portIndex int
+	if err := l.DoPorts("dir", lab.SwitchLAN, func([]string) error {
+		ifc, err := net.InterfaceByName(port)
+		if err == nil {
+			portMAC, portIndex = ifc.HardwareAddr, ifc.Index
+		}
+		return err
+	}); err != nil {
+		return rep, err
+	}
+	conf, err := os.CreateTemp("", "dataplane-trafgen-*.cfg")
+	if err != nil {
+		return rep, err
+	}
+	defer os.Remove(conf.Name())
+	_, err = conf.WriteString(trafgenConf(dirMAC, portMAC, netip.MustParseAddr("198.18.0.1"), ppsVIP))
+	if err = errors.Join(err, conf.Close()); err != nil {
+		return rep, err
+	}
+	nsFD, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName("dir")))
+	if err != nil {
+		return rep, err
+	}
+	defer nsFD.Close()
+
+	env := ppsEnv{l: l, ip: ip, trafgen: trafgen, conf: conf.Name(), port: port, portIndex: portIndex,
+		dirIndex: dirIndex, dirCPU: dirCPU, counter: counter, d: d}
+	open := map[string]func() (lvs.Kernel, func() error, error){
+		caseXDP: func() (lvs.Kernel, func() error, error) {
+			var k *xdp.Kernel
+			err := l.Do("dir", func() (err error) { k, err = xdp.New(xdp.WithPinDir(pins)); return err })
+			if err != nil {
+				return nil, nil, err
+			}
+			return k, func() error { return l.Do("dir", k.Close) }, nil
+		},
+		caseNFT: func() (lvs.Kernel, func() error, error) {
+			k, err := nft.New(nft.WithNetNS(int(nsFD)))
+			if err != nil {
+				return nil, nil, err
+			}
+			return k, k.Close, nil
+		},
+	}
+	for range runs {
+		for _, dp := range []string{caseXDP, caseNFT} {
+			k, closeK, err := open[dp]()
+			if err != nil {
+				return rep, fmt.Errorf("%s: %w", dp, err)
+			}
+			fmt.Fprintf(os.Stderr, "dataplane: pps %-8s ...", dp)
+			var r ppsRun
+			err = reconcileIn(ctx, l, "dir", k, ppsService())
+			if err == nil {
+				r, err = env.measure(ctx, dp)
+			}
+			if err = errors.Join(err, closeK()); err != nil {
+				fmt.Fprintln(os.Stderr)
+				return rep, fmt.Errorf("%s: %w", dp, err)
+			}
+			fmt.Fprintf(os.Stderr, " %.0f pps forwarded (offered %.0f), director CPU %.0f%%: %.0f pps per core\n",
+				r.Forwarded, r.Offered, 100*r.DirectorCPU, r.PerCore)
+			rep.Runs = append(rep.Runs, r)
+		}
+	}
+	rep.ppsMedians()
+	return rep, nil
+}
+
+// reconcileIn drives k to vs from node's namespace.
+func reconcileIn(ctx context.Context, l *lab.Lab, node string, k lvs.Kernel, vs lvs.VirtualServer) error {
+	d, err := lvs.NewDesired(vs)
+	if err != nil {
+		return err
+	}
+	return l.Do(node, func() error {
+		_, err := lvs.NewReconciler(k, func(lvs.ServiceKey) bool { return true }).Reconcile(ctx, d)
+		return err
+	})
+}
+
+// nsShell runs a shell command in namespace ns with `ip netns exec`, which
+// mounts a /sys of that namespace (the bench's own /sys shows the host's
+// interfaces, whatever its thread's namespace).
+func nsShell(ctx context.Context, ip, ns, script string) error {
+	out, err := exec.CommandContext(ctx, ip, "netns", "exec", ns, "/bin/sh", "-c", script).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("in %s: %s: %w: %s", ns, script, err, out)
+	}
+	return nil
+}
+
+// ppsEnv is what a measured run needs.
+type ppsEnv struct {
+	l                   *lab.Lab
+	ip, trafgen, conf   string
+	port                string
+	portIndex, dirIndex int
+	dirCPU              int
+	counter             *frameCounter
+	d                   time.Duration
+}
+
+// ppsSample is what the bench reads at each end of a measured run.
+type ppsSample struct {
+	at         time.Time
+	counted    uint64
+	offered    uint64 // the port's tx packets + tx dropped
+	dirRuntime uint64 // ns on CPU of dir's NAPI thread
+	cpus       []cpuTimes
+}
+
+// measure pins the NAPI threads, runs trafgen, and samples after the
+// warm-up and after d.
+func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
+	r := ppsRun{Dataplane: dp}
+	var dirPID, sinkPID int
+	err := e.l.Do("dir", func() (err error) { dirPID, err = napiThread(e.dirIndex); return err })
+	if err == nil {
+		err = e.l.DoPorts("dir", lab.SwitchLAN, func([]string) (err error) { sinkPID, err = napiThread(e.portIndex); return err })
+	}
+	if err != nil {
+		return r, err
+	}
+	for pid, cpu := range map[int]int{dirPID: e.dirCPU, sinkPID: ppsGenCPU} {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(pid, &set); err != nil {
+			return r, fmt.Errorf("pin NAPI thread %d to CPU %d: %w", pid, cpu, err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, e.ip, "netns", "exec", e.l.Name(), e.trafgen, "-o", e.port, "--cpus", "1", "-c", e.conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return r, fmt.Errorf("trafgen: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		unix.Kill(-cmd.Process.Pid, unix.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+			<-done
+		}
+		return nil
+	}
+	defer stop()
+	sample := func() (ppsSample, error) {
+		s := ppsSample{at: time.Now()}
+		var err error
+		if s.counted, err = e.counter.total(); err != nil {
+			return s, err
+		}
+		if s.dirRuntime, err = readSchedRuntime(dirPID); err != nil {
+			return s, err
+		}
+		if err := e.l.DoPorts("dir", lab.SwitchLAN, func([]string) error {
+			ln, err := vnl.LinkByIndex(e.portIndex)
+			if err == nil {
+				st := ln.Attrs().Statistics
+				s.offered = st.TxPackets + st.TxDropped
+			}
+			return err
+		}); err != nil {
+			return s, err
+		}
+		s.cpus, err = readCPUs()
+		return s, err
+	}
+	wait := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-done:
+			return fmt.Errorf("trafgen exited (%v): %s", err, tail(out.String(), 1000))
+		case <-time.After(d):
+			return nil
+		}
+	}
+	if err := wait(ppsWarmup); err != nil {
+		return r, err
+	}
+	s0, err := sample()
+	if err != nil {
+		return r, err
+	}
+	if err := wait(e.d); err != nil {
+		return r, err
+	}
+	s1, err := sample()
+	if err != nil {
+		return r, err
+	}
+	stop()
+	r = ppsBetween(dp, s0, s1)
+	if r.Forwarded == 0 {
+		return r, fmt.Errorf("nothing forwarded (offered %.0f pps)", r.Offered)
+	}
+	return r, nil
+}
+
+// ppsBetween computes a run's rates from two samples.
+func ppsBetween(dp string, a, b ppsSample) ppsRun {
+	r := ppsRun{Dataplane: dp, Seconds: b.at.Sub(a.at).Seconds()}
+	if r.Seconds <= 0 {
+		return r
+	}
+	r.Forwarded = float64(b.counted-a.counted) / r.Seconds
+	r.Offered = float64(b.offered-a.offered) / r.Seconds
+	r.DirectorCPU = float64(b.dirRuntime-a.dirRuntime) / 1e9 / r.Seconds
+	r.PerCore = perCore(r.Forwarded, r.DirectorCPU)
+	for i := range min(len(a.cpus), len(b.cpus)) {
+		r.CPUBusy = append(r.CPUBusy, cpuBetween(a.cpus[i], b.cpus[i]).Busy)
+	}
+	return r
+}
+
+// readSchedRuntime is the time pid has run on a CPU, in nanoseconds (the
+// first field of /proc/<pid>/schedstat).
+func readSchedRuntime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseSchedstat(string(b))
+}
+
+func parseSchedstat(s string) (uint64, error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("schedstat: unexpected %q", s)
+	}
+	return strconv.ParseUint(f[0], 10, 64)
+}
+
+// Generic netlink family "netdev" (include/uapi/linux/netdev.h).
+const (
+	netdevCmdNAPIGet  = 11
+	netdevANAPIIndex  = 1 // NETDEV_A_NAPI_IFINDEX
+	netdevANAPIThread = 4 // NETDEV_A_NAPI_PID
+)
+
+// napiThread returns the PID of the kernel thread that polls the NAPI
+// instance of interface ifindex (one: a veth has one receive queue here),
+// in the calling thread's network namespace. Threaded NAPI must be on.
+func napiThread(ifindex int) (int, error) {
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	fam, err := c.GetFamily("netdev")
+	if err != nil {
+		return 0, fmt.Errorf("generic netlink family netdev: %w", err)
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(netdevANAPIIndex, uint32(ifindex))
+	data, err := ae.Encode()
+	if err != nil {
+		return 0, err
+	}
+	msgs, err := c.Execute(genetlink.Message{Header: genetlink.Header{Command: netdevCmdNAPIGet, Version: fam.Version}, Data: data},
+		fam.ID, netlink.Request|netlink.Dump)
+	if err != nil {
+		return 0, fmt.Errorf("netdev napi-get: %w", err)
+	}
+	var pids []int
+	for _, m := range msgs {
+		ad, err := netlink.NewAttributeDecoder(m.Data)
+		if err != nil {
+			return 0, err
+		}
+		var idx, pid uint32
+		for ad.Next() {
+			switch ad.Type() {
+			case netdevANAPIIndex:
+				idx = ad.Uint32()
+			case netdevANAPIThread:
+				pid = ad.Uint32()
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return 0, err
+		}
+		if idx == uint32(ifindex) && pid != 0 {
+			pids = append(pids, int(pid))
+		}
+	}
+	if len(pids) != 1 {
+		return 0, fmt.Errorf("interface %d: NAPI threads %v, want one (threaded NAPI off?)", ifindex, pids)
+	}
+	return pids[0], nil
+}
