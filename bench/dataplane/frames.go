@@ -21,10 +21,10 @@ func tcpFrame(dmac, smac net.HardwareAddr, src, dst netip.AddrPort, flags byte) 
 	copy(f[6:12], smac)
 	binary.BigEndian.PutUint16(f[12:], 0x0800)
 	ip := f[14:34]
-	ip[0] = 0x45                             // version 4, 5 words
-	binary.BigEndian.PutUint16(ip[2:], 40)   // total length
+	ip[0] = 0x45                               // version 4, 5 words
+	binary.BigEndian.PutUint16(ip[2:], 40)     // total length
 	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
-	ip[8], ip[9] = 64, 6                     // TTL, TCP
+	ip[8], ip[9] = 64, 6                       // TTL, TCP
 	s, d := src.Addr().As4(), dst.Addr().As4()
 	copy(ip[12:16], s[:])
 	copy(ip[16:20], d[:])

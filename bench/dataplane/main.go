@@ -114,7 +114,7 @@ func run() int {
 	}
 	defer os.RemoveAll(work)
 
-	b, wrkBin, trafgen, err := findBins(ctx, *tandemBin, work, parts)
+	b, wrkBin, err := findBins(ctx, *tandemBin, work, parts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
 		return 1
@@ -141,7 +141,7 @@ func run() int {
 	}
 	var pps *ppsReport
 	if parts[partPPS] {
-		r, err := benchPPS(ctx, trafgen, *ppsDuration, *ppsRuns)
+		r, err := benchPPS(ctx, *ppsDuration, *ppsRuns)
 		if err != nil {
 			return failed(fmt.Errorf("pps: %w", err))
 		}
@@ -201,9 +201,18 @@ func parseParts(s string) (map[string]bool, error) {
 	return out, nil
 }
 
-// findBins finds the programs parts need: for wrk, tandem (built unless
-// given), wrk, nginx and haproxy; for pps, trafgen.
-func findBins(ctx context.Context, tandemBin, work string, parts map[string]bool) (b bins, wrk, trafgen string, err error) {
+// findBins finds the programs the wrk part needs: tandem (built unless
+// given), wrk, nginx and haproxy.
+func findBins(ctx context.Context, tandemBin, work string, parts map[string]bool) (b bins, wrk string, err error) {
+	if !parts[partWrk] {
+		return b, "", nil
+	}
+	if tandemBin == "" {
+		if tandemBin, err = lab.BuildTandem(work); err != nil {
+			return b, "", fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
+		}
+	}
+	b.tandem = tandemBin
 	var errs []error
 	find := func(name, pkg string) string {
 		if p, err := exec.LookPath(name); err == nil {
@@ -217,22 +226,10 @@ func findBins(ctx context.Context, tandemBin, work string, parts map[string]bool
 		errs = append(errs, fmt.Errorf("%s not found (apt-get install %s)", name, pkg))
 		return ""
 	}
-	if parts[partPPS] {
-		trafgen = find("trafgen", "netsniff-ng")
-	}
-	if !parts[partWrk] {
-		return b, "", trafgen, errors.Join(errs...)
-	}
-	if tandemBin == "" {
-		if tandemBin, err = lab.BuildTandem(work); err != nil {
-			return b, "", "", fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
-		}
-	}
-	b.tandem = tandemBin
 	wrk = find("wrk", "wrk")
 	b.nginx = find("nginx", "nginx-light")
 	b.haproxy = find("haproxy", "haproxy")
-	return b, wrk, trafgen, errors.Join(errs...)
+	return b, wrk, errors.Join(errs...)
 }
 
 // measurement is one case.
@@ -420,8 +417,8 @@ type setup struct {
 	haproxy  netip.AddrPort // on dir1
 	vip      netip.AddrPort
 	reals    []netip.AddrPort
-	conf     string // tandem's configuration
-	instance string // VRRP instance that must be MASTER, if any
+	conf     string   // tandem's configuration
+	instance string   // VRRP instance that must be MASTER, if any
 	tandem   []string // the cases that run tandem, in order (caseNFT, caseXDP)
 	paths    map[string]string
 }

@@ -13,12 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -30,10 +28,10 @@ import (
 
 // Packets per second that one director core forwards, LVS-DR, XDP against
 // nftables. The lab is one segment (seed000's shape): the director "dir"
-// holds the VIP on eth0, rs1 and rs2 only answer ARP. trafgen sends
-// 64-byte TCP SYNs and ACKs (SYN then ACK on each of 64,512 client ports)
-// from the switch side of dir's veth straight into dir's eth0, with no
-// bridge on the way; dir forwards each frame back out of eth0 to a real
+// holds the VIP on eth0, rs1 and rs2 only answer ARP. The bench's sender
+// (sender.go) sends 64-byte TCP SYNs and ACKs (SYN then ACK on each of
+// 64,512 client ports) from the switch side of dir's veth straight into
+// dir's eth0, with no bridge on the way; dir forwards each frame back out of eth0 to a real
 // server's MAC (XDP_TX, or nft's fwd), and the switch side of the veth
 // counts and drops it with frameCounter before the bridge. So every hop
 // of the measured path is a veth, and the receiving stack never runs.
@@ -42,8 +40,8 @@ import (
 // when the peer runs XDP or has GRO on (the bench turns GRO on dir's eth0
 // so that the nftables case has one too), and threaded NAPI puts that
 // instance in a kernel thread of its own. The bench pins dir's NAPI
-// thread to CPU 1 and everything else it starts (trafgen pins itself to
-// CPU 0; the receiving port's NAPI thread) to CPU 0, and reads the
+// thread to CPU 1 and everything else (the sender; the receiving port's
+// NAPI thread) to CPU 0, and reads the
 // director's CPU time from its thread's schedstat: that is the XDP
 // program or the nft ingress hook and fwd, the veth's receive and its
 // transmit to the peer. pps per core = forwarded pps / the thread's share
@@ -55,7 +53,7 @@ var (
 )
 
 const (
-	ppsGenCPU = 0 // trafgen pins itself to CPU 0 with --cpus 1
+	ppsGenCPU = 0
 	ppsDirCPU = 1
 	ppsWarmup = time.Second
 	ppsTarget = 3.0 // XDP >= 3 x nftables per core
@@ -82,27 +80,29 @@ func ppsService() lvs.VirtualServer {
 	return vs
 }
 
-// trafgenConf is trafgen's packet configuration: two 60-byte frames
-// (64 on the wire) from a client to the VIP, a SYN and then an ACK, each
-// with its own source-port counter running over 1024-65535 in step, so
-// that every flow sends a SYN and then an ACK.
-func trafgenConf(dmac, smac net.HardwareAddr, client netip.Addr, vip netip.AddrPort) string {
-	var b strings.Builder
-	for _, tcp := range []string{"seq=1, syn, win=64240", "seq=2, aseq=1, ack, win=502"} {
-		fmt.Fprintf(&b, "{ eth(da=%s, sa=%s, type=0x0800), ipv4(sa=%s, da=%s, ttl=64, df), tcp(sp=dinc(1024, 65535), dp=%d, %s), fill(0x00, 6) }\n",
-			dmac, smac, client, vip.Addr(), vip.Port(), tcp)
+// ppsFrames are the sender's frames: from client, to the VIP, a 64-byte
+// SYN and then an ACK from each source port 1024-65535.
+func ppsFrames(dmac, smac net.HardwareAddr, client netip.Addr, vip netip.AddrPort) [][]byte {
+	var out [][]byte
+	for p := 1024; p <= 65535; p++ {
+		src := netip.AddrPortFrom(client, uint16(p))
+		out = append(out, tcpFrame(dmac, smac, src, vip, tcpSYN), tcpFrame(dmac, smac, src, vip, tcpACK))
 	}
-	return b.String()
+	return out
 }
 
 // ppsRun is one measured run of one data plane.
 type ppsRun struct {
 	Dataplane string  `json:"dataplane"`
 	Seconds   float64 `json:"seconds"`
-	// Offered is what trafgen put on the veth (sent and dropped by it
-	// because dir's queue was full), Forwarded what the receiver counted,
+	// Offered is what the sender put on the veth (delivered, or dropped
+	// by it because dir's queue was full), Forwarded what the receiver counted,
 	// both per second.
+	// Director is what the data plane's own counters counted (tandem
+	// lvs list's packets), per second: close to Forwarded unless frames
+	// were lost after the director.
 	Offered   float64 `json:"offered_pps"`
+	Director  float64 `json:"director_pps"`
 	Forwarded float64 `json:"forwarded_pps"`
 	// DirectorCPU is the share of one CPU that dir's NAPI thread used.
 	DirectorCPU float64 `json:"director_cpu"`
@@ -163,14 +163,14 @@ func ipvsNote() string {
 }
 
 // benchPPS measures runs rounds of XDP and nftables, interleaved.
-func benchPPS(ctx context.Context, trafgen string, d time.Duration, runs int) (rep ppsReport, err error) {
+func benchPPS(ctx context.Context, d time.Duration, runs int) (rep ppsReport, err error) {
 	rep.IPVS = ipvsNote()
 	ncpu := runtime.NumCPU()
 	dirCPU := ppsDirCPU
 	if ncpu < 2 {
 		dirCPU = ppsGenCPU
 	}
-	rep.Setup = fmt.Sprintf("trafgen (CPU %d) -> veth -> dir eth0: NAPI thread on CPU %d runs the data plane, "+
+	rep.Setup = fmt.Sprintf("sender (CPU %d) -> veth -> dir eth0: NAPI thread on CPU %d runs the data plane, "+
 		"sends back out of eth0 -> veth peer: XDP counter drops (its NAPI thread on CPU %d); 64-byte TCP SYN+ACK over 64,512 flows; "+
 		"%d CPUs; pps per core = forwarded pps / the director thread's CPU share", ppsGenCPU, dirCPU, ppsGenCPU, ncpu)
 	ip, err := lab.IPPath()
@@ -229,22 +229,19 @@ func benchPPS(ctx context.Context, trafgen string, d time.Duration, runs int) (r
 	}); err != nil {
 		return rep, err
 	}
-	conf, err := os.CreateTemp("", "dataplane-trafgen-*.cfg")
+	frames := ppsFrames(dirMAC, portMAC, netip.MustParseAddr("198.18.0.1"), ppsVIP)
+	snd, err := newSender(frames)
 	if err != nil {
 		return rep, err
 	}
-	defer os.Remove(conf.Name())
-	_, err = conf.WriteString(trafgenConf(dirMAC, portMAC, netip.MustParseAddr("198.18.0.1"), ppsVIP))
-	if err = errors.Join(err, conf.Close()); err != nil {
-		return rep, err
-	}
+	defer snd.Close()
 	nsFD, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName("dir")))
 	if err != nil {
 		return rep, err
 	}
 	defer nsFD.Close()
 
-	env := ppsEnv{l: l, ip: ip, trafgen: trafgen, conf: conf.Name(), port: port, portIndex: portIndex,
+	env := ppsEnv{l: l, snd: snd, first: frames[0], portIndex: portIndex,
 		dirIndex: dirIndex, dirCPU: dirCPU, counter: counter, d: d}
 	open := map[string]func() (lvs.Kernel, func() error, error){
 		caseXDP: func() (lvs.Kernel, func() error, error) {
@@ -273,7 +270,7 @@ func benchPPS(ctx context.Context, trafgen string, d time.Duration, runs int) (r
 			var r ppsRun
 			err = reconcileIn(ctx, l, "dir", k, ppsService())
 			if err == nil {
-				r, err = env.measure(ctx, dp)
+				r, err = env.measure(ctx, dp, k)
 			}
 			if err = errors.Join(err, closeK()); err != nil {
 				fmt.Fprintln(os.Stderr)
@@ -314,8 +311,8 @@ func nsShell(ctx context.Context, ip, ns, script string) error {
 // ppsEnv is what a measured run needs.
 type ppsEnv struct {
 	l                   *lab.Lab
-	ip, trafgen, conf   string
-	port                string
+	snd                 *sender
+	first               []byte // the sender's initial frame
 	portIndex, dirIndex int
 	dirCPU              int
 	counter             *frameCounter
@@ -326,14 +323,15 @@ type ppsEnv struct {
 type ppsSample struct {
 	at         time.Time
 	counted    uint64
-	offered    uint64 // the port's tx packets + tx dropped
+	offered    uint64 // the sender's frames
+	director   uint64 // packets the data plane's counters counted
 	dirRuntime uint64 // ns on CPU of dir's NAPI thread
 	cpus       []cpuTimes
 }
 
-// measure pins the NAPI threads, runs trafgen, and samples after the
+// measure pins the NAPI threads, runs the sender, and samples after the
 // warm-up and after d.
-func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
+func (e ppsEnv) measure(ctx context.Context, dp string, k lvs.Kernel) (ppsRun, error) {
 	r := ppsRun{Dataplane: dp}
 	var dirPID, sinkPID int
 	err := e.l.Do("dir", func() (err error) { dirPID, err = napiThread(e.dirIndex); return err })
@@ -350,29 +348,28 @@ func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
 			return r, fmt.Errorf("pin NAPI thread %d to CPU %d: %w", pid, cpu, err)
 		}
 	}
-	cmd := exec.CommandContext(ctx, e.ip, "netns", "exec", e.l.Name(), e.trafgen, "-o", e.port, "--cpus", "1", "-c", e.conf)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return r, fmt.Errorf("trafgen: %w", err)
+	// The receiver shares CPU 0 with the sender: real-time priority lets
+	// it drain its ring as soon as the director fills it, rather than when
+	// the scheduler next turns from the sender (a 256-frame ring
+	// overflows in well under a time slice).
+	if err := unix.SchedSetAttr(sinkPID, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
+		return r, fmt.Errorf("receiver's NAPI thread %d: SCHED_FIFO: %w", sinkPID, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stopped := false
+	stopSend := make(chan struct{})
+	done := make(chan struct{}) // closed when the sender has returned
+	var sendErr error
+	go func() {
+		sendErr = e.l.DoPorts("dir", lab.SwitchLAN, func([]string) error { return e.snd.run(stopSend, e.portIndex, ppsGenCPU, e.first) })
+		close(done)
+	}()
 	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		unix.Kill(-cmd.Process.Pid, unix.SIGINT)
 		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
-			<-done
+		case <-stopSend:
+		default:
+			close(stopSend)
 		}
-		return nil
+		<-done
+		return sendErr
 	}
 	defer stop()
 	sample := func() (ppsSample, error) {
@@ -384,14 +381,8 @@ func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
 		if s.dirRuntime, err = readSchedRuntime(dirPID); err != nil {
 			return s, err
 		}
-		if err := e.l.DoPorts("dir", lab.SwitchLAN, func([]string) error {
-			ln, err := vnl.LinkByIndex(e.portIndex)
-			if err == nil {
-				st := ln.Attrs().Statistics
-				s.offered = st.TxPackets + st.TxDropped
-			}
-			return err
-		}); err != nil {
+		s.offered = e.snd.sent.Load()
+		if s.director, err = forwardedBy(e.l, k); err != nil {
 			return s, err
 		}
 		s.cpus, err = readCPUs()
@@ -401,8 +392,8 @@ func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-done:
-			return fmt.Errorf("trafgen exited (%v): %s", err, tail(out.String(), 1000))
+		case <-done:
+			return fmt.Errorf("the sender stopped: %v", sendErr)
 		case <-time.After(d):
 			return nil
 		}
@@ -421,12 +412,29 @@ func (e ppsEnv) measure(ctx context.Context, dp string) (ppsRun, error) {
 	if err != nil {
 		return r, err
 	}
-	stop()
+	if err := stop(); err != nil {
+		return r, err
+	}
 	r = ppsBetween(dp, s0, s1)
 	if r.Forwarded == 0 {
 		return r, fmt.Errorf("nothing forwarded (offered %.0f pps)", r.Offered)
 	}
 	return r, nil
+}
+
+// forwardedBy sums the packets counted by k's real servers.
+func forwardedBy(l *lab.Lab, k lvs.Kernel) (uint64, error) {
+	var n uint64
+	err := l.Do("dir", func() error {
+		cs, err := k.Counters()
+		for _, ds := range cs {
+			for _, d := range ds {
+				n += d.Packets
+			}
+		}
+		return err
+	})
+	return n, err
 }
 
 // ppsBetween computes a run's rates from two samples.
@@ -437,6 +445,7 @@ func ppsBetween(dp string, a, b ppsSample) ppsRun {
 	}
 	r.Forwarded = float64(b.counted-a.counted) / r.Seconds
 	r.Offered = float64(b.offered-a.offered) / r.Seconds
+	r.Director = float64(b.director-a.director) / r.Seconds
 	r.DirectorCPU = float64(b.dirRuntime-a.dirRuntime) / 1e9 / r.Seconds
 	r.PerCore = perCore(r.Forwarded, r.DirectorCPU)
 	for i := range min(len(a.cpus), len(b.cpus)) {

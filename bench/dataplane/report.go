@@ -178,7 +178,7 @@ func (r report) printWrk(w io.Writer) {
 func (p ppsReport) print(w io.Writer) {
 	fmt.Fprintf(w, "packets per second, LVS-DR, one director core: %s\n\n", p.Setup)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "data plane\toffered pps\tforwarded pps\tdirector CPU\tpps per core\tevery run pps per core\tmachine CPU busy (per CPU)\t")
+	fmt.Fprintln(tw, "data plane\toffered pps\tdirector counted pps\tforwarded pps\tdirector CPU\tpps per core\tevery run pps per core\tmachine CPU busy (per CPU)\t")
 	for _, m := range []ppsRun{p.XDP, p.NFT} {
 		var every []string
 		for _, x := range p.Runs {
@@ -190,7 +190,7 @@ func (p ppsReport) print(w io.Writer) {
 		for i, b := range m.CPUBusy {
 			busy[i] = fmt.Sprintf("%.0f%%", b)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f%%\t%.0f\t%s\t%s\t\n", m.Dataplane, m.Offered, m.Forwarded, 100*m.DirectorCPU, m.PerCore,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f%%\t%.0f\t%s\t%s\t\n", m.Dataplane, m.Offered, m.Director, m.Forwarded, 100*m.DirectorCPU, m.PerCore,
 			strings.Join(every, " "), strings.Join(busy, " "))
 	}
 	tw.Flush()
