@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/cilium/ebpf"
@@ -138,22 +139,16 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 			fmt.Fprintln(os.Stderr)
 		}
 	}()
-	l, err := lab.New(ccSpec())
+	l, pins, closeLab, err := newXDPLab(ccSpec())
 	if err != nil {
 		return res, err
 	}
-	defer func() { err = errors.Join(err, l.Close()) }()
-	pins, unmount, err := bpfFS()
+	defer func() { err = errors.Join(err, closeLab()) }()
+	k, closeK, err := openXDP(l, "dir", pins)
 	if err != nil {
 		return res, err
 	}
-	defer unmount()
-
-	var k *xdp.Kernel
-	if err := l.Do("dir", func() (err error) { k, err = xdp.New(xdp.WithPinDir(pins)); return err }); err != nil {
-		return res, err
-	}
-	defer func() { err = errors.Join(err, l.Do("dir", k.Close)) }()
+	defer func() { err = errors.Join(err, closeK()) }()
 	reconcile := func(weights map[string]int) error { return reconcileIn(ctx, l, "dir", k, ccService(weights)) }
 	weights := map[string]int{}
 	for _, rs := range ccReals {
@@ -215,18 +210,32 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 	return res, nil
 }
 
-// bpfFS mounts a BPF file system of the bench's own in a temporary
-// directory, for the xdp data plane's pins.
-func bpfFS() (string, func(), error) {
+// newXDPLab builds spec and mounts a BPF file system of the bench's own
+// in a temporary directory, for the xdp data plane's pins; closeLab
+// tears both down.
+func newXDPLab(spec lab.Spec) (l *lab.Lab, pins string, closeLab func() error, err error) {
 	dir, err := os.MkdirTemp("", "dataplane-bpf-")
 	if err != nil {
-		return "", nil, err
+		return nil, "", nil, err
 	}
 	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
 		os.Remove(dir)
-		return "", nil, fmt.Errorf("mount a BPF file system on %s: %w", dir, err)
+		return nil, "", nil, fmt.Errorf("mount a BPF file system on %s: %w", dir, err)
 	}
-	return dir + "/tandem", func() { unix.Unmount(dir, unix.MNT_DETACH); os.Remove(dir) }, nil
+	unmount := func() error { return errors.Join(unix.Unmount(dir, unix.MNT_DETACH), os.Remove(dir)) }
+	if l, err = lab.New(spec); err != nil {
+		return nil, "", nil, errors.Join(err, unmount())
+	}
+	return l, filepath.Join(dir, "tandem"), func() error { return errors.Join(l.Close(), unmount()) }, nil
+}
+
+// openXDP is the xdp data plane in node, pinning in pins; closeK
+// detaches it.
+func openXDP(l *lab.Lab, node, pins string) (k *xdp.Kernel, closeK func() error, err error) {
+	if err := l.Do(node, func() (err error) { k, err = xdp.New(xdp.WithPinDir(pins)); return err }); err != nil {
+		return nil, nil, err
+	}
+	return k, func() error { return l.Do(node, k.Close) }, nil
 }
 
 // testPath runs the program attached to the director's eth0 on frames.

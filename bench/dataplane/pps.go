@@ -23,7 +23,6 @@ import (
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
 	"tandem/internal/lvs/nft"
-	"tandem/internal/lvs/xdp"
 )
 
 // Packets per second that one director core forwards, LVS-DR, XDP against
@@ -177,16 +176,11 @@ func benchPPS(ctx context.Context, d time.Duration, runs int) (rep ppsReport, er
 	if err != nil {
 		return rep, err
 	}
-	l, err := lab.New(ppsSpec())
+	l, pins, closeLab, err := newXDPLab(ppsSpec())
 	if err != nil {
 		return rep, err
 	}
-	defer func() { err = errors.Join(err, l.Close()) }()
-	pins, unmount, err := bpfFS()
-	if err != nil {
-		return rep, err
-	}
-	defer unmount()
+	defer func() { err = errors.Join(err, closeLab()) }()
 	counter, err := newFrameCounter()
 	if err != nil {
 		return rep, err
@@ -244,14 +238,7 @@ func benchPPS(ctx context.Context, d time.Duration, runs int) (rep ppsReport, er
 	env := ppsEnv{l: l, snd: snd, first: frames[0], portIndex: portIndex,
 		dirIndex: dirIndex, dirCPU: dirCPU, counter: counter, d: d}
 	open := map[string]func() (lvs.Kernel, func() error, error){
-		caseXDP: func() (lvs.Kernel, func() error, error) {
-			var k *xdp.Kernel
-			err := l.Do("dir", func() (err error) { k, err = xdp.New(xdp.WithPinDir(pins)); return err })
-			if err != nil {
-				return nil, nil, err
-			}
-			return k, func() error { return l.Do("dir", k.Close) }, nil
-		},
+		caseXDP: func() (lvs.Kernel, func() error, error) { return openXDP(l, "dir", pins) },
 		caseNFT: func() (lvs.Kernel, func() error, error) {
 			k, err := nft.New(nft.WithNetNS(int(nsFD)))
 			if err != nil {

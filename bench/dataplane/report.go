@@ -131,12 +131,13 @@ func (r report) print(w io.Writer) {
 	}
 	if len(r.AllRuns) > 0 {
 		r.printWrk(w)
+		fmt.Fprintln(w)
 	}
 	verdict := "PASS: every target met"
 	if !r.Pass {
 		verdict = "FAIL: at least one target missed"
 	}
-	fmt.Fprintf(w, "\n%s\n", verdict)
+	fmt.Fprintln(w, verdict)
 }
 
 // printWrk prints the requests/s part.
