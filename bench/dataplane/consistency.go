@@ -9,13 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"tandem/internal/lab"
 	"tandem/internal/lvs"
+	"tandem/internal/lvs/nft"
 	"tandem/internal/lvs/xdp"
 )
 
@@ -68,8 +71,10 @@ func ccFlow(i int) netip.AddrPort {
 
 // consistencyResult is what moved at each change.
 type consistencyResult struct {
-	Flows   int            `json:"flows"`
-	Initial map[string]int `json:"initial"` // flows per real server at weights 1:1:1:1
+	Dataplane string         `json:"dataplane"`
+	Method    string         `json:"method"` // how flows were sent and read
+	Flows     int            `json:"flows"`
+	Initial   map[string]int `json:"initial"` // flows per real server at weights 1:1:1:1
 	// WeightChange: ccWeightRS's weight 1 -> 2. Moved is how many of the
 	// established flows changed server; NewShare is ccWeightRS's share of
 	// as many new flows after the change, against InitialShare (its share
@@ -129,11 +134,17 @@ func (r *consistencyResult) judge() {
 		r.RemovedFlows > 0 && r.RemovedMoved == r.RemovedFlows && r.OthersMoved == 0 && r.NewOnRemoved == 0
 }
 
-// benchConsistency builds ccSpec's lab and sends flows established flows
-// (a SYN each) through the XDP data plane, then their ACKs after each
-// change.
-func benchConsistency(ctx context.Context, flows int) (res consistencyResult, err error) {
-	fmt.Fprintf(os.Stderr, "dataplane: consistency: %d flows through the XDP program ...", flows)
+// flowPath sends one frame with flags from each of n clients through a
+// director and returns the real server each went to.
+type flowPath interface {
+	send(n int, client func(int) netip.AddrPort, flags byte) ([]string, error)
+}
+
+// benchConsistency builds ccSpec's lab and runs the scenario through the
+// XDP program (BPF_PROG_TEST_RUN), then through nftables DR (real frames,
+// for information: it has no flow table).
+func benchConsistency(ctx context.Context, flows int) (res []consistencyResult, err error) {
+	fmt.Fprintf(os.Stderr, "dataplane: consistency: %d flows ...", flows)
 	defer func() {
 		if err != nil {
 			fmt.Fprintln(os.Stderr)
@@ -141,15 +152,56 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 	}()
 	l, pins, closeLab, err := newXDPLab(ccSpec())
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	defer func() { err = errors.Join(err, closeLab()) }()
+
 	k, closeK, err := openXDP(l, "dir", pins)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, closeK()) }()
-	reconcile := func(weights map[string]int) error { return reconcileIn(ctx, l, "dir", k, ccService(weights)) }
+	r, err := scenario(flows, func(w map[string]int) error { return reconcileIn(ctx, l, "dir", k, ccService(w)) },
+		func() (flowPath, func() error, error) {
+			tp, err := newTestPath(l)
+			if err != nil {
+				return nil, nil, err
+			}
+			return tp, tp.prog.Close, nil
+		})
+	if err = errors.Join(err, closeK()); err != nil {
+		return nil, fmt.Errorf("xdp: %w", err)
+	}
+	r.Dataplane, r.Method = caseXDP, "the XDP program run with BPF_PROG_TEST_RUN on crafted frames"
+	r.judge()
+	res = append(res, r)
+	fmt.Fprintf(os.Stderr, " xdp: weight change moved %d, removal %d of %d (others %d);", r.WeightMoved, r.RemovedMoved, r.RemovedFlows, r.OthersMoved)
+
+	nsFD, err := netns.GetFromPath(filepath.Join("/run/netns", l.NSName("dir")))
+	if err != nil {
+		return nil, err
+	}
+	defer nsFD.Close()
+	nk, err := nft.New(nft.WithNetNS(int(nsFD)))
+	if err != nil {
+		return nil, err
+	}
+	r, err = scenario(flows, func(w map[string]int) error { return reconcileIn(ctx, l, "dir", nk, ccService(w)) },
+		func() (flowPath, func() error, error) { return newTrafficPath(ctx, l, flows) })
+	if err = errors.Join(err, nk.Close()); err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	r.Dataplane, r.Method = caseNFT, "real frames into the director, the server read at its switch port"
+	r.Pass = true // for information: not a target
+	res = append(res, r)
+	fmt.Fprintf(os.Stderr, " nftables: weight change moved %d, removal %d of %d (others %d)\n", r.WeightMoved, r.RemovedMoved, r.RemovedFlows, r.OthersMoved)
+	return res, nil
+}
+
+// scenario programs weights 1:1:1:1, opens the path (after the first
+// reconcile: the XDP program is attached by it), sends a SYN from each
+// flow, changes ccWeightRS's weight to 2 and sends their ACKs and SYNs from
+// as many new flows, removes ccLeaving and does the same.
+func scenario(flows int, reconcile func(map[string]int) error, open func() (flowPath, func() error, error)) (res consistencyResult, err error) {
 	weights := map[string]int{}
 	for _, rs := range ccReals {
 		weights[rs] = 1
@@ -157,15 +209,14 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 	if err := reconcile(weights); err != nil {
 		return res, err
 	}
-	tp, err := newTestPath(l)
+	p, closeP, err := open()
 	if err != nil {
 		return res, err
 	}
-	defer tp.prog.Close()
+	defer func() { err = errors.Join(err, closeP()) }()
 
 	client := func(i int) netip.AddrPort { return ccFlow(i) }
-	fresh := func(i int) netip.AddrPort { return ccFlow(i + flows) }
-	initial, err := tp.send(flows, client, tcpSYN)
+	initial, err := p.send(flows, client, tcpSYN)
 	if err != nil {
 		return res, err
 	}
@@ -179,12 +230,12 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 	if err := reconcile(weights); err != nil {
 		return res, err
 	}
-	afterWeight, err := tp.send(flows, client, tcpACK)
+	afterWeight, err := p.send(flows, client, tcpACK)
 	if err != nil {
 		return res, err
 	}
 	_, _, res.WeightMoved = moves(initial, afterWeight, "")
-	newFlows, err := tp.send(flows, fresh, tcpSYN)
+	newFlows, err := p.send(flows, func(i int) netip.AddrPort { return ccFlow(i + flows) }, tcpSYN)
 	if err != nil {
 		return res, err
 	}
@@ -194,19 +245,16 @@ func benchConsistency(ctx context.Context, flows int) (res consistencyResult, er
 	if err := reconcile(weights); err != nil {
 		return res, err
 	}
-	afterRemoval, err := tp.send(flows, client, tcpACK)
+	afterRemoval, err := p.send(flows, client, tcpACK)
 	if err != nil {
 		return res, err
 	}
 	res.RemovedFlows, res.RemovedMoved, res.OthersMoved = moves(afterWeight, afterRemoval, ccLeaving)
-	newFlows, err = tp.send(flows, func(i int) netip.AddrPort { return ccFlow(i + 2*flows) }, tcpSYN)
+	newFlows, err = p.send(flows, func(i int) netip.AddrPort { return ccFlow(i + 2*flows) }, tcpSYN)
 	if err != nil {
 		return res, err
 	}
 	res.NewOnRemoved = int(share(newFlows, ccLeaving)*float64(flows) + 0.5)
-	res.judge()
-	fmt.Fprintf(os.Stderr, " weight change moved %d, removal moved %d of %d (others %d)\n",
-		res.WeightMoved, res.RemovedMoved, res.RemovedFlows, res.OthersMoved)
 	return res, nil
 }
 
@@ -248,7 +296,7 @@ type testPath struct {
 }
 
 func newTestPath(l *lab.Lab) (*testPath, error) {
-	tp := &testPath{l: l, byMAC: map[string]string{}}
+	tp := &testPath{l: l}
 	err := l.Do("dir", func() error {
 		ln, err := netlink.LinkByName("eth0")
 		if err != nil {
@@ -265,20 +313,38 @@ func newTestPath(l *lab.Lab) (*testPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the director's XDP program: %w", err)
 	}
-	for _, rs := range ccReals {
-		err := l.Do(rs, func() error {
+	if _, tp.byMAC, err = macs(l); err != nil {
+		tp.prog.Close()
+		return nil, err
+	}
+	return tp, nil
+}
+
+// macs returns the MAC of dir's eth0 and the real servers by MAC.
+func macs(l *lab.Lab) (net.HardwareAddr, map[string]string, error) {
+	mac := func(node string) (m net.HardwareAddr, err error) {
+		err = l.Do(node, func() error {
 			ifc, err := net.InterfaceByName("eth0")
 			if err == nil {
-				tp.byMAC[ifc.HardwareAddr.String()] = rs
+				m = ifc.HardwareAddr
 			}
 			return err
 		})
-		if err != nil {
-			tp.prog.Close()
-			return nil, err
-		}
+		return m, err
 	}
-	return tp, nil
+	dir, err := mac("dir")
+	if err != nil {
+		return nil, nil, err
+	}
+	byMAC := map[string]string{}
+	for _, rs := range ccReals {
+		m, err := mac(rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		byMAC[m.String()] = rs
+	}
+	return dir, byMAC, nil
 }
 
 // xdpMD is struct xdp_md, the context of BPF_PROG_TEST_RUN: the frame
@@ -330,4 +396,108 @@ func flowsPer(m map[string]int) string {
 		s += fmt.Sprintf("%s:%d", n, m[n])
 	}
 	return s
+}
+
+// trafficPath sends real frames into the director's eth0 with the
+// in-kernel generator (sender.go) from the switch side of its veth, and
+// reads where the director sent each from a flowRecorder there.
+type trafficPath struct {
+	l      *lab.Lab
+	port   int // the switch side of dir's veth
+	dirMAC net.HardwareAddr
+	rec    *flowRecorder
+	byMAC  map[string]string
+}
+
+// newTrafficPath turns GRO on on dir's eth0 (a veth accepts XDP frames
+// only into a NAPI ring) and attaches the recorder to its switch port.
+func newTrafficPath(ctx context.Context, l *lab.Lab, flows int) (flowPath, func() error, error) {
+	ip, err := lab.IPPath()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := nsShell(ctx, ip, l.NSName("dir"), "ethtool -K eth0 gro on"); err != nil {
+		return nil, nil, err
+	}
+	rec, err := newFlowRecorder(3 * flows)
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, detach, err := attachPorts(l, "dir", lab.SwitchLAN, rec.prog)
+	if err != nil {
+		rec.Close()
+		return nil, nil, err
+	}
+	p := &trafficPath{l: l, rec: rec}
+	closeP := func() error { detach(); return rec.Close() }
+	err = l.DoPorts("dir", lab.SwitchLAN, func([]string) error {
+		ifc, err := net.InterfaceByName(ports[0])
+		if err == nil {
+			p.port = ifc.Index
+		}
+		return err
+	})
+	if err == nil {
+		p.dirMAC, p.byMAC, err = macs(l)
+	}
+	if err != nil {
+		return nil, nil, errors.Join(err, closeP())
+	}
+	return p, closeP, nil
+}
+
+// send sends the frames in bursts of 64 with a pause after each, so that
+// the director's 256-frame ring seldom overflows, and sends again those
+// not seen at the port (up to 20 times).
+func (p *trafficPath) send(n int, client func(int) netip.AddrPort, flags byte) ([]string, error) {
+	if err := p.rec.reset(); err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	pending := make([]int, n)
+	for i := range pending {
+		pending[i] = i
+	}
+	cmac := net.HardwareAddr{0x02, 0xcc, 0, 0, 0, 1}
+	for try := 0; try < 20 && len(pending) > 0; try++ {
+		frames := make([][]byte, len(pending))
+		for j, i := range pending {
+			frames[j] = tcpFrame(p.dirMAC, cmac, client(i), ccVIP, flags)
+		}
+		s, err := newSender(frames)
+		if err != nil {
+			return nil, err
+		}
+		err = p.l.DoPorts("dir", lab.SwitchLAN, func([]string) error {
+			for sent := 0; sent < len(frames); sent += 64 {
+				if err := s.burst(p.port, frames[0], uint32(min(64, len(frames)-sent))); err != nil {
+					return err
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		})
+		if err = errors.Join(err, s.Close()); err != nil {
+			return nil, err
+		}
+		time.Sleep(100 * time.Millisecond) // the last frames through the director
+		var left []int
+		for _, i := range pending {
+			mac, ok := p.rec.where(client(i))
+			if !ok {
+				left = append(left, i)
+				continue
+			}
+			rs, ok := p.byMAC[mac.String()]
+			if !ok {
+				return nil, fmt.Errorf("flow from %v: sent to %v, no real server's MAC", client(i), mac)
+			}
+			out[i] = rs
+		}
+		pending = left
+	}
+	if len(pending) > 0 {
+		return nil, fmt.Errorf("%d of %d flows never came out of the director", len(pending), n)
+	}
+	return out, nil
 }

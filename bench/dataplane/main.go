@@ -143,13 +143,11 @@ func run() int {
 		return 1
 	}
 
-	var cc *consistencyResult
+	var cc []consistencyResult
 	if parts[partConsistency] {
-		r, err := benchConsistency(ctx, *flows)
-		if err != nil {
+		if cc, err = benchConsistency(ctx, *flows); err != nil {
 			return failed(fmt.Errorf("consistency: %w", err))
 		}
-		cc = &r
 	}
 	var pps *ppsReport
 	if parts[partPPS] {

@@ -58,9 +58,9 @@ type report struct {
 	AllRuns      []measurement `json:"all_runs"`
 	Ratios       []ratio       `json:"ratios"`
 	// PPS and Consistency are the other parts, when run (-cases).
-	PPS         *ppsReport         `json:"pps,omitempty"`
-	Consistency *consistencyResult `json:"consistency,omitempty"`
-	Pass        bool               `json:"pass"`
+	PPS         *ppsReport          `json:"pps,omitempty"`
+	Consistency []consistencyResult `json:"consistency,omitempty"`
+	Pass        bool                `json:"pass"`
 }
 
 func newReport(p wrkParams, warmup time.Duration, runs int, env environment, all []measurement) report {
@@ -108,9 +108,11 @@ func (r *report) setPPS(p *ppsReport) {
 	r.Pass = r.Pass && (p == nil || p.Pass)
 }
 
-func (r *report) setConsistency(c *consistencyResult) {
-	r.Consistency = c
-	r.Pass = r.Pass && (c == nil || c.Pass)
+func (r *report) setConsistency(cs []consistencyResult) {
+	r.Consistency = cs
+	for _, c := range cs {
+		r.Pass = r.Pass && c.Pass
+	}
 }
 
 func passFail(ok bool) string {
@@ -126,7 +128,7 @@ func (r report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.Consistency != nil {
-		r.Consistency.print(w)
+		printConsistency(w, r.Consistency)
 		fmt.Fprintln(w)
 	}
 	if len(r.AllRuns) > 0 {
@@ -198,18 +200,26 @@ func (p ppsReport) print(w io.Writer) {
 	fmt.Fprintf(w, "%s\nXDP/nftables per core: %.2f, target >= %.2f: %s\n", p.IPVS, p.Ratio, p.Target, passFail(p.Pass))
 }
 
-// print prints the connection-consistency part.
-func (c consistencyResult) print(w io.Writer) {
-	fmt.Fprintf(w, "connection consistency, XDP DR (the real program, BPF_PROG_TEST_RUN), %d flows over rs1-rs4 at weights 1:1:1:1 (%s)\n\n",
-		c.Flows, flowsPer(c.Initial))
+// printConsistency prints the connection-consistency part: the XDP
+// target, and nftables DR for information.
+func printConsistency(w io.Writer, cs []consistencyResult) {
+	fmt.Fprintf(w, "connection consistency, DR, rs1-rs4 at weights 1:1:1:1\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "change\testablished flows moved\tgoal\tcheck on new flows\t")
-	fmt.Fprintf(tw, "%s\t%d (%.2f%%)\t<= 1%%\t%s's share %.1f%% -> %.1f%%\t\n", c.WeightChange, c.WeightMoved,
-		100*float64(c.WeightMoved)/float64(max(c.Flows, 1)), ccWeightRS, 100*c.InitialShare, 100*c.NewShare)
-	fmt.Fprintf(tw, "%s\t%d of its %d; %d of the others\tall of its; none else\t%d new flows to %s\t\n", c.Removal,
-		c.RemovedMoved, c.RemovedFlows, c.OthersMoved, c.NewOnRemoved, ccLeaving)
+	fmt.Fprintln(tw, "data plane\tchange\testablished flows moved\tgoal\tcheck on new flows\tresult\t")
+	for _, c := range cs {
+		result := passFail(c.Pass)
+		if c.Dataplane != caseXDP {
+			result = "(information)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d of %d (%.2f%%)\t<= 1%%\t%s's share %.1f%% -> %.1f%%\t%s\t\n", c.Dataplane, c.WeightChange, c.WeightMoved, c.Flows,
+			100*float64(c.WeightMoved)/float64(max(c.Flows, 1)), ccWeightRS, 100*c.InitialShare, 100*c.NewShare, result)
+		fmt.Fprintf(tw, "\t%s\t%d of its %d; %d of the others\tall of its; none else\t%d new flows to %s\t\t\n", c.Removal,
+			c.RemovedMoved, c.RemovedFlows, c.OthersMoved, c.NewOnRemoved, ccLeaving)
+	}
 	tw.Flush()
-	fmt.Fprintf(w, "consistency: %s\n", passFail(c.Pass))
+	for _, c := range cs {
+		fmt.Fprintf(w, "%s: %d flows (%s), through %s\n", c.Dataplane, c.Flows, flowsPer(c.Initial), c.Method)
+	}
 }
 
 func (r report) printJSON(w io.Writer) error {

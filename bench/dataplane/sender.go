@@ -129,19 +129,28 @@ func (s *sender) run(stop <-chan struct{}, ifindex, cpu int, first []byte) error
 		}
 		unix.SchedSetaffinity(0, &all)
 	}()
-	opts := &ebpf.RunOptions{Data: first, Repeat: genRepeat, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-		Context: xdpMD{DataEnd: uint32(len(first)), IngressIfindex: uint32(ifindex)}}
 	for {
 		select {
 		case <-stop:
 			return nil
 		default:
 		}
-		if _, err := s.prog.Run(opts); err != nil {
-			return fmt.Errorf("sender: BPF_PROG_TEST_RUN (live frames): %w", err)
+		if err := s.burst(ifindex, first, genRepeat); err != nil {
+			return err
 		}
-		s.sent.Add(genRepeat)
 	}
+}
+
+// burst transmits the next n frames of the list out of ifindex, from
+// the calling thread (in ifindex's namespace).
+func (s *sender) burst(ifindex int, first []byte, n uint32) error {
+	_, err := s.prog.Run(&ebpf.RunOptions{Data: first, Repeat: n, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		Context: xdpMD{DataEnd: uint32(len(first)), IngressIfindex: uint32(ifindex)}})
+	if err != nil {
+		return fmt.Errorf("sender: BPF_PROG_TEST_RUN (live frames): %w", err)
+	}
+	s.sent.Add(uint64(n))
+	return nil
 }
 
 func (s *sender) Close() error {

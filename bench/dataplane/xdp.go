@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"time"
 
@@ -142,3 +143,88 @@ func txChecksumOff(ctx context.Context, l *lab.Lab, iface string, nodes ...strin
 	}
 	return nil
 }
+
+// flowRecorder is an XDP program that records, for each IPv4 frame, its
+// destination MAC by source address and port (the last one seen), and
+// drops it; other frames (ARP) pass. On the switch side of a director's
+// veth it tells which real server the director sent each flow to.
+type flowRecorder struct {
+	prog *ebpf.Program
+	seen *ebpf.Map // flowKey -> destination MAC (6 bytes, 2 zero)
+}
+
+// flowKey is the recorder's key: source address, source port (network
+// order), two zero bytes.
+func flowKey(src netip.AddrPort) [8]byte {
+	var k [8]byte
+	a := src.Addr().As4()
+	copy(k[:4], a[:])
+	k[4], k[5] = byte(src.Port()>>8), byte(src.Port())
+	return k
+}
+
+func newFlowRecorder(flows int) (*flowRecorder, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bench_flows", Type: ebpf.Hash, KeySize: 8, ValueSize: 8, MaxEntries: uint32(flows)})
+	if err != nil {
+		return nil, fmt.Errorf("flow recorder map: %w", err)
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_record", Type: ebpf.XDP, License: "GPL", Instructions: asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // ctx->data
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // ctx->data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 36), // Ethernet, IPv4 (no options), TCP ports
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R5, 0x0008, "pass"),       // IPv4, read little-endian
+		asm.LoadMem(asm.R5, asm.R2, 26, asm.Word), // source address
+		asm.StoreMem(asm.RFP, -8, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 34, asm.Half), // source port
+		asm.StoreMem(asm.RFP, -4, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word), // destination MAC
+		asm.StoreMem(asm.RFP, -16, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
+		asm.StoreMem(asm.RFP, -12, asm.R5, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -16),
+		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+		asm.FnMapUpdateElem.Call(),
+		asm.Mov.Imm(asm.R0, xdpDrop),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
+	}})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("flow recorder program: %w", err)
+	}
+	return &flowRecorder{prog: p, seen: m}, nil
+}
+
+// where returns the destination MAC recorded for src, if any.
+func (r *flowRecorder) where(src netip.AddrPort) (net.HardwareAddr, bool) {
+	var v [8]byte
+	if err := r.seen.Lookup(flowKey(src), &v); err != nil {
+		return nil, false
+	}
+	return net.HardwareAddr(v[:6]), true
+}
+
+// reset forgets every flow.
+func (r *flowRecorder) reset() error {
+	var k, v [8]byte
+	var keys [][8]byte
+	for it := r.seen.Iterate(); it.Next(&k, &v); {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := r.seen.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *flowRecorder) Close() error { return errors.Join(r.prog.Close(), r.seen.Close()) }
