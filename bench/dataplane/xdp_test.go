@@ -87,3 +87,46 @@ func TestSenderProgram(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowRecorder: an IPv4 frame is recorded by source address and port
+// with its destination MAC, and dropped; a later frame of the flow
+// overwrites it; ARP passes, unrecorded; reset forgets.
+func TestFlowRecorder(t *testing.T) {
+	needBPF(t)
+	r, err := newFlowRecorder(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	src := netip.MustParseAddrPort("198.18.0.7:40001")
+	dst := netip.MustParseAddrPort("10.0.0.1:80")
+	smac := net.HardwareAddr{2, 0, 0, 0, 0, 9}
+	for _, dmac := range []net.HardwareAddr{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}} {
+		ret, err := r.prog.Run(&ebpf.RunOptions{Data: tcpFrame(dmac, smac, src, dst, tcpSYN)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := r.where(src)
+		if ret != xdpDrop || !ok || got.String() != dmac.String() {
+			t.Errorf("frame to %v: returned %d, recorded %v %v", dmac, ret, got, ok)
+		}
+	}
+	other := netip.MustParseAddrPort("198.18.0.7:40002")
+	if _, ok := r.where(other); ok {
+		t.Errorf("%v recorded, never sent", other)
+	}
+	arp := tcpFrame(smac, smac, other, dst, tcpSYN)
+	arp[12], arp[13] = 0x08, 0x06
+	if ret, err := r.prog.Run(&ebpf.RunOptions{Data: arp}); err != nil || ret != xdpPass {
+		t.Errorf("ARP: returned %d, %v; want XDP_PASS", ret, err)
+	}
+	if _, ok := r.where(other); ok {
+		t.Error("ARP frame recorded")
+	}
+	if err := r.reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.where(src); ok {
+		t.Error("recorded after reset")
+	}
+}
