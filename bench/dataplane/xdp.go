@@ -34,6 +34,28 @@ func passProgram() (*ebpf.Program, error) {
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
 }
 
+// ipv4Frame starts the bench's receiving programs: R2 is the frame, and
+// they jump to "pass" unless it holds minLen bytes and is IPv4.
+func ipv4Frame(minLen int32) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // ctx->data
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // ctx->data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, minLen),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half), // EtherType, network order
+		asm.JNE.Imm(asm.R5, 0x0008, "pass"),       // 0x0800 read little-endian
+	}
+}
+
+// dropOrPass ends them: XDP_DROP, or XDP_PASS at "pass".
+var dropOrPass = asm.Instructions{
+	asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+	asm.Return(),
+	asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+	asm.Return(),
+}
+
 // frameCounter is an XDP program that counts and drops every IPv4 frame
 // and passes the others (ARP, so that the director can still resolve the
 // real servers' MACs behind it): a receiver that costs a few nanoseconds a
@@ -48,14 +70,7 @@ func newFrameCounter() (*frameCounter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("frame counter map: %w", err)
 	}
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_count", Type: ebpf.XDP, License: "GPL", Instructions: asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // ctx->data
-		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // ctx->data_end
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 14),
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),       // shorter than an Ethernet header
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half), // EtherType, network order
-		asm.JNE.Imm(asm.R5, 0x0008, "pass"),       // 0x0800 read little-endian
+	insns := append(ipv4Frame(14), // an Ethernet header
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
@@ -65,11 +80,8 @@ func newFrameCounter() (*frameCounter, error) {
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord), // per CPU: no atomics needed
-		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
-		asm.Return(),
-	}})
+	)
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_count", Type: ebpf.XDP, License: "GPL", Instructions: append(insns, dropOrPass...)})
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("frame counter program: %w", err)
@@ -168,14 +180,7 @@ func newFlowRecorder(flows int) (*flowRecorder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow recorder map: %w", err)
 	}
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_record", Type: ebpf.XDP, License: "GPL", Instructions: asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // ctx->data
-		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // ctx->data_end
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 36), // Ethernet, IPv4 (no options), TCP ports
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
-		asm.JNE.Imm(asm.R5, 0x0008, "pass"),       // IPv4, read little-endian
+	insns := append(ipv4Frame(36), // Ethernet, IPv4 (no options), TCP ports
 		asm.LoadMem(asm.R5, asm.R2, 26, asm.Word), // source address
 		asm.StoreMem(asm.RFP, -8, asm.R5, asm.Word),
 		asm.LoadMem(asm.R5, asm.R2, 34, asm.Half), // source port
@@ -191,11 +196,8 @@ func newFlowRecorder(flows int) (*flowRecorder, error) {
 		asm.Add.Imm(asm.R3, -16),
 		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
 		asm.FnMapUpdateElem.Call(),
-		asm.Mov.Imm(asm.R0, xdpDrop),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
-		asm.Return(),
-	}})
+	)
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_record", Type: ebpf.XDP, License: "GPL", Instructions: append(insns, dropOrPass...)})
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("flow recorder program: %w", err)
