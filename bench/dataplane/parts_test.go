@@ -135,19 +135,27 @@ func TestPPSBetween(t *testing.T) {
 }
 
 func TestPPSMedians(t *testing.T) {
+	// Rounds in order: xdp, nftables; the machine gets busier in round 2.
 	rep := ppsReport{Runs: []ppsRun{
 		{Dataplane: caseXDP, PerCore: 3e6}, {Dataplane: caseNFT, PerCore: 0.9e6},
-		{Dataplane: caseXDP, PerCore: 1e6}, {Dataplane: caseNFT, PerCore: 1e6},
-		{Dataplane: caseXDP, PerCore: 2.8e6}, {Dataplane: caseNFT, PerCore: 2e6},
+		{Dataplane: caseXDP, PerCore: 1.5e6}, {Dataplane: caseNFT, PerCore: 0.5e6},
+		{Dataplane: caseXDP, PerCore: 2.8e6}, {Dataplane: caseNFT, PerCore: 1e6},
 	}}
 	rep.ppsMedians()
-	if rep.XDP.PerCore != 2.8e6 || rep.NFT.PerCore != 1e6 || math.Abs(rep.Ratio-2.8) > 1e-9 || rep.Pass {
-		t.Errorf("medians %v / %v, ratio %v, pass %v: want 2.8e6 / 1e6, 2.8, fail (< 3)", rep.XDP.PerCore, rep.NFT.PerCore, rep.Ratio, rep.Pass)
+	// Rounds: 3.33, 3.0, 2.8: median 3.0. Medians: 2.8e6 / 0.9e6 = 3.11.
+	if rep.XDP.PerCore != 2.8e6 || rep.NFT.PerCore != 0.9e6 || math.Abs(rep.MedianRatio-2.8/0.9) > 1e-9 {
+		t.Errorf("medians %v / %v = %v, want 2.8e6 / 0.9e6", rep.XDP.PerCore, rep.NFT.PerCore, rep.MedianRatio)
 	}
-	rep.Runs = append(rep.Runs, ppsRun{Dataplane: caseXDP, PerCore: 4e6}, ppsRun{Dataplane: caseXDP, PerCore: 5e6})
+	if len(rep.RoundRatios) != 3 || math.Abs(rep.Ratio-3) > 1e-9 || !rep.Pass {
+		t.Errorf("round ratios %v, ratio %v, pass %v: want the median 3.0, pass", rep.RoundRatios, rep.Ratio, rep.Pass)
+	}
+	rep.Runs[2].PerCore = 1.4e6 // round 2: 2.8
 	rep.ppsMedians()
-	if rep.XDP.PerCore != 3e6 || !rep.Pass {
-		t.Errorf("five XDP runs: median %v, pass %v; want 3e6, pass", rep.XDP.PerCore, rep.Pass)
+	if math.Abs(rep.Ratio-2.8) > 1e-9 || rep.Pass {
+		t.Errorf("ratio %v, pass %v: want 2.8 (rounds 3.33, 2.8, 2.8), fail", rep.Ratio, rep.Pass)
+	}
+	if median(nil) != 0 || median([]float64{4, 1, 3, 2}) != 2 {
+		t.Error("median")
 	}
 }
 

@@ -197,7 +197,12 @@ func (p ppsReport) print(w io.Writer) {
 			strings.Join(every, " "), strings.Join(busy, " "))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%s\nXDP/nftables per core: %.2f, target >= %.2f: %s\n", p.IPVS, p.Ratio, p.Target, passFail(p.Pass))
+	rounds := make([]string, len(p.RoundRatios))
+	for i, q := range p.RoundRatios {
+		rounds[i] = fmt.Sprintf("%.2f", q)
+	}
+	fmt.Fprintf(w, "%s\nXDP/nftables per core: %.2f (median of the rounds' ratios: %s; ratio of the medians %.2f), target >= %.2f: %s\n",
+		p.IPVS, p.Ratio, strings.Join(rounds, " "), p.MedianRatio, p.Target, passFail(p.Pass))
 }
 
 // printConsistency prints the connection-consistency part: the XDP
