@@ -211,9 +211,13 @@ func parseParts(s string) (map[string]bool, error) {
 	return out, nil
 }
 
-// findBins finds the programs the wrk part needs: tandem (built unless
-// given), wrk, nginx and haproxy.
+// findBins finds the programs parts need: ethtool for every part (it
+// sets up the veths), and for wrk tandem (built unless given), wrk, nginx
+// and haproxy.
 func findBins(ctx context.Context, tandemBin, work string, parts map[string]bool) (b bins, wrk string, err error) {
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		return b, "", errors.New("ethtool not found (apt-get install ethtool): every part sets up veths with it")
+	}
 	if !parts[partWrk] {
 		return b, "", nil
 	}
