@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -258,11 +260,55 @@ func scenario(flows int, reconcile func(map[string]int) error, open func() (flow
 	return res, nil
 }
 
+// bpfMountPrefix starts the name of the bench's BPF file systems in the
+// temporary directory, followed by the bench's PID: sweepBPFMounts
+// removes those of a bench killed hard.
+const bpfMountPrefix = "dataplane-bpf-"
+
+// sweepBPFMounts unmounts and removes the BPF file systems of benches
+// that are gone (their pins go with them) and returns their paths.
+func sweepBPFMounts() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for _, dir := range staleBPFMounts(string(b), os.TempDir(), func(pid int) bool { return unix.Kill(pid, 0) != unix.ESRCH }) {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return gone, fmt.Errorf("unmount %s: %w", dir, err)
+		}
+		gone = append(gone, dir)
+		os.Remove(dir)
+	}
+	return gone, nil
+}
+
+// staleBPFMounts lists, from /proc/mounts text, the BPF file systems in
+// tmp named by bpfMountPrefix whose PID is not alive.
+func staleBPFMounts(mounts, tmp string, alive func(int) bool) []string {
+	var out []string
+	for _, line := range strings.Split(mounts, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "bpf" || filepath.Dir(f[1]) != tmp {
+			continue
+		}
+		rest, ok := strings.CutPrefix(filepath.Base(f[1]), bpfMountPrefix)
+		if !ok {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && !alive(pid) {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
 // newXDPLab builds spec and mounts a BPF file system of the bench's own
 // in a temporary directory, for the xdp data plane's pins; closeLab
 // tears both down.
 func newXDPLab(spec lab.Spec) (l *lab.Lab, pins string, closeLab func() error, err error) {
-	dir, err := os.MkdirTemp("", "dataplane-bpf-")
+	dir, err := os.MkdirTemp("", bpfMountPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -112,6 +112,9 @@ func run() int {
 	if _, err := lab.Sweep(); err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane: sweeping stale labs:", err)
 	}
+	if _, err := sweepBPFMounts(); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane: sweeping stale BPF file systems:", err)
+	}
 	// The machine may be shared; every process of every case (wrk,
 	// nginx, haproxy, tandem) inherits the same boost, so it does not
 	// favour one case.

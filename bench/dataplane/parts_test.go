@@ -194,3 +194,18 @@ func TestMovesAndJudge(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleBPFMounts(t *testing.T) {
+	mounts := `sysfs /sys sysfs rw 0 0
+bpf /tmp/dataplane-bpf-100-123 bpf rw,relatime 0 0
+bpf /tmp/dataplane-bpf-200-456 bpf rw,relatime 0 0
+tmpfs /tmp/dataplane-bpf-300-789 tmpfs rw 0 0
+bpf /tmp/other-bpf-100-1 bpf rw 0 0
+bpf /var/tmp/dataplane-bpf-100-2 bpf rw 0 0
+bpf /tmp/dataplane-bpf-x-3 bpf rw 0 0
+`
+	got := staleBPFMounts(mounts, "/tmp", func(pid int) bool { return pid == 200 })
+	if len(got) != 1 || got[0] != "/tmp/dataplane-bpf-100-123" {
+		t.Errorf("staleBPFMounts = %v, want only the BPF mount of gone PID 100 in /tmp", got)
+	}
+}
