@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cpuTimes is the first ("cpu") line of /proc/stat, in clock ticks summed
-// over all CPUs.
+// cpuTimes is a line of /proc/stat: "cpu", in clock ticks summed over all
+// CPUs, or "cpuN", one CPU's.
 type cpuTimes struct {
 	total, idle, softirq uint64
 }
@@ -22,9 +22,43 @@ func readCPU() (cpuTimes, error) {
 		return cpuTimes{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return parseCPULine(line, "cpu")
+}
+
+// readCPUs is the "cpuN" lines of /proc/stat: each CPU's times, by N.
+func readCPUs() ([]cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUs(string(b))
+}
+
+func parseCPUs(stat string) ([]cpuTimes, error) {
+	var out []cpuTimes
+	for _, line := range strings.Split(stat, "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		if len(name) <= 3 || !strings.HasPrefix(name, "cpu") {
+			continue
+		}
+		if n, err := strconv.Atoi(name[3:]); err != nil || n != len(out) {
+			return nil, fmt.Errorf("/proc/stat: %q out of order", name)
+		}
+		t, err := parseCPULine(line, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// parseCPULine reads a /proc/stat line of CPU times whose first field is
+// name ("cpu" for the sum, "cpuN" for one CPU).
+func parseCPULine(line, name string) (cpuTimes, error) {
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	if len(f) < 8 || f[0] != name {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected line %q", line)
 	}
 	var t cpuTimes
 	// user nice system idle iowait irq softirq steal [guest guest_nice,

@@ -1,14 +1,23 @@
-// Command dataplane measures what Tandem's nftables data plane costs an
-// HTTP client: wrk drives nginx real servers from the client of a lab of
-// network namespaces (internal/lab), directly, through the VIP with
-// nftables NAT, through the VIP with nftables DR, and through Debian's
-// haproxy in TCP mode on the director, the userspace peer.
+// Command dataplane measures Tandem's data planes (nftables and XDP) in
+// three parts, all in one run (-cases picks some):
+//
+//   - consistency: 10,000 flows through the real XDP program
+//     (BPF_PROG_TEST_RUN), programmed by lvs's reconciler; one real
+//     server's weight changes, then one leaves: the share of established
+//     flows that moved.
+//   - pps: packets per second one director core forwards, LVS-DR, 64-byte
+//     TCP SYNs and ACKs over 64,512 flows, XDP against nftables, with an
+//     in-kernel generator (sender.go) and an XDP drop counter at the
+//     receiver; IPVS is named and skipped where the kernel has none.
+//   - wrk: HTTP requests/s through the VIP, wrk against nginx real servers
+//     in a lab of network namespaces: directly, through nftables NAT,
+//     nftables DR, XDP DR, and Debian's haproxy in TCP mode.
 //
 // Usage (root only: it builds network namespaces):
 //
-//	go run ./bench/dataplane [-duration 10s] [-connections 64] [-threads 2] [-json]
+//	go run ./bench/dataplane [-cases consistency,pps,wrk] [-pps-duration 5s] [-duration 10s] [-json]
 //
-// It builds two labs, one after the other:
+// The wrk part builds two labs, one after the other:
 //
 //   - NAT, lab.Seed003NAT: client 192.168.142.50 outside, director dir1
 //     (192.168.142.147 outside, 192.168.188.128 inside, IP forwarding),
@@ -19,15 +28,18 @@
 //   - DR, lab.Seed000: one segment 172.16.7.0/24, director dir1 .1, rs1
 //     .3, rs2 .4 (VIP .5 on lo), client .100. Cases: direct (client ->
 //     rs1:80 on the segment), haproxy (client -> 172.16.7.1:8080 ->
-//     rs1/rs2:80), nftables DR (client -> VIP 172.16.7.5:80, rr, replies
-//     straight from the real servers).
+//     rs1/rs2:80), nftables DR and XDP DR (client -> VIP 172.16.7.5:80,
+//     rr, replies straight from the real servers).
 //
 // Each ratio is taken against the figures of the same lab, and the targets
-// are DR >= 0.9 x direct, NAT >= 0.8 x direct, both >= 1.5 x haproxy (in
-// requests/s). With -json the table goes to stderr and a JSON document to
-// stdout. The exit status is 0 when every target is met, 3 when one is
-// missed, 1 on an error, 2 on a usage error, 130 when interrupted.
-// README.md says how to read the results.
+// are DR >= 0.9 x direct, NAT >= 0.8 x direct, both >= 1.5 x haproxy, XDP
+// DR >= nftables DR and >= 0.95 x direct (in requests/s); XDP >= 3 x
+// nftables in packets per second per core; at most 1% of the flows moved
+// by the weight change, and only the leaving server's by its removal.
+// With -json the tables go to stderr and a JSON document to stdout. The
+// exit status is 0 when every target is met, 3 when one is missed, 1 on
+// an error, 2 on a usage error, 130 when interrupted. README.md says how
+// to read the results.
 package main
 
 import (
@@ -41,6 +53,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,8 +79,17 @@ func run() int {
 	asJSON := flag.Bool("json", false, "print the results as JSON on stdout (the table then goes to stderr)")
 	tandemBin := flag.String("tandem", "", "tandem binary (default: build ./cmd/tandem)")
 	workers := flag.String("nginx-workers", "auto", "nginx worker_processes of each real server (auto: one per CPU)")
+	casesFlag := flag.String("cases", strings.Join(allParts, ","), "parts to run, comma-separated: "+strings.Join(allParts, ", "))
+	ppsDuration := flag.Duration("pps-duration", 5*time.Second, "measured time of each packets-per-second run")
+	ppsRuns := flag.Int("pps-runs", 3, "packets-per-second runs of each data plane, interleaved; the table shows the median (by pps per core)")
+	flows := flag.Int("flows", 10000, "flows of the connection-consistency part")
 	flag.Parse()
-	if flag.NArg() > 0 || *runs < 1 || *duration < time.Second || *warmup < 0 || *conns < 1 || *threads < 1 || *conns < *threads {
+	parts, perr := parseParts(*casesFlag)
+	if perr != nil {
+		fmt.Fprintln(os.Stderr, "dataplane:", perr)
+	}
+	if perr != nil || flag.NArg() > 0 || *runs < 1 || *duration < time.Second || *warmup < 0 || *conns < 1 || *threads < 1 || *conns < *threads ||
+		*ppsDuration < time.Second || *ppsRuns < 1 || *flows < 100 || *flows > 20000 {
 		flag.Usage()
 		return 2
 	}
@@ -90,6 +112,9 @@ func run() int {
 	if _, err := lab.Sweep(); err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane: sweeping stale labs:", err)
 	}
+	if _, err := sweepBPFMounts(); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane: sweeping stale BPF file systems:", err)
+	}
 	// The machine may be shared; every process of every case (wrk,
 	// nginx, haproxy, tandem) inherits the same boost, so it does not
 	// favour one case.
@@ -104,7 +129,7 @@ func run() int {
 	}
 	defer os.RemoveAll(work)
 
-	b, wrkBin, err := findBins(ctx, *tandemBin, work)
+	b, wrkBin, err := findBins(ctx, *tandemBin, work, parts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
 		return 1
@@ -112,23 +137,44 @@ func run() int {
 	b.nginxWorkers = *workers
 	p := wrkParams{bin: wrkBin, threads: *threads, connections: *conns, duration: *duration, timeout: 2 * time.Second}
 	env := environment{CPUs: runtime.NumCPU(), LoadBefore: loadavg()}
-
-	var ms []measurement
-	for _, s := range []setup{natSetup(), drSetup(b, work)} {
-		got, err := benchLayout(ctx, s, b, p, *warmup, *runs, work)
-		ms = append(ms, got...)
+	failed := func(err error) int {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "dataplane: interrupted; labs torn down")
 			return 130
 		}
+		fmt.Fprintln(os.Stderr, "dataplane:", err)
+		return 1
+	}
+
+	var cc []consistencyResult
+	if parts[partConsistency] {
+		if cc, err = benchConsistency(ctx, *flows); err != nil {
+			return failed(fmt.Errorf("consistency: %w", err))
+		}
+	}
+	var pps *ppsReport
+	if parts[partPPS] {
+		r, err := benchPPS(ctx, *ppsDuration, *ppsRuns)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "dataplane:", err)
-			return 1
+			return failed(fmt.Errorf("pps: %w", err))
+		}
+		pps = &r
+	}
+	var ms []measurement
+	if parts[partWrk] {
+		for _, s := range []setup{natSetup(), drSetup(b, work)} {
+			got, err := benchLayout(ctx, s, b, p, *warmup, *runs, work)
+			ms = append(ms, got...)
+			if err != nil {
+				return failed(err)
+			}
 		}
 	}
 	env.LoadAfter = loadavg()
 
 	rep := newReport(p, *warmup, *runs, env, ms)
+	rep.setPPS(pps)
+	rep.setConsistency(cc)
 	table := os.Stdout
 	if *asJSON {
 		table = os.Stderr
@@ -146,11 +192,39 @@ func run() int {
 	return 0
 }
 
-// findBins builds tandem unless given and finds wrk, nginx and haproxy.
-func findBins(ctx context.Context, tandemBin, work string) (bins, string, error) {
-	var b bins
+// Parts of the bench (-cases).
+const (
+	partConsistency = "consistency"
+	partPPS         = "pps"
+	partWrk         = "wrk"
+)
+
+var allParts = []string{partConsistency, partPPS, partWrk}
+
+// parseParts reads -cases: a comma-separated list of allParts.
+func parseParts(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(allParts, f) {
+			return nil, fmt.Errorf("-cases: %q: want a comma-separated list of %s", f, strings.Join(allParts, ", "))
+		}
+		out[f] = true
+	}
+	return out, nil
+}
+
+// findBins finds the programs parts need: ethtool for every part (it
+// sets up the veths), and for wrk tandem (built unless given), wrk, nginx
+// and haproxy.
+func findBins(ctx context.Context, tandemBin, work string, parts map[string]bool) (b bins, wrk string, err error) {
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		return b, "", errors.New("ethtool not found (apt-get install ethtool): every part sets up veths with it")
+	}
+	if !parts[partWrk] {
+		return b, "", nil
+	}
 	if tandemBin == "" {
-		var err error
 		if tandemBin, err = lab.BuildTandem(work); err != nil {
 			return b, "", fmt.Errorf("%w (run from inside the module, or pass -tandem)", err)
 		}
@@ -169,7 +243,7 @@ func findBins(ctx context.Context, tandemBin, work string) (bins, string, error)
 		errs = append(errs, fmt.Errorf("%s not found (apt-get install %s)", name, pkg))
 		return ""
 	}
-	wrk := find("wrk", "wrk")
+	wrk = find("wrk", "wrk")
 	b.nginx = find("nginx", "nginx-light")
 	b.haproxy = find("haproxy", "haproxy")
 	return b, wrk, errors.Join(errs...)
@@ -195,7 +269,11 @@ const (
 	caseDirect  = "direct"
 	caseHAProxy = "haproxy"
 	caseNFT     = "nftables"
+	caseXDP     = "xdp"
 )
+
+// dataplanes is tandem's --dataplane for each case that runs tandem.
+var dataplanes = map[string]string{caseNFT: "nft", caseXDP: "xdp"}
 
 // measure runs a warm-up and then the measured wrk against target, and
 // counts what each real server served during the latter.
@@ -351,13 +429,14 @@ virtual_server %s 80 {
 type setup struct {
 	name     string // "NAT" or "DR"
 	spec     lab.Spec
-	prepare  func(ctx context.Context, l *lab.Lab) error // before nginx starts
+	prepare  func(ctx context.Context, l *lab.Lab) (cleanup func(), err error) // before nginx starts
 	direct   netip.AddrPort
 	haproxy  netip.AddrPort // on dir1
 	vip      netip.AddrPort
 	reals    []netip.AddrPort
-	conf     string // tandem's configuration
-	instance string // VRRP instance that must be MASTER, if any
+	conf     string   // tandem's configuration
+	instance string   // VRRP instance that must be MASTER, if any
+	tandem   []string // the cases that run tandem, in order (caseNFT, caseXDP)
 	paths    map[string]string
 }
 
@@ -381,6 +460,7 @@ func natSetup() setup {
 		vip:     netip.AddrPortFrom(natVIP, 80),
 		reals:   addrPorts(natReals, 80),
 		conf:    natConf(),
+		tandem:  []string{caseNFT},
 		paths: map[string]string{
 			caseDirect:  "client -> dir1 (router) -> rs1",
 			caseHAProxy: "client -> haproxy dir1:8080 -> rs1|rs2",
@@ -391,18 +471,34 @@ func natSetup() setup {
 
 // drSetup is lab.Seed000; dir2 stays idle. The real servers carry the VIP
 // on lo from the start (`tandem realserver up`), which the direct case
-// does not use. haproxy listens on dir1's own address, port 8080.
+// does not use. haproxy listens on dir1's own address, port 8080. For the
+// XDP case, and so for every case of the layout alike, the client and the
+// real servers compute their own TCP checksums (TX offload off) and
+// dir1's switch port runs an XDP pass program (see txChecksumOff and
+// passProgram).
 func drSetup(b bins, work string) setup {
 	return setup{
 		name: "DR",
 		spec: lab.Seed000().Spec(),
-		prepare: func(ctx context.Context, l *lab.Lab) error {
+		prepare: func(ctx context.Context, l *lab.Lab) (func(), error) {
 			for _, rs := range realNames {
 				if err := realserverUp(ctx, l, b.tandem, work, rs, drVIP); err != nil {
-					return err
+					return nil, err
 				}
 			}
-			return nil
+			if err := txChecksumOff(ctx, l, "eth0", append([]string{"client"}, realNames...)...); err != nil {
+				return nil, err
+			}
+			pass, err := passProgram()
+			if err != nil {
+				return nil, fmt.Errorf("XDP pass program: %w", err)
+			}
+			_, detach, err := attachPorts(l, "dir1", lab.SwitchLAN, pass)
+			if err != nil {
+				pass.Close()
+				return nil, err
+			}
+			return func() { detach(); pass.Close() }, nil
 		},
 		direct:   netip.AddrPortFrom(drReals[0], 80),
 		haproxy:  netip.AddrPortFrom(drDirector, haproxyPort),
@@ -410,10 +506,12 @@ func drSetup(b bins, work string) setup {
 		reals:    addrPorts(drReals, 80),
 		conf:     drConf(),
 		instance: "VI_1",
+		tandem:   []string{caseNFT, caseXDP},
 		paths: map[string]string{
 			caseDirect:  "client -> rs1 (same segment)",
 			caseHAProxy: "client -> haproxy dir1:8080 -> rs1|rs2",
 			caseNFT:     "client -> VIP (nft DR on dir1) -> rs1|rs2 -> client",
+			caseXDP:     "client -> VIP (XDP DR on dir1) -> rs1|rs2 -> client",
 		},
 	}
 }
@@ -431,9 +529,11 @@ func benchLayout(ctx context.Context, s setup, b bins, p wrkParams, warmup time.
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
 	if s.prepare != nil {
-		if err := s.prepare(ctx, l); err != nil {
+		cleanup, err := s.prepare(ctx, l)
+		if err != nil {
 			return nil, err
 		}
+		defer cleanup()
 	}
 	for _, rs := range realNames {
 		if _, err := startNginx(ctx, l, b, work, rs); err != nil {
@@ -466,33 +566,44 @@ func benchLayout(ctx context.Context, s setup, b bins, p wrkParams, warmup time.
 			return ms, err
 		}
 
-		d, err := startTandem(ctx, l, b.tandem, work, "dir1", s.conf)
-		if err != nil {
-			return ms, err
-		}
-		vs := s.vip.String()
-		if err := waitFor(ctx, "tandem "+s.name+" ready", 30*time.Second, d.proc, func() error { return d.ready(ctx, s.instance, vs, 2) }); err != nil {
-			return ms, err
-		}
-		// The status can show both servers healthy a moment before the
-		// data plane has both, and DR hashes flows (source address and
-		// port), so a few connections may land on one server before the
-		// other shows up: wait for both to answer.
-		if err := waitFor(ctx, s.name+": both real servers through the VIP", 10*time.Second, d.proc, func() error {
-			return servedBy(l, s.vip, realNames, 40)
-		}); err != nil {
-			return ms, err
-		}
-		m, err = measure(ctx, l, p, warmup, s.name, caseNFT, s.paths[caseNFT], s.vip, realNames)
-		ms = append(ms, m)
-		if err != nil {
-			return ms, err
-		}
-		if err := d.proc.Stop(10 * time.Second); err != nil {
-			return ms, err
+		for _, kase := range s.tandem {
+			m, err := measureTandem(ctx, l, s, b, p, warmup, work, kase)
+			ms = append(ms, m)
+			if err != nil {
+				return ms, err
+			}
 		}
 	}
 	return ms, nil
+}
+
+// measureTandem starts tandem on dir1 with kase's data plane, waits until
+// both real servers answer through the VIP, measures, and stops tandem
+// (which removes its tables or detaches its program).
+func measureTandem(ctx context.Context, l *lab.Lab, s setup, b bins, p wrkParams, warmup time.Duration, work, kase string) (measurement, error) {
+	d, err := startTandem(ctx, l, b.tandem, work, "dir1", s.conf, dataplanes[kase])
+	if err != nil {
+		return measurement{}, err
+	}
+	defer d.proc.Stop(10 * time.Second)
+	vs := s.vip.String()
+	if err := waitFor(ctx, "tandem "+s.name+" "+kase+" ready", 30*time.Second, d.proc, func() error { return d.ready(ctx, s.instance, vs, 2) }); err != nil {
+		return measurement{}, err
+	}
+	// The status can show both servers healthy a moment before the
+	// data plane has both, and DR hashes flows (source address and
+	// port), so a few connections may land on one server before the
+	// other shows up: wait for both to answer.
+	if err := waitFor(ctx, s.name+" "+kase+": both real servers through the VIP", 10*time.Second, d.proc, func() error {
+		return servedBy(l, s.vip, realNames, 40)
+	}); err != nil {
+		return measurement{}, err
+	}
+	m, err := measure(ctx, l, p, warmup, s.name, kase, s.paths[kase], s.vip, realNames)
+	if err != nil {
+		return m, err
+	}
+	return m, d.proc.Stop(10 * time.Second)
 }
 
 func addrPorts(as []netip.Addr, port uint16) []netip.AddrPort {

@@ -30,7 +30,8 @@ type ratio struct {
 	P99Ratio float64 `json:"p99_ratio"`
 }
 
-// targets: DR >= 0.9 x direct, NAT >= 0.8 x direct, both >= 1.5 x haproxy.
+// targets: DR >= 0.9 x direct, NAT >= 0.8 x direct, both >= 1.5 x haproxy;
+// XDP DR >= nftables DR and >= 0.95 x direct.
 var targets = []struct {
 	name, layout, num, den string
 	min                    float64
@@ -39,6 +40,8 @@ var targets = []struct {
 	{"DR/direct", "DR", caseNFT, caseDirect, 0.9},
 	{"NAT/haproxy", "NAT", caseNFT, caseHAProxy, 1.5},
 	{"DR/haproxy", "DR", caseNFT, caseHAProxy, 1.5},
+	{"XDP DR/nftables DR", "DR", caseXDP, caseNFT, 1.0},
+	{"XDP DR/direct", "DR", caseXDP, caseDirect, 0.95},
 }
 
 type report struct {
@@ -54,7 +57,10 @@ type report struct {
 	Measurements []measurement `json:"measurements"`
 	AllRuns      []measurement `json:"all_runs"`
 	Ratios       []ratio       `json:"ratios"`
-	Pass         bool          `json:"pass"`
+	// PPS and Consistency are the other parts, when run (-cases).
+	PPS         *ppsReport          `json:"pps,omitempty"`
+	Consistency []consistencyResult `json:"consistency,omitempty"`
+	Pass        bool                `json:"pass"`
 }
 
 func newReport(p wrkParams, warmup time.Duration, runs int, env environment, all []measurement) report {
@@ -68,6 +74,9 @@ func newReport(p wrkParams, warmup time.Duration, runs int, env environment, all
 		Env:         env,
 		AllRuns:     all,
 		Pass:        true,
+	}
+	if len(all) == 0 { // wrk not run (-cases)
+		return r
 	}
 	ms := medians(all)
 	r.Measurements = ms
@@ -94,7 +103,47 @@ func newReport(p wrkParams, warmup time.Duration, runs int, env environment, all
 	return r
 }
 
+func (r *report) setPPS(p *ppsReport) {
+	r.PPS = p
+	r.Pass = r.Pass && (p == nil || p.Pass)
+}
+
+func (r *report) setConsistency(cs []consistencyResult) {
+	r.Consistency = cs
+	for _, c := range cs {
+		r.Pass = r.Pass && c.Pass
+	}
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
 func (r report) print(w io.Writer) {
+	if r.PPS != nil {
+		r.PPS.print(w)
+		fmt.Fprintln(w)
+	}
+	if r.Consistency != nil {
+		printConsistency(w, r.Consistency)
+		fmt.Fprintln(w)
+	}
+	if len(r.AllRuns) > 0 {
+		r.printWrk(w)
+		fmt.Fprintln(w)
+	}
+	verdict := "PASS: every target met"
+	if !r.Pass {
+		verdict = "FAIL: at least one target missed"
+	}
+	fmt.Fprintln(w, verdict)
+}
+
+// printWrk prints the requests/s part.
+func (r report) printWrk(w io.Writer) {
 	fmt.Fprintf(w, "%s  (%d runs per case, median shown; warm-up %v per run; %d CPUs; load average %.2f before, %.2f after)\n\n",
 		r.Wrk, r.Runs, r.Warmup, r.Env.CPUs, r.Env.LoadBefore, r.Env.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -123,18 +172,59 @@ func (r report) print(w io.Writer) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ratio (req/s)\tvalue\ttarget\tresult\tp99 ratio\t")
 	for _, q := range r.Ratios {
-		res := "PASS"
-		if !q.Pass {
-			res = "FAIL"
-		}
-		fmt.Fprintf(tw, "%s\t%.2f\t>= %.2f\t%s\t%.2f\t\n", q.Name, q.Value, q.Target, res, q.P99Ratio)
+		fmt.Fprintf(tw, "%s\t%.2f\t>= %.2f\t%s\t%.2f\t\n", q.Name, q.Value, q.Target, passFail(q.Pass), q.P99Ratio)
 	}
 	tw.Flush()
-	verdict := "PASS: every target met"
-	if !r.Pass {
-		verdict = "FAIL: at least one target missed"
+}
+
+// print prints the packets-per-second part.
+func (p ppsReport) print(w io.Writer) {
+	fmt.Fprintf(w, "packets per second, LVS-DR, one director core: %s\n\n", p.Setup)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "data plane\toffered pps\tdirector counted pps\tforwarded pps\tdirector CPU\tpps per core\tevery run pps per core\tmachine CPU busy (per CPU)\t")
+	for _, m := range []ppsRun{p.XDP, p.NFT} {
+		var every []string
+		for _, x := range p.Runs {
+			if x.Dataplane == m.Dataplane {
+				every = append(every, fmt.Sprintf("%.0f", x.PerCore))
+			}
+		}
+		busy := make([]string, len(m.CPUBusy))
+		for i, b := range m.CPUBusy {
+			busy[i] = fmt.Sprintf("%.0f%%", b)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f%%\t%.0f\t%s\t%s\t\n", m.Dataplane, m.Offered, m.Director, m.Forwarded, 100*m.DirectorCPU, m.PerCore,
+			strings.Join(every, " "), strings.Join(busy, " "))
 	}
-	fmt.Fprintf(w, "\n%s\n", verdict)
+	tw.Flush()
+	rounds := make([]string, len(p.RoundRatios))
+	for i, q := range p.RoundRatios {
+		rounds[i] = fmt.Sprintf("%.2f", q)
+	}
+	fmt.Fprintf(w, "%s\nXDP/nftables per core: %.2f (median of the rounds' ratios: %s; ratio of the medians %.2f), target >= %.2f: %s\n",
+		p.IPVS, p.Ratio, strings.Join(rounds, " "), p.MedianRatio, p.Target, passFail(p.Pass))
+}
+
+// printConsistency prints the connection-consistency part: the XDP
+// target, and nftables DR for information.
+func printConsistency(w io.Writer, cs []consistencyResult) {
+	fmt.Fprintf(w, "connection consistency, DR, rs1-rs4 at weights 1:1:1:1\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "data plane\tchange\testablished flows moved\tgoal\tcheck on new flows\tresult\t")
+	for _, c := range cs {
+		result := passFail(c.Pass)
+		if c.Dataplane != caseXDP {
+			result = "(information)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d of %d (%.2f%%)\t<= 1%%\t%s's share %.1f%% -> %.1f%%\t%s\t\n", c.Dataplane, c.WeightChange, c.WeightMoved, c.Flows,
+			100*float64(c.WeightMoved)/float64(max(c.Flows, 1)), ccWeightRS, 100*c.InitialShare, 100*c.NewShare, result)
+		fmt.Fprintf(tw, "\t%s\t%d of its %d; %d of the others\tall of its; none else\t%d new flows to %s\t\t\n", c.Removal,
+			c.RemovedMoved, c.RemovedFlows, c.OthersMoved, c.NewOnRemoved, ccLeaving)
+	}
+	tw.Flush()
+	for _, c := range cs {
+		fmt.Fprintf(w, "%s: %d flows (%s), through %s\n", c.Dataplane, c.Flows, flowsPer(c.Initial), c.Method)
+	}
 }
 
 func (r report) printJSON(w io.Writer) error {

@@ -150,24 +150,33 @@ func startHAProxy(ctx context.Context, l *lab.Lab, bin, work, node string, bind 
 	return p, err
 }
 
-// tandemDaemon is `tandem run --dataplane nft` in a lab node.
+// tandemDaemon is `tandem run --dataplane nft|xdp` in a lab node.
 type tandemDaemon struct {
-	bin    string
-	proc   *lab.Proc
-	socket string
+	bin       string
+	dataplane string
+	proc      *lab.Proc
+	socket    string
 }
 
-func startTandem(ctx context.Context, l *lab.Lab, bin, work, node, confText string) (*tandemDaemon, error) {
+// startTandem runs tandem in node with dataplane. `ip netns exec` gives
+// the process a /sys of its own, with no BPF file system, where the xdp
+// data plane pins its maps: for xdp a shell mounts one there first (in
+// that mount namespace only: it goes away with tandem).
+func startTandem(ctx context.Context, l *lab.Lab, bin, work, node, confText, dataplane string) (*tandemDaemon, error) {
 	conf := filepath.Join(work, l.Name()+"-"+node+"-keepalived.conf")
 	if err := os.WriteFile(conf, []byte(confText), 0o644); err != nil {
 		return nil, err
 	}
 	socket := filepath.Join(work, l.Name()+"-"+node+".sock")
-	p, err := l.Start(node, bin, "run", "-f", conf, "--socket", socket, "--dataplane", "nft", "--log-format", "text")
+	argv := []string{bin, "run", "-f", conf, "--socket", socket, "--dataplane", dataplane, "--log-format", "text"}
+	if dataplane == "xdp" {
+		argv = append([]string{"/bin/sh", "-c", `mount -t bpf bpf /sys/fs/bpf && exec "$@"`, "sh"}, argv...)
+	}
+	p, err := l.Start(node, argv[0], argv[1:]...)
 	if err != nil {
 		return nil, err
 	}
-	d := &tandemDaemon{bin: bin, proc: p, socket: socket}
+	d := &tandemDaemon{bin: bin, dataplane: dataplane, proc: p, socket: socket}
 	err = waitFor(ctx, "tandem's status socket", 10*time.Second, p, func() error {
 		_, err := d.status(ctx)
 		return err
@@ -215,8 +224,8 @@ func (d *tandemDaemon) ready(ctx context.Context, instance, vs string, reals int
 	if err != nil {
 		return err
 	}
-	if st.Dataplane != "" && !strings.Contains(st.Dataplane, "nft") {
-		return fmt.Errorf("data plane is %q, not nftables", st.Dataplane)
+	if !strings.Contains(st.Dataplane, d.dataplane) {
+		return fmt.Errorf("data plane is %q, not %s", st.Dataplane, d.dataplane)
 	}
 	if instance != "" {
 		state := "missing"
