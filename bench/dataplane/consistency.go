@@ -469,7 +469,7 @@ func newTrafficPath(ctx context.Context, l *lab.Lab, flows int) (flowPath, func(
 	if err != nil {
 		return nil, nil, err
 	}
-	ports, detach, err := attachPorts(l, "dir", lab.SwitchLAN, rec.prog)
+	ports, detach, err := l.AttachXDPPorts("dir", lab.SwitchLAN, rec.prog)
 	if err != nil {
 		rec.Close()
 		return nil, nil, err

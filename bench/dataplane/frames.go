@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"tandem/internal/lab"
 )
 
 // TCP flags.
@@ -28,7 +30,7 @@ func tcpFrame(dmac, smac net.HardwareAddr, src, dst netip.AddrPort, flags byte) 
 	s, d := src.Addr().As4(), dst.Addr().As4()
 	copy(ip[12:16], s[:])
 	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
+	binary.BigEndian.PutUint16(ip[10:], lab.Checksum(0, ip))
 	tcp := f[34:54]
 	binary.BigEndian.PutUint16(tcp[0:], src.Port())
 	binary.BigEndian.PutUint16(tcp[2:], dst.Port())
@@ -44,21 +46,6 @@ func tcpFrame(dmac, smac net.HardwareAddr, src, dst netip.AddrPort, flags byte) 
 	for i := 0; i < 4; i += 2 {
 		pseudo += uint32(binary.BigEndian.Uint16(s[i:])) + uint32(binary.BigEndian.Uint16(d[i:]))
 	}
-	binary.BigEndian.PutUint16(tcp[16:], checksum(pseudo, tcp))
+	binary.BigEndian.PutUint16(tcp[16:], lab.Checksum(pseudo, tcp))
 	return f
-}
-
-// checksum is the Internet checksum (RFC 1071) of b, starting from the
-// partial sum sum.
-func checksum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -493,7 +493,7 @@ func drSetup(b bins, work string) setup {
 			if err != nil {
 				return nil, fmt.Errorf("XDP pass program: %w", err)
 			}
-			_, detach, err := attachPorts(l, "dir1", lab.SwitchLAN, pass)
+			_, detach, err := l.AttachXDPPorts("dir1", lab.SwitchLAN, pass)
 			if err != nil {
 				pass.Close()
 				return nil, err

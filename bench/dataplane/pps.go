@@ -212,7 +212,7 @@ func benchPPS(ctx context.Context, d time.Duration, runs int) (rep ppsReport, er
 		return rep, err
 	}
 	defer counter.Close()
-	ports, detach, err := attachPorts(l, "dir", lab.SwitchLAN, counter.prog)
+	ports, detach, err := l.AttachXDPPorts("dir", lab.SwitchLAN, counter.prog)
 	if err != nil {
 		return rep, err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 
 	"tandem/internal/lab"
 )
@@ -103,39 +102,6 @@ func (c *frameCounter) total() (uint64, error) {
 }
 
 func (c *frameCounter) Close() error { return errors.Join(c.prog.Close(), c.counts.Close()) }
-
-// attachPorts attaches prog, in native mode, to node's ports on switch sw
-// (the bridge side of its veths) and returns them and a function that
-// detaches it.
-func attachPorts(l *lab.Lab, node, sw string, prog *ebpf.Program) ([]string, func(), error) {
-	var links []link.Link
-	detach := func() {
-		for _, ln := range links {
-			ln.Close()
-		}
-	}
-	var names []string
-	err := l.DoPorts(node, sw, func(ports []string) error {
-		names = ports
-		for _, p := range ports {
-			ifc, err := net.InterfaceByName(p)
-			if err != nil {
-				return err
-			}
-			ln, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
-			if err != nil {
-				return fmt.Errorf("attach XDP to %s's port %s: %w", node, p, err)
-			}
-			links = append(links, ln)
-		}
-		return nil
-	})
-	if err != nil {
-		detach()
-		return nil, nil, err
-	}
-	return names, detach, nil
-}
 
 // txChecksumOff turns off TX checksum offload on iface of each node: a
 // veth leaves TCP checksums to be completed later, which a frame forwarded

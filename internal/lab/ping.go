@@ -63,7 +63,7 @@ func ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 			// The kernel fills in the ICMPv6 checksum (it covers a
 			// pseudo-header) but not the ICMPv4 one.
 			binary.BigEndian.PutUint16(msg[2:], 0)
-			binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+			binary.BigEndian.PutUint16(msg[2:], Checksum(0, msg))
 		}
 		sent = append(sent, time.Now())
 		if _, err := c.WriteTo(msg, to); err != nil {
@@ -94,9 +94,9 @@ func ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	return 0, fmt.Errorf("no echo reply within %v", timeout)
 }
 
-// checksum is the Internet checksum of RFC 1071.
-func checksum(b []byte) uint16 {
-	var sum uint32
+// Checksum is the Internet checksum (RFC 1071) of b, starting from the
+// partial sum sum (a pseudo-header's words, or 0).
+func Checksum(sum uint32, b []byte) uint16 {
 	for i := 0; i+1 < len(b); i += 2 {
 		sum += uint32(b[i])<<8 | uint32(b[i+1])
 	}

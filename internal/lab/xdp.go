@@ -67,23 +67,44 @@ func (l *Lab) XDPReadyT(t testing.TB, hosts, directors, switches []string) {
 	t.Cleanup(func() { pass.Close() })
 	for _, d := range directors {
 		for _, sw := range switches {
-			err := l.DoPorts(d, sw, func(ports []string) error {
-				for _, p := range ports {
-					ifc, err := net.InterfaceByName(p)
-					if err != nil {
-						return err
-					}
-					ln, err := link.AttachXDP(link.XDPOptions{Program: pass, Interface: ifc.Index, Flags: link.XDPDriverMode})
-					if err != nil {
-						return err
-					}
-					t.Cleanup(func() { ln.Close() })
-				}
-				return nil
-			})
+			_, detach, err := l.AttachXDPPorts(d, sw, pass)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(detach)
 		}
 	}
+}
+
+// AttachXDPPorts attaches prog, in native mode, to node's ports on switch
+// sw (the bridge side of its veths) and returns them and a function that
+// detaches it.
+func (l *Lab) AttachXDPPorts(node, sw string, prog *ebpf.Program) ([]string, func(), error) {
+	var links []link.Link
+	detach := func() {
+		for _, ln := range links {
+			ln.Close()
+		}
+	}
+	var names []string
+	err := l.DoPorts(node, sw, func(ports []string) error {
+		names = ports
+		for _, p := range ports {
+			ifc, err := net.InterfaceByName(p)
+			if err != nil {
+				return err
+			}
+			ln, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
+			if err != nil {
+				return fmt.Errorf("attach XDP to %s's port %s: %w", node, p, err)
+			}
+			links = append(links, ln)
+		}
+		return nil
+	})
+	if err != nil {
+		detach()
+		return nil, nil, err
+	}
+	return names, detach, nil
 }

@@ -23,27 +23,12 @@ const (
 	xdpTX   = 3
 )
 
-// checksum is the Internet checksum of b (RFC 1071).
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
-
 // l4Checksum is the TCP/UDP checksum of segment seg (its checksum field
 // included: a correct one gives 0) between IPv4 addresses src and dst.
 func l4Checksum(src, dst netip.Addr, proto byte, seg []byte) uint16 {
 	s, d := src.As4(), dst.As4()
 	ph := append(append(s[:], d[:]...), 0, proto, byte(len(seg)>>8), byte(len(seg)))
-	return checksum(append(ph, seg...))
+	return lab.Checksum(0, append(ph, seg...))
 }
 
 // frame is a client's TCP segment to vip, from src:sport, with tos, ttl
@@ -72,7 +57,7 @@ func frame(dmac net.HardwareAddr, src netip.Addr, sport uint16, vip netip.AddrPo
 	s, d := src.As4(), vip.Addr().As4()
 	copy(ip[12:], s[:])
 	copy(ip[16:], d[:])
-	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
+	binary.BigEndian.PutUint16(ip[10:], lab.Checksum(0, ip))
 	eth := append(append(append([]byte{}, dmac...), 0x02, 0, 0, 0, 0, 0x07), 0x08, 0x00)
 	return append(append(eth, ip...), tcp...)
 }
@@ -164,7 +149,7 @@ func frame6(dmac net.HardwareAddr, sport uint16, vip netip.AddrPort, tc, hops by
 	}
 	s, d := src.As16(), vip.Addr().As16()
 	ph := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(tcp)>>8), byte(len(tcp)), 0, 0, 0, 6)
-	binary.BigEndian.PutUint16(tcp[16:], checksum(append(ph, tcp...)))
+	binary.BigEndian.PutUint16(tcp[16:], lab.Checksum(0, append(ph, tcp...)))
 	ip := make([]byte, 40)
 	ip[0], ip[1] = 0x60|tc>>4, tc<<4
 	binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
@@ -238,7 +223,7 @@ func (f *tunFixture) checkOuter(t *testing.T, out, inner []byte, rs string, prot
 		"version/ihl": {int(ip[0]), 0x45}, "tos": {int(ip[1]), tos},
 		"total length": {int(binary.BigEndian.Uint16(ip[2:])), len(in) + hlen},
 		"DF":           {int(ip[6] & 0x40), df}, "fragment offset": {int(binary.BigEndian.Uint16(ip[6:]) & 0x1fff), 0},
-		"ttl": {int(ip[8]), ttl}, "protocol": {int(ip[9]), int(proto)}, "header checksum": {int(checksum(ip)), 0},
+		"ttl": {int(ip[8]), ttl}, "protocol": {int(ip[9]), int(proto)}, "header checksum": {int(lab.Checksum(0, ip)), 0},
 	}
 	for what, v := range want {
 		if v[0] != v[1] {
@@ -365,7 +350,7 @@ func TestTunEncapsulation(t *testing.T) {
 			// Over IPv6 the UDP checksum is always there (RFC 8200 8.1).
 			s, d := netip.MustParseAddr("fd83:2::1").As16(), netip.MustParseAddr("fd83:3::3").As16()
 			ph := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, 17)
-			if c := binary.BigEndian.Uint16(udp[6:]); c == 0 || checksum(append(ph, udp...)) != 0 {
+			if c := binary.BigEndian.Uint16(udp[6:]); c == 0 || lab.Checksum(0, append(ph, udp...)) != 0 {
 				t.Errorf("payload %d: UDP checksum %#x does not check", n, c)
 			}
 		}
@@ -405,11 +390,11 @@ func TestTunEncapsulation(t *testing.T) {
 		switch {
 		case !bytes.Equal(out[0:6], big[6:12]) || !bytes.Equal(out[6:12], f.mac) || out[12] != 8 || out[13] != 0:
 			t.Errorf("ICMP frame %x: want back to the sender's MAC from ours", out[:14])
-		case ip[0] != 0x45 || ip[9] != 1 || checksum(ip) != 0 || binary.BigEndian.Uint16(ip[2:]) != 56:
+		case ip[0] != 0x45 || ip[9] != 1 || lab.Checksum(0, ip) != 0 || binary.BigEndian.Uint16(ip[2:]) != 56:
 			t.Errorf("ICMP's IPv4 header %x: want protocol 1, 56 bytes, a correct checksum", ip)
 		case netip.AddrFrom4([4]byte(ip[12:16])) != f.vip || netip.AddrFrom4([4]byte(ip[16:20])) != tunClient:
 			t.Errorf("ICMP from %v to %v: want from the VIP to the client", ip[12:16], ip[16:20])
-		case icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 1480 || checksum(icmp) != 0:
+		case icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 1480 || lab.Checksum(0, icmp) != 0:
 			t.Errorf("ICMP %x: want type 3 code 4, MTU 1480, a correct checksum", icmp[:8])
 		case !bytes.Equal(icmp[8:], big[14:14+28]):
 			t.Errorf("ICMP quotes %x, want %x", icmp[8:], big[14:14+28])
@@ -428,7 +413,7 @@ func TestTunEncapsulation(t *testing.T) {
 			t.Errorf("ICMPv6 frame %x: want back to the sender's MAC from ours", out[:14])
 		case ip6[0]>>4 != 6 || ip6[6] != 58 || binary.BigEndian.Uint16(ip6[4:]) != 56 || !bytes.Equal(ip6[8:24], s[:]) || !bytes.Equal(ip6[24:40], d[:]):
 			t.Errorf("ICMPv6's IPv6 header %x: want next header 58, 56 bytes, from the VIP to the client", ip6)
-		case icmp6[0] != 2 || icmp6[1] != 0 || binary.BigEndian.Uint32(icmp6[4:]) != 1480 || checksum(append(ph, icmp6...)) != 0:
+		case icmp6[0] != 2 || icmp6[1] != 0 || binary.BigEndian.Uint32(icmp6[4:]) != 1480 || lab.Checksum(0, append(ph, icmp6...)) != 0:
 			t.Errorf("ICMPv6 %x: want type 2 code 0, MTU 1480, a correct checksum", icmp6[:8])
 		case !bytes.Equal(icmp6[8:], big6[14:14+48]):
 			t.Errorf("ICMPv6 quotes %x, want %x", icmp6[8:], big6[14:14+48])
@@ -583,7 +568,7 @@ func outer(inner []byte, proto byte, extra []byte) []byte {
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(extra)+len(inner)-14))
 	ip[8], ip[9] = 64, proto
 	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
-	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
+	binary.BigEndian.PutUint16(ip[10:], lab.Checksum(0, ip))
 	out := append(append([]byte{}, inner[:12]...), 0x08, 0x00)
 	return append(append(append(out, ip...), extra...), inner[14:]...)
 }
