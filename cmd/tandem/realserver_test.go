@@ -82,7 +82,8 @@ func TestRealserverUpTunNoKernel(t *testing.T) {
 // machine's), `realserver up --tun --tun-type gue` attaches Tandem's XDP
 // decapsulator to the host's interfaces instead, pinned, with the VIP on
 // lo; status finds it all, and down leaves nothing: no program on the
-// interface, no pin, no VIP, no record. (TestXDPTun in test/e2e forwards
+// interface, no pin, no VIP, no record. A --bpf-dir on no BPF file system
+// is refused, changing nothing. (TestXDPTun in test/e2e forwards
 // through it.)
 func TestRealserverUpTunXDPDecap(t *testing.T) {
 	l, run := noTunnelHost(t)
@@ -113,7 +114,18 @@ func TestRealserverUpTunXDPDecap(t *testing.T) {
 		}
 		return xdpOn, vipOn
 	}
-	code, out := realserver("up")
+	// A --bpf-dir that is no BPF file system: refused, nothing left.
+	code, out := run("up", "--vip", vip.Addr().String(), "--tun", "--bpf-dir", t.TempDir(), "--state-dir", state)
+	if code != 2 || !strings.Contains(out, "is a BPF file system mounted there?") {
+		t.Errorf("up --tun with --bpf-dir on no BPF file system: exit %d: %s", code, out)
+	}
+	if x, v := observe(); x || v {
+		t.Errorf("after a refused up: XDP on eth0 %v, VIP on lo %v; want neither", x, v)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("a refused up left a record: %v", entries)
+	}
+	code, out = realserver("up")
 	if code != 0 || !strings.Contains(out, "XDP decapsulator on: eth0") {
 		t.Fatalf("up --tun: exit %d: %s", code, out)
 	}

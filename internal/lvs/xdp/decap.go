@@ -84,11 +84,12 @@ func (d *Decap) Pin(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("lvs/xdp: decap: %w", err)
+	err = os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = d.link.Pin(p)
 	}
-	if err := d.link.Pin(p); err != nil {
-		return fmt.Errorf("lvs/xdp: decap: pin: %w (is a BPF file system mounted on %s?)", err, dir)
+	if err != nil {
+		return fmt.Errorf("lvs/xdp: decap: pin in %s: %w (is a BPF file system mounted there? mount -t bpf bpf /sys/fs/bpf)", dir, err)
 	}
 	d.pin = p
 	return nil
