@@ -156,12 +156,20 @@ func (s *stateFile) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 		return fmt.Errorf("lvs/ipvs: state file: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+	// A temporary file of its own: two Tandems in two network namespaces
+	// of one host share the directory, and a fixed name let one rename
+	// the other's file away mid-save.
+	f, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("lvs/ipvs: state file: %w", err)
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		os.Remove(tmp)
+	_, werr := f.Write(b.Bytes())
+	if err := errors.Join(werr, f.Chmod(0o644), f.Close()); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("lvs/ipvs: state file: %w", err)
+	}
+	if err := os.Rename(f.Name(), s.path); err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("lvs/ipvs: state file: %w", err)
 	}
 	return nil
